@@ -536,7 +536,8 @@ class ImageUse(BaseModel):
     image: str
     execution_role: str | None = Field(default=None, description="the task definition's executionRoleArn")
     task_role: str | None = Field(default=None, description="the task definition's taskRoleArn")
-    log_group: str | None = Field(default=None, description="the container's awslogs-group")
+    log_group: str | None = Field(default=None, description=(
+        "the container's awslogs-group, or the CloudWatch log group its FireLens options send its logs to"))
     secrets: tuple[str, ...] = Field(default=(), description=(
         "where the container's secrets come from (``secrets``, the log driver's ``secretOptions``, private "
         "registry ``repositoryCredentials``): Secrets Manager secret ARNs, SSM parameter ARNs or names"))

@@ -224,8 +224,39 @@ class UnansweredDeletes:
         self.why = why
 
 
+# Set on what ``withhold`` raised: the failure of a read that was a task of its own, tried as its
+# rule says (``_READ``'s) already.
+_READ_TRIED = "_rollway_read_tried"
+
+
+def _withheld_by(withhold: Callable[[Sequence[str]], Mapping[str, str]]
+                 ) -> Callable[[Sequence[str]], Mapping[str, str]]:
+    """``withhold``, whose failures are marked as tried already (``_not_read_again``)."""
+
+    def asked(tags: Sequence[str]) -> Mapping[str, str]:
+        try:
+            return withhold(tags)
+        except Exception as err:
+            setattr(err, _READ_TRIED, True)
+            raise
+
+    return asked
+
+
+def _not_read_again(task: Any, task_run: Any, state: Any) -> bool:
+    """``_final``'s rule for the deletion's own calls; a read before a batch that failed
+    (``withhold``'s) is not tried again: its task had tried it three times, and each of this task's
+    tries asking it three times more, a read throttled before the first batch was asked nine."""
+    try:
+        state.result()
+    except Exception as err:  # noqa: BLE001 - judged by _final
+        if getattr(err, _READ_TRIED, False):
+            return False
+    return _final(task, task_run, state)
+
+
 # Idempotent: a tag deleted before is reported gone.
-@task(name="delete-image-tags", **_READ)
+@task(name="delete-image-tags", **{**_READ, "retry_condition_fn": _not_read_again})
 def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
                 withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
                 sending: Callable[[Sequence[str]], None] | None = None,
@@ -234,7 +265,8 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
     asked right before each batch which of the tags left to keep, and ``sending`` told each
     call's tags right before it is made.
 
-    Retried as a whole when its first call failed (``images.delete_tags`` raises only then). ECR
+    Retried as a whole when its first call failed (``images.delete_tags`` raises only then), but not
+    when ``withhold`` failed: its reads are tasks, each tried as its rule says already. ECR
     may have deleted that call's tags all the same, its answer lost on the way: the retry then finds
     them gone, and they were reported as gone before the run (or never there). Those are reported
     deleted, by this run, and the log says why. ``unanswered``: where the tries keep the tags of
@@ -250,7 +282,8 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
 
     try:
         with named_denials(_POLICY, targets=targets):
-            deletion = images.delete_tags(list(tags), withhold=withhold, sending=send)
+            deletion = images.delete_tags(list(tags), withhold=None if withhold is None else _withheld_by(withhold),
+                                          sending=send)
     except Exception as err:
         if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
             unanswered.lost(sent, error_said(err))

@@ -89,6 +89,40 @@ class StackDeleteTimeout(PicklableError, AdapterError):
         )
 
 
+class StackDeleteUnfollowed(PicklableError, AdapterError):
+    """DeleteStack was sent and taken, but the reads of the deletion's progress failed in passing
+    (throttled, or AWS's own side failing) until the wait ended: whether the stack is gone, still
+    deleting or stopped at DELETE_FAILED is not known. CloudFormation carries on with it.
+
+    Attributes:
+        name: the stack.
+        last_status: its status when last read (``seen_before`` True: right before DeleteStack).
+        seen_before: whether the last status read is the one from before DeleteStack was sent.
+        seen_seconds_ago: how long before the wait ended it was last read (None: before DeleteStack).
+        why: AWS's words for the last read that failed.
+        timeout_seconds: the wait.
+    """
+
+    def __init__(self, name: str, last_status: str, seen_seconds_ago: float | None, why: str,
+                 timeout_seconds: float) -> None:
+        self.name, self.last_status, self.why, self.timeout_seconds = name, last_status, why, timeout_seconds
+        self.seen_seconds_ago = seen_seconds_ago
+        self.seen_before = seen_seconds_ago is None
+        seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
+                else f"{seen_seconds_ago:.0f}s before the wait ended")
+        # A failure state read, its events not: the deletion had stopped then, for reasons unread.
+        going = (self.seen_before or last_status == "DELETE_IN_PROGRESS")
+        then = ("CloudFormation goes on with the deletion: run cleanup again to see how it ended (a stack gone by "
+                "then is reported as gone)" if going else
+                f"CloudFormation had stopped the deletion then ({last_status}): run cleanup again to read why")
+        super().__init__(
+            f"stack {name!r}: DeleteStack was sent and CloudFormation took it, but the deletion could not be followed: "
+            f"the reads of its progress were throttled (or failed on AWS's side) until the wait ended after "
+            f"{timeout_seconds:g}s, the last with {why}. It was last seen {last_status}, {seen}; whether it is "
+            f"deleted now is not known. {then}"
+        )
+
+
 class CloudFormationStacks:
     """Describes and deletes stacks.
 
@@ -307,6 +341,7 @@ class CloudFormationStacks:
             StackChanged: it is not the stack ``judged`` any more (nothing is deleted).
             StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given.
             StackDeleteTimeout: still deleting when the wait ended.
+            StackDeleteUnfollowed: the reads of its progress failed in passing until the wait ended.
         """
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
@@ -339,7 +374,7 @@ class CloudFormationStacks:
         seen = {e["EventId"] for e in newest}
         self._client.delete_stack(StackName=stack_id)
         on_progress(f"stack {name}: deletion requested (was {found['StackStatus']})")
-        self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress)
+        self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress, found["StackStatus"])
         on_progress(f"stack {name}: DELETE_COMPLETE")
         return "deleted"
 
@@ -363,10 +398,13 @@ class CloudFormationStacks:
         return found
 
     def _wait_deleted(self, name: str, stack_id: str, timeout_seconds: float, seen: set[str],
-                      on_progress: Callable[[str], None]) -> None:
+                      on_progress: Callable[[str], None], before: str) -> None:
+        """Wait for the stack ``stack_id``, ``before`` (its status) when DeleteStack was sent, to be gone."""
         waiter = self._client.get_waiter("stack_delete_complete")
         delay, _ = waiter_schedule(timeout_seconds)
         deadline = time.monotonic() + timeout_seconds
+        # Its status as last read, and when (None: before DeleteStack), for a wait whose reads fail to the end.
+        last: tuple[str, float | None] = (before, None)
         while True:
             remaining = deadline - time.monotonic()
             # One slice of polls, about PROGRESS_SECONDS long, then a progress line.
@@ -374,23 +412,35 @@ class CloudFormationStacks:
             try:
                 waiter.wait(StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
                 return
-            except WaiterError:
-                pass  # a failure state, the slice's end or a read refused: the stack's status says which
+            except WaiterError as err:
+                # A failure state, the slice's end or a read refused: the stack's status says which.
+                polled = (err.last_response or {}).get("Stacks") or ()
+                if polled:
+                    last = (polled[0].get("StackStatus", last[0]), time.monotonic())
             try:
                 found = self._describe(stack_id)
+                status = found["StackStatus"] if found else "DELETE_COMPLETE"
+                last = (status, time.monotonic())
                 lines = self._new_events(stack_id, seen)
             except ClientError as err:
                 # Throttled (or AWS's own side failing) past botocore's retries: the deletion goes
                 # on, and a read a few seconds later most often gets through. It stopped the wait,
                 # and the run, which then could only say the stack may be gone or still deleting.
-                if not failed_in_passing(err) or time.monotonic() >= deadline:
+                if not failed_in_passing(err):
                     raise
+                if last[0] == "DELETE_COMPLETE":
+                    return  # read gone: only its last events go unsaid
+                if time.monotonic() >= deadline:
+                    # Not the read's own error: that said neither that DeleteStack was sent nor
+                    # what the stack was last seen doing.
+                    status, at = last
+                    raise StackDeleteUnfollowed(name, status, None if at is None else time.monotonic() - at,
+                                                aws_message(err, call=True), timeout_seconds) from err
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
                             f"({aws_message(err, call=True)}); still waiting, {max(0.0, deadline - time.monotonic()):.0f}s "
                             "left")
                 self._sleep(delay)
                 continue
-            status = found["StackStatus"] if found else "DELETE_COMPLETE"
             for line in lines:
                 on_progress(f"stack {name}: {line}")
             if status == "DELETE_COMPLETE":

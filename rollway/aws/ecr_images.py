@@ -352,9 +352,25 @@ def images_in_use(ecs: Any, targets: Targets,
             found.append(ImageUse(
                 task_definition=definition["taskDefinitionArn"], why=", ".join(whys), image=container["image"],
                 execution_role=definition.get("executionRoleArn"), task_role=definition.get("taskRoleArn"),
-                log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
-                else None, secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems))
+                log_group=_log_group(logs), secrets=tuple(dict.fromkeys(s for s in secrets if s)),
+                file_systems=file_systems))
     return tuple(found) + _running_digests(running)
+
+
+# Fluent Bit's CloudWatch Logs outputs (the C plugin and the older Go one), each naming its log
+# group in ``log_group_name``.
+_FIRELENS_CLOUDWATCH = frozenset({"cloudwatch_logs", "cloudwatch"})
+
+
+def _log_group(logs: Mapping[str, Any]) -> str | None:
+    """The CloudWatch log group a container's ``logConfiguration`` writes to: its awslogs group,
+    or the one its FireLens options send it to (its logs go nowhere once a stack deleted that one)."""
+    options = logs.get("options") or {}
+    if logs.get("logDriver") == "awslogs":
+        return options.get("awslogs-group")
+    if logs.get("logDriver") == "awsfirelens" and options.get("Name") in _FIRELENS_CLOUDWATCH:
+        return options.get("log_group_name")
+    return None
 
 
 def open_rollout_needs(ledger: Any, targets: Targets) -> OpenRolloutNeeds:

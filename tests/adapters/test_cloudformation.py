@@ -4,6 +4,7 @@ protected and live ones, and report a stack already gone as gone."""
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -599,6 +600,86 @@ def test_a_read_throttled_while_waiting_for_the_deletion_is_read_again_within_th
     assert outcome == "deleted" and len(throttled) == 3
     assert stacks.describe(OLD).status == "DELETE_COMPLETE"
     assert any("Throttling" in line and "still waiting" in line for line in progress), progress
+
+
+@pytest.mark.parametrize("answered", [0, 1])
+def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_what_was_last_seen(aws, answered):
+    # The reads of a deletion's progress throttled until the wait's end raised the last read's own
+    # ClientError: the run said "Throttling ... DescribeStacks", neither that DeleteStack had been
+    # sent nor what the stack was last seen doing, and a person could take it that nothing was done.
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.cloudformation import StackDeleteUnfollowed
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    client = aws.get_client("cloudformation")
+    stacks = CloudFormationStacks(client, keep=aws.targets.stacks)
+    judged = stacks.describe(OLD)
+    deleting: list[str] = []
+    reads: list[str] = []
+
+    def throttled(model, context, **_):
+        if model.name == "DeleteStack":
+            deleting.append(model.name)
+        elif deleting and model.name == "DescribeStacks":
+            reads.append(model.name)
+            # The waiter's first poll, then the progress read ``answered`` times (answered below).
+            if len(reads) != 2 or not answered:
+                raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+            context["answer_in_progress"] = True
+
+    def still_deleting(parsed, context, **_):  # moto deletes at once: seen as CloudFormation would show it
+        if context.get("answer_in_progress"):
+            for stack in parsed.get("Stacks", []):
+                stack["StackStatus"] = "DELETE_IN_PROGRESS"
+
+    progress: list[str] = []
+    with on_operation(client, "before-call", throttled, operation=None), \
+            on_operation(client, "after-call", still_deleting, operation="DescribeStacks"), \
+            pytest.raises(StackDeleteUnfollowed) as unfollowed:
+        stacks.delete(OLD, timeout_seconds=2, on_progress=progress.append, judged=judged)
+
+    said = str(unfollowed.value)
+    assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
+                           "not be followed: the reads of its progress were throttled (or failed on AWS's side) until "
+                           "the wait ended after 2s, the last with Throttling on DescribeStacks: Rate exceeded. "), said
+    if answered:
+        assert unfollowed.value.last_status == "DELETE_IN_PROGRESS" and not unfollowed.value.seen_before
+        assert re.search(r"It was last seen DELETE_IN_PROGRESS, \d+s before the wait ended; ", said), said
+    else:
+        assert unfollowed.value.last_status == "CREATE_COMPLETE" and unfollowed.value.seen_before
+        assert "It was last seen CREATE_COMPLETE, right before DeleteStack was sent; " in said, said
+    assert "whether it is deleted now is not known. CloudFormation goes on with the deletion: run cleanup again" \
+           in said, said
+    assert "failed" not in said.replace("failed on AWS's side", ""), said
+    assert deleting == ["DeleteStack"]
+    assert stacks.describe(OLD).status == "DELETE_COMPLETE", "CloudFormation went on"
+
+
+def test_a_stack_read_gone_is_deleted_though_the_reads_of_its_last_events_stay_throttled(aws, stacks):
+    # Read DELETE_COMPLETE, its last events throttled (and the waiter's polls): the wait went on
+    # to its end, then raised the events' throttle, for a stack known to be gone.
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    judged = stacks.describe(OLD)
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def throttled(model, **_):
+        asked.append(model.name)
+        polls = asked[asked.index("DeleteStack") + 1:] if "DeleteStack" in asked else []
+        # After DeleteStack: the waiter's polls (every other DescribeStacks) and every DescribeStackEvents.
+        if model.name == "DescribeStackEvents" and polls or polls.count("DescribeStacks") % 2 == 1:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+
+    progress: list[str] = []
+    with on_operation(client, "before-call", throttled, operation=None):
+        assert stacks.delete(OLD, timeout_seconds=2, on_progress=progress.append, judged=judged) == "deleted"
+    assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
 
 
 @pytest.mark.parametrize("read", ["DescribeStacks", "DescribeStackEvents"])

@@ -14,6 +14,7 @@ from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec, plan_cleanup
+from tests.botocore_events import on_operation
 from tests.flows.moto_env import put_image, put_image_index
 
 
@@ -194,6 +195,109 @@ def test_the_image_of_another_service_of_the_cluster_scaled_to_zero_is_refused_a
     assert refusal.name == "worker-1"
     assert ("webordinary-sqs-worker:1 (service webordinary-sqs-worker of the cluster deploys it (scaled to zero: it "
             "runs it again when scaled up))") in refusal.reason
+
+
+def test_every_container_of_a_revision_a_service_runs_counts_its_log_router_and_init_container_too(aws, images):
+    # A task starts only when every container's image can be pulled: the FireLens log router the
+    # app's logs go through (essential) and the init container it waits for (not essential, run
+    # to its end first) are container definitions like the app's, each with its own image.
+    ecs = aws.get_client("ecs")
+    repository = aws.topology.repository_uri
+    for layer, tag in enumerate(("app-2", "firelens-2", "init-2", "old-version"), start=4):
+        put_image(aws, tag, str(layer))
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    app = {**base["containerDefinitions"][0], "image": f"{repository}:app-2",
+           "logConfiguration": {"logDriver": "awsfirelens", "options": {"Name": "cloudwatch"}},
+           "dependsOn": [{"containerName": "init", "condition": "SUCCESS"},
+                         {"containerName": "log_router", "condition": "START"}]}
+    logged = ecs.register_task_definition(
+        family="logged-edit", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="1024", memory="2048",
+        containerDefinitions=[
+            app,
+            {"name": "log_router", "image": f"{repository}:firelens-2", "essential": True,
+             "firelensConfiguration": {"type": "fluentbit"}},
+            {"name": "init", "image": f"{repository}:init-2", "essential": False, "command": ["migrate"]},
+        ])["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.stable_service, taskDefinition=logged)
+
+    in_use = images_in_use(ecs, aws.targets)
+    plan = plan_cleanup(CleanupSpec(old_image_tags=("app-2", "firelens-2", "init-2", "old-version")), aws.targets,
+                        stacks={}, in_use=in_use, images=images.list_images())
+
+    assert {use.image for use in in_use if use.task_definition == logged} == {
+        f"{repository}:app-2", f"{repository}:firelens-2", f"{repository}:init-2"}
+    assert plan.delete_tags == ("old-version",)
+    reasons = {r.name: r.reason for r in plan.refusals}
+    assert set(reasons) == {"app-2", "firelens-2", "init-2"}
+    for reason in reasons.values():
+        assert "task definition logged-edit:1 (the stable service deploys it)" in reason, reason
+
+
+@pytest.mark.parametrize("output", ["cloudwatch_logs", "cloudwatch"])
+def test_an_old_stack_that_made_the_log_group_firelens_sends_a_revision_in_uses_logs_to_is_refused(aws, output):
+    # The app container's logs go through the FireLens log router to a CloudWatch log group named
+    # in the app container's options, not in an awslogs-group: the stack that made it was deleted
+    # with it, and the app's logs went nowhere from then on.
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    for stack, group in (("webordinary-old-stack", "/webordinary/app-logs"), ("webordinary-spare-stack", "/spare")):
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Logs": {
+            "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    app = {**base["containerDefinitions"][0], "logConfiguration": {"logDriver": "awsfirelens", "options": {
+        "Name": output, "region": aws.targets.region, "log_group_name": "/webordinary/app-logs",
+        "log_stream_prefix": "app-"}}}
+    router = {"name": "log_router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+              "essential": True, "firelensConfiguration": {"type": "fluentbit"}}
+    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=[app, router], memory="512")
+
+    uses = images_in_use(ecs, aws.targets)
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {name: stacks.describe(name) for name in ("webordinary-old-stack", "webordinary-spare-stack")}
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=uses,
+                           images=())
+
+    (refusal,) = planned.refusals
+    assert refusal.name == "webordinary-old-stack", refusal
+    assert f"/webordinary/app-logs (the log group of task definition {aws.targets.task_family}:2" in refusal.reason, \
+        refusal.reason
+    assert planned.delete_stacks == ("webordinary-spare-stack",)
+
+
+def test_a_tag_a_decommissioned_service_still_names_stays_after_a_later_push_moved_it(aws, images):
+    # After the decommission the stable service runs no task (desired count 0) and its revision is
+    # deregistered, and CI pushed the tag again since: no running task, no ACTIVE revision and no
+    # digest in use says anything of the tag, but scaled up, the service pulls it by name.
+    ecs, ecr = aws.get_client("ecs"), aws.get_client("ecr")
+    tag = aws.topology.initial_image.rsplit(":", 1)[1]
+    deployed = put_image(aws, tag, "1")
+    moved = put_image(aws, tag, "2")  # the later push: the tag names another image now
+    assert moved != deployed and {i.digest: i.tags for i in images.list_images()}[moved] == (tag,)
+    put_image(aws, "2.0.0", "3")
+    deployer = EcsDeployer(ecs, aws.targets)
+    new = deployer.register_revision(f"{aws.topology.repository_uri}:2.0.0", aws.topology.task_definition_arn)
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.canary_service, taskDefinition=new)
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.stable_service, desiredCount=0)
+    ecs.deregister_task_definition(taskDefinition=aws.topology.task_definition_arn)
+
+    def done(parsed, **_):  # what ECS answers once the canary's deployment is done, and moto leaves as it was
+        for service in parsed.get("services", []):
+            for deployment in service.get("deployments", []):
+                deployment["taskDefinition"] = service["taskDefinition"]
+
+    with on_operation(ecs, "after-call", done, operation="DescribeServices"):
+        in_use = images_in_use(ecs, aws.targets)
+    plan = plan_cleanup(CleanupSpec(old_image_tags=(tag,)), aws.targets, stacks={}, in_use=in_use,
+                        images=images.list_images())
+
+    assert plan.delete_tags == ()
+    (refusal,) = plan.refusals
+    assert refusal.name == tag
+    assert refusal.reason.startswith(f"in use: task definition {aws.targets.task_family}:1 (the stable service "
+                                     "deploys it)"), refusal.reason
+    assert not any(use.image.endswith(moved) or use.image.endswith(deployed) for use in in_use), "no digest keeps it"
+    assert tag in tags_in(images)
 
 
 def test_when_a_service_cannot_be_found_nothing_counts_as_unused(aws):

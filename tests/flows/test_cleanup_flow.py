@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow as prefect_flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -1809,6 +1809,54 @@ def test_a_read_of_what_production_runs_throttled_once_is_read_again_and_the_run
     assert len(asked) > 1, "read again after the throttle"
     assert state.result().deleted_tags == ("old-version",)
     assert tags(aws) == {"1.0.0", "0.9.0"}
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+
+def unreachable(_operation: str) -> EndpointConnectionError:
+    return EndpointConnectionError(endpoint_url="https://ecs.us-west-2.amazonaws.com/")
+
+
+@pytest.mark.parametrize("service, operation, failure, said", [
+    ("ecs", "DescribeServices", throttled, "ThrottlingException on DescribeServices: Rate exceeded"),
+    ("dynamodb", "Query", throttled, "ThrottlingException on Query: Rate exceeded"),
+    # Not an InUseUnknown: raised as botocore raised it, and tried again by every rule but a refusal's.
+    ("ecs", "DescribeServices", unreachable, "Could not connect to the endpoint URL")])
+def test_a_read_of_what_production_runs_failing_before_the_first_batch_is_asked_three_times_in_all(
+        account, monkeypatch, service, operation, failure, said):
+    # The read before each batch is a task of its own, tried three times; the deletion's task,
+    # retried as a whole on the reads' rule, tried it again from each of its three tries: throttled
+    # for good, the read was asked nine times, the run held for a minute or more, nothing deleted.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+    import tasks.cleanup
+
+    aws = account
+    asked: list[str] = []
+
+    def throttled_after_the_plan(**_):
+        asked.append(operation)
+        if len(asked) > 1:  # the plan's read is answered
+            raise failure(operation)
+
+    for name in ("delete_tags", "images_in_use", "open_rollout_needs"):  # their rules, without the waits
+        monkeypatch.setattr(tasks.cleanup, name, getattr(tasks.cleanup, name).with_options(retry_delay_seconds=0))
+
+    @prefect_flow(name="cleanup-throttled-before-the-first-batch")
+    def cleanup_throttled_before_the_first_batch():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(read_client(aws, service), "before-parameter-build", throttled_after_the_plan,
+                      operation=operation):
+        state = cleanup_throttled_before_the_first_batch(return_state=True)
+
+    assert len(asked) == 1 + 3, f"{operation} asked {len(asked) - 1} time(s) after the plan"
+    with pytest.raises(CleanupIncomplete, match=said):
+        state.result()
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0"}, "nothing deleted"
 
 
 def test_a_tag_pushed_again_while_an_earlier_batch_is_deleted_is_not_deleted(account):

@@ -25,8 +25,8 @@ from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import SecretUnread, ValidationFailed
-from rollway.aws.cloudformation import (StackChanged, StackDeleteFailed, StackDeleteTimeout, StackNotDeleted,
-                                        StackProtected)
+from rollway.aws.cloudformation import (StackChanged, StackDeleteFailed, StackDeleteTimeout, StackDeleteUnfollowed,
+                                        StackNotDeleted, StackProtected)
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
 from rollway.aws.errors import (AnswerLost, NoDatapoints, OtherGroupsForwarded, RoleRenewalRefused, ServiceGone,
                                 ServiceNotStable, TargetNotFound,
@@ -93,6 +93,8 @@ CASES: list[BaseException] = [
     StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED",
                       ["EditBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty"]),
     StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),
+    StackDeleteUnfollowed("WebordinaryOldStack", "DELETE_IN_PROGRESS", 42.0,
+                          "Throttling on DescribeStacks: Rate exceeded", 1800.0),
     WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0), seconds=30.0),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
