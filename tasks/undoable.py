@@ -44,9 +44,14 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
     ``on_error`` sees every failed try; ``role`` starts the log lines. ``said``: the caller says the
     last failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between
     tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time."""
-    def logged(err: BaseException, made: int, wait: float | None) -> None:
+    def judged(err: BaseException) -> bool:
+        # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
+        # failure unseen (a pointing's ``_Write.failed``, and its staged undo then did nothing).
         if on_error is not None:
             on_error(err)
+        return final(err)
+
+    def logged(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, wait)
         elif not said and final(err):
@@ -54,7 +59,7 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
         elif not said:
             log.error("%s: %s failed %d times, last: %s", role, what, made, err)
 
-    return tried(call, UNDO_ATTEMPTS, lambda attempt: UNDO_FIRST_DELAY_SECONDS * 2 ** attempt, final=final,
+    return tried(call, UNDO_ATTEMPTS, lambda attempt: UNDO_FIRST_DELAY_SECONDS * 2 ** attempt, final=judged,
                  failed=logged, sleep=sleep)
 
 

@@ -1,0 +1,30 @@
+"""How tasks/undoable.py's tries (``_patiently``) see a failed try, on the loop they share with a
+throttled AWS read (``rollway.aws.errors.tried``)."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ConnectionClosedError
+
+from tasks.undoable import _patiently, _Write
+
+
+def test_a_failed_pointing_is_seen_even_when_judging_its_error_fails():
+    """``on_error`` (a pointing's ``_Write.failed``, which tells the undo staged before it whether
+    the write may have landed) sees each failed try before ``final`` judges it. Judged first, a
+    ``final`` that raised left a lost answer unseen: the write read as certainly not applied, and
+    the staged undo of a pointing that may have landed did nothing."""
+    write = _Write()
+    lost = ConnectionClosedError(endpoint_url="https://ecs.eu-west-1.amazonaws.com/")
+
+    def pointing():
+        raise lost
+
+    def judging(err: BaseException) -> bool:
+        raise LookupError("no code in the answer")
+
+    with pytest.raises(LookupError):
+        _patiently("pointing web at rev 2", pointing, final=judging, on_error=write.failed, role="deploy",
+                   sleep=lambda _: None)
+    assert write.may_have_landed
+    assert write.not_applied is None
