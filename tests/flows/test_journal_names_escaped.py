@@ -13,26 +13,14 @@ import logging
 import pytest
 from prefect import flow
 
-from flows.journal import LedgerJournal
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause
-from rollway.ledger import RolloutMovedOn, RolloutRecord, Transition, new_rollout_id
-from rollway.phases import RolloutPhase
-from tests.flows.test_progressive_fakes import IMAGE, env_with_ledger, full_spec
+from rollway.ledger import RolloutMovedOn, Transition
+from tests.flows.test_lease_of_the_next_rollout import rollout_a_and_its_journal
 
 NAME = "dana\n\u202eenoN"
 SHOWN = r"dana\n\u202eenoN"
 PAUSE = Pause(reason="approve 25%?", cause="approval", stage_index=1)
-
-
-def journal_of_a_rollout():
-    env = env_with_ledger()
-    spec = full_spec()
-    a = env.ledger.create(RolloutRecord(
-        service=env.targets.canary_service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE,
-        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING), owner="run-A", now=env.clock.now(),
-        lease_seconds=600, wall=env.wall())
-    return env, LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=a.rollout_id)
 
 
 def assert_escaped(said: str) -> None:
@@ -42,7 +30,7 @@ def assert_escaped(said: str) -> None:
 def test_an_answer_to_a_rollout_that_moved_on_is_refused_naming_both_people_escaped():
     """Run A waits at its pause; run B takes its lapsed lease and erin approves there. dana's late
     answer to A's pause is not applied: the refusal names her, and erin, escaped."""
-    env, journal = journal_of_a_rollout()
+    env, _a, journal = rollout_a_and_its_journal()
     service = env.targets.canary_service
     journal.tick(None, None)
     env.clock.sleep(700)
@@ -59,29 +47,25 @@ def test_an_answer_to_a_rollout_that_moved_on_is_refused_naming_both_people_esca
 
 @flow
 def refused_past_the_bound(journal):
+    # Refused by the ledger: it keeps no refused answer (the test sets REFUSED_KEPT to 0).
     journal.refused(PAUSE, ApprovalAnswer(action="approve", approver=NAME, next_weight=50), "no skip here")
-
-
-def test_a_refused_answer_the_ledger_keeps_no_more_of_is_logged_with_its_name_escaped(monkeypatch, caplog):
-    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 0)
-    _env, journal = journal_of_a_rollout()
-    with caplog.at_level(logging.WARNING):
-        refused_past_the_bound(journal)
-    said = [r.getMessage() for r in caplog.records if "refused answer (approve) is not recorded" in r.getMessage()]
-    assert said and said[0].startswith(f"{SHOWN}'s refused answer (approve)"), said
-    assert_escaped(said[0])
 
 
 @flow
 def not_applied_on_a_rollout_still_driven(journal):
+    # Refused by the ledger: the rollout is not rolled back (``_rolled_back_rule``).
     journal.not_applied(PAUSE, ApprovalAnswer(action="approve", approver=NAME), "read after the rollback")
 
 
-def test_an_answer_not_applied_the_ledger_refuses_is_logged_with_its_name_escaped(caplog):
-    """The not-applied entry is refused on a rollout that is not rolled back (``_rolled_back_rule``)."""
-    _env, journal = journal_of_a_rollout()
+@pytest.mark.parametrize(("answered", "said"), [
+    (refused_past_the_bound, "'s refused answer (approve) is not recorded in the ledger"),
+    (not_applied_on_a_rollout_still_driven, "'s answer (approve) is not recorded in the ledger"),
+], ids=["refused, past the bound", "not applied, on a rollout still driven"])
+def test_an_answer_the_ledger_does_not_record_is_logged_with_its_name_escaped(monkeypatch, caplog, answered, said):
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 0)
+    _env, _a, journal = rollout_a_and_its_journal()
     with caplog.at_level(logging.WARNING):
-        not_applied_on_a_rollout_still_driven(journal)
-    said = [r.getMessage() for r in caplog.records if "answer (approve) is not recorded" in r.getMessage()]
-    assert said and said[0].startswith(f"{SHOWN}'s answer (approve) is not recorded in the ledger"), said
-    assert_escaped(said[0])
+        answered(journal)
+    lines = [r.getMessage() for r in caplog.records if said in r.getMessage()]
+    assert lines and lines[0].startswith(f"{SHOWN}{said}"), lines
+    assert_escaped(lines[0])
