@@ -29,6 +29,7 @@ from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerErro
                             RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc, wall_utc)
 from rollway.model import Verdict, Weights
+from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, artifact_key, markdown_cell, markdown_table, stage_rows
@@ -378,7 +379,7 @@ class LedgerJournal:
             self._seen = self.ledger.refuse(self.service, rollout=now.rollout_id, answer=entry)
         except RefusalsFull as full:
             # Record-keeping: the run asks again as it would, its rollout unaffected.
-            get_run_logger().warning("%s's refused answer (%s) is not recorded in the ledger: %s", answer.approver,
+            get_run_logger().warning("%s's refused answer (%s) is not recorded in the ledger: %s", _who(answer),
                                      answer.action, full)
             self._seen = now
 
@@ -396,10 +397,10 @@ class LedgerJournal:
             self.ledger.record(self.service, owner=None, now=now, rollout=self.rollout_id, transition=entry,
                                rule=_rolled_back_rule)
         except LedgerError as err:
-            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", answer.approver,
+            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", _who(answer),
                                      answer.action, err)
         except STORAGE_ERRORS as err:
-            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", answer.approver,
+            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", _who(answer),
                                      answer.action, storage_failure(err, self.env.targets))
 
     def _take_back(self, pause: Pause, answer: ApprovalAnswer) -> RolloutRecord:
@@ -409,7 +410,7 @@ class LedgerJournal:
         Raises:
             RolloutMovedOn: another run drove the rollout while this one waited.
         """
-        return self._retake(pause, f"{answer.approver}'s answer ({answer.action}) is not applied")
+        return self._retake(pause, f"{_who(answer)}'s answer ({answer.action}) is not applied")
 
     def taking_back(self, pause: Pause, reason: str) -> None:
         """Take the rollout back before the run rolls it back on what its look at ``pause`` found
@@ -480,7 +481,7 @@ class LedgerJournal:
         return RolloutMovedOn(
             f"rollout {record.rollout_id!r} of {self.service!r} moved on while this run waited for "
             f"{pause.reason!r}: it is {record.phase.value} at {record.weights}"
-            + (f" after {last.kind} by {last.actor}" if last else "") + f"{held}; {not_applied}"
+            + (f" after {last.kind} by {shown(last.actor, keep='')}" if last else "") + f"{held}; {not_applied}"
         )
 
     def rolling_back(self, reason: str, actor: str) -> str | None:
@@ -639,6 +640,14 @@ class LedgerJournal:
         steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
         self._summary(f"# Rollout of `{self.spec.image}` {heading}\n\n**Why:** {markdown_cell(result.reason)}\n\n"
                       + steps + self._stage_tables(result.stages))
+
+
+def _who(answer: ApprovalAnswer) -> str:
+    """Who gave ``answer``, as the run's log lines and refusals name them: escaped (``shown``), since
+    the form refuses a line break in a name but not a right-to-left override, and a script's answer
+    either: a line break wrote a line of its own under the real one, and an override reordered the
+    words after it."""
+    return shown(answer.approver, keep="")
 
 
 def _rolled_back_rule(record: RolloutRecord) -> None:

@@ -19,6 +19,7 @@ from flows.approvals import NAME_PATTERN
 from rollway.bounds import as_given, bound_said, ranged
 # encodable is imported from here too (rollway.cli.ops): the check lives beside the flags' own use of it.
 from rollway.flags import MAX_ACTOR, encodable
+from rollway.one_line import on_one_line
 from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
 from rollway.targets import STACK_NAME
@@ -158,7 +159,13 @@ def _said(reason: str) -> str:
                          "link to the incident, say); nothing was done")
     # Refused here, before any call: taken, it failed the page and the ledger's writes once the
     # traffic had moved.
-    return encodable(reason, "reason")
+    encodable(reason, "reason")
+    # On one line, escaped (``on_one_line``), as the page, the ledger and the run's log show it: the
+    # page reads "Why: <reason>" then "Requested by: <actor>", and a line break in a typed reason (or
+    # a cancellation's message, which a run's hook passes) wrote a "Requested by:" line of its own
+    # above the real one; a right-to-left override reordered the words after it. Bounded as typed
+    # above: an escape is a few characters more, well within the room the bound leaves.
+    return on_one_line(reason)
 
 
 def fit_reason(reason: str) -> str:

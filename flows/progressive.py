@@ -63,6 +63,7 @@ from rollway.ledger import (
     written_since,
 )
 from rollway.model import ServiceState, Weights, validation_problems
+from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
@@ -1229,9 +1230,15 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     ``early_reason``; None when there is nothing to do."""
     log = get_run_logger()
     service = env.targets.canary_service
+    # The person's name and words as this function's log lines, refusals and the phase's entry in the
+    # ledger quote them, escaped (``rollway.one_line``): the form refuses a line break in a name but
+    # not a right-to-left override, and the reason is a text area's, whose line break wrote a line
+    # of its own in the run's log and whose override reordered the words after it.
+    who = shown(actor, keep="")
+    because = None if early_reason is None else on_one_line(early_reason)
     # A person who asked for an early start is told why nothing started: a run that completed
     # after only logging "nothing to do" looked, in the UI, like the phase had started.
-    refuse_early = f"; nothing was changed, and no phase was started early for {actor}"
+    refuse_early = f"; nothing was changed, and no phase was started early for {who}"
     if record.owner is not None and not owner_finished(record.owner):
         # A live run drives it (one paused for an approval renews no lease, so the lease says
         # nothing): starting a phase over it would leave two runs moving the traffic.
@@ -1284,7 +1291,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     when = due and weekly.describe(due, spec.weekly_timezone)
     why = ""
     if wait is not None and early_reason is not None:
-        why = f" early, before {when}, by {actor}: {early_reason}"
+        why = f" early, before {when}, by {who}: {because}"
     elif wait is not None:
         nxt_at = (f"{following} may start from {when}{on_the_wall(env.clock, due, now)}"
                   if record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
@@ -1293,7 +1300,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     elif early_reason is not None:
         # Due already (no tick since; under `make up` the cron fires on the wall calendar): the
         # person's reason is still theirs to have on record, or it was lost without a word.
-        why = f", asked early by {actor}{f', due anyway since {when}' if when else ''}: {early_reason}"
+        why = f", asked early by {who}{f', due anyway since {when}' if when else ''}: {because}"
     if not record.weekly_phase_passed:
         raise PhaseRefused(
             f"{service}: {phase_name(spec, record.weekly_phase_index)} has not passed "
@@ -1316,9 +1323,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # and the next phase would move traffic with the DLQ guardrail watching nothing.
     if (refusal := dead_letter_check(env, run_again="advance_phase")) is not None:
         raise PhaseRefused(refusal)
-    asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
+    asked = "" if early_reason is None else f" ({who} asked to start it early: {because}; it was due anyway)"
     if wait is not None:
-        log.warning("%s (%s); %s starts %s now: %s", state, wait, actor, following, early_reason)
+        log.warning("%s (%s); %s starts %s now: %s", state, wait, who, following, because)
     elif when:
         log.info("%s of %s passed, and %s has been due since %s: starting it%s", current, service, following, when,
                  asked)
@@ -1335,7 +1342,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         # run went red and its rollback hook had to judge a rollout the other run was starting.
         with before_any_write(env.targets):
             now_held = env.ledger.get(service)
-        early = "" if early_reason is None else f", and no phase was started early for {actor}"
+        early = "" if early_reason is None else f", and no phase was started early for {who}"
         if now_held is not None and now_held.owner is None:
             # Taken and let go since (the other run refused on drift, say): the bare LockHeld, with
             # nobody holding the rollout, had this run's hook roll back a rollout neither run moved.
@@ -1358,7 +1365,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                 "the schedule at once, after an outage, or one by hand): it is left to that run; nothing was "
                 f"changed ({held})")
         if early_reason is not None:
-            raise PhaseRefused(f"{said}; no phase was started early for {actor}") from None
+            raise PhaseRefused(f"{said}; no phase was started early for {who}") from None
         log.warning("%s", said)
         return None
     if moved := written_since(record, taken):
@@ -1368,7 +1375,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         give_back_refused(env, spec, taken, owner=owner, lease_seconds=lease_seconds, actor=actor)
         raise RolloutMovedSinceRead(
             f"{service}'s rollout changed since this run read it, before it took the rollout to start {following}: "
-            f"{', '.join(sorted({entry.actor for entry in moved}))} wrote {len(moved)} entr"
+            f"{', '.join(sorted({shown(entry.actor, keep='') for entry in moved}))} wrote {len(moved)} entr"
             f"{'y' if len(moved) == 1 else 'ies'} since (the last: {moved[-1].kind}"
             f"{f', {moved[-1].comment!r}' if moved[-1].comment else ''}); it is now at "
             f"{phase_name(spec, taken.weekly_phase_index)} of {service}, {taken.phase.value} at {taken.weights} "

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
+from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 
 if TYPE_CHECKING:  # the spec module does not need the ledger; only the annotation does
@@ -714,11 +715,15 @@ def check_not_ended(record: RolloutRecord) -> None:
 
 def _by(transition: Transition | None) -> str:
     """The " by <actor> at <time>: <comment>" of a message; empty without a transition, and no
-    ": <comment>" for a transition recorded without one (it read ": None")."""
+    ": <comment>" for a transition recorded without one (it read ": None").
+
+    The actor escaped and the comment on one line (``rollway.one_line``): a person's name and words
+    (a rejection's, an abort's reason), kept as typed, wrote lines of their own under the refusal in
+    the run's log, and a right-to-left override reordered the words after it."""
     if transition is None:
         return ""
-    said = f": {transition.comment}" if transition.comment else ""
-    return f" by {transition.actor} at {utc(transition.at)}{said}"
+    said = f": {on_one_line(transition.comment)}" if transition.comment else ""
+    return f" by {shown(transition.actor, keep='')} at {utc(transition.at)}{said}"
 
 
 def check_lease(record: RolloutRecord, owner: str, now: float) -> None:

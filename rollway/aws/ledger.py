@@ -159,11 +159,14 @@ def write_or_why(write: Callable[[], object], targets: Targets | None = None) ->
 
 
 class _Refused(PicklableError, Exception):
-    """A conditional write was refused; ``record`` is the item as it stood (None: gone)."""
+    """A conditional write was refused; ``record`` is the item as it stood (None: gone), and
+    ``unversioned`` the MalformedRollout naming it when it holds no numeric version, which every
+    write of ``_update`` is conditioned on (None: it holds one)."""
 
-    def __init__(self, record: RolloutRecord | None) -> None:
+    def __init__(self, record: RolloutRecord | None, unversioned: MalformedRollout | None = None) -> None:
         super().__init__("conditional write refused")
         self.record = record
+        self.unversioned = unversioned
 
 
 class DynamoLedger:
@@ -583,15 +586,10 @@ class DynamoLedger:
         if not items:
             raise self._not_found(service)
         head = items[0]
-        key = {"service": head["service"], "rollout_id": head["rollout_id"]}
-        # An item made by hand, or by a rollway older than ``version``: every write is conditioned
-        # on the version and bumps it (``_update``), which DynamoDB refuses on an absent or
-        # non-numeric one, so it is named as unreadable (a bare KeyError named no item before).
-        version = head.get("version", {}).get("N")
-        if version is None:
-            raise _malformed({name: _deserializer.deserialize(value) for name, value in key.items()},
-                             "no numeric version, which every write is conditioned on")
-        return key, int(version)
+        unversioned = _unversioned(head)
+        if unversioned is not None:
+            raise unversioned
+        return {"service": head["service"], "rollout_id": head["rollout_id"]}, int(head["version"]["N"])
 
     def _not_found(self, service: str) -> RolloutNotFound:
         return RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")
@@ -708,7 +706,7 @@ class DynamoLedger:
             if error_code(err) != "ConditionalCheckFailedException":
                 raise
             old = err.response.get("Item")
-            raise _Refused(_from_item(old) if old else None) from err
+            raise _Refused(_from_item(old) if old else None, _unversioned(old) if old else None) from err
         return _from_item(answer["Attributes"])
 
 
@@ -717,6 +715,10 @@ def _explain(refused: _Refused, service: str, check: Callable[[RolloutRecord], N
     if refused.record is None:
         return RolloutNotFound(f"the rollout of service {service!r} disappeared during the write")
     check(refused.record)
+    if refused.unversioned is not None:
+        # Read whole (a rollback's rule reads more than the key), the item took the model's
+        # version 0 (or a text "3" its number), and the write conditioned on it could never pass.
+        return refused.unversioned
     # DynamoDB evaluated the same rule as ``check``; reaching here means they disagree.
     return LedgerError(f"the ledger refused a write to the rollout of service {service!r} for no known reason")
 
@@ -840,6 +842,18 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
     except TypeError:
         raise _malformed(values, "spec_json is not a JSON object") from None
     return record
+
+
+def _unversioned(item: dict[str, Any]) -> MalformedRollout | None:
+    """The MalformedRollout naming ``item`` (as DynamoDB holds it) when it has no numeric version;
+    None when it has one. An item made by hand, or by a rollway older than ``version``: every write
+    is conditioned on the version and bumps it (``_update``), which DynamoDB refuses on an absent
+    or non-numeric one, so it is named as unreadable (a bare KeyError, or "refused ... for no known
+    reason", named no item before)."""
+    if "N" in item.get("version", {}):
+        return None
+    key = {name: _deserializer.deserialize(item[name]) for name in ("service", "rollout_id") if name in item}
+    return _malformed(key, "no numeric version, which every write is conditioned on")
 
 
 def _malformed(values: dict[str, Any], problem: str) -> MalformedRollout:

@@ -7,6 +7,7 @@ from typing import Any
 
 from rollway.aws.errors import AnswerLost, TargetNotFound, answer_lost, lost_answers
 from rollway.failure_words import writable
+from rollway.one_line import shown
 from rollway.targets import Targets
 
 # SNS wants subjects "less than 100 characters long" (its API reference; moto allows 100),
@@ -59,8 +60,9 @@ class SnsNotifier:
         self.topic_arn  # noqa: B018 - the lookup is the point
 
     def notify(self, subject: str, message: str) -> str:
-        """Publish ``message`` under ``subject`` (both made SNS-safe, ``message``'s lone surrogates
-        escaped); return the message id.
+        """Publish ``message`` under ``subject`` (both made SNS-safe, ``message``'s lone surrogates,
+        control characters but line breaks and tabs, and bidirectional-text controls escaped);
+        return the message id.
 
         Raises:
             ValueError: ``message`` is empty (SNS refuses it).
@@ -73,8 +75,11 @@ class SnsNotifier:
         if not message:
             raise ValueError("an SNS message must not be empty")
         # A lone surrogate (a byte that is not UTF-8, in a name AWS echoed into a failed step) as its
-        # escape: encoded strictly, the page of that failed step was lost.
-        arguments = {"TopicArn": self.topic_arn, "Message": fit_message(writable(message))}
+        # escape: encoded strictly, the page of that failed step was lost. And its control characters
+        # and bidirectional-text controls as escapes (``shown``), its lines and tabs kept: every notice
+        # goes out here, whatever composed it, and a name or reason quoted as typed ("Requested by:
+        # erin<U+202E>") reordered the words after it, an escape sequence acted on a terminal mail client.
+        arguments = {"TopicArn": self.topic_arn, "Message": fit_message(shown(writable(message), keep="\n\t"))}
         safe = safe_subject(subject)
         if safe:
             arguments["Subject"] = safe

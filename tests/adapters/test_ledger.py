@@ -443,12 +443,26 @@ def test_the_open_pause_is_kept_with_its_asking_and_removed_by_the_answer(dynamo
     assert "open_pause" not in dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key)["Item"]
 
 
+def _promoted(ledger, record):
+    return finish(ledger, START + 5)
+
+
+def _rollback_begun(ledger, record):
+    return begin_rollback(ledger, SERVICE, actor="erin", reason="errors", now=START + 3, rollout=record.rollout_id)
+
+
+@pytest.mark.parametrize("write", [_promoted, _rollback_begun], ids=["a promote", "a rollback begun"])
 @pytest.mark.parametrize("version", [None, {"S": "3"}], ids=["no version", "a text version"])
-def test_a_write_to_an_item_without_a_readable_version_says_which_item(dynamodb, ledger_targets, version):
+def test_a_write_to_an_item_without_a_readable_version_says_which_item(dynamodb, ledger_targets, version, write):
     """An item made by hand (or by a rollway before items had a version) without a numeric
     ``version``: it read as version 0, but the next write to it (a shift, `rollway abort`'s
     record, a promote) stopped with a bare KeyError: 'version' naming no item. It says which item
-    to repair, as any other unreadable item does, and writes nothing."""
+    to repair, as any other unreadable item does, and writes nothing.
+
+    A rollback reads the whole item before its write (its rule): read as version 0 (or 3), the
+    write conditioned on that version was refused, and the rollback (a hook's, `rollway abort`'s)
+    failed with 'the ledger refused a write ... for no known reason', naming neither the item nor
+    what to repair. It says both too."""
     ledger = DynamoLedger(dynamodb, ledger_targets)
     record = started(ledger)
     key = {"service": {"S": SERVICE}, "rollout_id": {"S": record.rollout_id}}
@@ -459,6 +473,7 @@ def test_a_write_to_an_item_without_a_readable_version_says_which_item(dynamodb,
                              ExpressionAttributeValues={":v": version})
     before = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"]
     with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
-                                               r"rollway can read \(.*version.*\): repair or delete that item"):
-        finish(ledger, START + 5)
+                                               r"rollway can read \(no numeric version, .*\): repair or delete that "
+                                               "item"):
+        write(ledger, record)
     assert dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"] == before

@@ -50,6 +50,22 @@ def test_a_message_holding_a_byte_that_is_not_utf8_is_paged_with_it_escaped(aws)
     assert envelope["Subject"] == "Rollback of web?-service FAILED"
 
 
+def test_a_messages_control_characters_and_bidi_controls_are_paged_as_escapes_its_lines_kept(aws):
+    """Every notice goes out through here, whatever composed it: a name or reason quoted as typed
+    (a rollback's "Requested by: erin<U+202E>") reordered the page's words after it, and an escape
+    sequence pasted from a terminal cleared or recoloured a terminal mail client's screen. Its
+    own line breaks and tabs stay."""
+    inbox = _subscribed_queue(aws)
+    notifier = SnsNotifier(aws.get_client("sns"), aws.targets)
+
+    notifier.notify("Rollback: webordinary-edit-service",
+                    "Why: sessions lost \u202eevorppa\x1b[2J\nRequested by: erin\u2067\n\tthe steps")
+
+    received = aws.get_client("sqs").receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"]
+    envelope = json.loads(received[0]["Body"])
+    assert envelope["Message"] == "Why: sessions lost \\u202eevorppa\\x1b[2J\nRequested by: erin\\u2067\n\tthe steps"
+
+
 def test_missing_topic_is_named(aws):
     other = aws.targets.model_copy(update={"alert_topic": "no-such-topic"})
     with pytest.raises(TargetNotFound, match="no-such-topic"):

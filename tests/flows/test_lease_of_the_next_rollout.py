@@ -36,6 +36,17 @@ def rolled_back_and_superseded(env, ledger, rollout_a: RolloutRecord) -> Rollout
     return ledger.create(b, owner="run-B", now=now, lease_seconds=600, wall=wall - 1000)
 
 
+def rollout_a_and_its_journal():
+    """A fake environment whose ledger holds rollout A, driven by run-A: (env, A, run-A's journal)."""
+    env = env_with_ledger()
+    spec = full_spec()
+    a = env.ledger.create(RolloutRecord(
+        service=env.targets.canary_service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE,
+        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING), owner="run-A", now=env.clock.now(),
+        lease_seconds=600, wall=env.wall())
+    return env, a, LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=a.rollout_id)
+
+
 def _tick(journal):
     journal.tick(StageState(stage_index=0, started_at=0.0), None)
 
@@ -47,14 +58,8 @@ def _late_answer(journal):
 
 @pytest.mark.parametrize("write", [_tick, _late_answer], ids=["tick", "late answer"])
 def test_a_run_of_a_rolled_back_rollout_does_not_take_the_next_rollouts_lease(write):
-    env = env_with_ledger()
-    spec = full_spec()
-    a = env.ledger.create(RolloutRecord(
-        service=env.targets.canary_service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE,
-        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING), owner="run-A", now=env.clock.now(),
-        lease_seconds=600, wall=env.wall())
+    env, a, journal = rollout_a_and_its_journal()
     b = rolled_back_and_superseded(env, env.ledger, a)
-    journal = LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=a.rollout_id)
     with pytest.raises(RolloutSuperseded):
         write(journal)
     assert env.ledger.get(env.targets.canary_service) == b, "rollout B's owner or lease was changed"
@@ -96,14 +101,8 @@ def test_a_late_answer_leaves_the_run_that_took_the_rollout_over_its_owner():
     on and gave the lease back: B was left without its ownership, and its own next answer refused."""
     from rollway.ledger import RolloutMovedOn
 
-    env = env_with_ledger()
-    spec = full_spec()
+    env, a, journal = rollout_a_and_its_journal()
     service = env.targets.canary_service
-    a = env.ledger.create(RolloutRecord(
-        service=service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE,
-        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING), owner="run-A", now=env.clock.now(),
-        lease_seconds=600, wall=env.wall())
-    journal = LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=a.rollout_id)
     _tick(journal)
     env.clock.sleep(700)
     env.ledger.acquire(service, owner="run-B", now=env.clock.now(), lease_seconds=600, rollout=a.rollout_id,

@@ -185,3 +185,44 @@ def test_an_early_start_over_the_lease_of_a_run_that_ended_names_that_lease_not_
     assert "no phase was started early for bob" in said and "run advance_phase again once that lease has run out" \
         in said, said
     assert env.ledger.get(service).history == before.history and shifts(env) == [5]
+
+
+# A name a script or an older form let through (the form refuses a line break, not a right-to-left
+# override), and a reason typed in the form's text area: as typed, the line break wrote a line of its
+# own in the run's log, and the override (U+202E) reordered the words after it.
+NAMED = "bob\n\u202eenoN"
+NAMED_SHOWN = r"bob\n\u202eenoN"
+TYPED = "week 1 looks fine\nrollback by nobody \u202egnikrow lla"
+TYPED_SHOWN = r"week 1 looks fine rollback by nobody \u202egnikrow lla"
+
+
+def _none_raw(*said: str) -> None:
+    for text in said:
+        assert "\u202e" not in text and "enoN\n" not in text and "bob\n" not in text, text
+
+
+@pytest.mark.parametrize("hours", [2, 7 * 24], ids=["early", "due anyway"])
+def test_an_early_starts_name_and_reason_are_logged_and_recorded_escaped(caplog, hours):
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    env.clock.t += hours * H
+    with caplog.at_level(logging.INFO):
+        assert by_hand(env, NAMED, TYPED).outcome == "holding"
+    (started,) = [t for t in env.ledger.get(env.targets.canary_service).history
+                  if t.kind == "phase" and t.comment.startswith("starting week 2")]
+    by = "early, before Mon 2027-01-18 00:00 UTC, by" if hours == 2 else "asked early by"
+    assert f"{by} {NAMED_SHOWN}" in started.comment and TYPED_SHOWN in started.comment, started.comment
+    said = [line for line in _said(caplog) if "gnikrow" in line]
+    assert said and all(TYPED_SHOWN in line and NAMED_SHOWN in line for line in said), said
+    _none_raw(started.comment, *said)
+
+
+def test_an_early_start_refused_names_the_person_escaped():
+    env, _service = week_1_not_passed(phase=RolloutPhase.PROGRESSING)
+    env.ledger.acquire(_service, owner="week-1-run", now=env.clock.now(), lease_seconds=600)
+    with pytest.raises(PhaseRefused) as refused:
+        by_hand(env, NAMED, TYPED, live_owner="week-1-run")
+    said = str(refused.value)
+    assert f"no phase was started early for {NAMED_SHOWN}" in said, said
+    _none_raw(said)

@@ -302,7 +302,9 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
         env.router.set_weights(Weights(stable=75, canary=25))
         real.record(service, owner="cron-1", now=now, wall=env.wall(), weights=Weights(stable=75, canary=25),
                     stage_index=1, stage_started_at=now, stage_passed=False,
-                    transition=Transition(at=now, kind="shift", actor="schedule", from_weights=Weights(stable=95, canary=5),
+                    # A person's name, as a script gave it: shown escaped where this run names who wrote.
+                    transition=Transition(at=now, kind="shift", actor="dana\n\u202eenoN",
+                                          from_weights=Weights(stable=95, canary=5),
                                           to_weights=Weights(stable=75, canary=25), to_stage=1))
         real.release(service, owner="cron-1")
 
@@ -320,6 +322,7 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
     assert record.weekly_phase_index == 1 and record.weekly_phase_passed and started_at == _utc(2027, 1, 18, 9, 0)
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "week 2 of" in said and "changed since this run read it" in said, said
+    assert r"dana\n\u202eenoN, schedule wrote 2 entries since" in said and "\u202e" not in said, said
     # Let go by its run, the phase is held by nobody: said so, not "left unfinished by None".
     assert "was left unfinished and no run holds it: resuming it at 75/25" in said and "by None" not in said, said
 
