@@ -428,8 +428,11 @@ def shift_to(
         # The revision read just now is the one to come up: after a resume in a new process the
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
         # back (steady, on the old revision) must fail the wait rather than pass it.
-        ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
-                        {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds", between=between)
+        ended = ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
+                                {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds",
+                                between=between, ends=(FailedWhileScaling,))
+        if ended is not None:
+            raise ended
     wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed, setting="the spec's healthy_timeout_seconds",
                  between=between)
     target = Weights.canary_at(weight)

@@ -164,3 +164,20 @@ def test_a_run_that_died_while_the_canary_scaled_is_resumed_from_the_passed_stag
     assert result.outcome == "promoted", result.reason
     record = env.ledger.get(env.targets.canary_service)
     assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5, 50, 100]
+
+
+def test_a_rollback_while_scaling_shows_as_one_warning_with_no_error_nor_traceback(caplog):
+    """The watch's rollback is a planned ending, as a rollback at a stage's look is: the look's line says
+    why, and the ECS wait it ended is not logged as a task that failed (an ERROR line quoting the
+    exception, read by the person on call as a crash of rollway above the rollback)."""
+    env = fake_environment(canary_error_rate=0.0)
+    slow_scale_up(env, breaks_at=2)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 50, 100))
+    assert result.outcome == "rolled_back", result.reason
+    failed = [r for r in caplog.records if "FailedWhileScaling" in r.getMessage() or (
+        r.exc_info and isinstance(r.exc_info[1], FailedWhileScaling))]
+    assert failed == [], [(r.levelname, r.getMessage()) for r in failed]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    said = [r.getMessage() for r in caplog.records if "the canary failed the judge" in r.getMessage()]
+    assert len(said) == 1 and "the shift to 50% is not made and the rollout rolls back" in said[0], said
