@@ -425,6 +425,10 @@ def shift_to(
                 "it down since; scaling it to %d for %d%%", t.canary_service, canary.desired, sized, before.canary,
                 needed, weight)
         ecs.update_service(env.deployer, t.canary_service, desired=needed)
+    if canary.desired < needed or canary.running < needed:
+        # Also when it was scaled already, ECS still starting the tasks: a run that died in this
+        # wait scaled it, and the run resuming it went straight to the health wait, the rest of
+        # ECS's start unwatched (and taken out of healthy_timeout_seconds).
         # The revision read just now is the one to come up: after a resume in a new process the
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
         # back (steady, on the old revision) must fail the wait rather than pass it.

@@ -181,3 +181,36 @@ def test_a_rollback_while_scaling_shows_as_one_warning_with_no_error_nor_traceba
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     said = [r.getMessage() for r in caplog.records if "the canary failed the judge" in r.getMessage()]
     assert len(said) == 1 and "the shift to 50% is not made and the rollout rolls back" in said[0], said
+
+
+def test_a_run_resumed_while_ecs_still_starts_the_tasks_watches_the_rest_of_that_wait():
+    """The run died in the ECS wait, the canary scaled to 2 tasks of which 1 runs yet. The run that
+    resumes finds it scaled already: it waits for ECS to start the other as the dead run would have,
+    judging the canary meanwhile, and rolls back from 5 % when it fails there, before the shift."""
+    env = ledger_env()
+    written = slow_scale_up(env)
+    wait = env.deployer.wait_stable
+    polls = []
+
+    def dies_mid_wait(services, timeout_seconds, expected=None, *, between=None):
+        def watched():
+            polls.append(env.clock.now())
+            if len(polls) == 10:
+                raise Died()
+            between()
+        return wait(services, timeout_seconds, expected, between=watched if between is not None else None)
+
+    env.deployer.wait_stable = dies_mid_wait
+    with pytest.raises(Died):
+        progressive_on(env, spec(5, 50, 100), "run-1")
+    canary = env.targets.canary_service
+    env.deployer.services[canary] = env.deployer.services[canary].model_copy(update={"running": 1})
+    assert env.deployer.services[canary].desired == 2
+    env.deployer.wait_stable = wait
+    env.clock.sleep(601)  # the dead run's lease runs out
+    env.metrics.behaviour = steady(5000.0, 0.001, 0.05)  # the canary fails while ECS starts the second task
+    result = progressive_on(env, spec(5, 50, 100), "run-2")
+    assert result.outcome == "rolled_back", result.reason
+    assert "judged while the canary scaled for 50%, before the shift" in result.reason, result.reason
+    assert all(w.canary < 50 for w in written), written
+    assert env.router.weights == Weights(stable=100, canary=0)
