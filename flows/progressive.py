@@ -735,7 +735,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
-    died_holding = resumed = took_released = False
+    died_holding = carried_on = took_released = False
     if record is None or record.phase.terminal:
         if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
             # Started again as if to resume: a new rollout at the first phase's weights, which only
@@ -804,7 +804,7 @@ def run_progressive(
         if not (queues_checked and held_by == owner):  # else the caller took it from its holder, and looked
             record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
-        resumed = not queues_checked  # a resume, not the next weekly phase the caller has just started
+        carried_on = True  # a resume, or the next weekly phase the caller has just started
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
@@ -830,8 +830,9 @@ def run_progressive(
     if phased:
         record = catch_up_phase(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
         phase_index = record.weekly_phase_index
-    if resumed:
-        # Said at the start only, a resumed run's log never said its stages pass unmeasured on latency.
+    if carried_on:
+        # Said at the start only, a resumed run's log, and the next weekly phase's a week later, never
+        # said its stages pass unmeasured on latency: each is the log people follow for those stages.
         # Read once the traffic and flags are as the run bakes them (``reconcile``).
         latency_unpublished_said(env, spec)
     state = StageState(
