@@ -854,6 +854,7 @@ def run_progressive(
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id, held_by=person_hold(record),
+        passed_at=stage_passed_at(record),
     ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.
@@ -876,6 +877,19 @@ def run_progressive(
             "tasks at 0 %% of the traffic until `rollway finalize` moves the promoted version onto it",
             env.targets.stable_service)
     return result
+
+
+def stage_passed_at(record: RolloutRecord) -> float | None:
+    """When the looks at ``record``'s passed stage began, as its ledger says (rollout clock): its pass
+    (the judge's verdict, or a person's acceptance), or the start of the weekly phase that goes on
+    from it, whichever came last; None when the stage has not passed. A resumed run's watches
+    count the stage's windows from it, as the run that died did (``rollway.decide.passed_window``)."""
+    if not record.stage_passed:
+        return None
+    stage = record.stage_index
+    return max((t.at for t in record.history
+                if (t.kind == "verdict" and t.from_stage == stage) or (t.kind == "approve" and t.to_stage == stage)
+                or t.kind == "phase"), default=None)
 
 
 def person_hold(record: RolloutRecord) -> ApprovalAnswer | None:
