@@ -38,7 +38,7 @@ from rollway.decide import (
     StageState,
     analysis_start,
     decide,
-    first_whole_period,
+    passed_window,
     stage_end,
     stage_over,
 )
@@ -425,11 +425,18 @@ def shift_to(
                 "it down since; scaling it to %d for %d%%", t.canary_service, canary.desired, sized, before.canary,
                 needed, weight)
         ecs.update_service(env.deployer, t.canary_service, desired=needed)
+    if canary.desired < needed or canary.running < needed:
+        # Also when it was scaled already, ECS still starting the tasks: a run that died in this
+        # wait scaled it, and the run resuming it went straight to the health wait, the rest of
+        # ECS's start unwatched (and taken out of healthy_timeout_seconds).
         # The revision read just now is the one to come up: after a resume in a new process the
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
         # back (steady, on the old revision) must fail the wait rather than pass it.
-        ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
-                        {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds", between=between)
+        ended = ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
+                                {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds",
+                                between=between, ends=(FailedWhileScaling,))
+        if ended is not None:
+            raise ended
     wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed, setting="the spec's healthy_timeout_seconds",
                  between=between)
     target = Weights.canary_at(weight)
@@ -593,10 +600,10 @@ class PauseWatch:
 
     A stage still running (the judge could not decide: an inconclusive or metrics pause) is
     judged on its own window, from its analysis start (the judge's tests are valid at any look);
-    a stage that passed (an approval pause before the next shift), on a window from the pause's
-    start, begun again on its latest half whenever it grows past the stage's bake, each window
-    judged at half the alpha of the one before (``window_alpha``: all of them together at the
-    spec's alpha). Only a rollback acts: a pass never answers for the person.
+    a stage that passed (an approval pause before the next shift), on a window from its pass,
+    begun again on its latest half whenever it grows past the stage's bake, each window judged at
+    half the alpha of the one before (``passed_window``, ``window_alpha``: all of them together at
+    the spec's alpha). Only a rollback acts: a pass never answers for the person.
 
     The approver calls it at each poll (``rollway.approvals.Watch``); it looks when a look is due,
     and answers why the pause ends (kept in ``ended`` with what the rollback needs), or None.
@@ -608,21 +615,23 @@ class PauseWatch:
 
     ``scaling``: the weight a shift scales the canary for, when the watch looks while the shift
     waits for its tasks (``shift_to``'s ``between``, up to 15 minutes at the spec's defaults)
-    rather than while a person is asked; ``after``: the watch of the stage's pause before that
-    shift, if there was one, whose windows its own follow (``window_alpha``).
+    rather than while a person is asked. ``passed_at``: when a passed stage passed (rollout clock),
+    from which its windows are counted, whichever watch, and whichever run, looks at them (None:
+    ``since``, the watch's start).
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, state: StageState, weights: Weights,
                  tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float,
                  act: Callable[[], RolloutResult] | None = None, *, scaling: int | None = None,
-                 after: "PauseWatch | None" = None) -> None:
+                 passed_at: float | None = None) -> None:
         self.env, self.spec, self.state, self.weights = env, spec, state, weights
         self.tracker, self.history, self.since, self.act = tracker, history, since, act
         self.scaling = scaling
-        # A passed stage's window: from the first whole period of the pause (see analysis_start).
-        self.start = analysis_start(spec, state) if not state.passed else first_whole_period(spec, since)
-        # How many times a passed stage's window began again; a scale-up's windows follow its pause's.
-        self.window = after.window + 1 if after is not None and after.state.passed and state.passed else 0
+        # A passed stage's windows: on a grid from its pass, each from a whole period (see analysis_start).
+        self.passed_at = (since if passed_at is None else passed_at) if state.passed else None
+        self.start = (analysis_start(spec, state) if self.passed_at is None
+                      else passed_window(spec, state.stage_index, self.passed_at, since)[0])
+        self.window = 0  # the index of a passed stage's window (``passed_window``)
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
         # when they roll back (``pause_report``).
         self.looks = StageTracker() if state.passed else None
@@ -716,15 +725,14 @@ class PauseWatch:
 
     def _judged(self, now: float) -> tuple[Observation, Verdict]:
         env, spec, state = self.env, self.spec, self.state
-        period = spec.analysis.interval_seconds
-        window = max(spec.stages[state.stage_index].bake_seconds, 2 * period)
-        if state.passed and now - self.start > window:
+        if self.passed_at is not None:
             # A passed stage's window starts again on its latest half once it is as long as the
             # stage's bake: a pause held for weeks (each timeout asking again) read and judged a
             # window of weeks at every look. Restarted on time alone, each window is a test of its
-            # own, so each gets half the alpha of the one before (see window_alpha).
-            self.start = first_whole_period(spec, now - window / 2)
-            self.window += 1
+            # own, so each gets half the alpha of the one before (see window_alpha); on time since
+            # the pass, the scale-up after a pause, or a run that resumed either, goes on with the
+            # window of the moment rather than spending a share of its own.
+            self.start, self.window = passed_window(spec, state.stage_index, self.passed_at, now)
         # A stage still running goes on with its own test; a passed one's pause has tests of its own.
         judge = (judge_for_pause_window(spec, state.stage_index, self.window) if state.passed
                  else judge_for_stage(spec, state.stage_index))
@@ -823,6 +831,7 @@ def run_stages(
     actor: str = "rollway",
     rollout: str,
     held_by: ApprovalAnswer | None = None,
+    passed_at: float | None = None,
 ) -> RolloutResult:
     """Drive a rollout from ``state`` until it is promoted or rolled back.
 
@@ -840,6 +849,10 @@ def run_stages(
             rollout last wrote it is left as they set it).
         held_by: a person's hold the ledger records as the last answer to the pause of ``state``'s
             stage (a resumed rollout): its pause is asked again, not passed over by the judge.
+        passed_at: for a ``state`` whose stage passed before this run (a resumed rollout, or its next
+            weekly phase), when it passed or that phase began, from the ledger (rollout clock): its
+            watches' windows are counted from it (``passed_window``), not begun again by this run.
+            None: from this run's first watch of it.
     """
     log = get_run_logger()
     # A run that stands down (another run, or another rollout, drives the traffic now) says why
@@ -857,6 +870,7 @@ def run_stages(
     told = False  # a notice said ``held`` already: a refused answer asks again without telling it again
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
     weights_read_at: float | None = None  # the bake's last read of the weights that answered (DRIFT_LOOK_SECONDS)
+    passed_at = passed_at if state.passed else None  # when the stage passed, for its watches (``passed_window``)
 
     def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
         """Roll back as the look that ended the pause said (the look said why, once); an answer
@@ -985,6 +999,7 @@ def run_stages(
 
         if decision.stage_passed:
             report = finish_stage("passed", now, record=journal.stage_passed)
+            passed_at = now
             log.info("stage %s%% passed: %s", spec.stages[state.stage_index].weight, report.verdict.reason)
             state = state.model_copy(update={"passed": True})
 
@@ -1007,8 +1022,7 @@ def run_stages(
             # scale_timeout_seconds and healthy_timeout_seconds): judged meanwhile as a pause's
             # looks judge it, it rolls back from there, rather than at the next stage's first look.
             scaling = (PauseWatch(env, spec, state, weights, tracker, history, since=now, scaling=decision.weight,
-                                  after=watch if watch is not None and watch.state.stage_index == state.stage_index
-                                  else None)
+                                  passed_at=passed_at)
                        if state.stage_index >= 0 and state.passed and weights.canary > 0 else None)
             try:
                 with journal.renewing():  # the scale-up and health waits can outlast the lease
@@ -1021,7 +1035,7 @@ def run_stages(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
                 approved=state.approved, until_stage=state.until_stage, accepted=state.accepted,
             )
-            tracker, history, held, watch = StageTracker(), None, None, None
+            tracker, history, held, watch, passed_at = StageTracker(), None, None, None, None
             try:
                 sent = env.wall()
                 journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
@@ -1071,7 +1085,8 @@ def run_stages(
             # Judged while it waits when the canary has traffic; before the first stage it has none.
             watched = state.stage_index >= 0 and weights.canary > 0
             if watched and (watch is None or watch.state is not state):
-                watch = PauseWatch(env, spec, state, weights, tracker, history, since=now, act=roll_back_as_watched)
+                watch = PauseWatch(env, spec, state, weights, tracker, history, since=now, act=roll_back_as_watched,
+                                   passed_at=passed_at)
             judging = (f"While this pause waits, the run keeps judging the canary every "
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"
@@ -1177,6 +1192,7 @@ def run_stages(
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
                 finish_stage(f"accepted by {escaped(answer.approver, keep='')}", answered)
+                passed_at = answered
                 state = state.model_copy(update={"passed": True,
                                                  "accepted": (*state.accepted, (state.stage_index, answer.approver))})
             continue

@@ -736,7 +736,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
-    died_holding = resumed = took_released = False
+    died_holding = carried_on = took_released = False
     if record is None or record.phase.terminal:
         if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
             # Started again as if to resume: a new rollout at the first phase's weights, which only
@@ -805,7 +805,7 @@ def run_progressive(
         if not (queues_checked and held_by == owner):  # else the caller took it from its holder, and looked
             record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
-        resumed = not queues_checked  # a resume, not the next weekly phase the caller has just started
+        carried_on = True  # a resume, or the next weekly phase the caller has just started
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
@@ -831,8 +831,9 @@ def run_progressive(
     if phased:
         record = catch_up_phase(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
         phase_index = record.weekly_phase_index
-    if resumed:
-        # Said at the start only, a resumed run's log never said its stages pass unmeasured on latency.
+    if carried_on:
+        # Said at the start only, a resumed run's log, and the next weekly phase's a week later, never
+        # said its stages pass unmeasured on latency: each is the log people follow for those stages.
         # Read once the traffic and flags are as the run bakes them (``reconcile``).
         latency_unpublished_said(env, spec)
     state = StageState(
@@ -854,6 +855,7 @@ def run_progressive(
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id, held_by=person_hold(record),
+        passed_at=stage_passed_at(record),
     ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.
@@ -876,6 +878,19 @@ def run_progressive(
             "tasks at 0 %% of the traffic until `rollway finalize` moves the promoted version onto it",
             env.targets.stable_service)
     return result
+
+
+def stage_passed_at(record: RolloutRecord) -> float | None:
+    """When the looks at ``record``'s passed stage began, as its ledger says (rollout clock): its pass
+    (the judge's verdict, or a person's acceptance), or the start of the weekly phase that goes on
+    from it, whichever came last; None when the stage has not passed. A resumed run's watches
+    count the stage's windows from it, as the run that died did (``rollway.decide.passed_window``)."""
+    if not record.stage_passed:
+        return None
+    stage = record.stage_index
+    return max((t.at for t in record.history
+                if (t.kind == "verdict" and t.from_stage == stage) or (t.kind == "approve" and t.to_stage == stage)
+                or t.kind == "phase"), default=None)
 
 
 def person_hold(record: RolloutRecord) -> ApprovalAnswer | None:

@@ -147,6 +147,24 @@ def first_whole_period(spec: RolloutSpec, at: float) -> float:
     return math.ceil(at / period) * period
 
 
+def passed_window(spec: RolloutSpec, stage_index: int, passed_at: float, now: float) -> tuple[float, int]:
+    """The window a passed stage's look at ``now`` judges (its start) and its index (``window_alpha``).
+
+    The windows lie on a grid of the rollout clock from the stage's pass, ``passed_at``: each as long
+    as the stage's bake (two periods at least), begun half of one after the one before, and judged
+    until it is that long. Every look at ``now``, whichever made it (a pause's, a scale-up's, a run's
+    that resumed the rollout), judges the same window at the same alpha: one test, valid at any look.
+    Windows counted per look-out instead began again at the first, at half the alpha, in each run
+    that resumed the rollout, and the stage's windows together could spend more than the alpha.
+    """
+    period = spec.analysis.interval_seconds
+    length = max(spec.stages[stage_index].bake_seconds, 2 * period)
+    first = first_whole_period(spec, passed_at)
+    step = math.ceil(length / 2 / period) * period  # a whole number of periods
+    index = max(0, math.ceil((now - first - length) / step))
+    return first + index * step, index
+
+
 def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) -> Decision:
     """What follows a passed stage (or the start): the next shift, an approval pause, or promotion."""
     nxt = state.stage_index + 1

@@ -57,17 +57,23 @@ def update_service(
 def wait_stable(
     deployer: ServiceDeployer, services: Sequence[str], timeout_seconds: float = 600,
     expected: Mapping[str, str] | None = None, bound: str | None = None,
-    between: Callable[[], None] | None = None,
-) -> None:
+    between: Callable[[], None] | None = None, ends: tuple[type[Exception], ...] = (),
+) -> Exception | None:
     # ``expected``: service -> the revision it was just pointed at, so a deployment ECS rolled
     # back (steady, on the old revision) fails the wait instead of passing it. ``bound``: the
     # parameter that sets ``timeout_seconds``, named by a read not answered by then.
     # ``between``: called before each poll after the first (``ServiceDeployer.wait_stable``).
+    # ``ends``: what ``between`` raises to end the wait as planned (a shift's watch rolling back):
+    # returned for the caller to raise outside the task. Raised here, Prefect logged the task as
+    # failed, an ERROR line quoting it above the rollback it is part of.
     try:
         # Given only when there is one: a deployer's wait that takes no watch still serves the others.
         deployer.wait_stable(list(services), timeout_seconds, expected,
                              **({"between": between} if between is not None else {}))
+    except ends as ended:
+        return ended
     except ReadBackUnanswered as unanswered:
         if bound is None:
             raise
         raise unanswered.named(bound) from None
+    return None

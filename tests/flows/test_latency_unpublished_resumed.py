@@ -1,5 +1,5 @@
 """A rollout whose application publishes none of its latency metrics, on either version, is told so
-by a resumed run as by its start.
+by a resumed run and by the next weekly phase's start as by its first start.
 
 Neither version publishing a slow count nor a p99, every stage passes on 0 slow requests: the
 judge has nothing else to go on (``rollway.latency_unpublished``). The start warns of it; a run
@@ -13,11 +13,12 @@ import logging
 
 import pytest
 
-from rollway.approvals import ApprovalAnswer
+from rollway.approvals import ApprovalAnswer, auto_approve
 from rollway.fakes import steady
 from rollway.model import VersionSample, Weights
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.test_progressive_fakes import IMAGE, Intercept, Killed, env_with_ledger, progressive_on
+from tests.flows.test_progressive_fakes import (IMAGE, WEEK, Intercept, Killed, advance_on, env_with_ledger, full_spec,
+                                                progressive_on)
 
 UNSEEN = "holds none of the application's latency metrics"
 SPEC = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=300)],
@@ -94,3 +95,22 @@ def test_a_resumed_run_does_not_warn_when_the_canary_publishes_its_latency_metri
     assert len(started) == 1, "the start cannot tell, and warns"
     assert result.outcome == "promoted", result.reason
     assert resumed == []
+
+
+def test_the_next_weekly_phase_warns_that_no_latency_metrics_are_published_as_the_first_did(caplog):
+    """A week after its first phase, the schedule starts the next: its run's log is the one people
+    follow that week, and said nothing of the stages it passes unmeasured on latency."""
+    env = env_with_ledger()
+    env.metrics.behaviour = no_latency_published()
+    env.clock.sleep(600)  # periods before the start, which the start's check reads
+    with caplog.at_level(logging.WARNING):
+        first = progressive_on(env, full_spec(), auto_approve("alice"), phased=True)
+    assert first.outcome == "holding", first.reason
+    assert len(unseen(caplog)) == 1, "the first phase's start warns"
+    env.clock.sleep(WEEK)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        second = advance_on(env, auto_approve("carol"), "cron-1")
+    assert second.outcome == "holding", second.reason
+    (warned,) = unseen(caplog)
+    assert env.targets.stable_service in warned and "SlowRequestCount" in warned, warned

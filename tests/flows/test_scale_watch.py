@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from prefect import flow
 
 from flows.canary import run_canary
 from flows.engine import FailedWhileScaling, wait_healthy
-from rollway.approvals import scripted
+from rollway.approvals import ApprovalAnswer, scripted
 from rollway.fakes import steady
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
@@ -140,10 +141,8 @@ def test_the_ledger_records_a_rollback_made_while_the_canary_scaled():
     assert rolled and "judged while the canary scaled for 50%, before the shift" in (rolled[0].comment or ""), rolled
 
 
-def test_a_run_that_died_while_the_canary_scaled_is_resumed_from_the_passed_stage():
-    """The ledger says the 5 % stage passed: the next run shifts to 50 % from there and goes on."""
-    env = ledger_env()
-    slow_scale_up(env)
+def dies_in_the_ecs_wait(env) -> None:
+    """Run run-1 of a 5/50/100 rollout until its process dies at the tenth poll of the scale-up for 50 %."""
     wait = env.deployer.wait_stable
     polls = []
 
@@ -156,11 +155,111 @@ def test_a_run_that_died_while_the_canary_scaled_is_resumed_from_the_passed_stag
         return wait(services, timeout_seconds, expected, between=watched if between is not None else None)
 
     env.deployer.wait_stable = dies_mid_wait
-    with pytest.raises(Died):
-        progressive_on(env, spec(5, 50, 100), "run-1")
+    try:
+        with pytest.raises(Died):
+            progressive_on(env, spec(5, 50, 100), "run-1")
+    finally:
+        env.deployer.wait_stable = wait
     assert env.router.weights == Weights(stable=95, canary=5) and len(polls) == 10
+
+
+def test_a_run_that_died_while_the_canary_scaled_is_resumed_from_the_passed_stage():
+    """The ledger says the 5 % stage passed: the next run shifts to 50 % from there and goes on."""
+    env = ledger_env()
+    slow_scale_up(env)
+    dies_in_the_ecs_wait(env)
     env.clock.sleep(601)  # the dead run's lease runs out
     result = progressive_on(env, spec(5, 50, 100), "run-2")
     assert result.outcome == "promoted", result.reason
     record = env.ledger.get(env.targets.canary_service)
     assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5, 50, 100]
+
+
+def test_a_rollback_while_scaling_shows_as_one_warning_with_no_error_nor_traceback(caplog):
+    """The watch's rollback is a planned ending, as a rollback at a stage's look is: the look's line says
+    why, and the ECS wait it ended is not logged as a task that failed (an ERROR line quoting the
+    exception, read by the person on call as a crash of rollway above the rollback)."""
+    env = fake_environment(canary_error_rate=0.0)
+    slow_scale_up(env, breaks_at=2)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 50, 100))
+    assert result.outcome == "rolled_back", result.reason
+    failed = [r for r in caplog.records if "FailedWhileScaling" in r.getMessage() or (
+        r.exc_info and isinstance(r.exc_info[1], FailedWhileScaling))]
+    assert failed == [], [(r.levelname, r.getMessage()) for r in failed]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    said = [r.getMessage() for r in caplog.records if "the canary failed the judge" in r.getMessage()]
+    assert len(said) == 1 and "the shift to 50% is not made and the rollout rolls back" in said[0], said
+
+
+def test_a_run_resumed_while_ecs_still_starts_the_tasks_watches_the_rest_of_that_wait():
+    """The run died in the ECS wait, the canary scaled to 2 tasks of which 1 runs yet. The run that
+    resumes finds it scaled already: it waits for ECS to start the other as the dead run would have,
+    judging the canary meanwhile, and rolls back from 5 % when it fails there, before the shift."""
+    env = ledger_env()
+    written = slow_scale_up(env)
+    dies_in_the_ecs_wait(env)
+    canary = env.targets.canary_service
+    env.deployer.services[canary] = env.deployer.services[canary].model_copy(update={"running": 1})
+    assert env.deployer.services[canary].desired == 2
+    env.clock.sleep(601)  # the dead run's lease runs out
+    env.metrics.behaviour = steady(5000.0, 0.001, 0.05)  # the canary fails while ECS starts the second task
+    result = progressive_on(env, spec(5, 50, 100), "run-2")
+    assert result.outcome == "rolled_back", result.reason
+    assert "judged while the canary scaled for 50%, before the shift" in result.reason, result.reason
+    assert all(w.canary < 50 for w in written), written
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def bars(messages: list[str], looks: str = "watching the canary while it scales") -> list[int]:
+    """The pass bars (evidence reached N, or pass evidence x of N) the ``looks`` were judged at: the
+    smaller a window's share of the alpha, the higher its bars."""
+    return [int(found.replace(",", "")) for m in messages if looks in m
+            for found in re.findall(r"(?:reached|pass evidence [\d.,]+ of) ([\d,]+)", m)]
+
+
+def test_a_run_resumed_mid_scale_up_judges_on_what_the_dead_runs_looks_left_of_the_alpha(caplog):
+    """The dead run's looks during the scale-up spent the first window's share of the alpha (half of
+    it). The run resuming the wait goes on with the windows that follow, at the shares left, rather
+    than from the first again: each resume began the split anew, and a stage whose runs died in its
+    waits could roll a healthy canary back at more than the spec's alpha."""
+    env = ledger_env()
+    slow_scale_up(env)
+    with caplog.at_level(logging.INFO):
+        dies_in_the_ecs_wait(env)
+    dead = bars([r.getMessage() for r in caplog.records])
+    assert dead and len(set(dead)) == 1, dead
+    canary = env.targets.canary_service
+    env.deployer.services[canary] = env.deployer.services[canary].model_copy(update={"running": 1})
+    env.clock.sleep(601)  # the dead run's lease runs out
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        result = progressive_on(env, spec(5, 50, 100), "run-2")
+    assert result.outcome == "promoted", result.reason
+    resumed = bars([r.getMessage() for r in caplog.records if "scales for 50%" in r.getMessage()])
+    assert resumed and min(resumed) >= 2 * dead[0], (dead, resumed)
+
+
+def test_the_scale_up_after_a_short_approval_pause_goes_on_with_the_pauses_window(caplog):
+    """Approved within a minute of the pass, the shift's scale-up judges the window its pause's look
+    judged, at the same share of the alpha: the watch that follows spends no share of its own for
+    starting, only the windows the rollout clock begins do (a scale-up with no pause before it
+    starts at the first share, as a pause's first window does)."""
+    env = fake_environment(canary_error_rate=0.0)
+    slow_scale_up(env)
+    stages = [Stage(weight=5, bake_seconds=600), Stage(weight=50, bake_seconds=600, approval=True), Stage(weight=100)]
+    approve = ApprovalAnswer(action="approve", approver="alice", comment="go")
+
+    @flow
+    def approved(env, rollout):
+        return run_canary(env, rollout, scripted(approve))
+
+    with caplog.at_level(logging.INFO):
+        result = approved(env, RolloutSpec(image=IMAGE, stages=stages))
+    assert result.outcome == "promoted", result.reason
+    said = [r.getMessage() for r in caplog.records]
+    paused = bars(said, "paused at 5%: the judge looked again")
+    scaling = bars([m for m in said if "scales for 50%" in m])
+    assert paused and scaling, said
+    # The first ten minutes after the pass are one window: the pause's look and the scale-up's share its alpha.
+    assert set(scaling[:8]) == set(paused), (paused, scaling)

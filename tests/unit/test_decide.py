@@ -161,3 +161,18 @@ def test_the_promotion_says_which_stages_a_person_accepted_and_who(accepted, sai
     last = StageState(stage_index=2, started_at=T0, accepted=accepted, passed=(2, "erin") in accepted)
     decision = decide(SPEC, last, None if last.passed else v(Phase.SUCCESSFUL), T0 + 600)
     assert isinstance(decision, Promote) and decision.reason.endswith(said), decision.reason
+
+
+def test_a_passed_stages_windows_lie_on_a_grid_from_its_pass_whoever_looks():
+    """Each window as long as the bake (600 s), begun again every half of one (300 s) once the first
+    is that long, from the first whole period after the pass: a look at a given time judges the same
+    window at the same index whichever watch (or run) makes it, so none begins the count again."""
+    from rollway.decide import passed_window
+
+    spec = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100)])
+    passed = 1030.0  # the first whole period starts at 1080
+    assert [passed_window(spec, 0, passed, now) for now in (1090, 1680, 1681, 1980, 1981, 2600)] == [
+        (1080, 0), (1080, 0), (1380, 1), (1380, 1), (1680, 2), (2280, 4)]
+    # A bake shorter than two periods still judges windows of two periods.
+    short = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=60), Stage(weight=100)])
+    assert passed_window(short, 0, 0, 121) == (60, 1)
