@@ -664,7 +664,7 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
     """What ``rule`` holds between the stable and canary groups, or why a rollout refuses it."""
     others = _other_groups(rule, r)
     if others is not None:
-        return _Judged(None, _refuse_other_groups(r.rule_arn, others), others[0])
+        return _Judged(None, _refuse_other_groups(rule, r, others), others[0])
     forwarded = _forward_weights(rule)
     if not forwarded:
         # A maintenance page or a redirect put on the rule by hand: "weight 0 to both" sent a
@@ -753,12 +753,20 @@ def _other_groups(rule: dict[str, Any], r: _Resolved) -> tuple[str, int] | None:
     return f"target group{'s' if len(others) > 1 else ''} {named}", len(others)
 
 
-def _refuse_other_groups(rule_arn: str, others: tuple[str, int]) -> OtherGroupsForwarded:
-    """The refusal of a rule that also forwards to ``others`` (``_other_groups``): a shift writes
+def _refuse_other_groups(rule: dict[str, Any], r: _Resolved, others: tuple[str, int]) -> OtherGroupsForwarded:
+    """The refusal of ``rule``, which also forwards to ``others`` (``_other_groups``): a shift writes
     the two groups alone, so it would silently take their traffic away from them, and the weights
-    read back would leave their share out."""
+    read back would leave their share out. It names which of stable and canary the rule forwards to
+    besides, by name: "as well as to stable and canary" was said of a rule forwarding to stable and a
+    shadow group alone."""
+    forwarded = _forward_weights(rule)
+    ours = [f"{version} ({group.name})" for version, group in (("stable", r.stable), ("canary", r.canary))
+            if group.arn in forwarded]
+    missing = [version for version, group in (("stable", r.stable), ("canary", r.canary)) if group.arn not in forwarded]
+    besides = (f"as well as to {' and '.join(ours)}" + (f", and not to {missing[0]}" if missing else "") if ours
+               else "and to neither stable nor canary")
     named, count = others
-    return OtherGroupsForwarded(rule_arn, named, count)
+    return OtherGroupsForwarded(r.rule_arn, named, count, besides)
 
 
 def _as_percent(stable: int, canary: int) -> Weights:
