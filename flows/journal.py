@@ -38,6 +38,16 @@ from rollway.spec import RolloutSpec
 from tasks import metrics
 
 
+def rule_recorded(router) -> dict[str, Any]:
+    """The ledger's changes recording the rule ``router`` shifts the traffic with, by ARN, and its two
+    groups (``shifted_rule``; none when it names no rule): a rollback looking the rule up afresh (a
+    hook's, `rollway abort`'s) moves the traffic over that rule, never over another service's rule
+    on its path. Written when the canary is deployed, before any shift, and with each shift (a rollout
+    an older release deployed records it at its next)."""
+    rule = router.shifted_rule()
+    return {"shifted_rule": rule} if rule is not None else {}
+
+
 def stage_table(service: str, weight: int, report: StageReport) -> None:
     """The table artifact of a stage that ended (``<service>-stage-<weight>``): its canary vs baseline.
 
@@ -191,6 +201,7 @@ class LedgerJournal:
                               for update in flags),
             phase=RolloutPhase.PROGRESSING, weights=after, stage_index=state.stage_index,
             stage_started_at=state.started_at, stage_passed=False,
+            **rule_recorded(self.env.router),
         )
         self._progress(state.stage_index, done=False)
         self._notify(

@@ -27,7 +27,7 @@ from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
-from flows.journal import LedgerJournal, artifact_key, on_the_wall
+from flows.journal import LedgerJournal, artifact_key, on_the_wall, rule_recorded
 from flows.monitor import after_window, run_monitor, send_owed_decommission_page, unwatched_dead_letters_said
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
@@ -276,7 +276,7 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor,
                               comment=f"{t.canary_service} on {revision} ({image}){retired}"),
-        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING,
+        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING, **rule_recorded(env.router),
         # A record from before images were pinned gets the image its revision names.
         **({} if record.pinned_image == image else {"pinned_image": image}),
     )

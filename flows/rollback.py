@@ -28,6 +28,7 @@ next step, moving nothing more and paging nobody (RollbackClaimLost): the new ho
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -68,6 +69,7 @@ from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NO
                             check_rollout, claim_changes, notice_answer_lost, notice_sent, notice_time,
                             notice_unconfirmed, rollback_start, rollback_stopped_comment, utc, wall_utc)
 from rollway.model import ServiceState, Weights
+from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
@@ -289,12 +291,13 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      rolled_back: str, again: str, verify_seconds: float) -> Weights | None:
+                      rolled_back: str, again: str, verify_seconds: float, replaced: str | None = None) -> Weights | None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
-    rolled back. ``again``: how to run the rollback again (``_run_again``). A failure to page is
-    logged; the rollback's own error is raised either way.
+    rolled back. ``again``: how to run the rollback again (``_run_again``). ``replaced``: that the move
+    went over a rule found again under a new ARN (``FirstRead.replaced``), which the page says too. A
+    failure to page is logged; the rollback's own error is raised either way.
 
     Returns the weights the page names (read when the traffic did not move; None: not read), for
     the ledger's record of the stopped rollback: what users get until it is run again.
@@ -319,6 +322,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
         rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
+        *([_replaced_line(replaced).rstrip()] if replaced else []),
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
         _when_again(env, err, again, weights),
     ])
@@ -510,7 +514,7 @@ def execute_rollback(
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 held = _page_failed_move(env, reason, actor, steps, err, version(),
-                                         _run_again(bindings, ledgered), verify_timeout_seconds)
+                                         _run_again(bindings, ledgered), verify_timeout_seconds, read.replaced)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
                 _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
@@ -673,6 +677,7 @@ def execute_rollback(
         + stable_line
         + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"
            if read.dropped else "")
+        + _replaced_line(read.replaced)
         + f"{canary_line}\n"
         + (f"The ledger could NOT record {ledger_failure}. It still shows the rollout in its earlier phase: "
            "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
@@ -866,6 +871,16 @@ def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> st
                 f"({before} stable/canary): it moved none of it.\n")
     return (f"Before the rollback moved it, the canary took {before.canary}% of the traffic ({before} "
             "stable/canary, read from the load balancer).\n")
+
+
+def _replaced_line(replaced: str | None) -> str:
+    """The page's line saying the move went over a rule found again under a new ARN (``FirstRead.replaced``),
+    empty when it did not: only the run's log and the ledger said so, and on-call, reading the page, took
+    the rule rollway writes for the one the rollout ran with."""
+    if replaced is None:
+        return ""
+    return (f"{replaced[:1].upper()}{replaced[1:]}: that rule is the one rollway writes now, not the one the rollout "
+            "ran with.\n")
 
 
 def _moved_from(read: FirstRead, held: Weights | None) -> Weights | None:
@@ -1195,7 +1210,8 @@ def _not_ended_by_another(record: RolloutRecord) -> None:
     if record.phase is not RolloutPhase.ROLLED_BACK:
         return
     end = record.last_transition("rollback")
-    by = f" by {end.actor} at {utc(end.at)}" if end is not None else ""
+    # Who, as the ledger has it: control characters in a name acted on the terminal reading the log.
+    by = f" by {shown(end.actor, keep='')} at {utc(end.at)}" if end is not None else ""
     raise RollbackEndedBefore(f"rollout {record.rollout_id} of {record.service} was recorded as rolled back{by} "
                               "already; its end is that rollback's")
 
@@ -1899,8 +1915,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             record_unheard_after_rollback(env, record)
 
     def roll_back(ledger_failure: str | None) -> RollbackResult:
+        # Over the rule the rollout recorded: found by listener and path alone, the rule
+        # may be another service's left on that path, whose users the move would send to this stable group.
+        rolling_back = dataclasses.replace(
+            env, router=env.router.rolling_back(record.shifted_rule if record is not None else None))
         return execute_rollback(
-            env, reason, actor=actor, previous_task_definition=previous_task_definition,
+            rolling_back, reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             stable_timeout_seconds=scale_timeout,

@@ -10,7 +10,7 @@ import itertools
 from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
-from rollway.model import Interval, Observation, QueueDepth, ServiceState, TargetGroup, VersionSample, Weights
+from rollway.model import Interval, Observation, QueueDepth, ServiceState, ShiftedRule, TargetGroup, VersionSample, Weights
 from rollway.preflight_checks import QueueSeen
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
@@ -45,6 +45,7 @@ class FakeRouter:
         self.calls: list[str] = []
         self.lag = 0
         self._stale: Weights | None = None
+        self.rule: ShiftedRule | None = None
 
     def get_weights(self) -> Weights:
         self.calls.append("get_weights")
@@ -73,6 +74,14 @@ class FakeRouter:
         """Itself: its rule forwards to stable and canary alone, so a rollback's move drops nothing,
         and ``set_weights`` gives back what it read, for ``move`` to take (``FirstRead.answered``)."""
         return self
+
+    def rolling_back(self, recorded: ShiftedRule | None) -> "FakeRouter":
+        """Itself: it has one rule, the rollout's."""
+        return self
+
+    def shifted_rule(self) -> ShiftedRule | None:
+        """``rule``: None unless a test names one, for the ledger to keep with a shift."""
+        return self.rule
 
 
 class FakeDeployer:

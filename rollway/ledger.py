@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.errors_pickle import PicklableError
-from rollway.model import Weights
+from rollway.model import ShiftedRule, Weights
 from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 
@@ -449,6 +449,11 @@ class RolloutRecord(BaseModel):
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "
                                   "cleared by a run whose window passes (read through owed_unverified)")
+    shifted_rule: ShiftedRule | None = Field(
+        default=None, description="the listener rule its shifts write and the two target groups they shift the "
+                                  "traffic between (ShiftedRule), written when its canary is deployed and with each "
+                                  "shift: a rollback moves the traffic over this rule, or over one found on its path "
+                                  "only if it forwards to both groups (None: recorded before it was kept)")
     kept_for_traffic: KeptForTraffic | None = Field(
         default=None, description="how its newest monitoring window ended when it passed cleanly but kept the old "
                                   "service for the traffic still on it, the window left open (KeptForTraffic): "

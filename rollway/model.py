@@ -238,3 +238,16 @@ def validation_problems(err: ValidationError, whole: str) -> str:
     """A ValidationError on one line, each problem as ``field.path: message``; a problem of the
     model as a whole is named ``whole``."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in err.errors())
+
+
+class ShiftedRule(BaseModel):
+    """The listener rule a rollout shifts the traffic with, and the two target groups it shifts it
+    between, by ARN: recorded in the ledger when its canary is deployed and with each shift, so that a
+    rollback that looks the rule up afresh (a hook's, `rollway abort`'s, one finishing a rollback that
+    died) moves the traffic over that rule, and never over another service's rule on the same path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule_arn: str
+    stable_arn: str
+    canary_arn: str

@@ -15,7 +15,7 @@ from rollway.cleanup import StackState
 from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Writer
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RefusedAnswer, RolloutRecord, Transition
-from rollway.model import Observation, ServiceState, TargetGroup, Weights
+from rollway.model import Observation, ServiceState, ShiftedRule, TargetGroup, Weights
 from rollway.weights_read import FirstRead
 
 
@@ -40,6 +40,16 @@ class TrafficRouter(Protocol):
         again without it: the move may be sent again, and only its first read is the traffic from
         before it. A router whose rule forwards to stable and canary alone, and whose reads are
         all given back by ``set_weights`` (a fake), is its own."""
+
+    def rolling_back(self, recorded: ShiftedRule | None) -> TrafficRouter:
+        """This router for a rollback of the rollout that recorded ``recorded`` as its own (None:
+        none recorded): it moves the traffic over that rule, and never over another service's rule
+        found on its path (``AlbRouter.rolling_back``). A router with one rule of its own (a fake) is
+        its own."""
+
+    def shifted_rule(self) -> ShiftedRule | None:
+        """The rule its shifts write and the two groups they shift between, for the ledger to keep
+        with a shift (None: it has no rule to name)."""
 
     def healthy_targets(self, version: str) -> int:
         """Healthy registered targets of the 'stable' or 'canary' target group."""

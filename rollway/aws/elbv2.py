@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch,
                                 asked_while_throttled, error_code)
-from rollway.model import TargetGroup, Weights
+from rollway.model import ShiftedRule, TargetGroup, Weights
 from rollway.pinning import Pin, find_pin, is_pin_rule
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
@@ -70,9 +70,16 @@ class _Gone(Exception):
 
 
 class _Lookups:
-    """What a router and the routers for its bounded reads (``AlbRouter.reading``) have looked up."""
+    """What a router and the routers for its bounded reads (``AlbRouter.reading``) have looked up.
+
+    A rollback's (``AlbRouter.rolling_back``) keeps with them the rule the rollout recorded
+    (``recorded``; None: none recorded), and whether its rule was taken from that record rather than
+    looked up by this run (``from_record``)."""
 
     resolved: _Resolved | None = None
+    rollback: bool = False
+    recorded: ShiftedRule | None = None
+    from_record: bool = False
 
 
 class AlbRouter:
@@ -121,6 +128,33 @@ class AlbRouter:
         router._lookups_made, router._move = self._lookups_made, move
         return router
 
+    def rolling_back(self, recorded: ShiftedRule | None) -> AlbRouter:
+        """This router for a rollback of the rollout that recorded ``recorded`` as its own (the
+        ledger's ``shifted_rule``; None: none recorded, by a ledger from before it was kept, or no
+        ledger): a rollback whose lookup finds the rule by listener and path alone (a hook's, `rollway
+        abort`'s, one finishing a rollback that died) would write over another service's rule left on
+        that path, and send its users to this service's stable group.
+
+        Its rule is the recorded one, by ARN (gone since, the move looks for it again on its path and
+        takes one only if it forwards to both recorded groups: ``_found_again``); with none recorded, the
+        rule on the path if it forwards to both the stable and the canary group, or to the stable group
+        alone (which the move leaves as it is), and any other is refused before any write. A router
+        that looked its rule up already (the rollout's own run, which shifted it) keeps it, unless the
+        rollout recorded another. It shares this router's clients, not its lookups."""
+        router = AlbRouter(self._client, self._targets, self._reads)
+        lookups = router._lookups_made
+        lookups.rollback, lookups.recorded = True, recorded
+        held = self._resolved
+        if held is not None and (recorded is None or held.rule_arn == recorded.rule_arn):
+            lookups.resolved = held
+        return router
+
+    def shifted_rule(self) -> ShiftedRule:
+        """The rule this router's shifts write and the two groups they shift between, by ARN, for the
+        ledger to keep with a shift (``rolling_back`` takes it back); resolved on first use."""
+        r = self._lookups()
+        return ShiftedRule(rule_arn=r.rule_arn, stable_arn=r.stable_arn, canary_arn=r.canary_arn)
+
     def resolve(self) -> None:
         """Look up the load balancer, listener, target groups and rule, and cache them.
 
@@ -134,8 +168,35 @@ class AlbRouter:
         listener_arn = self._listener_arn(lb_arn)
         stable = self._target_group(t.stable_target_group)
         canary = self._target_group(t.canary_target_group)
+        if self._lookups_made.rollback:
+            self._lookups_made.resolved = self._rollbacks_rule(_Resolved(lb_arn, listener_arn, "", stable, canary))
+            return
         rule_arn = self._rule_on_path(listener_arn, stable.arn, canary.arn)["RuleArn"]
         self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable, canary)
+
+    def _rollbacks_rule(self, r: _Resolved) -> _Resolved:
+        """``r`` with the rule a rollback's router moves the traffic over (``rolling_back``).
+
+        Raises:
+            TargetNotFound: none recorded, and the rule on the path forwards to neither both groups
+                nor the stable group alone (``_not_the_rollouts``), or no rule on it forwards to them.
+        """
+        lookups = self._lookups_made
+        if lookups.recorded is not None:
+            # No call: a rule gone since is looked for again by the move (``_found_again``), which
+            # reads it anyway.
+            lookups.from_record = True
+            return replace(r, rule_arn=lookups.recorded.rule_arn)
+        rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
+        found = replace(r, rule_arn=rule["RuleArn"])
+        if _stable_alone(rule, found):
+            return found
+        refusal = _not_the_rollouts(rule, found, self._targets, (
+            "the rollout recorded no rule of its own (its ledger is from before rollway kept one, or there is none), "
+            "and the rule looked up"), put_back=False)
+        if refusal is not None:
+            raise refusal
+        return found
 
     @property
     def load_balancer_arn(self) -> str:
@@ -390,8 +451,13 @@ class AlbRouter:
                 not forward to both (``_not_the_rollouts``).
         """
         r = gone.looked_up
+        recorded = self._lookups_made.recorded
+        # The groups the rollout recorded, which its rule forwards to: the ones looked up by name otherwise.
+        stable_arn, canary_arn = ((recorded.stable_arn, recorded.canary_arn) if recorded is not None
+                                  else (r.stable_arn, r.canary_arn))
+        had = _had(self._lookups_made)
         try:
-            rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
+            rule = self._rule_on_path(r.listener_arn, stable_arn, canary_arn)
         except AdapterError as err:
             raise self._rule_gone(r) from err
         except ClientError as err:
@@ -400,14 +466,16 @@ class AlbRouter:
             raise self._rule_gone(r) from err
         # Found by path and host alone: another host's or another service's rule left on the path
         # would be written over, and the users of the rule gone said moved to stable.
-        refusal = _not_the_rollouts(rule, r, self._targets, r.rule_arn)
+        refusal = _not_the_rollouts(rule, r, self._targets, f"{_deleted(r, self._lookups_made)}, and the rule "
+                                    "looked up again", groups=(stable_arn, canary_arn))
         if refusal is not None:
             raise refusal from gone.__cause__
         found = replace(r, rule_arn=rule["RuleArn"])
-        self._lookups_made.resolved = found
+        # Looked up by this run now, whatever the rule gone was: a failure over it says so.
+        self._lookups_made.resolved, self._lookups_made.from_record = found, False
         if self._move is not None:
             self._move.moving_over(f"the move to stable went over rule {found.rule_arn}, found again on "
-                                   f"{self._targets.rule_where}: rule {r.rule_arn}, which this run had looked up, "
+                                   f"{self._targets.rule_where}: rule {r.rule_arn}, {had}, "
                                    f"was gone (deleted, or replaced by a stack update)")
         return found
 
@@ -417,8 +485,10 @@ class AlbRouter:
         now and what to put back, since a rollback finds no rule to move them with until there is
         one again."""
         t, where = self._targets, self._targets.rule_where
+        since = ("since the rollout recorded it" if self._lookups_made.from_record
+                 else "since this run looked it up")
         return TargetNotFound("listener rule", r.rule_arn, (
-            f"it was deleted since this run looked it up (by hand, or replaced by a stack update), so the "
+            f"it was deleted {since} (by hand, or replaced by a stack update), so the "
             f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
             f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
             f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
@@ -512,25 +582,48 @@ def _stable_alone(rule: dict[str, Any], r: _Resolved) -> bool:
     return set(forwarded) == {r.stable_arn} and forwarded[r.stable_arn] > 0
 
 
-def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, gone: str) -> TargetNotFound | None:
-    """Why a rollback's move writes no weights over ``rule``, looked up again after the rule ``gone``
-    was deleted, or None when it forwards to both the stable and the canary group, as the rule a stack
-    update puts in the place of the rollout's does. Found by path and host alone, a rule that does not
-    is another host's or another service's: the move would write over it (dropping the other service's
-    group), and say the users of the rollout's rule moved to stable."""
+def _had(lookups: _Lookups) -> str:
+    """Where a rollback's rule came from, for the words of one found gone: the rollout's record, or this run's lookup."""
+    return "which the rollout recorded" if lookups.from_record else "which this run had looked up"
+
+
+def _deleted(r: _Resolved, lookups: _Lookups) -> str:
+    """That the rule ``r`` names was found gone, said as where it came from (``_had``)."""
+    if lookups.from_record:
+        return f"rule {r.rule_arn}, {_had(lookups)}, was deleted since (by hand, or replaced by a stack update)"
+    return f"rule {r.rule_arn} was deleted since this run looked it up (by hand, or replaced by a stack update)"
+
+
+def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, why: str, *,
+                      groups: tuple[str, str] | None = None, put_back: bool = True) -> TargetNotFound | None:
+    """Why a rollback's move writes no weights over ``rule``, found on the path by a lookup ``why``
+    says (a rule the run or the rollout had was deleted, or the rollout recorded none), or None when it
+    forwards to both ``groups`` (stable's and canary's ARNs; by default ``r``'s, looked up by the
+    targets' names), as the rule a stack update puts in the place of the rollout's does. Found by path
+    and host alone, a rule that does not is another host's or another service's: the move would write
+    over it (dropping the other service's group), and say the users of the rollout's rule moved to
+    stable. ``put_back``: the advice is to put back a rule (the rollout's is gone), else to name its host
+    (the rollout's may be there, and the lookup found another first)."""
     forwarded = _forward_weights(rule)
-    if {r.stable_arn, r.canary_arn} <= set(forwarded):
+    stable_arn, canary_arn = groups or (r.stable_arn, r.canary_arn)
+    if {stable_arn, canary_arn} <= set(forwarded):
         return None
     total = sum(forwarded.values())
-    to = ", ".join(f"{arn} (weight {weight} of {total})" for arn, weight in forwarded.items())
-    where, stable, canary = targets.rule_where, targets.stable_target_group, targets.canary_target_group
+    to = ", ".join(f"{arn} (weight {weight} of {total})" for arn, weight in forwarded.items()) or "no target group"
+    # As the targets name them, unless the rollout recorded other groups than those names find now.
+    stable = targets.stable_target_group if stable_arn == r.stable_arn else stable_arn
+    canary = targets.canary_target_group if canary_arn == r.canary_arn else canary_arn
+    where = targets.rule_where
+    fix = (f"put back a rule on {where} forwarding to {stable} and {canary} (name its host in rule_host if the "
+           f"listener routes by host)" if put_back else
+           f"name the host of the rollout's rule in rule_host if the listener routes by host (or put back a rule on "
+           f"{where} forwarding to {stable} and {canary}, if it was deleted)")
     return TargetNotFound("listener rule", f"on {where} forwarding to {stable} and {canary}", (
-        f"rule {gone} was deleted since this run looked it up (by hand, or replaced by a stack update), and the "
-        f"rule looked up again on {where} of listener {r.listener_arn} is {_listed([rule])}, which forwards "
-        f"to {to}, not to both {stable} and {canary}: it is not the rollout's rule (another host's or another "
-        f"service's, say), and rollway writes no weights over it. To move users back to stable, put back a rule on "
-        f"{where} forwarding to {stable} and {canary} (name its host in rule_host if the listener routes by host), "
-        f"then roll the rollout back"))
+        f"{why} on {where} of listener {r.listener_arn} is {_listed([rule])}, which forwards to {to}, not to both "
+        f"{stable} and {canary}: it is not the rollout's rule (another host's or another service's, say), and rollway "
+        f"writes no weights over it. To move users back to stable, {fix}, then roll the rollout back; or, by hand, "
+        f"give the rollout's own rule weight 100 to {stable} and 0 to {canary} (the EC2 console: the load "
+        f"balancer's listener, its rules, that rule's forward action)"))
 
 
 def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
@@ -571,7 +664,7 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
     """What ``rule`` holds between the stable and canary groups, or why a rollout refuses it."""
     others = _other_groups(rule, r)
     if others is not None:
-        return _Judged(None, _refuse_other_groups(r.rule_arn, others), others[0])
+        return _Judged(None, _refuse_other_groups(rule, r, others), others[0])
     forwarded = _forward_weights(rule)
     if not forwarded:
         # A maintenance page or a redirect put on the rule by hand: "weight 0 to both" sent a
@@ -660,12 +753,20 @@ def _other_groups(rule: dict[str, Any], r: _Resolved) -> tuple[str, int] | None:
     return f"target group{'s' if len(others) > 1 else ''} {named}", len(others)
 
 
-def _refuse_other_groups(rule_arn: str, others: tuple[str, int]) -> OtherGroupsForwarded:
-    """The refusal of a rule that also forwards to ``others`` (``_other_groups``): a shift writes
+def _refuse_other_groups(rule: dict[str, Any], r: _Resolved, others: tuple[str, int]) -> OtherGroupsForwarded:
+    """The refusal of ``rule``, which also forwards to ``others`` (``_other_groups``): a shift writes
     the two groups alone, so it would silently take their traffic away from them, and the weights
-    read back would leave their share out."""
+    read back would leave their share out. It names which of stable and canary the rule forwards to
+    besides, by name: "as well as to stable and canary" was said of a rule forwarding to stable and a
+    shadow group alone."""
+    forwarded = _forward_weights(rule)
+    ours = [f"{version} ({group.name})" for version, group in (("stable", r.stable), ("canary", r.canary))
+            if group.arn in forwarded]
+    missing = [version for version, group in (("stable", r.stable), ("canary", r.canary)) if group.arn not in forwarded]
+    besides = (f"as well as to {' and '.join(ours)}" + (f", and not to {missing[0]}" if missing else "") if ours
+               else "and to neither stable nor canary")
     named, count = others
-    return OtherGroupsForwarded(rule_arn, named, count)
+    return OtherGroupsForwarded(r.rule_arn, named, count, besides)
 
 
 def _as_percent(stable: int, canary: int) -> Weights:

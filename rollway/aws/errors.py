@@ -104,10 +104,11 @@ class OtherGroupsForwarded(PicklableError, AdapterError):
         them: "it" or "them", the group or groups, for that advice.
     """
 
-    def __init__(self, rule_arn: str, named: str, count: int) -> None:
+    def __init__(self, rule_arn: str, named: str, count: int, besides: str = "as well as to stable and canary") -> None:
+        # ``besides``: which of stable and canary the rule forwards to too (``elbv2._refuse_other_groups``).
         self.them = "it" if count == 1 else "them"
-        self.found = (f"rule {rule_arn} forwards to {named} as well as to stable and canary, and a shift writing "
-                      "the two alone would silently take that traffic away")
+        self.found = (f"rule {rule_arn} forwards to {named} {besides}, and a shift writing stable and canary alone "
+                      "would silently take that traffic away")
         super().__init__(f"{self.found}: remove {self.them} from the rule, or roll the rollout back, which moves all "
                          f"the traffic to stable and drops {self.them} from the rule")
 

@@ -197,6 +197,21 @@ def test_a_shift_over_a_rule_that_came_to_forward_to_a_third_group_is_refused_be
     assert "remove it from the rule" in said and "roll the rollout back" in said, said
 
 
+def test_a_refused_rule_forwarding_to_stable_and_a_third_group_alone_is_not_said_to_forward_to_canary(aws, router):
+    """The refusal said the rule forwarded to the shadow group "as well as to stable and canary" of a rule
+    that no longer forwarded to canary at all: it names which of the two it forwards to, and which not."""
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    shadow = _with_a_third_group(aws, 90, 0, 10)
+    elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": top.stable_target_group_arn, "Weight": 90}, {"TargetGroupArn": shadow, "Weight": 10}]}}])
+    with pytest.raises(AdapterError) as refused:
+        router.get_weights()
+    said = str(refused.value)
+    assert f"forwards to target group {shadow} (weight 10 of 100) as well as to stable (webordinary-edit-stable), " \
+           "and not to canary, and a shift" in said, said
+    assert "remove it from the rule" in said, said
+
+
 def test_a_shift_keeps_the_rules_authentication_step(aws, router):
     """ModifyRule replaces every action: a login in front of the forward must be written back."""
     top = aws.topology
