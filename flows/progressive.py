@@ -44,6 +44,7 @@ from rollway.environment import Environment
 from rollway.failure_words import failures_writable
 from rollway.finalize import is_finalized, same_revision
 from rollway.ledger import (
+    NONE_READ,
     RECONCILE,
     LockHeld,
     RolloutInProgress,
@@ -593,7 +594,7 @@ def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, leas
     if asked is None:
         return record
     if asked.answers_unread is None:
-        update = {"answers_unread": env.wall(), "answers_unrecorded": unrecorded}
+        update = {"answers_unread": env.wall(), "answers_unrecorded": NONE_READ if unrecorded is None else unrecorded}
     else:
         update = {"answers_unread_again": env.wall(), "answers_unrecorded_again": unrecorded}
     try:
