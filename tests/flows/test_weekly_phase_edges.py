@@ -545,3 +545,34 @@ def test_a_holder_whose_older_worker_renewed_a_lease_the_record_does_not_measure
     said = [r.getMessage() for r in caplog.records]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], said
     assert [m for m in said if "driven by old-1, whose run has not ended" in m], said
+
+
+def test_an_older_worker_renewing_a_longer_lease_is_not_judged_hung_early_by_a_tick_of_a_shorter_lease(caplog):
+    """As above, but the tick runs with the default 10-minute lease: judged by the longer of the
+    record's length and its own, both 10 minutes, the older worker renewing an hour's lease was warned
+    "may be hung" 12 minutes after that hour lapsed. Its own last write (its lease's end, an hour on
+    from it) says the lease it took was an hour long."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    service = env.targets.canary_service
+    env.ledger.acquire(service, owner="cron-1", now=env.clock.now(), lease_seconds=600.0, wall=env.wall())
+    rollouts = env.ledger._rollouts[service]
+    # old-1's last renewal, as the older version writes it: the owner, the lease's end an hour on and
+    # the time of the write; the length stays cron-1's.
+    rollouts[-1] = rollouts[-1].model_copy(update={"owner": "old-1", "lease_expires": env.wall() + 3600.0,
+                                                   "updated_at": env.clock.now()})
+    assert rollouts[-1].lease_seconds == 600.0
+    env.clock.t += rollouts[-1].lease_expires - env.wall() + 720  # lapsed 12 minutes ago
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], said
+    assert [m for m in said if "driven by old-1, whose run has not ended" in m], said
+    caplog.clear()
+    env.clock.t += 3600 + 60 + 1 - 720  # lapsed longer ago than its hour's lease and the margin: hung
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    warned = [r for r in caplog.records if "old-1" in r.getMessage() and "may be hung" in r.getMessage()]
+    assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
