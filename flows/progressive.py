@@ -1178,11 +1178,11 @@ def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: fl
 
 def hung_grace(record: RolloutRecord, lease_seconds: float) -> float:
     """How long after its lease lapsed ``record``'s holder is taken for hung: the lease it took, as the
-    ledger tells it (``held_lease_seconds``), and the margin; never less than this run's own ``lease_seconds`` (the whole
-    grace for a record that does not say). Judged by this run's own alone, a holder renewing hourly
-    leases was called hung 11 minutes past a lapse. Not by the record's alone either: a worker of the
-    version before lengths were recorded, taking the rollout over during an upgrade, writes its lease's
-    end and leaves the length the run before it took, which may be far shorter than its own."""
+    ledger tells it (``held_lease_seconds``), and the margin; never less than this run's own
+    ``lease_seconds``. Judged by this run's own alone, a holder renewing hourly leases was called hung
+    11 minutes past a lapse. Not by the recorded length alone either: a worker of the version before
+    lengths were recorded, taking the rollout over during an upgrade, writes its lease's end and leaves
+    the length the run before it took, which may be far shorter than its own."""
     return max(held_lease_seconds(record), lease_seconds) + LAPSE_MARGIN_WALL_SECONDS
 
 

@@ -155,7 +155,8 @@ def _regex_header_said(rule: Mapping[str, Any], header: str, name: str, value: s
              f"meets requests carrying `{header}` is not known")
     if is_pin_rule(rule, canary_arn):
         return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
-                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression, or {create}")
+                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression, or "
+                f"{create}")
     return (f"{known}, and it sends those it meets to {_goes(rule)}, not to the canary target group {canary_group} "
             f"alone: {create}")
 

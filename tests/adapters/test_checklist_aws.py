@@ -718,7 +718,8 @@ def test_pinned_validation_on_a_load_balancer_that_does_not_exist_fails_saying_s
     assert not item.passed
     assert item.reason.startswith(f"listener no-such-alb:{targets.listener_port} does not pin the validation's HTTP "
                                   f"checks carrying `{HEADER}`"), item.reason
-    assert "load balancer 'no-such-alb' not found" in item.reason and "create a listener rule" in item.reason, item.reason
+    assert "load balancer 'no-such-alb' not found" in item.reason, item.reason
+    assert "create a listener rule" in item.reason, item.reason
 
 
 def test_pinned_validation_with_a_header_no_check_could_carry_is_refused_before_any_call(paged):
