@@ -65,7 +65,8 @@ def build_deployments(
         spec: a RolloutSpec to pre-fill in the canary and progressive_rollout forms
             (None: the form starts empty and the image must be typed in).
         validation: validate_deployment's ``spec`` default (None: the flow's own, Webordinary's
-            real addresses); ``rollway up`` points it at its stand-in app on 127.0.0.1.
+            real addresses); ``rollway up`` points it at its stand-in app on 127.0.0.1. Its
+            ``canary_header``, when set, is deploy_infrastructure's and verify_infrastructure's too.
         phased: progressive_rollout's default: True stops at the end of each weekly phase
             (advance_phase starts the next), False runs every stage in one run.
         weekly_cron: when advance_phase runs.
@@ -105,6 +106,10 @@ def build_deployments(
     # was refused for the plan, then, the plan edited to match, for having weekly phases at all.
     canary_spec = {"spec": spec.model_dump(mode="json", exclude={"phases"})} if spec is not None else {}
     with_validation = {"spec": validation.model_dump(mode="json")} if validation is not None else {}
+    # The infrastructure's checklist checks the listener rule that pins the validation's checks,
+    # for the header they carry: set here, a deploy's checklist passed without the rule.
+    pinned = ({"canary_header": validation.canary_header}
+              if validation is not None and validation.canary_header is not None else {})
 
     def deploy(flow: Any, parameters: dict[str, Any], description: str, **extra: Any) -> "RunnerDeployment":
         deployment = flow.to_deployment(
@@ -151,10 +156,10 @@ def build_deployments(
         deploy(set_flags, blocks, "Set, enable or disable feature flags, recording who and why."),
         # One run at a time for the jobs that change the account outside the rollout: two cdk
         # deploys, two pushes of a version, or two cleanups at once would race each other.
-        deploy(deploy_infrastructure, blocks,
+        deploy(deploy_infrastructure, {**blocks, **pinned},
                "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the "
                "pre-deployment checklist; resume a failed run with from_stack.", concurrency_limit=1),
-        deploy(verify_infrastructure, blocks,
+        deploy(verify_infrastructure, {**blocks, **pinned},
                "Check the pre-deployment checklist (reads only): tables and indexes, queues and DLQs, "
                "dashboard, alarms and the alert topic's subscribers."),
         deploy(publish_container, blocks,

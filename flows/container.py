@@ -855,16 +855,17 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
     pinned = _pinned(refs, version_digest)
     released = base.arn if base is not None and pinned is not None and base.image == pinned else None
     older = searched = unsearched = None
+    every = False
     if (released is None and base is not None and pinned is not None and deployer is not None
             and not request.register_existing):
         search = deployer.revision_search(task_family(base.arn), pinned)
         older = search.arn
         if older is None:
-            searched, unsearched = (task_family(base.arn), search.read), search.unread
+            searched, unsearched, every = (task_family(base.arn), search.read), search.unread, search.every
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
                           register_existing=request.register_existing, version_status=version_status,
                           released_as=released or older, latest_revision=base.arn if older else None,
-                          searched=searched, unsearched=unsearched)
+                          searched=searched, unsearched=unsearched, searched_every=every)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

@@ -85,6 +85,7 @@ from rollway.infra import (
     resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
+from rollway.pinning import header_parts
 from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment, app_settings_problem, check_cdk_executable
@@ -1183,7 +1184,7 @@ def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], An
 def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppStacks | None = None,
                 home: StackEnvironment | None = None,
                 clients_in: Callable[[str], Callable[[str], Any]] | None = None,
-                read_seconds: float = READ_SECONDS) -> InfraChecker:
+                read_seconds: float = READ_SECONDS, canary_header: str | None = None) -> InfraChecker:
     """The checklist's reader.
 
     Args:
@@ -1201,6 +1202,8 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
         read_seconds: how long one read may wait for its answer.
+        canary_header: the header validate_deployment pins its HTTP checks with (its
+            ``spec.canary_header``): the listener's rule pinning them is an item too. None: not checked.
 
     Raises:
         PlanRefused: a checked stack's environment in the app, or that of a stack defining a
@@ -1226,7 +1229,21 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
                            account=home.account if home is not None else None, clients_in=clients_in,
                            construct_ids=app.construct_ids if app is not None else None,
                            app_stacks=app.names if app is not None else None,
-                           read_seconds=read_seconds, say=_still_reading)
+                           read_seconds=read_seconds, say=_still_reading,
+                           elbv2=get_client("elbv2") if canary_header is not None else None,
+                           canary_header=canary_header)
+
+
+def _pinned_by(canary_header: str | None) -> str | None:
+    """``canary_header`` as the validation sends it (``Name: value``), refused before any AWS call
+    as the validation would refuse it: a checklist passed on a header no check could carry."""
+    if canary_header is None:
+        return None
+    try:
+        name, value = header_parts(canary_header)
+    except ValueError as err:
+        raise InfraRefused(str(err)) from None
+    return f"{name}: {value}"
 
 
 def _still_reading(message: str) -> None:
@@ -1251,6 +1268,7 @@ def deploy_infrastructure(
     read_timeout_seconds: ReadSeconds = READ_SECONDS,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
+    canary_header: str | None = None,
 ) -> InfraResult:
     """Deploy the CDK app's stacks in dependency order, one per task, then verify the
     pre-deployment checklist.
@@ -1274,6 +1292,7 @@ def deploy_infrastructure(
         read_timeout_seconds: how long one read of AWS (a stack's status, a checklist item) may take, retries included.
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
+        canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the checklist then checks the listener rule pinning them; none: not checked.
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
@@ -1281,6 +1300,7 @@ def deploy_infrastructure(
     asked = list(stacks or ())
     with _said_if_refused(asked, from_stack, already_deployed):
         app_dir = _app_dir(cdk_app_dir)
+        pinned_by = _pinned_by(canary_header)
         executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
         targets = load_targets(targets_block)
         requested = list(stacks) if stacks is not None else list(targets.stacks)
@@ -1316,7 +1336,7 @@ def deploy_infrastructure(
     with CdkCli(executable, app_dir, environment, direct=direct, synth_timeout_seconds=synth_timeout_seconds) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
-                                          read_seconds=read_timeout_seconds))
+                                          read_seconds=read_timeout_seconds, canary_header=pinned_by))
             if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
             home=home,
@@ -1414,9 +1434,11 @@ _NO_APP = "every stack and resource is read in the targets' region"
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
                           cdk_app_dir: str | None = None, cdk_executable: str = "cdk",
                           synth_timeout_seconds: WaitSeconds = 600.0,
-                          read_timeout_seconds: ReadSeconds = READ_SECONDS) -> Checklist:
+                          read_timeout_seconds: ReadSeconds = READ_SECONDS,
+                          canary_header: str | None = None) -> Checklist:
     """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
-    their DLQs, the dashboard, the alarms and the alert topic with a subscription.
+    their DLQs, the dashboard, the alarms and the alert topic with a subscription; with
+    ``canary_header``, the listener rule pinning the validation's checks too.
 
     With ``cdk_app_dir``, the app is synthesized (``cdk synth``, no deploy) to read where each
     stack goes: a stack the app pins to another region is read there, and so is each table, queue,
@@ -1430,9 +1452,11 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         cdk_executable: the cdk CLI (with ``cdk_app_dir``).
         synth_timeout_seconds: how long synthesizing the app may take.
         read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.
+        canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the listener rule pinning them is checked too; none: not checked.
     """
     log = get_run_logger()
     with _verify_said_if_failed():
+        pinned_by = _pinned_by(canary_header)  # refused before any block is read
         app_dir = executable = None
         if cdk_app_dir is not None:  # refused before any block is read or anything runs
             app_dir = _app_dir(cdk_app_dir, unset=_NO_APP)
@@ -1452,7 +1476,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         if app_dir is None or executable is None:
             log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                      "deploys to another region there)", targets.region)
-            return run_verify_infrastructure(checker_for(get_client, targets, read_seconds=read_timeout_seconds))
+            return run_verify_infrastructure(checker_for(get_client, targets, read_seconds=read_timeout_seconds,
+                                                         canary_header=pinned_by))
         home = StackEnvironment(account=account, region=targets.region)
         with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                     synth_timeout_seconds=synth_timeout_seconds) as cdk:
@@ -1462,4 +1487,4 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was checked",
                                       read_seconds=read_timeout_seconds)
         return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
-                                                     read_seconds=read_timeout_seconds))
+                                                     read_seconds=read_timeout_seconds, canary_header=pinned_by))

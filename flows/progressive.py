@@ -44,6 +44,7 @@ from rollway.environment import Environment
 from rollway.failure_words import failures_writable
 from rollway.finalize import is_finalized, same_revision
 from rollway.ledger import (
+    NONE_READ,
     RECONCILE,
     LockHeld,
     RolloutInProgress,
@@ -594,7 +595,7 @@ def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, leas
     if asked is None:
         return record
     if asked.answers_unread is None:
-        update = {"answers_unread": env.wall(), "answers_unrecorded": unrecorded}
+        update = {"answers_unread": env.wall(), "answers_unrecorded": NONE_READ if unrecorded is None else unrecorded}
     else:
         update = {"answers_unread_again": env.wall(), "answers_unrecorded_again": unrecorded}
     try:
@@ -1193,17 +1194,28 @@ def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: fl
 
 def hung_grace(record: RolloutRecord, lease_seconds: float) -> float:
     """How long after its lease lapsed ``record``'s holder is taken for hung: the lease it took, as the
-    ledger recorded it, and the margin; never less than this run's own ``lease_seconds`` (the whole
-    grace for a record that does not say). Judged by this run's own alone, a holder renewing hourly
-    leases was called hung 11 minutes past a lapse. Not by the record's alone either: a worker of the
-    version before lengths were recorded, taking the rollout over during an upgrade, writes its lease's
-    end and leaves the length the run before it took, which may be far shorter than its own."""
-    return max(record.lease_seconds or 0.0, lease_seconds) + LAPSE_MARGIN_WALL_SECONDS
+    ledger tells it (``held_lease_seconds``), and the margin; never less than this run's own
+    ``lease_seconds``. Judged by this run's own alone, a holder renewing hourly leases was called hung
+    11 minutes past a lapse. Not by the recorded length alone either: a worker of the version before
+    lengths were recorded, taking the rollout over during an upgrade, writes its lease's end and leaves
+    the length the run before it took, which may be far shorter than its own."""
+    return max(held_lease_seconds(record), lease_seconds) + LAPSE_MARGIN_WALL_SECONDS
+
+
+def held_lease_seconds(record: RolloutRecord) -> float:
+    """How long the lease ``record``'s holder last took was, as far as the record tells: its recorded
+    length, and no less than the time from the record's last write to the lease's end. A worker of the
+    version before lengths were recorded writes its lease's end (and the write's time) alone: judged by
+    the length the run before it left, and a tick's own no longer, its hourly lease was taken for hung
+    12 minutes past its lapse. The lease was renewed at that write or before it, and the rollout clock
+    stamping ``updated_at`` does not run behind the wall clock stamping leases (at real time the two
+    are one; sped up, it runs ahead from its anchor on), so the span is no more than the lease it took."""
+    return max(record.lease_seconds or 0.0, record.lease_expires - record.updated_at)
 
 
 def hung_grace_said(record: RolloutRecord, lease_seconds: float) -> str:
-    """``hung_grace`` in words: whose lease it is ("its": the holder's, as recorded) and how long."""
-    whose = "its" if (record.lease_seconds or 0.0) >= lease_seconds else "this run's"
+    """``hung_grace`` in words: whose lease it is ("its": the holder's, as the record tells) and how long."""
+    whose = "its" if held_lease_seconds(record) >= lease_seconds else "this run's"
     return f"within {whose} lease and the lapse margin ({duration_said(hung_grace(record, lease_seconds))})"
 
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.bounds import duration_said, seconds_said
 from rollway.decide import Pause
-from rollway.ledger import (TAKEOVER, UNHEARD, RolloutRecord, Transition, answer_comment, held_by_timeout, utc,
-                            utc_read, wall_utc)
+from rollway.ledger import (TAKEOVER, UNHEARD, OpenPause, RolloutRecord, Transition, answer_comment,
+                            held_by_timeout, utc, utc_read, wall_utc)
 from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
 
@@ -105,6 +105,9 @@ class TakenOver(BaseModel):
                                                                  "(or record) the answers given since it was asked "
                                                                  "anew (wall clock): its timeout is no \"no answer\"")
     unrecorded_again: str | None = Field(default=None, description="at ``unread_again``, as ``unrecorded``")
+    unread_unsaid: bool = Field(default=False, description="``unread`` was recorded by an older version, which kept "
+                                                           "no word of whether the answers were not read or were read "
+                                                           "and not recorded (``unrecorded`` None then says neither)")
 
 
 def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals,
@@ -161,19 +164,27 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
             again = asked.answers_unread_again
             unread_again = again if again is not None and again > began else None
             return TakenOver(began=began, deadline=record.asked_until, run=run, unread=asked.answers_unread,
-                             retried=retried, unrecorded=asked.answers_unrecorded, unread_again=unread_again,
-                             unrecorded_again=asked.answers_unrecorded_again if unread_again is not None else None)
+                             retried=retried, unread_again=unread_again,
+                             unrecorded_again=asked.answers_unrecorded_again if unread_again is not None else None,
+                             **_unrecorded(asked))
         return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread,
-                         retried=retried, unrecorded=asked.answers_unrecorded)
+                         retried=retried, **_unrecorded(asked))
     return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run,
                      retried=retried)
+
+
+def _unrecorded(asked: OpenPause) -> dict:
+    """``TakenOver``'s ``unrecorded`` and ``unread_unsaid`` of the answers ``asked`` says went unread:
+    an older version's record (None) read as what it says, neither "not read" nor who gave what."""
+    said = asked.answers_unrecorded
+    return {"unrecorded": said or None, "unread_unsaid": said is None}
 
 
 def taken_over_said(taken: TakenOver) -> str:
     """What the notice and the form say of a pause asked again by the run that took the rollout over."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
     if taken.unread is not None:
-        unread = _unread_said(taken.unread, taken.unrecorded, "to it")
+        unread = _unread_said(taken.unread, taken.unrecorded, "to it", unsaid=taken.unread_unsaid)
         # The Prefect UI's Retry of the crashed run asks it itself: no other run took the rollout over.
         took, given = (("it was started again", "it while it was stopped") if taken.retried else
                        ("this run took the rollout over", "that run"))
@@ -195,11 +206,16 @@ def taken_over_said(taken: TakenOver) -> str:
             "pause again, its deadline unchanged")
 
 
-def _unread_said(at: float, unrecorded: str | None, given: str) -> str:
+def _unread_said(at: float, unrecorded: str | None, given: str, *, unsaid: bool = False) -> str:
     """What became of the answers a dead run was given (``given``: to whom, "to it"), as a run taking
     the rollout over found at ``at`` (wall clock): read and not recorded, who gave what
     (``unrecorded``), or not read. Said as "could not be read, or recorded", a person whose answer
-    the run knew read that nobody knew of it."""
+    the run knew read that nobody knew of it. ``unsaid``: recorded by an older version, which kept no
+    word of which: "could not be read" was said of answers it may have read and not recorded."""
+    if unsaid:
+        return (f"the answers given {given} could not be read from the Prefect API, or were read and could not be "
+                f"recorded in the ledger, at {wall_utc(at)} (recorded by an older version of rollway, which does not "
+                "say which)")
     if unrecorded is not None:
         # Escaped again: an older version kept it in the ledger as it was typed (``unheard_said``).
         return f"{shown(unrecorded, keep='')} {given} after it stopped, which could not be recorded in the ledger at {wall_utc(at)}"

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean, stuck_remedy
 from rollway.one_line import on_one_line
+from rollway.pinning import Pin
 from rollway.report import markdown_cell, markdown_code_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
-Kind = Literal["stack", "table", "queue", "dashboard", "alarm", "alert topic"]
+Kind = Literal["stack", "table", "queue", "dashboard", "alarm", "alert topic", "listener rule"]
 
 # A stack whose last operation finished and applied (UPDATE_ROLLBACK_COMPLETE is not: the last
 # deploy was undone): the same set a resumed deploy skips a stack by.
@@ -56,7 +57,8 @@ class CheckItem(BaseModel):
 
 
 class Checklist(BaseModel):
-    """Every item of the checklist, in a stable order (stacks, tables, queues, dashboard, alarms, topic)."""
+    """Every item of the checklist, in a stable order (stacks, tables, queues, dashboard, alarms, topic,
+    and the listener rule pinning the validation's checks when it is asked for)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -574,6 +576,41 @@ def _unseen(observed: Observed, what: str, remedy: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PinRead:
+    """What was read of the listener rule pinning the validation's HTTP checks to the canary target
+    group (``rollway.pinning``), for the header ``validate_deployment`` sends (its ``spec.canary_header``).
+
+    Attributes:
+        header: the header, ``Name: value``.
+        listener: the listener, as the targets name it (``<load balancer>:<port>``), with its ARN
+            when it was found.
+        found: the pin; why there is none, with the rule to create (``find_pin``, or the load
+            balancer, listener, target group or weighted rule not found); or the failed read.
+    """
+
+    header: str
+    listener: str
+    found: Pin | str | ReadFailed
+
+
+def check_pin(read: PinRead) -> CheckItem:
+    """The listener has a rule pinning requests carrying ``read.header`` to the canary target group
+    ahead of the weighted rule: without it ``validate_deployment`` sends none of its HTTP checks."""
+    def item(passed: bool, reason: str) -> CheckItem:
+        return CheckItem(kind="listener rule", name=read.header, passed=passed, reason=reason)
+
+    found = read.found
+    if isinstance(found, Pin):
+        return item(True, f"listener {read.listener}: the validation's HTTP checks are {found.said()}")
+    if isinstance(found, ReadFailed):
+        return item(False, f"could not read listener {read.listener}'s rules ({found.what}): {found.message}")
+    # The header, the listener and what to create: the validation refused its checks only after a
+    # deploy, and this item is where a person setting the infrastructure up looks.
+    return item(False, f"listener {read.listener} does not pin the validation's HTTP checks carrying `{read.header}` "
+                       f"(validate_deployment's spec.canary_header) to the canary target group: {found}")
+
+
 # --- the whole list ---------------------------------------------------------------------
 
 
@@ -604,6 +641,8 @@ class Observation:
             missing stack of ``Targets.stacks`` it does not define fails naming the closest.
         redrive_targets: deadLetterTargetArn -> what was read of that queue, for the queues
             redriving to another than their DLQ (those of their own account and region).
+        pin: the listener rule pinning the validation's checks, when they are pinned (a
+            ``canary_header`` given); None: not asked for, and no item.
     """
 
     stacks: Mapping[str, Observed]
@@ -620,6 +659,7 @@ class Observation:
     construct_ids: Mapping[str, str] = field(default_factory=dict)
     redrive_targets: Mapping[str, Observed] = field(default_factory=dict)
     app_stacks: Sequence[str] | None = None
+    pin: PinRead | None = None
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
@@ -653,6 +693,8 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     else:
         items.append(check_topic(targets.alert_topic, topic, seen.subscriptions,
                                  where(("topic", targets.alert_topic))))
+    if seen.pin is not None:
+        items.append(check_pin(seen.pin))
     # Also when the topics could not be listed: returning early passed a rollway table the app
     # deploys to another region whenever a same-named one stood in Targets.region.
     return Checklist(items=tuple(_misplaced(item, seen.misplaced, targets.region) for item in items))

@@ -102,6 +102,8 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
                 f"matches the header with {' and '.join(_beyond(near, weighted))}, so some of them may pass it by: "
                 f"give it the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all "
                 f"of the weighted rule's), or none, or {create}")
+    if not ahead and (regex := _regex_header_rule(rules, weighted, name, value)) is not None:
+        return _regex_header_said(regex, header, name, value, canary_arn, canary_group, create)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -128,6 +130,35 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
                 f"weighted rule's requests match, or give it a priority number above {first['Priority']}")
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
+
+
+def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                       value: str) -> Mapping[str, Any] | None:
+    """The first rule ahead of ``weighted`` that may match requests carrying ``name: value`` by a
+    regular expression on ``name`` (``RegexValues``), on some of the weighted rule's requests; None
+    when there is none. Read as matching nothing, a pin rule given as ``^canary$`` was said missing
+    ("sends them nowhere: create one"), sending a person to make the rule they had."""
+    return next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+                 and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
+                 and not _header_met(rule, name, value) and not _apart(rule, weighted)), None)
+
+
+def _regex_header_said(rule: Mapping[str, Any], header: str, name: str, value: str, canary_arn: str,
+                       canary_group: str, create: str) -> str:
+    """Why ``rule`` (``_regex_header_rule``) is not taken as the pin: its regular expressions are not
+    compared (as a weighted rule's are not, ``_covers``), so whether it meets the checks' requests is
+    not known; with where it sends those it meets, and what to change."""
+    regexes = [r for c in rule.get("Conditions", []) if c.get("Field") == "http-header" and _regex_on(c, name)
+               for r in _regexes(c)]
+    known = (f"rule {rule['RuleArn']} (priority {rule['Priority']}) matches the header {name} by a regular "
+             f"expression ({on_one_line(', '.join(regexes))}), which is not compared with `{value}`, so whether it "
+             f"meets requests carrying `{header}` is not known")
+    if is_pin_rule(rule, canary_arn):
+        return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
+                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression, or "
+                f"{create}")
+    return (f"{known}, and it sends those it meets to {_goes(rule)}, not to the canary target group {canary_group} "
+            f"alone: {create}")
 
 
 def _goes(rule: Mapping[str, Any]) -> str:

@@ -245,7 +245,8 @@ class PublishRequest(BaseModel):
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
                     register_existing: bool, version_status: str = "ACTIVE",
                     released_as: str | None = None, latest_revision: str | None = None,
-                    searched: tuple[str, int] | None = None, unsearched: str | None = None) -> str | None:
+                    searched: tuple[str, int] | None = None, unsearched: str | None = None,
+                    searched_every: bool = False) -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -262,6 +263,8 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
             pinning ``version_digest`` and none does (None: not searched).
         unsearched: why the search of ``searched``'s family stopped short (AWS's answer, a
             listing's bound): then its n revisions read are all it says of.
+        searched_every: ``searched``'s n revisions are all the family's ACTIVE ones: none older
+            is left unread.
     """
     # Released before a newer version: "if a run stopped before registering, register_existing"
     # was said of a version an older revision pins, the release done.
@@ -301,7 +304,13 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         # Only the newest revisions are searched: "if a run stopped before registering" was said of
         # a version an older revision pins, and register_existing then registered a second one.
         unfound = "; if"
-        if searched is not None:
+        if searched is not None and searched_every and unsearched is None:
+            # Every ACTIVE revision was read: "an older one may" was said of a family with none older.
+            family, newest = searched
+            every = "its only one was" if newest == 1 else f"all {newest} were"
+            unfound = (f"; no ACTIVE revision of {family} pins it ({every} searched; a deregistered one may: `aws ecs "
+                       f"list-task-definitions --family-prefix {family} --status INACTIVE` lists those). If")
+        elif searched is not None:
             family, newest = searched
             found = (f"no ACTIVE revision among the {newest} newest of {family}, the ones searched, pins it; an "
                      "older one" if unsearched is None else

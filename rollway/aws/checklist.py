@@ -1,5 +1,6 @@
 """Reads what the pre-deployment checklist judges: CloudFormation stacks, DynamoDB tables, SQS
-queues, the CloudWatch dashboard and alarms, the SNS alert topic. Reads only; never writes.
+queues, the CloudWatch dashboard and alarms, the SNS alert topic, and, when the validation's checks
+are pinned, the listener's rules. Reads only; never writes.
 
 Each is read where the CDK app deploys it, when told: a stack in its manifest's region, another
 resource in the region of the stack whose template defines it; the rest in ``Targets.region``.
@@ -28,13 +29,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.checklist import (
-    Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, redrive_target,
+    Checklist, Observation, Observed, PinRead, ReadFailed, all_tables, checked_resources, evaluate, redrive_target,
     used_by_rollway,
 )
+from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
-from rollway.aws.errors import aws_message, failed_in_passing, unusable_credentials
+from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, failed_in_passing, unusable_credentials
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
+from rollway.pinning import header_parts
 from rollway.targets import Targets
 
 _NOT_FOUND = frozenset({
@@ -50,7 +53,7 @@ _NO_STACK = re.compile(r"Stack with id \S+ does not exist")
 _TEMPLATES_SEARCHED = 100
 _GONE = frozenset({"DELETE_COMPLETE", "DELETE_IN_PROGRESS"})
 _NAMES = {"dynamodb": "DynamoDB", "sqs": "SQS", "cloudwatch": "CloudWatch", "sns": "SNS",
-          "cloudformation": "CloudFormation"}
+          "cloudformation": "CloudFormation", "elbv2": "Elastic Load Balancing"}
 
 
 class AwsInfraChecker:
@@ -88,11 +91,15 @@ class AwsInfraChecker:
         read_seconds: how long one read may wait for its answer (see the module docstring;
             ``rollway.deadline.read_bound``).
         say: where a read still waiting says so, every 10 s (the run's log).
+        elbv2: a boto3 ``elbv2`` client in ``Targets.region``, needed with ``canary_header``.
+        canary_header: the header ``validate_deployment`` pins its HTTP checks with (its
+            ``spec.canary_header``): the listener's rules are read for the rule pinning them
+            (``rollway.pinning``), an item of its own. None: not pinned, not read.
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound; placements without ``account``, or
-            placing something in another region of ``account`` without ``clients_in`` (before
-            any call).
+            placing something in another region of ``account`` without ``clients_in``; a
+            ``canary_header`` that is no header, or without ``elbv2`` (before any call).
         Whatever ``clients_in`` raises for a region something is read in: its clients are made
             here, before any read.
     """
@@ -103,8 +110,14 @@ class AwsInfraChecker:
                  account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None,
                  construct_ids: Mapping[str, str] | None = None, app_stacks: Sequence[str] | None = None,
                  read_seconds: float = READ_SECONDS,
-                 say: Callable[[str], None] = lambda _: None) -> None:
+                 say: Callable[[str], None] = lambda _: None, elbv2: Any = None,
+                 canary_header: str | None = None) -> None:
         read_bound(read_seconds)
+        if canary_header is not None:
+            # As the validation sends it; one it would refuse is refused here too.
+            canary_header = ": ".join(header_parts(canary_header))
+            if elbv2 is None:
+                raise ValueError("canary_header needs elbv2: a client to read the listener's rules with")
         environments = dict(stack_environments or {})
         places = dict(resource_places or {})
         if (environments or places) and account is None:
@@ -133,7 +146,8 @@ class AwsInfraChecker:
         self._account = account
         self._clients_in = clients_in
         self._home = {"dynamodb": dynamodb, "sqs": sqs, "cloudwatch": cloudwatch, "sns": sns,
-                      "cloudformation": cloudformation}
+                      "cloudformation": cloudformation, "elbv2": elbv2}
+        self._canary_header = canary_header
         self._targets = targets
         self._construct_ids = dict(construct_ids or {})
         # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
@@ -177,7 +191,28 @@ class AwsInfraChecker:
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
                            regions=regions, misplaced=self._misplaced, defined_by=self._defined_by,
                            construct_ids=construct_ids, redrive_targets=redrive_targets,
-                           app_stacks=self._app_stacks)
+                           app_stacks=self._app_stacks,
+                           pin=self._read_pin(self._canary_header) if self._canary_header is not None else None)
+
+    def _read_pin(self, header: str) -> PinRead:
+        """The listener rule pinning the validation's checks carrying ``header``, read in
+        ``Targets.region``, where the validation reads it (``AlbRouter.pin``)."""
+        t = self._targets
+        router = AlbRouter(self._home["elbv2"], t)
+        listener = f"{t.load_balancer}:{t.listener_port}"
+        try:
+            found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
+            listener += f" ({router.listener_arn})"
+        except TargetNotFound as err:
+            # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.
+            found = (f"{err}, so nothing pins them yet: once it exists, create a listener rule ahead of the weighted "
+                     f"rule, with the http-header condition `{header}` and one action forwarding to "
+                     f"{t.canary_target_group} alone")
+        except (ClientError, BotoCoreError, Unanswered) as err:
+            found = _failed("DescribeRules", err, t, t.load_balancer)
+        except AdapterError as err:  # more than one rule on the weighted rule's path: which one is not known
+            found = str(err)
+        return PinRead(header=header, listener=listener, found=found)
 
     def _deployed_as(self, missing: list[str]) -> dict[str, str]:
         """Missing stack -> the CloudFormation name of the deployed stack it is the construct id of.

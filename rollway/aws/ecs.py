@@ -114,6 +114,8 @@ class RevisionSearch:
     """How many revisions were read, newest first."""
     unread: str | None = None
     """Why the search stopped before reading all it was to (AWS's answer, the listing's bound)."""
+    every: bool = False
+    """Whether every ACTIVE revision of the family was read: none older is left unread."""
 
 
 class EcsDeployer:
@@ -433,19 +435,22 @@ class EcsDeployer:
         ``image``, among its ``searched`` newest, with how far the search went: a refusal said "none
         among the 20 newest pins it" of a search AWS refused, or that a listing's bound cut short."""
         listing = _Listing(family=family)
-        read = 0
+        read, every = 0, False
         try:
             for arn in self._own_revisions(listing):
                 if read >= searched:
-                    break
+                    break  # an older one is listed, and left unread
                 described = self._client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
                 read += 1
                 if any(d.get("name") == self._targets.container_name and d.get("image") == image
                        for d in described.get("containerDefinitions", [])):
                     return RevisionSearch(str(described["taskDefinitionArn"]), read)
+            else:
+                # Listed to its end, not cut at the listing's bound: none older is left unread.
+                every = listing.unlisted is None
         except (ClientError, BotoCoreError) as err:
             return RevisionSearch(None, read, aws_message(err, call=True))
-        return RevisionSearch(None, read, listing.unlisted if read < searched else None)
+        return RevisionSearch(None, read, listing.unlisted if read < searched else None, every=every)
 
     def revision_status(self, task_definition: str) -> str:
         """Whether ECS still takes ``task_definition`` for a service: ``ACTIVE``, ``INACTIVE``

@@ -642,3 +642,88 @@ def test_a_standard_queue_whose_dlq_is_a_fifo_queue_fails(paged):
         "standard queue's failed messages only to a standard queue (a FIFO queue's only to a FIFO queue); give it a "
         "standard dead-letter queue (dlq_name in Targets.queues, and the queue's RedrivePolicy in the stack that "
         "defines it)")}
+
+
+HEADER = "X-Rollway-Target: canary"
+
+
+def check_pinned(aws, header: str = HEADER) -> Checklist:
+    """The checklist of validation checks pinned by ``header`` (validate_deployment's spec.canary_header)."""
+    get = aws.get_client
+    return AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
+                           aws.targets, elbv2=get("elbv2"), canary_header=header).check()
+
+
+def pin_item(checklist: Checklist):
+    (item,) = [item for item in checklist.items if item.kind == "listener rule"]
+    return item
+
+
+def test_pinned_validation_without_the_header_rule_fails_naming_the_listener_the_header_and_the_rule_to_create(paged):
+    """The validation's header rule was read by nothing before a validation run: a checklist passed
+    on an account where every pinned check would be refused, "not sent", after the deploy."""
+    from rollway.aws.elbv2 import AlbRouter
+
+    listener = AlbRouter(paged.get_client("elbv2"), paged.targets).listener_arn
+    checklist = check_pinned(paged)
+    assert not checklist.passed
+    item = pin_item(checklist)
+    assert (item.name, item.passed) == (HEADER, False)
+    t = paged.targets
+    assert item.reason.startswith(
+        f"listener {t.load_balancer}:{t.listener_port} ({listener}) does not pin the validation's HTTP checks carrying "
+        f"`{HEADER}` (validate_deployment's spec.canary_header) to the canary target group: no listener rule ahead "
+        f"of the weighted rule {paged.topology.rule_arn} (priority"), item.reason
+    assert (f"create one on the weighted rule's listener with a priority number below" in item.reason
+            and f"the http-header condition X-Rollway-Target = canary" in item.reason
+            and f"forwarding to {t.canary_target_group} alone" in item.reason), item.reason
+    # Every other item as before: only the rule fails.
+    assert [i.kind for i in checklist.failed] == ["listener rule"], checklist.summary()
+
+
+def test_pinned_validation_with_the_header_rule_passes_naming_the_rule(paged):
+    from tests.flows.test_validate_pinned import header_rule
+
+    rule = header_rule(paged)
+    item = pin_item(check_pinned(paged, "X-Rollway-Target:  canary "))
+    assert item.passed, item.reason
+    assert item.reason.endswith(f"the validation's HTTP checks are pinned to target group "
+                                f"{paged.targets.canary_target_group} by header `X-Rollway-Target: canary` "
+                                f"(rule {rule}, priority 5, ahead of the weighted rule's 10)"), item.reason
+
+
+def test_a_header_rule_forwarding_elsewhere_fails_saying_where_it_sends_them(paged):
+    from tests.flows.test_validate_pinned import header_rule
+
+    rule = header_rule(paged, to="stable")
+    item = pin_item(check_pinned(paged))
+    assert not item.passed and f"rule {rule} (priority 5) meets requests carrying `{HEADER}` first" in item.reason
+
+
+def test_without_pinned_validation_the_listener_is_not_read(paged, watch_calls):
+    calls = watch_calls(paged.get_client("elbv2"))
+    checklist = check(paged)
+    assert checklist.passed and not [i for i in checklist.items if i.kind == "listener rule"]
+    assert calls == []
+
+
+def test_pinned_validation_on_a_load_balancer_that_does_not_exist_fails_saying_so_and_what_to_create(paged):
+    from rollway.aws.checklist import AwsInfraChecker as Checker
+
+    get = paged.get_client
+    targets = paged.targets.model_copy(update={"load_balancer": "no-such-alb"})
+    checklist = Checker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"), targets,
+                        elbv2=get("elbv2"), canary_header=HEADER).check()
+    item = pin_item(checklist)
+    assert not item.passed
+    assert item.reason.startswith(f"listener no-such-alb:{targets.listener_port} does not pin the validation's HTTP "
+                                  f"checks carrying `{HEADER}`"), item.reason
+    assert "load balancer 'no-such-alb' not found" in item.reason, item.reason
+    assert "create a listener rule" in item.reason, item.reason
+
+
+def test_pinned_validation_with_a_header_no_check_could_carry_is_refused_before_any_call(paged):
+    get = paged.get_client
+    with pytest.raises(ValueError, match="canary_header"):
+        AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
+                        paged.targets, elbv2=get("elbv2"), canary_header="X-Rollway-Target")

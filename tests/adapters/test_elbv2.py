@@ -419,3 +419,32 @@ def test_the_validations_header_rule_on_the_same_path_is_found_as_the_pin_never_
     # Read only: the pin rule forwards as it did.
     (rule,) = elbv2.describe_rules(RuleArns=[pin_arn])["Rules"]
     assert rule["Actions"][0]["TargetGroupArn"] == top.canary_target_group_arn
+
+
+def test_a_pin_rule_matching_the_header_by_a_regular_expression_is_read_as_such_not_said_missing(aws):
+    """A header rule whose condition a load balancer holds as a regular expression (RegexValues, which
+    moto does not take: DescribeRules' answer is given it as AWS gives one) forwarding to the canary
+    alone was said missing, "create one", of the rule the listener has."""
+    from tests.botocore_events import on_operation
+
+    elbv2, top = aws.get_client("elbv2"), aws.topology
+    router = AlbRouter(elbv2, aws.targets)
+    pin_arn = elbv2.create_rule(
+        ListenerArn=router.listener_arn, Priority=5,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "Values": ["canary"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": top.canary_target_group_arn}])["Rules"][0]["RuleArn"]
+
+    def as_regex(parsed, **_):
+        for rule in parsed.get("Rules", []):
+            for condition in rule["Conditions"] if rule["RuleArn"] == pin_arn else ():
+                if condition["Field"] == "http-header":
+                    condition.pop("Values", None)
+                    condition["HttpHeaderConfig"] = {"HttpHeaderName": "X-Rollway-Target", "RegexValues": ["^canary$"]}
+
+    with on_operation(elbv2, "after-call", as_regex, operation="DescribeRules"):
+        said = router.pin("X-Rollway-Target: canary")
+    assert isinstance(said, str), said
+    assert said.startswith(f"rule {pin_arn} (priority 5) matches the header X-Rollway-Target by a regular expression "
+                           "(^canary$), which is not compared with `canary`"), said
+    assert f"though it forwards to {aws.targets.canary_target_group} alone" in said, said

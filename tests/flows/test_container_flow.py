@@ -756,6 +756,29 @@ def test_a_re_run_of_a_version_no_searched_revision_pins_says_only_the_newest_re
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_re_run_of_a_version_no_active_revision_pins_says_every_one_was_searched_not_that_an_older_one_may(
+        aws, tmp_path):
+    # 2.4.0 released, then 2.4.1, and 2.4.0's revision deregistered: every ACTIVE revision of the
+    # family was searched, and the refusal said "an older one may (its release done)" of a family
+    # with no older ACTIVE revision left to pin it.
+    first = released_twice(aws, tmp_path)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=first.task_definition)
+    active = aws.get_client("ecs").list_task_definitions(familyPrefix=aws.targets.task_family,
+                                                         status="ACTIVE")["taskDefinitionArns"]
+    assert first.task_definition not in active
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+
+    said = str(caught.value)
+    family = aws.targets.task_family
+    assert "older one may" not in said and "newest" not in said, said
+    assert (f"; no ACTIVE revision of {family} pins it (all {len(active)} were searched; a deregistered one may: "
+            f"`aws ecs list-task-definitions --family-prefix {family} --status INACTIVE` lists those). If a run "
+            "pushed it and stopped before registering, run again with register_existing=True") in said, said
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_re_run_of_a_version_whose_revisions_could_not_be_searched_does_not_say_none_pins_it(aws, tmp_path):
     # ListTaskDefinitions refused (a role without it, or throttled past botocore's retries): the
     # refusal said "no ACTIVE revision among the 20 newest ..., the ones searched, pins it" of a

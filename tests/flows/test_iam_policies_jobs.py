@@ -120,7 +120,8 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     requests: list[Request] = []
     get_client = own_clients(aws, "rollway-iam-infrastructure", used, requests)
 
-    checker_for(get_client, aws.targets).check()
+    # With the validation's checks pinned: the listener's rules are read for the rule pinning them.
+    checker_for(get_client, aws.targets, canary_header="X-Rollway-Target: canary").check()
     result = clean(aws, get_client, CleanupSpec(old_stacks=("webordinary-old-stack", "webordinary-older-stack"),
                                                 old_image_tags=("old-version",)))
     assert result.deleted_stacks == ("webordinary-old-stack",) and result.deleted_tags == ("old-version",)

@@ -2154,3 +2154,40 @@ def test_a_checked_stack_with_a_malformed_environment_is_refused_before_any_depl
         deploy_on(deployer, lambda app: checker_for(aws.get_client, aws.targets, app=app, home=HOME),
                   requested=STACKS[:5])
     assert deployer.calls == ["list"]
+
+
+def test_verify_with_pinned_validation_fails_on_the_missing_header_rule_and_passes_once_it_is_kept(aws):
+    """validate_deployment's spec.canary_header pins its checks by a listener rule the infrastructure
+    keeps: the checklist never read it, and a checklist passed over an account where every pinned
+    check would be refused, "not sent", the first time a validation ran after the deploy."""
+    from tests.flows.test_validate_pinned import header_rule
+
+    deployed_stacks(aws)
+    inbox(aws)
+    blocks = saved_blocks(aws, "verify-pinned")
+    t = aws.targets
+    since = time.time()
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_infrastructure(targets_block=blocks, aws_credentials_block=blocks,
+                              canary_header="X-Rollway-Target: canary")
+    said = str(caught.value)
+    assert (f"- listener rule X-Rollway-Target: canary: listener {t.load_balancer}:{t.listener_port} (arn:" in said
+            and "does not pin the validation's HTTP checks carrying `X-Rollway-Target: canary`" in said
+            and f"forwarding to {t.canary_target_group} alone" in said), said
+    assert "❌ FAIL | listener rule | `X-Rollway-Target: canary`" in latest(CHECKLIST_ARTIFACT_KEY, since)
+
+    header_rule(aws)
+    checklist = verify_infrastructure(targets_block=blocks, aws_credentials_block=blocks,
+                                      canary_header="X-Rollway-Target: canary")
+    assert checklist.passed and checklist.items[-1].kind == "listener rule", checklist.summary()
+    # Without it the rule is not read: no item.
+    assert "listener rule" not in {i.kind for i in verify_infrastructure(targets_block=blocks,
+                                                                           aws_credentials_block=blocks).items}
+
+
+def test_verify_with_a_canary_header_no_check_could_carry_is_refused_before_anything_is_read(aws):
+    since = time.time()
+    with pytest.raises(InfraRefused, match="canary_header 'X-Rollway-Target' must be 'Name: value'"):
+        verify_infrastructure(targets_block="no-such-block", canary_header="X-Rollway-Target")
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked") and "Name: value" in said, said

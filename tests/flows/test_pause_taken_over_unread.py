@@ -177,3 +177,29 @@ def test_a_renewed_pause_whose_answers_were_read_since_times_out_as_unanswered(m
     result = progressive_on(env, spec(), nobody, owner="run-3")
     assert result.outcome == "rolled_back", result
     assert f"no answer within {TIMEOUT} s" in result.reason, result.reason
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["this-version", "older-version"])
+def test_answers_unread_as_an_older_version_recorded_them_are_not_said_to_be_unread_from_the_api(monkeypatch, older):
+    """A version before the ledger kept which of the two failed wrote answers_unread alone, whether
+    the answers could not be read or were read and refused by the ledger: the run taking over said
+    they "could not be read from the Prefect API" of answers a person may have seen read."""
+    env = env_with_ledger()
+    asked_anew_unread_and_died(env, monkeypatch)
+    rollouts = env.ledger._rollouts[env.targets.canary_service]
+    pause = rollouts[-1].open_pause
+    assert pause.answers_unread is not None and pause.answers_unrecorded == ""
+    if older:  # as that version left it: no word of which
+        rollouts[-1] = rollouts[-1].model_copy(update={"open_pause": pause.model_copy(update={
+            "answers_unrecorded": None})})
+    env.clock.sleep(300)
+    again = []
+    assert progressive_on(env, spec(), approving(env, again), owner="run-3").outcome == "promoted"
+    (_, _, summary), = again
+    said = " ".join(summary.split())
+    if older:
+        # (The form's markdown escapes its parentheses.)
+        assert ("could not be read from the Prefect API, or were read and could not be recorded in the ledger, at "
+                in said and "recorded by an older version of rollway, which does not say which" in said), said
+    else:
+        assert "could not be read from the Prefect API at " in said and "older version" not in said, said

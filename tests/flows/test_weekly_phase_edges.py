@@ -512,11 +512,17 @@ def test_a_tick_judges_a_holder_hung_by_the_lease_the_holder_took_not_by_its_own
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "lapsed at" in m], said
     assert [m for m in said if "driven by cron-1, whose run has not ended" in m], said
+    warned_hung_past_its_hour(env, caplog, watchdog, "cron-1")
+
+
+def warned_hung_past_its_hour(env, caplog, tick, holder: str) -> None:
+    """Once ``holder``'s hour's lease, lapsed 12 minutes ago, has lapsed longer ago than itself and the
+    margin, ``tick`` warns that its run may be hung."""
     caplog.clear()
-    env.clock.t += 3600 + 60 + 1 - 720  # lapsed longer ago than the holder's lease and the margin: hung
+    env.clock.t += 3600 + 60 + 1 - 720
     with caplog.at_level(logging.INFO):
-        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
-    warned = [r for r in caplog.records if "cron-1" in r.getMessage() and "lapsed at" in r.getMessage()]
+        assert tick(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    warned = [r for r in caplog.records if holder in r.getMessage() and "may be hung" in r.getMessage()]
     assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
 
 
@@ -525,26 +531,38 @@ def hourly_tick(env, approver, owner, finished):
     return advance(env, approver, owner=owner, owner_finished=finished, lease_seconds=3600.0)
 
 
-def test_a_holder_whose_older_worker_renewed_a_lease_the_record_does_not_measure_is_not_judged_hung_early(caplog):
-    """During an upgrade a worker of the version before the ledger recorded lease lengths takes the
-    rollout over and renews an hour's lease: it writes the lease's end, not its length, so the record
-    keeps the 10 minutes the newer run before it took. The hourly tick judged the old worker by those
-    10 minutes and warned it "may be hung" 12 minutes after its lease lapsed, sooner than any tick
-    before the upgrade would: a recorded length is never taken for shorter than the tick's own."""
+def older_worker_renewed_an_hour():
+    """cron-1 takes the phase under 10 minutes' lease; then, during an upgrade, old-1, a worker of the
+    version before the ledger recorded lease lengths, takes it over and renews an hour's lease, as that
+    version writes it: the owner, the lease's end an hour on and the time of the write; the length
+    stays cron-1's. Returns the environment with that lease lapsed 12 minutes ago."""
     from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
 
     env = _phase_two_killed_while_25_percent_bakes()
     service = env.targets.canary_service
     env.ledger.acquire(service, owner="cron-1", now=env.clock.now(), lease_seconds=600.0, wall=env.wall())
-    # old-1's takeover and last renewal, as the older version writes them: the owner and the lease's
-    # end, an hour on; the length stays cron-1's.
     rollouts = env.ledger._rollouts[service]
-    rollouts[-1] = rollouts[-1].model_copy(update={"owner": "old-1", "lease_expires": env.wall() + 3600.0})
+    rollouts[-1] = rollouts[-1].model_copy(update={"owner": "old-1", "lease_expires": env.wall() + 3600.0,
+                                                   "updated_at": env.clock.now()})
     assert rollouts[-1].lease_seconds == 600.0
-    env.clock.t += rollouts[-1].lease_expires - env.wall() + 720  # lapsed 12 minutes ago
+    env.clock.t += rollouts[-1].lease_expires - env.wall() + 720
+    return env
+
+
+@pytest.mark.parametrize("tick", [hourly_tick, watchdog], ids=["hourly-tick", "10-minute-tick"])
+def test_a_holder_whose_older_worker_renewed_a_lease_the_record_does_not_measure_is_not_judged_hung_early(
+        caplog, tick):
+    """The record keeps the 10 minutes the newer run before the older worker took. A tick judged the
+    old worker by those 10 minutes and warned it "may be hung" 12 minutes after its hour's lease
+    lapsed, sooner than any tick before the upgrade would: an hourly tick, whose own lease the
+    recorded length is never taken for shorter than; and, after that, a tick of the default 10
+    minutes, both lengths 10 minutes: the older worker's last write, its lease's end an hour on
+    from it, says the lease it took was an hour long."""
+    env = older_worker_renewed_an_hour()
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        assert hourly_tick(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+        assert tick(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
     said = [r.getMessage() for r in caplog.records]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], said
     assert [m for m in said if "driven by old-1, whose run has not ended" in m], said
+    warned_hung_past_its_hour(env, caplog, tick, "old-1")

@@ -1284,6 +1284,22 @@ def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_o
     assert pointed["progressive_rollout"].parameters["spec"] == rollout.model_dump(mode="json")
 
 
+def test_a_validation_spec_pinning_its_checks_gives_the_infrastructure_flows_its_header(served) -> None:
+    """The checklist checks the listener rule pinning the validation's checks for the header they
+    carry: served without it, deploy_infrastructure's checklist passed over a listener with no such rule."""
+    from deployments.serve import build_deployments, validation_spec
+
+    deployments, _, rollout = served
+    assert "canary_header" not in deployments["deploy_infrastructure"].parameters
+    pinned = validation_spec("http://127.0.0.1:5000").model_copy(update={"canary_header": "X-Rollway-Target: canary"})
+    pointed = {d.flow_name: d for d in build_deployments(spec=rollout, validation=pinned)}
+    for name in ("deploy_infrastructure", "verify_infrastructure"):
+        assert pointed[name].parameters["canary_header"] == "X-Rollway-Target: canary", name
+    unpinned = {d.flow_name: d for d in build_deployments(spec=rollout,
+                                                          validation=validation_spec("http://127.0.0.1:5000"))}
+    assert "canary_header" not in unpinned["verify_infrastructure"].parameters
+
+
 def test_serve_process_points_validate_deployment_at_the_app(monkeypatch, an_api_url) -> None:
     """serve_process's validation_url (what `rollway up` hands it) becomes validate_deployment's
     default, and the checks it makes answer on the stand-in app up starts; without it the

@@ -257,3 +257,35 @@ def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_express
                       Pin)
     assert isinstance(found_on_edit(rule("regex", "3", [regex, path("/api/*")], STABLE),
                                     rule("pin", "5", [header("canary")], CANARY)), Pin)
+
+
+def regex_header(*regexes: str, name: str = "X-Rollway-Target") -> dict:
+    return {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": name, "RegexValues": list(regexes)}}
+
+
+def test_a_pin_rule_matching_the_header_by_a_regular_expression_is_refused_as_not_compared_not_said_missing():
+    """A rule forwarding to the canary alone whose header condition is a regular expression was read
+    as matching nothing: the checks were refused with "no listener rule ... sends requests carrying
+    `X-Rollway-Target: canary` anywhere: create one", and a person went to make the rule they had."""
+    said = found(rule("pin", "5", [regex_header("^canary$")], CANARY))
+    assert isinstance(said, str), said
+    assert "anywhere" not in said, said
+    assert said.startswith("rule pin (priority 5) matches the header X-Rollway-Target by a regular expression "
+                           "(^canary$), which is not compared with `canary`, so whether it meets requests carrying "
+                           "`X-Rollway-Target: canary` is not known, though it forwards to canary-tg alone: give its "
+                           "http-header condition the value canary (Values: the value, or a pattern with * and ?) in "
+                           "place of the regular expression, or create one on the weighted rule's listener"), said
+
+
+def test_a_rule_matching_the_header_by_a_regular_expression_and_forwarding_elsewhere_says_where():
+    said = found(rule("regex", "5", [regex_header("^can")], STABLE))
+    assert isinstance(said, str) and "anywhere" not in said, said
+    assert ("rule regex (priority 5) matches the header X-Rollway-Target by a regular expression (^can), which is "
+            "not compared with `canary`, so whether it meets requests carrying `X-Rollway-Target: canary` is not "
+            "known, and it sends those it meets to arn:tg/stable, not to the canary target group canary-tg alone: "
+            "create one") in said, said
+    # On another header, behind the weighted rule, or on paths apart from the weighted rule's, it is not the one.
+    for apart in (rule("regex", "5", [regex_header("^can", name="X-Other")], CANARY),
+                  rule("regex", "11", [regex_header("^can")], CANARY)):
+        assert "sends requests carrying `X-Rollway-Target: canary` anywhere" in found(apart)
+    assert "anywhere" in found_on_edit(rule("regex", "5", [regex_header("^can"), path("/api/*")], CANARY))
