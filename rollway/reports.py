@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment, window_page_refused
+from rollway.window_page import BREACH_PAGE, breach_page_refused, refused_comment, window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -2522,11 +2522,6 @@ def _closing_sections(record: RolloutRecord, targets: Targets | None, trigger: T
                     "- [ ] Update the runbook and the lessons-learned notes."]
 
 
-BREACH_PAGE = "Breach not rolled back"
-"""The subject of the monitoring window's page of a breach it could not roll back (flows.monitor),
-before ": <canary service>": the breach's incident report names it as the page was sent."""
-
-
 def wants_incident(record: RolloutRecord) -> bool:
     """Whether ``record`` calls for an incident report beside its rollout report: it was rolled back
     (or its rollback began), or it is promoted with a breach its monitoring window could not roll back
@@ -2637,18 +2632,16 @@ _ANSWER_LOST = ", and its answer lost ("
 def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
     """The incident report's line on the page of ``breach`` ("Breach not rolled back: <service>"),
     which the monitor's run sends right after recording the breach (``flows.monitor._breach_kept``)
-    and records only when SNS did not take it (``WINDOW_PAGE_REFUSED``, SNS's answer in its comment).
+    and records only when SNS did not take it (``breach_page_refused``, SNS's answer in its comment).
 
     Read from that entry alone, the first after the breach naming this page: the newest refusal of
-    any window page (``window_page_refused``) gave another page's as this one's, and a finalize begun
-    since made a refused one old news, so "Paged on ..." was said of a page nobody received, where no
-    later run sends it again. With nothing recorded, the page is inferred: SNS took it, or the run
-    died before it or could not record its refusal."""
+    any window page gave another page's as this one's, and a finalize begun since made a refused one
+    old news, so "Paged on ..." was said of a page nobody received, where no later run sends it
+    again. With nothing recorded, the page is inferred: SNS took it, or the run died before it or
+    could not record its refusal."""
     page = f"{BREACH_PAGE}: {record.service}"
     opening = refused_comment(page, "")
-    after = record.history[record.history.index(breach) + 1:]
-    refused = next((t for t in after if t.kind == WINDOW_PAGE_REFUSED and (t.comment or "").startswith(opening)),
-                   None)
+    refused = breach_page_refused(record, breach)
     run = f"{cell(breach.actor)}'s run"
     if refused is None:
         return (f"Inferred: paged on {topic} by {run} when it recorded the breach (subject `{page}`): the run pages "

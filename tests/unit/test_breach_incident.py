@@ -212,3 +212,46 @@ def test_a_breach_page_with_nothing_recorded_of_it_is_said_inferred():
     said = _notification(breach_standing())
     assert said.strip().startswith("Inferred: paged on `webordinary-alerts` by monitor's run"), said
     assert "died" in said and "could not record" in said, said
+
+
+def _status(rec, capsys) -> str:
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+    from rollway.targets import Targets
+
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), rec, rec.weights, None, limit=1)
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("later", [
+    (Transition(at=T0 + 5900, kind="watched", actor="run-10", comment="an extra look passed"),),
+    (Transition(at=T0 + 6000, kind="breach-accepted", actor="dana", breach_at=T0 + 5810, comment="probe"),
+     Transition(at=T0 + 6001, kind="finalize-start", actor="dana"),
+     Transition(at=T0 + 6100, kind="finalized", actor="dana", from_weights=w(100), to_weights=w(0))),
+], ids=["a later end of the window", "accepted and finalized"])
+def test_status_and_the_rollout_report_say_a_refused_breach_page_as_the_incident_report_does(later, capsys):
+    """The incident report reads the breach page's own refusal, which no later end of the window nor a
+    finalize sends again: `rollway status` and the rollout report took it for old news after either,
+    and said nothing of it where the incident report said "Page not sent"."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED), *later,
+                weights=w(0) if len(later) > 1 else None)
+    page = f'the "Breach not rolled back: {SERVICE}" page was not sent: {DENIED}'
+    assert f"**Page not sent:** {DENIED}" in _notification(rec)
+    report = " ".join(rollout_report(rec).split())
+    assert f"**Window page not sent:** {page}" in report, report
+    said = _status(rec, capsys)
+    assert page in said and "no run sends it again" in said, said
+    # No later look sends a breach's page anew: said of it, that read as if one might have.
+    assert "a later look at the window pages anew" not in said, said
+
+
+def test_status_does_not_give_another_page_s_refusal_as_the_breach_page_s_nor_hide_the_breach_page_s(capsys):
+    """A "Monitoring unverified" page refused before a later end of the window is old news, as before;
+    the breach page's refusal is not, and it is the one said."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED),
+                _page_refused(T0 + 5850, "SNS topic 'alerts' not found", subject=f"Monitoring unverified: {SERVICE}"),
+                Transition(at=T0 + 5900, kind="watched", actor="run-10", comment="an extra look passed"))
+    said = _status(rec, capsys)
+    assert f'the "Breach not rolled back: {SERVICE}" page was not sent: {DENIED}' in said, said
+    assert "Monitoring unverified" not in said, said
