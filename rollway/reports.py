@@ -399,7 +399,10 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False, *, now: 
             # recorded refuses to carry on past it (``unhandled_breach``), so "run it again" failed.
             # And before "finalized": one done before the breach was recorded left the release on
             # the stable service, which its way out says (the breach's entry holds only the facts).
-            return f"promoted{closed}; **breach not rolled back**: {breach_way_out(record)}"
+            # A "Finalized" notice owed stays said: the breach bars its late send (``notice_not_sent``).
+            unsent = notice_not_sent(record)
+            return (f"promoted{closed}; **breach not rolled back**: {breach_way_out(record)}"
+                    + (f"; **{cell(unsent)}**" if unsent else ""))
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -448,8 +451,10 @@ def finalize_row(record: RolloutRecord) -> str | None:
         # one done before it was recorded left the release on the stable service, and "the next
         # rollout can start" read as a window that closed cleanly. The way out is said here alone:
         # the breach's entry holds only the facts.
-        return (f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
-                if began is not None else "done: " if is_finalized(record) else "not run: ") + breach_way_out(record)
+        unsent = notice_not_sent(record)  # a "Finalized" notice owed, which the breach bars
+        return ((f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
+                 if began is not None else "done: " if is_finalized(record) else "not run: ") + breach_way_out(record)
+                + (f"; {unsent}" if unsent else ""))
     if began is not None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)

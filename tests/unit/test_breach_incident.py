@@ -255,3 +255,28 @@ def test_status_does_not_give_another_page_s_refusal_as_the_breach_page_s_nor_hi
     said = _status(rec, capsys)
     assert f'the "Breach not rolled back: {SERVICE}" page was not sent: {DENIED}' in said, said
     assert "Monitoring unverified" not in said, said
+
+
+def test_a_finalized_notice_owed_when_a_breach_is_recorded_after_the_finalize_is_said_as_sent_by_no_run(capsys):
+    """Finalized with its "Finalized" notice refused, then a breach recorded: every finalize refuses
+    (``unhandled_breach``) before its late send of the notice, and none can accept the breach past the
+    finalize done. Status and the report stopped saying the notice was owed at all, and
+    ``notice_not_sent`` said "running finalize again sends it late"."""
+    from rollway.finalize import NOTICE_NOT_SENT, notice_not_sent
+    from rollway.ledger import NOTICE_FAILED
+
+    refused = f"{NOTICE_NOT_SENT}AuthorizationError: not authorized to perform SNS:Publish"
+    finalized = [Transition(at=T0 + 5805, kind="finalize-start", actor="carol"),
+                 Transition(at=T0 + 5806, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0)),
+                 Transition(at=T0 + 5807, kind=NOTICE_FAILED, actor="carol", comment=refused)]
+    rec = breach_standing()
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], *finalized, rec.history[-1]), "weights": w(0)})
+    unsent = notice_not_sent(rec)
+    assert unsent is not None and "running finalize again" not in unsent, unsent
+    assert "no finalize sends it late" in unsent and "tell the alert topic's subscribers yourself" in unsent, unsent
+    outcome = " ".join(rollout_report(rec).split("**Outcome:**", 1)[1].split("\n", 1)[0].split())
+    assert "breach not rolled back" in outcome and refused in outcome and "no finalize sends it late" in outcome, outcome
+    said = _status(rec, capsys)
+    row = said.split("finalize ", 1)[1].split(" breach not rolled back:", 1)[0]
+    assert row.startswith("done: ") and refused in row and "no finalize sends it late" in row, row
+    assert "running finalize again" not in said, said
