@@ -2618,9 +2618,10 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
             f"a finalize began {began} the breach was recorded, so the stable service may run the release that "
             f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
             f"the new version {'still ' if accepted is None else ''}takes {record.weights.canary}% of the traffic {on}")
-    moved = (f"none recorded: {kept}" if accepted is None else
-             f"none: {who} accepted the breach at {when} and kept the release; {kept}")
-    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** {moved}",
+    # Accepted, "none" alone claimed the same as above: past the finalize the acceptance begins, the
+    # `rollback` flow records nothing on the rollout either.
+    moved = kept if accepted is None else f"{who} accepted the breach at {when} and kept the release; {kept}"
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** none recorded: {moved}",
               "", "## Notification", "", _breach_page(record, breach, topic)]
     way_out = ([f"- [ ] The way out of the breach: {breach_way_out(record)}"] if accepted is None else
                [f"- [x] Decided: {who} accepted the breach at {when} and kept the release: "

@@ -88,7 +88,7 @@ def test_an_accepted_breach_s_incident_report_says_who_accepted_it_and_when_and_
     assert f"**Exposed for:** at least {duration(5800 - 60)}" in exposure, exposure
     assert f"kept in production since dana accepted the breach at {utc(T0 + 6000)}" in exposure, exposure
     moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
-    assert f"none: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in moved, moved
+    assert f"none recorded: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in moved, moved
     steps = next_steps(text)
     assert "The way out of the breach" not in steps and "`rollback` flow" not in steps, steps
     assert f"- [x] Decided: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in steps, steps
@@ -280,3 +280,13 @@ def test_a_finalized_notice_owed_when_a_breach_is_recorded_after_the_finalize_is
     row = said.split("finalize ", 1)[1].split(" breach not rolled back:", 1)[0]
     assert row.startswith("done: ") and refused in row and "no finalize sends it late" in row, row
     assert "running finalize again" not in said, said
+
+
+def test_an_accepted_breach_past_a_stopped_finalize_does_not_say_no_traffic_moved_back():
+    """Accepted, and its finalize stopped part-way: the `rollback` flow run then records nothing on the
+    rollout (a finalize begun, ``HISTORY_KINDS``), nor does traffic moved by hand. "Traffic moved back:
+    none" claimed what the ledger cannot know, where the breach standing says "none recorded"."""
+    rec = _with(breach_standing(accepted=True), Transition(at=T0 + 6001, kind="finalize-start", actor="dana"))
+    moved = incident_report(rec).split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert f"**Traffic moved back:** none recorded: dana accepted the breach at {utc(T0 + 6000)}" in moved, moved
+    assert "`rollway status` reads the load balancer now" in moved, moved
