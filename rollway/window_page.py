@@ -65,20 +65,33 @@ def window_page_refused(record: RolloutRecord | None) -> str | None:
     for entry in reversed(record.history):
         if entry is own:
             # Its breach is paged once, by the run that recorded it: no later look pages it anew.
-            return f"{_refusal(entry)}: that run's page reached nobody, and no run sends it again; {_MEND}"
+            return _refusal(entry, "")
         if entry.kind in _LATER_ENDS:
             ended = True
         # An earlier breach's page: the newest breach's (paged or not) is the one the rollout stands on.
         elif entry.kind == WINDOW_PAGE_REFUSED and not ended and not _of_breach_page(record, entry):
-            return (f"{_refusal(entry)}: that run's page reached nobody, and no run sends it again (a later look at "
-                    f"the window pages anew: a page a later run sent is not recorded); {_MEND}")
+            return _refusal(entry, " (a later look at the window pages anew: a page a later run sent is not recorded)")
     return None
 
 
-_MEND = "mend what SNS refused (the topic, the role's sns:Publish, its key)"
+ANSWER_LOST = ", and its answer lost ("
+"""How the words of a page sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
+"SNS Publish sent, and its answer lost (...)"): SNS may have taken it all the same."""
 
 
-def _refusal(entry: Transition) -> str:
-    """A ``window-page-refused`` entry as recorded: which page, SNS's answer, whose run and when."""
-    return (f"{entry.comment or 'a page of the monitoring window was not sent'} ({entry.actor}'s run, at "
+def answer_lost(refused: str) -> bool:
+    """Whether SNS's answer to a page ``refused`` quotes (a ``window-page-refused`` entry's comment,
+    or what ``window_page_refused`` says of it) was lost: the page may have gone out."""
+    return ANSWER_LOST in refused
+
+
+def _refusal(entry: Transition, again: str) -> str:
+    """A ``window-page-refused`` entry as people read it: which page, SNS's answer, whose run and
+    when, and what came of the page (``again``: what a later look does). With SNS's answer lost,
+    "reached nobody" claimed what nobody knows."""
+    said = (f"{entry.comment or 'a page of the monitoring window was not sent'} ({entry.actor}'s run, at "
             f"{notice_time(entry)})")
+    if answer_lost(said):
+        return f"{said}: that run's page may have reached people or not, and no run sends it again{again}"
+    return (f"{said}: that run's page reached nobody, and no run sends it again{again}; mend what SNS refused (the "
+            "topic, the role's sns:Publish, its key)")

@@ -290,3 +290,14 @@ def test_an_accepted_breach_past_a_stopped_finalize_does_not_say_no_traffic_move
     moved = incident_report(rec).split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
     assert f"**Traffic moved back:** none recorded: dana accepted the breach at {utc(T0 + 6000)}" in moved, moved
     assert "`rollway status` reads the load balancer now" in moved, moved
+
+
+def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_reached_nobody(capsys):
+    """SNS's answer lost, the page may have gone out: the incident report says "Page not confirmed",
+    where status and the rollout report said "that run's page reached nobody"."""
+    lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, lost))
+    assert f"**Page not confirmed:** {lost}" in _notification(rec)
+    for said in (_status(rec, capsys), " ".join(rollout_report(rec).split("**Window page not confirmed:**", 1)[1].split())):
+        assert lost in said and "reached nobody" not in said, said
+        assert "may have reached people or not, and no run sends it again" in said, said
