@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import BREACH_PAGE, answer_lost, breach_page_refused, refused_comment, window_page_refused
+from rollway.window_page import BREACH_PAGE, breach_page_refused, page_unconfirmed, refused_comment, window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -1604,7 +1604,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     unsent = window_page_refused(record)
     if unsent is not None:
         # SNS's answer lost, the page may have gone out: "not sent" claimed what nobody knows.
-        lines.append(f"- **Window page {'not confirmed' if answer_lost(unsent) else 'not sent'}:** {cell(unsent)}")
+        lines.append(f"- **Window page {'not confirmed' if page_unconfirmed(unsent) else 'not sent'}:** {cell(unsent)}")
     trigger = rollback_trigger(record)
     if trigger is not None:
         # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
@@ -2652,7 +2652,7 @@ def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
                 "(its log says so), paged nobody.")
     why = cell(refused.comment.removeprefix(opening) or "no answer recorded")
     stamped = f"({cell(refused.actor)}'s run, at {notice_time(refused)})"
-    if answer_lost(why):
+    if page_unconfirmed(why):
         return (f"**Page not confirmed:** {why} {stamped}: the `{page}` page on {topic} may have reached people or "
                 "not, and no run sends it again.")
     return (f"**Page not sent:** {why} {stamped}: the `{page}` page on {topic} reached nobody, and no run sends it "

@@ -68,21 +68,23 @@ def window_page_refused(record: RolloutRecord | None) -> str | None:
             return _refusal(entry, "")
         if entry.kind in _LATER_ENDS:
             ended = True
-        # An earlier breach's page: the newest breach's (paged or not) is the one the rollout stands on.
+        # Not another breach page: one not ``own`` is an earlier breach's, and the newest breach's
+        # page (sent or not) is the one the rollout stands on.
         elif entry.kind == WINDOW_PAGE_REFUSED and not ended and not _of_breach_page(record, entry):
             return _refusal(entry, " (a later look at the window pages anew: a page a later run sent is not recorded)")
     return None
 
 
-ANSWER_LOST = ", and its answer lost ("
+_ANSWER_LOST = ", and its answer lost ("
 """How the words of a page sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
 "SNS Publish sent, and its answer lost (...)"): SNS may have taken it all the same."""
 
 
-def answer_lost(refused: str) -> bool:
+def page_unconfirmed(refused: str) -> bool:
     """Whether SNS's answer to a page ``refused`` quotes (a ``window-page-refused`` entry's comment,
-    or what ``window_page_refused`` says of it) was lost: the page may have gone out."""
-    return ANSWER_LOST in refused
+    or what ``window_page_refused`` says of it) was lost: the page may have gone out. Not
+    ``rollway.aws.errors.answer_lost``, which reads the error itself: only its words are recorded."""
+    return _ANSWER_LOST in refused
 
 
 def _refusal(entry: Transition, again: str) -> str:
@@ -91,7 +93,7 @@ def _refusal(entry: Transition, again: str) -> str:
     "reached nobody" claimed what nobody knows."""
     said = (f"{entry.comment or 'a page of the monitoring window was not sent'} ({entry.actor}'s run, at "
             f"{notice_time(entry)})")
-    if answer_lost(said):
+    if page_unconfirmed(said):
         return f"{said}: that run's page may have reached people or not, and no run sends it again{again}"
     return (f"{said}: that run's page reached nobody, and no run sends it again{again}; mend what SNS refused (the "
             "topic, the role's sns:Publish, its key)")

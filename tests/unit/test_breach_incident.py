@@ -298,6 +298,7 @@ def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_r
     lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
     rec = _with(breach_standing(), _page_refused(T0 + 5811, lost))
     assert f"**Page not confirmed:** {lost}" in _notification(rec)
-    for said in (_status(rec, capsys), " ".join(rollout_report(rec).split("**Window page not confirmed:**", 1)[1].split())):
+    report = rollout_report(rec).split("**Window page not confirmed:**", 1)[1].split("\n", 1)[0]
+    for said in (_status(rec, capsys), " ".join(report.split())):
         assert lost in said and "reached nobody" not in said, said
         assert "may have reached people or not, and no run sends it again" in said, said
