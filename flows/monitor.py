@@ -57,8 +57,8 @@ from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
-from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
-from rollway.reports import BREACH_PAGE, MONITORING_ROLLBACK
+from rollway.window_page import BREACH_PAGE, WINDOW_PAGE_REFUSED, refused_comment
+from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic

@@ -45,6 +45,12 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 NOTICE_LATE = "running finalize again sends it late once SNS takes it (it moves nothing)"
 """What is said of a "Finalized" notice owed: how it goes out."""
 
+NOTICE_BARRED = ("no finalize sends it late: every finalize refuses while the breach recorded since stands, so tell "
+                 "the alert topic's subscribers yourself")
+"""What is said of a "Finalized" notice owed once a breach is recorded after the finalize done
+(``unhandled_breach``): every finalize refuses before its late send, and none may accept the breach
+of a release finalized already."""
+
 ALL_STABLE = Weights(stable=100, canary=0)
 
 UNRECORDED_AGAIN = "`rollway finalize --unrecorded`, or the finalize deployment with `unrecorded` ticked"
@@ -184,11 +190,12 @@ def refused_said(refused: Transition) -> str:
 def notice_not_sent(record: RolloutRecord | None) -> str | None:
     """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
     (``notice_owed``), or None: its run failed after recording the finalize done, and without this
-    the rollout read as finalized and announced."""
+    the rollout read as finalized and announced. A breach recorded since bars the late send
+    (``NOTICE_BARRED``): "running finalize again sends it" sent people to a run that refuses."""
     refused = notice_owed(record)
     if refused is None:
         return None
-    return f"{refused_said(refused)}; {NOTICE_LATE}"
+    return f"{refused_said(refused)}; {NOTICE_BARRED if unhandled_breach(record) is not None else NOTICE_LATE}"
 
 
 def finalize_unfinished(record: RolloutRecord | None) -> bool:

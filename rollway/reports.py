@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment, window_page_refused
+from rollway.window_page import BREACH_PAGE, breach_page_refused, page_unconfirmed, refused_comment, window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -399,7 +399,10 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False, *, now: 
             # recorded refuses to carry on past it (``unhandled_breach``), so "run it again" failed.
             # And before "finalized": one done before the breach was recorded left the release on
             # the stable service, which its way out says (the breach's entry holds only the facts).
-            return f"promoted{closed}; **breach not rolled back**: {breach_way_out(record)}"
+            # A "Finalized" notice owed stays said: the breach bars its late send (``notice_not_sent``).
+            unsent = notice_not_sent(record)
+            return (f"promoted{closed}; **breach not rolled back**: {breach_way_out(record)}"
+                    + (f"; **{cell(unsent)}**" if unsent else ""))
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -448,8 +451,10 @@ def finalize_row(record: RolloutRecord) -> str | None:
         # one done before it was recorded left the release on the stable service, and "the next
         # rollout can start" read as a window that closed cleanly. The way out is said here alone:
         # the breach's entry holds only the facts.
-        return (f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
-                if began is not None else "done: " if is_finalized(record) else "not run: ") + breach_way_out(record)
+        unsent = notice_not_sent(record)  # a "Finalized" notice owed, which the breach bars
+        return ((f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
+                 if began is not None else "done: " if is_finalized(record) else "not run: ") + breach_way_out(record)
+                + (f"; {unsent}" if unsent else ""))
     if began is not None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)
@@ -1598,7 +1603,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         lines.append(f"- **Decommission page:** {cell(paging[0])}")
     unsent = window_page_refused(record)
     if unsent is not None:
-        lines.append(f"- **Window page not sent:** {cell(unsent)}")
+        # SNS's answer lost, the page may have gone out: "not sent" claimed what nobody knows.
+        lines.append(f"- **Window page {'not confirmed' if page_unconfirmed(unsent) else 'not sent'}:** {cell(unsent)}")
     trigger = rollback_trigger(record)
     if trigger is not None:
         # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
@@ -2522,11 +2528,6 @@ def _closing_sections(record: RolloutRecord, targets: Targets | None, trigger: T
                     "- [ ] Update the runbook and the lessons-learned notes."]
 
 
-BREACH_PAGE = "Breach not rolled back"
-"""The subject of the monitoring window's page of a breach it could not roll back (flows.monitor),
-before ": <canary service>": the breach's incident report names it as the page was sent."""
-
-
 def wants_incident(record: RolloutRecord) -> bool:
     """Whether ``record`` calls for an incident report beside its rollout report: it was rolled back
     (or its rollback began), or it is promoted with a breach its monitoring window could not roll back
@@ -2618,9 +2619,10 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
             f"a finalize began {began} the breach was recorded, so the stable service may run the release that "
             f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
             f"the new version {'still ' if accepted is None else ''}takes {record.weights.canary}% of the traffic {on}")
-    moved = (f"none recorded: {kept}" if accepted is None else
-             f"none: {who} accepted the breach at {when} and kept the release; {kept}")
-    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** {moved}",
+    # Accepted, "none" alone claimed the same as above: past the finalize the acceptance begins, the
+    # `rollback` flow records nothing on the rollout either.
+    moved = kept if accepted is None else f"{who} accepted the breach at {when} and kept the release; {kept}"
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** none recorded: {moved}",
               "", "## Notification", "", _breach_page(record, breach, topic)]
     way_out = ([f"- [ ] The way out of the breach: {breach_way_out(record)}"] if accepted is None else
                [f"- [x] Decided: {who} accepted the breach at {when} and kept the release: "
@@ -2629,26 +2631,19 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     return shown("\n".join(lines) + "\n")
 
 
-_ANSWER_LOST = ", and its answer lost ("
-"""How the words of a call sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
-"SNS Publish sent, and its answer lost (...)"): SNS may have taken the page all the same."""
-
-
 def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
     """The incident report's line on the page of ``breach`` ("Breach not rolled back: <service>"),
     which the monitor's run sends right after recording the breach (``flows.monitor._breach_kept``)
-    and records only when SNS did not take it (``WINDOW_PAGE_REFUSED``, SNS's answer in its comment).
+    and records only when SNS did not take it (``breach_page_refused``, SNS's answer in its comment).
 
     Read from that entry alone, the first after the breach naming this page: the newest refusal of
-    any window page (``window_page_refused``) gave another page's as this one's, and a finalize begun
-    since made a refused one old news, so "Paged on ..." was said of a page nobody received, where no
-    later run sends it again. With nothing recorded, the page is inferred: SNS took it, or the run
-    died before it or could not record its refusal."""
+    any window page gave another page's as this one's, and a finalize begun since made a refused one
+    old news, so "Paged on ..." was said of a page nobody received, where no later run sends it
+    again. With nothing recorded, the page is inferred: SNS took it, or the run died before it or
+    could not record its refusal."""
     page = f"{BREACH_PAGE}: {record.service}"
     opening = refused_comment(page, "")
-    after = record.history[record.history.index(breach) + 1:]
-    refused = next((t for t in after if t.kind == WINDOW_PAGE_REFUSED and (t.comment or "").startswith(opening)),
-                   None)
+    refused = breach_page_refused(record, breach)
     run = f"{cell(breach.actor)}'s run"
     if refused is None:
         return (f"Inferred: paged on {topic} by {run} when it recorded the breach (subject `{page}`): the run pages "
@@ -2657,7 +2652,7 @@ def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
                 "(its log says so), paged nobody.")
     why = cell(refused.comment.removeprefix(opening) or "no answer recorded")
     stamped = f"({cell(refused.actor)}'s run, at {notice_time(refused)})"
-    if _ANSWER_LOST in why:
+    if page_unconfirmed(why):
         return (f"**Page not confirmed:** {why} {stamped}: the `{page}` page on {topic} may have reached people or "
                 "not, and no run sends it again.")
     return (f"**Page not sent:** {why} {stamped}: the `{page}` page on {topic} reached nobody, and no run sends it "

@@ -104,6 +104,33 @@ def test_accepting_the_breach_publishes_its_incident_report_anew_saying_who_acce
     assert "a finalize begun after the breach was recorded" in moved, moved
 
 
+def test_a_finalize_stopped_after_accepting_the_breach_publishes_its_incident_report_all_the_same():
+    """The acceptance is recorded before the finalize moves anything: a run that stops at a step after
+    it (ECS refusing the stable service's update here) leaves the breach accepted, and the newest
+    incident report under its key must say so rather than "still in production" with the way out owed."""
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    pointed = env.deployer.update_service
+
+    def refused_on_stable(service, **changes):
+        if service == env.targets.stable_service:
+            raise RuntimeError("AccessDeniedException: not authorized to perform ecs:UpdateService")
+        return pointed(service, **changes)
+
+    env.deployer.update_service = refused_on_stable
+    state = finalize_accepting(env, WHY, return_state=True)
+    assert state.is_failed(), state.message
+    incident = artifacts_of(state)[artifact_key(env.targets.canary_service, "incident-report")]
+    accepted = env.ledger.get(env.targets.canary_service).last_transition(BREACH_ACCEPTED)
+    assert f"**Accepted by:** dana at {utc(accepted.at)}, keeping the release in production: {WHY}" in incident
+    assert "still in production" not in incident and "The way out of the breach" not in incident, incident
+    moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "a finalize began after the breach was recorded" in moved, moved
+
+
 def test_an_acceptance_where_no_breach_stands_is_refused_and_changes_nothing():
     env, _ = promoted_on_fakes()
     before = env.ledger.get(env.targets.canary_service)

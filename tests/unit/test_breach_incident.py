@@ -88,7 +88,7 @@ def test_an_accepted_breach_s_incident_report_says_who_accepted_it_and_when_and_
     assert f"**Exposed for:** at least {duration(5800 - 60)}" in exposure, exposure
     assert f"kept in production since dana accepted the breach at {utc(T0 + 6000)}" in exposure, exposure
     moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
-    assert f"none: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in moved, moved
+    assert f"none recorded: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in moved, moved
     steps = next_steps(text)
     assert "The way out of the breach" not in steps and "`rollback` flow" not in steps, steps
     assert f"- [x] Decided: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in steps, steps
@@ -212,3 +212,93 @@ def test_a_breach_page_with_nothing_recorded_of_it_is_said_inferred():
     said = _notification(breach_standing())
     assert said.strip().startswith("Inferred: paged on `webordinary-alerts` by monitor's run"), said
     assert "died" in said and "could not record" in said, said
+
+
+def _status(rec, capsys) -> str:
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+    from rollway.targets import Targets
+
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), rec, rec.weights, None, limit=1)
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("later", [
+    (Transition(at=T0 + 5900, kind="watched", actor="run-10", comment="an extra look passed"),),
+    (Transition(at=T0 + 6000, kind="breach-accepted", actor="dana", breach_at=T0 + 5810, comment="probe"),
+     Transition(at=T0 + 6001, kind="finalize-start", actor="dana"),
+     Transition(at=T0 + 6100, kind="finalized", actor="dana", from_weights=w(100), to_weights=w(0))),
+], ids=["a later end of the window", "accepted and finalized"])
+def test_status_and_the_rollout_report_say_a_refused_breach_page_as_the_incident_report_does(later, capsys):
+    """The incident report reads the breach page's own refusal, which no later end of the window nor a
+    finalize sends again: `rollway status` and the rollout report took it for old news after either,
+    and said nothing of it where the incident report said "Page not sent"."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED), *later,
+                weights=w(0) if len(later) > 1 else None)
+    page = f'the "Breach not rolled back: {SERVICE}" page was not sent: {DENIED}'
+    assert f"**Page not sent:** {DENIED}" in _notification(rec)
+    report = " ".join(rollout_report(rec).split())
+    assert f"**Window page not sent:** {page}" in report, report
+    said = _status(rec, capsys)
+    assert page in said and "no run sends it again" in said, said
+    # No later look sends a breach's page anew: said of it, that read as if one might have.
+    assert "a later look at the window pages anew" not in said, said
+
+
+def test_status_does_not_give_another_page_s_refusal_as_the_breach_page_s_nor_hide_the_breach_page_s(capsys):
+    """A "Monitoring unverified" page refused before a later end of the window is old news, as before;
+    the breach page's refusal is not, and it is the one said."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED),
+                _page_refused(T0 + 5850, "SNS topic 'alerts' not found", subject=f"Monitoring unverified: {SERVICE}"),
+                Transition(at=T0 + 5900, kind="watched", actor="run-10", comment="an extra look passed"))
+    said = _status(rec, capsys)
+    assert f'the "Breach not rolled back: {SERVICE}" page was not sent: {DENIED}' in said, said
+    assert "Monitoring unverified" not in said, said
+
+
+def test_a_finalized_notice_owed_when_a_breach_is_recorded_after_the_finalize_is_said_as_sent_by_no_run(capsys):
+    """Finalized with its "Finalized" notice refused, then a breach recorded: every finalize refuses
+    (``unhandled_breach``) before its late send of the notice, and none can accept the breach past the
+    finalize done. Status and the report stopped saying the notice was owed at all, and
+    ``notice_not_sent`` said "running finalize again sends it late"."""
+    from rollway.finalize import NOTICE_NOT_SENT, notice_not_sent
+    from rollway.ledger import NOTICE_FAILED
+
+    refused = f"{NOTICE_NOT_SENT}AuthorizationError: not authorized to perform SNS:Publish"
+    finalized = [Transition(at=T0 + 5805, kind="finalize-start", actor="carol"),
+                 Transition(at=T0 + 5806, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0)),
+                 Transition(at=T0 + 5807, kind=NOTICE_FAILED, actor="carol", comment=refused)]
+    rec = breach_standing()
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], *finalized, rec.history[-1]), "weights": w(0)})
+    unsent = notice_not_sent(rec)
+    assert unsent is not None and "running finalize again" not in unsent, unsent
+    assert "no finalize sends it late" in unsent and "tell the alert topic's subscribers yourself" in unsent, unsent
+    outcome = " ".join(rollout_report(rec).split("**Outcome:**", 1)[1].split("\n", 1)[0].split())
+    assert "breach not rolled back" in outcome and refused in outcome and "no finalize sends it late" in outcome, outcome
+    said = _status(rec, capsys)
+    row = said.split("finalize ", 1)[1].split(" breach not rolled back:", 1)[0]
+    assert row.startswith("done: ") and refused in row and "no finalize sends it late" in row, row
+    assert "running finalize again" not in said, said
+
+
+def test_an_accepted_breach_past_a_stopped_finalize_does_not_say_no_traffic_moved_back():
+    """Accepted, and its finalize stopped part-way: the `rollback` flow run then records nothing on the
+    rollout (a finalize begun, ``HISTORY_KINDS``), nor does traffic moved by hand. "Traffic moved back:
+    none" claimed what the ledger cannot know, where the breach standing says "none recorded"."""
+    rec = _with(breach_standing(accepted=True), Transition(at=T0 + 6001, kind="finalize-start", actor="dana"))
+    moved = incident_report(rec).split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert f"**Traffic moved back:** none recorded: dana accepted the breach at {utc(T0 + 6000)}" in moved, moved
+    assert "`rollway status` reads the load balancer now" in moved, moved
+
+
+def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_reached_nobody(capsys):
+    """SNS's answer lost, the page may have gone out: the incident report says "Page not confirmed",
+    where status and the rollout report said "that run's page reached nobody"."""
+    lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, lost))
+    assert f"**Page not confirmed:** {lost}" in _notification(rec)
+    report = rollout_report(rec).split("**Window page not confirmed:**", 1)[1].split("\n", 1)[0]
+    for said in (_status(rec, capsys), " ".join(report.split())):
+        assert lost in said and "reached nobody" not in said, said
+        assert "may have reached people or not, and no run sends it again" in said, said
