@@ -642,8 +642,9 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
 
     said = str(unfollowed.value)
     assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
-                           "not be followed: the reads of its progress were throttled (or failed on AWS's side) until "
-                           "the wait ended after 2s, the last with Throttling on DescribeStacks: Rate exceeded. "), said
+                           "not be followed: the reads of its progress were throttled, failed on AWS's side or got no "
+                           "connection until the wait ended after 2s, the last with Throttling on DescribeStacks: Rate "
+                           "exceeded. "), said
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS" and not unfollowed.value.seen_before
         assert re.search(r"It was last seen DELETE_IN_PROGRESS, \d+s before the wait ended; ", said), said
@@ -680,6 +681,110 @@ def test_a_stack_read_gone_is_deleted_though_the_reads_of_its_last_events_stay_t
     with on_operation(client, "before-call", throttled, operation=None):
         assert stacks.delete(OLD, timeout_seconds=2, on_progress=progress.append, judged=judged) == "deleted"
     assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
+
+
+def test_a_failed_deletion_whose_reasons_read_is_throttled_is_read_again_at_the_next_poll():
+    # DELETE_FAILED read, the read of its events for the reasons throttled past botocore's retries:
+    # the wait raised that read's own ClientError, saying neither that DeleteStack was sent nor
+    # that the deletion had failed, where the next poll's read gives the reasons.
+    client = stubbed_client()
+    created = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
+    after = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete"),
+             event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"),
+             event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), created]
+    with Stubber(client) as stub:
+        until_delete_failed(stub, created)
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
+        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
+        for _ in range(2):  # the next poll: the waiter's and the wait's own
+            stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
+                                                                     on_progress=progress.append)
+        stub.assert_no_pending_responses()
+    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert any("Throttling on DescribeStackEvents" in line and "still waiting" in line for line in progress), progress
+
+
+def test_a_failed_deletion_whose_reasons_stay_throttled_says_it_was_sent_and_stopped_at_delete_failed():
+    from rollway.aws.cloudformation import StackDeleteUnfollowed
+
+    client = stubbed_client()
+    created = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
+    with Stubber(client) as stub:
+        until_delete_failed(stub, created)
+        stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": SID})
+        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
+        with pytest.raises(StackDeleteUnfollowed) as unfollowed:
+            # The wait ends before its next poll.
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=1e-9)
+        stub.assert_no_pending_responses()
+    said = str(unfollowed.value)
+    assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
+                           "not be followed: "), said
+    assert "the last with Throttling on DescribeStackEvents: Rate exceeded" in said, said
+    assert re.search(r"It was last seen DELETE_FAILED, \d+s before the wait ended; ", said), said
+    assert "CloudFormation had stopped the deletion then (DELETE_FAILED), for reasons not read: run cleanup again to " \
+           "try the deletion again (a failure then is said with its reasons)" in said, said
+
+
+def test_a_read_of_its_progress_refused_after_delete_stack_says_it_was_sent(aws, stacks):
+    # AccessDenied on the reads of its progress (the waiter's poll, then the wait's own read) after
+    # DeleteStack: the wait raised AWS's refusal alone, as if no deletion had been asked.
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.cloudformation import StackDeleteUnfollowed
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    judged = stacks.describe(OLD)
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def refused(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and model.name == "DescribeStacks":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, model.name)
+
+    with on_operation(client, "before-call", refused, operation=None), \
+            pytest.raises(StackDeleteUnfollowed) as unfollowed:
+        stacks.delete(OLD, timeout_seconds=60, judged=judged)
+
+    said = str(unfollowed.value)
+    assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
+                           "not be followed: a read of its progress failed, as asking again would too: AccessDenied on "
+                           "DescribeStacks: not authorized. It was last seen CREATE_COMPLETE, right before DeleteStack "
+                           "was sent; whether it is deleted now is not known. CloudFormation goes on"), said
+    assert asked.count("DescribeStacks") == 1 + 2, "refused once each, the waiter's poll and the wait's read: not asked again"
+    assert isinstance(unfollowed.value.__cause__, ClientError)
+
+
+def test_a_read_of_its_progress_with_no_connection_is_read_again_at_the_next_poll(aws):
+    # No connection for the waiter's poll (botocore's EndpointConnectionError, past its retries):
+    # it stopped the wait and the run, where a throttle is read again at the next poll.
+    from botocore.exceptions import EndpointConnectionError
+
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    stacks = CloudFormationStacks(aws.get_client("cloudformation"), sleep=lambda _: None)
+    judged = stacks.describe(OLD)
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def unreachable(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and asked.count("DescribeStacks") <= 2:  # the first poll, by the waiter
+            raise EndpointConnectionError(endpoint_url="https://cloudformation.us-west-2.amazonaws.com/")
+
+    progress: list[str] = []
+    with on_operation(client, "before-call", unreachable, operation=None):
+        assert stacks.delete(OLD, timeout_seconds=60, on_progress=progress.append, judged=judged) == "deleted"
+    assert any("Could not connect to the endpoint URL" in line and "still waiting" in line for line in progress), \
+        progress
 
 
 @pytest.mark.parametrize("read", ["DescribeStacks", "DescribeStackEvents"])
