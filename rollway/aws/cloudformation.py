@@ -347,7 +347,8 @@ class CloudFormationStacks:
             StackChanged: it is not the stack ``judged`` any more (nothing is deleted).
             StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given.
             StackDeleteTimeout: still deleting when the wait ended.
-            StackDeleteUnfollowed: the reads of its progress failed in passing until the wait ended.
+            StackDeleteUnfollowed: the reads of its progress (or of a failure's reasons) failed in
+                passing until the wait ended, or one failed as asking again would too (refused).
         """
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
