@@ -538,6 +538,9 @@ class ImageUse(BaseModel):
     task_role: str | None = Field(default=None, description="the task definition's taskRoleArn")
     log_group: str | None = Field(default=None, description=(
         "the container's awslogs-group, or the CloudWatch log group its FireLens options send its logs to"))
+    log_group_templates: tuple[str, ...] = Field(default=(), description=(
+        "the FireLens log group templates (``log_group_template``, a ``log_group_name`` holding ``$(...)``) its "
+        "logs go to, which cleanup cannot resolve: every log group one may name counts as in use"))
     secrets: tuple[str, ...] = Field(default=(), description=(
         "where the container's secrets come from (``secrets``, the log driver's ``secretOptions``, private "
         "registry ``repositoryCredentials``): Secrets Manager secret ARNs, SSM parameter ARNs or names"))
@@ -1058,6 +1061,12 @@ def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
 # alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
 _Identity = tuple[str, ...]
 _NAMED = "name"
+# A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
+_TEMPLATE = "log-group-template"
+# The placeholders of a FireLens log group template, each standing for text only a log record
+# tells: the Go plugin's ``$(ecs_task_id)`` or ``$(kubernetes['namespace_name'])``, record_accessor's
+# ``$ecs_cluster`` or ``$kubernetes['labels']['app']``, and Fluent Bit's ``${ENV_VAR}``.
+_PLACEHOLDER = re.compile(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_]\w*(?:\[[^\]]*\])*")
 # The random suffix Secrets Manager appends to a secret's name in its ARN.
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 # An SQS queue URL: scheme, host, account, queue name; nothing after.
@@ -1115,6 +1124,10 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         if use.log_group:
             named.setdefault((_NAMED, use.log_group), f"{use.log_group} (the log group of task definition "
                                                       f"{family_revision}, {use.why})")
+        for template in use.log_group_templates:
+            named.setdefault((_TEMPLATE, template), (
+                f"the log group template {template!r} FireLens sends the logs of task definition {family_revision} "
+                f"to ({use.why}), which cleanup cannot resolve"))
         for value in use.secrets:
             identity = _secret_identity(value)
             if identity is not None:
@@ -1222,11 +1235,25 @@ def resource_identity(physical_id: str) -> _Identity | None:
     return None
 
 
+def log_group_pattern(name: str) -> re.Pattern[str] | None:
+    """The log group names ``name``, a FireLens log group option, may stand for: any text in the
+    place of each placeholder it holds; None when it holds none (it is a name)."""
+    parts = _PLACEHOLDER.split(name)
+    return None if len(parts) == 1 else re.compile(".*".join(re.escape(part) for part in parts))
+
+
 def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
     """What of ``production`` the resource ``physical_id`` is, or None."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
+    if identity[0] == _NAMED and identity not in production:
+        # A bare name (a log group's physical id) a log group template in use may stand for: kept,
+        # as a log group cleanup cannot tell is not the one the template names.
+        for (kind, *rest), what in production.items():
+            pattern = log_group_pattern(rest[0]) if kind == _TEMPLATE else None
+            if pattern is not None and pattern.fullmatch(identity[1]):
+                return f"{identity[1]} (perhaps: {what})"
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         return next((what for (kind, *rest), what in production.items()
                      if kind == "service" and rest[-1] == identity[2]), None)

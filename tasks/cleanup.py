@@ -19,12 +19,12 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
+from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome, StackDeleteUnfollowed
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
-from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials, named_refusal
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import REFUSED_CODES, AdapterError, answer_lost
 from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, OpenRolloutNeeds,
@@ -311,5 +311,15 @@ def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float
     """``stacks.delete``: a stack that is no longer ``judged`` (updated, made again, protected) is not deleted."""
     log = get_run_logger()
     with named_denials(_POLICY, targets=targets):
-        return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line),
-                             judged=judged)
+        try:
+            return stacks.delete(name, timeout_seconds=timeout_seconds,
+                                 on_progress=lambda line: log.info("%s", line), judged=judged)
+        except StackDeleteUnfollowed as err:
+            # A read of its progress refused after DeleteStack: the refusal named as the statement
+            # granting it, in the deletion's own message (named_denials would raise the statement alone,
+            # with no word that DeleteStack was sent).
+            named = named_refusal(err, _POLICY, targets)
+            if named is None:
+                raise
+            raise StackDeleteUnfollowed(err.name, err.last_status, err.seen_seconds_ago, str(named),
+                                        err.timeout_seconds, passing=err.passing) from named

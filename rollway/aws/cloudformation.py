@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal
 
 import yaml
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
@@ -90,36 +90,42 @@ class StackDeleteTimeout(PicklableError, AdapterError):
 
 
 class StackDeleteUnfollowed(PicklableError, AdapterError):
-    """DeleteStack was sent and taken, but the reads of the deletion's progress failed in passing
-    (throttled, or AWS's own side failing) until the wait ended: whether the stack is gone, still
-    deleting or stopped at DELETE_FAILED is not known. CloudFormation carries on with it.
+    """DeleteStack was sent and taken, but the deletion could not be followed to its end: the reads
+    of its progress (its status, its events, a failure's reasons) failed in passing (throttled, AWS's
+    own side failing, no connection) until the wait ended, or one failed as asking again would not
+    get past (refused): whether the stack is gone, still deleting or stopped at DELETE_FAILED is not
+    known. CloudFormation carries on with it.
 
     Attributes:
         name: the stack.
         last_status: its status when last read (``seen_before`` True: right before DeleteStack).
         seen_before: whether the last status read is the one from before DeleteStack was sent.
         seen_seconds_ago: how long before the wait ended it was last read (None: before DeleteStack).
-        why: AWS's words for the last read that failed.
+        why: what the last read that failed got (AWS's words, or botocore's).
         timeout_seconds: the wait.
+        passing: True: the reads failed in passing until the wait ended; False: one failed for good,
+            ending the wait then.
     """
 
     def __init__(self, name: str, last_status: str, seen_seconds_ago: float | None, why: str,
-                 timeout_seconds: float) -> None:
+                 timeout_seconds: float, *, passing: bool = True) -> None:
         self.name, self.last_status, self.why, self.timeout_seconds = name, last_status, why, timeout_seconds
-        self.seen_seconds_ago = seen_seconds_ago
+        self.seen_seconds_ago, self.passing = seen_seconds_ago, passing
         self.seen_before = seen_seconds_ago is None
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
                 else f"{seen_seconds_ago:.0f}s before the wait ended")
+        how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
+               f"ended after {timeout_seconds:g}s, the last with {why}" if passing else
+               f"a read of its progress failed, as asking again would too: {why}")
         # A failure state read, its events not: the deletion had stopped then, for reasons unread.
         going = (self.seen_before or last_status == "DELETE_IN_PROGRESS")
         then = ("CloudFormation goes on with the deletion: run cleanup again to see how it ended (a stack gone by "
                 "then is reported as gone)" if going else
-                f"CloudFormation had stopped the deletion then ({last_status}): run cleanup again to read why")
+                f"CloudFormation had stopped the deletion then ({last_status}), for reasons not read: run cleanup "
+                "again to try the deletion again (a failure then is said with its reasons)")
         super().__init__(
             f"stack {name!r}: DeleteStack was sent and CloudFormation took it, but the deletion could not be followed: "
-            f"the reads of its progress were throttled (or failed on AWS's side) until the wait ended after "
-            f"{timeout_seconds:g}s, the last with {why}. It was last seen {last_status}, {seen}; whether it is "
-            f"deleted now is not known. {then}"
+            f"{how}. It was last seen {last_status}, {seen}; whether it is deleted now is not known. {then}"
         )
 
 
@@ -341,7 +347,8 @@ class CloudFormationStacks:
             StackChanged: it is not the stack ``judged`` any more (nothing is deleted).
             StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given.
             StackDeleteTimeout: still deleting when the wait ended.
-            StackDeleteUnfollowed: the reads of its progress failed in passing until the wait ended.
+            StackDeleteUnfollowed: the reads of its progress (or of a failure's reasons) failed in
+                passing until the wait ended, or one failed as asking again would too (refused).
         """
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
@@ -410,43 +417,42 @@ class CloudFormationStacks:
             # One slice of polls, about PROGRESS_SECONDS long, then a progress line.
             attempts = max(1, int(min(remaining, PROGRESS_SECONDS) // delay) + 1)
             try:
-                waiter.wait(StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
-                return
-            except WaiterError as err:
-                # A failure state, the slice's end or a read refused: the stack's status says which.
-                polled = (err.last_response or {}).get("Stacks") or ()
-                if polled:
-                    last = (polled[0].get("StackStatus", last[0]), time.monotonic())
-            try:
+                try:
+                    waiter.wait(StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+                    return
+                except WaiterError as err:
+                    # A failure state, the slice's end or a read refused: the stack's status says which.
+                    polled = (err.last_response or {}).get("Stacks") or ()
+                    if polled:
+                        last = (polled[0].get("StackStatus", last[0]), time.monotonic())
                 found = self._describe(stack_id)
                 status = found["StackStatus"] if found else "DELETE_COMPLETE"
                 last = (status, time.monotonic())
-                lines = self._new_events(stack_id, seen)
-            except ClientError as err:
-                # Throttled (or AWS's own side failing) past botocore's retries: the deletion goes
-                # on, and a read a few seconds later most often gets through. It stopped the wait,
-                # and the run, which then could only say the stack may be gone or still deleting.
-                if not failed_in_passing(err):
-                    raise
+                for line in self._new_events(stack_id, seen):
+                    on_progress(f"stack {name}: {line}")
+                if status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
+                    raise self._failed(name, stack_id, found, status)
+            except (ClientError, BotoCoreError) as err:
                 if last[0] == "DELETE_COMPLETE":
                     return  # read gone: only its last events go unsaid
-                if time.monotonic() >= deadline:
-                    # Not the read's own error: that said neither that DeleteStack was sent nor
-                    # what the stack was last seen doing.
+                # Throttled, AWS's own side failing or no connection, past botocore's retries: the
+                # deletion goes on, and a read a few seconds later most often gets through. Any
+                # other failure, or one lasting to the wait's end, ends the wait saying that
+                # DeleteStack was sent and what was last seen: the read's own error (AccessDenied
+                # on DescribeStackEvents, say) said neither, and could be taken to mean nothing was done.
+                passing = failed_in_passing(err)
+                if not passing or time.monotonic() >= deadline:
                     status, at = last
                     raise StackDeleteUnfollowed(name, status, None if at is None else time.monotonic() - at,
-                                                aws_message(err, call=True), timeout_seconds) from err
+                                                aws_message(err, call=True), timeout_seconds,
+                                                passing=passing) from err
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
                             f"({aws_message(err, call=True)}); still waiting, {max(0.0, deadline - time.monotonic()):.0f}s "
                             "left")
                 self._sleep(delay)
                 continue
-            for line in lines:
-                on_progress(f"stack {name}: {line}")
             if status == "DELETE_COMPLETE":
                 return
-            if status != "DELETE_IN_PROGRESS":
-                raise self._failed(name, stack_id, found, status)
             if time.monotonic() >= deadline:
                 raise StackDeleteTimeout(name, status, timeout_seconds)
             on_progress(f"stack {name}: still {status}, {max(0.0, deadline - time.monotonic()):.0f}s left to wait")

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
 from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, aws_message, failed_in_passing, lost_answers
-from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
+from rollway.cleanup import (ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage,
+                             log_group_pattern)
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
 from rollway.ledger import LedgerError, open_for_rollback
@@ -352,25 +353,33 @@ def images_in_use(ecs: Any, targets: Targets,
             found.append(ImageUse(
                 task_definition=definition["taskDefinitionArn"], why=", ".join(whys), image=container["image"],
                 execution_role=definition.get("executionRoleArn"), task_role=definition.get("taskRoleArn"),
-                log_group=_log_group(logs), secrets=tuple(dict.fromkeys(s for s in secrets if s)),
-                file_systems=file_systems))
+                secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems,
+                **_log_groups(logs)))
     return tuple(found) + _running_digests(running)
 
 
-# Fluent Bit's CloudWatch Logs outputs (the C plugin and the older Go one), each naming its log
-# group in ``log_group_name``.
+# Fluent Bit's CloudWatch Logs outputs (the C plugin and the older Go one).
 _FIRELENS_CLOUDWATCH = frozenset({"cloudwatch_logs", "cloudwatch"})
+# Their options naming the log group they write to, first the one used when it is a name: the C
+# plugin's log_group_template (used when it resolves, log_group_name when not), the Go plugin's
+# log_group_name (a template too) and default_log_group_name (its group when that does not resolve).
+_FIRELENS_GROUPS = ("log_group_template", "log_group_name", "default_log_group_name")
 
 
-def _log_group(logs: Mapping[str, Any]) -> str | None:
-    """The CloudWatch log group a container's ``logConfiguration`` writes to: its awslogs group,
-    or the one its FireLens options send it to (its logs go nowhere once a stack deleted that one)."""
+def _log_groups(logs: Mapping[str, Any]) -> dict[str, Any]:
+    """``ImageUse``'s ``log_group`` and ``log_group_templates`` of a container's ``logConfiguration``:
+    its awslogs group, or the group (or the templates) its FireLens options send it to (its logs go
+    nowhere once a stack deleted that one). Fluent Bit reads option names in any case."""
     options = logs.get("options") or {}
     if logs.get("logDriver") == "awslogs":
-        return options.get("awslogs-group")
-    if logs.get("logDriver") == "awsfirelens" and options.get("Name") in _FIRELENS_CLOUDWATCH:
-        return options.get("log_group_name")
-    return None
+        return {"log_group": options.get("awslogs-group")}
+    lowered = {str(key).lower(): value for key, value in options.items()}
+    if logs.get("logDriver") != "awsfirelens" or str(lowered.get("name", "")).lower() not in _FIRELENS_CLOUDWATCH:
+        return {}
+    named = [str(lowered[key]) for key in _FIRELENS_GROUPS if lowered.get(key)]
+    names = [name for name in named if log_group_pattern(name) is None]
+    return {"log_group": names[0] if names else None,
+            "log_group_templates": tuple(name for name in named if name not in names)}
 
 
 def open_rollout_needs(ledger: Any, targets: Targets) -> OpenRolloutNeeds:

@@ -261,6 +261,14 @@ def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dic
     return {**found, "ResourceStatusReason": reason} if reason else found
 
 
+# The stack OLD's one event before its deletion, and its events once a bucket not empty failed it (newest first).
+CREATED = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
+BUCKET_NOT_EMPTY = [
+    event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete"),
+    event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"),
+    event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), CREATED]
+
+
 def until_delete_failed(stub: Stubber, created: dict) -> None:
     """The calls and answers of a deletion until the waiter sees DELETE_FAILED (``created``: the
     stack's one event before it)."""
@@ -271,27 +279,32 @@ def until_delete_failed(stub: Stubber, created: dict) -> None:
     stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
 
 
+def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None) -> tuple[StackDeleteFailed, list[str]]:
+    """The deletion of ``OLD`` a bucket not empty fails, played by a Stubber (``until_delete_failed``,
+    ``first``'s calls and answers, then the events' two reads), and its progress lines."""
+    client = stubbed_client()
+    with Stubber(client) as stub:
+        until_delete_failed(stub, CREATED)
+        first(stub)
+        for _ in range(2):  # the new events, then the failure's reasons
+            stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
+                                                                     on_progress=progress.append)
+        stub.assert_no_pending_responses()
+    return failed.value, progress
+
+
 def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
     # moto never fails a deletion, so this one path is played by botocore's Stubber: the calls
     # and answers CloudFormation gives when a bucket that is not empty blocks the deletion.
-    client = stubbed_client()
-    created = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
-    after = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete"),
-             event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"),
-             event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), created]
-    with Stubber(client) as stub:
-        until_delete_failed(stub, created)
-        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
-        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
-        progress: list[str] = []
-        with pytest.raises(StackDeleteFailed) as failed:
-            CloudFormationStacks(client).delete(OLD, timeout_seconds=60, on_progress=progress.append)
-        stub.assert_no_pending_responses()
-    assert failed.value.status == "DELETE_FAILED"
-    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    failed, progress = deletion_failed()
+    assert failed.status == "DELETE_FAILED"
+    assert failed.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     # "Retain those resources" said nothing of how: the command that deletes the stack and keeps them.
-    assert failed.value.failed == ("Logs",)
-    assert f"`aws cloudformation delete-stack --stack-name {OLD} --retain-resources Logs`" in str(failed.value)
+    assert failed.failed == ("Logs",)
+    assert f"`aws cloudformation delete-stack --stack-name {OLD} --retain-resources Logs`" in str(failed)
     assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress
 
 
@@ -642,8 +655,9 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
 
     said = str(unfollowed.value)
     assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
-                           "not be followed: the reads of its progress were throttled (or failed on AWS's side) until "
-                           "the wait ended after 2s, the last with Throttling on DescribeStacks: Rate exceeded. "), said
+                           "not be followed: the reads of its progress were throttled, failed on AWS's side or got no "
+                           "connection until the wait ended after 2s, the last with Throttling on DescribeStacks: Rate "
+                           "exceeded. "), said
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS" and not unfollowed.value.seen_before
         assert re.search(r"It was last seen DELETE_IN_PROGRESS, \d+s before the wait ended; ", said), said
@@ -657,29 +671,121 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     assert stacks.describe(OLD).status == "DELETE_COMPLETE", "CloudFormation went on"
 
 
+def deleted_failing(aws, stacks: CloudFormationStacks, failing: Callable[[str, list[str]], Exception | None], *,
+                    timeout_seconds: float = 60, on_progress: Callable[[str], None] = lambda line: None) -> str:
+    """``stacks.delete`` of the stack ``OLD``, made and judged here, each call raising what
+    ``failing(operation, asked)`` returns (``asked``: the operations asked so far, this one last)."""
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    judged = stacks.describe(OLD)
+    asked: list[str] = []
+
+    def fail(model, **_):
+        asked.append(model.name)
+        error = failing(model.name, asked)
+        if error is not None:
+            raise error
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", fail, operation=None):
+        return stacks.delete(OLD, timeout_seconds=timeout_seconds, on_progress=on_progress, judged=judged)
+
+
 def test_a_stack_read_gone_is_deleted_though_the_reads_of_its_last_events_stay_throttled(aws, stacks):
     # Read DELETE_COMPLETE, its last events throttled (and the waiter's polls): the wait went on
     # to its end, then raised the events' throttle, for a stack known to be gone.
     from botocore.exceptions import ClientError
 
-    from tests.botocore_events import on_operation
-
-    create(aws, OLD, "webordinary-old-queue")
-    judged = stacks.describe(OLD)
-    client = aws.get_client("cloudformation")
-    asked: list[str] = []
-
-    def throttled(model, **_):
-        asked.append(model.name)
+    def throttled(operation, asked):
         polls = asked[asked.index("DeleteStack") + 1:] if "DeleteStack" in asked else []
         # After DeleteStack: the waiter's polls (every other DescribeStacks) and every DescribeStackEvents.
-        if model.name == "DescribeStackEvents" and polls or polls.count("DescribeStacks") % 2 == 1:
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+        if operation == "DescribeStackEvents" and polls or polls.count("DescribeStacks") % 2 == 1:
+            return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
+        return None
 
     progress: list[str] = []
-    with on_operation(client, "before-call", throttled, operation=None):
-        assert stacks.delete(OLD, timeout_seconds=2, on_progress=progress.append, judged=judged) == "deleted"
+    assert deleted_failing(aws, stacks, throttled, timeout_seconds=2, on_progress=progress.append) == "deleted"
     assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
+
+
+def test_a_failed_deletion_whose_reasons_read_is_throttled_is_read_again_at_the_next_poll():
+    # DELETE_FAILED read, the read of its events for the reasons throttled past botocore's retries:
+    # the wait raised that read's own ClientError, saying neither that DeleteStack was sent nor
+    # that the deletion had failed, where the next poll's read gives the reasons.
+    def throttled_once(stub: Stubber) -> None:
+        stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
+        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
+        for _ in range(2):  # the next poll: the waiter's and the wait's own
+            stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
+
+    failed, progress = deletion_failed(throttled_once)
+    assert failed.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert any("Throttling on DescribeStackEvents" in line and "still waiting" in line for line in progress), progress
+
+
+def test_a_failed_deletion_whose_reasons_stay_throttled_says_it_was_sent_and_stopped_at_delete_failed():
+    from rollway.aws.cloudformation import StackDeleteUnfollowed
+
+    client = stubbed_client()
+    with Stubber(client) as stub:
+        until_delete_failed(stub, CREATED)
+        stub.add_response("describe_stack_events", {"StackEvents": [CREATED]}, {"StackName": SID})
+        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
+        with pytest.raises(StackDeleteUnfollowed) as unfollowed:
+            # The wait ends before its next poll.
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=1e-9)
+        stub.assert_no_pending_responses()
+    said = str(unfollowed.value)
+    assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
+                           "not be followed: "), said
+    assert "the last with Throttling on DescribeStackEvents: Rate exceeded" in said, said
+    assert re.search(r"It was last seen DELETE_FAILED, \d+s before the wait ended; ", said), said
+    assert "CloudFormation had stopped the deletion then (DELETE_FAILED), for reasons not read: run cleanup again to " \
+           "try the deletion again (a failure then is said with its reasons)" in said, said
+
+
+def test_a_read_of_its_progress_refused_after_delete_stack_says_it_was_sent(aws, stacks):
+    # AccessDenied on the reads of its progress (the waiter's poll, then the wait's own read) after
+    # DeleteStack: the wait raised AWS's refusal alone, as if no deletion had been asked.
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.cloudformation import StackDeleteUnfollowed
+
+    asked: list[str] = []
+
+    def refused(operation, so_far):
+        asked[:] = so_far
+        if "DeleteStack" in so_far[:-1] and operation == "DescribeStacks":
+            return ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, operation)
+        return None
+
+    with pytest.raises(StackDeleteUnfollowed) as unfollowed:
+        deleted_failing(aws, stacks, refused)
+
+    said = str(unfollowed.value)
+    assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
+                           "not be followed: a read of its progress failed, as asking again would too: AccessDenied on "
+                           "DescribeStacks: not authorized. It was last seen CREATE_COMPLETE, right before DeleteStack "
+                           "was sent; whether it is deleted now is not known. CloudFormation goes on"), said
+    assert asked.count("DescribeStacks") == 1 + 2, "refused once each, the waiter's poll and the wait's read: not asked again"
+    assert isinstance(unfollowed.value.__cause__, ClientError)
+
+
+def test_a_read_of_its_progress_with_no_connection_is_read_again_at_the_next_poll(aws):
+    # No connection for the waiter's poll (botocore's EndpointConnectionError, past its retries):
+    # it stopped the wait and the run, where a throttle is read again at the next poll.
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(_operation, asked):
+        if "DeleteStack" in asked[:-1] and asked.count("DescribeStacks") <= 2:  # the first poll, by the waiter
+            return EndpointConnectionError(endpoint_url="https://cloudformation.us-west-2.amazonaws.com/")
+        return None
+
+    progress: list[str] = []
+    stacks = CloudFormationStacks(aws.get_client("cloudformation"), sleep=lambda _: None)
+    assert deleted_failing(aws, stacks, unreachable, on_progress=progress.append) == "deleted"
+    assert any("Could not connect to the endpoint URL" in line and "still waiting" in line for line in progress), \
+        progress
 
 
 @pytest.mark.parametrize("read", ["DescribeStacks", "DescribeStackEvents"])

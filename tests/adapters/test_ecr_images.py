@@ -265,6 +265,48 @@ def test_an_old_stack_that_made_the_log_group_firelens_sends_a_revision_in_uses_
     assert planned.delete_stacks == ("webordinary-spare-stack",)
 
 
+@pytest.mark.parametrize("options, kept", [
+    # The Go plugin's log_group_name, a template: a group per task, its default the one when that fails.
+    ({"Name": "cloudwatch", "log_group_name": "/webordinary/$(ecs_task_id)", "default_log_group_name": "/fallback"},
+     {"webordinary-old-stack": "/webordinary/0123abcd", "webordinary-default-stack": "/fallback"}),
+    # The C plugin's log_group_template (record_accessor), log_group_name when it does not resolve;
+    # option names in another case, as Fluent Bit reads them.
+    ({"name": "cloudwatch_logs", "Log_Group_Template": "/webordinary/$ecs_cluster-$kubernetes['labels']['app']",
+      "log_group_name": "/fallback"},
+     {"webordinary-old-stack": "/webordinary/edit-app", "webordinary-default-stack": "/fallback"}),
+])
+def test_an_old_stack_holding_a_log_group_a_firelens_template_in_use_may_name_is_refused(aws, options, kept):
+    # A template cleanup cannot resolve (a placeholder only a log record fills) named no group:
+    # the stack that made the group it resolves to was deleted, and the app's logs went nowhere.
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    groups = {**kept, "webordinary-spare-stack": "/webordinary-spare/0123abcd"}
+    for stack, group in groups.items():
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Logs": {
+            "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    app = {**base["containerDefinitions"][0], "logConfiguration": {"logDriver": "awsfirelens", "options": options}}
+    router = {"name": "log_router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+              "essential": True, "firelensConfiguration": {"type": "fluentbit"}}
+    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=[app, router], memory="512")
+
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {name: stacks.describe(name) for name in groups}
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
+                           in_use=images_in_use(ecs, aws.targets), images=())
+
+    reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
+    assert set(reasons) == set(kept), reasons
+    assert f"it holds {kept['webordinary-default-stack']} (the log group of task definition " in \
+        reasons["webordinary-default-stack"], reasons
+    assert f"it holds {kept['webordinary-old-stack']} (perhaps: the log group template " in \
+        reasons["webordinary-old-stack"], reasons
+    assert f"FireLens sends the logs of task definition {aws.targets.task_family}:2 to (" in \
+        reasons["webordinary-old-stack"] and "which cleanup cannot resolve)" in reasons["webordinary-old-stack"]
+    assert planned.delete_stacks == ("webordinary-spare-stack",)
+
+
 def test_a_tag_a_decommissioned_service_still_names_stays_after_a_later_push_moved_it(aws, images):
     # After the decommission the stable service runs no task (desired count 0) and its revision is
     # deregistered, and CI pushed the tag again since: no running task, no ACTIVE revision and no

@@ -1053,6 +1053,41 @@ def test_a_deletion_the_role_may_not_make_names_the_statement_that_grants_it(acc
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
 
 
+def test_a_read_of_a_deletions_progress_refused_says_delete_stack_was_sent_and_names_the_statement(account):
+    # DeleteStack sent, the reads of its progress refused: the run said the refused read's
+    # statement alone, and a person could take it that the stack had not been asked to go.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    asked: list[str] = []
+
+    def refuse(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and model.name == "DescribeStacks":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::123456789012:assumed-"
+                               "role/worker/i is not authorized to perform: cloudformation:DescribeStacks on resource: "
+                               "*"}}, model.name)
+
+    @flow(name="cleanup-denied-progress")
+    def cleanup_denied_progress():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", refuse, operation=None):
+        state = cleanup_denied_progress(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    said = str(stopped.value)
+    assert f"StackDeleteUnfollowed: stack '{OLD_STACK}': DeleteStack was sent and CloudFormation took it" in said, said
+    assert "AWS refused cloudformation:DescribeStacks (AccessDenied:" in said, said
+    assert "granted by deployments/iam-policy-infrastructure.json, statement DeployChecklistAndCleanupReadTheStacks:" \
+        in said, said
+
+
 @pytest.mark.parametrize("targets", [Targets(region="eu-central-1")])
 def test_a_refusal_in_the_users_region_names_cleanups_statement_not_the_rollouts(account):
     # The policies spell us-west-2; a run in another region is refused ECR's reads on its
