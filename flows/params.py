@@ -18,7 +18,7 @@ from pydantic import AfterValidator, Field
 from flows.approvals import NAME_PATTERN
 from rollway.bounds import as_given, bound_said, ranged
 # encodable is imported from here too (rollway.cli.ops): the check lives beside the flags' own use of it.
-from rollway.flags import MAX_ACTOR, encodable
+from rollway.flags import MAX_ACTOR, encodable, name_rule
 from rollway.one_line import on_one_line
 from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
@@ -35,8 +35,8 @@ def _named(actor: str) -> str:
         # As `--approver` and the approval form refuse it: the name goes as typed into the
         # ledger, the finalize and rollback notices people get, the summaries and the run's log,
         # where a line break wrote a line of its own and an escape sequence acted on a terminal.
-        raise ValueError("actor must be a name on one line, with no control characters (a line break, a tab, an "
-                         "escape sequence): the ledger, the notices and the run's log carry it as typed")
+        raise ValueError(f"actor must be {name_rule(actor)}: the ledger, the notices and the run's log carry it "
+                         "as typed")
     return encodable(actor, "actor")
 
 

@@ -56,8 +56,15 @@ MAX_ACTOR = 200
 # line. (A trailing line break passes Python's ``$``: it is stripped with the name's spaces.)
 # Spaces, then the first character to read: read in one pass, however long the name sent (the
 # server checks the pattern whatever the length); "any, then one to read, then any" backtracked.
-_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+# Nor a bidirectional-text control (the marks U+061C, U+200E, U+200F, the embeddings and overrides
+# U+202A-U+202E, the isolates U+2066-U+2069, as ``rollway.one_line`` escapes them): invisible, one
+# reorders the words after it wherever the name is shown raw ("carol<U+202E> tcejer" reads "carol
+# reject"). The places rollway shows a name escape them; a name refused as it is typed is shown raw
+# nowhere else either. ``\uXXXX`` escapes only: the UI reads the pattern with JavaScript's RegExp.
+_BIDI_CONTROL = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = rf"\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI_CONTROL}"
 NAME_PATTERN = rf"^[^\S{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+_REFUSED_IN_NAME = re.compile(f"[{_CONTROL}]")
 # Matched with fullmatch: ``$`` also matches before a final line break, and "newflag\n" was a
 # flag of its own, beside the "newflag" the application evaluates.
 _FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -408,6 +415,20 @@ def validate_actor(actor: object) -> str:
     if len(actor) > MAX_ACTOR:
         raise InvalidFlagInput(f"the actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
     return actor
+
+
+def name_rule(name: str) -> str:
+    """What a name ``NAME_PATTERN`` refused must be, and the first character of ``name`` that
+    broke the rule, as its code point (``U+202E``): an invisible character, or one a terminal acts
+    on, is not to be found by reading the name back."""
+    rule = ("a name on one line, with no control characters (a line break, a tab, an escape sequence) and no "
+            "bidirectional-text controls")
+    found = _REFUSED_IN_NAME.search(name)
+    if found is None:  # blank: the callers say so before they try the pattern
+        return rule
+    kind = ("a bidirectional-text control (it reorders the words after it wherever the name is shown)"
+            if re.fullmatch(f"[{_BIDI_CONTROL}]", found.group()) else "a control character")
+    return f"{rule}; it holds U+{ord(found.group()):04X}, {kind}"
 
 
 def validate_user_id(user_id: object) -> str | None:

@@ -53,6 +53,7 @@ from rollway.flags import (
     UnreadableAudit,
     bucket,
     evaluate,
+    name_rule,
     validate_actor,
     validate_expected_version,
     validate_feature,
@@ -546,9 +547,8 @@ def _named(actor: object) -> str:
         # It goes as typed into the flag's audit trail, which `flags get` and the flows' summaries
         # show: a line break read as another change, by whoever it named, and an escape sequence
         # acted on the reader's terminal. (Names an older rollway stored are shown escaped.)
-        raise InvalidFlagInput(f"--actor {who!r} must be a name on one line, with no control characters (a line "
-                               "break, a tab, an escape sequence): the audit trail keeps it as typed; nothing was "
-                               "read or changed")
+        raise InvalidFlagInput(f"--actor {who!r} must be {name_rule(who)}: the audit trail keeps it as typed; "
+                               "nothing was read or changed")
     return who.strip()
 
 

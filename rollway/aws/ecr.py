@@ -13,7 +13,6 @@ import datetime as dt
 import fnmatch
 import json
 import re
-import time
 from typing import Any, Callable
 
 import httpx
@@ -21,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from rollway.aws.denied import CREDENTIALS, ROLLOUT_POLICY, is_denied, permission_denied
-from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, backoff_seconds, error_code
+from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, backoff_seconds, error_code, tried
 from rollway.image import (
     MANIFEST_TYPES,
     EcrLocation,
@@ -110,22 +109,27 @@ def _download_config(url: str) -> bytes:
     Raises:
         httpx.HTTPError: the last attempt's failure; ValueError: a body over the limit.
     """
-    for attempt in range(_DOWNLOAD_ATTEMPTS):
-        try:
-            with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
-                response.raise_for_status()
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _CONFIG_MAX_BYTES:
-                        raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
-                return body
-        except (httpx.HTTPStatusError, httpx.TransportError) as err:
-            status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
-            if attempt + 1 == _DOWNLOAD_ATTEMPTS or (status is not None and status not in _RETRIED_STATUS):
-                raise
-            time.sleep(backoff_seconds(attempt))
-    raise AssertionError("unreachable")
+    return tried(lambda: _downloaded(url), _DOWNLOAD_ATTEMPTS, backoff_seconds, final=_not_passing)
+
+
+def _downloaded(url: str) -> bytes:
+    """One GET of ``url``'s body, refused past ``_CONFIG_MAX_BYTES``."""
+    with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
+        response.raise_for_status()
+        body = b""
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > _CONFIG_MAX_BYTES:
+                raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
+        return body
+
+
+def _not_passing(err: BaseException) -> bool:
+    """Whether asking for the config again cannot help: anything but a dropped or failed
+    connection, or an answer in ``_RETRIED_STATUS`` (a 403, an expired signature, gets it again)."""
+    if isinstance(err, httpx.HTTPStatusError):
+        return err.response.status_code not in _RETRIED_STATUS
+    return not isinstance(err, httpx.TransportError)
 
 
 class HeldImage(BaseModel):

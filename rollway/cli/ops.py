@@ -33,6 +33,7 @@ from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS
 from rollway.decommission_page import page_said
+from rollway.flags import name_rule
 from rollway.ledger import (
     NOT_APPLIED, RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
     claim_has_lapsed, claim_lapsed, lease_has_lapsed, rollback_start, utc, wall_utc,
@@ -1720,8 +1721,7 @@ def _form_problem(error: Any, options: dict[str, str], weight: int | None) -> st
         return f"--weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to 100"
     if field == "approver" and error["type"] == "string_pattern_mismatch":
         # The form's pattern, quoted as pydantic does, told nobody what was wrong with the name.
-        return (f"--approver {error['input']!r}: a name on one line, with no control characters (a line break, a "
-                "tab, an escape sequence): the run's log prints it as typed")
+        return f"--approver {error['input']!r}: {name_rule(error['input'])}: the run's log prints it as typed"
     return f"{options.get(field, field) if field else 'the answer'}: {error['msg']}"
 
 

@@ -29,14 +29,15 @@ def test_an_answer_the_canary_ended_is_logged_with_its_comment_escaped(monkeypat
         if not answered:
             answered.append(FlowRunContext.get().flow_run.id)
             with get_client(sync_client=True) as client:
-                client.resume_flow_run(answered[0], run_input={"action": "approve", "approver": "dana\u202e",
+                # The form refuses a name with a bidi control (test_bidi_names_refused): the comment carries it.
+                client.resume_flow_run(answered[0], run_input={"action": "approve", "approver": "dana",
                                                                "comment": COMMENT})
 
     env, _outage, asked = a_canary_failing_behind_an_outage(monkeypatch, reads=5, skipping=dana_answers)
     with caplog.at_level(logging.INFO):
         rolled_back_through_it(env, asked, 60, caplog)
     said = [r.getMessage() for r in caplog.records if "the approval pause ends as it was answered" in r.getMessage()]
-    assert said and all(f"approve by dana\\u202e ({SHOWN})" in m for m in said), said
+    assert said and all(f"approve by dana ({SHOWN})" in m for m in said), said
     assert not any("\x1b" in m or "\u202e" in m for m in said), said
 
 

@@ -1,8 +1,8 @@
-"""What the `monitor` flow logs and pages of a person's words: a name (``NAME_PATTERN`` lets the
-bidirectional-text controls through) or a comment quoted in a window's end is escaped (``shown``),
-as the reports show it. A right-to-left override in a finalize's actor reordered the rest of the
-"Breach not rolled back" page and the run's warning, and a line break in a promote's comment
-wrote a line of its own in the run's log."""
+"""What the `monitor` flow logs and pages of a person's words: a name (recorded by an older rollway,
+whose ``NAME_PATTERN`` let bidirectional-text controls through) or a comment quoted in a window's
+end is escaped (``shown``), as the reports show it. A right-to-left override in a finalize's actor
+reordered the rest of the "Breach not rolled back" page and the run's warning, and a line break
+in a promote's comment wrote a line of its own in the run's log."""
 
 from __future__ import annotations
 
