@@ -850,7 +850,7 @@ def run_stages(
         held_by: a person's hold the ledger records as the last answer to the pause of ``state``'s
             stage (a resumed rollout): its pause is asked again, not passed over by the judge.
         passed_at: for a ``state`` whose stage passed before this run (a resumed rollout, or its next
-            weekly phase), when it passed or that phase began, from the ledger (rollout clock): its
+            weekly phase), when its looks began, from the ledger (``stage_passed_at``, rollout clock): its
             watches' windows are counted from it (``passed_window``), not begun again by this run.
             None: from this run's first watch of it.
     """
