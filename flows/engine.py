@@ -857,7 +857,7 @@ def run_stages(
     log = get_run_logger()
     # A run that stands down (another run, or another rollout, drives the traffic now) says why
     # on one line: a traceback under it read as a crash of rollway, to the person on call.
-    without_traceback(RolloutMovedOn, RolloutSuperseded, FailedWhileScaling)
+    without_traceback(RolloutMovedOn, RolloutSuperseded)
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
