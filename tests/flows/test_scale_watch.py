@@ -231,6 +231,26 @@ def test_a_pass_stamped_ahead_of_the_resuming_runs_clock_leaves_the_scale_up_wat
     assert all(w.canary < 50 for w in written), written
 
 
+def test_the_ledger_stamps_a_stages_pass_when_the_judge_passed_it():
+    """A read of the metrics takes time (seconds at real time, a minute of a sped-up clock): the
+    verdict stamped once written put the pass after the look that passed it, across a period's
+    boundary at times, and a run resuming the rollout counted the stage's windows from another
+    period than the run that passed it: one window's share of the alpha spent on two tests."""
+    env = ledger_env()
+    observe = env.metrics.observe
+
+    def slow(start, end):
+        env.clock.sleep(30)
+        return observe(start, end)
+
+    env.metrics.observe = slow
+    result = progressive_on(env, spec(5, 100), "run-1")
+    assert result.outcome == "promoted", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    (passed,) = [t for t in record.history if t.kind == "verdict" and t.from_stage == 0]
+    assert passed.at == result.stages[0].ended_at, (passed.at, result.stages[0].ended_at)
+
+
 def bars(messages: list[str], looks: str = "watching the canary while it scales") -> list[int]:
     """The pass bars (evidence reached N, or pass evidence x of N) the ``looks`` were judged at: the
     smaller a window's share of the alpha, the higher its bars."""
