@@ -850,14 +850,14 @@ def run_stages(
         held_by: a person's hold the ledger records as the last answer to the pause of ``state``'s
             stage (a resumed rollout): its pause is asked again, not passed over by the judge.
         passed_at: for a ``state`` whose stage passed before this run (a resumed rollout, or its next
-            weekly phase), when it passed or that phase began, from the ledger (rollout clock): its
+            weekly phase), when its looks began, from the ledger (``stage_passed_at``, rollout clock): its
             watches' windows are counted from it (``passed_window``), not begun again by this run.
-            None: from this run's first watch of it.
+            None: from this run's start; never later than it.
     """
     log = get_run_logger()
     # A run that stands down (another run, or another rollout, drives the traffic now) says why
     # on one line: a traceback under it read as a crash of rollway, to the person on call.
-    without_traceback(RolloutMovedOn, RolloutSuperseded, FailedWhileScaling)
+    without_traceback(RolloutMovedOn, RolloutSuperseded)
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
@@ -870,7 +870,10 @@ def run_stages(
     told = False  # a notice said ``held`` already: a refused answer asks again without telling it again
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
     weights_read_at: float | None = None  # the bake's last read of the weights that answered (DRIFT_LOOK_SECONDS)
-    passed_at = passed_at if state.passed else None  # when the stage passed, for its watches (``passed_window``)
+    # When the stage passed, for its watches (``passed_window``), never later than now: a pass stamped
+    # by a host whose clock ran ahead put the first window past every look, and they read nothing.
+    # None (a ledger that does not say): from this run's start, so that its pause and scale-up share a grid.
+    passed_at = min(env.clock.now(), passed_at if passed_at is not None else math.inf) if state.passed else None
 
     def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
         """Roll back as the look that ended the pause said (the look said why, once); an answer

@@ -219,7 +219,10 @@ class LedgerJournal:
     def stage_passed(self, state: StageState, report: StageReport) -> None:
         self._record(
             Transition(
-                at=self.env.clock.now(), kind="verdict", actor="judge", from_stage=state.stage_index,
+                # When the judge passed it, as the run that did counts the stage's windows from it
+                # (``passed_window``): stamped once written, after the look's reads, a resumed run
+                # counted them from a later period at times, one window's alpha spent on two tests.
+                at=report.ended_at, kind="verdict", actor="judge", from_stage=state.stage_index,
                 verdict=verdict_summary(report.verdict),
             ),
             stage_passed=True,

@@ -67,6 +67,7 @@ from rollway.model import ServiceState, Weights, validation_problems
 from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
+from rollway.reports import PHASE_ENDS
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, metrics, traffic, undoable
 
@@ -883,15 +884,26 @@ def run_progressive(
 
 def stage_passed_at(record: RolloutRecord) -> float | None:
     """When the looks at ``record``'s passed stage began, as its ledger says (rollout clock): its pass
-    (the judge's verdict, or a person's acceptance), or the start of the weekly phase that goes on
-    from it, whichever came last; None when the stage has not passed. A resumed run's watches
-    count the stage's windows from it, as the run that died did (``rollway.decide.passed_window``)."""
+    (the judge's verdict, or a person's acceptance), or, when its weekly phase ended there, the
+    first entry of the run that took the held rollout up again (the next phase's start, or a run
+    through every stage); None when the stage has not passed. A resumed run's watches count the
+    stage's windows from it, as the run that died did (``rollway.decide.passed_window``).
+
+    Nobody looks at the canary while a completed phase holds: counted from the pass, the run a week
+    later judged its pause and scale-up on windows a week of halvings down (an alpha of 1e-9). Any
+    other entry after the pass (a phase recorded on resume, ``catch_up_phase``; a hold) comes while
+    looks go on, and counting from it would begin the split again."""
     if not record.stage_passed:
         return None
-    stage = record.stage_index
-    return max((t.at for t in record.history
-                if (t.kind == "verdict" and t.from_stage == stage) or (t.kind == "approve" and t.to_stage == stage)
-                or t.kind == "phase"), default=None)
+    stage, at, held = record.stage_index, None, False
+    for t in record.history:
+        if held:  # the first entry after the phase ended: the run taking the held rollout up again
+            at, held = t.at, False
+        if (t.kind == "verdict" and t.from_stage == stage) or (t.kind == "approve" and t.to_stage == stage):
+            at = t.at
+        elif t.kind == "phase" and PHASE_ENDS in (t.comment or ""):
+            held = True
+    return at
 
 
 def person_hold(record: RolloutRecord) -> ApprovalAnswer | None:

@@ -211,6 +211,46 @@ def test_a_run_resumed_while_ecs_still_starts_the_tasks_watches_the_rest_of_that
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
+def test_a_pass_stamped_ahead_of_the_resuming_runs_clock_leaves_the_scale_up_watched():
+    """The dead run's host ran an hour ahead: the ledger stamps the 5 % stage's pass an hour after
+    the resuming run's now. Counted from there, the scale-up's window began past every look of the
+    wait and read no metrics: the failing canary got 50 % of the traffic before it was judged."""
+    env = ledger_env()
+    written = slow_scale_up(env)
+    dies_in_the_ecs_wait(env)
+    canary = env.targets.canary_service
+    env.deployer.services[canary] = env.deployer.services[canary].model_copy(update={"running": 1})
+    env.clock.sleep(601)  # the dead run's lease runs out
+    stored = env.ledger._rollouts[canary]
+    stored[-1] = stored[-1].model_copy(update={"history": tuple(
+        t.model_copy(update={"at": env.clock.now() + 3600}) if t.kind == "verdict" else t for t in stored[-1].history)})
+    env.metrics.behaviour = steady(5000.0, 0.001, 0.05)  # the canary fails while ECS starts the second task
+    result = progressive_on(env, spec(5, 50, 100), "run-2")
+    assert result.outcome == "rolled_back", result.reason
+    assert "judged while the canary scaled for 50%, before the shift" in result.reason, result.reason
+    assert all(w.canary < 50 for w in written), written
+
+
+def test_the_ledger_stamps_a_stages_pass_when_the_judge_passed_it():
+    """A read of the metrics takes time (seconds at real time, a minute of a sped-up clock): the
+    verdict stamped once written put the pass after the look that passed it, across a period's
+    boundary at times, and a run resuming the rollout counted the stage's windows from another
+    period than the run that passed it: one window's share of the alpha spent on two tests."""
+    env = ledger_env()
+    observe = env.metrics.observe
+
+    def slow(start, end):
+        env.clock.sleep(30)
+        return observe(start, end)
+
+    env.metrics.observe = slow
+    result = progressive_on(env, spec(5, 100), "run-1")
+    assert result.outcome == "promoted", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    (passed,) = [t for t in record.history if t.kind == "verdict" and t.from_stage == 0]
+    assert passed.at == result.stages[0].ended_at, (passed.at, result.stages[0].ended_at)
+
+
 def bars(messages: list[str], looks: str = "watching the canary while it scales") -> list[int]:
     """The pass bars (evidence reached N, or pass evidence x of N) the ``looks`` were judged at: the
     smaller a window's share of the alpha, the higher its bars."""
