@@ -706,7 +706,7 @@ def run_progressive(
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
                                   rollout=record.rollout_id, opened_at=record.last_transition("promote").at,
-                                  pinned_image=record.pinned_image, actor=actor)
+                                  pinned_image=record.pinned_image, actor=actor, shifted_rule=record.shifted_rule)
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
@@ -864,7 +864,7 @@ def run_progressive(
             env, spec, window_seconds=spec.monitor_seconds, decommission=spec.phases[-1].decommission,
             previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
-            pinned_image=record.pinned_image, actor=actor,
+            pinned_image=record.pinned_image, actor=actor, shifted_rule=record.shifted_rule,
         )
         ended = after_window(result, watched)
         journal.window_ended(ended, page_not_sent=watched.page_refused is not None

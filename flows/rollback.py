@@ -68,7 +68,7 @@ from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NO
                             RolloutRecord, RolloutSuperseded, Transition, check_claimable, check_rolling_back,
                             check_rollout, claim_changes, notice_answer_lost, notice_sent, notice_time,
                             notice_unconfirmed, rollback_start, rollback_stopped_comment, utc, wall_utc)
-from rollway.model import ServiceState, Weights
+from rollway.model import ServiceState, ShiftedRule, Weights
 from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -1514,6 +1514,14 @@ def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollou
     return error
 
 
+def over_recorded_rule(env: Environment, recorded: ShiftedRule | None) -> Environment:
+    """``env`` for a rollback of the rollout that recorded ``recorded`` as its rule (None: none
+    recorded): its move goes over that rule (``TrafficRouter.rolling_back``). Found by listener and
+    path alone, the rule may be another service's left on that path, whose users the move would
+    send to this stable group."""
+    return dataclasses.replace(env, router=env.router.rolling_back(recorded))
+
+
 def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], *,
                  begin: Callable[[], object] | None = None, finish: Callable[[RollbackResult], object] | None = None,
                  failure: str | None = None, rollout_id: str | None = None,
@@ -1915,12 +1923,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             record_unheard_after_rollback(env, record)
 
     def roll_back(ledger_failure: str | None) -> RollbackResult:
-        # Over the rule the rollout recorded: found by listener and path alone, the rule
-        # may be another service's left on that path, whose users the move would send to this stable group.
-        rolling_back = dataclasses.replace(
-            env, router=env.router.rolling_back(record.shifted_rule if record is not None else None))
         return execute_rollback(
-            rolling_back, reason, actor=actor, previous_task_definition=previous_task_definition,
+            over_recorded_rule(env, record.shifted_rule if record is not None else None), reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             stable_timeout_seconds=scale_timeout,

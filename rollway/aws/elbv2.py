@@ -74,12 +74,15 @@ class _Lookups:
 
     A rollback's (``AlbRouter.rolling_back``) keeps with them the rule the rollout recorded
     (``recorded``; None: none recorded), and whether its rule was taken from that record rather than
-    looked up by this run (``from_record``)."""
+    looked up by this run (``from_record``). ``shifted``: a shift of this router's own wrote the rule
+    it holds, which is then the rollout's (a lookup that only read it may have found another service's
+    rule on the path)."""
 
     resolved: _Resolved | None = None
     rollback: bool = False
     recorded: ShiftedRule | None = None
     from_record: bool = False
+    shifted: bool = False
 
 
 class AlbRouter:
@@ -139,21 +142,22 @@ class AlbRouter:
         takes one only if it forwards to both recorded groups: ``_found_again``); with none recorded, the
         rule on the path if it forwards to both the stable and the canary group, or to the stable group
         alone (which the move leaves as it is), and any other is refused before any write. A router
-        that looked its rule up already (the rollout's own run, which shifted it) keeps it, unless the
-        rollout recorded another. It shares this router's clients, not its lookups."""
+        keeps the rule it holds when that is the recorded one, with the same groups, or, with none
+        recorded, when its own shifts wrote it (the rollout's own run): one that only looked it up
+        (a monitoring window's reads) may hold another service's rule found on the path. It shares
+        this router's clients, not its lookups."""
         router = AlbRouter(self._client, self._targets, self._reads)
         lookups = router._lookups_made
         lookups.rollback, lookups.recorded = True, recorded
         held = self._resolved
-        if held is not None and (recorded is None or held.rule_arn == recorded.rule_arn):
+        if held is not None and (_recorded(held) == recorded if recorded is not None else self._lookups_made.shifted):
             lookups.resolved = held
         return router
 
     def shifted_rule(self) -> ShiftedRule:
         """The rule this router's shifts write and the two groups they shift between, by ARN, for the
         ledger to keep with a shift (``rolling_back`` takes it back); resolved on first use."""
-        r = self._lookups()
-        return ShiftedRule(rule_arn=r.rule_arn, stable_arn=r.stable_arn, canary_arn=r.canary_arn)
+        return _recorded(self._lookups())
 
     def resolve(self) -> None:
         """Look up the load balancer, listener, target groups and rule, and cache them.
@@ -335,6 +339,8 @@ class AlbRouter:
             if error_code(err) != "RuleNotFound":
                 raise
             raise _Gone(r) from err
+        if self._move is None:
+            self._lookups_made.shifted = True
         return held.weights
 
     def verify(self, expected: Weights) -> Weights:
@@ -580,6 +586,11 @@ def _stable_alone(rule: dict[str, Any], r: _Resolved) -> bool:
     weight 0 to both groups is."""
     forwarded = _forward_weights(rule)
     return set(forwarded) == {r.stable_arn} and forwarded[r.stable_arn] > 0
+
+
+def _recorded(r: _Resolved) -> ShiftedRule:
+    """The rule ``r`` names and its two groups, as the ledger records them (``shifted_rule``)."""
+    return ShiftedRule(rule_arn=r.rule_arn, stable_arn=r.stable_arn, canary_arn=r.canary_arn)
 
 
 def _had(lookups: _Lookups) -> str:
