@@ -260,6 +260,9 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
     (``_retire_unpinned``), not left behind.
     """
     t = env.targets
+    # Looked up before any write: a resumed run has made no lookup yet, and one failing after the
+    # deploy left the canary on the new revision, unrecorded.
+    rule = rule_recorded(env.router)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     ran = (ecs.image_of(env.deployer, canary.task_definition)
            if canary.task_definition != record.previous_task_definition else None)
@@ -276,7 +279,7 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor,
                               comment=f"{t.canary_service} on {revision} ({image}){retired}"),
-        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING, **rule_recorded(env.router),
+        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING, **rule,
         # A record from before images were pinned gets the image its revision names.
         **({} if record.pinned_image == image else {"pinned_image": image}),
     )

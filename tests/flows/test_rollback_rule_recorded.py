@@ -191,3 +191,30 @@ def test_a_rollback_writes_nothing_over_the_recorded_rule_when_its_groups_are_no
     assert f"the rollout recorded rule {t.rule_arn} forwarding to target groups {own[0]} (stable) and {own[1]} " \
            "(canary)" in said and "\n" not in said, said
     assert f"give rule {t.rule_arn} weight 100 to its stable group and 0 to its canary group" in said, said
+
+
+def test_a_deploy_whose_rule_cannot_be_looked_up_changes_nothing():
+    """The deploy records the rollout's rule with the canary's revision: a lookup that failed there (a
+    resumed run, which made none before) failed the run after the canary service was pointed at the new
+    revision, unrecorded. Looked up first, before any write."""
+    from flows.progressive import deploy_canary
+    from rollway.ledger import new_rollout_id
+    from tests.flows.fake_env import STABLE_TD
+    from tests.flows.test_progressive_fakes import env_with_ledger
+
+    env = env_with_ledger()
+
+    def lookup_fails():
+        raise TargetNotFound("listener rule", "on path '/*'", "no rule forwards to them")
+
+    env.router.shifted_rule = lookup_fails
+    service = env.targets.canary_service
+    spec = RolloutSpec(image=IMAGE)
+    record = env.ledger.create(RolloutRecord(
+        service=service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE, spec_json=spec.model_dump_json(),
+        previous_task_definition=STABLE_TD, pinned_image=IMAGE), owner="run-1", now=env.clock.now(), lease_seconds=600)
+    before = env.deployer.services[service]
+    with pytest.raises(TargetNotFound):
+        deploy_canary(env, spec, record, owner="run-1", actor="alice", lease_seconds=600, image=IMAGE)
+    assert env.deployer.services[service] == before, "the canary service was changed"
+    assert env.ledger.get(service).canary_task_definition is None
