@@ -501,7 +501,8 @@ def _watch(
                 try:
                     result = act_recorded(
                         env, lambda ledger_failure: execute_rollback(
-                            over_recorded_rule(env, shifted_rule), reason, actor=actor, previous_task_definition=previous_task_definition,
+                            over_recorded_rule(env, shifted_rule), reason, actor=actor,
+                            previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
                             rollout=lease.rollout, image=with_pin(spec.image, pinned_image),
                             # The rollout's own waits, as its stages' rollbacks take: a window after a

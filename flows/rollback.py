@@ -1929,7 +1929,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     def roll_back(ledger_failure: str | None) -> RollbackResult:
         return execute_rollback(
-            over_recorded_rule(env, record.shifted_rule if record is not None else None), reason, actor=actor, previous_task_definition=previous_task_definition,
+            over_recorded_rule(env, record.shifted_rule if record is not None else None), reason, actor=actor,
+            previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             stable_timeout_seconds=scale_timeout,
