@@ -31,7 +31,8 @@ from flows.env import load_session, run_label, run_owner
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end, rollback_waits
+from flows.rollback import (act_recorded, claimant, execute_rollback, over_recorded_rule, record_rollback_end,
+                            rollback_waits)
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
 from rollway.aws.errors import TargetNotFound
@@ -52,7 +53,7 @@ from rollway.judge.guardrails import check
 from rollway.ledger import (BREACH_KEPT, CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed,
                             RolloutRecord, LockHeld, Transition, begin_rollback, UnverifiedWindow, WindowClosed, monitoring_left,
                             monitoring_owed, utc)
-from rollway.model import Observation, Verdict, Weights
+from rollway.model import Observation, ShiftedRule, Verdict, Weights
 from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
@@ -178,6 +179,7 @@ def run_monitor(
     extra_look: str | None = None,
     only_watches: str | None = None,
     paged_late: bool = False,
+    shifted_rule: ShiftedRule | None = None,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -211,6 +213,8 @@ def run_monitor(
             failing release is rolled back; any other end scales, records and pages nothing.
         paged_late: the decommission's page was owed and went out as the window opened: its end
             then says nothing else was paged.
+        shifted_rule: the rule the rollout recorded as its own (``RolloutRecord.shifted_rule``; None:
+            none recorded), which a rollback moves the traffic over (``over_recorded_rule``).
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -229,7 +233,8 @@ def run_monitor(
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                          actor=actor, lease=lease, tally=tally, opened_at=opened_at, pinned_image=pinned_image,
-                         extra_look=extra_look, only_watches=only_watches, paged_late=paged_late)
+                         extra_look=extra_look, only_watches=only_watches, paged_late=paged_late,
+                         shifted_rule=shifted_rule)
         _summary(env, spec, watched, pinned_image)
         return watched
     except Exception as err:
@@ -346,6 +351,7 @@ def _watch(
     extra_look: str | None = None,
     only_watches: str | None = None,
     paged_late: bool = False,
+    shifted_rule: ShiftedRule | None = None,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
@@ -495,7 +501,8 @@ def _watch(
                 try:
                     result = act_recorded(
                         env, lambda ledger_failure: execute_rollback(
-                            env, reason, actor=actor, previous_task_definition=previous_task_definition,
+                            over_recorded_rule(env, shifted_rule), reason, actor=actor,
+                            previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
                             rollout=lease.rollout, image=with_pin(spec.image, pinned_image),
                             # The rollout's own waits, as its stages' rollbacks take: a window after a
@@ -1369,6 +1376,7 @@ def monitor(
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id, opened_at=opened_at,
         pinned_image=record.pinned_image, extra_look=extra_look, only_watches=only_watches, paged_late=paged_late,
+        shifted_rule=record.shifted_rule,
     )
     if watched.page_refused is not None:
         # Raised once the window is done and recorded (the decommission, SNS's refusal, the

@@ -262,6 +262,9 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
     (``_retire_unpinned``), not left behind.
     """
     t = env.targets
+    # Looked up before any write: a resumed run has made no lookup yet, and one failing after the
+    # deploy left the canary on the new revision, unrecorded.
+    rule = rule_recorded(env.router)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     ran = (ecs.image_of(env.deployer, canary.task_definition)
            if canary.task_definition != record.previous_task_definition else None)
@@ -278,7 +281,7 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor,
                               comment=f"{t.canary_service} on {revision} ({image}){retired}"),
-        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING, **rule_recorded(env.router),
+        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING, **rule,
         # A record from before images were pinned gets the image its revision names.
         **({} if record.pinned_image == image else {"pinned_image": image}),
     )
@@ -708,7 +711,7 @@ def run_progressive(
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
                                   rollout=record.rollout_id, opened_at=record.last_transition("promote").at,
-                                  pinned_image=record.pinned_image, actor=actor)
+                                  pinned_image=record.pinned_image, actor=actor, shifted_rule=record.shifted_rule)
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
@@ -866,7 +869,7 @@ def run_progressive(
             env, spec, window_seconds=spec.monitor_seconds, decommission=spec.phases[-1].decommission,
             previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
-            pinned_image=record.pinned_image, actor=actor,
+            pinned_image=record.pinned_image, actor=actor, shifted_rule=record.shifted_rule,
         )
         ended = after_window(result, watched)
         journal.window_ended(ended, page_not_sent=watched.page_refused is not None

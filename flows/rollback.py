@@ -68,8 +68,8 @@ from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NO
                             RolloutRecord, RolloutSuperseded, Transition, check_claimable, check_rolling_back,
                             check_rollout, claim_changes, notice_answer_lost, notice_sent, notice_time,
                             notice_unconfirmed, rollback_start, rollback_stopped_comment, utc, wall_utc)
-from rollway.model import ServiceState, Weights
-from rollway.one_line import shown
+from rollway.model import ServiceState, ShiftedRule, Weights
+from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
@@ -740,27 +740,27 @@ def execute_rollback(
         if told is not None:
             message_id = told.message_id
             log.warning("people were told of this rollback already, by %s at %s (SNS message %s), before that run "
-                        "stopped without recording the rollback's end: not notified again", told.actor, utc(told.at),
-                        told.message_id)
-            steps.append(f"notified already by {told.actor} at {utc(told.at)} (SNS message {told.message_id}): "
-                         "not notified again")
+                        "stopped without recording the rollback's end: not notified again", on_one_line(told.actor),
+                        utc(told.at), told.message_id)
+            steps.append(f"notified already by {on_one_line(told.actor)} at {utc(told.at)} (SNS message "
+                         f"{told.message_id}): not notified again")
         else:
             if intent is not None:
                 # An earlier run set out to page and stopped before recording that SNS took it:
                 # people may have heard already, and the page says so rather than looking new.
                 log.warning("%s set out to send this rollback's notice at %s and stopped before recording it: "
-                            "sending it, saying it may repeat that one", intent.actor, notice_time(intent))
+                            "sending it, saying it may repeat that one", on_one_line(intent.actor), notice_time(intent))
                 why = ("lost SNS's answer to it" if unanswered is not None
                        else "stopped before recording it")
-                message = (f"This notice may repeat one sent at {notice_time(intent)} by {intent.actor}, whose run "
-                           f"{why}.\n\n" + message)
+                message = (f"This notice may repeat one sent at {notice_time(intent)} by {on_one_line(intent.actor)}, "
+                           f"whose run {why}.\n\n" + message)
             if recorded:
                 _record_notice(env, rollout, actor, None, sending=True)
             try:
                 message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
                 paged = True
                 steps.append("notified" if intent is None else
-                             f"notified (may repeat the notice {intent.actor} set out to send at "
+                             f"notified (may repeat the notice {on_one_line(intent.actor)} set out to send at "
                              f"{notice_time(intent)})")
             except Exception as caught:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
                 # A failed step like any other, even alone: the run's error says the traffic is back and
@@ -1289,7 +1289,8 @@ class ClaimKeeper:
             end = record.last_transition("rollback")
             holder = record.rollback_holder or (f"{end.actor} (who finished it)" if end is not None
                                                 and record.phase is RolloutPhase.ROLLED_BACK else None)
-        self.lost_to, self.lost = holder, lost
+        # As the ledger has it: a name with an escape sequence in it acted on the terminal reading the log.
+        self.lost_to, self.lost = (on_one_line(holder) if holder is not None else None), lost
         self._renewals.halt()
 
     def verify(self) -> LedgerError | None:
@@ -1439,14 +1440,16 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
         if record.phase is not RolloutPhase.ROLLING_BACK:
             return record
         if record.rollback_holder in (None, holder) or record.rollback_expires < env.wall():
-            log.warning("the rollback by %s %s: this one takes it over", record.rollback_holder or held.holder,
+            log.warning("the rollback by %s %s: this one takes it over",
+                        on_one_line(record.rollback_holder or held.holder),
                         "gave up its claim" if record.rollback_holder is None else "stopped renewing its claim")
             return None
         waited = env.wall() - started
         if waited >= wait_seconds:
             # Since when, and what to run: the person who ran this rollback by hand reads this one line.
             start = rollback_start(record)
-            since = (f" (under way since {utc(start.at)} (begun by {start.actor}: {start.comment}))"
+            since = (f" (under way since {utc(start.at)} (begun by {on_one_line(start.actor)}: "
+                     f"{on_one_line(start.comment)}))"
                      if start is not None else "")
             raise RollbackClaimed(
                 f"{held}. It was still under way after {waited:.0f} s of waiting{since}: it notifies people when it "
@@ -1454,7 +1457,7 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
                 "renewing it: then run `rollway abort`, which takes the rollback over and finishes it",
                 holder=record.rollback_holder, expires=record.rollback_expires, waited=waited)
         log.info("rollback by %s still under way, its claim renewed until %s; waited %.0f s of %.0f s",
-                 record.rollback_holder, wall_utc(record.rollback_expires), waited, wait_seconds)
+                 on_one_line(record.rollback_holder or ""), wall_utc(record.rollback_expires), waited, wait_seconds)
         sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
 
 
@@ -1462,19 +1465,21 @@ def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResul
     """What the rollback this one waited for did, from its ledger entry: nothing is done again,
     nobody is paged again."""
     end = record.last_transition("rollback")
-    by = end.actor if end is not None else held.holder
+    # Names and the reason as the ledger has them (an older release's item, one edited by hand), shown.
+    holder = on_one_line(held.holder)
+    by = on_one_line(end.actor) if end is not None else holder
     weights = (end.to_weights if end is not None and end.to_weights is not None else record.weights)
     restored = (end.task_definition if end is not None and end.task_definition
                 else record.previous_task_definition or "not recorded")
     told = (f"notified (SNS message {end.message_id})" if end is not None and end.message_id
             else "its notice's id is not recorded")
     return RollbackResult(
-        reason=end.comment if end is not None and end.comment else "rolled back by another rollback",
+        reason=on_one_line(end.comment) if end is not None and end.comment else "rolled back by another rollback",
         weights=weights, stable_desired=record.stable_desired or 0, canary_desired=0,
         canary_task_definition=restored, notification_id=end.message_id if end is not None else None,
         stable_task_definition=end.stable_task_definition if end is not None else None,
-        done_by=held.holder,
-        steps=(f"rolled back by {by} ({held.holder}) while this rollback waited"
+        done_by=holder,
+        steps=(f"rolled back by {by} ({holder}) while this rollback waited"
                + (f", finished at {utc(end.at)}" if end is not None else "")
                + f": weights {weights}, canary on {restored}, {told}; not done or notified again",),
     )
@@ -1512,6 +1517,14 @@ def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollou
             log.error("could not send the notice that the rollback is not recorded: %s",
                       rollout_said(err, env.targets))
     return error
+
+
+def over_recorded_rule(env: Environment, recorded: ShiftedRule | None) -> Environment:
+    """``env`` for a rollback of the rollout that recorded ``recorded`` as its rule (None: none
+    recorded): its move goes over that rule (``TrafficRouter.rolling_back``). Found by listener and
+    path alone, the rule may be another service's left on that path, whose users the move would
+    send to this stable group."""
+    return dataclasses.replace(env, router=env.router.rolling_back(recorded))
 
 
 def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], *,
@@ -1552,7 +1565,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             ended = wait_for_claim(env, held, holder=holder, rollout=rollout, wait_seconds=wait_seconds)
             if ended is not None:
                 get_run_logger().warning("the rollback by %s ended while this one waited: not rolling back or "
-                                         "notifying again", held.holder)
+                                         "notifying again", on_one_line(held.holder))
                 return done_by_other(ended, held)
 
             def take():
@@ -1915,12 +1928,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             record_unheard_after_rollback(env, record)
 
     def roll_back(ledger_failure: str | None) -> RollbackResult:
-        # Over the rule the rollout recorded: found by listener and path alone, the rule
-        # may be another service's left on that path, whose users the move would send to this stable group.
-        rolling_back = dataclasses.replace(
-            env, router=env.router.rolling_back(record.shifted_rule if record is not None else None))
         return execute_rollback(
-            rolling_back, reason, actor=actor, previous_task_definition=previous_task_definition,
+            over_recorded_rule(env, record.shifted_rule if record is not None else None), reason, actor=actor,
+            previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             stable_timeout_seconds=scale_timeout,
@@ -2047,14 +2057,14 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     try:
         record = env.ledger.get(service)
     except STORAGE_ERRORS as err:
-        log.error("could not read the rollout again after waiting for %s (%s)", held.holder,
+        log.error("could not read the rollout again after waiting for %s (%s)", on_one_line(held.holder),
                   storage_failure(err, env.targets))
     if record is not None and record.rollout_id != rollout:
         raise RolloutSuperseded(
             f"{held}. Since then rollout {record.rollout_id} became the newest of {service}: its traffic is not this "
             "run's to move, and nothing was moved")
     if record is not None and record.phase is not RolloutPhase.ROLLING_BACK:
-        log.warning("the rollback by %s ended just after this run stopped waiting for it", held.holder)
+        log.warning("the rollback by %s ended just after this run stopped waiting for it", on_one_line(held.holder))
         return
     live = traffic.weights_within(env.router, seconds)
     if live.canary == 0:
@@ -2064,12 +2074,12 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
         raise error
     log.error("the rollback by %s is still under way after %.0f s, and the load balancer sends %s%% of the traffic "
               "to %s (%s, stable/canary): taking it off the canary now, paging nobody; that rollback keeps its claim "
-              "and does the rest", held.holder, CLAIM_WAIT_SECONDS, live.canary, service, live)
+              "and does the rest", on_one_line(held.holder), CLAIM_WAIT_SECONDS, live.canary, service, live)
     try:
         # That rollback may end and the next rollout begin while this move waits for stable's
         # capacity and health: the traffic is that rollout's then, so re-read before each step.
-        with StillNewest.around(env, rollout, doing=f"was taking the traffic off the canary, with rollout "
-                                                    f"{rollout}'s rollback by {held.holder} still under way"):
+        with StillNewest.around(env, rollout, doing=f"was taking the traffic off the canary, with rollout {rollout}'s "
+                                                    f"rollback by {on_one_line(held.holder)} still under way"):
             moved = rollback(reason, notify=False, traffic_only=True)
     except RolloutSuperseded:
         # Not "could NOT move it back ... run `rollway abort`": there is nothing of this run's left
@@ -2114,7 +2124,7 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
     except STORAGE_ERRORS as err:
         log.warning("could not read who ended the rollback (%s); the notice does without",
                     storage_failure(err, env.targets))
-    by = (f"The rollback by {ended.actor} (ended at {utc(ended.at)}"
+    by = (f"The rollback by {on_one_line(ended.actor)} (ended at {utc(ended.at)}"
           + (f", notice {ended.message_id})" if ended.message_id else ")")
           if ended is not None else "Another rollback of this rollout")
     message = (
@@ -2159,7 +2169,9 @@ def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
 
     log = get_run_logger()
     started = rollback_start(record)
-    begun = f"{started.actor}: {started.comment}" if started is not None else "reason not recorded"
+    # As the ledger has them: a name or reason with an escape sequence in it acted on the terminal reading the log.
+    begun = (f"{on_one_line(started.actor)}: {on_one_line(started.comment)}" if started is not None
+             else "reason not recorded")
     log.info("the ledger shows the rollback of rollout %s begun (%s) and not finished: finishing it, unless "
              "another rollback is at it", record.rollout_id, begun)
     # The page's "Why", sent only when this run carries the rollback out.
@@ -2199,8 +2211,8 @@ def _finished_meanwhile(env: Environment, record: RolloutRecord, closed: Excepti
     if end is None:
         return (f"the rollback of rollout {record.rollout_id} was finished by another run just after this run read "
                 f"the ledger ({closed}): nothing left to do")
-    return (f"the rollback of rollout {record.rollout_id} was finished by {end.actor} at {utc(end.at)}, just after "
-            f"this run read the ledger: nothing left to do, nothing moved or notified again")
+    return (f"the rollback of rollout {record.rollout_id} was finished by {on_one_line(end.actor)} at {utc(end.at)}, "
+            f"just after this run read the ledger: nothing left to do, nothing moved or notified again")
 
 
 @flow(name="rollback", log_prints=True)

@@ -1210,9 +1210,9 @@ def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None
     if record.phase is not RolloutPhase.ROLLING_BACK or not held or held == holder or claim_has_lapsed(record, now):
         return
     raise RollbackClaimed(
-        f"rollout {record.rollout_id!r} of service {record.service!r} is being rolled back by {held}, its claim held "
-        f"until {wall_utc(record.rollback_expires)} unless renewed; {holder} neither moves the traffic nor pages "
-        "anyone",
+        f"rollout {record.rollout_id!r} of service {record.service!r} is being rolled back by {on_one_line(held)}, its "
+        f"claim held until {wall_utc(record.rollback_expires)} unless renewed; {holder} neither moves the traffic nor "
+        "pages anyone",
         holder=held, expires=record.rollback_expires,
     )
 

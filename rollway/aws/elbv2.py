@@ -35,6 +35,9 @@ _NOT_FOUND = {
     "ValidationError",
 }
 
+# Where a person gives a rule its weights by hand, as a refused rollback's move says.
+_BY_HAND = "the EC2 console: the load balancer's listener, its rules, that rule's forward action"
+
 # Tag on the listener rule holding the operator's stickiness (DurationSeconds) while a shift
 # to 0 % has it off; see AlbRouter._split_stickiness.
 _STICKINESS_TAG = "rollway:stickiness-seconds"
@@ -74,12 +77,15 @@ class _Lookups:
 
     A rollback's (``AlbRouter.rolling_back``) keeps with them the rule the rollout recorded
     (``recorded``; None: none recorded), and whether its rule was taken from that record rather than
-    looked up by this run (``from_record``)."""
+    looked up by this run (``from_record``). ``shifted``: a shift of this router's own wrote the rule
+    it holds, which is then the rollout's (a lookup that only read it may have found another service's
+    rule on the path)."""
 
     resolved: _Resolved | None = None
     rollback: bool = False
     recorded: ShiftedRule | None = None
     from_record: bool = False
+    shifted: bool = False
 
 
 class AlbRouter:
@@ -139,21 +145,22 @@ class AlbRouter:
         takes one only if it forwards to both recorded groups: ``_found_again``); with none recorded, the
         rule on the path if it forwards to both the stable and the canary group, or to the stable group
         alone (which the move leaves as it is), and any other is refused before any write. A router
-        that looked its rule up already (the rollout's own run, which shifted it) keeps it, unless the
-        rollout recorded another. It shares this router's clients, not its lookups."""
+        keeps the rule it holds when that is the recorded one, with the same groups, or, with none
+        recorded, when its own shifts wrote it (the rollout's own run): one that only looked it up
+        (a monitoring window's reads) may hold another service's rule found on the path. It shares
+        this router's clients, not its lookups."""
         router = AlbRouter(self._client, self._targets, self._reads)
         lookups = router._lookups_made
         lookups.rollback, lookups.recorded = True, recorded
         held = self._resolved
-        if held is not None and (recorded is None or held.rule_arn == recorded.rule_arn):
+        if held is not None and (_recorded(held) == recorded if recorded is not None else self._lookups_made.shifted):
             lookups.resolved = held
         return router
 
     def shifted_rule(self) -> ShiftedRule:
         """The rule this router's shifts write and the two groups they shift between, by ARN, for the
         ledger to keep with a shift (``rolling_back`` takes it back); resolved on first use."""
-        r = self._lookups()
-        return ShiftedRule(rule_arn=r.rule_arn, stable_arn=r.stable_arn, canary_arn=r.canary_arn)
+        return _recorded(self._lookups())
 
     def resolve(self) -> None:
         """Look up the load balancer, listener, target groups and rule, and cache them.
@@ -179,10 +186,15 @@ class AlbRouter:
 
         Raises:
             TargetNotFound: none recorded, and the rule on the path forwards to neither both groups
-                nor the stable group alone (``_not_the_rollouts``), or no rule on it forwards to them.
+                nor the stable group alone (``_not_the_rollouts``), or no rule on it forwards to them;
+                or the rollout recorded other groups than the targets name now (``_other_groups_recorded``).
         """
         lookups = self._lookups_made
         if lookups.recorded is not None:
+            if (lookups.recorded.stable_arn, lookups.recorded.canary_arn) != (r.stable_arn, r.canary_arn):
+                # The move writes the targets' groups: over the recorded rule, it would drop the
+                # rule's own and send its users to a group it does not forward to.
+                raise _other_groups_recorded(lookups.recorded, r, self._targets)
             # No call: a rule gone since is looked for again by the move (``_found_again``), which
             # reads it anyway.
             lookups.from_record = True
@@ -335,6 +347,8 @@ class AlbRouter:
             if error_code(err) != "RuleNotFound":
                 raise
             raise _Gone(r) from err
+        if self._move is None:
+            self._lookups_made.shifted = True
         return held.weights
 
     def verify(self, expected: Weights) -> Weights:
@@ -451,13 +465,9 @@ class AlbRouter:
                 not forward to both (``_not_the_rollouts``).
         """
         r = gone.looked_up
-        recorded = self._lookups_made.recorded
-        # The groups the rollout recorded, which its rule forwards to: the ones looked up by name otherwise.
-        stable_arn, canary_arn = ((recorded.stable_arn, recorded.canary_arn) if recorded is not None
-                                  else (r.stable_arn, r.canary_arn))
         had = _had(self._lookups_made)
         try:
-            rule = self._rule_on_path(r.listener_arn, stable_arn, canary_arn)
+            rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
         except AdapterError as err:
             raise self._rule_gone(r) from err
         except ClientError as err:
@@ -467,7 +477,7 @@ class AlbRouter:
         # Found by path and host alone: another host's or another service's rule left on the path
         # would be written over, and the users of the rule gone said moved to stable.
         refusal = _not_the_rollouts(rule, r, self._targets, f"{_deleted(r, self._lookups_made)}, and the rule "
-                                    "looked up again", groups=(stable_arn, canary_arn))
+                                    "looked up again")
         if refusal is not None:
             raise refusal from gone.__cause__
         found = replace(r, rule_arn=rule["RuleArn"])
@@ -582,6 +592,11 @@ def _stable_alone(rule: dict[str, Any], r: _Resolved) -> bool:
     return set(forwarded) == {r.stable_arn} and forwarded[r.stable_arn] > 0
 
 
+def _recorded(r: _Resolved) -> ShiftedRule:
+    """The rule ``r`` names and its two groups, as the ledger records them (``shifted_rule``)."""
+    return ShiftedRule(rule_arn=r.rule_arn, stable_arn=r.stable_arn, canary_arn=r.canary_arn)
+
+
 def _had(lookups: _Lookups) -> str:
     """Where a rollback's rule came from, for the words of one found gone: the rollout's record, or this run's lookup."""
     return "which the rollout recorded" if lookups.from_record else "which this run had looked up"
@@ -595,25 +610,21 @@ def _deleted(r: _Resolved, lookups: _Lookups) -> str:
 
 
 def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, why: str, *,
-                      groups: tuple[str, str] | None = None, put_back: bool = True) -> TargetNotFound | None:
+                      put_back: bool = True) -> TargetNotFound | None:
     """Why a rollback's move writes no weights over ``rule``, found on the path by a lookup ``why``
     says (a rule the run or the rollout had was deleted, or the rollout recorded none), or None when it
-    forwards to both ``groups`` (stable's and canary's ARNs; by default ``r``'s, looked up by the
-    targets' names), as the rule a stack update puts in the place of the rollout's does. Found by path
+    forwards to both the stable and the canary group, as the rule a stack update puts in the place of
+    the rollout's does. Found by path
     and host alone, a rule that does not is another host's or another service's: the move would write
     over it (dropping the other service's group), and say the users of the rollout's rule moved to
     stable. ``put_back``: the advice is to put back a rule (the rollout's is gone), else to name its host
     (the rollout's may be there, and the lookup found another first)."""
     forwarded = _forward_weights(rule)
-    stable_arn, canary_arn = groups or (r.stable_arn, r.canary_arn)
-    if {stable_arn, canary_arn} <= set(forwarded):
+    if {r.stable_arn, r.canary_arn} <= set(forwarded):
         return None
     total = sum(forwarded.values())
     to = ", ".join(f"{arn} (weight {weight} of {total})" for arn, weight in forwarded.items()) or "no target group"
-    # As the targets name them, unless the rollout recorded other groups than those names find now.
-    stable = targets.stable_target_group if stable_arn == r.stable_arn else stable_arn
-    canary = targets.canary_target_group if canary_arn == r.canary_arn else canary_arn
-    where = targets.rule_where
+    where, stable, canary = targets.rule_where, targets.stable_target_group, targets.canary_target_group
     fix = (f"put back a rule on {where} forwarding to {stable} and {canary} (name its host in rule_host if the "
            f"listener routes by host)" if put_back else
            f"name the host of the rollout's rule in rule_host if the listener routes by host (or put back a rule on "
@@ -622,8 +633,22 @@ def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, why:
         f"{why} on {where} of listener {r.listener_arn} is {_listed([rule])}, which forwards to {to}, not to both "
         f"{stable} and {canary}: it is not the rollout's rule (another host's or another service's, say), and rollway "
         f"writes no weights over it. To move users back to stable, {fix}, then roll the rollout back; or, by hand, "
-        f"give the rollout's own rule weight 100 to {stable} and 0 to {canary} (the EC2 console: the load "
-        f"balancer's listener, its rules, that rule's forward action)"))
+        f"give the rollout's own rule weight 100 to {stable} and 0 to {canary} ({_BY_HAND})"))
+
+
+def _other_groups_recorded(recorded: ShiftedRule, r: _Resolved, targets: Targets) -> TargetNotFound:
+    """The refusal of a rollback's move over the rule ``recorded`` names, whose groups are not the ones
+    the targets name now (``r``'s): the move writes the targets' groups, which would drop the rule's
+    own and send its users to a group it may not forward to."""
+    stable, canary = targets.stable_target_group, targets.canary_target_group
+    return TargetNotFound("listener rule", f"on {targets.rule_where} forwarding to {stable} and {canary}", (
+        f"the rollout recorded rule {recorded.rule_arn} forwarding to target groups {recorded.stable_arn} (stable) "
+        f"and {recorded.canary_arn} (canary), and the targets name {stable} ({r.stable_arn}) and {canary} "
+        f"({r.canary_arn}) now (the targets were changed, or a stack update replaced the groups), and rollway writes "
+        f"no weights over that rule: the move would put the targets' groups in place of its own. To move users back "
+        f"to stable, roll the rollout back with the targets it ran with; or, by hand, give rule {recorded.rule_arn} "
+        f"weight 100 to its stable group and 0 to its canary group (the recorded ones, or the groups that replaced "
+        f"them; {_BY_HAND})"))
 
 
 def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:

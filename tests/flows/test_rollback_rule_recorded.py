@@ -18,7 +18,7 @@ from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import TargetNotFound
 from rollway.clock import ClockSettings
 from rollway.fakes import FakeLedger
-from rollway.ledger import RolloutRecord, begin_rollback, new_rollout_id
+from rollway.ledger import RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import ShiftedRule
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
@@ -164,3 +164,57 @@ def test_a_rollouts_shift_records_the_rule_it_wrote_and_its_groups():
     record = env.ledger.get(env.targets.canary_service)
     assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5]
     assert record.shifted_rule == env.router.rule
+
+
+def test_a_rollback_writes_nothing_over_the_recorded_rule_when_its_groups_are_not_the_ones_the_targets_name(
+        aws, monkeypatch, watch_calls):
+    """The rollout recorded its rule forwarding to two groups the targets do not name now (the targets
+    changed since, say): the move wrote the targets' groups over that rule, dropping the rule's own and
+    sending its users to a group it did not forward to. Refused before any write, named."""
+    env, elbv2, record = fresh(aws, monkeypatch, recorded=True, entry="abort")
+    t = aws.topology
+    vpc = elbv2.describe_target_groups(TargetGroupArns=[t.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
+    own = [elbv2.create_target_group(Name=f"webordinary-old-{version}", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                     TargetType="ip")["TargetGroups"][0]["TargetGroupArn"] for version in ("a", "b")]
+    elbv2.modify_rule(RuleArn=t.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": own[0], "Weight": 75}, {"TargetGroupArn": own[1], "Weight": 25}]}}])
+    record = env.ledger.record(aws.targets.canary_service, owner="run-1", now=env.clock.now(),
+                               transition=Transition(at=env.clock.now(), kind="shift", actor="run-1"),
+                               shifted_rule=ShiftedRule(rule_arn=t.rule_arn, stable_arn=own[0], canary_arn=own[1]))
+    before = elbv2.describe_rules(RuleArns=[t.rule_arn])["Rules"][0]["Actions"]
+    calls = watch_calls(elbv2)
+    with pytest.raises(TargetNotFound) as refused:
+        roll_back("abort", env, record)
+    assert calls.count("ModifyRule") == 0, calls
+    assert elbv2.describe_rules(RuleArns=[t.rule_arn])["Rules"][0]["Actions"] == before, "the rule's users moved"
+    said = str(refused.value)
+    assert f"the rollout recorded rule {t.rule_arn} forwarding to target groups {own[0]} (stable) and {own[1]} " \
+           "(canary)" in said and "\n" not in said, said
+    assert f"give rule {t.rule_arn} weight 100 to its stable group and 0 to its canary group" in said, said
+
+
+def test_a_deploy_whose_rule_cannot_be_looked_up_changes_nothing():
+    """The deploy records the rollout's rule with the canary's revision: a lookup that failed there (a
+    resumed run, which made none before) failed the run after the canary service was pointed at the new
+    revision, unrecorded. Looked up first, before any write."""
+    from flows.progressive import deploy_canary
+    from rollway.ledger import new_rollout_id
+    from tests.flows.fake_env import STABLE_TD
+    from tests.flows.test_progressive_fakes import env_with_ledger
+
+    env = env_with_ledger()
+
+    def lookup_fails():
+        raise TargetNotFound("listener rule", "on path '/*'", "no rule forwards to them")
+
+    env.router.shifted_rule = lookup_fails
+    service = env.targets.canary_service
+    spec = RolloutSpec(image=IMAGE)
+    record = env.ledger.create(RolloutRecord(
+        service=service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE, spec_json=spec.model_dump_json(),
+        previous_task_definition=STABLE_TD, pinned_image=IMAGE), owner="run-1", now=env.clock.now(), lease_seconds=600)
+    before = env.deployer.services[service]
+    with pytest.raises(TargetNotFound):
+        deploy_canary(env, spec, record, owner="run-1", actor="alice", lease_seconds=600, image=IMAGE)
+    assert env.deployer.services[service] == before, "the canary service was changed"
+    assert env.ledger.get(service).canary_task_definition is None
