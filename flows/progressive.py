@@ -57,7 +57,7 @@ from rollway.ledger import (
     monitoring_owed,
     new_rollout_id,
     owed_rejection,
-    pause_asked_now,
+    pause_cause,
     rejection_owed,
     rejection_reason,
     wall_utc,
@@ -67,6 +67,7 @@ from rollway.model import ServiceState, Weights, validation_problems
 from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
+from rollway.reports import waiting_pause
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, metrics, traffic, undoable
 
@@ -1580,14 +1581,18 @@ def rolled_back(service: str, record: RolloutRecord) -> str:
 
 def waiting_for_an_answer(spec: RolloutSpec, record: RolloutRecord) -> str | None:
     """The pause the rollout's run waits at for a person ("pause before 25%", "pause at 50%
-    (inconclusive)"), or None when no question is open on the record."""
-    asked = pause_asked_now(record)
-    if asked is None:
+    (inconclusive)"), or None when the record shows none open. Read as `rollway status` reads it
+    (``waiting_pause``): from the history too, for a record written before the open pause was kept,
+    where the question alone was looked for and a run paused for an approval, renewing no lease,
+    was warned "may be hung"."""
+    pause = waiting_pause(record)
+    if pause is None or pause.to_stage is None:
         return None
-    weight = spec.stages[asked.stage].weight if 0 <= asked.stage < len(spec.stages) else None
-    if weight is None:
-        return f"pause at stage {asked.stage + 1}"
-    return f"pause before {weight}%" if asked.cause == "approval" else f"pause at {weight}% ({asked.cause})"
+    stage, cause = pause.to_stage, pause_cause(pause)
+    weight = spec.stages[stage].weight if 0 <= stage < len(spec.stages) else None
+    if weight is None or cause is None:  # an entry older still names no cause
+        return f"pause at stage {stage + 1}"
+    return f"pause before {weight}%" if cause == "approval" else f"pause at {weight}% ({cause})"
 
 
 def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:
