@@ -44,7 +44,6 @@ from rollway.environment import Environment
 from rollway.failure_words import failures_writable
 from rollway.finalize import is_finalized, same_revision
 from rollway.ledger import (
-    NONE_READ,
     RECONCILE,
     LockHeld,
     RolloutInProgress,
@@ -596,7 +595,8 @@ def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, leas
     if asked is None:
         return record
     if asked.answers_unread is None:
-        update = {"answers_unread": env.wall(), "answers_unrecorded": NONE_READ if unrecorded is None else unrecorded}
+        update = {"answers_unread": env.wall(), "answers_unrecorded": unrecorded,
+                  "answers_not_read": True if unrecorded is None else None}
     else:
         update = {"answers_unread_again": env.wall(), "answers_unrecorded_again": unrecorded}
     try:
