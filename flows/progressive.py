@@ -29,7 +29,7 @@ from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import LedgerJournal, artifact_key, on_the_wall, rule_recorded
 from flows.monitor import after_window, run_monitor, send_owed_decommission_page, unwatched_dead_letters_said
-from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
+from flows.params import MAX_LEASE_SECONDS, Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import (
@@ -1208,10 +1208,14 @@ def held_lease_seconds(record: RolloutRecord) -> float:
     length, and no less than the time from the record's last write to the lease's end. A worker of the
     version before lengths were recorded writes its lease's end (and the write's time) alone: judged by
     the length the run before it left, and a tick's own no longer, its hourly lease was taken for hung
-    12 minutes past its lapse. The lease was renewed at that write or before it, and the rollout clock
-    stamping ``updated_at`` does not run behind the wall clock stamping leases (at real time the two
-    are one; sped up, it runs ahead from its anchor on), so the span is no more than the lease it took."""
-    return max(record.lease_seconds or 0.0, record.lease_expires - record.updated_at)
+    12 minutes past its lapse. The lease was renewed at that write or before it, so the span is no more
+    than the lease it took while the rollout clock stamping ``updated_at`` does not run behind the wall
+    clock stamping leases (at real time the two are one; sped up, it runs ahead from its anchor on). A
+    sped-up clock anchored ahead of the wall clock runs behind it until it gets there: a span longer
+    than any lease a run may take (``MAX_LEASE_SECONDS``) is that gap, not a lease, and is not taken
+    (taken, a hung run anchored a day ahead at 60x went unwarned for two months)."""
+    span = record.lease_expires - record.updated_at
+    return max(record.lease_seconds or 0.0, span if span <= MAX_LEASE_SECONDS else 0.0)
 
 
 def hung_grace_said(record: RolloutRecord, lease_seconds: float) -> str:
