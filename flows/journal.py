@@ -331,7 +331,8 @@ class LedgerJournal:
         # Kept while the pause stays open: asked anew once for answers unread, its new deadline stands at
         # the next takeover (``taken_over_pause``), which says what became of those answers, and of any since.
         unread = {} if before is None else before.model_dump(include={
-            "answers_unread", "answers_unrecorded", "answers_unread_again", "answers_unrecorded_again"})
+            "answers_unread", "answers_unrecorded", "answers_not_read", "answers_unread_again",
+            "answers_unrecorded_again"})
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
                                asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
                                notice_refused=before.notice_refused if before is not None else None, run=run_label(),

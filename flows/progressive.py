@@ -29,7 +29,7 @@ from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import LedgerJournal, artifact_key, on_the_wall, rule_recorded
 from flows.monitor import after_window, run_monitor, send_owed_decommission_page, unwatched_dead_letters_said
-from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
+from flows.params import MAX_LEASE_SECONDS, Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import (
@@ -44,7 +44,6 @@ from rollway.environment import Environment
 from rollway.failure_words import failures_writable
 from rollway.finalize import is_finalized, same_revision
 from rollway.ledger import (
-    NONE_READ,
     RECONCILE,
     LockHeld,
     RolloutInProgress,
@@ -57,7 +56,7 @@ from rollway.ledger import (
     monitoring_owed,
     new_rollout_id,
     owed_rejection,
-    pause_asked_now,
+    pause_cause,
     rejection_owed,
     rejection_reason,
     wall_utc,
@@ -67,7 +66,7 @@ from rollway.model import ServiceState, Weights, validation_problems
 from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
-from rollway.reports import PHASE_ENDS
+from rollway.reports import PHASE_ENDS, waiting_pause
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, metrics, traffic, undoable
 
@@ -599,7 +598,8 @@ def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, leas
     if asked is None:
         return record
     if asked.answers_unread is None:
-        update = {"answers_unread": env.wall(), "answers_unrecorded": NONE_READ if unrecorded is None else unrecorded}
+        update = {"answers_unread": env.wall(), "answers_unrecorded": unrecorded,
+                  "answers_not_read": True if unrecorded is None else None}
     else:
         update = {"answers_unread_again": env.wall(), "answers_unrecorded_again": unrecorded}
     try:
@@ -1222,10 +1222,14 @@ def held_lease_seconds(record: RolloutRecord) -> float:
     length, and no less than the time from the record's last write to the lease's end. A worker of the
     version before lengths were recorded writes its lease's end (and the write's time) alone: judged by
     the length the run before it left, and a tick's own no longer, its hourly lease was taken for hung
-    12 minutes past its lapse. The lease was renewed at that write or before it, and the rollout clock
-    stamping ``updated_at`` does not run behind the wall clock stamping leases (at real time the two
-    are one; sped up, it runs ahead from its anchor on), so the span is no more than the lease it took."""
-    return max(record.lease_seconds or 0.0, record.lease_expires - record.updated_at)
+    12 minutes past its lapse. The lease was renewed at that write or before it, so the span is no more
+    than the lease it took while the rollout clock stamping ``updated_at`` does not run behind the wall
+    clock stamping leases (at real time the two are one; sped up, it runs ahead from its anchor on). A
+    sped-up clock anchored ahead of the wall clock runs behind it until it gets there: a span longer
+    than any lease a run may take (``MAX_LEASE_SECONDS``) is that gap, not a lease, and is not taken
+    (taken, a hung run anchored a day ahead at 60x went unwarned for two months)."""
+    span = record.lease_expires - record.updated_at
+    return max(record.lease_seconds or 0.0, span if span <= MAX_LEASE_SECONDS else 0.0)
 
 
 def hung_grace_said(record: RolloutRecord, lease_seconds: float) -> str:
@@ -1595,14 +1599,18 @@ def rolled_back(service: str, record: RolloutRecord) -> str:
 
 def waiting_for_an_answer(spec: RolloutSpec, record: RolloutRecord) -> str | None:
     """The pause the rollout's run waits at for a person ("pause before 25%", "pause at 50%
-    (inconclusive)"), or None when no question is open on the record."""
-    asked = pause_asked_now(record)
-    if asked is None:
+    (inconclusive)"), or None when the record shows none open. Read as `rollway status` reads it
+    (``waiting_pause``): from the history too, for a record written before the open pause was kept,
+    where the question alone was looked for and a run paused for an approval, renewing no lease,
+    was warned "may be hung"."""
+    pause = waiting_pause(record)
+    if pause is None or pause.to_stage is None:
         return None
-    weight = spec.stages[asked.stage].weight if 0 <= asked.stage < len(spec.stages) else None
-    if weight is None:
-        return f"pause at stage {asked.stage + 1}"
-    return f"pause before {weight}%" if asked.cause == "approval" else f"pause at {weight}% ({asked.cause})"
+    stage, cause = pause.to_stage, pause_cause(pause)
+    weight = spec.stages[stage].weight if 0 <= stage < len(spec.stages) else None
+    if weight is None or cause is None:  # an entry older still names no cause
+        return f"pause at stage {stage + 1}"
+    return f"pause before {weight}%" if cause == "approval" else f"pause at {weight}% ({cause})"
 
 
 def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:

@@ -175,9 +175,10 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
 
 def _unrecorded(asked: OpenPause) -> dict:
     """``TakenOver``'s ``unrecorded`` and ``unread_unsaid`` of the answers ``asked`` says went unread:
-    an older version's record (None) read as what it says, neither "not read" nor who gave what."""
+    an older version's record (neither who gave what nor ``answers_not_read``) read as what it says,
+    neither "not read" nor who gave what."""
     said = asked.answers_unrecorded
-    return {"unrecorded": said or None, "unread_unsaid": said is None}
+    return {"unrecorded": said, "unread_unsaid": said is None and not asked.answers_not_read}
 
 
 def taken_over_said(taken: TakenOver) -> str:

@@ -301,9 +301,15 @@ class OpenPause(BaseModel):
     # "could not be read, or recorded", the person who had answered read that nobody knew of it.
     answers_unrecorded: str | None = Field(
         default=None, description="at ``answers_unread``, the answers read but not recorded in the ledger, who gave "
-                                  "what (``unheard_said``); ``NONE_READ`` (empty): they could not be read; None: "
-                                  "recorded by an older version, which kept no word of whether they were not read or "
-                                  "not recorded")
+                                  "what (``unheard_said``); None: they could not be read (``answers_not_read``), or, "
+                                  "without that, recorded by an older version, which kept no word of which")
+    # Beside ``answers_unrecorded``, not in it: a version before this field reads None as "could not
+    # be read", as it wrote it, and ignores a field it does not know; an empty ``answers_unrecorded``
+    # it said as answers read and not recorded, naming nobody.
+    answers_not_read: bool | None = Field(
+        default=None, description="at ``answers_unread``, True: the answers could not be read from the Prefect API "
+                                  "at all (None: read and not recorded, ``answers_unrecorded``, or recorded by an "
+                                  "older version, which kept no word of which)")
     answers_unread_again: float | None = Field(
         default=None, description="when a later run taking the rollout over could not read (or record) the answers "
                                   "given to the run it took over from, the pause asked anew already (wall clock; the "
@@ -311,12 +317,6 @@ class OpenPause(BaseModel):
     answers_unrecorded_again: str | None = Field(
         default=None, description="at ``answers_unread_again``, the answers read but not recorded, as "
                                   "``answers_unrecorded`` (None: they could not be read)")
-
-
-NONE_READ = ""
-"""``OpenPause.answers_unrecorded`` of answers that could not be read at all. Not None: an older
-version wrote None whether they could not be read or could not be recorded, and such a record was
-said to hold answers that "could not be read from the Prefect API", which it does not know."""
 
 
 class OpenWindowEnd(BaseModel):

@@ -209,7 +209,9 @@ class AwsInfraChecker:
                      f"rule, with the http-header condition `{header}` and one action forwarding to "
                      f"{t.canary_target_group} alone")
         except (ClientError, BotoCoreError, Unanswered) as err:
-            found = _failed("DescribeRules", err, t, t.load_balancer)
+            # The call that failed: the load balancer, listener and target groups are read before
+            # DescribeRules, and a refused DescribeTargetGroups was said a failed DescribeRules.
+            found = _failed(getattr(err, "operation_name", None) or "DescribeRules", err, t, t.load_balancer)
         except AdapterError as err:  # more than one rule on the weighted rule's path: which one is not known
             found = str(err)
         return PinRead(header=header, listener=listener, found=found)

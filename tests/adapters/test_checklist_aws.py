@@ -727,3 +727,23 @@ def test_pinned_validation_with_a_header_no_check_could_carry_is_refused_before_
     with pytest.raises(ValueError, match="canary_header"):
         AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
                         paged.targets, elbv2=get("elbv2"), canary_header="X-Rollway-Target")
+
+
+def test_pinned_validation_whose_target_group_read_fails_names_that_read_not_describe_rules(paged, independent_client):
+    """The rule pinning the checks is found through the load balancer, its listener and target groups
+    before DescribeRules: a refused DescribeTargetGroups was said a failed DescribeRules, sending a
+    person to the listener's rules for a read that never reached them."""
+    from tests.botocore_events import on_operation
+
+    def refuse(**_):
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": "ValidationException", "Message": "not allowed"}, "ResponseMetadata": {}}
+
+    elbv2 = independent_client("elbv2")
+    with on_operation(elbv2, "before-call", refuse, operation="DescribeTargetGroups"):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), paged.targets, elbv2=elbv2,
+                                        canary_header=HEADER).check())
+    assert not item.passed
+    assert item.reason.startswith(f"could not read listener {paged.targets.load_balancer}:{paged.targets.listener_port}"
+                                  "'s rules (DescribeTargetGroups): "), item.reason
+    assert "ValidationException" in item.reason, item.reason

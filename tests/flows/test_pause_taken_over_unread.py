@@ -188,10 +188,12 @@ def test_answers_unread_as_an_older_version_recorded_them_are_not_said_to_be_unr
     asked_anew_unread_and_died(env, monkeypatch)
     rollouts = env.ledger._rollouts[env.targets.canary_service]
     pause = rollouts[-1].open_pause
-    assert pause.answers_unread is not None and pause.answers_unrecorded == ""
+    # Who gave what stays unset, as the version before wrote it and reads it ("could not be read from
+    # the Prefect API"); written empty, that version said answers were read and not recorded, naming nobody.
+    assert pause.answers_unread is not None and pause.answers_unrecorded is None and pause.answers_not_read
     if older:  # as that version left it: no word of which
         rollouts[-1] = rollouts[-1].model_copy(update={"open_pause": pause.model_copy(update={
-            "answers_unrecorded": None})})
+            "answers_not_read": None})})
     env.clock.sleep(300)
     again = []
     assert progressive_on(env, spec(), approving(env, again), owner="run-3").outcome == "promoted"

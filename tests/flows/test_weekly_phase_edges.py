@@ -566,3 +566,21 @@ def test_a_holder_whose_older_worker_renewed_a_lease_the_record_does_not_measure
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], said
     assert [m for m in said if "driven by old-1, whose run has not ended" in m], said
     warned_hung_past_its_hour(env, caplog, tick, "old-1")
+
+
+def test_a_holder_whose_write_time_runs_behind_the_wall_clock_is_not_given_that_gap_as_its_lease(caplog):
+    """cron-1's run took the phase on a sped-up rollout clock anchored a day ahead of the wall clock,
+    which starts 59 days behind it: its write's time, on that clock, is two months before its lease's
+    end, on the wall clock. Taken for the lease it took, that span let the run, hung, go unwarned for
+    two months; longer than any lease a run may take, it is no lease's, and its 10 minutes are."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    service = env.targets.canary_service
+    env.ledger.acquire(service, owner="cron-1", now=env.clock.now() - 59 * 86_400, lease_seconds=600.0,
+                       wall=env.wall())
+    env.clock.t += env.ledger.get(service).lease_expires - env.wall() + 600 + 60 + 1
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+    warned = [r for r in caplog.records if "cron-1" in r.getMessage() and "may be hung" in r.getMessage()]
+    assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]

@@ -369,3 +369,33 @@ def test_a_run_after_a_rollback_of_the_same_image_says_it_starts_a_new_rollout_f
         _said(caplog)
     assert "this run starts a new rollout of it, from week 1" in said[0], said
     assert env.ledger.get(service).rollout_id != old.rollout_id and shifts_of(env) == [5]
+
+
+def test_a_tick_over_a_run_paused_before_the_open_pause_was_kept_says_it_waits_not_that_it_may_be_hung(caplog):
+    """A record written before the ledger kept the open pause (no ``open_pause``) whose history shows
+    alice's run waiting at the approval before 25 %: a paused run renews no lease, and the tick, which
+    looked for the question on the record alone, warned two hours on that the run "may be hung" and
+    nothing judged the canary, of a run waiting for dan."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    spec = full_spec().model_copy(update={"approvals": full_spec().approvals.model_copy(
+        update={"timeout_seconds": 14 * 24 * 3600})})
+    seen: dict = {}
+
+    def dan(pause, summary, watch=None):
+        rollouts = env.ledger._rollouts[service]
+        rollouts[-1] = rollouts[-1].model_copy(update={"open_pause": None})  # as an older version wrote it
+        env.clock.sleep(2 * 3600)  # the paused run's lease lapsed long ago
+        with caplog.at_level(logging.INFO):
+            seen.setdefault("ticks", []).append(tick_of(env, "cron-1", lambda owner: False))
+        return ApprovalAnswer(action="approve", approver="dan", comment="ok")
+
+    unphased_run_answered_by(env, spec, dan)
+    assert seen["ticks"] == [None, None], seen
+    said = _said(caplog)
+    assert not [line for line in said if "may be hung" in line], said
+    lines = [r for r in caplog.records if "run-1" in r.getMessage() and "nothing to do" in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.WARNING] * 2, said
+    for record, pause in zip(lines, ("pause before 25%", "pause before 100%")):
+        assert f"waits for an answer to its {pause}" in record.getMessage(), record.getMessage()
