@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn, S
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rollway.errors_pickle import PicklableError
+from rollway.one_line import BIDI
 
 if TYPE_CHECKING:
     from rollway.ports import FlagStore
@@ -60,8 +61,9 @@ MAX_ACTOR = 200
 # U+202A-U+202E, the isolates U+2066-U+2069, as ``rollway.one_line`` escapes them): invisible, one
 # reorders the words after it wherever the name is shown raw ("carol<U+202E> tcejer" reads "carol
 # reject"). The places rollway shows a name escape them; a name refused as it is typed is shown raw
-# nowhere else either. ``\uXXXX`` escapes only: the UI reads the pattern with JavaScript's RegExp.
-_BIDI_CONTROL = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# nowhere else either. The set ``rollway.one_line`` escapes, so the two cannot drift apart, written
+# as ``\uXXXX`` escapes only: the UI reads the pattern with JavaScript's RegExp.
+_BIDI_CONTROL = "".join(f"\\u{ord(c):04x}" for c in sorted(BIDI))
 _CONTROL = rf"\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI_CONTROL}"
 NAME_PATTERN = rf"^[^\S{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 _REFUSED_IN_NAME = re.compile(f"[{_CONTROL}]")
@@ -427,7 +429,7 @@ def name_rule(name: str) -> str:
     if found is None:  # blank: the callers say so before they try the pattern
         return rule
     kind = ("a bidirectional-text control (it reorders the words after it wherever the name is shown)"
-            if re.fullmatch(f"[{_BIDI_CONTROL}]", found.group()) else "a control character")
+            if found.group() in BIDI else "a control character")
     return f"{rule}; it holds U+{ord(found.group()):04X}, {kind}"
 
 

@@ -18,7 +18,7 @@ _CONTROLS = frozenset({"Cc", "Zl", "Zp"})
 # (U+2066-U+2069) and the marks (U+200E, U+200F, U+061C). Invisible, they reorder what follows them:
 # a right-to-left override in a comment made "reject" read "tcejer" in a report, and the words after
 # it read as nobody typed them. Not every format character (Cf): a zero-width joiner is part of an emoji.
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
 def shown(text: str, keep: str = "\n") -> str:
@@ -27,9 +27,9 @@ def shown(text: str, keep: str = "\n") -> str:
     output, or a name pasted with an escape sequence, reached `rollway report` as it was and acted
     on the terminal (colours, a cleared screen, a carriage return writing over who did it), and
     left stray "[31m"s around an invisible character in the Prefect UI. The bidirectional-text
-    controls (``_BIDI``: ``\\u202e``) too, which reordered the text around them."""
+    controls (``BIDI``: ``\\u202e``) too, which reordered the text around them."""
     return "".join(c.encode("unicode_escape").decode()
-                   if c not in keep and (c in _BIDI or unicodedata.category(c) in _CONTROLS) else c for c in text)
+                   if c not in keep and (c in BIDI or unicodedata.category(c) in _CONTROLS) else c for c in text)
 
 
 def on_one_line(text: str) -> str:

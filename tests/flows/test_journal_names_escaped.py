@@ -1,7 +1,7 @@
 """A person's name as the journal's log lines and refusals quote it, shown escaped (``rollway.one_line``).
 
-An approver's name is typed by a person (the form refuses a line break in it, not a right-to-left
-override; a script's answer or an older rollway's kept name may hold either): a line break wrote a
+An approver's name is typed by a person (the form refuses a line break and a right-to-left override
+in it; an older rollway's form took either, and its kept names may hold them): a line break wrote a
 line of its own in the run's log, under the real one, and a right-to-left override (U+202E)
 reordered the words after it, so that the line read as nobody wrote it.
 """
