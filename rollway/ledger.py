@@ -1308,9 +1308,13 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
             raise begun
 
     try:
+        # The reason on one line, escaped (``on_one_line``), as the rollback flow takes its own: a
+        # rollback finishing this one quotes it as its page's Why, above "Requested by:", where a
+        # line break in the words of `rollway abort --reason` or of a reject wrote a line of its own.
         return ledger.record(
             service, owner=None, now=now, rollout=rollout, rule=rule,
-            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason, wall=wall),
+            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=on_one_line(reason),
+                                  wall=wall),
             phase=RolloutPhase.ROLLING_BACK, **changes,
         )
     except _AlreadyBegun as begun:
