@@ -717,12 +717,13 @@ def _by(transition: Transition | None) -> str:
     """The " by <actor> at <time>: <comment>" of a message; empty without a transition, and no
     ": <comment>" for a transition recorded without one (it read ": None").
 
-    The actor escaped and the comment on one line (``rollway.one_line``): a person's name and words
-    (a rejection's, an abort's reason), kept as typed, wrote lines of their own under the refusal in
-    the run's log, and a right-to-left override reordered the words after it."""
+    The actor and the comment escaped (``shown``, its line breaks as ``\\n``, as the monitor quotes
+    such a refusal): a person's name and words (a rejection's, an abort's reason), kept as typed,
+    wrote lines of their own under the refusal in the run's log, and a right-to-left override
+    reordered the words after it."""
     if transition is None:
         return ""
-    said = f": {on_one_line(transition.comment)}" if transition.comment else ""
+    said = f": {shown(transition.comment, keep='')}" if transition.comment else ""
     return f" by {shown(transition.actor, keep='')} at {utc(transition.at)}{said}"
 
 
