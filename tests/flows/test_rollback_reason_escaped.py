@@ -11,6 +11,7 @@ reordered the words after it, so that the page read as nobody wrote it.
 from __future__ import annotations
 
 import pytest
+from prefect.exceptions import ParameterTypeError
 
 import flows.rollback
 from flows.params import MAX_ROLLBACK_REASON
@@ -40,11 +41,14 @@ def test_a_rollback_by_hand_pages_its_reason_on_one_line_escaped(monkeypatch):
 
 
 def test_a_reason_is_bounded_as_typed_not_as_escaped(monkeypatch):
-    """The bound counts what the person typed: a reason at the bound with a line break in it is taken."""
+    """The bound counts what the person typed: a reason at the bound whose escape is longer (a
+    right-to-left override, six characters escaped) is taken, and one past it refused."""
     env = fake_environment()
     monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
-    typed = "x" * (MAX_ROLLBACK_REASON - 2) + "\ny"
-    assert flows.rollback.rollback(reason=typed, actor="erin").reason == "x" * (MAX_ROLLBACK_REASON - 2) + " y"
+    typed = "x" * (MAX_ROLLBACK_REASON - 2) + "\ny\u202e"
+    assert flows.rollback.rollback(reason=typed[1:], actor="erin").reason == "x" * (MAX_ROLLBACK_REASON - 3) + r" y\u202e"
+    with pytest.raises(ParameterTypeError, match=f"reason is {MAX_ROLLBACK_REASON + 1} characters"):
+        flows.rollback.rollback(reason=typed, actor="erin")
 
 
 def _begun_by_abort(env, record, now):
