@@ -143,9 +143,10 @@ MAX_ROLLBACK_REASON = 4_000
 """The most characters of a rollback's reason. The ledger keeps it twice in the rollout's item (the
 rollback's start and its end), which DynamoDB caps at 400 KB together with the spec and the whole
 history: a reason of a few hundred KB made the rollback move the traffic and then fail to record it,
-and a shorter one still left too little room for the writes after it. 4,000 characters are at most
-16 KB of UTF-8 a copy (32 KB both, under a tenth of the item): a long paragraph with a pasted error,
-four times what `rollway abort --reason` takes (the Resume form's 1,000)."""
+and a shorter one still left too little room for the writes after it. 4,000 characters, counted as
+typed, are at most 24 KB a copy as the ledger keeps them (16 KB of UTF-8, or 6 bytes for a character
+kept as its escape, ``_said``): 48 KB both, an eighth of the item. A long paragraph with a pasted
+error, four times what `rollway abort --reason` takes (the Resume form's 1,000)."""
 
 
 def _said(reason: str) -> str:
@@ -164,7 +165,7 @@ def _said(reason: str) -> str:
     # page reads "Why: <reason>" then "Requested by: <actor>", and a line break in a typed reason (or
     # a cancellation's message, which a run's hook passes) wrote a "Requested by:" line of its own
     # above the real one; a right-to-left override reordered the words after it. Bounded as typed
-    # above: an escape is a few characters more, well within the room the bound leaves.
+    # above: escaped, it is at most six times as long (``MAX_ROLLBACK_REASON`` counts the bytes).
     return on_one_line(reason)
 
 

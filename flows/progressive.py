@@ -1419,11 +1419,12 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         # moved traffic and let go, say). Decided from that read, this run took the twin's shift for
         # drift, or wrote a second "starting week N" and restarted the week's clock.
         give_back_refused(env, spec, taken, owner=owner, lease_seconds=lease_seconds, actor=actor)
+        # Escaped once (``shown``): quoted with repr, a comment the ledger keeps escaped read "\\u202e".
+        last = f"{moved[-1].kind}, '{shown(moved[-1].comment, keep='')}'" if moved[-1].comment else moved[-1].kind
         raise RolloutMovedSinceRead(
             f"{service}'s rollout changed since this run read it, before it took the rollout to start {following}: "
             f"{', '.join(sorted({shown(entry.actor, keep='') for entry in moved}))} wrote {len(moved)} entr"
-            f"{'y' if len(moved) == 1 else 'ies'} since (the last: {moved[-1].kind}"
-            f"{f', {moved[-1].comment!r}' if moved[-1].comment else ''}); it is now at "
+            f"{'y' if len(moved) == 1 else 'ies'} since (the last: {last}); it is now at "
             f"{phase_name(spec, taken.weekly_phase_index)} of {service}, {taken.phase.value} at {taken.weights} "
             "(stable/canary), and this run changed nothing on it")
     record_unheard_answers(env, taken, record.owner, owner=owner, lease_seconds=lease_seconds)

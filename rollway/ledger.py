@@ -729,12 +729,13 @@ def _by(transition: Transition | None) -> str:
     """The " by <actor> at <time>: <comment>" of a message; empty without a transition, and no
     ": <comment>" for a transition recorded without one (it read ": None").
 
-    The actor escaped and the comment on one line (``rollway.one_line``): a person's name and words
-    (a rejection's, an abort's reason), kept as typed, wrote lines of their own under the refusal in
-    the run's log, and a right-to-left override reordered the words after it."""
+    The actor and the comment escaped (``shown``, its line breaks as ``\\n``, as the monitor quotes
+    such a refusal): a person's name and words (a rejection's, an abort's reason), kept as typed,
+    wrote lines of their own under the refusal in the run's log, and a right-to-left override
+    reordered the words after it."""
     if transition is None:
         return ""
-    said = f": {on_one_line(transition.comment)}" if transition.comment else ""
+    said = f": {shown(transition.comment, keep='')}" if transition.comment else ""
     return f" by {shown(transition.actor, keep='')} at {utc(transition.at)}{said}"
 
 
@@ -1320,9 +1321,13 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
             raise begun
 
     try:
+        # The reason on one line, escaped (``on_one_line``), as the rollback flow takes its own: a
+        # rollback finishing this one quotes it as its page's Why, above "Requested by:", where a
+        # line break in the words of `rollway abort --reason` or of a reject wrote a line of its own.
         return ledger.record(
             service, owner=None, now=now, rollout=rollout, rule=rule,
-            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason, wall=wall),
+            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=on_one_line(reason),
+                                  wall=wall),
             phase=RolloutPhase.ROLLING_BACK, **changes,
         )
     except _AlreadyBegun as begun:

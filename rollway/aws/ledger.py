@@ -82,6 +82,7 @@ from rollway.ledger import (
     check_rollout,
     validate_changes,
 )
+from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
@@ -521,8 +522,9 @@ class DynamoLedger:
                 length = len(held.refused_answers)
                 continue
             return _from_item(answered["Attributes"])
-        raise LedgerError(f"could not record {answer.actor}'s refused answer for service {service!r}: the rollout's "
-                          f"refused answers kept changing under {_RECORD_ATTEMPTS} attempts")
+        # The name as typed (a script's answer may hold a line break or a right-to-left override): escaped.
+        raise LedgerError(f"could not record {shown(answer.actor, keep='')}'s refused answer for service {service!r}: "
+                          f"the rollout's refused answers kept changing under {_RECORD_ATTEMPTS} attempts")
 
     # --- internals ------------------------------------------------------------------------
 

@@ -477,3 +477,34 @@ def test_a_write_to_an_item_without_a_readable_version_says_which_item(dynamodb,
                                                "item"):
         write(ledger, record)
     assert dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"] == before
+
+
+def test_a_refused_answer_that_could_not_be_recorded_names_its_giver_escaped(dynamodb, ledger_targets):
+    """Other refusals appended before each of this one's attempts: the error names who answered,
+    escaped (``rollway.one_line``). A name a script gave (the form refuses a line break in a name,
+    not a right-to-left override) wrote a line of its own under the error in the run's log, and
+    an override (U+202E) reordered the words after it."""
+    from rollway.aws.ledger import _RECORD_ATTEMPTS
+    from rollway.ledger import LedgerError, RefusedAnswer
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    ours = RefusedAnswer(at=START + 1, actor="dana\n\u202eenoN", action="approve", next_weight=5, reason="no stage")
+    others = iter(RefusedAnswer(at=START + 2, actor=f"p{i}", action="hold", reason="timed out") for i in range(99))
+    raced = {"n": 0}
+
+    def another_first(params, **kwargs):
+        # Another refusal lands between each of this answer's reads of the list and its append.
+        if raced["n"] < _RECORD_ATTEMPTS and "dana" in str(params.get("ExpressionAttributeValues", "")):
+            raced["n"] += 1
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=next(others))
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", another_first)
+    try:
+        with pytest.raises(LedgerError, match="refused answers kept changing") as unrecorded:
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=ours)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", another_first)
+    said = str(unrecorded.value)
+    assert said.startswith(r"could not record dana\n\u202eenoN's refused answer"), said
+    assert "\n" not in said and "\u202e" not in said, said

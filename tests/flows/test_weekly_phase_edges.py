@@ -303,7 +303,9 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
         real.record(service, owner="cron-1", now=now, wall=env.wall(), weights=Weights(stable=75, canary=25),
                     stage_index=1, stage_started_at=now, stage_passed=False,
                     # A person's name, as a script gave it: shown escaped where this run names who wrote.
+                    # Its comment as the ledger keeps a person's words: escaped already, or as typed.
                     transition=Transition(at=now, kind="shift", actor="dana\n\u202eenoN",
+                                          comment="by hand \\u202eenoN\nfor INC-7",
                                           from_weights=Weights(stable=95, canary=5),
                                           to_weights=Weights(stable=75, canary=25), to_stage=1))
         real.release(service, owner="cron-1")
@@ -323,6 +325,8 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "week 2 of" in said and "changed since this run read it" in said, said
     assert r"dana\n\u202eenoN, schedule wrote 2 entries since" in said and "\u202e" not in said, said
+    # Shown once escaped: quoted with repr, the escape the ledger kept read "\\u202e".
+    assert r"(the last: shift, 'by hand \u202eenoN\nfor INC-7')" in said, said
     # Let go by its run, the phase is held by nobody: said so, not "left unfinished by None".
     assert "was left unfinished and no run holds it: resuming it at 75/25" in said and "by None" not in said, said
 

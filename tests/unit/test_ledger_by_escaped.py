@@ -31,7 +31,7 @@ def test_a_refused_owners_write_names_who_rolled_back_escaped(phase):
         check_not_ended(rolled_back(phase))
     said = str(ended.value)
     assert r" by dana\n\u202eenoN at " in said, said
-    assert r": latency looks off rollback by nobody \u202egnikrow lla; this run stops" in said, said
+    assert r": latency looks off\nrollback by nobody \u202egnikrow lla; this run stops" in said, said
     assert "\n" not in said and "\u202e" not in said, said
 
 
