@@ -26,8 +26,7 @@ def test_a_breach_page_escapes_the_actor_it_names(monkeypatch, caplog):
 
 def test_a_breach_whose_rollback_another_finished_escapes_its_comment(monkeypatch, caplog):
     """`rollway abort --reason` finished a rollback during the window: the refusal quoted its
-    comment, line break and escape sequence and all, in the run's log line and result: now on one
-    line (its line break a space, as every refusal quoting a comment shows it), its controls escaped."""
+    comment, line break and escape sequence and all, in the run's log line and result."""
     from rollway.ledger import Transition, begin_rollback
     from rollway.phases import RolloutPhase
     from rollway.model import Weights
@@ -55,5 +54,5 @@ def test_a_breach_whose_rollback_another_finished_escapes_its_comment(monkeypatc
     [logged] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not rolling back")]
     for where, words in (("result", watched.reason), ("log", logged)):
         assert not any(c in words for c in "\u202e\n\x1b"), (where, words)
-        assert "carol\\u202e tcejer" in words and "bad release rollback approved by ops \\x1b[2K" in words, (
+        assert "carol\\u202e tcejer" in words and "bad release\\nrollback approved by ops \\x1b[2K" in words, (
             where, words)
