@@ -92,6 +92,7 @@ class MonitorResult(BaseModel):
     # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
     # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
     page_refused: str | None = None
+    page_answer_lost: bool = False  # that answer was lost (``AnswerLost``): SNS may have delivered the page
     # The page of a window's end that asks people to act ("Decommission skipped", ...) SNS refused, or
     # whose answer was lost: which, and SNS's answer (``rollway.window_page.page_comment``); None:
     # sent, or none was due.
@@ -100,13 +101,22 @@ class MonitorResult(BaseModel):
 
 class DecommissionPageRefused(RuntimeError):
     """The `monitor` run's window passed and the old service was decommissioned and recorded, but
-    SNS refused the decommission's page: the run fails, so that somebody sees it, and the page is owed."""
+    SNS refused the decommission's page (or its answer was lost): the run fails, so that somebody
+    sees it, and the page is owed."""
 
 
 class WindowPageRefused(RuntimeError):
     """The `monitor` run's window ended keeping the old service (or a breach), recorded, but SNS
     refused the page that asks people to act, or its answer was lost: the run fails, so that
     somebody sees it."""
+
+
+def decommission_page_unsent(watched: MonitorResult) -> str:
+    """What came of the decommission's page ``watched`` owes: not sent (SNS refused it), or not
+    known (its answer lost: SNS may have delivered it, and the late page may be a second one)."""
+    if watched.page_answer_lost:
+        return "whether the decommission's page was sent is not known (SNS's answer was lost: it may have taken it)"
+    return "the decommission's page was not sent"
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -117,7 +127,7 @@ def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult
     if watched.page_refused is not None:
         # The run completes (failed, its hooks would act on a release whose window passed): its
         # result says what nobody was told, as the log and `rollway status` do.
-        result = result.model_copy(update={"reason": f"{result.reason}; the decommission's page was not sent and is "
+        result = result.model_copy(update={"reason": f"{result.reason}; {decommission_page_unsent(watched)} and is "
                                                      f"owed: {watched.page_refused}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
@@ -265,7 +275,7 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
             lines += [f"- {step}" for step in watched.rollback.steps]
     lines += [f"- alert: {alert}" for alert in watched.alerts]
     if watched.page_refused is not None:
-        lines.append(f"- the decommission's page was not sent, and is owed: {watched.page_refused}")
+        lines.append(f"- {decommission_page_unsent(watched)}, and is owed: {watched.page_refused}")
     # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
     # hooks (no ledger) would roll back a release whose window had passed.
     for_people("monitoring window", lambda: create_markdown_artifact(
@@ -707,7 +717,7 @@ def _watch(
         if unrecorded is None:
             _record_refused(env, lease.rollout, refused, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
-                             page_refused=refused)
+                             page_refused=refused, page_answer_lost=lost)
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
@@ -1401,9 +1411,10 @@ def monitor(
         # no rollback hooks: failing it moves nothing.
         without_traceback(DecommissionPageRefused)
         raise DecommissionPageRefused(
-            f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but SNS refused its "
-            f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
-            "next run that looks at the rollout sends it late")
+            f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but "
+            f"{_unsent(page_subject(env.targets.stable_service), watched.page_answer_lost)} ({watched.page_refused}): "
+            f"the page is owed, and the next run that looks at the rollout sends it late"
+            f"{_AGAIN if watched.page_answer_lost else ''}")
     if watched.window_page_refused is not None:
         # Completed, the run read as a window that ended with people told; it has no rollback hooks,
         # so failing it moves nothing (a rollout run's window completes: its hooks would roll back).

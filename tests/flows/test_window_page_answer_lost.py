@@ -12,12 +12,12 @@ from types import SimpleNamespace
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from flows.monitor import WindowPageRefused
+from flows.monitor import DecommissionPageRefused, WindowPageRefused
 from rollway.aws.errors import AnswerLost
 from rollway.cli.ops import print_status
 from rollway.reports import rollout_report
 from rollway.window_page import WINDOW_PAGE_REFUSED
-from tests.flows.test_monitor_rollout import run_monitor_flow
+from tests.flows.test_monitor_rollout import resume_the_window, run_monitor_flow
 from tests.flows.test_unverified_window_page_refused import unverified_window_sns_refuses
 
 SUBJECT = "Decommission skipped: webordinary-edit-service"
@@ -64,3 +64,45 @@ def test_the_monitor_flow_fails_saying_the_page_may_have_gone_out_not_to_mend_a_
     said = str(failed.value)
     assert "NOT sent" not in said and "mend what SNS refused" not in said, said
     assert f"whether its \"{SUBJECT}\" page was sent is not known" in said and "delivery logs" in said, said
+
+
+def decommission_page_answer_lost(monkeypatch, watch):
+    """A healthy promoted release whose window decommissions, watched by ``watch``, SNS's answer to
+    the "Old version decommissioned" page lost: (the environment, what ``watch`` returned)."""
+    from rollway.fakes import steady
+    from rollway.spec import WeeklyPhase
+    from tests.flows.test_monitor_rollout import SPEC, promoted_world
+
+    spec = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, _ = promoted_world(monkeypatch, spec=spec)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window decommissions
+    notify = env.notifier.notify
+
+    def lost(subject, message):
+        if subject.startswith("Old version decommissioned"):
+            raise AnswerLost("SNS Publish", ReadTimeoutError(endpoint_url="https://sns.eu-west-1.amazonaws.com/"))
+        return notify(subject, message)
+
+    env.notifier.notify = lost
+    return env, watch(monkeypatch, env)
+
+
+def test_a_decommission_page_whose_answer_was_lost_is_not_said_not_sent(monkeypatch, caplog):
+    """The "Old version decommissioned" page stays owed (the next run sends it, at least once), but its
+    run's log line and result said it "was not sent" of a page SNS may have delivered."""
+    with caplog.at_level(logging.INFO):
+        env, result = decommission_page_answer_lost(monkeypatch, resume_the_window)
+    assert env.deployer.services[env.targets.stable_service].desired == 0
+    assert "page was not sent" not in result.reason, result.reason
+    assert "whether the decommission's page was sent is not known" in result.reason, result.reason
+    said = " ".join(r.getMessage() for r in caplog.records if "Old version decommissioned" in r.getMessage())
+    assert said and "not sent" not in said and "is not known" in said and "delivery logs" in said, said
+
+
+def test_the_monitor_flow_fails_saying_a_decommission_page_whose_answer_was_lost_may_have_gone_out(monkeypatch):
+    with pytest.raises(DecommissionPageRefused) as failed:
+        decommission_page_answer_lost(monkeypatch, lambda _mp, _env: run_monitor_flow(decommission=True))
+    said = str(failed.value)
+    assert "SNS refused" not in said and "not sent" not in said, said
+    assert "\"Old version decommissioned: webordinary-edit-service\" page was sent is not known" in said, said
+    assert "again, if it went out" in said and "delivery logs" in said, said
