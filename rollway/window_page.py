@@ -1,5 +1,5 @@
 """The page of a monitoring window's end that asks people to act ("Decommission skipped",
-"Monitoring unverified", "Breach not rolled back"), when SNS refused it.
+"Monitoring unverified", "Breach not rolled back"), when SNS refused it or its answer was lost.
 
 Refused, it does not fail the run (a rollout run's hooks would roll back a release no look found
 failing), and nothing sends it again: said only in the run's log and result, the run ended
@@ -99,7 +99,8 @@ def _of_breach_page(record: RolloutRecord, entry: Transition) -> bool:
 
 def window_page_refused(record: RolloutRecord | None) -> tuple[str, bool] | None:
     """What `rollway status` and the report say of the newest refused page of a promoted
-    rollout's window end, and whether SNS's answer to it was lost (the page may have gone out), or None: none was refused, or a later end of the window (or a finalize)
+    rollout's window end, and whether SNS's answer to it was lost (the page may have gone out), or
+    None: none was refused, or a later end of the window (or a finalize)
     came after it; the page of the rollout's newest breach not rolled back stays said after those
     (``breach_page_refused``). Said of that run's page alone: a later run's page of the same window
     that went out is not recorded, and "nobody was paged" then claimed what was no longer known."""

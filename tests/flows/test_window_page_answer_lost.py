@@ -46,7 +46,8 @@ def test_the_entry_status_and_the_report_say_it_is_not_known_whether_the_page_we
     env, _ = answer_lost(monkeypatch)
     record = env.ledger.get(env.targets.canary_service)
     entry = record.last_transition(WINDOW_PAGE_REFUSED)
-    assert entry is not None and entry.comment.startswith(f"whether the \"{SUBJECT}\" page was sent is not known"), entry
+    assert entry is not None, record.history
+    assert entry.comment.startswith(f"whether the \"{SUBJECT}\" page was sent is not known"), entry
     print_status(SimpleNamespace(name="svc-canary", targets=env.targets), record, record.weights, None, limit=1)
     out = " ".join(capsys.readouterr().out.split())
     assert f"whether the \"{SUBJECT}\" page was sent is not known" in out, out
