@@ -35,7 +35,7 @@ from flows.rollback import (act_recorded, claimant, execute_rollback, over_recor
                             rollback_waits)
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import AnswerLost, TargetNotFound, answer_lost
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
@@ -58,7 +58,7 @@ from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
-from rollway.window_page import BREACH_PAGE, WINDOW_PAGE_REFUSED, refused_comment
+from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, page_comment, page_outcome
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
@@ -93,19 +93,31 @@ class MonitorResult(BaseModel):
     # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
     # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
     page_refused: str | None = None
-    # The page of a window's end that asks people to act ("Decommission skipped", ...) SNS refused:
-    # which, and SNS's answer (``rollway.window_page.refused_comment``); None: sent, or none was due.
+    page_answer_lost: bool = False  # that answer was lost (``AnswerLost``): SNS may have delivered the page
+    # The page of a window's end that asks people to act ("Decommission skipped", ...) SNS refused, or
+    # whose answer was lost: which, and SNS's answer (``rollway.window_page.page_comment``); None:
+    # sent, or none was due.
     window_page_refused: str | None = None
 
 
 class DecommissionPageRefused(RuntimeError):
     """The `monitor` run's window passed and the old service was decommissioned and recorded, but
-    SNS refused the decommission's page: the run fails, so that somebody sees it, and the page is owed."""
+    SNS refused the decommission's page (or its answer was lost): the run fails, so that somebody
+    sees it, and the page is owed."""
 
 
 class WindowPageRefused(RuntimeError):
     """The `monitor` run's window ended keeping the old service (or a breach), recorded, but SNS
-    refused the page that asks people to act: the run fails, so that somebody sees it."""
+    refused the page that asks people to act, or its answer was lost: the run fails, so that
+    somebody sees it."""
+
+
+def decommission_page_unsent(watched: MonitorResult) -> str:
+    """What came of the decommission's page ``watched`` owes: not sent (SNS refused it), or not
+    known (its answer lost: SNS may have delivered it, and the late page may be a second one)."""
+    if watched.page_answer_lost:
+        return "whether the decommission's page was sent is not known (SNS's answer was lost: it may have taken it)"
+    return "the decommission's page was not sent"
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -116,7 +128,7 @@ def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult
     if watched.page_refused is not None:
         # The run completes (failed, its hooks would act on a release whose window passed): its
         # result says what nobody was told, as the log and `rollway status` do.
-        result = result.model_copy(update={"reason": f"{result.reason}; the decommission's page was not sent and is "
+        result = result.model_copy(update={"reason": f"{result.reason}; {decommission_page_unsent(watched)} and is "
                                                      f"owed: {watched.page_refused}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
@@ -268,7 +280,7 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
             lines += [f"- {step}" for step in watched.rollback.steps]
     lines += [f"- alert: {alert}" for alert in watched.alerts]
     if watched.page_refused is not None:
-        lines.append(f"- the decommission's page was not sent, and is owed: {watched.page_refused}")
+        lines.append(f"- {decommission_page_unsent(watched)}, and is owed: {watched.page_refused}")
     # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
     # hooks (no ledger) would roll back a release whose window had passed.
     for_people("monitoring window", lambda: create_markdown_artifact(
@@ -698,19 +710,21 @@ def _watch(
     # late (``send_owed_decommission_page``). One SNS refuses leaves it owed too, with SNS's answer
     # recorded: raised, it failed the run as if the window had not been watched (and a rollout
     # run's hooks then acted on a release whose window had passed).
-    message_id, refused = _send_page(
+    message_id, refused, lost = _send_page(
         env, page_subject(t.stable_service),
         f"{_passed(spec, window_seconds, counted, resumed)}; {t.stable_service} is scaled to 0."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
     )
     if refused is not None:
-        log.error("%s was decommissioned, but its \"%s\" page was not sent: %s; the next run that looks at the "
-                  "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
+        # Its answer lost, SNS may have delivered it: the page stays owed all the same (at least once).
+        log.error("%s was decommissioned, but %s: %s; the next run that looks at the rollout sends it late%s",
+                  t.stable_service, _unsent(page_subject(t.stable_service), lost), refused,
+                  _AGAIN if lost else "")
         if unrecorded is None:
             _record_refused(env, lease.rollout, refused, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
-                             page_refused=refused)
+                             page_refused=refused, page_answer_lost=lost)
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
@@ -924,22 +938,29 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     log = get_run_logger()
     log.warning(reason)
     subject = f"{subject}: {service or env.targets.stable_service}"
-    _message_id, refused = _send_page(env, subject, reason)
-    if refused is not None:
+    _message_id, refused, lost = _send_page(env, subject, reason)
+    if refused is not None and lost:
+        # Sent, and SNS's answer lost: it may have delivered the page, and "nobody was told" sent
+        # people to mend a topic that works while they may have been paged.
+        log.error("%s: %s; %s", _unsent(subject, lost), refused, CHECK_DELIVERY)
+        reason = f"{reason}; {_unsent(subject, lost)}: {refused}; {CHECK_DELIVERY}"
+    elif refused is not None:
         log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, refused)
         reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {refused}"
+    if refused is not None:
         # Said only in the log and the result, a Completed run hid it from whoever looks at the
         # rollout: recorded, `rollway status` and the report say it. A write refused (the ledger,
         # or a rollout superseded meanwhile) is logged: raised, it failed the run after all.
+        comment = page_comment(subject, refused, lost=lost)
         try:
-            why = write_or_why(lambda: _record(env, rollout, WINDOW_PAGE_REFUSED, refused_comment(subject, refused),
-                                               wall=env.wall(), actor=actor), env.targets)
+            why = write_or_why(lambda: _record(env, rollout, WINDOW_PAGE_REFUSED, comment, wall=env.wall(),
+                                               actor=actor), env.targets)
         except Exception as err:  # noqa: BLE001 - the window's end is decided; this record only says it
             why = error_said(err)
         if why is not None:
-            log.error("the ledger could not record that SNS refused the \"%s\" page: %s", subject, why)
+            log.error("the ledger could not record what came of the \"%s\" page: %s", subject, why)
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified,
-                         window_page_refused=None if refused is None else refused_comment(subject, refused))
+                         window_page_refused=None if refused is None else page_comment(subject, refused, lost=lost))
 
 
 def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
@@ -1048,14 +1069,27 @@ def _record_end(env: Environment, rollout: str | None, reason: str, done: Rollba
         record_rollback_end(env, rollout=rollout, actor=actor, reason=reason, result=done)
 
 
-def _send_page(env: Environment, subject: str, message: str) -> tuple[str, None] | tuple[None, str]:
-    """Publish a decommission's page: (its SNS message id, None), or (None, SNS's answer in the
-    rollout's words) when the publish failed. Any failure leaves the page owed, the same to the
-    caller, who says so in its own words and records the refusal (``_record_refused``)."""
+def _send_page(env: Environment, subject: str, message: str) -> tuple[str, None, bool] | tuple[None, str, bool]:
+    """Publish a decommission's page: (its SNS message id, None, False), or (None, SNS's answer in
+    the rollout's words, whether that answer was lost) when the publish failed. Any failure leaves
+    the page owed, the same to the caller, who says so in its own words and records the refusal
+    (``_record_refused``); a lost answer (``AnswerLost``) says the page may have gone out all the same."""
     try:
-        return metrics.notify(env.notifier, subject, message), None
+        return metrics.notify(env.notifier, subject, message), None, False
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
-        return None, str(rollout_said(err, env.targets))
+        return None, str(rollout_said(err, env.targets)), isinstance(err, AnswerLost) or answer_lost(err)
+
+
+_AGAIN = f" (again, if it went out); {CHECK_DELIVERY}"
+"""What follows a page still owed whose answer was lost: the next run's may be the second one."""
+
+
+def _unsent(subject: str, lost: bool) -> str:
+    """What came of the page ``subject`` a publish failed on: not sent (SNS refused it), or not known
+    (``lost``: its answer lost, SNS may have delivered it)."""
+    if lost:
+        return f"whether its \"{subject}\" page was sent is not known (SNS's answer was lost: it may have taken it)"
+    return f"its \"{subject}\" page was not sent"
 
 
 def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str) -> None:
@@ -1093,12 +1127,13 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
     if owed is None:
         return False
     t, log = env.targets, get_run_logger()
-    message_id, refused = _send_page(env, page_subject(t.stable_service, late=True),
-                                     late_message(record, owed, t.stable_service))
+    message_id, refused, lost = _send_page(env, page_subject(t.stable_service, late=True),
+                                           late_message(record, owed, t.stable_service))
     if refused is not None:
-        log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
-                  "that looks at the rollout sends it", t.stable_service, record.rollout_id, why_owed(record, owed),
-                  refused)
+        log.error("%s of rollout %s was never paged (%s), and %s: %s; the next run that looks at the rollout sends "
+                  "it%s", t.stable_service, record.rollout_id, why_owed(record, owed),
+                  _unsent(page_subject(t.stable_service, late=True), lost), refused,
+                  _AGAIN if lost else "")
         # Recorded as the first refusal was: status, the report and the next late page give SNS's
         # newest answer, not an older one (a topic mended since) or "died before paging".
         _record_refused(env, record.rollout_id, refused, actor=actor)
@@ -1384,15 +1419,19 @@ def monitor(
         # no rollback hooks: failing it moves nothing.
         without_traceback(DecommissionPageRefused)
         raise DecommissionPageRefused(
-            f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but SNS refused its "
-            f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
-            "next run that looks at the rollout sends it late")
+            f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but "
+            f"{_unsent(page_subject(env.targets.stable_service), watched.page_answer_lost)} ({watched.page_refused}): "
+            f"the page is owed, and the next run that looks at the rollout sends it late"
+            f"{_AGAIN if watched.page_answer_lost else ''}")
     if watched.window_page_refused is not None:
         # Completed, the run read as a window that ended with people told; it has no rollback hooks,
         # so failing it moves nothing (a rollout run's window completes: its hooks would roll back).
         without_traceback(WindowPageRefused)
+        outcome = page_outcome(watched.window_page_refused)
+        # A lost answer's own words (the reason's) say what to do: SNS refused nothing to mend.
+        mend = "" if outcome is not None and outcome.lost else ": mend what SNS refused"
         raise WindowPageRefused(f"{watched.reason}. This run fails so that someone sees it; what the window did "
-                                "stands: mend what SNS refused")
+                                f"stands{mend}")
     return watched
 
 

@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import BREACH_PAGE, breach_page_refused, page_unconfirmed, refused_comment, window_page_refused
+from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, breach_page_refused, page_outcome, window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -1604,7 +1604,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     unsent = window_page_refused(record)
     if unsent is not None:
         # SNS's answer lost, the page may have gone out: "not sent" claimed what nobody knows.
-        lines.append(f"- **Window page {'not confirmed' if page_unconfirmed(unsent) else 'not sent'}:** {cell(unsent)}")
+        said, lost = unsent
+        lines.append(f"- **Window page {'not confirmed' if lost else 'not sent'}:** {cell(said)}")
     trigger = rollback_trigger(record)
     if trigger is not None:
         # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
@@ -2642,7 +2643,6 @@ def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
     again. With nothing recorded, the page is inferred: SNS took it, or the run died before it or
     could not record its refusal."""
     page = f"{BREACH_PAGE}: {record.service}"
-    opening = refused_comment(page, "")
     refused = breach_page_refused(record, breach)
     run = f"{cell(breach.actor)}'s run"
     if refused is None:
@@ -2650,10 +2650,11 @@ def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
                 "right after recording it and records a page SNS did not take, and none is recorded (nor is the "
                 "message id of one it took). A run that died between the two, or could not record SNS's refusal "
                 "(its log says so), paged nobody.")
-    why = cell(refused.comment.removeprefix(opening) or "no answer recorded")
+    outcome = page_outcome(refused.comment)
+    why = cell(outcome.answer if outcome is not None and outcome.answer else "no answer recorded")
     stamped = f"({cell(refused.actor)}'s run, at {notice_time(refused)})"
-    if page_unconfirmed(why):
-        return (f"**Page not confirmed:** {why} {stamped}: the `{page}` page on {topic} may have reached people or "
-                "not, and no run sends it again.")
+    if outcome is not None and outcome.lost:
+        return (f"**Page not confirmed:** {why} {stamped}: whether the `{page}` page on {topic} was sent is not known "
+                f"(SNS's answer was lost: it may have taken it), and no run sends it again; {CHECK_DELIVERY}.")
     return (f"**Page not sent:** {why} {stamped}: the `{page}` page on {topic} reached nobody, and no run sends it "
             "again; mend what SNS refused (the topic, the role's sns:Publish, its key).")

@@ -1,5 +1,5 @@
 """The page of a monitoring window's end that asks people to act ("Decommission skipped",
-"Monitoring unverified", "Breach not rolled back"), when SNS refused it.
+"Monitoring unverified", "Breach not rolled back"), when SNS refused it or its answer was lost.
 
 Refused, it does not fail the run (a rollout run's hooks would roll back a release no look found
 failing), and nothing sends it again: said only in the run's log and result, the run ended
@@ -11,6 +11,8 @@ back, which no later end sends again, until a rollback or a later breach (``brea
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import BREACH_KEPT, RolloutRecord, Transition, notice_time
@@ -26,9 +28,53 @@ before ": <canary service>": the breach's incident report names it as the page w
 _LATER_ENDS = ("watched", "decommission", FINALIZE_START)
 
 
-def refused_comment(subject: str, refused: str) -> str:
-    """A ``window-page-refused`` entry's comment: which page, and what SNS answered."""
-    return f"the \"{subject}\" page was not sent: {refused}"
+_NOT_SENT = "\" page was not sent: "
+_NOT_KNOWN = "\" page was sent is not known (SNS's answer was lost: it may have taken it): "
+"""After the page's subject, how an entry whose page SNS refused (``_NOT_SENT``), or whose answer
+was lost (``_NOT_KNOWN``), reads before SNS's answer: "was not sent" said of a page SNS may have
+delivered had nobody look at the topic's delivery logs or tell its subscribers."""
+
+
+def page_comment(subject: str, answer: str, *, lost: bool) -> str:
+    """A ``window-page-refused`` entry's comment: which page, whether it went out, and what SNS
+    answered (``lost``: its answer never came, ``rollway.aws.errors.AnswerLost``). The one shape its
+    writer (``flows.monitor``) and its readers (``page_outcome``) share."""
+    return f"whether the \"{subject}{_NOT_KNOWN}{answer}" if lost else f"the \"{subject}{_NOT_SENT}{answer}"
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """A ``window-page-refused`` entry read: the page's subject, SNS's answer, and whether that
+    answer was lost (the page may have gone out) rather than a refusal (it did not)."""
+
+    subject: str
+    answer: str
+    lost: bool
+
+    def said(self) -> str:
+        """The entry in today's words, whichever version wrote it."""
+        return page_comment(self.subject, self.answer, lost=self.lost)
+
+
+def page_outcome(comment: str | None) -> PageOutcome | None:
+    """A ``window-page-refused`` entry's comment (``page_comment``) read, or None: not of that shape.
+
+    Entries written before a lost answer had words of its own open as a refusal does ("was not
+    sent"), SNS's error then saying its answer was lost (``_ANSWER_LOST``): read as lost."""
+    text = comment or ""
+    for opening, then, lost in (("whether the \"", _NOT_KNOWN, True), ("the \"", _NOT_SENT, False)):
+        if text.startswith(opening) and then in text:
+            subject, _, answer = text.removeprefix(opening).partition(then)
+            return PageOutcome(subject, answer, lost or _ANSWER_LOST in answer)
+    return None
+
+
+CHECK_DELIVERY = "check the topic's delivery logs, or tell its subscribers yourself"
+"""What to do of a page whose SNS answer was lost: SNS may have delivered it, or not."""
+
+_ANSWER_LOST = ", and its answer lost ("
+"""How the words of a page sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
+"SNS Publish sent, and its answer lost (...)"), in an entry of the old shape."""
 
 
 def breach_page_refused(record: RolloutRecord, breach: Transition) -> Transition | None:
@@ -47,13 +93,14 @@ def breach_page_refused(record: RolloutRecord, breach: Transition) -> Transition
 
 def _of_breach_page(record: RolloutRecord, entry: Transition) -> bool:
     """Whether ``entry`` records SNS refusing a "Breach not rolled back" page of ``record``."""
-    opening = refused_comment(f"{BREACH_PAGE}: {record.service}", "")
-    return entry.kind == WINDOW_PAGE_REFUSED and (entry.comment or "").startswith(opening)
+    outcome = page_outcome(entry.comment) if entry.kind == WINDOW_PAGE_REFUSED else None
+    return outcome is not None and outcome.subject == f"{BREACH_PAGE}: {record.service}"
 
 
-def window_page_refused(record: RolloutRecord | None) -> str | None:
+def window_page_refused(record: RolloutRecord | None) -> tuple[str, bool] | None:
     """What `rollway status` and the report say of the newest refused page of a promoted
-    rollout's window end, or None: none was refused, or a later end of the window (or a finalize)
+    rollout's window end, and whether SNS's answer to it was lost (the page may have gone out), or
+    None: none was refused, or a later end of the window (or a finalize)
     came after it; the page of the rollout's newest breach not rolled back stays said after those
     (``breach_page_refused``). Said of that run's page alone: a later run's page of the same window
     that went out is not recorded, and "nobody was paged" then claimed what was no longer known."""
@@ -75,25 +122,15 @@ def window_page_refused(record: RolloutRecord | None) -> str | None:
     return None
 
 
-_ANSWER_LOST = ", and its answer lost ("
-"""How the words of a page sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
-"SNS Publish sent, and its answer lost (...)"): SNS may have taken it all the same."""
-
-
-def page_unconfirmed(refused: str) -> bool:
-    """Whether SNS's answer to a page ``refused`` quotes (a ``window-page-refused`` entry's comment,
-    or what ``window_page_refused`` says of it) was lost: the page may have gone out. Not
-    ``rollway.aws.errors.answer_lost``, which reads the error itself: only its words are recorded."""
-    return _ANSWER_LOST in refused
-
-
-def _refusal(entry: Transition, again: str) -> str:
+def _refusal(entry: Transition, again: str) -> tuple[str, bool]:
     """A ``window-page-refused`` entry as people read it: which page, SNS's answer, whose run and
-    when, and what came of the page (``again``: what a later look does). With SNS's answer lost,
-    "reached nobody" claimed what nobody knows."""
-    said = (f"{entry.comment or 'a page of the monitoring window was not sent'} ({entry.actor}'s run, at "
-            f"{notice_time(entry)})")
-    if page_unconfirmed(said):
-        return f"{said}: that run's page may have reached people or not, and no run sends it again{again}"
+    when, and what came of the page (``again``: what a later look does); and whether SNS's answer
+    was lost. With it lost, "reached nobody" claimed what nobody knows."""
+    outcome = page_outcome(entry.comment)
+    page = outcome.said() if outcome is not None else entry.comment or "a page of the monitoring window was not sent"
+    said = f"{page} ({entry.actor}'s run, at {notice_time(entry)})"
+    if outcome is not None and outcome.lost:
+        return (f"{said}: nobody knows whether that run's page reached people, and no run sends it again{again}; "
+                f"{CHECK_DELIVERY}"), True
     return (f"{said}: that run's page reached nobody, and no run sends it again{again}; mend what SNS refused (the "
-            "topic, the role's sns:Publish, its key)")
+            "topic, the role's sns:Publish, its key)"), False

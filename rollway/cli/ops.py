@@ -1138,7 +1138,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     unsent = window_page_refused(record)
     if unsent is not None:
         # The run ended Completed: listed only as a history entry, nobody took it for a page nobody got.
-        console.print(f"[yellow]{escape(shown(unsent, keep=''))}[/yellow]")
+        console.print(f"[yellow]{escape(shown(unsent[0], keep=''))}[/yellow]")
     if record.phase is RolloutPhase.ROLLED_BACK:
         # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
         from rollway.reports import begun_by
@@ -1153,7 +1153,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
     if (unsent := pause_notice_unsent(record)) is not None:
         # SNS refused the pause's notice: logged alone, nobody knew an answer was waiting.
-        console.print(f"[yellow]{escape(shown(unsent, keep=''))}[/yellow]")
+        console.print(f"[yellow]{escape(shown(unsent[0], keep=''))}[/yellow]")
     for refusal in refused_at_pause(record):
         # The history below may hold too few rows to show it: an answer refused at the pause still
         # open is what the next person to answer needs, and the run only said it in its log and form.

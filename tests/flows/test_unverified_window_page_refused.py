@@ -18,10 +18,12 @@ from rollway.spec import WeeklyPhase
 from tests.flows.test_monitor_rollout import SPEC, promoted_world, resume_the_window, run_monitor_flow
 
 
-def unverified_window_sns_refuses(monkeypatch, *refused: str, watch=resume_the_window):
+def unverified_window_sns_refuses(monkeypatch, *refused: str, watch=resume_the_window,
+                                  error=lambda: TargetNotFound("SNS topic", "webordinary-alerts")):
     """A promoted rollout whose plan decommissions, its window watched by ``watch`` (resumed by a
     rollout run) and ending unverified (no request counted after its first minute), SNS refusing
-    the pages whose subject starts with one of ``refused``: (the environment, the run's result)."""
+    the pages whose subject starts with one of ``refused`` (raising ``error()``): (the environment,
+    the run's result)."""
     plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
     env, _ = promoted_world(monkeypatch, spec=plan)
     busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
@@ -30,7 +32,7 @@ def unverified_window_sns_refuses(monkeypatch, *refused: str, watch=resume_the_w
 
     def topic_gone(subject, message):
         if subject.startswith(refused):
-            raise TargetNotFound("SNS topic", "webordinary-alerts")
+            raise error()
         return notify(subject, message)
 
     env.notifier.notify = topic_gone

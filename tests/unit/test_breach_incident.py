@@ -147,11 +147,28 @@ def _notification(rec) -> str:
     return incident_report(rec, alert_topic="webordinary-alerts").split("## Notification", 1)[1].split("\n## ", 1)[0]
 
 
-def _page_refused(at: float, answer: str, subject: str = f"Breach not rolled back: {SERVICE}") -> Transition:
-    """The entry the monitor's run writes when SNS refused a window's page (``flows.monitor._skip``)."""
-    from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
+def _page_refused(at: float, answer: str, subject: str = f"Breach not rolled back: {SERVICE}", *,
+                  lost: bool = False) -> Transition:
+    """The entry the monitor's run writes when SNS refused a window's page, or lost its answer
+    (``flows.monitor._skip``)."""
+    from rollway.window_page import WINDOW_PAGE_REFUSED, page_comment
 
-    return Transition(at=at, kind=WINDOW_PAGE_REFUSED, actor="monitor", wall=at, comment=refused_comment(subject, answer))
+    return Transition(at=at, kind=WINDOW_PAGE_REFUSED, actor="monitor", wall=at,
+                      comment=page_comment(subject, answer, lost=lost))
+
+
+LOST = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
+
+
+def _answer_lost(at: float, shape: str) -> Transition:
+    """A page whose SNS answer was lost, as this version writes it ("new") or as versions before it
+    did ("old": the opening of a refusal, SNS's error saying its answer was lost)."""
+    from rollway.window_page import WINDOW_PAGE_REFUSED
+
+    if shape == "new":
+        return _page_refused(at, LOST, lost=True)
+    return Transition(at=at, kind=WINDOW_PAGE_REFUSED, actor="monitor", wall=at,
+                      comment=f'the "Breach not rolled back: {SERVICE}" page was not sent: {LOST}')
 
 
 def _with(rec, *entries: Transition, weights=None):
@@ -199,11 +216,14 @@ def test_another_pages_refusal_is_not_said_as_the_breach_s():
     assert "Breach not rolled back" in said, said
 
 
-def test_a_breach_page_whose_answer_was_lost_is_not_said_sent_nor_not_sent():
-    lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
-    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, lost)))
-    assert f"**Page not confirmed:** {lost}" in said, said
+@pytest.mark.parametrize("shape", ["new", "old"])
+def test_a_breach_page_whose_answer_was_lost_is_not_said_sent_nor_not_sent(shape):
+    said = _notification(_with(breach_standing(), _answer_lost(T0 + 5811, shape)))
+    assert f"**Page not confirmed:** {LOST}" in said, said
     assert "not sent" not in said and "Paged on" not in said, said
+    assert f"whether the `Breach not rolled back: {SERVICE}` page on `webordinary-alerts` was sent is not known" in (
+        said), said
+    assert "SNS's answer was lost: it may have taken it" in said and "delivery logs" in said, said
 
 
 def test_a_breach_page_with_nothing_recorded_of_it_is_said_inferred():
@@ -292,13 +312,18 @@ def test_an_accepted_breach_past_a_stopped_finalize_does_not_say_no_traffic_move
     assert "`rollway status` reads the load balancer now" in moved, moved
 
 
-def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_reached_nobody(capsys):
+@pytest.mark.parametrize("shape", ["new", "old"])
+def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_reached_nobody(shape, capsys):
     """SNS's answer lost, the page may have gone out: the incident report says "Page not confirmed",
-    where status and the rollout report said "that run's page reached nobody"."""
-    lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
-    rec = _with(breach_standing(), _page_refused(T0 + 5811, lost))
-    assert f"**Page not confirmed:** {lost}" in _notification(rec)
+    where status and the rollout report said "that run's page reached nobody", and the entry they
+    quote opened "the ... page was not sent" (as entries of older versions still do: read the same)."""
+    rec = _with(breach_standing(), _answer_lost(T0 + 5811, shape))
+    assert f"**Page not confirmed:** {LOST}" in _notification(rec)
     report = rollout_report(rec).split("**Window page not confirmed:**", 1)[1].split("\n", 1)[0]
-    for said in (_status(rec, capsys), " ".join(report.split())):
-        assert lost in said and "reached nobody" not in said, said
-        assert "may have reached people or not, and no run sends it again" in said, said
+    # Status's line on the page, above its history (which lists an old entry's comment as written).
+    status = _status(rec, capsys).split(" last 1 transition", 1)[0]
+    for said in (status, " ".join(report.split())):
+        assert LOST in said and "reached nobody" not in said and "was not sent" not in said, said
+        assert f'whether the "Breach not rolled back: {SERVICE}" page was sent is not known' in said, said
+        assert "nobody knows whether that run's page reached people, and no run sends it again" in said, said
+        assert "delivery logs" in said and "mend what SNS refused" not in said, said
