@@ -629,9 +629,9 @@ class PauseWatch:
         self.scaling = scaling
         # A passed stage's windows: on a grid from its pass, each from a whole period (see analysis_start).
         self.passed_at = (since if passed_at is None else passed_at) if state.passed else None
-        self.start = (analysis_start(spec, state) if self.passed_at is None
-                      else passed_window(spec, state.stage_index, self.passed_at, since)[0])
-        self.window = 0  # the index of a passed stage's window (``passed_window``)
+        # Where the window judged starts, and a passed stage's window's index (``passed_window``).
+        self.start, self.window = ((analysis_start(spec, state), 0) if self.passed_at is None
+                                   else passed_window(spec, state.stage_index, self.passed_at, since))
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
         # when they roll back (``pause_report``).
         self.looks = StageTracker() if state.passed else None
