@@ -1075,7 +1075,7 @@ def _said(answer: ApprovalAnswer) -> str:
     sequence in a comment acted on the terminal of whoever read the log, and a right-to-left
     override reordered the words after it."""
     comment = on_one_line(answer.comment)
-    return f"{answer.action} by {shown(answer.approver, keep='')}" + (f" ({comment})" if comment else "")
+    return f"{answer.action} by {answer.who}" + (f" ({comment})" if comment else "")
 
 
 def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> ApprovalAnswer:

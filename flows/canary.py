@@ -678,14 +678,15 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
     # SNS refused the "Finalized" notice: nothing records it owed (no ledger), so no run sends it again.
     # Dropped, the run read "finalized" and nobody was told; failed, its hooks would send a person
     # to a finalize that finds nothing to do. Said in the result and the log instead.
-    untold = ("" if done.notice_refused is None else
-              f"; but {NOTICE_NOT_SENT}{done.notice_refused}. {UNRECORDED_UNTOLD.format(topic=t.alert_topic)}")
-    if untold:
-        get_run_logger().error("%s", untold.removeprefix("; but "))
+    untold = (None if done.notice_refused is None else
+              f"{NOTICE_NOT_SENT}{done.notice_refused}. {UNRECORDED_UNTOLD.format(topic=t.alert_topic)}")
+    if untold is not None:
+        get_run_logger().error("%s", untold)
     return result.model_copy(update={
         "finalized": done,
         "reason": f"{result.reason}; finalized: {t.stable_service} runs {done.task_definition} and carries "
-                  f"{done.weights.stable}% of the traffic, {t.canary_service} is at 0{untold}",
+                  f"{done.weights.stable}% of the traffic, {t.canary_service} is at 0"
+                  + (f"; but {untold}" if untold is not None else ""),
     })
 
 

@@ -629,9 +629,9 @@ class PauseWatch:
         self.scaling = scaling
         # A passed stage's windows: on a grid from its pass, each from a whole period (see analysis_start).
         self.passed_at = (since if passed_at is None else passed_at) if state.passed else None
-        self.start = (analysis_start(spec, state) if self.passed_at is None
-                      else passed_window(spec, state.stage_index, self.passed_at, since)[0])
-        self.window = 0  # the index of a passed stage's window (``passed_window``)
+        # Where the window judged starts, and a passed stage's window's index (``passed_window``).
+        self.start, self.window = ((analysis_start(spec, state), 0) if self.passed_at is None
+                                   else passed_window(spec, state.stage_index, self.passed_at, since))
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
         # when they roll back (``pause_report``).
         self.looks = StageTracker() if state.passed else None
@@ -889,7 +889,7 @@ def run_stages(
                        + (f"the rollback it began while the Prefect API could not be reached failed ({watch.acted})"
                           if failed else "rolled the rollout back while the Prefect API could not be reached")
                        + f": {reason}")
-                log.warning("%s's answer (%s) %s", escaped(answer.approver, keep=""), answer.action, why)
+                log.warning("%s's answer (%s) %s", answer.who, answer.action, why)
                 if not failed:  # a rollout left open (or driven by another run) is not written beside
                     journal.not_applied(decision, answer, why)
             if failed:
@@ -899,7 +899,7 @@ def run_stages(
             return watch.acted
         if answer is not None:
             why = f"not applied: the run's look at the canary came first, and the rollout rolls back: {reason}"
-            log.warning("%s's answer (%s) %s", escaped(answer.approver, keep=""), answer.action, why)
+            log.warning("%s's answer (%s) %s", answer.who, answer.action, why)
             journal.refused(decision, answer, why)
         return roll_back_as_watched()
 
@@ -1160,7 +1160,7 @@ def run_stages(
             renewals.wrote(sent)
             # The comment is a text area's: its line breaks and escape sequences shown escaped, so a
             # second line cannot read as a line of the run's own log.
-            log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, escaped(answer.approver, keep=""),
+            log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.who,
                      escaped(answer.comment, keep=""))
             # The stage's row ends at the answer: it was judged while the pause waited (``PauseWatch``).
             answered = env.clock.now()
@@ -1172,7 +1172,7 @@ def run_stages(
                 # A blank comment (the form takes "  " or a bare line break) says nothing: the
                 # page then gave no reason at all.
                 why = (timeout_reason(answer.comment, decision.reason) if answer.timed_out
-                       else f"rejected by {escaped(answer.approver, keep='')}: {on_one_line(answer.comment) or decision.reason}")
+                       else f"rejected by {answer.who}: {on_one_line(answer.comment) or decision.reason}")
                 return _rolled_back(env, spec, rollback, journal, reports, weights, why, actor=answer.approver)
             if answer.action == "hold":
                 # Stay at these weights; the next decision pauses again after another tick. The next
@@ -1194,7 +1194,7 @@ def run_stages(
                 state = state.model_copy(update={"approved": target})
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
-                finish_stage(f"accepted by {escaped(answer.approver, keep='')}", answered)
+                finish_stage(f"accepted by {answer.who}", answered)
                 passed_at = answered
                 state = state.model_copy(update={"passed": True,
                                                  "accepted": (*state.accepted, (state.stage_index, answer.approver))})

@@ -85,7 +85,7 @@ from rollway.infra import (
     resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
-from rollway.pinning import header_parts
+from rollway.pinning import header_line
 from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment, app_settings_problem, check_cdk_executable
@@ -1240,10 +1240,9 @@ def _pinned_by(canary_header: str | None) -> str | None:
     if canary_header is None:
         return None
     try:
-        name, value = header_parts(canary_header)
+        return header_line(canary_header)
     except ValueError as err:
         raise InfraRefused(str(err)) from None
-    return f"{name}: {value}"
 
 
 def _still_reading(message: str) -> None:

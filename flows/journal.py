@@ -394,7 +394,7 @@ class LedgerJournal:
             self._seen = self.ledger.refuse(self.service, rollout=now.rollout_id, answer=entry)
         except RefusalsFull as full:
             # Record-keeping: the run asks again as it would, its rollout unaffected.
-            get_run_logger().warning("%s's refused answer (%s) is not recorded in the ledger: %s", _who(answer),
+            get_run_logger().warning("%s's refused answer (%s) is not recorded in the ledger: %s", answer.who,
                                      answer.action, full)
             self._seen = now
 
@@ -412,10 +412,10 @@ class LedgerJournal:
             self.ledger.record(self.service, owner=None, now=now, rollout=self.rollout_id, transition=entry,
                                rule=_rolled_back_rule)
         except LedgerError as err:
-            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", _who(answer),
+            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", answer.who,
                                      answer.action, err)
         except STORAGE_ERRORS as err:
-            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", _who(answer),
+            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", answer.who,
                                      answer.action, storage_failure(err, self.env.targets))
 
     def _take_back(self, pause: Pause, answer: ApprovalAnswer) -> RolloutRecord:
@@ -425,7 +425,7 @@ class LedgerJournal:
         Raises:
             RolloutMovedOn: another run drove the rollout while this one waited.
         """
-        return self._retake(pause, f"{_who(answer)}'s answer ({answer.action}) is not applied")
+        return self._retake(pause, f"{answer.who}'s answer ({answer.action}) is not applied")
 
     def taking_back(self, pause: Pause, reason: str) -> None:
         """Take the rollout back before the run rolls it back on what its look at ``pause`` found
@@ -655,14 +655,6 @@ class LedgerJournal:
         steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
         self._summary(f"# Rollout of `{self.spec.image}` {heading}\n\n**Why:** {markdown_cell(result.reason)}\n\n"
                       + steps + self._stage_tables(result.stages))
-
-
-def _who(answer: ApprovalAnswer) -> str:
-    """Who gave ``answer``, as the run's log lines and refusals name them: escaped (``shown``), since
-    the form refuses a line break in a name but not a right-to-left override, and a script's answer
-    either: a line break wrote a line of its own under the real one, and an override reordered the
-    words after it."""
-    return shown(answer.approver, keep="")
 
 
 def _rolled_back_rule(record: RolloutRecord) -> None:

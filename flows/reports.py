@@ -37,12 +37,11 @@ from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, answered
-from rollway.finalize import accepted_breach
 from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
 from rollway.one_line import shown
 from rollway.phases import RolloutPhase
-from rollway.reports import incident_report, ran_ahead, rollout_report as render_rollout, wants_incident
+from rollway.reports import incident_of, incident_report, ran_ahead, rollout_report as render_rollout, wants_incident
 from rollway.targets import Targets
 from tasks.ledger import rollout_history
 
@@ -107,14 +106,6 @@ def unreadable_table(err: BaseException, targets: Targets, field: str, *,
     return ReportRefused(f"{table} {hint} ({storage_failure(err)}); {done}")
 
 
-def _incident_of(record: RolloutRecord) -> str:
-    """What ``record``'s incident report is about, as its title names it: promoted here is a breach
-    left in production, standing or accepted (``wants_incident``): "rollback of" misnamed it."""
-    if record.phase is not RolloutPhase.PROMOTED:
-        return "rollback"
-    return "breach accepted" if accepted_breach(record) is not None else "breach not rolled back"
-
-
 def publish_incident(record: RolloutRecord, targets: Targets, *, now: float, unrestorable: str | None = None,
                      clock: ClockSettings | None = None) -> str:
     """Write ``record``'s incident report (``wants_incident``; the arguments as ``incident_report``
@@ -125,7 +116,7 @@ def publish_incident(record: RolloutRecord, targets: Targets, *, now: float, unr
     incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
                                unrestorable=unrestorable, clock=clock)
     create_markdown_artifact(key=key, markdown=incident, description=(
-        f"incident: {_incident_of(record)} of rollout {record.rollout_id} of {targets.canary_service}"))
+        f"incident: {incident_of(record)} of rollout {record.rollout_id} of {targets.canary_service}"))
     return key
 
 
@@ -258,6 +249,6 @@ def rollout_report(
                                      clock=report_clock(record, now)))
         # Promoted here is a breach left in production (``wants_incident``): "was promoted" misnamed it.
         log.warning("rollout %s %s: wrote the incident report (artifact %s)", record.rollout_id,
-                    f"has a {_incident_of(record)}" if record.phase is RolloutPhase.PROMOTED
+                    f"has a {incident_of(record)}" if record.phase is RolloutPhase.PROMOTED
                     else f"was {record.phase.value.replace('_', ' ')}", keys[1])
     return ReportResult(service=service, rollout_id=record.rollout_id, phase=record.phase, artifacts=tuple(keys))

@@ -37,6 +37,14 @@ class ApprovalAnswer(BaseModel):
     # read maybe long after it was given). None: not a Prefect answer, or the API could not say.
     answered_at: float | None = None
 
+    @property
+    def who(self) -> str:
+        """``approver`` as the run's log lines, refusals and states name them: escaped (``shown``),
+        since the form refuses a line break in a name but not a right-to-left override, and a
+        script's answer either: a line break wrote a line of its own under the real one, and an
+        override reordered the words after it."""
+        return shown(self.approver, keep="")
+
 
 _UNANSWERED_BY = re.compile(r"unanswered by (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC) \(wall clock\)")
 

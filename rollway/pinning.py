@@ -54,6 +54,16 @@ def header_parts(text: str) -> tuple[str, str]:
     return name, value
 
 
+def header_line(text: str) -> str:
+    """``text`` as the validation sends it, ``Name: value`` (``header_parts``), for those that take
+    the header whole: the infrastructure's checklist, its flows.
+
+    Raises:
+        ValueError: as ``header_parts``.
+    """
+    return "%s: %s" % header_parts(text)
+
+
 @dataclass(frozen=True)
 class Pin:
     """The rule that forwards requests carrying ``header`` to the canary target group alone."""

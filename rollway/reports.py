@@ -2541,6 +2541,14 @@ def wants_incident(record: RolloutRecord) -> bool:
             or unhandled_breach(record) is not None or accepted_breach(record) is not None)
 
 
+def incident_of(record: RolloutRecord) -> str:
+    """What ``record``'s incident report (``wants_incident``) is about, as its title names it:
+    promoted here is a breach left in production, standing or accepted: "rollback of" misnamed it."""
+    if record.phase is not RolloutPhase.PROMOTED:
+        return "rollback"
+    return "breach accepted" if accepted_breach(record) is not None else "breach not rolled back"
+
+
 def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, now: float | None,
                      targets: Targets | None, clock: ClockSettings | None, timeline_above: bool,
                      accepted: Transition | None = None) -> str:

@@ -37,7 +37,7 @@ from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, failed_in_passing, unusable_credentials
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
-from rollway.pinning import header_parts
+from rollway.pinning import header_line
 from rollway.targets import Targets
 
 _NOT_FOUND = frozenset({
@@ -115,7 +115,7 @@ class AwsInfraChecker:
         read_bound(read_seconds)
         if canary_header is not None:
             # As the validation sends it; one it would refuse is refused here too.
-            canary_header = ": ".join(header_parts(canary_header))
+            canary_header = header_line(canary_header)
             if elbv2 is None:
                 raise ValueError("canary_header needs elbv2: a client to read the listener's rules with")
         environments = dict(stack_environments or {})

@@ -614,11 +614,10 @@ def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, why:
     """Why a rollback's move writes no weights over ``rule``, found on the path by a lookup ``why``
     says (a rule the run or the rollout had was deleted, or the rollout recorded none), or None when it
     forwards to both the stable and the canary group, as the rule a stack update puts in the place of
-    the rollout's does. Found by path
-    and host alone, a rule that does not is another host's or another service's: the move would write
-    over it (dropping the other service's group), and say the users of the rollout's rule moved to
-    stable. ``put_back``: the advice is to put back a rule (the rollout's is gone), else to name its host
-    (the rollout's may be there, and the lookup found another first)."""
+    the rollout's does. Found by path and host alone, a rule that does not is another host's or another
+    service's: the move would write over it (dropping the other service's group), and say the users of
+    the rollout's rule moved to stable. ``put_back``: the advice is to put back a rule (the rollout's is
+    gone), else to name its host (the rollout's may be there, and the lookup found another first)."""
     forwarded = _forward_weights(rule)
     if {r.stable_arn, r.canary_arn} <= set(forwarded):
         return None

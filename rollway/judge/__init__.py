@@ -133,16 +133,18 @@ _SMALLEST_ALPHA = 1e-9
 
 
 def window_alpha(alpha: float, window: int) -> float:
-    """The alpha of the ``window``-th (0-based) window a passed stage's pause is judged on: half of
-    ``alpha``, then a quarter, and so on. A pause can last weeks (each timeout asking again), its
-    window begun again every stage's bake: at ``alpha`` each, a healthy canary was all but sure to be
-    rolled back by one of them. Halved, all the pause's windows together keep it at ``alpha``."""
+    """The alpha of the ``window``-th (0-based) window a passed stage is judged on
+    (``rollway.decide.passed_window``: its pause's looks, its scale-up's, those of a run that resumes
+    either): half of ``alpha``, then a quarter, and so on. A pause can last weeks (each timeout asking
+    again), a window begun again every half of the stage's bake: at ``alpha`` each, a healthy canary
+    was all but sure to be rolled back by one of them. Halved, all the stage's windows together keep
+    it at ``alpha``."""
     # ldexp: 2.0 ** window overflows past window 1023, a pause of that many bakes.
     return max(_SMALLEST_ALPHA, math.ldexp(alpha, -(window + 1)))
 
 
 def judge_for_pause_window(spec: RolloutSpec, stage_index: int, window: int) -> Judge:
-    """The judge of the ``window``-th window a passed stage's pause is judged on (``window_alpha``)."""
+    """The judge of the ``window``-th window a passed stage is judged on (``window_alpha``)."""
     analysis = spec.analysis.model_copy(update={"alpha": window_alpha(spec.analysis.alpha, window)})
     return judge_for_stage(spec.model_copy(update={"analysis": analysis}), stage_index)
 
