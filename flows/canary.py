@@ -26,7 +26,7 @@ from prefect_aws import AwsCredentials
 from flows.approvals import duration_said, prefect_approver
 from flows.engine import NullJournal, pause_notice, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
-from flows.finalize import FINALIZE_FLOW, ROOM, UNRECORDED_UNTOLD, run_finalize, runs_within
+from flows.finalize import FINALIZE_FLOW, ROOM, run_finalize, runs_within
 from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key, stage_table
@@ -41,8 +41,8 @@ from rollway.decide import Pause, StageState
 from rollway.failure_words import failures_writable
 from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
-from rollway.finalize import (NOTICE_NOT_SENT, UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused,
-                              is_finalized, moved_onto_stable)
+from rollway.finalize import (UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused,
+                              finalized_said, is_finalized, moved_onto_stable)
 from rollway.latency_unpublished import published, served_unpublished
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
@@ -678,16 +678,10 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
     # SNS refused the "Finalized" notice: nothing records it owed (no ledger), so no run sends it again.
     # Dropped, the run read "finalized" and nobody was told; failed, its hooks would send a person
     # to a finalize that finds nothing to do. Said in the result and the log instead.
-    untold = (None if done.notice_refused is None else
-              f"{NOTICE_NOT_SENT}{done.notice_refused}. {UNRECORDED_UNTOLD.format(topic=t.alert_topic)}")
-    if untold is not None:
-        get_run_logger().error("%s", untold)
-    return result.model_copy(update={
-        "finalized": done,
-        "reason": f"{result.reason}; finalized: {t.stable_service} runs {done.task_definition} and carries "
-                  f"{done.weights.stable}% of the traffic, {t.canary_service} is at 0"
-                  + (f"; but {untold}" if untold is not None else ""),
-    })
+    said = finalized_said(done, t)
+    if done.notice_refused is not None:
+        get_run_logger().error("finalized: %s", said)
+    return result.model_copy(update={"finalized": done, "reason": f"{result.reason}; finalized: {said}"})
 
 
 @flow(name=CANARY_FLOW, log_prints=True, **rollback_hooks())

@@ -63,7 +63,7 @@ from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answe
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
-    ALL_STABLE, DONE, NOTICE_LATE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, START, FinalizeIncomplete, FinalizePlan,
+    ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, finalize_unfinished, notice_owed, plan_finalize, plan_unrecorded, refused_said, runs_promoted,
     same_revision,
 )
@@ -1000,21 +1000,11 @@ def finalize(
     return result
 
 
-UNRECORDED_UNTOLD = ("Tell the subscribers of {topic} yourself: the ledger does not record this promotion, so no "
-                     "run sends the notice again (finalize run again finds nothing to finalize, and sends nothing)")
-"""What a "Finalized" notice SNS refused for a promotion the ledger does not record calls for: only a
-finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
-
-
 def _not_told(result: FinalizeResult, t: Targets) -> str:
-    """The error of a finalize done whose "Finalized" notice SNS did not take. Unrecorded, nothing
-    sends it late: "running finalize again sends it" sent a person to a run that finds nothing to do."""
+    """The error of a finalize done whose "Finalized" notice SNS did not take."""
     which = (f"rollout {result.rollout_id} is finalized and recorded so" if result.rollout_id
              else "the promotion is finalized (the ledger does not record it)")
-    then = (f"Once SNS takes it (topic {t.alert_topic}), {NOTICE_LATE}" if result.rollout_id
-            else UNRECORDED_UNTOLD.format(topic=t.alert_topic))
-    return (f"{which}: {t.stable_service} runs {result.task_definition} and carries {result.weights.stable}% of the "
-            f"traffic, {t.canary_service} is at 0 tasks; but {NOTICE_NOT_SENT}{result.notice_refused}. {then}")
+    return f"{which}: {finalized_said(result, t)}"
 
 
 def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:

@@ -158,9 +158,35 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     # ``sent_late``: the message id of the notice owed this run sent (``record`` read before it).
     unsent = (f'the "Finalized" notice SNS refused earlier was sent late (SNS message id {sent_late})'
               if sent_late else notice_not_sent(record))
-    return (f"{record.rollout_id} was already finalized{at}: {targets.stable_service} runs {runs} and carries "
-            f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed"
+    return (f"{record.rollout_id} was already finalized{at}: {finalized_state(targets, runs=runs, weights=weights)}; "
+            "nothing changed"
             + (f"; {unsent}" if unsent else ""))
+
+
+def finalized_state(targets: Targets, *, runs: str, weights: Weights) -> str:
+    """What the services are after a finalize (``runs``: the stable service's task definition,
+    ``weights``: read back), in the words every text that says it uses, so that they agree."""
+    return (f"{targets.stable_service} runs {runs} and carries {weights.stable}% of the traffic, "
+            f"{targets.canary_service} is at 0 tasks")
+
+
+UNRECORDED_UNTOLD = ("Tell the subscribers of {topic} yourself: the ledger does not record this promotion, so no "
+                     "run sends the notice again (finalize run again finds nothing to finalize, and sends nothing)")
+"""What a "Finalized" notice SNS refused for a promotion the ledger does not record calls for: only a
+finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
+
+
+def finalized_said(result: FinalizeResult, targets: Targets) -> str:
+    """What a finalize done leaves (``finalized_state``), and, when SNS did not take its "Finalized"
+    notice, that nobody was told and what to do: one sentence for the finalize flow's error and the
+    `canary` flow's result. Unrecorded, nothing sends the notice late: "running finalize again sends
+    it" sent a person to a run that finds nothing to do."""
+    state = finalized_state(targets, runs=result.task_definition, weights=result.weights)
+    if result.notice_refused is None:
+        return state
+    then = (f"Once SNS takes it (topic {targets.alert_topic}), {NOTICE_LATE}" if result.rollout_id
+            else UNRECORDED_UNTOLD.format(topic=targets.alert_topic))
+    return f"{state}; but {NOTICE_NOT_SENT}{result.notice_refused}. {then}"
 
 
 def is_finalized(record: RolloutRecord) -> bool:

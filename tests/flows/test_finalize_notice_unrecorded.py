@@ -39,6 +39,9 @@ def test_an_unrecorded_finalize_whose_notice_sns_refuses_does_not_say_a_run_agai
         state.result()
     said = " ".join(str(refused.value).split())
     assert "running finalize again sends it late" not in said, said
+    t = aws.targets
+    assert (f"the promotion is finalized (the ledger does not record it): {t.stable_service} runs " in said
+            and f"{t.canary_service} is at 0 tasks; but the \"Finalized\" notice was NOT sent" in said), said
     assert f"Tell the subscribers of {aws.targets.alert_topic} yourself" in said, said
     # As it says: a finalize run again, SNS taking publishes, finds nothing to do and sends nothing.
     again = run(monkeypatch, env, unrecorded=True).result()
@@ -58,4 +61,9 @@ def test_the_canary_flow_s_finalize_whose_notice_sns_refuses_says_so_in_its_resu
     reason = " ".join(result.reason.split())
     assert 'the "Finalized" notice was NOT sent, nobody was told' in reason and "sns:Publish" in reason, reason
     assert f"Tell the subscribers of {aws.targets.alert_topic} yourself" in reason, reason
+    # The finalize flow's own words for what it left: its canary "is at 0", where the finalize flow's
+    # error said "is at 0 tasks", read as a weight of 0.
+    t, done = aws.targets, result.finalized
+    assert (f"; finalized: {t.stable_service} runs {done.task_definition} and carries 100% of the traffic, "
+            f"{t.canary_service} is at 0 tasks; but the \"Finalized\" notice was NOT sent") in reason, reason
     assert not any(s.startswith("Finalized") for s in received_subjects(aws, url))
