@@ -158,10 +158,12 @@ def build_deployments(
         # deploys, two pushes of a version, or two cleanups at once would race each other.
         deploy(deploy_infrastructure, {**blocks, **pinned},
                "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the "
-               "pre-deployment checklist; resume a failed run with from_stack.", concurrency_limit=1),
+               "pre-deployment checklist (with canary_header, the listener rule pinning validate_deployment's "
+               "checks too); resume a failed run with from_stack.", concurrency_limit=1),
         deploy(verify_infrastructure, {**blocks, **pinned},
-               "Check the pre-deployment checklist (reads only): tables and indexes, queues and DLQs, "
-               "dashboard, alarms and the alert topic's subscribers."),
+               "Check the pre-deployment checklist (reads only): stacks, tables and indexes, queues and DLQs, "
+               "dashboard, alarms and the alert topic's subscribers; with canary_header, the listener rule "
+               "pinning validate_deployment's checks."),
         deploy(publish_container, blocks,
                "Build the release image from context_dir, push <ECR repository>:<version> and :latest, and register "
                "a task-definition revision pinning the version by its digest (refuses a version already pushed).",

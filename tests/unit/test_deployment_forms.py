@@ -233,3 +233,20 @@ def test_the_finalize_form_takes_a_reason_to_accept_a_breach_and_refuses_a_blank
     assert field.get("default") is None and "judged it harmless" in field["description"]
     text = next(option for option in field["anyOf"] if option.get("type") == "string")
     assert text["pattern"] == r"\S", "the form refuses a blank reason as it is typed"
+
+
+def test_verify_infrastructure_s_description_names_every_kind_of_item_its_checklist_checks() -> None:
+    """The UI's description listed tables, queues, dashboard, alarms and the topic; the checklist
+    also checks the stacks and, with canary_header, the listener rule pinning the validation's checks."""
+    from typing import get_args
+
+    from rollway.checklist import Kind
+
+    said = SERVED["verify_infrastructure"].description
+    assert all(kind in said for kind in get_args(Kind)), said
+
+
+@pytest.mark.parametrize("flow_name", ["deploy_infrastructure", "verify_infrastructure"])
+def test_an_infrastructure_description_says_canary_header_adds_the_listener_rule(flow_name) -> None:
+    said = SERVED[flow_name].description
+    assert "with canary_header, the listener rule pinning validate_deployment's checks" in said, said
