@@ -77,6 +77,12 @@ def decommission_page_answer_lost(monkeypatch, watch):
     spec = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
     env, _ = promoted_world(monkeypatch, spec=spec)
     env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window decommissions
+    decommission_pages_answer_lost(env)
+    return env, watch(monkeypatch, env)
+
+
+def decommission_pages_answer_lost(env) -> None:
+    """SNS's answers to ``env``'s "Old version decommissioned" pages lost; other notices go out."""
     notify = env.notifier.notify
 
     def lost(subject, message):
@@ -85,7 +91,6 @@ def decommission_page_answer_lost(monkeypatch, watch):
         return notify(subject, message)
 
     env.notifier.notify = lost
-    return env, watch(monkeypatch, env)
 
 
 def test_a_decommission_page_whose_answer_was_lost_is_not_said_not_sent(monkeypatch, caplog):
