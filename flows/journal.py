@@ -638,16 +638,20 @@ class LedgerJournal:
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
         )
 
-    def window_ended(self, result: RolloutResult, *, page_not_sent: bool = False) -> None:
+    def window_ended(self, result: RolloutResult, *, page_not_sent: bool = False, page_lost: bool = False) -> None:
         """The summary again once the monitoring window is over, if the window did not end as the
         promotion's summary says: rolled back, promoted unverified, or a page of its end SNS refused
         (``page_not_sent``: the decommission's, or "Decommission skipped"; ``result.reason`` says
-        which and why). That summary, what people open first, was the run's last word, and read
-        "promoted" over a run that returned rolled_back, or whose window's page nobody got."""
+        which and why), or whose answer was lost (``page_lost``: SNS may have delivered it). That
+        summary, what people open first, was the run's last word, and read "promoted" over a run
+        that returned rolled_back, or whose window's page nobody got; "NOT sent" over one whose page
+        may have gone out."""
         if result.outcome == "rolled_back":
             heading = "rolled back"
         elif result.monitoring_verified is False:
             heading = "promoted (monitoring unverified)"
+        elif page_lost:
+            heading = "promoted (whether a page of its monitoring window was sent is NOT known)"
         elif page_not_sent:
             heading = "promoted (a page of its monitoring window was NOT sent)"
         else:

@@ -42,7 +42,8 @@ from rollway.aws.ledger import write_or_why
 from rollway.bounds import duration_words
 from rollway.clock import ClockSettings
 from rollway.decide import FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS, window_settled
-from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
+from rollway.decommission_page import (DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, refused_comment,
+                                       why_owed)
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
@@ -722,7 +723,7 @@ def _watch(
                   t.stable_service, _unsent(page_subject(t.stable_service), lost), refused,
                   _AGAIN if lost else "")
         if unrecorded is None:
-            _record_refused(env, lease.rollout, refused, actor=actor)
+            _record_refused(env, lease.rollout, page_subject(t.stable_service), refused, lost=lost, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
                              page_refused=refused, page_answer_lost=lost)
     if unrecorded is None:
@@ -1103,11 +1104,14 @@ def _record_paged(env: Environment, rollout: str | None, message_id: str, *, act
                                "run that looks at the rollout will send it again", unrecorded)
 
 
-def _record_refused(env: Environment, rollout: str | None, refused: str, *, actor: str) -> None:
-    """Record that SNS refused the decommission's page (its answer, ``refused``): the page stays
-    owed, and ``why_owed`` gives the newest answer. Logged, never raised: the window is done, and
-    failing the run would have a rollout run's hooks act on a release whose window passed."""
-    why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), env.targets)
+def _record_refused(env: Environment, rollout: str | None, subject: str, refused: str, *, lost: bool,
+                    actor: str) -> None:
+    """Record that SNS refused the decommission's page ``subject`` (its answer, ``refused``), or that
+    its answer was lost (``lost``: it may have gone out): the page stays owed, and ``why_owed`` gives
+    the newest answer. Logged, never raised: the window is done, and failing the run would have a
+    rollout run's hooks act on a release whose window passed."""
+    comment = refused_comment(subject, refused, lost=lost)
+    why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, comment, wall=env.wall(), actor=actor), env.targets)
     if why is not None:
         get_run_logger().error("the ledger could not record that SNS refused the decommission's page: %s", why)
 
@@ -1130,13 +1134,15 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
     message_id, refused, lost = _send_page(env, page_subject(t.stable_service, late=True),
                                            late_message(record, owed, t.stable_service))
     if refused is not None:
-        log.error("%s of rollout %s was never paged (%s), and %s: %s; the next run that looks at the rollout sends "
-                  "it%s", t.stable_service, record.rollout_id, why_owed(record, owed),
+        # "Never paged" was said of a page whose answer was lost: ``why_owed`` says which it was.
+        log.error("the page of %s's decommission (rollout %s) is still owed (%s), and %s: %s; the next run that looks "
+                  "at the rollout sends it%s", t.stable_service, record.rollout_id, why_owed(record, owed),
                   _unsent(page_subject(t.stable_service, late=True), lost), refused,
                   _AGAIN if lost else "")
         # Recorded as the first refusal was: status, the report and the next late page give SNS's
         # newest answer, not an older one (a topic mended since) or "died before paging".
-        _record_refused(env, record.rollout_id, refused, actor=actor)
+        _record_refused(env, record.rollout_id, page_subject(t.stable_service, late=True), refused, lost=lost,
+                        actor=actor)
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
                 why_owed(record, owed))

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, Transition, notice_time, utc
+from rollway.window_page import CHECK_DELIVERY, PageOutcome, page_comment, page_outcome
 
 DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
 """The history entry recorded after the decommission's page was published (its SNS message id)."""
 
 PAGE_REFUSED = "decommission-page-refused"
-"""The history entry recorded when SNS refused the decommission's page (its answer as the comment):
-the page stays owed, and the late one says why."""
+"""The history entry recorded when SNS refused the decommission's page, or its answer was lost
+(``refused_comment``: the window page's shape, ``rollway.window_page.page_comment``): the page stays
+owed, and the late one says why."""
 
 SUBJECT = "Old version decommissioned"
 
@@ -48,16 +50,46 @@ def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
     return None if record is None else record.newest_while_promoted(DECOMMISSION, PAGED, FINALIZE_START)
 
 
-def why_owed(record: RolloutRecord, owed: Transition) -> str:
-    """Why the page of the decommission ``owed`` was never sent: SNS's answer when it refused it
-    (a ``decommission-page-refused`` entry after it), else that the run died before paging. A page
-    SNS refused was said to be owed because its run died, and nobody looked at the topic or the role."""
+def refused_comment(page_subject: str, answer: str, *, lost: bool) -> str:
+    """A ``decommission-page-refused`` entry's comment: the page (its subject), whether it went out,
+    and SNS's answer, as a window page's entry says it (``page_comment``). An entry of SNS's words
+    alone said nothing of a lost answer, and its readers took the page for refused."""
+    return page_comment(page_subject, answer, lost=lost)
+
+
+def _refused(record: RolloutRecord, owed: Transition) -> tuple[Transition, PageOutcome] | None:
+    """The newest ``decommission-page-refused`` entry after ``owed``, read, or None. An entry written
+    before it had the window page's shape is SNS's answer alone: read as that shape's older entries
+    are, lost when SNS's words say its answer was (``page_outcome``), else refused."""
     after = record.history[record.history.index(owed) + 1:]
-    refused = next((t for t in reversed(after) if t.kind == PAGE_REFUSED), None)
+    entry = next((t for t in reversed(after) if t.kind == PAGE_REFUSED), None)
+    if entry is None:
+        return None
+    outcome = page_outcome(entry.comment) or page_outcome(
+        page_comment(SUBJECT, entry.comment or "no answer recorded", lost=False))
+    return entry, outcome
+
+
+def why_owed(record: RolloutRecord, owed: Transition) -> str:
+    """Why the page of the decommission ``owed`` is still owed: SNS's answer when it refused it, or
+    when that answer was lost (a ``decommission-page-refused`` entry after it), else that the run
+    died before paging. A page SNS refused was said to be owed because its run died, and nobody
+    looked at the topic or the role; one whose answer was lost said "SNS refused it" of a page SNS
+    may have delivered."""
+    refused = _refused(record, owed)
     if refused is None:
         return LATE_WHY
-    when = notice_time(refused)
-    return f"SNS refused it: {refused.comment or 'no answer recorded'} ({refused.actor}'s run, at {when})"
+    entry, outcome = refused
+    run = f"({entry.actor}'s run, at {notice_time(entry)})"
+    if outcome.lost:
+        return f"SNS's answer to it was lost, and it may have gone out: {outcome.answer} {run}"
+    return f"SNS refused it: {outcome.answer} {run}"
+
+
+def _answer_lost(record: RolloutRecord, owed: Transition) -> bool:
+    """Whether the newest answer to ``owed``'s page was lost: SNS may have delivered it."""
+    refused = _refused(record, owed)
+    return refused is not None and refused[1].lost
 
 
 def subject(stable_service: str, *, late: bool = False) -> str:
@@ -68,7 +100,8 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
     """The late page: what was decommissioned, when, by which run, and why it comes now."""
     run = f", run {decommission.run}" if decommission.run else ""
     when = notice_time(decommission)
-    return (f"This page is late: {why_owed(record, decommission)}. Rollout {record.rollout_id} of {record.image}: "
+    late = "late, or a second one" if _answer_lost(record, decommission) else "late"
+    return (f"This page is {late}: {why_owed(record, decommission)}. Rollout {record.rollout_id} of {record.image}: "
             f"{stable_service} was scaled to 0 at {when} (by {decommission.actor}{run}): "
             f"{decommission.comment or 'decommissioned'}.")
 
@@ -80,9 +113,12 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
     listed ``decommission-paged`` as any other entry, and nothing said a page was owed."""
     owed = page_owed(record)
     if owed is not None:
-        return (f"the \"{SUBJECT}\" page of {stable_service} was never sent ({why_owed(record, owed)}): the next run "
-                "that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, or the weekly "
-                "`advance_phase` tick)", True)
+        then = ("the next run that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, "
+                "or the weekly `advance_phase` tick)")
+        if _answer_lost(record, owed):
+            return (f"whether the \"{SUBJECT}\" page of {stable_service} was sent is not known "
+                    f"({why_owed(record, owed)}): {then}, again if it went out; {CHECK_DELIVERY}", True)
+        return f"the \"{SUBJECT}\" page of {stable_service} was never sent ({why_owed(record, owed)}): {then}", True
     sent = _newest_of_the_page(record)
     if sent is None or sent.kind != PAGED:
         return None

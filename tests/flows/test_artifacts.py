@@ -406,26 +406,43 @@ def test_a_rollout_whose_monitoring_window_was_unverified_says_so_in_its_summary
     assert "AccessDenied" in summary, summary
 
 
-def test_a_rollout_whose_decommission_page_sns_refused_says_so_in_its_summary():
+def _decommission_page_refused(env) -> None:
+    from tests.flows.test_monitor_rollout import decommission_page_refused
+
+    decommission_page_refused(env)
+
+
+def _decommission_page_answer_lost(env) -> None:
+    from tests.flows.test_window_page_answer_lost import decommission_pages_answer_lost
+
+    decommission_pages_answer_lost(env)
+
+
+@pytest.mark.parametrize("sns, said, heading, answer", [
+    (_decommission_page_refused, "page was not sent", "a page of its monitoring window was NOT sent",
+     "SNS topic 'webordinary-alerts' not found"),
+    # Its answer lost (``AnswerLost``), SNS may have delivered the page: the heading said "NOT sent".
+    (_decommission_page_answer_lost, "page was sent is not known",
+     "whether a page of its monitoring window was sent is NOT known", "its answer lost (ReadTimeoutError"),
+], ids=["refused", "answer lost"])
+def test_a_rollout_whose_decommission_page_sns_refused_says_so_in_its_summary(sns, said, heading, answer):
     """The monitoring artifact and the run's result said the window's page was NOT sent (the old
     version decommissioned with nobody told); the summary, what people open first, read
     "promoted" with the last stage's reason."""
     from rollway.fakes import FakeMetrics, steady
     from rollway.spec import WeeklyPhase
-    from tests.flows.test_monitor_rollout import decommission_page_refused
 
     env = fake_environment(canary_error_rate=0.001)
     env.ledger = FakeLedger()
     env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.001))
-    decommission_page_refused(env)
+    sns(env)
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300,
                        phases=(WeeklyPhase(name="all", weights=(5, 100), decommission=True),))
     result = rollout(env, spec)
-    assert result.outcome == "promoted" and "page was not sent" in result.reason, result.reason
+    assert result.outcome == "promoted" and said in result.reason, result.reason
     summary = latest(artifact_key(env.targets.canary_service, "summary")).data
-    assert summary.splitlines()[0] == f"# Rollout of `{IMAGE}` promoted (a page of its monitoring window was NOT sent)", \
-        summary
-    assert "SNS topic 'webordinary-alerts' not found" in summary, summary
+    assert summary.splitlines()[0] == f"# Rollout of `{IMAGE}` promoted ({heading})", summary
+    assert answer in summary, summary
 
 
 

@@ -77,6 +77,12 @@ def decommission_page_answer_lost(monkeypatch, watch):
     spec = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
     env, _ = promoted_world(monkeypatch, spec=spec)
     env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window decommissions
+    decommission_pages_answer_lost(env)
+    return env, watch(monkeypatch, env)
+
+
+def decommission_pages_answer_lost(env) -> None:
+    """SNS's answers to ``env``'s "Old version decommissioned" pages lost; other notices go out."""
     notify = env.notifier.notify
 
     def lost(subject, message):
@@ -85,7 +91,6 @@ def decommission_page_answer_lost(monkeypatch, watch):
         return notify(subject, message)
 
     env.notifier.notify = lost
-    return env, watch(monkeypatch, env)
 
 
 def test_a_decommission_page_whose_answer_was_lost_is_not_said_not_sent(monkeypatch, caplog):
@@ -107,3 +112,22 @@ def test_the_monitor_flow_fails_saying_a_decommission_page_whose_answer_was_lost
     assert "SNS refused" not in said and "not sent" not in said, said
     assert "\"Old version decommissioned: webordinary-edit-service\" page was sent is not known" in said, said
     assert "again, if it went out" in said and "delivery logs" in said, said
+
+
+def test_a_decommission_page_whose_answer_was_lost_is_recorded_so_and_status_and_the_late_page_say_it(monkeypatch):
+    """The ``decommission-page-refused`` entry held SNS's words alone: status said the page "was never
+    sent (SNS refused it: ...)", and the late page "This page is late: SNS refused it", of a page SNS
+    may have delivered."""
+    from rollway.decommission_page import PAGE_REFUSED, late_message, page_owed, page_said
+
+    env, _ = decommission_page_answer_lost(monkeypatch, resume_the_window)
+    record = env.ledger.get(env.targets.canary_service)
+    entry = record.history[-1]
+    assert entry.kind == PAGE_REFUSED, record.history
+    assert entry.comment.startswith(f"whether the \"Old version decommissioned: {env.targets.stable_service}\" page "
+                                    "was sent is not known"), entry
+    said, warning = page_said(record, env.targets.stable_service)
+    assert warning and "never sent" not in said and "SNS refused" not in said, said
+    assert "was sent is not known (SNS's answer to it was lost, and it may have gone out: " in said, said
+    late = late_message(record, page_owed(record), env.targets.stable_service)
+    assert late.startswith("This page is late, or a second one: SNS's answer to it was lost"), late
