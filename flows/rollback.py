@@ -1194,7 +1194,7 @@ def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> No
         return
     for u in unheard:
         log.warning("%s answered %s to flow run %s %s: nothing acted on it (recorded in the ledger)",
-                    u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
+                    u.answer.who, u.answer.action, u.run, UNHEARD_AFTER)
 
 
 class RollbackEndedBefore(LedgerError):

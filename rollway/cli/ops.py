@@ -1575,7 +1575,7 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     except LedgerError as refused:  # another rollout is the newest, say: the abort below says so itself
         failed = str(refused)
     for u in unheard:
-        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {wall_utc(u.answered_at)} "
+        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.who} at {wall_utc(u.answered_at)} "
                 f"{UNHEARD_AFTER}: nothing acted on it")
         if failed is None:
             console.print(f"{said}; recorded in the ledger", markup=False)
