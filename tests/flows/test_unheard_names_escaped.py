@@ -16,11 +16,9 @@ import flows.progressive
 from flows.env import OWNER_PREFIX
 from rollway.approvals import UNHEARD_AFTER, ApprovalAnswer, auto_approve, scripted
 from rollway.cli import ops
-from rollway.ledger import Transition
 from tests.flows.test_progressive_fakes import env_with_ledger, full_spec, progressive_on
 from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
-from tests.flows.test_unheard_answer import (PHASED, QUESTION, dead_run_answered, held_by_a_dead_run_answered,
-                                             rollback_on)
+from tests.flows.test_unheard_answer import PHASED, dead_run_answered, held_by_a_dead_run_answered, rollback_on
 
 NAME = "dana\nmallory: approve \u202eevil"
 ESCAPED = "dana\\nmallory: approve \\u202eevil"
@@ -76,10 +74,6 @@ def test_abort_says_the_unheard_answer_with_the_name_escaped(monkeypatch, capsys
 
     dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
     commands_see_a_rollout_owned_by(monkeypatch, dead)
-    service = ops.connect(None, None)
-    rollouts = service.ledger._rollouts[service.name]
-    rollouts[-1] = rollouts[-1].model_copy(update={"history": (*rollouts[-1].history, Transition(
-        at=1.0, kind="pause", actor="rollway", to_stage=1, comment=f"approval pause: {QUESTION}"))})
     monkeypatch.setattr(flows.approvals, "unheard_answers", _read_as_typed(flows.approvals.unheard_answers))
     monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: SimpleNamespace(
         done_by=None, steps=(), weights=None, canary_desired=0, flags_disabled=(), flags_kept=(), flags_held=()))
