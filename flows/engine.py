@@ -1154,7 +1154,7 @@ def run_stages(
             if answer.action == "reject" and answer.next_weight is not None:
                 # Never refused: a person who rejects wants the traffic off the canary now.
                 log.warning("%s's reject named next_weight %s%%, which a reject does not use: ignored, the rollout "
-                            "rolls back", answer.approver, answer.next_weight)
+                            "rolls back", answer.who, answer.next_weight)
             sent = env.wall()
             journal.answered(decision, answer, target)
             renewals.wrote(sent)

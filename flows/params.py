@@ -32,11 +32,10 @@ def _named(actor: str) -> str:
     if len(actor) > MAX_ACTOR:
         raise ValueError(f"actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
     if not re.search(NAME_PATTERN, actor):
-        # As `--approver` and the approval form refuse it: the name goes as typed into the
-        # ledger, the finalize and rollback notices people get, the summaries and the run's log,
-        # where a line break wrote a line of its own and an escape sequence acted on a terminal.
-        raise ValueError(f"actor must be {name_rule(actor)}: the ledger, the notices and the run's log carry it "
-                         "as typed")
+        # As `--approver` and the approval form refuse it. Not for the run's log, which shows a name
+        # escaped, nor for the notices' escape sequences and overrides (SnsNotifier.notify escapes
+        # them): the ledger keeps it as typed, in the entries every later reader takes it from.
+        raise ValueError(f"actor must be {name_rule(actor)}: the ledger keeps it as typed")
     return encodable(actor, "actor")
 
 

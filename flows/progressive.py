@@ -583,7 +583,7 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
                                unrecorded=unheard_said(unheard))
     for u in unheard:
         log.warning("%s answered %s to flow run %s %s: not acted on (recorded in the ledger); this run asks again",
-                    u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
+                    u.answer.who, u.answer.action, u.run, UNHEARD_AFTER)
     return recorded
 
 

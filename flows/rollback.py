@@ -69,7 +69,7 @@ from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NO
                             check_rollout, claim_changes, notice_answer_lost, notice_sent, notice_time,
                             notice_unconfirmed, rollback_start, rollback_stopped_comment, utc, wall_utc)
 from rollway.model import ServiceState, ShiftedRule, Weights
-from rollway.one_line import on_one_line, shown
+from rollway.one_line import on_one_line
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
@@ -1194,7 +1194,7 @@ def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> No
         return
     for u in unheard:
         log.warning("%s answered %s to flow run %s %s: nothing acted on it (recorded in the ledger)",
-                    u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
+                    u.answer.who, u.answer.action, u.run, UNHEARD_AFTER)
 
 
 class RollbackEndedBefore(LedgerError):
@@ -1210,8 +1210,9 @@ def _not_ended_by_another(record: RolloutRecord) -> None:
     if record.phase is not RolloutPhase.ROLLED_BACK:
         return
     end = record.last_transition("rollback")
-    # Who, as the ledger has it: control characters in a name acted on the terminal reading the log.
-    by = f" by {shown(end.actor, keep='')} at {utc(end.at)}" if end is not None else ""
+    # Who, as the ledger has it, on one line as this module names every actor: control characters
+    # in a name acted on the terminal reading the log.
+    by = f" by {on_one_line(end.actor)} at {utc(end.at)}" if end is not None else ""
     raise RollbackEndedBefore(f"rollout {record.rollout_id} of {record.service} was recorded as rolled back{by} "
                               "already; its end is that rollback's")
 

@@ -1575,7 +1575,7 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     except LedgerError as refused:  # another rollout is the newest, say: the abort below says so itself
         failed = str(refused)
     for u in unheard:
-        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {wall_utc(u.answered_at)} "
+        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.who} at {wall_utc(u.answered_at)} "
                 f"{UNHEARD_AFTER}: nothing acted on it")
         if failed is None:
             console.print(f"{said}; recorded in the ledger", markup=False)
@@ -1721,8 +1721,9 @@ def _form_problem(error: Any, options: dict[str, str], weight: int | None) -> st
         return f"--weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to 100"
     if field == "approver" and error["type"] == "string_pattern_mismatch":
         # The form's pattern, quoted as pydantic does, told nobody what was wrong with the name. Not
-        # "the run's log": it shows an approver escaped; the ledger and a rollback's page do not.
-        return f"--approver {error['input']!r}: {name_rule(error['input'])}: the ledger and the pages carry it as typed"
+        # "the run's log" (ApprovalAnswer.who), nor "the pages" (SnsNotifier.notify escapes escape
+        # sequences and overrides): the ledger keeps it as typed, in the entries every later reader takes.
+        return f"--approver {error['input']!r}: {name_rule(error['input'])}: the ledger keeps it as typed"
     return f"{options.get(field, field) if field else 'the answer'}: {error['msg']}"
 
 

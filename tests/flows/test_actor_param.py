@@ -1,7 +1,8 @@
 """Every flow's ``actor`` is a name on one line with no control characters, as an approver's is:
-it goes as typed into the ledger, the notices people get ("finalized by ..."), the summaries and
-the run's log. A line break wrote a line of its own in a notice, and an escape sequence acted on
-the terminal of whoever read the log; `--approver` and the approval form refused both already."""
+it goes as typed into the ledger, whose entries the notices ("finalized by ..."), the summaries and
+the run's log are read from. A line break wrote a line of its own in a notice, and an escape
+sequence acted on the terminal of whoever read the log; `--approver` and the approval form refused
+both already. The refusal names the ledger: the notices and the log escape a name now."""
 
 from __future__ import annotations
 
@@ -34,8 +35,12 @@ FORGED = ["carol\x1b]0;pwned\x07", "alice\nRollout r2, finalized by bob", "bob\r
 @pytest.mark.parametrize("actor", FORGED)
 def test_an_actor_with_a_control_character_is_a_parameter_error(run, parameters, actor):
     run.validate_parameters({**parameters, "actor": "alice"})  # the other parameters fit
-    with pytest.raises(ParameterTypeError, match="actor must be a name on one line, with no control characters"):
+    with pytest.raises(ParameterTypeError, match="actor must be a name on one line, with no control characters") \
+            as refused:
         run.validate_parameters({**parameters, "actor": actor})
+    # Where the name goes as typed: the notices and the run's log show a name escaped.
+    said = " ".join(str(refused.value).split())
+    assert "the ledger keeps it as typed" in said and "notices" not in said and "run's log" not in said, said
 
 
 @pytest.mark.parametrize(("run", "parameters"), FLOWS)
