@@ -40,9 +40,9 @@ class ApprovalAnswer(BaseModel):
     @property
     def who(self) -> str:
         """``approver`` as the run's log lines, refusals and states name them: escaped (``shown``),
-        since the form refuses a line break in a name but not a right-to-left override, and a
-        script's answer either: a line break wrote a line of its own under the real one, and an
-        override reordered the words after it."""
+        since an answer an older form took, or a script's, can hold what today's form refuses: a
+        line break wrote a line of its own under the real one, and a right-to-left override
+        reordered the words after it."""
         return shown(self.approver, keep="")
 
 
@@ -236,7 +236,7 @@ def unheard_said(unheard: Sequence[UnheardAnswer]) -> str:
     control characters escaped (``on_one_line``): said in the run's log, and kept in the ledger for
     the form and the notice of the pause asked again, an escape sequence in a comment acted on the
     terminal of whoever read them."""
-    return "; ".join(f"{shown(u.answer.approver, keep='')} answered {u.answer.action}"
+    return "; ".join(f"{u.answer.who} answered {u.answer.action}"
                      + (f" ({said})" if (said := on_one_line(u.answer.comment)) else "") for u in unheard)
 
 
