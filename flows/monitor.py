@@ -42,7 +42,7 @@ from rollway.aws.ledger import write_or_why
 from rollway.bounds import duration_words
 from rollway.clock import ClockSettings
 from rollway.decide import FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS, window_settled
-from rollway.decommission_page import (DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, refused_comment,
+from rollway.decommission_page import (DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed,
                                        why_owed)
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
@@ -1110,7 +1110,7 @@ def _record_refused(env: Environment, rollout: str | None, subject: str, refused
     its answer was lost (``lost``: it may have gone out): the page stays owed, and ``why_owed`` gives
     the newest answer. Logged, never raised: the window is done, and failing the run would have a
     rollout run's hooks act on a release whose window passed."""
-    comment = refused_comment(subject, refused, lost=lost)
+    comment = page_comment(subject, refused, lost=lost)
     why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, comment, wall=env.wall(), actor=actor), env.targets)
     if why is not None:
         get_run_logger().error("the ledger could not record that SNS refused the decommission's page: %s", why)

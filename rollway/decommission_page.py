@@ -23,7 +23,7 @@ PAGED = "decommission-paged"
 
 PAGE_REFUSED = "decommission-page-refused"
 """The history entry recorded when SNS refused the decommission's page, or its answer was lost
-(``refused_comment``: the window page's shape, ``rollway.window_page.page_comment``): the page stays
+(the window page's shape, written by ``rollway.window_page.page_comment``): the page stays
 owed, and the late one says why."""
 
 SUBJECT = "Old version decommissioned"
@@ -48,13 +48,6 @@ def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
     """A promoted rollout's newest ``decommission``, ``decommission-paged`` or finalize start: which
     of them came last says whether the page is owed, sent, or stale news. None for any other."""
     return None if record is None else record.newest_while_promoted(DECOMMISSION, PAGED, FINALIZE_START)
-
-
-def refused_comment(page_subject: str, answer: str, *, lost: bool) -> str:
-    """A ``decommission-page-refused`` entry's comment: the page (its subject), whether it went out,
-    and SNS's answer, as a window page's entry says it (``page_comment``). An entry of SNS's words
-    alone said nothing of a lost answer, and its readers took the page for refused."""
-    return page_comment(page_subject, answer, lost=lost)
 
 
 def _refused(record: RolloutRecord, owed: Transition) -> tuple[Transition, PageOutcome] | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.decommission_page import PAGE_REFUSED, late_message, page_said, refused_comment, why_owed
+from rollway.decommission_page import PAGE_REFUSED, late_message, page_said, why_owed
+from rollway.window_page import page_comment
 from rollway.ledger import Transition
 from tests.unit.test_breach_incident import LOST
 from tests.unit.test_reports import T0, promoted_record
@@ -25,7 +26,7 @@ def owing(comment: str):
     return rec.model_copy(update={"history": (*rec.history, decommission, refused)}), decommission
 
 
-@pytest.mark.parametrize("comment", [refused_comment(f"Old version decommissioned: {STABLE}", LOST, lost=True), LOST],
+@pytest.mark.parametrize("comment", [page_comment(f"Old version decommissioned: {STABLE}", LOST, lost=True), LOST],
                          ids=["this version's entry", "an older version's entry"])
 def test_a_page_whose_answer_was_lost_is_not_said_refused_or_never_sent(comment):
     rec, decommission = owing(comment)
@@ -40,7 +41,7 @@ def test_a_page_whose_answer_was_lost_is_not_said_refused_or_never_sent(comment)
     assert late.startswith("This page is late, or a second one: SNS's answer to it was lost"), late
 
 
-@pytest.mark.parametrize("comment", [refused_comment(f"Old version decommissioned: {STABLE}", REFUSED, lost=False),
+@pytest.mark.parametrize("comment", [page_comment(f"Old version decommissioned: {STABLE}", REFUSED, lost=False),
                                      REFUSED], ids=["this version's entry", "an older version's entry"])
 def test_a_page_sns_refused_is_said_refused_and_never_sent(comment):
     rec, decommission = owing(comment)
