@@ -141,7 +141,7 @@ class FinalizeResult(BaseModel):
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
-def _last(record: RolloutRecord, kind: str) -> int:
+def last_index(record: RolloutRecord, kind: str) -> int:
     """Index in the history of the newest transition of ``kind`` (-1: none)."""
     return max((i for i, t in enumerate(record.history) if t.kind == kind), default=-1)
 
@@ -191,7 +191,7 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
 
 def is_finalized(record: RolloutRecord) -> bool:
     """Whether the rollout's newest finalize finished (a ``finalized`` after the last start)."""
-    return record.phase is RolloutPhase.PROMOTED and _last(record, DONE) > _last(record, START)
+    return record.phase is RolloutPhase.PROMOTED and last_index(record, DONE) > last_index(record, START)
 
 
 def notice_owed(record: RolloutRecord | None) -> Transition | None:
@@ -227,7 +227,7 @@ def notice_not_sent(record: RolloutRecord | None) -> str | None:
 def finalize_unfinished(record: RolloutRecord | None) -> bool:
     """Whether a finalize of this promoted rollout began and has not finished (its run stopped
     or is still going): until it is run again, a new rollout must not take the canary service."""
-    return record is not None and record.phase is RolloutPhase.PROMOTED and _last(record, START) > _last(record, DONE)
+    return record is not None and record.phase is RolloutPhase.PROMOTED and last_index(record, START) > last_index(record, DONE)
 
 
 def unhandled_breach(record: RolloutRecord | None) -> Transition | None:
@@ -246,8 +246,8 @@ def unhandled_breach(record: RolloutRecord | None) -> Transition | None:
     again" where finalize refused."""
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return None
-    kept = _last(record, BREACH_KEPT)
-    if kept <= _last(record, START) or accepted_breach(record) is not None:
+    kept = last_index(record, BREACH_KEPT)
+    if kept <= last_index(record, START) or accepted_breach(record) is not None:
         return None
     return record.history[kept]
 
@@ -258,7 +258,7 @@ def accepted_breach(record: RolloutRecord | None) -> tuple[Transition, Transitio
     covers the breach it named: a breach recorded after it stands, accepted by no one."""
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return None
-    kept = _last(record, BREACH_KEPT)
+    kept = last_index(record, BREACH_KEPT)
     if kept < 0:
         return None
     breach = record.history[kept]
@@ -305,7 +305,7 @@ def breach_way_out(record: RolloutRecord) -> str:
     revision = f" (revision {previous})" if previous else ""
     again = _AGAIN.format(revision=revision)
     if is_finalized(record):
-        when = "before the breach was recorded" if _last(record, DONE) < _last(record, BREACH_KEPT) else (
+        when = "before the breach was recorded" if last_index(record, DONE) < last_index(record, BREACH_KEPT) else (
             "by a finalize begun before the breach was recorded")
         return _FINALIZED_WAY_OUT.format(actor=done.actor, at=utc(done.at), when=when, again=again)
     return _BEGAN_WAY_OUT.format(actor=began.actor, at=utc(began.at), revision=revision, again=again,

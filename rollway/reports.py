@@ -29,7 +29,7 @@ from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again,
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import (accepted_breach, breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
-                              finalize_unfinished, is_finalized, notice_not_sent, unhandled_breach)
+                              finalize_unfinished, is_finalized, last_index, notice_not_sent, unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
@@ -2621,8 +2621,7 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     # ``breach_way_out`` says): "the new version still takes 0%" of a finalized one said users were off it.
     # One begun after it follows an acceptance (finalize refuses a breach standing): said so, not "before".
     on = f"({record.weights} stable/canary, as the ledger last recorded it; `rollway status` reads the load balancer now)"
-    began = ("after" if record.history.index(breach) < max(
-        (i for i, t in enumerate(record.history) if t.kind == FINALIZE_START), default=-1) else "before")
+    began = "after" if record.history.index(breach) < last_index(record, FINALIZE_START) else "before"
     kept = (f"the stable service runs the release that breached (put there by a finalize begun {began} the breach was "
             f"recorded) and takes {record.weights.stable}% of the traffic {on}" if is_finalized(record) else
             f"a finalize began {began} the breach was recorded, so the stable service may run the release that "
