@@ -550,7 +550,8 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
     Raises:
         ResumeRefused: the server refused (the input does not fit the form, the run had left its
             pause: answered, timed out, cancelled; or the form was not stored within
-            ``patience_seconds``).
+            ``patience_seconds``), or it failed to take the answer for ``patience_seconds`` while
+            the run stayed at the pause.
     """
     from prefect.client.schemas.responses import SetStateStatus
 
@@ -579,11 +580,31 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
                     # dropped connection lost, and the client sent it again. Told "answered first by"
                     # themselves, "not taken", the person thought their answer lost.
                     return
+                if _still_at(latest, paused or run.state):
+                    # Aborted with the run still at this very pause: the server failed to take the
+                    # answer (its state validation erred, a database busy under load), not the run
+                    # left its pause. Told "not paused" of a run the UI showed paused, the person
+                    # was left to guess; and an answer nobody sent again was lost.
+                    if time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    raise ResumeRefused(f"the Prefect API did not take this answer ({reason}); flow run {latest.name} "
+                                        f"({latest.id}) is still paused at this pause, unanswered: answer again")
                 raise _not_taken(client, latest, paused or run.state, reason)
             if _SCHEMA_NOT_STORED not in str(reason) or time.monotonic() >= deadline:
                 raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {reason}")
             # The run stores its form moments after pausing; ask again shortly.
             time.sleep(0.2)
+
+
+def _still_at(run: Any, paused: Any) -> bool:
+    """Whether ``run`` is still paused at the pause ``paused`` (the one being answered), its
+    timeout not yet past."""
+    state = run.state
+    if state is None or not state.is_paused() or _another_pause(state, paused):
+        return False
+    due = state.state_details.pause_timeout
+    return due is None or datetime.now(timezone.utc) < due
 
 
 def _another_pause(state: Any, paused: Any) -> bool:

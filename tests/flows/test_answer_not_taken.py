@@ -196,3 +196,53 @@ def test_promote_with_nothing_paused_says_how_the_last_pause_ended(monkeypatch, 
                        credentials_block=None)
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "no paused rollout run" in err and said in err, err
+
+
+def server_aborts(times: int | None):
+    """``SyncPrefectClient.resume_flow_run`` as a server whose state validation erred answers it
+    (ABORT, the run left paused) for its first ``times`` calls (every call: None)."""
+    from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
+
+    original, calls = SyncPrefectClient.resume_flow_run, []
+
+    def resume(self, flow_run_id, run_input=None):
+        calls.append(run_input)
+        if times is None or len(calls) <= times:
+            return OrchestrationResult(state=None, status=SetStateStatus.ABORT, details=StateAbortDetails(
+                reason="Error validating state: OperationalError('database is locked')"))
+        return original(self, flow_run_id, run_input=run_input)
+
+    return resume, calls
+
+
+def test_an_answer_the_server_failed_to_take_is_sent_again_and_taken(monkeypatch, capsys):
+    """The server aborted the resume (its state validation erred under load), the run still at its
+    pause: the command said the run "cannot be resumed: it is Paused now, not paused", and the
+    answer was lost unless someone sent it again."""
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    resume, calls = server_aborts(1)
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", resume)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(30)
+    assert code == 0 and outcome == ["approve by alice"], (code, outcome, out, err)
+    assert len(calls) == 2, calls
+
+
+def test_an_answer_the_server_never_takes_says_the_run_is_still_paused_and_to_answer_again(monkeypatch):
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    resume, calls = server_aborts(None)
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", resume)
+    with pytest.raises(ops.ResumeRefused) as refused:
+        ops.resume(run.id, {"action": "approve", "approver": "alice", "comment": ""}, paused=run.state,
+                   patience_seconds=1)
+    said = str(refused.value)
+    assert said.startswith("the Prefect API did not take this answer (Error validating state: "), said
+    assert f"flow run {run.name} ({run.id}) is still paused at this pause, unanswered: answer again" in said, said
+    assert "not paused" not in said and len(calls) >= 2, (said, calls)
+    monkeypatch.undo()
+    ops.resume(run.id, {"action": "reject", "approver": "alice", "comment": ""}, paused=run.state)
+    thread.join(30)
+    assert outcome == ["reject by alice"], outcome
