@@ -29,6 +29,7 @@ import flows.rollback
 from flows.approvals import CancelledWhilePaused, _back_to_running, prefect_approver, propose_state
 from flows.hooks import rollback_hooks
 from flows.progressive import run_progressive
+from rollway.approvals import waiting_prefix
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -172,7 +173,9 @@ def test_timeout_with_hold_keeps_the_weights_and_asks_again():
 
 def paused_with_form(flow_name: str, timeout: float = 20.0):
     """The paused run of the flow called ``flow_name``, once its input form is stored (it is
-    stored a moment after the pause, and a resume before that is refused)."""
+    stored a moment after the pause, and a resume before that is refused) and it has first said
+    that it waits: a resume sent as the run wrote that saying had the test harness's SQLite busy,
+    and its server aborted the resume (a test took the pause's timeout for the answer)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:
@@ -184,9 +187,12 @@ def paused_with_form(flow_name: str, timeout: float = 20.0):
             if keyset:
                 try:
                     client.read_flow_run_input(runs[0].id, keyset["schema"])
-                    return runs[0]
                 except Exception:
                     pass  # not stored yet
+                else:
+                    said = waiting_prefix(runs[0].state.state_details.pause_key)
+                    if client.filter_flow_run_input(runs[0].id, said, 1, set()):
+                        return runs[0]
         time.sleep(0.2)
     raise TimeoutError(f"no paused run of {flow_name}")
 
