@@ -629,9 +629,8 @@ class PauseWatch:
         self.scaling = scaling
         # A passed stage's windows: on a grid from its pass, each from a whole period (see analysis_start).
         self.passed_at = (since if passed_at is None else passed_at) if state.passed else None
-        # Where the window judged starts, and a passed stage's window's index (``passed_window``).
-        self.start, self.window = ((analysis_start(spec, state), 0) if self.passed_at is None
-                                   else passed_window(spec, state.stage_index, self.passed_at, since))
+        # Where a running stage's window starts; a passed stage's is found at each look (``_judged``).
+        self.start = analysis_start(spec, state)
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
         # when they roll back (``pause_report``).
         self.looks = StageTracker() if state.passed else None
@@ -732,14 +731,16 @@ class PauseWatch:
             # own, so each gets half the alpha of the one before (see window_alpha); on time since
             # the pass, the scale-up after a pause, or a run that resumed either, goes on with the
             # window of the moment rather than spending a share of its own.
-            self.start, self.window = passed_window(spec, state.stage_index, self.passed_at, now)
+            start, window = passed_window(spec, state.stage_index, self.passed_at, now)
+        else:
+            start, window = self.start, 0
         # A stage still running goes on with its own test; a passed one's pause has tests of its own.
-        judge = (judge_for_pause_window(spec, state.stage_index, self.window) if state.passed
+        judge = (judge_for_pause_window(spec, state.stage_index, window) if state.passed
                  else judge_for_stage(spec, state.stage_index))
         if self.history is None:
             self.history = baseline_history(env, spec, judge, state.started_at, inline=True)
         observation, settled_until, verdict = look_at_canary(
-            env, spec, judge, self.start, now, stage_over=not state.passed and stage_over(spec, state, now),
+            env, spec, judge, start, now, stage_over=not state.passed and stage_over(spec, state, now),
             history=self.history, inline=True)
         # A running stage's row counts its looks during the pause; a passed stage's row is final, and
         # the pause's looks count toward a row of their own (its alerts still raised once per stage).
