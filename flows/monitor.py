@@ -59,7 +59,7 @@ from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
-from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, page_comment, page_outcome
+from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, page_comment, page_outcome, unsent
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
@@ -116,9 +116,7 @@ class WindowPageRefused(RuntimeError):
 def decommission_page_unsent(watched: MonitorResult) -> str:
     """What came of the decommission's page ``watched`` owes: not sent (SNS refused it), or not
     known (its answer lost: SNS may have delivered it, and the late page may be a second one)."""
-    if watched.page_answer_lost:
-        return "whether the decommission's page was sent is not known (SNS's answer was lost: it may have taken it)"
-    return "the decommission's page was not sent"
+    return unsent("the decommission's page", lost=watched.page_answer_lost)
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -1088,9 +1086,7 @@ _AGAIN = f" (again, if it went out); {CHECK_DELIVERY}"
 def _unsent(subject: str, lost: bool) -> str:
     """What came of the page ``subject`` a publish failed on: not sent (SNS refused it), or not known
     (``lost``: its answer lost, SNS may have delivered it)."""
-    if lost:
-        return f"whether its \"{subject}\" page was sent is not known (SNS's answer was lost: it may have taken it)"
-    return f"its \"{subject}\" page was not sent"
+    return unsent(f"its \"{subject}\" page", lost=lost)
 
 
 def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str) -> None:

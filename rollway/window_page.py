@@ -28,18 +28,30 @@ before ": <canary service>": the breach's incident report names it as the page w
 _LATER_ENDS = ("watched", "decommission", FINALIZE_START)
 
 
+_NOT_KNOWN_WHY = "is not known (SNS's answer was lost: it may have taken it)"
+
+
+def unsent(page: str, *, lost: bool) -> str:
+    """What came of ``page`` (as said: 'the "<subject>" page', "the decommission's page") when its
+    publish failed: not sent (SNS refused it), or not known (``lost``: SNS's answer never came, and
+    it may have delivered the page). The one wording of the ledger's entry (``page_comment``) and
+    of the monitor's log, result and failure: "was not sent" said of a page SNS may have delivered
+    had nobody look at the topic's delivery logs or tell its subscribers."""
+    return f"whether {page} was sent {_NOT_KNOWN_WHY}" if lost else f"{page} was not sent"
+
+
 _NOT_SENT = "\" page was not sent: "
-_NOT_KNOWN = "\" page was sent is not known (SNS's answer was lost: it may have taken it): "
+_NOT_KNOWN = f"\" page was sent {_NOT_KNOWN_WHY}: "
 """After the page's subject, how an entry whose page SNS refused (``_NOT_SENT``), or whose answer
-was lost (``_NOT_KNOWN``), reads before SNS's answer: "was not sent" said of a page SNS may have
-delivered had nobody look at the topic's delivery logs or tell its subscribers."""
+was lost (``_NOT_KNOWN``), reads before SNS's answer (``unsent``'s words)."""
 
 
 def page_comment(subject: str, answer: str, *, lost: bool) -> str:
     """A ``window-page-refused`` entry's comment: which page, whether it went out, and what SNS
     answered (``lost``: its answer never came, ``rollway.aws.errors.AnswerLost``). The one shape its
     writer (``flows.monitor``) and its readers (``page_outcome``) share."""
-    return f"whether the \"{subject}{_NOT_KNOWN}{answer}" if lost else f"the \"{subject}{_NOT_SENT}{answer}"
+    page = f"the \"{subject}\" page"
+    return f"{unsent(page, lost=lost)}: {answer}"
 
 
 @dataclass(frozen=True)
