@@ -59,7 +59,7 @@ from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
-from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, page_comment, page_outcome, unsent
+from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, PageOutcome, page_comment, unsent
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
@@ -91,14 +91,17 @@ class MonitorResult(BaseModel):
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
     verified: bool = True  # False: too few looks counted requests (or read the metrics): the window did not pass cleanly
-    # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
-    # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
-    page_refused: str | None = None
-    page_answer_lost: bool = False  # that answer was lost (``AnswerLost``): SNS may have delivered the page
-    # The page of a window's end that asks people to act ("Decommission skipped", ...) SNS refused, or
-    # whose answer was lost: which, and SNS's answer (``rollway.window_page.page_comment``); None:
-    # sent, or none was due.
-    window_page_refused: str | None = None
+    # The decommission's page SNS refused, or whose answer was lost (``AnswerLost``: SNS may have
+    # delivered it): its subject and SNS's answer (None: sent, or none was due). The window is done
+    # and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
+    decommission_page: PageOutcome | None = None
+    # The same of the page of a window's end that asks people to act ("Decommission skipped", ...).
+    window_page: PageOutcome | None = None
+
+    def pages_unsent(self) -> tuple[PageOutcome, ...]:
+        """The pages of the window's end SNS refused or lost the answer to, as typed, never read
+        back from the words that say them."""
+        return tuple(page for page in (self.decommission_page, self.window_page) if page is not None)
 
 
 class DecommissionPageRefused(RuntimeError):
@@ -113,10 +116,10 @@ class WindowPageRefused(RuntimeError):
     somebody sees it."""
 
 
-def decommission_page_unsent(watched: MonitorResult) -> str:
-    """What came of the decommission's page ``watched`` owes: not sent (SNS refused it), or not
+def decommission_page_unsent(page: PageOutcome) -> str:
+    """What came of the decommission's page a window owes: not sent (SNS refused it), or not
     known (its answer lost: SNS may have delivered it, and the late page may be a second one)."""
-    return unsent("the decommission's page", lost=watched.page_answer_lost)
+    return unsent("the decommission's page", lost=page.lost)
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -124,14 +127,14 @@ def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult
     rolled it back (or found it rolled back by someone else), otherwise still promoted, and
     said to be unverified when too few of the window's looks counted requests to it (or could read
     the metrics)."""
-    if watched.page_refused is not None:
+    if (page := watched.decommission_page) is not None:
         # The run completes (failed, its hooks would act on a release whose window passed): its
         # result says what nobody was told, as the log and `rollway status` do.
-        result = result.model_copy(update={"reason": f"{result.reason}; {decommission_page_unsent(watched)} and is "
-                                                     f"owed: {watched.page_refused}"})
+        result = result.model_copy(update={"reason": f"{result.reason}; {decommission_page_unsent(page)} and is "
+                                                     f"owed: {page.answer}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
-            if watched.window_page_refused is not None and result.reason != watched.reason:
+            if watched.window_page is not None and result.reason != watched.reason:
                 # The window's end ("Decommission skipped": what keeps the old service), which its page,
                 # refused, told nobody: the result kept the last stage's reason alone, "promoted". A
                 # resumed window's result is that end already.
@@ -278,8 +281,8 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
             # its steps the page read as this run's rollback and notice, which it never made.
             lines += [f"- {step}" for step in watched.rollback.steps]
     lines += [f"- alert: {alert}" for alert in watched.alerts]
-    if watched.page_refused is not None:
-        lines.append(f"- {decommission_page_unsent(watched)}, and is owed: {watched.page_refused}")
+    if (page := watched.decommission_page) is not None:
+        lines.append(f"- {decommission_page_unsent(page)}, and is owed: {page.answer}")
     # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
     # hooks (no ledger) would roll back a release whose window had passed.
     for_people("monitoring window", lambda: create_markdown_artifact(
@@ -723,7 +726,7 @@ def _watch(
         if unrecorded is None:
             _record_refused(env, lease.rollout, page_subject(t.stable_service), refused, lost=lost, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
-                             page_refused=refused, page_answer_lost=lost)
+                             decommission_page=PageOutcome(page_subject(t.stable_service), refused, lost))
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
@@ -946,11 +949,12 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     elif refused is not None:
         log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, refused)
         reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {refused}"
-    if refused is not None:
+    page = None if refused is None else PageOutcome(subject, refused, lost)
+    if page is not None:
         # Said only in the log and the result, a Completed run hid it from whoever looks at the
         # rollout: recorded, `rollway status` and the report say it. A write refused (the ledger,
         # or a rollout superseded meanwhile) is logged: raised, it failed the run after all.
-        comment = page_comment(subject, refused, lost=lost)
+        comment = page.said()
         try:
             why = write_or_why(lambda: _record(env, rollout, WINDOW_PAGE_REFUSED, comment, wall=env.wall(),
                                                actor=actor), env.targets)
@@ -959,7 +963,7 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
         if why is not None:
             log.error("the ledger could not record what came of the \"%s\" page: %s", subject, why)
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified,
-                         window_page_refused=None if refused is None else page_comment(subject, refused, lost=lost))
+                         window_page=page)
 
 
 def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
@@ -1415,23 +1419,22 @@ def monitor(
         pinned_image=record.pinned_image, extra_look=extra_look, only_watches=only_watches, paged_late=paged_late,
         shifted_rule=record.shifted_rule,
     )
-    if watched.page_refused is not None:
+    if (page := watched.decommission_page) is not None:
         # Raised once the window is done and recorded (the decommission, SNS's refusal, the
         # artifact): Completed, the run read as all done while nobody had been told. This flow has
         # no rollback hooks: failing it moves nothing.
         without_traceback(DecommissionPageRefused)
         raise DecommissionPageRefused(
             f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but "
-            f"{_unsent(page_subject(env.targets.stable_service), watched.page_answer_lost)} ({watched.page_refused}): "
+            f"{_unsent(page.subject, page.lost)} ({page.answer}): "
             f"the page is owed, and the next run that looks at the rollout sends it late"
-            f"{_AGAIN if watched.page_answer_lost else ''}")
-    if watched.window_page_refused is not None:
+            f"{_AGAIN if page.lost else ''}")
+    if watched.window_page is not None:
         # Completed, the run read as a window that ended with people told; it has no rollback hooks,
         # so failing it moves nothing (a rollout run's window completes: its hooks would roll back).
         without_traceback(WindowPageRefused)
-        outcome = page_outcome(watched.window_page_refused)
         # A lost answer's own words (the reason's) say what to do: SNS refused nothing to mend.
-        mend = "" if outcome is not None and outcome.lost else ": mend what SNS refused"
+        mend = "" if watched.window_page.lost else ": mend what SNS refused"
         raise WindowPageRefused(f"{watched.reason}. This run fails so that someone sees it; what the window did "
                                 f"stands{mend}")
     return watched

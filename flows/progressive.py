@@ -68,7 +68,6 @@ from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
 from rollway.reports import PHASE_ENDS, waiting_pause
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
-from rollway.window_page import page_outcome
 from tasks import ecs, flags, metrics, traffic, undoable
 
 
@@ -873,10 +872,8 @@ def run_progressive(
             pinned_image=record.pinned_image, actor=actor, shifted_rule=record.shifted_rule,
         )
         ended = after_window(result, watched)
-        window_page = page_outcome(watched.window_page_refused)
-        journal.window_ended(ended, page_not_sent=watched.page_refused is not None or window_page is not None,
-                             page_lost=(watched.page_refused is not None and watched.page_answer_lost)
-                             or (window_page is not None and window_page.lost))
+        unsent = watched.pages_unsent()
+        journal.window_ended(ended, page_not_sent=bool(unsent), page_lost=any(page.lost for page in unsent))
         return ended
     if result.outcome == "promoted" and spec.phases[-1].decommission:
         # The plan's decommission ends the monitoring window, and there is none: said, so that

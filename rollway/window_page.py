@@ -56,8 +56,9 @@ def page_comment(subject: str, answer: str, *, lost: bool) -> str:
 
 @dataclass(frozen=True)
 class PageOutcome:
-    """A ``window-page-refused`` entry read: the page's subject, SNS's answer, and whether that
-    answer was lost (the page may have gone out) rather than a refusal (it did not)."""
+    """A page whose publish failed, as its run knows it or as its entry reads (``page_outcome``):
+    the page's subject, SNS's answer, and whether that answer was lost (the page may have gone out)
+    rather than a refusal (it did not)."""
 
     subject: str
     answer: str

@@ -342,7 +342,7 @@ def test_a_monitoring_window_whose_page_is_refused_names_the_statement(aws):
                       refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked),
                       operation="Publish"):
         watched = watching()
-    refused = watched.window_page_refused
+    refused = watched.window_page.answer if watched.window_page is not None else None
     assert refused is not None and "AWS refused sns:Publish" in refused and granted("Alert") in refused, refused
     assert "page was NOT sent" in watched.reason, watched.reason
     assert asked == ["sns:Publish"]

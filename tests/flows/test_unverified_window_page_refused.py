@@ -85,9 +85,10 @@ def test_a_rollout_runs_result_says_a_refused_decommission_skipped_page_though_i
     from flows.monitor import MonitorResult, after_window
     from rollway.model import Weights
     from rollway.report import RolloutResult
+    from rollway.window_page import PageOutcome
 
-    page = "the \"Decommission skipped: webordinary-edit-service\" page was not sent: SNS topic 'alerts' not found"
-    watched = MonitorResult(outcome="passed", checks=11, verified=True, window_page_refused=page,
+    page = PageOutcome("Decommission skipped: webordinary-edit-service", "SNS topic 'alerts' not found", lost=False)
+    watched = MonitorResult(outcome="passed", checks=11, verified=True, window_page=page,
                             reason="10 minutes of monitoring passed, but webordinary-edit-service still carries 20% of "
                                    "traffic: not decommissioned; its \"Decommission skipped: webordinary-edit-service\" "
                                    "page was NOT sent, nobody was told: SNS topic 'alerts' not found")
