@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, Transition, notice_time, utc
-from rollway.window_page import CHECK_DELIVERY, PageOutcome, page_comment, page_outcome
+from rollway.window_page import CHECK_DELIVERY, PageOutcome, answered, page_outcome
 
 DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
@@ -50,26 +50,36 @@ def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
     return None if record is None else record.newest_while_promoted(DECOMMISSION, PAGED, FINALIZE_START)
 
 
-def _refused(record: RolloutRecord, owed: Transition) -> tuple[Transition, PageOutcome] | None:
-    """The newest ``decommission-page-refused`` entry after ``owed``, read, or None. An entry written
-    before it had the window page's shape is SNS's answer alone: read as that shape's older entries
-    are, lost when SNS's words say its answer was (``page_outcome``), else refused."""
+def refusal_read(entry: Transition) -> PageOutcome:
+    """A ``decommission-page-refused`` entry read. One written before it had the window page's shape
+    holds SNS's answer alone: read as that shape's older entries are, lost when SNS's words say its
+    answer was (``answered``), else refused."""
+    return page_outcome(entry.comment) or answered(SUBJECT, entry.comment or "no answer recorded")
+
+
+Refusal = tuple[Transition, PageOutcome]
+"""A ``decommission-page-refused`` entry, and what it reads (``refusal_read``)."""
+
+
+def _refused(record: RolloutRecord, owed: Transition) -> Refusal | None:
+    """The newest ``decommission-page-refused`` entry after ``owed``, read, or None: looked up once
+    by each reader, which says both why the page is owed and whether it may have gone out."""
     after = record.history[record.history.index(owed) + 1:]
     entry = next((t for t in reversed(after) if t.kind == PAGE_REFUSED), None)
-    if entry is None:
-        return None
-    outcome = page_outcome(entry.comment) or page_outcome(
-        page_comment(SUBJECT, entry.comment or "no answer recorded", lost=False))
-    return entry, outcome
+    return None if entry is None else (entry, refusal_read(entry))
 
 
 def why_owed(record: RolloutRecord, owed: Transition) -> str:
-    """Why the page of the decommission ``owed`` is still owed: SNS's answer when it refused it, or
-    when that answer was lost (a ``decommission-page-refused`` entry after it), else that the run
-    died before paging. A page SNS refused was said to be owed because its run died, and nobody
+    """Why the page of the decommission ``owed`` is still owed (``_why``)."""
+    return _why(_refused(record, owed))
+
+
+def _why(refused: Refusal | None) -> str:
+    """Why a decommission's page is still owed: SNS's answer when it refused it, or when that answer
+    was lost (``refused``, the newest ``decommission-page-refused`` entry after it), else that the
+    run died before paging. A page SNS refused was said to be owed because its run died, and nobody
     looked at the topic or the role; one whose answer was lost said "SNS refused it" of a page SNS
     may have delivered."""
-    refused = _refused(record, owed)
     if refused is None:
         return LATE_WHY
     entry, outcome = refused
@@ -79,9 +89,8 @@ def why_owed(record: RolloutRecord, owed: Transition) -> str:
     return f"SNS refused it: {outcome.answer} {run}"
 
 
-def _answer_lost(record: RolloutRecord, owed: Transition) -> bool:
-    """Whether the newest answer to ``owed``'s page was lost: SNS may have delivered it."""
-    refused = _refused(record, owed)
+def _lost(refused: Refusal | None) -> bool:
+    """Whether the newest answer to a page still owed (``refused``) was lost: SNS may have delivered it."""
     return refused is not None and refused[1].lost
 
 
@@ -93,8 +102,9 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
     """The late page: what was decommissioned, when, by which run, and why it comes now."""
     run = f", run {decommission.run}" if decommission.run else ""
     when = notice_time(decommission)
-    late = "late, or a second one" if _answer_lost(record, decommission) else "late"
-    return (f"This page is {late}: {why_owed(record, decommission)}. Rollout {record.rollout_id} of {record.image}: "
+    refused = _refused(record, decommission)
+    late = "late, or a second one" if _lost(refused) else "late"
+    return (f"This page is {late}: {_why(refused)}. Rollout {record.rollout_id} of {record.image}: "
             f"{stable_service} was scaled to 0 at {when} (by {decommission.actor}{run}): "
             f"{decommission.comment or 'decommissioned'}.")
 
@@ -108,10 +118,11 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
     if owed is not None:
         then = ("the next run that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, "
                 "or the weekly `advance_phase` tick)")
-        if _answer_lost(record, owed):
+        refused = _refused(record, owed)
+        if _lost(refused):
             return (f"whether the \"{SUBJECT}\" page of {stable_service} was sent is not known "
-                    f"({why_owed(record, owed)}): {then}, again if it went out; {CHECK_DELIVERY}", True)
-        return f"the \"{SUBJECT}\" page of {stable_service} was never sent ({why_owed(record, owed)}): {then}", True
+                    f"({_why(refused)}): {then}, again if it went out; {CHECK_DELIVERY}", True)
+        return f"the \"{SUBJECT}\" page of {stable_service} was never sent ({_why(refused)}): {then}", True
     sent = _newest_of_the_page(record)
     if sent is None or sent.kind != PAGED:
         return None

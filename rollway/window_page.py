@@ -78,8 +78,15 @@ def page_outcome(comment: str | None) -> PageOutcome | None:
     for opening, then, lost in (("whether the \"", _NOT_KNOWN, True), ("the \"", _NOT_SENT, False)):
         if text.startswith(opening) and then in text:
             subject, _, answer = text.removeprefix(opening).partition(then)
-            return PageOutcome(subject, answer, lost or _ANSWER_LOST in answer)
+            return PageOutcome(subject, answer, lost) if lost else answered(subject, answer)
     return None
+
+
+def answered(subject: str, answer: str) -> PageOutcome:
+    """The page ``subject`` whose publish SNS answered with ``answer``, in an entry that does not
+    say whether that answer was lost (one an older rollway wrote): lost when SNS's words say so
+    (``_ANSWER_LOST``), else refused."""
+    return PageOutcome(subject, answer, _ANSWER_LOST in answer)
 
 
 CHECK_DELIVERY = "check the topic's delivery logs, or tell its subscribers yourself"
