@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
-from rollway.decommission_page import page_said
+from rollway.decommission_page import PAGE_REFUSED as DECOMMISSION_PAGE_REFUSED, page_said, refusal_read
 from rollway.finalize import (accepted_breach, breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
                               finalize_unfinished, is_finalized, last_index, notice_not_sent, unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
@@ -43,7 +43,8 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, breach_page_refused, page_outcome, window_page_refused
+from rollway.window_page import (BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, breach_page_refused, page_outcome,
+                                 window_page_refused)
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -575,7 +576,21 @@ def as_listed(record: RolloutRecord) -> tuple[Transition, ...]:
 
 
 def _as_listed(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]:
-    return _merged(_as_asked_now(record, waits), [r.as_transition() for r in record.refused_answers])
+    listed = map(_page_as_read, _as_asked_now(record, waits))
+    return _merged(listed, [r.as_transition() for r in record.refused_answers])
+
+
+def _page_as_read(entry: Transition) -> Transition:
+    """``entry`` as listed: a page's entry (a window page's, the decommission's) in the words the
+    page's own line reads it with (``page_outcome``), whichever rollway wrote it. An older one whose
+    page's SNS answer was lost opened as a refusal does, and the history said "was not sent" under a
+    line saying nobody knows whether it went out; an older decommission page's held SNS's words
+    alone, naming no page."""
+    outcome = (page_outcome(entry.comment) if entry.kind == WINDOW_PAGE_REFUSED
+               else refusal_read(entry) if entry.kind == DECOMMISSION_PAGE_REFUSED else None)
+    if outcome is None or outcome.said() == entry.comment:
+        return entry
+    return entry.model_copy(update={"comment": outcome.said()})
 
 
 def refused_at_pause(record: RolloutRecord) -> list[RefusedAnswer]:

@@ -320,7 +320,7 @@ def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_r
     rec = _with(breach_standing(), _answer_lost(T0 + 5811, shape))
     assert f"**Page not confirmed:** {LOST}" in _notification(rec)
     report = rollout_report(rec).split("**Window page not confirmed:**", 1)[1].split("\n", 1)[0]
-    # Status's line on the page, above its history (which lists an old entry's comment as written).
+    # Status's line on the page, above its history (which tests.unit.test_page_history reads).
     status = _status(rec, capsys).split(" last 1 transition", 1)[0]
     for said in (status, " ".join(report.split())):
         assert LOST in said and "reached nobody" not in said and "was not sent" not in said, said
