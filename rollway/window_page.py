@@ -83,9 +83,9 @@ def page_outcome(comment: str | None) -> PageOutcome | None:
 
 
 def answered(subject: str, answer: str) -> PageOutcome:
-    """The page ``subject`` whose publish SNS answered with ``answer``, in an entry that does not
-    say whether that answer was lost (one an older rollway wrote): lost when SNS's words say so
-    (``_ANSWER_LOST``), else refused."""
+    """The page ``subject`` whose publish SNS answered with ``answer``, read from an entry in a
+    refusal's shape, or of SNS's answer alone (an older decommission page's), which older rollways
+    wrote of a lost answer too: lost when SNS's words say so (``_ANSWER_LOST``), else refused."""
     return PageOutcome(subject, answer, _ANSWER_LOST in answer)
 
 
