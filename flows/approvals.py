@@ -39,7 +39,7 @@ from prefect import get_run_logger
 from prefect.client import orchestration
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import State
-from prefect.client.schemas.responses import SetStateStatus
+from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.context import FlowRunContext
 from prefect.exceptions import Abort, ObjectNotFound, PrefectHTTPStatusError
 from prefect.exceptions import Pause as PauseRefused
@@ -47,6 +47,7 @@ from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
 from pydantic import ConfigDict, Field, ValidationError
 
+from flows.env import run_logger
 from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
                                answered_dead, late_timeout, timed_out, unanswered_by,
@@ -223,7 +224,7 @@ def _said_to_the_minute(seconds: float) -> str:
     return duration_said(round(seconds / 60) * 60 if seconds >= 60 else round(seconds))
 
 
-def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> State:
+def propose_state(client: SyncPrefectClient, state: State, run_id: UUID, leaving: State | None = None) -> State:
     """Propose ``state`` for the flow run ``run_id`` through the server's orchestration rules,
     never forced, and return the state the run is in after: ``state`` with the server's id and
     details when it accepted it, else the state it kept the run in.
@@ -233,15 +234,41 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> Stat
     ``set_flow_run_state`` answered as the engine answers it: waits when told to wait, and
     stops on an abort or a refusal that leaves the run paused.
 
+    An abort after which the run is still where it was is the server failing to take the proposal,
+    not refusing it: its state validation erred ("Error validating state: ...", a database busy
+    for a moment: SQLite under load), or one of its rules did, and nothing was written. Proposed
+    again then, up to ``ABORTED_TRIES`` times, said in one warning: taken for a refusal, a busy
+    moment at a pause failed the run, and its failure hook rolled back a rollout nobody had
+    answered. Where it was: ``leaving``, the state the caller last read the run in; None: Running,
+    the run's own as it executes its flow. An abort after which the run is elsewhere (cancelled, or
+    already in a terminal state, which the server never lets pause) is the server's refusal.
+
     Raises:
-        Abort: the server aborted the transition.
+        Abort: the server aborted the transition, the run elsewhere than ``leaving`` after it.
+        NotTaken: the server failed to take it ``ABORTED_TRIES`` times, the run where it was.
         PauseRefused: the server refused it, and the run is paused (an earlier try of the same
             pause landed, its answer lost, say).
     """
-    result = client.set_flow_run_state(run_id, state, force=False)
-    while result.status == SetStateStatus.WAIT:
-        time.sleep(result.details.delay_seconds)
-        result = client.set_flow_run_state(run_id, state, force=False)
+    wait = ABORTED_FIRST_WAIT_SECONDS
+    for tried in range(1, ABORTED_TRIES + 1):
+        result = _proposed(client, state, run_id)
+        if result.status != SetStateStatus.ABORT:
+            break
+        now = client.read_flow_run(run_id).state
+        if now is None or not (now.id == leaving.id if leaving is not None else now.is_running()):
+            raise Abort(result.details.reason)
+        proposed, kept = state.name or state.type.value, now.name or now.type.value
+        # The server's words: an exception's repr, which may quote anything.
+        why = on_one_line(result.details.reason)
+        if tried == ABORTED_TRIES:
+            raise NotTaken(f"the Prefect server failed to take the run's {proposed} {tried} times in a row, the run "
+                           f"still {kept} each time ({why})")
+        if tried == 1:
+            run_logger(__name__).warning(
+                "the Prefect server failed to take the run's %s (%s), the run still %s: proposing it again, up to "
+                "%d more times", proposed, why, kept, ABORTED_TRIES - 1)
+        time.sleep(wait)
+        wait *= 2
     if result.status == SetStateStatus.ACCEPT:
         # As the engine keeps it: the state proposed, with what the server gave it (the pause's
         # input keyset among its details).
@@ -249,13 +276,32 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> Stat
         if result.state.state_details:
             state.state_details = result.state.state_details
         return state
-    if result.status == SetStateStatus.ABORT:
-        raise Abort(result.details.reason)
     if result.status == SetStateStatus.REJECT:
         if result.state.is_paused():
             raise PauseRefused(result.details.reason, state=result.state)
         return result.state
     raise ValueError(f"the Prefect API answered a state proposal with {result.status!r}")
+
+
+# How many times a proposal the server failed to take (an abort, the run left where it was) is
+# made, and the first wait between two (doubling: 0.5 + 1 + 2 + 4 s in all): a database busy for
+# a moment, not an outage, which the pause's calls ride out on their own (``_through_outages``).
+ABORTED_TRIES = 5
+ABORTED_FIRST_WAIT_SECONDS = 0.5
+
+
+class NotTaken(Abort):
+    """The server failed to take a proposal ``ABORTED_TRIES`` times, the run left where it was each
+    time: an Abort, as a refusal is, for the callers that handle one."""
+
+
+def _proposed(client: SyncPrefectClient, state: State, run_id: UUID) -> OrchestrationResult:
+    """The server's answer to ``state`` proposed for the run, once it stops saying to wait."""
+    result = client.set_flow_run_state(run_id, state, force=False)
+    while result.status == SetStateStatus.WAIT:
+        time.sleep(result.details.delay_seconds)
+        result = client.set_flow_run_state(run_id, state, force=False)
+    return result
 
 
 def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadline: float, question: str,
@@ -305,6 +351,8 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         state = through(propose)
     except (Abort, PauseRefused) as refused:
         expired_meanwhile()
+        if isinstance(refused, NotTaken):  # not a refusal: the server kept failing to take it
+            raise RuntimeError(f"the run could not pause for an approval: {refused}") from refused
         raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
     _stop_if_cancelled(state)
     if not state.is_paused():
@@ -798,7 +846,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
         # Proposed again after an outage even if the first one landed: Running over Running is accepted.
-        state = through(lambda: propose_state(client, Running(message=message), run_id))
+        state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)

@@ -1611,7 +1611,7 @@ def print_unheard(unheard: Sequence[Any]) -> None:
 
     for u in unheard:
         console.print(f"[yellow]flow run {escape(u.run)}, which holds the rollout, was answered "
-                      f"{escape(u.answer.action)} by {escape(shown(u.answer.approver, keep=''))} "
+                      f"{escape(u.answer.action)} by {escape(u.answer.who)} "
                       f"at {wall_utc(u.answered_at)} "
                       f"{UNHEARD_AFTER} (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")

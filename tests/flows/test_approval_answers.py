@@ -163,11 +163,11 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     real_propose = flows.approvals.propose_state
     landed = []
 
-    def the_answer_lands_first(client, state, run_id):
+    def the_answer_lands_first(client, state, run_id, leaving=None):
         if state.is_running() and not landed:
             resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
             landed.append(run_id)
-        return real_propose(client, state, run_id)
+        return real_propose(client, state, run_id, leaving)
 
     def deadline_passed_while_paused(client, run_id, paused, deadline, poll_interval, watch=None):
         for _ in range(50):  # the run's pause is stored before the wait begins

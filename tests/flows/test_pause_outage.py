@@ -337,7 +337,8 @@ def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back
         return call()
 
     monkeypatch.setattr(flows.approvals, "propose_state",
-                        lambda client, state, run_id: away_for_a_while(lambda: real_propose(client, state, run_id)))
+                        lambda client, state, run_id, leaving=None: away_for_a_while(
+                            lambda: real_propose(client, state, run_id, leaving)))
     monkeypatch.setattr(SyncPrefectClient, "read_flow_run",
                         lambda client, run_id: away_for_a_while(lambda: real_read(client, run_id)))
     approver = prefect_approver(Approvals(timeout_seconds=3600, on_timeout="rollback"), poll_interval=0.05)
@@ -492,19 +493,19 @@ def expired_in_an_outage(answer: str | None):
     real = flows.approvals.propose_state
     made: list = []
 
-    def expired_while_away(client, state, run_id):
+    def expired_while_away(client, state, run_id, leaving=None):
         if not state.is_paused():
-            return real(client, state, run_id)
+            return real(client, state, run_id, leaving)
         if not made:  # the pause lands; its reply is lost to the outage
             # The outage outlasts the pause: its deadline is made past rather than waited for.
             state.state_details.pause_timeout = state.state_details.pause_timeout.subtract(minutes=3)
-            made.append(real(client, state, run_id))
+            made.append(real(client, state, run_id, leaving))
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
         if answer is not None:  # stored with a resume the server accepted at the deadline
             client.create_flow_run_input(run_id, made[0].state_details.run_input_keyset["response"], answer)
         # Back past the pause's timeout: the server's pause-expiry service failed the run meanwhile.
         client.set_flow_run_state(run_id, Failed(message="The flow was paused and never resumed."), force=True)
-        return real(client, state, run_id)
+        return real(client, state, run_id, leaving)
 
     return expired_while_away
 

@@ -144,11 +144,12 @@ def test_status_says_aws_and_peoples_words_from_the_ledger_on_one_line_each(caps
     assert r"SNS refused the notice: AuthorizationError: not allowed\n12:00:00 INFO rollback done\x1b[2K (carol's" \
         in out, out
 
+    from rollway.approvals import ApprovalAnswer, UnheardAnswer
     from rollway.cli.ops import print_unheard
 
-    answer = SimpleNamespace(action="approve", approver="dana\n12:00:00 INFO approved by root\x1b[2K")
-    print_unheard([SimpleNamespace(run="brave-otter", answer=answer, answered_at=1_800_000_000.0,
-                                   silent_since=1_800_000_000.0)])
+    answer = ApprovalAnswer(action="approve", approver="dana\n12:00:00 INFO approved by root\x1b[2K")
+    print_unheard([UnheardAnswer(run="brave-otter", answer=answer, answered_at=1_800_000_000.0,
+                                 silent_since=1_800_000_000.0)])
     out = capsys.readouterr().out
     assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
     assert r"by dana\n12:00:00 INFO approved by root\x1b[2K at" in " ".join(out.split()), out

@@ -1,0 +1,112 @@
+"""A Prefect server that fails to take the run's own state change: it aborts it, its state
+validation having erred (its SQLite busy for a moment under load), the run left where it was.
+
+Taken for a refusal, a busy moment as the run paused failed the run, and its failure hook rolled
+back a rollout nobody had answered; leaving a pause raised Prefect's Abort out of the run. Such an
+abort is now proposed again, a few times; one after which the run is elsewhere (cancelled) is
+still the server's refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
+from prefect.exceptions import Abort
+from prefect.states import Cancelled, Cancelling, Paused, Running
+
+import flows.approvals
+from flows.approvals import _back_to_running, propose_state
+from tests.flows.test_approvals import bare, paused_run
+from tests.flows.test_pause_outage import answered_by_dana, pauses_once
+
+BUSY = "Error validating state: OperationalError('database is locked')"
+
+
+def server_fails_to_take(monkeypatch, kind: StateType, times: int | None, meanwhile=None) -> list[int]:
+    """``SyncPrefectClient.set_flow_run_state`` as a server whose state validation erred answers a
+    proposal of ``kind`` (ABORT, nothing written) for its first ``times`` calls (every call: None);
+    ``meanwhile(client, run_id)`` is called before each such answer. Returns the calls of ``kind``."""
+    original, calls = SyncPrefectClient.set_flow_run_state, []
+
+    def set_state(self, flow_run_id, state, force=False):
+        if state.type is not kind:
+            return original(self, flow_run_id, state, force=force)
+        calls.append(1)
+        if times is None or len(calls) <= times:
+            if meanwhile is not None:
+                meanwhile(self, flow_run_id)
+            return OrchestrationResult(state=None, status=SetStateStatus.ABORT,
+                                       details=StateAbortDetails(reason=BUSY))
+        return original(self, flow_run_id, state, force=force)
+
+    monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state", set_state)
+    return calls
+
+
+def test_a_pause_the_server_failed_to_take_is_made_on_the_next_try_and_answered(monkeypatch, caplog):
+    calls = server_fails_to_take(monkeypatch, StateType.PAUSED, times=1)
+    with caplog.at_level(logging.WARNING):
+        _thread, outcome = answered_by_dana()
+    assert outcome == ["approve by dana: fine"], outcome
+    assert len(calls) == 2, calls
+    said = [r.getMessage() for r in caplog.records if "failed to take" in r.getMessage()]
+    assert said == [f"the Prefect server failed to take the run's Paused ({BUSY}), the run still Running: proposing "
+                    f"it again, up to {flows.approvals.ABORTED_TRIES - 1} more times"], said
+
+
+def test_a_pause_the_server_never_takes_fails_the_run_saying_it_could_not_pause(monkeypatch):
+    monkeypatch.setattr(flows.approvals, "ABORTED_FIRST_WAIT_SECONDS", 0.01)
+    calls = server_fails_to_take(monkeypatch, StateType.PAUSED, times=None)
+    with pytest.raises(RuntimeError) as failed:
+        pauses_once()
+    assert str(failed.value) == (
+        f"the run could not pause for an approval: the Prefect server failed to take the run's Paused "
+        f"{flows.approvals.ABORTED_TRIES} times in a row, the run still Running each time ({BUSY})"), failed.value
+    assert len(calls) == flows.approvals.ABORTED_TRIES, calls
+
+
+def test_leaving_a_pause_the_server_failed_to_take_is_proposed_again():
+    """Running, proposed to leave a timed-out pause (or one the canary's judge ended): Prefect's
+    Abort went out of the run, which stayed Paused."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            calls = server_fails_to_take(monkeypatch, StateType.RUNNING, times=1)
+            _back_to_running(client, run_id, paused)
+        assert client.read_flow_run(run_id).state.is_running()
+        assert len(calls) == 2, calls
+
+
+def test_a_cancelled_runs_abort_is_the_servers_refusal_and_not_proposed_again(monkeypatch):
+    """A run already Cancelled cannot pause: the server aborts, and asking again changes nothing."""
+    original, calls = SyncPrefectClient.set_flow_run_state, []
+    monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state",
+                        lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(bare, state=Running())
+        original(client, run.id, Cancelled(message="cancelled from the UI"))
+        with pytest.raises(Abort) as aborted:
+            propose_state(client, Paused(timeout_seconds=60, pause_key="k"), run.id)
+    assert not isinstance(aborted.value, flows.approvals.NotTaken)
+    assert "terminal state CANCELLED" in str(aborted.value) and calls == [1], (aborted.value, calls)
+
+
+def test_an_abort_as_a_person_cancels_is_not_proposed_again(monkeypatch):
+    """The server failed to take the pause while a person cancelled the run: the run is no longer
+    where it was, and the proposal is not made again over the cancellation."""
+    original = SyncPrefectClient.set_flow_run_state  # the server's own, not the one patched below
+
+    def cancelled_meanwhile(client, run_id):
+        original(client, run_id, Cancelling(message="cancelled from the UI"))
+
+    calls = server_fails_to_take(monkeypatch, StateType.PAUSED, times=None, meanwhile=cancelled_meanwhile)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(bare, state=Running())
+        with pytest.raises(Abort) as aborted:
+            propose_state(client, Paused(timeout_seconds=60, pause_key="k"), run.id)
+        assert client.read_flow_run(run.id).state.is_cancelling()
+    assert str(aborted.value) == BUSY and calls == [1], (aborted.value, calls)
