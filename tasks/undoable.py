@@ -37,13 +37,14 @@ def _never_final(err: BaseException) -> bool:
 
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
                on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False,
-               sleep: Callable[[float], None] = time.sleep) -> T:
+               sleep: Callable[[float], None] | None = None) -> T:
     """``call()``, tried up to three times with a doubling wait between (``tried``): an undo is one
     hook that Prefect runs once and whose error it only logs, so one throttled call must not leave
     the step done. An error ``final`` names (one a second ask gets again) is raised at once.
     ``on_error`` sees every failed try; ``role`` starts the log lines. ``said``: the caller says the
     last failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between
-    tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time."""
+    tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time (None:
+    ``time.sleep``, looked up at each wait)."""
     def judged(err: BaseException) -> bool:
         # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
         # failure unseen (a pointing's ``_Write.failed``, and its staged undo then did nothing).

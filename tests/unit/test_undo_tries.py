@@ -28,3 +28,24 @@ def test_a_failed_pointing_is_seen_even_when_judging_its_error_fails():
                    sleep=lambda _: None)
     assert write.may_have_landed
     assert write.not_applied is None
+
+
+def test_tried_waits_on_the_sleep_of_the_moment_when_given_none(monkeypatch):
+    """``tried`` given no ``sleep`` looks ``time.sleep`` up at each wait: bound when the module was
+    imported, it could not be patched, and a caller's clock passed as None was ignored."""
+    import time
+
+    from rollway.aws.errors import tried
+
+    waited: list[float] = []
+    monkeypatch.setattr(time, "sleep", waited.append)
+    calls = iter([LookupError("busy"), "read"])
+
+    def call():
+        got = next(calls)
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    assert tried(call, 2, lambda attempt: 7.0, final=lambda err: False) == "read"
+    assert waited == [7.0]
