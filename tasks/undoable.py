@@ -45,17 +45,23 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
     last failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between
     tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time (None:
     ``time.sleep``, looked up at each wait)."""
+    # ``final``'s verdict on the newest failed try: ``tried`` asks it before it calls ``logged``,
+    # which words its line by it rather than asking ``final`` a second time.
+    verdict = False
+
     def judged(err: BaseException) -> bool:
+        nonlocal verdict
         # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
         # failure unseen (a pointing's ``_Write.failed``, and its staged undo then did nothing).
         if on_error is not None:
             on_error(err)
-        return final(err)
+        verdict = final(err)
+        return verdict
 
     def logged(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, wait)
-        elif not said and final(err):
+        elif not said and verdict:
             log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
         elif not said:
             log.error("%s: %s failed %d times, last: %s", role, what, made, err)
