@@ -776,7 +776,7 @@ def test_a_read_of_its_progress_refused_after_delete_stack_says_it_was_sent(aws,
                            "not be followed: a read of its progress failed, as asking again would too: AccessDenied on "
                            "DescribeStacks: not authorized. It was last seen CREATE_COMPLETE, right before DeleteStack "
                            "was sent; whether it is deleted now is not known. CloudFormation goes on"), said
-    assert asked.count("DescribeStacks") == 1 + 1, "before DeleteStack, then refused once, the waiter's poll: not asked again"
+    assert asked.count("DescribeStacks") == 1 + 1, "before DeleteStack, then the waiter's poll, refused: not asked again"
     assert isinstance(unfollowed.value.__cause__, ClientError)
 
 

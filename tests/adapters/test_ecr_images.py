@@ -307,6 +307,41 @@ def test_an_old_stack_holding_a_log_group_a_firelens_template_in_use_may_name_is
     assert planned.delete_stacks == ("webordinary-spare-stack",)
 
 
+def test_a_log_group_template_made_only_of_placeholders_keeps_the_groups_it_fits_and_says_it_cannot_tell(aws):
+    # ``${service}/${task}`` fits every log group with a slash in its name: the stack holding one
+    # was refused "perhaps" for it, as if cleanup suspected that group, where it cannot tell which
+    # log groups the template writes to at all.
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    groups = {"webordinary-old-stack": "/webordinary/edit-app", "webordinary-spare-stack": "webordinary-spare"}
+    for stack, group in groups.items():
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Logs": {
+            "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    app = {**base["containerDefinitions"][0], "logConfiguration": {"logDriver": "awsfirelens", "options": {
+        "Name": "cloudwatch", "log_group_name": "${service}/${task}"}}}
+    router = {"name": "log_router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+              "essential": True, "firelensConfiguration": {"type": "fluentbit"}}
+    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=[app, router], memory="512")
+
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {name: stacks.describe(name) for name in groups}
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
+                           in_use=images_in_use(ecs, aws.targets), images=())
+
+    (refusal,) = planned.refusals
+    assert refusal.name == "webordinary-old-stack", refusal
+    assert refusal.reason.startswith(
+        "it holds /webordinary/edit-app (the log group template '${service}/${task}' that FireLens sends the logs of "
+        f"task definition {aws.targets.task_family}:2 to ("), refusal.reason
+    assert refusal.reason.endswith(
+        ") is made only of placeholders: cleanup cannot tell which log groups it writes to, and keeps every log group "
+        "that fits it): deleting the stack deletes it, and production may write to it"), refusal.reason
+    assert "perhaps" not in refusal.reason, refusal.reason
+    assert planned.delete_stacks == ("webordinary-spare-stack",)
+
+
 def test_a_tag_a_decommissioned_service_still_names_stays_after_a_later_push_moved_it(aws, images):
     # After the decommission the stable service runs no task (desired count 0) and its revision is
     # deregistered, and CI pushed the tag again since: no running task, no ACTIVE revision and no
