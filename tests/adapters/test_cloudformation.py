@@ -707,25 +707,12 @@ def test_a_stack_read_gone_is_deleted_though_the_reads_of_its_last_events_stay_t
     assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
 
 
-def test_a_failed_deletion_whose_reasons_read_is_throttled_is_read_again_at_once():
-    # DELETE_FAILED read, the read of its events for the reasons throttled past botocore's retries:
-    # the wait raised that read's own ClientError, saying neither that DeleteStack was sent nor
-    # that the deletion had failed, where a read a moment later gives the reasons.
-    def throttled_once(stub: Stubber) -> None:
-        stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
-        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
-
-    client = stubbed_client()
-    with Stubber(client) as stub:
-        until_delete_failed(stub, CREATED)
-        throttled_once(stub)
-        stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
-        progress: list[str] = []
-        with pytest.raises(StackDeleteFailed) as failed:
-            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
-                                                                     on_progress=progress.append)
-        stub.assert_no_pending_responses()
-    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+def test_a_failed_deletion_whose_events_read_is_throttled_is_read_again_at_once():
+    # DELETE_FAILED read, the read of its events throttled past botocore's retries: the wait polled
+    # the stopped deletion again, where a read of the events a moment later gives the reasons.
+    failed, progress = deletion_failed(
+        lambda stub: stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400))
+    assert failed.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert any(f"stack {OLD}: DescribeStackEvents was throttled (Throttling); asking again in" in line
                for line in progress), progress
 
