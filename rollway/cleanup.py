@@ -1125,9 +1125,14 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
             named.setdefault((_NAMED, use.log_group), f"{use.log_group} (the log group of task definition "
                                                       f"{family_revision}, {use.why})")
         for template in use.log_group_templates:
+            sent = f"FireLens sends the logs of task definition {family_revision} to ({use.why})"
+            # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
+            # no suspicion of the group it fits, only no way to tell, which is what it says.
             named.setdefault((_TEMPLATE, template), (
-                f"the log group template {template!r} FireLens sends the logs of task definition {family_revision} "
-                f"to ({use.why}), which cleanup cannot resolve"))
+                f"the log group template {template!r} that {sent} is made only of placeholders: cleanup cannot "
+                "tell which log groups it writes to, and keeps every log group that fits it"
+                if only_placeholders(template) else
+                f"perhaps: the log group template {template!r} {sent}, which cleanup cannot resolve"))
         for value in use.secrets:
             identity = _secret_identity(value)
             if identity is not None:
@@ -1242,26 +1247,44 @@ def log_group_pattern(name: str) -> re.Pattern[str] | None:
     return None if len(parts) == 1 else re.compile(".*".join(re.escape(part) for part in parts))
 
 
-def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
-    """What of ``production`` the resource ``physical_id`` is, or None."""
+def only_placeholders(template: str) -> bool:
+    """Whether the log group template ``template`` holds no text of its own besides placeholders and
+    separators (``${service}/${task}``, ``$(ecs_task_id)``): it says nothing of which groups it names."""
+    return not any(character.isalnum() for character in _PLACEHOLDER.sub("", template))
+
+
+# The log group templates in use, compiled once for every resource a plan judges: (pattern, what it is).
+_Templates = Sequence[tuple[re.Pattern[str], str]]
+
+
+def _templates(production: Mapping[_Identity, str]) -> _Templates:
+    return [(pattern, what) for (kind, *rest), what in production.items() if kind == _TEMPLATE
+            for pattern in [log_group_pattern(rest[0])] if pattern is not None]
+
+
+def _held(physical_id: str, production: Mapping[_Identity, str],
+          templates: _Templates) -> tuple[str, bool] | None:
+    """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
+    it fits a log group template in use, ``templates``), or None."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
     if identity[0] == _NAMED and identity not in production:
         # A bare name (a log group's physical id) a log group template in use may stand for: kept,
         # as a log group cleanup cannot tell is not the one the template names.
-        for (kind, *rest), what in production.items():
-            pattern = log_group_pattern(rest[0]) if kind == _TEMPLATE else None
-            if pattern is not None and pattern.fullmatch(identity[1]):
-                return f"{identity[1]} (perhaps: {what})"
+        for pattern, what in templates:
+            if pattern.fullmatch(identity[1]):
+                return f"{identity[1]} ({what})", False
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
-        return next((what for (kind, *rest), what in production.items()
-                     if kind == "service" and rest[-1] == identity[2]), None)
-    if identity[0] == "secret":
+        found = next((what for (kind, *rest), what in production.items()
+                      if kind == "service" and rest[-1] == identity[2]), None)
+    elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
         # characters Secrets Manager appends to the name in its full ARN.
-        return production.get(identity) or production.get(("secret", _SECRET_SUFFIX.sub("", identity[1])))
-    return production.get(identity)
+        found = production.get(identity) or production.get(("secret", _SECRET_SUFFIX.sub("", identity[1])))
+    else:
+        found = production.get(identity)
+    return None if found is None else (found, True)
 
 
 def _live_by_lower(live: Sequence[str]) -> dict[str, str]:
@@ -1302,6 +1325,7 @@ def _plan_stacks(
     production: Mapping[_Identity, str] | None = None, region: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
     live_by_lower = _live_by_lower(live)
+    templates = _templates(production or {})
     delete, gone, refusals = [], [], []
     for index, name in enumerate(names):
         state = stacks.get(name, StackState(name=name))
@@ -1315,10 +1339,14 @@ def _plan_stacks(
         # keeps does not: it stays when the stack goes (a migration's old stack keeping the table
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
-        held = sorted({what + (f", in its nested stack {state.nested_in[resource]}"
-                               if resource in state.nested_in else "")
-                       for resource in state.resources if resource not in kept
-                       for what in [_held(resource, production or {})] if what is not None})
+        found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
+        for resource in state.resources:
+            judged = None if resource in kept else _held(resource, production or {}, templates)
+            if judged is not None:
+                what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
+                                    if resource in state.nested_in else "")
+                found[what] = found.get(what, False) or judged[1]
+        held = sorted(found)
         if (live_refusal := _live_refused(name, live_by_lower)) is not None:
             refusals.append(live_refusal)
         elif state.status is None:
@@ -1351,8 +1379,10 @@ def _plan_stacks(
                 f"nested stack with its root; list {state.root_stack} in old_stacks instead (or remove the nested "
                 "stack from its root's template)")))
         elif held:
+            # A log group only fitting a template in use is not known to be production's.
+            uses = "runs on it" if any(found.values()) else "may write to it"
             refusals.append(Refusal(kind="stack", name=name, reason=(
-                f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
+                f"it holds {'; '.join(held)}: deleting the stack deletes it, and production {uses}")))
         elif importers:
             exports = sorted(export for export, by in state.imported_by.items() if set(by) & set(importers))
             live_importers = [stack for stack in importers if stack.lower() in live_by_lower]

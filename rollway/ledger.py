@@ -1057,9 +1057,18 @@ def check_open_for_rollback(record: RolloutRecord) -> None:
     )
 
 
+def timeout_action(entry: Transition) -> str | None:
+    """The action a ``timeout`` entry records its policy took ("reject" or "hold"), or None for any
+    other entry: its comment is ``answer_comment(action, ...)``, "<action>: <what was waited>", and
+    the word before the colon is read whole, so that no other word starting alike passes for it."""
+    if entry.kind != "timeout":
+        return None
+    return (entry.comment or "").split(":", 1)[0].strip()
+
+
 def held_by_timeout(entry: Transition) -> bool:
     """Whether ``entry`` is a timeout whose policy held: no answer, the pause is asked again."""
-    return entry.kind == "timeout" and (entry.comment or "").startswith("hold")
+    return timeout_action(entry) == "hold"
 
 
 def pause_cause(entry: Transition) -> str | None:
@@ -1116,7 +1125,7 @@ def owed_rejection(record: RolloutRecord) -> Transition | None:
     last = next((t for t in reversed(record.history) if t.kind not in (TAKEOVER, UNHEARD)), None)
     if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK or last is None:
         return None
-    if last.kind == "reject" or (last.kind == "timeout" and (last.comment or "").startswith("reject")):
+    if last.kind == "reject" or timeout_action(last) == "reject":
         return last
     return None
 

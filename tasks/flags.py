@@ -16,7 +16,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway import flag_binding
-from rollway.aws.errors import error_code
+from rollway.aws.errors import error_code, tried
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import FlagState, FlagStoreUnavailable, FlagWriteUnanswered, MalformedFlag, MalformedFlags
 from rollway.ports import FlagStore, Ledger
@@ -115,27 +115,39 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
     """
     done = flag_binding.DisabledFlags()  # and the flags found missing: a retry reads only those that failed
     unanswered: dict[str, FlagWriteUnanswered] = {}
-    left, delay = list(bindings), PATIENT_FIRST_DELAY_SECONDS
-    for attempt in range(1, PATIENT_ATTEMPTS + 1):
+    left = list(bindings)
+
+    def disabling() -> flag_binding.DisabledFlags:
+        nonlocal done, left
         try:
             last = flag_binding.disable_bindings(store, left, actor=actor, reason=reason, now=now, rollout=rollout)
-            return flag_binding.DisabledFlags(done + last, done.missing + last.missing)
         except flag_binding.FlagsNotDisabled as failed:
             done = flag_binding.DisabledFlags(done + failed.updates,
                                               done.missing + tuple(getattr(failed.updates, "missing", ())))
             unanswered.update((f, err) for f, err in failed.failures if isinstance(err, FlagWriteUnanswered))
-            if attempt == PATIENT_ATTEMPTS or not all(store_unavailable(err) for _, err in failed.failures):
-                # A write of an earlier try whose answer was lost may have landed: said so, not "not
-                # disabled" for the later try that could not read it back.
-                failures = [(f, unanswered.get(f, err)) for f, err in failed.failures]
-                raise flag_binding.FlagsNotDisabled(done, failures) from failed
             features = {feature for feature, _ in failed.failures}
             left = [binding for binding in left if binding.feature in features]
-            log.warning("rollback: could not disable %s (%s); trying again in %g s", ", ".join(sorted(features)),
-                        failed, delay)
-            sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+            raise
+        return flag_binding.DisabledFlags(done + last, done.missing + last.missing)
+
+    def final(err: BaseException) -> bool:
+        # Only flags the store could not be reached for are tried again; anything else is raised as it came.
+        return not (isinstance(err, flag_binding.FlagsNotDisabled)
+                    and all(store_unavailable(failure) for _, failure in err.failures))
+
+    def said(err: Any, _made: int, wait: float | None) -> None:  # a FlagsNotDisabled when it is tried again
+        if wait is not None:
+            log.warning("rollback: could not disable %s (%s); trying again in %g s",
+                        ", ".join(sorted({feature for feature, _ in err.failures})), err, wait)
+
+    try:
+        return tried(disabling, PATIENT_ATTEMPTS, lambda attempt: PATIENT_FIRST_DELAY_SECONDS * 2 ** attempt,
+                     final=final, failed=said, sleep=sleep)
+    except flag_binding.FlagsNotDisabled as failed:
+        # A write of an earlier try whose answer was lost may have landed: said so, not "not
+        # disabled" for the later try that could not read it back.
+        failures = [(f, unanswered.get(f, err)) for f, err in failed.failures]
+        raise flag_binding.FlagsNotDisabled(done, failures) from failed
 
 
 @task(name="unrecorded-flag-moves", **_RETRY)

@@ -37,24 +37,31 @@ def _never_final(err: BaseException) -> bool:
 
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
                on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False,
-               sleep: Callable[[float], None] = time.sleep) -> T:
+               sleep: Callable[[float], None] | None = None) -> T:
     """``call()``, tried up to three times with a doubling wait between (``tried``): an undo is one
     hook that Prefect runs once and whose error it only logs, so one throttled call must not leave
     the step done. An error ``final`` names (one a second ask gets again) is raised at once.
     ``on_error`` sees every failed try; ``role`` starts the log lines. ``said``: the caller says the
     last failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between
-    tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time."""
+    tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time (None:
+    ``time.sleep``, looked up at each wait)."""
+    # ``final``'s verdict on the newest failed try: ``tried`` asks it before it calls ``logged``,
+    # which words its line by it rather than asking ``final`` a second time.
+    verdict = False
+
     def judged(err: BaseException) -> bool:
+        nonlocal verdict
         # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
         # failure unseen (a pointing's ``_Write.failed``, and its staged undo then did nothing).
         if on_error is not None:
             on_error(err)
-        return final(err)
+        verdict = final(err)
+        return verdict
 
     def logged(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, wait)
-        elif not said and final(err):
+        elif not said and verdict:
             log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
         elif not said:
             log.error("%s: %s failed %d times, last: %s", role, what, made, err)

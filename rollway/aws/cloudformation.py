@@ -61,13 +61,24 @@ class StackDeleteFailed(PicklableError, AdapterError):
     Attributes:
         name: the stack.
         status: its status after the attempt.
-        reasons: what its events say about the resources that could not be deleted.
+        reasons: what its events say about the resources that could not be deleted (its events
+            unread, ``unread``: CloudFormation's reason for the stack's status, if it gave one).
         failed: the logical ids of those resources.
+        unread: why its events could not be read ("" when they were).
     """
 
-    def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None) -> None:
+    def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None, *,
+                 unread: str = "") -> None:
         self.name, self.status, self.reasons, self.failed = name, status, tuple(reasons), tuple(failed or ())
+        self.unread = unread
         why = "; ".join(self.reasons) or "its events give no reason"
+        if unread:
+            # The events went unread: ``reasons`` holds CloudFormation's reason for the stack, if any.
+            why = (f"{why} (its events, which name each resource's reason, could not be read: {unread})"
+                   if self.reasons else
+                   f"CloudFormation gave no reason of its own, and its events, which name each resource's reason, "
+                   f"could not be read ({unread}); `aws cloudformation describe-stack-events --stack-name {name}` "
+                   "shows them")
         # Cleanup has no way to keep them: "retain those resources" left a person to find out how.
         keep = (f"; or, to delete the stack and keep those resources, `aws cloudformation delete-stack --stack-name "
                 f"{name} --retain-resources {' '.join(self.failed)}`, after which cleanup reports the stack gone"
@@ -91,8 +102,8 @@ class StackDeleteTimeout(PicklableError, AdapterError):
 
 class StackDeleteUnfollowed(PicklableError, AdapterError):
     """DeleteStack was sent and taken, but the deletion could not be followed to its end: the reads
-    of its progress (its status, its events, a failure's reasons) failed in passing (throttled, AWS's
-    own side failing, no connection) until the wait ended, or one failed as asking again would not
+    of its progress (its status, its events) failed in passing (throttled, AWS's own side
+    failing, no connection) until the wait ended, or one failed as asking again would not
     get past (refused): whether the stack is gone, still deleting or stopped at DELETE_FAILED is not
     known. CloudFormation carries on with it.
 
@@ -345,10 +356,11 @@ class CloudFormationStacks:
             ValueError: ``timeout_seconds`` is not positive (before any call).
             StackProtected: a kept (live) stack, or termination protection is on (nothing is deleted).
             StackChanged: it is not the stack ``judged`` any more (nothing is deleted).
-            StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given.
+            StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given
+                (CloudFormation's reason for the stack when its events cannot be read).
             StackDeleteTimeout: still deleting when the wait ended.
-            StackDeleteUnfollowed: the reads of its progress (or of a failure's reasons) failed in
-                passing until the wait ended, or one failed as asking again would too (refused).
+            StackDeleteUnfollowed: the reads of its progress failed in passing until the wait
+                ended, or one failed as asking again would too (refused).
         """
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
@@ -412,6 +424,7 @@ class CloudFormationStacks:
         deadline = time.monotonic() + timeout_seconds
         # Its status as last read, and when (None: before DeleteStack), for a wait whose reads fail to the end.
         last: tuple[str, float | None] = (before, None)
+        failed_reads = 0  # in a row, each waited on twice as long as the one before: a busy API is let be
         while True:
             remaining = deadline - time.monotonic()
             # One slice of polls, about PROGRESS_SECONDS long, then a progress line.
@@ -421,17 +434,20 @@ class CloudFormationStacks:
                     waiter.wait(StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
                     return
                 except WaiterError as err:
-                    # A failure state, the slice's end or a read refused: the stack's status says which.
-                    polled = (err.last_response or {}).get("Stacks") or ()
-                    if polled:
-                        last = (polled[0].get("StackStatus", last[0]), time.monotonic())
-                found = self._describe(stack_id)
+                    # A failure state or the slice's end: the poll's answer says which, read once. A
+                    # poll AWS refused or throttled is a failed read: asked again at once, it was
+                    # throttled again, and a DELETE_FAILED the poll had read was never acted on.
+                    polled = err.last_response or {}
+                    if "Error" in polled:
+                        raise ClientError(polled, "DescribeStacks") from err
+                found = (polled.get("Stacks") or [None])[0] or self._describe(stack_id)
                 status = found["StackStatus"] if found else "DELETE_COMPLETE"
-                last = (status, time.monotonic())
+                last, failed_reads = (status, time.monotonic()), 0
+                if status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
+                    # Ends the wait, its reasons read or not: CloudFormation has stopped the deletion.
+                    raise self._failed(name, stack_id, found, status, seen, on_progress)
                 for line in self._new_events(stack_id, seen):
                     on_progress(f"stack {name}: {line}")
-                if status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
-                    raise self._failed(name, stack_id, found, status)
             except (ClientError, BotoCoreError) as err:
                 if last[0] == "DELETE_COMPLETE":
                     return  # read gone: only its last events go unsaid
@@ -441,15 +457,18 @@ class CloudFormationStacks:
                 # DeleteStack was sent and what was last seen: the read's own error (AccessDenied
                 # on DescribeStackEvents, say) said neither, and could be taken to mean nothing was done.
                 passing = failed_in_passing(err)
-                if not passing or time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if not passing or left <= 0:
                     status, at = last
                     raise StackDeleteUnfollowed(name, status, None if at is None else time.monotonic() - at,
                                                 aws_message(err, call=True), timeout_seconds,
                                                 passing=passing) from err
+                failed_reads += 1
+                pause = min(delay * 2 ** (failed_reads - 1), PROGRESS_SECONDS, left)
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
-                            f"({aws_message(err, call=True)}); still waiting, {max(0.0, deadline - time.monotonic()):.0f}s "
-                            "left")
-                self._sleep(delay)
+                            f"({aws_message(err, call=True)}); still waiting, asking again in {pause:.0f}s, "
+                            f"{left:.0f}s left")
+                self._sleep(pause)
                 continue
             if status == "DELETE_COMPLETE":
                 return
@@ -488,11 +507,22 @@ class CloudFormationStacks:
         seen.update(e["EventId"] for e in fresh)
         return [_event_line(e) for e in reversed(fresh)]
 
-    def _failed(self, name: str, stack_id: str, found: dict[str, Any] | None, status: str) -> StackDeleteFailed:
-        events = self._events(stack_id, until=_deletion_start)
-        return StackDeleteFailed(name, status, failure_reasons(events, (found or {}).get("StackStatusReason")),
-                                 failed=failed_resources(events))
-
+    def _failed(self, name: str, stack_id: str, found: dict[str, Any] | None, status: str, seen: set[str],
+                on_progress: Callable[[str], None]) -> StackDeleteFailed:
+        """The failure of the deletion CloudFormation stopped at ``status``, its events' new lines
+        said and their reasons given; each read throttled is asked again (``asked_while_throttled``),
+        and events that cannot be read leave the stack's own reason (``found``'s) to say why."""
+        own = ((found or {}).get("StackStatusReason") or "").strip() or None
+        try:
+            lines = asked_while_throttled(lambda: self._new_events(stack_id, seen),
+                                          f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
+            for line in lines:
+                on_progress(f"stack {name}: {line}")
+            events = asked_while_throttled(lambda: self._events(stack_id, until=_deletion_start),
+                                           f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
+        except (ClientError, BotoCoreError) as err:
+            return StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
+        return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events))
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:
     """What DescribeStacks says of the stack that tells it changed: its id, status (and CloudFormation's

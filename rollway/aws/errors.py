@@ -242,11 +242,12 @@ def backoff_seconds(attempt: int) -> float:
 def tried(call: Callable[[], T], tries: int, wait: Callable[[int], float], *,
           final: Callable[[BaseException], bool],
           failed: Callable[[BaseException, int, float | None], None] = lambda *_: None,
-          sleep: Callable[[float], None] = time.sleep) -> T:
+          sleep: Callable[[float], None] | None = None) -> T:
     """``call()``, tried up to ``tries`` times, ``wait(n)`` seconds after try ``n`` (0: the first)
     failed: an error ``final`` names (one a second ask gets again) is raised at once, without a
     wait. ``failed(err, made, wait)`` sees every failed try, after ``made`` tries in all, with the
-    wait before the next, or None when ``err`` is raised. ``sleep`` waits.
+    wait before the next, or None when ``err`` is raised. ``sleep`` waits (None: ``time.sleep``,
+    looked up at each wait, so that a test patching it, or a caller's clock, is the one that waits).
 
     Raises:
         Whatever the last ``call()`` raised, as it raised it.
@@ -259,17 +260,18 @@ def tried(call: Callable[[], T], tries: int, wait: Callable[[int], float], *,
             failed(err, attempt + 1, pause)
             if pause is None:
                 raise
-            sleep(pause)
+            (sleep or time.sleep)(pause)
     raise AssertionError("unreachable")
 
 
 def asked_while_throttled(call: Callable[[], T], what: str, *, say: Callable[[str], None] = lambda _: None,
-                          sleep: Callable[[float], None] = time.sleep) -> T:
+                          sleep: Callable[[float], None] | None = None) -> T:
     """``call()``, asked again after ``backoff_seconds`` while AWS answers it is throttled
     (``THROTTLED_CODES``), ``THROTTLED_ASKS`` times in all: botocore's own retries of a bounded read
     are few, and a read throttled past them failed what it was for (a validation's checks not
     sent) on a busy account. Any other error is raised at once: a refusal or a bad request gets
-    the same answer again. ``say`` gets a line before each new ask, naming ``what``.
+    the same answer again. ``say`` gets a line before each new ask, naming ``what``. ``sleep``: as
+    ``tried``'s.
 
     Raises:
         Whatever the last ``call()`` raised, as it raised it.

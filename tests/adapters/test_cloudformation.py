@@ -276,7 +276,6 @@ def until_delete_failed(stub: Stubber, created: dict) -> None:
     stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": SID})
     stub.add_response("delete_stack", {}, {"StackName": SID})
     stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})  # the waiter's poll
-    stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
 
 
 def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None) -> tuple[StackDeleteFailed, list[str]]:
@@ -708,40 +707,37 @@ def test_a_stack_read_gone_is_deleted_though_the_reads_of_its_last_events_stay_t
     assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
 
 
-def test_a_failed_deletion_whose_reasons_read_is_throttled_is_read_again_at_the_next_poll():
-    # DELETE_FAILED read, the read of its events for the reasons throttled past botocore's retries:
-    # the wait raised that read's own ClientError, saying neither that DeleteStack was sent nor
-    # that the deletion had failed, where the next poll's read gives the reasons.
-    def throttled_once(stub: Stubber) -> None:
-        stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
-        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
-        for _ in range(2):  # the next poll: the waiter's and the wait's own
-            stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
-
-    failed, progress = deletion_failed(throttled_once)
+def test_a_failed_deletion_whose_events_read_is_throttled_is_read_again_at_once():
+    # DELETE_FAILED read, the read of its events throttled past botocore's retries: the wait polled
+    # the stopped deletion again, where a read of the events a moment later gives the reasons.
+    failed, progress = deletion_failed(
+        lambda stub: stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400))
     assert failed.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
-    assert any("Throttling on DescribeStackEvents" in line and "still waiting" in line for line in progress), progress
+    assert any(f"stack {OLD}: DescribeStackEvents was throttled (Throttling); asking again in" in line
+               for line in progress), progress
 
 
-def test_a_failed_deletion_whose_reasons_stay_throttled_says_it_was_sent_and_stopped_at_delete_failed():
-    from rollway.aws.cloudformation import StackDeleteUnfollowed
+def test_a_failed_deletion_whose_reasons_stay_throttled_says_it_failed_and_that_its_events_went_unread():
+    # The reads of the reasons throttled each time they were asked: the wait went on polling the
+    # stack CloudFormation had stopped deleting, to its end, then said the deletion "could not be
+    # followed".
+    from rollway.aws.errors import THROTTLED_ASKS
 
     client = stubbed_client()
     with Stubber(client) as stub:
         until_delete_failed(stub, CREATED)
         stub.add_response("describe_stack_events", {"StackEvents": [CREATED]}, {"StackName": SID})
-        stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)  # the reasons' read
-        with pytest.raises(StackDeleteUnfollowed) as unfollowed:
-            # The wait ends before its next poll.
-            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=1e-9)
+        for _ in range(THROTTLED_ASKS):  # the reasons' read
+            stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60)
         stub.assert_no_pending_responses()
-    said = str(unfollowed.value)
-    assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
-                           "not be followed: "), said
-    assert "the last with Throttling on DescribeStackEvents: Rate exceeded" in said, said
-    assert re.search(r"It was last seen DELETE_FAILED, \d+s before the wait ended; ", said), said
-    assert "CloudFormation had stopped the deletion then (DELETE_FAILED), for reasons not read: run cleanup again to " \
-           "try the deletion again (a failure then is said with its reasons)" in said, said
+    said = str(failed.value)
+    assert said.startswith(f"stack '{OLD}' ended in DELETE_FAILED: CloudFormation gave no reason of its own, and its "
+                           "events, which name each resource's reason, could not be read (Throttling on "
+                           f"DescribeStackEvents: Rate exceeded); `aws cloudformation describe-stack-events "
+                           f"--stack-name {OLD}` shows them. "), said
+    assert failed.value.unread and failed.value.reasons == ()
 
 
 def test_a_read_of_its_progress_refused_after_delete_stack_says_it_was_sent(aws, stacks):
@@ -767,7 +763,7 @@ def test_a_read_of_its_progress_refused_after_delete_stack_says_it_was_sent(aws,
                            "not be followed: a read of its progress failed, as asking again would too: AccessDenied on "
                            "DescribeStacks: not authorized. It was last seen CREATE_COMPLETE, right before DeleteStack "
                            "was sent; whether it is deleted now is not known. CloudFormation goes on"), said
-    assert asked.count("DescribeStacks") == 1 + 2, "refused once each, the waiter's poll and the wait's read: not asked again"
+    assert asked.count("DescribeStacks") == 1 + 1, "before DeleteStack, then the waiter's poll, refused: not asked again"
     assert isinstance(unfollowed.value.__cause__, ClientError)
 
 
@@ -843,3 +839,78 @@ def test_a_read_before_delete_stack_throttled_every_time_or_refused_stops_withou
     expected = THROTTLED_ASKS if asks == "THROTTLED_ASKS" else asks
     assert "DeleteStack" not in asked and asked.count("DescribeStackEvents") == expected
     assert stacks.describe(OLD).status == "CREATE_COMPLETE"
+
+
+STUCK = "The following resource(s) failed to delete: [OldQueue]. "
+
+
+def stuck_deleting(aws, throttled: Callable[[str, list[str]], bool], waited: list[float],
+                   progress: list[str]) -> tuple[pytest.ExceptionInfo, list[str]]:
+    """The deletion of ``OLD`` on the embedded AWS, CloudFormation seen stopping it at DELETE_FAILED
+    (moto deletes at once: its answers after DeleteStack are rewritten, the stack's own reason
+    ``STUCK``), each call after DeleteStack that ``throttled(operation, after)`` names throttled
+    (``after``: the operations asked since DeleteStack, this one last, and each wait as "sleep <s>")."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        asked.append(f"sleep {seconds:g}")
+
+    stacks = CloudFormationStacks(client, keep=aws.targets.stacks, sleep=sleep)
+    judged = stacks.describe(OLD)
+
+    def asking(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and throttled(model.name, asked[asked.index("DeleteStack") + 1:]):
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+
+    def failed(parsed, **_):
+        if "DeleteStack" in asked:
+            for stack in parsed.get("Stacks", []):
+                stack.update(StackStatus="DELETE_FAILED", StackStatusReason=STUCK)
+
+    with on_operation(client, "before-call", asking, operation=None), \
+            on_operation(client, "after-call", failed, operation="DescribeStacks"), \
+            pytest.raises(StackDeleteFailed) as stopped:
+        stacks.delete(OLD, timeout_seconds=3, on_progress=progress.append, judged=judged)
+    return stopped, asked[asked.index("DeleteStack") + 1:]
+
+
+def test_a_delete_failed_seen_ends_the_wait_at_once_with_the_stacks_own_reason_though_reads_are_throttled(aws):
+    # The waiter's poll saw DELETE_FAILED; every read after it throttled (DescribeStacks, and the
+    # events that name each resource's reason): the wait read the status again, throttled, and
+    # again, to its end, then said the deletion "could not be followed", for a stack whose
+    # failure and CloudFormation's reason for it had been read.
+    waited: list[float] = []
+    progress: list[str] = []
+    stopped, after = stuck_deleting(aws, lambda operation, after: after.count("DescribeStacks") > 1 or
+                                    operation == "DescribeStackEvents", waited, progress)
+
+    failed = stopped.value
+    assert failed.status == "DELETE_FAILED" and failed.reasons == (STUCK.strip(),), str(failed)
+    said = str(failed)
+    assert said.startswith(f"stack '{OLD}' ended in DELETE_FAILED: {STUCK.strip()} (its events, which name each "
+                           "resource's reason, could not be read: Throttling on DescribeStackEvents: Rate exceeded). "
+                           "Fix what is named, then run cleanup again: the deletion is retried"), said
+    assert after.count("DescribeStacks") == 1, after  # the waiter's poll alone: its answer is not asked again
+
+
+def test_a_throttled_poll_of_a_deletion_backs_off_before_it_is_asked_again(aws):
+    # The waiter's poll throttled past botocore's retries: the wait asked DescribeStacks again at
+    # once (throttled again), then every few seconds alike, however long the throttling lasted.
+    waited: list[float] = []
+    progress: list[str] = []
+    stopped, after = stuck_deleting(aws, lambda operation, after: after.count("DescribeStacks") <= 3,
+                                    waited, progress)
+
+    assert stopped.value.status == "DELETE_FAILED", str(stopped.value)
+    polls = [i for i, asked in enumerate(after) if asked == "DescribeStacks"]
+    assert all(after[i + 1].startswith("sleep") for i in polls[:-1]), after  # never asked again without a wait
+    assert len(waited) >= 2 and all(later > earlier for earlier, later in zip(waited, waited[1:])), waited
+    assert any("Throttling on DescribeStacks" in line and "asking again in" in line for line in progress), progress

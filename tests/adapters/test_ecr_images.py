@@ -265,6 +265,27 @@ def test_an_old_stack_that_made_the_log_group_firelens_sends_a_revision_in_uses_
     assert planned.delete_stacks == ("webordinary-spare-stack",)
 
 
+def firelens_plan(aws, options: dict, groups: dict[str, str]):
+    """The cleanup plan deleting the stacks of ``groups`` (stack -> the log group it makes, made
+    here), the task family's newest revision sending its logs through FireLens with ``options``."""
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    for stack, group in groups.items():
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Logs": {
+            "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    app = {**base["containerDefinitions"][0], "logConfiguration": {"logDriver": "awsfirelens", "options": options}}
+    router = {"name": "log_router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+              "essential": True, "firelensConfiguration": {"type": "fluentbit"}}
+    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=[app, router], memory="512")
+
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {name: stacks.describe(name) for name in groups}
+    return plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
+                        in_use=images_in_use(ecs, aws.targets), images=())
+
+
 @pytest.mark.parametrize("options, kept", [
     # The Go plugin's log_group_name, a template: a group per task, its default the one when that fails.
     ({"Name": "cloudwatch", "log_group_name": "/webordinary/$(ecs_task_id)", "default_log_group_name": "/fallback"},
@@ -278,23 +299,7 @@ def test_an_old_stack_that_made_the_log_group_firelens_sends_a_revision_in_uses_
 def test_an_old_stack_holding_a_log_group_a_firelens_template_in_use_may_name_is_refused(aws, options, kept):
     # A template cleanup cannot resolve (a placeholder only a log record fills) named no group:
     # the stack that made the group it resolves to was deleted, and the app's logs went nowhere.
-    from rollway.aws.cloudformation import CloudFormationStacks
-
-    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
-    groups = {**kept, "webordinary-spare-stack": "/webordinary-spare/0123abcd"}
-    for stack, group in groups.items():
-        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Logs": {
-            "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
-    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
-    app = {**base["containerDefinitions"][0], "logConfiguration": {"logDriver": "awsfirelens", "options": options}}
-    router = {"name": "log_router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
-              "essential": True, "firelensConfiguration": {"type": "fluentbit"}}
-    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=[app, router], memory="512")
-
-    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
-    described = {name: stacks.describe(name) for name in groups}
-    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
-                           in_use=images_in_use(ecs, aws.targets), images=())
+    planned = firelens_plan(aws, options, {**kept, "webordinary-spare-stack": "/webordinary-spare/0123abcd"})
 
     reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
     assert set(reasons) == set(kept), reasons
@@ -304,6 +309,29 @@ def test_an_old_stack_holding_a_log_group_a_firelens_template_in_use_may_name_is
         reasons["webordinary-old-stack"], reasons
     assert f"FireLens sends the logs of task definition {aws.targets.task_family}:2 to (" in \
         reasons["webordinary-old-stack"] and "which cleanup cannot resolve)" in reasons["webordinary-old-stack"]
+    # A group that only fits the template is not known to be production's; the template's default is.
+    assert reasons["webordinary-old-stack"].endswith("and production may write to it"), reasons
+    assert reasons["webordinary-default-stack"].endswith("and production runs on it"), reasons
+    assert planned.delete_stacks == ("webordinary-spare-stack",)
+
+
+def test_a_log_group_template_made_only_of_placeholders_keeps_the_groups_it_fits_and_says_it_cannot_tell(aws):
+    # ``${service}/${task}`` fits every log group with a slash in its name: the stack holding one
+    # was refused "perhaps" for it, as if cleanup suspected that group, where it cannot tell which
+    # log groups the template writes to at all.
+    planned = firelens_plan(aws, {"Name": "cloudwatch", "log_group_name": "${service}/${task}"},
+                            {"webordinary-old-stack": "/webordinary/edit-app",
+                             "webordinary-spare-stack": "webordinary-spare"})
+
+    (refusal,) = planned.refusals
+    assert refusal.name == "webordinary-old-stack", refusal
+    assert refusal.reason.startswith(
+        "it holds /webordinary/edit-app (the log group template '${service}/${task}' that FireLens sends the logs of "
+        f"task definition {aws.targets.task_family}:2 to ("), refusal.reason
+    assert refusal.reason.endswith(
+        ") is made only of placeholders: cleanup cannot tell which log groups it writes to, and keeps every log group "
+        "that fits it): deleting the stack deletes it, and production may write to it"), refusal.reason
+    assert "perhaps" not in refusal.reason, refusal.reason
     assert planned.delete_stacks == ("webordinary-spare-stack",)
 
 

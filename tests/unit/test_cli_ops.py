@@ -1533,6 +1533,24 @@ def test_status_says_a_rollback_is_owed_after_a_recorded_reject(answer, capsys):
     assert "a rollback is owed" in out and "rollway abort" in out and why in " ".join(out.split()), out
 
 
+@pytest.mark.parametrize("comment, owed", [
+    ("reject: no answer within 3600 s", True),
+    ("reject", True),
+    ("hold: no answer within 3600 s", False),
+    ("rejected: no answer within 3600 s", False),
+    ("rejection pending: no answer within 3600 s", False),
+])
+def test_a_timeout_owes_a_rollback_only_when_it_records_the_reject_action(comment, owed):
+    """A timeout entry's comment is "<action>: <what was waited>": the action is its first word
+    whole, not any comment that begins with "reject"."""
+    from rollway.ledger import held_by_timeout, owed_rejection
+
+    timeout = Transition(at=1_800_000_200.0, kind="timeout", actor="timeout", comment=comment)
+    paused = record(phase=RolloutPhase.PAUSED, history=(*record().history, timeout))
+    assert (owed_rejection(paused) == timeout) is owed
+    assert held_by_timeout(timeout) is comment.startswith("hold:")
+
+
 def test_a_takeover_after_a_recorded_reject_does_not_hide_the_rollback_owed(capsys):
     """A run that takes the dead run's lapsed lease over records a takeover after the reject: the
     rejection is still the rollout's last word, and the rollback it asked for is still owed."""

@@ -92,6 +92,8 @@ CASES: list[BaseException] = [
     StackChanged("WebordinaryOldStack", "it changed after the plan judged it (termination protection was turned on)"),
     StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED",
                       ["EditBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty"]),
+    StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED", ["The following resource(s) failed to delete: [Logs]."],
+                      unread="Throttling on DescribeStackEvents: Rate exceeded"),
     StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),
     StackDeleteUnfollowed("WebordinaryOldStack", "DELETE_IN_PROGRESS", 42.0,
                           "Throttling on DescribeStacks: Rate exceeded", 1800.0),

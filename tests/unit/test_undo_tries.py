@@ -28,3 +28,43 @@ def test_a_failed_pointing_is_seen_even_when_judging_its_error_fails():
                    sleep=lambda _: None)
     assert write.may_have_landed
     assert write.not_applied is None
+
+
+@pytest.mark.parametrize("final_after", [1, 3])
+def test_each_failed_try_is_judged_once(final_after):
+    """``final`` judges each failed try once, whether the last is raised as final (refused for
+    good, not tried again) or after the last try: its line read the verdict again from ``final``."""
+    lost = ConnectionClosedError(endpoint_url="https://ecs.eu-west-1.amazonaws.com/")
+    judged: list[BaseException] = []
+
+    def pointing():
+        raise lost
+
+    def judging(err: BaseException) -> bool:
+        judged.append(err)
+        return len(judged) >= final_after
+
+    with pytest.raises(ConnectionClosedError):
+        _patiently("pointing web at rev 2", pointing, final=judging, role="deploy", sleep=lambda _: None)
+    assert judged == [lost] * final_after
+
+
+def test_tried_waits_on_the_sleep_of_the_moment_when_given_none(monkeypatch):
+    """``tried`` given no ``sleep`` looks ``time.sleep`` up at each wait: bound when the module was
+    imported, it could not be patched, and a caller's clock passed as None was ignored."""
+    import time
+
+    from rollway.aws.errors import tried
+
+    waited: list[float] = []
+    monkeypatch.setattr(time, "sleep", waited.append)
+    calls = iter([LookupError("busy"), "read"])
+
+    def call():
+        got = next(calls)
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    assert tried(call, 2, lambda attempt: 7.0, final=lambda err: False) == "read"
+    assert waited == [7.0]
