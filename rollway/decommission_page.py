@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, Transition, notice_time, utc
-from rollway.window_page import CHECK_DELIVERY, PageOutcome, answered, page_outcome
+from rollway.window_page import CHECK_DELIVERY, PageOutcome, answer_outcome, page_outcome
 
 DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
@@ -53,8 +53,8 @@ def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
 def refusal_read(entry: Transition) -> PageOutcome:
     """A ``decommission-page-refused`` entry read. One written before it had the window page's shape
     holds SNS's answer alone: read as that shape's older entries are, lost when SNS's words say its
-    answer was (``answered``), else refused."""
-    return page_outcome(entry.comment) or answered(SUBJECT, entry.comment or "no answer recorded")
+    answer was (``answer_outcome``), else refused."""
+    return page_outcome(entry.comment) or answer_outcome(SUBJECT, entry.comment or "no answer recorded")
 
 
 Refusal = tuple[Transition, PageOutcome]

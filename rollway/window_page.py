@@ -78,11 +78,11 @@ def page_outcome(comment: str | None) -> PageOutcome | None:
     for opening, then, lost in (("whether the \"", _NOT_KNOWN, True), ("the \"", _NOT_SENT, False)):
         if text.startswith(opening) and then in text:
             subject, _, answer = text.removeprefix(opening).partition(then)
-            return PageOutcome(subject, answer, lost) if lost else answered(subject, answer)
+            return PageOutcome(subject, answer, lost) if lost else answer_outcome(subject, answer)
     return None
 
 
-def answered(subject: str, answer: str) -> PageOutcome:
+def answer_outcome(subject: str, answer: str) -> PageOutcome:
     """The page ``subject`` whose publish SNS answered with ``answer``, read from an entry in a
     refusal's shape, or of SNS's answer alone (an older decommission page's), which older rollways
     wrote of a lost answer too: lost when SNS's words say so (``_ANSWER_LOST``), else refused."""
