@@ -497,12 +497,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "start":
         with progress.trying(reading, unchanged):
             stand_in = _stand_in(deployer, td, read, earlier=earlier)
-    with leased as held, ExitStack() as afterwards:
+    # The report after the lease is given back (``afterwards`` outermost): a write to the Prefect API,
+    # which needs no lease, made under it kept every other run off the rollout for as long as the API
+    # took to answer, and one slower than the lease had the lease's release refused as sent too late.
+    with ExitStack() as afterwards, leased as held:
         if plan.accepts is not None:
             held = _accept(env, held, plan.accepts, accept_breach, actor, progress, owner=holder,
                            write_seconds=write_seconds, before=before)
-            # However the run ends from here (finalized, or stopped at a step), once it holds no more
-            # writes of its own: the acceptance is recorded either way.
+            # However the run ends from here (finalized, or stopped at a step): the acceptance is recorded
+            # either way.
             afterwards.callback(_report_accepted, env, held, ledger_read_seconds)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,

@@ -251,3 +251,24 @@ def test_a_breach_recorded_after_the_release_was_finalized_says_it_is_on_the_sta
     after = env.ledger.get(env.targets.canary_service)
     assert after.history == before.history and after.history[-1].at == breach.at
     assert env.router.weights == ALL_STABLE
+
+
+def test_the_incident_report_of_an_accepted_breach_is_written_once_the_rollout_s_lease_is_given_back(monkeypatch):
+    """The report is an artifact on the Prefect API, a network write that needs no lease: written
+    while finalize still held the rollout's, a slow API kept every other finalize (and the rollout's
+    own runs) refused for as long as it took, and one slower than the lease had the lease's release
+    refused as sent too late."""
+    import flows.finalize
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    publish, holders = flows.finalize.publish_incident, []
+
+    def publishing(record, targets, **given):
+        holders.append(env.ledger.get(targets.canary_service).owner)
+        return publish(record, targets, **given)
+
+    monkeypatch.setattr(flows.finalize, "publish_incident", publishing)
+    assert finalize_accepting(env, WHY).outcome == "finalized"
+    assert holders == [None], holders
+
