@@ -272,3 +272,35 @@ def test_the_incident_report_of_an_accepted_breach_is_written_once_the_rollout_s
     assert finalize_accepting(env, WHY).outcome == "finalized"
     assert holders == [None], holders
 
+
+@pytest.mark.parametrize("died", ["after recording the acceptance", "after recording the finalize done"])
+def test_a_finalize_run_again_after_one_that_died_before_its_incident_report_publishes_it(monkeypatch, died):
+    """The acceptance is in the ledger, the report written while the breach stood is the newest under
+    its key (still in production, the `rollback` flow as the way out): the run that recorded the
+    acceptance died before writing the report anew, and the next finalize, which has no acceptance of
+    its own to record, wrote none. It writes it, under the same key."""
+    import flows.finalize
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breach = breached(env)
+    t = env.targets
+    if died == "after recording the acceptance":
+        env.ledger.record(t.canary_service, owner=None, now=breach.at + 1, transition=Transition(
+            at=breach.at + 1, kind=BREACH_ACCEPTED, actor="dana", comment=WHY, breach_at=breach.at))
+        outcome = "finalized"
+    else:
+        with monkeypatch.context() as dying:
+            dying.setattr(flows.finalize, "_report_accepted", lambda *args: None)
+            assert finalize_accepting(env, WHY).outcome == "finalized"
+        outcome = "already_finalized"
+    state = finalize_accepting(env, None, actor="erin", return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().outcome == outcome
+    incident = artifacts_of(state).get(artifact_key(t.canary_service, "incident-report"))
+    assert incident is not None, f"no incident report: {artifacts_of(state)}"
+    accepted = env.ledger.get(t.canary_service).last_transition(BREACH_ACCEPTED)
+    assert incident.startswith(f"# Incident report: breach accepted of {t.canary_service}"), incident
+    assert f"**Accepted by:** dana at {utc(accepted.at)}, keeping the release in production: {WHY}" in incident
+
