@@ -304,3 +304,26 @@ def test_a_finalize_run_again_after_one_that_died_before_its_incident_report_pub
     assert incident.startswith(f"# Incident report: breach accepted of {t.canary_service}"), incident
     assert f"**Accepted by:** dana at {utc(accepted.at)}, keeping the release in production: {WHY}" in incident
 
+
+def test_a_breach_recorded_after_a_finalize_whose_notice_is_owed_says_the_notice_and_that_no_finalize_sends_it():
+    """The finalize done, its "Finalized" notice refused by SNS (owed: a finalize run again sends it
+    late), then the window's run records a breach: every finalize refuses from then on, before its late
+    send. The refusal said the breach and its way out only, and on-call, who expect that notice, were
+    left to learn from `rollway status` that it is owed and that no run will send it."""
+    from rollway.finalize import NOTICE_NOT_SENT
+    from rollway.ledger import NOTICE_FAILED
+
+    env, _ = promoted_on_fakes()
+    assert finalize_accepting(env, None).outcome == "finalized"
+    t = env.targets
+    env.clock.sleep(5)
+    sns = "AuthorizationError: not authorized to perform sns:Publish"
+    env.ledger.record(t.canary_service, owner=None, now=env.clock.now(), transition=Transition(
+        at=env.clock.now(), kind=NOTICE_FAILED, actor="dana", wall=env.wall(), comment=f"{NOTICE_NOT_SENT}{sns}"))
+    breached(env)
+    with pytest.raises(FinalizeRefused, match="saw a breach") as refused:
+        finalize_accepting(env, None)
+    said = " ".join(str(refused.value).split())
+    assert f'the "Finalized" notice was NOT sent, nobody was told: {sns} (dana\'s run' in said, said
+    assert "no finalize sends it late" in said and f"subscribers yourself (topic {t.alert_topic})." in said, said
+    assert said.endswith("Nothing was changed"), said
