@@ -64,7 +64,7 @@ from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
-    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, finalize_unfinished, notice_owed, plan_finalize, plan_unrecorded, refused_said, runs_promoted,
+    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, notice_owed, plan_finalize, plan_unrecorded, refused_said, runs_promoted,
     same_revision,
 )
 from rollway.ledger import (
@@ -457,25 +457,28 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                               canary_desired=0,
                               steps=tuple(progress.steps))
     if plan.action == "done":
-        changed = ""
-        if record.canary_task_definition is not None and not runs_promoted(record, td):
-            # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
-            # and the summary paired the two as if it were.
-            changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
-            image = pinned = None
-        # A "Finalized" notice SNS refused is owed, as the decommission's page is: sent late now.
-        # With ``changed`` in the late notice too: a hotfix put on by hand since read as the release finalized.
-        runs = f"{td}{changed}"
-        # The late notice names the release as the first one would have (its tag, pin and revision),
-        # unless the stable service runs something else since.
-        release = f"{version} ({td})" if version and not changed else runs
-        message_id, refused = _send_owed_notice(env, record, actor, release, live, progress, write_seconds)
-        # The command prints this step as its closing line: the log, the summary and the terminal agree.
-        progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
-        return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
-                              pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
-                              canary_desired=0, notification_id=message_id, notice_refused=refused,
-                              steps=tuple(progress.steps))
+        # Found done, the run may follow one that recorded a breach accepted and died before its report.
+        with ExitStack() as afterwards:
+            _report_afterwards(afterwards, env, record, ledger_read_seconds)
+            changed = ""
+            if record.canary_task_definition is not None and not runs_promoted(record, td):
+                # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
+                # and the summary paired the two as if it were.
+                changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
+                image = pinned = None
+            # A "Finalized" notice SNS refused is owed, as the decommission's page is: sent late now.
+            # With ``changed`` in the late notice too: a hotfix put on by hand since read as the release finalized.
+            runs = f"{td}{changed}"
+            # The late notice names the release as the first one would have (its tag, pin and revision),
+            # unless the stable service runs something else since.
+            release = f"{version} ({td})" if version and not changed else runs
+            message_id, refused = _send_owed_notice(env, record, actor, release, live, progress, write_seconds)
+            # The command prints this step as its closing line: the log, the summary and the terminal agree.
+            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
+            return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
+                                  pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
+                                  canary_desired=0, notification_id=message_id, notice_refused=refused,
+                                  steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
     before = (f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on "
@@ -497,13 +500,16 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "start":
         with progress.trying(reading, unchanged):
             stand_in = _stand_in(deployer, td, read, earlier=earlier)
-    with leased as held, ExitStack() as afterwards:
+    # The report after the lease is given back (``afterwards`` outermost): a write to the Prefect API,
+    # which needs no lease, made under it kept every other run off the rollout for as long as the API
+    # took to answer, and one slower than the lease had the lease's release refused as sent too late.
+    with ExitStack() as afterwards, leased as held:
         if plan.accepts is not None:
             held = _accept(env, held, plan.accepts, accept_breach, actor, progress, owner=holder,
                            write_seconds=write_seconds, before=before)
-            # However the run ends from here (finalized, or stopped at a step), once it holds no more
-            # writes of its own: the acceptance is recorded either way.
-            afterwards.callback(_report_accepted, env, held, ledger_read_seconds)
+        # However the run ends from here (finalized, or stopped at a step), the report of a breach accepted
+        # by this run or by an earlier one (which may have died before writing it): recorded either way.
+        _report_afterwards(afterwards, env, held, ledger_read_seconds)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
@@ -674,14 +680,27 @@ def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: s
     return written
 
 
+def _report_afterwards(afterwards: ExitStack, env: Environment, record: RolloutRecord | None,
+                       ledger_seconds: float) -> None:
+    """Have ``afterwards`` write the incident report of the breach accepted on ``record``
+    (``_report_accepted``), when one is: recorded by this run, or by an earlier one. The run that
+    records an acceptance writes the report last, and one that died before it left the report written
+    while the breach stood (still in production, the `rollback` flow as the way out) the newest under
+    its key: the next run, which has no acceptance of its own to record, wrote none. Every finalize of
+    the rollout writes it again, under the same key, from what the ledger holds: the same report."""
+    if accepted_breach(record) is not None:
+        afterwards.callback(_report_accepted, env, record, ledger_seconds)
+
+
 def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: float) -> None:
-    """Write the incident report of the breach this run accepted again (``publish_incident``), from
-    the ledger as the run's last write left it: the one written while the breach stood, the newest
-    under its key in the Prefect UI, went on saying the release was "still in production as far as
-    the ledger knows" after a person had kept it, and `rollway report` said nothing of it. A ledger
-    that cannot be read again gives the rollout as the acceptance left it (its traffic then as
-    recorded before this run moved it, which the report says is the ledger's last record). Never
-    raises: the report is for people, and the run's own outcome stands."""
+    """Write the incident report of the breach accepted on the rollout (by this run or an earlier one)
+    again (``publish_incident``), from the ledger as the run's last write left it: the one written
+    while the breach stood, the newest under its key in the Prefect UI, went on saying the release was
+    "still in production as far as the ledger knows" after a person had kept it, and `rollway report`
+    said nothing of it. A ledger that cannot be read again gives ``accepted``, the rollout as this run
+    had it once the acceptance was recorded (its traffic then as recorded before this run moved it,
+    which the report says is the ledger's last record). Never raises: the report is for people, and
+    the run's own outcome stands."""
     log = get_run_logger()
     try:
         record = _newest(env, ledger_seconds)

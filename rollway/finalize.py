@@ -479,9 +479,14 @@ def plan_finalize(
         unrecorded = (" Your --accept-breach (accept_breach) was not recorded: it lets a finalize past a breach, and "
                       "this release was finalized already, so there is nothing left for it to let through."
                       if accept_breach is not None else "")
+        # That finalize's "Finalized" notice, when SNS refused it, is owed to on-call: this refusal comes
+        # before the late send, and said nothing of it, as if the release had been announced.
+        unsent = notice_not_sent(record)
+        owed = f" That finalize's notice is owed as well: {unsent} (topic {targets.alert_topic})." if unsent else ""
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
-            f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}.{unrecorded} Nothing was changed")
+            f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}.{owed}{unrecorded} Nothing was "
+            "changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.

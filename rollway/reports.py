@@ -2612,9 +2612,14 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     # promotion past a finalize (``HISTORY_KINDS``) nor when its look at the services fails, and traffic
     # moved by hand leaves no entry. "Nothing moved the traffic back" was said after the traffic went back.
     # Accepted, the release stays by a person's choice: "still going" read as an incident nobody had acted on.
-    still = ("and still going as far as the ledger knows: no rollback of it is recorded (one recorded on no rollout, "
-             "or traffic moved by hand, is not seen here; `rollway status` reads the load balancer now)"
-             if accepted is None else f"and on: kept in production since {who} accepted the breach at {when}")
+    # Accepted, the acceptance is recorded, its release being in production still is inferred as the
+    # standing breach's is: said flatly, it claimed what a rollback after the finalize (recorded on no
+    # rollout) or traffic moved by hand would have made untrue.
+    unseen = ("no rollback of it is recorded (one recorded on no rollout, or traffic moved by hand, is not seen here; "
+              "`rollway status` reads the load balancer now)")
+    still = (f"and still going as far as the ledger knows: {unseen}" if accepted is None else
+             f"and on as far as the ledger knows: kept in production since {who} accepted the breach at {when}, and "
+             f"{unseen}")
     window = ""
     if first is None:
         lines.append("- **First traffic to the new version:** not recorded (no move of the traffic is in the "

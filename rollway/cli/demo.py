@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
+from rollway.cli.prefect_console import task_completions_unsaid
 from rollway.clock import ClockSettings
 from rollway.failure_words import error_said
 from rollway.judge.guardrails import GUARDRAIL, asked_by
@@ -501,36 +502,6 @@ def server_stop_unsaid() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
             handler.addFilter(_ServerStopUnsaid())
-
-
-class _TaskCompletionUnsaid(logging.Filter):
-    """Drops Prefect's "Task run '...' - Finished in state Completed()" lines from the console."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "prefect.task_runs" and record.levelno <= logging.INFO
-                    and record.getMessage().startswith("Finished in state Completed("))
-
-
-@contextmanager
-def task_completions_unsaid() -> Iterator[None]:
-    """For the demo's duration, Prefect's console leaves out the tasks that completed.
-
-    Their lines were two thirds of what the demo wrote (152 of 224 for the three scenarios), between
-    the flow's own lines that say what each scenario did. Only the console's handlers are filtered:
-    the runs' logs in the Prefect API keep every line, and a task that failed, retried or was
-    cancelled is still said."""
-    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    unsaid = _TaskCompletionUnsaid()
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
-    for handler in handlers:
-        handler.addFilter(unsaid)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(unsaid)
 
 
 API_LOOK_SECONDS = 0.2

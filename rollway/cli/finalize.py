@@ -105,6 +105,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
     from rich.markup import escape
 
     from rollway.cli.ops import UsageError, connect, console, errors, ledger_read, recorded_clock, without_traceback
+    from rollway.cli.prefect_console import task_completions_unsaid
 
     who = checked_actor(actor)
     accepting = checked_acceptance(accept_breach, unrecorded)
@@ -132,7 +133,10 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
     try:
         # A finalize that stopped is an answer as well: its message says what users are served,
         # quotes the failed step's error and says to run it again (every step's failure becomes one).
-        with without_traceback(FinalizeRefused, FinalizeIncomplete, FinalizeNoticeRefused, task_failures=(Exception,)):
+        # Prefect's line for each task that completed is left off the terminal, as the demo leaves it:
+        # one for every read and write, between the flow's own lines saying each step and each wait.
+        with without_traceback(FinalizeRefused, FinalizeIncomplete, FinalizeNoticeRefused, task_failures=(Exception,)), \
+                task_completions_unsaid():
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds,
                                    healthy_timeout_seconds=healthy_timeout_seconds,

@@ -251,3 +251,79 @@ def test_a_breach_recorded_after_the_release_was_finalized_says_it_is_on_the_sta
     after = env.ledger.get(env.targets.canary_service)
     assert after.history == before.history and after.history[-1].at == breach.at
     assert env.router.weights == ALL_STABLE
+
+
+def test_the_incident_report_of_an_accepted_breach_is_written_once_the_rollout_s_lease_is_given_back(monkeypatch):
+    """The report is an artifact on the Prefect API, a network write that needs no lease: written
+    while finalize still held the rollout's, a slow API kept every other finalize (and the rollout's
+    own runs) refused for as long as it took, and one slower than the lease had the lease's release
+    refused as sent too late."""
+    import flows.finalize
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    publish, holders = flows.finalize.publish_incident, []
+
+    def publishing(record, targets, **given):
+        holders.append(env.ledger.get(targets.canary_service).owner)
+        return publish(record, targets, **given)
+
+    monkeypatch.setattr(flows.finalize, "publish_incident", publishing)
+    assert finalize_accepting(env, WHY).outcome == "finalized"
+    assert holders == [None], holders
+
+
+@pytest.mark.parametrize("died", ["after recording the acceptance", "after recording the finalize done"])
+def test_a_finalize_run_again_after_one_that_died_before_its_incident_report_publishes_it(monkeypatch, died):
+    """The acceptance is in the ledger, the report written while the breach stood is the newest under
+    its key (still in production, the `rollback` flow as the way out): the run that recorded the
+    acceptance died before writing the report anew, and the next finalize, which has no acceptance of
+    its own to record, wrote none. It writes it, under the same key."""
+    import flows.finalize
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breach = breached(env)
+    t = env.targets
+    if died == "after recording the acceptance":
+        env.ledger.record(t.canary_service, owner=None, now=breach.at + 1, transition=Transition(
+            at=breach.at + 1, kind=BREACH_ACCEPTED, actor="dana", comment=WHY, breach_at=breach.at))
+        outcome = "finalized"
+    else:
+        with monkeypatch.context() as dying:
+            dying.setattr(flows.finalize, "_report_accepted", lambda *args: None)
+            assert finalize_accepting(env, WHY).outcome == "finalized"
+        outcome = "already_finalized"
+    state = finalize_accepting(env, None, actor="erin", return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().outcome == outcome
+    incident = artifacts_of(state).get(artifact_key(t.canary_service, "incident-report"))
+    assert incident is not None, f"no incident report: {artifacts_of(state)}"
+    accepted = env.ledger.get(t.canary_service).last_transition(BREACH_ACCEPTED)
+    assert incident.startswith(f"# Incident report: breach accepted of {t.canary_service}"), incident
+    assert f"**Accepted by:** dana at {utc(accepted.at)}, keeping the release in production: {WHY}" in incident
+
+
+def test_a_breach_recorded_after_a_finalize_whose_notice_is_owed_says_the_notice_and_that_no_finalize_sends_it():
+    """The finalize done, its "Finalized" notice refused by SNS (owed: a finalize run again sends it
+    late), then the window's run records a breach: every finalize refuses from then on, before its late
+    send. The refusal said the breach and its way out only, and on-call, who expect that notice, were
+    left to learn from `rollway status` that it is owed and that no run will send it."""
+    from rollway.finalize import NOTICE_NOT_SENT
+    from rollway.ledger import NOTICE_FAILED
+
+    env, _ = promoted_on_fakes()
+    assert finalize_accepting(env, None).outcome == "finalized"
+    t = env.targets
+    env.clock.sleep(5)
+    sns = "AuthorizationError: not authorized to perform sns:Publish"
+    env.ledger.record(t.canary_service, owner=None, now=env.clock.now(), transition=Transition(
+        at=env.clock.now(), kind=NOTICE_FAILED, actor="dana", wall=env.wall(), comment=f"{NOTICE_NOT_SENT}{sns}"))
+    breached(env)
+    with pytest.raises(FinalizeRefused, match="saw a breach") as refused:
+        finalize_accepting(env, None)
+    said = " ".join(str(refused.value).split())
+    assert f'the "Finalized" notice was NOT sent, nobody was told: {sns} (dana\'s run' in said, said
+    assert "no finalize sends it late" in said and f"subscribers yourself (topic {t.alert_topic})." in said, said
+    assert said.endswith("Nothing was changed"), said

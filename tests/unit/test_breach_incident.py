@@ -327,3 +327,14 @@ def test_status_and_the_rollout_report_do_not_say_a_page_whose_answer_was_lost_r
         assert f'whether the "Breach not rolled back: {SERVICE}" page was sent is not known' in said, said
         assert "nobody knows whether that run's page reached people, and no run sends it again" in said, said
         assert "delivery logs" in said and "mend what SNS refused" not in said, said
+
+
+def test_an_accepted_breach_s_exposure_is_said_as_far_as_the_ledger_knows():
+    """The acceptance is recorded; that the release is in production still is inferred from no
+    rollback being recorded (a rollback after the finalize, or traffic moved by hand, records none on
+    the rollout): said as the standing breach's exposure says it, not as a fact."""
+    text = incident_report(breach_standing(accepted=True), alert_topic="webordinary-alerts")
+    exposed = next(line for line in text.splitlines() if line.startswith("- **Exposed for:**"))
+    assert (f"and on as far as the ledger knows: kept in production since dana accepted the breach at "
+            f"{utc(T0 + 6000)}, and no rollback of it is recorded (one recorded on no rollout, or traffic moved by "
+            "hand, is not seen here; `rollway status` reads the load balancer now)") in exposed, exposed
