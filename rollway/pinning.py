@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rollway.one_line import on_one_line
 
@@ -127,9 +127,8 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too.
-    taking = next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
-                   and _priority(rule) < _priority(first) and _header_met(rule, name, value, maybe=True)
-                   and not is_pin_rule(rule, canary_arn) and not _apart(rule, weighted)), None)
+    taking = _header_rule_ahead(rules, weighted, name, value, before=first,
+                                also=lambda rule: not is_pin_rule(rule, canary_arn))
     if taking is not None:
         matches = "matches" if _header_met(taking, name, value) else "may match"
         return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} requests carrying `{header}`"
@@ -148,9 +147,18 @@ def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str
     regular expression on ``name`` (``RegexValues``), on some of the weighted rule's requests; None
     when there is none. Read as matching nothing, a pin rule given as ``^canary$`` was said missing
     ("sends them nowhere: create one"), sending a person to make the rule they had."""
+    return _header_rule_ahead(rules, weighted, name, value, before=weighted,
+                              also=lambda rule: not _header_met(rule, name, value))
+
+
+def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
+                       before: Mapping[str, Any], also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
+    """The first rule of ``rules`` ahead of ``before`` (a priority number below its) that matches, or
+    by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
+    requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
     return next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
-                 and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-                 and not _header_met(rule, name, value) and not _apart(rule, weighted)), None)
+                 and _priority(rule) < _priority(before) and _header_met(rule, name, value, maybe=True)
+                 and not _apart(rule, weighted) and also(rule)), None)
 
 
 def _regex_header_said(rule: Mapping[str, Any], header: str, name: str, value: str, canary_arn: str,
