@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -201,7 +202,8 @@ class AwsInfraChecker:
         router = AlbRouter(self._home["elbv2"], t)
         listener = f"{t.load_balancer}:{t.listener_port}"
         try:
-            found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
+            with _calls_begun(self._home["elbv2"]) as begun:
+                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.
@@ -210,8 +212,10 @@ class AwsInfraChecker:
                      f"{t.canary_target_group} alone")
         except (ClientError, BotoCoreError, Unanswered) as err:
             # The call that failed: the load balancer, listener and target groups are read before
-            # DescribeRules, and a refused DescribeTargetGroups was said a failed DescribeRules.
-            found = _failed(getattr(err, "operation_name", None) or "DescribeRules", err, t, t.load_balancer)
+            # DescribeRules, and a refused DescribeTargetGroups was said a failed DescribeRules. An
+            # error naming none (no connection, no answer in time) is the last call begun's.
+            called = getattr(err, "operation_name", None) or (begun[-1] if begun else "none asked")
+            found = _failed(called, err, t, t.load_balancer)
         except AdapterError as err:  # more than one rule on the weighted rule's path: which one is not known
             found = str(err)
         return PinRead(header=header, listener=listener, found=found)
@@ -446,6 +450,24 @@ def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | 
 READ_AGAIN = "run verify_infrastructure again (it only reads)"
 """What to do about a read that failed on the way (throttled past botocore's retries, no answer,
 no connection): the next run most often reads it."""
+
+
+@contextmanager
+def _calls_begun(client: Any) -> Iterator[list[str]]:
+    """The operations ``client`` begins in the block (``DescribeLoadBalancers``...), in order: a
+    connection error or a read given up on names none, and the one that failed is the last."""
+    begun: list[str] = []
+
+    def beginning(model: Any = None, **_: Any) -> None:
+        # Before its parameters are built: ahead of any handler of the call itself.
+        begun.append(model.name)
+
+    event = f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register(event, beginning)
+    try:
+        yield begun
+    finally:
+        client.meta.events.unregister(event, beginning)
 
 
 def _failed(what: str, err: ClientError | BotoCoreError | Unanswered, targets: Targets,

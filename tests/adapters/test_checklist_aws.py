@@ -790,3 +790,25 @@ def test_pinned_validation_whose_target_group_read_fails_names_that_read_not_des
     assert item.reason.startswith(f"could not read listener {paged.targets.load_balancer}:{paged.targets.listener_port}"
                                   "'s rules (DescribeTargetGroups): "), item.reason
     assert "ValidationException" in item.reason, item.reason
+
+
+@pytest.mark.parametrize("operation", ["DescribeLoadBalancers", "DescribeTargetGroups", "DescribeRules"])
+def test_pinned_validation_whose_read_finds_no_connection_names_the_call_that_failed(paged, independent_client,
+                                                                                      operation):
+    """A connection error names no operation (botocore gives it none, unlike AWS's answers): the
+    item said DescribeRules of a load balancer or target group read that never connected, sending
+    a person to the listener's rules, or to its permission for DescribeRules."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from tests.botocore_events import on_operation
+
+    def unreachable(**_):
+        raise EndpointConnectionError(endpoint_url="https://elasticloadbalancing.us-west-2.amazonaws.com/")
+
+    elbv2 = independent_client("elbv2")
+    with on_operation(elbv2, "before-call", unreachable, operation=operation):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), paged.targets, elbv2=elbv2,
+                                        canary_header=HEADER).check())
+    assert not item.passed
+    assert item.reason.startswith(f"could not read listener {paged.targets.load_balancer}:{paged.targets.listener_port}"
+                                  f"'s rules ({operation}): EndpointConnectionError: Could not connect"), item.reason
