@@ -270,7 +270,8 @@ def _refusing(client, operation: str, code: str):
         return SimpleNamespace(status_code=400, headers={}), {
             "Error": {"Code": code, "Message": f"not allowed to {operation}"}, "ResponseMetadata": {}}
 
-    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    # Named by its service id, as botocore emits it: elbv2's endpoint prefix (elasticloadbalancing) is not.
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
     return client
 
 
@@ -305,7 +306,8 @@ def _refused_as_aws_words_it(client, operation: str, action: str, resource: str 
             f"User: arn:aws:sts::{ACCOUNT}:assumed-role/rollway-infra/i-0abc is not authorized to perform: "
             f"{action}{on} because no identity-based policy allows the {action} action")}, "ResponseMetadata": {}}
 
-    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    # Named by its service id, as botocore emits it: elbv2's endpoint prefix (elasticloadbalancing) is not.
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
     return client
 
 
@@ -812,3 +814,21 @@ def test_pinned_validation_whose_read_finds_no_connection_names_the_call_that_fa
     assert not item.passed
     assert item.reason.startswith(f"could not read listener {paged.targets.load_balancer}:{paged.targets.listener_port}"
                                   f"'s rules ({operation}): EndpointConnectionError: Could not connect"), item.reason
+
+
+@pytest.mark.parametrize(("operation", "action"), [
+    ("DescribeRules", "elasticloadbalancing:DescribeRules"),
+    ("DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancers"),
+])
+def test_a_refused_read_of_the_header_rule_names_the_statement_granting_it_to_the_checklist(
+        paged, independent_client, operation, action):
+    """The listener rule item's reads were granted by CleanupReadsWhatProductionRuns: a person
+    auditing the infrastructure policy took them for cleanup's alone, and one fixing the
+    checklist's role was sent to a statement named for a flow they did not run."""
+    elbv2 = _refused_as_aws_words_it(independent_client("elbv2"), operation, action)
+    item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), paged.targets, elbv2=elbv2,
+                                    canary_header=HEADER).check())
+    assert not item.passed
+    assert (f"AWS refused {action} (AccessDenied: " in item.reason
+            and "it is granted by deployments/iam-policy-infrastructure.json, statement "
+                "ChecklistAndCleanupReadTheLoadBalancerAndItsRules: add that statement" in item.reason), item.reason
