@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,7 +34,8 @@ from rollway.checklist import (
 )
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
-from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, failed_in_passing, unusable_credentials
+from rollway.aws.errors import (AdapterError, TargetNotFound, aws_message, calls_begun, failed_in_passing,
+                                unusable_credentials)
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
@@ -202,7 +202,7 @@ class AwsInfraChecker:
         router = AlbRouter(self._home["elbv2"], t)
         listener = f"{t.load_balancer}:{t.listener_port}"
         try:
-            with _calls_begun(self._home["elbv2"]) as begun:
+            with calls_begun(self._home["elbv2"]) as begun:
                 found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
@@ -450,24 +450,6 @@ def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | 
 READ_AGAIN = "run verify_infrastructure again (it only reads)"
 """What to do about a read that failed on the way (throttled past botocore's retries, no answer,
 no connection): the next run most often reads it."""
-
-
-@contextmanager
-def _calls_begun(client: Any) -> Iterator[list[str]]:
-    """The operations ``client`` begins in the block (``DescribeLoadBalancers``...), in order: a
-    connection error or a read given up on names none, and the one that failed is the last."""
-    begun: list[str] = []
-
-    def beginning(model: Any = None, **_: Any) -> None:
-        # Before its parameters are built: ahead of any handler of the call itself.
-        begun.append(model.name)
-
-    event = f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}"
-    client.meta.events.register(event, beginning)
-    try:
-        yield begun
-    finally:
-        client.meta.events.unregister(event, beginning)
 
 
 def _failed(what: str, err: ClientError | BotoCoreError | Unanswered, targets: Targets,

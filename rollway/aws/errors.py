@@ -323,12 +323,33 @@ def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[Bas
         elif response is not None and response[0].status_code >= 500:
             lost.append(RuntimeError(f"HTTP {response[0].status_code} from {service}"))
 
-    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register(event, attempt_failed)
-    try:
+    with on_event(client, f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}",
+                  attempt_failed):
         yield lost
+
+
+@contextmanager
+def calls_begun(client: Any) -> Iterator[list[str]]:
+    """The operations ``client`` begins in the block (``DescribeLoadBalancers``...), in order: a
+    connection error or a read given up on names none, and the one that failed is the last."""
+    begun: list[str] = []
+
+    def beginning(model: Any = None, **_: Any) -> None:
+        # Before its parameters are built: ahead of any handler of the call itself.
+        begun.append(model.name)
+
+    with on_event(client, f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}", beginning):
+        yield begun
+
+
+@contextmanager
+def on_event(client: Any, event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """``handler`` on ``client``'s botocore ``event`` for the block only: the client may be shared."""
+    client.meta.events.register(event, handler)
+    try:
+        yield
     finally:
-        client.meta.events.unregister(event, attempt_failed)
+        client.meta.events.unregister(event, handler)
 
 
 def never_reached(err: BaseException) -> bool:

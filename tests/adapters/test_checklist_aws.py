@@ -711,13 +711,17 @@ def test_two_header_rules_one_pinning_and_one_ahead_of_it_taking_some_elsewhere_
 
     elbv2 = paged.get_client("elbv2")
     router = AlbRouter(elbv2, paged.targets)
+
+    def on(path: str) -> list:
+        return [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target", "Values": ["canary"]}},
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}]
+
+    def to_stable(path: str) -> str:
+        return elbv2.create_rule(ListenerArn=router.listener_arn, Priority=3, Conditions=on(path), Actions=[
+            {"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])["Rules"][0]["RuleArn"]
+
     pin = header_rule(paged)
-    admin = elbv2.create_rule(
-        ListenerArn=router.listener_arn, Priority=3,
-        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
-                                                                  "Values": ["canary"]}},
-                    {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
-        Actions=[{"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])["Rules"][0]["RuleArn"]
+    admin = to_stable("/admin/*")
     item = pin_item(check_pinned(paged))
     assert not item.passed
     assert "does not pin the validation's" not in item.reason, item.reason
@@ -728,15 +732,8 @@ def test_two_header_rules_one_pinning_and_one_ahead_of_it_taking_some_elsewhere_
             f"{paged.targets.canary_target_group} alone") in item.reason, item.reason
     # Both partly: the pin on /admin/* too, the other rule removed; each said with where it sends them.
     elbv2.delete_rule(RuleArn=admin)
-    elbv2.modify_rule(RuleArn=pin, Conditions=[
-        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target", "Values": ["canary"]}},
-        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}])
-    other = elbv2.create_rule(
-        ListenerArn=router.listener_arn, Priority=3,
-        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
-                                                                  "Values": ["canary"]}},
-                    {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
-        Actions=[{"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])["Rules"][0]["RuleArn"]
+    elbv2.modify_rule(RuleArn=pin, Conditions=on("/admin/*"))
+    other = to_stable("/api/*")
     reason = pin_item(check_pinned(paged)).reason
     assert (f"rule {other} (priority 3) matches the header with a path-pattern condition (/api/*)" in reason
             and f"and sends those it meets to {router.stable_target_group_arn}; rule {pin} (priority 5) matches the "
