@@ -154,6 +154,11 @@ def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str
                  and not _apart(rule, weighted) and also(rule)), None)
 
 
+_WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
+          "rule's), or none")
+"""The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
+
+
 def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, canary_arn: str,
                  canary_group: str, create: Callable[..., str]) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
@@ -166,8 +171,7 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
         for r in matching)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
     elsewhere = [r for r in matching if not is_pin_rule(r, canary_arn)]
-    wider = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the "
-             "weighted rule's), or none")
+    wider = _WIDER
     if len(matching) == 1:
         change = f"give it {wider}" + ("" if pins else f", and make it forward to {canary_group} alone")
     elif pins:
@@ -223,8 +227,7 @@ def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], hea
              f"meets requests carrying `{header}` is not known")
     if is_pin_rule(rule, canary_arn):
         narrower = _beyond(rule, weighted)
-        also = (f", and, as it also has {' and '.join(narrower)}, give it the weighted rule's own conditions, wider "
-                f"ones (a path-pattern or host-header matching all of the weighted rule's), or none" if narrower else "")
+        also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
         return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
                 f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression{also}, "
                 f"or {create()}")
