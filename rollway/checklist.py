@@ -610,7 +610,8 @@ def check_pin(read: PinRead) -> CheckItem:
     # rule may pin some of them, or all but those another rule ahead of it meets (``find_pin``
     # names each rule and what it does), where "does not pin them" denied the one pinning them.
     return item(False, f"listener {read.listener} does not pin all the validation's HTTP checks carrying "
-                       f"`{read.header}` (validate_deployment's spec.canary_header) to the canary target group: {found}")
+                       f"`{read.header}` (validate_deployment's spec.canary_header) to the canary target group: "
+                       f"{found}")
 
 
 # --- the whole list ---------------------------------------------------------------------

@@ -145,7 +145,8 @@ def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str
 
 
 def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
-                       before: Mapping[str, Any], also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
+                       before: Mapping[str, Any],
+                       also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
     """The first rule of ``rules`` ahead of ``before`` (a priority number below its) that matches, or
     by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
     requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
