@@ -88,11 +88,6 @@ class _Lookups:
     shifted: bool = False
 
 
-_LOOKUPS_SAID = ("the lookup of the load balancer, listener, target groups and weighted rule (DescribeLoadBalancers, "
-                 "DescribeListeners, DescribeTargetGroups, DescribeRules)")
-"""``resolve``'s calls, as a line saying they were throttled names them."""
-
-
 class AlbRouter:
     """Shifts traffic between the stable and the canary target group of one ALB rule.
 
@@ -398,14 +393,15 @@ class AlbRouter:
         target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``):
         DescribeRules of the listener, read-only, asked again while throttled
         (``asked_while_throttled``; ``say``, ``sleep``: its line and its wait)."""
-        def read(r: _Resolved) -> list[dict[str, Any]]:
+        def read() -> tuple[_Resolved, list[dict[str, Any]]]:
+            r = self._lookups()
             pages = self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
-            return [rule for page in pages for rule in page["Rules"]]
+            return r, [rule for page in pages for rule in page["Rules"]]
 
-        # Asked again each on its own, and said by its own calls: a throttled DescribeLoadBalancers
-        # was said "DescribeRules was throttled".
-        r = asked_while_throttled(self._lookups, _LOOKUPS_SAID, say=say, sleep=sleep)
-        rules = asked_while_throttled(lambda: read(r), "DescribeRules", say=say, sleep=sleep)
+        # Said by the call throttled: the load balancer, listener and target groups are looked up
+        # first, and a throttled DescribeLoadBalancers was said "DescribeRules was throttled".
+        r, rules = asked_while_throttled(read, lambda err: getattr(err, "operation_name", None) or "DescribeRules",
+                                         say=say, sleep=sleep)
         return find_pin(rules, header=header, weighted_arn=r.rule_arn, canary_arn=r.canary_arn,
                         canary_group=self._targets.canary_target_group)
 

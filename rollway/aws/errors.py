@@ -263,20 +263,23 @@ def tried(call: Callable[[], T], tries: int, wait: Callable[[int], float], *,
     raise AssertionError("unreachable")
 
 
-def asked_while_throttled(call: Callable[[], T], what: str, *, say: Callable[[str], None] = lambda _: None,
+def asked_while_throttled(call: Callable[[], T], what: str | Callable[[BaseException], str], *,
+                          say: Callable[[str], None] = lambda _: None,
                           sleep: Callable[[float], None] = time.sleep) -> T:
     """``call()``, asked again after ``backoff_seconds`` while AWS answers it is throttled
     (``THROTTLED_CODES``), ``THROTTLED_ASKS`` times in all: botocore's own retries of a bounded read
     are few, and a read throttled past them failed what it was for (a validation's checks not
     sent) on a busy account. Any other error is raised at once: a refusal or a bad request gets
-    the same answer again. ``say`` gets a line before each new ask, naming ``what``.
+    the same answer again. ``say`` gets a line before each new ask, naming ``what`` (or what it
+    says of the throttled answer: a ``call`` making several calls names the one throttled).
 
     Raises:
         Whatever the last ``call()`` raised, as it raised it.
     """
     def asking_again(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
-            say(f"{what} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
+            said = what(err) if callable(what) else what
+            say(f"{said} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
                 f"({made + 1} of {THROTTLED_ASKS})")
 
     return tried(call, THROTTLED_ASKS, backoff_seconds, sleep=sleep, failed=asking_again,
