@@ -53,6 +53,7 @@ def build_deployments(
     weekly_cron: str = WEEKLY_CRON,
     weekly_timezone: str = WEEKLY_TIMEZONE,
     schedules_active: bool = True,
+    verify_after_deploy: bool = True,
 ) -> list["RunnerDeployment"]:
     """One deployment per rollway flow, parameters defaulting to the given blocks and clock.
 
@@ -72,6 +73,8 @@ def build_deployments(
         weekly_cron: when advance_phase runs.
         weekly_timezone: IANA time zone of ``weekly_cron``.
         schedules_active: False creates the weekly schedule paused.
+        verify_after_deploy: deploy_infrastructure's ``verify`` default: False deploys without the
+            checklist (verify_infrastructure runs it), and its description says so.
 
     Returns:
         RunnerDeployments for ``prefect.serve``: canary, progressive_rollout, advance_phase
@@ -156,10 +159,8 @@ def build_deployments(
         deploy(set_flags, blocks, "Set, enable or disable feature flags, recording who and why."),
         # One run at a time for the jobs that change the account outside the rollout: two cdk
         # deploys, two pushes of a version, or two cleanups at once would race each other.
-        deploy(deploy_infrastructure, {**blocks, **pinned},
-               "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the "
-               "pre-deployment checklist (with canary_header, the listener rule pinning validate_deployment's "
-               "checks too); resume a failed run with from_stack.", concurrency_limit=1),
+        deploy(deploy_infrastructure, {**blocks, **pinned, **({} if verify_after_deploy else {"verify": False})},
+               _infrastructure_description(verify_after_deploy, pinned.get("canary_header")), concurrency_limit=1),
         deploy(verify_infrastructure, {**blocks, **pinned},
                "Check the pre-deployment checklist (reads only): stacks, tables and indexes, queues and DLQs, "
                "dashboard, alarms and the alert topic's subscribers; with canary_header, the listener rule "
@@ -180,6 +181,21 @@ def build_deployments(
                "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run: untick dry_run to delete.",
                concurrency_limit=1),
     ]
+
+
+def _infrastructure_description(verify: bool, canary_header: str | None) -> str:
+    """deploy_infrastructure's description, true of the deployment as its parameters make it: it
+    said "then verify the pre-deployment checklist" of one whose verify was off."""
+    if not verify:
+        checklist = "without the pre-deployment checklist (verify is off: run verify_infrastructure for it)"
+    elif canary_header is not None:
+        checklist = (f"then verify the pre-deployment checklist (the listener rule pinning validate_deployment's "
+                     f"checks carrying `{canary_header}` too)")
+    else:
+        checklist = ("then verify the pre-deployment checklist (with canary_header, the listener rule pinning "
+                     "validate_deployment's checks too)")
+    return (f"Deploy the CDK app's stacks in dependency order (one cdk deploy each), {checklist}; resume a failed "
+            "run with from_stack.")
 
 
 class RegistrationCut(RuntimeError):

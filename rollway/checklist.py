@@ -606,9 +606,12 @@ def check_pin(read: PinRead) -> CheckItem:
     if isinstance(found, ReadFailed):
         return item(False, f"could not read listener {read.listener}'s rules ({found.what}): {found.message}")
     # The header, the listener and what to create: the validation refused its checks only after a
-    # deploy, and this item is where a person setting the infrastructure up looks.
-    return item(False, f"listener {read.listener} does not pin the validation's HTTP checks carrying `{read.header}` "
-                       f"(validate_deployment's spec.canary_header) to the canary target group: {found}")
+    # deploy, and this item is where a person setting the infrastructure up looks. "Not all": a
+    # rule may pin some of them, or all but those another rule ahead of it meets (``find_pin``
+    # names each rule and what it does), where "does not pin them" denied the one pinning them.
+    return item(False, f"listener {read.listener} does not pin all the validation's HTTP checks carrying "
+                       f"`{read.header}` (validate_deployment's spec.canary_header) to the canary target group: "
+                       f"{found}")
 
 
 # --- the whole list ---------------------------------------------------------------------

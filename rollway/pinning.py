@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rollway.one_line import on_one_line
 
@@ -101,43 +101,35 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
-    create = (f"create one on the weighted rule's listener with a priority number below {weighted['Priority']}, "
-              f"the http-header condition {name} = {value} beside the weighted rule's own conditions (or none), and "
-              f"one action forwarding to {canary_group} alone; or clear spec.canary_header")
+
+    def create(below: Mapping[str, Any] = weighted) -> str:
+        # Below a rule sending them elsewhere too, when one matches them ahead of the weighted rule:
+        # created behind it, the new rule was refused for that one taking some of them first.
+        return (f"create one on the weighted rule's listener with a priority number below {below['Priority']}, "
+                f"the http-header condition {name} = {value} beside the weighted rule's own conditions (or none), "
+                f"and one action forwarding to {canary_group} alone; or clear spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        near = matching[0]
-        return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) meets "
-                f"every request it matches carrying `{header}`: rule {near['RuleArn']} (priority {near['Priority']}) "
-                f"matches the header with {' and '.join(_beyond(near, weighted))}, so some of them may pass it by: "
-                f"give it the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all "
-                f"of the weighted rule's), or none, or {create}")
+        return _partly_said(matching, weighted, header, canary_arn, canary_group, create)
     if not ahead and (regex := _regex_header_rule(rules, weighted, name, value)) is not None:
-        return _regex_header_said(regex, header, name, value, canary_arn, canary_group, create)
+        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
-                f"requests carrying `{header}` anywhere: {create}")
+                f"requests carrying `{header}` anywhere: {create()}")
     first = ahead[0]
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
         return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
                 f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
-                f"forward to {canary_group} alone, or {create}")
+                f"forward to {canary_group} alone, or {create(first)}")
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too.
-    taking = next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
-                   and _priority(rule) < _priority(first) and _header_met(rule, name, value, maybe=True)
-                   and not is_pin_rule(rule, canary_arn) and not _apart(rule, weighted)), None)
+    taking = _header_rule_ahead(rules, weighted, name, value, before=first,
+                                also=lambda rule: not is_pin_rule(rule, canary_arn))
     if taking is not None:
-        matches = "matches" if _header_met(taking, name, value) else "may match"
-        return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} requests carrying `{header}`"
-                f"{'' if matches == 'matches' else ' (by a regular expression, not compared)'} ahead "
-                f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
-                f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
-                f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
-                f"weighted rule's requests match, or give it a priority number above {first['Priority']}")
+        return _taking_said(taking, first, header, name, value, canary_group)
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
 
@@ -148,27 +140,100 @@ def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str
     regular expression on ``name`` (``RegexValues``), on some of the weighted rule's requests; None
     when there is none. Read as matching nothing, a pin rule given as ``^canary$`` was said missing
     ("sends them nowhere: create one"), sending a person to make the rule they had."""
+    return _header_rule_ahead(rules, weighted, name, value, before=weighted,
+                              also=lambda rule: not _header_met(rule, name, value))
+
+
+def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
+                       before: Mapping[str, Any],
+                       also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
+    """The first rule of ``rules`` ahead of ``before`` (a priority number below its) that matches, or
+    by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
+    requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
     return next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
-                 and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-                 and not _header_met(rule, name, value) and not _apart(rule, weighted)), None)
+                 and _priority(rule) < _priority(before) and _header_met(rule, name, value, maybe=True)
+                 and not _apart(rule, weighted) and also(rule)), None)
 
 
-def _regex_header_said(rule: Mapping[str, Any], header: str, name: str, value: str, canary_arn: str,
-                       canary_group: str, create: str) -> str:
+_WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
+          "rule's), or none")
+"""The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
+
+
+def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, canary_arn: str,
+                 canary_group: str, create: Callable[..., str]) -> str:
+    """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
+    its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
+    by and where it sends those it meets, then what to change. Said of the first alone, a second
+    pinning the rest, or taking them elsewhere, went unnamed."""
+    states = "; ".join(
+        f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with {' and '.join(_beyond(r, weighted))}, "
+        f"and sends those it meets to {canary_group + ' alone' if is_pin_rule(r, canary_arn) else _goes(r)}"
+        for r in matching)
+    pins = [r for r in matching if is_pin_rule(r, canary_arn)]
+    elsewhere = [r for r in matching if not is_pin_rule(r, canary_arn)]
+    wider = _WIDER
+    if len(matching) == 1:
+        change = f"give it {wider}" + ("" if pins else f", and make it forward to {canary_group} alone")
+    elif pins:
+        ahead = (f"a priority number below {elsewhere[0]['Priority']} and "
+                 if elsewhere and _priority(elsewhere[0]) < _priority(pins[0]) else "")
+        change = f"give rule {pins[0]['RuleArn']} {ahead}{wider}"
+    else:
+        change = (f"give rule {elsewhere[0]['RuleArn']} {wider}, and make it forward to {canary_group} alone")
+    return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
+            f"meets every request it matches carrying `{header}`: {states}, so some of them may pass "
+            f"{'it' if len(matching) == 1 else 'them all'} by: {change}, or "
+            f"{create(elsewhere[0] if elsewhere else weighted)}")
+
+
+def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
+                 canary_group: str) -> str:
+    """Why ``taking``, a header rule ahead of the pin ``first`` on some of the weighted rule's
+    requests (``_header_rule_ahead``), keeps the pin from holding every check: the requests it
+    matches, or by a regular expression may match, and where it sends them; what to change."""
+    if _header_met(taking, name, value):
+        matches = f"matches requests carrying `{header}`"
+        compare = ""
+    else:
+        # Its regular expression may well not match the value: then the way out is to say so in a
+        # form that is compared, not to reroute a rule that never meets the checks.
+        matches = (f"may match requests carrying `{header}` (by a regular expression on {name}, "
+                   f"{_regexes_on(taking, name)}, not compared)")
+        compare = (f"; or, if that regular expression cannot match `{value}`, give its http-header condition "
+                   f"Values (patterns with * and ?) that do not match it in place of the regular expression")
+    return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} ahead "
+            f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
+            f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
+            f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
+            f"weighted rule's requests match, or give it a priority number above {first['Priority']}{compare}")
+
+
+def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
+    """The regular expressions of ``rule``'s http-header conditions on ``name``, on one line."""
+    return on_one_line(", ".join(r for c in rule.get("Conditions", []) if c.get("Field") == "http-header"
+                                 and _regex_on(c, name) for r in _regexes(c)))
+
+
+def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str, value: str,
+                       canary_arn: str, canary_group: str, create: Callable[..., str]) -> str:
     """Why ``rule`` (``_regex_header_rule``) is not taken as the pin: its regular expressions are not
     compared (as a weighted rule's are not, ``_covers``), so whether it meets the checks' requests is
-    not known; with where it sends those it meets, and what to change."""
-    regexes = [r for c in rule.get("Conditions", []) if c.get("Field") == "http-header" and _regex_on(c, name)
-               for r in _regexes(c)]
+    not known; with where it sends those it meets, and what to change: for a rule forwarding to
+    the canary alone, its other conditions too when they miss some of the weighted rule's requests
+    (given the value alone, it was refused again for those); for one forwarding elsewhere, a rule
+    to create ahead of it (behind it, it was refused for this one meeting the requests first)."""
     known = (f"rule {rule['RuleArn']} (priority {rule['Priority']}) matches the header {name} by a regular "
-             f"expression ({on_one_line(', '.join(regexes))}), which is not compared with `{value}`, so whether it "
+             f"expression ({_regexes_on(rule, name)}), which is not compared with `{value}`, so whether it "
              f"meets requests carrying `{header}` is not known")
     if is_pin_rule(rule, canary_arn):
+        narrower = _beyond(rule, weighted)
+        also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
         return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
-                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression, or "
-                f"{create}")
+                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression{also}, "
+                f"or {create()}")
     return (f"{known}, and it sends those it meets to {_goes(rule)}, not to the canary target group {canary_group} "
-            f"alone: {create}")
+            f"alone: {create(rule)}")
 
 
 def _goes(rule: Mapping[str, Any]) -> str:

@@ -34,7 +34,8 @@ from rollway.checklist import (
 )
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
-from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, failed_in_passing, unusable_credentials
+from rollway.aws.errors import (AdapterError, TargetNotFound, aws_message, calls_begun, failed_in_passing,
+                                unusable_credentials)
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
@@ -201,7 +202,8 @@ class AwsInfraChecker:
         router = AlbRouter(self._home["elbv2"], t)
         listener = f"{t.load_balancer}:{t.listener_port}"
         try:
-            found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
+            with calls_begun(self._home["elbv2"]) as begun:
+                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.
@@ -210,8 +212,10 @@ class AwsInfraChecker:
                      f"{t.canary_target_group} alone")
         except (ClientError, BotoCoreError, Unanswered) as err:
             # The call that failed: the load balancer, listener and target groups are read before
-            # DescribeRules, and a refused DescribeTargetGroups was said a failed DescribeRules.
-            found = _failed(getattr(err, "operation_name", None) or "DescribeRules", err, t, t.load_balancer)
+            # DescribeRules, and a refused DescribeTargetGroups was said a failed DescribeRules. An
+            # error naming none (no connection, no answer in time) is the last call begun's.
+            called = getattr(err, "operation_name", None) or (begun[-1] if begun else "none asked")
+            found = _failed(called, err, t, t.load_balancer)
         except AdapterError as err:  # more than one rule on the weighted rule's path: which one is not known
             found = str(err)
         return PinRead(header=header, listener=listener, found=found)

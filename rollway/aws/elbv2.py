@@ -398,7 +398,10 @@ class AlbRouter:
             pages = self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
             return r, [rule for page in pages for rule in page["Rules"]]
 
-        r, rules = asked_while_throttled(read, "DescribeRules", say=say, sleep=sleep)
+        # Said by the call throttled: the load balancer, listener and target groups are looked up
+        # first, and a throttled DescribeLoadBalancers was said "DescribeRules was throttled".
+        r, rules = asked_while_throttled(read, lambda err: getattr(err, "operation_name", None) or "DescribeRules",
+                                         say=say, sleep=sleep)
         return find_pin(rules, header=header, weighted_arn=r.rule_arn, canary_arn=r.canary_arn,
                         canary_group=self._targets.canary_target_group)
 

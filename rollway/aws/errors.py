@@ -264,21 +264,24 @@ def tried(call: Callable[[], T], tries: int, wait: Callable[[int], float], *,
     raise AssertionError("unreachable")
 
 
-def asked_while_throttled(call: Callable[[], T], what: str, *, say: Callable[[str], None] = lambda _: None,
+def asked_while_throttled(call: Callable[[], T], what: str | Callable[[BaseException], str], *,
+                          say: Callable[[str], None] = lambda _: None,
                           sleep: Callable[[float], None] | None = None) -> T:
     """``call()``, asked again after ``backoff_seconds`` while AWS answers it is throttled
     (``THROTTLED_CODES``), ``THROTTLED_ASKS`` times in all: botocore's own retries of a bounded read
     are few, and a read throttled past them failed what it was for (a validation's checks not
     sent) on a busy account. Any other error is raised at once: a refusal or a bad request gets
-    the same answer again. ``say`` gets a line before each new ask, naming ``what``. ``sleep``: as
-    ``tried``'s.
+    the same answer again. ``say`` gets a line before each new ask, naming ``what`` (or what it
+    says of the throttled answer: a ``call`` making several calls names the one throttled).
+    ``sleep``: as ``tried``'s.
 
     Raises:
         Whatever the last ``call()`` raised, as it raised it.
     """
     def asking_again(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
-            say(f"{what} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
+            said = what(err) if callable(what) else what
+            say(f"{said} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
                 f"({made + 1} of {THROTTLED_ASKS})")
 
     return tried(call, THROTTLED_ASKS, backoff_seconds, sleep=sleep, failed=asking_again,
@@ -325,12 +328,33 @@ def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[Bas
         elif response is not None and response[0].status_code >= 500:
             lost.append(RuntimeError(f"HTTP {response[0].status_code} from {service}"))
 
-    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register(event, attempt_failed)
-    try:
+    with on_event(client, f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}",
+                  attempt_failed):
         yield lost
+
+
+@contextmanager
+def calls_begun(client: Any) -> Iterator[list[str]]:
+    """The operations ``client`` begins in the block (``DescribeLoadBalancers``...), in order: a
+    connection error or a read given up on names none, and the one that failed is the last."""
+    begun: list[str] = []
+
+    def beginning(model: Any = None, **_: Any) -> None:
+        # Before its parameters are built: ahead of any handler of the call itself.
+        begun.append(model.name)
+
+    with on_event(client, f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}", beginning):
+        yield begun
+
+
+@contextmanager
+def on_event(client: Any, event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """``handler`` on ``client``'s botocore ``event`` for the block only: the client may be shared."""
+    client.meta.events.register(event, handler)
+    try:
+        yield
     finally:
-        client.meta.events.unregister(event, attempt_failed)
+        client.meta.events.unregister(event, handler)
 
 
 def never_reached(err: BaseException) -> bool:

@@ -270,7 +270,8 @@ def _refusing(client, operation: str, code: str):
         return SimpleNamespace(status_code=400, headers={}), {
             "Error": {"Code": code, "Message": f"not allowed to {operation}"}, "ResponseMetadata": {}}
 
-    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    # Named by its service id, as botocore emits it: elbv2's endpoint prefix (elasticloadbalancing) is not.
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
     return client
 
 
@@ -305,7 +306,8 @@ def _refused_as_aws_words_it(client, operation: str, action: str, resource: str 
             f"User: arn:aws:sts::{ACCOUNT}:assumed-role/rollway-infra/i-0abc is not authorized to perform: "
             f"{action}{on} because no identity-based policy allows the {action} action")}, "ResponseMetadata": {}}
 
-    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    # Named by its service id, as botocore emits it: elbv2's endpoint prefix (elasticloadbalancing) is not.
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
     return client
 
 
@@ -671,7 +673,7 @@ def test_pinned_validation_without_the_header_rule_fails_naming_the_listener_the
     assert (item.name, item.passed) == (HEADER, False)
     t = paged.targets
     assert item.reason.startswith(
-        f"listener {t.load_balancer}:{t.listener_port} ({listener}) does not pin the validation's HTTP checks carrying "
+        f"listener {t.load_balancer}:{t.listener_port} ({listener}) does not pin all the validation's HTTP checks carrying "
         f"`{HEADER}` (validate_deployment's spec.canary_header) to the canary target group: no listener rule ahead "
         f"of the weighted rule {paged.topology.rule_arn} (priority"), item.reason
     assert (f"create one on the weighted rule's listener with a priority number below" in item.reason
@@ -700,6 +702,46 @@ def test_a_header_rule_forwarding_elsewhere_fails_saying_where_it_sends_them(pag
     assert not item.passed and f"rule {rule} (priority 5) meets requests carrying `{HEADER}` first" in item.reason
 
 
+def test_two_header_rules_one_pinning_and_one_ahead_of_it_taking_some_elsewhere_are_each_named(paged):
+    """A rule pinning the checks, and one ahead of it sending those on a part of the weighted rule's
+    path to the stable group: the item said the listener "does not pin" them, of a listener whose
+    own reason went on to name the rule pinning them."""
+    from rollway.aws.elbv2 import AlbRouter
+    from tests.flows.test_validate_pinned import header_rule
+
+    elbv2 = paged.get_client("elbv2")
+    router = AlbRouter(elbv2, paged.targets)
+
+    def on(path: str) -> list:
+        return [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target", "Values": ["canary"]}},
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}]
+
+    def to_stable(path: str) -> str:
+        return elbv2.create_rule(ListenerArn=router.listener_arn, Priority=3, Conditions=on(path), Actions=[
+            {"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])["Rules"][0]["RuleArn"]
+
+    pin = header_rule(paged)
+    admin = to_stable("/admin/*")
+    item = pin_item(check_pinned(paged))
+    assert not item.passed
+    assert "does not pin the validation's" not in item.reason, item.reason
+    assert (f"does not pin all the validation's HTTP checks carrying `{HEADER}` (validate_deployment's "
+            f"spec.canary_header) to the canary target group: rule {admin} (priority 3) matches requests carrying "
+            f"`{HEADER}` ahead of rule {pin} (priority 5), the one pinning them, and sends those it meets among the "
+            f"weighted rule's to {router.stable_target_group_arn}, not to the canary target group "
+            f"{paged.targets.canary_target_group} alone") in item.reason, item.reason
+    # Both partly: the pin on /admin/* too, the other rule removed; each said with where it sends them.
+    elbv2.delete_rule(RuleArn=admin)
+    elbv2.modify_rule(RuleArn=pin, Conditions=on("/admin/*"))
+    other = to_stable("/api/*")
+    reason = pin_item(check_pinned(paged)).reason
+    assert (f"rule {other} (priority 3) matches the header with a path-pattern condition (/api/*)" in reason
+            and f"and sends those it meets to {router.stable_target_group_arn}; rule {pin} (priority 5) matches the "
+                f"header with a path-pattern condition (/admin/*)" in reason
+            and f"and sends those it meets to {paged.targets.canary_target_group} alone, so some of them may pass them "
+                "all by" in reason), reason
+
+
 def test_without_pinned_validation_the_listener_is_not_read(paged, watch_calls):
     calls = watch_calls(paged.get_client("elbv2"))
     checklist = check(paged)
@@ -716,8 +758,8 @@ def test_pinned_validation_on_a_load_balancer_that_does_not_exist_fails_saying_s
                         elbv2=get("elbv2"), canary_header=HEADER).check()
     item = pin_item(checklist)
     assert not item.passed
-    assert item.reason.startswith(f"listener no-such-alb:{targets.listener_port} does not pin the validation's HTTP "
-                                  f"checks carrying `{HEADER}`"), item.reason
+    assert item.reason.startswith(f"listener no-such-alb:{targets.listener_port} does not pin all the validation's "
+                                  f"HTTP checks carrying `{HEADER}`"), item.reason
     assert "load balancer 'no-such-alb' not found" in item.reason, item.reason
     assert "create a listener rule" in item.reason, item.reason
 
@@ -747,3 +789,43 @@ def test_pinned_validation_whose_target_group_read_fails_names_that_read_not_des
     assert item.reason.startswith(f"could not read listener {paged.targets.load_balancer}:{paged.targets.listener_port}"
                                   "'s rules (DescribeTargetGroups): "), item.reason
     assert "ValidationException" in item.reason, item.reason
+
+
+@pytest.mark.parametrize("operation", ["DescribeLoadBalancers", "DescribeTargetGroups", "DescribeRules"])
+def test_pinned_validation_whose_read_finds_no_connection_names_the_call_that_failed(paged, independent_client,
+                                                                                      operation):
+    """A connection error names no operation (botocore gives it none, unlike AWS's answers): the
+    item said DescribeRules of a load balancer or target group read that never connected, sending
+    a person to the listener's rules, or to its permission for DescribeRules."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from tests.botocore_events import on_operation
+
+    def unreachable(**_):
+        raise EndpointConnectionError(endpoint_url="https://elasticloadbalancing.us-west-2.amazonaws.com/")
+
+    elbv2 = independent_client("elbv2")
+    with on_operation(elbv2, "before-call", unreachable, operation=operation):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), paged.targets, elbv2=elbv2,
+                                        canary_header=HEADER).check())
+    assert not item.passed
+    assert item.reason.startswith(f"could not read listener {paged.targets.load_balancer}:{paged.targets.listener_port}"
+                                  f"'s rules ({operation}): EndpointConnectionError: Could not connect"), item.reason
+
+
+@pytest.mark.parametrize(("operation", "action"), [
+    ("DescribeRules", "elasticloadbalancing:DescribeRules"),
+    ("DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancers"),
+])
+def test_a_refused_read_of_the_header_rule_names_the_statement_granting_it_to_the_checklist(
+        paged, independent_client, operation, action):
+    """The listener rule item's reads were granted by CleanupReadsWhatProductionRuns: a person
+    auditing the infrastructure policy took them for cleanup's alone, and one fixing the
+    checklist's role was sent to a statement named for a flow they did not run."""
+    elbv2 = _refused_as_aws_words_it(independent_client("elbv2"), operation, action)
+    item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), paged.targets, elbv2=elbv2,
+                                    canary_header=HEADER).check())
+    assert not item.passed
+    assert (f"AWS refused {action} (AccessDenied: " in item.reason
+            and "it is granted by deployments/iam-policy-infrastructure.json, statement "
+                "ChecklistAndCleanupReadTheLoadBalancerAndItsRules: add that statement" in item.reason), item.reason

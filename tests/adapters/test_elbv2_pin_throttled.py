@@ -41,3 +41,16 @@ def test_a_rules_read_that_keeps_failing_raises_the_last_answer(aws, code, asks)
             pytest.raises(ClientError, match=code):
         router.pin(HEADER, sleep=lambda _: None)
     assert len(asked) == asks
+
+
+def test_a_throttled_lookup_before_the_rules_read_is_not_said_a_throttled_describe_rules(aws):
+    """The load balancer, listener and target groups are looked up before the listener's rules are
+    read: a throttled DescribeLoadBalancers was said "DescribeRules was throttled"."""
+    router = AlbRouter(aws.get_client("elbv2"), aws.targets)
+    asked: list[str] = []
+    said: list[str] = []
+    with on_operation(aws.get_client("elbv2"), "before-parameter-build",
+                      answering("Throttling", 1, asked, "DescribeLoadBalancers"), operation="DescribeLoadBalancers"):
+        found = router.pin(HEADER, say=said.append, sleep=lambda _: None)
+    assert isinstance(found, str) and "no listener rule ahead of the weighted rule" in found
+    assert said and said[0].startswith("DescribeLoadBalancers was throttled (Throttling); asking again in "), said

@@ -2172,7 +2172,7 @@ def test_verify_with_pinned_validation_fails_on_the_missing_header_rule_and_pass
                               canary_header="X-Rollway-Target: canary")
     said = str(caught.value)
     assert (f"- listener rule X-Rollway-Target: canary: listener {t.load_balancer}:{t.listener_port} (arn:" in said
-            and "does not pin the validation's HTTP checks carrying `X-Rollway-Target: canary`" in said
+            and "does not pin all the validation's HTTP checks carrying `X-Rollway-Target: canary`" in said
             and f"forwarding to {t.canary_target_group} alone" in said), said
     assert "❌ FAIL | listener rule | `X-Rollway-Target: canary`" in latest(CHECKLIST_ARTIFACT_KEY, since)
 

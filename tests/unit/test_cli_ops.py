@@ -1301,6 +1301,30 @@ def test_a_validation_spec_pinning_its_checks_gives_the_infrastructure_flows_its
     assert "canary_header" not in unpinned["verify_infrastructure"].parameters
 
 
+def test_deploy_infrastructure_is_described_as_it_is_configured() -> None:
+    """Its description said "then verify the pre-deployment checklist" of a deployment whose verify
+    is off, and named the header's rule only as "with canary_header" of one given the header."""
+    from deployments.serve import build_deployments, validation_spec
+
+    def infra(**given):
+        (deployment,) = [d for d in build_deployments(**given) if d.flow_name == "deploy_infrastructure"]
+        return deployment
+
+    pinned = validation_spec("http://127.0.0.1:5000").model_copy(update={"canary_header": "X-Rollway-Target: canary"})
+    verifying = infra(validation=pinned)
+    assert "verify" not in verifying.parameters
+    assert verifying.description == (
+        "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the pre-deployment "
+        "checklist (the listener rule pinning validate_deployment's checks carrying `X-Rollway-Target: canary` too); "
+        "resume a failed run with from_stack.")
+    for given in ({"validation": pinned}, {}):
+        unverified = infra(verify_after_deploy=False, **given)
+        assert unverified.parameters["verify"] is False
+        assert unverified.description == (
+            "Deploy the CDK app's stacks in dependency order (one cdk deploy each), without the pre-deployment "
+            "checklist (verify is off: run verify_infrastructure for it); resume a failed run with from_stack.")
+
+
 def test_serve_process_points_validate_deployment_at_the_app(monkeypatch, an_api_url) -> None:
     """serve_process's validation_url (what `rollway up` hands it) becomes validate_deployment's
     default, and the checks it makes answer on the stand-in app up starts; without it the

@@ -131,7 +131,8 @@ def test_a_header_rule_ahead_with_conditions_of_its_own_is_named_not_said_to_be_
     assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) meets every request it "
                            "matches carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the header with "
                            "a path-pattern condition (/api/*) that does not match every request the weighted rule's "
-                           "(path-pattern /*) matches, so some of them may pass it by: give it the weighted rule's own "
+                           "(path-pattern /*) matches, and sends those it meets to canary-tg alone, so some of them "
+                           "may pass it by: give it the weighted rule's own "
                            "conditions, wider ones (a path-pattern or host-header matching all of the weighted rule's), "
                            "or none, or create one"), said
 
@@ -173,7 +174,8 @@ def test_a_pin_rule_whose_path_misses_some_of_the_weighted_rules_is_refused_sayi
     said = found_on_edit(rule("pin", "5", [header("canary"), narrower], CANARY))
     assert isinstance(said, str), said
     assert (f"rule pin (priority 5) matches the header with a path-pattern condition ({paths}) that does not match "
-            "every request the weighted rule's (path-pattern /edit/*) matches, so some of them may pass it by") in said, said
+            "every request the weighted rule's (path-pattern /edit/*) matches, and sends those it meets to canary-tg "
+            "alone, so some of them may pass it by") in said, said
 
 
 def test_a_pin_rule_on_a_condition_the_weighted_rule_has_none_of_is_refused_saying_so():
@@ -203,7 +205,8 @@ def test_a_pin_rule_is_not_taken_for_one_covering_a_weighted_rule_whose_path_is_
                     canary_group="canary-tg")
     assert isinstance(said, str), said
     assert ("that may not match every request the weighted rule's (path-pattern regex ^/edit/.*) matches "
-            "(regular expressions are not compared), so some of them may pass it by") in said, said
+            "(regular expressions are not compared), and sends those it meets to canary-tg alone, so some of them "
+            "may pass it by") in said, said
 
 
 def test_a_pin_rule_with_the_weighted_rules_own_regular_expression_pins():
@@ -250,7 +253,7 @@ def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_express
     said = found_on_edit(rule("regex", "3", [regex], STABLE), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, str), said
     assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
-                           "regular expression, not compared) ahead of rule pin (priority 5)"), said
+                           "regular expression on X-Rollway-Target, ^can, not compared) ahead of rule pin (priority 5)"), said
     # On another header, or on paths apart from the weighted rule's, it leaves the pin.
     other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
     assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY)),
@@ -289,3 +292,59 @@ def test_a_rule_matching_the_header_by_a_regular_expression_and_forwarding_elsew
                   rule("regex", "11", [regex_header("^can")], CANARY)):
         assert "sends requests carrying `X-Rollway-Target: canary` anywhere" in found(apart)
     assert "anywhere" in found_on_edit(rule("regex", "5", [regex_header("^can"), path("/api/*")], CANARY))
+
+
+def test_a_regex_pin_rule_on_part_of_the_weighted_rules_paths_is_told_to_widen_them_too():
+    """A pin rule matching the header by a regular expression, on /edit/admin/* of the weighted rule's
+    /edit/*, was told only to give its header the value: done, it was refused again for its path."""
+    said = found_on_edit(rule("pin", "5", [regex_header("^canary$"), path("/edit/admin/*")], CANARY))
+    assert isinstance(said, str), said
+    assert ("give its http-header condition the value canary (Values: the value, or a pattern with * and ?) in place "
+            "of the regular expression, and, as it also has a path-pattern condition (/edit/admin/*) that does not "
+            "match every request the weighted rule's (path-pattern /edit/*) matches, give it the weighted rule's own "
+            "conditions, wider ones (a path-pattern or host-header matching all of the weighted rule's), or none, "
+            "or create one") in said, said
+    # Both done, it pins.
+    assert isinstance(found_on_edit(rule("pin", "5", [header("canary"), path("/edit/*")], CANARY)), Pin)
+
+
+@pytest.mark.parametrize("elsewhere", [
+    rule("regex", "5", [regex_header("^can")], STABLE),   # may meet them, by a regular expression
+    rule("regex", "5", [header("canary")], STABLE),       # meets them all first
+])
+def test_a_rule_sending_the_header_elsewhere_asks_for_the_new_pin_ahead_of_it(elsewhere):
+    """The rule to create was asked "below the weighted rule's 10": made at 7, behind the rule at 5
+    sending the header elsewhere, it was refused for that rule meeting the requests first."""
+    said = found(elsewhere)
+    assert isinstance(said, str) and "create one on the weighted rule's listener with a priority number below 5," in said, said
+    assert isinstance(found(elsewhere, rule("new", "4", [header("canary")], CANARY)), Pin)
+
+
+def test_a_regex_header_rule_ahead_of_the_pin_is_named_with_its_regular_expression_and_how_to_make_it_compared():
+    said = found_on_edit(rule("regex", "3", [regex_header("^beta$")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, str), said
+    assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
+                           "regular expression on X-Rollway-Target, ^beta$, not compared) ahead of rule pin"), said
+    assert said.endswith("or give it a priority number above 5; or, if that regular expression cannot match `canary`, "
+                         "give its http-header condition Values (patterns with * and ?) that do not match it in place "
+                         "of the regular expression"), said
+    assert isinstance(found_on_edit(rule("regex", "3", [header("beta")], STABLE),
+                                    rule("pin", "5", [header("canary")], CANARY)), Pin)
+
+
+def test_two_rules_each_on_part_of_the_weighted_rules_requests_are_each_said_with_where_they_send_them():
+    """Two header rules on parts of /edit/*, one to the stable group, one to the canary: only the first
+    was named, and the pin rule was not said to exist."""
+    said = found_on_edit(rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),
+                         rule("pin", "4", [header("canary"), path("/edit/a*")], CANARY))
+    assert isinstance(said, str), said
+    assert ("rule admin (priority 3) matches the header with a path-pattern condition (/edit/admin/*) that does not "
+            "match every request the weighted rule's (path-pattern /edit/*) matches, and sends those it meets to "
+            "arn:tg/stable; rule pin (priority 4) matches the header with a path-pattern condition (/edit/a*) that "
+            "does not match every request the weighted rule's (path-pattern /edit/*) matches, and sends those it "
+            "meets to canary-tg alone, so some of them may pass them all by: give rule pin a priority number below 3 "
+            "and the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the "
+            "weighted rule's), or none, or create one on the weighted rule's listener with a priority number below 3,"
+            ) in said, said
+    assert isinstance(found_on_edit(rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),
+                                    rule("pin", "2", [header("canary"), path("/edit/*")], CANARY)), Pin)
