@@ -49,8 +49,8 @@ from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
-from rollway.aws.errors import (NOT_TAKEN, AnswerLost, RuleForwardsNowhere, ServiceNotStable, TargetNotFound,
-                                TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
+from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, ServiceNotStable,
+                                TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.aws.ledger import ledger_failure as failure_said  # ``ledger_failure`` names a parameter here
 from rollway.clock import ClockSettings
@@ -486,6 +486,10 @@ def execute_rollback(
         ran = canary.task_definition if canary.task_definition != restore else None
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
+            # Its only write before the move: the rule the move goes over is found and checked first
+            # (reads alone), and one the move would refuse (another service's on the path) is refused
+            # before it, not after a scale-up for a move never made.
+            _check_move(env, verify_timeout_seconds)
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
         # Named in its refusal, as finalize's is: a bare "after 300 s" named neither the setting nor
         # that it is the rollout's own (never below the default). Tasks this rollback started are
@@ -813,6 +817,25 @@ def execute_rollback(
         traffic_back_at=verified,
         steps=tuple(steps),
     )
+
+
+def _check_move(env: Environment, seconds: float) -> None:
+    """The rule a rollback's move goes over, found and checked with reads alone (``check_move_within``)
+    before the rollback scales the stable service up for it.
+
+    Raises:
+        AdapterError: the move would refuse the rule (``TrafficRouter.check_move``). A check that could
+            not be made (throttled, not answered within ``seconds``) is logged and the rollback goes on:
+            the move checks the rule again at its write, and users on the canary wait on it.
+    """
+    try:
+        traffic.check_move_within(env.router, seconds)
+    except AdapterError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the move reads and checks the rule again before it writes
+        get_run_logger().warning("could not check the listener rule the move to %s goes over before scaling it "
+                                 "up (%s): going on; the move checks it before it writes",
+                                 env.targets.stable_service, err)
 
 
 def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, steps: list[str]) -> str:
