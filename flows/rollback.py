@@ -1490,7 +1490,7 @@ def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResul
     nobody is paged again."""
     end = record.last_transition("rollback")
     # Names and the reason as the ledger has them (an older release's item, one edited by hand), shown.
-    holder = on_one_line(held.holder)
+    holder = held.holder_shown
     by = on_one_line(end.actor) if end is not None else holder
     weights = (end.to_weights if end is not None and end.to_weights is not None else record.weights)
     restored = (end.task_definition if end is not None and end.task_definition
@@ -1589,7 +1589,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             ended = wait_for_claim(env, held, holder=holder, rollout=rollout, wait_seconds=wait_seconds)
             if ended is not None:
                 get_run_logger().warning("the rollback by %s ended while this one waited: not rolling back or "
-                                         "notifying again", on_one_line(held.holder))
+                                         "notifying again", held.holder_shown)
                 return done_by_other(ended, held)
 
             def take():
@@ -2081,14 +2081,14 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     try:
         record = env.ledger.get(service)
     except STORAGE_ERRORS as err:
-        log.error("could not read the rollout again after waiting for %s (%s)", on_one_line(held.holder),
+        log.error("could not read the rollout again after waiting for %s (%s)", held.holder_shown,
                   storage_failure(err, env.targets))
     if record is not None and record.rollout_id != rollout:
         raise RolloutSuperseded(
             f"{held}. Since then rollout {record.rollout_id} became the newest of {service}: its traffic is not this "
             "run's to move, and nothing was moved")
     if record is not None and record.phase is not RolloutPhase.ROLLING_BACK:
-        log.warning("the rollback by %s ended just after this run stopped waiting for it", on_one_line(held.holder))
+        log.warning("the rollback by %s ended just after this run stopped waiting for it", held.holder_shown)
         return
     live = traffic.weights_within(env.router, seconds)
     if live.canary == 0:
@@ -2098,12 +2098,12 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
         raise error
     log.error("the rollback by %s is still under way after %.0f s, and the load balancer sends %s%% of the traffic "
               "to %s (%s, stable/canary): taking it off the canary now, paging nobody; that rollback keeps its claim "
-              "and does the rest", on_one_line(held.holder), CLAIM_WAIT_SECONDS, live.canary, service, live)
+              "and does the rest", held.holder_shown, CLAIM_WAIT_SECONDS, live.canary, service, live)
     try:
         # That rollback may end and the next rollout begin while this move waits for stable's
         # capacity and health: the traffic is that rollout's then, so re-read before each step.
         with StillNewest.around(env, rollout, doing=f"was taking the traffic off the canary, with rollout {rollout}'s "
-                                                    f"rollback by {on_one_line(held.holder)} still under way"):
+                                                    f"rollback by {held.holder_shown} still under way"):
             moved = rollback(reason, notify=False, traffic_only=True)
     except RolloutSuperseded:
         # Not "could NOT move it back ... run `rollway abort`": there is nothing of this run's left
