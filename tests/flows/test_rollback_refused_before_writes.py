@@ -14,7 +14,7 @@ import pytest
 from prefect import flow
 
 import flows.rollback
-from flows.rollback import execute_rollback, finish_rollback, hook_rollback, rollback
+from flows.rollback import execute_rollback
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
 from rollway.aws.errors import TargetNotFound
@@ -26,6 +26,7 @@ from rollway.sim.topology import STABLE_DESIRED
 from rollway.spec import RolloutSpec
 from tests.flows.test_rollback_calls import calls_in_order  # noqa: F401 - a fixture
 from tests.flows.test_rollback_move_resent import left_on_the_path
+from tests.flows.test_rollback_rule_recorded import roll_back as fresh_rollback
 
 IMAGE = "webordinary/edit-container:2.0.0"
 ON_CANARY, ALL_STABLE = Weights.canary_at(25), Weights(stable=100, canary=0)
@@ -33,11 +34,6 @@ VERIFY_SECONDS = 30.0
 # What the rollout recorded the stable service needs for all the traffic: more than it runs, so that
 # a rollback going ahead scales it up before it moves the traffic.
 NEEDED = STABLE_DESIRED + 2
-
-
-@flow
-def resumed(env, record):
-    return finish_rollback(env, record, actor="rollway")
 
 
 @flow
@@ -76,16 +72,7 @@ def rolling_out(aws, monkeypatch, *, recorded: bool, entry: str):
 
 
 def roll_back(entry: str, env, record):
-    if entry == "own":
-        return own(env)
-    if entry == "abort":
-        return rollback(reason="error rate 7%", actor="bob", rollout=record.rollout_id,
-                        verify_timeout_seconds=VERIFY_SECONDS)
-    if entry == "hook":
-        return hook_rollback(reason="flow run failed", actor="hook", bindings=None, fallback_bindings=None,
-                             targets_block=None, aws_credentials_block=None, clock=ClockSettings(),
-                             only_open_rollout=True, rollout=record.rollout_id, claim_wait_seconds=60.0)
-    return resumed(env, record).rollback
+    return own(env) if entry == "own" else fresh_rollback(entry, env, record)
 
 
 def stable_desired(aws) -> int:
