@@ -284,7 +284,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         # take it over if it lapsed (the holder died), rather than the whole wait again.
         claim_wait = CLAIM_SECONDS + CLAIM_POLL_SECONDS
         log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
-                 "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait)
+                 "it is still alive", flow_run.name, exc.waited, exc.holder_shown, claim_wait)
     # The run's own rollback put the traffic back, failed a step and paged people with it: run
     # again (a step that failed for a moment may pass now), it pages only if something changed.
     paged_failing = list(exc.failed_steps) if isinstance(exc, RollbackIncomplete) and exc.paged else None

@@ -49,8 +49,8 @@ from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
-from rollway.aws.errors import (NOT_TAKEN, AnswerLost, RuleForwardsNowhere, ServiceNotStable, TargetNotFound,
-                                TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
+from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, ServiceNotStable,
+                                TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.aws.ledger import ledger_failure as failure_said  # ``ledger_failure`` names a parameter here
 from rollway.clock import ClockSettings
@@ -486,6 +486,10 @@ def execute_rollback(
         ran = canary.task_definition if canary.task_definition != restore else None
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
+            # Its only write before the move: the rule the move goes over is found and checked first
+            # (reads alone), and one the move would refuse (another service's on the path) is refused
+            # before it, not after a scale-up for a move never made.
+            _check_move(env, verify_timeout_seconds)
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
         # Named in its refusal, as finalize's is: a bare "after 300 s" named neither the setting nor
         # that it is the rollout's own (never below the default). Tasks this rollback started are
@@ -813,6 +817,25 @@ def execute_rollback(
         traffic_back_at=verified,
         steps=tuple(steps),
     )
+
+
+def _check_move(env: Environment, seconds: float) -> None:
+    """The rule a rollback's move goes over, found and checked with reads alone (``check_move_within``)
+    before the rollback scales the stable service up for it.
+
+    Raises:
+        AdapterError: the move would refuse the rule (``TrafficRouter.check_move``). A check that could
+            not be made (throttled, not answered within ``seconds``) is logged and the rollback goes on:
+            the move checks the rule again at its write, and users on the canary wait on it.
+    """
+    try:
+        traffic.check_move_within(env.router, seconds)
+    except AdapterError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the move reads and checks the rule again before it writes
+        get_run_logger().warning("could not check the listener rule the move to %s goes over before scaling it "
+                                 "up (%s): going on; the move checks it before it writes",
+                                 env.targets.stable_service, err)
 
 
 def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, steps: list[str]) -> str:
@@ -1467,7 +1490,7 @@ def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResul
     nobody is paged again."""
     end = record.last_transition("rollback")
     # Names and the reason as the ledger has them (an older release's item, one edited by hand), shown.
-    holder = on_one_line(held.holder)
+    holder = held.holder_shown
     by = on_one_line(end.actor) if end is not None else holder
     weights = (end.to_weights if end is not None and end.to_weights is not None else record.weights)
     restored = (end.task_definition if end is not None and end.task_definition
@@ -1566,7 +1589,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             ended = wait_for_claim(env, held, holder=holder, rollout=rollout, wait_seconds=wait_seconds)
             if ended is not None:
                 get_run_logger().warning("the rollback by %s ended while this one waited: not rolling back or "
-                                         "notifying again", on_one_line(held.holder))
+                                         "notifying again", held.holder_shown)
                 return done_by_other(ended, held)
 
             def take():
@@ -2058,14 +2081,14 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     try:
         record = env.ledger.get(service)
     except STORAGE_ERRORS as err:
-        log.error("could not read the rollout again after waiting for %s (%s)", on_one_line(held.holder),
+        log.error("could not read the rollout again after waiting for %s (%s)", held.holder_shown,
                   storage_failure(err, env.targets))
     if record is not None and record.rollout_id != rollout:
         raise RolloutSuperseded(
             f"{held}. Since then rollout {record.rollout_id} became the newest of {service}: its traffic is not this "
             "run's to move, and nothing was moved")
     if record is not None and record.phase is not RolloutPhase.ROLLING_BACK:
-        log.warning("the rollback by %s ended just after this run stopped waiting for it", on_one_line(held.holder))
+        log.warning("the rollback by %s ended just after this run stopped waiting for it", held.holder_shown)
         return
     live = traffic.weights_within(env.router, seconds)
     if live.canary == 0:
@@ -2075,12 +2098,12 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
         raise error
     log.error("the rollback by %s is still under way after %.0f s, and the load balancer sends %s%% of the traffic "
               "to %s (%s, stable/canary): taking it off the canary now, paging nobody; that rollback keeps its claim "
-              "and does the rest", on_one_line(held.holder), CLAIM_WAIT_SECONDS, live.canary, service, live)
+              "and does the rest", held.holder_shown, CLAIM_WAIT_SECONDS, live.canary, service, live)
     try:
         # That rollback may end and the next rollout begin while this move waits for stable's
         # capacity and health: the traffic is that rollout's then, so re-read before each step.
         with StillNewest.around(env, rollout, doing=f"was taking the traffic off the canary, with rollout {rollout}'s "
-                                                    f"rollback by {on_one_line(held.holder)} still under way"):
+                                                    f"rollback by {held.holder_shown} still under way"):
             moved = rollback(reason, notify=False, traffic_only=True)
     except RolloutSuperseded:
         # Not "could NOT move it back ... run `rollway abort`": there is nothing of this run's left

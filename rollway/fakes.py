@@ -79,6 +79,9 @@ class FakeRouter:
         """Itself: it has one rule, the rollout's."""
         return self
 
+    def check_move(self) -> None:
+        """Nothing to refuse: its one rule is the rollout's, forwarding to stable and canary."""
+
     def shifted_rule(self) -> ShiftedRule | None:
         """``rule``: None unless a test names one, for the ledger to keep with a shift."""
         return self.rule

@@ -79,6 +79,13 @@ class RollbackClaimed(PicklableError, RolloutEnded):
         super().__init__(message)
         self.holder, self.expires, self.waited = holder, expires, waited
 
+    @property
+    def holder_shown(self) -> str:
+        """``holder`` as a person reads it, in a log line or a message: on one line, escaped
+        (``on_one_line``). As the ledger has it, a name with an escape sequence in it acted on the
+        terminal reading the log."""
+        return on_one_line(self.holder)
+
 
 class RolloutMovedOn(LedgerError):
     """Someone else wrote the rollout while this run waited (for an approval): its answer is stale."""

@@ -47,6 +47,11 @@ class TrafficRouter(Protocol):
         found on its path (``AlbRouter.rolling_back``). A router with one rule of its own (a fake) is
         its own."""
 
+    def check_move(self) -> None:
+        """Raise now, with reads alone, what a rollback's move to stable (``dropping_others``) would
+        refuse at its write (``AlbRouter.check_move``), for a rollback that writes something else
+        first. A router with one rule of its own (a fake) refuses nothing."""
+
     def shifted_rule(self) -> ShiftedRule | None:
         """The rule its shifts write and the two groups they shift between, for the ledger to keep
         with a shift (None: it has no rule to name)."""

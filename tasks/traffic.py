@@ -136,6 +136,7 @@ def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str
 
 
 _LOOKUPS = "the load balancer, its listener, rule and target groups"
+_RULE = "the listener rule the rollback moves the traffic over"
 
 
 @task(name="look-up-load-balancer", cache_policy=NONE)
@@ -155,6 +156,20 @@ def resolve_within(router: TrafficRouter, seconds: float) -> None:
     resolve = getattr(router.reading(seconds), "resolve", None)
     if resolve is not None:
         within_bound(resolve, what=_LOOKUPS, seconds=seconds, bound="verify_timeout_seconds", final=(AdapterError,))
+
+
+@task(name="check-rollback-rule", cache_policy=NONE)
+def check_move_within(router: TrafficRouter, seconds: float) -> None:
+    """``router.check_move`` (a rollback's rule found and checked, reads alone) on its bounded reads
+    (``TrafficRouter.reading``), bounded by ``seconds`` (the rollback's ``verify_timeout_seconds``), as
+    ``resolve_within`` makes its lookups.
+
+    Raises:
+        TargetNotFound, AdapterError: what the rollback's move would refuse; at its first answer.
+        ReadBackUnanswered: the load balancer did not answer within ``seconds``.
+    """
+    within_bound(router.reading(seconds).check_move, what=_RULE, seconds=seconds, bound="verify_timeout_seconds",
+                 final=(AdapterError,))
 
 
 @task(name="get-weights", cache_policy=NONE)

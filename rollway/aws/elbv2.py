@@ -157,6 +157,25 @@ class AlbRouter:
             lookups.resolved = held
         return router
 
+    def check_move(self) -> None:
+        """Refuse now, with reads alone, the rule a rollback's move to stable (``dropping_others``)
+        would refuse at its write, for a rollback that writes something else first (the stable service
+        scaled up to carry all the traffic): its lookup (``resolve``: with none recorded, another
+        service's rule on the path; a recorded rule whose groups are not the targets'), then the rule
+        it holds read (DescribeRules) and, gone, looked for again on its path as the move looks for it
+        (``_found_again``: none there, or another service's). Nothing of that look is kept: the move
+        looks for itself, and says which rule it went over. Made before any write of the rollback, a
+        refusal left it scaled up for a move it would never make.
+
+        Raises:
+            TargetNotFound, AdapterError: what the move would refuse.
+        """
+        r = self._lookups()
+        try:
+            self._described(r)
+        except _Gone as gone:
+            self._found_on_path(gone)
+
     def shifted_rule(self) -> ShiftedRule:
         """The rule this router's shifts write and the two groups they shift between, by ARN, for the
         ledger to keep with a shift (``rolling_back`` takes it back); resolved on first use."""
@@ -469,6 +488,23 @@ class AlbRouter:
         """
         r = gone.looked_up
         had = _had(self._lookups_made)
+        found = self._found_on_path(gone)
+        # Looked up by this run now, whatever the rule gone was: a failure over it says so.
+        self._lookups_made.resolved, self._lookups_made.from_record = found, False
+        if self._move is not None:
+            self._move.moving_over(f"the move to stable went over rule {found.rule_arn}, found again on "
+                                   f"{self._targets.rule_where}: rule {r.rule_arn}, {had}, "
+                                   f"was gone (deleted, or replaced by a stack update)")
+        return found
+
+    def _found_on_path(self, gone: _Gone) -> _Resolved:
+        """``_found_again``'s look, reads alone, keeping nothing: the rule gone (``gone``) with the ARN
+        of the one found on its path in its place.
+
+        Raises:
+            TargetNotFound: as ``_found_again``.
+        """
+        r = gone.looked_up
         try:
             rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
         except AdapterError as err:
@@ -483,14 +519,7 @@ class AlbRouter:
                                     "looked up again")
         if refusal is not None:
             raise refusal from gone.__cause__
-        found = replace(r, rule_arn=rule["RuleArn"])
-        # Looked up by this run now, whatever the rule gone was: a failure over it says so.
-        self._lookups_made.resolved, self._lookups_made.from_record = found, False
-        if self._move is not None:
-            self._move.moving_over(f"the move to stable went over rule {found.rule_arn}, found again on "
-                                   f"{self._targets.rule_where}: rule {r.rule_arn}, {had}, "
-                                   f"was gone (deleted, or replaced by a stack update)")
-        return found
+        return replace(r, rule_arn=rule["RuleArn"])
 
     def _rule_gone(self, r: _Resolved) -> TargetNotFound:
         """The rule looked up is gone (deleted by hand, or replaced by a stack update since), found
