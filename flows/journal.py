@@ -25,7 +25,7 @@ from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusalsFull,
-                            RefusedAnswer,
+                            PassedLooks, RefusedAnswer,
                             RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc, wall_utc)
 from rollway.model import Verdict, Weights
@@ -228,6 +228,23 @@ class LedgerJournal:
             stage_passed=True,
         )
         self._progress(state.stage_index, done=True)
+
+    def looked(self, looks: PassedLooks) -> None:
+        """Record the passed stage's windows looked at, ``looks``, before the look at the newest
+        judges it (``flows.engine.PassedWindows``), renewing this run's lease in the same write.
+
+        Never taken from another run that holds the rollout now, even on a lapsed lease (nothing
+        else renews it while a pause waits, and a run taken for dead may have been started since):
+        the look is then not judged, and the answer to the pause finds the rollout moved on.
+
+        Raises:
+            RolloutMovedOn: another run holds the rollout.
+        """
+        held = self.ledger.get(self.service)
+        if held is not None and held.rollout_id == self.rollout_id and held.owner not in (None, self.owner):
+            raise RolloutMovedOn(f"rollout {held.rollout_id!r} of {self.service!r} is held by {held.owner} now: the "
+                                 "window this look would judge is not recorded, so it is not judged")
+        self._seen = self._renew(passed_looks=looks)
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         stage_table(self.service, self.spec.stages[state.stage_index].weight, report)

@@ -424,6 +424,20 @@ def test_an_open_windows_end_keeps_its_run_and_old_service_and_older_ends_read_w
     assert older.kept_for_traffic == kept.model_copy(update={"owner": None, "stable_service": None})
 
 
+def test_a_passed_stages_windows_looked_at_are_kept_on_the_item_and_read_back(dynamodb, ledger_targets):
+    """The count of a passed stage's windows looked at is written with the lease's renewal and read
+    back as written: a run resuming the rollout counts on from it (``rollway.decide.window_looked``)."""
+    from rollway.ledger import PassedLooks
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    assert first.passed_looks is None
+    looks = PassedLooks(stage=1, window=START + 1680.0, windows=3)
+    renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 2, lease_seconds=LEASE, passed_looks=looks)
+    assert renewed.passed_looks == looks and renewed.history == first.history
+    assert ledger.get(SERVICE).passed_looks == looks
+
+
 def test_the_open_pause_is_kept_with_its_asking_and_removed_by_the_answer(dynamodb, ledger_targets):
     """The question a paused run asks now lives on the item, written with each asking and removed
     (no attribute left) by the answer, whose entry keeps how many times it was asked."""
