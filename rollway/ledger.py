@@ -394,9 +394,9 @@ class PassedLooks(BaseModel):
     (``rollway.judge.window_alpha``). Written before the first look at each window judges it.
 
     Counted by the time since the pass instead, a run resuming the rollout a day after its run died
-    judged its first window at the share of the 289th (an alpha of 1e-9): the windows nobody looked
-    at meanwhile, never tested, had their share spent all the same, and a canary that went bad
-    meanwhile was all but unjudged.
+    judged its first window at the share of the 287th or a later one (an alpha of 1e-9 while the
+    shares were halved): the windows nobody looked at meanwhile, never tested, had their share spent
+    all the same, and a canary that went bad meanwhile was all but unjudged.
     """
 
     model_config = ConfigDict(frozen=True)
