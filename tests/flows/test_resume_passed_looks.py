@@ -61,3 +61,25 @@ def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_afte
     assert "judged while the run waited for an answer" in result.reason, result.reason
     looks = env.ledger.get(env.targets.canary_service).passed_looks
     assert (looks.stage, looks.windows) == (0, 1), looks
+
+
+def test_a_look_records_no_window_over_a_run_that_took_the_rollout_over():
+    """A paused run's look records each new window with a renewal of its lease. A run that took the
+    rollout over meanwhile (this one taken for dead) keeps it, even once its own lease has lapsed
+    (paused in turn, say): the look is not judged, and nothing is written."""
+    from flows.journal import LedgerJournal
+    from rollway.ledger import PassedLooks, RolloutMovedOn
+    from tests.unit.test_fake_ledger import rollout
+
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    first = env.ledger.create(rollout(env.clock.now(), service=service), owner="run-1", now=env.clock.now(),
+                              lease_seconds=60)
+    env.clock.sleep(120)
+    env.ledger.acquire(service, owner="run-2", now=env.clock.now(), lease_seconds=60, rollout=first.rollout_id)
+    env.clock.sleep(120)
+    journal = LedgerJournal(env, SPEC, owner="run-1", lease_seconds=60, actor="alice", rollout_id=first.rollout_id)
+    with pytest.raises(RolloutMovedOn, match="held by run-2 now: the window this look would judge is not recorded"):
+        journal.looked(PassedLooks(stage=0, window=60.0, windows=1))
+    held = env.ledger.get(service)
+    assert (held.owner, held.passed_looks) == ("run-2", None), held
