@@ -231,20 +231,19 @@ class LedgerJournal:
 
     def looked(self, looks: PassedLooks) -> None:
         """Record the passed stage's windows looked at, ``looks``, before the look at the newest
-        judges it (``flows.engine.PassedWindows``), renewing this run's lease in the same write.
+        judges it (``flows.engine.PassedWindows``), while this run holds the rollout, its lease left
+        as it is (a pause renews none: status and the runs that take rollouts over read its lapse so).
 
-        Never taken from another run that holds the rollout now, even on a lapsed lease (nothing
-        else renews it while a pause waits, and a run taken for dead may have been started since):
-        the look is then not judged, and the answer to the pause finds the rollout moved on.
+        Never written over another run that took the rollout over (this one taken for dead), even
+        once that run's lease lapsed: the look is then not judged, and the answer to the pause finds
+        the rollout moved on.
 
         Raises:
-            RolloutMovedOn: another run holds the rollout.
+            NotOwner: another run holds the rollout, or none does.
+            RolloutSuperseded: another rollout is the service's newest.
         """
-        held = self.ledger.get(self.service)
-        if held is not None and held.rollout_id == self.rollout_id and held.owner not in (None, self.owner):
-            raise RolloutMovedOn(f"rollout {held.rollout_id!r} of {self.service!r} is held by {held.owner} now: the "
-                                 "window this look would judge is not recorded, so it is not judged")
-        self._seen = self._renew(passed_looks=looks)
+        self._seen = self.ledger.note(self.service, owner=self.owner, now=self.env.clock.now(),
+                                      rollout=self.rollout_id, passed_looks=looks)
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         stage_table(self.service, self.spec.stages[state.stage_index].weight, report)

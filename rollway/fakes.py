@@ -397,6 +397,17 @@ class FakeLedger:
             return self._hold(service, current, takeover(current, owner, now), **fields, owner=owner,
                               lease_expires=leased + lease_seconds, lease_seconds=float(lease_seconds), updated_at=now)
 
+    def note(self, service: str, *, owner: str, now: float, rollout: str | None = None,
+             **changes: Any) -> RolloutRecord:
+        fields = validate_changes(changes)
+        now = float(now)
+        with self._lock:
+            self.calls.append(f"note {service} {owner}")
+            current = self._newest(service)
+            check_rollout(current, rollout)
+            check_owner(current, owner, now)
+            return self._write(service, current, **fields, updated_at=now)
+
     def release(self, service: str, *, owner: str) -> None:
         with self._lock:
             self.calls.append(f"release {service} {owner}")

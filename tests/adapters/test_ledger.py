@@ -424,17 +424,24 @@ def test_an_open_windows_end_keeps_its_run_and_old_service_and_older_ends_read_w
     assert older.kept_for_traffic == kept.model_copy(update={"owner": None, "stable_service": None})
 
 
-def test_a_passed_stages_windows_looked_at_are_kept_on_the_item_and_read_back(dynamodb, ledger_targets):
-    """The count of a passed stage's windows looked at is written with the lease's renewal and read
-    back as written: a run resuming the rollout counts on from it (``rollway.decide.window_looked``)."""
-    from rollway.ledger import PassedLooks
+def test_a_passed_stages_windows_looked_at_are_noted_by_their_owner_leaving_the_lease_as_it_is(dynamodb,
+                                                                                                ledger_targets):
+    """The count of a passed stage's windows looked at is written by the run that holds the rollout,
+    its lease lapsed or not (a paused run renews none), the lease and history left as they are, and
+    read back as written; once another run took the rollout over, the write is refused."""
+    from rollway.ledger import NotOwner, PassedLooks
 
     ledger = DynamoLedger(dynamodb, ledger_targets)
     first = started(ledger)
     assert first.passed_looks is None
     looks = PassedLooks(stage=1, window=START + 1680.0, windows=3)
-    renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 2, lease_seconds=LEASE, passed_looks=looks)
-    assert renewed.passed_looks == looks and renewed.history == first.history
+    noted = ledger.note(SERVICE, owner="run-1", now=START + LEASE + 5, rollout=first.rollout_id, passed_looks=looks)
+    assert (noted.passed_looks, noted.lease_expires, noted.history) == (looks, first.lease_expires, first.history)
+    assert ledger.get(SERVICE) == noted
+    ledger.acquire(SERVICE, owner="run-2", now=START + LEASE + 10, lease_seconds=LEASE)
+    with pytest.raises(NotOwner, match="it is owned by 'run-2'"):
+        ledger.note(SERVICE, owner="run-1", now=START + LEASE + 15, rollout=first.rollout_id,
+                    passed_looks=looks.model_copy(update={"windows": 4}))
     assert ledger.get(SERVICE).passed_looks == looks
 
 

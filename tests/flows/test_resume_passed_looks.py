@@ -63,23 +63,28 @@ def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_afte
     assert (looks.stage, looks.windows) == (0, 1), looks
 
 
-def test_a_look_records_no_window_over_a_run_that_took_the_rollout_over():
-    """A paused run's look records each new window with a renewal of its lease. A run that took the
-    rollout over meanwhile (this one taken for dead) keeps it, even once its own lease has lapsed
-    (paused in turn, say): the look is not judged, and nothing is written."""
+def test_a_look_records_its_window_leaving_the_lease_lapsed_and_none_over_a_run_that_took_the_rollout_over():
+    """A paused run's look records each new window, its lease left lapsed (a pause renews none:
+    status and the runs that take rollouts over read it so). A run that took the rollout over
+    meanwhile (this one taken for dead) keeps it, even once its own lease has lapsed (paused in
+    turn, say): the look is not judged, and nothing is written."""
     from flows.journal import LedgerJournal
-    from rollway.ledger import PassedLooks, RolloutMovedOn
+    from rollway.ledger import NotOwner, PassedLooks
     from tests.unit.test_fake_ledger import rollout
 
     env = env_with_ledger()
     service = env.targets.canary_service
     first = env.ledger.create(rollout(env.clock.now(), service=service), owner="run-1", now=env.clock.now(),
                               lease_seconds=60)
-    env.clock.sleep(120)
+    env.clock.sleep(120)  # run-1 waits at a pause
+    journal = LedgerJournal(env, SPEC, owner="run-1", lease_seconds=60, actor="alice", rollout_id=first.rollout_id)
+    journal.looked(PassedLooks(stage=0, window=60.0, windows=1))
+    noted = env.ledger.get(service)
+    assert (noted.owner, noted.lease_expires, noted.history) == ("run-1", first.lease_expires, first.history)
+    assert noted.passed_looks == PassedLooks(stage=0, window=60.0, windows=1)
     env.ledger.acquire(service, owner="run-2", now=env.clock.now(), lease_seconds=60, rollout=first.rollout_id)
     env.clock.sleep(120)
-    journal = LedgerJournal(env, SPEC, owner="run-1", lease_seconds=60, actor="alice", rollout_id=first.rollout_id)
-    with pytest.raises(RolloutMovedOn, match="held by run-2 now: the window this look would judge is not recorded"):
-        journal.looked(PassedLooks(stage=0, window=60.0, windows=1))
+    with pytest.raises(NotOwner, match="'run-1' no longer owns rollout .*: it is owned by 'run-2'"):
+        journal.looked(PassedLooks(stage=0, window=360.0, windows=2))
     held = env.ledger.get(service)
-    assert (held.owner, held.passed_looks) == ("run-2", None), held
+    assert (held.owner, held.passed_looks.windows) == ("run-2", 1), held
