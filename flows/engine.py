@@ -41,6 +41,7 @@ from rollway.decide import (
     passed_window,
     stage_end,
     stage_over,
+    window_looked,
 )
 from rollway.bounds import seconds_said
 from rollway.deadline import within
@@ -49,7 +50,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.judge import assess, canary_rate, judge_for_pause_window, judge_for_stage, setting_percent
 from rollway.judge.guardrails import asked_by, unattributed
 from rollway.latency_unpublished import unmeasured_slow
-from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
+from rollway.ledger import PassedLooks, RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.one_line import on_one_line
 from rollway.one_line import shown as escaped  # `shown` names a stage list below
@@ -86,6 +87,11 @@ class Journal(Protocol):
         lease, renewed at each tick otherwise); a journal that holds nothing does nothing."""
 
     def stage_passed(self, state: StageState, report: StageReport) -> None: ...
+
+    def looked(self, looks: PassedLooks) -> None:
+        """Record ``looks``, a passed stage's windows looked at (``PassedWindows``), before the look
+        at the newest of them judges it: a run resuming the rollout counts on from them. Raises when
+        they cannot be recorded (the look is then not judged)."""
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         """Every stage that ends (passed, accepted, rejected, rolled back) shows its table."""
@@ -195,6 +201,8 @@ class NullJournal:
     def renewing(self): return nullcontext()
 
     def stage_passed(self, state, report): pass
+
+    def looked(self, looks): pass
 
     def stage_ended(self, state, report): pass
 
@@ -591,6 +599,25 @@ class FailedWhileScaling(PicklableError, RuntimeError):
     rolls back: the wait ends and no traffic moves; the engine rolls back as the watch says."""
 
 
+class PassedWindows:
+    """The windows the looks at a passed stage judged (``window_looked``), as this run counts them:
+    from the ledger's count when it resumed the rollout, each new one recorded there
+    (``Journal.looked``) before its first look judges it, so that a run resuming the rollout after
+    this one dies gives no share of the alpha twice. Shared by the run's pause and scale-up watches."""
+
+    def __init__(self, journal: Journal, looks: PassedLooks | None) -> None:
+        self.journal, self.looks = journal, looks
+
+    def share(self, stage_index: int, window: float) -> int:
+        """The index of the alpha share (``window_alpha``) of a look at ``stage_index``'s window
+        beginning at ``window``. Raises what recording a new window raised: the look is not judged."""
+        looks = window_looked(self.looks, stage_index, window)
+        if looks != self.looks:
+            self.journal.looked(looks)
+            self.looks = looks
+        return looks.windows - 1
+
+
 class PauseWatch:
     """What the run keeps looking at while a person is asked, the canary serving traffic: every
     ``interval_seconds`` of the rollout clock, the weights and the canary's service as this run
@@ -601,9 +628,10 @@ class PauseWatch:
     A stage still running (the judge could not decide: an inconclusive or metrics pause) is
     judged on its own window, from its analysis start (the judge's tests are valid at any look);
     a stage that passed (an approval pause before the next shift), on a window from its pass,
-    begun again on its latest half whenever it grows past the stage's bake, each window judged at
-    half the alpha of the one before (``passed_window``, ``window_alpha``: all of them together at
-    the spec's alpha). Only a rollback acts: a pass never answers for the person.
+    begun again on its latest half whenever it grows past the stage's bake, each window looked at
+    judged at a smaller share of the alpha than the one before (``passed_window``, ``window_alpha``,
+    counted in ``windows``: all of them together at the spec's alpha). Only a rollback acts: a pass
+    never answers for the person.
 
     The approver calls it at each poll (``rollway.approvals.Watch``); it looks when a look is due,
     and answers why the pause ends (kept in ``ended`` with what the rollback needs), or None.
@@ -617,18 +645,20 @@ class PauseWatch:
     waits for its tasks (``shift_to``'s ``between``, up to 15 minutes at the spec's defaults)
     rather than while a person is asked. ``passed_at``: when a passed stage passed (rollout clock),
     from which its windows are counted, whichever watch, and whichever run, looks at them (None:
-    ``since``, the watch's start).
+    ``since``, the watch's start). ``windows``: the windows looked at since the pass, which set each
+    window's share of the alpha (None: none before this watch's, counted by it alone).
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, state: StageState, weights: Weights,
                  tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float,
                  act: Callable[[], RolloutResult] | None = None, *, scaling: int | None = None,
-                 passed_at: float | None = None) -> None:
+                 passed_at: float | None = None, windows: PassedWindows | None = None) -> None:
         self.env, self.spec, self.state, self.weights = env, spec, state, weights
         self.tracker, self.history, self.since, self.act = tracker, history, since, act
         self.scaling = scaling
         # A passed stage's windows: on a grid from its pass, each from a whole period (see analysis_start).
         self.passed_at = (since if passed_at is None else passed_at) if state.passed else None
+        self.windows = windows if windows is not None else PassedWindows(NullJournal(), None)
         # Where a running stage's window starts; a passed stage's is found at each look (``_judged``).
         self.start = analysis_start(spec, state)
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
@@ -728,10 +758,13 @@ class PauseWatch:
             # A passed stage's window starts again on its latest half once it is as long as the
             # stage's bake: a pause held for weeks (each timeout asking again) read and judged a
             # window of weeks at every look. Restarted on time alone, each window is a test of its
-            # own, so each gets half the alpha of the one before (see window_alpha); on time since
-            # the pass, the scale-up after a pause, or a run that resumed either, goes on with the
-            # window of the moment rather than spending a share of its own.
-            start, window = passed_window(spec, state.stage_index, self.passed_at, now)
+            # own, so each window looked at gets a smaller share of the alpha than the one before (see
+            # window_alpha); on time since the pass, the scale-up after a pause, or a run that resumed
+            # either, goes on with the window of the moment rather than spending a share of its own.
+            # The share is counted by the windows looked at, not by the time: those nobody looked at
+            # (the run dead for a day) tested nothing, and spend nothing.
+            start, _ = passed_window(spec, state.stage_index, self.passed_at, now)
+            window = self.windows.share(state.stage_index, start)
         else:
             start, window = self.start, 0
         # A stage still running goes on with its own test; a passed one's pause has tests of its own.
@@ -833,6 +866,7 @@ def run_stages(
     rollout: str,
     held_by: ApprovalAnswer | None = None,
     passed_at: float | None = None,
+    looks: PassedLooks | None = None,
 ) -> RolloutResult:
     """Drive a rollout from ``state`` until it is promoted or rolled back.
 
@@ -854,6 +888,8 @@ def run_stages(
             weekly phase), when its looks began, from the ledger (``stage_passed_at``, rollout clock): its
             watches' windows are counted from it (``passed_window``), not begun again by this run.
             None: from this run's start; never later than it.
+        looks: the windows of ``state``'s passed stage looked at before this run (a resumed rollout),
+            from the ledger: this run's looks count on from them (``PassedWindows``).
     """
     log = get_run_logger()
     # A run that stands down (another run, or another rollout, drives the traffic now) says why
@@ -875,6 +911,7 @@ def run_stages(
     # by a host whose clock ran ahead put the first window past every look, and they read nothing.
     # None (a ledger that does not say): from this run's start, so that its pause and scale-up share a grid.
     passed_at = min(env.clock.now(), passed_at if passed_at is not None else math.inf) if state.passed else None
+    windows = PassedWindows(journal, looks)  # the passed stage's windows looked at, for each share of the alpha
 
     def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
         """Roll back as the look that ended the pause said (the look said why, once); an answer
@@ -1026,7 +1063,7 @@ def run_stages(
             # scale_timeout_seconds and healthy_timeout_seconds): judged meanwhile as a pause's
             # looks judge it, it rolls back from there, rather than at the next stage's first look.
             scaling = (PauseWatch(env, spec, state, weights, tracker, history, since=now, scaling=decision.weight,
-                                  passed_at=passed_at)
+                                  passed_at=passed_at, windows=windows)
                        if state.stage_index >= 0 and state.passed and weights.canary > 0 else None)
             try:
                 with journal.renewing():  # the scale-up and health waits can outlast the lease
@@ -1090,7 +1127,7 @@ def run_stages(
             watched = state.stage_index >= 0 and weights.canary > 0
             if watched and (watch is None or watch.state is not state):
                 watch = PauseWatch(env, spec, state, weights, tracker, history, since=now, act=roll_back_as_watched,
-                                   passed_at=passed_at)
+                                   passed_at=passed_at, windows=windows)
             judging = (f"While this pause waits, the run keeps judging the canary every "
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"

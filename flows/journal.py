@@ -25,7 +25,7 @@ from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusalsFull,
-                            RefusedAnswer,
+                            PassedLooks, RefusedAnswer,
                             RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc, wall_utc)
 from rollway.model import Verdict, Weights
@@ -228,6 +228,22 @@ class LedgerJournal:
             stage_passed=True,
         )
         self._progress(state.stage_index, done=True)
+
+    def looked(self, looks: PassedLooks) -> None:
+        """Record the passed stage's windows looked at, ``looks``, before the look at the newest
+        judges it (``flows.engine.PassedWindows``), while this run holds the rollout, its lease left
+        as it is (a pause renews none: status and the runs that take rollouts over read its lapse so).
+
+        Never written over another run that took the rollout over (this one taken for dead), even
+        once that run's lease lapsed: the look is then not judged, and the answer to the pause finds
+        the rollout moved on.
+
+        Raises:
+            NotOwner: another run holds the rollout, or none does.
+            RolloutSuperseded: another rollout is the service's newest.
+        """
+        self._seen = self.ledger.note(self.service, owner=self.owner, now=self.env.clock.now(),
+                                      rollout=self.rollout_id, passed_looks=looks)
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         stage_table(self.service, self.spec.stages[state.stage_index].weight, report)

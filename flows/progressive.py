@@ -862,7 +862,7 @@ def run_progressive(
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id, held_by=person_hold(record),
-        passed_at=stage_passed_at(record),
+        passed_at=stage_passed_at(record), looks=record.passed_looks,
     ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.

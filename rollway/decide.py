@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from rollway.ledger import PassedLooks
 from rollway.model import Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.spec import Analysis, RolloutSpec, phase_end_stage
@@ -148,7 +149,7 @@ def first_whole_period(spec: RolloutSpec, at: float) -> float:
 
 
 def passed_window(spec: RolloutSpec, stage_index: int, passed_at: float, now: float) -> tuple[float, int]:
-    """The window a passed stage's look at ``now`` judges (its start) and its index (``window_alpha``).
+    """The window a passed stage's look at ``now`` judges (its start) and its index on the grid.
 
     The windows lie on a grid of the rollout clock from the stage's pass, ``passed_at``: each as long
     as the stage's bake (two periods at least), begun half of one after the one before, and judged
@@ -156,6 +157,8 @@ def passed_window(spec: RolloutSpec, stage_index: int, passed_at: float, now: fl
     that resumed the rollout), judges the same window at the same alpha: one test, valid at any look.
     Windows counted per look-out instead began again at the first, at half the alpha, in each run
     that resumed the rollout, and the stage's windows together could spend more than the alpha.
+    Its alpha is counted by the windows looked at (``window_looked``), not by this index: those
+    nobody looked at spend nothing.
     """
     period = spec.analysis.interval_seconds
     length = max(spec.stages[stage_index].bake_seconds, 2 * period)
@@ -163,6 +166,24 @@ def passed_window(spec: RolloutSpec, stage_index: int, passed_at: float, now: fl
     step = math.ceil(length / 2 / period) * period  # a whole number of periods
     index = max(0, math.ceil((now - first - length) / step))
     return first + index * step, index
+
+
+def window_looked(looks: PassedLooks | None, stage_index: int, window: float) -> PassedLooks:
+    """The looks at a passed stage once one looks at its window beginning at ``window``
+    (``passed_window``): the window's share of the alpha is the ``windows``-th (``window_alpha`` of
+    ``windows - 1``).
+
+    Only windows someone looked at are counted, in the order they were first looked at, by whichever
+    run: a window nobody looked at (its run dead, the rollout taken up again days later) was never
+    tested and can cost nothing, while each window looked at is a test of its own, with a share of
+    its own. Every look at one window, by any watch or run, is one test at one share.
+    ``looks`` as the ledger holds them; those of another stage count nothing here.
+    """
+    if looks is None or looks.stage != stage_index:
+        return PassedLooks(stage=stage_index, window=window, windows=1)
+    if looks.window == window:
+        return looks
+    return looks.model_copy(update={"window": window, "windows": looks.windows + 1})
 
 
 def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) -> Decision:

@@ -400,6 +400,23 @@ class FakeLedger:
             return self._hold(service, current, takeover(current, owner, now), **fields, owner=owner,
                               lease_expires=leased + lease_seconds, lease_seconds=float(lease_seconds), updated_at=now)
 
+    def note(self, service: str, *, owner: str, now: float, rollout: str | None = None,
+             **changes: Any) -> RolloutRecord:
+        fields = validate_changes(changes)
+        now = float(now)
+        with self._lock:
+            current = self._owned(service, rollout, owner, now, f"note {service} {owner}")
+            return self._write(service, current, **fields, updated_at=now)
+
+    def _owned(self, service: str, rollout: str | None, owner: str | None, now: float, call: str) -> RolloutRecord:
+        """The newest rollout, for a write by ``owner`` meant for ``rollout`` (under the lock), the
+        write logged in ``calls`` as ``call``."""
+        self.calls.append(call)
+        current = self._newest(service)
+        check_rollout(current, rollout)
+        check_owner(current, owner, now)
+        return current
+
     def release(self, service: str, *, owner: str) -> None:
         with self._lock:
             self.calls.append(f"release {service} {owner}")
@@ -425,10 +442,7 @@ class FakeLedger:
         check_lease_seconds(lease_seconds, owner)
         now = float(now)
         with self._lock:
-            self.calls.append(f"record {service} {transition.kind}")
-            current = self._newest(service)
-            check_rollout(current, rollout)
-            check_owner(current, owner, now)
+            current = self._owned(service, rollout, owner, now, f"record {service} {transition.kind}")
             if rule is not None:  # under the lock: on the very record the write changes
                 rule(current)
             if lease_seconds > 0:

@@ -395,6 +395,24 @@ class KeptForTraffic(OpenWindowEnd):
     stable: int = Field(description="the percent of traffic the old service still carried at the window's end")
 
 
+class PassedLooks(BaseModel):
+    """The windows the looks at a passed stage judged (``rollway.decide.window_looked``), whichever
+    run made them: each window a test of its own, the ``windows``-th at its share of the alpha
+    (``rollway.judge.window_alpha``). Written before the first look at each window judges it.
+
+    Counted by the time since the pass instead, a run resuming the rollout a day after its run died
+    judged its first window at the share of the 287th or a later one (an alpha of 1e-9 while the
+    shares were halved): the windows nobody looked at meanwhile, never tested, had their share spent
+    all the same, and a canary that went bad meanwhile was all but unjudged.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: int = Field(description="the stage index whose pass the windows follow")
+    window: float = Field(description="when the newest window looked at begins (rollout clock)")
+    windows: int = Field(ge=1, description="windows looked at since the pass, that one included")
+
+
 class RolloutRecord(BaseModel):
     """One rollout of one service.
 
@@ -473,6 +491,9 @@ class RolloutRecord(BaseModel):
                                   "service for the traffic still on it, the window left open (KeptForTraffic): "
                                   "beside the history; cleared by a run whose window closes or ends unverified (read "
                                   "through owed_kept)")
+    passed_looks: PassedLooks | None = Field(
+        default=None, description="the windows the looks at its passed stage judged, counted across runs "
+                                  "(PassedLooks; None: none yet, or recorded before they were counted)")
 
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""

@@ -149,6 +149,11 @@ class Ledger(Protocol):
     def release(self, service: str, *, owner: str) -> None:
         """Give up ownership (no error if not owned)."""
 
+    def note(self, service: str, *, owner: str, now: float, rollout: str | None = None, **changes) -> "RolloutRecord":
+        """Set ``changes`` (RolloutRecord fields) while ``owner`` holds the rollout, its lease lapsed
+        or not, leaving the lease as it is and the history as it was; raises NotOwner once another run
+        holds it (or none does), and RolloutSuperseded when ``rollout`` is not the newest."""
+
     def record(
         self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0,
         rollout: str | None = None, followed_by: "Sequence[Transition]" = (),

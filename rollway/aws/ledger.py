@@ -313,6 +313,34 @@ class DynamoLedger:
             entry=lambda held: takeover(held, owner, now), mine=lambda record: record.owner == owner,
             gave_up=f"could not take the lease on the rollout of service {service!r}: its owner kept changing")
 
+    def note(self, service: str, *, owner: str, now: float, rollout: str | None = None,
+             **changes: Any) -> RolloutRecord:
+        """Set ``changes`` (RolloutRecord fields) on ``rollout`` (None: the newest) while ``owner``
+        holds it, its lease lapsed or not, in one conditional UpdateItem that leaves the lease as it
+        is and appends nothing (a paused run's looks count their windows so, renewing no lease).
+        ``now``: the rollout clock ``updated_at`` keeps.
+
+        Raises:
+            NotOwner: another run holds the rollout now, or none does.
+            RolloutSuperseded: the newest rollout is not ``rollout``.
+            RolloutEnded: the rollout is being or has been rolled back.
+        """
+        fields = validate_changes(changes)
+
+        def rules(record: RolloutRecord) -> None:
+            check_rollout(record, rollout)
+            check_owner(record, owner, now)
+
+        condition = f"{_NOT_ENDED} AND #owner = :owner"
+        values: dict[str, Any] = {":owner": owner, **_ENDED_VALUES}
+        if rollout is not None:
+            condition += " AND #rollout_id = :rollout"
+            values[":rollout"] = rollout
+        try:
+            return self._update(service, sets={**fields, "updated_at": now}, condition=condition, values=values)
+        except _Refused as refused:
+            raise _explain(refused, service, rules) from None
+
     def release(self, service: str, *, owner: str) -> None:
         """Drop ``owner``'s lease on the newest rollout; nothing happens if it does not hold it."""
         try:

@@ -128,19 +128,21 @@ def judge_for_stage(spec: RolloutSpec, stage_index: int) -> Judge:
     return make_judge(analysis, spec.guardrails)
 
 
-# The smallest alpha the spec accepts: a window's share never goes below it (it would reach 0).
-_SMALLEST_ALPHA = 1e-9
-
-
 def window_alpha(alpha: float, window: int) -> float:
     """The alpha of the ``window``-th (0-based) window a passed stage is judged on
-    (``rollway.decide.passed_window``: its pause's looks, its scale-up's, those of a run that resumes
-    either): half of ``alpha``, then a quarter, and so on. A pause can last weeks (each timeout asking
+    (``rollway.decide.passed_window``, counted by the windows looked at, ``window_looked``: its pause's
+    looks, its scale-up's, those of a run that resumes either): ``alpha / ((window + 1)(window + 2))``,
+    half of ``alpha``, then a sixth, a twelfth, and so on. A pause can last weeks (each timeout asking
     again), a window begun again every half of the stage's bake: at ``alpha`` each, a healthy canary
-    was all but sure to be rolled back by one of them. Halved, all the stage's windows together keep
-    it at ``alpha``."""
-    # ldexp: 2.0 ** window overflows past window 1023, a pause of that many bakes.
-    return max(_SMALLEST_ALPHA, math.ldexp(alpha, -(window + 1)))
+    was all but sure to be rolled back by one of them. The shares of any number ``n`` of windows add
+    up to ``alpha * n / (n + 1)``: all the stage's windows together stay within ``alpha``.
+
+    Halved instead (a half, a quarter, ...), a share fell below 1e-9 at the 24th window (two hours of
+    a pause at the default bake) and was held there, since an alpha of 0 cannot be inverted into the
+    rollback bar: each window past it added 1e-9 over ``alpha``, unbounded, and the windows of a
+    day's pause were judged at 1e-9, all but unable to roll back. This series never reaches 0: a
+    window a minute for a year of a pause still gets ``alpha`` over 3e11."""
+    return alpha / ((window + 1) * (window + 2))
 
 
 def judge_for_pause_window(spec: RolloutSpec, stage_index: int, window: int) -> Judge:

@@ -424,6 +424,27 @@ def test_an_open_windows_end_keeps_its_run_and_old_service_and_older_ends_read_w
     assert older.kept_for_traffic == kept.model_copy(update={"owner": None, "stable_service": None})
 
 
+def test_a_passed_stages_windows_looked_at_are_noted_by_their_owner_leaving_the_lease_as_it_is(dynamodb,
+                                                                                                ledger_targets):
+    """The count of a passed stage's windows looked at is written by the run that holds the rollout,
+    its lease lapsed or not (a paused run renews none), the lease and history left as they are, and
+    read back as written; once another run took the rollout over, the write is refused."""
+    from rollway.ledger import NotOwner, PassedLooks
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    assert first.passed_looks is None
+    looks = PassedLooks(stage=1, window=START + 1680.0, windows=3)
+    noted = ledger.note(SERVICE, owner="run-1", now=START + LEASE + 5, rollout=first.rollout_id, passed_looks=looks)
+    assert (noted.passed_looks, noted.lease_expires, noted.history) == (looks, first.lease_expires, first.history)
+    assert ledger.get(SERVICE) == noted
+    ledger.acquire(SERVICE, owner="run-2", now=START + LEASE + 10, lease_seconds=LEASE)
+    with pytest.raises(NotOwner, match="it is owned by 'run-2'"):
+        ledger.note(SERVICE, owner="run-1", now=START + LEASE + 15, rollout=first.rollout_id,
+                    passed_looks=looks.model_copy(update={"windows": 4}))
+    assert ledger.get(SERVICE).passed_looks == looks
+
+
 def test_the_open_pause_is_kept_with_its_asking_and_removed_by_the_answer(dynamodb, ledger_targets):
     """The question a paused run asks now lives on the item, written with each asking and removed
     (no attribute left) by the answer, whose entry keeps how many times it was asked."""

@@ -176,3 +176,27 @@ def test_a_passed_stages_windows_lie_on_a_grid_from_its_pass_whoever_looks():
     # A bake shorter than two periods still judges windows of two periods.
     short = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=60), Stage(weight=100)])
     assert passed_window(short, 0, 0, 121) == (60, 1)
+
+
+def test_a_resumed_look_gets_the_share_of_the_next_window_looked_at_not_of_the_time_since_the_pass():
+    """The run that passed the stage looked at three of its windows and died; another run resumes
+    the rollout a day later. Counted by the time since the pass, its first window was the 287th,
+    at a sliver of the alpha (1e-9 while the shares were halved: the canary all but unjudged);
+    counted by the windows looked at, it is the fourth: those in between were never tested, and
+    spend nothing."""
+    from rollway.decide import passed_window, window_looked
+    from rollway.judge import window_alpha
+
+    spec = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100)])
+    passed, looks = 1030.0, None
+    for now in (1090, 1300, 1681, 1700, 1981):  # windows 0, 0, 1, 1, 2 of the grid
+        looks = window_looked(looks, 0, passed_window(spec, 0, passed, now)[0])
+    assert (looks.stage, looks.window, looks.windows) == (0, 1680, 3)
+    start, grid = passed_window(spec, 0, passed, passed + 86_400)
+    resumed = window_looked(looks, 0, start)
+    assert (grid, resumed.window, resumed.windows) == (286, start, 4)
+    assert window_alpha(spec.analysis.alpha, resumed.windows - 1) == pytest.approx(spec.analysis.alpha / 20)
+    assert window_alpha(spec.analysis.alpha, grid) < spec.analysis.alpha / 80_000  # the time since the pass
+    # Every look at one window, by any run, is one test at one share; another stage's looks count nothing.
+    assert window_looked(resumed, 0, start) is resumed
+    assert window_looked(looks, 1, start).windows == 1

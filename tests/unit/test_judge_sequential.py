@@ -667,17 +667,22 @@ def test_evidence_as_a_person_reads_it(value, bar, said):
 def test_a_passed_stages_pause_windows_together_keep_the_specs_alpha():
     """A pause held for weeks begins its window again every bake: each window is a test of its own,
     and at the spec's alpha each, a healthy canary was all but sure to be rolled back by one of them.
-    Each gets half of the one before's, so all of them together stay within alpha."""
+    Each gets a smaller share (alpha / ((k + 1)(k + 2))), so all of them together stay within alpha,
+    however many there are: halved and held at 1e-9 from the 24th on, each window past it added 1e-9."""
     from rollway.judge import window_alpha
 
-    assert [window_alpha(0.01, k) for k in range(3)] == [0.005, 0.0025, 0.00125]
-    assert sum(window_alpha(0.01, k) for k in range(20_000)) <= 0.01 + 20_000 * 1e-9
-    assert window_alpha(0.01, 5_000) == 1e-9  # never 0, which the judge could not invert
+    assert [window_alpha(0.01, k) for k in range(3)] == pytest.approx([0.01 / 2, 0.01 / 6, 0.01 / 12])
+    assert math.fsum(window_alpha(0.01, k) for k in range(200_000)) <= 0.01
+    for alpha in (0.01, 1e-9):  # the spec's default, its smallest
+        assert math.fsum(window_alpha(alpha, k) for k in range(10_000)) == pytest.approx(alpha * 10_000 / 10_001)
+    # Never 0, which the judge could not invert: a window a minute for a year of a pause.
+    assert window_alpha(1e-9, 525_600) > 1e-21
+    assert window_alpha(0.01, 286) > 1e-7  # a day of a pause at the default bake: was 1e-9
 
 
 def test_a_pause_windows_judge_asks_for_more_evidence_than_the_stage():
     """The rollback bar (1/alpha split over the metrics) of a pause's first window is the stage's
-    doubled, its second window's doubled again: what the look's verdict reports as its threshold."""
+    doubled, its second window's three times that: what the look's verdict reports as its threshold."""
     from rollway.judge import judge_for_pause_window, judge_for_stage
     from rollway.spec import RolloutSpec, Stage
 
@@ -687,4 +692,4 @@ def test_a_pause_windows_judge_asks_for_more_evidence_than_the_stage():
     bars = [judge.evaluate(bad, stage_over=False).thresholds["rollback_evidence"]
             for judge in (judge_for_stage(spec, 0), judge_for_pause_window(spec, 0, 0),
                           judge_for_pause_window(spec, 0, 1))]
-    assert bars == pytest.approx([200, 400, 800])
+    assert bars == pytest.approx([200, 400, 1200])

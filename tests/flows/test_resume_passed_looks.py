@@ -1,0 +1,90 @@
+"""A run that resumes a rollout long after its stage passed judges the canary at the share of the
+alpha of the next window looked at, not of the time since the pass.
+
+The windows a passed stage's looks judge are each a test of their own, each at a smaller share of
+the alpha. Counted by the time since the pass, a run resuming the rollout a day after the run that
+passed it died judged its first window at the share of the 287th or a later one (an alpha of 1e-9): the windows
+nobody looked at in that day had spent their shares, and a canary that went bad meanwhile, five
+times the baseline's error rate (under the 1 % guardrail), was never rolled back by the looks.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.approvals import ApprovalAnswer
+from rollway.fakes import steady
+from rollway.spec import Approvals, RolloutSpec, Stage
+from tests.flows.test_progressive_fakes import IMAGE, Killed, env_with_ledger, progressive_on
+
+DAY = 86_400.0
+SPEC = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600),
+                                        Stage(weight=25, bake_seconds=600, approval=True),
+                                        Stage(weight=100, bake_seconds=600)], monitor_seconds=0,
+                   # A pause nobody answers in time is asked again: the resumed run asks it anew, and looks.
+                   approvals=Approvals(on_timeout="hold"))
+POLL = 2.0
+
+
+def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_after_the_resume():
+    env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
+
+    def dies_at_the_approval(pause, summary, watch=None):
+        raise Killed("the node running the rollout is lost while it waits for the approval before 25%")
+
+    with pytest.raises(Killed):
+        progressive_on(env, SPEC, dies_at_the_approval)
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.stage_index, record.stage_passed) == (0, True)
+    env.clock.sleep(DAY)  # nobody runs the rollout for a day; meanwhile its canary goes bad
+    # 600 canary requests a minute at 5 %, 3 of them errors, against the baseline's 0.1 %.
+    env.metrics.behaviour = steady(200.0, 0.001, 0.005)
+
+    ended: list[float] = []
+    asked_at: list[float] = []
+
+    def person_away(pause, summary, watch=None):
+        """Answers after an hour, polling the watch as the Prefect pause does."""
+        asked_at.append(env.clock.now())
+        while env.clock.now() < asked_at[0] + 3600:
+            if watch is not None and watch() is not None:
+                ended.append(env.clock.now())
+                return None
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="back from lunch")
+
+    result = progressive_on(env, SPEC, person_away, owner="run-2")
+    assert result.outcome == "rolled_back", result.reason
+    assert ended, f"the looks never rolled back the failing canary; the person did: {result.reason}"
+    # The first look comes an analysis interval into the pause, and it rolls back.
+    assert ended[0] - asked_at[0] <= SPEC.analysis.interval_seconds + POLL, (asked_at, ended)
+    assert "judged while the run waited for an answer" in result.reason, result.reason
+    looks = env.ledger.get(env.targets.canary_service).passed_looks
+    assert (looks.stage, looks.windows) == (0, 1), looks
+
+
+def test_a_look_records_its_window_leaving_the_lease_lapsed_and_none_over_a_run_that_took_the_rollout_over():
+    """A paused run's look records each new window, its lease left lapsed (a pause renews none:
+    status and the runs that take rollouts over read it so). A run that took the rollout over
+    meanwhile (this one taken for dead) keeps it, even once its own lease has lapsed (paused in
+    turn, say): the look is not judged, and nothing is written."""
+    from flows.journal import LedgerJournal
+    from rollway.ledger import NotOwner, PassedLooks
+    from tests.unit.test_fake_ledger import rollout
+
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    first = env.ledger.create(rollout(env.clock.now(), service=service), owner="run-1", now=env.clock.now(),
+                              lease_seconds=60)
+    env.clock.sleep(120)  # run-1 waits at a pause
+    journal = LedgerJournal(env, SPEC, owner="run-1", lease_seconds=60, actor="alice", rollout_id=first.rollout_id)
+    journal.looked(PassedLooks(stage=0, window=60.0, windows=1))
+    noted = env.ledger.get(service)
+    assert (noted.owner, noted.lease_expires, noted.history) == ("run-1", first.lease_expires, first.history)
+    assert noted.passed_looks == PassedLooks(stage=0, window=60.0, windows=1)
+    env.ledger.acquire(service, owner="run-2", now=env.clock.now(), lease_seconds=60, rollout=first.rollout_id)
+    env.clock.sleep(120)
+    with pytest.raises(NotOwner, match="'run-1' no longer owns rollout .*: it is owned by 'run-2'"):
+        journal.looked(PassedLooks(stage=0, window=360.0, windows=2))
+    held = env.ledger.get(service)
+    assert (held.owner, held.passed_looks.windows) == ("run-2", 1), held
