@@ -348,3 +348,20 @@ def test_two_rules_each_on_part_of_the_weighted_rules_requests_are_each_said_wit
             ) in said, said
     assert isinstance(found_on_edit(rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),
                                     rule("pin", "2", [header("canary"), path("/edit/*")], CANARY)), Pin)
+
+
+@pytest.mark.parametrize("rules", [
+    # The first rule meeting them all sends them to the stable group; one on /edit/admin/* ahead of it does too.
+    (rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE), rule("first", "5", [header("canary")], STABLE)),
+    # The first rule that may meet them is a pin by a regular expression; one behind it, ahead of the weighted
+    # rule, may send them to the stable group.
+    (rule("admin", "3", [regex_header("^canary$")], CANARY), rule("regex", "5", [regex_header("^can")], STABLE)),
+])
+def test_the_rule_to_create_is_asked_ahead_of_every_rule_that_may_send_the_header_elsewhere(rules):
+    """Asked below the first rule sending them elsewhere, or below the weighted rule, the new rule was
+    made behind another rule sending some of them elsewhere, and refused for that rule."""
+    said = found_on_edit(*rules)
+    assert isinstance(said, str) and "create one on the weighted rule's listener with a priority number below " in said
+    below = said.split("with a priority number below ")[-1].split(",")[0]
+    made = rule("new", str(int(below) - 1), [header("canary")], CANARY)
+    assert isinstance(found_on_edit(*rules, made), Pin), (said, found_on_edit(*rules, made))
