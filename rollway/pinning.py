@@ -98,8 +98,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
         return f"the weighted rule {weighted_arn} is not among the listener's rules"
+    # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
+    # service's: named, a person was told to widen it and send its requests to this canary group.
+    # One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
-                       and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)), key=_priority)
+                       and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
+                       and (is_pin_rule(rule, canary_arn) or not _apart(rule, weighted))), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
 
     # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends

@@ -365,3 +365,19 @@ def test_the_rule_to_create_is_asked_ahead_of_every_rule_that_may_send_the_heade
     below = said.split("with a priority number below ")[-1].split(",")[0]
     made = rule("new", str(int(below) - 1), [header("canary")], CANARY)
     assert isinstance(found_on_edit(*rules, made), Pin), (said, found_on_edit(*rules, made))
+
+
+def test_another_services_header_rule_on_paths_apart_from_the_weighted_rules_is_not_said_to_be_changed():
+    """Another service's rule on /api/*, forwarding to its own group, meets none of the weighted rule's
+    /edit/* requests: with no pin, a person was told to give it the weighted rule's conditions and make
+    it forward to this service's canary group, taking that service's requests."""
+    other = rule("other", "3", [header("canary"), path("/api/*")], OTHER)
+    said = found_on_edit(other)
+    assert said == ("no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+                    "`X-Rollway-Target: canary` anywhere: create one on the weighted rule's listener with a priority "
+                    "number below 10, the http-header condition X-Rollway-Target = canary beside the weighted rule's "
+                    "own conditions (or none), and one action forwarding to canary-tg alone; or clear "
+                    "spec.canary_header"), said
+    # Beside a pin of this service's on part of /edit/*, only that one is named.
+    said = found_on_edit(other, rule("pin", "5", [header("canary"), path("/edit/a*")], CANARY))
+    assert isinstance(said, str) and "rule pin (priority 5)" in said and "rule other" not in said, said
