@@ -177,15 +177,14 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
         for r in matching)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
     elsewhere = [r for r in matching if not is_pin_rule(r, canary_arn)]
-    wider = _WIDER
     if len(matching) == 1:
-        change = f"give it {wider}" + ("" if pins else f", and make it forward to {canary_group} alone")
+        change = f"give it {_WIDER}" + ("" if pins else f", and make it forward to {canary_group} alone")
     elif pins:
         ahead = (f"a priority number below {elsewhere[0]['Priority']} and "
                  if elsewhere and _priority(elsewhere[0]) < _priority(pins[0]) else "")
-        change = f"give rule {pins[0]['RuleArn']} {ahead}{wider}"
+        change = f"give rule {pins[0]['RuleArn']} {ahead}{_WIDER}"
     else:
-        change = (f"give rule {elsewhere[0]['RuleArn']} {wider}, and make it forward to {canary_group} alone")
+        change = (f"give rule {elsewhere[0]['RuleArn']} {_WIDER}, and make it forward to {canary_group} alone")
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
             f"meets every request it matches carrying `{header}`: {states}, so some of them may pass "
             f"{'it' if len(matching) == 1 else 'them all'} by: {change}, or "
