@@ -98,16 +98,23 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
         return f"the weighted rule {weighted_arn} is not among the listener's rules"
+    # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
+    # service's: named, a person was told to widen it and send its requests to this canary group.
+    # One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
-                       and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)), key=_priority)
+                       and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
+                       and (is_pin_rule(rule, canary_arn) or not _apart(rule, weighted))), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
 
-    def create(below: Mapping[str, Any] = weighted) -> str:
-        # Below a rule sending them elsewhere too, when one matches them ahead of the weighted rule:
-        # created behind it, the new rule was refused for that one taking some of them first.
-        return (f"create one on the weighted rule's listener with a priority number below {below['Priority']}, "
-                f"the http-header condition {name} = {value} beside the weighted rule's own conditions (or none), "
-                f"and one action forwarding to {canary_group} alone; or clear spec.canary_header")
+    # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends
+    # them elsewhere (``_header_rule_ahead``, as the pin is judged): created behind any such rule,
+    # the new one was refused for that rule taking some of them first.
+    elsewhere = _header_rule_ahead(rules, weighted, name, value, before=weighted,
+                                   also=lambda rule: not is_pin_rule(rule, canary_arn))
+    create = (f"create one on the weighted rule's listener with a priority number below "
+              f"{(elsewhere or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
+              f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
+              f"spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
         return _partly_said(matching, weighted, header, canary_arn, canary_group, create)
@@ -115,14 +122,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
-                f"requests carrying `{header}` anywhere: {create()}")
+                f"requests carrying `{header}` anywhere: {create}")
     first = ahead[0]
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
-                f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
-                f"forward to {canary_group} alone, or {create(first)}")
+        return _first_elsewhere_said(first, elsewhere, header, name, value, canary_group, create)
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too.
@@ -161,7 +166,7 @@ _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or hos
 
 
 def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, canary_arn: str,
-                 canary_group: str, create: Callable[..., str]) -> str:
+                 canary_group: str, create: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
     by and where it sends those it meets, then what to change. Said of the first alone, a second
@@ -172,19 +177,39 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
         for r in matching)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
     elsewhere = [r for r in matching if not is_pin_rule(r, canary_arn)]
-    wider = _WIDER
     if len(matching) == 1:
-        change = f"give it {wider}" + ("" if pins else f", and make it forward to {canary_group} alone")
+        change = f"give it {_WIDER}" + ("" if pins else f", and make it forward to {canary_group} alone")
     elif pins:
         ahead = (f"a priority number below {elsewhere[0]['Priority']} and "
                  if elsewhere and _priority(elsewhere[0]) < _priority(pins[0]) else "")
-        change = f"give rule {pins[0]['RuleArn']} {ahead}{wider}"
+        change = f"give rule {pins[0]['RuleArn']} {ahead}{_WIDER}"
     else:
-        change = (f"give rule {elsewhere[0]['RuleArn']} {wider}, and make it forward to {canary_group} alone")
+        change = (f"give rule {elsewhere[0]['RuleArn']} {_WIDER}, and make it forward to {canary_group} alone")
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
             f"meets every request it matches carrying `{header}`: {states}, so some of them may pass "
             f"{'it' if len(matching) == 1 else 'them all'} by: {change}, or "
-            f"{create(elsewhere[0] if elsewhere else weighted)}")
+            f"{create}")
+
+
+def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None, header: str, name: str,
+                          value: str, canary_group: str, create: str) -> str:
+    """Why ``first``, the first rule meeting every request of the weighted rule's carrying
+    ``header``, does not pin them: where it sends them, and where ``elsewhere`` (the first rule
+    ahead of it sending some of them elsewhere, ``find_pin``'s), when not ``first``, sends those it
+    meets first; what to change. Told only to make ``first`` forward to the canary, a person did,
+    and the checks were refused for a rule on /edit/admin/* ahead of it, never named."""
+    if elsewhere is None or elsewhere is first:
+        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
+                f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
+                f"forward to {canary_group} alone, or {create}")
+    other = elsewhere["RuleArn"]
+    meets = "meets" if _header_met(elsewhere, name, value) else (
+        f"may meet (by a regular expression on {name}, {_regexes_on(elsewhere, name)}, not compared)")
+    return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first but for "
+            f"those rule {other} (priority {elsewhere['Priority']}) {meets} ahead of it, and sends them to "
+            f"{_goes(first)} (rule {other}: to {_goes(elsewhere)}), not to the canary target group {canary_group} "
+            f"alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or host-header "
+            f"none of the weighted rule's requests match), or {create}")
 
 
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
@@ -216,7 +241,7 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
 
 
 def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str, value: str,
-                       canary_arn: str, canary_group: str, create: Callable[..., str]) -> str:
+                       canary_arn: str, canary_group: str, create: str) -> str:
     """Why ``rule`` (``_regex_header_rule``) is not taken as the pin: its regular expressions are not
     compared (as a weighted rule's are not, ``_covers``), so whether it meets the checks' requests is
     not known; with where it sends those it meets, and what to change: for a rule forwarding to
@@ -231,9 +256,9 @@ def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], hea
         also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
         return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
                 f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression{also}, "
-                f"or {create()}")
+                f"or {create}")
     return (f"{known}, and it sends those it meets to {_goes(rule)}, not to the canary target group {canary_group} "
-            f"alone: {create(rule)}")
+            f"alone: {create}")
 
 
 def _goes(rule: Mapping[str, Any]) -> str:

@@ -348,3 +348,57 @@ def test_two_rules_each_on_part_of_the_weighted_rules_requests_are_each_said_wit
             ) in said, said
     assert isinstance(found_on_edit(rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),
                                     rule("pin", "2", [header("canary"), path("/edit/*")], CANARY)), Pin)
+
+
+@pytest.mark.parametrize("rules", [
+    # The first rule meeting them all sends them to the stable group; one on /edit/admin/* ahead of it does too.
+    (rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),
+     rule("first", "5", [header("canary")], STABLE)),
+    # The first rule that may meet them is a pin by a regular expression; one behind it, ahead of the weighted
+    # rule, may send them to the stable group.
+    (rule("admin", "3", [regex_header("^canary$")], CANARY), rule("regex", "5", [regex_header("^can")], STABLE)),
+])
+def test_the_rule_to_create_is_asked_ahead_of_every_rule_that_may_send_the_header_elsewhere(rules):
+    """Asked below the first rule sending them elsewhere, or below the weighted rule, the new rule was
+    made behind another rule sending some of them elsewhere, and refused for that rule."""
+    said = found_on_edit(*rules)
+    assert isinstance(said, str) and "create one on the weighted rule's listener with a priority number below " in said
+    below = said.split("with a priority number below ")[-1].split(",")[0]
+    made = rule("new", str(int(below) - 1), [header("canary")], CANARY)
+    assert isinstance(found_on_edit(*rules, made), Pin), (said, found_on_edit(*rules, made))
+
+
+def test_another_services_header_rule_on_paths_apart_from_the_weighted_rules_is_not_said_to_be_changed():
+    """Another service's rule on /api/*, forwarding to its own group, meets none of the weighted rule's
+    /edit/* requests: with no pin, a person was told to give it the weighted rule's conditions and make
+    it forward to this service's canary group, taking that service's requests."""
+    other = rule("other", "3", [header("canary"), path("/api/*")], OTHER)
+    said = found_on_edit(other)
+    assert said == ("no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+                    "`X-Rollway-Target: canary` anywhere: create one on the weighted rule's listener with a priority "
+                    "number below 10, the http-header condition X-Rollway-Target = canary beside the weighted rule's "
+                    "own conditions (or none), and one action forwarding to canary-tg alone; or clear "
+                    "spec.canary_header"), said
+    # Beside a pin of this service's on part of /edit/*, only that one is named.
+    said = found_on_edit(other, rule("pin", "5", [header("canary"), path("/edit/a*")], CANARY))
+    assert isinstance(said, str) and "rule pin (priority 5)" in said and "rule other" not in said, said
+
+
+@pytest.mark.parametrize("admin, meets", [
+    (rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE), "meets"),
+    (rule("admin", "3", [regex_header("^can")], STABLE), "may meet (by a regular expression on X-Rollway-Target, ^can, "
+                                                         "not compared)"),
+])
+def test_a_rule_sending_them_all_elsewhere_behind_one_taking_some_first_names_both(admin, meets):
+    """Said to meet them "first" and told only to forward to the canary alone, the rule at 5 was
+    changed so, and the checks refused again for the rule at 3 ahead of it, never named."""
+    said = found_on_edit(admin, rule("first", "5", [header("canary")], STABLE))
+    assert said == (f"rule first (priority 5) meets requests carrying `X-Rollway-Target: canary` first but for those "
+                    f"rule admin (priority 3) {meets} ahead of it, and sends them to arn:tg/stable (rule admin: to "
+                    f"arn:tg/stable), not to the canary target group canary-tg alone: make both forward to canary-tg "
+                    f"alone (or give rule admin a path-pattern or host-header none of the weighted rule's requests "
+                    f"match), or create one on the weighted rule's listener with a priority number below 3, the "
+                    f"http-header condition X-Rollway-Target = canary beside the weighted rule's own conditions (or "
+                    f"none), and one action forwarding to canary-tg alone; or clear spec.canary_header"), said
+    both = [{**admin, "Actions": rule("", "", [], CANARY)["Actions"]}, rule("first", "5", [header("canary")], CANARY)]
+    assert isinstance(found_on_edit(*both), Pin)
