@@ -29,6 +29,7 @@ import flows.rollback
 from flows.approvals import CancelledWhilePaused, _back_to_running, prefect_approver, propose_state
 from flows.hooks import rollback_hooks
 from flows.progressive import run_progressive
+from rollway.cli.ops import resume
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -74,9 +75,12 @@ def answer_when_paused(answers: list[dict], timeout: float = 60.0, not_before: f
                 if key in answered:
                     continue
                 try:
-                    resume_flow_run(run_.id, run_input=pending[0])
+                    # As `rollway promote` answers: it waits for the form, stored a moment after
+                    # the pause, and sends again a resume the server failed to take (aborted, its
+                    # SQLite busy as the run wrote), which prefect's resume_flow_run drops quietly.
+                    resume(run_.id, pending[0], paused=run_.state)
                 except Exception:
-                    continue  # the input form is stored a moment after the pause: try again
+                    continue  # refused: try again
                 answered.add(key)
                 pending.pop(0)
                 break
@@ -282,7 +286,7 @@ def test_a_blank_or_forging_approver_is_refused_at_resume_and_names_are_recorded
             except RuntimeError as err:
                 refused.append(str(err))
         try:
-            resume_flow_run(run.id, run_input={"action": "approve", "approver": "  dana ", "comment": "fine"})
+            resume(run.id, {"action": "approve", "approver": "  dana ", "comment": "fine"}, paused=run.state)
         except Exception:
             pass  # a refused name's answer was taken: nothing is paused any more
 
