@@ -837,6 +837,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
     Raises:
         CancelledWhilePaused: the run was cancelled in the meantime.
         PauseInterrupted: it was moved to any other state.
+        NotTaken: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the run
+            left where it was (``propose_state``).
     """
     state = through(lambda: client.read_flow_run(run_id).state)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
