@@ -837,6 +837,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
     Raises:
         CancelledWhilePaused: the run was cancelled in the meantime.
         PauseInterrupted: it was moved to any other state.
+        NotTaken: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the run
+            left where it was (``propose_state``).
     """
     state = through(lambda: client.read_flow_run(run_id).state)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
@@ -845,8 +847,17 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             return
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
-        # Proposed again after an outage even if the first one landed: Running over Running is accepted.
-        state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
+        try:
+            # Proposed again after an outage even if the first one landed: Running over Running is accepted.
+            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
+        except NotTaken:
+            raise
+        except Abort:
+            # Aborted, the run no longer where it was: a person's resume (or cancel) written at that
+            # very moment, the likeliest writer to have had the server's database busy. Read where
+            # it is, as before any proposal: raised, Prefect's Abort went out of the run, left
+            # Running on the person's answer (or Cancelling) with nothing to run it.
+            state = through(lambda: client.read_flow_run(run_id).state)
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)

@@ -52,9 +52,8 @@ def test_an_answer_is_not_given_to_the_pause_after_the_one_it_was_read_at(monkey
         # the run goes on to its second pause before bob's answer is sent.
         if not answered and flow_run_id == run.id and threading.current_thread() is bob:
             answered.append(True)
-            with get_client(sync_client=True) as client:
-                assert client.resume_flow_run(run.id, run_input={
-                    "action": "approve", "approver": "ann", "comment": "dashboards look fine"}).status.value == "ACCEPT"
+            ops.resume(run.id, {"action": "approve", "approver": "ann", "comment": "dashboards look fine"},
+                       paused=run.state)
             paused_at(SECOND)
         return original(self, flow_run_id)
 
@@ -73,7 +72,6 @@ def test_an_answer_is_not_given_to_the_pause_after_the_one_it_was_read_at(monkey
     assert code == 1 and "approved by bob" not in out, out
     assert "was answered first by ann: approve (dashboards look fine)" in said, err
     assert "this answer was not taken" in said and "paused at a later pause, which asks again" in said, err
-    with get_client(sync_client=True) as client:  # let the run end
-        client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "test", "comment": ""})
+    ops.resume(run.id, {"action": "reject", "approver": "test", "comment": ""}, paused=now)  # let the run end
     thread.join(30)
     assert outcome == [["approve by ann", "reject by test"]]

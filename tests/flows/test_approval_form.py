@@ -12,6 +12,7 @@ from prefect.input import keyset_from_base_key
 
 import flows.approvals
 from flows.approvals import NAME_PATTERN, ApprovalInput
+from rollway.cli.ops import resume
 from tests.flows.test_answer_not_taken import paused_with_its_form
 
 
@@ -25,7 +26,7 @@ def test_the_paused_run_stores_the_form_prefect_itself_would_store():
         stored = json.loads(client.read_flow_run_input(run.id, keyset["schema"]))
         expected = json.loads(client.read_flow_run_input(run.id, reference["schema"]))
         description = json.loads(client.read_flow_run_input(run.id, keyset["description"]))
-        client.resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": "ok"})
+    resume(run.id, {"action": "approve", "approver": "dana", "comment": "ok"}, paused=run.state)
     thread.join(90)
     assert outcome == ["approve by dana"], (outcome, thread.raised)
     # The UI builds the form from this schema: the initial answer, the select, the name's pattern.

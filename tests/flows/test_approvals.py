@@ -29,12 +29,13 @@ import flows.rollback
 from flows.approvals import CancelledWhilePaused, _back_to_running, prefect_approver, propose_state
 from flows.hooks import rollback_hooks
 from flows.progressive import run_progressive
-from rollway.approvals import waiting_prefix
+from rollway.cli.ops import resume
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import Approvals, RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
+from tests.flows.test_answer_not_taken import form_stored, says_it_waits
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -74,9 +75,12 @@ def answer_when_paused(answers: list[dict], timeout: float = 60.0, not_before: f
                 if key in answered:
                     continue
                 try:
-                    resume_flow_run(run_.id, run_input=pending[0])
+                    # As `rollway promote` answers: it waits for the form, stored a moment after
+                    # the pause, and sends again a resume the server failed to take (aborted, its
+                    # SQLite busy as the run wrote), which prefect's resume_flow_run drops quietly.
+                    resume(run_.id, pending[0], paused=run_.state)
                 except Exception:
-                    continue  # the input form is stored a moment after the pause: try again
+                    continue  # refused: try again
                 answered.add(key)
                 pending.pop(0)
                 break
@@ -183,16 +187,8 @@ def paused_with_form(flow_name: str, timeout: float = 20.0):
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
             )
-            keyset = runs[0].state.state_details.run_input_keyset if runs else None
-            if keyset:
-                try:
-                    client.read_flow_run_input(runs[0].id, keyset["schema"])
-                except Exception:
-                    pass  # not stored yet
-                else:
-                    said = waiting_prefix(runs[0].state.state_details.pause_key)
-                    if client.filter_flow_run_input(runs[0].id, said, 1, set()):
-                        return runs[0]
+            if runs and form_stored(client, runs[0]) and says_it_waits(client, runs[0]):
+                return runs[0]
         time.sleep(0.2)
     raise TimeoutError(f"no paused run of {flow_name}")
 
@@ -290,7 +286,7 @@ def test_a_blank_or_forging_approver_is_refused_at_resume_and_names_are_recorded
             except RuntimeError as err:
                 refused.append(str(err))
         try:
-            resume_flow_run(run.id, run_input={"action": "approve", "approver": "  dana ", "comment": "fine"})
+            resume(run.id, {"action": "approve", "approver": "  dana ", "comment": "fine"}, paused=run.state)
         except Exception:
             pass  # a refused name's answer was taken: nothing is paused any more
 

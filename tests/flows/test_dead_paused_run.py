@@ -244,8 +244,7 @@ def test_a_silent_run_that_leaves_its_pause_before_the_second_look_is_not_marked
     def the_run_leaves_its_pause(seconds: float) -> None:
         if not left:  # the look again's wait: the run leaves its pause meanwhile (here, bob's hold)
             left.append(seconds)
-            with get_client(sync_client=True) as client:
-                client.resume_flow_run(run.id, run_input={"action": "hold", "approver": "bob", "comment": ""})
+            ops.resume(run.id, {"action": "hold", "approver": "bob", "comment": ""}, paused=run.state)
             thread.join(90)
 
     monkeypatch.setattr(ops.time, "sleep", the_run_leaves_its_pause)

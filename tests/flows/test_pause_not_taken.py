@@ -19,7 +19,7 @@ from prefect.exceptions import Abort
 from prefect.states import Cancelled, Cancelling, Paused, Running
 
 import flows.approvals
-from flows.approvals import _back_to_running, propose_state
+from flows.approvals import CancelledWhilePaused, _back_to_running, propose_state
 from tests.flows.test_approvals import bare, paused_run
 from tests.flows.test_pause_outage import answered_by_dana, pauses_once
 
@@ -79,6 +79,35 @@ def test_leaving_a_pause_the_server_failed_to_take_is_proposed_again():
             _back_to_running(client, run_id, paused)
         assert client.read_flow_run(run_id).state.is_running()
         assert len(calls) == 2, calls
+
+
+@pytest.mark.parametrize("meanwhile", ["resumed", "cancelled"])
+def test_leaving_a_pause_as_a_person_answers_or_cancels_it_reads_where_the_run_is_now(meanwhile):
+    """The run's Running, leaving a timed-out pause, is aborted at the moment a person's resume (or
+    cancel) is written, the likeliest writer to have had the server's database busy: Prefect's Abort
+    went out of the run, which stayed Running on the person's answer (or Cancelling) with nothing to
+    run it. The run reads where it is instead: Running, it goes on to read the answer; Cancelling,
+    it stops as a run cancelled while it waited."""
+    original_resume, original_set = SyncPrefectClient.resume_flow_run, SyncPrefectClient.set_flow_run_state
+
+    def a_person_acts(client, run_id):
+        if meanwhile == "resumed":
+            original_resume(client, run_id)
+        else:
+            original_set(client, run_id, Cancelling(message="cancelled from the UI"))
+
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            calls = server_fails_to_take(monkeypatch, StateType.RUNNING, times=1, meanwhile=a_person_acts)
+            if meanwhile == "resumed":
+                _back_to_running(client, run_id, paused)
+            else:
+                with pytest.raises(CancelledWhilePaused, match="cancelled while it waited for an answer"):
+                    _back_to_running(client, run_id, paused)
+        now = client.read_flow_run(run_id).state
+    assert (now.is_running() if meanwhile == "resumed" else now.is_cancelling()), now
+    assert calls == [1], calls
 
 
 def test_a_cancelled_runs_abort_is_the_servers_refusal_and_not_proposed_again(monkeypatch):

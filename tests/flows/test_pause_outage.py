@@ -18,10 +18,10 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from prefect.flow_runs import resume_flow_run
 
 import flows.approvals
 from flows.approvals import prefect_approver
+from rollway.cli.ops import resume
 from rollway.decide import Pause
 from rollway.spec import Approvals
 from tests.flows.test_approvals import ledger_env, paused_with_form
@@ -41,7 +41,7 @@ def answered_by_dana() -> tuple[threading.Thread, list[str]]:
     thread = threading.Thread(target=lambda: outcome.append(pauses_once()), daemon=True)
     thread.start()
     run = paused_with_form("approval-through-an-outage", timeout=90)
-    resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+    resume(run.id, {"action": "approve", "approver": "dana", "comment": "fine"}, paused=run.state)
     thread.join(60)
     return thread, outcome
 
@@ -291,7 +291,6 @@ def test_the_approver_says_through_a_long_outage_that_it_judges_the_canary_and_t
         # As `rollway promote` answers: the client's resume alone returned quietly when the test
         # harness's server aborted it (its state validation erred, its database busy under a
         # loaded suite), and the run polled through its pause's hour and took the timeout.
-        from rollway.cli.ops import resume
         resume(run.id, {"action": "approve", "approver": "dana", "comment": ""}, paused=run.state)
         thread.join(60)
     assert outcome == ["approve by dana"] and outage["reads"] == 40, (outcome, outage)

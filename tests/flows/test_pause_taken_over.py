@@ -15,10 +15,10 @@ import time
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.flow_runs import resume_flow_run
 
 from flows.approvals import prefect_approver
 from rollway.approvals import ApprovalAnswer
+from rollway.cli.ops import resume
 from rollway.decide import Pause
 from rollway.ledger import OWNER_PREFIX, RefusedAnswer, utc
 from rollway.phases import RolloutPhase
@@ -140,7 +140,7 @@ def test_the_prefect_pause_asked_again_times_out_at_the_first_asking_s_deadline_
     with get_client(sync_client=True) as client:
         form = client.read_flow_run_input(run.id, run.state.state_details.run_input_keyset["description"])
     assert f"Without an answer by **{utc(due)}**" in form, form
-    resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana"})
+    resume(run.id, {"action": "approve", "approver": "dana"}, paused=run.state)
     thread.join(60)
     assert answered["answer"].action == "approve" and answered["answer"].approver == "dana", answered
 

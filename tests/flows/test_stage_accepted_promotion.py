@@ -1,5 +1,5 @@
 """A promotion after a stage a person accepted, the judge unable to pass it, says so and who: on a
-real Prefect API, the pause answered through resume_flow_run as a person answers it in the UI.
+real Prefect API, the pause answered as `rollway promote` answers it (``ops.resume``).
 
 The promotion said "all 3 stages passed", in its result, the ledger, the notice and the run's
 summary, while the judge had passed two of them and a person had taken the third on their word.
@@ -14,10 +14,10 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
-from prefect.flow_runs import resume_flow_run
 
 from flows.approvals import prefect_approver
 from flows.progressive import run_progressive
+from rollway.cli.ops import resume
 from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.reports import rollout_report
 from rollway.spec import Approvals, RolloutSpec, Stage
@@ -46,10 +46,10 @@ def dana_accepts_then_traffic_returns(env) -> threading.Thread:
             for run_ in paused:
                 env.metrics = FakeMetrics(env.router, steady(5000.0, 0.001, 0.0))
                 try:
-                    resume_flow_run(run_.id, run_input={"action": "approve", "approver": "dana",
-                                                        "comment": "quiet night, dashboards fine"})
+                    resume(run_.id, {"action": "approve", "approver": "dana", "comment": "quiet night, dashboards fine"},
+                           paused=run_.state)
                 except Exception:
-                    continue  # the input form is stored a moment after the pause: try again
+                    continue  # refused: try again
                 return
             time.sleep(0.3)
 

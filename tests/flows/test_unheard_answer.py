@@ -414,7 +414,7 @@ def test_an_answer_a_live_run_took_as_an_outage_ended_is_not_taken_for_one_nobod
             assert time.monotonic() < deadline, "the run never said it waited"
             time.sleep(0.1)
         silent["s"] = 0.0
-        client.resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": ""})
+    ops.resume(run.id, {"action": "approve", "approver": "dana", "comment": ""}, paused=run.state)
     thread.join(60)
     assert outcome == ["approve by dana"], outcome
     assert unheard_answers(run.id) == []
