@@ -521,7 +521,11 @@ class CloudFormationStacks:
             events = asked_while_throttled(lambda: self._events(stack_id, until=_deletion_start),
                                            f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
         except (ClientError, BotoCoreError) as err:
-            return StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
+            unread = StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
+            # The read's own error kept as its cause: a refused one is named as the statement of the
+            # policy granting it (tasks.cleanup.delete_stack), as a refused read of the progress is.
+            unread.__cause__ = err
+            return unread
         return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events))
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:

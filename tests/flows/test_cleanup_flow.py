@@ -1088,6 +1088,51 @@ def test_a_read_of_a_deletions_progress_refused_says_delete_stack_was_sent_and_n
         in said, said
 
 
+def test_a_failed_deletion_whose_events_are_refused_names_the_statement_granting_them(account):
+    # DELETE_FAILED read, then the read of its events refused: the failure gave AWS's refusal
+    # alone, where every other refused read of the deletion names the statement of cleanup's
+    # policy granting it, and the person fixing the role had to find that statement.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def refuse(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and model.name == "DescribeStackEvents":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::123456789012:assumed-"
+                               "role/worker/i is not authorized to perform: cloudformation:DescribeStackEvents on "
+                               "resource: *"}}, model.name)
+
+    def stopped(parsed, **_):  # moto deletes at once: CloudFormation seen stopping the deletion
+        if "DeleteStack" in asked:
+            for stack in parsed.get("Stacks", []):
+                stack.update(StackStatus="DELETE_FAILED",
+                             StackStatusReason="The following resource(s) failed to delete: [Queue]. ")
+
+    @flow(name="cleanup-denied-failure-events")
+    def cleanup_denied_failure_events():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(client, "before-call", refuse, operation=None), \
+            on_operation(client, "after-call", stopped, operation="DescribeStacks"):
+        state = cleanup_denied_failure_events(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as failed:
+        state.result()
+    said = str(failed.value)
+    assert f"StackDeleteFailed: stack '{OLD_STACK}' ended in DELETE_FAILED: The following resource(s) failed to " \
+           "delete: [Queue]. (its events, which name each resource's reason, could not be read: AWS refused " \
+           "cloudformation:DescribeStackEvents (AccessDenied:" in said, said
+    assert "granted by deployments/iam-policy-infrastructure.json, statement DeployAndCleanupReadTheStacksEvents:" \
+        in said, said
+
+
 @pytest.mark.parametrize("targets", [Targets(region="eu-central-1")])
 def test_a_refusal_in_the_users_region_names_cleanups_statement_not_the_rollouts(account):
     # The policies spell us-west-2; a run in another region is refused ECR's reads on its
