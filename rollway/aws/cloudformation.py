@@ -133,7 +133,8 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
         super().__init__(
             f"stack {name!r}: DeleteStack was sent and CloudFormation took it, but the deletion could not be followed: "
             f"{how}. It was last seen {last_status}, {seen}; whether it is deleted now is not known. CloudFormation "
-            "goes on with the deletion: run cleanup again to see how it ended (a stack gone by then is reported as gone)"
+            "goes on with the deletion: run cleanup again to see how it ended (a stack gone by then is reported as "
+            "gone)"
         )
 
 
