@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome, StackDeleteUnfollowed
+from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome, StackDeleteFailed, StackDeleteUnfollowed
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
@@ -314,12 +314,14 @@ def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float
         try:
             return stacks.delete(name, timeout_seconds=timeout_seconds,
                                  on_progress=lambda line: log.info("%s", line), judged=judged)
-        except StackDeleteUnfollowed as err:
-            # A read of its progress refused after DeleteStack: the refusal named as the statement
-            # granting it, in the deletion's own message (named_denials would raise the statement alone,
-            # with no word that DeleteStack was sent).
+        except (StackDeleteUnfollowed, StackDeleteFailed) as err:
+            # A read of its progress, or of a failed deletion's events, refused after DeleteStack: the
+            # refusal named as the statement granting it, in the deletion's own message (named_denials
+            # would raise the statement alone, with no word that DeleteStack was sent, nor how it ended).
             named = named_refusal(err, _POLICY, targets)
             if named is None:
                 raise
-            raise StackDeleteUnfollowed(err.name, err.last_status, err.seen_seconds_ago, str(named),
-                                        err.timeout_seconds, passing=err.passing) from named
+            raise (StackDeleteFailed(err.name, err.status, list(err.reasons), list(err.failed), unread=str(named))
+                   if isinstance(err, StackDeleteFailed) else
+                   StackDeleteUnfollowed(err.name, err.last_status, err.seen_seconds_ago, str(named),
+                                         err.timeout_seconds, passing=err.passing)) from named

@@ -128,15 +128,13 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
                f"ended after {timeout_seconds:g}s, the last with {why}" if passing else
                f"a read of its progress failed, as asking again would too: {why}")
-        # A failure state read, its events not: the deletion had stopped then, for reasons unread.
-        going = (self.seen_before or last_status == "DELETE_IN_PROGRESS")
-        then = ("CloudFormation goes on with the deletion: run cleanup again to see how it ended (a stack gone by "
-                "then is reported as gone)" if going else
-                f"CloudFormation had stopped the deletion then ({last_status}), for reasons not read: run cleanup "
-                "again to try the deletion again (a failure then is said with its reasons)")
+        # Last seen right before DeleteStack, or DELETE_IN_PROGRESS after it: a failure state read ends
+        # the wait as StackDeleteFailed instead, its events read or not.
         super().__init__(
             f"stack {name!r}: DeleteStack was sent and CloudFormation took it, but the deletion could not be followed: "
-            f"{how}. It was last seen {last_status}, {seen}; whether it is deleted now is not known. {then}"
+            f"{how}. It was last seen {last_status}, {seen}; whether it is deleted now is not known. CloudFormation "
+            "goes on with the deletion: run cleanup again to see how it ended (a stack gone by then is reported as "
+            "gone)"
         )
 
 
@@ -521,7 +519,11 @@ class CloudFormationStacks:
             events = asked_while_throttled(lambda: self._events(stack_id, until=_deletion_start),
                                            f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
         except (ClientError, BotoCoreError) as err:
-            return StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
+            unread = StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
+            # The read's own error kept as its cause: a refused one is named as the statement of the
+            # policy granting it (tasks.cleanup.delete_stack), as a refused read of the progress is.
+            unread.__cause__ = err
+            return unread
         return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events))
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:

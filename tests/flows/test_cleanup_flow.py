@@ -1053,6 +1053,20 @@ def test_a_deletion_the_role_may_not_make_names_the_statement_that_grants_it(acc
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
 
 
+def refused_after_delete_stack(operation: str, asked: list[str]) -> Callable[..., None]:
+    """A before-call handler noting each CloudFormation call in ``asked`` and refusing ``operation``
+    (AccessDenied, in IAM's words) once DeleteStack was sent."""
+
+    def refuse(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and model.name == operation:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::123456789012:assumed-"
+                               f"role/worker/i is not authorized to perform: cloudformation:{operation} on resource: "
+                               "*"}}, model.name)
+
+    return refuse
+
+
 def test_a_read_of_a_deletions_progress_refused_says_delete_stack_was_sent_and_names_the_statement(account):
     # DeleteStack sent, the reads of its progress refused: the run said the refused read's
     # statement alone, and a person could take it that the stack had not been asked to go.
@@ -1063,20 +1077,13 @@ def test_a_read_of_a_deletions_progress_refused_says_delete_stack_was_sent_and_n
     from tests.botocore_events import on_operation
 
     aws = account
-    asked: list[str] = []
-
-    def refuse(model, **_):
-        asked.append(model.name)
-        if "DeleteStack" in asked[:-1] and model.name == "DescribeStacks":
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::123456789012:assumed-"
-                               "role/worker/i is not authorized to perform: cloudformation:DescribeStacks on resource: "
-                               "*"}}, model.name)
 
     @flow(name="cleanup-denied-progress")
     def cleanup_denied_progress():
         return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
 
-    with on_operation(aws.get_client("cloudformation"), "before-call", refuse, operation=None):
+    with on_operation(aws.get_client("cloudformation"), "before-call", refused_after_delete_stack("DescribeStacks", []),
+                      operation=None):
         state = cleanup_denied_progress(return_state=True)
 
     with pytest.raises(CleanupIncomplete) as stopped:
@@ -1085,6 +1092,45 @@ def test_a_read_of_a_deletions_progress_refused_says_delete_stack_was_sent_and_n
     assert f"StackDeleteUnfollowed: stack '{OLD_STACK}': DeleteStack was sent and CloudFormation took it" in said, said
     assert "AWS refused cloudformation:DescribeStacks (AccessDenied:" in said, said
     assert "granted by deployments/iam-policy-infrastructure.json, statement DeployChecklistAndCleanupReadTheStacks:" \
+        in said, said
+
+
+def test_a_failed_deletion_whose_events_are_refused_names_the_statement_granting_them(account):
+    # DELETE_FAILED read, then the read of its events refused: the failure gave AWS's refusal
+    # alone, where every other refused read of the deletion names the statement of cleanup's
+    # policy granting it, and the person fixing the role had to find that statement.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def stopped(parsed, **_):  # moto deletes at once: CloudFormation seen stopping the deletion
+        if "DeleteStack" in asked:
+            for stack in parsed.get("Stacks", []):
+                stack.update(StackStatus="DELETE_FAILED",
+                             StackStatusReason="The following resource(s) failed to delete: [Queue]. ")
+
+    @flow(name="cleanup-denied-failure-events")
+    def cleanup_denied_failure_events():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    refuse = refused_after_delete_stack("DescribeStackEvents", asked)
+    with on_operation(client, "before-call", refuse, operation=None), \
+            on_operation(client, "after-call", stopped, operation="DescribeStacks"):
+        state = cleanup_denied_failure_events(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as failed:
+        state.result()
+    said = str(failed.value)
+    assert f"StackDeleteFailed: stack '{OLD_STACK}' ended in DELETE_FAILED: The following resource(s) failed to " \
+           "delete: [Queue]. (its events, which name each resource's reason, could not be read: AWS refused " \
+           "cloudformation:DescribeStackEvents (AccessDenied:" in said, said
+    assert "granted by deployments/iam-policy-infrastructure.json, statement DeployAndCleanupReadTheStacksEvents:" \
         in said, said
 
 

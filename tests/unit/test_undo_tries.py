@@ -1,5 +1,6 @@
-"""How tasks/undoable.py's tries (``_patiently``) see a failed try, on the loop they share with a
-throttled AWS read (``rollway.aws.errors.tried``)."""
+"""How tasks/undoable.py's tries (``_patiently``) and a rollback's flag disable (tasks/flags.py's
+``disable_patiently``) see a failed try, on the loop they share with a throttled AWS read
+(``rollway.aws.errors.tried``)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,37 @@ def test_tried_waits_on_the_sleep_of_the_moment_when_given_none(monkeypatch):
 
     assert tried(call, 2, lambda attempt: 7.0, final=lambda err: False) == "read"
     assert waited == [7.0]
+
+
+def test_a_rollbacks_patient_disable_tries_again_only_the_flags_the_store_could_not_reach_1_s_then_2_s_apart(caplog):
+    """``disable_patiently``, on the same loop: three tries in all, 1 s then 2 s apart, each retry
+    writing only the flags the store could not be reached for, each wait said in the run's log."""
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState, FlagStoreUnavailable
+    from rollway.spec import FlagBinding
+    from tasks.flags import disable_patiently
+
+    class Busy(FakeFlagStore):
+        """Throttles the first two writes of ``use_sqs_architecture``."""
+
+        def __init__(self, flags) -> None:
+            super().__init__(flags)
+            self.asked: list[str] = []
+
+        def put(self, flag, **kwargs):
+            self.asked.append(flag.feature)
+            if flag.feature == "use_sqs_architecture" and self.asked.count(flag.feature) <= 2:
+                raise FlagStoreUnavailable("PutItem on use_sqs_architecture: ProvisionedThroughputExceededException")
+            return super().put(flag, **kwargs)
+
+    store = Busy([FlagState(feature="use_sqs_architecture", enabled=True), FlagState(feature="beta", enabled=True)])
+    waited: list[float] = []
+    with caplog.at_level("WARNING", logger="rollway.flags"):
+        done = disable_patiently(store, [FlagBinding(feature="use_sqs_architecture"), FlagBinding(feature="beta")],
+                                 actor="judge", reason="error rate", now=20.0, sleep=waited.append)
+    assert sorted(update.feature for update in done) == ["beta", "use_sqs_architecture"]
+    assert store.asked.count("beta") == 1 and store.asked.count("use_sqs_architecture") == 3, store.asked
+    assert waited == [1.0, 2.0]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [line.rsplit("; ", 1)[-1] for line in said] == ["trying again in 1 s", "trying again in 2 s"], said
+    assert all(line.startswith("rollback: could not disable use_sqs_architecture (") for line in said), said
