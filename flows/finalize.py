@@ -687,7 +687,8 @@ def _report_afterwards(afterwards: ExitStack, env: Environment, record: RolloutR
     records an acceptance writes the report last, and one that died before it left the report written
     while the breach stood (still in production, the `rollback` flow as the way out) the newest under
     its key: the next run, which has no acceptance of its own to record, wrote none. Every finalize of
-    the rollout writes it again, under the same key, from what the ledger holds: the same report."""
+    the rollout that gets this far (past its first reads and its refusals) writes it again, under the
+    same key, from what the ledger holds: the same report."""
     if accepted_breach(record) is not None:
         afterwards.callback(_report_accepted, env, record, ledger_seconds)
 
