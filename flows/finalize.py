@@ -687,7 +687,8 @@ def _report_afterwards(afterwards: ExitStack, env: Environment, record: RolloutR
     records an acceptance writes the report last, and one that died before it left the report written
     while the breach stood (still in production, the `rollback` flow as the way out) the newest under
     its key: the next run, which has no acceptance of its own to record, wrote none. Every finalize of
-    the rollout writes it again, under the same key, from what the ledger holds: the same report."""
+    the rollout that gets this far (past its first reads and its refusals) writes it again, under the
+    same key, from what the ledger holds: the same report."""
     if accepted_breach(record) is not None:
         afterwards.callback(_report_accepted, env, record, ledger_seconds)
 
@@ -698,15 +699,18 @@ def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: 
     while the breach stood, the newest under its key in the Prefect UI, went on saying the release was
     "still in production as far as the ledger knows" after a person had kept it, and `rollway report`
     said nothing of it. A ledger that cannot be read again gives ``accepted``, the rollout as this run
-    had it once the acceptance was recorded (its traffic then as recorded before this run moved it,
-    which the report says is the ledger's last record). Never raises: the report is for people, and
-    the run's own outcome stands."""
+    found it, with the acceptance when this run recorded it (its traffic then as recorded before this
+    run moved it, which the report says is the ledger's last record). Never raises: the report is for
+    people, and the run's own outcome stands."""
     log = get_run_logger()
     try:
         record = _newest(env, ledger_seconds)
     except Exception as err:  # noqa: BLE001 - said; the acceptance as written still makes the report true
-        log.warning("could not read the ledger again for the incident report (%s): written from the rollout as the "
-                     "acceptance left it", error_said(err))
+        # "As the acceptance left it" was untrue of a run after the one that accepted, which found the
+        # rollout further on (finalized, say) and wrote that.
+        log.warning("could not read the ledger again for the incident report (%s): written from the rollout as this "
+                    "run found it (with the acceptance, when this run recorded it), without what it recorded since",
+                    error_said(err))
         record = None
     if record is None or record.rollout_id != accepted.rollout_id:
         record = accepted

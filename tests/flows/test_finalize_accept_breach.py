@@ -327,3 +327,38 @@ def test_a_breach_recorded_after_a_finalize_whose_notice_is_owed_says_the_notice
     assert f'the "Finalized" notice was NOT sent, nobody was told: {sns} (dana\'s run' in said, said
     assert "no finalize sends it late" in said and f"subscribers yourself (topic {t.alert_topic})." in said, said
     assert said.endswith("Nothing was changed"), said
+
+
+def test_a_later_finalize_that_cannot_read_the_ledger_again_says_from_what_it_wrote_the_incident_report(
+        monkeypatch, caplog):
+    """A finalize that finds the release finalized writes the report of the breach accepted earlier
+    from the rollout as it read it at its start when the ledger cannot be read again: its warning said
+    "written from the rollout as the acceptance left it", and a person looked in the report for the
+    rollout before its finalize, where it says the release finalized onto the stable service."""
+    import logging
+
+    import flows.finalize
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    assert finalize_accepting(env, WHY).outcome == "finalized"
+    newest, reads = flows.finalize._newest, []
+
+    def throttled_again(*args):
+        reads.append(args)
+        if len(reads) > 1:
+            raise RuntimeError("ProvisionedThroughputExceededException: Rate of requests exceeds the allowed throughput")
+        return newest(*args)
+
+    monkeypatch.setattr(flows.finalize, "_newest", throttled_again)
+    with caplog.at_level(logging.WARNING):
+        state = finalize_accepting(env, None, actor="erin", return_state=True)
+    assert state.is_completed() and state.result().outcome == "already_finalized", state.message
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("could not read the ledger again")]
+    assert len(said) == 1 and "ProvisionedThroughputExceededException" in said[0], said
+    assert "as the acceptance left it" not in said[0], said
+    assert "written from the rollout as this run found it" in said[0], said
+    incident = artifacts_of(state)[artifact_key(env.targets.canary_service, "incident-report")]
+    assert "the stable service runs the release that breached" in incident, incident
