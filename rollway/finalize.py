@@ -45,11 +45,21 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 NOTICE_LATE = "running finalize again sends it late once SNS takes it (it moves nothing)"
 """What is said of a "Finalized" notice owed: how it goes out."""
 
-NOTICE_BARRED = ("no finalize sends it late: every finalize refuses while the breach recorded since stands, so tell "
-                 "the alert topic's subscribers yourself")
-"""What is said of a "Finalized" notice owed once a breach is recorded after the finalize done
-(``unhandled_breach``): every finalize refuses before its late send, and none may accept the breach
-of a release finalized already."""
+NOTICE_BARRED = ("no finalize sends it late while {barred}: every finalize refuses before its late send, so tell the "
+                 "alert topic's subscribers yourself")
+"""What is said of a "Finalized" notice owed while every finalize refuses before its late send
+(``barred``: what for): a breach recorded after the finalize done (``unhandled_breach``; none may
+accept the breach of a release finalized already), or the load balancer or the canary service
+changed since."""
+
+BREACH_BARS = "the breach recorded since stands"
+"""``NOTICE_BARRED``'s ``barred`` for a breach recorded after the finalize done."""
+
+NOTICE_UNSEEN = (f"{NOTICE_LATE}, while the load balancer sends all the traffic to the stable service and the canary "
+                 "service is at 0 tasks, as the finalize left them; "
+                 + NOTICE_BARRED.format(barred="they are changed from that"))
+"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (`rollway
+status`, the report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed."""
 
 ALL_STABLE = Weights(stable=100, canary=0)
 
@@ -156,8 +166,9 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     at = f" at {utc(done.at)} by {done.actor}" if done is not None else ""
     # A notice SNS refused stays said: "nothing changed" alone read as finalized and announced.
     # ``sent_late``: the message id of the notice owed this run sent (``record`` read before it).
+    # A run says this only where it found the load balancer and services as the finalize left them.
     unsent = (f'the "Finalized" notice SNS refused earlier was sent late (SNS message id {sent_late})'
-              if sent_late else notice_not_sent(record))
+              if sent_late else notice_not_sent(record, as_left=True))
     return (f"{record.rollout_id} was already finalized{at}: {finalized_state(targets, runs=runs, weights=weights)}; "
             "nothing changed"
             + (f"; {unsent}" if unsent else ""))
@@ -213,15 +224,29 @@ def refused_said(refused: Transition) -> str:
     return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
 
 
-def notice_not_sent(record: RolloutRecord | None) -> str | None:
+def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False) -> str | None:
     """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
     (``notice_owed``), or None: its run failed after recording the finalize done, and without this
-    the rollout read as finalized and announced. A breach recorded since bars the late send
-    (``NOTICE_BARRED``): "running finalize again sends it" sent people to a run that refuses."""
+    the rollout read as finalized and announced. A breach recorded since, or ``barred`` (what else a
+    finalize the caller saw refuses for), bars the late send (``NOTICE_BARRED``): "running finalize
+    again sends it" sent people to a run that refuses. ``as_left``: the caller read the load balancer
+    and the services as the finalize left them, so a run again sends it (``NOTICE_LATE``); without
+    it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``)."""
     refused = notice_owed(record)
     if refused is None:
         return None
-    return f"{refused_said(refused)}; {NOTICE_BARRED if unhandled_breach(record) is not None else NOTICE_LATE}"
+    if unhandled_breach(record) is not None:
+        barred = BREACH_BARS
+    then = NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left else NOTICE_UNSEEN
+    return f"{refused_said(refused)}; {then}"
+
+
+def _owed_as_well(record: RolloutRecord, targets: Targets, barred: str | None = None) -> str:
+    """The sentence a finalize's refusal of a rollout finalized already adds when that finalize's
+    "Finalized" notice is owed (``notice_not_sent``): the refusal comes before the late send, and
+    said nothing of it, as if the release had been announced. "" when none is owed."""
+    unsent = notice_not_sent(record, barred=barred)
+    return f" That finalize's notice is owed as well: {unsent} (topic {targets.alert_topic})." if unsent else ""
 
 
 def finalize_unfinished(record: RolloutRecord | None) -> bool:
@@ -479,14 +504,10 @@ def plan_finalize(
         unrecorded = (" Your --accept-breach (accept_breach) was not recorded: it lets a finalize past a breach, and "
                       "this release was finalized already, so there is nothing left for it to let through."
                       if accept_breach is not None else "")
-        # That finalize's "Finalized" notice, when SNS refused it, is owed to on-call: this refusal comes
-        # before the late send, and said nothing of it, as if the release had been announced.
-        unsent = notice_not_sent(record)
-        owed = f" That finalize's notice is owed as well: {unsent} (topic {targets.alert_topic})." if unsent else ""
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
-            f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}.{owed}{unrecorded} Nothing was "
-            "changed")
+            f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}."
+            f"{_owed_as_well(record, targets)}{unrecorded} Nothing was changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.
@@ -507,10 +528,13 @@ def plan_finalize(
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan.on_stable("done", stable)
+        # A "Finalized" notice owed is sent late only by a run that gets past here: "running finalize
+        # again sends it", said elsewhere, sent people to this refusal.
+        owed = _owed_as_well(record, targets, barred=f"the load balancer and {service} stay so")
         raise FinalizeRefused(
             f"{which} was finalized already, but since then the load balancer holds {live} (stable/canary) and "
             f"{service} asks for {canary.desired} tasks: that is another rollout or a change by hand, not this "
-            f"one. {_live_hint(live, targets)}. Nothing was changed"
+            f"one. {_live_hint(live, targets)}.{owed} Nothing was changed"
         )
     if live.canary == 0:
         if moved_onto_stable(record, stable):

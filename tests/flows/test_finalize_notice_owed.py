@@ -1,0 +1,75 @@
+"""What is said of a "Finalized" notice owed (SNS refused it, recorded ``notice-failed``) where a
+finalize run again refuses before its late send: the load balancer or the canary service changed
+since the finalize. On the fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.finalize import NOTICE_NOT_SENT, FinalizeRefused
+from rollway.ledger import NOTICE_FAILED, Transition
+from rollway.model import Weights
+from rollway.reports import finalize_row, rollout_report
+from tests.flows.test_finalize import promoted_on_fakes
+from tests.flows.test_finalize_accept_breach import finalize_accepting
+
+SNS = "AuthorizationError: not authorized to perform sns:Publish"
+
+
+def _finalized_notice_owed():
+    """A finalize done whose "Finalized" notice SNS refused, recorded as owed."""
+    env, _ = promoted_on_fakes()
+    assert finalize_accepting(env, None).outcome == "finalized"
+    t = env.targets
+    env.clock.sleep(5)
+    env.ledger.record(t.canary_service, owner=None, now=env.clock.now(), transition=Transition(
+        at=env.clock.now(), kind=NOTICE_FAILED, actor="dana", wall=env.wall(), comment=f"{NOTICE_NOT_SENT}{SNS}"))
+    return env
+
+
+def test_a_finalize_refused_for_a_load_balancer_moved_since_says_the_notice_owed_and_that_no_finalize_sends_it():
+    """Finalized, its notice owed, then the traffic moved by hand: every finalize refuses before its
+    late send, and the refusal said nothing of the notice, while status said a run again sends it."""
+    env = _finalized_notice_owed()
+    t = env.targets
+    env.router.weights = Weights(stable=90, canary=10)
+    env.deployer.update_service(t.canary_service, desired=2)
+    before = env.ledger.get(t.canary_service).history
+
+    with pytest.raises(FinalizeRefused, match="was finalized already, but since then the load balancer") as refused:
+        finalize_accepting(env, None)
+    said = " ".join(str(refused.value).split())
+    assert f'That finalize\'s notice is owed as well: {NOTICE_NOT_SENT}{SNS} (dana\'s run' in said, said
+    assert "no finalize sends it late while the load balancer and" in said, said
+    assert f"subscribers yourself (topic {t.alert_topic})." in said, said
+    assert "running finalize again sends it late" not in said, said
+    assert said.endswith("Nothing was changed"), said
+    assert env.ledger.get(t.canary_service).history == before
+
+
+@pytest.mark.parametrize("said_by", [finalize_row, rollout_report], ids=["status", "report"])
+def test_status_and_the_report_of_a_notice_owed_say_a_finalize_run_again_sends_it_only_as_the_finalize_left_things(
+        said_by):
+    """Status and the report, which do not read the load balancer, said "running finalize again sends
+    it late" unconditionally: a finalize refuses, and sends nothing, once the traffic or the canary
+    service was changed since."""
+    env = _finalized_notice_owed()
+    said = " ".join(said_by(env.ledger.get(env.targets.canary_service)).split())
+    assert "running finalize again sends it late once SNS takes it (it moves nothing), while the load balancer" in said, said
+    assert "tell the alert topic's subscribers yourself" in said, said
+
+
+def test_a_finalize_run_again_as_the_finalize_left_things_says_plainly_that_a_run_again_sends_it_late():
+    """A guard: where the run read the load balancer and services as the finalize left them and SNS
+    refused the late notice again, its closing line says a run again sends it, without the caveat for
+    a load balancer not seen (which is not its case)."""
+    env = _finalized_notice_owed()
+
+    def refused(subject, message):
+        raise RuntimeError(SNS)
+
+    env.notifier.notify = refused
+    result = finalize_accepting(env, None)
+    assert result.outcome == "already_finalized" and result.notice_refused, result
+    closing = result.steps[-1]
+    assert closing.endswith("running finalize again sends it late once SNS takes it (it moves nothing)"), closing
