@@ -2592,6 +2592,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
+    from rollway.cli.prefect_console import task_completions_unsaid
     from rollway.cli.way_back import nothing_to_abort
     from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
                                 open_for_rollback)
@@ -2630,7 +2631,10 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # waited for the owning run to stop, that run's hook may have finished this rollback and
         # someone may have started the next rollout, which nobody aborted.
         # Each answer below is said in a few lines: the engine's traceback above them read as a crash.
-        with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded):
+        # Prefect's line for each task that completed is left off the terminal, as `rollway finalize`
+        # leaves it: one for every read and write, between the flow's own lines saying each step.
+        with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded), \
+                task_completions_unsaid():
             result = rollback(
                 reason=why, actor=who, previous_task_definition=record.previous_task_definition,
                 stable_desired=record.stable_desired, bindings=list(spec.flags) or None,

@@ -1,0 +1,36 @@
+"""What `rollway abort` shows on the terminal while it runs the rollback flow in its process."""
+
+from __future__ import annotations
+
+import logging
+
+import rollway.cli.ops as ops
+from rollway.fakes import FakeLedger
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from tests.flows.test_abort_races import setup
+
+
+def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkeypatch):
+    """With no run to answer, `rollway abort` rolls back in its process, and Prefect's console printed
+    a "Task run '...' - Finished in state Completed()" line for every read and write the rollback
+    flow made, between the flow's own lines that say each step: they are left off the terminal, as
+    `rollway finalize` leaves them; the run's log in the Prefect API keeps them."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
+    import prefect.main  # noqa: F401 - Prefect's console handler, on the root logger once imported
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    assert consoles, logging.getLogger().handlers
+    shown: list[logging.LogRecord] = []
+    for console in consoles:
+        monkeypatch.setattr(console, "emit", shown.append)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+    assert code == 0 and env.router.weights == Weights(stable=100, canary=0), code
+    said = [(record.name, record.getMessage()) for record in shown]
+    assert not [m for name, m in said if name == "prefect.task_runs" and m.startswith("Finished in state Completed(")], said
+    # The flow's own lines stay: each step as it happens.
+    assert any(name == "prefect.flow_runs" and m.startswith("all the traffic is back on") for name, m in said), said
+    assert any(name == "prefect.flow_runs" and m.startswith(f"rolled back {env.targets.canary_service}: ")
+               for name, m in said), said
