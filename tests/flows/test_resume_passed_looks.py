@@ -27,6 +27,23 @@ SPEC = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600),
                    # A pause nobody answers in time is asked again: the resumed run asks it anew, and looks.
                    approvals=Approvals(on_timeout="hold"))
 POLL = 2.0
+# 600 canary requests a minute at 5 %, 3 of them errors, against the baseline's 0.1 %.
+FAILING = steady(200.0, 0.001, 0.005)
+
+
+def person_away(env, asked_at: list[float], ended: list[float]):
+    """A person who answers after an hour, the approver polling the watch as the Prefect pause does;
+    when the pause was asked goes in ``asked_at``, when a look ended it in ``ended``."""
+
+    def away(pause, summary, watch=None):
+        asked_at.append(env.clock.now())
+        while env.clock.now() < asked_at[0] + 3600:
+            if watch is not None and watch() is not None:
+                ended.append(env.clock.now())
+                return None
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="back from lunch")
+    return away
 
 
 def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_after_the_resume():
@@ -40,23 +57,11 @@ def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_afte
     record = env.ledger.get(env.targets.canary_service)
     assert (record.stage_index, record.stage_passed) == (0, True)
     env.clock.sleep(DAY)  # nobody runs the rollout for a day; meanwhile its canary goes bad
-    # 600 canary requests a minute at 5 %, 3 of them errors, against the baseline's 0.1 %.
-    env.metrics.behaviour = steady(200.0, 0.001, 0.005)
+    env.metrics.behaviour = FAILING
 
     ended: list[float] = []
     asked_at: list[float] = []
-
-    def person_away(pause, summary, watch=None):
-        """Answers after an hour, polling the watch as the Prefect pause does."""
-        asked_at.append(env.clock.now())
-        while env.clock.now() < asked_at[0] + 3600:
-            if watch is not None and watch() is not None:
-                ended.append(env.clock.now())
-                return None
-            env.clock.sleep(POLL)
-        return ApprovalAnswer(action="reject", approver="bob", comment="back from lunch")
-
-    result = progressive_on(env, SPEC, person_away, owner="run-2")
+    result = progressive_on(env, SPEC, person_away(env, asked_at, ended), owner="run-2")
     assert result.outcome == "rolled_back", result.reason
     assert ended, f"the looks never rolled back the failing canary; the person did: {result.reason}"
     # The first look comes an analysis interval into the pause, and it rolls back.
@@ -94,7 +99,7 @@ def test_a_look_records_its_window_leaving_the_lease_lapsed_and_none_over_a_run_
     assert (held.owner, held.passed_looks.windows) == ("run-2", 1), held
 
 
-def test_a_look_whose_window_the_ledger_cannot_record_says_so_and_the_next_look_judges_it(monkeypatch, caplog):
+def test_a_look_whose_window_the_ledger_cannot_record_says_so_and_the_looks_after_it_judge(monkeypatch, caplog):
     """DynamoDB throttled past botocore's retries as a paused run's look records its new window: that
     look is not judged, and its line says that the ledger's write failed, in the ledger's words, and
     that the window is not judged (botocore's bare "An error occurred" line read as the canary's
@@ -110,16 +115,11 @@ def test_a_look_whose_window_the_ledger_cannot_record_says_so_and_the_next_look_
 
     monkeypatch.setattr(env.ledger, "note", throttled_once)
     ended: list[float] = []
+    away = person_away(env, [], ended)
 
     def goes_bad_while_asked(pause, summary, watch=None):
-        env.metrics.behaviour = steady(200.0, 0.001, 0.005)  # as in the long gap's test
-        asked = env.clock.now()
-        while env.clock.now() < asked + 3600:
-            if watch is not None and watch() is not None:
-                ended.append(env.clock.now())
-                return None
-            env.clock.sleep(POLL)
-        return ApprovalAnswer(action="reject", approver="bob", comment="back from lunch")
+        env.metrics.behaviour = FAILING
+        return away(pause, summary, watch)
 
     with caplog.at_level(logging.WARNING):
         result = progressive_on(env, SPEC, goes_bad_while_asked)
