@@ -27,7 +27,7 @@ from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusalsFull,
                             PassedLooks, RefusedAnswer,
                             RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
-                            unanswered_wait, utc, wall_utc)
+                            WindowUnrecorded, unanswered_wait, utc, wall_utc)
 from rollway.model import Verdict, Weights
 from rollway.one_line import shown
 from rollway.phases import RolloutPhase
@@ -239,11 +239,19 @@ class LedgerJournal:
         the rollout moved on.
 
         Raises:
-            NotOwner: another run holds the rollout, or none does.
-            RolloutSuperseded: another rollout is the service's newest.
+            WindowUnrecorded: the ledger refused the write (another run holds the rollout, or none
+                does; another rollout is the service's newest) or DynamoDB failed it, said as the
+                ledger's failures are: the look's line read botocore's bare error, as if the canary's
+                metrics could not be read.
         """
-        self._seen = self.ledger.note(self.service, owner=self.owner, now=self.env.clock.now(),
-                                      rollout=self.rollout_id, passed_looks=looks)
+        try:
+            self._seen = self.ledger.note(self.service, owner=self.owner, now=self.env.clock.now(),
+                                          rollout=self.rollout_id, passed_looks=looks)
+        except (LedgerError, *STORAGE_ERRORS) as err:
+            why = ledger_failure(err, self.env.targets)
+            raise WindowUnrecorded(
+                f"the window it would judge could not be recorded in the ledger ({why}), so it is not judged: the "
+                "windows' shares of the alpha are counted there, for the runs that resume the rollout") from err
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         stage_table(self.service, self.spec.stages[state.stage_index].weight, report)

@@ -891,13 +891,16 @@ def stage_passed_at(record: RolloutRecord) -> float | None:
     """When the looks at ``record``'s passed stage began, as its ledger says (rollout clock): its pass
     (the judge's verdict, or a person's acceptance), or, when its weekly phase ended there, the
     first entry of the run that took the held rollout up again (the next phase's start, or a run
-    through every stage); None when the stage has not passed. A resumed run's watches count the
-    stage's windows from it, as the run that died did (``rollway.decide.passed_window``).
+    through every stage); None when the stage has not passed. A resumed run's watches lay the
+    stage's windows on a grid from it, as the run that died did (``rollway.decide.passed_window``),
+    so that the window that run last judged is the same test, at the same share of the alpha.
 
     Nobody looks at the canary while a completed phase holds: counted from the pass, the run a week
-    later judged its pause and scale-up on windows a week of halvings down (an alpha of 1e-9). Any
-    other entry after the pass (a phase recorded on resume, ``catch_up_phase``; a hold) comes while
-    looks go on, and counting from it would begin the split again."""
+    later judged its pause and scale-up at the share of a window a week on (1e-9 while the shares
+    were halved by time); the shares are now counted by the windows looked at (``PassedLooks``),
+    and no grid's origin sets one. Any other entry after the pass (a phase recorded on resume,
+    ``catch_up_phase``; a hold) comes while looks go on: counted from it, the windows would lie on
+    another grid, and the window the run before was judging would take a share of its own again."""
     if not record.stage_passed:
         return None
     stage, at, held = record.stage_index, None, False

@@ -91,6 +91,11 @@ class RolloutMovedOn(LedgerError):
     """Someone else wrote the rollout while this run waited (for an approval): its answer is stale."""
 
 
+class WindowUnrecorded(LedgerError):
+    """A passed stage's window a look would judge could not be recorded in the ledger
+    (``PassedLooks``): the look is not judged, since the shares of the alpha are counted there."""
+
+
 class RolloutSuperseded(LedgerError):
     """A write meant for one rollout found another one the service's newest: it is not applied.
 

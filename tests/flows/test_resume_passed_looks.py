@@ -10,7 +10,10 @@ times the baseline's error rate (under the 1 % guardrail), was never rolled back
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from botocore.exceptions import ClientError
 
 from rollway.approvals import ApprovalAnswer
 from rollway.fakes import steady
@@ -24,6 +27,23 @@ SPEC = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600),
                    # A pause nobody answers in time is asked again: the resumed run asks it anew, and looks.
                    approvals=Approvals(on_timeout="hold"))
 POLL = 2.0
+# 600 canary requests a minute at 5 %, 3 of them errors, against the baseline's 0.1 %.
+FAILING = steady(200.0, 0.001, 0.005)
+
+
+def person_away(env, asked_at: list[float], ended: list[float]):
+    """A person who answers after an hour, the approver polling the watch as the Prefect pause does;
+    when the pause was asked goes in ``asked_at``, when a look ended it in ``ended``."""
+
+    def away(pause, summary, watch=None):
+        asked_at.append(env.clock.now())
+        while env.clock.now() < asked_at[0] + 3600:
+            if watch is not None and watch() is not None:
+                ended.append(env.clock.now())
+                return None
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="back from lunch")
+    return away
 
 
 def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_after_the_resume():
@@ -37,23 +57,11 @@ def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_afte
     record = env.ledger.get(env.targets.canary_service)
     assert (record.stage_index, record.stage_passed) == (0, True)
     env.clock.sleep(DAY)  # nobody runs the rollout for a day; meanwhile its canary goes bad
-    # 600 canary requests a minute at 5 %, 3 of them errors, against the baseline's 0.1 %.
-    env.metrics.behaviour = steady(200.0, 0.001, 0.005)
+    env.metrics.behaviour = FAILING
 
     ended: list[float] = []
     asked_at: list[float] = []
-
-    def person_away(pause, summary, watch=None):
-        """Answers after an hour, polling the watch as the Prefect pause does."""
-        asked_at.append(env.clock.now())
-        while env.clock.now() < asked_at[0] + 3600:
-            if watch is not None and watch() is not None:
-                ended.append(env.clock.now())
-                return None
-            env.clock.sleep(POLL)
-        return ApprovalAnswer(action="reject", approver="bob", comment="back from lunch")
-
-    result = progressive_on(env, SPEC, person_away, owner="run-2")
+    result = progressive_on(env, SPEC, person_away(env, asked_at, ended), owner="run-2")
     assert result.outcome == "rolled_back", result.reason
     assert ended, f"the looks never rolled back the failing canary; the person did: {result.reason}"
     # The first look comes an analysis interval into the pause, and it rolls back.
@@ -69,7 +77,7 @@ def test_a_look_records_its_window_leaving_the_lease_lapsed_and_none_over_a_run_
     meanwhile (this one taken for dead) keeps it, even once its own lease has lapsed (paused in
     turn, say): the look is not judged, and nothing is written."""
     from flows.journal import LedgerJournal
-    from rollway.ledger import NotOwner, PassedLooks
+    from rollway.ledger import PassedLooks, WindowUnrecorded
     from tests.unit.test_fake_ledger import rollout
 
     env = env_with_ledger()
@@ -84,7 +92,42 @@ def test_a_look_records_its_window_leaving_the_lease_lapsed_and_none_over_a_run_
     assert noted.passed_looks == PassedLooks(stage=0, window=60.0, windows=1)
     env.ledger.acquire(service, owner="run-2", now=env.clock.now(), lease_seconds=60, rollout=first.rollout_id)
     env.clock.sleep(120)
-    with pytest.raises(NotOwner, match="'run-1' no longer owns rollout .*: it is owned by 'run-2'"):
+    with pytest.raises(WindowUnrecorded, match="could not be recorded in the ledger .*'run-1' no longer owns rollout "
+                                               ".*: it is owned by 'run-2'.*not judged"):
         journal.looked(PassedLooks(stage=0, window=360.0, windows=2))
     held = env.ledger.get(service)
     assert (held.owner, held.passed_looks.windows) == ("run-2", 1), held
+
+
+def test_a_look_whose_window_the_ledger_cannot_record_says_so_and_the_looks_after_it_judge(monkeypatch, caplog):
+    """DynamoDB throttled past botocore's retries as a paused run's look records its new window: that
+    look is not judged, and its line says that the ledger's write failed, in the ledger's words, and
+    that the window is not judged (botocore's bare "An error occurred" line read as the canary's
+    metrics failing to be read); the looks after it, the ledger answering again, roll the failing canary back."""
+    env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
+    note, throttled = env.ledger.note, []
+
+    def throttled_once(*args, **kwargs):
+        if not throttled:
+            throttled.append(env.clock.now())
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+        return note(*args, **kwargs)
+
+    monkeypatch.setattr(env.ledger, "note", throttled_once)
+    ended: list[float] = []
+    away = person_away(env, [], ended)
+
+    def goes_bad_while_asked(pause, summary, watch=None):
+        env.metrics.behaviour = FAILING
+        return away(pause, summary, watch)
+
+    with caplog.at_level(logging.WARNING):
+        result = progressive_on(env, SPEC, goes_bad_while_asked)
+    assert result.outcome == "rolled_back", result.reason
+    assert throttled and ended, f"the looks never rolled back the failing canary; the person did: {result.reason}"
+    assert "judged while the run waited for an answer" in result.reason, result.reason
+    said = [m for r in caplog.records if "could not look at the canary" in (m := r.getMessage())]
+    assert len(said) == 1, said
+    assert "DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded" in said[0], said
+    assert "An error occurred" not in said[0], said
+    assert "could not be recorded in the ledger" in said[0] and "not judged" in said[0], said
