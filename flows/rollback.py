@@ -271,15 +271,14 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
     it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
     after), or another writer changed the rule."""
     t = env.targets
-    gone = isinstance(err, TargetNotFound) and err.kind == "listener rule"
-    if gone or isinstance(err, RuleForwardsNowhere):
-        # The rule is gone (deleted by hand), or answers by itself (a maintenance page put on it):
-        # stable could take the traffic all along, and the rollback fails the same way until
-        # there is a rule forwarding to the groups to move it with again.
-        none = ("there is none to move the traffic with" if gone else
-                "the rule answers by itself, and holds no weights to move")
-        return (f"Run the rollback again ({again}) once a listener rule on {t.rule_where} forwards to "
-                f"{t.stable_target_group} and {t.canary_target_group} again: {none}.")
+    refused_rule = isinstance(err, TargetNotFound) and err.kind == "listener rule"
+    if refused_rule or isinstance(err, RuleForwardsNowhere):
+        # Not "once stable can take the traffic": the rule is the trouble, and each refusal of it says
+        # what to put right (the rule gone, another service's on the path, one recorded forwarding to
+        # other groups, one answering by itself). "Once a rule on the path forwards to the groups
+        # again: there is none" was untrue of all but the first.
+        return (f"Run the rollback again ({again}) once what the error above says of the listener rule is put right: "
+                "until then it fails the same way, moving no traffic.")
     if not isinstance(err, WeightMismatch):
         return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
     if weights is not None and weights == err.expected:
