@@ -396,7 +396,8 @@ def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_
     with caplog.at_level("INFO"):
         result = recorded_rollback_on(env)
     assert result.weights == ALL_STABLE, result
-    said = f"the move to stable went over rule {new}, found again on path '/*': rule {old}, which this run had looked up"
+    said = (f"the move to stable went over rule {new}, found again on path '/*': rule {old} was deleted since this run "
+            "looked it up (by hand, or replaced by a stack update)")
     assert result.rule_replaced is not None and said in result.rule_replaced, result
     assert caplog.text.count(said) == 1, caplog.text
     end = env.ledger.get(aws.targets.canary_service).history[-1]
