@@ -46,7 +46,7 @@ from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
-from rollway.aws.denied import names_rollout_denials, rollout_said
+from rollway.aws.denied import PermissionDenied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, ServiceNotStable,
@@ -279,6 +279,11 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
         # again: there is none" was untrue of all but the first.
         return (f"Run the rollback again ({again}) once what the error above says of the listener rule is put right: "
                 "until then it fails the same way, moving no traffic.")
+    if isinstance(err, PermissionDenied):
+        # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
+        # it refuses it again however ready stable is, until the statement the error names is added.
+        return (f"Run the rollback again ({again}) once the permission the error above names is granted: until then "
+                "AWS refuses it the same way.")
     if not isinstance(err, WeightMismatch):
         return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
     if weights is not None and weights == err.expected:

@@ -112,6 +112,11 @@ def test_a_move_to_stable_refused_for_good_is_sent_once(aws, watch_calls):
         rollback_on(env)
     assert calls.count("ModifyRule") == 1, calls
     assert env.router.get_weights() == ON_CANARY
+    # Not "once webordinary-edit-service can take the traffic": it could; the role may not move it.
+    (_, page), = env.notifier.messages
+    assert "can take the traffic" not in page, page
+    assert ("once the permission the error above names is granted: until then AWS refuses it the same way"
+            in page), page
 
 
 def test_a_move_to_stable_whose_answer_was_lost_is_read_back_not_sent_again(aws, watch_calls, monkeypatch):
