@@ -46,7 +46,7 @@ from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
-from rollway.aws.denied import PermissionDenied, names_rollout_denials, rollout_said
+from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, ServiceNotStable,
@@ -828,15 +828,19 @@ def _check_move(env: Environment, seconds: float) -> None:
     before the rollback scales the stable service up for it.
 
     Raises:
-        AdapterError: the move would refuse the rule (``TrafficRouter.check_move``). A check that could
-            not be made (throttled, not answered within ``seconds``) is logged and the rollback goes on:
-            the move checks the rule again at its write, and users on the canary wait on it.
+        AdapterError: the move would refuse the rule (``TrafficRouter.check_move``).
+        ClientError: AWS refused the role a read of the check (AccessDenied): the move's own reads are
+            refused the same way. A check that could not be made otherwise (throttled, not answered
+            within ``seconds``) is logged and the rollback goes on: the move checks the rule again at
+            its write, and users on the canary wait on it.
     """
     try:
         traffic.check_move_within(env.router, seconds)
     except AdapterError:
         raise
     except Exception as err:  # noqa: BLE001 - the move reads and checks the rule again before it writes
+        if is_denied(err):
+            raise  # said as the statement granting it (``rollout_said``), before stable is scaled up for nothing
         get_run_logger().warning("could not check the listener rule the move to %s goes over before scaling it "
                                  "up (%s): going on; the move checks it before it writes",
                                  env.targets.stable_service, err)

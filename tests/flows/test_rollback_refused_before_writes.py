@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 from prefect import flow
 
 import flows.rollback
 from flows.rollback import execute_rollback
+from rollway.aws.denied import PermissionDenied
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
 from rollway.aws.errors import TargetNotFound
@@ -137,3 +140,24 @@ def test_a_rollback_going_ahead_still_scales_stable_up_before_it_moves_the_traff
     assert stable_desired(aws) == NEEDED
     writes = [call for call in calls_in_order if call in ("UpdateService", "ModifyRule")]
     assert writes[:2] == ["UpdateService", "ModifyRule"], calls_in_order
+
+
+def test_a_rollback_whose_role_may_not_read_the_rule_scales_nothing_first(aws, monkeypatch, calls_in_order):
+    """The role may not call DescribeRules: the move's own read of the rule is refused the same way, so
+    the rollback is refused before it scales the stable service up, naming the statement. The check was
+    logged as one that could not be made, and stable scaled up for a move AWS then refused."""
+    env, record = rolling_out(aws, monkeypatch, recorded=True, entry="own")
+    real = BaseClient._make_api_call
+
+    def refused(client, operation, params):
+        if operation == "DescribeRules":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform "
+                                         "elasticloadbalancing:DescribeRules"}}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refused)
+    calls_in_order.clear()
+    with pytest.raises(PermissionDenied, match="elasticloadbalancing:DescribeRules"):
+        roll_back("own", env, record)
+    assert stable_desired(aws) == STABLE_DESIRED, "the stable service was scaled up by a rollback that was refused"
+    assert not set(calls_in_order) & {"UpdateService", "ModifyRule"}, calls_in_order
