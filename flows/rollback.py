@@ -46,7 +46,7 @@ from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
-from rollway.aws.denied import names_rollout_denials, rollout_said
+from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, ServiceNotStable,
@@ -271,15 +271,19 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
     it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
     after), or another writer changed the rule."""
     t = env.targets
-    gone = isinstance(err, TargetNotFound) and err.kind == "listener rule"
-    if gone or isinstance(err, RuleForwardsNowhere):
-        # The rule is gone (deleted by hand), or answers by itself (a maintenance page put on it):
-        # stable could take the traffic all along, and the rollback fails the same way until
-        # there is a rule forwarding to the groups to move it with again.
-        none = ("there is none to move the traffic with" if gone else
-                "the rule answers by itself, and holds no weights to move")
-        return (f"Run the rollback again ({again}) once a listener rule on {t.rule_where} forwards to "
-                f"{t.stable_target_group} and {t.canary_target_group} again: {none}.")
+    refused_rule = isinstance(err, TargetNotFound) and err.kind == "listener rule"
+    if refused_rule or isinstance(err, RuleForwardsNowhere):
+        # Not "once stable can take the traffic": the rule is the trouble, and each refusal of it says
+        # what to put right (the rule gone, another service's on the path, one recorded forwarding to
+        # other groups, one answering by itself). "Once a rule on the path forwards to the groups
+        # again: there is none" was untrue of all but the first.
+        return (f"Run the rollback again ({again}) once what the error above says of the listener rule is put right: "
+                "until then it fails the same way, moving no traffic.")
+    if isinstance(err, PermissionDenied):
+        # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
+        # it refuses it again however ready stable is, until the statement the error names is added.
+        return (f"Run the rollback again ({again}) once the permission the error above names is granted: until then "
+                "AWS refuses it the same way.")
     if not isinstance(err, WeightMismatch):
         return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
     if weights is not None and weights == err.expected:
@@ -824,15 +828,19 @@ def _check_move(env: Environment, seconds: float) -> None:
     before the rollback scales the stable service up for it.
 
     Raises:
-        AdapterError: the move would refuse the rule (``TrafficRouter.check_move``). A check that could
-            not be made (throttled, not answered within ``seconds``) is logged and the rollback goes on:
-            the move checks the rule again at its write, and users on the canary wait on it.
+        AdapterError: the move would refuse the rule (``TrafficRouter.check_move``).
+        ClientError: AWS refused the role a read of the check (AccessDenied): the move's own reads are
+            refused the same way. A check that could not be made otherwise (throttled, not answered
+            within ``seconds``) is logged and the rollback goes on: the move checks the rule again at
+            its write, and users on the canary wait on it.
     """
     try:
         traffic.check_move_within(env.router, seconds)
     except AdapterError:
         raise
     except Exception as err:  # noqa: BLE001 - the move reads and checks the rule again before it writes
+        if is_denied(err):
+            raise  # said as the statement granting it (``rollout_said``), before stable is scaled up for nothing
         get_run_logger().warning("could not check the listener rule the move to %s goes over before scaling it "
                                  "up (%s): going on; the move checks it before it writes",
                                  env.targets.stable_service, err)

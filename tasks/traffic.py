@@ -136,7 +136,9 @@ def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str
 
 
 _LOOKUPS = "the load balancer, its listener, rule and target groups"
-_RULE = "the listener rule the rollback moves the traffic over"
+# Plural, as the others: the check reads the listener's rules as well as the rule (one gone is looked
+# for again on its path), and its log line goes on "reading them again".
+_RULE = "the listener and the rule the rollback moves the traffic over"
 
 
 @task(name="look-up-load-balancer", cache_policy=NONE)

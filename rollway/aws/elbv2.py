@@ -487,14 +487,13 @@ class AlbRouter:
                 not forward to both (``_not_the_rollouts``).
         """
         r = gone.looked_up
-        had = _had(self._lookups_made)
+        deleted = _deleted_since(self._lookups_made)  # said of where the rule came from, before the look below
         found = self._found_on_path(gone)
         # Looked up by this run now, whatever the rule gone was: a failure over it says so.
         self._lookups_made.resolved, self._lookups_made.from_record = found, False
         if self._move is not None:
             self._move.moving_over(f"the move to stable went over rule {found.rule_arn}, found again on "
-                                   f"{self._targets.rule_where}: rule {r.rule_arn}, {had}, "
-                                   f"was gone (deleted, or replaced by a stack update)")
+                                   f"{self._targets.rule_where}: rule {r.rule_arn} {deleted}")
         return found
 
     def _found_on_path(self, gone: _Gone) -> _Resolved:
@@ -515,8 +514,8 @@ class AlbRouter:
             raise self._rule_gone(r) from err
         # Found by path and host alone: another host's or another service's rule left on the path
         # would be written over, and the users of the rule gone said moved to stable.
-        refusal = _not_the_rollouts(rule, r, self._targets, f"{_deleted(r, self._lookups_made)}, and the rule "
-                                    "looked up again")
+        refusal = _not_the_rollouts(rule, r, self._targets, f"rule {r.rule_arn} {_deleted_since(self._lookups_made)}, "
+                                    "and the rule looked up again")
         if refusal is not None:
             raise refusal from gone.__cause__
         return replace(r, rule_arn=rule["RuleArn"])
@@ -527,10 +526,8 @@ class AlbRouter:
         now and what to put back, since a rollback finds no rule to move them with until there is
         one again."""
         t, where = self._targets, self._targets.rule_where
-        since = ("since the rollout recorded it" if self._lookups_made.from_record
-                 else "since this run looked it up")
         return TargetNotFound("listener rule", r.rule_arn, (
-            f"it was deleted {since} (by hand, or replaced by a stack update), so the "
+            f"it {_deleted_since(self._lookups_made)}, so the "
             f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
             f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
             f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
@@ -629,16 +626,12 @@ def _recorded(r: _Resolved) -> ShiftedRule:
     return ShiftedRule(rule_arn=r.rule_arn, stable_arn=r.stable_arn, canary_arn=r.canary_arn)
 
 
-def _had(lookups: _Lookups) -> str:
-    """Where a rollback's rule came from, for the words of one found gone: the rollout's record, or this run's lookup."""
-    return "which the rollout recorded" if lookups.from_record else "which this run had looked up"
-
-
-def _deleted(r: _Resolved, lookups: _Lookups) -> str:
-    """That the rule ``r`` names was found gone, said as where it came from (``_had``)."""
-    if lookups.from_record:
-        return f"rule {r.rule_arn}, {_had(lookups)}, was deleted since (by hand, or replaced by a stack update)"
-    return f"rule {r.rule_arn} was deleted since this run looked it up (by hand, or replaced by a stack update)"
+def _deleted_since(lookups: _Lookups) -> str:
+    """That a rollback's rule was found gone, with where it came from (the rollout's record, or this
+    run's lookup): the one wording of it, for its refusal (``_rule_gone``), the refusal of another
+    rule found on its path, and a move over the rule found again in its place."""
+    since = "since the rollout recorded it" if lookups.from_record else "since this run looked it up"
+    return f"was deleted {since} (by hand, or replaced by a stack update)"
 
 
 def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, why: str, *,

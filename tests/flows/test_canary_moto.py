@@ -20,6 +20,7 @@ from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
 from tests.flows.moto_env import inbox, received_subjects, simulated
+from tests.flows.test_rollback_move_resent import AGAIN_ONCE_THE_RULE
 
 
 def spec(image: str) -> RolloutSpec:
@@ -306,8 +307,7 @@ def test_a_rollback_over_a_deleted_listener_rule_says_to_put_the_rule_back_not_t
         rollback_run(env, "errors")
     (page,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")]
     assert "can take the traffic" not in page, page
-    assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
-            "again") in page, page
+    assert AGAIN_ONCE_THE_RULE in page, page
 
 
 def test_a_rollback_over_a_rule_answering_by_itself_says_to_give_it_back_its_forward_not_to_wait_for_stable(
@@ -326,8 +326,7 @@ def test_a_rollback_over_a_rule_answering_by_itself_says_to_give_it_back_its_for
     (page,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")]
     assert "can take the traffic" not in page, page
     assert "forwards to no target group (its actions: fixed-response)" in page, page
-    assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
-            "again") in page, page
+    assert AGAIN_ONCE_THE_RULE in page, page
 
 
 @pytest.mark.parametrize("gone", ["rule deleted since the lookup", "no rule to look up"])

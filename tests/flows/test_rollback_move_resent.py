@@ -35,6 +35,12 @@ hooked = partial(on_operation, operation="ModifyRule")
 VERIFY_SECONDS = 30.0
 
 
+# What a page of a rollback refused over its listener rule tells people to do, true of each refusal:
+# the rule gone, another service's on the path, one recorded with other groups, one answering by itself.
+AGAIN_ONCE_THE_RULE = ("once what the error above says of the listener rule is put right: until then it fails the "
+                       "same way, moving no traffic")
+
+
 @flow
 def rollback_on(env):
     return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=VERIFY_SECONDS)
@@ -106,6 +112,11 @@ def test_a_move_to_stable_refused_for_good_is_sent_once(aws, watch_calls):
         rollback_on(env)
     assert calls.count("ModifyRule") == 1, calls
     assert env.router.get_weights() == ON_CANARY
+    # Not "once webordinary-edit-service can take the traffic": it could; the role may not move it.
+    (_, page), = env.notifier.messages
+    assert "can take the traffic" not in page, page
+    assert ("once the permission the error above names is granted: until then AWS refuses it the same way"
+            in page), page
 
 
 def test_a_move_to_stable_whose_answer_was_lost_is_read_back_not_sent_again(aws, watch_calls, monkeypatch):
@@ -264,8 +275,7 @@ def test_a_rule_deleted_between_the_moves_read_and_write_is_paged_as_gone_not_as
     assert "can take the traffic" not in page, page
     assert page.count("put back a rule on path '/*' forwarding to webordinary-edit-stable and webordinary-edit-canary"
                       ) == 1, page  # said once, not again for the read of the weights that failed alike
-    assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
-            "again") in page, page
+    assert AGAIN_ONCE_THE_RULE in page, page
 
 
 def replaced_by_a_stack_update(aws, elbv2) -> str:
@@ -344,6 +354,9 @@ def test_a_rollback_whose_rule_was_deleted_writes_nothing_over_another_rule_left
     assert f"rule {aws.topology.rule_arn} was deleted since this run looked it up" in said, said
     assert f"({other}), which forwards to " in said and "it is not the rollout's rule" in said, said
     assert "put back a rule on path '/*' forwarding to webordinary-edit-stable and webordinary-edit-canary" in said
+    # There is a rule on the path, not the rollout's: "there is none to move the traffic with" was untrue.
+    (_, page), = env.notifier.messages
+    assert "there is none" not in page and AGAIN_ONCE_THE_RULE in page, page
 
 
 def test_a_fresh_rollbacks_lookup_leaves_a_rule_forwarding_to_stable_alone_as_it_is(aws, watch_calls):
@@ -388,7 +401,8 @@ def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_
     with caplog.at_level("INFO"):
         result = recorded_rollback_on(env)
     assert result.weights == ALL_STABLE, result
-    said = f"the move to stable went over rule {new}, found again on path '/*': rule {old}, which this run had looked up"
+    said = (f"the move to stable went over rule {new}, found again on path '/*': rule {old} was deleted since this run "
+            "looked it up (by hand, or replaced by a stack update)")
     assert result.rule_replaced is not None and said in result.rule_replaced, result
     assert caplog.text.count(said) == 1, caplog.text
     end = env.ledger.get(aws.targets.canary_service).history[-1]

@@ -10,11 +10,16 @@ own) finds and checks the rule first, with reads alone.
 """
 from __future__ import annotations
 
+import logging
+
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 from prefect import flow
 
 import flows.rollback
 from flows.rollback import execute_rollback
+from rollway.aws.denied import PermissionDenied
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
 from rollway.aws.errors import TargetNotFound
@@ -25,7 +30,7 @@ from rollway.phases import RolloutPhase
 from rollway.sim.topology import STABLE_DESIRED
 from rollway.spec import RolloutSpec
 from tests.flows.test_rollback_calls import calls_in_order  # noqa: F401 - a fixture
-from tests.flows.test_rollback_move_resent import left_on_the_path
+from tests.flows.test_rollback_move_resent import AGAIN_ONCE_THE_RULE, left_on_the_path
 from tests.flows.test_rollback_rule_recorded import roll_back as fresh_rollback
 
 IMAGE = "webordinary/edit-container:2.0.0"
@@ -99,9 +104,11 @@ def test_a_rollback_refusing_another_services_rule_on_its_path_scales_nothing_fi
     assert not set(calls_in_order) & {"UpdateService", "ModifyRule"}, calls_in_order
 
 
-def test_a_rollback_refusing_a_recorded_rule_of_other_groups_scales_nothing_first(aws, monkeypatch, calls_in_order):
+def test_a_rollback_refusing_a_recorded_rule_of_other_groups_scales_nothing_first(aws, monkeypatch, calls_in_order,
+                                                                                   caplog):
     """The rollout recorded its rule forwarding to two groups the targets do not name now: refused, as
-    before, and now before the stable service is scaled up."""
+    before, and now before the stable service is scaled up. Its page does not tell people to wait for a
+    rule on the path forwarding to the groups, "there is none": the recorded one is there."""
     env, record = rolling_out(aws, monkeypatch, recorded=True, entry="abort")
     elbv2, top = aws.get_client("elbv2"), aws.topology
     vpc = elbv2.describe_target_groups(TargetGroupArns=[top.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
@@ -112,8 +119,11 @@ def test_a_rollback_refusing_a_recorded_rule_of_other_groups_scales_nothing_firs
                                shifted_rule=ShiftedRule(rule_arn=top.rule_arn, stable_arn=own_groups[0],
                                                         canary_arn=own_groups[1]))
     calls_in_order.clear()
-    with pytest.raises(TargetNotFound, match=f"the rollout recorded rule {top.rule_arn} forwarding to target groups"):
+    with caplog.at_level(logging.ERROR), pytest.raises(
+            TargetNotFound, match=f"the rollout recorded rule {top.rule_arn} forwarding to target groups"):
         roll_back("abort", env, record)
+    (page,) = {r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")}
+    assert "there is none" not in page and AGAIN_ONCE_THE_RULE in page, page
     assert stable_desired(aws) == STABLE_DESIRED, "the stable service was scaled up by a rollback that refused"
     assert not set(calls_in_order) & {"UpdateService", "ModifyRule"}, calls_in_order
 
@@ -130,3 +140,24 @@ def test_a_rollback_going_ahead_still_scales_stable_up_before_it_moves_the_traff
     assert stable_desired(aws) == NEEDED
     writes = [call for call in calls_in_order if call in ("UpdateService", "ModifyRule")]
     assert writes[:2] == ["UpdateService", "ModifyRule"], calls_in_order
+
+
+def test_a_rollback_whose_role_may_not_read_the_rule_scales_nothing_first(aws, monkeypatch, calls_in_order):
+    """The role may not call DescribeRules: the move's own read of the rule is refused the same way, so
+    the rollback is refused before it scales the stable service up, naming the statement. The check was
+    logged as one that could not be made, and stable scaled up for a move AWS then refused."""
+    env, record = rolling_out(aws, monkeypatch, recorded=True, entry="own")
+    real = BaseClient._make_api_call
+
+    def refused(client, operation, params):
+        if operation == "DescribeRules":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform "
+                                         "elasticloadbalancing:DescribeRules"}}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refused)
+    calls_in_order.clear()
+    with pytest.raises(PermissionDenied, match="elasticloadbalancing:DescribeRules"):
+        roll_back("own", env, record)
+    assert stable_desired(aws) == STABLE_DESIRED, "the stable service was scaled up by a rollback that was refused"
+    assert not set(calls_in_order) & {"UpdateService", "ModifyRule"}, calls_in_order

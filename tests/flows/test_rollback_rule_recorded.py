@@ -84,7 +84,7 @@ def test_a_rollback_looking_the_rule_up_afresh_writes_nothing_over_another_servi
     assert f"({other}), which forwards to " in said and "it is not the rollout's rule" in said, said
     assert "\n" not in said, said
     if recorded:
-        assert f"rule {aws.topology.rule_arn}, which the rollout recorded, was deleted since" in said
+        assert f"rule {aws.topology.rule_arn} was deleted since the rollout recorded it (by hand" in said, said
     else:
         assert "the rollout recorded no rule of its own" in said, said
     assert "give the rollout's own rule weight 100 to webordinary-edit-stable and 0 to webordinary-edit-canary" in said
@@ -136,8 +136,8 @@ def test_a_rollback_looking_the_rule_up_afresh_moves_the_users_over_the_rule_tha
     result = roll_back(entry, env, record)
     assert result.weights == ALL_STABLE and result.weights_before == ON_CANARY, result
     assert AlbRouter(elbv2, aws.targets).get_weights() == ALL_STABLE
-    said = (f"he move to stable went over rule {new}, found again on path '/*': rule {aws.topology.rule_arn}, which "
-            "the rollout recorded, was gone")
+    said = (f"he move to stable went over rule {new}, found again on path '/*': rule {aws.topology.rule_arn} was "
+            "deleted since the rollout recorded it (by hand, or replaced by a stack update)")
     assert result.rule_replaced is not None and said in result.rule_replaced, result
     subject, body = env.notifier.messages[-1]
     assert subject.startswith("Rollback:") and f"T{said}" in body, body
