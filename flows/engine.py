@@ -645,20 +645,20 @@ class PauseWatch:
     waits for its tasks (``shift_to``'s ``between``, up to 15 minutes at the spec's defaults)
     rather than while a person is asked. ``passed_at``: when a passed stage passed (rollout clock),
     from which its windows are counted, whichever watch, and whichever run, looks at them (None:
-    ``since``, the watch's start). ``windows``: the windows looked at since the pass, which set each
-    window's share of the alpha (None: none before this watch's, counted by it alone).
+    ``since``, the watch's start). ``windows``: the windows looked at since the pass, as the ledger
+    counts them for every watch and run, which set each window's share of the alpha.
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, state: StageState, weights: Weights,
                  tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float,
                  act: Callable[[], RolloutResult] | None = None, *, scaling: int | None = None,
-                 passed_at: float | None = None, windows: PassedWindows | None = None) -> None:
+                 passed_at: float | None = None, windows: PassedWindows) -> None:
         self.env, self.spec, self.state, self.weights = env, spec, state, weights
         self.tracker, self.history, self.since, self.act = tracker, history, since, act
         self.scaling = scaling
         # A passed stage's windows: on a grid from its pass, each from a whole period (see analysis_start).
         self.passed_at = (since if passed_at is None else passed_at) if state.passed else None
-        self.windows = windows if windows is not None else PassedWindows(NullJournal(), None)
+        self.windows = windows
         # Where a running stage's window starts; a passed stage's is found at each look (``_judged``).
         self.start = analysis_start(spec, state)
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
