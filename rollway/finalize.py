@@ -55,11 +55,12 @@ changed since."""
 BREACH_BARS = "the breach recorded since stands"
 """``NOTICE_BARRED``'s ``barred`` for a breach recorded after the finalize done."""
 
-NOTICE_UNSEEN = (f"{NOTICE_LATE}, while the load balancer sends all the traffic to the stable service and the canary "
-                 "service is at 0 tasks, as the finalize left them; "
-                 + NOTICE_BARRED.format(barred="they are changed from that"))
+NOTICE_UNSEEN = (f"{NOTICE_LATE}, while this rollout is the service's newest (a finalize reads no other) and the load "
+                 "balancer sends all the traffic to the stable service and the canary service is at 0 tasks, as the "
+                 "finalize left them; " + NOTICE_BARRED.format(barred="they are changed from that"))
 """What is said of a "Finalized" notice owed by a text that did not read the load balancer (`rollway
-status`, the report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed."""
+status`, the report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed.
+The report may be of a rollout another followed, whose notice no finalize sends at all."""
 
 ALL_STABLE = Weights(stable=100, canary=0)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rollway.finalize import NOTICE_NOT_SENT, FinalizeRefused
-from rollway.ledger import NOTICE_FAILED, Transition
+from rollway.ledger import NOTICE_FAILED, Transition, new_rollout_id
 from rollway.model import Weights
 from rollway.reports import finalize_row, rollout_report
 from tests.flows.test_finalize import promoted_on_fakes
@@ -55,7 +55,9 @@ def test_status_and_the_report_of_a_notice_owed_say_a_finalize_run_again_sends_i
     service was changed since."""
     env = _finalized_notice_owed()
     said = " ".join(said_by(env.ledger.get(env.targets.canary_service)).split())
-    assert "running finalize again sends it late once SNS takes it (it moves nothing), while the load balancer" in said, said
+    assert ("running finalize again sends it late once SNS takes it (it moves nothing), while this rollout is the "
+            "service's newest (a finalize reads no other) and the load balancer sends all the traffic to the stable "
+            "service") in said, said
     assert "tell the alert topic's subscribers yourself" in said, said
 
 
@@ -73,3 +75,21 @@ def test_a_finalize_run_again_as_the_finalize_left_things_says_plainly_that_a_ru
     assert result.outcome == "already_finalized" and result.notice_refused, result
     closing = result.steps[-1]
     assert closing.endswith("running finalize again sends it late once SNS takes it (it moves nothing)"), closing
+
+
+def test_the_report_of_a_rollout_another_followed_does_not_promise_that_a_finalize_sends_its_notice_owed():
+    """A finalize reads the service's newest rollout alone: once another started, none sends the
+    notice an older one owes, though the traffic is all on the stable service and the canary at 0
+    again (the newer one finalized). The report of the older one said a run again sends it while
+    the load balancer and the canary service are as the finalize left them."""
+    env = _finalized_notice_owed()
+    t = env.targets
+    older = env.ledger.get(t.canary_service)
+    now = env.clock.now()
+    env.ledger.create(older.model_copy(update={"rollout_id": new_rollout_id(now, after=older.rollout_id),
+                                               "history": ()}),
+                      owner="process/test", now=now, lease_seconds=0)
+    [said] = [" ".join(rollout_report(r).split()) for r in env.ledger.history(t.canary_service)
+              if r.rollout_id == older.rollout_id]
+    assert ("running finalize again sends it late once SNS takes it (it moves nothing), while this rollout is the "
+            "service's newest (a finalize reads no other) and the load balancer") in said, said
