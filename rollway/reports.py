@@ -34,7 +34,7 @@ from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
                             NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
-                            RolloutRecord, Transition, answer_said, claim_has_lapsed, claim_lapsed, held_by_timeout,
+                            RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed, held_by_timeout,
                             lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
@@ -1139,7 +1139,8 @@ def _not_applied_said(entry: Transition) -> tuple[str, str]:
 def _answer_and_words(said: str) -> tuple[str, str]:
     """An answer as ``answer_comment`` records it ("approve: looks fine") as its answer (approve,
     reject or hold; "answered" when it names none) and the person's own words ("" when none)."""
-    answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
+    action = answer_action(said)
+    answer = action if action in ("approve", "reject", "hold") else "answered"
     return answer, answer_said(answer, said)
 
 
