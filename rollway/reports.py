@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
+from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline, unheard_answer
 from rollway.clock import ClockSettings
 from rollway.decommission_page import PAGE_REFUSED as DECOMMISSION_PAGE_REFUSED, page_said, refusal_read
 from rollway.finalize import (accepted_breach, breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
@@ -1167,7 +1167,7 @@ def _unheard_after(record: RolloutRecord, pause: Transition, ended: Transition) 
             break
         stage = t.to_stage if t.to_stage is not None else answered_stage(t.verdict, record.history[:i])
         if t.kind == UNHEARD and stage == pause.to_stage:
-            found.append((t.actor, *_answer_and_words((t.comment or "").rsplit(" (given to flow run", 1)[0])))
+            found.append((t.actor, *_answer_and_words(unheard_answer(t.comment))))
     return found
 
 
@@ -1279,7 +1279,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
-            said = next((a for a in ("approve", "reject", "hold") if comment.startswith(a)), "answered")
+            said = _answer_and_words(unheard_answer(comment))[0]
             answer = f"{said}, not acted on ({UNHEARD_WHY})"
         else:
             said = t.kind

@@ -72,3 +72,16 @@ def test_an_answers_action_is_read_whole_and_as_its_words_are(comment, action, w
         assert answer_said(said, comment) == (words if said == action else (comment or "").strip())
     for said in ("approve", "reject", "hold"):
         assert answer_action(answer_comment(said, words or "")) == said  # as rollway writes every answer
+
+
+def test_an_unheard_entrys_answer_is_read_up_to_what_its_entry_says_of_it():
+    """The answer in an ``unheard`` entry's comment is the answer as recorded, whatever the person's
+    words say (even the very words the entry goes on with)."""
+    from rollway.approvals import UnheardAnswer, unheard_answer, unheard_comment
+    from rollway.ledger import answer_action, answer_comment
+
+    for action, words in (("approve", ""), ("reject", "holding: see (given to flow run x)"), ("hold", "reject: no")):
+        unheard = UnheardAnswer(answer=ApprovalAnswer(action=action, approver="dana", comment=words),
+                                run="dead-fox (1)", answered_at=10.0, silent_since=5.0)
+        said = unheard_answer(unheard_comment(unheard))
+        assert said == answer_comment(action, words) and answer_action(said) == action, said
