@@ -432,9 +432,13 @@ def answered_dead(stamps: list[tuple[float, float]], answered_at: float) -> floa
 ASKED_AGAIN = "the run that took the rollout over asks again"
 
 
+_GIVEN_TO = " (given to flow run "
+"""What follows the answer in an ``unheard`` entry's comment (``unheard_comment``)."""
+
+
 def _given_to(unheard: UnheardAnswer) -> str:
     """The words of an ``unheard`` entry that name the answer: the run it was given to and when."""
-    return f"(given to flow run {unheard.run} at {utc(unheard.answered_at)}, wall clock"
+    return f"{_GIVEN_TO}{unheard.run} at {utc(unheard.answered_at)}, wall clock"
 
 
 UNHEARD_AFTER = "after it had stopped saying it waits"
@@ -449,8 +453,15 @@ UNHEARD_WHY = "its run had stopped saying it waits"
 def unheard_comment(unheard: UnheardAnswer, then: str = ASKED_AGAIN) -> str:
     """The comment of an ``unheard`` entry: the answer as an answer is recorded, and why it was
     not acted on, then what became of the rollout (``then``: the resumed rollout asks again, say)."""
-    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} {_given_to(unheard)}, "
+    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)}{_given_to(unheard)}, "
             f"{UNHEARD_AFTER}: it last said it waited at {utc(unheard.silent_since)}; not acted on, {then})")
+
+
+def unheard_answer(comment: str | None) -> str:
+    """The answer an ``unheard`` entry's ``comment`` records, as ``answer_comment`` recorded it
+    ("approve: looks fine"), without what ``unheard_comment`` says of it after: up to the last "given
+    to flow run", since the person's words come first and may say it too."""
+    return (comment or "").rsplit(_GIVEN_TO, 1)[0]
 
 
 def unheard_transitions(unheard: list[UnheardAnswer], at: float, then: str = ASKED_AGAIN,

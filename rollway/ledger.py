@@ -1092,11 +1092,11 @@ def check_open_for_rollback(record: RolloutRecord) -> None:
 
 def timeout_action(entry: Transition) -> str | None:
     """The action a ``timeout`` entry records its policy took ("reject" or "hold"), or None for any
-    other entry: its comment is ``answer_comment(action, ...)``, "<action>: <what was waited>", and
-    the word before the colon is read whole, so that no other word starting alike passes for it."""
+    other entry: its comment is ``answer_comment(action, ...)``, "<action>: <what was waited>", read
+    as every answer's is (``answer_action``)."""
     if entry.kind != "timeout":
         return None
-    return (entry.comment or "").split(":", 1)[0].strip()
+    return answer_action(entry.comment)
 
 
 def held_by_timeout(entry: Transition) -> bool:
@@ -1177,13 +1177,24 @@ def answer_comment(action: str, comment: str) -> str:
     return f"{action}: {said}" if said else action
 
 
+def answer_action(comment: str | None) -> str:
+    """The action an answer's ``comment`` recorded by ``answer_comment`` names ("<action>: <words>",
+    or the action alone): the words before its first colon, else the whole comment. Read whole, so
+    that a comment merely opening with an action's letters ("rejected because x", "holding for
+    INC-7", by hand or by an older rollway) names none of them; and read as ``answer_said`` reads
+    the words, so that a comment naming no action keeps all of its words."""
+    said = (comment or "").strip()
+    action, colon, _words = said.partition(":")
+    return action if colon else said
+
+
 def answer_said(action: str, comment: str | None) -> str:
     """The person's own words in an answer's ``comment`` recorded by ``answer_comment`` ("<action>:
     <words>", or the action alone): "" when they gave none. Only the action with its colon goes: a
     comment not written so ("rejected because x", by hand or by an older rollway) is theirs whole,
     where cutting the bare word read "ed because x"."""
     said = (comment or "").strip()
-    return "" if said == action else said.removeprefix(f"{action}:").strip()
+    return said.partition(":")[2].strip() if answer_action(said) == action else said
 
 
 def rejection_reason(reject: Transition) -> str:

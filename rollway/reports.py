@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
+from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline, unheard_answer
 from rollway.clock import ClockSettings
 from rollway.decommission_page import PAGE_REFUSED as DECOMMISSION_PAGE_REFUSED, page_said, refusal_read
 from rollway.finalize import (accepted_breach, breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
@@ -34,7 +34,7 @@ from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
                             NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
-                            RolloutRecord, Transition, answer_said, claim_has_lapsed, claim_lapsed, held_by_timeout,
+                            RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed, held_by_timeout,
                             lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
@@ -1139,7 +1139,8 @@ def _not_applied_said(entry: Transition) -> tuple[str, str]:
 def _answer_and_words(said: str) -> tuple[str, str]:
     """An answer as ``answer_comment`` records it ("approve: looks fine") as its answer (approve,
     reject or hold; "answered" when it names none) and the person's own words ("" when none)."""
-    answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
+    action = answer_action(said)
+    answer = action if action in ("approve", "reject", "hold") else "answered"
     return answer, answer_said(answer, said)
 
 
@@ -1166,7 +1167,7 @@ def _unheard_after(record: RolloutRecord, pause: Transition, ended: Transition) 
             break
         stage = t.to_stage if t.to_stage is not None else answered_stage(t.verdict, record.history[:i])
         if t.kind == UNHEARD and stage == pause.to_stage:
-            found.append((t.actor, *_answer_and_words((t.comment or "").rsplit(" (given to flow run", 1)[0])))
+            found.append((t.actor, *_answer_and_words(unheard_answer(t.comment))))
     return found
 
 
@@ -1278,7 +1279,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
-            said = next((a for a in ("approve", "reject", "hold") if comment.startswith(a)), "answered")
+            said = _answer_and_words(unheard_answer(comment))[0]
             answer = f"{said}, not acted on ({UNHEARD_WHY})"
         else:
             said = t.kind

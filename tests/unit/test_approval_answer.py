@@ -49,3 +49,39 @@ def test_a_recorded_comment_opening_with_the_answers_word_is_kept_whole():
     assert answer_said("hold", "holding for INC-7") == "holding for INC-7"
     assert answer_said("reject", "reject: latency looks off") == "latency looks off"
     assert answer_said("reject", "reject") == answer_said("reject", None) == ""
+
+
+@pytest.mark.parametrize("comment, action, words", [
+    ("reject: latency looks off", "reject", "latency looks off"),
+    ("approve: per INC-42: ok", "approve", "per INC-42: ok"),  # the first colon ends the action
+    ("hold", "hold", ""),
+    ("  reject:  x ", "reject", "x"),  # the comment's surrounding spaces are not the action's
+    ("rejected because x", "rejected because x", None),  # no action named: the words are all theirs
+    ("holding: INC-7", "holding", None),
+    ("reject : x", "reject ", None),
+    (None, "", None),
+])
+def test_an_answers_action_is_read_whole_and_as_its_words_are(comment, action, words):
+    """An answer's recorded comment ("<action>: <words>", ``answer_comment``) has one reading of its
+    action: the words before its first colon, whole, so that "holding: INC-7" is no hold; and the
+    words ``answer_said`` leaves are the comment whole whenever it names another action, or none."""
+    from rollway.ledger import answer_action, answer_comment, answer_said
+
+    assert answer_action(comment) == action
+    for said in ("approve", "reject", "hold"):
+        assert answer_said(said, comment) == (words if said == action else (comment or "").strip())
+    for said in ("approve", "reject", "hold"):
+        assert answer_action(answer_comment(said, words or "")) == said  # as rollway writes every answer
+
+
+def test_an_unheard_entrys_answer_is_read_up_to_what_its_entry_says_of_it():
+    """The answer in an ``unheard`` entry's comment is the answer as recorded, whatever the person's
+    words say (even the very words the entry goes on with)."""
+    from rollway.approvals import UnheardAnswer, unheard_answer, unheard_comment
+    from rollway.ledger import answer_action, answer_comment
+
+    for action, words in (("approve", ""), ("reject", "holding: see (given to flow run x)"), ("hold", "reject: no")):
+        unheard = UnheardAnswer(answer=ApprovalAnswer(action=action, approver="dana", comment=words),
+                                run="dead-fox (1)", answered_at=10.0, silent_since=5.0)
+        said = unheard_answer(unheard_comment(unheard))
+        assert said == answer_comment(action, words) and answer_action(said) == action, said
