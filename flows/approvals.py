@@ -244,7 +244,8 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID, leaving
     already in a terminal state, which the server never lets pause) is the server's refusal.
 
     Raises:
-        Abort: the server aborted the transition, the run elsewhere than ``leaving`` after it.
+        LeftElsewhere: the server aborted the transition, the run elsewhere than ``leaving`` after
+            it (an Abort).
         NotTaken: the server failed to take it ``ABORTED_TRIES`` times, the run where it was.
         PauseRefused: the server refused it, and the run is paused (an earlier try of the same
             pause landed, its answer lost, say).
@@ -256,7 +257,7 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID, leaving
             break
         now = client.read_flow_run(run_id).state
         if now is None or not (now.id == leaving.id if leaving is not None else now.is_running()):
-            raise Abort(result.details.reason)
+            raise LeftElsewhere(result.details.reason, state=now)
         proposed, kept = state.name or state.type.value, now.name or now.type.value
         # The server's words: an exception's repr, which may quote anything.
         why = on_one_line(result.details.reason)
@@ -293,6 +294,16 @@ ABORTED_FIRST_WAIT_SECONDS = 0.5
 class NotTaken(Abort):
     """The server failed to take a proposal ``ABORTED_TRIES`` times, the run left where it was each
     time: an Abort, as a refusal is, for the callers that handle one."""
+
+
+class LeftElsewhere(Abort):
+    """The server aborted a proposal, the run elsewhere than where it was after it: its refusal.
+    ``state``: where the run is, as read to tell the two apart (None: without a state), so that
+    the callers, which act on it, need not read it again."""
+
+    def __init__(self, *args: object, state: State | None = None) -> None:
+        super().__init__(*args)
+        self.state = state
 
 
 def _proposed(client: SyncPrefectClient, state: State, run_id: UUID) -> OrchestrationResult:
@@ -332,8 +343,9 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         proposed.state_details.run_input_keyset = keyset_from_paused_state(proposed)
         try:
             return propose_state(client, proposed, run_id)
-        except (Abort, PauseRefused):  # refused: already paused ("not running"), or its key already fired
-            current = client.read_flow_run(run_id).state
+        except (Abort, PauseRefused) as refused:  # refused: already paused ("not running"), or its key already fired
+            # Where the run is: read already after an abort that left it elsewhere.
+            current = refused.state if isinstance(refused, LeftElsewhere) else client.read_flow_run(run_id).state
             if current is not None and current.is_paused() and current.state_details.pause_key == key:
                 return current  # an earlier try landed; its answer was lost to the outage
             raise
@@ -850,14 +862,12 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         try:
             # Proposed again after an outage even if the first one landed: Running over Running is accepted.
             state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
-        except NotTaken:
-            raise
-        except Abort:
+        except LeftElsewhere as left:
             # Aborted, the run no longer where it was: a person's resume (or cancel) written at that
-            # very moment, the likeliest writer to have had the server's database busy. Read where
-            # it is, as before any proposal: raised, Prefect's Abort went out of the run, left
-            # Running on the person's answer (or Cancelling) with nothing to run it.
-            state = through(lambda: client.read_flow_run(run_id).state)
+            # very moment, the likeliest writer to have had the server's database busy. Taken where
+            # it is (read by the proposal), as before any proposal: raised, Prefect's Abort went out
+            # of the run, left Running on the person's answer (or Cancelling) with nothing to run it.
+            state = left.state
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)

@@ -559,9 +559,9 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
 
     deadline = time.monotonic() + patience_seconds
     with bounded_client() as client:
+        run = client.read_flow_run(flow_run_id)
         while True:
-            run = client.read_flow_run(flow_run_id)
-            if run.state is None or not run.state.is_paused() or _another_pause(run.state, paused):
+            if _away_from(run.state, paused):
                 # Paused again, at a pause after the one read (someone answered that one and the
                 # run went on): the answer was given to a question its giver had not seen.
                 raise _not_taken(client, run, paused)
@@ -587,6 +587,7 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
                     # was left to guess; and an answer nobody sent again was lost.
                     if time.monotonic() < deadline:
                         time.sleep(0.2)
+                        run = latest  # read just now, still at this pause: the next try's, not read again
                         continue
                     raise ResumeRefused(f"the Prefect API did not take this answer ({reason}); flow run {latest.name} "
                                         f"({latest.id}) is still paused at this pause, unanswered: answer again")
@@ -595,16 +596,23 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
                 raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {reason}")
             # The run stores its form moments after pausing; ask again shortly.
             time.sleep(0.2)
+            run = client.read_flow_run(flow_run_id)
 
 
 def _still_at(run: Any, paused: Any) -> bool:
     """Whether ``run`` is still paused at the pause ``paused`` (the one being answered), its
     timeout not yet past."""
     state = run.state
-    if state is None or not state.is_paused() or _another_pause(state, paused):
+    if _away_from(state, paused):
         return False
     due = state.state_details.pause_timeout
     return due is None or datetime.now(timezone.utc) < due
+
+
+def _away_from(state: Any, paused: Any) -> bool:
+    """Whether a run in ``state`` is away from the pause ``paused``: without a state, not paused,
+    or paused again at a later pause (``_another_pause``)."""
+    return state is None or not state.is_paused() or _another_pause(state, paused)
 
 
 def _another_pause(state: Any, paused: Any) -> bool:

@@ -10,6 +10,7 @@ still the server's refusal.
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -19,7 +20,7 @@ from prefect.exceptions import Abort
 from prefect.states import Cancelled, Cancelling, Paused, Running
 
 import flows.approvals
-from flows.approvals import CancelledWhilePaused, _back_to_running, propose_state
+from flows.approvals import ApprovalInput, CancelledWhilePaused, _back_to_running, _pause, propose_state
 from tests.flows.test_approvals import bare, paused_run
 from tests.flows.test_pause_outage import answered_by_dana, pauses_once
 
@@ -45,6 +46,20 @@ def server_fails_to_take(monkeypatch, kind: StateType, times: int | None, meanwh
 
     monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state", set_state)
     return calls
+
+
+def cancelled_meanwhile(client, run_id, original=SyncPrefectClient.set_flow_run_state) -> None:
+    """A person cancels the run, through the server's own ``set_flow_run_state`` (not one patched)."""
+    original(client, run_id, Cancelling(message="cancelled from the UI"))
+
+
+def reads_of_the_run(monkeypatch) -> list[int]:
+    """Counts ``SyncPrefectClient.read_flow_run``: the run's state is read once after an abort, by
+    the proposal, and its callers act on that read instead of making their own."""
+    original, reads = SyncPrefectClient.read_flow_run, []
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run",
+                        lambda self, *args, **kwargs: reads.append(1) or original(self, *args, **kwargs))
+    return reads
 
 
 def test_a_pause_the_server_failed_to_take_is_made_on_the_next_try_and_answered(monkeypatch, caplog):
@@ -100,6 +115,7 @@ def test_leaving_a_pause_as_a_person_answers_or_cancels_it_reads_where_the_run_i
         run_id, paused = paused_run(client, timeout_seconds=60)
         with pytest.MonkeyPatch.context() as monkeypatch:
             calls = server_fails_to_take(monkeypatch, StateType.RUNNING, times=1, meanwhile=a_person_acts)
+            reads = reads_of_the_run(monkeypatch)
             if meanwhile == "resumed":
                 _back_to_running(client, run_id, paused)
             else:
@@ -108,6 +124,7 @@ def test_leaving_a_pause_as_a_person_answers_or_cancels_it_reads_where_the_run_i
         now = client.read_flow_run(run_id).state
     assert (now.is_running() if meanwhile == "resumed" else now.is_cancelling()), now
     assert calls == [1], calls
+    assert len(reads) == 2, reads  # before the proposal, and after its abort
 
 
 def test_a_cancelled_runs_abort_is_the_servers_refusal_and_not_proposed_again(monkeypatch):
@@ -127,11 +144,6 @@ def test_a_cancelled_runs_abort_is_the_servers_refusal_and_not_proposed_again(mo
 def test_an_abort_as_a_person_cancels_is_not_proposed_again(monkeypatch):
     """The server failed to take the pause while a person cancelled the run: the run is no longer
     where it was, and the proposal is not made again over the cancellation."""
-    original = SyncPrefectClient.set_flow_run_state  # the server's own, not the one patched below
-
-    def cancelled_meanwhile(client, run_id):
-        original(client, run_id, Cancelling(message="cancelled from the UI"))
-
     calls = server_fails_to_take(monkeypatch, StateType.PAUSED, times=None, meanwhile=cancelled_meanwhile)
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(bare, state=Running())
@@ -139,3 +151,16 @@ def test_an_abort_as_a_person_cancels_is_not_proposed_again(monkeypatch):
             propose_state(client, Paused(timeout_seconds=60, pause_key="k"), run.id)
         assert client.read_flow_run(run.id).state.is_cancelling()
     assert str(aborted.value) == BUSY and calls == [1], (aborted.value, calls)
+
+
+def test_a_pause_aborted_as_a_person_cancels_reads_the_run_once_after_the_abort(monkeypatch):
+    """The pause, aborted as a person cancels the run, looks whether an earlier try of it landed on
+    the state its proposal read after the abort, and fails the run as refused."""
+    server_fails_to_take(monkeypatch, StateType.PAUSED, times=None, meanwhile=cancelled_meanwhile)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(bare, state=Running())
+        reads = reads_of_the_run(monkeypatch)
+        with pytest.raises(RuntimeError) as failed:
+            _pause(client, run.id, ApprovalInput, time.monotonic() + 60, "approve?", lambda call: call(), "k")
+    assert str(failed.value) == f"the Prefect API refused to pause the run for an approval: {BUSY}", failed.value
+    assert len(reads) == 2, reads  # by the proposal after its abort, and for a pause expired meanwhile
