@@ -109,8 +109,7 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
 
     Attributes:
         name: the stack.
-        last_status: its status when last read (``seen_before`` True: right before DeleteStack).
-        seen_before: whether the last status read is the one from before DeleteStack was sent.
+        last_status: its status when last read (``seen_seconds_ago`` None: right before DeleteStack).
         seen_seconds_ago: how long before the wait ended it was last read (None: before DeleteStack).
         why: what the last read that failed got (AWS's words, or botocore's).
         timeout_seconds: the wait.
@@ -122,7 +121,6 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
                  timeout_seconds: float, *, passing: bool = True) -> None:
         self.name, self.last_status, self.why, self.timeout_seconds = name, last_status, why, timeout_seconds
         self.seen_seconds_ago, self.passing = seen_seconds_ago, passing
-        self.seen_before = seen_seconds_ago is None
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
                 else f"{seen_seconds_ago:.0f}s before the wait ended")
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "

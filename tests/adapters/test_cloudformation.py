@@ -658,10 +658,11 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
                            "connection until the wait ended after 2s, the last with Throttling on DescribeStacks: Rate "
                            "exceeded. "), said
     if answered:
-        assert unfollowed.value.last_status == "DELETE_IN_PROGRESS" and not unfollowed.value.seen_before
+        assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
+        assert unfollowed.value.seen_seconds_ago is not None
         assert re.search(r"It was last seen DELETE_IN_PROGRESS, \d+s before the wait ended; ", said), said
     else:
-        assert unfollowed.value.last_status == "CREATE_COMPLETE" and unfollowed.value.seen_before
+        assert unfollowed.value.last_status == "CREATE_COMPLETE" and unfollowed.value.seen_seconds_ago is None
         assert "It was last seen CREATE_COMPLETE, right before DeleteStack was sent; " in said, said
     assert "whether it is deleted now is not known. CloudFormation goes on with the deletion: run cleanup again" \
            in said, said
