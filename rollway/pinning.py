@@ -109,8 +109,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends
     # them elsewhere (``_header_rule_ahead``, as the pin is judged): created behind any such rule,
     # the new one was refused for that rule taking some of them first.
-    elsewhere = _header_rule_ahead(rules, weighted, name, value, before=weighted,
-                                   also=lambda rule: not is_pin_rule(rule, canary_arn))
+    elsewhere = _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not is_pin_rule(rule, canary_arn))
     create = (f"create one on the weighted rule's listener with a priority number below "
               f"{(elsewhere or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
               f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
@@ -130,9 +129,10 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return _first_elsewhere_said(first, elsewhere, header, name, value, canary_group, create)
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
-    # One matching the header by a regular expression (RegexValues) may meet them too.
-    taking = _header_rule_ahead(rules, weighted, name, value, before=first,
-                                also=lambda rule: not is_pin_rule(rule, canary_arn))
+    # One matching the header by a regular expression (RegexValues) may meet them too. The pin
+    # being ahead of the weighted rule, the first such rule ahead of the pin is ``elsewhere`` (the
+    # first ahead of the weighted rule) when that one is ahead of the pin, and there is none otherwise.
+    taking = elsewhere if elsewhere is not None and _priority(elsewhere) < _priority(first) else None
     if taking is not None:
         return _taking_said(taking, first, header, name, value, canary_group)
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
@@ -145,18 +145,16 @@ def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str
     regular expression on ``name`` (``RegexValues``), on some of the weighted rule's requests; None
     when there is none. Read as matching nothing, a pin rule given as ``^canary$`` was said missing
     ("sends them nowhere: create one"), sending a person to make the rule they had."""
-    return _header_rule_ahead(rules, weighted, name, value, before=weighted,
-                              also=lambda rule: not _header_met(rule, name, value))
+    return _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not _header_met(rule, name, value))
 
 
 def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
-                       before: Mapping[str, Any],
                        also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
-    """The first rule of ``rules`` ahead of ``before`` (a priority number below its) that matches, or
+    """The first rule of ``rules`` ahead of ``weighted`` (a priority number below its) that matches, or
     by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
     requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
     return next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
-                 and _priority(rule) < _priority(before) and _header_met(rule, name, value, maybe=True)
+                 and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
                  and not _apart(rule, weighted) and also(rule)), None)
 
 

@@ -109,8 +109,7 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
 
     Attributes:
         name: the stack.
-        last_status: its status when last read (``seen_before`` True: right before DeleteStack).
-        seen_before: whether the last status read is the one from before DeleteStack was sent.
+        last_status: its status when last read (``seen_seconds_ago`` None: right before DeleteStack).
         seen_seconds_ago: how long before the wait ended it was last read (None: before DeleteStack).
         why: what the last read that failed got (AWS's words, or botocore's).
         timeout_seconds: the wait.
@@ -122,7 +121,6 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
                  timeout_seconds: float, *, passing: bool = True) -> None:
         self.name, self.last_status, self.why, self.timeout_seconds = name, last_status, why, timeout_seconds
         self.seen_seconds_ago, self.passing = seen_seconds_ago, passing
-        self.seen_before = seen_seconds_ago is None
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
                 else f"{seen_seconds_ago:.0f}s before the wait ended")
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
@@ -500,10 +498,7 @@ class CloudFormationStacks:
 
     def _new_events(self, stack_id: str, seen: set[str]) -> list[str]:
         """Lines for the events not reported yet, oldest first."""
-        fresh = [e for e in self._events(stack_id, until=lambda event: event["EventId"] in seen)
-                 if e["EventId"] not in seen]
-        seen.update(e["EventId"] for e in fresh)
-        return [_event_line(e) for e in reversed(fresh)]
+        return _fresh_lines(self._events(stack_id, until=lambda event: event["EventId"] in seen), seen)
 
     def _failed(self, name: str, stack_id: str, found: dict[str, Any] | None, status: str, seen: set[str],
                 on_progress: Callable[[str], None]) -> StackDeleteFailed:
@@ -512,10 +507,10 @@ class CloudFormationStacks:
         and events that cannot be read leave the stack's own reason (``found``'s) to say why."""
         own = ((found or {}).get("StackStatusReason") or "").strip() or None
         try:
-            lines = asked_while_throttled(lambda: self._new_events(stack_id, seen),
-                                          f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
-            for line in lines:
-                on_progress(f"stack {name}: {line}")
+            # One read for the new lines and the reasons: newest first, the events back to this
+            # deletion's start hold every one not said yet (``seen`` holds the newest page read right
+            # before DeleteStack and each said since), and a second read of the same pages was one
+            # more call for AWS to throttle.
             events = asked_while_throttled(lambda: self._events(stack_id, until=_deletion_start),
                                            f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
         except (ClientError, BotoCoreError) as err:
@@ -524,6 +519,8 @@ class CloudFormationStacks:
             # policy granting it (tasks.cleanup.delete_stack), as a refused read of the progress is.
             unread.__cause__ = err
             return unread
+        for line in _fresh_lines(events, seen):
+            on_progress(f"stack {name}: {line}")
         return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events))
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:
@@ -614,6 +611,14 @@ def _newest_id(events: Sequence[dict[str, Any]]) -> str | None:
     """The id of the newest of ``events`` (DescribeStackEvents' order: newest first), None when
     there are none."""
     return events[0]["EventId"] if events else None
+
+
+def _fresh_lines(events_newest_first: list[dict[str, Any]], seen: set[str]) -> list[str]:
+    """Lines for those of ``events_newest_first`` whose ids are not in ``seen``, oldest first; their
+    ids are added to ``seen``, so that none is said twice."""
+    fresh = [e for e in events_newest_first if e["EventId"] not in seen]
+    seen.update(e["EventId"] for e in fresh)
+    return [_event_line(e) for e in reversed(fresh)]
 
 
 def _event_line(event: dict[str, Any]) -> str:

@@ -280,13 +280,13 @@ def until_delete_failed(stub: Stubber, created: dict) -> None:
 
 def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None) -> tuple[StackDeleteFailed, list[str]]:
     """The deletion of ``OLD`` a bucket not empty fails, played by a Stubber (``until_delete_failed``,
-    ``first``'s calls and answers, then the events' two reads), and its progress lines."""
+    ``first``'s calls and answers, then the events' one read), and its progress lines."""
     client = stubbed_client()
     with Stubber(client) as stub:
         until_delete_failed(stub, CREATED)
         first(stub)
-        for _ in range(2):  # the new events, then the failure's reasons
-            stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
+        # One read gives both the new events' lines and the failure's reasons.
+        stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
         progress: list[str] = []
         with pytest.raises(StackDeleteFailed) as failed:
             CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
@@ -493,7 +493,7 @@ def test_a_deletion_of_many_resources_reads_every_page_of_events():
              ({"StackEvents": newest_first[100:]}, {"StackName": SID, "NextToken": "page2"})]
     with Stubber(client) as stub:
         until_delete_failed(stub, created)
-        for answer, asked in pages * 2:  # the progress lines, then the failure's reasons
+        for answer, asked in pages:  # the progress lines and the failure's reasons, read once
             stub.add_response("describe_stack_events", answer, asked)
         progress: list[str] = []
         with pytest.raises(StackDeleteFailed) as failed:
@@ -658,10 +658,11 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
                            "connection until the wait ended after 2s, the last with Throttling on DescribeStacks: Rate "
                            "exceeded. "), said
     if answered:
-        assert unfollowed.value.last_status == "DELETE_IN_PROGRESS" and not unfollowed.value.seen_before
+        assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
+        assert unfollowed.value.seen_seconds_ago is not None
         assert re.search(r"It was last seen DELETE_IN_PROGRESS, \d+s before the wait ended; ", said), said
     else:
-        assert unfollowed.value.last_status == "CREATE_COMPLETE" and unfollowed.value.seen_before
+        assert unfollowed.value.last_status == "CREATE_COMPLETE" and unfollowed.value.seen_seconds_ago is None
         assert "It was last seen CREATE_COMPLETE, right before DeleteStack was sent; " in said, said
     assert "whether it is deleted now is not known. CloudFormation goes on with the deletion: run cleanup again" \
            in said, said
@@ -726,8 +727,7 @@ def test_a_failed_deletion_whose_reasons_stay_throttled_says_it_failed_and_that_
     client = stubbed_client()
     with Stubber(client) as stub:
         until_delete_failed(stub, CREATED)
-        stub.add_response("describe_stack_events", {"StackEvents": [CREATED]}, {"StackName": SID})
-        for _ in range(THROTTLED_ASKS):  # the reasons' read
+        for _ in range(THROTTLED_ASKS):  # the read of the new events and the reasons
             stub.add_client_error("describe_stack_events", "Throttling", "Rate exceeded", 400)
         with pytest.raises(StackDeleteFailed) as failed:
             CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60)
@@ -899,6 +899,22 @@ def test_a_delete_failed_seen_ends_the_wait_at_once_with_the_stacks_own_reason_t
                            "resource's reason, could not be read: Throttling on DescribeStackEvents: Rate exceeded). "
                            "Fix what is named, then run cleanup again: the deletion is retried"), said
     assert after.count("DescribeStacks") == 1, after  # the waiter's poll alone: its answer is not asked again
+
+
+def test_a_delete_failed_seen_reads_its_events_once_for_the_new_lines_and_the_reasons(aws):
+    # The new events' lines and the failure's reasons were two reads of the same pages one after
+    # the other: twice the DescribeStackEvents calls for AWS to throttle on a busy account.
+    progress: list[str] = []
+    stopped, after = stuck_deleting(aws, lambda operation, after: False, [], progress)
+
+    assert stopped.value.status == "DELETE_FAILED", str(stopped.value)
+    assert after.count("DescribeStackEvents") == 1, after
+    # Each event of the deletion said once, oldest first, none of those read before DeleteStack.
+    said = [line for line in progress if line.startswith(f"stack {OLD}: ") and " DELETE_" in line
+            and "deletion requested" not in line]
+    assert said and len(said) == len(set(said)), progress
+    assert said[0] == f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_IN_PROGRESS: User Initiated", progress
+    assert not any("CREATE_" in line for line in progress if "deletion requested" not in line), progress
 
 
 def test_a_throttled_poll_of_a_deletion_backs_off_before_it_is_asked_again(aws):
