@@ -55,6 +55,7 @@ from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, 
 # duration_said: imported from here by the engine and the progressive flow too.
 from rollway.bounds import duration_said
 from rollway.decide import Pause
+from rollway.errors_pickle import PicklableError
 from rollway.failure_words import end_said
 # The form's rule for a name, as `rollway flags --actor` holds a name to it.
 from rollway.flags import NAME_PATTERN
@@ -296,7 +297,7 @@ class NotTaken(Abort):
     time: an Abort, as a refusal is, for the callers that handle one."""
 
 
-class LeftElsewhere(Abort):
+class LeftElsewhere(PicklableError, Abort):
     """The server aborted a proposal, the run elsewhere than where it was after it: its refusal.
     ``state``: where the run is, as read to tell the two apart (None: without a state), so that
     the callers, which act on it, need not read it again."""

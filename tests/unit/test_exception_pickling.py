@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
+from prefect.states import Cancelled
 
+from flows.approvals import LeftElsewhere
 from flows.engine import TooFewHealthyTargets
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
@@ -195,6 +197,9 @@ CASES: list[BaseException] = [
                      "arn:aws:cloudformation:us-west-2:123456789012:stack/AcmeOldStack/*"),
     PassRoleDenied("edit-task", ("arn:aws:iam::123456789012:role/Stack-TaskRole-1A2B",), "AccessDeniedException: no",
                    None),
+    # The server's refusal of a proposal, with where the run was read to be after it.
+    LeftElsewhere("Run is already in terminal state CANCELLED.", state=Cancelled(message="stopped from the UI")),
+    LeftElsewhere("Run is already in terminal state CANCELLED.", state=None),
 ]
 
 
