@@ -143,11 +143,13 @@ class CloudFormationStacks:
         client: a boto3 ``cloudformation`` client.
         keep: stacks this adapter never deletes (the live stacks, ``Targets.stacks``): a second
             guard behind the plan's refusal.
-        sleep: how a read throttled right before DeleteStack waits to be asked again.
+        sleep: how a read throttled (or failing in passing while the deletion is followed) waits
+            to be asked again (None: ``time.sleep``, looked up at each wait, as ``errors.tried``
+            does, so that a test patching it is the one that waits).
     """
 
     def __init__(self, client: Any, keep: Collection[str] = (), *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self._client = client
         self._keep = {name.lower() for name in keep}
         self._sleep = sleep
@@ -464,7 +466,7 @@ class CloudFormationStacks:
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
                             f"({aws_message(err, call=True)}); still waiting, asking again in {pause:.0f}s, "
                             f"{left:.0f}s left")
-                self._sleep(pause)
+                (self._sleep or time.sleep)(pause)
                 continue
             if status == "DELETE_COMPLETE":
                 return
