@@ -422,7 +422,9 @@ class CloudFormationStacks:
         deadline = time.monotonic() + timeout_seconds
         # Its status as last read, and when (None: before DeleteStack), for a wait whose reads fail to the end.
         last: tuple[str, float | None] = (before, None)
-        failed_reads = 0  # in a row, each waited on twice as long as the one before: a busy API is let be
+        # Slices in a row whose reads failed (the status or the events: either counts), each waited on
+        # twice as long as the one before: a busy API is let be.
+        failed_reads = 0
         while True:
             remaining = deadline - time.monotonic()
             # One slice of polls, about PROGRESS_SECONDS long, then a progress line.
@@ -440,12 +442,15 @@ class CloudFormationStacks:
                         raise ClientError(polled, "DescribeStacks") from err
                 found = (polled.get("Stacks") or [None])[0] or self._describe(stack_id)
                 status = found["StackStatus"] if found else "DELETE_COMPLETE"
-                last, failed_reads = (status, time.monotonic()), 0
+                last = (status, time.monotonic())
                 if status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
                     # Ends the wait, its reasons read or not: CloudFormation has stopped the deletion.
                     raise self._failed(name, stack_id, found, status, seen, on_progress)
                 for line in self._new_events(stack_id, seen):
                     on_progress(f"stack {name}: {line}")
+                # Both reads answered: only now does the count start again. Reset on the status's
+                # answer alone, each throttled events read after it waited the plain poll interval.
+                failed_reads = 0
             except (ClientError, BotoCoreError) as err:
                 if last[0] == "DELETE_COMPLETE":
                     return  # read gone: only its last events go unsaid

@@ -930,3 +930,58 @@ def test_a_throttled_poll_of_a_deletion_backs_off_before_it_is_asked_again(aws):
     assert all(after[i + 1].startswith("sleep") for i in polls[:-1]), after  # never asked again without a wait
     assert len(waited) >= 2 and all(later > earlier for earlier, later in zip(waited, waited[1:])), waited
     assert any("Throttling on DescribeStacks" in line and "asking again in" in line for line in progress), progress
+
+
+def deleting_for_a_while(aws, monkeypatch, throttled: Callable[[str, list[str]], bool], *, timeout_seconds: float,
+                         progress: list[str]) -> tuple[str, list[float]]:
+    """``delete`` of the stack ``OLD`` on the embedded AWS, each DescribeStacks after DeleteStack seen
+    DELETE_IN_PROGRESS (moto deletes at once) until a call after DeleteStack went unthrottled (then
+    as moto has it: gone), each call ``throttled(operation, after)`` names throttled (``after``: the
+    operations asked since DeleteStack, this one last). The waiter's own sleeps are skipped; the
+    outcome, and the waits between reads that failed, as asked of ``sleep``."""
+    from types import SimpleNamespace
+
+    import botocore.waiter
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=lambda _: None))
+    create(aws, OLD, "webordinary-old-queue")
+    client = aws.get_client("cloudformation")
+    waited: list[float] = []
+    stacks = CloudFormationStacks(client, keep=aws.targets.stacks, sleep=waited.append)
+    judged = stacks.describe(OLD)
+    asked: list[str] = []
+    answered: list[str] = []  # the calls after DeleteStack that went unthrottled
+
+    def asking(model, **_):
+        asked.append(model.name)
+        if "DeleteStack" in asked[:-1] and throttled(model.name, asked[asked.index("DeleteStack") + 1:]):
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+        if "DeleteStack" in asked[:-1]:
+            answered.append(model.name)
+
+    def in_progress(parsed, **_):
+        if "DeleteStack" in asked and answered.count("DescribeStackEvents") == 0:
+            for stack in parsed.get("Stacks", []):
+                stack["StackStatus"] = "DELETE_IN_PROGRESS"
+
+    with on_operation(client, "before-call", asking, operation=None), \
+            on_operation(client, "after-call", in_progress, operation="DescribeStacks"):
+        outcome = stacks.delete(OLD, timeout_seconds=timeout_seconds, on_progress=progress.append, judged=judged)
+    return outcome, waited
+
+
+def test_a_throttled_read_of_a_deletions_events_backs_off_as_a_throttled_poll_does(aws, monkeypatch):
+    # The poll read DELETE_IN_PROGRESS, then the read of the new events was throttled, again and
+    # again: each throttled events read waited the plain poll interval, the poll's answer having
+    # started the count again, where a throttled poll waited twice as long each time.
+    progress: list[str] = []
+    outcome, waited = deleting_for_a_while(
+        aws, monkeypatch, lambda operation, after: operation == "DescribeStackEvents"
+        and after.count("DescribeStackEvents") <= 3, timeout_seconds=60, progress=progress)
+
+    assert outcome == "deleted"
+    assert len(waited) == 3 and all(later > earlier for earlier, later in zip(waited, waited[1:])), waited
+    assert any("Throttling on DescribeStackEvents" in line and "asking again in" in line for line in progress), progress
