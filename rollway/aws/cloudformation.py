@@ -17,6 +17,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
+from rollway.bounds import duration_said
 from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
 from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
@@ -122,7 +123,7 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
         self.name, self.last_status, self.why, self.timeout_seconds = name, last_status, why, timeout_seconds
         self.seen_seconds_ago, self.passing = seen_seconds_ago, passing
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
-                else f"{seen_seconds_ago:.0f}s before the wait ended")
+                else f"{_seconds_said(seen_seconds_ago)} before the wait ended")
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
                f"ended after {timeout_seconds:g}s, the last with {why}" if passing else
                f"a read of its progress failed, as asking again would too: {why}")
@@ -469,15 +470,15 @@ class CloudFormationStacks:
                 failed_reads += 1
                 pause = min(delay * 2 ** (failed_reads - 1), PROGRESS_SECONDS, left)
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
-                            f"({aws_message(err, call=True)}); still waiting, asking again in {pause:.0f}s, "
-                            f"{left:.0f}s left")
+                            f"({aws_message(err, call=True)}); still waiting, asking again in {_seconds_said(pause)}, "
+                            f"{_seconds_said(left)} left")
                 (self._sleep or time.sleep)(pause)
                 continue
             if status == "DELETE_COMPLETE":
                 return
             if time.monotonic() >= deadline:
                 raise StackDeleteTimeout(name, status, timeout_seconds)
-            on_progress(f"stack {name}: still {status}, {max(0.0, deadline - time.monotonic()):.0f}s left to wait")
+            on_progress(f"stack {name}: still {status}, {_seconds_said(deadline - time.monotonic())} left to wait")
 
     def _describe(self, name_or_id: str) -> dict[str, Any] | None:
         try:
@@ -529,6 +530,12 @@ class CloudFormationStacks:
         for line in _fresh_lines(events, seen):
             on_progress(f"stack {name}: {line}")
         return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events))
+
+def _seconds_said(seconds: float) -> str:
+    """A wait or a time left as a person says it: "under a second" below one, where rounding said
+    "0s" (a wait of nothing) or "1s" for 0.6 s; whole seconds and minutes above (``duration_said``)."""
+    return "under a second" if seconds < 1 else duration_said(round(seconds))
+
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:
     """What DescribeStacks says of the stack that tells it changed: its id, status (and CloudFormation's

@@ -660,7 +660,7 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
         assert unfollowed.value.seen_seconds_ago is not None
-        assert re.search(r"It was last seen DELETE_IN_PROGRESS, \d+s before the wait ended; ", said), said
+        assert re.search(r"It was last seen DELETE_IN_PROGRESS, (\d+ s|under a second) before the wait ended; ", said), said
     else:
         assert unfollowed.value.last_status == "CREATE_COMPLETE" and unfollowed.value.seen_seconds_ago is None
         assert "It was last seen CREATE_COMPLETE, right before DeleteStack was sent; " in said, said
@@ -933,10 +933,10 @@ def test_a_throttled_poll_of_a_deletion_backs_off_before_it_is_asked_again(aws):
 
 
 def deleting_for_a_while(aws, monkeypatch, throttled: Callable[[str, list[str]], bool], *, timeout_seconds: float,
-                         progress: list[str]) -> tuple[str, list[float]]:
+                         progress: list[str], deleting: bool = True) -> tuple[str, list[float]]:
     """``delete`` of the stack ``OLD`` on the embedded AWS, each DescribeStacks after DeleteStack seen
-    DELETE_IN_PROGRESS (moto deletes at once) until a call after DeleteStack went unthrottled (then
-    as moto has it: gone), each call ``throttled(operation, after)`` names throttled (``after``: the
+    DELETE_IN_PROGRESS (moto deletes at once; ``deleting`` False: never) until a DescribeStackEvents
+    after DeleteStack went unthrottled (then as moto has it: gone), each call ``throttled(operation, after)`` names throttled (``after``: the
     operations asked since DeleteStack, this one last). The waiter's own sleeps are skipped; the
     outcome, and the waits between reads that failed, as asked of ``sleep``."""
     from types import SimpleNamespace
@@ -963,7 +963,7 @@ def deleting_for_a_while(aws, monkeypatch, throttled: Callable[[str, list[str]],
             answered.append(model.name)
 
     def in_progress(parsed, **_):
-        if "DeleteStack" in asked and answered.count("DescribeStackEvents") == 0:
+        if deleting and "DeleteStack" in asked and answered.count("DescribeStackEvents") == 0:
             for stack in parsed.get("Stacks", []):
                 stack["StackStatus"] = "DELETE_IN_PROGRESS"
 
@@ -985,3 +985,14 @@ def test_a_throttled_read_of_a_deletions_events_backs_off_as_a_throttled_poll_do
     assert outcome == "deleted"
     assert len(waited) == 3 and all(later > earlier for earlier, later in zip(waited, waited[1:])), waited
     assert any("Throttling on DescribeStackEvents" in line and "asking again in" in line for line in progress), progress
+
+
+def test_a_wait_under_a_second_is_said_so_not_as_0s(aws, monkeypatch):
+    # The poll throttled with less than a second of the wait left: "asking again in 0s, 0s left".
+    progress: list[str] = []
+    outcome, waited = deleting_for_a_while(aws, monkeypatch, lambda operation, after: after == ["DescribeStacks"],
+                                           timeout_seconds=0.9, progress=progress, deleting=False)
+
+    assert outcome == "deleted" and len(waited) == 1 and waited[0] < 1, waited
+    (line,) = [line for line in progress if "asking again in" in line]
+    assert line.endswith("still waiting, asking again in under a second, under a second left"), line
