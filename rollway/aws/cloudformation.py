@@ -33,6 +33,12 @@ _KEPT_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
 # A progress line at least this often while a deletion runs (one waiter slice).
 PROGRESS_SECONDS = 60.0
 
+# How many pages of a failed deletion's events (about 100 each) are read back looking for its
+# start: a stack with years of events and no deletion start among them was read to its first,
+# page after page, each one more call for AWS to throttle. A deletion of the most resources a
+# stack may hold (500: each deleting, then deleted or failed) fits in a dozen.
+FAILED_EVENT_PAGES = 20
+
 
 class StackNotDeleted(PicklableError, AdapterError):
     """The stack was not deleted, nor was its deletion asked of CloudFormation: ``why`` says why, in words.
@@ -66,13 +72,22 @@ class StackDeleteFailed(PicklableError, AdapterError):
             unread, ``unread``: CloudFormation's reason for the stack's status, if it gave one).
         failed: the logical ids of those resources.
         unread: why its events could not be read ("" when they were).
+        read_back: how many of its newest events were read when the read stopped short of this
+            deletion's start (``FAILED_EVENT_PAGES``); None when it reached it, or the stack's first.
     """
 
     def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None, *,
-                 unread: str = "") -> None:
+                 unread: str = "", read_back: int | None = None) -> None:
         self.name, self.status, self.reasons, self.failed = name, status, tuple(reasons), tuple(failed or ())
-        self.unread = unread
+        self.unread, self.read_back = unread, read_back
         why = "; ".join(self.reasons) or "its events give no reason"
+        if read_back is not None:
+            # The reasons and the resources named are those of the events read, which may be fewer
+            # than this deletion's, or hold an earlier attempt's: said, not taken as all there is.
+            why = (f"{why} (read from its newest {read_back} events only, which do not reach back to the start of "
+                   "this deletion: a resource that failed before them is not named, and one named may have failed "
+                   f"in an earlier attempt; `aws cloudformation describe-stack-events --stack-name {name}` shows "
+                   "them all)")
         if unread:
             # The events went unread: ``reasons`` holds CloudFormation's reason for the stack, if any.
             why = (f"{why} (its events, which name each resource's reason, could not be read: {unread})"
@@ -496,13 +511,22 @@ class CloudFormationStacks:
         One page is only the newest 100 or so: a stack of many resources makes more than that in
         one progress slice, and the failure of a resource deleted early sits pages back.
         """
+        return self._events_back(stack_id, until)[0]
+
+    def _events_back(self, stack_id: str, until: Callable[[dict[str, Any]], bool],
+                     pages: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """``_events``, ``pages`` pages at most (None: no bound), and whether the read stopped
+        short: the bound reached, more pages left and no event ``until`` accepts read."""
         events: list[dict[str, Any]] = []
-        for page in self._client.get_paginator("describe_stack_events").paginate(StackName=stack_id):
+        for read, page in enumerate(self._client.get_paginator("describe_stack_events").paginate(StackName=stack_id),
+                                    start=1):
             batch = page.get("StackEvents", [])
             events += batch
             if any(until(e) for e in batch):
                 break
-        return events
+            if read == pages:
+                return events, bool(page.get("NextToken"))
+        return events, False
 
     def _new_events(self, stack_id: str, seen: set[str]) -> list[str]:
         """Lines for the events not reported yet, oldest first."""
@@ -519,8 +543,9 @@ class CloudFormationStacks:
             # deletion's start hold every one not said yet (``seen`` holds the newest page read right
             # before DeleteStack and each said since), and a second read of the same pages was one
             # more call for AWS to throttle.
-            events = asked_while_throttled(lambda: self._events(stack_id, until=_deletion_start),
-                                           f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
+            events, short = asked_while_throttled(
+                lambda: self._events_back(stack_id, until=_deletion_start, pages=FAILED_EVENT_PAGES),
+                f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
         except (ClientError, BotoCoreError) as err:
             unread = StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
             # The read's own error kept as its cause: a refused one is named as the statement of the
@@ -529,7 +554,8 @@ class CloudFormationStacks:
             return unread
         for line in _fresh_lines(events, seen):
             on_progress(f"stack {name}: {line}")
-        return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events))
+        return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events),
+                                 read_back=len(events) if short else None)
 
 def _seconds_said(seconds: float) -> str:
     """A wait or a time left as a person says it: "under a second" below one, where rounding said

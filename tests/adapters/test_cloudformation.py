@@ -996,3 +996,37 @@ def test_a_wait_under_a_second_is_said_so_not_as_0s(aws, monkeypatch):
     assert outcome == "deleted" and len(waited) == 1 and waited[0] < 1, waited
     (line,) = [line for line in progress if "asking again in" in line]
     assert line.endswith("still waiting, asking again in under a second, under a second left"), line
+
+
+def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bounded_number_of_pages():
+    # No deletion start among the events read: the read walked every page of the stack's events
+    # (years of them: one call each), and the reasons were said as if they were all there was.
+    from rollway.aws.cloudformation import FAILED_EVENT_PAGES
+    from tests.botocore_events import on_operation
+
+    client = stubbed_client()
+    newest = [event(9000, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed"),
+              event(8999, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty")]
+    pages = [newest] + [[event(2 * n, "Logs", "AWS::S3::Bucket", "UPDATE_COMPLETE"),
+                         event(2 * n + 1, "Logs", "AWS::S3::Bucket", "UPDATE_IN_PROGRESS")]
+                        for n in range(FAILED_EVENT_PAGES + 5, 1, -1)]
+    asked: list[str] = []
+    with Stubber(client) as stub, on_operation(client, "before-parameter-build",
+                                               lambda model, **_: asked.append(model.name), operation=None):
+        until_delete_failed(stub, CREATED)
+        for n, page in enumerate(pages):
+            more = {"NextToken": f"page{n + 2}"} if n + 1 < len(pages) else {}
+            stub.add_response("describe_stack_events", {"StackEvents": page, **more},
+                              {"StackName": SID, **({"NextToken": f"page{n + 1}"} if n else {})})
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60)
+
+    after = asked[asked.index("DeleteStack") + 1:]
+    assert after.count("DescribeStackEvents") == FAILED_EVENT_PAGES, after
+    read = 2 * FAILED_EVENT_PAGES
+    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert failed.value.read_back == read
+    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, which do not "
+            "reach back to the start of this deletion: a resource that failed before them is not named, and one "
+            f"named may have failed in an earlier attempt; `aws cloudformation describe-stack-events --stack-name "
+            f"{OLD}` shows them all). Fix what is named") in str(failed.value), str(failed.value)
