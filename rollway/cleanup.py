@@ -337,6 +337,9 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place"))
+    log_groups: tuple[str, ...] = Field(default=(), description=(
+        "those of resources that are CloudWatch log groups (AWS::Logs::LogGroup): the only ones a FireLens log group "
+        "template in use may name, where a table's or a role's bare name may fit it as well"))
     nested_events: dict[str, str | None] = Field(default_factory=dict, description=(
         "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
         "updated on its own adds no event to its root"))
@@ -1265,7 +1268,7 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
 def _held(physical_id: str, production: Mapping[_Identity, str],
           templates: _Templates) -> tuple[str, bool] | None:
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
-    it fits a log group template in use, ``templates``), or None."""
+    it fits a log group template in use, ``templates``: given only for a log group), or None."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
@@ -1340,8 +1343,12 @@ def _plan_stacks(
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
         found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
+        log_groups = set(state.log_groups)
         for resource in state.resources:
-            judged = None if resource in kept else _held(resource, production or {}, templates)
+            # Only a log group may be one a FireLens template names: a table or a role whose bare
+            # name fits it was kept "as a log group" it is not.
+            judged = None if resource in kept else _held(resource, production or {},
+                                                         templates if resource in log_groups else ())
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")

@@ -26,6 +26,8 @@ DeleteOutcome = Literal["deleted", "already_gone"]
 
 # The resource type of a nested stack (its physical id is the nested stack's id).
 _NESTED_STACK = "AWS::CloudFormation::Stack"
+# The resource type of a log group, the one kind a FireLens log group template may name.
+_LOG_GROUP = "AWS::Logs::LogGroup"
 # DeletionPolicy values that leave the resource in place when its stack is deleted (CDK's
 # RemovalPolicy.RETAIN, the default of its tables, buckets and log groups, is "Retain").
 _KEPT_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
@@ -183,13 +185,16 @@ class CloudFormationStacks:
         nested_in: dict[str, str] = {}
         stacks: set[str] = set()
         retained: list[str] = []
-        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained)
+        log_groups: list[str] = []
+        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained,
+                                                    log_groups=log_groups)
         return _judged(name, found).model_copy(update=dict(
             # By id: a stack made again under the name meanwhile has events of its own.
             last_event=None if gone else self._newest_event(found["StackId"]),
             root_stack=stack_name(root) if root else None,
             resources=resources,
             retained=tuple(retained),
+            log_groups=tuple(log_groups),
             nested_in=nested_in,
             imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
             nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
@@ -292,7 +297,7 @@ class CloudFormationStacks:
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
                    seen: set[str] | None = None, retained: list[str] | None = None,
-                   all_kept: bool = False) -> tuple[str, ...]:
+                   all_kept: bool = False, log_groups: list[str] | None = None) -> tuple[str, ...]:
         """The physical ids of the stack's resources (every page; not those an earlier deletion
         deleted), and of its nested stacks' resources.
 
@@ -300,23 +305,24 @@ class CloudFormationStacks:
         names a nested stack only by its own id: the resources inside it (a queue production
         reads) are read here too, each noted in ``nested_in`` with the nested stack's name.
         Those its template's DeletionPolicy keeps (a nested stack kept keeps all it holds) are
-        added to ``retained``: the stack's deletion leaves them in place.
+        added to ``retained``: the stack's deletion leaves them in place. Its log groups are added to
+        ``log_groups``: a log group's physical id is its bare name, as a table's or a role's is.
         """
         seen = set() if seen is None else seen
         retained = [] if retained is None else retained
+        log_groups = [] if log_groups is None else log_groups
         seen.add(stack_id)
         ids: list[str] = []
         nested: list[tuple[str, bool]] = []
         try:
-            listed: list[tuple[str, str | None, bool]] = []  # physical id, logical id, a nested stack
+            listed: list[tuple[str, str | None, str | None]] = []  # physical id, logical id, resource type
             for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
                 for summary in page.get("StackResourceSummaries", []):
                     physical = summary.get("PhysicalResourceId")
                     # A stack left DELETE_FAILED still lists what its deletion deleted: gone, that
                     # is not what deleting it again deletes (a queue of its name made since is not).
                     if physical and summary.get("ResourceStatus") != "DELETE_COMPLETE":
-                        listed.append((physical, summary.get("LogicalResourceId"),
-                                       summary.get("ResourceType") == _NESTED_STACK))
+                        listed.append((physical, summary.get("LogicalResourceId"), summary.get("ResourceType")))
             # Only a stack holding something has a template worth reading (one REVIEW_IN_PROGRESS has none).
             kept = set() if all_kept or not listed else self._kept_logical_ids(stack_id)
         except ClientError as err:
@@ -324,18 +330,20 @@ class CloudFormationStacks:
             if within is None or not _no_such_stack(err):
                 raise
             listed, kept = [], set()
-        for physical, logical, is_stack in listed:
+        for physical, logical, kind in listed:
             ids.append(physical)
             stays = all_kept or logical in kept
             if stays:
                 retained.append(physical)
+            if kind == _LOG_GROUP:
+                log_groups.append(physical)
             if within is not None:
                 nested_in.setdefault(physical, within)
-            if is_stack and physical not in seen:
+            if kind == _NESTED_STACK and physical not in seen:
                 nested.append((physical, stays))
         for child, stays in nested:
             ids += self._resources(child, nested_in, within=stack_name(child), seen=seen, retained=retained,
-                                   all_kept=stays)
+                                   all_kept=stays, log_groups=log_groups)
         return tuple(ids)
 
     def _kept_logical_ids(self, stack_id: str) -> set[str]:

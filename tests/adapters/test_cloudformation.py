@@ -1030,3 +1030,36 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
             "reach back to the start of this deletion: a resource that failed before them is not named, and one "
             f"named may have failed in an earlier attempt; `aws cloudformation describe-stack-events --stack-name "
             f"{OLD}` shows them all). Fix what is named") in str(failed.value), str(failed.value)
+
+
+def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_table_or_a_role(aws, stacks):
+    # ``${service}-${task}`` fits every name with a dash in it: a table's physical id, or a role's, is
+    # its bare name as a log group's is, and the stack holding one was refused "because it may be a
+    # log group" the template writes to, for a resource no log group at all.
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    cloudformation = aws.get_client("cloudformation")
+    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
+        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "TableName": "webordinary-old-table", "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "webordinary-old-role", "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}}}))
+    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "webordinary-old-logs"}}}}))
+    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0",
+                   log_group_templates=("${service}-${task}",))
+
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=[use],
+                           images=())
+
+    reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
+    assert set(reasons) == {"webordinary-logs-stack"}, reasons
+    assert reasons["webordinary-logs-stack"].startswith("it holds webordinary-old-logs (the log group template '${service}-${task}' "), \
+        reasons
+    assert planned.delete_stacks == (OLD,)
+    assert described[OLD].log_groups == () and described["webordinary-logs-stack"].log_groups == ("webordinary-old-logs",)
