@@ -844,12 +844,16 @@ def test_a_read_before_delete_stack_throttled_every_time_or_refused_stops_withou
 STUCK = "The following resource(s) failed to delete: [OldQueue]. "
 
 
-def stuck_deleting(aws, throttled: Callable[[str, list[str]], bool], waited: list[float],
-                   progress: list[str]) -> tuple[pytest.ExceptionInfo, list[str]]:
-    """The deletion of ``OLD`` on the embedded AWS, CloudFormation seen stopping it at DELETE_FAILED
-    (moto deletes at once: its answers after DeleteStack are rewritten, the stack's own reason
-    ``STUCK``), each call after DeleteStack that ``throttled(operation, after)`` names throttled
-    (``after``: the operations asked since DeleteStack, this one last, and each wait as "sleep <s>")."""
+@contextmanager
+def played_after_delete_stack(aws, throttled: Callable[[str, list[str]], bool], waited: list[float],
+                              seen_as: Callable[[list[str]], dict[str, str]]
+                              ) -> Iterator[tuple[CloudFormationStacks, Any, list[str]]]:
+    """The stacks adapter (with the stack ``OLD`` made and judged) whose calls after DeleteStack are
+    played on the embedded AWS: each that ``throttled(operation, after)`` names throttled (``after``:
+    the operations asked since DeleteStack, this one last, and each wait as "sleep <s>", recorded in
+    ``waited`` too), each DescribeStacks answer updated with ``seen_as(answered)`` (``answered``: the
+    calls after DeleteStack that went unthrottled; moto deletes at once). Yields the adapter, the
+    stack as judged, and every operation asked."""
     from botocore.exceptions import ClientError
 
     from tests.botocore_events import on_operation
@@ -857,6 +861,7 @@ def stuck_deleting(aws, throttled: Callable[[str, list[str]], bool], waited: lis
     create(aws, OLD, "webordinary-old-queue")
     client = aws.get_client("cloudformation")
     asked: list[str] = []
+    answered: list[str] = []
 
     def sleep(seconds: float) -> None:
         waited.append(seconds)
@@ -867,16 +872,28 @@ def stuck_deleting(aws, throttled: Callable[[str, list[str]], bool], waited: lis
 
     def asking(model, **_):
         asked.append(model.name)
-        if "DeleteStack" in asked[:-1] and throttled(model.name, asked[asked.index("DeleteStack") + 1:]):
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+        if "DeleteStack" in asked[:-1]:
+            if throttled(model.name, asked[asked.index("DeleteStack") + 1:]):
+                raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+            answered.append(model.name)
 
-    def failed(parsed, **_):
+    def seen(parsed, **_):
         if "DeleteStack" in asked:
             for stack in parsed.get("Stacks", []):
-                stack.update(StackStatus="DELETE_FAILED", StackStatusReason=STUCK)
+                stack.update(seen_as(answered))
 
     with on_operation(client, "before-call", asking, operation=None), \
-            on_operation(client, "after-call", failed, operation="DescribeStacks"), \
+            on_operation(client, "after-call", seen, operation="DescribeStacks"):
+        yield stacks, judged, asked
+
+
+def stuck_deleting(aws, throttled: Callable[[str, list[str]], bool], waited: list[float],
+                   progress: list[str]) -> tuple[pytest.ExceptionInfo, list[str]]:
+    """The deletion of ``OLD`` on the embedded AWS, CloudFormation seen stopping it at DELETE_FAILED
+    (the stack's own reason ``STUCK``), the calls after DeleteStack ``throttled`` names throttled
+    (``played_after_delete_stack``); what it raised, and the operations asked since DeleteStack."""
+    failed = {"StackStatus": "DELETE_FAILED", "StackStatusReason": STUCK}
+    with played_after_delete_stack(aws, throttled, waited, lambda answered: failed) as (stacks, judged, asked), \
             pytest.raises(StackDeleteFailed) as stopped:
         stacks.delete(OLD, timeout_seconds=3, on_progress=progress.append, judged=judged)
     return stopped, asked[asked.index("DeleteStack") + 1:]
@@ -934,43 +951,22 @@ def test_a_throttled_poll_of_a_deletion_backs_off_before_it_is_asked_again(aws):
 
 def deleting_for_a_while(aws, monkeypatch, throttled: Callable[[str, list[str]], bool], *, timeout_seconds: float,
                          progress: list[str], deleting: bool = True) -> tuple[str, list[float]]:
-    """``delete`` of the stack ``OLD`` on the embedded AWS, each DescribeStacks after DeleteStack seen
-    DELETE_IN_PROGRESS (moto deletes at once; ``deleting`` False: never) until a DescribeStackEvents
-    after DeleteStack went unthrottled (then as moto has it: gone), each call ``throttled(operation, after)`` names throttled (``after``: the
-    operations asked since DeleteStack, this one last). The waiter's own sleeps are skipped; the
-    outcome, and the waits between reads that failed, as asked of ``sleep``."""
+    """``delete`` of the stack ``OLD`` on the embedded AWS, seen DELETE_IN_PROGRESS (``deleting``
+    False: never) until a DescribeStackEvents after DeleteStack went unthrottled, then as moto has
+    it (gone), the calls after DeleteStack ``throttled`` names throttled (``played_after_delete_stack``).
+    The waiter's own sleeps are skipped; the outcome, and the waits between reads that failed."""
     from types import SimpleNamespace
 
     import botocore.waiter
-    from botocore.exceptions import ClientError
-
-    from tests.botocore_events import on_operation
 
     monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=lambda _: None))
-    create(aws, OLD, "webordinary-old-queue")
-    client = aws.get_client("cloudformation")
     waited: list[float] = []
-    stacks = CloudFormationStacks(client, keep=aws.targets.stacks, sleep=waited.append)
-    judged = stacks.describe(OLD)
-    asked: list[str] = []
-    answered: list[str] = []  # the calls after DeleteStack that went unthrottled
 
-    def asking(model, **_):
-        asked.append(model.name)
-        if "DeleteStack" in asked[:-1] and throttled(model.name, asked[asked.index("DeleteStack") + 1:]):
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
-        if "DeleteStack" in asked[:-1]:
-            answered.append(model.name)
+    def seen_as(answered: list[str]) -> dict[str, str]:
+        return {"StackStatus": "DELETE_IN_PROGRESS"} if deleting and "DescribeStackEvents" not in answered else {}
 
-    def in_progress(parsed, **_):
-        if deleting and "DeleteStack" in asked and answered.count("DescribeStackEvents") == 0:
-            for stack in parsed.get("Stacks", []):
-                stack["StackStatus"] = "DELETE_IN_PROGRESS"
-
-    with on_operation(client, "before-call", asking, operation=None), \
-            on_operation(client, "after-call", in_progress, operation="DescribeStacks"):
-        outcome = stacks.delete(OLD, timeout_seconds=timeout_seconds, on_progress=progress.append, judged=judged)
-    return outcome, waited
+    with played_after_delete_stack(aws, throttled, waited, seen_as) as (stacks, judged, _):
+        return stacks.delete(OLD, timeout_seconds=timeout_seconds, on_progress=progress.append, judged=judged), waited
 
 
 def test_a_throttled_read_of_a_deletions_events_backs_off_as_a_throttled_poll_does(aws, monkeypatch):
