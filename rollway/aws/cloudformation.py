@@ -17,8 +17,8 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
-from rollway.bounds import duration_said
 from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
+from rollway.bounds import duration_said
 from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
