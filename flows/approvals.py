@@ -101,7 +101,8 @@ class ApprovalInput(RunInput):
 
 
 class CancelledWhilePaused(Exception):
-    """The run was cancelled while it waited for an answer.
+    """The run was cancelled at its pause: while it waited for an answer, before it began to, or
+    as it took one.
 
     An ordinary exception on purpose: the flow engine proposes Failed, the server keeps the
     cancellation (a Cancelling run may only become Cancelled), and the engine runs the flow's
@@ -120,13 +121,14 @@ class MarkedCrashed(PauseInterrupted):
     stays where it is, for a new run to take over, so this run stops without rolling it back."""
 
 
-def _stop_if_cancelled(state: State) -> None:
-    """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
+def _stop_if_cancelled(state: State, when: str = "while it waited for an answer") -> None:
+    """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done;
+    ``when``: the moment of the pause the run found it at, as its message says it."""
     if state.is_cancelling() or state.is_cancelled():
         # Escaped: a message set through the API is anyone's words, shown in the run's log.
         said = on_one_line(own_words(state.message))
         why = f" ({said})" if said else ""
-        raise CancelledWhilePaused(f"the run was cancelled while it waited for an answer{why}")
+        raise CancelledWhilePaused(f"the run was cancelled {when}{why}")
 
 
 def _expired(state: State, paused: State) -> bool:
@@ -366,14 +368,24 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         expired_meanwhile()
         if isinstance(refused, NotTaken):  # not a refusal: the server kept failing to take it
             raise RuntimeError(f"the run could not pause for an approval: {refused}") from refused
+        if isinstance(refused, LeftElsewhere) and refused.state is not None:
+            # Aborted for a cancellation (a Cancelled run's pause, or one proposed as a person's cancel
+            # was written): said as the refusal of an API, the run failed, its failure hook rolled
+            # back, and its cancellation was never said.
+            _stop_if_cancelled(refused.state, _BEFORE_THE_PAUSE)
         raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
-    _stop_if_cancelled(state)
+    _stop_if_cancelled(state, _BEFORE_THE_PAUSE)
     if not state.is_paused():
         expired_meanwhile()
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
     keyset = state.state_details.run_input_keyset
     through(lambda: _save_form(client, run_id, form, keyset))
     return state
+
+
+# When a cancellation the pause's proposal met was made: before the run waited (it may have paused
+# all the same, on a try whose answer an outage lost, and been cancelled then).
+_BEFORE_THE_PAUSE = "before it began to wait for an answer"
 
 
 def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
