@@ -148,6 +148,15 @@ def _left_for(state: State) -> PauseInterrupted:
     )
 
 
+def _stateless(aborted: Abort | None = None) -> PauseInterrupted:
+    """The error for a run read without any state as it leaves its pause: after the server
+    ``aborted`` its Running (None: at a read of its own). Checked as any other state, None failed
+    the run on an AttributeError that said nothing of it."""
+    how = (f"the Prefect server aborted the run's Running as it left its pause ({on_one_line(str(aborted))}), and "
+           "then read" if aborted is not None else "the Prefect API read")
+    return PauseInterrupted(f"{how} the run without any state: stopping rather than guess where it is")
+
+
 def _unreachable(err: Exception) -> bool:
     """Whether ``err`` says the Prefect API is away (down, restarting, overloaded), not that it
     refused the request: another try later may be answered. A 429 or 408 (the API, or a proxy in
@@ -861,7 +870,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
 
     Raises:
         CancelledWhilePaused: the run was cancelled in the meantime.
-        PauseInterrupted: it was moved to any other state.
+        PauseInterrupted: it was moved to any other state, or read without any.
         NotTaken: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the run
             left where it was (``propose_state``).
     """
@@ -880,6 +889,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             # very moment, the likeliest writer to have had the server's database busy. Taken where
             # it is (read by the proposal), as before any proposal: raised, Prefect's Abort went out
             # of the run, left Running on the person's answer (or Cancelling) with nothing to run it.
+            if left.state is None:
+                raise _stateless(left) from left
             state = left.state
     _stop_if_cancelled(state)
     if not state.is_running():

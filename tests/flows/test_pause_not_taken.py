@@ -21,8 +21,8 @@ from prefect.exceptions import Abort
 from prefect.states import Cancelled, Cancelling, Paused, Running
 
 import flows.approvals
-from flows.approvals import (ApprovalInput, CancelledWhilePaused, _back_to_running, _pause, prefect_approver,
-                             propose_state)
+from flows.approvals import (ApprovalInput, CancelledWhilePaused, PauseInterrupted, _back_to_running, _pause,
+                             prefect_approver, propose_state)
 from rollway.decide import Pause
 from rollway.spec import Approvals
 from tests.flows.test_approvals import bare, paused_run
@@ -194,3 +194,26 @@ def test_a_run_cancelled_before_it_pauses_stops_as_cancelled(cancel):
     with pytest.raises(CancelledWhilePaused) as stopped:
         cancelled_then_paused(cancel)
     assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
+
+
+def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_saying_so():
+    """The server aborts the run's Running as it leaves its pause, and the run's read after it has
+    no state: the run went on to ask whether None was a cancellation, and failed on an
+    AttributeError ('NoneType' object has no attribute 'is_cancelling') that said nothing of it."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            server_fails_to_take(monkeypatch, StateType.RUNNING, times=1)
+            original, reads = SyncPrefectClient.read_flow_run, []
+
+            def without_a_state_after_the_abort(self, *args, **kwargs):
+                run = original(self, *args, **kwargs)
+                reads.append(1)
+                return run if len(reads) == 1 else run.model_copy(update={"state": None})
+
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_run", without_a_state_after_the_abort)
+            with pytest.raises(PauseInterrupted) as stopped:
+                _back_to_running(client, run_id, paused)
+    assert str(stopped.value) == (
+        f"the Prefect server aborted the run's Running as it left its pause ({BUSY}), and then read the run without "
+        "any state: stopping rather than guess where it is"), stopped.value
