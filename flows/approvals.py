@@ -871,8 +871,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
     Raises:
         CancelledWhilePaused: the run was cancelled in the meantime.
         PauseInterrupted: it was moved to any other state, or read without any.
-        NotTaken: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the run
-            left where it was (``propose_state``).
+        RuntimeError: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the
+            run left where it was (``propose_state``'s NotTaken).
     """
     state = through(lambda: client.read_flow_run(run_id).state)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
@@ -892,6 +892,14 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             if left.state is None:
                 raise _stateless(left) from left
             state = left.state
+        except NotTaken as not_taken:
+            # An ordinary error, not Prefect's Abort: raised as that, it went out of the run, which
+            # ended with no state of its own and no hook run, left Paused with its rollout at the
+            # canary's weights and nothing watching it. Failed, the run's failure hook rolls back.
+            raise RuntimeError(
+                f"the run could not leave its pause: {not_taken}. It fails here, for its failure hook to roll the "
+                "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
+                "answer to it, and `rollway abort` rolls the rollout back") from not_taken
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)

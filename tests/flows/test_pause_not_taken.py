@@ -217,3 +217,31 @@ def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_
     assert str(stopped.value) == (
         f"the Prefect server aborted the run's Running as it left its pause ({BUSY}), and then read the run without "
         "any state: stopping rather than guess where it is"), stopped.value
+
+
+def test_a_run_the_server_never_lets_leave_its_pause_fails_saying_so_and_its_failure_hook_acts(monkeypatch):
+    """The pause times out, and the server fails to take the run's Running every time: NotTaken, a
+    Prefect Abort, went out of the run, which ended without a state of its own and with no hook run:
+    the Prefect run stayed Paused, nothing rolled the rollout back, and nothing said why. The run
+    now fails, saying it could not leave its pause, and its failure hook acts."""
+    monkeypatch.setattr(flows.approvals, "ABORTED_FIRST_WAIT_SECONDS", 0.01)
+    hooked = []
+
+    def timed_out_as_the_server_fails(client, run_id, paused, deadline, poll_interval, watch=None):
+        server_fails_to_take(monkeypatch, StateType.RUNNING, times=None)
+        return 0.0  # the pause timed out, on time
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", timed_out_as_the_server_fails)
+
+    @flow(name="left-paused", on_failure=[lambda _flow, run, state: hooked.append(state)])
+    def left_paused() -> str:
+        approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=1)
+        return approver(Pause(reason="approval needed before 25%", cause="approval", stage_index=1), "summary").action
+
+    with pytest.raises(RuntimeError) as failed:
+        left_paused()
+    said = (f"the run could not leave its pause: the Prefect server failed to take the run's Running "
+            f"{flows.approvals.ABORTED_TRIES} times in a row, the run still Paused each time ({BUSY})")
+    assert str(failed.value).startswith(said), failed.value
+    assert [state.type for state in hooked] == [StateType.FAILED], hooked
+    assert said in hooked[0].message, hooked[0].message
