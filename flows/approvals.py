@@ -139,12 +139,15 @@ def _expired(state: State, paused: State) -> bool:
     return state.is_failed() and deadline is not None and state.timestamp >= deadline
 
 
-def _left_for(state: State) -> PauseInterrupted:
+def _left_for(state: State, when: str | None = None) -> PauseInterrupted:
+    """The error for a run found in ``state``, neither Running nor a cancellation, as it leaves its
+    pause; ``when``: the moment it found it at, once it had left the pause through a resume."""
     # Set by a person or the API: no exception came with it, and its message may be none.
     name = state.name or state.type.value
+    said = end_said(state.message, None, name)
     return (MarkedCrashed if state.is_crashed() else PauseInterrupted)(
-        f"the run left its approval pause for {name} ({end_said(state.message, None, name)}), not through a "
-        "resume; stopping"
+        f"the run left its approval pause for {name} ({said}), not through a resume; stopping" if when is None
+        else f"the run was moved to {name} ({said}) {when}; stopping"
     )
 
 
@@ -905,6 +908,39 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         raise _left_for(state)
 
 
+def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
+               through: Callable[[Callable[[], T]], T]) -> None:
+    """Say ``message`` on the run's Running: it left its pause as unanswered, and then found the
+    answer it acts on. Never over a state set meanwhile (``when``: that moment, as the errors say
+    it): a cancellation stops the run as one at its pause does, any other state stops it as it is.
+    The state is read before the proposal, as ``_back_to_running`` does: the server takes Running
+    over Cancelled or Failed, and its refusal of Running for a Cancelling run changes nothing.
+
+    Raises:
+        CancelledWhilePaused: the run was cancelled meanwhile.
+        PauseInterrupted: it was moved to any other state, or read without any.
+    """
+    state = through(lambda: client.read_flow_run(run_id).state)
+    if state is not None and state.is_running():
+        try:
+            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
+        except LeftElsewhere as left:  # a person's cancel written as the server was busy
+            if left.state is None:
+                raise _stateless(left) from left
+            state = left.state
+        except NotTaken as not_taken:
+            # Running all the same, only its words not the answer's: the person was told it was taken.
+            # Raised as Prefect's Abort, it went out of the run, left Running with nothing to run it.
+            get_run_logger().warning("the run's Running could not say it acts on the answer (%s): it acts on it all "
+                                     "the same, its state not saying so", not_taken)
+            return
+    if state is None:
+        raise _stateless()
+    _stop_if_cancelled(state, when)
+    if not state.is_running():
+        raise _left_for(state, when)
+
+
 def _given_answer(client: SyncPrefectClient, form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput:
     """The answer stored with a resume of the pause ``paused``, read as ``RunInput.load`` reads it
     (none stored: the form built from nothing), through ``client``: ``load`` opens an unbounded
@@ -1100,9 +1136,10 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 if given is not None:
                     # Its resume landed between the read of Paused and the run's Running, which then
                     # said "unanswered" over it: said again as it is, the run acting on that answer.
-                    through(lambda: propose_state(client, Running(
-                        message=f"answered at its {pause.cause} pause's timeout ({_said(_answer_of(given))}): "
-                                "it acts on that answer"), run_id), timed, policy)
+                    _acting_on(client, run_id, f"answered at its {pause.cause} pause's timeout "
+                               f"({_said(_answer_of(given))}): it acts on that answer",
+                               f"as it took the answer given at its {pause.cause} pause's timeout, before acting on it",
+                               lambda call: through(call, timed, policy))
             if given is not None:
                 return _heard_answer(client, run_id, paused, poll_interval, given)
         # Carried by the answer's comment into the ledger's reason and the rollback's page: the log alone
