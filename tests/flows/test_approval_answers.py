@@ -47,6 +47,28 @@ def run(env, spec, approver):
     return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
 
 
+def answered_at_the_deadline(answer: dict, runs: list | None = None):
+    """A ``_wait_for_resume`` whose last poll saw Paused and the deadline gone, the person's
+    ``answer`` landing right after it; the run's id is added to ``runs``."""
+    import time
+
+    from prefect.flow_runs import resume_flow_run
+
+    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval, watch=None):
+        for _ in range(50):
+            try:
+                resume_flow_run(run_id, run_input=answer)
+                break
+            except RuntimeError:  # not paused yet
+                time.sleep(0.2)
+        assert client.read_flow_run(run_id).state.is_running()
+        if runs is not None:
+            runs.append(run_id)
+        return False  # as the wait ends on a pause past its deadline
+
+    return last_poll_then_the_answer_lands
+
+
 def test_an_approvers_name_cannot_write_markdown_into_the_next_form():
     env = fake_environment()
     env.ledger = FakeLedger()
@@ -125,23 +147,10 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
     """The run's deadline falls just before the server's. A resume landing between the last
     poll and the run's own return to Running was accepted by the server (the person was told
     so), and the timeout policy replaced it: a reject became a hold."""
-    import time
-
-    from prefect.flow_runs import resume_flow_run
-
     import flows.approvals
 
-    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval, watch=None):
-        for _ in range(50):
-            try:
-                resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
-                break
-            except RuntimeError:  # not paused yet
-                time.sleep(0.2)
-        assert client.read_flow_run(run_id).state.is_running()
-        return False  # the last poll saw Paused and the deadline gone
-
-    monkeypatch.setattr(flows.approvals, "_wait_for_resume", last_poll_then_the_answer_lands)
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume",
+                        answered_at_the_deadline({"action": "reject", "approver": "erin", "comment": "roll back"}))
 
     answer = paused_once()
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
@@ -197,12 +206,9 @@ def test_an_answer_found_at_the_timeout_is_not_acted_on_over_what_a_person_set_m
     all the same; it took it over Failed, the person's state overwritten; and its abort, the server
     busy as the cancel was written, sent Prefect's Abort out of the run, which ended with no hook
     run. It now stops as a run cancelled at its pause does, and leaves any other state as it is."""
-    import time
-
     from prefect import get_client
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
-    from prefect.flow_runs import resume_flow_run
     from prefect.states import Cancelling, Failed
 
     import flows.approvals
@@ -211,16 +217,6 @@ def test_an_answer_found_at_the_timeout_is_not_acted_on_over_what_a_person_set_m
     original_set, real_stored, runs = SyncPrefectClient.set_flow_run_state, flows.approvals._stored_answer, []
     person = (Failed(message="marked failed from the UI") if meanwhile == "marked failed"
               else Cancelling(message="cancelled from the UI"))
-
-    def answered_as_it_timed_out(client, run_id, paused, deadline, poll_interval, watch=None):
-        for _ in range(50):
-            try:
-                resume_flow_run(run_id, run_input={"action": "approve", "approver": "erin", "comment": "go"})
-                break
-            except RuntimeError:  # not paused yet
-                time.sleep(0.2)
-        runs.append(run_id)
-        return False  # the last poll saw Paused and the deadline gone
 
     def found_then_a_person_acts(client, form, paused, run_id):
         given = real_stored(client, form, paused, run_id)
@@ -234,7 +230,8 @@ def test_an_answer_found_at_the_timeout_is_not_acted_on_over_what_a_person_set_m
                 reason="Error validating state: OperationalError('database is locked')"))
         return original_set(self, flow_run_id, state, force=force)
 
-    monkeypatch.setattr(flows.approvals, "_wait_for_resume", answered_as_it_timed_out)
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume",
+                        answered_at_the_deadline({"action": "approve", "approver": "erin", "comment": "go"}, runs))
     if meanwhile == "cancelled as the server fails to take it":
         monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state", acts_as_the_server_fails)
     else:
@@ -262,25 +259,14 @@ def test_an_answer_found_at_the_timeout_is_acted_on_though_the_server_never_take
     to take every time, the run still Running: Prefect's Abort went out of the run, left Running
     with nothing to run it, and the answer the person was told was taken was never acted on."""
     import logging
-    import time
 
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
-    from prefect.flow_runs import resume_flow_run
 
     import flows.approvals
 
     monkeypatch.setattr(flows.approvals, "ABORTED_FIRST_WAIT_SECONDS", 0.01)
     original_set = SyncPrefectClient.set_flow_run_state
-
-    def answered_as_it_timed_out(client, run_id, paused, deadline, poll_interval, watch=None):
-        for _ in range(50):
-            try:
-                resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
-                break
-            except RuntimeError:  # not paused yet
-                time.sleep(0.2)
-        return False  # the last poll saw Paused and the deadline gone
 
     def never_takes_it(self, flow_run_id, state, force=False):
         if state.is_running() and (state.message or "").startswith("answered at"):
@@ -288,7 +274,8 @@ def test_an_answer_found_at_the_timeout_is_acted_on_though_the_server_never_take
                 reason="Error validating state: OperationalError('database is locked')"))
         return original_set(self, flow_run_id, state, force=force)
 
-    monkeypatch.setattr(flows.approvals, "_wait_for_resume", answered_as_it_timed_out)
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume",
+                        answered_at_the_deadline({"action": "reject", "approver": "erin", "comment": "roll back"}))
     monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state", never_takes_it)
     with caplog.at_level(logging.WARNING):
         answer = paused_once()
