@@ -101,7 +101,8 @@ class ApprovalInput(RunInput):
 
 
 class CancelledWhilePaused(Exception):
-    """The run was cancelled while it waited for an answer.
+    """The run was cancelled at its pause: while it waited for an answer, before it began to, or
+    as it took one.
 
     An ordinary exception on purpose: the flow engine proposes Failed, the server keeps the
     cancellation (a Cancelling run may only become Cancelled), and the engine runs the flow's
@@ -120,13 +121,14 @@ class MarkedCrashed(PauseInterrupted):
     stays where it is, for a new run to take over, so this run stops without rolling it back."""
 
 
-def _stop_if_cancelled(state: State) -> None:
-    """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
+def _stop_if_cancelled(state: State, when: str = "while it waited for an answer") -> None:
+    """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done;
+    ``when``: the moment of the pause the run found it at, as its message says it."""
     if state.is_cancelling() or state.is_cancelled():
         # Escaped: a message set through the API is anyone's words, shown in the run's log.
         said = on_one_line(own_words(state.message))
         why = f" ({said})" if said else ""
-        raise CancelledWhilePaused(f"the run was cancelled while it waited for an answer{why}")
+        raise CancelledWhilePaused(f"the run was cancelled {when}{why}")
 
 
 def _expired(state: State, paused: State) -> bool:
@@ -137,13 +139,25 @@ def _expired(state: State, paused: State) -> bool:
     return state.is_failed() and deadline is not None and state.timestamp >= deadline
 
 
-def _left_for(state: State) -> PauseInterrupted:
+def _left_for(state: State, when: str | None = None) -> PauseInterrupted:
+    """The error for a run found in ``state``, neither Running nor a cancellation, as it leaves its
+    pause; ``when``: the moment it found it at, once it had left the pause through a resume."""
     # Set by a person or the API: no exception came with it, and its message may be none.
     name = state.name or state.type.value
+    said = end_said(state.message, None, name)
     return (MarkedCrashed if state.is_crashed() else PauseInterrupted)(
-        f"the run left its approval pause for {name} ({end_said(state.message, None, name)}), not through a "
-        "resume; stopping"
+        f"the run left its approval pause for {name} ({said}), not through a resume; stopping" if when is None
+        else f"the run was moved to {name} ({said}) {when}; stopping"
     )
+
+
+def _stateless(aborted: Abort | None = None) -> PauseInterrupted:
+    """The error for a run read without any state as it leaves its pause: after the server
+    ``aborted`` its Running (None: at a read of its own). Checked as any other state, None failed
+    the run on an AttributeError that said nothing of it."""
+    how = (f"the Prefect server aborted the run's Running as it left its pause ({on_one_line(str(aborted))}), and "
+           "then read" if aborted is not None else "the Prefect API read")
+    return PauseInterrupted(f"{how} the run without any state: stopping rather than guess where it is")
 
 
 def _unreachable(err: Exception) -> bool:
@@ -366,14 +380,24 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         expired_meanwhile()
         if isinstance(refused, NotTaken):  # not a refusal: the server kept failing to take it
             raise RuntimeError(f"the run could not pause for an approval: {refused}") from refused
+        if isinstance(refused, LeftElsewhere) and refused.state is not None:
+            # Aborted for a cancellation (a Cancelled run's pause, or one proposed as a person's cancel
+            # was written): said as the refusal of an API, the run failed, its failure hook rolled
+            # back, and its cancellation was never said.
+            _stop_if_cancelled(refused.state, _BEFORE_THE_PAUSE)
         raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
-    _stop_if_cancelled(state)
+    _stop_if_cancelled(state, _BEFORE_THE_PAUSE)
     if not state.is_paused():
         expired_meanwhile()
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
     keyset = state.state_details.run_input_keyset
     through(lambda: _save_form(client, run_id, form, keyset))
     return state
+
+
+# When a cancellation the pause's proposal met was made: before the run waited (it may have paused
+# all the same, on a try whose answer an outage lost, and been cancelled then).
+_BEFORE_THE_PAUSE = "before it began to wait for an answer"
 
 
 def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
@@ -849,9 +873,9 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
 
     Raises:
         CancelledWhilePaused: the run was cancelled in the meantime.
-        PauseInterrupted: it was moved to any other state.
-        NotTaken: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the run
-            left where it was (``propose_state``).
+        PauseInterrupted: it was moved to any other state, or read without any.
+        RuntimeError: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the
+            run left where it was (``propose_state``'s NotTaken).
     """
     state = through(lambda: client.read_flow_run(run_id).state)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
@@ -868,10 +892,53 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             # very moment, the likeliest writer to have had the server's database busy. Taken where
             # it is (read by the proposal), as before any proposal: raised, Prefect's Abort went out
             # of the run, left Running on the person's answer (or Cancelling) with nothing to run it.
+            if left.state is None:
+                raise _stateless(left) from left
             state = left.state
+        except NotTaken as not_taken:
+            # An ordinary error, not Prefect's Abort: raised as that, it went out of the run, which
+            # ended with no state of its own and no hook run, left Paused with its rollout at the
+            # canary's weights and nothing watching it. Failed, the run's failure hook rolls back.
+            raise RuntimeError(
+                f"the run could not leave its pause: {not_taken}. It fails here, for its failure hook to roll the "
+                "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
+                "answer to it, and `rollway abort` rolls the rollout back") from not_taken
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)
+
+
+def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
+               through: Callable[[Callable[[], T]], T]) -> None:
+    """Say ``message`` on the run's Running: it left its pause as unanswered, and then found the
+    answer it acts on. Never over a state set meanwhile (``when``: that moment, as the errors say
+    it): a cancellation stops the run as one at its pause does, any other state stops it as it is.
+    The state is read before the proposal, as ``_back_to_running`` does: the server takes Running
+    over Cancelled or Failed, and its refusal of Running for a Cancelling run changes nothing.
+
+    Raises:
+        CancelledWhilePaused: the run was cancelled meanwhile.
+        PauseInterrupted: it was moved to any other state, or read without any.
+    """
+    state = through(lambda: client.read_flow_run(run_id).state)
+    if state is not None and state.is_running():
+        try:
+            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
+        except LeftElsewhere as left:  # a person's cancel written as the server was busy
+            if left.state is None:
+                raise _stateless(left) from left
+            state = left.state
+        except NotTaken as not_taken:
+            # Running all the same, only its words not the answer's: the person was told it was taken.
+            # Raised as Prefect's Abort, it went out of the run, left Running with nothing to run it.
+            get_run_logger().warning("the run's Running could not say it acts on the answer (%s): it acts on it all "
+                                     "the same, its state not saying so", not_taken)
+            return
+    if state is None:
+        raise _stateless()
+    _stop_if_cancelled(state, when)
+    if not state.is_running():
+        raise _left_for(state, when)
 
 
 def _given_answer(client: SyncPrefectClient, form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput:
@@ -1069,9 +1136,10 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 if given is not None:
                     # Its resume landed between the read of Paused and the run's Running, which then
                     # said "unanswered" over it: said again as it is, the run acting on that answer.
-                    through(lambda: propose_state(client, Running(
-                        message=f"answered at its {pause.cause} pause's timeout ({_said(_answer_of(given))}): "
-                                "it acts on that answer"), run_id), timed, policy)
+                    _acting_on(client, run_id, f"answered at its {pause.cause} pause's timeout "
+                               f"({_said(_answer_of(given))}): it acts on that answer",
+                               f"as it took the answer given at its {pause.cause} pause's timeout, before acting on it",
+                               lambda call: through(call, timed, policy))
             if given is not None:
                 return _heard_answer(client, run_id, paused, poll_interval, given)
         # Carried by the answer's comment into the ledger's reason and the rollback's page: the log alone

@@ -47,6 +47,28 @@ def run(env, spec, approver):
     return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
 
 
+def answered_at_the_deadline(answer: dict, runs: list | None = None):
+    """A ``_wait_for_resume`` whose last poll saw Paused and the deadline gone, the person's
+    ``answer`` landing right after it; the run's id is added to ``runs``."""
+    import time
+
+    from prefect.flow_runs import resume_flow_run
+
+    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval, watch=None):
+        for _ in range(50):
+            try:
+                resume_flow_run(run_id, run_input=answer)
+                break
+            except RuntimeError:  # not paused yet
+                time.sleep(0.2)
+        assert client.read_flow_run(run_id).state.is_running()
+        if runs is not None:
+            runs.append(run_id)
+        return False  # as the wait ends on a pause past its deadline
+
+    return last_poll_then_the_answer_lands
+
+
 def test_an_approvers_name_cannot_write_markdown_into_the_next_form():
     env = fake_environment()
     env.ledger = FakeLedger()
@@ -125,23 +147,10 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
     """The run's deadline falls just before the server's. A resume landing between the last
     poll and the run's own return to Running was accepted by the server (the person was told
     so), and the timeout policy replaced it: a reject became a hold."""
-    import time
-
-    from prefect.flow_runs import resume_flow_run
-
     import flows.approvals
 
-    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval, watch=None):
-        for _ in range(50):
-            try:
-                resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
-                break
-            except RuntimeError:  # not paused yet
-                time.sleep(0.2)
-        assert client.read_flow_run(run_id).state.is_running()
-        return False  # the last poll saw Paused and the deadline gone
-
-    monkeypatch.setattr(flows.approvals, "_wait_for_resume", last_poll_then_the_answer_lands)
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume",
+                        answered_at_the_deadline({"action": "reject", "approver": "erin", "comment": "roll back"}))
 
     answer = paused_once()
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
@@ -187,6 +196,92 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     # What the run was in while it acted on the answer: its last Running.
     (*_, acting) = [state for state in states if state.is_running()]
     assert "unanswered" not in (acting.message or "") and "reject by erin" in (acting.message or ""), acting.message
+
+
+@pytest.mark.parametrize("meanwhile", ["cancelled", "marked failed", "cancelled as the server fails to take it"])
+def test_an_answer_found_at_the_timeout_is_not_acted_on_over_what_a_person_set_meanwhile(monkeypatch, meanwhile):
+    """An answer that landed at the deadline is found once the run has left its timed-out pause,
+    and a person cancels the run (or marks it Failed) before the run's Running says it acts on that
+    answer. The server refused that Running for the Cancelling run, and the run acted on the answer
+    all the same; it took it over Failed, the person's state overwritten; and its abort, the server
+    busy as the cancel was written, sent Prefect's Abort out of the run, which ended with no hook
+    run. It now stops as a run cancelled at its pause does, and leaves any other state as it is."""
+    from prefect import get_client
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
+    from prefect.states import Cancelling, Failed
+
+    import flows.approvals
+    from flows.approvals import CancelledWhilePaused, PauseInterrupted
+
+    original_set, real_stored, runs = SyncPrefectClient.set_flow_run_state, flows.approvals._stored_answer, []
+    person = (Failed(message="marked failed from the UI") if meanwhile == "marked failed"
+              else Cancelling(message="cancelled from the UI"))
+
+    def found_then_a_person_acts(client, form, paused, run_id):
+        given = real_stored(client, form, paused, run_id)
+        original_set(client, run_id, person, force=True)
+        return given
+
+    def acts_as_the_server_fails(self, flow_run_id, state, force=False):
+        if state.is_running() and (state.message or "").startswith("answered at"):
+            original_set(self, flow_run_id, person)
+            return OrchestrationResult(state=None, status=SetStateStatus.ABORT, details=StateAbortDetails(
+                reason="Error validating state: OperationalError('database is locked')"))
+        return original_set(self, flow_run_id, state, force=force)
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume",
+                        answered_at_the_deadline({"action": "approve", "approver": "erin", "comment": "go"}, runs))
+    if meanwhile == "cancelled as the server fails to take it":
+        monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state", acts_as_the_server_fails)
+    else:
+        monkeypatch.setattr(flows.approvals, "_stored_answer", found_then_a_person_acts)
+
+    stopped = PauseInterrupted if meanwhile == "marked failed" else CancelledWhilePaused
+    with pytest.raises(stopped) as ended:
+        paused_once()
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(runs[0])
+    if meanwhile == "marked failed":
+        assert str(ended.value) == ("the run was moved to Failed (marked failed from the UI) as it took the answer "
+                                    "given at its approval pause's timeout, before acting on it; stopping"), ended.value
+    else:
+        assert str(ended.value) == ("the run was cancelled as it took the answer given at its approval pause's "
+                                    "timeout, before acting on it (cancelled from the UI)"), ended.value
+    # Never Running again after the person's state: nothing acted on the answer over it.
+    set_at = max(i for i, state in enumerate(states) if state.message == person.message)
+    assert not any(state.is_running() for state in states[set_at:]), [(s.name, s.message) for s in states]
+
+
+def test_an_answer_found_at_the_timeout_is_acted_on_though_the_server_never_takes_the_running_saying_so(
+        monkeypatch, caplog):
+    """The Running that says the run acts on an answer found at the timeout is one the server fails
+    to take every time, the run still Running: Prefect's Abort went out of the run, left Running
+    with nothing to run it, and the answer the person was told was taken was never acted on."""
+    import logging
+
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
+
+    import flows.approvals
+
+    monkeypatch.setattr(flows.approvals, "ABORTED_FIRST_WAIT_SECONDS", 0.01)
+    original_set = SyncPrefectClient.set_flow_run_state
+
+    def never_takes_it(self, flow_run_id, state, force=False):
+        if state.is_running() and (state.message or "").startswith("answered at"):
+            return OrchestrationResult(state=None, status=SetStateStatus.ABORT, details=StateAbortDetails(
+                reason="Error validating state: OperationalError('database is locked')"))
+        return original_set(self, flow_run_id, state, force=force)
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume",
+                        answered_at_the_deadline({"action": "reject", "approver": "erin", "comment": "roll back"}))
+    monkeypatch.setattr(SyncPrefectClient, "set_flow_run_state", never_takes_it)
+    with caplog.at_level(logging.WARNING):
+        answer = paused_once()
+    assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
+    said = [r.getMessage() for r in caplog.records if "could not say it acts on the answer" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("it acts on it all the same, its state not saying so"), said
 
 
 def test_the_form_names_the_image_the_service_and_the_live_weights():

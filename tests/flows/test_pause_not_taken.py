@@ -13,6 +13,7 @@ import logging
 import time
 
 import pytest
+from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus, StateAbortDetails
@@ -20,7 +21,10 @@ from prefect.exceptions import Abort
 from prefect.states import Cancelled, Cancelling, Paused, Running
 
 import flows.approvals
-from flows.approvals import ApprovalInput, CancelledWhilePaused, _back_to_running, _pause, propose_state
+from flows.approvals import (ApprovalInput, CancelledWhilePaused, PauseInterrupted, _back_to_running, _pause,
+                             prefect_approver, propose_state)
+from rollway.decide import Pause
+from rollway.spec import Approvals
 from tests.flows.test_approvals import bare, paused_run
 from tests.flows.test_pause_outage import answered_by_dana, pauses_once
 
@@ -155,12 +159,89 @@ def test_an_abort_as_a_person_cancels_is_not_proposed_again(monkeypatch):
 
 def test_a_pause_aborted_as_a_person_cancels_reads_the_run_once_after_the_abort(monkeypatch):
     """The pause, aborted as a person cancels the run, looks whether an earlier try of it landed on
-    the state its proposal read after the abort, and fails the run as refused."""
+    the state its proposal read after the abort, and stops the run as cancelled: refused, it failed
+    the run (its failure hook rolled back, as for any failure), though the person had cancelled it."""
     server_fails_to_take(monkeypatch, StateType.PAUSED, times=None, meanwhile=cancelled_meanwhile)
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(bare, state=Running())
         reads = reads_of_the_run(monkeypatch)
-        with pytest.raises(RuntimeError) as failed:
+        with pytest.raises(CancelledWhilePaused) as stopped:
             _pause(client, run.id, ApprovalInput, time.monotonic() + 60, "approve?", lambda call: call(), "k")
-    assert str(failed.value) == f"the Prefect API refused to pause the run for an approval: {BUSY}", failed.value
+    assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
     assert len(reads) == 2, reads  # by the proposal after its abort, and for a pause expired meanwhile
+
+
+@flow(name="cancelled-before-its-pause")
+def cancelled_then_paused(cancel: str) -> str:
+    """Cancelled (``cancel``: Cancelling or Cancelled, as a person or a runner sets it) just before
+    it pauses once."""
+    from prefect.context import FlowRunContext
+
+    run_id = FlowRunContext.get().flow_run.id
+    with get_client(sync_client=True) as client:
+        state = (Cancelling if cancel == "Cancelling" else Cancelled)(message="cancelled from the UI")
+        client.set_flow_run_state(run_id, state, force=True)
+    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=1)
+    answer = approver(Pause(reason="approval needed before 25%", cause="approval", stage_index=1), "summary")
+    return answer.action
+
+
+@pytest.mark.parametrize("cancel", ["Cancelling", "Cancelled"])
+def test_a_run_cancelled_before_it_pauses_stops_as_cancelled(cancel):
+    """The server refuses to pause a cancelled run: its abort for a Cancelled one (a terminal
+    state) was taken for a refusal to pause, and the run failed ("the Prefect API refused to pause
+    the run"), as if the API had failed, rather than stopping as the cancellation it was."""
+    with pytest.raises(CancelledWhilePaused) as stopped:
+        cancelled_then_paused(cancel)
+    assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
+
+
+def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_saying_so():
+    """The server aborts the run's Running as it leaves its pause, and the run's read after it has
+    no state: the run went on to ask whether None was a cancellation, and failed on an
+    AttributeError ('NoneType' object has no attribute 'is_cancelling') that said nothing of it."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            server_fails_to_take(monkeypatch, StateType.RUNNING, times=1)
+            original, reads = SyncPrefectClient.read_flow_run, []
+
+            def without_a_state_after_the_abort(self, *args, **kwargs):
+                run = original(self, *args, **kwargs)
+                reads.append(1)
+                return run if len(reads) == 1 else run.model_copy(update={"state": None})
+
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_run", without_a_state_after_the_abort)
+            with pytest.raises(PauseInterrupted) as stopped:
+                _back_to_running(client, run_id, paused)
+    assert str(stopped.value) == (
+        f"the Prefect server aborted the run's Running as it left its pause ({BUSY}), and then read the run without "
+        "any state: stopping rather than guess where it is"), stopped.value
+
+
+def test_a_run_the_server_never_lets_leave_its_pause_fails_saying_so_and_its_failure_hook_acts(monkeypatch):
+    """The pause times out, and the server fails to take the run's Running every time: NotTaken, a
+    Prefect Abort, went out of the run, which ended without a state of its own and with no hook run:
+    the Prefect run stayed Paused, nothing rolled the rollout back, and nothing said why. The run
+    now fails, saying it could not leave its pause, and its failure hook acts."""
+    monkeypatch.setattr(flows.approvals, "ABORTED_FIRST_WAIT_SECONDS", 0.01)
+    hooked = []
+
+    def timed_out_as_the_server_fails(client, run_id, paused, deadline, poll_interval, watch=None):
+        server_fails_to_take(monkeypatch, StateType.RUNNING, times=None)
+        return 0.0  # the pause timed out, on time
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", timed_out_as_the_server_fails)
+
+    @flow(name="left-paused", on_failure=[lambda _flow, run, state: hooked.append(state)])
+    def left_paused() -> str:
+        approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=1)
+        return approver(Pause(reason="approval needed before 25%", cause="approval", stage_index=1), "summary").action
+
+    with pytest.raises(RuntimeError) as failed:
+        left_paused()
+    said = (f"the run could not leave its pause: the Prefect server failed to take the run's Running "
+            f"{flows.approvals.ABORTED_TRIES} times in a row, the run still Paused each time ({BUSY})")
+    assert str(failed.value).startswith(said), failed.value
+    assert [state.type for state in hooked] == [StateType.FAILED], hooked
+    assert said in hooked[0].message, hooked[0].message
