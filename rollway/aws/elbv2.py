@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch,
-                                asked_while_throttled, error_code)
+from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, RulesOnPath, TargetNotFound,
+                                WeightMismatch, asked_while_throttled, error_code)
 from rollway.model import ShiftedRule, TargetGroup, Weights
 from rollway.pinning import Pin, find_pin, is_pin_rule
 from rollway.targets import Targets
@@ -604,7 +604,7 @@ class AlbRouter:
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
         where = self._targets.rule_where
         if on_path:
-            raise AdapterError(
+            raise RulesOnPath(
                 f"{len(on_path)} rules on {where} of listener {listener_arn} forward to {groups}, and rollway "
                 f"shifts one: name its host (rule_host) or give it a path of its own: {_listed(on_path)}"
             )
