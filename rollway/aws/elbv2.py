@@ -12,7 +12,6 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -414,11 +413,13 @@ class AlbRouter:
         )
 
     def pin(self, header: str, *, say: Callable[[str], None] = lambda _: None,
-            sleep: Callable[[float], None] = time.sleep) -> Pin | str:
+            sleep: Callable[[float], None] | None = None) -> Pin | str:
         """The listener rule that pins requests carrying ``header`` (``Name: value``) to the canary
         target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``):
         DescribeRules of the listener, read-only, asked again while throttled
-        (``asked_while_throttled``; ``say``, ``sleep``: its line and its wait)."""
+        (``asked_while_throttled``, the one retry of it: a caller bounds it in time, as the validation's
+        ``_elb_read`` does, and asks nothing again; ``say``, ``sleep``: its line and its wait, None:
+        ``time.sleep`` as it is at each wait)."""
         def read() -> tuple[_Resolved, list[dict[str, Any]]]:
             r = self._lookups()
             pages = self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
