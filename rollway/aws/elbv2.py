@@ -514,6 +514,11 @@ class AlbRouter:
         r = gone.looked_up
         try:
             rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
+        except RulesOnPath as err:
+            # Which of them took its place is not known: "put back a rule" would add one more, and
+            # "a rule it did not find" was untrue of several.
+            raise TargetNotFound("listener rule", r.rule_arn, f"it {_deleted_since(self._lookups_made)}, and {err}") \
+                from err
         except AdapterError as err:
             raise self._rule_gone(r) from err
         except ClientError as err:

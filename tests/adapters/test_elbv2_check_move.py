@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import RuleForwardsNowhere
+from rollway.aws.errors import RuleForwardsNowhere, TargetNotFound
 from rollway.model import Weights
 from rollway.weights_read import FirstRead
 
@@ -65,3 +65,29 @@ def test_a_rollbacks_move_refuses_a_rule_forwarding_nowhere_before_its_write_as_
     assert calls == ["DescribeRules"], calls
     assert aws.get_client("elbv2").describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]["Actions"][0][
         "Type"] == "fixed-response"
+
+
+def test_a_rule_gone_with_several_on_its_path_in_its_place_is_refused_saying_to_tell_them_apart(aws, watch_calls):
+    """The rule the rollout recorded was deleted, and two rules on its path (two hosts') forward to both
+    groups: which one took its place is not known. The refusal told people to put back a rule on the
+    path forwarding to the groups, which would make three, and that rollway found none."""
+    elbv2, top = aws.get_client("elbv2"), aws.topology
+    run = AlbRouter(elbv2, aws.targets)
+    run.set_weights(Weights.canary_at(25))
+    router = AlbRouter(elbv2, aws.targets).rolling_back(run.shifted_rule())
+    rule = elbv2.describe_rules(RuleArns=[top.rule_arn])["Rules"][0]
+    elbv2.delete_rule(RuleArn=top.rule_arn)
+    for n, host in enumerate(("a.example.com", "b.example.com"), start=1):
+        elbv2.create_rule(ListenerArn=top.listener_arn, Priority=int(rule["Priority"]) + n, Conditions=[
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}},
+            {"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}], Actions=rule["Actions"])
+    calls = watch_calls(elbv2)
+    for act in (router.check_move, lambda: router.dropping_others(FirstRead()).set_weights(Weights(stable=100, canary=0))):
+        with pytest.raises(TargetNotFound) as refused:
+            act()
+        said = str(refused.value)
+        assert said.startswith(f"listener rule '{top.rule_arn}' not found: it was deleted since the rollout "
+                               "recorded it"), said
+        assert "2 rules on path '/*'" in said and "name its host (rule_host)" in said, said
+        assert "put back a rule" not in said and "did not find" not in said, said
+    assert "ModifyRule" not in calls, calls
