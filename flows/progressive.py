@@ -417,6 +417,7 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     """
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live == record.weights:
+        record = _rule_noted(env, record, owner=owner)
         return flags_back_to_the_stage(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds) \
             if died_holding else record
     now = env.clock.now()
@@ -458,6 +459,17 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
                              stage_started_at=now, stage_passed=False, **rule_recorded(env.router))
+
+
+def _rule_noted(env: Environment, record: RolloutRecord, *, owner: str) -> RolloutRecord:
+    """``record`` with the rule the weights were just read on (``rule_recorded``), when it recorded none
+    (a rollout an older ledger began): a resume finding the recorded weights wrote nothing, and until
+    the next shift, a stage's bake away, a rollback looked the rule up afresh by path, where another rule
+    naming the canary group fails it. Noted alone (``Ledger.note``): no entry, the lease left as it is."""
+    rule = rule_recorded(env.router) if record.shifted_rule is None else {}
+    if not rule:
+        return record
+    return env.ledger.note(record.service, owner=owner, now=env.clock.now(), rollout=record.rollout_id, **rule)
 
 
 def flags_back_to_the_stage(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,

@@ -49,7 +49,7 @@ from flows.untraced import without_traceback
 from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
-from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, ServiceNotStable,
+from rollway.aws.errors import (NOT_TAKEN, AdapterError, AnswerLost, RuleForwardsNowhere, RulesOnPath, ServiceNotStable,
                                 TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.aws.ledger import ledger_failure as failure_said  # ``ledger_failure`` names a parameter here
@@ -272,11 +272,11 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
     after), or another writer changed the rule."""
     t = env.targets
     refused_rule = isinstance(err, TargetNotFound) and err.kind == "listener rule"
-    if refused_rule or isinstance(err, RuleForwardsNowhere):
+    if refused_rule or isinstance(err, (RuleForwardsNowhere, RulesOnPath)):
         # Not "once stable can take the traffic": the rule is the trouble, and each refusal of it says
         # what to put right (the rule gone, another service's on the path, one recorded forwarding to
-        # other groups, one answering by itself). "Once a rule on the path forwards to the groups
-        # again: there is none" was untrue of all but the first.
+        # other groups, one answering by itself, several on the path and none told apart). "Once a
+        # rule on the path forwards to the groups again: there is none" was untrue of all but the first.
         return (f"Run the rollback again ({again}) once what the error above says of the listener rule is put right: "
                 "until then it fails the same way, moving no traffic.")
     if isinstance(err, PermissionDenied):

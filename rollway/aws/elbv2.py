@@ -12,14 +12,13 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch,
-                                asked_while_throttled, error_code)
+from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, RulesOnPath, TargetNotFound,
+                                WeightMismatch, asked_while_throttled, error_code)
 from rollway.model import ShiftedRule, TargetGroup, Weights
 from rollway.pinning import Pin, find_pin, is_pin_rule
 from rollway.targets import Targets
@@ -162,19 +161,24 @@ class AlbRouter:
         would refuse at its write, for a rollback that writes something else first (the stable service
         scaled up to carry all the traffic): its lookup (``resolve``: with none recorded, another
         service's rule on the path; a recorded rule whose groups are not the targets'), then the rule
-        it holds read (DescribeRules) and, gone, looked for again on its path as the move looks for it
-        (``_found_again``: none there, or another service's). Nothing of that look is kept: the move
-        looks for itself, and says which rule it went over. Made before any write of the rollback, a
-        refusal left it scaled up for a move it would never make.
+        it holds read (DescribeRules) and judged as the move judges it (``_moved_over``: one forwarding to
+        no target group, a maintenance page or a redirect put on it by hand) and, gone, looked for again
+        on its path as the move looks for it (``_found_again``: none there, or another service's). The
+        lookup is kept, as any router's (``resolve``: the load balancer, listener, groups and rule, shared
+        with the router it reads for), and the move writes over the rule it names; the look for a rule
+        gone is not: the move looks for itself, and says which rule it went over. Made before any write
+        of the rollback, a refusal left it scaled up for a move it would never make.
 
         Raises:
             TargetNotFound, AdapterError: what the move would refuse.
         """
         r = self._lookups()
         try:
-            self._described(r)
+            rule = self._described(r)
         except _Gone as gone:
-            self._found_on_path(gone)
+            self._found_on_path(gone)  # one found forwards to both groups, which the move writes over
+            return
+        _moved_over(_judged(rule, r))
 
     def shifted_rule(self) -> ShiftedRule:
         """The rule this router's shifts write and the two groups they shift between, by ARN, for the
@@ -291,7 +295,8 @@ class AlbRouter:
         took taken away from it, and nobody told), and one forwarding with weight 0 to both would
         start sending requests where someone stopped them. A router for a rollback's move to stable
         writes over either all the same (users off the version rolled back come first), says what
-        it drops, and gives back None; and over a rule found gone (deleted, or replaced by a stack
+        it drops, and gives back None, but refuses one forwarding to no target group as a rollout
+        does (``_moved_over``: the forward's weights have no action to go in); and over a rule found gone (deleted, or replaced by a stack
         update under a new ARN) it looks the rule up again as ``resolve`` does and writes over the
         one it finds, which the reads and writes after it use as well, if it forwards to both groups
         (another host's or service's left on the path is refused: ``_not_the_rollouts``). A rule
@@ -332,15 +337,16 @@ class AlbRouter:
         if self._move is None:
             if held.refusal is not None:
                 raise held.refusal
-        elif _stable_alone(rule, r):
-            # A rule forwarding to the stable group alone sends it everything already, whether it is
-            # the rollout's (before its first shift) or another host's on the path that a fresh run's
-            # lookup (the hook's, `rollway abort`'s) found by path alone, the rollout's being gone:
-            # written over, the other's would be given the canary group and lose its stickiness. It
-            # is read back as all on stable, as it is.
-            self._move.read(held.weights)
-            return held.weights
         else:
+            _moved_over(held)
+            if _stable_alone(rule, r):
+                # A rule forwarding to the stable group alone sends it everything already, whether it is
+                # the rollout's (before its first shift) or another host's on the path that a fresh run's
+                # lookup (the hook's, `rollway abort`'s) found by path alone, the rollout's being gone:
+                # written over, the other's would be given the canary group and lose its stickiness. It
+                # is read back as all on stable, as it is.
+                self._move.read(held.weights)
+                return held.weights
             if held.dropped is not None:
                 self._move.dropping(f"{held.dropped} from rule {r.rule_arn}")
             # Told now: a lost answer may have landed, and the write is sent again; only this read
@@ -407,11 +413,13 @@ class AlbRouter:
         )
 
     def pin(self, header: str, *, say: Callable[[str], None] = lambda _: None,
-            sleep: Callable[[float], None] = time.sleep) -> Pin | str:
+            sleep: Callable[[float], None] | None = None) -> Pin | str:
         """The listener rule that pins requests carrying ``header`` (``Name: value``) to the canary
         target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``):
         DescribeRules of the listener, read-only, asked again while throttled
-        (``asked_while_throttled``; ``say``, ``sleep``: its line and its wait)."""
+        (``asked_while_throttled``, the one retry of it: a caller bounds it in time, as the validation's
+        ``_elb_read`` does, and asks nothing again; ``say``, ``sleep``: its line and its wait, None:
+        ``time.sleep`` as it is at each wait)."""
         def read() -> tuple[_Resolved, list[dict[str, Any]]]:
             r = self._lookups()
             pages = self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
@@ -506,6 +514,11 @@ class AlbRouter:
         r = gone.looked_up
         try:
             rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
+        except RulesOnPath as err:
+            # Which of them took its place is not known: "put back a rule" would add one more, and
+            # "a rule it did not find" was untrue of several.
+            raise TargetNotFound("listener rule", r.rule_arn, f"it {_deleted_since(self._lookups_made)}, and {err}") \
+                from err
         except AdapterError as err:
             raise self._rule_gone(r) from err
         except ClientError as err:
@@ -604,7 +617,7 @@ class AlbRouter:
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
         where = self._targets.rule_where
         if on_path:
-            raise AdapterError(
+            raise RulesOnPath(
                 f"{len(on_path)} rules on {where} of listener {listener_arn} forward to {groups}, and rollway "
                 f"shifts one: name its host (rule_host) or give it a path of its own: {_listed(on_path)}"
             )
@@ -717,12 +730,14 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
     forwarded = _forward_weights(rule)
     if not forwarded:
         # A maintenance page or a redirect put on the rule by hand: "weight 0 to both" sent a
-        # person to the console for weights the rule does not have.
+        # person to the console for weights the rule does not have. Said in words as true of a
+        # rollout's read as of a rollback's move (``_moved_over``), which refuse it alike.
         kinds = ", ".join(a.get("Type", "?") for a in rule.get("Actions", [])) or "none"
+        does, last = _answering(rule)
         return _Judged(None, RuleForwardsNowhere(
-            f"rule {r.rule_arn} forwards to no target group (its actions: {kinds}), so no request it matches reaches "
-            "either version, and it holds no weights to read or to set: give the rule back its forward to the two "
-            "target groups first"))
+            f"rule {r.rule_arn} forwards to no target group (its actions: {kinds}): {does}, so none of them reaches "
+            f"either version, and it holds no weights to read or to set: give it back a forward to {r.stable.name} "
+            f"and {r.canary.name} in place of its {last} action first"))
     stable, canary = forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0)
     if stable + canary == 0:
         # Whoever set it stopped the requests the rule matches: a shift would start them again
@@ -732,6 +747,39 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
             "either version, and a shift would start sending them requests again: give the rule the weights it "
             "should have first"))
     return _Judged(_as_percent(stable, canary))
+
+
+def _answering(rule: dict[str, Any]) -> tuple[str, str]:
+    """What a rule forwarding to no target group does with the requests it matches, said by its last
+    action (a maintenance page's fixed response, a redirect), and that action's type."""
+    actions = sorted(rule.get("Actions", []), key=lambda action: action.get("Order", 0))
+    last = actions[-1] if actions else {}
+    kind = last.get("Type", "none")
+    if kind == "fixed-response":
+        status = last.get("FixedResponseConfig", {}).get("StatusCode", "?")
+        return f"it answers the requests it matches itself, with HTTP {status} (fixed-response)", kind
+    if kind == "redirect":
+        # The fields AWS leaves as they came are said as AWS writes them ("#{host}").
+        config = last.get("RedirectConfig", {})
+        to = (f"{config.get('Protocol', '#{protocol}')}://{config.get('Host', '#{host}')}:"
+              f"{config.get('Port', '#{port}')}{config.get('Path', '/#{path}')}")
+        query = config.get("Query")
+        return (f"it redirects the requests it matches (redirect: {config.get('StatusCode', '?')} to "
+                f"{to}{f'?{query}' if query else ''})"), kind
+    return f"its {kind} action takes the requests it matches", kind
+
+
+def _moved_over(held: _Judged) -> None:
+    """Refuse the rule judged ``held`` as a rollback's move to stable refuses it, before its write; it
+    goes over any other, whatever a rollout's refusal of it (a third group is dropped, weight 0 to both
+    written over; a rule forwarding to the stable group alone is left as it is, all on stable already).
+
+    Raises:
+        RuleForwardsNowhere: the rule forwards to no target group (a maintenance page, a redirect):
+            the move's forward has no action to go in, and its write would leave the rule as it is.
+    """
+    if isinstance(held.refusal, RuleForwardsNowhere):
+        raise held.refusal
 
 
 def _stickiness(rule: dict[str, Any]) -> dict[str, Any]:

@@ -93,6 +93,13 @@ class RuleForwardsNowhere(AdapterError):
     not once the stable service can take the traffic, which it could all along."""
 
 
+class RulesOnPath(AdapterError):
+    """More than one listener rule on the rule's path (and host) forwards to the stable or canary group,
+    and which of them rollway shifts is not known: the message names them, and how to tell the one
+    apart (its host in rule_host, or a path of its own). A rollback stopped by it is run again once
+    that is done, not once the stable service can take the traffic, which it could all along."""
+
+
 class OtherGroupsForwarded(PicklableError, AdapterError):
     """A listener rule also forwards to target groups other than stable and canary: a shift
     writing the two alone would silently take that traffic away, and the weights read back would

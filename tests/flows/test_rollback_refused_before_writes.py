@@ -22,7 +22,7 @@ from flows.rollback import execute_rollback
 from rollway.aws.denied import PermissionDenied
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import RuleForwardsNowhere, TargetNotFound
 from rollway.clock import ClockSettings
 from rollway.ledger import RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import ShiftedRule, Weights
@@ -161,3 +161,24 @@ def test_a_rollback_whose_role_may_not_read_the_rule_scales_nothing_first(aws, m
         roll_back("own", env, record)
     assert stable_desired(aws) == STABLE_DESIRED, "the stable service was scaled up by a rollback that was refused"
     assert not set(calls_in_order) & {"UpdateService", "ModifyRule"}, calls_in_order
+
+
+@pytest.mark.parametrize("entry", ["own", "abort"])
+def test_a_rollback_over_a_rule_answering_by_itself_scales_nothing_first(aws, monkeypatch, calls_in_order, caplog,
+                                                                          entry):
+    """A maintenance page (fixed-response) put on the rollout's rule by hand: the check let it through, the
+    stable service was scaled up to carry all the traffic, and the move then failed at its read-back.
+    Refused before any write, the page saying once what the rule does and what to put back."""
+    env, record = rolling_out(aws, monkeypatch, recorded=True, entry=entry)
+    aws.get_client("elbv2").modify_rule(RuleArn=aws.topology.rule_arn, Actions=[{
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "maintenance"}}])
+    calls_in_order.clear()
+    with caplog.at_level(logging.ERROR), pytest.raises(RuleForwardsNowhere, match="it answers the requests it "
+                                                       "matches itself, with HTTP 503 \\(fixed-response\\)"):
+        roll_back(entry, env, record)
+    assert stable_desired(aws) == STABLE_DESIRED, "the stable service was scaled up by a rollback that refused"
+    assert not set(calls_in_order) & {"UpdateService", "ModifyRule"}, calls_in_order
+    (page,) = {r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")}
+    assert page.count("forwards to no target group") == 1 and AGAIN_ONCE_THE_RULE in page, page
+    assert "can take the traffic" not in page, page

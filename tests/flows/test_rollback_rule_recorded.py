@@ -15,15 +15,15 @@ from prefect import flow
 import flows.rollback
 from flows.rollback import finish_rollback, hook_rollback, rollback
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.clock import ClockSettings
 from rollway.fakes import FakeLedger
 from rollway.ledger import RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import ShiftedRule
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
-from tests.flows.test_rollback_move_resent import (ALL_STABLE, ON_CANARY, VERIFY_SECONDS, left_on_the_path, on_moto,
-                                                   replaced_by_a_stack_update)
+from tests.flows.test_rollback_move_resent import (AGAIN_ONCE_THE_RULE, ALL_STABLE, ON_CANARY, VERIFY_SECONDS,
+                                                   left_on_the_path, on_moto, replaced_by_a_stack_update)
 
 IMAGE = "webordinary/edit-container:2.0.0"
 ENTRIES = ["abort", "hook", "resumed"]
@@ -149,6 +149,21 @@ def test_a_rollback_of_a_rollout_an_older_ledger_recorded_no_rule_for_still_move
     result = roll_back(entry, env, record)
     assert result.weights == ALL_STABLE and result.weights_before == ON_CANARY, result
     assert AlbRouter(elbv2, aws.targets).get_weights() == ALL_STABLE
+
+
+def test_a_rollback_finding_several_rules_on_its_path_says_to_run_it_again_once_the_rule_is_named(
+        aws, monkeypatch):
+    """No rule recorded (an older ledger), and another host's rule on the path naming the canary group too:
+    the lookup cannot tell which one the rollout shifted, and says how to name it. The page told people
+    to run the rollback again "once webordinary-edit-service can take the traffic", which it could all
+    along; it fails the same way until the rule is named."""
+    env, elbv2, record = fresh(aws, monkeypatch, recorded=False, entry="abort")
+    named_canary_too(aws, elbv2)
+    with pytest.raises(AdapterError, match="2 rules on path '/\\*' of listener .* name its host \\(rule_host\\)"):
+        roll_back("abort", env, record)
+    subject, body = env.notifier.messages[-1]
+    assert subject.startswith("Rollback FAILED"), (subject, body)
+    assert "can take the traffic" not in body and AGAIN_ONCE_THE_RULE in body, body
 
 
 def test_a_rollouts_shift_records_the_rule_it_wrote_and_its_groups():
