@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, Transition, notice_time, utc
-from rollway.window_page import CHECK_DELIVERY, PageOutcome, answer_outcome, page_outcome
+from rollway.window_page import CHECK_DELIVERY, PageOutcome, answer_outcome, page_outcome, unsent
 
 DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
@@ -119,10 +119,10 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
         then = ("the next run that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, "
                 "or the weekly `advance_phase` tick)")
         refused = _refused(record, owed)
+        page = f"the \"{SUBJECT}\" page of {stable_service}"
         if _lost(refused):
-            return (f"whether the \"{SUBJECT}\" page of {stable_service} was sent is not known "
-                    f"({_why(refused)}): {then}, again if it went out; {CHECK_DELIVERY}", True)
-        return f"the \"{SUBJECT}\" page of {stable_service} was never sent ({_why(refused)}): {then}", True
+            return f"{unsent(page, lost=True, why=_why(refused))}: {then}, again if it went out; {CHECK_DELIVERY}", True
+        return f"{page} was never sent ({_why(refused)}): {then}", True
     sent = _newest_of_the_page(record)
     if sent is None or sent.kind != PAGED:
         return None
