@@ -1138,7 +1138,7 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
                   "at the rollout sends it%s", t.stable_service, record.rollout_id, why_owed(record, owed),
                   _unsent(sent), sent.answer, _AGAIN if sent.lost else "")
         # Recorded as the first refusal was: status, the report and the next late page give SNS's
-        # newest answer, not an older one (a topic mended since) or "died before paging".
+        # newest answer, not an older one (a topic mended since) or that no page was recorded.
         _record_refused(env, record.rollout_id, sent, actor=actor)
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
@@ -1501,15 +1501,15 @@ def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None,
     (said in the log), or None. The window then only watches: a decommission again would record a
     second one and page "Old version decommissioned" twice for a service at 0 already.
 
-    ``page_owed``: that decommission, whose page was never sent, and goes out now: "pages nothing",
+    ``page_owed``: that decommission, whose page is not recorded as sent, and goes out now: "pages nothing",
     logged just before it, read as a contradiction."""
     done = record.last_transition("decommission")
     if done is None:
         return None
     run = f" (run {done.run})" if done.run else ""
     said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
-    clean = ("scales and records nothing, and its only page is that decommission's own, never sent and sent "
-             f"now ({why_owed(record, page_owed)})" if page_owed is not None else "scales, records and pages nothing")
+    clean = ("scales and records nothing, and its only page is that decommission's own, not recorded as sent and "
+             f"sent now ({why_owed(record, page_owed)})" if page_owed is not None else "scales, records and pages nothing")
     get_run_logger().warning(
         "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window %s)%s", said,
         record.rollout_id, clean, "; decommission=true is not acted on" if asked else "")
