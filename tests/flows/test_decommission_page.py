@@ -43,6 +43,24 @@ def dies_at_publish(client):
     return lambda: client.meta.events.unregister("before-parameter-build.*", die)
 
 
+def promoted(aws, env):
+    """A rollout promoted by hand: its record, and the spec it was started with."""
+    promote_by_hand(aws, "start", "promote")
+    record = env.ledger.get(aws.targets.canary_service)
+    return record, RolloutSpec.from_record(record.spec_json)
+
+
+def decommissioned_while(env, record, spec, restore):
+    """A `monitor` run of ``record``'s window, which passes and scales the old service to 0, while a
+    hook holds (``restore``: what the hook's register returned, called once the run is over)."""
+    try:
+        return in_a_flow_run("monitor", lambda: run_monitor(
+            env, spec, window_seconds=180, decommission=True, previous_task_definition=record.previous_task_definition,
+            stable_desired=2, owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
+    finally:
+        restore()
+
+
 def pages(aws, url: str) -> list[tuple[str, str]]:
     got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     for m in got:
@@ -108,19 +126,10 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
     t = aws.targets
     url = inbox(aws)
     with simulated(aws, 0.001) as (env, _):
-        promote_by_hand(aws, "start", "promote")
-        record = env.ledger.get(t.canary_service)
-        spec = RolloutSpec.from_record(record.spec_json)
-        restore = dies_at_publish(aws.get_client("sns"))
-        try:
-            # The window passes and scales the old service to 0; the run dies as it publishes the page.
-            with pytest.raises(Died):
-                in_a_flow_run("monitor", lambda: run_monitor(
-                    env, spec, window_seconds=180, decommission=True,
-                    previous_task_definition=record.previous_task_definition, stable_desired=2,
-                    owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
-        finally:
-            restore()
+        record, spec = promoted(aws, env)
+        # The window passes and scales the old service to 0; the run dies as it publishes the page.
+        with pytest.raises(Died):
+            decommissioned_while(env, record, spec, dies_at_publish(aws.get_client("sns")))
         assert read_back(aws)[1].desired == 0, "the old service was decommissioned"
         assert kinds(aws)[-1] == "decommission", kinds(aws)
         assert pages(aws, url) == [], "nobody was paged"
@@ -273,17 +282,8 @@ def test_a_page_sent_whose_record_the_ledger_refused_is_not_said_never_sent(aws,
     t = aws.targets
     url = inbox(aws)
     with simulated(aws, 0.001) as (env, _):
-        promote_by_hand(aws, "start", "promote")
-        record = env.ledger.get(t.canary_service)
-        spec = RolloutSpec.from_record(record.spec_json)
-        restore = ledger_refuses_paged(aws.get_client("dynamodb"))
-        try:
-            in_a_flow_run("monitor", lambda: run_monitor(
-                env, spec, window_seconds=180, decommission=True,
-                previous_task_definition=record.previous_task_definition, stable_desired=2,
-                owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
-        finally:
-            restore()
+        record, spec = promoted(aws, env)
+        decommissioned_while(env, record, spec, ledger_refuses_paged(aws.get_client("dynamodb")))
         assert kinds(aws)[-1] == "decommission", kinds(aws)
         assert [s for s, _ in pages(aws, url) if s.startswith("Old version decommissioned")], "people were paged"
 
