@@ -1079,7 +1079,8 @@ def _send_page(env: Environment, subject: str, message: str) -> str | PageOutcom
     try:
         return metrics.notify(env.notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
-        # The notifier wraps a lost answer (``AnswerLost``); a bare one (a fake's) is read the same.
+        # rollway.aws.sns wraps a lost answer (``AnswerLost``); a notifier raising botocore's error bare
+        # is read the same.
         lost = isinstance(err, AnswerLost) or answer_lost(err)
         return PageOutcome(subject, str(rollout_said(err, env.targets)), lost)
 
@@ -1501,15 +1502,16 @@ def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None,
     (said in the log), or None. The window then only watches: a decommission again would record a
     second one and page "Old version decommissioned" twice for a service at 0 already.
 
-    ``page_owed``: that decommission, whose page is not recorded as sent, and goes out now: "pages nothing",
-    logged just before it, read as a contradiction."""
+    ``page_owed``: that decommission, whose page is not recorded as sent, and goes out now: "pages
+    nothing", logged just before it, read as a contradiction."""
     done = record.last_transition("decommission")
     if done is None:
         return None
     run = f" (run {done.run})" if done.run else ""
     said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
     clean = ("scales and records nothing, and its only page is that decommission's own, not recorded as sent and "
-             f"sent now ({why_owed(record, page_owed)})" if page_owed is not None else "scales, records and pages nothing")
+             f"sent now ({why_owed(record, page_owed)})" if page_owed is not None
+             else "scales, records and pages nothing")
     get_run_logger().warning(
         "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window %s)%s", said,
         record.rollout_id, clean, "; decommission=true is not acted on" if asked else "")

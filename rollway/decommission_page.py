@@ -81,9 +81,9 @@ def why_owed(record: RolloutRecord, owed: Transition) -> str:
 def _why(refused: Refusal | None) -> str:
     """Why a decommission's page is still owed: SNS's answer when it refused it, or when that answer
     was lost (``refused``, the newest ``decommission-page-refused`` entry after it), else that its
-    run recorded no page (``LATE_WHY``). A page SNS refused was said to be owed because its run died, and nobody
-    looked at the topic or the role; one whose answer was lost said "SNS refused it" of a page SNS
-    may have delivered."""
+    run recorded no page (``LATE_WHY``). A page SNS refused was said to be owed because its run
+    died, and nobody looked at the topic or the role; one whose answer was lost said "SNS refused
+    it" of a page SNS may have delivered."""
     if refused is None:
         return LATE_WHY
     entry, outcome = refused
@@ -116,9 +116,10 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
 
 def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, bool] | None:
     """What `rollway status` says of the newest decommission's page, and whether it is a warning:
-    still owed (nobody was told the old version went), or when, by whom and as which SNS message
-    it went out. None when no decommission of a promoted rollout is in question. The history
-    listed ``decommission-paged`` as any other entry, and nothing said a page was owed."""
+    still owed (not recorded as sent: nobody may have been told the old version went), or when,
+    by whom and as which SNS message it went out. None when no decommission of a promoted rollout
+    is in question. The history listed ``decommission-paged`` as any other entry, and nothing said
+    a page was owed."""
     owed = page_owed(record)
     if owed is not None:
         then = ("the next run that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, "
