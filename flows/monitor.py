@@ -59,7 +59,7 @@ from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
-from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, PageOutcome, page_comment, unsent
+from rollway.window_page import BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, PageOutcome, unsent
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
@@ -712,23 +712,22 @@ def _watch(
     # late (``send_owed_decommission_page``). One SNS refuses leaves it owed too, with SNS's answer
     # recorded: raised, it failed the run as if the window had not been watched (and a rollout
     # run's hooks then acted on a release whose window had passed).
-    message_id, refused, lost = _send_page(
+    sent = _send_page(
         env, page_subject(t.stable_service),
         f"{_passed(spec, window_seconds, counted, resumed)}; {t.stable_service} is scaled to 0."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
     )
-    if refused is not None:
+    if isinstance(sent, PageOutcome):
         # Its answer lost, SNS may have delivered it: the page stays owed all the same (at least once).
         log.error("%s was decommissioned, but %s: %s; the next run that looks at the rollout sends it late%s",
-                  t.stable_service, _unsent(page_subject(t.stable_service), lost), refused,
-                  _AGAIN if lost else "")
+                  t.stable_service, _unsent(sent), sent.answer, _AGAIN if sent.lost else "")
         if unrecorded is None:
-            _record_refused(env, lease.rollout, page_subject(t.stable_service), refused, lost=lost, actor=actor)
+            _record_refused(env, lease.rollout, sent, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
-                             decommission_page=PageOutcome(page_subject(t.stable_service), refused, lost))
+                             decommission_page=sent)
     if unrecorded is None:
-        _record_paged(env, lease.rollout, message_id, actor=actor)
+        _record_paged(env, lease.rollout, sent, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
 
 
@@ -940,17 +939,17 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     log = get_run_logger()
     log.warning(reason)
     subject = f"{subject}: {service or env.targets.stable_service}"
-    _message_id, refused, lost = _send_page(env, subject, reason)
-    if refused is not None and lost:
-        # Sent, and SNS's answer lost: it may have delivered the page, and "nobody was told" sent
-        # people to mend a topic that works while they may have been paged.
-        log.error("%s: %s; %s", _unsent(subject, lost), refused, CHECK_DELIVERY)
-        reason = f"{reason}; {_unsent(subject, lost)}: {refused}; {CHECK_DELIVERY}"
-    elif refused is not None:
-        log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, refused)
-        reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {refused}"
-    page = None if refused is None else PageOutcome(subject, refused, lost)
+    sent = _send_page(env, subject, reason)
+    page = sent if isinstance(sent, PageOutcome) else None
     if page is not None:
+        if page.lost:
+            # Sent, and SNS's answer lost: it may have delivered the page, and "nobody was told" sent
+            # people to mend a topic that works while they may have been paged.
+            log.error("%s: %s; %s", _unsent(page), page.answer, CHECK_DELIVERY)
+            reason = f"{reason}; {_unsent(page)}: {page.answer}; {CHECK_DELIVERY}"
+        else:
+            log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, page.answer)
+            reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {page.answer}"
         # Said only in the log and the result, a Completed run hid it from whoever looks at the
         # rollout: recorded, `rollway status` and the report say it. A write refused (the ledger,
         # or a rollout superseded meanwhile) is logged: raised, it failed the run after all.
@@ -1072,25 +1071,28 @@ def _record_end(env: Environment, rollout: str | None, reason: str, done: Rollba
         record_rollback_end(env, rollout=rollout, actor=actor, reason=reason, result=done)
 
 
-def _send_page(env: Environment, subject: str, message: str) -> tuple[str, None, bool] | tuple[None, str, bool]:
-    """Publish a decommission's page: (its SNS message id, None, False), or (None, SNS's answer in
-    the rollout's words, whether that answer was lost) when the publish failed. Any failure leaves
-    the page owed, the same to the caller, who says so in its own words and records the refusal
-    (``_record_refused``); a lost answer (``AnswerLost``) says the page may have gone out all the same."""
+def _send_page(env: Environment, subject: str, message: str) -> str | PageOutcome:
+    """Publish the page ``subject``: its SNS message id when it went out, else what came of it
+    (``PageOutcome``: SNS's answer in the rollout's words, and whether that answer was lost, the page
+    then maybe delivered all the same), the one reading of a failed publish every caller says and
+    records. Any failure leaves the page unsent to the caller, who says so in its own words."""
     try:
-        return metrics.notify(env.notifier, subject, message), None, False
+        return metrics.notify(env.notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
-        return None, str(rollout_said(err, env.targets)), isinstance(err, AnswerLost) or answer_lost(err)
+        # rollway.aws.sns wraps a lost answer (``AnswerLost``); a notifier raising botocore's error bare
+        # is read the same.
+        lost = isinstance(err, AnswerLost) or answer_lost(err)
+        return PageOutcome(subject, str(rollout_said(err, env.targets)), lost)
 
 
 _AGAIN = f" (again, if it went out); {CHECK_DELIVERY}"
 """What follows a page still owed whose answer was lost: the next run's may be the second one."""
 
 
-def _unsent(subject: str, lost: bool) -> str:
-    """What came of the page ``subject`` a publish failed on: not sent (SNS refused it), or not known
-    (``lost``: its answer lost, SNS may have delivered it)."""
-    return unsent(f"its \"{subject}\" page", lost=lost)
+def _unsent(page: PageOutcome) -> str:
+    """What came of ``page``, whose publish failed: not sent (SNS refused it), or not known (its
+    answer lost, SNS may have delivered it)."""
+    return unsent(f"its \"{page.subject}\" page", lost=page.lost)
 
 
 def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str) -> None:
@@ -1104,13 +1106,12 @@ def _record_paged(env: Environment, rollout: str | None, message_id: str, *, act
                                "run that looks at the rollout will send it again", unrecorded)
 
 
-def _record_refused(env: Environment, rollout: str | None, subject: str, refused: str, *, lost: bool,
-                    actor: str) -> None:
-    """Record that SNS refused the decommission's page ``subject`` (its answer, ``refused``), or that
-    its answer was lost (``lost``: it may have gone out): the page stays owed, and ``why_owed`` gives
-    the newest answer. Logged, never raised: the window is done, and failing the run would have a
-    rollout run's hooks act on a release whose window passed."""
-    comment = page_comment(subject, refused, lost=lost)
+def _record_refused(env: Environment, rollout: str | None, page: PageOutcome, *, actor: str) -> None:
+    """Record that SNS refused the decommission's ``page``, or that its answer was lost (it may have
+    gone out): the page stays owed, and ``why_owed`` gives the newest answer. Logged, never raised:
+    the window is done, and failing the run would have a rollout run's hooks act on a release whose
+    window passed."""
+    comment = page.said()
     why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, comment, wall=env.wall(), actor=actor), env.targets)
     if why is not None:
         get_run_logger().error("the ledger could not record that SNS refused the decommission's page: %s", why)
@@ -1131,22 +1132,19 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
     if owed is None:
         return False
     t, log = env.targets, get_run_logger()
-    message_id, refused, lost = _send_page(env, page_subject(t.stable_service, late=True),
-                                           late_message(record, owed, t.stable_service))
-    if refused is not None:
+    sent = _send_page(env, page_subject(t.stable_service, late=True), late_message(record, owed, t.stable_service))
+    if isinstance(sent, PageOutcome):
         # "Never paged" was said of a page whose answer was lost: ``why_owed`` says which it was.
         log.error("the page of %s's decommission (rollout %s) is still owed (%s), and %s: %s; the next run that looks "
                   "at the rollout sends it%s", t.stable_service, record.rollout_id, why_owed(record, owed),
-                  _unsent(page_subject(t.stable_service, late=True), lost), refused,
-                  _AGAIN if lost else "")
+                  _unsent(sent), sent.answer, _AGAIN if sent.lost else "")
         # Recorded as the first refusal was: status, the report and the next late page give SNS's
-        # newest answer, not an older one (a topic mended since) or "died before paging".
-        _record_refused(env, record.rollout_id, page_subject(t.stable_service, late=True), refused, lost=lost,
-                        actor=actor)
+        # newest answer, not an older one (a topic mended since) or that no page was recorded.
+        _record_refused(env, record.rollout_id, sent, actor=actor)
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
                 why_owed(record, owed))
-    _record_paged(env, record.rollout_id, message_id, actor=actor)
+    _record_paged(env, record.rollout_id, sent, actor=actor)
     return True
 
 
@@ -1426,7 +1424,7 @@ def monitor(
         without_traceback(DecommissionPageRefused)
         raise DecommissionPageRefused(
             f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but "
-            f"{_unsent(page.subject, page.lost)} ({page.answer}): "
+            f"{_unsent(page)} ({page.answer}): "
             f"the page is owed, and the next run that looks at the rollout sends it late"
             f"{_AGAIN if page.lost else ''}")
     if watched.window_page is not None:
@@ -1504,15 +1502,16 @@ def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None,
     (said in the log), or None. The window then only watches: a decommission again would record a
     second one and page "Old version decommissioned" twice for a service at 0 already.
 
-    ``page_owed``: that decommission, whose page was never sent, and goes out now: "pages nothing",
-    logged just before it, read as a contradiction."""
+    ``page_owed``: that decommission, whose page is not recorded as sent, and goes out now: "pages
+    nothing", logged just before it, read as a contradiction."""
     done = record.last_transition("decommission")
     if done is None:
         return None
     run = f" (run {done.run})" if done.run else ""
     said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
-    clean = ("scales and records nothing, and its only page is that decommission's own, never sent and sent "
-             f"now ({why_owed(record, page_owed)})" if page_owed is not None else "scales, records and pages nothing")
+    clean = ("scales and records nothing, and its only page is that decommission's own, not recorded as sent and "
+             f"sent now ({why_owed(record, page_owed)})" if page_owed is not None
+             else "scales, records and pages nothing")
     get_run_logger().warning(
         "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window %s)%s", said,
         record.rollout_id, clean, "; decommission=true is not acted on" if asked else "")

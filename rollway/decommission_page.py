@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, Transition, notice_time, utc
-from rollway.window_page import CHECK_DELIVERY, PageOutcome, answer_outcome, page_outcome
+from rollway.window_page import CHECK_DELIVERY, PageOutcome, answer_outcome, page_outcome, unsent
 
 DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
@@ -28,7 +28,11 @@ owed, and the late one says why."""
 
 SUBJECT = "Old version decommissioned"
 
-LATE_WHY = "the run that decommissioned died before paging"
+LATE_WHY = ("the run that decommissioned recorded no page sent: it died before paging or before recording its page, "
+            "or the ledger refused that record")
+"""Why a page is owed with no answer of SNS's recorded. The ledger cannot tell these apart, and in
+the last two the page went out: "died before paging" was said of a run that paged and then had its
+``decommission-paged`` write refused, the late page a second one."""
 
 
 def page_owed(record: RolloutRecord | None) -> Transition | None:
@@ -76,10 +80,10 @@ def why_owed(record: RolloutRecord, owed: Transition) -> str:
 
 def _why(refused: Refusal | None) -> str:
     """Why a decommission's page is still owed: SNS's answer when it refused it, or when that answer
-    was lost (``refused``, the newest ``decommission-page-refused`` entry after it), else that the
-    run died before paging. A page SNS refused was said to be owed because its run died, and nobody
-    looked at the topic or the role; one whose answer was lost said "SNS refused it" of a page SNS
-    may have delivered."""
+    was lost (``refused``, the newest ``decommission-page-refused`` entry after it), else that its
+    run recorded no page (``LATE_WHY``). A page SNS refused was said to be owed because its run
+    died, and nobody looked at the topic or the role; one whose answer was lost said "SNS refused
+    it" of a page SNS may have delivered."""
     if refused is None:
         return LATE_WHY
     entry, outcome = refused
@@ -89,9 +93,10 @@ def _why(refused: Refusal | None) -> str:
     return f"SNS refused it: {outcome.answer} {run}"
 
 
-def _lost(refused: Refusal | None) -> bool:
-    """Whether the newest answer to a page still owed (``refused``) was lost: SNS may have delivered it."""
-    return refused is not None and refused[1].lost
+def _may_have_gone_out(refused: Refusal | None) -> bool:
+    """Whether a page still owed may have gone out all the same: no answer of SNS's recorded
+    (``LATE_WHY``: its run may have paged, and not recorded it), or the newest one (``refused``) lost."""
+    return refused is None or refused[1].lost
 
 
 def subject(stable_service: str, *, late: bool = False) -> str:
@@ -103,7 +108,7 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
     run = f", run {decommission.run}" if decommission.run else ""
     when = notice_time(decommission)
     refused = _refused(record, decommission)
-    late = "late, or a second one" if _lost(refused) else "late"
+    late = "late, or a second one" if _may_have_gone_out(refused) else "late"
     return (f"This page is {late}: {_why(refused)}. Rollout {record.rollout_id} of {record.image}: "
             f"{stable_service} was scaled to 0 at {when} (by {decommission.actor}{run}): "
             f"{decommission.comment or 'decommissioned'}.")
@@ -111,18 +116,19 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
 
 def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, bool] | None:
     """What `rollway status` says of the newest decommission's page, and whether it is a warning:
-    still owed (nobody was told the old version went), or when, by whom and as which SNS message
-    it went out. None when no decommission of a promoted rollout is in question. The history
-    listed ``decommission-paged`` as any other entry, and nothing said a page was owed."""
+    still owed (not recorded as sent: nobody may have been told the old version went), or when,
+    by whom and as which SNS message it went out. None when no decommission of a promoted rollout
+    is in question. The history listed ``decommission-paged`` as any other entry, and nothing said
+    a page was owed."""
     owed = page_owed(record)
     if owed is not None:
         then = ("the next run that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, "
                 "or the weekly `advance_phase` tick)")
         refused = _refused(record, owed)
-        if _lost(refused):
-            return (f"whether the \"{SUBJECT}\" page of {stable_service} was sent is not known "
-                    f"({_why(refused)}): {then}, again if it went out; {CHECK_DELIVERY}", True)
-        return f"the \"{SUBJECT}\" page of {stable_service} was never sent ({_why(refused)}): {then}", True
+        page = f"the \"{SUBJECT}\" page of {stable_service}"
+        if _may_have_gone_out(refused):
+            return f"{unsent(page, lost=True, why=_why(refused))}: {then}, again if it went out; {CHECK_DELIVERY}", True
+        return f"{page} was never sent ({_why(refused)}): {then}", True
     sent = _newest_of_the_page(record)
     if sent is None or sent.kind != PAGED:
         return None

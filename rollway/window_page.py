@@ -28,22 +28,25 @@ before ": <canary service>": the breach's incident report names it as the page w
 _LATER_ENDS = ("watched", "decommission", FINALIZE_START)
 
 
-_NOT_KNOWN_WHY = "is not known (SNS's answer was lost: it may have taken it)"
+_LOST_WHY = "SNS's answer was lost: it may have taken it"
 
 
-def unsent(page: str, *, lost: bool) -> str:
+def unsent(page: str, *, lost: bool, why: str = _LOST_WHY) -> str:
     """What came of ``page`` (as said: 'the "<subject>" page', "the decommission's page") when its
-    publish failed: not sent (SNS refused it), or not known (``lost``: SNS's answer never came, and
-    it may have delivered the page). The one wording of the ledger's entry (``page_comment``) and
-    of the monitor's log, result and failure: "was not sent" said of a page SNS may have delivered
-    had nobody look at the topic's delivery logs or tell its subscribers."""
-    return f"whether {page} was sent {_NOT_KNOWN_WHY}" if lost else f"{page} was not sent"
+    publish failed: not sent (SNS refused it), or not known (``lost``: SNS's answer never came, or
+    none was recorded, and the page may have gone out; ``why``: why nobody knows, in the reader's
+    own words, such as SNS's answer and whose run, or that the run recorded no page). The one
+    wording of the ledger's entry (``page_comment``), of the monitor's log, result and failure, and
+    of `rollway status` (``rollway.decommission_page.page_said``): "was not sent" said of a page
+    SNS may have delivered had nobody look at the topic's delivery logs or tell its subscribers."""
+    return f"whether {page} was sent is not known ({why})" if lost else f"{page} was not sent"
 
 
 _NOT_SENT = "\" page was not sent: "
-_NOT_KNOWN = f"\" page was sent {_NOT_KNOWN_WHY}: "
+_NOT_KNOWN = f"\" page was sent is not known ({_LOST_WHY}): "
 """After the page's subject, how an entry whose page SNS refused (``_NOT_SENT``), or whose answer
-was lost (``_NOT_KNOWN``), reads before SNS's answer (``unsent``'s words)."""
+was lost (``_NOT_KNOWN``), reads before SNS's answer (``unsent``'s words). Spelled out, not derived
+from ``unsent``: entries already in the ledger keep these words whatever ``unsent`` says later."""
 
 
 def page_comment(subject: str, answer: str, *, lost: bool) -> str:

@@ -43,6 +43,24 @@ def dies_at_publish(client):
     return lambda: client.meta.events.unregister("before-parameter-build.*", die)
 
 
+def promoted(aws, env):
+    """A rollout promoted by hand: its record, and the spec it was started with."""
+    promote_by_hand(aws, "start", "promote")
+    record = env.ledger.get(aws.targets.canary_service)
+    return record, RolloutSpec.from_record(record.spec_json)
+
+
+def decommissioned_while(env, record, spec, restore):
+    """A `monitor` run of ``record``'s window, which passes and scales the old service to 0, while a
+    hook holds (``restore``: what the hook's register returned, called once the run is over)."""
+    try:
+        return in_a_flow_run("monitor", lambda: run_monitor(
+            env, spec, window_seconds=180, decommission=True, previous_task_definition=record.previous_task_definition,
+            stable_desired=2, owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
+    finally:
+        restore()
+
+
 def pages(aws, url: str) -> list[tuple[str, str]]:
     got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     for m in got:
@@ -108,19 +126,10 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
     t = aws.targets
     url = inbox(aws)
     with simulated(aws, 0.001) as (env, _):
-        promote_by_hand(aws, "start", "promote")
-        record = env.ledger.get(t.canary_service)
-        spec = RolloutSpec.from_record(record.spec_json)
-        restore = dies_at_publish(aws.get_client("sns"))
-        try:
-            # The window passes and scales the old service to 0; the run dies as it publishes the page.
-            with pytest.raises(Died):
-                in_a_flow_run("monitor", lambda: run_monitor(
-                    env, spec, window_seconds=180, decommission=True,
-                    previous_task_definition=record.previous_task_definition, stable_desired=2,
-                    owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
-        finally:
-            restore()
+        record, spec = promoted(aws, env)
+        # The window passes and scales the old service to 0; the run dies as it publishes the page.
+        with pytest.raises(Died):
+            decommissioned_while(env, record, spec, dies_at_publish(aws.get_client("sns")))
         assert read_back(aws)[1].desired == 0, "the old service was decommissioned"
         assert kinds(aws)[-1] == "decommission", kinds(aws)
         assert pages(aws, url) == [], "nobody was paged"
@@ -134,7 +143,8 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
         late = [(s, m) for s, m in sent if s.startswith("Old version decommissioned")]
         assert [s for s, _ in late] == [f"Old version decommissioned (late): {t.stable_service}"], sent
         message = late[0][1]
-        assert "This page is late: the run that decommissioned died before paging" in message, message
+        assert ("This page is late, or a second one: the run that decommissioned recorded no page sent: it died "
+                "before paging") in message, message
         assert f"{t.stable_service} was scaled to 0 at" in message and record.rollout_id in message, message
         paged = env.ledger.get(t.canary_service).last_transition(PAGED)
         assert paged is not None and paged.message_id, kinds(aws)
@@ -246,4 +256,48 @@ def test_a_late_page_sns_refuses_too_is_recorded_and_the_one_sent_says_why_it_wa
         assert len(late) == 1 and "This page is late: SNS refused it: " in late[0], late
         assert "sent late (SNS refused it: " in result.reason and "KMS key is disabled" in result.reason, result.reason
         assert not any("died before paging" in r.getMessage() for r in caplog.records), result.reason
+    assert kinds(aws).count(PAGED) == 1, kinds(aws)
+
+
+def ledger_refuses_paged(client):
+    """DynamoDB refuses every write of a ``decommission-paged`` entry, while the returned hook is registered."""
+    from botocore.exceptions import ClientError
+
+    def refuse(model, params, **_):
+        if model.name == "UpdateItem" and PAGED in json.dumps(params, default=str):
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "the table is unavailable"}},
+                              "UpdateItem")
+
+    client.meta.events.register("before-parameter-build.*", refuse)
+    return lambda: client.meta.events.unregister("before-parameter-build.*", refuse)
+
+
+def test_a_page_sent_whose_record_the_ledger_refused_is_not_said_never_sent(aws, capsys):
+    """The decommission's page went out and DynamoDB refused the ``decommission-paged`` entry after
+    it: the page stays owed (at least once), but `rollway status` said it "was never sent (the run
+    that decommissioned died before paging)", and the late page, a second one, that it was late
+    because that run died. No run died, and people had been paged: neither text may claim it."""
+    import rollway.cli.ops as ops
+
+    t = aws.targets
+    url = inbox(aws)
+    with simulated(aws, 0.001) as (env, _):
+        record, spec = promoted(aws, env)
+        decommissioned_while(env, record, spec, ledger_refuses_paged(aws.get_client("dynamodb")))
+        assert kinds(aws)[-1] == "decommission", kinds(aws)
+        assert [s for s, _ in pages(aws, url) if s.startswith("Old version decommissioned")], "people were paged"
+
+        blocks = saved_blocks(aws)
+        assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+        said = " ".join(capsys.readouterr().out.split())
+        assert "never sent" not in said and "decommissioned died before paging" not in said, said
+        assert (f"whether the \"Old version decommissioned\" page of {t.stable_service} was sent is not known "
+                "(the run that decommissioned recorded no page sent") in said, said
+        assert "again if it went out" in said, said
+
+        progressive_on(env, spec)
+        late = [m for s, m in pages(aws, url) if s.startswith("Old version decommissioned")]
+        assert len(late) == 1 and "This page is late, or a second one: the run that decommissioned recorded no " \
+                                  "page sent" in late[0], late
+        assert "decommissioned died before paging" not in late[0], late
     assert kinds(aws).count(PAGED) == 1, kinds(aws)

@@ -502,15 +502,16 @@ def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_
     target = SimpleNamespace(name="svc-canary", targets=Targets())
     print_status(target, owed, Weights(stable=0, canary=100), None, limit=10)
     out = " ".join(capsys.readouterr().out.split())
-    assert ("the \"Old version decommissioned\" page of webordinary-edit-service was never sent (the run that "
-            "decommissioned died before paging)") in out, out
+    assert ("whether the \"Old version decommissioned\" page of webordinary-edit-service was sent is not known (the "
+            "run that decommissioned recorded no page sent: it died before paging or before recording its page, or "
+            "the ledger refused that record)") in out, out
     assert "the next run that looks at the rollout sends it late" in out, out
     paged = owed.model_copy(update={"history": (*owed.history, Transition(
         at=1_800_000_400.0, kind="decommission-paged", actor="schedule", message_id="sns-9",
         comment="the decommission's page was sent"))})
     print_status(target, paged, Weights(stable=0, canary=100), None, limit=10)
     out = " ".join(capsys.readouterr().out.split())
-    assert "never sent" not in out, out
+    assert "never sent" not in out and "was sent is not known" not in out, out
     assert ("the decommission's page went out at 2027-01-15 08:06:40 UTC (SNS message sns-9, sent by schedule)"
             in out), out
 
