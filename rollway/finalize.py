@@ -42,7 +42,10 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 """How the comment of the ``notice-failed`` entry a finalize records after its ``finalized`` begins
 (SNS's answer after it): the finalize's work is done, the notice people expect is not."""
 
-NOTICE_LATE = "running finalize again sends it late once SNS takes it (it moves nothing)"
+NOTICE_LATE_TO = "running finalize again sends it late{to} once SNS takes it (it moves nothing)"
+"""``NOTICE_LATE`` naming the topic (``to``: " to topic <arn>", or "")."""
+
+NOTICE_LATE = NOTICE_LATE_TO.format(to="")
 """What is said of a "Finalized" notice owed: how it goes out."""
 
 NOTICE_BARRED = ("no finalize sends it late while {barred}: every finalize refuses before its late send, so tell the "
@@ -196,7 +199,9 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     state = finalized_state(targets, runs=result.task_definition, weights=result.weights)
     if result.notice_refused is None:
         return state
-    then = (f"Once SNS takes it (topic {targets.alert_topic}), {NOTICE_LATE}" if result.rollout_id
+    # The topic inside the one sentence: "Once SNS takes it (topic X), " before NOTICE_LATE said it twice.
+    late = NOTICE_LATE_TO.format(to=f" to topic {targets.alert_topic}")
+    then = (late[0].upper() + late[1:] if result.rollout_id
             else UNRECORDED_UNTOLD.format(topic=targets.alert_topic))
     return f"{state}; but {NOTICE_NOT_SENT}{result.notice_refused}. {then}"
 
