@@ -472,9 +472,11 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # The late notice names the release as the first one would have (its tag, pin and revision),
             # unless the stable service runs something else since.
             release = f"{version} ({td})" if version and not changed else runs
-            message_id, refused = _send_owed_notice(env, record, actor, release, live, progress, write_seconds)
+            message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
+                                                            write_seconds)
             # The command prints this step as its closing line: the log, the summary and the terminal agree.
-            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
+            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id,
+                                            refused_late=latest))
             return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                                   pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                                   canary_desired=0, notification_id=message_id, notice_refused=refused,
@@ -604,18 +606,20 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
 
 
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
-                      progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
+                      progress: _Progress, write_seconds: float
+                      ) -> tuple[str | None, str | None, Transition | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
     as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
     message id): status and the report stop saying it was not sent. Refused again, the refusal is
-    recorded (``notice-failed``, SNS's newest answer) and returned, and the run fails saying so, as
-    the first did. (None, None) when no notice is owed. At least once, as the decommission's page: a
+    recorded (``notice-failed``, SNS's newest answer) and returned with its entry (third: what this
+    run says of the notice owed, not the earlier refusal), and the run fails saying so, as the first
+    did. (None, None, None) when no notice is owed. At least once, as the decommission's page: a
     run that dies between the publish and its ``notified`` leaves it owed, and a finalize run sends
     it again while this rollout is the service's newest (a finalize reads no other)."""
     owed = notice_owed(record)
     if owed is None:
-        return None, None
+        return None, None, None
     t, done = env.targets, record.last_transition(DONE)
     body = (f"This notice is late: {refused_said(owed)}.\n\n{t.stable_service} runs {runs} and carries {live.stable}% of "
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
@@ -626,8 +630,9 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))))
     if refused is not None:
         progress.not_sent(refused, late=True)
-        _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds, held=None)
-        return None, refused
+        latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
+                                  held=None)
+        return None, refused, latest
     progress.done(f"sent late the \"Finalized\" notice SNS refused earlier (SNS message id {message_id})")
     try:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
@@ -638,25 +643,30 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): a finalize "
                            "run sends it again while %s is the service's newest rollout; once another starts, none "
                            "does", record.rollout_id, ledger_failure(err, env.targets), record.rollout_id)
-        return message_id, None
+        return message_id, None, None
     progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
-    return message_id, None
+    return message_id, None, None
 
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
-                     owner: str | None, write_seconds: float, held: RolloutRecord | None) -> None:
+                     owner: str | None, write_seconds: float, held: RolloutRecord | None) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``): `rollway status` and the report say it. A write
-    that fails is logged: the run fails anyway, saying the notice was not sent."""
+    that fails is logged: the run fails anyway, saying the notice was not sent.
+
+    Returns:
+        The entry, as recorded (or as it would have been): this run's refusal, as people read it.
+    """
+    entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(), "comment": f"{NOTICE_NOT_SENT}{refused}"}
+    said = Transition(at=env.clock.now(), **entry)
     try:
-        _record(env, record, {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
-                              "comment": f"{NOTICE_NOT_SENT}{refused}"},
-                owner=owner, write_seconds=write_seconds, held=held)
+        _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says the notice was not sent
         progress.log.error("finalize: could not record on rollout %s that its notice was not sent (%s): `rollway "
                            "status` shows it finalized without saying so", record.rollout_id, ledger_failure(err, env.targets))
-        return
+        return said
     progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
+    return said
 
 
 def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: str, actor: str,

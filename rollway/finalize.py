@@ -161,7 +161,7 @@ def last_index(record: RolloutRecord, kind: str) -> int:
 
 
 def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, targets: Targets,
-                      sent_late: str | None = None) -> str:
+                      sent_late: str | None = None, refused_late: Transition | None = None) -> str:
     """What a finalize run says of a rollout finalized already, in its log, its summary and as
     the command's closing line (one sentence, so that the three agree): when and by whom it was
     finalized, and what the services run now (``runs``: the stable service's task definition and,
@@ -171,8 +171,10 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     # A notice SNS refused stays said: "nothing changed" alone read as finalized and announced.
     # ``sent_late``: the message id of the notice owed this run sent (``record`` read before it).
     # A run says this only where it found the load balancer and services as the finalize left them.
+    # ``refused_late``: this run's late send, refused again (its ``notice-failed``): SNS's newest answer,
+    # where the earlier refusal in ``record`` was quoted as if it were still the newest.
     unsent = (f'the "Finalized" notice SNS refused earlier was sent late (SNS message id {sent_late})'
-              if sent_late else notice_not_sent(record, as_left=True))
+              if sent_late else notice_not_sent(record, as_left=True, latest=refused_late))
     return (f"{record.rollout_id} was already finalized{at}: {finalized_state(targets, runs=runs, weights=weights)}; "
             "nothing changed"
             + (f"; {unsent}" if unsent else ""))
@@ -230,15 +232,20 @@ def refused_said(refused: Transition) -> str:
     return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
 
 
-def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False) -> str | None:
+def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False,
+                    latest: Transition | None = None) -> str | None:
     """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
     (``notice_owed``), or None: its run failed after recording the finalize done, and without this
     the rollout read as finalized and announced. A breach recorded since, or ``barred`` (what else a
     finalize the caller saw refuses for), bars the late send (``NOTICE_BARRED``): "running finalize
     again sends it" sent people to a run that refuses. ``as_left``: the caller read the load balancer
     and the services as the finalize left them, so a run again sends it (``NOTICE_LATE``); without
-    it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``)."""
+    it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``). ``latest``:
+    a refusal newer than ``record`` holds (a late send refused again, recorded after ``record`` was read),
+    quoted instead of the one ``record`` holds."""
     refused = notice_owed(record)
+    if refused is not None and latest is not None:
+        refused = latest
     if refused is None:
         return None
     if unhandled_breach(record) is not None:

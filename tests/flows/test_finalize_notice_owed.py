@@ -93,3 +93,21 @@ def test_the_report_of_a_rollout_another_followed_does_not_promise_that_a_finali
               if r.rollout_id == older.rollout_id]
     assert ("running finalize again sends it late once SNS takes it (it moves nothing), while this rollout is the "
             "service's newest (a finalize reads no other) and the load balancer") in said, said
+
+
+def test_a_late_notice_sns_refuses_again_is_said_with_its_own_refusal_not_the_earlier_one():
+    """SNS refused the late notice too, with another answer: the closing line (the log, the summary and
+    the terminal) quoted the earlier refusal, dana's, as if it were still the newest, while the run's
+    error and the ledger held this run's."""
+    env = _finalized_notice_owed()
+    again = "ThrottlingException: Rate exceeded"
+
+    def refused(subject, message):
+        raise RuntimeError(again)
+
+    env.notifier.notify = refused
+    result = finalize_accepting(env, None, actor="erin")
+    assert result.outcome == "already_finalized" and again in (result.notice_refused or ""), result
+    closing = result.steps[-1]
+    assert again in closing and SNS not in closing, closing
+    assert "erin's run" in closing and "dana's run" not in closing, closing
