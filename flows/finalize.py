@@ -64,8 +64,8 @@ from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
-    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, notice_owed, plan_finalize, plan_unrecorded, refused_said, runs_promoted,
-    same_revision,
+    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, notice_owed, owed_as_well,
+    plan_finalize, plan_unrecorded, refused_said, runs_promoted, same_revision,
 )
 from rollway.ledger import (
     BREACH_ACCEPTED, NOTICE_FAILED, NOTIFIED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
@@ -334,6 +334,14 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     left = max(current.lease_expires - env.wall(), 0)
     lease = f"whose lease runs until {wall_utc(current.lease_expires, f'{left:.0f} s from now')}"
     which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
+    if is_finalized(current):
+        # A finalize finished meanwhile and has not given the lease back yet: "recorded no finalize of
+        # it" was untrue, and its "Finalized" notice owed went unsaid, as no other refusal leaves it.
+        done = current.last_transition(DONE)
+        return (f"{which} was finalized meanwhile, at {utc(done.at)} by {done.actor}, and is still held by "
+                f"{current.owner}, {lease}: that run is ending. Run finalize again once it has given the lease back "
+                f"(`rollway status` shows the holder), or after {until} if it died: it finds the rollout finalized "
+                f"and moves nothing.{owed_as_well(current, env.targets)} Nothing was changed")
     if start is None:
         # No finalize recorded its start: the rollout's own run (its window's watch, a decommission),
         # a rollback, or a finalize between taking the lease and recording its start (it registers a

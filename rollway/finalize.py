@@ -254,10 +254,11 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
     return f"{refused_said(refused)}; {then}"
 
 
-def _owed_as_well(record: RolloutRecord, targets: Targets, barred: str | None = None) -> str:
+def owed_as_well(record: RolloutRecord, targets: Targets, barred: str | None = None) -> str:
     """The sentence a finalize's refusal of a rollout finalized already adds when that finalize's
     "Finalized" notice is owed (``notice_not_sent``): the refusal comes before the late send, and
-    said nothing of it, as if the release had been announced. "" when none is owed."""
+    said nothing of it, as if the release had been announced. "" when none is owed. Every such
+    refusal says it in these words: the plan's, and the lease's (``flows.finalize``'s ``_held_by``)."""
     unsent = notice_not_sent(record, barred=barred)
     return f" That finalize's notice is owed as well: {unsent} (topic {targets.alert_topic})." if unsent else ""
 
@@ -520,7 +521,7 @@ def plan_finalize(
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
             f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}."
-            f"{_owed_as_well(record, targets)}{unrecorded} Nothing was changed")
+            f"{owed_as_well(record, targets)}{unrecorded} Nothing was changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.
@@ -543,7 +544,7 @@ def plan_finalize(
             return FinalizePlan.on_stable("done", stable)
         # A "Finalized" notice owed is sent late only by a run that gets past here: "running finalize
         # again sends it", said elsewhere, sent people to this refusal.
-        owed = _owed_as_well(record, targets, barred=f"the load balancer and {service} stay so")
+        owed = owed_as_well(record, targets, barred=f"the load balancer and {service} stay so")
         raise FinalizeRefused(
             f"{which} was finalized already, but since then the load balancer holds {live} (stable/canary) and "
             f"{service} asks for {canary.desired} tasks: that is another rollout or a change by hand, not this "

@@ -111,3 +111,32 @@ def test_a_late_notice_sns_refuses_again_is_said_with_its_own_refusal_not_the_ea
     closing = result.steps[-1]
     assert again in closing and SNS not in closing, closing
     assert "erin's run" in closing and "dana's run" not in closing, closing
+
+
+def test_a_finalize_refused_while_a_run_that_finalized_meanwhile_still_holds_the_lease_says_the_notice_owed(
+        monkeypatch):
+    """Another finalize took the lease after this run planned, finalized, had its "Finalized" notice
+    refused and recorded so, and had not given the lease back yet: the refusal said that run had
+    recorded no finalize of the rollout, and nothing of the notice owed, which the other refusals of
+    a rollout finalized already say."""
+    from tests.flows.test_finalize_race import raced
+
+    env, _ = promoted_on_fakes()
+    t = env.targets
+    other = "flow-run/9e3b"
+
+    def another_finalize_meanwhile():
+        now = env.clock.now()
+        env.ledger.acquire(t.canary_service, owner=other, now=now, lease_seconds=600, wall=env.wall())
+        for kind, comment in (("finalize-start", None), ("finalized", None), (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{SNS}")):
+            env.ledger.record(t.canary_service, owner=other, now=now, transition=Transition(
+                at=now, kind=kind, actor="dana", wall=env.wall(), comment=comment))
+
+    raced(monkeypatch, another_finalize_meanwhile)
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_accepting(env, None, actor="erin")
+    said = " ".join(str(refused.value).split())
+    assert "has recorded no finalize of it" not in said, said
+    assert "was finalized meanwhile" in said and "by dana" in said and other in said, said
+    assert f"That finalize's notice is owed as well: {NOTICE_NOT_SENT}{SNS} (dana's run" in said, said
+    assert f"(topic {t.alert_topic})." in said and said.endswith("Nothing was changed"), said
