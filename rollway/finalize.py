@@ -61,9 +61,14 @@ BREACH_BARS = "the breach recorded since stands"
 NOTICE_UNSEEN = (f"{NOTICE_LATE}, while this rollout is the service's newest (a finalize reads no other) and the load "
                  "balancer sends all the traffic to the stable service and the canary service is at 0 tasks, as the "
                  "finalize left them; " + NOTICE_BARRED.format(barred="they are changed from that"))
-"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (`rollway
-status`, the report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed.
-The report may be of a rollout another followed, whose notice no finalize sends at all."""
+"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (the
+report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed. The report may
+be of a rollout another followed, whose notice no finalize sends at all."""
+
+NOTICE_CANARY_UNSEEN = (f"{NOTICE_LATE}, while the canary service is at 0 tasks, as the finalize left it; "
+                        + NOTICE_BARRED.format(barred="it is scaled up from that"))
+"""``NOTICE_UNSEEN`` where the load balancer was read, sending all the traffic to the stable service,
+and the rollout is the service's newest (`rollway status`): only the canary service is left unread."""
 
 ALL_STABLE = Weights(stable=100, canary=0)
 
@@ -233,7 +238,7 @@ def refused_said(refused: Transition) -> str:
 
 
 def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False,
-                    latest: Transition | None = None) -> str | None:
+                    latest: Transition | None = None, live: Weights | None = None) -> str | None:
     """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
     (``notice_owed``), or None: its run failed after recording the finalize done, and without this
     the rollout read as finalized and announced. A breach recorded since, or ``barred`` (what else a
@@ -242,7 +247,10 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
     and the services as the finalize left them, so a run again sends it (``NOTICE_LATE``); without
     it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``). ``latest``:
     a refusal newer than ``record`` holds (a late send refused again, recorded after ``record`` was read),
-    quoted instead of the one ``record`` holds."""
+    quoted instead of the one ``record`` holds. ``live``: the load balancer's weights, read by a caller
+    showing the service's newest rollout (`rollway status`): they settle what they can plainly, a late
+    send barred while they are not all on the stable service, else only the canary's condition said
+    (``NOTICE_CANARY_UNSEEN``)."""
     refused = notice_owed(record)
     if refused is not None and latest is not None:
         refused = latest
@@ -250,7 +258,10 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
         return None
     if unhandled_breach(record) is not None:
         barred = BREACH_BARS
-    then = NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left else NOTICE_UNSEEN
+    elif barred is None and live is not None and live != ALL_STABLE:
+        barred = f"the load balancer holds {live} (stable/canary), not all the traffic on the stable service"
+    then = (NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left
+            else NOTICE_CANARY_UNSEEN if live is not None else NOTICE_UNSEEN)
     return f"{refused_said(refused)}; {then}"
 
 

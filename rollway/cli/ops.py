@@ -1086,7 +1086,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
     if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
-    if (finalizing := finalize_row(record)) is not None:
+    # The weights read above settle what the row says of a "Finalized" notice owed (this is the newest rollout).
+    if (finalizing := finalize_row(record, live if isinstance(live, Weights) else None)) is not None:
         rows.append(("finalize", finalizing))
     # Each line of status on one line, as `rollway finalize` writes them: a line break in a name or
     # comment the ledger keeps as typed (keep='' below) printed a line of its own, read as status's.

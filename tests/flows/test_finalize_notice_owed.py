@@ -140,3 +140,30 @@ def test_a_finalize_refused_while_a_run_that_finalized_meanwhile_still_holds_the
     assert "was finalized meanwhile" in said and "by dana" in said and other in said, said
     assert f"That finalize's notice is owed as well: {NOTICE_NOT_SENT}{SNS} (dana's run" in said, said
     assert f"(topic {t.alert_topic})." in said and said.endswith("Nothing was changed"), said
+
+
+@pytest.mark.parametrize("live", [Weights(stable=100, canary=0), Weights(stable=90, canary=10)],
+                         ids=["all-on-stable", "moved-since"])
+def test_status_says_plainly_what_the_load_balancer_it_read_settles_of_a_notice_owed(capsys, live):
+    """`rollway status` reads the load balancer and the service's newest rollout, yet its finalize row
+    gave the late send the report's conditions ("while this rollout is the service's newest ... and
+    the load balancer sends all the traffic to the stable service"): the weights it printed a few
+    lines above settle the load balancer's, and the rollout it shows is the newest."""
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+
+    env = _finalized_notice_owed()
+    t = env.targets
+    record = env.ledger.get(t.canary_service)
+    print_status(SimpleNamespace(name=t.canary_service, targets=t), record, live, None, limit=1)
+    row = " ".join(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("finalize")).split())
+    assert f"{NOTICE_NOT_SENT}{SNS} (dana's run" in row, row
+    assert "while this rollout is the service's newest" not in row, row
+    assert "the load balancer sends all the traffic" not in row, row
+    if live.canary:
+        assert f"no finalize sends it late while the load balancer holds {live} (stable/canary)" in row, row
+        assert "running finalize again sends it late" not in row, row
+    else:
+        assert ("running finalize again sends it late once SNS takes it (it moves nothing), while the canary service "
+                "is at 0 tasks, as the finalize left it") in row, row
