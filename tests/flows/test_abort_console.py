@@ -11,14 +11,11 @@ from rollway.phases import RolloutPhase
 from tests.flows.test_abort_races import setup
 
 
-def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkeypatch):
-    """With no run to answer, `rollway abort` rolls back in its process, and Prefect's console printed
-    a "Task run '...' - Finished in state Completed()" line for every read and write the rollback
-    flow made, between the flow's own lines that say each step: they are left off the terminal, as
-    `rollway finalize` leaves them; the run's log in the Prefect API keeps them."""
+def _aborted(monkeypatch, service) -> tuple[int, list[logging.LogRecord]]:
+    """`rollway abort` with no run to answer: its exit code, and what Prefect's console handler (on
+    the root logger) was handed, which the terminal shows."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
     import prefect.main  # noqa: F401 - Prefect's console handler, on the root logger once imported
     consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
     assert consoles, logging.getLogger().handlers
@@ -27,6 +24,16 @@ def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkey
         monkeypatch.setattr(console, "emit", shown.append)
     code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None)
+    return code, shown
+
+
+def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkeypatch):
+    """With no run to answer, `rollway abort` rolls back in its process, and Prefect's console printed
+    a "Task run '...' - Finished in state Completed()" line for every read and write the rollback
+    flow made, between the flow's own lines that say each step: they are left off the terminal, as
+    `rollway finalize` leaves them; the run's log in the Prefect API keeps them."""
+    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
+    code, shown = _aborted(monkeypatch, service)
     assert code == 0 and env.router.weights == Weights(stable=100, canary=0), code
     said = [(record.name, record.getMessage()) for record in shown]
     assert not [m for name, m in said if name == "prefect.task_runs" and m.startswith("Finished in state Completed(")], said
@@ -41,8 +48,6 @@ def test_rollway_abort_whose_rollback_step_fails_says_it_once_without_a_tracebac
     """A rollback step that fails (the canary's scale-down, throttled) is said by the command's own
     lines, the failed step and AWS's words: the task engine's ERROR line of it, with its traceback,
     stood above them on the terminal, as `rollway finalize` no longer shows its own."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
     env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
     t = env.targets
     updated = env.deployer.update_service
@@ -53,14 +58,7 @@ def test_rollway_abort_whose_rollback_step_fails_says_it_once_without_a_tracebac
         return updated(name, *args, **kwargs)
 
     monkeypatch.setattr(env.deployer, "update_service", throttled)
-    import prefect.main  # noqa: F401 - Prefect's console handler, on the root logger once imported
-    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
-    assert consoles, logging.getLogger().handlers
-    shown: list[logging.LogRecord] = []
-    for console in consoles:
-        monkeypatch.setattr(console, "emit", shown.append)
-    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
-                     targets_block=service.targets_block, credentials_block=None)
+    code, shown = _aborted(monkeypatch, service)
     err = capsys.readouterr().err
     assert code == 1 and env.router.weights == Weights(stable=100, canary=0), (code, err)
     assert "the rollback did not finish" in err and "ThrottlingException: Rate exceeded" in err, err
