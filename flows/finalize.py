@@ -54,7 +54,7 @@ from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
-from flows.reports import publish_incident
+from flows.reports import incident_description, incident_key, publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
@@ -64,8 +64,8 @@ from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
-    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, notice_owed, plan_finalize, plan_unrecorded, refused_said, runs_promoted,
-    same_revision,
+    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, notice_owed, owed_as_well,
+    plan_finalize, plan_unrecorded, refused_said, runs_promoted, same_revision,
 )
 from rollway.ledger import (
     BREACH_ACCEPTED, NOTICE_FAILED, NOTIFIED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
@@ -334,6 +334,14 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     left = max(current.lease_expires - env.wall(), 0)
     lease = f"whose lease runs until {wall_utc(current.lease_expires, f'{left:.0f} s from now')}"
     which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
+    if is_finalized(current):
+        # A finalize finished meanwhile and has not given the lease back yet: "recorded no finalize of
+        # it" was untrue, and its "Finalized" notice owed went unsaid, as no other refusal leaves it.
+        done = current.last_transition(DONE)
+        return (f"{which} was finalized meanwhile, at {utc(done.at)} by {done.actor}, and is still held by "
+                f"{current.owner}, {lease}: that run is ending. Run finalize again once it has given the lease back "
+                f"(`rollway status` shows the holder), or after {until} if it died: it finds the rollout finalized "
+                f"and moves nothing.{owed_as_well(current, env.targets)} Nothing was changed")
     if start is None:
         # No finalize recorded its start: the rollout's own run (its window's watch, a decommission),
         # a rollback, or a finalize between taking the lease and recording its start (it registers a
@@ -459,7 +467,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "done":
         # Found done, the run may follow one that recorded a breach accepted and died before its report.
         with ExitStack() as afterwards:
-            _report_afterwards(afterwards, env, record, ledger_read_seconds)
+            _report_afterwards(afterwards, env, record, ledger_read_seconds, accepted_here=False)
             changed = ""
             if record.canary_task_definition is not None and not runs_promoted(record, td):
                 # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
@@ -472,9 +480,11 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # The late notice names the release as the first one would have (its tag, pin and revision),
             # unless the stable service runs something else since.
             release = f"{version} ({td})" if version and not changed else runs
-            message_id, refused = _send_owed_notice(env, record, actor, release, live, progress, write_seconds)
+            message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
+                                                            write_seconds)
             # The command prints this step as its closing line: the log, the summary and the terminal agree.
-            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
+            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id,
+                                            refused_late=latest))
             return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                                   pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                                   canary_desired=0, notification_id=message_id, notice_refused=refused,
@@ -509,7 +519,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                            write_seconds=write_seconds, before=before)
         # However the run ends from here (finalized, or stopped at a step), the report of a breach accepted
         # by this run or by an earlier one (which may have died before writing it): recorded either way.
-        _report_afterwards(afterwards, env, held, ledger_read_seconds)
+        _report_afterwards(afterwards, env, held, ledger_read_seconds, accepted_here=plan.accepts is not None)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
@@ -604,18 +614,20 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
 
 
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
-                      progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
+                      progress: _Progress, write_seconds: float
+                      ) -> tuple[str | None, str | None, Transition | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
     as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
     message id): status and the report stop saying it was not sent. Refused again, the refusal is
-    recorded (``notice-failed``, SNS's newest answer) and returned, and the run fails saying so, as
-    the first did. (None, None) when no notice is owed. At least once, as the decommission's page: a
+    recorded (``notice-failed``, SNS's newest answer) and returned with its entry (third: what this
+    run says of the notice owed, not the earlier refusal), and the run fails saying so, as the first
+    did. (None, None, None) when no notice is owed. At least once, as the decommission's page: a
     run that dies between the publish and its ``notified`` leaves it owed, and a finalize run sends
     it again while this rollout is the service's newest (a finalize reads no other)."""
     owed = notice_owed(record)
     if owed is None:
-        return None, None
+        return None, None, None
     t, done = env.targets, record.last_transition(DONE)
     body = (f"This notice is late: {refused_said(owed)}.\n\n{t.stable_service} runs {runs} and carries {live.stable}% of "
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
@@ -626,8 +638,9 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))))
     if refused is not None:
         progress.not_sent(refused, late=True)
-        _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds, held=None)
-        return None, refused
+        latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
+                                  held=None)
+        return None, refused, latest
     progress.done(f"sent late the \"Finalized\" notice SNS refused earlier (SNS message id {message_id})")
     try:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
@@ -638,25 +651,30 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): a finalize "
                            "run sends it again while %s is the service's newest rollout; once another starts, none "
                            "does", record.rollout_id, ledger_failure(err, env.targets), record.rollout_id)
-        return message_id, None
+        return message_id, None, None
     progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
-    return message_id, None
+    return message_id, None, None
 
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
-                     owner: str | None, write_seconds: float, held: RolloutRecord | None) -> None:
+                     owner: str | None, write_seconds: float, held: RolloutRecord | None) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``): `rollway status` and the report say it. A write
-    that fails is logged: the run fails anyway, saying the notice was not sent."""
+    that fails is logged: the run fails anyway, saying the notice was not sent.
+
+    Returns:
+        The entry, as recorded (or as it would have been): this run's refusal, as people read it.
+    """
+    entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(), "comment": f"{NOTICE_NOT_SENT}{refused}"}
+    said = Transition(at=env.clock.now(), **entry)
     try:
-        _record(env, record, {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
-                              "comment": f"{NOTICE_NOT_SENT}{refused}"},
-                owner=owner, write_seconds=write_seconds, held=held)
+        _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says the notice was not sent
         progress.log.error("finalize: could not record on rollout %s that its notice was not sent (%s): `rollway "
                            "status` shows it finalized without saying so", record.rollout_id, ledger_failure(err, env.targets))
-        return
+        return said
     progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
+    return said
 
 
 def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: str, actor: str,
@@ -681,19 +699,36 @@ def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: s
 
 
 def _report_afterwards(afterwards: ExitStack, env: Environment, record: RolloutRecord | None,
-                       ledger_seconds: float) -> None:
+                       ledger_seconds: float, *, accepted_here: bool) -> None:
     """Have ``afterwards`` write the incident report of the breach accepted on ``record``
-    (``_report_accepted``), when one is: recorded by this run, or by an earlier one. The run that
-    records an acceptance writes the report last, and one that died before it left the report written
-    while the breach stood (still in production, the `rollback` flow as the way out) the newest under
-    its key: the next run, which has no acceptance of its own to record, wrote none. Every finalize of
-    the rollout that gets this far (past its first reads and its refusals) writes it again, under the
-    same key, from what the ledger holds: the same report."""
+    (``_report_accepted``), when one is: recorded by this run (``accepted_here``), or by an earlier
+    one. The run that records an acceptance writes the report last, and one that died before it left
+    the report written while the breach stood (still in production, the `rollback` flow as the way
+    out) the newest under its key: the next run, which has no acceptance of its own to record, wrote
+    none. A later finalize of the rollout that gets this far (past its first reads and its refusals)
+    writes it only where it was never written (``_written_already``): each wrote it again, the same
+    report under the same key, and read the ledger once more for it."""
     if accepted_breach(record) is not None:
-        afterwards.callback(_report_accepted, env, record, ledger_seconds)
+        afterwards.callback(_report_accepted, env, record, ledger_seconds, check=not accepted_here)
 
 
-def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: float) -> None:
+def _written_already(targets: Targets, record: RolloutRecord) -> bool:
+    """Whether the newest incident report under the service's key is the report of the breach accepted
+    on ``record`` (``incident_description``): written by the run that accepted it, or by a report run
+    since. A Prefect API that cannot say is taken as not: the report is written (again) rather than
+    left unwritten."""
+    from prefect.artifacts import Artifact
+
+    try:
+        newest = Artifact.get(incident_key(targets))
+    except Exception as err:  # noqa: BLE001 - written again, which is only the same report twice
+        get_run_logger().warning("could not read the newest incident report (%s): writing it", error_said(err))
+        return False
+    return newest is not None and newest.description == incident_description(record, targets)
+
+
+def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: float, *,
+                     check: bool = False) -> None:
     """Write the incident report of the breach accepted on the rollout (by this run or an earlier one)
     again (``publish_incident``), from the ledger as the run's last write left it: the one written
     while the breach stood, the newest under its key in the Prefect UI, went on saying the release was
@@ -701,8 +736,13 @@ def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: 
     said nothing of it. A ledger that cannot be read again gives ``accepted``, the rollout as this run
     found it, with the acceptance when this run recorded it (its traffic then as recorded before this
     run moved it, which the report says is the ledger's last record). Never raises: the report is for
-    people, and the run's own outcome stands."""
+    people, and the run's own outcome stands. ``check``: an earlier run recorded the acceptance, and
+    the report is left as it is when it is written already (``_written_already``)."""
     log = get_run_logger()
+    if check and _written_already(env.targets, accepted):
+        log.info("the incident report of the breach accepted on rollout %s is written already (%s): left as it is",
+                 accepted.rollout_id, incident_key(env.targets))
+        return
     try:
         record = _newest(env, ledger_seconds)
     except Exception as err:  # noqa: BLE001 - said; the acceptance as written still makes the report true

@@ -42,7 +42,10 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 """How the comment of the ``notice-failed`` entry a finalize records after its ``finalized`` begins
 (SNS's answer after it): the finalize's work is done, the notice people expect is not."""
 
-NOTICE_LATE = "running finalize again sends it late once SNS takes it (it moves nothing)"
+NOTICE_LATE_TO = "running finalize again sends it late{to} once SNS takes it (it moves nothing)"
+"""``NOTICE_LATE`` naming the topic (``to``: " to topic <arn>", or "")."""
+
+NOTICE_LATE = NOTICE_LATE_TO.format(to="")
 """What is said of a "Finalized" notice owed: how it goes out."""
 
 NOTICE_BARRED = ("no finalize sends it late while {barred}: every finalize refuses before its late send, so tell the "
@@ -58,9 +61,14 @@ BREACH_BARS = "the breach recorded since stands"
 NOTICE_UNSEEN = (f"{NOTICE_LATE}, while this rollout is the service's newest (a finalize reads no other) and the load "
                  "balancer sends all the traffic to the stable service and the canary service is at 0 tasks, as the "
                  "finalize left them; " + NOTICE_BARRED.format(barred="they are changed from that"))
-"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (`rollway
-status`, the report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed.
-The report may be of a rollout another followed, whose notice no finalize sends at all."""
+"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (the
+report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed. The report may
+be of a rollout another followed, whose notice no finalize sends at all."""
+
+NOTICE_CANARY_UNSEEN = (f"{NOTICE_LATE}, while the canary service is at 0 tasks, as the finalize left it; "
+                        + NOTICE_BARRED.format(barred="it is scaled up from that"))
+"""``NOTICE_UNSEEN`` where the load balancer was read, sending all the traffic to the stable service,
+and the rollout is the service's newest (`rollway status`): only the canary service is left unread."""
 
 ALL_STABLE = Weights(stable=100, canary=0)
 
@@ -158,7 +166,7 @@ def last_index(record: RolloutRecord, kind: str) -> int:
 
 
 def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, targets: Targets,
-                      sent_late: str | None = None) -> str:
+                      sent_late: str | None = None, refused_late: Transition | None = None) -> str:
     """What a finalize run says of a rollout finalized already, in its log, its summary and as
     the command's closing line (one sentence, so that the three agree): when and by whom it was
     finalized, and what the services run now (``runs``: the stable service's task definition and,
@@ -168,8 +176,10 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     # A notice SNS refused stays said: "nothing changed" alone read as finalized and announced.
     # ``sent_late``: the message id of the notice owed this run sent (``record`` read before it).
     # A run says this only where it found the load balancer and services as the finalize left them.
+    # ``refused_late``: this run's late send, refused again (its ``notice-failed``): SNS's newest answer,
+    # where the earlier refusal in ``record`` was quoted as if it were still the newest.
     unsent = (f'the "Finalized" notice SNS refused earlier was sent late (SNS message id {sent_late})'
-              if sent_late else notice_not_sent(record, as_left=True))
+              if sent_late else notice_not_sent(record, as_left=True, latest=refused_late))
     return (f"{record.rollout_id} was already finalized{at}: {finalized_state(targets, runs=runs, weights=weights)}; "
             "nothing changed"
             + (f"; {unsent}" if unsent else ""))
@@ -196,7 +206,9 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     state = finalized_state(targets, runs=result.task_definition, weights=result.weights)
     if result.notice_refused is None:
         return state
-    then = (f"Once SNS takes it (topic {targets.alert_topic}), {NOTICE_LATE}" if result.rollout_id
+    # The topic inside the one sentence: "Once SNS takes it (topic X), " before NOTICE_LATE said it twice.
+    late = NOTICE_LATE_TO.format(to=f" to topic {targets.alert_topic}")
+    then = (late[0].upper() + late[1:] if result.rollout_id
             else UNRECORDED_UNTOLD.format(topic=targets.alert_topic))
     return f"{state}; but {NOTICE_NOT_SENT}{result.notice_refused}. {then}"
 
@@ -225,27 +237,39 @@ def refused_said(refused: Transition) -> str:
     return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
 
 
-def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False) -> str | None:
+def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False,
+                    latest: Transition | None = None, live: Weights | None = None) -> str | None:
     """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
     (``notice_owed``), or None: its run failed after recording the finalize done, and without this
     the rollout read as finalized and announced. A breach recorded since, or ``barred`` (what else a
     finalize the caller saw refuses for), bars the late send (``NOTICE_BARRED``): "running finalize
     again sends it" sent people to a run that refuses. ``as_left``: the caller read the load balancer
     and the services as the finalize left them, so a run again sends it (``NOTICE_LATE``); without
-    it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``)."""
+    it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``). ``latest``:
+    a refusal newer than ``record`` holds (a late send refused again, recorded after ``record`` was read),
+    quoted instead of the one ``record`` holds. ``live``: the load balancer's weights, read by a caller
+    showing the service's newest rollout (`rollway status`): they settle what they can plainly, a late
+    send barred while they are not all on the stable service, else only the canary's condition said
+    (``NOTICE_CANARY_UNSEEN``)."""
     refused = notice_owed(record)
+    if refused is not None and latest is not None:
+        refused = latest
     if refused is None:
         return None
     if unhandled_breach(record) is not None:
         barred = BREACH_BARS
-    then = NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left else NOTICE_UNSEEN
+    elif barred is None and live is not None and live != ALL_STABLE:
+        barred = f"the load balancer holds {live} (stable/canary), not all the traffic on the stable service"
+    then = (NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left
+            else NOTICE_CANARY_UNSEEN if live is not None else NOTICE_UNSEEN)
     return f"{refused_said(refused)}; {then}"
 
 
-def _owed_as_well(record: RolloutRecord, targets: Targets, barred: str | None = None) -> str:
+def owed_as_well(record: RolloutRecord, targets: Targets, barred: str | None = None) -> str:
     """The sentence a finalize's refusal of a rollout finalized already adds when that finalize's
     "Finalized" notice is owed (``notice_not_sent``): the refusal comes before the late send, and
-    said nothing of it, as if the release had been announced. "" when none is owed."""
+    said nothing of it, as if the release had been announced. "" when none is owed. Every such
+    refusal says it in these words: the plan's, and the lease's (``flows.finalize``'s ``_held_by``)."""
     unsent = notice_not_sent(record, barred=barred)
     return f" That finalize's notice is owed as well: {unsent} (topic {targets.alert_topic})." if unsent else ""
 
@@ -508,7 +532,7 @@ def plan_finalize(
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
             f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}."
-            f"{_owed_as_well(record, targets)}{unrecorded} Nothing was changed")
+            f"{owed_as_well(record, targets)}{unrecorded} Nothing was changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.
@@ -531,7 +555,7 @@ def plan_finalize(
             return FinalizePlan.on_stable("done", stable)
         # A "Finalized" notice owed is sent late only by a run that gets past here: "running finalize
         # again sends it", said elsewhere, sent people to this refusal.
-        owed = _owed_as_well(record, targets, barred=f"the load balancer and {service} stay so")
+        owed = owed_as_well(record, targets, barred=f"the load balancer and {service} stay so")
         raise FinalizeRefused(
             f"{which} was finalized already, but since then the load balancer holds {live} (stable/canary) and "
             f"{service} asks for {canary.desired} tasks: that is another rollout or a change by hand, not this "

@@ -1086,7 +1086,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
     if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
-    if (finalizing := finalize_row(record)) is not None:
+    # The weights read above settle what the row says of a "Finalized" notice owed (this is the newest rollout).
+    if (finalizing := finalize_row(record, live if isinstance(live, Weights) else None)) is not None:
         rows.append(("finalize", finalizing))
     # Each line of status on one line, as `rollway finalize` writes them: a line break in a name or
     # comment the ledger keeps as typed (keep='' below) printed a line of its own, read as status's.
@@ -2641,7 +2642,10 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # Each answer below is said in a few lines: the engine's traceback above them read as a crash.
         # Prefect's line for each task that completed is left off the terminal, as `rollway finalize`
         # leaves it: one for every read and write, between the flow's own lines saying each step.
-        with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded), \
+        # A task that fails is said by the flow (its failed steps, AWS's words in each, or its own
+        # error): the task engine's ERROR line and traceback of it stood above the command's lines.
+        with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded,
+                               task_failures=(Exception,)), \
                 task_completions_unsaid():
             result = rollback(
                 reason=why, actor=who, previous_task_definition=record.previous_task_definition,

@@ -11,14 +11,11 @@ from rollway.phases import RolloutPhase
 from tests.flows.test_abort_races import setup
 
 
-def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkeypatch):
-    """With no run to answer, `rollway abort` rolls back in its process, and Prefect's console printed
-    a "Task run '...' - Finished in state Completed()" line for every read and write the rollback
-    flow made, between the flow's own lines that say each step: they are left off the terminal, as
-    `rollway finalize` leaves them; the run's log in the Prefect API keeps them."""
+def _aborted(monkeypatch, service) -> tuple[int, list[logging.LogRecord]]:
+    """`rollway abort` with no run to answer: its exit code, and what Prefect's console handler (on
+    the root logger) was handed, which the terminal shows."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
     import prefect.main  # noqa: F401 - Prefect's console handler, on the root logger once imported
     consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
     assert consoles, logging.getLogger().handlers
@@ -27,6 +24,16 @@ def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkey
         monkeypatch.setattr(console, "emit", shown.append)
     code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None)
+    return code, shown
+
+
+def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkeypatch):
+    """With no run to answer, `rollway abort` rolls back in its process, and Prefect's console printed
+    a "Task run '...' - Finished in state Completed()" line for every read and write the rollback
+    flow made, between the flow's own lines that say each step: they are left off the terminal, as
+    `rollway finalize` leaves them; the run's log in the Prefect API keeps them."""
+    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
+    code, shown = _aborted(monkeypatch, service)
     assert code == 0 and env.router.weights == Weights(stable=100, canary=0), code
     said = [(record.name, record.getMessage()) for record in shown]
     assert not [m for name, m in said if name == "prefect.task_runs" and m.startswith("Finished in state Completed(")], said
@@ -34,3 +41,32 @@ def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkey
     assert any(name == "prefect.flow_runs" and m.startswith("all the traffic is back on") for name, m in said), said
     assert any(name == "prefect.flow_runs" and m.startswith(f"rolled back {env.targets.canary_service}: ")
                for name, m in said), said
+
+
+def test_rollway_abort_whose_rollback_step_fails_says_it_once_without_a_traceback(monkeypatch, capsys,
+                                                                                 task_run_records):
+    """A rollback step that fails (the canary's scale-down, throttled) is said by the command's own
+    lines, the failed step and AWS's words: the task engine's ERROR line of it, with its traceback,
+    stood above them on the terminal, as `rollway finalize` no longer shows its own."""
+    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
+    t = env.targets
+    updated = env.deployer.update_service
+
+    def throttled(name, *args, **kwargs):
+        if name == t.canary_service:
+            raise RuntimeError("ThrottlingException: Rate exceeded")
+        return updated(name, *args, **kwargs)
+
+    monkeypatch.setattr(env.deployer, "update_service", throttled)
+    code, shown = _aborted(monkeypatch, service)
+    err = capsys.readouterr().err
+    assert code == 1 and env.router.weights == Weights(stable=100, canary=0), (code, err)
+    assert "the rollback did not finish" in err and "ThrottlingException: Rate exceeded" in err, err
+    failed = [r for r in task_run_records if "ThrottlingException" in r.getMessage()]
+    assert failed and not any(r.exc_info for r in failed), "the step's error is logged, without its traceback"
+    # The task engine's lines of the failure (its ERROR, its "Finished in state Failed(...)"): the flow's
+    # own lines, each step as it happens, stay, as they do when every step succeeds.
+    engine = [m for r in shown if r.name == "prefect.task_runs" and (m := r.getMessage())
+              and (r.levelno >= logging.ERROR or "Finished in state Failed(" in m)]
+    assert not engine, engine
+    assert not [r for r in shown if r.exc_info], "no traceback on the terminal"

@@ -292,7 +292,7 @@ def test_a_finalize_run_again_after_one_that_died_before_its_incident_report_pub
         outcome = "finalized"
     else:
         with monkeypatch.context() as dying:
-            dying.setattr(flows.finalize, "_report_accepted", lambda *args: None)
+            dying.setattr(flows.finalize, "_report_accepted", lambda *args, **kwargs: None)
             assert finalize_accepting(env, WHY).outcome == "finalized"
         outcome = "already_finalized"
     state = finalize_accepting(env, None, actor="erin", return_state=True)
@@ -343,7 +343,9 @@ def test_a_later_finalize_that_cannot_read_the_ledger_again_says_from_what_it_wr
 
     env, _ = promoted_on_fakes()
     breached(env)
-    assert finalize_accepting(env, WHY).outcome == "finalized"
+    with monkeypatch.context() as dying:  # the accepting run died before its report: a later one writes it
+        dying.setattr(flows.finalize, "_report_accepted", lambda *args, **kwargs: None)
+        assert finalize_accepting(env, WHY).outcome == "finalized"
     newest, reads = flows.finalize._newest, []
 
     def throttled_again(*args):
@@ -362,3 +364,24 @@ def test_a_later_finalize_that_cannot_read_the_ledger_again_says_from_what_it_wr
     assert "written from the rollout as this run found it" in said[0], said
     incident = artifacts_of(state)[artifact_key(env.targets.canary_service, "incident-report")]
     assert "the stable service runs the release that breached" in incident, incident
+
+
+def test_a_later_finalize_does_not_write_again_the_incident_report_the_accepting_run_wrote(monkeypatch):
+    """The run that accepted the breach wrote its incident report: every later finalize of the rollout
+    wrote it again, under the same key (the artifact's history grew by one a run, the same report),
+    and read the ledger once more for it. Written once, it is left as it is."""
+    import flows.finalize
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    assert finalize_accepting(env, WHY).outcome == "finalized"
+    newest, reads = flows.finalize._newest, []
+    monkeypatch.setattr(flows.finalize, "_newest", lambda *args: reads.append(args) or newest(*args))
+    for actor in ("erin", "frank"):
+        state = finalize_accepting(env, None, actor=actor, return_state=True)
+        assert state.is_completed() and state.result().outcome == "already_finalized", state.message
+        written = artifacts_of(state)
+        assert artifact_key(env.targets.canary_service, "incident-report") not in written, written
+    assert len(reads) == 2, "one read of the ledger a run: its first"

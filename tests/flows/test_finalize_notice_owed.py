@@ -93,3 +93,77 @@ def test_the_report_of_a_rollout_another_followed_does_not_promise_that_a_finali
               if r.rollout_id == older.rollout_id]
     assert ("running finalize again sends it late once SNS takes it (it moves nothing), while this rollout is the "
             "service's newest (a finalize reads no other) and the load balancer") in said, said
+
+
+def test_a_late_notice_sns_refuses_again_is_said_with_its_own_refusal_not_the_earlier_one():
+    """SNS refused the late notice too, with another answer: the closing line (the log, the summary and
+    the terminal) quoted the earlier refusal, dana's, as if it were still the newest, while the run's
+    error and the ledger held this run's."""
+    env = _finalized_notice_owed()
+    again = "ThrottlingException: Rate exceeded"
+
+    def refused(subject, message):
+        raise RuntimeError(again)
+
+    env.notifier.notify = refused
+    result = finalize_accepting(env, None, actor="erin")
+    assert result.outcome == "already_finalized" and again in (result.notice_refused or ""), result
+    closing = result.steps[-1]
+    assert again in closing and SNS not in closing, closing
+    assert "erin's run" in closing and "dana's run" not in closing, closing
+
+
+def test_a_finalize_refused_while_a_run_that_finalized_meanwhile_still_holds_the_lease_says_the_notice_owed(
+        monkeypatch):
+    """Another finalize took the lease after this run planned, finalized, had its "Finalized" notice
+    refused and recorded so, and had not given the lease back yet: the refusal said that run had
+    recorded no finalize of the rollout, and nothing of the notice owed, which the other refusals of
+    a rollout finalized already say."""
+    from tests.flows.test_finalize_race import raced
+
+    env, _ = promoted_on_fakes()
+    t = env.targets
+    other = "flow-run/9e3b"
+
+    def another_finalize_meanwhile():
+        now = env.clock.now()
+        env.ledger.acquire(t.canary_service, owner=other, now=now, lease_seconds=600, wall=env.wall())
+        for kind, comment in (("finalize-start", None), ("finalized", None), (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{SNS}")):
+            env.ledger.record(t.canary_service, owner=other, now=now, transition=Transition(
+                at=now, kind=kind, actor="dana", wall=env.wall(), comment=comment))
+
+    raced(monkeypatch, another_finalize_meanwhile)
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_accepting(env, None, actor="erin")
+    said = " ".join(str(refused.value).split())
+    assert "has recorded no finalize of it" not in said, said
+    assert "was finalized meanwhile" in said and "by dana" in said and other in said, said
+    assert f"That finalize's notice is owed as well: {NOTICE_NOT_SENT}{SNS} (dana's run" in said, said
+    assert f"(topic {t.alert_topic})." in said and said.endswith("Nothing was changed"), said
+
+
+@pytest.mark.parametrize("live", [Weights(stable=100, canary=0), Weights(stable=90, canary=10)],
+                         ids=["all-on-stable", "moved-since"])
+def test_status_says_plainly_what_the_load_balancer_it_read_settles_of_a_notice_owed(capsys, live):
+    """`rollway status` reads the load balancer and the service's newest rollout, yet its finalize row
+    gave the late send the report's conditions ("while this rollout is the service's newest ... and
+    the load balancer sends all the traffic to the stable service"): the weights it printed a few
+    lines above settle the load balancer's, and the rollout it shows is the newest."""
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+
+    env = _finalized_notice_owed()
+    t = env.targets
+    record = env.ledger.get(t.canary_service)
+    print_status(SimpleNamespace(name=t.canary_service, targets=t), record, live, None, limit=1)
+    row = " ".join(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("finalize")).split())
+    assert f"{NOTICE_NOT_SENT}{SNS} (dana's run" in row, row
+    assert "while this rollout is the service's newest" not in row, row
+    assert "the load balancer sends all the traffic" not in row, row
+    if live.canary:
+        assert f"no finalize sends it late while the load balancer holds {live} (stable/canary)" in row, row
+        assert "running finalize again sends it late" not in row, row
+    else:
+        assert ("running finalize again sends it late once SNS takes it (it moves nothing), while the canary service "
+                "is at 0 tasks, as the finalize left it") in row, row

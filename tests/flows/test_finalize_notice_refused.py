@@ -98,7 +98,7 @@ def test_a_late_finalized_notice_sns_refuses_again_fails_the_run_again_and_stays
     with pytest.raises(FinalizeNoticeRefused, match="NOT sent") as refused:
         state.result()
     said = str(refused.value)
-    assert "running finalize again sends it late" in said, said
+    assert "Running finalize again sends it late to topic" in said, said
     record = env.ledger.get(aws.targets.canary_service)
     assert [t.kind for t in record.history][-2:] == [NOTICE_FAILED, NOTICE_FAILED]
     assert 'the "Finalized" notice was NOT sent' in finalize_row(record)
@@ -112,7 +112,7 @@ def test_a_finalize_run_whose_notice_is_refused_fails_after_its_summary_says_so(
         state.result()
     said = str(refused.value)
     assert "is finalized and recorded so" in said and "sns:Publish" in said, said
-    assert "running finalize again sends it late" in said and "yourself" not in said, said
+    assert "Running finalize again sends it late to topic" in said and "yourself" not in said, said
     summary = artifacts_of(state)[KEY]
     assert "# Finalized: webordinary-edit-service-canary" in summary, summary
     assert "**Notice:** NOT sent" in summary and "sns:Publish" in summary, summary

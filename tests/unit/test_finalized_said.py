@@ -31,4 +31,11 @@ def test_an_unrecorded_finalize_untold_sends_a_person_to_the_subscribers_not_to_
 
 def test_a_recorded_finalize_untold_says_a_run_again_sends_it_late() -> None:
     said = finalized_said(_result(rollout_id="r-1", refused="Throttling"), T)
-    assert said.endswith(f"Throttling. Once SNS takes it (topic {T.alert_topic}), {NOTICE_LATE}"), said
+    assert said.endswith(f"Throttling. Running finalize again sends it late to topic {T.alert_topic} once SNS takes "
+                         "it (it moves nothing)"), said
+
+
+def test_a_recorded_finalize_untold_says_once_sns_takes_it_once() -> None:
+    """"Once SNS takes it" opened the advice and ended it again (``NOTICE_LATE`` says it too)."""
+    said = finalized_said(_result(rollout_id="r-1", refused="Throttling"), T)
+    assert said.lower().count("once sns takes it") == 1, said
