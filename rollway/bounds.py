@@ -3,8 +3,8 @@
 pydantic says only the bound crossed ("Input should be less than 0.5"): a person who gave
 ``--alpha 1.5`` learnt neither the option's name in the message nor how low it may go.
 
-And a duration in words (``duration_said``), as every message says one; a monitoring window's
-length spelt out (``duration_words``).
+And a duration in words (``duration_said``), as every message says one (a wait or a time left,
+under a second said so: ``wait_said``); a monitoring window's length spelt out (``duration_words``).
 """
 
 from __future__ import annotations
@@ -116,6 +116,12 @@ def duration_said(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:g} s"
     return " ".join(f"{n} {unit}" for n, unit in zip(_parts(round(seconds)), ("d", "h", "min", "s")) if n)
+
+
+def wait_said(seconds: float) -> str:
+    """A wait or a time left as a person says it: "under a second" below one, where rounding said
+    "0s" (a wait of nothing) or "1s" for 0.6 s; whole seconds and minutes above (``duration_said``)."""
+    return "under a second" if seconds < 1 else duration_said(round(seconds))
 
 
 def _parts(seconds: int) -> tuple[int, int, int, int]:

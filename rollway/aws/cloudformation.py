@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
-from rollway.bounds import duration_said
+from rollway.bounds import wait_said
 from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
@@ -140,7 +140,7 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
         self.name, self.last_status, self.why, self.timeout_seconds = name, last_status, why, timeout_seconds
         self.seen_seconds_ago, self.passing = seen_seconds_ago, passing
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
-                else f"{_seconds_said(seen_seconds_ago)} before the wait ended")
+                else f"{wait_said(seen_seconds_ago)} before the wait ended")
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
                f"ended after {timeout_seconds:g}s, the last with {why}" if passing else
                f"a read of its progress failed, as asking again would too: {why}")
@@ -493,15 +493,15 @@ class CloudFormationStacks:
                 failed_reads += 1
                 pause = min(delay * 2 ** (failed_reads - 1), PROGRESS_SECONDS, left)
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
-                            f"({aws_message(err, call=True)}); still waiting, asking again in {_seconds_said(pause)}, "
-                            f"{_seconds_said(left)} left")
+                            f"({aws_message(err, call=True)}); still waiting, asking again in {wait_said(pause)}, "
+                            f"{wait_said(left)} left")
                 (self._sleep or time.sleep)(pause)
                 continue
             if status == "DELETE_COMPLETE":
                 return
             if time.monotonic() >= deadline:
                 raise StackDeleteTimeout(name, status, timeout_seconds)
-            on_progress(f"stack {name}: still {status}, {_seconds_said(deadline - time.monotonic())} left to wait")
+            on_progress(f"stack {name}: still {status}, {wait_said(deadline - time.monotonic())} left to wait")
 
     def _describe(self, name_or_id: str) -> dict[str, Any] | None:
         try:
@@ -564,11 +564,6 @@ class CloudFormationStacks:
             on_progress(f"stack {name}: {line}")
         return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events),
                                  read_back=len(events) if short else None)
-
-def _seconds_said(seconds: float) -> str:
-    """A wait or a time left as a person says it: "under a second" below one, where rounding said
-    "0s" (a wait of nothing) or "1s" for 0.6 s; whole seconds and minutes above (``duration_said``)."""
-    return "under a second" if seconds < 1 else duration_said(round(seconds))
 
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:

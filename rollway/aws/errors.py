@@ -18,6 +18,7 @@ from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTime
                                  ReadTimeoutError)
 from botocore.exceptions import ConnectionError as NoConnection
 
+from rollway.bounds import wait_said
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said, text_said
 from rollway.model import Weights
@@ -288,7 +289,7 @@ def asked_while_throttled(call: Callable[[], T], what: str | Callable[[BaseExcep
     def asking_again(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
             said = what(err) if callable(what) else what
-            say(f"{said} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
+            say(f"{said} was throttled ({error_code(err)}); asking again in {wait_said(wait)} "
                 f"({made + 1} of {THROTTLED_ASKS})")
 
     return tried(call, THROTTLED_ASKS, backoff_seconds, sleep=sleep, failed=asking_again,

@@ -994,6 +994,17 @@ def test_a_wait_under_a_second_is_said_so_not_as_0s(aws, monkeypatch):
     assert line.endswith("still waiting, asking again in under a second, under a second left"), line
 
 
+def test_a_deletion_still_going_with_under_a_second_of_the_wait_left_says_so_not_0s(aws, monkeypatch):
+    # The poll read DELETE_IN_PROGRESS with less than a second of the wait left: its progress line
+    # said "still DELETE_IN_PROGRESS, 0s left to wait".
+    progress: list[str] = []
+    outcome, waited = deleting_for_a_while(aws, monkeypatch, lambda operation, after: False, timeout_seconds=0.9,
+                                           progress=progress)
+
+    assert outcome == "deleted" and waited == [], waited
+    assert f"stack {OLD}: still DELETE_IN_PROGRESS, under a second left to wait" in progress, progress
+
+
 def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bounded_number_of_pages():
     # No deletion start among the events read: the read walked every page of the stack's events
     # (years of them: one call each), and the reasons were said as if they were all there was.
