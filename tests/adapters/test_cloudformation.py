@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -950,17 +951,26 @@ def test_a_throttled_poll_of_a_deletion_backs_off_before_it_is_asked_again(aws):
 
 
 def deleting_for_a_while(aws, monkeypatch, throttled: Callable[[str, list[str]], bool], *, timeout_seconds: float,
-                         progress: list[str], deleting: bool = True) -> tuple[str, list[float]]:
+                         progress: list[str], deleting: bool = True,
+                         clock_by_waits: bool = False) -> tuple[str, list[float]]:
     """``delete`` of the stack ``OLD`` on the embedded AWS, seen DELETE_IN_PROGRESS (``deleting``
     False: never) until a DescribeStackEvents after DeleteStack went unthrottled, then as moto has
     it (gone), the calls after DeleteStack ``throttled`` names throttled (``played_after_delete_stack``).
-    The waiter's own sleeps are skipped; the outcome, and the waits between reads that failed."""
+    The waiter's own sleeps are skipped; the outcome, and the waits between reads that failed.
+    ``clock_by_waits``: the adapter's clock moves only by those waits, so that a wait of under a
+    second is not outrun by the embedded AWS's own calls on a loaded machine."""
     from types import SimpleNamespace
 
     import botocore.waiter
 
     monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=lambda _: None))
     waited: list[float] = []
+    if clock_by_waits:
+        import rollway.aws.cloudformation as cloudformation
+
+        started = time.monotonic()
+        monkeypatch.setattr(cloudformation, "time", SimpleNamespace(monotonic=lambda: started + sum(waited),
+                                                                    sleep=time.sleep))
 
     def seen_as(answered: list[str]) -> dict[str, str]:
         return {"StackStatus": "DELETE_IN_PROGRESS"} if deleting and "DescribeStackEvents" not in answered else {}
@@ -987,7 +997,7 @@ def test_a_wait_under_a_second_is_said_so_not_as_0s(aws, monkeypatch):
     # The poll throttled with less than a second of the wait left: "asking again in 0s, 0s left".
     progress: list[str] = []
     outcome, waited = deleting_for_a_while(aws, monkeypatch, lambda operation, after: after == ["DescribeStacks"],
-                                           timeout_seconds=0.9, progress=progress, deleting=False)
+                                           timeout_seconds=0.9, progress=progress, deleting=False, clock_by_waits=True)
 
     assert outcome == "deleted" and len(waited) == 1 and waited[0] < 1, waited
     (line,) = [line for line in progress if "asking again in" in line]
@@ -999,7 +1009,7 @@ def test_a_deletion_still_going_with_under_a_second_of_the_wait_left_says_so_not
     # said "still DELETE_IN_PROGRESS, 0s left to wait".
     progress: list[str] = []
     outcome, waited = deleting_for_a_while(aws, monkeypatch, lambda operation, after: False, timeout_seconds=0.9,
-                                           progress=progress)
+                                           progress=progress, clock_by_waits=True)
 
     assert outcome == "deleted" and waited == [], waited
     assert f"stack {OLD}: still DELETE_IN_PROGRESS, under a second left to wait" in progress, progress
