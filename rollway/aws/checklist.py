@@ -326,7 +326,8 @@ class AwsInfraChecker:
                               f"was not read; check it with credentials for account {environment.account}")
         region = environment.region
         return _read(f"DescribeStacks {name} in {region}", lambda: self._answered(
-            "cloudformation", region, f"DescribeStacks {name}", lambda client: self._stack(client, name)), self._targets)
+            "cloudformation", region, f"DescribeStacks {name}", lambda client: self._stack(client, name)),
+            self._targets)
 
     @staticmethod
     def _stack(client: Any, name: str) -> dict[str, Any] | None:
