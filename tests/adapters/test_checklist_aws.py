@@ -834,18 +834,26 @@ def test_a_refused_read_of_the_header_rule_names_the_statement_granting_it_to_th
 
 @contextmanager
 def stalled(client, operation: str):
-    """``client``'s ``operation`` held until the block ends (then it goes on, answered by moto)."""
+    """``client``'s ``operation`` held until the block ends, then answered by moto before the block
+    is left: sent later, its request could land in the next test's account as it is reset."""
     import threading
 
     from tests.botocore_events import on_operation
 
     released = threading.Event()
+    held: list[threading.Thread] = []
+
+    def hold(**_) -> None:  # None: botocore sends the call as it is, once released
+        held.append(threading.current_thread())
+        released.wait(10)
+
     try:
-        # None: botocore sends the call as it is, once released.
-        with on_operation(client, "before-call", lambda **_: released.wait(10) and None, operation=operation):
+        with on_operation(client, "before-call", hold, operation=operation):
             yield
     finally:
         released.set()
+        for thread in held:
+            thread.join(10)
 
 
 def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_asked_after(paged, independent_client):
