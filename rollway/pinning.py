@@ -150,7 +150,9 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        return _first_elsewhere_said(first, elsewhere, header, name, value, canary_group, create)
+        pins = [rule for rule in _header_rules_ahead(rules, weighted, name, value)
+                if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
+        return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create)
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too. The pin
@@ -286,25 +288,38 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
 
 
-def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None, header: str, name: str,
-                          value: str, canary_group: str, create: str) -> str:
+def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None,
+                          pins: Sequence[Mapping[str, Any]], header: str, name: str, value: str, canary_group: str,
+                          create: str) -> str:
     """Why ``first``, the first rule meeting every request of the weighted rule's carrying
-    ``header``, does not pin them: where it sends them, and where ``elsewhere`` (the first rule
+    ``header``, does not pin them: where it sends them, where ``elsewhere`` (the first rule
     ahead of it sending some of them elsewhere, ``find_pin``'s), when not ``first``, sends those it
-    meets first; what to change. Told only to make ``first`` forward to the canary, a person did,
-    and the checks were refused for a rule on /edit/admin/* ahead of it, never named."""
-    if elsewhere is None or elsewhere is first:
-        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
-                f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
-                f"forward to {canary_group} alone, or {create}")
-    other = elsewhere["RuleArn"]
-    meets = "meets" if _header_met(elsewhere, name, value) else (
-        f"may meet (by a regular expression on {name}, {_regexes_on(elsewhere, name)}, not compared)")
-    return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first but for "
-            f"those rule {other} (priority {elsewhere['Priority']}) {meets} ahead of it, and sends them to "
-            f"{_goes(first)} (rule {other}: to {_goes(elsewhere)}), not to the canary target group {canary_group} "
-            f"alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or host-header "
-            f"none of the weighted rule's requests match), or {create}")
+    meets first, and the pin rules of ``pins`` ahead of it, which pin those they meet (or by a
+    regular expression may meet) first; what to change. Told only to make ``first`` forward to the
+    canary, a person did, and the checks were refused for a rule on /edit/admin/* ahead of it, never
+    named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all."""
+    def meets(rule: Mapping[str, Any]) -> str:
+        return f"rule {rule['RuleArn']} (priority {rule['Priority']}) " + (
+            "meets" if _header_met(rule, name, value) else
+            "may meet" if rule in pins else
+            f"may meet (by a regular expression on {name}, {_regexes_on(rule, name)}, not compared)")
+
+    others = [] if elsewhere is None or elsewhere is first else [elsewhere]
+    but = ""
+    if others or pins:
+        pinned = "" if not pins else f", sending them to {canary_group} alone" + (
+            "" if not others else f" ({' and '.join('rule ' + r['RuleArn'] for r in pins)})")
+        those = " and ".join(meets(r) for r in sorted([*others, *pins], key=_priority))
+        but = f" but for those {those} ahead of it{pinned}"
+    if not others:
+        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` "
+                f"first{but}, and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: "
+                f"make it forward to {canary_group} alone, or {create}")
+    other = others[0]["RuleArn"]
+    return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first{but}, "
+            f"and sends them to {_goes(first)} (rule {other}: to {_goes(others[0])}), not to the canary target group "
+            f"{canary_group} alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or "
+            f"host-header none of the weighted rule's requests match), or {create}")
 
 
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,

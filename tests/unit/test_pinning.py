@@ -454,3 +454,23 @@ def test_a_pin_whose_path_is_compared_with_a_weighted_rules_regular_expression_i
                     header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
                     canary_group="canary-tg")
     assert isinstance(said, Unpinned) and said.unknown is not None and "rule pin (priority 5)" in said.unknown, said
+
+
+@pytest.mark.parametrize("pin, meets", [
+    (rule("pin", "3", [regex_header("^canary$")], CANARY), "may meet"),
+    (rule("pin", "3", [header("canary"), path("/edit/admin/*")], CANARY), "meets"),
+])
+def test_a_rule_sending_them_elsewhere_behind_a_pin_rule_is_not_said_to_meet_them_first(pin, meets):
+    """A pin ahead of the rule sending them all to the stable group meets some, or by a regular
+    expression may meet all, first: that rule was said to meet them "first", the pin unnamed."""
+    said = found_on_edit(pin, rule("first", "5", [header("canary")], STABLE))
+    assert said.startswith(f"rule first (priority 5) meets requests carrying `X-Rollway-Target: canary` first but for "
+                           f"those rule pin (priority 3) {meets} ahead of it, sending them to canary-tg alone, and "
+                           "sends them to arn:tg/stable, not to the canary target group canary-tg alone"), said
+    # With a rule ahead sending some elsewhere too, both are named.
+    said = found_on_edit(rule("admin", "2", [header("canary"), path("/edit/admin/*")], STABLE), pin,
+                         rule("first", "5", [header("canary")], STABLE))
+    assert said.startswith(f"rule first (priority 5) meets requests carrying `X-Rollway-Target: canary` first but for "
+                           f"those rule admin (priority 2) meets and rule pin (priority 3) {meets} ahead of it, "
+                           f"sending them to canary-tg alone (rule pin), and sends them to arn:tg/stable (rule admin: "
+                           "to arn:tg/stable)"), said
