@@ -528,6 +528,7 @@ def main(
     paused_schedules: bool = False,
     weekly_cron: str = WEEKLY_CRON,
     weekly_timezone: str = WEEKLY_TIMEZONE,
+    verify_after_deploy: bool = True,
 ) -> None:
     """Serve the deployments against the API in PREFECT_API_URL.
 
@@ -548,6 +549,9 @@ def main(
         weekly_cron: when advance_phase starts the next weekly phase (default Mondays 09:00).
         weekly_timezone: IANA time zone of the weekly cron, and of the weeks a pre-filled spec
             that names no zone counts.
+        verify_after_deploy: deploy_infrastructure runs the pre-deployment checklist after its
+            deploys by default; --no-verify-after-deploy registers it without (its verify off),
+            for an account whose checklist is run with verify_infrastructure instead.
     """
     # Every option is checked before anything is registered: a bad one is a usage error, not a
     # traceback, and never a default that every deployment's runs would fail on.
@@ -586,6 +590,7 @@ def main(
         weekly_cron=weekly_cron,
         weekly_timezone=weekly_timezone,
         schedules_active=not paused_schedules,
+        verify_after_deploy=verify_after_deploy,
     )
     try:
         serve_all(deployments, limit=limit, poll_seconds=poll_seconds)

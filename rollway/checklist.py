@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean, stuck_remedy
 from rollway.one_line import on_one_line
-from rollway.pinning import Pin
+from rollway.pinning import Pin, Unpinned
 from rollway.report import markdown_cell, markdown_code_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -585,8 +585,9 @@ class PinRead:
         header: the header, ``Name: value``.
         listener: the listener, as the targets name it (``<load balancer>:<port>``), with its ARN
             when it was found.
-        found: the pin; why there is none, with the rule to create (``find_pin``, or the load
-            balancer, listener, target group or weighted rule not found); or the failed read.
+        found: the pin; why there is none, with the rule to create (``find_pin``'s ``Unpinned``, which
+            says too when whether there is one turns on regular expressions; or the load balancer,
+            listener, target group or weighted rule not found); or the failed read.
     """
 
     header: str
@@ -609,9 +610,13 @@ def check_pin(read: PinRead) -> CheckItem:
     # deploy, and this item is where a person setting the infrastructure up looks. "Not all": a
     # rule may pin some of them, or all but those another rule ahead of it meets (``find_pin``
     # names each rule and what it does), where "does not pin them" denied the one pinning them.
-    return item(False, f"listener {read.listener} does not pin all the validation's HTTP checks carrying "
-                       f"`{read.header}` (validate_deployment's spec.canary_header) to the canary target group: "
-                       f"{found}")
+    checks = (f"the validation's HTTP checks carrying `{read.header}` (validate_deployment's spec.canary_header) to "
+              "the canary target group")
+    if isinstance(found, Unpinned) and found.unknown is not None:
+        # Said "does not pin", a pin by ^canary$ was denied, which may well pin every one.
+        return item(False, f"whether listener {read.listener} pins all {checks} is not known: it turns on "
+                           f"{found.unknown}; {found}")
+    return item(False, f"listener {read.listener} does not pin all {checks}: {found}")
 
 
 # --- the whole list ---------------------------------------------------------------------

@@ -82,8 +82,21 @@ class Pin:
                 f"{self.priority}, ahead of the weighted rule's {self.weighted_priority})")
 
 
+class Unpinned(str):
+    """Why ``find_pin`` found no rule pinning the checks' requests, with the rule to create; and
+    ``unknown``: when whether they are all pinned turns on regular expressions, which are not
+    compared, the rules it turns on (``_turns_on``); None when they are known not all to be."""
+
+    unknown: str | None
+
+    def __new__(cls, why: str, unknown: str | None = None) -> Unpinned:
+        said = super().__new__(cls, why)
+        said.unknown = unknown
+        return said
+
+
 def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: str, canary_arn: str,
-             canary_group: str) -> Pin | str:
+             canary_group: str) -> Pin | Unpinned:
     """The rule of ``rules`` (a listener's, as DescribeRules gives them) that a request matching
     the weighted rule ``weighted_arn`` and carrying ``header`` meets first, when it forwards to
     ``canary_arn`` alone; otherwise why the requests would not be pinned, with the rule to create.
@@ -97,7 +110,17 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     name, value = header_parts(header)
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
-        return f"the weighted rule {weighted_arn} is not among the listener's rules"
+        return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
+    found = _found(rules, weighted, header, name, value, canary_arn, canary_group)
+    if isinstance(found, Pin):
+        return found
+    return Unpinned(found, _turns_on(rules, weighted, name, value, canary_arn))
+
+
+def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
+           canary_arn: str, canary_group: str) -> Pin | str:
+    """``find_pin``'s answer, its refusal as a bare text."""
+    weighted_arn = weighted["RuleArn"]
     # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
     # service's: named, a person was told to widen it and send its requests to this canary group.
     # One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
@@ -116,7 +139,8 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
               f"spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, weighted, header, canary_arn, canary_group, create)
+        return _partly_said(matching, _regex_header_rules(rules, weighted, name, value), elsewhere, weighted, header,
+                            name, canary_arn, canary_group, create)
     if not ahead and (regex := _regex_header_rule(rules, weighted, name, value)) is not None:
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
@@ -126,7 +150,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        return _first_elsewhere_said(first, elsewhere, header, name, value, canary_group, create)
+        pins = [rule for rule in _header_rules_ahead(rules, weighted, name, value)
+                if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
+        return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create)
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too. The pin
@@ -148,14 +174,78 @@ def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str
     return _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not _header_met(rule, name, value))
 
 
+def _regex_header_rules(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                        value: str) -> list[Mapping[str, Any]]:
+    """Every rule ``_regex_header_rule`` may give, in priority order: those ahead of ``weighted``
+    that may match requests carrying ``name: value`` by a regular expression alone, on some of its requests."""
+    return [rule for rule in _header_rules_ahead(rules, weighted, name, value) if not _header_met(rule, name, value)]
+
+
+def _turns_on(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+              canary_arn: str) -> str | None:
+    """When whether every request ``weighted`` matches, carrying ``name: value``, meets a pin rule
+    first turns on regular expressions (``RegexValues``, not compared): the rules whose meeting
+    them it turns on, said; None when no outcome of those expressions pins them all.
+
+    The rules ahead of ``weighted`` that meet, or may meet, such requests are read in order, as a
+    load balancer does: one sending them elsewhere that surely meets some of them (its header and
+    other conditions compared, and not apart from the weighted rule's) settles it, not pinned; a
+    pin rule that may meet them all settles it, pinned if the rules left unsure before it let them
+    by and it meets them all; a pin rule surely missing some pins only those it meets. Refused with
+    a text saying it "does not pin" them, a pin by ``^canary$`` was denied, which may pin every one.
+    """
+    unsure: list[Mapping[str, Any]] = []
+    for rule in _header_rules_ahead(rules, weighted, name, value):
+        met = _header_met(rule, name, value)
+        if not is_pin_rule(rule, canary_arn):
+            if met and not _regex_between(rule, weighted):
+                return None  # some of them go elsewhere, whatever the regular expressions
+            unsure.append(rule)
+            continue
+        misses = _misses(rule, weighted)
+        if any(known for _, known in misses):
+            continue  # pins those it meets; the rest go on to the next rule
+        if not met or misses:
+            unsure.append(rule)
+        break
+    else:
+        return None  # none may pin them all
+    if not unsure:
+        return None
+    named = " and ".join(f"rule {r['RuleArn']} (priority {r['Priority']})" for r in unsure)
+    meet = "meets" if len(unsure) == 1 else "meet"
+    return f"which of them {named} {meet}, by regular expressions that are not compared"
+
+
+def _regex_between(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
+    """Whether one of ``rule``'s path-pattern or host-header conditions, not one of ``weighted``'s
+    own, or ``weighted``'s of the same field, is given as regular expressions: then whether ``rule``
+    meets any of ``weighted``'s requests is not known (``_apart`` never tells such ones apart)."""
+    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+    for condition in rule.get("Conditions", []):
+        field = condition.get("Field")
+        if field not in _PATTERNED or _condition_key(condition) in own:
+            continue
+        if _regexes(condition) or any(_regexes(c) for c in weighted.get("Conditions", []) if c.get("Field") == field):
+            return True
+    return False
+
+
+def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                        value: str) -> list[Mapping[str, Any]]:
+    """The rules ahead of ``weighted`` that match, or by a regular expression may match, requests
+    carrying ``name: value`` on some of its requests (not ``_apart``), in priority order."""
+    return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+            and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
+            and not _apart(rule, weighted)]
+
+
 def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
                        also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
     """The first rule of ``rules`` ahead of ``weighted`` (a priority number below its) that matches, or
     by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
     requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
-    return next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
-                 and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-                 and not _apart(rule, weighted) and also(rule)), None)
+    return next((rule for rule in _header_rules_ahead(rules, weighted, name, value) if also(rule)), None)
 
 
 _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
@@ -163,51 +253,73 @@ _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or hos
 """The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
 
 
-def _partly_said(matching: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, canary_arn: str,
-                 canary_group: str, create: str) -> str:
+def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[str, Any]],
+                 elsewhere: Mapping[str, Any] | None, weighted: Mapping[str, Any], header: str, name: str,
+                 canary_arn: str, canary_group: str, create: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
-    by and where it sends those it meets, then what to change. Said of the first alone, a second
-    pinning the rest, or taking them elsewhere, went unnamed."""
-    states = "; ".join(
-        f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with {' and '.join(_beyond(r, weighted))}, "
-        f"and sends those it meets to {canary_group + ' alone' if is_pin_rule(r, canary_arn) else _goes(r)}"
-        for r in matching)
+    by and where it sends those it meets, and each of ``regex`` (``_regex_header_rules``: those that
+    may match the header by a regular expression) among them, then what to change. Said of the
+    first alone, a second pinning the rest, or taking them elsewhere, went unnamed; a rule by a
+    regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
+    ``elsewhere``: ``find_pin``'s, the first of these rules that may send some of them elsewhere."""
+    def state(r: Mapping[str, Any]) -> str:
+        goes = canary_group + " alone" if is_pin_rule(r, canary_arn) else _goes(r)
+        if r in regex:
+            narrower = _beyond(r, weighted)
+            return (f"rule {r['RuleArn']} (priority {r['Priority']}) may match the header (by a regular expression on "
+                    f"{name}, {_regexes_on(r, name)}, not compared)"
+                    + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
+        return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
+                f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
+
+    states = "; ".join(state(r) for r in sorted([*matching, *regex], key=_priority))
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
-    elsewhere = [r for r in matching if not is_pin_rule(r, canary_arn)]
-    if len(matching) == 1:
-        change = f"give it {_WIDER}" + ("" if pins else f", and make it forward to {canary_group} alone")
-    elif pins:
-        ahead = (f"a priority number below {elsewhere[0]['Priority']} and "
-                 if elsewhere and _priority(elsewhere[0]) < _priority(pins[0]) else "")
-        change = f"give rule {pins[0]['RuleArn']} {ahead}{_WIDER}"
-    else:
-        change = (f"give rule {elsewhere[0]['RuleArn']} {_WIDER}, and make it forward to {canary_group} alone")
+    # The rule to change: the one matching rule, else the first pinning some, else the first of all.
+    changed = matching[0] if len(matching) == 1 or not pins else pins[0]
+    # Changed behind a rule that may send some of them elsewhere first, it was refused again for that one.
+    ahead = (f"a priority number below {elsewhere['Priority']} and "
+             if elsewhere is not None and _priority(elsewhere) < _priority(changed) else "")
+    which = "it" if len(matching) == 1 and not regex else f"rule {changed['RuleArn']}"
+    change = f"give {which} {ahead}{_WIDER}" + (
+        "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
-            f"meets every request it matches carrying `{header}`: {states}, so some of them may pass "
-            f"{'it' if len(matching) == 1 else 'them all'} by: {change}, or "
-            f"{create}")
+            f"{'is known to meet' if regex else 'meets'} every request it matches carrying `{header}`: {states}, so "
+            f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
 
 
-def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None, header: str, name: str,
-                          value: str, canary_group: str, create: str) -> str:
+def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None,
+                          pins: Sequence[Mapping[str, Any]], header: str, name: str, value: str, canary_group: str,
+                          create: str) -> str:
     """Why ``first``, the first rule meeting every request of the weighted rule's carrying
-    ``header``, does not pin them: where it sends them, and where ``elsewhere`` (the first rule
+    ``header``, does not pin them: where it sends them, where ``elsewhere`` (the first rule
     ahead of it sending some of them elsewhere, ``find_pin``'s), when not ``first``, sends those it
-    meets first; what to change. Told only to make ``first`` forward to the canary, a person did,
-    and the checks were refused for a rule on /edit/admin/* ahead of it, never named."""
-    if elsewhere is None or elsewhere is first:
-        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
-                f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
-                f"forward to {canary_group} alone, or {create}")
-    other = elsewhere["RuleArn"]
-    meets = "meets" if _header_met(elsewhere, name, value) else (
-        f"may meet (by a regular expression on {name}, {_regexes_on(elsewhere, name)}, not compared)")
-    return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first but for "
-            f"those rule {other} (priority {elsewhere['Priority']}) {meets} ahead of it, and sends them to "
-            f"{_goes(first)} (rule {other}: to {_goes(elsewhere)}), not to the canary target group {canary_group} "
-            f"alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or host-header "
-            f"none of the weighted rule's requests match), or {create}")
+    meets first, and the pin rules of ``pins`` ahead of it, which pin those they meet (or by a
+    regular expression may meet) first; what to change. Told only to make ``first`` forward to the
+    canary, a person did, and the checks were refused for a rule on /edit/admin/* ahead of it, never
+    named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all."""
+    def meets(rule: Mapping[str, Any]) -> str:
+        return f"rule {rule['RuleArn']} (priority {rule['Priority']}) " + (
+            "meets" if _header_met(rule, name, value) else
+            "may meet" if rule in pins else
+            f"may meet (by a regular expression on {name}, {_regexes_on(rule, name)}, not compared)")
+
+    others = [] if elsewhere is None or elsewhere is first else [elsewhere]
+    but = ""
+    if others or pins:
+        pinned = "" if not pins else f", sending them to {canary_group} alone" + (
+            "" if not others else f" ({' and '.join('rule ' + r['RuleArn'] for r in pins)})")
+        those = " and ".join(meets(r) for r in sorted([*others, *pins], key=_priority))
+        but = f" but for those {those} ahead of it{pinned}"
+    if not others:
+        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` "
+                f"first{but}, and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: "
+                f"make it forward to {canary_group} alone, or {create}")
+    other = others[0]["RuleArn"]
+    return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first{but}, "
+            f"and sends them to {_goes(first)} (rule {other}: to {_goes(others[0])}), not to the canary target group "
+            f"{canary_group} alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or "
+            f"host-header none of the weighted rule's requests match), or {create}")
 
 
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
@@ -301,12 +413,19 @@ def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
 def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
     """``rule``'s other conditions that some request ``weighted`` matches may fail, each said with
     why (none: every request ``weighted`` matches, carrying the header ``_header_met`` matched,
-    matches ``rule``). One of the weighted rule's own passes, and so does a path-pattern or
-    host-header whose values match every value of the weighted rule's (``/*`` over ``/edit/*``):
-    refused for not being the same, a pin on ``/*`` was said to let requests pass it by."""
+    matches ``rule``): ``_misses``, said."""
+    return [said for said, _ in _misses(rule, weighted)]
+
+
+def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """``_beyond``'s conditions, each with whether some request ``weighted`` matches is known to
+    fail it (False: a regular expression, not compared, decides). One of the weighted rule's own
+    passes, and so does a path-pattern or host-header whose values match every value of the
+    weighted rule's (``/*`` over ``/edit/*``): refused for not being the same, a pin on ``/*`` was
+    said to let requests pass it by."""
     mine = weighted.get("Conditions", [])
     own = {_condition_key(c) for c in mine}
-    said = []
+    said: list[tuple[str, bool]] = []
     for condition in rule.get("Conditions", []):
         field = str(condition.get("Field"))
         if field == "http-header" or _condition_key(condition) in own:
@@ -317,11 +436,11 @@ def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
         if field in _PATTERNED and theirs:
             # A regular expression's matches are not compared: "does not match" would claim more than is known.
             regex = any(_regexes(c) for c in (condition, *theirs))
-            said.append(f"a {field} condition ({_said(condition)}) that {'may' if regex else 'does'} not match every "
-                        f"request the weighted rule's ({'; '.join(f'{field} ' + _said(c) for c in theirs)}) matches"
-                        + (" (regular expressions are not compared)" if regex else ""))
+            said.append((f"a {field} condition ({_said(condition)}) that {'may' if regex else 'does'} not match every "
+                         f"request the weighted rule's ({'; '.join(f'{field} ' + _said(c) for c in theirs)}) matches"
+                         + (" (regular expressions are not compared)" if regex else ""), not regex))
         else:
-            said.append(f"a {field} condition the weighted rule does not have")
+            said.append((f"a {field} condition the weighted rule does not have", True))
     return said
 
 

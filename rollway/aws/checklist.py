@@ -15,8 +15,10 @@ granting it (``rollway.aws.denied.permission_denied``).
 Each read is given up on after ``read_seconds`` (saying every 10 s that it still waits): on
 the run's shared clients (60 s per read, retried) a service that took the connection and never
 answered held the checklist for minutes per read, with no line saying what it waited on. Once
-a service did not answer in a region, what is left to read from it there is not asked: it
-fails as not asked, so a silent service costs ``read_seconds`` once, not once per resource.
+a service did not answer in a region, what is left to read from it there in that check is not
+asked: it fails as not asked, naming the call that was not answered, so a silent service costs
+``read_seconds`` once, not once per resource. The next check (the checklist task's retry) asks it
+again.
 """
 
 from __future__ import annotations
@@ -165,6 +167,9 @@ class AwsInfraChecker:
     def observe(self) -> Observation:
         """Everything the checklist needs, read from AWS, each where the app deploys it."""
         t = self._targets
+        # A service silent in an earlier check is asked again: kept, the task's retry said every read
+        # of it "not asked", and read nothing.
+        self._unanswered.clear()
         stacks = {name: self._read_stack(name) for name in t.stacks}
         stack_regions = {name: e.region for name, e in self._environments.items()
                          if name in stacks and e.region != t.region and e.account == self._account}
@@ -203,7 +208,7 @@ class AwsInfraChecker:
         listener = f"{t.load_balancer}:{t.listener_port}"
         try:
             with calls_begun(self._home["elbv2"]) as begun:
-                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda: router.pin(header))
+                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.
@@ -230,10 +235,9 @@ class AwsInfraChecker:
         name. Only a hint: a read that fails finds nothing, and no more than
         ``_TEMPLATES_SEARCHED`` templates are read.
         """
-        cloudformation = self._home["cloudformation"]
         try:
             return self._answered("cloudformation", self._targets.region, "DescribeStacks",
-                                  lambda: self._search(cloudformation, set(missing)))
+                                  lambda client: self._search(client, set(missing)))
         except (ClientError, BotoCoreError, Unanswered):
             return {}  # the item still fails as missing, without the hint
 
@@ -251,9 +255,10 @@ class AwsInfraChecker:
                 break
         return found
 
-    def _answered(self, service: str, region: str, what: str, call: Callable[[], Any]) -> Any:
-        """``call()``, a read from ``service`` in ``region``, given up on after ``read_seconds``;
-        not made when that service did not answer there before.
+    def _answered(self, service: str, region: str, what: str, call: Callable[[Any], Any]) -> Any:
+        """``call(client)``, a read ``what`` (``<operation> [<name>]``) with the ``service`` client
+        of ``region``, given up on after ``read_seconds``; not made when that service did not
+        answer there before in this check.
 
         Raises:
             Unanswered: the service did not answer this read, or an earlier one, in time.
@@ -262,11 +267,16 @@ class AwsInfraChecker:
         if key in self._unanswered:
             raise Unanswered(self._unanswered[key])
         name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
-        try:
-            return answered(name, self._read_seconds, call, self._say)
-        except Unanswered as err:
-            self._unanswered[key] = f"not asked: {name} did not answer {what} within {self._read_seconds:g} s"
-            raise
+        client = self._client(service, region)
+        with calls_begun(client) as begun:
+            try:
+                return answered(name, self._read_seconds, lambda: call(client), self._say)
+            except Unanswered:
+                # The call it did not answer: a read may make several (GetQueueUrl before
+                # GetQueueAttributes; the load balancer, listener and target groups before DescribeRules).
+                self._unanswered[key] = (f"not asked: {name} did not answer {_unanswered_call(what, begun)} within "
+                                         f"{self._read_seconds:g} s")
+                raise
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:
@@ -298,11 +308,9 @@ class AwsInfraChecker:
         region = self._elsewhere(key)
         # Its name stands for the resource a refusal does not name (moto names none).
         if region is None:
-            return _read(what, lambda: self._answered(service, self._targets.region, what,
-                                                      lambda: call(self._home[service])), self._targets, key[1])
-        return _read(f"{what} in {region}", lambda: self._answered(service, region, what,
-                                                                   lambda: call(self._client(service, region))),
-                     self._targets, key[1])
+            return _read(what, lambda: self._answered(service, self._targets.region, what, call), self._targets,
+                         key[1])
+        return _read(f"{what} in {region}", lambda: self._answered(service, region, what, call), self._targets, key[1])
 
     def _read_stack(self, name: str) -> Observed:
         """The stack read where the app deploys it; another account's as a failed read saying why."""
@@ -310,7 +318,7 @@ class AwsInfraChecker:
         if environment is None or (environment.account == self._account and environment.region == self._targets.region):
             return _read(f"DescribeStacks {name}", lambda: self._answered(
                 "cloudformation", self._targets.region, f"DescribeStacks {name}",
-                lambda: self._stack(self._home["cloudformation"], name)), self._targets)
+                lambda client: self._stack(client, name)), self._targets)
         if environment.account != self._account:
             # Read here, a stack of the same name in this account would pass for it.
             return ReadFailed(f"it is in {environment.uri}",
@@ -318,8 +326,8 @@ class AwsInfraChecker:
                               f"was not read; check it with credentials for account {environment.account}")
         region = environment.region
         return _read(f"DescribeStacks {name} in {region}", lambda: self._answered(
-            "cloudformation", region, f"DescribeStacks {name}",
-            lambda: self._stack(self._client("cloudformation", region), name)), self._targets)
+            "cloudformation", region, f"DescribeStacks {name}", lambda client: self._stack(client, name)),
+            self._targets)
 
     @staticmethod
     def _stack(client: Any, name: str) -> dict[str, Any] | None:
@@ -351,7 +359,7 @@ class AwsInfraChecker:
             if region not in (self._targets.region, self._elsewhere(("queue", spec.name))):
                 continue
             found[target] = _read(f"GetQueueUrl {arn[5]}", lambda r=region, n=arn[5]: self._answered(
-                "sqs", r, f"GetQueueUrl {n}", lambda: self._client("sqs", r).get_queue_url(QueueName=n)["QueueUrl"]),
+                "sqs", r, f"GetQueueUrl {n}", lambda client: client.get_queue_url(QueueName=n)["QueueUrl"]),
                 self._targets, arn[5])
         return found
 
@@ -372,8 +380,8 @@ class AwsInfraChecker:
         for region, wanted in by_region.items():
             where = "" if region == self._targets.region else f" in {region}"
             try:
-                found.update(self._answered("cloudwatch", region, "DescribeAlarms", lambda: self._alarms_in(
-                    self._client("cloudwatch", region), wanted, where, self._targets)))
+                found.update(self._answered("cloudwatch", region, "DescribeAlarms", lambda client: self._alarms_in(
+                    client, wanted, where, self._targets)))
             except Unanswered as err:
                 found.update(dict.fromkeys(wanted, _failed(f"DescribeAlarms{where}", err, self._targets)))
         return {name: found[name] for name in self._targets.alarms}
@@ -410,6 +418,15 @@ class AwsInfraChecker:
     def _subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
         return [s for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
                 for s in page.get("Subscriptions", ())]
+
+
+def _unanswered_call(what: str, begun: Sequence[str]) -> str:
+    """The read ``what`` (``GetQueueAttributes <queue>``) said by the call of it that was not
+    answered, the last ``begun`` (``GetQueueUrl <queue>``); ``what`` when none was begun."""
+    if not begun:
+        return what
+    operation, _, name = what.partition(" ")
+    return what if begun[-1] == operation else f"{begun[-1]} {name}".rstrip()
 
 
 def _construct_ids_of(template: Any) -> set[str]:

@@ -4,6 +4,7 @@ thing broken on its own fails its item with the right reason."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -829,3 +830,64 @@ def test_a_refused_read_of_the_header_rule_names_the_statement_granting_it_to_th
     assert (f"AWS refused {action} (AccessDenied: " in item.reason
             and "it is granted by deployments/iam-policy-infrastructure.json, statement "
                 "ChecklistAndCleanupReadTheLoadBalancerAndItsRules: add that statement" in item.reason), item.reason
+
+
+@contextmanager
+def stalled(client, operation: str):
+    """``client``'s ``operation`` held until the block ends, then answered by moto before the block
+    is left: sent later, its request could land in the next test's account as it is reset."""
+    import threading
+
+    from tests.botocore_events import on_operation
+
+    released = threading.Event()
+    held: list[threading.Thread] = []
+
+    def hold(**_) -> None:  # None: botocore sends the call as it is, once released
+        held.append(threading.current_thread())
+        released.wait(10)
+
+    try:
+        with on_operation(client, "before-call", hold, operation=operation):
+            yield
+    finally:
+        released.set()
+        for thread in held:
+            thread.join(10)
+
+
+def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_asked_after(paged, independent_client):
+    """A queue is read by GetQueueUrl, then GetQueueAttributes: every queue after one whose
+    GetQueueUrl was given up on said SQS "did not answer GetQueueAttributes", a call never made."""
+    t = paged.targets
+    sqs = independent_client("sqs")
+    first = t.queues[0].name
+    with stalled(sqs, "GetQueueUrl"):
+        reasons = failed(AwsInfraChecker(*(paged.get_client(s) if s != "sqs" else sqs for s in SERVICES), t,
+                                         read_seconds=1).check())
+    again = "; run verify_infrastructure again (it only reads)"
+    assert reasons[first].startswith(f"could not read SQS queue {first} (GetQueueAttributes {first}): SQS did not "
+                                     f"answer within 1 s{again}; "), reasons
+    unasked = f"not asked: SQS did not answer GetQueueUrl {first} within 1 s{again}"
+    for spec in t.queues:  # each DLQ, and each queue after the first
+        assert reasons[spec.name].endswith(f"(GetQueueAttributes {spec.dlq_name}): {unasked}"), reasons
+    for spec in t.queues[1:]:
+        assert f"(GetQueueAttributes {spec.name}): {unasked}; " in reasons[spec.name], reasons
+    assert "GetQueueAttributes " + first + " within" not in " ".join(reasons.values()), reasons
+
+
+def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(paged, independent_client):
+    """A read given up on kept its service unasked for the checker's life: the infra-checklist
+    task's retry, checking again, failed the listener rule "(none asked): not asked: Elastic Load
+    Balancing did not answer DescribeRules", a call it never made, in a check that asked nothing."""
+    t = paged.targets
+    elbv2 = independent_client("elbv2")
+    checker = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2, canary_header=HEADER,
+                              read_seconds=1)
+    with stalled(elbv2, "DescribeListeners"):
+        item = pin_item(checker.check())
+    assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeListeners): "
+                           "Elastic Load Balancing did not answer within 1 s; run verify_infrastructure again (it only "
+                           "reads)"), item.reason
+    item = pin_item(checker.check())
+    assert "does not pin all the validation's HTTP checks" in item.reason, item.reason

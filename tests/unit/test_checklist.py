@@ -473,3 +473,28 @@ def test_an_alarms_state_reason_is_quoted_on_one_line_without_its_control_charac
     assert item.passed is passed
     assert "set by hand \\x1b[2Jchecklist PASS alarm other" in item.reason, item.reason
     assert "\n" not in item.reason and "\x1b" not in item.reason, item.reason
+
+
+def test_a_listener_whose_pin_turns_on_a_regular_expression_is_said_not_known_to_pin_them_all():
+    """A pin rule matching the header by a regular expression, not compared: the item said the
+    listener "does not pin all the validation's HTTP checks", of rules that may well pin every one."""
+    from rollway.checklist import PinRead, check_pin
+    from tests.unit.test_pinning import CANARY, STABLE, found_on_edit, header, path, regex_header, rule
+
+    header_line = "X-Rollway-Target: canary"
+    unknown = check_pin(PinRead(header=header_line, listener="alb:80",
+                                found=found_on_edit(rule("pin", "5", [regex_header("^canary$")], CANARY))))
+    assert not unknown.passed
+    assert unknown.reason.startswith(
+        "whether listener alb:80 pins all the validation's HTTP checks carrying `X-Rollway-Target: canary` "
+        "(validate_deployment's spec.canary_header) to the canary target group is not known: it turns on which of "
+        "them rule pin (priority 5) meets, by regular expressions that are not compared; rule pin (priority 5) "
+        "matches the header X-Rollway-Target by a regular expression (^canary$)"), unknown.reason
+    assert "does not pin" not in unknown.reason, unknown.reason
+    # Known not to: said so, as before.
+    for found in (found_on_edit(rule("pin", "5", [header("canary"), path("/edit/admin/*")], CANARY)),
+                  found_on_edit(rule("regex", "5", [regex_header("^can")], STABLE)),
+                  "load balancer 'x' not found, so nothing pins them yet"):
+        known = check_pin(PinRead(header=header_line, listener="alb:80", found=found))
+        assert known.reason.startswith("listener alb:80 does not pin all the validation's HTTP checks carrying "
+                                       "`X-Rollway-Target: canary`"), known.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from rollway.pinning import Pin, find_pin, is_pin_rule
+from rollway.pinning import Pin, Unpinned, find_pin, is_pin_rule
 from rollway.validation import CheckResult, ValidationSpec, http_reach, pinned, validation_seconds
 
 STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
@@ -402,3 +402,75 @@ def test_a_rule_sending_them_all_elsewhere_behind_one_taking_some_first_names_bo
                     f"none), and one action forwarding to canary-tg alone; or clear spec.canary_header"), said
     both = [{**admin, "Actions": rule("", "", [], CANARY)["Actions"]}, rule("first", "5", [header("canary")], CANARY)]
     assert isinstance(found_on_edit(*both), Pin)
+
+
+def test_a_regex_header_rule_ahead_of_a_partial_pin_is_named_as_the_rule_the_new_one_goes_ahead_of():
+    """A rule matching the header by a regular expression, forwarding to the stable group, ahead of
+    a pin on part of /edit/*: the refusal named the pin alone, and asked for the new rule "below 3"
+    with no rule at 3 said; the pin, widened as told, was refused again for the rule at 3."""
+    regex = rule("regex", "3", [regex_header("^can")], STABLE)
+    said = found_on_edit(regex, rule("pin", "5", [header("canary"), path("/edit/admin/*")], CANARY))
+    assert isinstance(said, str), said
+    assert said.startswith(
+        "no listener rule ahead of the weighted rule weighted (priority 10) is known to meet every request it matches "
+        "carrying `X-Rollway-Target: canary`: rule regex (priority 3) may match the header (by a regular expression "
+        "on X-Rollway-Target, ^can, not compared), and sends those it meets to arn:tg/stable; rule pin (priority 5) "
+        "matches the header with a path-pattern condition (/edit/admin/*)"), said
+    assert ("so some of them may pass rule pin by: give rule pin a priority number below 3 and the weighted rule's own "
+            "conditions, wider ones") in said, said
+    assert "or create one on the weighted rule's listener with a priority number below 3," in said, said
+    # Done as told, it pins.
+    assert isinstance(found_on_edit(regex, rule("pin", "2", [header("canary"), path("/edit/*")], CANARY)), Pin)
+
+
+@pytest.mark.parametrize("rules, unknown", [
+    # A pin by a regular expression alone: pinned if it matches the value.
+    ((rule("pin", "5", [regex_header("^canary$")], CANARY),), "which of them rule pin (priority 5) meets"),
+    # A rule by a regular expression ahead of the pin, sending them elsewhere: pinned if it does not match.
+    ((rule("regex", "3", [regex_header("^beta$")], STABLE), rule("pin", "5", [header("canary")], CANARY)),
+     "which of them rule regex (priority 3) meets"),
+    # Both.
+    ((rule("regex", "3", [regex_header("^beta$")], STABLE), rule("pin", "5", [regex_header("^canary$")], CANARY)),
+     "which of them rule regex (priority 3) and rule pin (priority 5) meet"),
+    # Known not to be, whatever the regular expressions: nothing forwards to the canary alone ...
+    ((rule("regex", "5", [regex_header("^can")], STABLE),), None),
+    # ... one meeting some of them first sends them elsewhere ...
+    ((rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),
+      rule("pin", "5", [regex_header("^canary$")], CANARY)), None),
+    # ... or the pin misses some, by a path compared.
+    ((rule("regex", "3", [regex_header("^can")], STABLE),
+      rule("pin", "5", [header("canary"), path("/edit/admin/*")], CANARY)), None),
+    ((), None),
+])
+def test_a_refusal_says_when_whether_the_checks_are_pinned_turns_on_a_regular_expression(rules, unknown):
+    said = found_on_edit(*rules)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == (f"{unknown}, by regular expressions that are not compared" if unknown else None), said
+
+
+def test_a_pin_whose_path_is_compared_with_a_weighted_rules_regular_expression_is_not_known_to_miss_some():
+    weighted = rule("weighted", "10", [REGEX_EDIT], STABLE, CANARY)
+    said = find_pin([rule("pin", "5", [header("canary"), path("/edit/*")], CANARY), weighted, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg")
+    assert isinstance(said, Unpinned) and said.unknown is not None and "rule pin (priority 5)" in said.unknown, said
+
+
+@pytest.mark.parametrize("pin, meets", [
+    (rule("pin", "3", [regex_header("^canary$")], CANARY), "may meet"),
+    (rule("pin", "3", [header("canary"), path("/edit/admin/*")], CANARY), "meets"),
+])
+def test_a_rule_sending_them_elsewhere_behind_a_pin_rule_is_not_said_to_meet_them_first(pin, meets):
+    """A pin ahead of the rule sending them all to the stable group meets some, or by a regular
+    expression may meet all, first: that rule was said to meet them "first", the pin unnamed."""
+    said = found_on_edit(pin, rule("first", "5", [header("canary")], STABLE))
+    assert said.startswith(f"rule first (priority 5) meets requests carrying `X-Rollway-Target: canary` first but for "
+                           f"those rule pin (priority 3) {meets} ahead of it, sending them to canary-tg alone, and "
+                           "sends them to arn:tg/stable, not to the canary target group canary-tg alone"), said
+    # With a rule ahead sending some elsewhere too, both are named.
+    said = found_on_edit(rule("admin", "2", [header("canary"), path("/edit/admin/*")], STABLE), pin,
+                         rule("first", "5", [header("canary")], STABLE))
+    assert said.startswith(f"rule first (priority 5) meets requests carrying `X-Rollway-Target: canary` first but for "
+                           f"those rule admin (priority 2) meets and rule pin (priority 3) {meets} ahead of it, "
+                           f"sending them to canary-tg alone (rule pin), and sends them to arn:tg/stable (rule admin: "
+                           "to arn:tg/stable)"), said

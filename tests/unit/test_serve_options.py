@@ -191,3 +191,34 @@ def test_an_api_out_of_reach_while_reading_what_was_paused_registers_nothing(mon
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api could not be reached (ConnectError: All "
                           "connection attempts failed)"), err
+
+
+@pytest.mark.parametrize("argv, verify", [([], True), (["--no-verify-after-deploy"], False),
+                                          (["--verify-after-deploy"], True)])
+def test_deploy_infrastructure_registers_without_the_checklist_on_no_verify_after_deploy(argv, verify, monkeypatch):
+    """build_deployments took verify_after_deploy, but serve.py had no option for it: a process
+    serving an account whose checklist runs apart (verify_infrastructure) registered every deploy
+    with it, and a person unticked verify in each run's form."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import deployments.serve as serve
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.extend(deployments))
+    monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as done:
+        serve.run(argv)
+    assert done.value.code == 0
+    (deploy,) = [d for d in served if d.flow_name == "deploy_infrastructure"]
+    assert deploy.parameters.get("verify", True) is verify, deploy.parameters
+    assert ("without the pre-deployment checklist" in deploy.description) is not verify, deploy.description
+
+
+def test_serve_py_help_says_what_no_verify_after_deploy_does(capsys):
+    import deployments.serve as serve
+
+    with pytest.raises(SystemExit):
+        serve.run(["--help"])
+    said = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help's table, its borders out
+    assert "--verify-after-deploy" in said and "--no-verify-after-deploy" in said, said
+    assert "deploy_infrastructure" in said and "verify_infrastructure" in said, said
