@@ -7,7 +7,6 @@ needs in its own transaction record; Prefect runs the on_rollback hooks in rever
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -81,10 +80,11 @@ def _undo_failed(undoing: str, lost: bool, putting_back: str, err: BaseException
               putting_back, how, refusal_said(err, ROLLOUT_POLICY), leaves, remedy)
 
 
-def _sleep_of(txn) -> Callable[[float], None]:
-    """The wait an undo's tries take between them: the one its task was given (the rollout clock's)."""
+def _sleep_of(txn) -> Callable[[float], None] | None:
+    """The wait an undo's tries take between them: the one its task was given (the rollout clock's;
+    None: ``time.sleep``, looked up at each wait by ``tried``)."""
     kept = txn.get("sleep", None)
-    return kept.obj if kept is not None else time.sleep
+    return kept.obj if kept is not None else None
 
 
 class Live:
@@ -144,7 +144,7 @@ def not_applied(err: BaseException) -> str | None:
 
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
                 service: str | None = None, rollout: str | None = None, lost_answer_seconds: float = 0.0,
-                sleep: Callable[[float], None] = time.sleep) -> None:
+                sleep: Callable[[float], None] | None = None) -> None:
     """Set ``weights``; undone back to ``previous``, unless the ledger by then records
     ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask).
 
@@ -169,7 +169,7 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledg
 @task(name="stage-weights-undo", cache_policy=NONE)
 def _stage_weights_undo(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None,
                         service: str | None, rollout: str | None, write: _Write,
-                        sleep: Callable[[float], None] = time.sleep) -> None:
+                        sleep: Callable[[float], None] | None = None) -> None:
     txn = get_transaction()
     txn.set("sleep", Live(sleep))
     txn.set("router", Live(router))
@@ -216,7 +216,7 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
 
 
 def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None,
-                 sleep: Callable[[float], None] = time.sleep) -> str | None:
+                 sleep: Callable[[float], None] | None = None) -> str | None:
     """Why the traffic must not go back on the canary: the ledger records the rollout as being or
     having been rolled back (that rollback moves the traffic to stable; a read-back may not show it
     yet). None when it does not, or there is no ledger, or its newest rollout is another one (the
@@ -303,7 +303,7 @@ def final_for_elb(err: BaseException) -> bool:
 # uses the revision a call whose answer was lost made, and deregisters a second copy.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str,
-                      pointing: _Write | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
+                      pointing: _Write | None = None, sleep: Callable[[float], None] | None = None) -> str:
     """Register ``image`` on ``base_task_definition``; undone by deregistering it, unless the undo of
     ``pointing`` (the service's pointing at it) failed and left the service on it."""
     try:
@@ -351,7 +351,7 @@ def _final_for_ecs(err: BaseException) -> bool:
 # UpdateService deregistered the new revision and the retry pointed the canary at it.
 @task(name="point-service-undoable", cache_policy=NONE)
 def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str,
-                  write: _Write | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                  write: _Write | None = None, sleep: Callable[[float], None] | None = None) -> None:
     """Point ``service`` at ``task_definition``; undone back to ``previous``. ``write``: where each
     try's outcome is kept for the undo staged before it (``stage_pointing_undo``)."""
     txn = get_transaction()
@@ -380,7 +380,7 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
 
 @task(name="stage-pointing-undo", cache_policy=NONE)
 def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, write: _Write,
-                        task_definition: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                        task_definition: str | None = None, sleep: Callable[[float], None] | None = None) -> None:
     """Stage, before the pointing is sent, its undo for when every try fails: Prefect stages a
     task's own undo only when it succeeds, and an UpdateService that landed but lost its answer on
     every try left the canary on the new revision, which the registration's undo then deregistered
@@ -453,7 +453,7 @@ def _runs(deployer: ServiceDeployer, service: str) -> str | None:
 # (rollway.flag_binding._first_write).
 @task(name="apply-flag-bindings", cache_policy=NONE)
 def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str, ledger: Ledger | None = None,
-                service: str | None = None, sleep: Callable[[float], None] = time.sleep) -> list:
+                service: str | None = None, sleep: Callable[[float], None] | None = None) -> list:
     from rollway.flag_binding import apply_bindings
 
     return _patiently(f"moving the bound feature flags to the {weight}% stage",
@@ -463,7 +463,7 @@ def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: s
 
 
 def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_task_definition: str,
-                    previous: str | None, sleep: Callable[[float], None] = time.sleep) -> str:
+                    previous: str | None, sleep: Callable[[float], None] | None = None) -> str:
     """Register ``image`` as a new revision and point ``service`` at it, undone together.
 
     If pointing the service fails, the new revision is deregistered (and a half-made pointing
