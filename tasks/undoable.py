@@ -34,6 +34,26 @@ def _never_final(err: BaseException) -> bool:
     return False
 
 
+class _KeptVerdict:
+    """An undo's ``final``, keeping its verdict on the failed try it judged last: the undo that says
+    its last failure itself (``_undo_failed``) words it by the verdict ``_patiently`` got, rather
+    than asking ``final`` a second time about the same error."""
+
+    def __init__(self, final: Callable[[BaseException], bool]) -> None:
+        self.final = final
+        self.err: BaseException | None = None
+        self.verdict = False
+
+    def __call__(self, err: BaseException) -> bool:
+        verdict = self.final(err)
+        self.err, self.verdict = err, verdict
+        return verdict
+
+    def of(self, err: BaseException) -> bool:
+        """The verdict on ``err``: the one kept, if ``err`` is the error judged last (else asked now)."""
+        return self.verdict if err is self.err else self.final(err)
+
+
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
                on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False,
                sleep: Callable[[float], None] | None = None) -> T:
@@ -46,21 +66,19 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
     ``time.sleep``, looked up at each wait)."""
     # ``final``'s verdict on the newest failed try: ``tried`` asks it before it calls ``logged``,
     # which words its line by it rather than asking ``final`` a second time.
-    verdict = False
+    kept = _KeptVerdict(final)
 
     def judged(err: BaseException) -> bool:
-        nonlocal verdict
         # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
         # failure unseen (a pointing's ``_Write.failed``, and its staged undo then did nothing).
         if on_error is not None:
             on_error(err)
-        verdict = final(err)
-        return verdict
+        return kept(err)
 
     def logged(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, wait)
-        elif not said and verdict:
+        elif not said and kept.verdict:
             log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
         elif not said:
             log.error("%s: %s failed %d times, last: %s", role, what, made, err)
@@ -70,12 +88,13 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
 
 
 def _undo_failed(undoing: str, lost: bool, putting_back: str, err: BaseException,
-                 final: Callable[[BaseException], bool], leaves: str, remedy: str) -> None:
+                 refused: bool, leaves: str, remedy: str) -> None:
     """Say an undo's write that failed for good as a person acts on it: what was being undone (a
     write whose answer was lost, when ``lost``), what AWS said (a refused permission as the statement
-    of the rollout's policy granting it), what it ``leaves`` and the ``remedy``. The undo's own
-    line was AWS's bare error text, which said none of it."""
-    how = "was refused" if final(err) else f"failed {UNDO_ATTEMPTS} times"
+    of the rollout's policy granting it; ``refused``: an answer another ask gets again, the undo's
+    ``final`` verdict on ``err``), what it ``leaves`` and the ``remedy``. The undo's own line was
+    AWS's bare error text, which said none of it."""
+    how = "was refused" if refused else f"failed {UNDO_ATTEMPTS} times"
     log.error("could not undo %s%s: %s %s (%s). %s; %s", undoing, ", whose answer was lost" if lost else "",
               putting_back, how, refusal_said(err, ROLLOUT_POLICY), leaves, remedy)
 
@@ -262,13 +281,14 @@ def _restore_weights(txn) -> None:
         log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
+    final = _KeptVerdict(final_for_elb)
     try:
         _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous),
-                   final=final_for_elb, said=True, sleep=sleep)
+                   final=final, said=True, sleep=sleep)
     except Exception as err:
         service = txn.get("rollout")[0]
         _undo_failed(f"the shift of the weights{f' of {service}' if service else ''} to {written} (stable/canary)",
-                     txn.get("write").may_have_landed, f"setting them back to {previous}", err, final_for_elb,
+                     txn.get("write").may_have_landed, f"setting them back to {previous}", err, final.of(err),
                      f"The load balancer holds {now}: the canary takes {now.canary} % of the traffic, and the "
                      "bound feature flags may not have followed it",
                      "roll the rollout back (`rollway abort`), which moves all the traffic to stable, once the load "
@@ -411,9 +431,10 @@ def _restore_task_definition(txn) -> None:
     # to leave the canary on the new revision (and the registration's undo then deregistered the
     # revision it runs); what ECS refuses the same way every time fails at once.
     deployer, written, write = txn.get("deployer").obj, txn.get("written", None), txn.get("write", None)
+    final = _KeptVerdict(_final_for_ecs)
     try:
         _patiently(f"pointing {service} back at {previous}",
-                   lambda: deployer.update_service(service, task_definition=previous), final=_final_for_ecs,
+                   lambda: deployer.update_service(service, task_definition=previous), final=final,
                    said=True, sleep=_sleep_of(txn))
     except Exception as err:
         runs = _runs(deployer, service)
@@ -430,7 +451,7 @@ def _restore_task_definition(txn) -> None:
         else:
             leaves = f"{service} runs {runs}"
         _undo_failed(f"the pointing of ECS service {service}{at}", write is not None and not write.succeeded,
-                     f"pointing it back at {previous}", err, _final_for_ecs, leaves,
+                     f"pointing it back at {previous}", err, final.of(err), leaves,
                      f"roll the rollout back (`rollway abort`), which points {service} back at its previous "
                      "revision, once ECS takes the call")
         raise
