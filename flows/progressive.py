@@ -454,10 +454,13 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=line)
                        for line in found + [update.describe() for update in updates])
     # With the rule the weights were read on, as each shift records its own: a rollout an older
-    # ledger began recorded none, and its rollback looked the rule up afresh by path.
+    # ledger began recorded none, and its rollback looked the rule up afresh by path. The stage
+    # bakes from the start, and its pass is a new one: the windows counted after the last pass are
+    # dropped, as a shift drops them (``LedgerJournal.shifted``).
     return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
-                             stage_started_at=now, stage_passed=False, **rule_recorded(env.router))
+                             stage_started_at=now, stage_passed=False, passed_looks=None,
+                             **rule_recorded(env.router))
 
 
 def flags_back_to_the_stage(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
