@@ -38,7 +38,7 @@ from rollway.approvals import (
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
-from rollway.decide import StageState, accepted_stages, held_by_person, unrecorded_shift
+from rollway.decide import StageState, accepted_stages, held_by_person, looks_shown, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.failure_words import failures_writable
@@ -858,6 +858,7 @@ def run_progressive(
 
     # The record as this run last wrote it, or read it since (no later than the lease's last write).
     written = record.lease_expires - lease_seconds if record.owner == owner else None
+    passed_at = stage_passed_at(record)
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id, lease_written=written, took_released=took_released)
     result = run_stages(
@@ -865,7 +866,7 @@ def run_progressive(
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id, held_by=person_hold(record),
-        passed_at=stage_passed_at(record), looks=record.passed_looks,
+        passed_at=passed_at, looks=looks_shown(spec, record, passed_at),
     ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.

@@ -174,3 +174,46 @@ def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its
     assert len(adopted) == 1 and len(passes) == 2 and passes[1].at > adopted[0].at, adopted
     assert (first[0].stage, first[0].windows) == (0, 1), first
     assert first[0].window >= passes[1].at - SPEC.analysis.interval_seconds, (first, passes)
+
+
+def test_a_rollout_recorded_before_windows_were_counted_counts_on_from_the_pause_its_record_shows(monkeypatch):
+    """A rollout whose run passed 5 %, paused and judged the canary's windows before this release
+    counted them (``passed_looks``, None in its record), resumed after the upgrade: its pause entry
+    shows windows were judged there, and the resumed run counts on from them. Counted from none, its
+    first window took the first share of the alpha again, on top of what the run before had spent:
+    a rollout in flight across the upgrade could spend another alpha at that stage."""
+    from flows.journal import LedgerJournal
+
+    env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
+    service = env.targets.canary_service
+
+    def dies_after_two_windows(pause, summary, watch=None):
+        asked = env.clock.now()
+        while env.clock.now() < asked + 900:  # windows begin every 300 s, each 600 s long
+            assert watch() is None
+            env.clock.sleep(POLL)
+        raise Killed("the node running the rollout is lost while it waits for the approval before 25%")
+
+    with monkeypatch.context() as before_the_release:
+        before_the_release.setattr(LedgerJournal, "looked", lambda self, looks: None)  # nothing counted in it
+        with pytest.raises(Killed):
+            progressive_on(env, SPEC, dies_after_two_windows)
+    record = env.ledger.get(service)
+    assert (record.stage_index, record.stage_passed, record.passed_looks) == (0, True, None)
+    assert [t.kind for t in record.history].count("pause") == 1
+
+    first: list = []
+
+    def at_the_first_look(pause, summary, watch=None):
+        while not first:
+            assert watch() is None
+            if (looks := env.ledger.get(service).passed_looks) is not None:
+                first.append(looks)
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
+
+    result = progressive_on(env, SPEC, at_the_first_look, owner="run-2")
+    assert result.outcome == "rolled_back", result.reason
+    # The pause's first window was judged by the run before (its record shows the pause): the
+    # resumed run's window, a later one, takes the next share.
+    assert (first[0].stage, first[0].windows) == (0, 2), first
