@@ -195,18 +195,19 @@ def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | Non
     A record written before ``passed_looks`` existed counted nothing, and its run had judged the
     windows of its pause all the same: counted from none, the run resuming it after the upgrade gave
     its first window the first share again, and the stage could spend one more alpha. The pause's
-    entries after the pass (its asking, each timeout whose policy held and asked it again) show
-    its run waiting there, looking at the canary every period, from the first to the last: each
-    window from the first's to the last's counts as looked at. The looks recorded nothing else:
-    its run's looks after the last entry (until it died), or a scale-up's without a pause, are not
-    shown, and count nothing (none more can be told from the record). A record of this release
-    whose run asked the pause and died before its first look counts that window too: the run
-    resuming it judges it at the same share, and a later one at the next.
+    entries after the pass (its asking, each timeout whose policy held and asked it again) show its
+    run waiting there, looking at the canary every period: one at least a period after the asking
+    shows looks made, at every window from the asking's to its own, and those count as looked at.
+    The looks recorded nothing else: its run's looks after the last entry (until it died), or a
+    scale-up's without a pause, are not shown, and count nothing (none more can be told from the
+    record). A pause asked and left before its first look was due shows no look: a run of this
+    release that died there had judged nothing, and its resumed run's first window takes the first
+    share. Not written back: a run resuming the rollout later reads the same entries again.
     """
     if record.passed_looks is not None or not record.stage_passed or passed_at is None:
         return record.passed_looks if record.stage_passed else None
     shown = [t.at for t in record.history if t.at >= passed_at and (t.kind == "pause" or held_by_timeout(t))]
-    if not shown:
+    if not shown or max(shown) < min(shown) + spec.analysis.interval_seconds:
         return None
     _, first = passed_window(spec, record.stage_index, passed_at, min(shown))
     window, last = passed_window(spec, record.stage_index, passed_at, max(shown))

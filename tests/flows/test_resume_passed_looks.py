@@ -178,29 +178,41 @@ def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its
 
 def test_a_rollout_recorded_before_windows_were_counted_counts_on_from_the_pause_its_record_shows(monkeypatch):
     """A rollout whose run passed 5 %, paused and judged the canary's windows before this release
-    counted them (``passed_looks``, None in its record), resumed after the upgrade: its pause entry
-    shows windows were judged there, and the resumed run counts on from them. Counted from none, its
-    first window took the first share of the alpha again, on top of what the run before had spent:
-    a rollout in flight across the upgrade could spend another alpha at that stage."""
+    counted them (``passed_looks``, None in its record), resumed after the upgrade: its pause's
+    entries (the asking, a timeout that held and asked again) show the windows judged there, and
+    the resumed run counts on from them. Counted from none, its first window took the first share of
+    the alpha again, on top of what the run before had spent: a rollout in flight across the upgrade
+    could spend another alpha at that stage."""
     from flows.journal import LedgerJournal
+    from flows.progressive import stage_passed_at
+    from rollway.approvals import timed_out
+    from rollway.decide import passed_window
 
     env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
     service = env.targets.canary_service
+    asked: list[float] = []
 
-    def dies_after_two_windows(pause, summary, watch=None):
-        asked = env.clock.now()
-        while env.clock.now() < asked + 900:  # windows begin every 300 s, each 600 s long
+    def times_out_then_dies(pause, summary, watch=None):
+        if asked:
+            raise Killed("the node running the rollout is lost while it asks the approval before 25% again")
+        asked.append(env.clock.now())
+        while env.clock.now() < asked[0] + 900:  # windows begin every 300 s, each judged until 600 s long
             assert watch() is None
             env.clock.sleep(POLL)
-        raise Killed("the node running the rollout is lost while it waits for the approval before 25%")
+        return timed_out(SPEC.approvals)  # nobody answered: held, and asked again
 
     with monkeypatch.context() as before_the_release:
         before_the_release.setattr(LedgerJournal, "looked", lambda self, looks: None)  # nothing counted in it
         with pytest.raises(Killed):
-            progressive_on(env, SPEC, dies_after_two_windows)
+            progressive_on(env, SPEC, times_out_then_dies)
     record = env.ledger.get(service)
     assert (record.stage_index, record.stage_passed, record.passed_looks) == (0, True, None)
-    assert [t.kind for t in record.history].count("pause") == 1
+    entries = [t.at for t in record.history if t.kind in ("pause", "timeout")]
+    assert len(entries) == 2, record.history
+    passed_at = stage_passed_at(record)
+    judged = passed_window(SPEC, 0, passed_at, entries[1])[1] - passed_window(SPEC, 0, passed_at, entries[0])[1] + 1
+    assert judged >= 2
+    env.clock.sleep(600)  # resumed later, at a window of its own
 
     first: list = []
 
@@ -214,6 +226,6 @@ def test_a_rollout_recorded_before_windows_were_counted_counts_on_from_the_pause
 
     result = progressive_on(env, SPEC, at_the_first_look, owner="run-2")
     assert result.outcome == "rolled_back", result.reason
-    # The pause's first window was judged by the run before (its record shows the pause): the
-    # resumed run's window, a later one, takes the next share.
-    assert (first[0].stage, first[0].windows) == (0, 2), first
+    # The windows the pause's entries span were judged by the run before: the resumed run's, a
+    # later one, takes the next share.
+    assert (first[0].stage, first[0].windows) == (0, judged + 1), (first, judged)

@@ -206,7 +206,7 @@ def test_a_record_from_before_windows_were_counted_shows_those_its_pause_spans()
     """A record written before ``passed_looks`` was kept: its pause's entries after the pass (the
     asking, a timeout that held and asked again an hour later) show its run looking at every window
     between them. A record that counts them is read as it counts; one whose stage has not passed
-    brings no count, and one showing no pause after the pass none either."""
+    brings no count, and one showing no look after the pass none either."""
     from rollway.decide import looks_shown, passed_window
     from rollway.ledger import PassedLooks, answer_comment
     from tests.unit.test_fake_ledger import rollout
@@ -223,7 +223,8 @@ def test_a_record_from_before_windows_were_counted_shows_those_its_pause_spans()
     window, last = passed_window(spec, 0, passed, held.at)
     assert looks_shown(spec, record, passed) == PassedLooks(stage=0, window=window, windows=last + 1)
     assert last + 1 == 11  # one begun every 300 s, each judged until it is 600 s long: eleven by the hour's end
-    assert looks_shown(spec, record.model_copy(update={"history": (before, verdict, asked)}), passed).windows == 1
+    # The asking alone shows no look: its first was due a period later.
+    assert looks_shown(spec, record.model_copy(update={"history": (before, verdict, asked)}), passed) is None
     counted = PassedLooks(stage=0, window=window, windows=3)
     assert looks_shown(spec, record.model_copy(update={"passed_looks": counted}), passed) == counted
     assert looks_shown(spec, record.model_copy(update={"stage_passed": False, "passed_looks": counted}), None) is None
