@@ -188,6 +188,10 @@ class LedgerJournal:
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:
         now = self.env.clock.now()
+        # A stage begins: the windows counted after the last pass were that pass's looks' alone.
+        # Kept, a stage passed again once the weights came back to it (moved by hand, adopted)
+        # counted its new pass's windows on from the old pass's: its first window was judged at a
+        # later, smaller share of the alpha, as if the tests made before its new bake were its own.
         # The shift and the flag moves made inside it in one write: the flags have moved already,
         # and a run killed between two writes would leave the ledger without them for good (the
         # resume finds the load balancer and the ledger in agreement and records nothing).
@@ -200,7 +204,7 @@ class LedgerJournal:
             followed_by=tuple(Transition(at=now, kind="flag", actor=self.actor, comment=update.describe())
                               for update in flags),
             phase=RolloutPhase.PROGRESSING, weights=after, stage_index=state.stage_index,
-            stage_started_at=state.started_at, stage_passed=False,
+            stage_started_at=state.started_at, stage_passed=False, passed_looks=None,
             **rule_recorded(self.env.router),
         )
         self._progress(state.stage_index, done=False)

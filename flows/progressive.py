@@ -38,7 +38,7 @@ from rollway.approvals import (
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
-from rollway.decide import StageState, accepted_stages, held_by_person, unrecorded_shift
+from rollway.decide import StageState, accepted_stages, held_by_person, looks_shown, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.failure_words import failures_writable
@@ -455,10 +455,13 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=line)
                        for line in found + [update.describe() for update in updates])
     # With the rule the weights were read on, as each shift records its own: a rollout an older
-    # ledger began recorded none, and its rollback looked the rule up afresh by path.
+    # ledger began recorded none, and its rollback looked the rule up afresh by path. The stage
+    # bakes from the start, and its pass is a new one: the windows counted after the last pass are
+    # dropped, as a shift drops them (``LedgerJournal.shifted``).
     return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
-                             stage_started_at=now, stage_passed=False, **rule_recorded(env.router))
+                             stage_started_at=now, stage_passed=False, passed_looks=None,
+                             **rule_recorded(env.router))
 
 
 def _rule_noted(env: Environment, record: RolloutRecord, *, owner: str) -> RolloutRecord:
@@ -867,6 +870,7 @@ def run_progressive(
 
     # The record as this run last wrote it, or read it since (no later than the lease's last write).
     written = record.lease_expires - lease_seconds if record.owner == owner else None
+    passed_at = stage_passed_at(record)
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id, lease_written=written, took_released=took_released)
     result = run_stages(
@@ -874,7 +878,7 @@ def run_progressive(
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id, held_by=person_hold(record),
-        passed_at=stage_passed_at(record), looks=record.passed_looks,
+        passed_at=passed_at, looks=looks_shown(spec, record, passed_at),
     ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.ledger import PassedLooks
+from rollway.ledger import PassedLooks, held_by_timeout
 from rollway.model import Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.spec import Analysis, RolloutSpec, phase_end_stage
@@ -184,6 +184,34 @@ def window_looked(looks: PassedLooks | None, stage_index: int, window: float) ->
     if looks.window == window:
         return looks
     return looks.model_copy(update={"window": window, "windows": looks.windows + 1})
+
+
+def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | None) -> PassedLooks | None:
+    """The windows of ``record``'s passed stage looked at before this run, as its ledger shows them:
+    its ``passed_looks``, or, in a record written before they were counted, the windows its pause
+    spans; None when none were looked at, or the stage has not passed. ``passed_at``: when its looks
+    began (``stage_passed_at``), from which its windows lie on their grid (``passed_window``).
+
+    A record written before ``passed_looks`` existed counted nothing, and its run had judged the
+    windows of its pause all the same: counted from none, the run resuming it after the upgrade gave
+    its first window the first share again, and the stage could spend one more alpha. The pause's
+    entries after the pass (its asking, each timeout whose policy held and asked it again) show its
+    run waiting there, looking at the canary every period: one at least a period after the asking
+    shows looks made, at every window from the asking's to its own, and those count as looked at.
+    The looks recorded nothing else: its run's looks after the last entry (until it died), or a
+    scale-up's without a pause, are not shown, and count nothing (none more can be told from the
+    record). A pause asked and left before its first look was due shows no look: a run of this
+    release that died there had judged nothing, and its resumed run's first window takes the first
+    share. Not written back: a run resuming the rollout later reads the same entries again.
+    """
+    if record.passed_looks is not None or not record.stage_passed or passed_at is None:
+        return record.passed_looks if record.stage_passed else None
+    shown = [t.at for t in record.history if t.at >= passed_at and (t.kind == "pause" or held_by_timeout(t))]
+    if not shown or max(shown) < min(shown) + spec.analysis.interval_seconds:
+        return None
+    _, first = passed_window(spec, record.stage_index, passed_at, min(shown))
+    window, last = passed_window(spec, record.stage_index, passed_at, max(shown))
+    return PassedLooks(stage=record.stage_index, window=window, windows=last - first + 1)
 
 
 def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) -> Decision:

@@ -327,7 +327,7 @@ from rollway.aws.ledger import as_stored  # noqa: E402  (the DynamoDB ledger's o
 from rollway.ledger import (  # noqa: E402
     RefusedAnswer,
     RolloutNotFound,
-    check_refusable,
+    refusals_kept,
     RolloutRecord,
     Transition,
     as_started,
@@ -461,9 +461,8 @@ class FakeLedger:
             if index is None:
                 raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
             current = rollouts[index]
-            check_refusable(current, as_stored(answer))
             rollouts[index] = as_stored(current.model_copy(update={
-                "refused_answers": current.refused_answers + (answer,)}))
+                "refused_answers": refusals_kept(current, as_stored(answer))}))
             return rollouts[index]
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,

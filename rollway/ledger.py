@@ -247,7 +247,7 @@ class RefusedAnswer(BaseModel):
 
 
 REFUSED_KEPT = 200
-"""The most refused answers a rollout records (``Ledger.refuse``)."""
+"""The most refused answers a rollout records (``Ledger.refuse``): past it, the oldest are dropped."""
 
 REFUSED_BYTES = 100_000
 """The most bytes its refused answers take, as JSON: 200 answers with 2,000-character comments
@@ -255,26 +255,34 @@ would take more than DynamoDB's 400 KB item limit alone."""
 
 
 class RefusalsFull(LedgerError):
-    """A rollout records as many refused answers as it keeps (``check_refusable``): this one was not recorded."""
+    """A refused answer that alone takes more than the refused answers may (``refusals_kept``): it was not recorded."""
 
 
-def check_refusable(record: "RolloutRecord", answer: RefusedAnswer) -> None:
-    """Allow ``answer`` to be appended to ``record``'s refused answers while they stay within
-    ``REFUSED_KEPT`` and ``REFUSED_BYTES``. Unbounded, a script answering in a loop grew the item
-    towards DynamoDB's 400 KB limit, past which every write of the rollout failed, its rollback's too.
+def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[RefusedAnswer, ...]:
+    """``record``'s refused answers with ``answer`` appended, the oldest dropped while they are more
+    than ``REFUSED_KEPT`` or take more than ``REFUSED_BYTES``. Unbounded, a script answering in a loop
+    grew the item towards DynamoDB's 400 KB limit, past which every write of the rollout failed, its
+    rollback's too. Bounded by refusing the newest, the answer lost was the one that matters: a
+    refusal at the pause asked now, which the run resuming the rollout reads to ask it anew
+    (``rollway.approvals``) and status shows, while those of pauses long answered stayed.
 
     Raises:
-        RefusalsFull: the bound is reached; nothing else of the rollout is affected.
+        RefusalsFull: ``answer`` alone takes more than ``REFUSED_BYTES`` (or none are kept); nothing
+            of the rollout is affected.
     """
-    kept = record.refused_answers
-    size = sum(len(r.model_dump_json().encode()) for r in (*kept, answer))
-    if len(kept) < REFUSED_KEPT and size <= REFUSED_BYTES:
-        return
+    kept = (*record.refused_answers, answer)
+    sizes = [len(r.model_dump_json().encode()) for r in kept]
+    size, dropped = sum(sizes), 0
+    while dropped < len(kept) and (len(kept) - dropped > REFUSED_KEPT or size > REFUSED_BYTES):
+        size -= sizes[dropped]
+        dropped += 1
+    if dropped < len(kept):
+        return kept[dropped:]
     raise RefusalsFull(
-        f"rollout {record.rollout_id!r} of service {record.service!r} records {len(kept)} refused answers already "
-        f"({size // 1000} KB with this one), the most it keeps ({REFUSED_KEPT} answers, {REFUSED_BYTES // 1000} KB): "
-        "more would grow its ledger item towards DynamoDB's 400 KB limit, past which no write of the rollout is "
-        "recorded. This refused answer was not recorded; nothing else of the rollout changed")
+        f"a refused answer to rollout {record.rollout_id!r} of service {record.service!r} ({sizes[-1]:,} bytes) does "
+        f"not fit in the refused answers it keeps (at most {REFUSED_KEPT} answers, {REFUSED_BYTES // 1000} KB), which "
+        "keep its ledger item under DynamoDB's 400 KB limit, past which no write of the rollout is recorded. This "
+        "refused answer was not recorded; nothing else of the rollout changed")
 
 
 class OpenPause(BaseModel):
@@ -480,8 +488,9 @@ class RolloutRecord(BaseModel):
                                   "its tag named when the rollout started (None: recorded before images were pinned)")
     refused_answers: tuple[RefusedAnswer, ...] = Field(
         default=(), description="answers to its pauses that their run, or the command giving them, refused, in the "
-                                "order recorded (RefusedAnswer; appended only, by Ledger.refuse): beside "
-                                "the history, which they leave as it was")
+                                "order recorded (RefusedAnswer; appended only, by Ledger.refuse, the oldest "
+                                "dropped past REFUSED_KEPT or REFUSED_BYTES): beside the history, which they "
+                                "leave as it was")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "

@@ -152,7 +152,8 @@ class Ledger(Protocol):
     def note(self, service: str, *, owner: str, now: float, rollout: str | None = None, **changes) -> "RolloutRecord":
         """Set ``changes`` (RolloutRecord fields) while ``owner`` holds the rollout, its lease lapsed
         or not, leaving the lease as it is and the history as it was; raises NotOwner once another run
-        holds it (or none does), and RolloutSuperseded when ``rollout`` is not the newest."""
+        holds it (or none does), RolloutSuperseded when ``rollout`` is not the newest, and RolloutEnded
+        once the rollout is being or has been rolled back (whoever holds it)."""
 
     def record(
         self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0,

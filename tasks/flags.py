@@ -8,7 +8,6 @@ cannot use (``MalformedFlag``, a store error for evaluators) fail the same way e
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Callable, Sequence
 
 from botocore.exceptions import ClientError
@@ -100,7 +99,8 @@ log = logging.getLogger("rollway.flags")  # under "rollway": sent to the run's l
 
 
 def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
-                      rollout: str | None = None, sleep: Callable[[float], None] = time.sleep) -> flag_binding.DisabledFlags:
+                      rollout: str | None = None, sleep: Callable[[float], None] | None = None
+                      ) -> flag_binding.DisabledFlags:
     """``flag_binding.disable_bindings`` for a rollback, the flags it could not write for an outage
     tried again (three tries in all, 1 s then 2 s apart), those alone: the rollback called it
     once, so one write DynamoDB throttled past botocore's retries left a flag serving the
@@ -108,7 +108,8 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
     missing table or an item rollway cannot use is not tried again (another ask gets the same).
     ``sleep`` waits that many wall seconds between tries, on the rollout's clock (a rollback passes
     ``sleep_wall``): a test's fake clock waits on no real time, and a clock faster than the wall
-    still gives DynamoDB's throttling its wall seconds.
+    still gives DynamoDB's throttling its wall seconds (None: ``time.sleep``, looked up at each
+    wait, as ``tried`` does, so that a test patching it is the one that waits).
 
     Raises:
         FlagsNotDisabled: with every flag disabled over the tries, and the last try's failures.

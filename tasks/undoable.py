@@ -7,7 +7,6 @@ needs in its own transaction record; Prefect runs the on_rollback hooks in rever
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +34,26 @@ def _never_final(err: BaseException) -> bool:
     return False
 
 
+class _KeptVerdict:
+    """An undo's ``final``, keeping its verdict on the failed try it judged last: the undo that says
+    its last failure itself (``_undo_failed``) words it by the verdict ``_patiently`` got, rather
+    than asking ``final`` a second time about the same error."""
+
+    def __init__(self, final: Callable[[BaseException], bool]) -> None:
+        self.final = final
+        self.err: BaseException | None = None
+        self.verdict = False
+
+    def __call__(self, err: BaseException) -> bool:
+        verdict = self.final(err)
+        self.err, self.verdict = err, verdict
+        return verdict
+
+    def of(self, err: BaseException) -> bool:
+        """The verdict on ``err``: the one kept, if ``err`` is the error judged last (else asked now)."""
+        return self.verdict if err is self.err else self.final(err)
+
+
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
                on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False,
                sleep: Callable[[float], None] | None = None) -> T:
@@ -47,21 +66,19 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
     ``time.sleep``, looked up at each wait)."""
     # ``final``'s verdict on the newest failed try: ``tried`` asks it before it calls ``logged``,
     # which words its line by it rather than asking ``final`` a second time.
-    verdict = False
+    kept = _KeptVerdict(final)
 
     def judged(err: BaseException) -> bool:
-        nonlocal verdict
         # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
         # failure unseen (a pointing's ``_Write.failed``, and its staged undo then did nothing).
         if on_error is not None:
             on_error(err)
-        verdict = final(err)
-        return verdict
+        return kept(err)
 
     def logged(err: BaseException, made: int, wait: float | None) -> None:
         if wait is not None:
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, wait)
-        elif not said and verdict:
+        elif not said and kept.verdict:
             log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
         elif not said:
             log.error("%s: %s failed %d times, last: %s", role, what, made, err)
@@ -71,20 +88,22 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
 
 
 def _undo_failed(undoing: str, lost: bool, putting_back: str, err: BaseException,
-                 final: Callable[[BaseException], bool], leaves: str, remedy: str) -> None:
+                 refused: bool, leaves: str, remedy: str) -> None:
     """Say an undo's write that failed for good as a person acts on it: what was being undone (a
     write whose answer was lost, when ``lost``), what AWS said (a refused permission as the statement
-    of the rollout's policy granting it), what it ``leaves`` and the ``remedy``. The undo's own
-    line was AWS's bare error text, which said none of it."""
-    how = "was refused" if final(err) else f"failed {UNDO_ATTEMPTS} times"
+    of the rollout's policy granting it; ``refused``: an answer another ask gets again, the undo's
+    ``final`` verdict on ``err``), what it ``leaves`` and the ``remedy``. The undo's own line was
+    AWS's bare error text, which said none of it."""
+    how = "was refused" if refused else f"failed {UNDO_ATTEMPTS} times"
     log.error("could not undo %s%s: %s %s (%s). %s; %s", undoing, ", whose answer was lost" if lost else "",
               putting_back, how, refusal_said(err, ROLLOUT_POLICY), leaves, remedy)
 
 
-def _sleep_of(txn) -> Callable[[float], None]:
-    """The wait an undo's tries take between them: the one its task was given (the rollout clock's)."""
+def _sleep_of(txn) -> Callable[[float], None] | None:
+    """The wait an undo's tries take between them: the one its task was given (the rollout clock's;
+    None: ``time.sleep``, looked up at each wait by ``tried``)."""
     kept = txn.get("sleep", None)
-    return kept.obj if kept is not None else time.sleep
+    return kept.obj if kept is not None else None
 
 
 class Live:
@@ -144,7 +163,7 @@ def not_applied(err: BaseException) -> str | None:
 
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
                 service: str | None = None, rollout: str | None = None, lost_answer_seconds: float = 0.0,
-                sleep: Callable[[float], None] = time.sleep) -> None:
+                sleep: Callable[[float], None] | None = None) -> None:
     """Set ``weights``; undone back to ``previous``, unless the ledger by then records
     ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask).
 
@@ -169,7 +188,7 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledg
 @task(name="stage-weights-undo", cache_policy=NONE)
 def _stage_weights_undo(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None,
                         service: str | None, rollout: str | None, write: _Write,
-                        sleep: Callable[[float], None] = time.sleep) -> None:
+                        sleep: Callable[[float], None] | None = None) -> None:
     txn = get_transaction()
     txn.set("sleep", Live(sleep))
     txn.set("router", Live(router))
@@ -216,7 +235,7 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
 
 
 def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None,
-                 sleep: Callable[[float], None] = time.sleep) -> str | None:
+                 sleep: Callable[[float], None] | None = None) -> str | None:
     """Why the traffic must not go back on the canary: the ledger records the rollout as being or
     having been rolled back (that rollback moves the traffic to stable; a read-back may not show it
     yet). None when it does not, or there is no ledger, or its newest rollout is another one (the
@@ -262,13 +281,14 @@ def _restore_weights(txn) -> None:
         log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
+    final = _KeptVerdict(final_for_elb)
     try:
         _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous),
-                   final=final_for_elb, said=True, sleep=sleep)
+                   final=final, said=True, sleep=sleep)
     except Exception as err:
         service = txn.get("rollout")[0]
         _undo_failed(f"the shift of the weights{f' of {service}' if service else ''} to {written} (stable/canary)",
-                     txn.get("write").may_have_landed, f"setting them back to {previous}", err, final_for_elb,
+                     txn.get("write").may_have_landed, f"setting them back to {previous}", err, final.of(err),
                      f"The load balancer holds {now}: the canary takes {now.canary} % of the traffic, and the "
                      "bound feature flags may not have followed it",
                      "roll the rollout back (`rollway abort`), which moves all the traffic to stable, once the load "
@@ -303,7 +323,7 @@ def final_for_elb(err: BaseException) -> bool:
 # uses the revision a call whose answer was lost made, and deregisters a second copy.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str,
-                      pointing: _Write | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
+                      pointing: _Write | None = None, sleep: Callable[[float], None] | None = None) -> str:
     """Register ``image`` on ``base_task_definition``; undone by deregistering it, unless the undo of
     ``pointing`` (the service's pointing at it) failed and left the service on it."""
     try:
@@ -351,7 +371,7 @@ def _final_for_ecs(err: BaseException) -> bool:
 # UpdateService deregistered the new revision and the retry pointed the canary at it.
 @task(name="point-service-undoable", cache_policy=NONE)
 def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str,
-                  write: _Write | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                  write: _Write | None = None, sleep: Callable[[float], None] | None = None) -> None:
     """Point ``service`` at ``task_definition``; undone back to ``previous``. ``write``: where each
     try's outcome is kept for the undo staged before it (``stage_pointing_undo``)."""
     txn = get_transaction()
@@ -380,7 +400,7 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
 
 @task(name="stage-pointing-undo", cache_policy=NONE)
 def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, write: _Write,
-                        task_definition: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                        task_definition: str | None = None, sleep: Callable[[float], None] | None = None) -> None:
     """Stage, before the pointing is sent, its undo for when every try fails: Prefect stages a
     task's own undo only when it succeeds, and an UpdateService that landed but lost its answer on
     every try left the canary on the new revision, which the registration's undo then deregistered
@@ -411,9 +431,10 @@ def _restore_task_definition(txn) -> None:
     # to leave the canary on the new revision (and the registration's undo then deregistered the
     # revision it runs); what ECS refuses the same way every time fails at once.
     deployer, written, write = txn.get("deployer").obj, txn.get("written", None), txn.get("write", None)
+    final = _KeptVerdict(_final_for_ecs)
     try:
         _patiently(f"pointing {service} back at {previous}",
-                   lambda: deployer.update_service(service, task_definition=previous), final=_final_for_ecs,
+                   lambda: deployer.update_service(service, task_definition=previous), final=final,
                    said=True, sleep=_sleep_of(txn))
     except Exception as err:
         runs = _runs(deployer, service)
@@ -430,7 +451,7 @@ def _restore_task_definition(txn) -> None:
         else:
             leaves = f"{service} runs {runs}"
         _undo_failed(f"the pointing of ECS service {service}{at}", write is not None and not write.succeeded,
-                     f"pointing it back at {previous}", err, _final_for_ecs, leaves,
+                     f"pointing it back at {previous}", err, final.of(err), leaves,
                      f"roll the rollout back (`rollway abort`), which points {service} back at its previous "
                      "revision, once ECS takes the call")
         raise
@@ -453,7 +474,7 @@ def _runs(deployer: ServiceDeployer, service: str) -> str | None:
 # (rollway.flag_binding._first_write).
 @task(name="apply-flag-bindings", cache_policy=NONE)
 def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str, ledger: Ledger | None = None,
-                service: str | None = None, sleep: Callable[[float], None] = time.sleep) -> list:
+                service: str | None = None, sleep: Callable[[float], None] | None = None) -> list:
     from rollway.flag_binding import apply_bindings
 
     return _patiently(f"moving the bound feature flags to the {weight}% stage",
@@ -463,7 +484,7 @@ def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: s
 
 
 def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_task_definition: str,
-                    previous: str | None, sleep: Callable[[float], None] = time.sleep) -> str:
+                    previous: str | None, sleep: Callable[[float], None] | None = None) -> str:
     """Register ``image`` as a new revision and point ``service`` at it, undone together.
 
     If pointing the service fails, the new revision is deregistered (and a half-made pointing

@@ -68,7 +68,7 @@ from rollway.ledger import (
     RolloutNotFound,
     RolloutRecord,
     Transition,
-    check_refusable,
+    refusals_kept,
     as_started,
     check_lease,
     check_lease_seconds,
@@ -505,49 +505,57 @@ class DynamoLedger:
 
     def refuse(self, service: str, *, rollout: str, answer: RefusedAnswer) -> RolloutRecord:
         """Append ``answer`` to the rollout's ``refused_answers`` with ``list_append``, lease-free and
-        whatever its phase, in one UpdateItem on the rollout's own key.
+        whatever its phase, in one UpdateItem on the rollout's own key; past the bound
+        (``refusals_kept``), the list is set whole, the oldest dropped.
 
-        Conditioned on the list's length as read: ``list_append`` is not idempotent, and botocore
-        resends an UpdateItem whose answer was lost. A refusal whose item holds ``answer`` is that
-        resent copy (the first committed); one whose list grew meanwhile (another refusal appended)
-        is made again on the new length. Neither the version nor ``updated_at`` changes: the
-        version conditions of ``record`` and the history the paused run compares (``_retake``)
-        are the rollout's moves, which a refused answer is not.
+        Conditioned on the list as read: ``list_append`` is not idempotent, and botocore resends an
+        UpdateItem whose answer was lost. An append on its length; a list set whole on the list itself
+        (one set whole by another refusal past the bound keeps its length). A refusal whose item holds
+        ``answer`` is that resent copy (the first committed); one whose list changed meanwhile
+        (another refusal recorded) is made again on the new list. Neither the version nor
+        ``updated_at`` changes: the version conditions of ``record`` and the history the paused run
+        compares (``_retake``) are the rollout's moves, which a refused answer is not.
 
         Raises:
             RolloutNotFound: no rollout ``rollout`` of ``service``.
-            LedgerError: the list kept growing under _RECORD_ATTEMPTS attempts.
+            RefusalsFull: ``answer`` alone does not fit in the refused answers kept.
+            LedgerError: the list kept changing under _RECORD_ATTEMPTS attempts.
         """
         key = _values({"service": service, "rollout_id": rollout})
         item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if item is None:
             raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r} in table {self._table!r}")
-        held = _from_item(item)
-        length = len(held.refused_answers)
         stored = as_stored(answer)
         for _ in range(_RECORD_ATTEMPTS):
-            check_refusable(held, stored)  # the length condition keeps another's append from passing it
-            # The length alone: an absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
-            same = "size(#refused_answers) = :length" + (" OR attribute_not_exists(#refused_answers)" if not length
-                                                        else "")
-            update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
+            held = _from_item(item)
+            length = len(held.refused_answers)
+            kept = refusals_kept(held, stored)
+            if len(kept) == length + 1:
+                # The length alone: an absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
+                same = "size(#refused_answers) = :length" + (" OR attribute_not_exists(#refused_answers)"
+                                                            if not length else "")
+                update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
+                values = _values({":length": length, ":empty": [], ":answer": [answer]})
+            else:
+                # The list as stored, compared whole: its length alone would pass over another
+                # refusal's list set whole meanwhile, as long as this one, and drop its answer.
+                same = "#refused_answers = :held"
+                update = "SET #refused_answers = :kept"
+                values = {**_values({":kept": list(kept)}), ":held": item["refused_answers"]}
             guard = f"attribute_exists(#rollout_id) AND ({same})"
             try:
                 answered = self._client.update_item(
                     TableName=self._table, Key=key, UpdateExpression=update, ConditionExpression=guard,
-                    ExpressionAttributeNames=_names(update, guard),
-                    ExpressionAttributeValues=_values({":length": length, ":empty": [], ":answer": [answer]}),
+                    ExpressionAttributeNames=_names(update, guard), ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
             except ClientError as err:
                 if error_code(err) != "ConditionalCheckFailedException":
                     raise
-                old = err.response.get("Item")
-                if not old:
+                item = err.response.get("Item")
+                if not item:
                     raise RolloutNotFound(f"rollout {rollout!r} of service {service!r} disappeared during the write")
-                held = _from_item(old)
-                if stored in held.refused_answers:
-                    return held  # this write committed and its answer was lost; the resent copy was refused
-                length = len(held.refused_answers)
+                if stored in _from_item(item).refused_answers:
+                    return _from_item(item)  # this write committed and its answer was lost; the resent copy was refused
                 continue
             return _from_item(answered["Attributes"])
         # The name as typed (a script's answer may hold a line break or a right-to-left override): escaped.

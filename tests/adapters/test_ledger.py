@@ -529,3 +529,36 @@ def test_a_refused_answer_that_could_not_be_recorded_names_its_giver_escaped(dyn
     said = str(unrecorded.value)
     assert said.startswith(r"could not record dana\n\u202eenoN's refused answer"), said
     assert "\n" not in said and "\u202e" not in said, said
+
+
+def test_a_resent_refused_answer_past_the_bound_is_kept_once(dynamodb, ledger_targets, monkeypatch):
+    """Past the bound the list is set whole, on condition that it is as read: the resent copy of a
+    write that committed is refused, and refuse returns the item, which holds the answer once."""
+    from rollway.ledger import RefusedAnswer
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 2)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    answers = [RefusedAnswer(at=START + i, actor=f"p{i}", action="hold", reason="timed out") for i in range(3)]
+    for answer in answers[:2]:
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    stored = resent_once(dynamodb, lambda: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answers[2]))
+    assert stored.refused_answers == tuple(answers[1:]) and ledger.get(SERVICE) == stored
+
+
+def test_refused_answers_past_the_bound_appended_together_keep_the_newest_of_them_all(dynamodb, ledger_targets,
+                                                                                     monkeypatch):
+    """Refusals past the bound made at once, each dropping the oldest as it read the list: none of
+    them sets the list over another's, and those kept are the newest."""
+    from rollway.ledger import RefusedAnswer
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", reason="timed out") for i in range(3)]
+    for answer in old:
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    new = [RefusedAnswer(at=START + 10 + i, actor=f"new{i}", action="hold", reason="timed out") for i in range(3)]
+    outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert set(ledger.get(SERVICE).refused_answers) == set(new)

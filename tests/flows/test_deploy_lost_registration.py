@@ -2,6 +2,8 @@
 made, and leaves no other (tasks/undoable.deploy_revision over EcsDeployer on the embedded AWS)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from prefect import flow
@@ -37,9 +39,7 @@ def test_a_deploy_whose_registration_answer_was_lost_runs_the_one_revision_it_ma
 def test_a_deploy_whose_pointing_landed_but_lost_every_answer_leaves_the_canary_on_its_old_revision(aws, monkeypatch):
     # UpdateService lands and its answer is lost on every try: Prefect staged the pointing's undo
     # only on success, so the failed deploy deregistered the new revision while the canary ran it.
-    import tasks.undoable
-
-    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     ecs = aws.get_client("ecs")
     base = aws.topology.task_definition_arn
 

@@ -6,6 +6,7 @@ the canary at its new weight with its flags never moved.
 """
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import pytest
@@ -104,7 +105,7 @@ def refusing_after_the_first(aws, code: str, times: int):
 @pytest.fixture
 def no_undo_waits(monkeypatch):
     """The undo's wait between tries is not what is tested: what is tried again is."""
-    monkeypatch.setattr(undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
 
 # An answer the load balancer would give again is asked once (the shift, and one undo); one that

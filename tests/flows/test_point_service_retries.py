@@ -6,19 +6,20 @@ deploy's transaction back at the first failed try and retry all the same (the la
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
-import tasks.undoable
 from tasks.undoable import point_service
 
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
     """The wait between tries is not what is tested: what is tried again is."""
-    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
 
 quick_point = point_service

@@ -6,6 +6,8 @@ the new revision while the rest of the deploy was undone.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 from prefect import flow
@@ -45,7 +47,7 @@ class Counting:
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
     """The undo's wait between tries is not what is tested: what is tried again is."""
-    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
 
 def test_an_undo_whose_connection_drops_is_tried_again(aws):
@@ -140,7 +142,7 @@ def test_the_pointing_and_its_undo_wait_between_tries_on_the_rollouts_clock(aws,
     from rollway.fakes import FakeClock
 
     waited: list[float] = []
-    monkeypatch.setattr(tasks.undoable.time, "sleep", waited.append)
+    monkeypatch.setattr(time, "sleep", waited.append)
     clock, previous, revision = FakeClock(), aws.topology.task_definition_arn, new_revision(aws)
     start = clock.now()
     deployer = Counting(EcsDeployer(aws.get_client("ecs"), aws.targets), "ThrottlingException", refuse=(1, 3))

@@ -131,3 +131,101 @@ def test_a_look_whose_window_the_ledger_cannot_record_says_so_and_the_looks_afte
     assert "DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded" in said[0], said
     assert "An error occurred" not in said[0], said
     assert "could not be recorded in the ledger" in said[0] and "not judged" in said[0], said
+
+
+def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its_windows_afresh():
+    """The run that passed 5 % looked at two of its windows and died; a person moved the canary to
+    7 % by hand, and the run adopting those weights bakes 5 % again from the start. Its pass is a new
+    pass, after a bake of its own: the windows after it are a new family of tests, whose first gets
+    the first share of the alpha. Counted on from the first pass's windows, its pause judged the
+    canary at the third share (a sixth of the first's alpha): the new bake's pass had spent the
+    shares of windows judged before it, on traffic it never saw."""
+    from rollway.model import Weights
+
+    env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
+    service = env.targets.canary_service
+
+    def dies_after_two_windows(pause, summary, watch=None):
+        while (looks := env.ledger.get(service).passed_looks) is None or looks.windows < 2:
+            assert watch() is None
+            env.clock.sleep(POLL)
+        raise Killed("the node running the rollout is lost while it waits for the approval before 25%")
+
+    with pytest.raises(Killed):
+        progressive_on(env, SPEC, dies_after_two_windows)
+    assert env.ledger.get(service).passed_looks.windows == 2
+    env.router.weights = Weights(stable=93, canary=7)  # moved by hand; the run adopting them bakes 5 % again
+
+    first: list = []
+
+    def at_the_first_look(pause, summary, watch=None):
+        before = env.ledger.get(service).passed_looks
+        while not first:
+            assert watch() is None
+            if (looks := env.ledger.get(service).passed_looks) != before:  # the pause's first look
+                first.append(looks)
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
+
+    result = progressive_on(env, SPEC, at_the_first_look, owner="run-2", adopt=True)
+    assert result.outcome == "rolled_back", result.reason
+    adopted = [t for t in env.ledger.get(service).history if t.kind == "adopt"]
+    passes = [t for t in env.ledger.get(service).history if t.kind == "verdict" and t.from_stage == 0]
+    assert len(adopted) == 1 and len(passes) == 2 and passes[1].at > adopted[0].at, adopted
+    assert (first[0].stage, first[0].windows) == (0, 1), first
+    assert first[0].window >= passes[1].at - SPEC.analysis.interval_seconds, (first, passes)
+
+
+def test_a_rollout_recorded_before_windows_were_counted_counts_on_from_the_pause_its_record_shows(monkeypatch):
+    """A rollout whose run passed 5 %, paused and judged the canary's windows before this release
+    counted them (``passed_looks``, None in its record), resumed after the upgrade: its pause's
+    entries (the asking, a timeout that held and asked again) show the windows judged there, and
+    the resumed run counts on from them. Counted from none, its first window took the first share of
+    the alpha again, on top of what the run before had spent: a rollout in flight across the upgrade
+    could spend another alpha at that stage."""
+    from flows.journal import LedgerJournal
+    from flows.progressive import stage_passed_at
+    from rollway.approvals import timed_out
+    from rollway.decide import passed_window
+
+    env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
+    service = env.targets.canary_service
+    asked: list[float] = []
+
+    def times_out_then_dies(pause, summary, watch=None):
+        if asked:
+            raise Killed("the node running the rollout is lost while it asks the approval before 25% again")
+        asked.append(env.clock.now())
+        while env.clock.now() < asked[0] + 900:  # windows begin every 300 s, each judged until 600 s long
+            assert watch() is None
+            env.clock.sleep(POLL)
+        return timed_out(SPEC.approvals)  # nobody answered: held, and asked again
+
+    with monkeypatch.context() as before_the_release:
+        before_the_release.setattr(LedgerJournal, "looked", lambda self, looks: None)  # nothing counted in it
+        with pytest.raises(Killed):
+            progressive_on(env, SPEC, times_out_then_dies)
+    record = env.ledger.get(service)
+    assert (record.stage_index, record.stage_passed, record.passed_looks) == (0, True, None)
+    entries = [t.at for t in record.history if t.kind in ("pause", "timeout")]
+    assert len(entries) == 2, record.history
+    passed_at = stage_passed_at(record)
+    judged = passed_window(SPEC, 0, passed_at, entries[1])[1] - passed_window(SPEC, 0, passed_at, entries[0])[1] + 1
+    assert judged >= 2
+    env.clock.sleep(600)  # resumed later, at a window of its own
+
+    first: list = []
+
+    def at_the_first_look(pause, summary, watch=None):
+        while not first:
+            assert watch() is None
+            if (looks := env.ledger.get(service).passed_looks) is not None:
+                first.append(looks)
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
+
+    result = progressive_on(env, SPEC, at_the_first_look, owner="run-2")
+    assert result.outcome == "rolled_back", result.reason
+    # The windows the pause's entries span were judged by the run before: the resumed run's, a
+    # later one, takes the next share.
+    assert (first[0].stage, first[0].windows) == (0, judged + 1), (first, judged)

@@ -7,10 +7,11 @@ waited for a person to run it again. Its other writes (ECS, the load balancer) r
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError
 
-import tasks.flags
 from flows.rollback import rollback
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flags import FlagState
@@ -38,7 +39,7 @@ def on_dynamodb(aws, monkeypatch):
         slept(seconds)
 
     monkeypatch.setattr(env.clock, "sleep", on_the_clock)
-    monkeypatch.setattr(tasks.flags.time, "sleep", lambda seconds: pytest.fail(f"a real sleep of {seconds} s"))
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail(f"a real sleep of {seconds} s"))
     return env, client, waits
 
 

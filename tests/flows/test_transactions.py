@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prefect import flow
 
@@ -282,9 +284,7 @@ def test_a_shift_is_undone_when_dynamodb_refuses_the_flags_and_the_ledger_alike(
     the read and never wrote the previous weights, leaving the canary at 5 % with its flags unmoved."""
     from botocore.exceptions import ClientError
 
-    import tasks.undoable
-
-    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     env = flagged_env()
     outage = {"on": False}
     real_get = env.ledger.get
@@ -311,10 +311,9 @@ def test_a_shift_is_undone_when_dynamodb_refuses_the_flags_and_the_ledger_alike(
 def dynamo_flagged_env(aws, monkeypatch):
     """A fake environment whose bound flag lives in the embedded DynamoDB, with the shift's flag
     tries not waiting between them; and the DynamoDB client, for a test's event handlers."""
-    import tasks.undoable
     from rollway.aws.flags import DynamoFlagStore
 
-    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     client = aws.get_client("dynamodb")
     env = fake_environment()
     env.ledger, env.flags = FakeLedger(), DynamoFlagStore(client, aws.targets)

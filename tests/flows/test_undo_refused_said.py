@@ -5,6 +5,7 @@ it leaves and what to do. The undo's log line was AWS's bare error text under "u
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
@@ -24,7 +25,7 @@ class LaterStepFailed(RuntimeError):
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
-    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
 
 def answers_lost_then_denied(client, operation: str, lost: int, endpoint: str):

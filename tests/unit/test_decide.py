@@ -200,3 +200,32 @@ def test_a_resumed_look_gets_the_share_of_the_next_window_looked_at_not_of_the_t
     # Every look at one window, by any run, is one test at one share; another stage's looks count nothing.
     assert window_looked(resumed, 0, start) is resumed
     assert window_looked(looks, 1, start).windows == 1
+
+
+def test_a_record_from_before_windows_were_counted_shows_those_its_pause_spans():
+    """A record written before ``passed_looks`` was kept: its pause's entries after the pass (the
+    asking, a timeout that held and asked again an hour later) show its run looking at every window
+    between them. A record that counts them is read as it counts; one whose stage has not passed
+    brings no count, and one showing no look after the pass none either."""
+    from rollway.decide import looks_shown, passed_window
+    from rollway.ledger import PassedLooks, answer_comment
+    from tests.unit.test_fake_ledger import rollout
+
+    spec = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True),
+                                                 Stage(weight=100)])
+    passed = 1030.0
+    before = Transition(at=passed - 100, kind="pause", actor="run-1", to_stage=0, comment="inconclusive pause: ...")
+    verdict = Transition(at=passed, kind="verdict", actor="judge", from_stage=0)
+    asked = Transition(at=passed + 1, kind="pause", actor="run-1", to_stage=1, comment="approval pause: ...")
+    held = Transition(at=passed + 3601, kind="timeout", actor="run-1", to_stage=1,
+                      comment=answer_comment("hold", "nobody answered in 1 h"))
+    record = rollout(stage_index=0, stage_passed=True, history=(before, verdict, asked, held))
+    window, last = passed_window(spec, 0, passed, held.at)
+    assert looks_shown(spec, record, passed) == PassedLooks(stage=0, window=window, windows=last + 1)
+    assert last + 1 == 11  # one begun every 300 s, each judged until it is 600 s long: eleven by the hour's end
+    # The asking alone shows no look: its first was due a period later.
+    assert looks_shown(spec, record.model_copy(update={"history": (before, verdict, asked)}), passed) is None
+    counted = PassedLooks(stage=0, window=window, windows=3)
+    assert looks_shown(spec, record.model_copy(update={"passed_looks": counted}), passed) == counted
+    assert looks_shown(spec, record.model_copy(update={"stage_passed": False, "passed_looks": counted}), None) is None
+    assert looks_shown(spec, record.model_copy(update={"history": (before, verdict)}), passed) is None

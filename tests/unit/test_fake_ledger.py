@@ -159,10 +159,13 @@ class LedgerContract:
         with pytest.raises(RolloutNotFound):
             ledger.refuse(SERVICE, rollout="20200101T000000Z-00000000", answer=late)
 
-    def test_refused_answers_past_the_bound_are_not_recorded_and_the_rollout_writes_on(self, ledger):
+    def test_a_refused_answer_past_the_bound_is_kept_the_oldest_dropped_and_the_rollout_writes_on(self, ledger):
         """A script answering `rollway promote` in a loop appended without end, growing the item towards
-        DynamoDB's 400 KB limit, past which every write of the rollout (its rollback's too) failed."""
-        from rollway.ledger import REFUSED_KEPT, RefusalsFull, RefusedAnswer
+        DynamoDB's 400 KB limit, past which every write of the rollout (its rollback's too) failed.
+        Bounded, the newest answer was the one lost: the refusal of an answer to the pause asked now,
+        which the run resuming the rollout reads to ask it anew, while the oldest stayed. The oldest
+        goes instead."""
+        from rollway.ledger import REFUSED_KEPT, RefusedAnswer
 
         first = started(ledger)
         kept = [RefusedAnswer(at=START + 1, actor=f"bot-{i}", action="approve", reason="timed out")
@@ -172,25 +175,39 @@ class LedgerContract:
         full = ledger.get(SERVICE)
         assert full.refused_answers == tuple(kept)
         one_more = RefusedAnswer(at=START + 2, actor="bot", action="approve", reason="timed out")
-        with pytest.raises(RefusalsFull, match=f"records {REFUSED_KEPT} refused answers already.*was not recorded"):
-            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=one_more)
-        assert ledger.get(SERVICE) == full
+        rotated = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=one_more)
+        assert rotated.refused_answers == (*kept[1:], one_more)
+        assert rotated == ledger.get(SERVICE) == full.model_copy(update={"refused_answers": rotated.refused_answers})
         written = ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3))
-        assert len(written.refused_answers) == REFUSED_KEPT and written.history[-1] == step(START + 3)
+        assert written.refused_answers == rotated.refused_answers and written.history[-1] == step(START + 3)
 
-    def test_refused_answers_with_long_comments_are_bounded_by_their_size(self, ledger):
+    def test_refused_answers_with_long_comments_are_bounded_by_their_size_the_newest_kept(self, ledger):
         """200 answers with 2,000-character comments (3 bytes a character) take 1.2 MB: the count alone
-        would not keep the item under DynamoDB's 400 KB."""
-        from rollway.ledger import REFUSED_BYTES, RefusalsFull, RefusedAnswer
+        would not keep the item under DynamoDB's 400 KB. The newest are kept, as many as fit."""
+        from rollway.ledger import REFUSED_BYTES, RefusedAnswer
 
         first = started(ledger)
         said = [RefusedAnswer(at=START + 1, actor=f"bot-{i}", action="approve", comment="€" * 2000, reason="timed out")
-                for i in range(200)]
-        with pytest.raises(RefusalsFull, match="was not recorded"):
-            for answer in said:
-                ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+                for i in range(60)]
+        for answer in said:
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
         kept = ledger.get(SERVICE).refused_answers
-        assert 0 < len(kept) < 200 and sum(len(r.model_dump_json().encode()) for r in kept) <= REFUSED_BYTES
+        assert 0 < len(kept) < 60 and kept == tuple(said[-len(kept):])
+        size = sum(len(r.model_dump_json().encode()) for r in kept)
+        assert size <= REFUSED_BYTES < size + len(said[0].model_dump_json().encode())
+
+    def test_a_refused_answer_larger_than_the_bound_is_not_recorded(self, ledger, monkeypatch):
+        """One answer alone past the bound fits in no list: it is refused, and those kept stay."""
+        from rollway.ledger import RefusalsFull, RefusedAnswer
+
+        first = started(ledger)
+        small = RefusedAnswer(at=START + 1, actor="erin", action="approve", reason="timed out")
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=small)
+        monkeypatch.setattr("rollway.ledger.REFUSED_BYTES", 1_000)
+        large = RefusedAnswer(at=START + 2, actor="bot", action="approve", comment="x" * 1_000, reason="timed out")
+        with pytest.raises(RefusalsFull, match="was not recorded"):
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=large)
+        assert ledger.get(SERVICE).refused_answers == (small,)
 
     def test_an_unverified_window_is_stored_beside_the_history_and_read_back(self, ledger):
         """The monitor records how an unverified window ended on the lease's renewal: stored and read
