@@ -878,6 +878,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             run left where it was (``propose_state``'s NotTaken).
     """
     state = through(lambda: client.read_flow_run(run_id).state)
+    if state is None:
+        raise _stateless()
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
         _stop_if_cancelled(state)
         if state.is_running():

@@ -219,6 +219,22 @@ def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_
         "any state: stopping rather than guess where it is"), stopped.value
 
 
+def test_leaving_a_pause_of_a_run_read_without_a_state_stops_saying_so():
+    """The run's state, read before it proposes Running to leave its pause, is none: it failed on
+    an AttributeError ('NoneType' object has no attribute 'is_cancelling') that said nothing of it."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            original = SyncPrefectClient.read_flow_run
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_run", lambda self, *args, **kwargs: original(
+                self, *args, **kwargs).model_copy(update={"state": None}))
+            with pytest.raises(PauseInterrupted) as stopped:
+                _back_to_running(client, run_id, paused)
+        assert client.read_flow_run(run_id).state.is_paused()  # nothing proposed over a state it could not see
+    assert str(stopped.value) == ("the Prefect API read the run without any state: stopping rather than guess where "
+                                  "it is"), stopped.value
+
+
 def test_a_run_the_server_never_lets_leave_its_pause_fails_saying_so_and_its_failure_hook_acts(monkeypatch):
     """The pause times out, and the server fails to take the run's Running every time: NotTaken, a
     Prefect Abort, went out of the run, which ended without a state of its own and with no hook run:
