@@ -1183,7 +1183,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     made = through(lambda: _made(client, run_id, key))
     given = None
     if made is None:
-        _stop_if_cancelled(state)
+        _stop_if_cancelled(state, _BEFORE_THE_PAUSE)
         fate = "was not made"
     else:
         if state.is_paused() or _expired(state, made):

@@ -196,6 +196,21 @@ def test_a_run_cancelled_before_it_pauses_stops_as_cancelled(cancel):
     assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
 
 
+def test_a_run_cancelled_while_its_pause_could_not_be_made_is_not_said_to_have_waited():
+    """The canary's look ended a pause the run was still trying to make (the Prefect API away), and
+    no try of it had landed, the run cancelled meanwhile: it stopped saying it "was cancelled while
+    it waited for an answer", of a pause never made and an answer never waited for."""
+    from flows.approvals import _Ended, _unpaused
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(bare, state=Running())
+        client.set_flow_run_state(run.id, Cancelling(message="cancelled from the UI"), force=True)
+        with pytest.raises(CancelledWhilePaused) as stopped:
+            _unpaused(client, run.id, Pause(reason="approval needed before 25%", cause="approval", stage_index=1),
+                      _Ended("the canary failed"), None, time.monotonic() + 60, 0.05, ApprovalInput, "k")
+    assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
+
+
 def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_saying_so():
     """The server aborts the run's Running as it leaves its pause, and the run's read after it has
     no state: the run went on to ask whether None was a cancellation, and failed on an
