@@ -904,7 +904,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             raise RuntimeError(
                 f"the run could not leave its pause: {not_taken}. It fails here, for its failure hook to roll the "
                 "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
-                "answer to it, and `rollway abort` rolls the rollout back") from not_taken
+                # A `canary` run keeps no ledger: `rollway abort` then says to run the rollback flow.
+                "answer to it, and `rollway abort` rolls the rollout back or says how to") from not_taken
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)

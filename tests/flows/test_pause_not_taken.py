@@ -274,5 +274,8 @@ def test_a_run_the_server_never_lets_leave_its_pause_fails_saying_so_and_its_fai
     said = (f"the run could not leave its pause: the Prefect server failed to take the run's Running "
             f"{flows.approvals.ABORTED_TRIES} times in a row, the run still Paused each time ({BUSY})")
     assert str(failed.value).startswith(said), failed.value
+    # Left Paused, a `canary` run (no ledger) is not rolled back by `rollway abort`, which says how to.
+    assert str(failed.value).endswith("nothing acts on an answer to it, and `rollway abort` rolls the rollout back "
+                                      "or says how to"), failed.value
     assert [state.type for state in hooked] == [StateType.FAILED], hooked
     assert said in hooked[0].message, hooked[0].message
