@@ -878,6 +878,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             run left where it was (``propose_state``'s NotTaken).
     """
     state = through(lambda: client.read_flow_run(run_id).state)
+    if state is None:
+        raise _stateless()
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
         _stop_if_cancelled(state)
         if state.is_running():
@@ -902,7 +904,8 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             raise RuntimeError(
                 f"the run could not leave its pause: {not_taken}. It fails here, for its failure hook to roll the "
                 "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
-                "answer to it, and `rollway abort` rolls the rollout back") from not_taken
+                # A `canary` run keeps no ledger: `rollway abort` then says to run the rollback flow.
+                "answer to it, and `rollway abort` rolls the rollout back or says how to") from not_taken
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)
@@ -1181,7 +1184,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     made = through(lambda: _made(client, run_id, key))
     given = None
     if made is None:
-        _stop_if_cancelled(state)
+        _stop_if_cancelled(state, _BEFORE_THE_PAUSE)
         fate = "was not made"
     else:
         if state.is_paused() or _expired(state, made):

@@ -164,8 +164,10 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
         return f"it rolled back itself, only the ledger could not record it ({exc})"
     if isinstance(exc, MarkedCrashed):
         # Someone was told the run's process had died and the rollout stays, for a new run to
-        # take over or for `rollway abort`: a rollback now would be nobody's decision.
-        return f"it was marked Crashed while it waited for an answer ({exc})"
+        # take over or for `rollway abort`: a rollback now would be nobody's decision. "At" its
+        # pause, not "while it waited": found also as it left the pause, or took an answer found
+        # at its timeout (the exception says which).
+        return f"it was marked Crashed at its approval pause ({exc})"
     if isinstance(exc, RolloutMovedOn):
         return f"another run drove the rollout while this one waited ({exc})"
     if isinstance(exc, RolloutSuperseded):

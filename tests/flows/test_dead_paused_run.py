@@ -118,7 +118,7 @@ def test_a_live_run_marked_crashed_while_paused_stops_and_its_hooks_leave_the_ro
         final = client.read_flow_run(run.id).state
     assert final.is_failed() and "MarkedCrashed" in final.message, final
     stopped = MarkedCrashed("the run left its approval pause for Crashed")
-    assert "marked Crashed while it waited" in (leave_alone(Failed(data=stopped), {}) or "")
+    assert "marked Crashed at its approval pause" in (leave_alone(Failed(data=stopped), {}) or "")
 
 
 def test_status_says_a_paused_run_has_no_process(monkeypatch, capsys):

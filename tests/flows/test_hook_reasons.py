@@ -85,6 +85,18 @@ def test_a_run_that_crashed_finalizing_without_a_message_is_left_alone_saying_ho
     assert_said(why, "it crashed while finalizing (its Prefect state Crashed came with no message and no exception)")
 
 
+def test_a_run_found_crashed_as_it_took_an_answer_at_its_timeout_is_not_said_to_have_waited():
+    """MarkedCrashed comes also from a run found Crashed once it had left its timed-out pause, as it
+    took the answer given at the deadline: its hook said "marked Crashed while it waited for an
+    answer" of a run that had its answer and no longer waited."""
+    from flows.approvals import MarkedCrashed, _left_for
+
+    stopped = _left_for(Crashed(message="marked crashed by hand"),
+                        "as it took the answer given at its approval pause's timeout, before acting on it")
+    assert isinstance(stopped, MarkedCrashed), stopped
+    assert leave_alone(Failed(data=stopped), {}) == f"it was marked Crashed at its approval pause ({stopped})"
+
+
 def test_a_pause_left_for_a_failed_state_without_a_message_says_the_state():
     """A person marks a paused run Failed in the UI and gives no message."""
     with get_client(sync_client=True) as client:

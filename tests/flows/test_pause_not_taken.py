@@ -196,6 +196,21 @@ def test_a_run_cancelled_before_it_pauses_stops_as_cancelled(cancel):
     assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
 
 
+def test_a_run_cancelled_while_its_pause_could_not_be_made_is_not_said_to_have_waited():
+    """The canary's look ended a pause the run was still trying to make (the Prefect API away), and
+    no try of it had landed, the run cancelled meanwhile: it stopped saying it "was cancelled while
+    it waited for an answer", of a pause never made and an answer never waited for."""
+    from flows.approvals import _Ended, _unpaused
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(bare, state=Running())
+        client.set_flow_run_state(run.id, Cancelling(message="cancelled from the UI"), force=True)
+        with pytest.raises(CancelledWhilePaused) as stopped:
+            _unpaused(client, run.id, Pause(reason="approval needed before 25%", cause="approval", stage_index=1),
+                      _Ended("the canary failed"), None, time.monotonic() + 60, 0.05, ApprovalInput, "k")
+    assert str(stopped.value) == "the run was cancelled before it began to wait for an answer (cancelled from the UI)"
+
+
 def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_saying_so():
     """The server aborts the run's Running as it leaves its pause, and the run's read after it has
     no state: the run went on to ask whether None was a cancellation, and failed on an
@@ -217,6 +232,22 @@ def test_leaving_a_pause_the_server_aborted_and_then_read_without_a_state_stops_
     assert str(stopped.value) == (
         f"the Prefect server aborted the run's Running as it left its pause ({BUSY}), and then read the run without "
         "any state: stopping rather than guess where it is"), stopped.value
+
+
+def test_leaving_a_pause_of_a_run_read_without_a_state_stops_saying_so():
+    """The run's state, read before it proposes Running to leave its pause, is none: it failed on
+    an AttributeError ('NoneType' object has no attribute 'is_cancelling') that said nothing of it."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            original = SyncPrefectClient.read_flow_run
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_run", lambda self, *args, **kwargs: original(
+                self, *args, **kwargs).model_copy(update={"state": None}))
+            with pytest.raises(PauseInterrupted) as stopped:
+                _back_to_running(client, run_id, paused)
+        assert client.read_flow_run(run_id).state.is_paused()  # nothing proposed over a state it could not see
+    assert str(stopped.value) == ("the Prefect API read the run without any state: stopping rather than guess where "
+                                  "it is"), stopped.value
 
 
 def test_a_run_the_server_never_lets_leave_its_pause_fails_saying_so_and_its_failure_hook_acts(monkeypatch):
@@ -243,5 +274,8 @@ def test_a_run_the_server_never_lets_leave_its_pause_fails_saying_so_and_its_fai
     said = (f"the run could not leave its pause: the Prefect server failed to take the run's Running "
             f"{flows.approvals.ABORTED_TRIES} times in a row, the run still Paused each time ({BUSY})")
     assert str(failed.value).startswith(said), failed.value
+    # Left Paused, a `canary` run (no ledger) is not rolled back by `rollway abort`, which says how to.
+    assert str(failed.value).endswith("nothing acts on an answer to it, and `rollway abort` rolls the rollout back "
+                                      "or says how to"), failed.value
     assert [state.type for state in hooked] == [StateType.FAILED], hooked
     assert said in hooked[0].message, hooked[0].message
