@@ -385,3 +385,32 @@ def test_a_later_finalize_does_not_write_again_the_incident_report_the_accepting
         written = artifacts_of(state)
         assert artifact_key(env.targets.canary_service, "incident-report") not in written, written
     assert len(reads) == 2, "one read of the ledger a run: its first"
+
+
+def test_a_finalize_that_finishes_one_stopped_after_accepting_the_breach_writes_the_incident_report_anew():
+    """The accepting run stopped at a step (ECS refusing the stable service's update) and wrote the
+    report as it left the rollout: a finalize begun, the stable service "may run" the release. The
+    run that finishes the finalize records it finalized: its report says so, where the one left
+    newest went on saying the finalize was only begun, "as the ledger last recorded it"."""
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    pointed = env.deployer.update_service
+
+    def refused_on_stable(service, **changes):
+        if service == env.targets.stable_service:
+            raise RuntimeError("AccessDeniedException: not authorized to perform ecs:UpdateService")
+        return pointed(service, **changes)
+
+    env.deployer.update_service = refused_on_stable
+    assert finalize_accepting(env, WHY, return_state=True).is_failed()
+    env.deployer.update_service = pointed
+    state = finalize_accepting(env, None, actor="erin", return_state=True)
+    assert state.is_completed() and state.result().outcome == "finalized", state.message
+    incident = artifacts_of(state).get(artifact_key(env.targets.canary_service, "incident-report"))
+    assert incident is not None, f"no incident report: {artifacts_of(state)}"
+    moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "the stable service runs the release that breached (put there by a finalize begun after" in moved, moved
+    assert "may run the release" not in moved, moved
