@@ -467,7 +467,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "done":
         # Found done, the run may follow one that recorded a breach accepted and died before its report.
         with ExitStack() as afterwards:
-            _report_afterwards(afterwards, env, record, ledger_read_seconds, accepted_here=False)
+            _report_afterwards(afterwards, env, record, ledger_read_seconds, found_done=True)
             changed = ""
             if record.canary_task_definition is not None and not runs_promoted(record, td):
                 # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
@@ -519,7 +519,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                            write_seconds=write_seconds, before=before)
         # However the run ends from here (finalized, or stopped at a step), the report of a breach accepted
         # by this run or by an earlier one (which may have died before writing it): recorded either way.
-        _report_afterwards(afterwards, env, held, ledger_read_seconds, accepted_here=plan.accepts is not None)
+        _report_afterwards(afterwards, env, held, ledger_read_seconds, found_done=False)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
@@ -699,17 +699,18 @@ def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: s
 
 
 def _report_afterwards(afterwards: ExitStack, env: Environment, record: RolloutRecord | None,
-                       ledger_seconds: float, *, accepted_here: bool) -> None:
+                       ledger_seconds: float, *, found_done: bool) -> None:
     """Have ``afterwards`` write the incident report of the breach accepted on ``record``
-    (``_report_accepted``), when one is: recorded by this run (``accepted_here``), or by an earlier
-    one. The run that records an acceptance writes the report last, and one that died before it left
-    the report written while the breach stood (still in production, the `rollback` flow as the way
-    out) the newest under its key: the next run, which has no acceptance of its own to record, wrote
-    none. A later finalize of the rollout that gets this far (past its first reads and its refusals)
-    writes it only where it was never written (``_written_already``): each wrote it again, the same
-    report under the same key, and read the ledger once more for it."""
+    (``_report_accepted``), when one is: recorded by this run, or by an earlier one. The run that
+    records an acceptance writes the report last, and one that died before it left the report
+    written while the breach stood (still in production, the `rollback` flow as the way out) the
+    newest under its key: the next run, which has no acceptance of its own to record, wrote none.
+    A run that carries the finalize on writes it again, as what it records changes the report (a
+    finalize begun becomes one done). One that ``found_done`` (the rollout finalized) records
+    nothing the report says: it writes it only where it was never written (``_written_already``),
+    where each wrote it again, the same report under the same key, and read the ledger once more."""
     if accepted_breach(record) is not None:
-        afterwards.callback(_report_accepted, env, record, ledger_seconds, check=not accepted_here)
+        afterwards.callback(_report_accepted, env, record, ledger_seconds, check=found_done)
 
 
 def _written_already(targets: Targets, record: RolloutRecord) -> bool:
@@ -736,7 +737,7 @@ def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: 
     said nothing of it. A ledger that cannot be read again gives ``accepted``, the rollout as this run
     found it, with the acceptance when this run recorded it (its traffic then as recorded before this
     run moved it, which the report says is the ledger's last record). Never raises: the report is for
-    people, and the run's own outcome stands. ``check``: an earlier run recorded the acceptance, and
+    people, and the run's own outcome stands. ``check``: this run found the rollout finalized, and
     the report is left as it is when it is written already (``_written_already``)."""
     log = get_run_logger()
     if check and _written_already(env.targets, accepted):

@@ -104,6 +104,20 @@ def test_accepting_the_breach_publishes_its_incident_report_anew_saying_who_acce
     assert "a finalize begun after the breach was recorded" in moved, moved
 
 
+def _stable_update_refused(env):
+    """Have ECS refuse the stable service's update (a finalize stops at that step); returns the
+    deployer's own ``update_service``, to put back."""
+    pointed = env.deployer.update_service
+
+    def refused_on_stable(service, **changes):
+        if service == env.targets.stable_service:
+            raise RuntimeError("AccessDeniedException: not authorized to perform ecs:UpdateService")
+        return pointed(service, **changes)
+
+    env.deployer.update_service = refused_on_stable
+    return pointed
+
+
 def test_a_finalize_stopped_after_accepting_the_breach_publishes_its_incident_report_all_the_same():
     """The acceptance is recorded before the finalize moves anything: a run that stops at a step after
     it (ECS refusing the stable service's update here) leaves the breach accepted, and the newest
@@ -113,14 +127,7 @@ def test_a_finalize_stopped_after_accepting_the_breach_publishes_its_incident_re
 
     env, _ = promoted_on_fakes()
     breached(env)
-    pointed = env.deployer.update_service
-
-    def refused_on_stable(service, **changes):
-        if service == env.targets.stable_service:
-            raise RuntimeError("AccessDeniedException: not authorized to perform ecs:UpdateService")
-        return pointed(service, **changes)
-
-    env.deployer.update_service = refused_on_stable
+    _stable_update_refused(env)
     state = finalize_accepting(env, WHY, return_state=True)
     assert state.is_failed(), state.message
     incident = artifacts_of(state)[artifact_key(env.targets.canary_service, "incident-report")]
@@ -385,3 +392,25 @@ def test_a_later_finalize_does_not_write_again_the_incident_report_the_accepting
         written = artifacts_of(state)
         assert artifact_key(env.targets.canary_service, "incident-report") not in written, written
     assert len(reads) == 2, "one read of the ledger a run: its first"
+
+
+def test_a_finalize_that_finishes_one_stopped_after_accepting_the_breach_writes_the_incident_report_anew():
+    """The accepting run stopped at a step (ECS refusing the stable service's update) and wrote the
+    report as it left the rollout: a finalize begun, the stable service "may run" the release. The
+    run that finishes the finalize records it finalized: its report says so, where the one left
+    newest went on saying the finalize was only begun, "as the ledger last recorded it"."""
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    pointed = _stable_update_refused(env)
+    assert finalize_accepting(env, WHY, return_state=True).is_failed()
+    env.deployer.update_service = pointed
+    state = finalize_accepting(env, None, actor="erin", return_state=True)
+    assert state.is_completed() and state.result().outcome == "finalized", state.message
+    incident = artifacts_of(state).get(artifact_key(env.targets.canary_service, "incident-report"))
+    assert incident is not None, f"no incident report: {artifacts_of(state)}"
+    moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "the stable service runs the release that breached (put there by a finalize begun after" in moved, moved
+    assert "may run the release" not in moved, moved
