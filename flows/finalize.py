@@ -54,7 +54,7 @@ from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
-from flows.reports import incident_description, incident_key, publish_incident
+from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
@@ -467,7 +467,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "done":
         # Found done, the run may follow one that recorded a breach accepted and died before its report.
         with ExitStack() as afterwards:
-            _report_afterwards(afterwards, env, record, ledger_read_seconds, found_done=True)
+            _report_afterwards(afterwards, env, record, ledger_read_seconds)
             changed = ""
             if record.canary_task_definition is not None and not runs_promoted(record, td):
                 # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
@@ -519,7 +519,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                            write_seconds=write_seconds, before=before)
         # However the run ends from here (finalized, or stopped at a step), the report of a breach accepted
         # by this run or by an earlier one (which may have died before writing it): recorded either way.
-        _report_afterwards(afterwards, env, held, ledger_read_seconds, found_done=False)
+        _report_afterwards(afterwards, env, held, ledger_read_seconds)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
@@ -699,37 +699,22 @@ def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: s
 
 
 def _report_afterwards(afterwards: ExitStack, env: Environment, record: RolloutRecord | None,
-                       ledger_seconds: float, *, found_done: bool) -> None:
+                       ledger_seconds: float) -> None:
     """Have ``afterwards`` write the incident report of the breach accepted on ``record``
     (``_report_accepted``), when one is: recorded by this run, or by an earlier one. The run that
-    records an acceptance writes the report last, and one that died before it left the report
-    written while the breach stood (still in production, the `rollback` flow as the way out) the
-    newest under its key: the next run, which has no acceptance of its own to record, wrote none.
-    A run that carries the finalize on writes it again, as what it records changes the report (a
-    finalize begun becomes one done). One that ``found_done`` (the rollout finalized) records
-    nothing the report says: it writes it only where it was never written (``_written_already``),
-    where each wrote it again, the same report under the same key, and read the ledger once more."""
+    records an acceptance writes the report last, and one that died before it left the report written
+    while the breach stood (still in production, the `rollback` flow as the way out) the newest under
+    its key: the next run, which has no acceptance of its own to record, wrote none. Every finalize of
+    the rollout that gets this far (past its first reads and its refusals) writes it again, under the
+    same key, from what the ledger holds. Written again even by a run that finds the rollout
+    finalized: the newest report under the key may be one written before the finalize was done (the
+    accepting run stopped at a step, and the run that finished it died before its report), and no
+    cheaper look than the ledger's tells that one from the report of the finalize done."""
     if accepted_breach(record) is not None:
-        afterwards.callback(_report_accepted, env, record, ledger_seconds, check=found_done)
+        afterwards.callback(_report_accepted, env, record, ledger_seconds)
 
 
-def _written_already(targets: Targets, record: RolloutRecord) -> bool:
-    """Whether the newest incident report under the service's key is the report of the breach accepted
-    on ``record`` (``incident_description``): written by the run that accepted it, or by a report run
-    since. A Prefect API that cannot say is taken as not: the report is written (again) rather than
-    left unwritten."""
-    from prefect.artifacts import Artifact
-
-    try:
-        newest = Artifact.get(incident_key(targets))
-    except Exception as err:  # noqa: BLE001 - written again, which is only the same report twice
-        get_run_logger().warning("could not read the newest incident report (%s): writing it", error_said(err))
-        return False
-    return newest is not None and newest.description == incident_description(record, targets)
-
-
-def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: float, *,
-                     check: bool = False) -> None:
+def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: float) -> None:
     """Write the incident report of the breach accepted on the rollout (by this run or an earlier one)
     again (``publish_incident``), from the ledger as the run's last write left it: the one written
     while the breach stood, the newest under its key in the Prefect UI, went on saying the release was
@@ -737,13 +722,8 @@ def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: 
     said nothing of it. A ledger that cannot be read again gives ``accepted``, the rollout as this run
     found it, with the acceptance when this run recorded it (its traffic then as recorded before this
     run moved it, which the report says is the ledger's last record). Never raises: the report is for
-    people, and the run's own outcome stands. ``check``: this run found the rollout finalized, and
-    the report is left as it is when it is written already (``_written_already``)."""
+    people, and the run's own outcome stands."""
     log = get_run_logger()
-    if check and _written_already(env.targets, accepted):
-        log.info("the incident report of the breach accepted on rollout %s is written already (%s): left as it is",
-                 accepted.rollout_id, incident_key(env.targets))
-        return
     try:
         record = _newest(env, ledger_seconds)
     except Exception as err:  # noqa: BLE001 - said; the acceptance as written still makes the report true

@@ -112,22 +112,12 @@ def publish_incident(record: RolloutRecord, targets: Targets, *, now: float, unr
     takes them) as the ``<service>-incident-report`` markdown artifact, the newest under its key in
     the Prefect UI; returns the key. For the `rollout_report` flow, and for the finalize that records
     a breach accepted, after which the newest one said the breach was still going."""
-    key = incident_key(targets)
+    key = artifact_key(targets.canary_service, "incident-report")
     incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
                                unrestorable=unrestorable, clock=clock)
-    create_markdown_artifact(key=key, markdown=incident, description=incident_description(record, targets))
+    create_markdown_artifact(key=key, markdown=incident, description=(
+        f"incident: {incident_of(record)} of rollout {record.rollout_id} of {targets.canary_service}"))
     return key
-
-
-def incident_key(targets: Targets) -> str:
-    """The key ``publish_incident`` writes the service's incident reports under."""
-    return artifact_key(targets.canary_service, "incident-report")
-
-
-def incident_description(record: RolloutRecord, targets: Targets) -> str:
-    """The description ``publish_incident`` gives ``record``'s incident report: which rollout, and of
-    what (``incident_of``), so that a run can tell the report it would write is written already."""
-    return f"incident: {incident_of(record)} of rollout {record.rollout_id} of {targets.canary_service}"
 
 
 class ReportResult(BaseModel):

@@ -373,27 +373,6 @@ def test_a_later_finalize_that_cannot_read_the_ledger_again_says_from_what_it_wr
     assert "the stable service runs the release that breached" in incident, incident
 
 
-def test_a_later_finalize_does_not_write_again_the_incident_report_the_accepting_run_wrote(monkeypatch):
-    """The run that accepted the breach wrote its incident report: every later finalize of the rollout
-    wrote it again, under the same key (the artifact's history grew by one a run, the same report),
-    and read the ledger once more for it. Written once, it is left as it is."""
-    import flows.finalize
-    from flows.journal import artifact_key
-    from tests.flows.test_reports_flow import artifacts_of
-
-    env, _ = promoted_on_fakes()
-    breached(env)
-    assert finalize_accepting(env, WHY).outcome == "finalized"
-    newest, reads = flows.finalize._newest, []
-    monkeypatch.setattr(flows.finalize, "_newest", lambda *args: reads.append(args) or newest(*args))
-    for actor in ("erin", "frank"):
-        state = finalize_accepting(env, None, actor=actor, return_state=True)
-        assert state.is_completed() and state.result().outcome == "already_finalized", state.message
-        written = artifacts_of(state)
-        assert artifact_key(env.targets.canary_service, "incident-report") not in written, written
-    assert len(reads) == 2, "one read of the ledger a run: its first"
-
-
 def test_a_finalize_that_finishes_one_stopped_after_accepting_the_breach_writes_the_incident_report_anew():
     """The accepting run stopped at a step (ECS refusing the stable service's update) and wrote the
     report as it left the rollout: a finalize begun, the stable service "may run" the release. The
@@ -414,3 +393,29 @@ def test_a_finalize_that_finishes_one_stopped_after_accepting_the_breach_writes_
     moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
     assert "the stable service runs the release that breached (put there by a finalize begun after" in moved, moved
     assert "may run the release" not in moved, moved
+
+
+def test_a_finalize_run_after_the_one_that_finished_a_stopped_finalize_died_before_its_report_writes_it_anew(
+        monkeypatch):
+    """The accepting run stopped at a step and wrote the report of a finalize begun; the run that
+    finished the finalize died before writing its own. A later run, which finds the rollout
+    finalized, writes the report of the finalize done: left as it was, the newest report under the
+    key went on saying the stable service "may run" the release, as the ledger last recorded it."""
+    import flows.finalize
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breached(env)
+    pointed = _stable_update_refused(env)
+    assert finalize_accepting(env, WHY, return_state=True).is_failed()
+    env.deployer.update_service = pointed
+    with monkeypatch.context() as dying:
+        dying.setattr(flows.finalize, "_report_accepted", lambda *args, **kwargs: None)
+        assert finalize_accepting(env, None, actor="erin").outcome == "finalized"
+    state = finalize_accepting(env, None, actor="frank", return_state=True)
+    assert state.is_completed() and state.result().outcome == "already_finalized", state.message
+    incident = artifacts_of(state).get(artifact_key(env.targets.canary_service, "incident-report"))
+    assert incident is not None, f"no incident report: {artifacts_of(state)}"
+    moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "the stable service runs the release that breached (put there by a finalize begun after" in moved, moved
