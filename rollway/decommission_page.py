@@ -128,7 +128,9 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
         page = f"the \"{SUBJECT}\" page of {stable_service}"
         if _may_have_gone_out(refused):
             return f"{unsent(page, lost=True, why=_why(refused))}: {then}, again if it went out; {CHECK_DELIVERY}", True
-        return f"{page} was never sent ({_why(refused)}): {then}", True
+        # Not "never sent": the refusal is the newest answer recorded, and a later run that sent the
+        # page and had its ``decommission-paged`` write refused (or died before it) left no trace.
+        return f"{page} is not recorded as sent ({_why(refused)}): {then}", True
     sent = _newest_of_the_page(record)
     if sent is None or sent.kind != PAGED:
         return None

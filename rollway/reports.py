@@ -44,7 +44,7 @@ from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from rollway.window_page import (BREACH_PAGE, CHECK_DELIVERY, WINDOW_PAGE_REFUSED, breach_page_refused, page_outcome,
-                                 window_page_refused)
+                                 unsent, window_page_refused)
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -2685,7 +2685,7 @@ def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
     why = cell(outcome.answer if outcome is not None and outcome.answer else "no answer recorded")
     stamped = f"({cell(refused.actor)}'s run, at {notice_time(refused)})"
     if outcome is not None and outcome.lost:
-        return (f"**Page not confirmed:** {why} {stamped}: whether the `{page}` page on {topic} was sent is not known "
-                f"(SNS's answer was lost: it may have taken it), and no run sends it again; {CHECK_DELIVERY}.")
+        return (f"**Page not confirmed:** {why} {stamped}: {unsent(f'the `{page}` page on {topic}', lost=True)}, and no "
+                f"run sends it again; {CHECK_DELIVERY}.")
     return (f"**Page not sent:** {why} {stamped}: the `{page}` page on {topic} reached nobody, and no run sends it "
             "again; mend what SNS refused (the topic, the role's sns:Publish, its key).")

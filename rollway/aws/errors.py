@@ -319,6 +319,14 @@ def answer_lost(err: BaseException) -> bool:
     return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
 
 
+def publish_lost(err: BaseException) -> bool:
+    """Whether a page whose publish raised ``err`` may have gone out all the same: its answer lost,
+    wrapped as ``rollway.aws.sns`` raises it (``AnswerLost``), or botocore's error bare from a
+    notifier that does not wrap it (``answer_lost``). ``answer_lost`` alone reads ``AnswerLost`` as
+    a refusal, and "nobody was paged" was then said of a page SNS may have delivered."""
+    return isinstance(err, AnswerLost) or answer_lost(err)
+
+
 @contextmanager
 def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[BaseException]]:
     """The attempts of ``operation`` on ``client`` (botocore's resends of it) in this thread

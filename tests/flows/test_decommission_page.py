@@ -139,6 +139,9 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
         said = [r.getMessage() for r in caplog.records]
         # A run that pages must not say, first, that it pages nothing.
         assert not any("pages nothing" in m or "nothing was scaled, recorded or paged" in m for m in said), said
+        # Nor that the page was never sent: the ledger cannot tell this run from one that paged and
+        # died before recording it (a window that finds the decommission done logs it owed).
+        assert not any("never sent" in m for m in said), said
         sent = pages(aws, url)
         late = [(s, m) for s, m in sent if s.startswith("Old version decommissioned")]
         assert [s for s, _ in late] == [f"Old version decommissioned (late): {t.stable_service}"], sent
@@ -192,7 +195,7 @@ def test_a_page_sns_refuses_leaves_the_monitoring_done_and_the_page_owed_with_wh
 
         assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
         said = " ".join(capsys.readouterr().out.split())
-        assert f"the \"Old version decommissioned\" page of {t.stable_service} was never sent (SNS refused it" in said
+        assert f"the \"Old version decommissioned\" page of {t.stable_service} is not recorded as sent (SNS refused it" in said
         assert f"topic '{t.alert_topic}' not found" in said and "died before paging" not in said, said
 
         monitor_by_hand(aws, env, spec)
@@ -247,7 +250,7 @@ def test_a_late_page_sns_refuses_too_is_recorded_and_the_one_sent_says_why_it_wa
         assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
         said = " ".join(capsys.readouterr().out.split())
         # The owed page's line gives the newest answer (the history below it lists both refusals).
-        owed = said.split("was never sent (SNS refused it: ", 1)[-1].split("the next run that looks", 1)[0]
+        owed = said.split("is not recorded as sent (SNS refused it: ", 1)[-1].split("the next run that looks", 1)[0]
         assert "the topic's KMS key is disabled" in owed and "not found" not in owed, said
 
         with caplog.at_level(logging.INFO):
@@ -301,3 +304,34 @@ def test_a_page_sent_whose_record_the_ledger_refused_is_not_said_never_sent(aws,
                                   "page sent" in late[0], late
         assert "decommissioned died before paging" not in late[0], late
     assert kinds(aws).count(PAGED) == 1, kinds(aws)
+
+
+def test_a_late_page_sent_after_a_refusal_whose_record_the_ledger_refused_is_not_said_never_sent(aws, capsys):
+    """SNS refused the decommission's page (recorded); a later run sent it late, and DynamoDB refused
+    its ``decommission-paged`` entry. The page stays owed (at least once), but `rollway status` said
+    it "was never sent (SNS refused it ...)" of a page people had received: the refusal is only the
+    newest answer recorded, and no later run's page is."""
+    import rollway.cli.ops as ops
+    from rollway.decommission_page import PAGE_REFUSED
+
+    t = aws.targets
+    url = inbox(aws)
+    with simulated(aws, 0.001) as (env, _):
+        record, spec = promoted(aws, env)
+        decommissioned_while(env, record, spec, sns_refuses_publish(
+            aws.get_client("sns"), "AuthorizationError", "not authorized to perform SNS:Publish"))
+        assert kinds(aws)[-2:] == ["decommission", PAGE_REFUSED], kinds(aws)
+        restore = ledger_refuses_paged(aws.get_client("dynamodb"))
+        try:
+            progressive_on(env, spec)
+        finally:
+            restore()
+        assert kinds(aws)[-1] == PAGE_REFUSED, kinds(aws)
+        assert [s for s, _ in pages(aws, url) if s.startswith("Old version decommissioned")], "people were paged"
+
+        blocks = saved_blocks(aws)
+        assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+        said = " ".join(capsys.readouterr().out.split())
+        assert "never sent" not in said, said
+        assert (f"the \"Old version decommissioned\" page of {t.stable_service} is not recorded as sent (SNS refused "
+                "it: ") in said and "not authorized to perform SNS:Publish" in said, said

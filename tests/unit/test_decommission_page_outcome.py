@@ -43,12 +43,12 @@ def test_a_page_whose_answer_was_lost_is_not_said_refused_or_never_sent(comment)
 
 @pytest.mark.parametrize("comment", [page_comment(f"Old version decommissioned: {STABLE}", REFUSED, lost=False),
                                      REFUSED], ids=["this version's entry", "an older version's entry"])
-def test_a_page_sns_refused_is_said_refused_and_never_sent(comment):
+def test_a_page_sns_refused_is_said_refused_and_not_recorded_as_sent(comment):
     rec, decommission = owing(comment)
     assert why_owed(rec, decommission) == f"SNS refused it: {REFUSED} (monitor's run, at {_at(rec)})"
     said, warning = page_said(rec, STABLE)
-    assert warning and said.startswith(f"the \"Old version decommissioned\" page of {STABLE} was never sent (SNS "
-                                       f"refused it: {REFUSED} ("), said
+    assert warning and said.startswith(f"the \"Old version decommissioned\" page of {STABLE} is not recorded as sent "
+                                       f"(SNS refused it: {REFUSED} ("), said
     assert "again if it went out" not in said, said
     assert late_message(rec, decommission, STABLE).startswith(f"This page is late: SNS refused it: {REFUSED}")
 
