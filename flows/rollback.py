@@ -319,7 +319,11 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         holds = f"the load balancer holds {weights} (stable/canary), read back"
     except Exception as read_err:  # noqa: BLE001 - the page still says what is known
         # A rule found gone fails the read as it failed the move: its paragraph was paged twice over.
-        holds = ("the load balancer could not be read back, for the reason below" if str(read_err) == str(err)
+        # The move may say more of the same rule not found (several rules on its path in its place):
+        # the read's words beside it told people to put back a rule there, which would make one more.
+        same = str(read_err) == str(err) or (isinstance(read_err, TargetNotFound) and isinstance(err, TargetNotFound)
+                                             and (read_err.kind, read_err.name) == (err.kind, err.name))
+        holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
     where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     message = "\n".join([
