@@ -265,33 +265,32 @@ def _next_steps(rollout: str | None) -> str:
             f"{look}")
 
 
-def _when_again(env: Environment, err: BaseException, again: str, weights: Weights | None) -> str:
-    """When the failed-move page tells people to run the rollback again. A move not read back
-    (WeightMismatch) is not the stable service failing to take the traffic, which the page said
-    it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
-    after), or another writer changed the rule."""
-    t = env.targets
+def when_again(err: BaseException | None, stable: str, run: str, weights: Weights | None = None) -> str:
+    """When to ``run`` (a person's words for it, "run `rollway abort` again") a rollback that ``err``
+    stopped while it took the traffic off the canary (None: not known): the failed-move page's last
+    line, and `rollway abort`'s. A move
+    not read back (WeightMismatch) is not the stable service failing to take the traffic, which the
+    page said it was: the load balancer was slow to show the move (it may show it by now:
+    ``weights``, read after; None: not read), or another writer changed the rule."""
     refused_rule = isinstance(err, TargetNotFound) and err.kind == "listener rule"
     if refused_rule or isinstance(err, (RuleForwardsNowhere, RulesOnPath)):
         # Not "once stable can take the traffic": the rule is the trouble, and each refusal of it says
         # what to put right (the rule gone, another service's on the path, one recorded forwarding to
         # other groups, one answering by itself, several on the path and none told apart). "Once a
         # rule on the path forwards to the groups again: there is none" was untrue of all but the first.
-        return (f"Run the rollback again ({again}) once what the error above says of the listener rule is put right: "
-                "until then it fails the same way, moving no traffic.")
+        return (f"{run} once what the error above says of the listener rule is put right: until then it fails the "
+                "same way, moving no traffic.")
     if isinstance(err, PermissionDenied):
         # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
         # it refuses it again however ready stable is, until the statement the error names is added.
-        return (f"Run the rollback again ({again}) once the permission the error above names is granted: until then "
-                "AWS refuses it the same way.")
+        return f"{run} once the permission the error above names is granted: until then AWS refuses it the same way."
     if not isinstance(err, WeightMismatch):
-        return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
+        return f"{run} once {stable} can take the traffic."
     if weights is not None and weights == err.expected:
-        return (f"The move has shown since: run the rollback again ({again}) to finish it (retire the canary, disable "
-                "the flags and tell people).")
-    return (f"Run the rollback again ({again}): the load balancer may only be slow to show the move; if it shows "
-            f"other weights than {err.actual} or {err.expected} by then, another writer (a person, another run) is "
-            "changing the rule: find who first.")
+        return f"the move has shown since: {run} to finish it (retire the canary, disable the flags and tell people)."
+    return (f"{run}: the load balancer may only be slow to show the move; if it shows other weights than "
+            f"{err.actual} or {err.expected} by then, another writer (a person, another run) is changing the rule: "
+            "find who first.")
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
@@ -319,16 +318,21 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         holds = f"the load balancer holds {weights} (stable/canary), read back"
     except Exception as read_err:  # noqa: BLE001 - the page still says what is known
         # A rule found gone fails the read as it failed the move: its paragraph was paged twice over.
-        holds = ("the load balancer could not be read back, for the reason below" if str(read_err) == str(err)
+        # The move may say more of the same rule not found (several rules on its path in its place):
+        # the read's words beside it told people to put back a rule there, which would make one more.
+        same = str(read_err) == str(err) or (isinstance(read_err, TargetNotFound) and isinstance(err, TargetNotFound)
+                                             and (read_err.kind, read_err.name) == (err.kind, err.name))
+        holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
     where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
+    then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
         rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         *([_replaced_line(replaced).rstrip()] if replaced else []),
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
-        _when_again(env, err, again, weights),
+        then[:1].upper() + then[1:],
     ])
     log.error("%s", message)
     try:

@@ -296,11 +296,12 @@ class AlbRouter:
         start sending requests where someone stopped them. A router for a rollback's move to stable
         writes over either all the same (users off the version rolled back come first), says what
         it drops, and gives back None, but refuses one forwarding to no target group as a rollout
-        does (``_moved_over``: the forward's weights have no action to go in); and over a rule found gone (deleted, or replaced by a stack
-        update under a new ARN) it looks the rule up again as ``resolve`` does and writes over the
-        one it finds, which the reads and writes after it use as well, if it forwards to both groups
-        (another host's or service's left on the path is refused: ``_not_the_rollouts``). A rule
-        forwarding to the stable group alone it leaves as it is: all its requests go to stable already.
+        does (``_moved_over``: the forward's weights have no action to go in); and over a rule found
+        gone (deleted, or replaced by a stack update under a new ARN) it looks the rule up again as
+        ``resolve`` does and writes over the one it finds, which the reads and writes after it use as
+        well, if it forwards to both groups (another host's or service's left on the path is refused:
+        ``_not_the_rollouts``). A rule forwarding to the stable group alone it leaves as it is: all its
+        requests go to stable already.
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
         they are now, so a shift never opens an endpoint that required a login.

@@ -2465,8 +2465,11 @@ def _finish_after(failed: BaseException | None, service: Service, rollout: str) 
     A wait for the stable service that ran out says to raise the rollout spec's wait "or the rollback
     flow's": the spec is recorded, and `rollway abort` has no option for either, so on-call was told
     to change what the command they ran cannot pass. Said instead: run it again once the service is
-    ready, or run the rollback flow with the longer wait."""
+    ready, or run the rollback flow with the longer wait. Any other failure is said as the rollback's
+    page says it (``when_again``): a rule or a permission refused is not put right by waiting for the
+    stable service, which "once <stable> can take the traffic" told on-call to do."""
     from flows.engine import TooFewHealthyTargets
+    from flows.rollback import when_again
     from rollway.aws.errors import ServiceNotStable
 
     stable = service.targets.stable_service
@@ -2475,8 +2478,8 @@ def _finish_after(failed: BaseException | None, service: Service, rollout: str) 
     elif isinstance(failed, TooFewHealthyTargets) and failed.healthy == 0:
         setting, ready, waited = "healthy_timeout_seconds", f"{stable}'s targets pass their health checks", None
     else:
-        return (f"It is not recorded as finished: run `rollway abort` again once {stable} can take the traffic (the "
-                "rollback flow's log says what was done).")
+        return (f"It is not recorded as finished (the rollback flow's log says what was done): "
+                f"{when_again(failed, stable, 'run `rollway abort` again')}")
     seconds = f"<seconds, more than {waited:g}>" if waited else "<seconds>"
     # The whole command: the flow refuses a run without a reason, which a bare deployment name left out.
     deployment = deployment_path("rollback")

@@ -14,6 +14,7 @@ import pytest
 
 import flows.rollback
 import rollway.cli.ops as ops
+from rollway.aws.errors import RuleForwardsNowhere
 from rollway.fakes import FakeLedger, FakeRouter, FlakyFlagStore
 from rollway.flags import FlagState
 from rollway.ledger import RolloutRecord, new_rollout_id
@@ -282,3 +283,57 @@ def test_an_abort_whose_rollback_could_not_read_the_weights_back_says_the_rollba
             f"{spec.verify_timeout_seconds:g} s (verify_timeout_seconds): Elastic Load Balancing did not answer") in flat, err
     assert "run `rollway abort` again" in flat, err
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
+
+
+class RefusingMove(FakeRouter):
+    """A load balancer refusing the rollback's move for good: ``refusal()`` is raised at each write."""
+
+    def __init__(self, weights: Weights, refusal) -> None:
+        super().__init__(weights)
+        self.refusal = refusal
+
+    def set_weights(self, weights: Weights) -> Weights:
+        raise self.refusal()
+
+
+def forwarding_nowhere() -> Exception:
+    return RuleForwardsNowhere("rule arn:aws:elasticloadbalancing:rule/1 forwards to no target group (its actions: "
+                               "fixed-response)")
+
+
+def modify_rule_denied() -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform ModifyRule"}},
+                       "ModifyRule")
+
+
+@pytest.mark.parametrize("refusal, once", [
+    (forwarding_nowhere, "once what the error above says of the listener rule is put right: until then it fails "
+                         "the same way, moving no traffic."),
+    (modify_rule_denied, "once the permission the error above names is granted: until then AWS refuses it the same "
+                         "way."),
+], ids=["rule", "permission"])
+def test_an_abort_whose_rollback_is_refused_says_what_to_put_right_before_running_it_again(
+        monkeypatch, capsys, refusal, once):
+    """The load balancer refused the move over the rule (a maintenance page on it), or refused the role
+    its ModifyRule: the command said to run it again "once the stable service can take the traffic",
+    which it could all along; it fails the same way until the rule, or the role, is put right."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.router = RefusingMove(Weights.canary_at(5), refusal)
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    service = open_rollout(monkeypatch, env, "abort-refused")
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    flat = " ".join(capsys.readouterr().err.split())
+    assert code == 1, flat
+    assert f"the rollback of {t.canary_service} failed: " in flat, flat
+    assert f"It is not recorded as finished (the rollback flow's log says what was done): run `rollway abort` again {once}" \
+        in flat, flat
+    assert "can take the traffic" not in flat, flat
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
+    assert env.router.weights == Weights.canary_at(5)

@@ -233,3 +233,23 @@ def test_a_deploy_whose_rule_cannot_be_looked_up_changes_nothing():
         deploy_canary(env, spec, record, owner="run-1", actor="alice", lease_seconds=600, image=IMAGE)
     assert env.deployer.services[service] == before, "the canary service was changed"
     assert env.ledger.get(service).canary_task_definition is None
+
+
+def test_a_rollback_whose_rule_is_gone_with_several_on_its_path_pages_no_rule_to_put_back(aws, monkeypatch):
+    """The rule the rollout recorded was deleted and two hosts' rules on its path forward to both groups:
+    the refusal says to tell them apart. The page's read of the load balancer, failing on the rule gone,
+    added its own paragraph to it: "rollway writes none over a rule it did not find" and "put back a rule
+    on path '/*' forwarding to" the groups, which would make three."""
+    env, elbv2, record = fresh(aws, monkeypatch, recorded=True, entry="abort")
+    rule = elbv2.describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]
+    elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+    for n, host in enumerate(("a.example.com", "b.example.com"), start=1):
+        elbv2.create_rule(ListenerArn=aws.topology.listener_arn, Priority=int(rule["Priority"]) + n, Conditions=[
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}},
+            {"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}], Actions=rule["Actions"])
+    with pytest.raises(TargetNotFound, match="name its host \\(rule_host\\)"):
+        roll_back("abort", env, record)
+    subject, body = env.notifier.messages[-1]
+    assert subject.startswith("Rollback FAILED"), (subject, body)
+    assert "put back a rule" not in body and "did not find" not in body, body
+    assert body.count("name its host (rule_host)") == 1 and AGAIN_ONCE_THE_RULE in body, body
