@@ -283,8 +283,11 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     which = "it" if len(matching) == 1 and not regex else f"rule {changed['RuleArn']}"
     change = f"give {which} {ahead}{_WIDER}" + (
         "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
+    # "Meets" only when each rule surely misses some of them: one whose path a regular expression
+    # decides (``_misses``) may meet them all, and "meets" denied it after "is not known" (``_turns_on``).
+    known = not regex and all(any(surely for _, surely in _misses(r, weighted)) for r in matching)
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
-            f"{'is known to meet' if regex else 'meets'} every request it matches carrying `{header}`: {states}, so "
+            f"{'meets' if known else 'is known to meet'} every request it matches carrying `{header}`: {states}, so "
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
 
 
