@@ -95,6 +95,17 @@ class Unpinned(str):
         return said
 
 
+def unpinned_said(why: str, *, not_pinned: str, whether: str) -> str:
+    """``why`` (``find_pin``'s refusal, or another reason there is no pin) after ``not_pinned``
+    ("listener X does not pin all ..."); or, when whether the requests are all pinned turns on
+    regular expressions (``Unpinned.unknown``), after "whether ``whether`` is not known" and the
+    rules it turns on: said not to pin them, a pin by ``^canary$`` was denied, which may pin every one."""
+    unknown = why.unknown if isinstance(why, Unpinned) else None
+    if unknown is None:
+        return f"{not_pinned}: {why}"
+    return f"whether {whether} is not known: it turns on {unknown}; {why}"
+
+
 def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: str, canary_arn: str,
              canary_group: str) -> Pin | Unpinned:
     """The rule of ``rules`` (a listener's, as DescribeRules gives them) that a request matching
