@@ -57,7 +57,7 @@ from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import failures_writable
-from rollway.pinning import Pin
+from rollway.pinning import Pin, unpinned_said
 from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.validation import (
@@ -267,21 +267,22 @@ def _serving(targets: Targets, router: AlbRouter, seconds: float) -> tuple[dict[
 
 def _pin(spec: ValidationSpec, targets: Targets, router: AlbRouter, seconds: float) -> Pin | str | None:
     """The listener rule pinning the HTTP checks to the canary target group (``spec.canary_header``),
-    or why they would not be pinned (no such rule, or the rules could not be read: said with
-    "not sent"); None when the spec pins nothing."""
+    or why they would not be pinned, or are not known to be (no such rule, one a regular expression
+    decides, or the rules could not be read: said with "not sent"); None when the spec pins nothing."""
     if spec.canary_header is None:
         return None
     say = get_run_logger().warning
     found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header, say=say), seconds,
                               "could not read the listener's rules")
-    sent = f"not sent: the requests carrying `{spec.canary_header}` (spec.canary_header)"
+    requests = f"the requests carrying `{spec.canary_header}` (spec.canary_header)"
+    group = f"the canary target group {targets.canary_target_group}"
     if unread is not None:
         # Unread, nothing is known of the rule: "would not be pinned" sent a reader looking for
         # a rule that may well be there.
-        return (f"{sent} are sent only once a listener rule is read that pins them to the canary target group "
-                f"{targets.canary_target_group}, and {unread}")
+        return f"not sent: {requests} are sent only once a listener rule is read that pins them to {group}, and {unread}"
     if isinstance(found, str):
-        return f"{sent} would not be pinned to the canary target group {targets.canary_target_group}: {found}"
+        return "not sent: " + unpinned_said(found, not_pinned=f"{requests} would not be pinned to {group}",
+                                            whether=f"{requests} would all be pinned to {group}")
     return found
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean, stuck_remedy
 from rollway.one_line import on_one_line
-from rollway.pinning import Pin, Unpinned
+from rollway.pinning import Pin, unpinned_said
 from rollway.report import markdown_cell, markdown_code_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -612,11 +612,8 @@ def check_pin(read: PinRead) -> CheckItem:
     # names each rule and what it does), where "does not pin them" denied the one pinning them.
     checks = (f"the validation's HTTP checks carrying `{read.header}` (validate_deployment's spec.canary_header) to "
               "the canary target group")
-    if isinstance(found, Unpinned) and found.unknown is not None:
-        # Said "does not pin", a pin by ^canary$ was denied, which may well pin every one.
-        return item(False, f"whether listener {read.listener} pins all {checks} is not known: it turns on "
-                           f"{found.unknown}; {found}")
-    return item(False, f"listener {read.listener} does not pin all {checks}: {found}")
+    return item(False, unpinned_said(found, not_pinned=f"listener {read.listener} does not pin all {checks}",
+                                     whether=f"listener {read.listener} pins all {checks}"))
 
 
 # --- the whole list ---------------------------------------------------------------------

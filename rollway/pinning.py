@@ -95,6 +95,17 @@ class Unpinned(str):
         return said
 
 
+def unpinned_said(why: str, *, not_pinned: str, whether: str) -> str:
+    """``why`` (``find_pin``'s refusal, or another reason there is no pin) after ``not_pinned``
+    ("listener X does not pin all ..."); or, when whether the requests are all pinned turns on
+    regular expressions (``Unpinned.unknown``), after "whether ``whether`` is not known" and the
+    rules it turns on: said not to pin them, a pin by ``^canary$`` was denied, which may pin every one."""
+    unknown = why.unknown if isinstance(why, Unpinned) else None
+    if unknown is None:
+        return f"{not_pinned}: {why}"
+    return f"whether {whether} is not known: it turns on {unknown}; {why}"
+
+
 def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: str, canary_arn: str,
              canary_group: str) -> Pin | Unpinned:
     """The rule of ``rules`` (a listener's, as DescribeRules gives them) that a request matching
@@ -283,8 +294,11 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     which = "it" if len(matching) == 1 and not regex else f"rule {changed['RuleArn']}"
     change = f"give {which} {ahead}{_WIDER}" + (
         "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
+    # "Meets" only when each rule surely misses some of them: one whose path a regular expression
+    # decides (``_misses``) may meet them all, and "meets" denied it after "is not known" (``_turns_on``).
+    known = not regex and all(any(surely for _, surely in _misses(r, weighted)) for r in matching)
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
-            f"{'is known to meet' if regex else 'meets'} every request it matches carrying `{header}`: {states}, so "
+            f"{'meets' if known else 'is known to meet'} every request it matches carrying `{header}`: {states}, so "
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
 
 

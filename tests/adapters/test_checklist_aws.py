@@ -833,19 +833,28 @@ def test_a_refused_read_of_the_header_rule_names_the_statement_granting_it_to_th
 
 
 @contextmanager
-def stalled(client, operation: str):
+def stalled(client, operation: str, monkeypatch):
     """``client``'s ``operation`` held until the block ends, then answered by moto before the block
-    is left: sent later, its request could land in the next test's account as it is reset."""
+    is left: sent later, its request could land in the next test's account as it is reset.
+
+    For the rest of the test a read's bound (``rollway.deadline``'s clock) passes only as the held
+    call is made, and then at once: on real time, a loaded machine's embedded AWS answering another
+    call later than the bound had that call given up on, in place of the held one (and left running
+    past the test)."""
     import threading
 
+    import rollway.deadline as deadline
     from tests.botocore_events import on_operation
 
     released = threading.Event()
     held: list[threading.Thread] = []
+    passed = [0.0]
+    monkeypatch.setattr(deadline, "time", SimpleNamespace(monotonic=lambda: passed[0]))
 
     def hold(**_) -> None:  # None: botocore sends the call as it is, once released
         held.append(threading.current_thread())
-        released.wait(10)
+        passed[0] += deadline.MAX_READ_SECONDS + 1  # past any read's bound
+        released.wait()  # the test's own timeout bounds it
 
     try:
         with on_operation(client, "before-call", hold, operation=operation):
@@ -853,16 +862,17 @@ def stalled(client, operation: str):
     finally:
         released.set()
         for thread in held:
-            thread.join(10)
+            thread.join()
 
 
-def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_asked_after(paged, independent_client):
+def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_asked_after(paged, independent_client,
+                                                                                             monkeypatch):
     """A queue is read by GetQueueUrl, then GetQueueAttributes: every queue after one whose
     GetQueueUrl was given up on said SQS "did not answer GetQueueAttributes", a call never made."""
     t = paged.targets
     sqs = independent_client("sqs")
     first = t.queues[0].name
-    with stalled(sqs, "GetQueueUrl"):
+    with stalled(sqs, "GetQueueUrl", monkeypatch):
         reasons = failed(AwsInfraChecker(*(paged.get_client(s) if s != "sqs" else sqs for s in SERVICES), t,
                                          read_seconds=1).check())
     again = "; run verify_infrastructure again (it only reads)"
@@ -876,7 +886,7 @@ def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_a
     assert "GetQueueAttributes " + first + " within" not in " ".join(reasons.values()), reasons
 
 
-def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(paged, independent_client):
+def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(paged, independent_client, monkeypatch):
     """A read given up on kept its service unasked for the checker's life: the infra-checklist
     task's retry, checking again, failed the listener rule "(none asked): not asked: Elastic Load
     Balancing did not answer DescribeRules", a call it never made, in a check that asked nothing."""
@@ -884,7 +894,7 @@ def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(p
     elbv2 = independent_client("elbv2")
     checker = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2, canary_header=HEADER,
                               read_seconds=1)
-    with stalled(elbv2, "DescribeListeners"):
+    with stalled(elbv2, "DescribeListeners", monkeypatch):
         item = pin_item(checker.check())
     assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeListeners): "
                            "Elastic Load Balancing did not answer within 1 s; run verify_infrastructure again (it only "

@@ -574,9 +574,10 @@ def test_a_secret_value_a_header_cannot_carry_is_never_shown_and_refused_before_
     assert "Traceback" not in caplog.text
 
 
-def refusing(monkeypatch, service: str, operation: str, asked: list[str], answer=None) -> None:
+def refusing(monkeypatch, service: str, operation: str, asked: list[str], answer=None,
+             event: str = "before-parameter-build") -> None:
     """The run's ``service`` client refuses ``operation`` as AWS does a call the role may not make
-    (or as ``answer``, a botocore handler, says)."""
+    (or as ``answer``, a botocore handler on ``event``, says)."""
     import flows.validate
     from tests.flows.test_traffic_reads_denied import answering
 
@@ -592,7 +593,7 @@ def refusing(monkeypatch, service: str, operation: str, asked: list[str], answer
             client = self._get_client(name)
             if name == service:
                 client.meta.events.register(
-                    f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}",
+                    f"{event}.{client.meta.service_model.service_id.hyphenize()}.{operation}",
                     answer or answering("AccessDenied", 99, asked, operation))
             return client
 

@@ -119,6 +119,18 @@ def test_a_canary_carrying_no_traffic_is_said_to_have_had_the_pinned_checks(aws,
             "were pinned to it, its targets were not read") in artifact_of(state)
 
 
+def not_sent(aws, app, blocks) -> list[str]:
+    """Each HTTP check's reason from a validation pinned by ``HEADER`` that failed sending none of them."""
+    state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert app.requests == []
+    checks = [checked(failed.value.summary, name) for name in HTTP_CHECKS]
+    assert all(check.outcome == "unchecked" and check.pinned_to is None for check in checks), checks
+    return [check.reason for check in checks]
+
+
 @pytest.mark.parametrize("code, said", [
     ("Throttling", "Throttling on DescribeRules: refused"),
     ("AccessDenied", "it is granted by deployments/iam-policy.json, statement ReadTheLoadBalancer"),
@@ -134,20 +146,40 @@ def test_rules_that_could_not_be_read_send_no_request_and_do_not_say_the_rule_is
     header_rule(aws)
     asked: list[str] = []
     refusing(monkeypatch, "elbv2", "DescribeRules", asked, answer=answering(code, 99, asked, "DescribeRules"))
-    state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
-                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
-    with pytest.raises(ValidationFailed) as failed:
-        state.result()
-    assert app.requests == []
-    for name in HTTP_CHECKS:
-        check = checked(failed.value.summary, name)
-        assert check.outcome == "unchecked" and check.pinned_to is None, check
-        assert check.reason.startswith(f"not sent: the requests carrying `{HEADER}` (spec.canary_header) are sent "
-                                       "only once a listener rule is read that pins them to the canary target group "
-                                       f"{aws.targets.canary_target_group}, and could not read the listener's rules: "
-                                       ), check.reason
-        assert said in check.reason and "would not be pinned" not in check.reason, check.reason
-        assert "\n" not in check.reason
+    for reason in not_sent(aws, app, blocks):
+        assert reason.startswith(f"not sent: the requests carrying `{HEADER}` (spec.canary_header) are sent only once a "
+                                 "listener rule is read that pins them to the canary target group "
+                                 f"{aws.targets.canary_target_group}, and could not read the listener's rules: "), reason
+        assert said in reason and "would not be pinned" not in reason, reason
+        assert "\n" not in reason
+
+
+def test_a_pin_rule_matching_the_header_by_a_regular_expression_sends_nothing_saying_pinned_is_not_known(
+        aws, app, blocks, monkeypatch):
+    """A pin rule matching the header by a regular expression (^canary$), not compared: the checks
+    not sent "would not be pinned", of a rule that may well pin every one."""
+    from tests.flows.test_validate_flow import refusing
+
+    at_95_5(aws)
+    made = header_rule(aws)
+
+    def by_regex(parsed, **_) -> None:
+        # As DescribeRules gives a rule made with RegexValues (which the embedded AWS cannot create).
+        for found in parsed.get("Rules", []):
+            if found["RuleArn"] == made:
+                found["Conditions"] = [
+                    {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "RegexValues": ["^canary$"]}},
+                    *(c for c in found["Conditions"] if c["Field"] != "http-header")]
+
+    refusing(monkeypatch, "elbv2", "DescribeRules", [], answer=by_regex, event="after-call")
+    for reason in not_sent(aws, app, blocks):
+        assert reason.startswith(
+            f"not sent: whether the requests carrying `{HEADER}` (spec.canary_header) would all be pinned to the canary "
+            f"target group {aws.targets.canary_target_group} is not known: it turns on which of them rule {made} "
+            f"(priority 5) meets, by regular expressions that are not compared; rule {made} (priority 5) matches the "
+            "header X-Rollway-Target by a regular expression (^canary$)"), reason
+        assert "would not be pinned" not in reason, reason
 
 
 def test_a_throttled_read_of_the_listeners_rules_is_asked_again_and_the_checks_are_pinned(aws, app, blocks, caplog,

@@ -456,6 +456,26 @@ def test_a_pin_whose_path_is_compared_with_a_weighted_rules_regular_expression_i
     assert isinstance(said, Unpinned) and said.unknown is not None and "rule pin (priority 5)" in said.unknown, said
 
 
+@pytest.mark.parametrize("pin, weighted", [
+    # The pin's path given as a regular expression ...
+    (rule("pin", "5", [header("canary"), {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/edit/.*"]}}],
+          CANARY), EDIT_WEIGHTED),
+    # ... or the weighted rule's.
+    (rule("pin", "5", [header("canary"), path("/edit/*")], CANARY), rule("weighted", "10", [REGEX_EDIT], STABLE, CANARY)),
+])
+def test_a_pin_whose_path_a_regular_expression_decides_is_not_said_to_miss_any_of_them(pin, weighted):
+    """Its path compared with a regular expression, a pin may meet every request of the weighted
+    rule's: the refusal said no rule "meets every request it matches", after the checklist's item
+    said whether they are all pinned is not known."""
+    said = find_pin([pin, weighted, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg")
+    assert isinstance(said, Unpinned) and said.unknown is not None, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) is known to meet every "
+                           "request it matches carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the "
+                           "header with a path-pattern condition"), said
+    assert "may not match every request the weighted rule's" in said, said
+
+
 @pytest.mark.parametrize("pin, meets", [
     (rule("pin", "3", [regex_header("^canary$")], CANARY), "may meet"),
     (rule("pin", "3", [header("canary"), path("/edit/admin/*")], CANARY), "meets"),
