@@ -237,7 +237,7 @@ def test_a_record_from_before_windows_were_counted_shows_no_looks_between_a_dead
     rollout over a day later and held it past a timeout an hour after. Nobody looked at the canary
     between the two: the windows of that day were never tested, and cost nothing (``window_looked``).
     Counted from the asking to the last timeout, the day's windows were taken as looked at, and the
-    resumed run's first window was judged at a share of the alpha under a 90,000th of the first's:
+    resumed run's first window was judged at under a 90,000th of the alpha (its 300th share):
     its looks could not roll back, as when the shares were counted by the time since the pass."""
     from rollway.decide import looks_shown, passed_window
     from rollway.ledger import TAKEOVER, answer_comment
