@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.ledger import PassedLooks, held_by_timeout
+from rollway.ledger import TAKEOVER, PassedLooks, held_by_timeout
 from rollway.model import Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.spec import Analysis, RolloutSpec, phase_end_stage
@@ -197,8 +197,10 @@ def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | Non
     its first window the first share again, and the stage could spend one more alpha. The pause's
     entries after the pass (its asking, each timeout whose policy held and asked it again) show its
     run waiting there, looking at the canary every period: one at least a period after the asking
-    shows looks made, at every window from the asking's to its own, and those count as looked at.
-    The looks recorded nothing else: its run's looks after the last entry (until it died), or a
+    shows looks made, at every window from the asking's to its own, and those count as looked at;
+    after a ``takeover`` (the run that asked died waiting), the run taking over shows its own from
+    the takeover on, and the windows between the two count nothing (a retry of the run that died,
+    which writes no takeover, cannot be told from it). The looks recorded nothing else: its run's looks after the last entry (until it died), or a
     scale-up's without a pause, are not shown, and count nothing (none more can be told from the
     record). A pause asked and left before its first look was due shows no look: a run of this
     release that died there had judged nothing, and its resumed run's first window takes the first
@@ -206,12 +208,24 @@ def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | Non
     """
     if record.passed_looks is not None or not record.stage_passed or passed_at is None:
         return record.passed_looks if record.stage_passed else None
-    shown = [t.at for t in record.history if t.at >= passed_at and (t.kind == "pause" or held_by_timeout(t))]
-    if not shown or max(shown) < min(shown) + spec.analysis.interval_seconds:
+    # Each run's entries apart: between the last entry of a run that died and the takeover of the
+    # run that took the rollout up (days later, say), nobody is shown looking. Spanned as one, those
+    # windows counted as looked at, and the resumed run's looks took shares too small to roll back.
+    runs: list[list[float]] = [[]]
+    for t in record.history:
+        if t.at >= passed_at and t.kind == TAKEOVER:
+            runs.append([t.at])  # it asks the same pause again, and looks from here
+        elif t.at >= passed_at and (t.kind == "pause" or held_by_timeout(t)):
+            runs[-1].append(t.at)
+    spans = [(ats[0], ats[-1]) for ats in runs if ats and ats[-1] >= ats[0] + spec.analysis.interval_seconds]
+    if not spans:
         return None
-    _, first = passed_window(spec, record.stage_index, passed_at, min(shown))
-    window, last = passed_window(spec, record.stage_index, passed_at, max(shown))
-    return PassedLooks(stage=record.stage_index, window=window, windows=last - first + 1)
+    windows = 0
+    for begun, ended in spans:
+        _, first = passed_window(spec, record.stage_index, passed_at, begun)
+        window, last = passed_window(spec, record.stage_index, passed_at, ended)
+        windows += last - first + 1
+    return PassedLooks(stage=record.stage_index, window=window, windows=windows)
 
 
 def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) -> Decision:

@@ -177,7 +177,9 @@ class Ledger(Protocol):
         phase: the run refusing it and `rollway promote`/`hold`/`abort` refusing one it never got
         both append, and neither's entry is lost to the other's. Conditioned on the list as read, so
         a resent copy is not appended twice; the version and the history are left as they are (no
-        other write's condition is refused for it). Raises RolloutNotFound when there is no such rollout."""
+        other write's condition is refused for it). Past ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``,
+        the oldest are dropped (``refusals_kept``). Raises RolloutNotFound when there is no such
+        rollout, and RefusalsFull, recording nothing, when ``answer`` alone does not fit."""
 
     def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list["RolloutRecord"]:
         """Every rollout recorded for ``service``, newest first. ``unreadable``: when given, a

@@ -135,11 +135,12 @@ def test_a_look_whose_window_the_ledger_cannot_record_says_so_and_the_looks_afte
 
 def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its_windows_afresh():
     """The run that passed 5 % looked at two of its windows and died; a person moved the canary to
-    7 % by hand, and the run adopting those weights bakes 5 % again from the start. Its pass is a new
-    pass, after a bake of its own: the windows after it are a new family of tests, whose first gets
-    the first share of the alpha. Counted on from the first pass's windows, its pause judged the
-    canary at the third share (a sixth of the first's alpha): the new bake's pass had spent the
-    shares of windows judged before it, on traffic it never saw."""
+    7 % by hand, and the run adopting those weights bakes 5 % again from the start, passes it and
+    dies as it asks the approval. Its pass is a new pass, after a bake of its own: the windows after
+    it are a new family of tests, whose first gets the first share of the alpha, in the run resuming
+    it too. Counted on from the first pass's windows, still in the ledger, the resumed run's pause
+    judged the canary at the third share (a sixth of the first's alpha): the new bake's pass had
+    spent the shares of windows judged before it, on traffic it never saw."""
     from rollway.model import Weights
 
     env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
@@ -156,6 +157,16 @@ def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its
     assert env.ledger.get(service).passed_looks.windows == 2
     env.router.weights = Weights(stable=93, canary=7)  # moved by hand; the run adopting them bakes 5 % again
 
+    def dies_as_it_asks(pause, summary, watch=None):
+        raise Killed("the node running the rollout is lost as it asks the approval before 25% again")
+
+    with pytest.raises(Killed):
+        progressive_on(env, SPEC, dies_as_it_asks, owner="run-2", adopt=True)
+    adopted = [t for t in env.ledger.get(service).history if t.kind == "adopt"]
+    passes = [t for t in env.ledger.get(service).history if t.kind == "verdict" and t.from_stage == 0]
+    assert len(adopted) == 1 and len(passes) == 2 and passes[1].at > adopted[0].at, adopted
+    assert env.ledger.get(service).stage_passed
+
     first: list = []
 
     def at_the_first_look(pause, summary, watch=None):
@@ -167,11 +178,8 @@ def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its
             env.clock.sleep(POLL)
         return ApprovalAnswer(action="reject", approver="bob", comment="enough")
 
-    result = progressive_on(env, SPEC, at_the_first_look, owner="run-2", adopt=True)
+    result = progressive_on(env, SPEC, at_the_first_look, owner="run-3")
     assert result.outcome == "rolled_back", result.reason
-    adopted = [t for t in env.ledger.get(service).history if t.kind == "adopt"]
-    passes = [t for t in env.ledger.get(service).history if t.kind == "verdict" and t.from_stage == 0]
-    assert len(adopted) == 1 and len(passes) == 2 and passes[1].at > adopted[0].at, adopted
     assert (first[0].stage, first[0].windows) == (0, 1), first
     assert first[0].window >= passes[1].at - SPEC.analysis.interval_seconds, (first, passes)
 

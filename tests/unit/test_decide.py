@@ -229,3 +229,32 @@ def test_a_record_from_before_windows_were_counted_shows_those_its_pause_spans()
     assert looks_shown(spec, record.model_copy(update={"passed_looks": counted}), passed) == counted
     assert looks_shown(spec, record.model_copy(update={"stage_passed": False, "passed_looks": counted}), None) is None
     assert looks_shown(spec, record.model_copy(update={"history": (before, verdict)}), passed) is None
+
+
+
+def test_a_record_from_before_windows_were_counted_shows_no_looks_between_a_dead_run_and_its_taker():
+    """The run that asked the pause held it past a timeout an hour later and died; another took the
+    rollout over a day later and held it past a timeout an hour after. Nobody looked at the canary
+    between the two: the windows of that day were never tested, and cost nothing (``window_looked``).
+    Counted from the asking to the last timeout, the day's windows were taken as looked at, and the
+    resumed run's first window was judged at under a 90,000th of the alpha (its 300th share):
+    its looks could not roll back, as when the shares were counted by the time since the pass."""
+    from rollway.decide import looks_shown, passed_window
+    from rollway.ledger import TAKEOVER, answer_comment
+    from tests.unit.test_fake_ledger import rollout
+
+    spec = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True),
+                                                 Stage(weight=100)])
+    passed = 1030.0
+    verdict = Transition(at=passed, kind="verdict", actor="judge", from_stage=0)
+    asked = Transition(at=passed + 1, kind="pause", actor="run-1", to_stage=1, comment="approval pause: ...")
+    timeout = answer_comment("hold", "nobody answered in 1 h")
+    held = Transition(at=passed + 3601, kind="timeout", actor="run-1", to_stage=1, comment=timeout)
+    taken = Transition(at=passed + 86_400, kind=TAKEOVER, actor="run-2", comment="took over from run-1")
+    held_again = Transition(at=taken.at + 3600, kind="timeout", actor="run-2", to_stage=1, comment=timeout)
+    record = rollout(stage_index=0, stage_passed=True, history=(verdict, asked, held, taken, held_again))
+    index = {t.at: passed_window(spec, 0, passed, t.at)[1] for t in (asked, held, taken, held_again)}
+    shown = looks_shown(spec, record, passed)
+    assert shown.window == passed_window(spec, 0, passed, held_again.at)[0], shown
+    assert shown.windows == (index[held.at] - index[asked.at] + 1) + (index[held_again.at] - index[taken.at] + 1)
+    assert shown.windows == 11 + 13, shown  # each run's hour, and none of the day between them
