@@ -373,34 +373,15 @@ def test_a_later_finalize_that_cannot_read_the_ledger_again_says_from_what_it_wr
     assert "the stable service runs the release that breached" in incident, incident
 
 
-def test_a_finalize_that_finishes_one_stopped_after_accepting_the_breach_writes_the_incident_report_anew():
+@pytest.mark.parametrize("finisher_dies", [False, True], ids=["finishing-run", "run-after-a-finisher-that-died"])
+def test_a_finalize_that_finishes_one_stopped_after_accepting_the_breach_writes_the_incident_report_anew(
+        monkeypatch, finisher_dies):
     """The accepting run stopped at a step (ECS refusing the stable service's update) and wrote the
     report as it left the rollout: a finalize begun, the stable service "may run" the release. The
     run that finishes the finalize records it finalized: its report says so, where the one left
-    newest went on saying the finalize was only begun, "as the ledger last recorded it"."""
-    from flows.journal import artifact_key
-    from tests.flows.test_reports_flow import artifacts_of
-
-    env, _ = promoted_on_fakes()
-    breached(env)
-    pointed = _stable_update_refused(env)
-    assert finalize_accepting(env, WHY, return_state=True).is_failed()
-    env.deployer.update_service = pointed
-    state = finalize_accepting(env, None, actor="erin", return_state=True)
-    assert state.is_completed() and state.result().outcome == "finalized", state.message
-    incident = artifacts_of(state).get(artifact_key(env.targets.canary_service, "incident-report"))
-    assert incident is not None, f"no incident report: {artifacts_of(state)}"
-    moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
-    assert "the stable service runs the release that breached (put there by a finalize begun after" in moved, moved
-    assert "may run the release" not in moved, moved
-
-
-def test_a_finalize_run_after_the_one_that_finished_a_stopped_finalize_died_before_its_report_writes_it_anew(
-        monkeypatch):
-    """The accepting run stopped at a step and wrote the report of a finalize begun; the run that
-    finished the finalize died before writing its own. A later run, which finds the rollout
-    finalized, writes the report of the finalize done: left as it was, the newest report under the
-    key went on saying the stable service "may run" the release, as the ledger last recorded it."""
+    newest went on saying the finalize was only begun, "as the ledger last recorded it". When that
+    run dies before its report, the next, which finds the rollout finalized, writes it: left as it
+    was, the newest report went on saying the finalize was only begun."""
     import flows.finalize
     from flows.journal import artifact_key
     from tests.flows.test_reports_flow import artifacts_of
@@ -410,12 +391,15 @@ def test_a_finalize_run_after_the_one_that_finished_a_stopped_finalize_died_befo
     pointed = _stable_update_refused(env)
     assert finalize_accepting(env, WHY, return_state=True).is_failed()
     env.deployer.update_service = pointed
-    with monkeypatch.context() as dying:
-        dying.setattr(flows.finalize, "_report_accepted", lambda *args, **kwargs: None)
-        assert finalize_accepting(env, None, actor="erin").outcome == "finalized"
+    if finisher_dies:
+        with monkeypatch.context() as dying:
+            dying.setattr(flows.finalize, "_report_accepted", lambda *args, **kwargs: None)
+            assert finalize_accepting(env, None, actor="erin").outcome == "finalized"
     state = finalize_accepting(env, None, actor="frank", return_state=True)
-    assert state.is_completed() and state.result().outcome == "already_finalized", state.message
+    outcome = "already_finalized" if finisher_dies else "finalized"
+    assert state.is_completed() and state.result().outcome == outcome, state.message
     incident = artifacts_of(state).get(artifact_key(env.targets.canary_service, "incident-report"))
     assert incident is not None, f"no incident report: {artifacts_of(state)}"
     moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
     assert "the stable service runs the release that breached (put there by a finalize begun after" in moved, moved
+    assert "may run the release" not in moved, moved
