@@ -1111,7 +1111,8 @@ def _record_refused(env: Environment, rollout: str | None, page: PageOutcome, *,
     comment = page.said()
     why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, comment, wall=env.wall(), actor=actor), env.targets)
     if why is not None:
-        get_run_logger().error("the ledger could not record that SNS refused the decommission's page: %s", why)
+        # A lost answer is no refusal: said as the window's page says what came of it.
+        get_run_logger().error("the ledger could not record what came of the \"%s\" page: %s", page.subject, why)
 
 
 def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, *, actor: str) -> bool:

@@ -131,3 +131,29 @@ def test_a_decommission_page_whose_answer_was_lost_is_recorded_so_and_status_and
     assert "was sent is not known (SNS's answer to it was lost, and it may have gone out: " in said, said
     late = late_message(record, page_owed(record), env.targets.stable_service)
     assert late.startswith("This page is late, or a second one: SNS's answer to it was lost"), late
+
+
+def test_a_decommission_page_whose_answer_was_lost_and_whose_record_the_ledger_refused_is_not_said_refused(
+        monkeypatch, caplog):
+    """SNS's answer to the "Old version decommissioned" page lost, then DynamoDB refused the entry
+    saying so: the run's error line said "the ledger could not record that SNS refused the
+    decommission's page", of a page SNS may have delivered, under the line saying it is not known."""
+    from botocore.exceptions import ClientError
+
+    import flows.monitor
+    from rollway.decommission_page import PAGE_REFUSED
+
+    record = flows.monitor._record
+
+    def refused_then(env, rollout, kind, comment, **kwargs):
+        if kind == PAGE_REFUSED:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "the table is unavailable"}},
+                              "UpdateItem")
+        return record(env, rollout, kind, comment, **kwargs)
+
+    monkeypatch.setattr(flows.monitor, "_record", refused_then)
+    with caplog.at_level(logging.INFO):
+        decommission_page_answer_lost(monkeypatch, resume_the_window)
+    unrecorded = [r.getMessage() for r in caplog.records if "the ledger could not record" in r.getMessage()]
+    assert unrecorded and all("SNS refused" not in line for line in unrecorded), unrecorded
+    assert any("what came of the \"Old version decommissioned" in line for line in unrecorded), unrecorded
