@@ -526,8 +526,8 @@ class DynamoLedger:
         if item is None:
             raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r} in table {self._table!r}")
         stored = as_stored(answer)
+        held = _from_item(item)
         for _ in range(_RECORD_ATTEMPTS):
-            held = _from_item(item)
             length = len(held.refused_answers)
             kept = refusals_kept(held, stored)
             if len(kept) == length + 1:
@@ -554,8 +554,9 @@ class DynamoLedger:
                 item = err.response.get("Item")
                 if not item:
                     raise RolloutNotFound(f"rollout {rollout!r} of service {service!r} disappeared during the write")
-                if stored in _from_item(item).refused_answers:
-                    return _from_item(item)  # this write committed and its answer was lost; the resent copy was refused
+                held = _from_item(item)
+                if stored in held.refused_answers:
+                    return held  # this write committed and its answer was lost; the resent copy was refused
                 continue
             return _from_item(answered["Attributes"])
         # The name as typed (a script's answer may hold a line break or a right-to-left override): escaped.
