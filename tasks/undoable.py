@@ -66,7 +66,9 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
     ``time.sleep``, looked up at each wait)."""
     # ``final``'s verdict on the newest failed try: ``tried`` asks it before it calls ``logged``,
     # which words its line by it rather than asking ``final`` a second time.
-    kept = _KeptVerdict(final)
+    # One kept by the caller (its undo words its own failure) is that one: wrapped again, each verdict
+    # was stored twice.
+    kept = final if isinstance(final, _KeptVerdict) else _KeptVerdict(final)
 
     def judged(err: BaseException) -> bool:
         # ``on_error`` sees the try before ``final`` judges it: a ``final`` that raised left the
