@@ -56,12 +56,13 @@ from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
 from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
+from rollway.aws.errors import (NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost,
+                                publish_lost)
 from rollway.aws.ledger import ledger_failure
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
-from rollway.failure_words import error_said, failures_writable
+from rollway.failure_words import error_said, failures_writable, tell
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, notice_owed, owed_as_well,
@@ -77,6 +78,7 @@ from rollway.report import markdown_cell
 from rollway.reports import wants_incident
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
+from rollway.window_page import unsent
 from tasks import ecs, metrics, traffic
 
 T = TypeVar("T")
@@ -578,7 +580,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
-            ), lease=_under(env, held)))
+            ), lease=_under(env, held)), unrecorded=record is None)
         if refused is None:
             progress.done("notified")
         else:
@@ -598,17 +600,33 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notification_id=message_id, notice_refused=refused, steps=tuple(progress.steps))
 
 
-def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | None]:
+_NOTICE = 'the "Finalized" notice'
+"""The notice as said where its publish failed (``unsent``), as ``NOTICE_NOT_SENT`` names it."""
+
+
+def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool) -> tuple[str | None, str | None]:
     """(SNS's message id, None) once ``publish`` went out; (None, SNS's answer as people read it: a
     refused permission as the statement granting it) when SNS did not take it. A publish whose
-    answer was lost (SNS may have taken it), or that this run gave up waiting on, is raised: the
-    run stops there and the run again says what it finds, as before."""
+    answer was lost (SNS may have taken it: ``publish_lost``, wrapped as the SNS notifier raises it
+    or bare), or that this run gave up waiting on, is raised: the run stops there, saying it is not
+    known whether the notice went out, and the run again sends it again (``after-traffic``, or the
+    notice owed).
+
+    ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
+    again finds nothing to finalize, and sends nothing): a lost answer is raised only as botocore
+    raises it bare, as before."""
     try:
         return publish(), None
     except Unanswered:
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
-        if answer_lost(err):
+        if unrecorded:
+            if answer_lost(err):
+                raise
+        elif publish_lost(err):
+            # ``answer_lost`` alone read the notifier's ``AnswerLost`` as a refusal: recorded and said
+            # "NOT sent, nobody was told" of a notice SNS may have delivered.
+            tell(err, f"{unsent(_NOTICE, lost=True)}; a finalize run again sends it again")
             raise
         return None, str(error_said(rollout_said(err, t)))
 
@@ -635,7 +653,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
             f"this notice sent by {actor}'s finalize run.")
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
         message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
-            metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))))
+            metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False)
     if refused is not None:
         progress.not_sent(refused, late=True)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
