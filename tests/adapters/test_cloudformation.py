@@ -585,14 +585,18 @@ def test_the_bootstrap_version_is_the_toolkit_stacks_output(aws):
     assert stacks.bootstrap_version("OtherToolkit") is None  # none given: not judged
 
 
-def test_a_read_throttled_while_waiting_for_the_deletion_is_read_again_within_the_wait(aws, stacks):
+def test_a_read_throttled_while_waiting_for_the_deletion_is_read_again_within_the_wait(aws, monkeypatch):
     # The deletion asked, a read of its progress AWS throttled past botocore's retries stopped the
     # wait (and the run, which then said CloudFormation "may" have begun), though another read a
-    # few seconds later saw the stack gone.
+    # few seconds later saw the stack gone. The waits are recorded, not slept (20 s of real time).
+    import botocore.waiter
     from botocore.exceptions import ClientError
 
     from tests.botocore_events import on_operation
 
+    monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=lambda _: None))
+    waited: list[float] = []
+    stacks = CloudFormationStacks(aws.get_client("cloudformation"), keep=aws.targets.stacks, sleep=waited.append)
     create(aws, OLD, "webordinary-old-queue")
     judged = stacks.describe(OLD)
     client = aws.get_client("cloudformation")
@@ -610,7 +614,7 @@ def test_a_read_throttled_while_waiting_for_the_deletion_is_read_again_within_th
     with on_operation(client, "before-call", asked, operation=None):
         outcome = stacks.delete(OLD, timeout_seconds=20, on_progress=progress.append, judged=judged)
 
-    assert outcome == "deleted" and len(throttled) == 3
+    assert outcome == "deleted" and len(throttled) == 3 and len(waited) == 3, waited
     assert stacks.describe(OLD).status == "DELETE_COMPLETE"
     assert any("Throttling" in line and "still waiting" in line for line in progress), progress
 
