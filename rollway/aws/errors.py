@@ -6,6 +6,7 @@ act on it without reading a traceback.
 
 from __future__ import annotations
 
+import contextvars
 import random
 import re
 import threading
@@ -349,17 +350,44 @@ def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[Bas
         yield lost
 
 
+# The reads under way in this context, each a mark of its ``in_this_read`` block: a read given up
+# on runs on in a thread of its own, in a copy of its caller's context (``rollway.deadline.within``),
+# and so carries its own read's mark, never a later one's.
+_READS: contextvars.ContextVar[frozenset[object]] = contextvars.ContextVar("rollway_reads", default=frozenset())
+
+
+@contextmanager
+def in_this_read(client: Any, event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """``handler`` on ``client``'s botocore ``event`` for the block, for the calls of this block's
+    read alone: made in its thread, or in one started in a copy of its context (``within``). The
+    client may be shared: a read given up on, left running, went on to its next call during a
+    later read of the same client, and that call was counted as the later read's."""
+    mark = object()
+    token = _READS.set(_READS.get() | {mark})
+
+    def own(**kwargs: Any) -> Any:
+        return handler(**kwargs) if mark in _READS.get() else None
+
+    try:
+        with on_event(client, event, own):
+            yield
+    finally:
+        _READS.reset(token)
+
+
 @contextmanager
 def calls_begun(client: Any) -> Iterator[list[str]]:
-    """The operations ``client`` begins in the block (``DescribeLoadBalancers``...), in order: a
-    connection error or a read given up on names none, and the one that failed is the last."""
+    """The operations the block's read begins on ``client`` (``DescribeLoadBalancers``...), in
+    order (``in_this_read``): a connection error or a read given up on names none, and the one that
+    failed is the last."""
     begun: list[str] = []
 
     def beginning(model: Any = None, **_: Any) -> None:
         # Before its parameters are built: ahead of any handler of the call itself.
         begun.append(model.name)
 
-    with on_event(client, f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}", beginning):
+    with in_this_read(client, f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}",
+                      beginning):
         yield begun
 
 

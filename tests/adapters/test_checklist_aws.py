@@ -901,3 +901,53 @@ def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(p
                            "reads)"), item.reason
     item = pin_item(checker.check())
     assert "does not pin all the validation's HTTP checks" in item.reason, item.reason
+
+
+def test_a_read_given_up_on_that_goes_on_during_the_next_check_is_not_named_as_that_checks_read(
+        paged, independent_client, monkeypatch):
+    """The calls a read begins were recorded from the client, which the reads share: the first
+    check's queue read, given up on in GetQueueUrl and left running, began GetQueueAttributes while
+    the retry's read of that queue waited on its own GetQueueUrl, and the retry said SQS "did not
+    answer GetQueueAttributes", a call the retry never made."""
+    import threading
+
+    import rollway.deadline as deadline
+    from tests.botocore_events import on_operation
+
+    t = paged.targets
+    sqs = independent_client("sqs")
+    first = t.queues[0].name
+    passed = [0.0]  # the bound's clock: it passes only as a held call is made
+    monkeypatch.setattr(deadline, "time", SimpleNamespace(monotonic=lambda: passed[0]))
+    given_up, late_call_begun, done = threading.Event(), threading.Event(), threading.Event()
+    held: list[threading.Thread] = []
+
+    def hold(**_) -> None:
+        held.append(threading.current_thread())
+        if len(held) == 1:  # the first check's read: held past its bound, then let go during the retry
+            passed[0] += deadline.MAX_READ_SECONDS + 1
+            given_up.wait()
+        else:  # the retry's read: the first one begins its next call while this one waits
+            given_up.set()
+            late_call_begun.wait()
+            passed[0] += deadline.MAX_READ_SECONDS + 1
+            done.wait()
+
+    def began_late(**_) -> None:
+        if threading.current_thread() is held[0]:
+            late_call_begun.set()
+
+    checker = AwsInfraChecker(*(paged.get_client(s) if s != "sqs" else sqs for s in SERVICES), t, read_seconds=1)
+    try:
+        with on_operation(sqs, "before-call", hold, operation="GetQueueUrl"), \
+                on_operation(sqs, "before-call", began_late, operation="GetQueueAttributes"):
+            checker.check()
+            reasons = failed(checker.check())
+    finally:
+        given_up.set(), late_call_begun.set(), done.set()
+        for thread in held:
+            thread.join()
+    unasked = f"not asked: SQS did not answer GetQueueUrl {first} within 1 s"
+    for spec in t.queues:
+        assert f"(GetQueueAttributes {spec.dlq_name}): {unasked}; " in reasons[spec.name], reasons
+    assert "did not answer GetQueueAttributes" not in " ".join(reasons.values()), reasons
