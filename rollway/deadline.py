@@ -51,6 +51,11 @@ WAITING_SAID_EVERY_SECONDS = 10.0
 a slow answer is not a wall of lines."""
 
 
+def now() -> float:
+    """The clock ``within`` measures a bound on, for a time said with one (how long into a read)."""
+    return time.monotonic()
+
+
 def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounded-call",
            waiting: Callable[[float], None] | None = None, every: float | None = None) -> T:
     """``work()``'s result or error, given up on after ``seconds``.

@@ -18,7 +18,9 @@ answered held the checklist for minutes per read, with no line saying what it wa
 a service did not answer in a region, what is left to read from it there in that check is not
 asked: it fails as not asked, naming the call that was not answered, so a silent service costs
 ``read_seconds`` once, not once per resource. The next check (the checklist task's retry) asks it
-again.
+again. A read given up on while the service answered its last call throttled (botocore's tries,
+and the pin's asks, each waiting longer) says so, how many tries and how long into the read, not
+that the service did not answer; what is left to read there is not asked either.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from rollway.checklist import (
 )
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
-from rollway.aws.errors import (AdapterError, TargetNotFound, aws_message, calls_begun, failed_in_passing,
-                                unusable_credentials)
-from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
+from rollway.aws.errors import (AdapterError, TargetNotFound, ThrottledTry, aws_message, calls_begun,
+                                failed_in_passing, throttled_tries, unusable_credentials)
+from rollway.bounds import wait_said
+from rollway.deadline import READ_SECONDS, Unanswered, answered, now, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
 from rollway.targets import Targets
@@ -261,22 +264,34 @@ class AwsInfraChecker:
         answer there before in this check.
 
         Raises:
-            Unanswered: the service did not answer this read, or an earlier one, in time.
+            Unanswered: the service did not answer this read, or an earlier one, in time, or
+                answered its last call throttled until then.
         """
         key = (service, region)
         if key in self._unanswered:
             raise Unanswered(self._unanswered[key])
         name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
         client = self._client(service, region)
-        with calls_begun(client) as begun:
+        began = now()
+        with calls_begun(client) as begun, throttled_tries(client, now) as throttled:
             try:
                 return answered(name, self._read_seconds, lambda: call(client), self._say)
             except Unanswered:
                 # The call it did not answer: a read may make several (GetQueueUrl before
                 # GetQueueAttributes; the load balancer, listener and target groups before DescribeRules).
-                self._unanswered[key] = (f"not asked: {name} did not answer {_unanswered_call(what, begun)} within "
-                                         f"{self._read_seconds:g} s")
-                raise
+                # Copied: the read given up on runs on, and may still add to them.
+                called = list(begun)
+                tries = [t for t in list(throttled) if called and t.operation == called[-1]]
+                if not tries:
+                    self._unanswered[key] = (f"not asked: {name} did not answer {_unanswered_call(what, called)} "
+                                             f"within {self._read_seconds:g} s")
+                    raise
+                # It answered, each try: throttled (botocore's tries, and the pin's asks, each waiting
+                # longer), "did not answer" sent a person to a silent service or the network.
+                said = _throttled(name, _unanswered_call(what, called), tries, tries[-1].at - began,
+                                  self._read_seconds)
+                self._unanswered[key] = f"not asked: {said}"
+                raise Unanswered(said) from None
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:
@@ -427,6 +442,16 @@ def _unanswered_call(what: str, begun: Sequence[str]) -> str:
         return what
     operation, _, name = what.partition(" ")
     return what if begun[-1] == operation else f"{begun[-1]} {name}".rstrip()
+
+
+def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], seconds: float, bound: float) -> str:
+    """What a read given up on says when ``name`` answered its last call, ``call``, throttled:
+    ``tries`` of it since its last other answer, the last ``seconds`` into the read."""
+    last = tries[-1]
+    said = f"{last.code}: {last.message}" if last.message else last.code
+    count = "1 try" if len(tries) == 1 else f"{len(tries)} tries"
+    return (f"{name} refused {call} as throttled ({said}), {count} in {wait_said(seconds)}, and the read was given up "
+            f"on after {bound:g} s")
 
 
 def _construct_ids_of(template: Any) -> set[str]:

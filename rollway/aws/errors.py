@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, HTTPClientError,
@@ -389,6 +390,37 @@ def calls_begun(client: Any) -> Iterator[list[str]]:
     with in_this_read(client, f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}",
                       beginning):
         yield begun
+
+
+@dataclass(frozen=True)
+class ThrottledTry:
+    """A try of a call AWS answered throttled: its ``operation``, AWS's ``code`` and ``message``,
+    and when the answer came (``at``, on the clock the caller gave)."""
+
+    operation: str
+    code: str
+    message: str
+    at: float
+
+
+@contextmanager
+def throttled_tries(client: Any, clock: Callable[[], float]) -> Iterator[list[ThrottledTry]]:
+    """The tries the block's read makes on ``client`` (``in_this_read``; botocore's own resends
+    each a try) that AWS answered throttled (``THROTTLED_CODES``), in order; an operation's are
+    dropped once a try of it gets another answer (an answer, another error, no connection), so
+    that those left are the ones since its last other answer."""
+    tries: list[ThrottledTry] = []
+
+    def answered(operation: Any = None, response: Any = None, **_: Any) -> None:
+        # After each try, before botocore decides on another: its only sight of each answer.
+        error = (response[1].get("Error") or {}) if response is not None else {}
+        if error.get("Code") in THROTTLED_CODES:
+            tries.append(ThrottledTry(operation.name, error["Code"], str(error.get("Message") or ""), clock()))
+        else:
+            tries[:] = [t for t in tries if t.operation != operation.name]
+
+    with in_this_read(client, f"needs-retry.{client.meta.service_model.service_id.hyphenize()}", answered):
+        yield tries
 
 
 @contextmanager
