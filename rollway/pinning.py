@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from rollway.one_line import on_one_line
 
@@ -122,15 +122,18 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
         return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
-    found = _found(rules, weighted, header, name, value, canary_arn, canary_group)
+    # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
+    # are all judged from these rules.
+    header_rules = _header_rules_ahead(rules, weighted, name, value)
+    found = _found(rules, header_rules, weighted, header, name, value, canary_arn, canary_group)
     if isinstance(found, Pin):
         return found
-    return Unpinned(found, _turns_on(rules, weighted, name, value, canary_arn))
+    return Unpinned(found, _turns_on(header_rules, weighted, name, value, canary_arn))
 
 
-def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
-           canary_arn: str, canary_group: str) -> Pin | str:
-    """``find_pin``'s answer, its refusal as a bare text."""
+def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any],
+           header: str, name: str, value: str, canary_arn: str, canary_group: str) -> Pin | str:
+    """``find_pin``'s answer, its refusal as a bare text. ``header_rules``: ``_header_rules_ahead``'s."""
     weighted_arn = weighted["RuleArn"]
     # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
     # service's: named, a person was told to widen it and send its requests to this canary group.
@@ -141,19 +144,22 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
 
     # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends
-    # them elsewhere (``_header_rule_ahead``, as the pin is judged): created behind any such rule,
-    # the new one was refused for that rule taking some of them first.
-    elsewhere = _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not is_pin_rule(rule, canary_arn))
+    # them elsewhere (of ``header_rules``, as the pin is judged): created behind any such rule, the
+    # new one was refused for that rule taking some of them first.
+    elsewhere = next((rule for rule in header_rules if not is_pin_rule(rule, canary_arn)), None)
+    # Those that may match the header by a regular expression alone (``RegexValues``), in priority
+    # order. Read as matching nothing, a pin rule given as ``^canary$`` was said missing ("sends them
+    # nowhere: create one"), sending a person to make the rule they had.
+    regex = [rule for rule in header_rules if not _header_met(rule, name, value)]
     create = (f"create one on the weighted rule's listener with a priority number below "
               f"{(elsewhere or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
               f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
               f"spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, _regex_header_rules(rules, weighted, name, value), elsewhere, weighted, header,
-                            name, canary_arn, canary_group, create)
-    if not ahead and (regex := _regex_header_rule(rules, weighted, name, value)) is not None:
-        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
+        return _partly_said(matching, regex, elsewhere, weighted, header, name, canary_arn, canary_group, create)
+    if not ahead and regex:
+        return _regex_header_said(regex[0], weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -161,8 +167,7 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        pins = [rule for rule in _header_rules_ahead(rules, weighted, name, value)
-                if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
+        pins = [rule for rule in header_rules if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
         return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create)
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
@@ -176,37 +181,22 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
 
 
-def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                       value: str) -> Mapping[str, Any] | None:
-    """The first rule ahead of ``weighted`` that may match requests carrying ``name: value`` by a
-    regular expression on ``name`` (``RegexValues``), on some of the weighted rule's requests; None
-    when there is none. Read as matching nothing, a pin rule given as ``^canary$`` was said missing
-    ("sends them nowhere: create one"), sending a person to make the rule they had."""
-    return _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not _header_met(rule, name, value))
-
-
-def _regex_header_rules(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                        value: str) -> list[Mapping[str, Any]]:
-    """Every rule ``_regex_header_rule`` may give, in priority order: those ahead of ``weighted``
-    that may match requests carrying ``name: value`` by a regular expression alone, on some of its requests."""
-    return [rule for rule in _header_rules_ahead(rules, weighted, name, value) if not _header_met(rule, name, value)]
-
-
-def _turns_on(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
               canary_arn: str) -> str | None:
     """When whether every request ``weighted`` matches, carrying ``name: value``, meets a pin rule
     first turns on regular expressions (``RegexValues``, not compared): the rules whose meeting
     them it turns on, said; None when no outcome of those expressions pins them all.
 
-    The rules ahead of ``weighted`` that meet, or may meet, such requests are read in order, as a
-    load balancer does: one sending them elsewhere that surely meets some of them (its header and
-    other conditions compared, and not apart from the weighted rule's) settles it, not pinned; a
-    pin rule that may meet them all settles it, pinned if the rules left unsure before it let them
-    by and it meets them all; a pin rule surely missing some pins only those it meets. Refused with
-    a text saying it "does not pin" them, a pin by ``^canary$`` was denied, which may pin every one.
+    The rules ahead of ``weighted`` that meet, or may meet, such requests (``header_rules``:
+    ``_header_rules_ahead``'s) are read in order, as a load balancer does: one sending them
+    elsewhere that surely meets some of them (its header and other conditions compared, and not
+    apart from the weighted rule's) settles it, not pinned; a pin rule that may meet them all
+    settles it, pinned if the rules left unsure before it let them by and it meets them all; a pin
+    rule surely missing some pins only those it meets. Refused with a text saying it "does not
+    pin" them, a pin by ``^canary$`` was denied, which may pin every one.
     """
     unsure: list[Mapping[str, Any]] = []
-    for rule in _header_rules_ahead(rules, weighted, name, value):
+    for rule in header_rules:
         met = _header_met(rule, name, value)
         if not is_pin_rule(rule, canary_arn):
             if met and not _regex_between(rule, weighted):
@@ -251,14 +241,6 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
             and not _apart(rule, weighted)]
 
 
-def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
-                       also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
-    """The first rule of ``rules`` ahead of ``weighted`` (a priority number below its) that matches, or
-    by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
-    requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
-    return next((rule for rule in _header_rules_ahead(rules, weighted, name, value) if also(rule)), None)
-
-
 _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
           "rule's), or none")
 """The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
@@ -269,8 +251,8 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
                  canary_arn: str, canary_group: str, create: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
-    by and where it sends those it meets, and each of ``regex`` (``_regex_header_rules``: those that
-    may match the header by a regular expression) among them, then what to change. Said of the
+    by and where it sends those it meets, and each of ``regex`` (those of ``_header_rules_ahead`` that
+    may match the header by a regular expression alone) among them, then what to change. Said of the
     first alone, a second pinning the rest, or taking them elsewhere, went unnamed; a rule by a
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``find_pin``'s, the first of these rules that may send some of them elsewhere."""
@@ -339,7 +321,7 @@ def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any]
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
                  canary_group: str) -> str:
     """Why ``taking``, a header rule ahead of the pin ``first`` on some of the weighted rule's
-    requests (``_header_rule_ahead``), keeps the pin from holding every check: the requests it
+    requests (one of ``_header_rules_ahead``), keeps the pin from holding every check: the requests it
     matches, or by a regular expression may match, and where it sends them; what to change."""
     if _header_met(taking, name, value):
         matches = f"matches requests carrying `{header}`"
@@ -366,9 +348,10 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
 
 def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str, value: str,
                        canary_arn: str, canary_group: str, create: str) -> str:
-    """Why ``rule`` (``_regex_header_rule``) is not taken as the pin: its regular expressions are not
-    compared (as a weighted rule's are not, ``_covers``), so whether it meets the checks' requests is
-    not known; with where it sends those it meets, and what to change: for a rule forwarding to
+    """Why ``rule`` (the first of ``_header_rules_ahead``, matching the header by a regular
+    expression alone) is not taken as the pin: its regular expressions are not compared (as a
+    weighted rule's are not, ``_covers``), so whether it meets the checks' requests is not known;
+    with where it sends those it meets, and what to change: for a rule forwarding to
     the canary alone, its other conditions too when they miss some of the weighted rule's requests
     (given the value alone, it was refused again for those); for one forwarding elsewhere, a rule
     to create ahead of it (behind it, it was refused for this one meeting the requests first)."""
