@@ -418,7 +418,8 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     """``_beyond``'s conditions, each with whether some request ``weighted`` matches is known to
     fail it (False: a regular expression, not compared, decides). One of the weighted rule's own
     passes, and so does a path-pattern or host-header whose values match every value of the
-    weighted rule's (``/*`` over ``/edit/*``): refused for not being the same, a pin on ``/*`` was
+    weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
+    weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
     said to let requests pass it by."""
     mine = weighted.get("Conditions", [])
     own = {_condition_key(c) for c in mine}
@@ -428,7 +429,10 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
         if field == "http-header" or _condition_key(condition) in own:
             continue
         theirs = [c for c in mine if c.get("Field") == field]
-        if field in _PATTERNED and any(_covers(condition, c) for c in theirs):
+        # With no path-pattern the weighted rule matches every path: one on /* narrows nothing. Not
+        # so a host-header on *: a request with no Host header may miss even that.
+        if field in _PATTERNED and any(_covers(condition, c) for c in theirs
+                                       or ([_EVERY_PATH] if field == "path-pattern" else [])):
             continue
         if field in _PATTERNED and theirs:
             # A regular expression's matches are not compared: "does not match" would claim more than is known.
@@ -443,6 +447,12 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
 
 _PATTERNED = ("path-pattern", "host-header")
 """The conditions whose values are patterns (``*``, ``?``), told wider or not by ``_covers``."""
+
+_EVERY_PATH = {"Field": "path-pattern", "Values": ["/*"]}
+"""The paths a rule with no path-pattern condition matches: every one, each beginning with ``/``
+(a load balancer compares the path of the request's URL, its query string apart; the checks'
+URLs are sent by httpx, an empty path as ``/``). Covered by ``/*``, ``*`` or ``*/*`` (``_covers``),
+not by ``/?*``, which misses ``/``: patterns are case-sensitive, ``*`` any characters or none."""
 
 
 def _config(condition: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -494,3 +494,33 @@ def test_a_rule_sending_them_elsewhere_behind_a_pin_rule_is_not_said_to_meet_the
                            f"those rule admin (priority 2) meets and rule pin (priority 3) {meets} ahead of it, "
                            f"sending them to canary-tg alone (rule pin), and sends them to arn:tg/stable (rule admin: "
                            "to arn:tg/stable)"), said
+
+
+HOST_WEIGHTED = rule("weighted", "10", [{"Field": "host-header", "HostHeaderConfig": {"Values": ["api.example.com"]}}],
+                     STABLE, CANARY)
+
+
+def found_on_host(*rules: dict) -> Pin | str:
+    return find_pin([*rules, HOST_WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg")
+
+
+@pytest.mark.parametrize("every", [
+    path("/*"),
+    path("*"),
+    path("/api/*", "*/*"),                                # every path has a /
+    {"Field": "path-pattern", "Values": ["/*"]},          # as DescribeRules may give it
+])
+def test_a_pin_on_every_path_ahead_of_a_weighted_rule_with_no_path_condition_pins(every):
+    """A weighted rule with no path-pattern matches every path, each of which begins with /: a pin on
+    /* was refused for "a path-pattern condition the weighted rule does not have", though it meets
+    every request the weighted rule matches, carrying the header."""
+    pin = found_on_host(rule("pin", "5", [header("canary"), every], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+
+
+@pytest.mark.parametrize("narrower", [path("/api/*"), path("/?*"), path("/*/"), path("/A*", "/a*")])
+def test_a_pin_on_some_paths_ahead_of_a_weighted_rule_with_no_path_condition_is_still_refused(narrower):
+    said = found_on_host(rule("pin", "5", [header("canary"), narrower], CANARY))
+    assert isinstance(said, str), said
+    assert "matches the header with a path-pattern condition the weighted rule does not have" in said, said
