@@ -159,7 +159,7 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
         return _partly_said(matching, regex, elsewhere, weighted, header, name, canary_arn, canary_group, create)
     if not ahead and regex:
-        return _regex_header_said(regex[0], weighted, header, name, value, canary_arn, canary_group, create)
+        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -257,12 +257,9 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``find_pin``'s, the first of these rules that may send some of them elsewhere."""
     def state(r: Mapping[str, Any]) -> str:
-        goes = canary_group + " alone" if is_pin_rule(r, canary_arn) else _goes(r)
+        goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
-            narrower = _beyond(r, weighted)
-            return (f"rule {r['RuleArn']} (priority {r['Priority']}) may match the header (by a regular expression on "
-                    f"{name}, {_regexes_on(r, name)}, not compared)"
-                    + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
+            return _regex_stated(r, weighted, name, goes)
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
                 f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
 
@@ -346,26 +343,52 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
                                  and _regex_on(c, name) for r in _regexes(c)))
 
 
-def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str, value: str,
-                       canary_arn: str, canary_group: str, create: str) -> str:
-    """Why ``rule`` (the first of ``_header_rules_ahead``, matching the header by a regular
-    expression alone) is not taken as the pin: its regular expressions are not compared (as a
-    weighted rule's are not, ``_covers``), so whether it meets the checks' requests is not known;
-    with where it sends those it meets, and what to change: for a rule forwarding to
-    the canary alone, its other conditions too when they miss some of the weighted rule's requests
-    (given the value alone, it was refused again for those); for one forwarding elsewhere, a rule
-    to create ahead of it (behind it, it was refused for this one meeting the requests first)."""
+def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str,
+                       value: str, canary_arn: str, canary_group: str, create: str) -> str:
+    """Why the rules of ``regex`` (those of ``_header_rules_ahead``, each matching the header by a
+    regular expression alone, in priority order) are not taken as the pin: their regular
+    expressions are not compared (as a weighted rule's are not, ``_covers``), so whether they meet
+    the checks' requests is not known; each with where it sends those it meets, and what to change,
+    by the first: for a rule forwarding to the canary alone, its other conditions too when they
+    miss some of the weighted rule's requests (given the value alone, it was refused again for
+    those); for one forwarding elsewhere, a rule to create ahead of it (behind it, it was refused
+    for this one meeting the requests first). Said of the first alone, a pin by ``^canary$``
+    behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of."""
+    rule = regex[0]
+    narrower = _beyond(rule, weighted)
+    also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
+    give = (f"http-header condition the value {value} (Values: the value, or a pattern with * and ?) in place of the "
+            f"regular expression{also}, or {create}")
+    if len(regex) > 1:
+        known = (f"{len(regex)} rules ahead of the weighted rule {weighted['RuleArn']} (priority "
+                 f"{weighted['Priority']}) match the header {name} by regular expressions alone, which are not "
+                 f"compared with `{value}`, so whether they meet requests carrying `{header}` is not known: "
+                 + "; ".join(_regex_stated(r, weighted, name, _sent_to(r, canary_arn, canary_group)) for r in regex))
+        # Changed as told, the first of them meets every one first; created, the new one does.
+        return f"{known}: give rule {rule['RuleArn']}'s {give}" if is_pin_rule(rule, canary_arn) else (
+            f"{known}: {create}")
     known = (f"rule {rule['RuleArn']} (priority {rule['Priority']}) matches the header {name} by a regular "
              f"expression ({_regexes_on(rule, name)}), which is not compared with `{value}`, so whether it "
              f"meets requests carrying `{header}` is not known")
     if is_pin_rule(rule, canary_arn):
-        narrower = _beyond(rule, weighted)
-        also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
-        return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
-                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression{also}, "
-                f"or {create}")
+        return f"{known}, though it forwards to {canary_group} alone: give its {give}"
     return (f"{known}, and it sends those it meets to {_goes(rule)}, not to the canary target group {canary_group} "
             f"alone: {create}")
+
+
+def _regex_stated(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, goes: str) -> str:
+    """``rule``, matching the header ``name`` by a regular expression, as a refusal names it among
+    others: its regular expressions, the other conditions it misses some of ``weighted``'s
+    requests by, and where it sends those it meets (``goes``)."""
+    narrower = _beyond(rule, weighted)
+    return (f"rule {rule['RuleArn']} (priority {rule['Priority']}) may match the header (by a regular expression on "
+            f"{name}, {_regexes_on(rule, name)}, not compared)"
+            + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
+
+
+def _sent_to(rule: Mapping[str, Any], canary_arn: str, canary_group: str) -> str:
+    """Where ``rule`` sends the requests it meets, a pin rule's said by the canary group's name."""
+    return canary_group + " alone" if is_pin_rule(rule, canary_arn) else _goes(rule)
 
 
 def _goes(rule: Mapping[str, Any]) -> str:

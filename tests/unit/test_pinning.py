@@ -524,3 +524,39 @@ def test_a_pin_on_some_paths_ahead_of_a_weighted_rule_with_no_path_condition_is_
     said = found_on_host(rule("pin", "5", [header("canary"), narrower], CANARY))
     assert isinstance(said, str), said
     assert "matches the header with a path-pattern condition the weighted rule does not have" in said, said
+
+
+def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
+    """Only the first was named: a pin by ^canary$ behind a rule by ^beta$ went unsaid, and so did
+    the rule at 5 below which the new one was asked."""
+    said = found_on_edit(rule("beta", "3", [regex_header("^beta$")], STABLE),
+                         rule("pin", "5", [regex_header("^canary$")], CANARY))
+    assert said == ("2 rules ahead of the weighted rule weighted (priority 10) match the header X-Rollway-Target by "
+                    "regular expressions alone, which are not compared with `canary`, so whether they meet requests "
+                    "carrying `X-Rollway-Target: canary` is not known: rule beta (priority 3) may match the header (by a "
+                    "regular expression on X-Rollway-Target, ^beta$, not compared), and sends those it meets to "
+                    "arn:tg/stable; rule pin (priority 5) may match the header (by a regular expression on "
+                    "X-Rollway-Target, ^canary$, not compared), and sends those it meets to canary-tg alone: create one "
+                    "on the weighted rule's listener with a priority number below 3, the http-header condition "
+                    "X-Rollway-Target = canary beside the weighted rule's own conditions (or none), and one action "
+                    "forwarding to canary-tg alone; or clear spec.canary_header"), said
+
+
+def test_several_rules_by_regular_expressions_the_first_a_pin_say_how_to_make_it_pin_them_all():
+    rules = (rule("pin", "3", [regex_header("^canary$"), path("/edit/admin/*")], CANARY),
+             rule("regex", "5", [regex_header("^can")], STABLE))
+    said = found_on_edit(*rules)
+    assert said.startswith("2 rules ahead of the weighted rule weighted (priority 10) match the header "
+                           "X-Rollway-Target by regular expressions alone"), said
+    assert ("rule pin (priority 3) may match the header (by a regular expression on X-Rollway-Target, ^canary$, not "
+            "compared) with a path-pattern condition (/edit/admin/*) that does not match every request the weighted "
+            "rule's (path-pattern /edit/*) matches, and sends those it meets to canary-tg alone; rule regex (priority "
+            "5) may match the header (by a regular expression on X-Rollway-Target, ^can, not compared), and sends "
+            "those it meets to arn:tg/stable: give rule pin's http-header condition the value canary (Values: the "
+            "value, or a pattern with * and ?) in place of the regular expression, and, as it also has a path-pattern "
+            "condition (/edit/admin/*) that does not match every request the weighted rule's (path-pattern /edit/*) "
+            "matches, give it the weighted rule's own conditions, wider ones (a path-pattern or host-header matching "
+            "all of the weighted rule's), or none, or create one on the weighted rule's listener with a priority "
+            "number below 5,") in said, said
+    # Done as told, it pins.
+    assert isinstance(found_on_edit(rule("pin", "3", [header("canary"), path("/edit/*")], CANARY), rules[1]), Pin)
