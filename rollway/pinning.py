@@ -66,7 +66,8 @@ def header_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class Pin:
-    """The rule that forwards requests carrying ``header`` to the canary target group alone."""
+    """The rule that forwards requests carrying ``header`` to the canary target group alone (or the
+    rules, each on part of the weighted rule's requests, that together do: ``together``)."""
 
     header: str
     """As sent: ``X-Rollway-Target: canary``."""
@@ -75,11 +76,22 @@ class Pin:
     weighted_priority: str
     target_group: str
     """The canary target group, as the targets block names it."""
+    together: tuple[tuple[str, str], ...] = ()
+    """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
+    request of the weighted rule's and these together do (``_pinned_together``)."""
 
     def said(self) -> str:
-        """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)"."""
-        return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, priority "
-                f"{self.priority}, ahead of the weighted rule's {self.weighted_priority})")
+        """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
+        rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
+        every one"."""
+        if not self.together:
+            return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, "
+                    f"priority {self.priority}, ahead of the weighted rule's {self.weighted_priority})")
+        named = [f"{arn} (priority {priority})"
+                 for arn, priority in ((self.rule_arn, self.priority), *self.together)]
+        return (f"pinned to target group {self.target_group} by header `{self.header}` (rules "
+                f"{', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and together "
+                f"on every one, ahead of the weighted rule's {self.weighted_priority})")
 
 
 class Unpinned(str):
@@ -142,6 +154,13 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
                        and (is_pin_rule(rule, canary_arn) or not _apart(rule, weighted))), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
+    # Pin rules, each on part of them, that together meet every one first: each refused for missing
+    # the others' requests, the checks were refused though every one was pinned.
+    together = _pinned_together(header_rules, weighted, name, value, canary_arn)
+    if together:
+        return Pin(header=f"{name}: {value}", rule_arn=together[0]["RuleArn"], priority=str(together[0]["Priority"]),
+                   weighted_priority=str(weighted["Priority"]), target_group=canary_group,
+                   together=tuple((r["RuleArn"], str(r["Priority"])) for r in together[1:]))
 
     # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends
     # them elsewhere (of ``header_rules``, as the pin is judged): created behind any such rule, the
@@ -444,19 +463,10 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
     weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
     said to let requests pass it by."""
-    mine = weighted.get("Conditions", [])
-    own = {_condition_key(c) for c in mine}
     said: list[tuple[str, bool]] = []
-    for condition in rule.get("Conditions", []):
+    for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
-        if field == "http-header" or _condition_key(condition) in own:
-            continue
-        theirs = [c for c in mine if c.get("Field") == field]
-        # With no path-pattern the weighted rule matches every path: one on /* narrows nothing. Not
-        # so a host-header on *: a request with no Host header may miss even that.
-        if field in _PATTERNED and any(_covers(condition, c) for c in theirs
-                                       or ([_EVERY_PATH] if field == "path-pattern" else [])):
-            continue
+        theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == field]
         if field in _PATTERNED and theirs:
             # A regular expression's matches are not compared: "does not match" would claim more than is known.
             regex = any(_regexes(c) for c in (condition, *theirs))
@@ -466,6 +476,59 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
         else:
             said.append((f"a {field} condition the weighted rule does not have", True))
     return said
+
+
+def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``rule``'s conditions, its http-header ones apart, that some request ``weighted`` matches may
+    fail (``_misses``' conditions): neither one of ``weighted``'s own nor a path-pattern or
+    host-header matching all of its (``_matched``)."""
+    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+    return [condition for condition in rule.get("Conditions", [])
+            if condition.get("Field") != "http-header" and _condition_key(condition) not in own
+            and not (condition.get("Field") in _PATTERNED
+                     and any(_covers(condition, c) for c in _matched(str(condition.get("Field")), weighted)))]
+
+
+def _matched(field: str, weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``weighted``'s conditions on ``field``, a request it matches meeting each; with no
+    path-pattern, ``_EVERY_PATH``: it matches every path, and one on /* narrows nothing. Not so a
+    host-header on *: a request with no Host header may miss even that."""
+    theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == field]
+    return theirs or ([_EVERY_PATH] if field == "path-pattern" else [])
+
+
+def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                     canary_arn: str) -> list[Mapping[str, Any]]:
+    """Pin rules of ``header_rules`` (``_header_rules_ahead``'s, in priority order), each on part of
+    ``weighted``'s requests, that together meet every one carrying ``name: value`` first (one per
+    host of the weighted rule's); empty when none are known to, or one rule alone does (``find_pin``
+    says that one).
+
+    Sound, not complete. Read in order, as a load balancer does, up to the first rule that is no
+    pin rule (it may send those left elsewhere). A pin rule whose header is surely met and which
+    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``)
+    is counted; once the values of those counted on one field, as one condition, match all of the
+    weighted rule's there (``_covers``), they are taken: a request the weighted rule matches meets
+    each one's other conditions and one of their values on that field, so one of them, and every
+    rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
+    (or may) and lets the rest by."""
+    counted: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    for rule in header_rules:
+        if not is_pin_rule(rule, canary_arn):
+            return []
+        narrowing = _narrowing(rule, weighted)
+        met = _header_met(rule, name, value)
+        if met and not narrowing:
+            return []  # it alone meets every one
+        if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED:
+            continue
+        field = str(narrowing[0].get("Field"))
+        members = counted.setdefault(field, [])
+        members.append((rule, narrowing[0]))
+        union = {"Field": field, "Values": [v for _, condition in members for v in _values(condition)]}
+        if any(_covers(union, c) for c in _matched(field, weighted)):
+            return [member for member, _ in members]
+    return []
 
 
 _PATTERNED = ("path-pattern", "host-header")

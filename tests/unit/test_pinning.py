@@ -560,3 +560,56 @@ def test_several_rules_by_regular_expressions_the_first_a_pin_say_how_to_make_it
             "number below 5,") in said, said
     # Done as told, it pins.
     assert isinstance(found_on_edit(rule("pin", "3", [header("canary"), path("/edit/*")], CANARY), rules[1]), Pin)
+
+
+TWO_HOSTS = rule("weighted", "10", [{"Field": "host-header", "HostHeaderConfig": {"Values": ["a.example.com",
+                                                                                          "b.example.com"]}}],
+                 STABLE, CANARY)
+
+
+def found_on_two_hosts(*rules: dict) -> Pin | str:
+    return find_pin([*rules, TWO_HOSTS, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg")
+
+
+def on_host(arn: str, priority: str, host: str, *groups: str) -> dict:
+    return rule(arn, priority, [header("canary"), {"Field": "host-header", "Values": [host]}], *groups)
+
+
+def test_pin_rules_each_on_one_of_the_weighted_rules_hosts_together_pin():
+    """One pin rule per host of the weighted rule's: each was refused for missing the other host's
+    requests, though every request the weighted rule matches, carrying the header, meets one of them
+    first and is forwarded to the canary group alone."""
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "B.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rules a (priority 3) "
+                          "and b (priority 5), each on part of the weighted rule's requests and together on every one, "
+                          "ahead of the weighted rule's 10)")
+    # On paths: one per value of the weighted rule's path-pattern, with a regular expression's pin between.
+    weighted = rule("weighted", "10", [path("/edit/*", "/api/*")], STABLE, CANARY)
+    pin = find_pin([rule("edit", "3", [header("canary"), path("/edit/*")], CANARY),
+                    rule("regex", "4", [regex_header("^can")], CANARY),
+                    rule("api", "5", [header("canary"), path("/a*")], CANARY), weighted, DEFAULT],
+                   header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                   canary_group="canary-tg")
+    assert isinstance(pin, Pin) and "rules edit (priority 3) and api (priority 5)" in pin.said(), pin
+
+
+@pytest.mark.parametrize("rules", [
+    # One host alone.
+    (on_host("a", "3", "a.example.com", CANARY),),
+    # The other host's requests meet a rule sending them to the stable group first ...
+    (on_host("a", "3", "a.example.com", CANARY), on_host("x", "4", "b.example.com", STABLE),
+     on_host("b", "5", "b.example.com", CANARY)),
+    # ... or may, by a regular expression ...
+    (on_host("a", "3", "a.example.com", CANARY), rule("x", "4", [regex_header("^can")], STABLE),
+     on_host("b", "5", "b.example.com", CANARY)),
+    # ... or the other host's pin misses some of them by a path too ...
+    (on_host("a", "3", "a.example.com", CANARY),
+     rule("b", "5", [header("canary"), {"Field": "host-header", "Values": ["b.example.com"]}, path("/x/*")], CANARY)),
+    # ... or is behind the weighted rule.
+    (on_host("a", "3", "a.example.com", CANARY), on_host("b", "11", "b.example.com", CANARY)),
+])
+def test_pin_rules_that_together_may_miss_some_of_the_weighted_rules_requests_do_not_pin(rules):
+    said = found_on_two_hosts(*rules)
+    assert isinstance(said, Unpinned), said
