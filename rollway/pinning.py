@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from rollway.one_line import on_one_line
 
@@ -66,7 +66,8 @@ def header_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class Pin:
-    """The rule that forwards requests carrying ``header`` to the canary target group alone."""
+    """The rule that forwards requests carrying ``header`` to the canary target group alone (or the
+    rules, each on part of the weighted rule's requests, that together do: ``together``)."""
 
     header: str
     """As sent: ``X-Rollway-Target: canary``."""
@@ -75,11 +76,22 @@ class Pin:
     weighted_priority: str
     target_group: str
     """The canary target group, as the targets block names it."""
+    together: tuple[tuple[str, str], ...] = ()
+    """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
+    request of the weighted rule's and these together do (``_pinned_together``)."""
 
     def said(self) -> str:
-        """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)"."""
-        return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, priority "
-                f"{self.priority}, ahead of the weighted rule's {self.weighted_priority})")
+        """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
+        rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
+        every one"."""
+        if not self.together:
+            return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, "
+                    f"priority {self.priority}, ahead of the weighted rule's {self.weighted_priority})")
+        named = [f"{arn} (priority {priority})"
+                 for arn, priority in ((self.rule_arn, self.priority), *self.together)]
+        return (f"pinned to target group {self.target_group} by header `{self.header}` (rules "
+                f"{', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and together "
+                f"on every one, ahead of the weighted rule's {self.weighted_priority})")
 
 
 class Unpinned(str):
@@ -122,15 +134,18 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
         return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
-    found = _found(rules, weighted, header, name, value, canary_arn, canary_group)
+    # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
+    # are all judged from these rules.
+    header_rules = _header_rules_ahead(rules, weighted, name, value)
+    found = _found(rules, header_rules, weighted, header, name, value, canary_arn, canary_group)
     if isinstance(found, Pin):
         return found
-    return Unpinned(found, _turns_on(rules, weighted, name, value, canary_arn))
+    return Unpinned(found, _turns_on(header_rules, weighted, name, value, canary_arn))
 
 
-def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
-           canary_arn: str, canary_group: str) -> Pin | str:
-    """``find_pin``'s answer, its refusal as a bare text."""
+def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any],
+           header: str, name: str, value: str, canary_arn: str, canary_group: str) -> Pin | str:
+    """``find_pin``'s answer, its refusal as a bare text. ``header_rules``: ``_header_rules_ahead``'s."""
     weighted_arn = weighted["RuleArn"]
     # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
     # service's: named, a person was told to widen it and send its requests to this canary group.
@@ -139,20 +154,30 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
                        and (is_pin_rule(rule, canary_arn) or not _apart(rule, weighted))), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
+    # Pin rules, each on part of them, that together meet every one first: each refused for missing
+    # the others' requests, the checks were refused though every one was pinned.
+    together = _pinned_together(header_rules, weighted, name, value, canary_arn)
+    if together:
+        return Pin(header=f"{name}: {value}", rule_arn=together[0]["RuleArn"], priority=str(together[0]["Priority"]),
+                   weighted_priority=str(weighted["Priority"]), target_group=canary_group,
+                   together=tuple((r["RuleArn"], str(r["Priority"])) for r in together[1:]))
 
     # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends
-    # them elsewhere (``_header_rule_ahead``, as the pin is judged): created behind any such rule,
-    # the new one was refused for that rule taking some of them first.
-    elsewhere = _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not is_pin_rule(rule, canary_arn))
+    # them elsewhere (of ``header_rules``, as the pin is judged): created behind any such rule, the
+    # new one was refused for that rule taking some of them first.
+    elsewhere = next((rule for rule in header_rules if not is_pin_rule(rule, canary_arn)), None)
+    # Those that may match the header by a regular expression alone (``RegexValues``), in priority
+    # order. Read as matching nothing, a pin rule given as ``^canary$`` was said missing ("sends them
+    # nowhere: create one"), sending a person to make the rule they had.
+    regex = [rule for rule in header_rules if not _header_met(rule, name, value)]
     create = (f"create one on the weighted rule's listener with a priority number below "
               f"{(elsewhere or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
               f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
               f"spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, _regex_header_rules(rules, weighted, name, value), elsewhere, weighted, header,
-                            name, canary_arn, canary_group, create)
-    if not ahead and (regex := _regex_header_rule(rules, weighted, name, value)) is not None:
+        return _partly_said(matching, regex, elsewhere, weighted, header, name, canary_arn, canary_group, create)
+    if not ahead and regex:
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
@@ -161,8 +186,7 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        pins = [rule for rule in _header_rules_ahead(rules, weighted, name, value)
-                if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
+        pins = [rule for rule in header_rules if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
         return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create)
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
@@ -176,37 +200,22 @@ def _found(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], head
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
 
 
-def _regex_header_rule(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                       value: str) -> Mapping[str, Any] | None:
-    """The first rule ahead of ``weighted`` that may match requests carrying ``name: value`` by a
-    regular expression on ``name`` (``RegexValues``), on some of the weighted rule's requests; None
-    when there is none. Read as matching nothing, a pin rule given as ``^canary$`` was said missing
-    ("sends them nowhere: create one"), sending a person to make the rule they had."""
-    return _header_rule_ahead(rules, weighted, name, value, also=lambda rule: not _header_met(rule, name, value))
-
-
-def _regex_header_rules(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                        value: str) -> list[Mapping[str, Any]]:
-    """Every rule ``_regex_header_rule`` may give, in priority order: those ahead of ``weighted``
-    that may match requests carrying ``name: value`` by a regular expression alone, on some of its requests."""
-    return [rule for rule in _header_rules_ahead(rules, weighted, name, value) if not _header_met(rule, name, value)]
-
-
-def _turns_on(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
               canary_arn: str) -> str | None:
     """When whether every request ``weighted`` matches, carrying ``name: value``, meets a pin rule
     first turns on regular expressions (``RegexValues``, not compared): the rules whose meeting
     them it turns on, said; None when no outcome of those expressions pins them all.
 
-    The rules ahead of ``weighted`` that meet, or may meet, such requests are read in order, as a
-    load balancer does: one sending them elsewhere that surely meets some of them (its header and
-    other conditions compared, and not apart from the weighted rule's) settles it, not pinned; a
-    pin rule that may meet them all settles it, pinned if the rules left unsure before it let them
-    by and it meets them all; a pin rule surely missing some pins only those it meets. Refused with
-    a text saying it "does not pin" them, a pin by ``^canary$`` was denied, which may pin every one.
+    The rules ahead of ``weighted`` that meet, or may meet, such requests (``header_rules``:
+    ``_header_rules_ahead``'s) are read in order, as a load balancer does: one sending them
+    elsewhere that surely meets some of them (its header and other conditions compared, and not
+    apart from the weighted rule's) settles it, not pinned; a pin rule that may meet them all
+    settles it, pinned if the rules left unsure before it let them by and it meets them all; a pin
+    rule surely missing some pins only those it meets. Refused with a text saying it "does not
+    pin" them, a pin by ``^canary$`` was denied, which may pin every one.
     """
     unsure: list[Mapping[str, Any]] = []
-    for rule in _header_rules_ahead(rules, weighted, name, value):
+    for rule in header_rules:
         met = _header_met(rule, name, value)
         if not is_pin_rule(rule, canary_arn):
             if met and not _regex_between(rule, weighted):
@@ -251,14 +260,6 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
             and not _apart(rule, weighted)]
 
 
-def _header_rule_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str, *,
-                       also: Callable[[Mapping[str, Any]], bool]) -> Mapping[str, Any] | None:
-    """The first rule of ``rules`` ahead of ``weighted`` (a priority number below its) that matches, or
-    by a regular expression may match, requests carrying ``name: value`` on some of ``weighted``'s
-    requests (not ``_apart``), and of which ``also`` holds; None when there is none."""
-    return next((rule for rule in _header_rules_ahead(rules, weighted, name, value) if also(rule)), None)
-
-
 _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
           "rule's), or none")
 """The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
@@ -269,18 +270,15 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
                  canary_arn: str, canary_group: str, create: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
-    by and where it sends those it meets, and each of ``regex`` (``_regex_header_rules``: those that
-    may match the header by a regular expression) among them, then what to change. Said of the
+    by and where it sends those it meets, and each of ``regex`` (those of ``_header_rules_ahead`` that
+    may match the header by a regular expression alone) among them, then what to change. Said of the
     first alone, a second pinning the rest, or taking them elsewhere, went unnamed; a rule by a
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``find_pin``'s, the first of these rules that may send some of them elsewhere."""
     def state(r: Mapping[str, Any]) -> str:
-        goes = canary_group + " alone" if is_pin_rule(r, canary_arn) else _goes(r)
+        goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
-            narrower = _beyond(r, weighted)
-            return (f"rule {r['RuleArn']} (priority {r['Priority']}) may match the header (by a regular expression on "
-                    f"{name}, {_regexes_on(r, name)}, not compared)"
-                    + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
+            return _regex_stated(r, weighted, name, goes)
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
                 f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
 
@@ -339,7 +337,7 @@ def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any]
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
                  canary_group: str) -> str:
     """Why ``taking``, a header rule ahead of the pin ``first`` on some of the weighted rule's
-    requests (``_header_rule_ahead``), keeps the pin from holding every check: the requests it
+    requests (one of ``_header_rules_ahead``), keeps the pin from holding every check: the requests it
     matches, or by a regular expression may match, and where it sends them; what to change."""
     if _header_met(taking, name, value):
         matches = f"matches requests carrying `{header}`"
@@ -364,25 +362,52 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
                                  and _regex_on(c, name) for r in _regexes(c)))
 
 
-def _regex_header_said(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str, value: str,
-                       canary_arn: str, canary_group: str, create: str) -> str:
-    """Why ``rule`` (``_regex_header_rule``) is not taken as the pin: its regular expressions are not
-    compared (as a weighted rule's are not, ``_covers``), so whether it meets the checks' requests is
-    not known; with where it sends those it meets, and what to change: for a rule forwarding to
-    the canary alone, its other conditions too when they miss some of the weighted rule's requests
-    (given the value alone, it was refused again for those); for one forwarding elsewhere, a rule
-    to create ahead of it (behind it, it was refused for this one meeting the requests first)."""
+def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str,
+                       value: str, canary_arn: str, canary_group: str, create: str) -> str:
+    """Why the rules of ``regex`` (those of ``_header_rules_ahead``, each matching the header by a
+    regular expression alone, in priority order) are not taken as the pin: their regular
+    expressions are not compared (as a weighted rule's are not, ``_covers``), so whether they meet
+    the checks' requests is not known; each with where it sends those it meets, and what to change,
+    by the first: for a rule forwarding to the canary alone, its other conditions too when they
+    miss some of the weighted rule's requests (given the value alone, it was refused again for
+    those); for one forwarding elsewhere, a rule to create ahead of it (behind it, it was refused
+    for this one meeting the requests first). Said of the first alone, a pin by ``^canary$``
+    behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of."""
+    rule = regex[0]
+    narrower = _beyond(rule, weighted)
+    also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
+    give = (f"http-header condition the value {value} (Values: the value, or a pattern with * and ?) in place of the "
+            f"regular expression{also}, or {create}")
+    if len(regex) > 1:
+        known = (f"{len(regex)} rules ahead of the weighted rule {weighted['RuleArn']} (priority "
+                 f"{weighted['Priority']}) match the header {name} by regular expressions alone, which are not "
+                 f"compared with `{value}`, so whether they meet requests carrying `{header}` is not known: "
+                 + "; ".join(_regex_stated(r, weighted, name, _sent_to(r, canary_arn, canary_group)) for r in regex))
+        # Changed as told, the first of them meets every one first; created, the new one does.
+        return f"{known}: give rule {rule['RuleArn']}'s {give}" if is_pin_rule(rule, canary_arn) else (
+            f"{known}: {create}")
     known = (f"rule {rule['RuleArn']} (priority {rule['Priority']}) matches the header {name} by a regular "
              f"expression ({_regexes_on(rule, name)}), which is not compared with `{value}`, so whether it "
              f"meets requests carrying `{header}` is not known")
     if is_pin_rule(rule, canary_arn):
-        narrower = _beyond(rule, weighted)
-        also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
-        return (f"{known}, though it forwards to {canary_group} alone: give its http-header condition the value "
-                f"{value} (Values: the value, or a pattern with * and ?) in place of the regular expression{also}, "
-                f"or {create}")
+        return f"{known}, though it forwards to {canary_group} alone: give its {give}"
     return (f"{known}, and it sends those it meets to {_goes(rule)}, not to the canary target group {canary_group} "
             f"alone: {create}")
+
+
+def _regex_stated(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, goes: str) -> str:
+    """``rule``, matching the header ``name`` by a regular expression, as a refusal names it among
+    others: its regular expressions, the other conditions it misses some of ``weighted``'s
+    requests by, and where it sends those it meets (``goes``)."""
+    narrower = _beyond(rule, weighted)
+    return (f"rule {rule['RuleArn']} (priority {rule['Priority']}) may match the header (by a regular expression on "
+            f"{name}, {_regexes_on(rule, name)}, not compared)"
+            + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
+
+
+def _sent_to(rule: Mapping[str, Any], canary_arn: str, canary_group: str) -> str:
+    """Where ``rule`` sends the requests it meets, a pin rule's said by the canary group's name."""
+    return canary_group + " alone" if is_pin_rule(rule, canary_arn) else _goes(rule)
 
 
 def _goes(rule: Mapping[str, Any]) -> str:
@@ -435,18 +460,13 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     """``_beyond``'s conditions, each with whether some request ``weighted`` matches is known to
     fail it (False: a regular expression, not compared, decides). One of the weighted rule's own
     passes, and so does a path-pattern or host-header whose values match every value of the
-    weighted rule's (``/*`` over ``/edit/*``): refused for not being the same, a pin on ``/*`` was
+    weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
+    weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
     said to let requests pass it by."""
-    mine = weighted.get("Conditions", [])
-    own = {_condition_key(c) for c in mine}
     said: list[tuple[str, bool]] = []
-    for condition in rule.get("Conditions", []):
+    for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
-        if field == "http-header" or _condition_key(condition) in own:
-            continue
-        theirs = [c for c in mine if c.get("Field") == field]
-        if field in _PATTERNED and any(_covers(condition, c) for c in theirs):
-            continue
+        theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == field]
         if field in _PATTERNED and theirs:
             # A regular expression's matches are not compared: "does not match" would claim more than is known.
             regex = any(_regexes(c) for c in (condition, *theirs))
@@ -458,8 +478,67 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     return said
 
 
+def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``rule``'s conditions, its http-header ones apart, that some request ``weighted`` matches may
+    fail (``_misses``' conditions): neither one of ``weighted``'s own nor a path-pattern or
+    host-header matching all of its (``_matched``)."""
+    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+    return [condition for condition in rule.get("Conditions", [])
+            if condition.get("Field") != "http-header" and _condition_key(condition) not in own
+            and not (condition.get("Field") in _PATTERNED
+                     and any(_covers(condition, c) for c in _matched(str(condition.get("Field")), weighted)))]
+
+
+def _matched(field: str, weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``weighted``'s conditions on ``field``, a request it matches meeting each; with no
+    path-pattern, ``_EVERY_PATH``: it matches every path, and one on /* narrows nothing. Not so a
+    host-header on *: a request with no Host header may miss even that."""
+    theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == field]
+    return theirs or ([_EVERY_PATH] if field == "path-pattern" else [])
+
+
+def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                     canary_arn: str) -> list[Mapping[str, Any]]:
+    """Pin rules of ``header_rules`` (``_header_rules_ahead``'s, in priority order), each on part of
+    ``weighted``'s requests, that together meet every one carrying ``name: value`` first (one per
+    host of the weighted rule's); empty when none are known to, or one rule alone does (``find_pin``
+    says that one).
+
+    Sound, not complete. Read in order, as a load balancer does, up to the first rule that is no
+    pin rule (it may send those left elsewhere). A pin rule whose header is surely met and which
+    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``)
+    is counted; once the values of those counted on one field, as one condition, match all of the
+    weighted rule's there (``_covers``), they are taken: a request the weighted rule matches meets
+    each one's other conditions and one of their values on that field, so one of them, and every
+    rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
+    (or may) and lets the rest by."""
+    counted: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    for rule in header_rules:
+        if not is_pin_rule(rule, canary_arn):
+            return []
+        narrowing = _narrowing(rule, weighted)
+        met = _header_met(rule, name, value)
+        if met and not narrowing:
+            return []  # it alone meets every one
+        if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED:
+            continue
+        field = str(narrowing[0].get("Field"))
+        members = counted.setdefault(field, [])
+        members.append((rule, narrowing[0]))
+        union = {"Field": field, "Values": [v for _, condition in members for v in _values(condition)]}
+        if any(_covers(union, c) for c in _matched(field, weighted)):
+            return [member for member, _ in members]
+    return []
+
+
 _PATTERNED = ("path-pattern", "host-header")
 """The conditions whose values are patterns (``*``, ``?``), told wider or not by ``_covers``."""
+
+_EVERY_PATH = {"Field": "path-pattern", "Values": ["/*"]}
+"""The paths a rule with no path-pattern condition matches: every one, each beginning with ``/``
+(a load balancer compares the path of the request's URL, its query string apart; the checks'
+URLs are sent by httpx, an empty path as ``/``). Covered by ``/*``, ``*`` or ``*/*`` (``_covers``),
+not by ``/?*``, which misses ``/``: patterns are case-sensitive, ``*`` any characters or none."""
 
 
 def _config(condition: Mapping[str, Any]) -> Mapping[str, Any]:

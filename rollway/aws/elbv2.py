@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, RulesOnPath, TargetNotFound,
                                 WeightMismatch, asked_while_throttled, error_code)
 from rollway.model import ShiftedRule, TargetGroup, Weights
-from rollway.pinning import Pin, find_pin, is_pin_rule
+from rollway.pinning import Pin, Unpinned, find_pin, is_pin_rule
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 
@@ -414,9 +414,10 @@ class AlbRouter:
         )
 
     def pin(self, header: str, *, say: Callable[[str], None] = lambda _: None,
-            sleep: Callable[[float], None] | None = None) -> Pin | str:
+            sleep: Callable[[float], None] | None = None) -> Pin | Unpinned:
         """The listener rule that pins requests carrying ``header`` (``Name: value``) to the canary
-        target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``):
+        target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``'s
+        ``Unpinned``):
         DescribeRules of the listener, read-only, asked again while throttled
         (``asked_while_throttled``, the one retry of it: a caller bounds it in time, as the validation's
         ``_elb_read`` does, and asks nothing again; ``say``, ``sleep``: its line and its wait, None:

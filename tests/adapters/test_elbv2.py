@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError, TargetNotFound, WeightMismatch
 from rollway.model import Weights
+from rollway.pinning import Pin
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 from tests.botocore_events import on_operation
@@ -448,3 +449,26 @@ def test_a_pin_rule_matching_the_header_by_a_regular_expression_is_read_as_such_
     assert said.startswith(f"rule {pin_arn} (priority 5) matches the header X-Rollway-Target by a regular expression "
                            "(^canary$), which is not compared with `canary`"), said
     assert f"though it forwards to {aws.targets.canary_target_group} alone" in said, said
+
+
+def test_pin_rules_one_per_host_of_the_weighted_rules_are_read_as_pinning_together(aws):
+    """A weighted rule on two hosts and one pin rule per host, as DescribeRules gives them: each pin
+    was refused for missing the other host's requests, though together they meet every one first."""
+    elbv2, top = aws.get_client("elbv2"), aws.topology
+    router = AlbRouter(elbv2, aws.targets)
+    path = {"Field": "path-pattern", "PathPatternConfig": {"Values": [aws.targets.rule_path]}}
+    elbv2.modify_rule(RuleArn=top.rule_arn, Conditions=[
+        path, {"Field": "host-header", "HostHeaderConfig": {"Values": ["a.example.com", "b.example.com"]}}])
+    pins = [elbv2.create_rule(
+        ListenerArn=router.listener_arn, Priority=priority,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "Values": ["canary"]}},
+                    path, {"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": top.canary_target_group_arn}])["Rules"][0]["RuleArn"]
+        for priority, host in ((3, "a.example.com"), (5, "B.example.com"))]
+    pin = router.pin("X-Rollway-Target: canary")
+    assert isinstance(pin, Pin), pin
+    assert f"(rules {pins[0]} (priority 3) and {pins[1]} (priority 5), each on part of the weighted rule's" in pin.said()
+    # The rollout still shifts the weighted rule alone.
+    router.set_weights(Weights.canary_at(5))
+    assert router.get_weights() == Weights.canary_at(5)

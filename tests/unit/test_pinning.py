@@ -494,3 +494,122 @@ def test_a_rule_sending_them_elsewhere_behind_a_pin_rule_is_not_said_to_meet_the
                            f"those rule admin (priority 2) meets and rule pin (priority 3) {meets} ahead of it, "
                            f"sending them to canary-tg alone (rule pin), and sends them to arn:tg/stable (rule admin: "
                            "to arn:tg/stable)"), said
+
+
+HOST_WEIGHTED = rule("weighted", "10", [{"Field": "host-header", "HostHeaderConfig": {"Values": ["api.example.com"]}}],
+                     STABLE, CANARY)
+
+
+def found_on_host(*rules: dict) -> Pin | str:
+    return find_pin([*rules, HOST_WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg")
+
+
+@pytest.mark.parametrize("every", [
+    path("/*"),
+    path("*"),
+    path("/api/*", "*/*"),                                # every path has a /
+    {"Field": "path-pattern", "Values": ["/*"]},          # as DescribeRules may give it
+])
+def test_a_pin_on_every_path_ahead_of_a_weighted_rule_with_no_path_condition_pins(every):
+    """A weighted rule with no path-pattern matches every path, each of which begins with /: a pin on
+    /* was refused for "a path-pattern condition the weighted rule does not have", though it meets
+    every request the weighted rule matches, carrying the header."""
+    pin = found_on_host(rule("pin", "5", [header("canary"), every], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+
+
+@pytest.mark.parametrize("narrower", [path("/api/*"), path("/?*"), path("/*/"), path("/A*", "/a*")])
+def test_a_pin_on_some_paths_ahead_of_a_weighted_rule_with_no_path_condition_is_still_refused(narrower):
+    said = found_on_host(rule("pin", "5", [header("canary"), narrower], CANARY))
+    assert isinstance(said, str), said
+    assert "matches the header with a path-pattern condition the weighted rule does not have" in said, said
+
+
+def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
+    """Only the first was named: a pin by ^canary$ behind a rule by ^beta$ went unsaid, and so did
+    the rule at 5 below which the new one was asked."""
+    said = found_on_edit(rule("beta", "3", [regex_header("^beta$")], STABLE),
+                         rule("pin", "5", [regex_header("^canary$")], CANARY))
+    assert said == ("2 rules ahead of the weighted rule weighted (priority 10) match the header X-Rollway-Target by "
+                    "regular expressions alone, which are not compared with `canary`, so whether they meet requests "
+                    "carrying `X-Rollway-Target: canary` is not known: rule beta (priority 3) may match the header (by a "
+                    "regular expression on X-Rollway-Target, ^beta$, not compared), and sends those it meets to "
+                    "arn:tg/stable; rule pin (priority 5) may match the header (by a regular expression on "
+                    "X-Rollway-Target, ^canary$, not compared), and sends those it meets to canary-tg alone: create one "
+                    "on the weighted rule's listener with a priority number below 3, the http-header condition "
+                    "X-Rollway-Target = canary beside the weighted rule's own conditions (or none), and one action "
+                    "forwarding to canary-tg alone; or clear spec.canary_header"), said
+
+
+def test_several_rules_by_regular_expressions_the_first_a_pin_say_how_to_make_it_pin_them_all():
+    rules = (rule("pin", "3", [regex_header("^canary$"), path("/edit/admin/*")], CANARY),
+             rule("regex", "5", [regex_header("^can")], STABLE))
+    said = found_on_edit(*rules)
+    assert said.startswith("2 rules ahead of the weighted rule weighted (priority 10) match the header "
+                           "X-Rollway-Target by regular expressions alone"), said
+    assert ("rule pin (priority 3) may match the header (by a regular expression on X-Rollway-Target, ^canary$, not "
+            "compared) with a path-pattern condition (/edit/admin/*) that does not match every request the weighted "
+            "rule's (path-pattern /edit/*) matches, and sends those it meets to canary-tg alone; rule regex (priority "
+            "5) may match the header (by a regular expression on X-Rollway-Target, ^can, not compared), and sends "
+            "those it meets to arn:tg/stable: give rule pin's http-header condition the value canary (Values: the "
+            "value, or a pattern with * and ?) in place of the regular expression, and, as it also has a path-pattern "
+            "condition (/edit/admin/*) that does not match every request the weighted rule's (path-pattern /edit/*) "
+            "matches, give it the weighted rule's own conditions, wider ones (a path-pattern or host-header matching "
+            "all of the weighted rule's), or none, or create one on the weighted rule's listener with a priority "
+            "number below 5,") in said, said
+    # Done as told, it pins.
+    assert isinstance(found_on_edit(rule("pin", "3", [header("canary"), path("/edit/*")], CANARY), rules[1]), Pin)
+
+
+TWO_HOSTS = rule("weighted", "10", [{"Field": "host-header", "HostHeaderConfig": {"Values": ["a.example.com",
+                                                                                          "b.example.com"]}}],
+                 STABLE, CANARY)
+
+
+def found_on_two_hosts(*rules: dict) -> Pin | str:
+    return find_pin([*rules, TWO_HOSTS, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg")
+
+
+def on_host(arn: str, priority: str, host: str, *groups: str) -> dict:
+    return rule(arn, priority, [header("canary"), {"Field": "host-header", "Values": [host]}], *groups)
+
+
+def test_pin_rules_each_on_one_of_the_weighted_rules_hosts_together_pin():
+    """One pin rule per host of the weighted rule's: each was refused for missing the other host's
+    requests, though every request the weighted rule matches, carrying the header, meets one of them
+    first and is forwarded to the canary group alone."""
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "B.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rules a (priority 3) "
+                          "and b (priority 5), each on part of the weighted rule's requests and together on every one, "
+                          "ahead of the weighted rule's 10)")
+    # On paths: one per value of the weighted rule's path-pattern, with a regular expression's pin between.
+    weighted = rule("weighted", "10", [path("/edit/*", "/api/*")], STABLE, CANARY)
+    pin = find_pin([rule("edit", "3", [header("canary"), path("/edit/*")], CANARY),
+                    rule("regex", "4", [regex_header("^can")], CANARY),
+                    rule("api", "5", [header("canary"), path("/a*")], CANARY), weighted, DEFAULT],
+                   header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                   canary_group="canary-tg")
+    assert isinstance(pin, Pin) and "rules edit (priority 3) and api (priority 5)" in pin.said(), pin
+
+
+@pytest.mark.parametrize("rules", [
+    # One host alone.
+    (on_host("a", "3", "a.example.com", CANARY),),
+    # The other host's requests meet a rule sending them to the stable group first ...
+    (on_host("a", "3", "a.example.com", CANARY), on_host("x", "4", "b.example.com", STABLE),
+     on_host("b", "5", "b.example.com", CANARY)),
+    # ... or may, by a regular expression ...
+    (on_host("a", "3", "a.example.com", CANARY), rule("x", "4", [regex_header("^can")], STABLE),
+     on_host("b", "5", "b.example.com", CANARY)),
+    # ... or the other host's pin misses some of them by a path too ...
+    (on_host("a", "3", "a.example.com", CANARY),
+     rule("b", "5", [header("canary"), {"Field": "host-header", "Values": ["b.example.com"]}, path("/x/*")], CANARY)),
+    # ... or is behind the weighted rule.
+    (on_host("a", "3", "a.example.com", CANARY), on_host("b", "11", "b.example.com", CANARY)),
+])
+def test_pin_rules_that_together_may_miss_some_of_the_weighted_rules_requests_do_not_pin(rules):
+    said = found_on_two_hosts(*rules)
+    assert isinstance(said, Unpinned), said
