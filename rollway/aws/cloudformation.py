@@ -112,8 +112,9 @@ class StackDeleteTimeout(PicklableError, AdapterError):
 
     def __init__(self, name: str, status: str, timeout_seconds: float) -> None:
         self.name, self.status, self.timeout_seconds = name, status, timeout_seconds
+        # Said as the progress lines before it said the time left ("45 s left to wait"), not "45s".
         super().__init__(
-            f"stack {name!r} is still {status} after {timeout_seconds:g}s; CloudFormation goes on deleting it. "
+            f"stack {name!r} is still {status} after {wait_said(timeout_seconds)}; CloudFormation goes on deleting it. "
             "Run cleanup again to wait for it (a stack gone by then is reported as gone)"
         )
 
@@ -142,7 +143,7 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
                 else f"{wait_said(seen_seconds_ago)} before the wait ended")
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
-               f"ended after {timeout_seconds:g}s, the last with {why}" if passing else
+               f"ended after {wait_said(timeout_seconds)}, the last with {why}" if passing else
                f"a read of its progress failed, as asking again would too: {why}")
         # Last seen right before DeleteStack, or DELETE_IN_PROGRESS after it: a failure state read ends
         # the wait as StackDeleteFailed instead, its events read or not.

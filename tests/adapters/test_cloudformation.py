@@ -660,7 +660,7 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     said = str(unfollowed.value)
     assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
                            "not be followed: the reads of its progress were throttled, failed on AWS's side or got no "
-                           "connection until the wait ended after 2s, the last with Throttling on DescribeStacks: Rate "
+                           "connection until the wait ended after 2 s, the last with Throttling on DescribeStacks: Rate "
                            "exceeded. "), said
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
@@ -1084,3 +1084,40 @@ def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_
         reasons
     assert planned.delete_stacks == (OLD,)
     assert described[OLD].log_groups == () and described["webordinary-logs-stack"].log_groups == ("webordinary-old-logs",)
+
+
+def test_a_deletion_still_going_when_the_wait_ends_says_the_wait_as_its_progress_lines_do(aws, monkeypatch):
+    # Its progress said "45 s left to wait", and its end "still DELETE_IN_PROGRESS after 45s": two ways
+    # of saying one wait in the same run's log.
+    import itertools
+
+    import botocore.waiter
+
+    import rollway.aws.cloudformation as cloudformation
+    from rollway.aws.cloudformation import StackDeleteTimeout
+
+    monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=lambda _: None))
+    # Each read of the adapter's clock 10 s after the one before: the wait ends after a few polls.
+    ticks = itertools.count(0, 10)
+    monkeypatch.setattr(cloudformation, "time", SimpleNamespace(monotonic=lambda: next(ticks), sleep=time.sleep))
+    progress: list[str] = []
+    with played_after_delete_stack(aws, lambda operation, after: False, [],
+                                   lambda answered: {"StackStatus": "DELETE_IN_PROGRESS"}) as (stacks, judged, _), \
+            pytest.raises(StackDeleteTimeout) as timed_out:
+        stacks.delete(OLD, timeout_seconds=45, on_progress=progress.append, judged=judged)
+
+    assert str(timed_out.value).startswith(f"stack {OLD!r} is still DELETE_IN_PROGRESS after 45 s; CloudFormation "
+                                           "goes on deleting it."), str(timed_out.value)
+    assert any(line.startswith(f"stack {OLD}: still DELETE_IN_PROGRESS, ") and line.endswith(" s left to wait")
+               for line in progress), progress
+
+
+@pytest.mark.parametrize("seconds, said", [(1800.0, "30 min"), (0.5, "under a second"), (90.0, "1 min 30 s")])
+def test_the_wait_a_deletion_could_not_be_followed_to_the_end_of_is_said_as_every_wait_is(seconds, said):
+    from rollway.aws.cloudformation import StackDeleteTimeout, StackDeleteUnfollowed
+
+    assert f" after {said}; " in str(StackDeleteTimeout(OLD, "DELETE_IN_PROGRESS", seconds))
+    unfollowed = StackDeleteUnfollowed(OLD, "DELETE_IN_PROGRESS", 0.4, "Throttling on DescribeStacks: Rate exceeded",
+                                       seconds)
+    assert (f"until the wait ended after {said}, the last with Throttling on DescribeStacks: Rate exceeded. It was last "
+            "seen DELETE_IN_PROGRESS, under a second before the wait ended;") in str(unfollowed), str(unfollowed)
