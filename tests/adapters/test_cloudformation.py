@@ -1047,10 +1047,11 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
     read = 2 * FAILED_EVENT_PAGES
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert failed.value.read_back == read
-    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, which do not "
-            "reach back to the start of this deletion: a resource that failed before them is not named, and one "
-            f"named may have failed in an earlier attempt; `aws cloudformation describe-stack-events --stack-name "
-            f"{OLD}` shows them all). Fix what is named") in str(failed.value), str(failed.value)
+    # All read are newer than the events read before DeleteStack: none is an earlier attempt's.
+    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, all since "
+            "DeleteStack was sent, which do not reach back to the start of this deletion: a resource that failed "
+            f"before them is not named; `aws cloudformation describe-stack-events --stack-name {OLD}` shows them "
+            "all). Fix what is named") in str(failed.value), str(failed.value)
 
 
 def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_table_or_a_role(aws, stacks):
@@ -1121,3 +1122,64 @@ def test_the_wait_a_deletion_could_not_be_followed_to_the_end_of_is_said_as_ever
                                        seconds)
     assert (f"until the wait ended after {said}, the last with Throttling on DescribeStacks: Rate exceeded. It was last "
             "seen DELETE_IN_PROGRESS, under a second before the wait ended;") in str(unfollowed), str(unfollowed)
+
+
+def test_a_failed_deletion_with_no_start_among_its_events_says_none_of_the_earlier_ones_as_its_progress(aws):
+    # No deletion start among the events read: every event not said yet was said as the deletion's
+    # progress, back to the stack's first page (its creation and every update after it), from
+    # earlier operations that have nothing to do with this deletion.
+    from rollway.aws.cloudformation import _deletion_start
+    from tests.botocore_events import on_operation
+
+    progress: list[str] = []
+    stuck = {"StackStatus": "DELETE_FAILED", "StackStatusReason": STUCK}
+    with played_after_delete_stack(aws, lambda operation, after: False, [], lambda answered: stuck) \
+            as (stacks, judged, asked):
+        client = aws.get_client("cloudformation")
+        client.update_stack(StackName=OLD, TemplateBody=template("webordinary-older-queue"))
+        judged = stacks.describe(OLD)
+
+        def paged(parsed, **_):
+            if "DeleteStack" not in asked:
+                # A stack's events of years fill many pages: the newest page read before DeleteStack
+                # holds its newest event only, as the first of a hundred would.
+                parsed["StackEvents"], parsed["NextToken"] = parsed["StackEvents"][:1], "older"
+            else:
+                # And this deletion's start is not among the events read after it.
+                parsed["StackEvents"] = [e for e in parsed["StackEvents"] if not _deletion_start(e)]
+
+        with on_operation(client, "after-call", paged, operation="DescribeStackEvents"), \
+                pytest.raises(StackDeleteFailed) as failed:
+            stacks.delete(OLD, timeout_seconds=3, on_progress=progress.append, judged=judged)
+
+    events = [line for line in progress if line.startswith(f"stack {OLD}: ") and "deletion requested" not in line]
+    assert not [line for line in events if "CREATE_" in line or "UPDATE_" in line], progress
+    # What came after DeleteStack is said (moto adds the stack's own DELETE_COMPLETE, besides the start hidden).
+    assert events == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_COMPLETE"], progress
+    assert failed.value.reasons == (STUCK.strip(),) and failed.value.read_back is None, str(failed.value)
+
+
+def test_a_failed_deletion_with_no_start_among_its_events_names_no_resource_an_earlier_attempt_failed():
+    # An earlier deletion failed on a VPC, and this one's start is not among its events: the VPC was
+    # named as what stopped this one, from the events behind those read before DeleteStack.
+    client = stubbed_client()
+    earlier = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed"),
+               event(3, "Vpc", "AWS::EC2::VPC", "DELETE_FAILED", "The vpc has dependencies and cannot be deleted"),
+               event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), CREATED]
+    now = event(10, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "Role is invalid or cannot be assumed")
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": OLD})
+        # The newest page before DeleteStack: its newest event only, as the first of a hundred.
+        stub.add_response("describe_stack_events", {"StackEvents": earlier[:1], "NextToken": "older"}, {"StackName": SID})
+        stub.add_response("delete_stack", {}, {"StackName": SID})
+        stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
+        stub.add_response("describe_stack_events", {"StackEvents": [now, *earlier]}, {"StackName": SID})
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
+                                                                     on_progress=progress.append)
+
+    assert failed.value.reasons == ("Role is invalid or cannot be assumed",), str(failed.value)
+    assert failed.value.failed == () and "Vpc" not in str(failed.value), str(failed.value)
+    assert [line for line in progress if "deletion requested" not in line] == [
+        f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: Role is invalid or cannot be assumed"], progress
