@@ -27,7 +27,8 @@ DeleteOutcome = Literal["deleted", "already_gone"]
 
 # The resource type of a nested stack (its physical id is the nested stack's id).
 _NESTED_STACK = "AWS::CloudFormation::Stack"
-# The resource type of a log group, the one kind a FireLens log group template may name.
+# The resource type of a log group, the one kind a task definition's log group (its awslogs-group, a
+# FireLens name or template) may name.
 _LOG_GROUP = "AWS::Logs::LogGroup"
 # DeletionPolicy values that leave the resource in place when its stack is deleted (CDK's
 # RemovalPolicy.RETAIN, the default of its tables, buckets and log groups, is "Retain").

@@ -1183,3 +1183,32 @@ def test_a_failed_deletion_with_no_start_among_its_events_names_no_resource_an_e
     assert failed.value.failed == () and "Vpc" not in str(failed.value), str(failed.value)
     assert [line for line in progress if "deletion requested" not in line] == [
         f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: Role is invalid or cannot be assumed"], progress
+
+
+def test_an_exact_awslogs_group_keeps_the_log_group_of_that_name_not_a_table_of_it(aws, stacks):
+    # A task definition's awslogs-group kept any resource whose physical id is that name: a table's
+    # (or a role's) is its bare name as a log group's is, and the stack holding it was refused as
+    # holding "the log group of task definition ...", which it does not.
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    cloudformation = aws.get_client("cloudformation")
+    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
+        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "TableName": "webordinary-app", "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}}}}))
+    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "webordinary-app"}}}}))
+    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0", log_group="webordinary-app")
+
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=[use],
+                           images=())
+
+    reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
+    assert set(reasons) == {"webordinary-logs-stack"}, reasons
+    assert reasons["webordinary-logs-stack"] == (
+        f"it holds webordinary-app (the log group of task definition {aws.targets.task_family}:2, the stable service "
+        "deploys it): deleting the stack deletes it, and production runs on it"), reasons
+    assert planned.delete_stacks == (OLD,)
