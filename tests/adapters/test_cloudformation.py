@@ -1120,8 +1120,8 @@ def test_the_wait_a_deletion_could_not_be_followed_to_the_end_of_is_said_as_ever
     assert f" after {said}; " in str(StackDeleteTimeout(OLD, "DELETE_IN_PROGRESS", seconds))
     unfollowed = StackDeleteUnfollowed(OLD, "DELETE_IN_PROGRESS", 0.4, "Throttling on DescribeStacks: Rate exceeded",
                                        seconds)
-    assert (f"until the wait ended after {said}, the last with Throttling on DescribeStacks: Rate exceeded. It was last "
-            "seen DELETE_IN_PROGRESS, under a second before the wait ended;") in str(unfollowed), str(unfollowed)
+    assert (f"until the wait ended after {said}, the last with Throttling on DescribeStacks: Rate exceeded. It was "
+            "last seen DELETE_IN_PROGRESS, under a second before the wait ended;") in str(unfollowed), str(unfollowed)
 
 
 def test_a_failed_deletion_with_no_start_among_its_events_says_none_of_the_earlier_ones_as_its_progress(aws):
@@ -1170,7 +1170,8 @@ def test_a_failed_deletion_with_no_start_among_its_events_names_no_resource_an_e
     with Stubber(client) as stub:
         stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": OLD})
         # The newest page before DeleteStack: its newest event only, as the first of a hundred.
-        stub.add_response("describe_stack_events", {"StackEvents": earlier[:1], "NextToken": "older"}, {"StackName": SID})
+        stub.add_response("describe_stack_events", {"StackEvents": earlier[:1], "NextToken": "older"},
+                          {"StackName": SID})
         stub.add_response("delete_stack", {}, {"StackName": SID})
         stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
         stub.add_response("describe_stack_events", {"StackEvents": [now, *earlier]}, {"StackName": SID})
@@ -1181,8 +1182,9 @@ def test_a_failed_deletion_with_no_start_among_its_events_names_no_resource_an_e
 
     assert failed.value.reasons == ("Role is invalid or cannot be assumed",), str(failed.value)
     assert failed.value.failed == () and "Vpc" not in str(failed.value), str(failed.value)
-    assert [line for line in progress if "deletion requested" not in line] == [
-        f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: Role is invalid or cannot be assumed"], progress
+    said = [line for line in progress if "deletion requested" not in line]
+    assert said == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: Role is invalid or cannot be "
+                    "assumed"], progress
 
 
 def test_an_exact_awslogs_group_keeps_the_log_group_of_that_name_not_a_table_of_it(aws, stacks):
