@@ -1054,30 +1054,39 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
             "all). Fix what is named") in str(failed.value), str(failed.value)
 
 
+def planned_beside_a_log_group(aws, stacks, table: str, group: str, *, role: str | None = None,
+                               **logs: Any) -> tuple[dict[str, Any], Any]:
+    """The stacks ``OLD`` (a table ``table``, and a role ``role`` if given) and webordinary-logs-stack
+    (a log group ``group``) as described, and the plan deleting both while a task definition in
+    use sends its logs where ``logs`` (ImageUse's log group fields) says."""
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    resources: dict[str, Any] = {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
+        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}}}
+    if role is not None:
+        resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}
+    cloudformation = aws.get_client("cloudformation")
+    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": resources}))
+    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0", **logs)
+    return described, plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
+                                   in_use=[use], images=())
+
+
 def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_table_or_a_role(aws, stacks):
     # ``${service}-${task}`` fits every name with a dash in it: a table's physical id, or a role's, is
     # its bare name as a log group's is, and the stack holding one was refused "because it may be a
     # log group" the template writes to, for a resource no log group at all.
-    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
-
-    cloudformation = aws.get_client("cloudformation")
-    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
-        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
-            "TableName": "webordinary-old-table", "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}},
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "webordinary-old-role", "AssumeRolePolicyDocument": {
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}}}))
-    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "webordinary-old-logs"}}}}))
-    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
-    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
-                   why="the stable service deploys it", image="webordinary:2.0.0",
-                   log_group_templates=("${service}-${task}",))
-
-    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=[use],
-                           images=())
+    described, planned = planned_beside_a_log_group(aws, stacks, "webordinary-old-table", "webordinary-old-logs",
+                                                    role="webordinary-old-role",
+                                                    log_group_templates=("${service}-${task}",))
 
     reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
     assert set(reasons) == {"webordinary-logs-stack"}, reasons
@@ -1191,22 +1200,8 @@ def test_an_exact_awslogs_group_keeps_the_log_group_of_that_name_not_a_table_of_
     # A task definition's awslogs-group kept any resource whose physical id is that name: a table's
     # (or a role's) is its bare name as a log group's is, and the stack holding it was refused as
     # holding "the log group of task definition ...", which it does not.
-    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
-
-    cloudformation = aws.get_client("cloudformation")
-    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
-        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
-            "TableName": "webordinary-app", "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}}}}))
-    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "webordinary-app"}}}}))
-    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
-    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
-                   why="the stable service deploys it", image="webordinary:2.0.0", log_group="webordinary-app")
-
-    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=[use],
-                           images=())
+    _, planned = planned_beside_a_log_group(aws, stacks, "webordinary-app", "webordinary-app",
+                                            log_group="webordinary-app")
 
     reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
     assert set(reasons) == {"webordinary-logs-stack"}, reasons
