@@ -338,8 +338,9 @@ class StackState(BaseModel):
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place"))
     log_groups: tuple[str, ...] = Field(default=(), description=(
-        "those of resources that are CloudWatch log groups (AWS::Logs::LogGroup): the only ones a FireLens log group "
-        "template in use may name, where a table's or a role's bare name may fit it as well"))
+        "those of resources that are CloudWatch log groups (AWS::Logs::LogGroup): the only ones a task definition's "
+        "log group in use (its awslogs-group, a FireLens name or template) may be; a table's or a role's physical id "
+        "is a bare name too"))
     nested_events: dict[str, str | None] = Field(default_factory=dict, description=(
         "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
         "updated on its own adds no event to its root"))
@@ -1064,6 +1065,9 @@ def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
 # alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
 _Identity = tuple[str, ...]
 _NAMED = "name"
+# A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
+# group's is, and an awslogs-group in use names a log group only (``_held``).
+_LOG_GROUP = "log-group"
 # A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
 _TEMPLATE = "log-group-template"
 # The placeholders of a FireLens log group template, each standing for text only a log record
@@ -1125,8 +1129,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
                 named.setdefault((_NAMED, name), f"{name} (the {which} of task definition {family_revision}, "
                                                  f"{use.why})")
         if use.log_group:
-            named.setdefault((_NAMED, use.log_group), f"{use.log_group} (the log group of task definition "
-                                                      f"{family_revision}, {use.why})")
+            named.setdefault((_LOG_GROUP, use.log_group), f"{use.log_group} (the log group of task definition "
+                                                           f"{family_revision}, {use.why})")
         for template in use.log_group_templates:
             sent = f"FireLens sends the logs of task definition {family_revision} to ({use.why})"
             # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
@@ -1265,19 +1269,24 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
             for pattern in [log_group_pattern(rest[0])] if pattern is not None]
 
 
-def _held(physical_id: str, production: Mapping[_Identity, str],
-          templates: _Templates) -> tuple[str, bool] | None:
+def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
+          log_group: bool = False) -> tuple[str, bool] | None:
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
-    it fits a log group template in use, ``templates``: given only for a log group), or None."""
+    it fits a log group template in use, ``templates``), or None. ``log_group``: it is a CloudWatch
+    log group (AWS::Logs::LogGroup), the one kind a log group in use (by name or template) may be."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
-    if identity[0] == _NAMED and identity not in production:
-        # A bare name (a log group's physical id) a log group template in use may stand for: kept,
-        # as a log group cleanup cannot tell is not the one the template names.
-        for pattern, what in templates:
-            if pattern.fullmatch(identity[1]):
-                return f"{identity[1]} ({what})", False
+    if log_group and identity[0] == _NAMED:
+        # A log group's physical id is its bare name: one a task definition in use names (its
+        # awslogs-group), or one a log group template in use may stand for, kept as a log group
+        # cleanup cannot tell is not the one the template names.
+        if (named := production.get((_LOG_GROUP, identity[1]))) is not None:
+            return named, True
+        if identity not in production:
+            for pattern, what in templates:
+                if pattern.fullmatch(identity[1]):
+                    return f"{identity[1]} ({what})", False
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
@@ -1345,10 +1354,11 @@ def _plan_stacks(
         found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
         log_groups = set(state.log_groups)
         for resource in state.resources:
-            # Only a log group may be one a FireLens template names: a table or a role whose bare
-            # name fits it was kept "as a log group" it is not.
-            judged = None if resource in kept else _held(resource, production or {},
-                                                         templates if resource in log_groups else ())
+            # Only a log group may be one a task definition's log group (awslogs-group, or a FireLens
+            # name or template) names: a table or a role whose bare name fits it was kept "as a log
+            # group" it is not.
+            judged = None if resource in kept else _held(resource, production or {}, templates,
+                                                         log_group=resource in log_groups)
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")

@@ -321,7 +321,10 @@ def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float
             named = named_refusal(err, _POLICY, targets)
             if named is None:
                 raise
-            raise (StackDeleteFailed(err.name, err.status, list(err.reasons), list(err.failed), unread=str(named))
+            # read_back passed on as it came, though always None here: a failed deletion has a refusal
+            # behind it only when its events went unread (``CloudFormationStacks._failed``), none read back.
+            raise (StackDeleteFailed(err.name, err.status, list(err.reasons), list(err.failed), unread=str(named),
+                                     read_back=err.read_back)
                    if isinstance(err, StackDeleteFailed) else
                    StackDeleteUnfollowed(err.name, err.last_status, err.seen_seconds_ago, str(named),
                                          err.timeout_seconds, passing=err.passing)) from named

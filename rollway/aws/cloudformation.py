@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection, Sequence
+from itertools import takewhile
 from typing import Any, Literal
 
 import yaml
@@ -26,7 +27,8 @@ DeleteOutcome = Literal["deleted", "already_gone"]
 
 # The resource type of a nested stack (its physical id is the nested stack's id).
 _NESTED_STACK = "AWS::CloudFormation::Stack"
-# The resource type of a log group, the one kind a FireLens log group template may name.
+# The resource type of a log group, the one kind a task definition's log group (its awslogs-group, a
+# FireLens name or template) may name.
 _LOG_GROUP = "AWS::Logs::LogGroup"
 # DeletionPolicy values that leave the resource in place when its stack is deleted (CDK's
 # RemovalPolicy.RETAIN, the default of its tables, buckets and log groups, is "Retain").
@@ -38,7 +40,9 @@ PROGRESS_SECONDS = 60.0
 # How many pages of a failed deletion's events (about 100 each) are read back looking for its
 # start: a stack with years of events and no deletion start among them was read to its first,
 # page after page, each one more call for AWS to throttle. A deletion of the most resources a
-# stack may hold (500: each deleting, then deleted or failed) fits in a dozen.
+# stack may hold (500: each deleting, then deleted or failed) fits in a dozen. The read also stops
+# at the events read before DeleteStack (``CloudFormationStacks._failed``), older than this deletion:
+# the bound is for a deletion of more events than it holds.
 FAILED_EVENT_PAGES = 20
 
 
@@ -74,8 +78,9 @@ class StackDeleteFailed(PicklableError, AdapterError):
             unread, ``unread``: CloudFormation's reason for the stack's status, if it gave one).
         failed: the logical ids of those resources.
         unread: why its events could not be read ("" when they were).
-        read_back: how many of its newest events were read when the read stopped short of this
-            deletion's start (``FAILED_EVENT_PAGES``); None when it reached it, or the stack's first.
+        read_back: how many of its newest events, all since DeleteStack was sent, were read when the
+            read stopped short of this deletion's start (``FAILED_EVENT_PAGES``); None when it reached
+            it, the events read before DeleteStack, or the stack's first.
     """
 
     def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None, *,
@@ -85,11 +90,11 @@ class StackDeleteFailed(PicklableError, AdapterError):
         why = "; ".join(self.reasons) or "its events give no reason"
         if read_back is not None:
             # The reasons and the resources named are those of the events read, which may be fewer
-            # than this deletion's, or hold an earlier attempt's: said, not taken as all there is.
-            why = (f"{why} (read from its newest {read_back} events only, which do not reach back to the start of "
-                   "this deletion: a resource that failed before them is not named, and one named may have failed "
-                   f"in an earlier attempt; `aws cloudformation describe-stack-events --stack-name {name}` shows "
-                   "them all)")
+            # than this deletion's: said, not taken as all there is. None is an earlier attempt's: the
+            # read stops at the events read before DeleteStack (``CloudFormationStacks._failed``).
+            why = (f"{why} (read from its newest {read_back} events only, all since DeleteStack was sent, which do not "
+                   "reach back to the start of this deletion: a resource that failed before them is not named; "
+                   f"`aws cloudformation describe-stack-events --stack-name {name}` shows them all)")
         if unread:
             # The events went unread: ``reasons`` holds CloudFormation's reason for the stack, if any.
             why = (f"{why} (its events, which name each resource's reason, could not be read: {unread})"
@@ -112,8 +117,9 @@ class StackDeleteTimeout(PicklableError, AdapterError):
 
     def __init__(self, name: str, status: str, timeout_seconds: float) -> None:
         self.name, self.status, self.timeout_seconds = name, status, timeout_seconds
+        # Said as the progress lines before it said the time left ("45 s left to wait"), not "45s".
         super().__init__(
-            f"stack {name!r} is still {status} after {timeout_seconds:g}s; CloudFormation goes on deleting it. "
+            f"stack {name!r} is still {status} after {wait_said(timeout_seconds)}; CloudFormation goes on deleting it. "
             "Run cleanup again to wait for it (a stack gone by then is reported as gone)"
         )
 
@@ -142,7 +148,7 @@ class StackDeleteUnfollowed(PicklableError, AdapterError):
         seen = ("right before DeleteStack was sent" if seen_seconds_ago is None
                 else f"{wait_said(seen_seconds_ago)} before the wait ended")
         how = (f"the reads of its progress were throttled, failed on AWS's side or got no connection until the wait "
-               f"ended after {timeout_seconds:g}s, the last with {why}" if passing else
+               f"ended after {wait_said(timeout_seconds)}, the last with {why}" if passing else
                f"a read of its progress failed, as asking again would too: {why}")
         # Last seen right before DeleteStack, or DELETE_IN_PROGRESS after it: a failure state read ends
         # the wait as StackDeleteFailed instead, its events read or not.
@@ -412,10 +418,10 @@ class CloudFormationStacks:
             raise StackProtected(name, (
                 "termination protection is on; if it really is to go, lift it with `aws cloudformation "
                 f"update-termination-protection --no-enable-termination-protection --stack-name {name}`"))
-        seen = {e["EventId"] for e in newest}
+        earlier = frozenset(e["EventId"] for e in newest)
         self._client.delete_stack(StackName=stack_id)
         on_progress(f"stack {name}: deletion requested (was {found['StackStatus']})")
-        self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress, found["StackStatus"])
+        self._wait_deleted(name, stack_id, timeout_seconds, earlier, on_progress, found["StackStatus"])
         on_progress(f"stack {name}: DELETE_COMPLETE")
         return "deleted"
 
@@ -438,9 +444,11 @@ class CloudFormationStacks:
                     raise
         return found
 
-    def _wait_deleted(self, name: str, stack_id: str, timeout_seconds: float, seen: set[str],
+    def _wait_deleted(self, name: str, stack_id: str, timeout_seconds: float, earlier: frozenset[str],
                       on_progress: Callable[[str], None], before: str) -> None:
-        """Wait for the stack ``stack_id``, ``before`` (its status) when DeleteStack was sent, to be gone."""
+        """Wait for the stack ``stack_id``, ``before`` (its status) when DeleteStack was sent, to be gone
+        (``earlier``: the ids of its newest page of events read before DeleteStack)."""
+        seen = set(earlier)  # the events not to say: those before DeleteStack, then each one said
         waiter = self._client.get_waiter("stack_delete_complete")
         delay, _ = waiter_schedule(timeout_seconds)
         deadline = time.monotonic() + timeout_seconds
@@ -469,7 +477,7 @@ class CloudFormationStacks:
                 last = (status, time.monotonic())
                 if status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
                     # Ends the wait, its reasons read or not: CloudFormation has stopped the deletion.
-                    raise self._failed(name, stack_id, found, status, seen, on_progress)
+                    raise self._failed(name, stack_id, found, status, seen, on_progress, earlier)
                 for line in self._new_events(stack_id, seen):
                     on_progress(f"stack {name}: {line}")
                 # Both reads answered: only now does the count start again. Reset on the status's
@@ -541,18 +549,25 @@ class CloudFormationStacks:
         return _fresh_lines(self._events(stack_id, until=lambda event: event["EventId"] in seen), seen)
 
     def _failed(self, name: str, stack_id: str, found: dict[str, Any] | None, status: str, seen: set[str],
-                on_progress: Callable[[str], None]) -> StackDeleteFailed:
+                on_progress: Callable[[str], None], earlier: frozenset[str]) -> StackDeleteFailed:
         """The failure of the deletion CloudFormation stopped at ``status``, its events' new lines
         said and their reasons given; each read throttled is asked again (``asked_while_throttled``),
-        and events that cannot be read leave the stack's own reason (``found``'s) to say why."""
+        and events that cannot be read leave the stack's own reason (``found``'s) to say why.
+        ``earlier``: the ids of the stack's newest page of events read before DeleteStack."""
         own = ((found or {}).get("StackStatusReason") or "").strip() or None
+
+        def start_or_earlier(event: dict[str, Any]) -> bool:
+            return _deletion_start(event) or event["EventId"] in earlier
+
         try:
             # One read for the new lines and the reasons: newest first, the events back to this
             # deletion's start hold every one not said yet (``seen`` holds the newest page read right
             # before DeleteStack and each said since), and a second read of the same pages was one
-            # more call for AWS to throttle.
+            # more call for AWS to throttle. The events read before DeleteStack end it as its start
+            # does: with no start among them, the pages behind were earlier operations' (the stack's
+            # creation, its updates), said as this deletion's progress and searched for its reasons.
             events, short = asked_while_throttled(
-                lambda: self._events_back(stack_id, until=_deletion_start, pages=FAILED_EVENT_PAGES),
+                lambda: self._events_back(stack_id, until=start_or_earlier, pages=FAILED_EVENT_PAGES),
                 f"stack {name}: DescribeStackEvents", say=on_progress, sleep=self._sleep)
         except (ClientError, BotoCoreError) as err:
             unread = StackDeleteFailed(name, status, [own] if own else [], unread=aws_message(err, call=True))
@@ -560,6 +575,7 @@ class CloudFormationStacks:
             # policy granting it (tasks.cleanup.delete_stack), as a refused read of the progress is.
             unread.__cause__ = err
             return unread
+        events = list(takewhile(lambda event: event["EventId"] not in earlier, events))
         for line in _fresh_lines(events, seen):
             on_progress(f"stack {name}: {line}")
         return StackDeleteFailed(name, status, failure_reasons(events, own), failed=failed_resources(events),

@@ -660,7 +660,7 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     said = str(unfollowed.value)
     assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
                            "not be followed: the reads of its progress were throttled, failed on AWS's side or got no "
-                           "connection until the wait ended after 2s, the last with Throttling on DescribeStacks: Rate "
+                           "connection until the wait ended after 2 s, the last with Throttling on DescribeStacks: Rate "
                            "exceeded. "), said
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
@@ -1047,36 +1047,46 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
     read = 2 * FAILED_EVENT_PAGES
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert failed.value.read_back == read
-    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, which do not "
-            "reach back to the start of this deletion: a resource that failed before them is not named, and one "
-            f"named may have failed in an earlier attempt; `aws cloudformation describe-stack-events --stack-name "
-            f"{OLD}` shows them all). Fix what is named") in str(failed.value), str(failed.value)
+    # All read are newer than the events read before DeleteStack: none is an earlier attempt's.
+    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, all since "
+            "DeleteStack was sent, which do not reach back to the start of this deletion: a resource that failed "
+            f"before them is not named; `aws cloudformation describe-stack-events --stack-name {OLD}` shows them "
+            "all). Fix what is named") in str(failed.value), str(failed.value)
+
+
+def planned_beside_a_log_group(aws, stacks, table: str, group: str, *, role: str | None = None,
+                               **logs: Any) -> tuple[dict[str, Any], Any]:
+    """The stacks ``OLD`` (a table ``table``, and a role ``role`` if given) and webordinary-logs-stack
+    (a log group ``group``) as described, and the plan deleting both while a task definition in
+    use sends its logs where ``logs`` (ImageUse's log group fields) says."""
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    resources: dict[str, Any] = {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
+        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}}}
+    if role is not None:
+        resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}
+    cloudformation = aws.get_client("cloudformation")
+    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": resources}))
+    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0", **logs)
+    return described, plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
+                                   in_use=[use], images=())
 
 
 def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_table_or_a_role(aws, stacks):
     # ``${service}-${task}`` fits every name with a dash in it: a table's physical id, or a role's, is
     # its bare name as a log group's is, and the stack holding one was refused "because it may be a
     # log group" the template writes to, for a resource no log group at all.
-    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
-
-    cloudformation = aws.get_client("cloudformation")
-    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
-        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
-            "TableName": "webordinary-old-table", "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}},
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "webordinary-old-role", "AssumeRolePolicyDocument": {
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}}}))
-    cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "webordinary-old-logs"}}}}))
-    described = {name: stacks.describe(name) for name in (OLD, "webordinary-logs-stack")}
-    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
-                   why="the stable service deploys it", image="webordinary:2.0.0",
-                   log_group_templates=("${service}-${task}",))
-
-    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=[use],
-                           images=())
+    described, planned = planned_beside_a_log_group(aws, stacks, "webordinary-old-table", "webordinary-old-logs",
+                                                    role="webordinary-old-role",
+                                                    log_group_templates=("${service}-${task}",))
 
     reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
     assert set(reasons) == {"webordinary-logs-stack"}, reasons
@@ -1084,3 +1094,118 @@ def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_
         reasons
     assert planned.delete_stacks == (OLD,)
     assert described[OLD].log_groups == () and described["webordinary-logs-stack"].log_groups == ("webordinary-old-logs",)
+
+
+def test_a_deletion_still_going_when_the_wait_ends_says_the_wait_as_its_progress_lines_do(aws, monkeypatch):
+    # Its progress said "45 s left to wait", and its end "still DELETE_IN_PROGRESS after 45s": two ways
+    # of saying one wait in the same run's log.
+    import itertools
+
+    import botocore.waiter
+
+    import rollway.aws.cloudformation as cloudformation
+    from rollway.aws.cloudformation import StackDeleteTimeout
+
+    monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=lambda _: None))
+    # Each read of the adapter's clock 10 s after the one before: the wait ends after a few polls.
+    ticks = itertools.count(0, 10)
+    monkeypatch.setattr(cloudformation, "time", SimpleNamespace(monotonic=lambda: next(ticks), sleep=time.sleep))
+    progress: list[str] = []
+    with played_after_delete_stack(aws, lambda operation, after: False, [],
+                                   lambda answered: {"StackStatus": "DELETE_IN_PROGRESS"}) as (stacks, judged, _), \
+            pytest.raises(StackDeleteTimeout) as timed_out:
+        stacks.delete(OLD, timeout_seconds=45, on_progress=progress.append, judged=judged)
+
+    assert str(timed_out.value).startswith(f"stack {OLD!r} is still DELETE_IN_PROGRESS after 45 s; CloudFormation "
+                                           "goes on deleting it."), str(timed_out.value)
+    assert any(line.startswith(f"stack {OLD}: still DELETE_IN_PROGRESS, ") and line.endswith(" s left to wait")
+               for line in progress), progress
+
+
+@pytest.mark.parametrize("seconds, said", [(1800.0, "30 min"), (0.5, "under a second"), (90.0, "1 min 30 s")])
+def test_the_wait_a_deletion_could_not_be_followed_to_the_end_of_is_said_as_every_wait_is(seconds, said):
+    from rollway.aws.cloudformation import StackDeleteTimeout, StackDeleteUnfollowed
+
+    assert f" after {said}; " in str(StackDeleteTimeout(OLD, "DELETE_IN_PROGRESS", seconds))
+    unfollowed = StackDeleteUnfollowed(OLD, "DELETE_IN_PROGRESS", 0.4, "Throttling on DescribeStacks: Rate exceeded",
+                                       seconds)
+    assert (f"until the wait ended after {said}, the last with Throttling on DescribeStacks: Rate exceeded. It was "
+            "last seen DELETE_IN_PROGRESS, under a second before the wait ended;") in str(unfollowed), str(unfollowed)
+
+
+def test_a_failed_deletion_with_no_start_among_its_events_says_none_of_the_earlier_ones_as_its_progress(aws):
+    # No deletion start among the events read: every event not said yet was said as the deletion's
+    # progress, back to the stack's first page (its creation and every update after it), from
+    # earlier operations that have nothing to do with this deletion.
+    from rollway.aws.cloudformation import _deletion_start
+    from tests.botocore_events import on_operation
+
+    progress: list[str] = []
+    stuck = {"StackStatus": "DELETE_FAILED", "StackStatusReason": STUCK}
+    with played_after_delete_stack(aws, lambda operation, after: False, [], lambda answered: stuck) \
+            as (stacks, judged, asked):
+        client = aws.get_client("cloudformation")
+        client.update_stack(StackName=OLD, TemplateBody=template("webordinary-older-queue"))
+        judged = stacks.describe(OLD)
+
+        def paged(parsed, **_):
+            if "DeleteStack" not in asked:
+                # A stack's events of years fill many pages: the newest page read before DeleteStack
+                # holds its newest event only, as the first of a hundred would.
+                parsed["StackEvents"], parsed["NextToken"] = parsed["StackEvents"][:1], "older"
+            else:
+                # And this deletion's start is not among the events read after it.
+                parsed["StackEvents"] = [e for e in parsed["StackEvents"] if not _deletion_start(e)]
+
+        with on_operation(client, "after-call", paged, operation="DescribeStackEvents"), \
+                pytest.raises(StackDeleteFailed) as failed:
+            stacks.delete(OLD, timeout_seconds=3, on_progress=progress.append, judged=judged)
+
+    events = [line for line in progress if line.startswith(f"stack {OLD}: ") and "deletion requested" not in line]
+    assert not [line for line in events if "CREATE_" in line or "UPDATE_" in line], progress
+    # What came after DeleteStack is said (moto adds the stack's own DELETE_COMPLETE, besides the start hidden).
+    assert events == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_COMPLETE"], progress
+    assert failed.value.reasons == (STUCK.strip(),) and failed.value.read_back is None, str(failed.value)
+
+
+def test_a_failed_deletion_with_no_start_among_its_events_names_no_resource_an_earlier_attempt_failed():
+    # An earlier deletion failed on a VPC, and this one's start is not among its events: the VPC was
+    # named as what stopped this one, from the events behind those read before DeleteStack.
+    client = stubbed_client()
+    earlier = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed"),
+               event(3, "Vpc", "AWS::EC2::VPC", "DELETE_FAILED", "The vpc has dependencies and cannot be deleted"),
+               event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), CREATED]
+    now = event(10, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "Role is invalid or cannot be assumed")
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": OLD})
+        # The newest page before DeleteStack: its newest event only, as the first of a hundred.
+        stub.add_response("describe_stack_events", {"StackEvents": earlier[:1], "NextToken": "older"},
+                          {"StackName": SID})
+        stub.add_response("delete_stack", {}, {"StackName": SID})
+        stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
+        stub.add_response("describe_stack_events", {"StackEvents": [now, *earlier]}, {"StackName": SID})
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
+                                                                     on_progress=progress.append)
+
+    assert failed.value.reasons == ("Role is invalid or cannot be assumed",), str(failed.value)
+    assert failed.value.failed == () and "Vpc" not in str(failed.value), str(failed.value)
+    said = [line for line in progress if "deletion requested" not in line]
+    assert said == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: Role is invalid or cannot be "
+                    "assumed"], progress
+
+
+def test_an_exact_awslogs_group_keeps_the_log_group_of_that_name_not_a_table_of_it(aws, stacks):
+    # A task definition's awslogs-group kept any resource whose physical id is that name: a table's
+    # (or a role's) is its bare name as a log group's is, and the stack holding it was refused as
+    # holding "the log group of task definition ...", which it does not.
+    _, planned = planned_beside_a_log_group(aws, stacks, "webordinary-app", "webordinary-app",
+                                            log_group="webordinary-app")
+
+    reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
+    assert set(reasons) == {"webordinary-logs-stack"}, reasons
+    assert reasons["webordinary-logs-stack"] == (
+        f"it holds webordinary-app (the log group of task definition {aws.targets.task_family}:2, the stable service "
+        "deploys it): deleting the stack deletes it, and production runs on it"), reasons
+    assert planned.delete_stacks == (OLD,)
