@@ -152,12 +152,27 @@ def _left_for(state: State, when: str | None = None) -> PauseInterrupted:
 
 
 def _stateless(aborted: Abort | None = None) -> PauseInterrupted:
-    """The error for a run read without any state as it leaves its pause: after the server
-    ``aborted`` its Running (None: at a read of its own). Checked as any other state, None failed
-    the run on an AttributeError that said nothing of it."""
+    """The error for a run read without any state at its pause: after the server ``aborted`` its
+    Running as it left the pause (None: at a read of its own, ``_state_of``). Checked as any other
+    state, None failed the run on an AttributeError that said nothing of it."""
     how = (f"the Prefect server aborted the run's Running as it left its pause ({on_one_line(str(aborted))}), and "
            "then read" if aborted is not None else "the Prefect API read")
     return PauseInterrupted(f"{how} the run without any state: stopping rather than guess where it is")
+
+
+def _state_of(client: SyncPrefectClient, run_id: UUID,
+              through: Callable[[Callable[[], T]], T] = lambda call: call()) -> State:
+    """The run's state, read through ``through`` (which makes the call to the API: riding out an
+    outage, say), as the pause reads it to act on it: as it waits, as it leaves the pause (the
+    canary's look ended it, or its timeout), and as it acts on an answer found as it left.
+
+    Raises:
+        PauseInterrupted: the API read the run without any state (``_stateless``).
+    """
+    state = through(lambda: client.read_flow_run(run_id).state)
+    if state is None:
+        raise _stateless()
+    return state
 
 
 def _unreachable(err: Exception) -> bool:
@@ -799,7 +814,7 @@ def _wait_for_resume(
     Raises:
         _Ended: the watch ended the pause.
         CancelledWhilePaused: the run was cancelled while it waited.
-        PauseInterrupted: it was moved to any other state.
+        PauseInterrupted: it was moved to any other state, or read without any.
     """
     give_up_at = deadline + OUTAGE_GRACE_SECONDS
     waiting = _Waiting(client, run_id, paused, poll_interval)
@@ -815,14 +830,17 @@ def _wait_for_resume(
     then = "the run takes the answer given meanwhile, or the pause's timeout once it is past"
     away_at = -math.inf  # when a read of the run's state last found the API away (monotonic)
 
-    def read() -> State:
+    def noted(call: Callable[[], T]) -> T:
         nonlocal away_at
         try:
-            return client.read_flow_run(run_id).state
+            return call()
         except httpx.HTTPError as err:
             if _unreachable(err):
                 away_at = time.monotonic()
             raise
+
+    def through(call: Callable[[], T]) -> T:
+        return _through_outages(lambda: noted(call), give_up_at, poll_interval, doing, meanwhile=look, then=then)
 
     def timed_out_late() -> float:
         # The timeout is the server's to tell: with the API away when it was due, the run acts on
@@ -839,7 +857,7 @@ def _wait_for_resume(
         return late
 
     while True:
-        state = _through_outages(read, give_up_at, poll_interval, doing, meanwhile=look, then=then)
+        state = _state_of(client, run_id, through)
         if state.is_running():
             return None
         _stop_if_cancelled(state)
@@ -877,9 +895,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         RuntimeError: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the
             run left where it was (``propose_state``'s NotTaken).
     """
-    state = through(lambda: client.read_flow_run(run_id).state)
-    if state is None:
-        raise _stateless()
+    state = _state_of(client, run_id, through)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
         _stop_if_cancelled(state)
         if state.is_running():
@@ -923,8 +939,8 @@ def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
         CancelledWhilePaused: the run was cancelled meanwhile.
         PauseInterrupted: it was moved to any other state, or read without any.
     """
-    state = through(lambda: client.read_flow_run(run_id).state)
-    if state is not None and state.is_running():
+    state = _state_of(client, run_id, through)
+    if state.is_running():
         try:
             state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
         except LeftElsewhere as left:  # a person's cancel written as the server was busy
@@ -937,8 +953,6 @@ def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
             get_run_logger().warning("the run's Running could not say it acts on the answer (%s): it acts on it all "
                                      "the same, its state not saying so", not_taken)
             return
-    if state is None:
-        raise _stateless()
     _stop_if_cancelled(state, when)
     if not state.is_running():
         raise _left_for(state, when)
@@ -1180,7 +1194,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
             meanwhile=lambda: act_now(watch, paused=False),
             then="the run ends without the pause, saying whether a try of it landed and was answered")
 
-    state = through(lambda: client.read_flow_run(run_id).state)
+    state = _state_of(client, run_id, through)
     made = through(lambda: _made(client, run_id, key))
     given = None
     if made is None:

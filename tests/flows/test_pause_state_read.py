@@ -1,0 +1,50 @@
+"""The run's state as the pause reads it to act on it: one read (``_state_of``), wherever it is read for that.
+
+A run read without any state stopped saying so where the run left its pause, and on an
+AttributeError ('NoneType' object has no attribute ...) that said nothing of it where it polled
+for the answer, or where the canary's look had ended a pause it was still trying to make.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.states import Running
+
+from flows.approvals import ApprovalInput, PauseInterrupted, _Ended, _unpaused, _wait_for_resume
+from rollway.decide import Pause
+from tests.flows.test_approvals import bare, paused_run
+
+STATELESS = "the Prefect API read the run without any state: stopping rather than guess where it is"
+PAUSE = Pause(reason="approval needed before 25%", cause="approval", stage_index=1)
+
+
+def read_without_a_state(monkeypatch) -> None:
+    """``SyncPrefectClient.read_flow_run`` as an API that gives the run without any state."""
+    original = SyncPrefectClient.read_flow_run
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", lambda self, *args, **kwargs: original(
+        self, *args, **kwargs).model_copy(update={"state": None}))
+
+
+def test_a_paused_run_its_poll_reads_without_a_state_stops_saying_so():
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            read_without_a_state(monkeypatch)
+            with pytest.raises(PauseInterrupted) as stopped:
+                _wait_for_resume(client, run_id, paused, time.monotonic() + 60, 0.05)
+    assert str(stopped.value) == STATELESS, stopped.value
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["a try of the pause landed", "no try landed"])
+def test_a_pause_the_canary_ended_before_it_was_known_made_of_a_run_read_without_a_state_stops_saying_so(made):
+    with get_client(sync_client=True) as client:
+        run_id = paused_run(client, timeout_seconds=60)[0] if made else client.create_flow_run(bare, state=Running()).id
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            read_without_a_state(monkeypatch)
+            with pytest.raises(PauseInterrupted) as stopped:
+                _unpaused(client, run_id, PAUSE, _Ended("the canary failed"), None, time.monotonic() + 60, 0.05,
+                          ApprovalInput, "k")
+    assert str(stopped.value) == STATELESS, stopped.value
