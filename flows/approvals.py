@@ -121,7 +121,11 @@ class MarkedCrashed(PauseInterrupted):
     stays where it is, for a new run to take over, so this run stops without rolling it back."""
 
 
-def _stop_if_cancelled(state: State, when: str = "while it waited for an answer") -> None:
+# The moment of its pause a run found its cancellation at, unless said otherwise: while it waited there.
+_WAITED = "while it waited for an answer"
+
+
+def _stop_if_cancelled(state: State, when: str = _WAITED) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done;
     ``when``: the moment of the pause the run found it at, as its message says it."""
     if state.is_cancelling() or state.is_cancelled():
@@ -904,15 +908,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
             raise _left_for(state)
         try:
             # Proposed again after an outage even if the first one landed: Running over Running is accepted.
-            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
-        except LeftElsewhere as left:
-            # Aborted, the run no longer where it was: a person's resume (or cancel) written at that
-            # very moment, the likeliest writer to have had the server's database busy. Taken where
-            # it is (read by the proposal), as before any proposal: raised, Prefect's Abort went out
-            # of the run, left Running on the person's answer (or Cancelling) with nothing to run it.
-            if left.state is None:
-                raise _stateless(left) from left
-            state = left.state
+            state = _proposed_running(client, run_id, message, state, through)
         except NotTaken as not_taken:
             # An ordinary error, not Prefect's Abort: raised as that, it went out of the run, which
             # ended with no state of its own and no hook run, left Paused with its rollout at the
@@ -922,9 +918,43 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
                 "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
                 # A `canary` run keeps no ledger: `rollway abort` then says to run the rollback flow.
                 "answer to it, and `rollway abort` rolls the rollout back or says how to") from not_taken
-    _stop_if_cancelled(state)
+    _still_running(state)
+
+
+def _proposed_running(client: SyncPrefectClient, run_id: UUID, message: str | None, state: State,
+                      through: Callable[[Callable[[], T]], T]) -> State:
+    """Propose Running, saying ``message``, for the run last read in ``state``; returns the state
+    the run is in after it.
+
+    Aborted, the run no longer where it was: a person's resume (or cancel) written at that very
+    moment, the likeliest writer to have had the server's database busy. Taken where it is (read
+    by the proposal), as before any proposal: raised, Prefect's Abort went out of the run, left
+    Running on the person's answer (or Cancelling) with nothing to run it.
+
+    Raises:
+        PauseInterrupted: the server aborted it, and then read the run without any state.
+        NotTaken: the server failed to take it ``ABORTED_TRIES`` times, the run where it was.
+    """
+    try:
+        return through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
+    except LeftElsewhere as left:
+        if left.state is None:
+            raise _stateless(left) from left
+        return left.state
+
+
+def _still_running(state: State, when: str | None = None) -> None:
+    """Stop the run unless ``state``, the one it is in after leaving its pause, is Running: a
+    cancellation stops it as one at its pause does, any other state as it is (``when``: the
+    moment it found it at, as the errors say it; None: as it left the pause it waited at).
+
+    Raises:
+        CancelledWhilePaused: ``state`` is a cancellation.
+        PauseInterrupted: it is any other state but Running.
+    """
+    _stop_if_cancelled(state, when or _WAITED)
     if not state.is_running():
-        raise _left_for(state)
+        raise _left_for(state, when)
 
 
 def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
@@ -942,20 +972,14 @@ def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
     state = _state_of(client, run_id, through)
     if state.is_running():
         try:
-            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
-        except LeftElsewhere as left:  # a person's cancel written as the server was busy
-            if left.state is None:
-                raise _stateless(left) from left
-            state = left.state
+            state = _proposed_running(client, run_id, message, state, through)
         except NotTaken as not_taken:
             # Running all the same, only its words not the answer's: the person was told it was taken.
             # Raised as Prefect's Abort, it went out of the run, left Running with nothing to run it.
             get_run_logger().warning("the run's Running could not say it acts on the answer (%s): it acts on it all "
                                      "the same, its state not saying so", not_taken)
             return
-    _stop_if_cancelled(state, when)
-    if not state.is_running():
-        raise _left_for(state, when)
+    _still_running(state, when)
 
 
 def _given_answer(client: SyncPrefectClient, form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput:
