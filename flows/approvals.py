@@ -145,7 +145,8 @@ def _expired(state: State, paused: State) -> bool:
 
 def _left_for(state: State, when: str | None = None) -> PauseInterrupted:
     """The error for a run found in ``state``, neither Running nor a cancellation, as it leaves its
-    pause; ``when``: the moment it found it at, once it had left the pause through a resume."""
+    pause; ``when``: the moment it found it at, when not as it left a pause it waited at (once it
+    had left the pause through a resume, say)."""
     # Set by a person or the API: no exception came with it, and its message may be none.
     name = state.name or state.type.value
     said = end_said(state.message, None, name)
@@ -417,6 +418,9 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
 # When a cancellation the pause's proposal met was made: before the run waited (it may have paused
 # all the same, on a try whose answer an outage lost, and been cancelled then).
 _BEFORE_THE_PAUSE = "before it began to wait for an answer"
+# When a cancellation (or another state) found at a pause made during an outage was made: the
+# canary's look ended that pause before the run could wait at it (``_unpaused``).
+_NEVER_WAITED = "after its pause was made while the Prefect API came and went, before it could wait for an answer"
 
 
 def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
@@ -878,9 +882,11 @@ def _wait_for_resume(
 
 
 def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
-                     through: Callable[[Callable[[], T]], T] = lambda call: call(), message: str | None = None) -> None:
+                     through: Callable[[Callable[[], T]], T] = lambda call: call(), message: str | None = None,
+                     when: str | None = None) -> None:
     """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
-    ``message``: the Running state's, which says why to whoever then tries to answer.
+    ``message``: the Running state's, which says why to whoever then tries to answer. ``when``:
+    the moment of the pause, as the errors say it (None: a pause the run waited at).
 
     A person's resume may land at any moment of this, even between a read of Paused and the
     proposal of Running (the server accepts Running over Running): the caller looks for a
@@ -901,11 +907,11 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
     """
     state = _state_of(client, run_id, through)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
-        _stop_if_cancelled(state)
+        _stop_if_cancelled(state, when or _WAITED)
         if state.is_running():
             return
         if not (state.is_paused() or _expired(state, paused)):
-            raise _left_for(state)
+            raise _left_for(state, when)
         try:
             # Proposed again after an outage even if the first one landed: Running over Running is accepted.
             state = _proposed_running(client, run_id, message, state, through)
@@ -918,7 +924,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
                 "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
                 # A `canary` run keeps no ledger: `rollway abort` then says to run the rollback flow.
                 "answer to it, and `rollway abort` rolls the rollout back or says how to") from not_taken
-    _still_running(state)
+    _still_running(state, when)
 
 
 def _proposed_running(client: SyncPrefectClient, run_id: UUID, message: str | None, state: State,
@@ -1227,9 +1233,10 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     else:
         if state.is_paused() or _expired(state, made):
             _back_to_running(client, run_id, made, through,
-                             message=f"left its {pause.cause} pause without an answer: {ended.reason}")
+                             message=f"left its {pause.cause} pause without an answer: {ended.reason}",
+                             when=_NEVER_WAITED)
         else:  # Running: a person answered it; or cancelled meanwhile
-            _stop_if_cancelled(state)
+            _stop_if_cancelled(state, _NEVER_WAITED)
         # Looked for whatever happened above: a resume may land at any moment of it.
         given = through(lambda: _stored_answer(client, form, made, run_id))
         fate = "made while the Prefect API came and went " + (

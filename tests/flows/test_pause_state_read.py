@@ -11,11 +11,13 @@ import time
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.states import Running
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelling, Running
 
-from flows.approvals import ApprovalInput, PauseInterrupted, _Ended, _unpaused, _wait_for_resume
+from flows.approvals import ApprovalInput, CancelledWhilePaused, PauseInterrupted, _Ended, _unpaused, _wait_for_resume
 from rollway.decide import Pause
 from tests.flows.test_approvals import bare, paused_run
+from tests.flows.test_pause_not_taken import cancelled_meanwhile, server_fails_to_take
 
 STATELESS = "the Prefect API read the run without any state: stopping rather than guess where it is"
 PAUSE = Pause(reason="approval needed before 25%", cause="approval", stage_index=1)
@@ -48,3 +50,25 @@ def test_a_pause_the_canary_ended_before_it_was_known_made_of_a_run_read_without
                 _unpaused(client, run_id, PAUSE, _Ended("the canary failed"), None, time.monotonic() + 60, 0.05,
                           ApprovalInput, "k")
     assert str(stopped.value) == STATELESS, stopped.value
+
+
+@pytest.mark.parametrize("when", ["before", "as it leaves"], ids=["cancelled before the run looked",
+                                                                  "cancelled as the run leaves the pause"])
+def test_a_run_cancelled_at_a_pause_made_while_the_api_came_and_went_is_not_said_to_have_waited(when):
+    """A try of the pause landed during a Prefect outage, its answer lost, and the canary's look
+    ended the pause before the run could wait for an answer; the run was cancelled meanwhile, or as
+    its Running was proposed to leave the pause (the server, busy, aborted it). It stopped saying
+    it "was cancelled while it waited for an answer", which it never did."""
+    with get_client(sync_client=True) as client:
+        run_id, _paused = paused_run(client, timeout_seconds=60)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            if when == "before":
+                cancelled_meanwhile(client, run_id)
+            else:
+                server_fails_to_take(monkeypatch, StateType.RUNNING, times=None, meanwhile=cancelled_meanwhile)
+            with pytest.raises(CancelledWhilePaused) as stopped:
+                _unpaused(client, run_id, PAUSE, _Ended("the canary failed"), None, time.monotonic() + 60, 0.05,
+                          ApprovalInput, "k")
+        assert client.read_flow_run(run_id).state.is_cancelling()
+    assert str(stopped.value) == ("the run was cancelled after its pause was made while the Prefect API came and "
+                                  "went, before it could wait for an answer (cancelled from the UI)"), stopped.value
