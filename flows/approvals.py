@@ -4,8 +4,11 @@ The run pauses with an ApprovalInput form until a person (or ``rollway promote``
 resumes it with an answer the server has validated against the form. A pause that times out
 never promotes: the spec's ``approvals.on_timeout`` says whether it rolls back or keeps
 holding. A run cancelled while it waits stops at once: the approver raises
-CancelledWhilePaused, the run ends in its cancellation state and its on_cancellation hook
-rolls the rollout back.
+CancelledWhilePaused. A cancellation begun (Cancelling, as the UI sets it) is kept, and the run's
+on_cancellation hook rolls the rollout back. A run set to Cancelled outright ends Failed instead:
+Prefect's engine proposes Failed for the error and the server takes it over Cancelled, so the
+run's on_failure hook rolls the rollout back, the same rollback, its reason saying the run was
+cancelled (``CancelledWhilePaused`` says why no other way keeps Cancelled).
 
 Why not ``prefect.flow_runs.pause_flow_run``: its wait only looks for Running, so a
 cancellation (Cancelling) went unnoticed until the timeout, and taking the run out of a
@@ -107,6 +110,15 @@ class CancelledWhilePaused(Exception):
     An ordinary exception on purpose: the flow engine proposes Failed, the server keeps the
     cancellation (a Cancelling run may only become Cancelled), and the engine runs the flow's
     on_cancellation hooks.
+
+    A run set to Cancelled outright ends Failed: the server takes Failed over Cancelled (one
+    terminal state may follow another), and the engine runs the flow's on_failure hooks, which
+    roll back the same. No other way keeps Cancelled with the rollback done once: the engine runs
+    on_cancellation hooks only for a Cancelling state the server answers it with, which it never
+    gives a Cancelled run; Prefect's Abort would leave the run Cancelled with no hook run (nothing
+    rolled back), and past every handler of an ordinary error in the rollout's own code; a state
+    the flow returned (Cancelled) runs no hook either; and forcing Cancelling back over Cancelled
+    would overwrite a person's state and leave the run Cancelling, with no runner to finish it.
     """
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelling, Running
+from prefect.states import Cancelled, Cancelling, Running
 
-from flows.approvals import ApprovalInput, CancelledWhilePaused, PauseInterrupted, _Ended, _unpaused, _wait_for_resume
+from flows.approvals import (ApprovalInput, CancelledWhilePaused, PauseInterrupted, _Ended, _unpaused, _wait_for_resume,
+                             prefect_approver)
 from rollway.decide import Pause
+from rollway.spec import Approvals
 from tests.flows.test_approvals import bare, paused_run
 from tests.flows.test_pause_not_taken import cancelled_meanwhile, server_fails_to_take
 
@@ -72,3 +75,33 @@ def test_a_run_cancelled_at_a_pause_made_while_the_api_came_and_went_is_not_said
         assert client.read_flow_run(run_id).state.is_cancelling()
     assert str(stopped.value) == ("the run was cancelled after its pause was made while the Prefect API came and "
                                   "went, before it could wait for an answer (cancelled from the UI)"), stopped.value
+
+
+hooked: list[tuple[str, StateType]] = []
+
+
+@flow(name="cancelled-outright-before-its-pause",
+      on_failure=[lambda _flow, _run, state: hooked.append(("on_failure", state.type))],
+      on_cancellation=[lambda _flow, _run, state: hooked.append(("on_cancellation", state.type))])
+def cancelled_outright_then_paused() -> str:
+    """Set to Cancelled outright (not Cancelling) just before it pauses once."""
+    from prefect.context import FlowRunContext
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(FlowRunContext.get().flow_run.id, Cancelled(message="cancelled from the UI"),
+                                  force=True)
+    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=1)
+    return approver(PAUSE, "summary").action
+
+
+def test_a_run_cancelled_outright_at_its_pause_ends_failed_through_its_failure_hook_once():
+    """As the module says: Prefect's engine proposes Failed for the run's CancelledWhilePaused and
+    the server takes it over Cancelled; the failure hook (the same rollback) runs once, the
+    cancellation hook (run for a Cancelling state alone) never, and the state says why."""
+    hooked.clear()
+    state = cancelled_outright_then_paused(return_state=True)
+    assert state.type is StateType.FAILED, state
+    assert "the run was cancelled before it began to wait for an answer (cancelled from the UI)" in state.message
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(state.state_details.flow_run_id).state.type is StateType.FAILED
+    assert hooked == [("on_failure", StateType.FAILED)], hooked
