@@ -4,8 +4,11 @@ The run pauses with an ApprovalInput form until a person (or ``rollway promote``
 resumes it with an answer the server has validated against the form. A pause that times out
 never promotes: the spec's ``approvals.on_timeout`` says whether it rolls back or keeps
 holding. A run cancelled while it waits stops at once: the approver raises
-CancelledWhilePaused, the run ends in its cancellation state and its on_cancellation hook
-rolls the rollout back.
+CancelledWhilePaused. A cancellation begun (Cancelling, as the UI sets it) is kept, and the run's
+on_cancellation hook rolls the rollout back. A run set to Cancelled outright ends Failed instead:
+Prefect's engine proposes Failed for the error and the server takes it over Cancelled, so the
+run's on_failure hook rolls the rollout back, the same rollback, its reason saying the run was
+cancelled (``CancelledWhilePaused`` says why no other way keeps Cancelled).
 
 Why not ``prefect.flow_runs.pause_flow_run``: its wait only looks for Running, so a
 cancellation (Cancelling) went unnoticed until the timeout, and taking the run out of a
@@ -107,6 +110,15 @@ class CancelledWhilePaused(Exception):
     An ordinary exception on purpose: the flow engine proposes Failed, the server keeps the
     cancellation (a Cancelling run may only become Cancelled), and the engine runs the flow's
     on_cancellation hooks.
+
+    A run set to Cancelled outright ends Failed: the server takes Failed over Cancelled (one
+    terminal state may follow another), and the engine runs the flow's on_failure hooks, which
+    roll back the same. No other way keeps Cancelled with the rollback done once: the engine runs
+    on_cancellation hooks only for a Cancelling state the server answers it with, which it never
+    gives a Cancelled run; Prefect's Abort would leave the run Cancelled with no hook run (nothing
+    rolled back), and past every handler of an ordinary error in the rollout's own code; a state
+    the flow returned (Cancelled) runs no hook either; and forcing Cancelling back over Cancelled
+    would overwrite a person's state and leave the run Cancelling, with no runner to finish it.
     """
 
 
@@ -121,7 +133,11 @@ class MarkedCrashed(PauseInterrupted):
     stays where it is, for a new run to take over, so this run stops without rolling it back."""
 
 
-def _stop_if_cancelled(state: State, when: str = "while it waited for an answer") -> None:
+# The moment of its pause a run found its cancellation at, unless said otherwise: while it waited there.
+_WAITED = "while it waited for an answer"
+
+
+def _stop_if_cancelled(state: State, when: str = _WAITED) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done;
     ``when``: the moment of the pause the run found it at, as its message says it."""
     if state.is_cancelling() or state.is_cancelled():
@@ -141,7 +157,8 @@ def _expired(state: State, paused: State) -> bool:
 
 def _left_for(state: State, when: str | None = None) -> PauseInterrupted:
     """The error for a run found in ``state``, neither Running nor a cancellation, as it leaves its
-    pause; ``when``: the moment it found it at, once it had left the pause through a resume."""
+    pause; ``when``: the moment it found it at, when not as it left a pause it waited at (once it
+    had left the pause through a resume, say)."""
     # Set by a person or the API: no exception came with it, and its message may be none.
     name = state.name or state.type.value
     said = end_said(state.message, None, name)
@@ -152,12 +169,27 @@ def _left_for(state: State, when: str | None = None) -> PauseInterrupted:
 
 
 def _stateless(aborted: Abort | None = None) -> PauseInterrupted:
-    """The error for a run read without any state as it leaves its pause: after the server
-    ``aborted`` its Running (None: at a read of its own). Checked as any other state, None failed
-    the run on an AttributeError that said nothing of it."""
+    """The error for a run read without any state at its pause: after the server ``aborted`` its
+    Running as it left the pause (None: at a read of its own, ``_state_of``). Checked as any other
+    state, None failed the run on an AttributeError that said nothing of it."""
     how = (f"the Prefect server aborted the run's Running as it left its pause ({on_one_line(str(aborted))}), and "
            "then read" if aborted is not None else "the Prefect API read")
     return PauseInterrupted(f"{how} the run without any state: stopping rather than guess where it is")
+
+
+def _state_of(client: SyncPrefectClient, run_id: UUID,
+              through: Callable[[Callable[[], T]], T] = lambda call: call()) -> State:
+    """The run's state, read through ``through`` (which makes the call to the API: riding out an
+    outage, say), as the pause reads it to act on it: as it waits, as it leaves the pause (the
+    canary's look ended it, or its timeout), and as it acts on an answer found as it left.
+
+    Raises:
+        PauseInterrupted: the API read the run without any state (``_stateless``).
+    """
+    state = through(lambda: client.read_flow_run(run_id).state)
+    if state is None:
+        raise _stateless()
+    return state
 
 
 def _unreachable(err: Exception) -> bool:
@@ -398,6 +430,9 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
 # When a cancellation the pause's proposal met was made: before the run waited (it may have paused
 # all the same, on a try whose answer an outage lost, and been cancelled then).
 _BEFORE_THE_PAUSE = "before it began to wait for an answer"
+# When a cancellation (or another state) found at a pause made during an outage was made: the
+# canary's look ended that pause before the run could wait at it (``_unpaused``).
+_NEVER_WAITED = "after its pause was made while the Prefect API came and went, before it could wait for an answer"
 
 
 def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
@@ -799,7 +834,7 @@ def _wait_for_resume(
     Raises:
         _Ended: the watch ended the pause.
         CancelledWhilePaused: the run was cancelled while it waited.
-        PauseInterrupted: it was moved to any other state.
+        PauseInterrupted: it was moved to any other state, or read without any.
     """
     give_up_at = deadline + OUTAGE_GRACE_SECONDS
     waiting = _Waiting(client, run_id, paused, poll_interval)
@@ -815,14 +850,17 @@ def _wait_for_resume(
     then = "the run takes the answer given meanwhile, or the pause's timeout once it is past"
     away_at = -math.inf  # when a read of the run's state last found the API away (monotonic)
 
-    def read() -> State:
+    def noted(call: Callable[[], T]) -> T:
         nonlocal away_at
         try:
-            return client.read_flow_run(run_id).state
+            return call()
         except httpx.HTTPError as err:
             if _unreachable(err):
                 away_at = time.monotonic()
             raise
+
+    def through(call: Callable[[], T]) -> T:
+        return _through_outages(lambda: noted(call), give_up_at, poll_interval, doing, meanwhile=look, then=then)
 
     def timed_out_late() -> float:
         # The timeout is the server's to tell: with the API away when it was due, the run acts on
@@ -839,7 +877,7 @@ def _wait_for_resume(
         return late
 
     while True:
-        state = _through_outages(read, give_up_at, poll_interval, doing, meanwhile=look, then=then)
+        state = _state_of(client, run_id, through)
         if state.is_running():
             return None
         _stop_if_cancelled(state)
@@ -856,9 +894,11 @@ def _wait_for_resume(
 
 
 def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
-                     through: Callable[[Callable[[], T]], T] = lambda call: call(), message: str | None = None) -> None:
+                     through: Callable[[Callable[[], T]], T] = lambda call: call(), message: str | None = None,
+                     when: str | None = None) -> None:
     """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
-    ``message``: the Running state's, which says why to whoever then tries to answer.
+    ``message``: the Running state's, which says why to whoever then tries to answer. ``when``:
+    the moment of the pause, as the errors say it (None: a pause the run waited at).
 
     A person's resume may land at any moment of this, even between a read of Paused and the
     proposal of Running (the server accepts Running over Running): the caller looks for a
@@ -877,26 +917,16 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         RuntimeError: the server failed to take its Running ``ABORTED_TRIES`` times in a row, the
             run left where it was (``propose_state``'s NotTaken).
     """
-    state = through(lambda: client.read_flow_run(run_id).state)
-    if state is None:
-        raise _stateless()
+    state = _state_of(client, run_id, through)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
-        _stop_if_cancelled(state)
+        _stop_if_cancelled(state, when or _WAITED)
         if state.is_running():
             return
         if not (state.is_paused() or _expired(state, paused)):
-            raise _left_for(state)
+            raise _left_for(state, when)
         try:
             # Proposed again after an outage even if the first one landed: Running over Running is accepted.
-            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
-        except LeftElsewhere as left:
-            # Aborted, the run no longer where it was: a person's resume (or cancel) written at that
-            # very moment, the likeliest writer to have had the server's database busy. Taken where
-            # it is (read by the proposal), as before any proposal: raised, Prefect's Abort went out
-            # of the run, left Running on the person's answer (or Cancelling) with nothing to run it.
-            if left.state is None:
-                raise _stateless(left) from left
-            state = left.state
+            state = _proposed_running(client, run_id, message, state, through)
         except NotTaken as not_taken:
             # An ordinary error, not Prefect's Abort: raised as that, it went out of the run, which
             # ended with no state of its own and no hook run, left Paused with its rollout at the
@@ -906,9 +936,43 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
                 "rollout back; should it still show Paused (the server took none of its states), nothing acts on an "
                 # A `canary` run keeps no ledger: `rollway abort` then says to run the rollback flow.
                 "answer to it, and `rollway abort` rolls the rollout back or says how to") from not_taken
-    _stop_if_cancelled(state)
+    _still_running(state, when)
+
+
+def _proposed_running(client: SyncPrefectClient, run_id: UUID, message: str | None, state: State,
+                      through: Callable[[Callable[[], T]], T]) -> State:
+    """Propose Running, saying ``message``, for the run last read in ``state``; returns the state
+    the run is in after it.
+
+    Aborted, the run no longer where it was: a person's resume (or cancel) written at that very
+    moment, the likeliest writer to have had the server's database busy. Taken where it is (read
+    by the proposal), as before any proposal: raised, Prefect's Abort went out of the run, left
+    Running on the person's answer (or Cancelling) with nothing to run it.
+
+    Raises:
+        PauseInterrupted: the server aborted it, and then read the run without any state.
+        NotTaken: the server failed to take it ``ABORTED_TRIES`` times, the run where it was.
+    """
+    try:
+        return through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
+    except LeftElsewhere as left:
+        if left.state is None:
+            raise _stateless(left) from left
+        return left.state
+
+
+def _still_running(state: State, when: str | None = None) -> None:
+    """Stop the run unless ``state``, the one it is in after leaving its pause, is Running: a
+    cancellation stops it as one at its pause does, any other state as it is (``when``: the
+    moment it found it at, as the errors say it; None: as it left the pause it waited at).
+
+    Raises:
+        CancelledWhilePaused: ``state`` is a cancellation.
+        PauseInterrupted: it is any other state but Running.
+    """
+    _stop_if_cancelled(state, when or _WAITED)
     if not state.is_running():
-        raise _left_for(state)
+        raise _left_for(state, when)
 
 
 def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
@@ -923,25 +987,17 @@ def _acting_on(client: SyncPrefectClient, run_id: UUID, message: str, when: str,
         CancelledWhilePaused: the run was cancelled meanwhile.
         PauseInterrupted: it was moved to any other state, or read without any.
     """
-    state = through(lambda: client.read_flow_run(run_id).state)
-    if state is not None and state.is_running():
+    state = _state_of(client, run_id, through)
+    if state.is_running():
         try:
-            state = through(lambda: propose_state(client, Running(message=message), run_id, leaving=state))
-        except LeftElsewhere as left:  # a person's cancel written as the server was busy
-            if left.state is None:
-                raise _stateless(left) from left
-            state = left.state
+            state = _proposed_running(client, run_id, message, state, through)
         except NotTaken as not_taken:
             # Running all the same, only its words not the answer's: the person was told it was taken.
             # Raised as Prefect's Abort, it went out of the run, left Running with nothing to run it.
             get_run_logger().warning("the run's Running could not say it acts on the answer (%s): it acts on it all "
                                      "the same, its state not saying so", not_taken)
             return
-    if state is None:
-        raise _stateless()
-    _stop_if_cancelled(state, when)
-    if not state.is_running():
-        raise _left_for(state, when)
+    _still_running(state, when)
 
 
 def _given_answer(client: SyncPrefectClient, form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput:
@@ -1180,7 +1236,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
             meanwhile=lambda: act_now(watch, paused=False),
             then="the run ends without the pause, saying whether a try of it landed and was answered")
 
-    state = through(lambda: client.read_flow_run(run_id).state)
+    state = _state_of(client, run_id, through)
     made = through(lambda: _made(client, run_id, key))
     given = None
     if made is None:
@@ -1189,9 +1245,10 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     else:
         if state.is_paused() or _expired(state, made):
             _back_to_running(client, run_id, made, through,
-                             message=f"left its {pause.cause} pause without an answer: {ended.reason}")
+                             message=f"left its {pause.cause} pause without an answer: {ended.reason}",
+                             when=_NEVER_WAITED)
         else:  # Running: a person answered it; or cancelled meanwhile
-            _stop_if_cancelled(state)
+            _stop_if_cancelled(state, _NEVER_WAITED)
         # Looked for whatever happened above: a resume may land at any moment of it.
         given = through(lambda: _stored_answer(client, form, made, run_id))
         fate = "made while the Prefect API came and went " + (
