@@ -178,7 +178,7 @@ class Ledger(Protocol):
         both append, and neither's entry is lost to the other's. Conditioned on the list as read, so
         a resent copy is not appended twice; the version and the history are left as they are (no
         other write's condition is refused for it). Past ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``,
-        the oldest are dropped (``refusals_kept``). Raises RolloutNotFound when there is no such
+        the oldest are dropped (``refusals_kept``), counted in ``refused_dropped`` in the same write. Raises RolloutNotFound when there is no such
         rollout, and RefusalsFull, recording nothing, when ``answer`` alone does not fit."""
 
     def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list["RolloutRecord"]:
