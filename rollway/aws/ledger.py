@@ -275,7 +275,9 @@ class DynamoLedger:
         that the same run still holds the same lapsed lease.
 
         Raises:
-            LockHeld: another owner's lease has not expired at ``now``.
+            RolloutEnded: the rollout is being or has been rolled back (``check_not_ended``),
+                whoever holds its lease: no run takes it back to move the traffic again.
+            LockHeld: another owner's lease has not expired at ``wall`` (None: ``now``).
             RolloutSuperseded: the newest rollout is not ``rollout``.
             RolloutNotFound: the service has no rollout.
         """
