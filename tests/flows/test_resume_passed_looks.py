@@ -46,6 +46,22 @@ def person_away(env, asked_at: list[float], ended: list[float]):
     return away
 
 
+def rejects_at_the_first_look(env, first: list):
+    """An approver that waits for the pause's first look (the ledger's count of windows changes),
+    puts the count it wrote in ``first``, and rejects."""
+    service = env.targets.canary_service
+
+    def at_the_first_look(pause, summary, watch=None):
+        before = env.ledger.get(service).passed_looks
+        while not first:
+            assert watch() is None
+            if (looks := env.ledger.get(service).passed_looks) != before:  # the pause's first look
+                first.append(looks)
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
+    return at_the_first_look
+
+
 def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_after_the_resume():
     env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
 
@@ -168,16 +184,7 @@ def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its
     assert env.ledger.get(service).stage_passed
 
     first: list = []
-
-    def at_the_first_look(pause, summary, watch=None):
-        before = env.ledger.get(service).passed_looks
-        while not first:
-            assert watch() is None
-            if (looks := env.ledger.get(service).passed_looks) != before:  # the pause's first look
-                first.append(looks)
-            env.clock.sleep(POLL)
-        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
-
+    at_the_first_look = rejects_at_the_first_look(env, first)
     result = progressive_on(env, SPEC, at_the_first_look, owner="run-3")
     assert result.outcome == "rolled_back", result.reason
     assert (first[0].stage, first[0].windows) == (0, 1), first
@@ -269,16 +276,7 @@ def test_a_shift_to_a_stage_drops_a_count_of_its_windows_left_in_the_ledger():
     record = env.ledger.get(service)
     assert record.stage_passed and any(t.kind == "shift" and t.to_stage == 0 for t in record.history)
     first: list = []
-
-    def at_the_first_look(pause, summary, watch=None):
-        before = env.ledger.get(service).passed_looks
-        while not first:
-            assert watch() is None
-            if (looks := env.ledger.get(service).passed_looks) != before:  # the pause's first look
-                first.append(looks)
-            env.clock.sleep(POLL)
-        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
-
+    at_the_first_look = rejects_at_the_first_look(env, first)
     result = progressive_on(env, SPEC, at_the_first_look, owner="run-2")
     assert result.outcome == "rolled_back", result.reason
     assert (first[0].stage, first[0].windows) == (0, 1), first
