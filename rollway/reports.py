@@ -1251,7 +1251,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
         index = t.to_stage
-        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its pause asked about
+        # A refused answer has no kind: one `rollway promote` refused at a pause never recorded has no stage.
+        if index is None and isinstance(t, Transition) and t.kind == UNHEARD:  # the stage its pause asked about
             index = answered_stage(t.verdict, record.history[:next(i for i, e in enumerate(record.history) if e is t)])
         stage = f"{weights[index]}%" if weights and index is not None and 0 <= index < len(weights) else "-"
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
