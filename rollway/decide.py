@@ -204,9 +204,10 @@ def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | Non
     lease, which writes no takeover, shows its own from its first entry (which names it) on. A
     retry of the run that died, the same flow run, cannot be told from it. The looks recorded
     nothing else: its run's looks after the last entry (until it died), or a scale-up's without a
-    pause, are not shown, and count nothing (none more can be told from the record). A pause asked and left before its first look was due shows no look: a run of this
-    release that died there had judged nothing, and its resumed run's first window takes the first
-    share. Not written back: a run resuming the rollout later reads the same entries again.
+    pause, are not shown, and count nothing (none more can be told from the record). A pause asked
+    and left before its first look was due shows no look: a run of this release that died there had
+    judged nothing, and its resumed run's first window takes the first share. Not written back: a
+    run resuming the rollout later reads the same entries again.
     """
     if record.passed_looks is not None or not record.stage_passed or passed_at is None:
         return record.passed_looks if record.stage_passed else None
