@@ -199,12 +199,15 @@ def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | Non
     run waiting there, looking at the canary every period: one at least a period after the asking
     shows looks made, at every window from the asking's to its own, and those count as looked at;
     after a ``takeover`` (the run that asked died waiting), the run taking over shows its own from
-    the takeover on, and the windows between the two count nothing (a retry of the run that died,
-    which writes no takeover, cannot be told from it). The looks recorded nothing else: its run's looks after the last entry (until it died), or a
-    scale-up's without a pause, are not shown, and count nothing (none more can be told from the
-    record). A pause asked and left before its first look was due shows no look: a run of this
-    release that died there had judged nothing, and its resumed run's first window takes the first
-    share. Not written back: a run resuming the rollout later reads the same entries again.
+    the takeover on, and the windows between the two count nothing; so too after an entry naming
+    another flow run (``Transition.run``) than the entries before it: one that took a released
+    lease, which writes no takeover, shows its own from its first entry (which names it) on. A
+    retry of the run that died, the same flow run, cannot be told from it. The looks recorded
+    nothing else: its run's looks after the last entry (until it died), or a scale-up's without a
+    pause, are not shown, and count nothing (none more can be told from the record). A pause asked
+    and left before its first look was due shows no look: a run of this release that died there had
+    judged nothing, and its resumed run's first window takes the first share. Not written back: a
+    run resuming the rollout later reads the same entries again.
     """
     if record.passed_looks is not None or not record.stage_passed or passed_at is None:
         return record.passed_looks if record.stage_passed else None
@@ -212,10 +215,20 @@ def looks_shown(spec: RolloutSpec, record: RolloutRecord, passed_at: float | Non
     # run that took the rollout up (days later, say), nobody is shown looking. Spanned as one, those
     # windows counted as looked at, and the resumed run's looks took shares too small to roll back.
     runs: list[list[float]] = [[]]
+    named = None  # the flow run the entries since the last split name, once one does
     for t in record.history:
-        if t.at >= passed_at and t.kind == TAKEOVER:
+        if t.at < passed_at:
+            continue
+        if t.kind == TAKEOVER:
             runs.append([t.at])  # it asks the same pause again, and looks from here
-        elif t.at >= passed_at and (t.kind == "pause" or held_by_timeout(t)):
+            named = None  # the taker's first entry names it: no other run's
+            continue
+        if t.run is not None and named is not None and t.run != named:
+            # Another flow run, which took a released lease (no ``takeover`` is written): it is
+            # shown looking from its first entry on, and nobody between the two.
+            runs.append([])
+        named = t.run or named
+        if t.kind == "pause" or held_by_timeout(t):
             runs[-1].append(t.at)
     spans = [(ats[0], ats[-1]) for ats in runs if ats and ats[-1] >= ats[0] + spec.analysis.interval_seconds]
     if not spans:

@@ -461,8 +461,9 @@ class FakeLedger:
             if index is None:
                 raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
             current = rollouts[index]
-            rollouts[index] = as_stored(current.model_copy(update={
-                "refused_answers": refusals_kept(current, as_stored(answer))}))
+            kept, dropped = refusals_kept(current, as_stored(answer))
+            rollouts[index] = as_stored(current.model_copy(update={"refused_answers": kept,
+                                                                   "refused_dropped": dropped}))
             return rollouts[index]
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,

@@ -258,13 +258,15 @@ class RefusalsFull(LedgerError):
     """A refused answer that alone takes more than the refused answers may (``refusals_kept``): it was not recorded."""
 
 
-def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[RefusedAnswer, ...]:
+def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple[RefusedAnswer, ...], int]:
     """``record``'s refused answers with ``answer`` appended, the oldest dropped while they are more
-    than ``REFUSED_KEPT`` or take more than ``REFUSED_BYTES``. Unbounded, a script answering in a loop
-    grew the item towards DynamoDB's 400 KB limit, past which every write of the rollout failed, its
-    rollback's too. Bounded by refusing the newest, the answer lost was the one that matters: a
-    refusal at the pause asked now, which the run resuming the rollout reads to ask it anew
-    (``rollway.approvals``) and status shows, while those of pauses long answered stayed.
+    than ``REFUSED_KEPT`` or take more than ``REFUSED_BYTES``; and how many the rollout has dropped
+    then, those before included (``RolloutRecord.refused_dropped``), written with them. Unbounded,
+    a script answering in a loop grew the item towards DynamoDB's 400 KB limit, past which every
+    write of the rollout failed, its rollback's too. Bounded by refusing the newest, the answer lost
+    was the one that matters: a refusal at the pause asked now, which the run resuming the rollout
+    reads to ask it anew (``rollway.approvals``) and status shows, while those of pauses long
+    answered stayed.
 
     Raises:
         RefusalsFull: ``answer`` alone takes more than ``REFUSED_BYTES`` (or none are kept); nothing
@@ -277,7 +279,7 @@ def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[Refus
         size -= sizes[dropped]
         dropped += 1
     if dropped < len(kept):
-        return kept[dropped:]
+        return kept[dropped:], record.refused_dropped + dropped
     raise RefusalsFull(
         f"a refused answer to rollout {record.rollout_id!r} of service {record.service!r} ({sizes[-1]:,} bytes) does "
         f"not fit in the refused answers it keeps (at most {REFUSED_KEPT} answers, {REFUSED_BYTES // 1000} KB), which "
@@ -491,6 +493,11 @@ class RolloutRecord(BaseModel):
                                 "order recorded (RefusedAnswer; appended only, by Ledger.refuse, the oldest "
                                 "dropped past REFUSED_KEPT or REFUSED_BYTES): beside the history, which they "
                                 "leave as it was")
+    refused_dropped: int = Field(
+        default=0, ge=0, description="how many of its refused answers were dropped past the bound (written with "
+                                     "refused_answers, by Ledger.refuse alone): status and the report say so, "
+                                     "or the answers kept read as every one there was (0: none, or recorded "
+                                     "before they were counted)")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "
@@ -667,11 +674,12 @@ RESERVED_ID_PREFIX = "~"
 
 MANAGED_FIELDS = frozenset(
     {"service", "rollout_id", "owner", "lease_expires", "lease_seconds", "version", "created_at", "updated_at",
-     "history", "refused_answers"}
+     "history", "refused_answers", "refused_dropped"}
 )
 """Fields only the ledger itself writes (create, acquire, release, record, refuse); never ``**changes``:
 ``refused_answers`` is appended to by ``refuse`` alone, since a list set whole from what its writer
-read drops what another appended in between (`rollway promote` refusing an answer, say)."""
+read drops what another appended in between (`rollway promote` refusing an answer, say), and
+``refused_dropped`` counts what ``refuse`` dropped of it."""
 
 
 _ID_STAMP = "%Y%m%dT%H%M%SZ"

@@ -143,7 +143,8 @@ class Ledger(Protocol):
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
                 rollout: str | None = None, wall: float | None = None, **changes) -> "RolloutRecord":
         """Take (or renew) ownership; raises LockHeld while another owner's lease runs (at
-        ``wall``), and RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest.
+        ``wall``), RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest,
+        and RolloutEnded once the rollout is being or has been rolled back (whoever holds it).
         ``changes``: RolloutRecord fields set in the same write, appending nothing to the history."""
 
     def release(self, service: str, *, owner: str) -> None:
@@ -178,8 +179,9 @@ class Ledger(Protocol):
         both append, and neither's entry is lost to the other's. Conditioned on the list as read, so
         a resent copy is not appended twice; the version and the history are left as they are (no
         other write's condition is refused for it). Past ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``,
-        the oldest are dropped (``refusals_kept``). Raises RolloutNotFound when there is no such
-        rollout, and RefusalsFull, recording nothing, when ``answer`` alone does not fit."""
+        the oldest are dropped (``refusals_kept``), counted in ``refused_dropped`` in the same write.
+        Raises RolloutNotFound when there is no such rollout, and RefusalsFull, recording nothing,
+        when ``answer`` alone does not fit."""
 
     def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list["RolloutRecord"]:
         """Every rollout recorded for ``service``, newest first. ``unreadable``: when given, a

@@ -603,6 +603,16 @@ def refused_at_pause(record: RolloutRecord) -> list[RefusedAnswer]:
     return _refused_since(record, waiting_pause(record))
 
 
+def refusals_dropped_said(record: RolloutRecord) -> str | None:
+    """That the rollout's oldest refused answers were dropped past the bound (``refusals_kept``),
+    and how many, or None when none was: the answers kept read as every one there had been."""
+    dropped = record.refused_dropped
+    if not dropped:
+        return None
+    return (f"{dropped} older refused answer{'s were' if dropped != 1 else ' was'} dropped: the ledger keeps only "
+            "the newest")
+
+
 def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
     """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``)."""
     return [] if pause is None else [r for r in record.refused_answers if r.at >= pause.at]
@@ -1241,7 +1251,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
         index = t.to_stage
-        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its pause asked about
+        # A refused answer has no kind: one `rollway promote` refused at a pause never recorded has no stage.
+        if index is None and isinstance(t, Transition) and t.kind == UNHEARD:  # the stage its pause asked about
             index = answered_stage(t.verdict, record.history[:next(i for i, e in enumerate(record.history) if e is t)])
         stage = f"{weights[index]}%" if weights and index is not None and 0 <= index < len(weights) else "-"
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
@@ -1634,10 +1645,17 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         lines.append(f"- **{done} because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
                      f"{_stamped(record, began, sped)})")
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
-              *_answers(record, waits, sped),
+              *_answers(record, waits, sped), *_dropped_line(record),
               "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
     # Whatever the ledger quotes (names, reasons, AWS's words), never a control character as it is.
     return shown("\n".join(lines) + "\n")
+
+
+def _dropped_line(record: RolloutRecord) -> list[str]:
+    """Under the Approvals table, after a blank line (right under it, it is read as one more row):
+    ``refusals_dropped_said``, or nothing."""
+    said = refusals_dropped_said(record)
+    return [] if said is None else ["", f"**{said}.**"]
 
 
 def users_get(record: RolloutRecord, targets: Targets | None = None, unrestorable: str | None = None) -> list[str]:

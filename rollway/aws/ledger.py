@@ -275,7 +275,9 @@ class DynamoLedger:
         that the same run still holds the same lapsed lease.
 
         Raises:
-            LockHeld: another owner's lease has not expired at ``now``.
+            RolloutEnded: the rollout is being or has been rolled back (``check_not_ended``),
+                whoever holds its lease: no run takes it back to move the traffic again.
+            LockHeld: another owner's lease has not expired at ``wall`` (None: ``now``).
             RolloutSuperseded: the newest rollout is not ``rollout``.
             RolloutNotFound: the service has no rollout.
         """
@@ -509,10 +511,14 @@ class DynamoLedger:
         (``refusals_kept``), the list is set whole, the oldest dropped.
 
         Conditioned on the list as read: ``list_append`` is not idempotent, and botocore resends an
-        UpdateItem whose answer was lost. An append on its length; a list set whole on the list itself
-        (one set whole by another refusal past the bound keeps its length). A refusal whose item holds
-        ``answer`` is that resent copy (the first committed); one whose list changed meanwhile
-        (another refusal recorded) is made again on the new list. Neither the version nor
+        UpdateItem whose answer was lost. Told by its length and the count of answers dropped
+        (``refused_dropped``, set in the same write): every refusal changes one of the two (an
+        append the length, a drop the count), so both as read mean the list as read, and a write
+        past the bound sends the list once, as kept (conditioned on the list itself it sent it
+        twice, up to 200 KB). A list an earlier rollway wrote, without the count, is compared whole
+        the first time one is dropped, since that rollway's drops changed neither. A refusal whose
+        item holds ``answer`` is that resent copy (the first committed); one whose list changed
+        meanwhile (another refusal recorded) is made again on the new list. Neither the version nor
         ``updated_at`` changes: the version conditions of ``record`` and the history the paused run
         compares (``_retake``) are the rollout's moves, which a refused answer is not.
 
@@ -529,19 +535,29 @@ class DynamoLedger:
         held = _from_item(item)
         for _ in range(_RECORD_ATTEMPTS):
             length = len(held.refused_answers)
-            kept = refusals_kept(held, stored)
-            if len(kept) == length + 1:
-                # The length alone: an absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
-                same = "size(#refused_answers) = :length" + (" OR attribute_not_exists(#refused_answers)"
-                                                            if not length else "")
-                update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
-                values = _values({":length": length, ":empty": [], ":answer": [answer]})
+            kept, dropped = refusals_kept(held, stored)
+            # An absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
+            sized = ("(size(#refused_answers) = :length OR attribute_not_exists(#refused_answers))" if not length
+                     else "size(#refused_answers) = :length")
+            values = _values({":dropped": dropped, ":length": length})
+            if "refused_dropped" in item:
+                same = f"{sized} AND #refused_dropped = :counted"
+                values.update(_values({":counted": held.refused_dropped}))
+            elif len(kept) == length + 1:
+                same = f"{sized} AND attribute_not_exists(#refused_dropped)"
             else:
-                # The list as stored, compared whole: its length alone would pass over another
-                # refusal's list set whole meanwhile, as long as this one, and drop its answer.
-                same = "#refused_answers = :held"
-                update = "SET #refused_answers = :kept"
-                values = {**_values({":kept": list(kept)}), ":held": item["refused_answers"]}
+                # No count yet: an earlier rollway's drop meanwhile, keeping the length, would pass
+                # a condition on the length alone, and its answer be lost. Compared whole, once.
+                same = "#refused_answers = :held AND attribute_not_exists(#refused_dropped)"
+                values[":held"] = item["refused_answers"]
+                del values[":length"]
+            if len(kept) == length + 1:
+                update = ("SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer), "
+                          "#refused_dropped = :dropped")
+                values.update(_values({":empty": [], ":answer": [answer]}))
+            else:
+                update = "SET #refused_answers = :kept, #refused_dropped = :dropped"
+                values.update(_values({":kept": list(kept)}))
             guard = f"attribute_exists(#rollout_id) AND ({same})"
             try:
                 answered = self._client.update_item(

@@ -1179,7 +1179,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    from rollway.reports import as_listed, pause_notice_unsent, refused_at_pause
+    from rollway.reports import as_listed, pause_notice_unsent, refusals_dropped_said, refused_at_pause
 
     if (unsent := pause_notice_unsent(record)) is not None:
         # SNS refused the pause's notice: logged alone, nobody knew an answer was waiting.
@@ -1192,6 +1192,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                       f"at {utc(refusal.at)} (rollout clock), refused: {escape(shown(refusal.reason, keep=''))}; the "
                       "pause is "
                       "still open[/yellow]")
+    if (dropped := refusals_dropped_said(record)) is not None:
+        # The history below lists the refused answers kept: without it, they read as all there were.
+        console.print(dropped, markup=False)
 
     history = as_listed(record)
     if not history:

@@ -561,4 +561,59 @@ def test_refused_answers_past_the_bound_appended_together_keep_the_newest_of_the
     new = [RefusedAnswer(at=START + 10 + i, actor=f"new{i}", action="hold", reason="timed out") for i in range(3)]
     outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
-    assert set(ledger.get(SERVICE).refused_answers) == set(new)
+    stored = ledger.get(SERVICE)
+    assert set(stored.refused_answers) == set(new) and stored.refused_dropped == 3
+
+
+def test_a_refused_answer_past_the_bound_sends_the_list_once(dynamodb, ledger_targets, monkeypatch):
+    """The write that drops the oldest refused answer set the list whole on condition that the
+    stored list was the one read, so it sent the list twice (up to 200 KB in one request). It is
+    conditioned on the list's length and the count of those dropped instead: every refusal changes
+    one or the other (an append the length, a drop the count), so the two still tell a list another
+    refusal changed meanwhile, and the list is sent once, as it is kept."""
+    import json
+
+    from rollway.ledger import RefusedAnswer
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    said = [RefusedAnswer(at=START + i, actor=f"bot-{i}", action="hold", comment="x" * 1_000, reason="timed out")
+            for i in range(5)]
+    for answer in said[:3]:
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    sent: list[int] = []
+
+    def measure(params, **_):
+        if "refused_answers" in params.get("UpdateExpression", ""):
+            sent.append(len(json.dumps(params["ExpressionAttributeValues"])))
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", measure)
+    try:
+        for answer in said[3:]:
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", measure)
+    kept_size = len(json.dumps(_values({":kept": [a.model_dump(mode="json") for a in said[2:]]})))
+    assert len(sent) == 2 and all(size < kept_size + 500 for size in sent), (sent, kept_size)
+    stored = ledger.get(SERVICE)
+    assert stored.refused_answers == tuple(said[2:]) and stored.refused_dropped == 2
+
+
+def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_and_counted(dynamodb, ledger_targets,
+                                                                                        monkeypatch):
+    """A list an earlier rollway wrote holds no count of those dropped: the first drop, compared on
+    the whole list, counts from there, and drops made at once still keep the newest of them all."""
+    from rollway.ledger import RefusedAnswer
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", reason="timed out") for i in range(3)]
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old])
+    assert ledger.get(SERVICE).refused_dropped == 0
+    new = [RefusedAnswer(at=START + 10 + i, actor=f"new{i}", action="hold", reason="timed out") for i in range(3)]
+    outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    stored = ledger.get(SERVICE)
+    assert set(stored.refused_answers) == set(new) and stored.refused_dropped == 3

@@ -11,6 +11,7 @@ answered is still the one the rollout waits at.
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow
@@ -20,6 +21,7 @@ from flows.progressive import run_progressive
 from rollway.approvals import ApprovalAnswer, pause_deadline, scripted
 from rollway.aws.ledger import DynamoLedger
 from rollway.cli import ops
+from rollway.cli.ops import print_status
 from rollway.ledger import utc, wall_utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -132,6 +134,7 @@ def test_a_run_dying_after_a_refusal_leaves_the_pause_open_and_a_resume_asks_it_
     assert f"(next_weight 50%) at {at} (rollout clock), refused:" in said, said
     assert f"refused: {SKIP_REFUSED}" in said and "the pause is still open" in said, said
     assert "refused dana" in said, said  # and among the history's rows
+    assert "older refused answer" not in said, said  # none was dropped
     # The report's outcome line said "it timed out at <the time it was asked again>": the pause is
     # asked again after the refusal (its asking count includes it), and nothing timed out.
     assert record.open_pause is not None and record.open_pause.asked == 2, record.open_pause
@@ -197,7 +200,8 @@ def test_a_refusal_given_after_the_lease_ran_out_takes_it_back_first(aws):
     assert held[1] == ("run-1", True, 1), held  # asked again: refused on record, the lease this run's again
 
 
-def test_a_refused_answer_past_the_bound_is_recorded_over_the_oldest_and_the_rollout_goes_on(monkeypatch, caplog):
+def test_a_refused_answer_past_the_bound_is_recorded_over_the_oldest_and_the_rollout_goes_on(monkeypatch, caplog,
+                                                                                            capsys):
     """Refused answers are bounded (``REFUSED_KEPT``): one past it is recorded, the oldest dropped
     (the newest, refused at the pause asked now, is the one a resumed run and status read), and the
     run asks again and carries on as it would; the rollout is otherwise unaffected."""
@@ -213,6 +217,15 @@ def test_a_refused_answer_past_the_bound_is_recorded_over_the_oldest_and_the_rol
     with caplog.at_level(logging.WARNING):
         result = progressive_on(env, inconclusive_spec(), answering_takes(env, answers))
     assert result.outcome == "promoted", result.reason
-    (refused,) = env.ledger.get(env.targets.canary_service).refused_answers
+    record = env.ledger.get(env.targets.canary_service)
+    (refused,) = record.refused_answers
     assert (refused.actor, refused.comment) == ("erin", "still in a hurry"), refused
     assert "is not recorded in the ledger" not in caplog.text, caplog.text
+    # Dropped, dana's answer was gone without a word: status and the report listed one refusal as
+    # if it were all there had been. The record counts those dropped, and both say so.
+    assert record.refused_dropped == 1, record.refused_dropped
+    print_status(SimpleNamespace(name=record.service, targets=env.targets), record, record.weights, None, limit=1)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "1 older refused answer was dropped" in said, said
+    report = " ".join(rollout_report(record).split())
+    assert "1 older refused answer was dropped" in report, report

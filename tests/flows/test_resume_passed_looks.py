@@ -46,6 +46,22 @@ def person_away(env, asked_at: list[float], ended: list[float]):
     return away
 
 
+def rejects_at_the_first_look(env, first: list):
+    """An approver that waits for the pause's first look (the ledger's count of windows changes),
+    puts the count it wrote in ``first``, and rejects."""
+    service = env.targets.canary_service
+
+    def at_the_first_look(pause, summary, watch=None):
+        before = env.ledger.get(service).passed_looks
+        while not first:
+            assert watch() is None
+            if (looks := env.ledger.get(service).passed_looks) != before:  # the pause's first look
+                first.append(looks)
+            env.clock.sleep(POLL)
+        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
+    return at_the_first_look
+
+
 def test_a_canary_failing_after_a_long_gap_is_rolled_back_at_the_first_look_after_the_resume():
     env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
 
@@ -168,16 +184,7 @@ def test_a_stage_passed_again_after_the_weights_were_moved_back_to_it_counts_its
     assert env.ledger.get(service).stage_passed
 
     first: list = []
-
-    def at_the_first_look(pause, summary, watch=None):
-        before = env.ledger.get(service).passed_looks
-        while not first:
-            assert watch() is None
-            if (looks := env.ledger.get(service).passed_looks) != before:  # the pause's first look
-                first.append(looks)
-            env.clock.sleep(POLL)
-        return ApprovalAnswer(action="reject", approver="bob", comment="enough")
-
+    at_the_first_look = rejects_at_the_first_look(env, first)
     result = progressive_on(env, SPEC, at_the_first_look, owner="run-3")
     assert result.outcome == "rolled_back", result.reason
     assert (first[0].stage, first[0].windows) == (0, 1), first
@@ -237,3 +244,39 @@ def test_a_rollout_recorded_before_windows_were_counted_counts_on_from_the_pause
     # The windows the pause's entries span were judged by the run before: the resumed run's, a
     # later one, takes the next share.
     assert (first[0].stage, first[0].windows) == (0, judged + 1), (first, judged)
+
+
+def test_a_shift_to_a_stage_drops_a_count_of_its_windows_left_in_the_ledger():
+    """A count of 5 %'s windows left in the ledger as the run shifts to 5 % (stale: a record an
+    older rollway or a hand left so) is a count of another pass's tests. The shift drops it: the
+    run resuming the rollout after the pass judges its first window at the first share of the
+    alpha. Kept, that run counted on from it, at the sixth share, as if tests it never made had
+    been made on this pass's traffic."""
+    from rollway.ledger import PassedLooks
+
+    env = env_with_ledger()  # a healthy canary, with traffic enough to pass 5 % on time
+    service = env.targets.canary_service
+    set_weights = env.router.set_weights
+    stale = PassedLooks(stage=0, window=env.clock.now() - 3600, windows=5)
+
+    def with_a_stale_count(weights):
+        record = env.ledger.get(service)
+        if weights.canary == 5 and record.stage_index == -1:  # the shift to 5 %, before it is recorded
+            env.ledger.note(service, owner=record.owner, now=env.clock.now(), rollout=record.rollout_id,
+                            passed_looks=stale)
+        return set_weights(weights)
+
+    env.router.set_weights = with_a_stale_count
+
+    def dies_as_it_asks(pause, summary, watch=None):
+        raise Killed("the node running the rollout is lost as it asks the approval before 25%")
+
+    with pytest.raises(Killed):
+        progressive_on(env, SPEC, dies_as_it_asks)
+    record = env.ledger.get(service)
+    assert record.stage_passed and any(t.kind == "shift" and t.to_stage == 0 for t in record.history)
+    first: list = []
+    at_the_first_look = rejects_at_the_first_look(env, first)
+    result = progressive_on(env, SPEC, at_the_first_look, owner="run-2")
+    assert result.outcome == "rolled_back", result.reason
+    assert (first[0].stage, first[0].windows) == (0, 1), first

@@ -258,3 +258,36 @@ def test_a_record_from_before_windows_were_counted_shows_no_looks_between_a_dead
     assert shown.window == passed_window(spec, 0, passed, held_again.at)[0], shown
     assert shown.windows == (index[held.at] - index[asked.at] + 1) + (index[held_again.at] - index[taken.at] + 1)
     assert shown.windows == 11 + 13, shown  # each run's hour, and none of the day between them
+
+
+def test_a_record_from_before_windows_were_counted_shows_no_looks_between_a_run_and_one_taking_its_released_lease():
+    """The run that asked the pause held it past a timeout an hour later and gave its lease back
+    (stopped, say); another run took the released lease a day later, which writes no ``takeover``,
+    and held the pause past two timeouts. Its first entry names its flow run, another than the one
+    that asked: nobody looked between the two runs' entries, and those windows count nothing.
+    Spanned as one run's, the day's windows counted as looked at, as before a takeover."""
+    from rollway.decide import looks_shown, passed_window
+    from rollway.ledger import answer_comment
+    from tests.unit.test_fake_ledger import rollout
+
+    spec = RolloutSpec(image="repo:1.0", stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True),
+                                                 Stage(weight=100)])
+    passed = 1030.0
+    timeout = answer_comment("hold", "nobody answered in 1 h")
+    verdict = Transition(at=passed, kind="verdict", actor="judge", from_stage=0)
+    asked = Transition(at=passed + 1, kind="pause", actor="alice", to_stage=1, comment="approval pause: ...",
+                       run="brisk-otter (1)")
+    held = Transition(at=passed + 3601, kind="timeout", actor="alice", to_stage=1, comment=timeout)
+    # The other run's first write names it; its later ones do not.
+    taken = Transition(at=passed + 86_400, kind="timeout", actor="alice", to_stage=1, comment=timeout,
+                       run="calm-heron (2)")
+    held_again = Transition(at=taken.at + 3600, kind="timeout", actor="alice", to_stage=1, comment=timeout)
+    record = rollout(stage_index=0, stage_passed=True, history=(verdict, asked, held, taken, held_again))
+    index = {t.at: passed_window(spec, 0, passed, t.at)[1] for t in (asked, held, taken, held_again)}
+    shown = looks_shown(spec, record, passed)
+    assert shown.windows == (index[held.at] - index[asked.at] + 1) + (index[held_again.at] - index[taken.at] + 1)
+    assert shown.windows == 11 + 13, shown
+    # The same run named again (its pause asked anew, say) is no other run: one span.
+    same = taken.model_copy(update={"run": asked.run})
+    again = looks_shown(spec, record.model_copy(update={"history": (verdict, asked, held, same, held_again)}), passed)
+    assert again.windows == index[held_again.at] - index[asked.at] + 1, again

@@ -173,11 +173,16 @@ class LedgerContract:
         self.refused_already(ledger, first.rollout_id, kept[:-1])
         ledger.refuse(SERVICE, rollout=first.rollout_id, answer=kept[-1])  # the last one the bound lets in
         full = ledger.get(SERVICE)
-        assert full.refused_answers == tuple(kept)
+        assert full.refused_answers == tuple(kept) and full.refused_dropped == 0
         one_more = RefusedAnswer(at=START + 2, actor="bot", action="approve", reason="timed out")
         rotated = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=one_more)
         assert rotated.refused_answers == (*kept[1:], one_more)
-        assert rotated == ledger.get(SERVICE) == full.model_copy(update={"refused_answers": rotated.refused_answers})
+        # Counted with the answers it kept, in the same write: status and the report say how many went.
+        assert rotated == ledger.get(SERVICE) == full.model_copy(update={"refused_answers": rotated.refused_answers,
+                                                                         "refused_dropped": 1})
+        # The count is the ledger's alone, as the list is.
+        with pytest.raises(ValueError, match="refused_dropped"):
+            ledger.acquire(SERVICE, owner="run-1", now=START + 2.5, lease_seconds=LEASE, refused_dropped=0)
         written = ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3))
         assert written.refused_answers == rotated.refused_answers and written.history[-1] == step(START + 3)
 
@@ -191,8 +196,10 @@ class LedgerContract:
                 for i in range(60)]
         for answer in said:
             ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
-        kept = ledger.get(SERVICE).refused_answers
+        stored = ledger.get(SERVICE)
+        kept = stored.refused_answers
         assert 0 < len(kept) < 60 and kept == tuple(said[-len(kept):])
+        assert stored.refused_dropped == 60 - len(kept)
         size = sum(len(r.model_dump_json().encode()) for r in kept)
         assert size <= REFUSED_BYTES < size + len(said[0].model_dump_json().encode())
 

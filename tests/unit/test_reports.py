@@ -2560,3 +2560,20 @@ def test_an_unfinished_rollback_whose_traffic_is_recorded_back_does_not_open_say
     assert "**Traffic back on stable:**" in text
     # Whose traffic's return is not recorded: as before.
     assert "(the canary may still take traffic)." in incident_report(guardrail_rollback(finished=False))
+
+
+def test_a_refused_answer_to_no_recorded_pause_and_those_dropped_are_in_the_approvals():
+    """`rollway promote` refusing an answer for a run whose pause the ledger never recorded (its
+    write failed) records it with no stage: the report failed on it with an AttributeError, where
+    its row says "-" for the stage. Refused answers dropped past the bound are said under the table."""
+    from tests.unit.test_fake_ledger import rollout
+
+    refused = RefusedAnswer(at=1000.0, actor="erin", action="approve", reason="given with `rollway promote`, not "
+                                                                              "taken: the pause timed out")
+    record = rollout(refused_answers=(refused,), refused_dropped=3)
+    approvals = rollout_report(record).split("## Approvals", 1)[1].split("\n## ", 1)[0]
+    assert f"| {utc(1000.0)} | - | erin | **refused** approve: " in approvals, approvals
+    assert "timed out | - |  |  |" in approvals, approvals  # stage, comment, question: none recorded
+    assert approvals.rstrip().endswith("**3 older refused answers were dropped: the ledger keeps only the newest.**")
+    kept = rollout_report(record.model_copy(update={"refused_dropped": 0}))
+    assert "older refused answer" not in kept, kept
