@@ -61,9 +61,11 @@ BREACH_BARS = "the breach recorded since stands"
 NOTICE_UNSEEN = (f"{NOTICE_LATE}, while this rollout is the service's newest (a finalize reads no other) and the load "
                  "balancer sends all the traffic to the stable service and the canary service is at 0 tasks, as the "
                  "finalize left them; " + NOTICE_BARRED.format(barred="they are changed from that"))
-"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (the
-report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed. The report may
-be of a rollout another followed, whose notice no finalize sends at all."""
+"""What is said of a "Finalized" notice owed by a text that read neither the load balancer nor the
+canary service: the report, `rollway status` where it could not read the load balancer, and a
+finalize's refusal for the lease another run holds (``owed_as_well``). ``NOTICE_LATE`` alone sent
+people to a run that refuses once either changed. The report may be of a rollout another followed,
+whose notice no finalize sends at all."""
 
 NOTICE_CANARY_UNSEEN = (f"{NOTICE_LATE}, while the canary service is at 0 tasks, as the finalize left it; "
                         + NOTICE_BARRED.format(barred="it is scaled up from that"))
