@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 
 from rollway.finalize import FinalizeNoticeRefused
-from tests.flows.moto_env import inbox, received_subjects
-from tests.flows.test_finalize import promote_by_hand
+from tests.flows.fake_env import rollout_flows_see
+from tests.flows.moto_env import inbox, received_subjects, simulated
+from tests.flows.test_finalize import promote_by_hand, saved_blocks
 from tests.flows.test_finalize_notice_answer_lost import _finalized_answer_lost
 from tests.flows.test_finalize_summary import KEY, run
+from tests.flows.test_finalize_unrecorded import canary_flow
 from tests.flows.test_reports_flow import artifacts_of
 
 NOT_KNOWN = 'whether the "Finalized" notice was sent is not known (SNS\'s answer was lost: it may have taken it)'
@@ -35,3 +37,18 @@ def test_an_unrecorded_finalize_whose_notice_answer_was_lost_does_not_say_it_was
     assert f"**Notice:** {NOT_KNOWN} on `{t.alert_topic}`" in summary, summary
     # SNS took it, though the run could not know.
     assert any(s.startswith("Finalized") for s in received_subjects(aws, url))
+
+
+def test_the_canary_flow_s_finalize_whose_notice_answer_was_lost_says_it_is_not_known(aws, monkeypatch):
+    blocks = saved_blocks(aws)
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        rollout_flows_see(monkeypatch, env)
+        with _finalized_answer_lost(aws):
+            result = canary_flow(env, image, blocks, finalize=True)
+    done = result.finalized
+    assert done is not None and done.outcome == "finalized", result.reason
+    reason = " ".join(result.reason.split())
+    assert "NOT sent" not in reason and "nobody was told" not in reason, reason
+    assert f"{aws.targets.canary_service} is at 0 tasks; but {NOT_KNOWN}: " in reason, reason
+    assert done.notice_lost, done
+    assert any(step.startswith(f"{NOT_KNOWN}: ") for step in done.steps), done.steps
