@@ -56,17 +56,17 @@ from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
 from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import (NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost,
-                                publish_lost)
+from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable, tell
 from rollway.finalize import (
-    ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
-    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, notice_owed, owed_as_well,
-    plan_finalize, plan_unrecorded, refused_said, runs_promoted, same_revision,
+    ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
+    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
+    notice_failed_said, notice_lost, notice_owed, owed_as_well,
+    plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
     BREACH_ACCEPTED, NOTICE_FAILED, NOTIFIED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
@@ -164,10 +164,11 @@ class _Progress:
         self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
-    def not_sent(self, refused: str, *, late: bool = False) -> None:
-        """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late):
-        ``refused``, its answer, logged as a warning and listed among the steps."""
-        said = f"{NOTICE_NOT_SENT}{refused}"
+    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False) -> None:
+        """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late), or
+        that its answer was lost (``lost``): ``refused``, its answer, logged as a warning and listed
+        among the steps."""
+        said = notice_failed_said(refused, lost=lost)
         self.log.warning("finalize: %s%s", "the late " if late else "", shown(said, keep=""))
         self.steps.append(f"late: {said}" if late else said)
 
@@ -573,7 +574,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # recorded done, and every run again moved nothing and stopped at the same notice, holding up
         # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
         with progress.trying("notify", after):
-            message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
+            message_id, refused, lost = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
@@ -584,7 +585,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if refused is None:
             progress.done("notified")
         else:
-            progress.not_sent(refused)
+            progress.not_sent(refused, lost=lost)
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
@@ -597,38 +598,38 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
-                          notification_id=message_id, notice_refused=refused, steps=tuple(progress.steps))
+                          notification_id=message_id, notice_refused=refused, notice_lost=lost,
+                          steps=tuple(progress.steps))
 
 
-_NOTICE = 'the "Finalized" notice'
-"""The notice as said where its publish failed (``unsent``), as ``NOTICE_NOT_SENT`` names it."""
-
-
-def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool) -> tuple[str | None, str | None]:
-    """(SNS's message id, None) once ``publish`` went out; (None, SNS's answer as people read it: a
-    refused permission as the statement granting it) when SNS did not take it. A publish whose
-    answer was lost (SNS may have taken it: ``publish_lost``, wrapped as the SNS notifier raises it
-    or bare), or that this run gave up waiting on, is raised: the run stops there, saying it is not
-    known whether the notice went out, and the run again sends it again (``after-traffic``, or the
-    notice owed).
+def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
+          lost: Callable[[str], object] = lambda _: None) -> tuple[str | None, str | None, bool]:
+    """(SNS's message id, None, False) once ``publish`` went out; (None, SNS's answer as people read
+    it: a refused permission as the statement granting it, False) when SNS did not take it. A
+    publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS
+    notifier raises it or bare), or that this run gave up waiting on, is raised: the run stops
+    there, saying it is not known whether the notice went out, and the run again sends it again
+    (``after-traffic``, or the notice owed). ``lost`` is given SNS's answer first (or the wait's
+    words), as people read it.
 
     ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
-    again finds nothing to finalize, and sends nothing): a lost answer is raised only as botocore
-    raises it bare, as before."""
+    again finds nothing to finalize, and sends nothing): a lost answer is returned as a refusal is,
+    True third (the run says it is not known whether the notice went out, not that it was not sent).
+    Raised, its stop sent people to a finalize run again, which sends nothing."""
     try:
-        return publish(), None
-    except Unanswered:
+        return publish(), None, False
+    except Unanswered as err:
+        lost(str(err))
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
+        answer = str(error_said(rollout_said(err, t)))
+        if not answer_lost(err):
+            return None, answer, False
         if unrecorded:
-            if answer_lost(err):
-                raise
-        elif publish_lost(err):
-            # ``answer_lost`` alone read the notifier's ``AnswerLost`` as a refusal: recorded and said
-            # "NOT sent, nobody was told" of a notice SNS may have delivered.
-            tell(err, f"{unsent(_NOTICE, lost=True)}; a finalize run again sends it again")
-            raise
-        return None, str(error_said(rollout_said(err, t)))
+            return None, answer, True
+        lost(answer)
+        tell(err, f"{unsent(NOTICE, lost=True)}; a finalize run again sends it again")
+        raise
 
 
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
@@ -647,19 +648,24 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     if owed is None:
         return None, None, None
     t, done = env.targets, record.last_transition(DONE)
-    body = (f"This notice is late: {refused_said(owed)}.\n\n{t.stable_service} runs {runs} and carries {live.stable}% of "
+    body = (f"{late_said(record, owed)}.\n\n{t.stable_service} runs {runs} and carries {live.stable}% of "
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
             f"ready for the next rollout.\n\n{_which(record.rollout_id)}, finalized by {done.actor} at {utc(done.at)}; "
             f"this notice sent by {actor}'s finalize run.")
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
-        message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
-            metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False)
+        # SNS may have taken it and the run stops: recorded first, so that the next late send says it
+        # may repeat this one (nothing else tells it this send was made).
+        message_id, refused, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
+            metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False,
+            lost=lambda answer: _record_not_sent(env, record, answer, actor, progress, owner=None,
+                                                 write_seconds=write_seconds, held=None, lost=True))
     if refused is not None:
         progress.not_sent(refused, late=True)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
                                   held=None)
         return None, refused, latest
-    progress.done(f"sent late the \"Finalized\" notice SNS refused earlier (SNS message id {message_id})")
+    earlier = "SNS refused earlier" if notice_lost(record) is None else "owed"  # as ``already_finalized`` says it
+    progress.done(f"sent late the \"Finalized\" notice {earlier} (SNS message id {message_id})")
     try:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
                               "comment": 'the "Finalized" notice was sent late'},
@@ -675,21 +681,28 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
 
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
-                     owner: str | None, write_seconds: float, held: RolloutRecord | None) -> Transition:
+                     owner: str | None, write_seconds: float, held: RolloutRecord | None,
+                     lost: bool = False) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
-    rollback records its own, ``notice-failed``): `rollway status` and the report say it. A write
-    that fails is logged: the run fails anyway, saying the notice was not sent.
+    rollback records its own, ``notice-failed``), or (``lost``) that its answer to a late send was
+    lost (``notice_failed_said``): `rollway status` and the report say it, and the next late send
+    says it may repeat that one (``late_said``). A write that fails is logged: the run fails anyway,
+    saying what came of the notice.
 
     Returns:
         The entry, as recorded (or as it would have been): this run's refusal, as people read it.
     """
-    entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(), "comment": f"{NOTICE_NOT_SENT}{refused}"}
+    entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
+             "comment": notice_failed_said(refused, lost=lost)}
     said = Transition(at=env.clock.now(), **entry)
     try:
         _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
-    except Exception as err:  # noqa: BLE001 - the run's own error says the notice was not sent
-        progress.log.error("finalize: could not record on rollout %s that its notice was not sent (%s): `rollway "
-                           "status` shows it finalized without saying so", record.rollout_id, ledger_failure(err, env.targets))
+    except Exception as err:  # noqa: BLE001 - the run's own error says what came of the notice
+        what = "its late notice's answer was lost" if lost else "its notice was not sent"
+        status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
+                  if lost else "shows it finalized without saying so")
+        progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
+                           record.rollout_id, what, ledger_failure(err, env.targets), status)
         return said
     progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
     return said
@@ -1057,7 +1070,8 @@ def finalize(
     _summarise(env.targets, _result_markdown(result, env.targets))
     if result.notice_refused is not None:
         # Failed, not Completed: the work is done and recorded (a run again moves nothing), but nobody
-        # was told, and a green run on a schedule is one nobody reads. The run's error names what to mend.
+        # was told (or nobody knows), and a green run on a schedule is one nobody reads. The run's error
+        # names what to mend.
         raise FinalizeNoticeRefused(_not_told(result, env.targets))
     return result
 
@@ -1151,6 +1165,9 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
     ]
     if result.notification_id:
         lines.append(f"- **Notice:** SNS message id `{result.notification_id}` on `{t.alert_topic}`")
+    elif result.notice_lost:
+        lines.append(f"- **Notice:** {unsent(NOTICE, lost=True)} on `{t.alert_topic}`: "
+                     f"{markdown_cell(result.notice_refused or '')}")
     elif result.notice_refused is not None:
         lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "
                      f"{markdown_cell(result.notice_refused)}")

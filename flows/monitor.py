@@ -35,7 +35,7 @@ from flows.rollback import (act_recorded, claimant, execute_rollback, over_recor
                             rollback_waits)
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
-from rollway.aws.errors import TargetNotFound, publish_lost
+from rollway.aws.errors import TargetNotFound, answer_lost
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
@@ -1079,7 +1079,7 @@ def _send_page(env: Environment, subject: str, message: str) -> str | PageOutcom
     try:
         return metrics.notify(env.notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
-        return PageOutcome(subject, str(rollout_said(err, env.targets)), publish_lost(err))
+        return PageOutcome(subject, str(rollout_said(err, env.targets)), answer_lost(err))
 
 
 _AGAIN = f" (again, if it went out); {CHECK_DELIVERY}"

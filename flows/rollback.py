@@ -50,7 +50,7 @@ from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denial
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AdapterError, RuleForwardsNowhere, RulesOnPath, ServiceNotStable,
-                                TargetNotFound, TaskDefinitionInactive, WeightMismatch, never_reached, publish_lost)
+                                TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.aws.ledger import ledger_failure as failure_said  # ``ledger_failure`` names a parameter here
 from rollway.clock import ClockSettings
@@ -780,7 +780,7 @@ def execute_rollback(
                 # to wait until the stable service "can take the traffic", which it already had. A
                 # publish the role may not make is said as sns:Publish's statement (``rollout_said``):
                 # AWS's bare refusal said nothing of what to add before running the rollback again.
-                lost = publish_lost(caught)
+                lost = answer_lost(caught)
                 err = rollout_said(caught, t)
                 log.error("could not send the rollback notification%s: %s",
                           ": SNS's answer was lost, people may have been paged" if lost else "", err)

@@ -65,12 +65,13 @@ Refusal = tuple[Transition, PageOutcome]
 """A ``decommission-page-refused`` entry, and what it reads (``refusal_read``)."""
 
 
-def _refused(record: RolloutRecord, owed: Transition) -> Refusal | None:
-    """The newest ``decommission-page-refused`` entry after ``owed``, read, or None: looked up once
-    by each reader, which says both why the page is owed and whether it may have gone out."""
+def _refused(record: RolloutRecord, owed: Transition) -> list[Refusal]:
+    """The ``decommission-page-refused`` entries after ``owed``, read, newest first (none: []):
+    looked up once by each reader, which says both why the page is owed and whether it may have
+    gone out. Every one, not the newest alone: an earlier try whose answer was lost may have paged
+    people, whatever a later try got."""
     after = record.history[record.history.index(owed) + 1:]
-    entry = next((t for t in reversed(after) if t.kind == PAGE_REFUSED), None)
-    return None if entry is None else (entry, refusal_read(entry))
+    return [(t, refusal_read(t)) for t in reversed(after) if t.kind == PAGE_REFUSED]
 
 
 def why_owed(record: RolloutRecord, owed: Transition) -> str:
@@ -78,25 +79,32 @@ def why_owed(record: RolloutRecord, owed: Transition) -> str:
     return _why(_refused(record, owed))
 
 
-def _why(refused: Refusal | None) -> str:
+def _why(refused: list[Refusal]) -> str:
     """Why a decommission's page is still owed: SNS's answer when it refused it, or when that answer
-    was lost (``refused``, the newest ``decommission-page-refused`` entry after it), else that its
-    run recorded no page (``LATE_WHY``). A page SNS refused was said to be owed because its run
-    died, and nobody looked at the topic or the role; one whose answer was lost said "SNS refused
-    it" of a page SNS may have delivered."""
-    if refused is None:
+    was lost (the newest ``decommission-page-refused`` entry after it), else that its run recorded
+    no page (``LATE_WHY``); a refusal after an earlier try lost its answer names that try too. A
+    page SNS refused was said to be owed because its run died, and nobody looked at the topic or
+    the role; one whose answer was lost said "SNS refused it" of a page SNS may have delivered."""
+    if not refused:
         return LATE_WHY
-    entry, outcome = refused
-    run = f"({entry.actor}'s run, at {notice_time(entry)})"
+    (entry, outcome), earlier = refused[0], refused[1:]
     if outcome.lost:
-        return f"SNS's answer to it was lost, and it may have gone out: {outcome.answer} {run}"
-    return f"SNS refused it: {outcome.answer} {run}"
+        return f"SNS's answer to it was lost, and it may have gone out: {outcome.answer} {_run(entry)}"
+    lost = next(((t, o) for t, o in earlier if o.lost), None)
+    also = ("" if lost is None else
+            f"; an earlier try's answer was lost, and that page may have gone out: {lost[1].answer} {_run(lost[0])}")
+    return f"SNS refused it: {outcome.answer} {_run(entry)}{also}"
 
 
-def _may_have_gone_out(refused: Refusal | None) -> bool:
+def _run(entry: Transition) -> str:
+    return f"({entry.actor}'s run, at {notice_time(entry)})"
+
+
+def _may_have_gone_out(refused: list[Refusal]) -> bool:
     """Whether a page still owed may have gone out all the same: no answer of SNS's recorded
-    (``LATE_WHY``: its run may have paged, and not recorded it), or the newest one (``refused``) lost."""
-    return refused is None or refused[1].lost
+    (``LATE_WHY``: its run may have paged, and not recorded it), or any one lost (``refused``): a
+    later try refused does not unsend an earlier one."""
+    return not refused or any(outcome.lost for _, outcome in refused)
 
 
 def subject(stable_service: str, *, late: bool = False) -> str:
@@ -128,7 +136,7 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
         page = f"the \"{SUBJECT}\" page of {stable_service}"
         if _may_have_gone_out(refused):
             return f"{unsent(page, lost=True, why=_why(refused))}: {then}, again if it went out; {CHECK_DELIVERY}", True
-        # Not "never sent": the refusal is the newest answer recorded, and a later run that sent the
+        # Not "never sent": every answer recorded is a refusal, and a later run that sent the
         # page and had its ``decommission-paged`` write refused (or died before it) left no trace.
         return f"{page} is not recorded as sent ({_why(refused)}): {then}", True
     sent = _newest_of_the_page(record)

@@ -61,9 +61,11 @@ BREACH_BARS = "the breach recorded since stands"
 NOTICE_UNSEEN = (f"{NOTICE_LATE}, while this rollout is the service's newest (a finalize reads no other) and the load "
                  "balancer sends all the traffic to the stable service and the canary service is at 0 tasks, as the "
                  "finalize left them; " + NOTICE_BARRED.format(barred="they are changed from that"))
-"""What is said of a "Finalized" notice owed by a text that did not read the load balancer (the
-report): ``NOTICE_LATE`` alone sent people to a run that refuses once either changed. The report may
-be of a rollout another followed, whose notice no finalize sends at all."""
+"""What is said of a "Finalized" notice owed by a text that read neither the load balancer nor the
+canary service: the report, `rollway status` where it could not read the load balancer, and a
+finalize's refusal for the lease another run holds (``owed_as_well``). ``NOTICE_LATE`` alone sent
+people to a run that refuses once either changed. The report may be of a rollout another followed,
+whose notice no finalize sends at all."""
 
 NOTICE_CANARY_UNSEEN = (f"{NOTICE_LATE}, while the canary service is at 0 tasks, as the finalize left it; "
                         + NOTICE_BARRED.format(barred="it is scaled up from that"))
@@ -107,9 +109,10 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
 
 class FinalizeNoticeRefused(PicklableError, RuntimeError):
     """Finalize did its work and recorded it done, and SNS did not take its "Finalized" notice:
-    nobody was told. Raised at the run's end, once the refusal is recorded on the rollout
-    (``notice-failed``) and said in the run's summary, so that the run reads as needing a person
-    (a topic policy or a role to mend) rather than as all done."""
+    nobody was told (or, a finalize the ledger does not record, SNS's answer was lost: nobody knows,
+    ``FinalizeResult.notice_lost``). Raised at the run's end, once the refusal is recorded on the
+    rollout (``notice-failed``) and said in the run's summary, so that the run reads as needing a
+    person (a topic policy or a role to mend, the topic's deliveries to check) rather than as all done."""
 
 
 class FinalizePlan(BaseModel):
@@ -156,7 +159,11 @@ class FinalizeResult(BaseModel):
     notification_id: str | None = None
     notice_refused: str | None = Field(
         default=None, description="SNS's answer when it did not take the \"Finalized\" notice (the finalize is done "
-                                  "and recorded; nobody was told)")
+                                  "and recorded; nobody was told), or when its answer was lost (``notice_lost``)")
+    notice_lost: bool = Field(
+        default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
+                                   "refusal: SNS may have delivered the notice. Only a finalize the ledger does not "
+                                   "record returns one; a recorded one stops at it, and a run again sends it again")
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
@@ -178,7 +185,9 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     # A run says this only where it found the load balancer and services as the finalize left them.
     # ``refused_late``: this run's late send, refused again (its ``notice-failed``): SNS's newest answer,
     # where the earlier refusal in ``record`` was quoted as if it were still the newest.
-    unsent = (f'the "Finalized" notice SNS refused earlier was sent late (SNS message id {sent_late})'
+    # Not "SNS refused earlier" after a late send whose answer was lost: SNS may have taken that one.
+    earlier = "SNS refused earlier" if notice_lost(record) is None else "owed"
+    unsent = (f'the "Finalized" notice {earlier} was sent late (SNS message id {sent_late})'
               if sent_late else notice_not_sent(record, as_left=True, latest=refused_late))
     return (f"{record.rollout_id} was already finalized{at}: {finalized_state(targets, runs=runs, weights=weights)}; "
             "nothing changed"
@@ -192,25 +201,45 @@ def finalized_state(targets: Targets, *, runs: str, weights: Weights) -> str:
             f"{targets.canary_service} is at 0 tasks")
 
 
-UNRECORDED_UNTOLD = ("Tell the subscribers of {topic} yourself: the ledger does not record this promotion, so no "
-                     "run sends the notice again (finalize run again finds nothing to finalize, and sends nothing)")
-"""What a "Finalized" notice SNS refused for a promotion the ledger does not record calls for: only a
+NOTICE = 'the "Finalized" notice'
+"""The notice, as said where its publish failed (``rollway.window_page.unsent``)."""
+
+UNRECORDED_UNTOLD = ("{advice}: the ledger does not record this promotion, so no run sends the notice again "
+                     "(finalize run again finds nothing to finalize, and sends nothing)")
+"""What a "Finalized" notice SNS refused, or whose answer was lost, calls for when the ledger does not
+record the promotion (``advice``: tell the subscribers, or check the deliveries first): only a
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
+
+
+def notice_failed_said(answer: str, *, lost: bool) -> str:
+    """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error say
+    it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known (``lost``: SNS's answer was lost,
+    in the words the recorded path stops with), SNS's ``answer`` after it. "NOT sent, nobody was told"
+    said of a notice SNS may have delivered had nobody look at the topic's deliveries."""
+    # Here, not at the top: rollway.window_page reads this module's START.
+    from rollway.window_page import unsent
+
+    return f"{unsent(NOTICE, lost=True)}: {answer}" if lost else f"{NOTICE_NOT_SENT}{answer}"
 
 
 def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     """What a finalize done leaves (``finalized_state``), and, when SNS did not take its "Finalized"
-    notice, that nobody was told and what to do: one sentence for the finalize flow's error and the
-    `canary` flow's result. Unrecorded, nothing sends the notice late: "running finalize again sends
-    it" sent a person to a run that finds nothing to do."""
+    notice (or its answer was lost, ``notice_lost``), that nobody was told (or that nobody knows)
+    and what to do: one sentence for the finalize flow's error and the `canary` flow's result.
+    Unrecorded, nothing sends the notice late: "running finalize again sends it" sent a person to a
+    run that finds nothing to do."""
+    from rollway.window_page import CHECK_DELIVERY  # as in notice_failed_said
+
     state = finalized_state(targets, runs=result.task_definition, weights=result.weights)
     if result.notice_refused is None:
         return state
     # The topic inside the one sentence: "Once SNS takes it (topic X), " before NOTICE_LATE said it twice.
     late = NOTICE_LATE_TO.format(to=f" to topic {targets.alert_topic}")
-    then = (late[0].upper() + late[1:] if result.rollout_id
-            else UNRECORDED_UNTOLD.format(topic=targets.alert_topic))
-    return f"{state}; but {NOTICE_NOT_SENT}{result.notice_refused}. {then}"
+    advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
+              else f"tell the subscribers of {targets.alert_topic} yourself")
+    then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
+    said = notice_failed_said(result.notice_refused, lost=result.notice_lost)
+    return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
 
 
 def is_finalized(record: RolloutRecord) -> bool:
@@ -223,12 +252,34 @@ def notice_owed(record: RolloutRecord | None) -> Transition | None:
     or None. Owed, as the decommission's page is (``rollway.decommission_page``), while the newest
     ``notice-failed`` or ``notified`` after the newest ``finalized`` is a refusal: a finalize run
     again sends it late and records it ``notified``. Before, a run again moved nothing and sent
-    nothing, and people had to tell the subscribers themselves."""
+    nothing, and people had to tell the subscribers themselves. A late send whose answer was lost is
+    recorded as a ``notice-failed`` too (``notice_lost``): nothing recorded it sent, so it stays owed."""
     if record is None or not is_finalized(record):
         return None
     # The newest finalized, notice-failed or notified: a refusal when one came after the finalize done.
     newest = record.newest_while_promoted(DONE, NOTICE_FAILED, NOTIFIED)
     return newest if newest is not None and newest.kind == NOTICE_FAILED else None
+
+
+def notice_lost(record: RolloutRecord) -> Transition | None:
+    """The newest ``notice-failed`` entry after the newest ``finalized`` that records a lost answer
+    (``notice_failed_said``'s, ``lost``: a late send SNS may have delivered), or None. A notice sent
+    late after it may repeat that one, and says so (``late_said``)."""
+    lost_words = notice_failed_said("", lost=True)
+    after = record.history[last_index(record, DONE) + 1:]
+    return next((t for t in reversed(after) if t.kind == NOTICE_FAILED and (t.comment or "").startswith(lost_words)),
+                None)
+
+
+def late_said(record: RolloutRecord, owed: Transition) -> str:
+    """How the late "Finalized" notice of ``owed`` (``notice_owed``) opens: late, and why; and, after
+    a late send whose answer was lost (``notice_lost``), that it may repeat that one. "This notice is
+    late" alone was said of a notice people may have had already."""
+    lost = notice_lost(record)
+    if lost is None:
+        return f"This notice is late: {refused_said(owed)}"
+    earlier = "" if lost is owed else f"; an earlier late send's answer was lost: {refused_said(lost)}"
+    return f"This notice is late, and may repeat one: {refused_said(owed)}{earlier}"
 
 
 def refused_said(refused: Transition) -> str:

@@ -311,22 +311,19 @@ def answer_lost(err: BaseException) -> bool:
     - a ClientError with a server-side code (``SERVER_SIDE_CODES``): AWS answered that its own
       side failed, which says nothing of whether the call took effect.
 
+    - ``AnswerLost``: an adapter's word for one of the above (the SNS notifier's, where an earlier
+      attempt lost its answer and the last was refused): read as lost, or "nobody was paged" was
+      said of a page SNS may have delivered. The one reading for a bare botocore error and a
+      wrapped one alike.
+
     Not lost: a connection never made (EndpointConnectionError, ConnectTimeoutError,
     ProxyConnectionError, SSLError in the handshake), credentials or parameters refused before
     sending, an adapter's own error, and an AWS answer naming a refusal (AccessDenied, NotFound,
     InvalidParameter, Throttled, ...): AWS did not act on the call.
     """
-    if isinstance(err, (ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
+    if isinstance(err, (AnswerLost, ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
         return True
     return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
-
-
-def publish_lost(err: BaseException) -> bool:
-    """Whether a page whose publish raised ``err`` may have gone out all the same: its answer lost,
-    wrapped as ``rollway.aws.sns`` raises it (``AnswerLost``), or botocore's error bare from a
-    notifier that does not wrap it (``answer_lost``). ``answer_lost`` alone reads ``AnswerLost`` as
-    a refusal, and "nobody was paged" was then said of a page SNS may have delivered."""
-    return isinstance(err, AnswerLost) or answer_lost(err)
 
 
 @contextmanager

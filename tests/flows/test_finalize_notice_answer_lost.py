@@ -38,14 +38,16 @@ def _finalized_answer_lost(aws):
         yield
 
 
-def _finalized(aws, url: str) -> list[str]:
-    """The "Finalized" notices delivered to the ``inbox`` queue since the last call (taken off it)."""
+def _finalized(aws, url: str, *, late: bool = False) -> list[str]:
+    """The "Finalized" notices (``late``: the late ones) delivered to the ``inbox`` queue since the
+    last call (taken off it)."""
+    subject = f"Finalized{' (late)' if late else ''}: {aws.targets.stable_service}"
     sqs, got = aws.get_client("sqs"), []
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         for message in messages:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             body = json.loads(message["Body"])
-            if body["Subject"] == f"Finalized: {aws.targets.stable_service}":
+            if body["Subject"] == subject:
                 got.append(body["Message"])
     return got
 

@@ -57,3 +57,22 @@ def _at(rec) -> str:
     from rollway.ledger import notice_time
 
     return notice_time(rec.history[-1])
+
+
+def test_a_page_refused_after_an_earlier_try_lost_its_answer_is_not_said_unsent():
+    """An earlier run's page lost SNS's answer (it may have gone out), a later run's was refused: the
+    newest entry alone read as a refusal, and the page as one nobody had."""
+    rec, decommission = owing(page_comment(f"Old version decommissioned: {STABLE}", LOST, lost=True))
+    refused = Transition(at=T0 + 6100, kind=PAGE_REFUSED, actor="advance_phase", wall=T0 + 6100,
+                         comment=page_comment(f"Old version decommissioned: {STABLE}", REFUSED, lost=False))
+    rec = rec.model_copy(update={"history": (*rec.history, refused)})
+    why = why_owed(rec, decommission)
+    assert why.startswith(f"SNS refused it: {REFUSED} (advance_phase's run, at "), why
+    assert f"an earlier try's answer was lost, and that page may have gone out: {LOST} (monitor's run, at " in why, why
+    said, warning = page_said(rec, STABLE)
+    assert warning and "not recorded as sent" not in said, said
+    assert said.startswith(f"whether the \"Old version decommissioned\" page of {STABLE} was sent is not known "
+                           f"(SNS refused it: {REFUSED}"), said
+    assert "again if it went out" in said and "delivery logs" in said, said
+    late = late_message(rec, decommission, STABLE)
+    assert late.startswith(f"This page is late, or a second one: SNS refused it: {REFUSED}"), late

@@ -1,0 +1,44 @@
+"""The "Finalized" notice owed (SNS refused it once, ``notice-failed``), sent late by a finalize run
+again whose SNS answer was lost: SNS may have delivered it, and the run stops saying so. A finalize
+run after it sent the late notice again saying only that it was late, where people may have had one
+already. The lost answer is now recorded (``notice-failed``, saying whether it was sent is not known),
+and the next late notice says it may repeat one. On the embedded AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.finalize import FinalizeIncomplete, notice_not_sent
+from rollway.ledger import NOTICE_FAILED, NOTIFIED
+from tests.flows.moto_env import inbox
+from tests.flows.test_finalize import finalize_on, promote_by_hand
+from tests.flows.test_finalize_notice_answer_lost import _finalized, _finalized_answer_lost
+from tests.flows.test_finalize_notice_refused import _publish_refused
+
+NOT_KNOWN = 'whether the "Finalized" notice was sent is not known (SNS\'s answer was lost: it may have taken it)'
+
+
+def test_a_late_notice_sent_again_after_a_lost_answer_says_it_may_repeat_one(aws):
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    url = inbox(aws)
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    with _finalized_answer_lost(aws), pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_on(env, actor="bob")
+    assert NOT_KNOWN in " ".join(str(stopped.value).split()), stopped.value
+    first = _finalized(aws, url, late=True)
+    assert first and not any("may repeat one" in m for m in first), first
+    record = env.ledger.get(aws.targets.canary_service)
+    lost = record.last_transition(NOTICE_FAILED)
+    assert lost.actor == "bob" and lost.comment.startswith(f"{NOT_KNOWN}: AnswerLost: SNS Publish sent"), lost
+    # Status and the report say it as it is: not "NOT sent", and still owed.
+    said = notice_not_sent(record, as_left=True)
+    assert said.startswith(NOT_KNOWN) and "NOT sent" not in said and "sends it late" in said, said
+
+    again = finalize_on(env, actor="carol")
+    assert again.outcome == "already_finalized" and again.notification_id, again
+    (late,) = _finalized(aws, url, late=True)
+    assert late.startswith("This notice is late, and may repeat one: "), late
+    assert NOT_KNOWN in late and "bob's run" in late, late
+    record = env.ledger.get(aws.targets.canary_service)
+    assert record.history[-1].kind == NOTIFIED, record.history
