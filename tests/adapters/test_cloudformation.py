@@ -661,8 +661,8 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     said = str(unfollowed.value)
     assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
                            "not be followed: the reads of its progress were throttled, failed on AWS's side or got no "
-                           "connection until the wait ended after 2 s, the last with Throttling on DescribeStacks: Rate "
-                           "exceeded. "), said
+                           "connection until the wait ended after 2 s, the last with Throttling on DescribeStacks: "
+                           "Rate exceeded. "), said
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
         assert unfollowed.value.seen_seconds_ago is not None
