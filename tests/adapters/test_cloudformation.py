@@ -280,12 +280,14 @@ def until_delete_failed(stub: Stubber, created: dict | list[dict], before: str =
     stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})  # the waiter's poll
 
 
-def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None) -> tuple[StackDeleteFailed, list[str]]:
-    """The deletion of ``OLD`` a bucket not empty fails, played by a Stubber (``until_delete_failed``,
-    ``first``'s calls and answers, then the events' one read), and its progress lines."""
+def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None, *, newest: dict | list[dict] = CREATED,
+                    before: str = "CREATE_COMPLETE") -> tuple[StackDeleteFailed, list[str]]:
+    """The deletion of ``OLD`` a bucket not empty fails, played by a Stubber (``until_delete_failed``
+    from ``newest`` and ``before``, ``first``'s calls and answers, then the events' one read), and its
+    progress lines."""
     client = stubbed_client()
     with Stubber(client) as stub:
-        until_delete_failed(stub, CREATED)
+        until_delete_failed(stub, newest, before)
         first(stub)
         # One read gives both the new events' lines and the failure's reasons.
         stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
@@ -1205,19 +1207,11 @@ def test_a_failed_deletion_under_way_before_delete_stack_names_what_failed_befor
     # A run stopped waiting for the deletion; the next read it DELETE_IN_PROGRESS and sent DeleteStack,
     # which joins the deletion under way. The bucket had failed already, among the events read before
     # DeleteStack: those were cut as earlier operations', and the failure named no resource to retain.
-    client = stubbed_client()
-    with Stubber(client) as stub:
-        until_delete_failed(stub, BUCKET_NOT_EMPTY[1:], "DELETE_IN_PROGRESS")
-        stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
-        progress: list[str] = []
-        with pytest.raises(StackDeleteFailed) as failed:
-            CloudFormationStacks(client, sleep=lambda _: None).delete(OLD, timeout_seconds=60,
-                                                                     on_progress=progress.append)
-        stub.assert_no_pending_responses()
+    failed, progress = deletion_failed(newest=BUCKET_NOT_EMPTY[1:], before="DELETE_IN_PROGRESS")
 
-    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
-    assert failed.value.failed == ("Logs",) and failed.value.read_back is None, str(failed.value)
-    assert "--retain-resources Logs`" in str(failed.value), str(failed.value)
+    assert failed.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert failed.failed == ("Logs",) and failed.read_back is None, str(failed)
+    assert "--retain-resources Logs`" in str(failed), str(failed)
     # The events read before DeleteStack are not said again.
     said = [line for line in progress if "deletion requested" not in line]
     assert said == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: The following resource(s) "
