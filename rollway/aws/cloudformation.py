@@ -41,8 +41,8 @@ PROGRESS_SECONDS = 60.0
 # start: a stack with years of events and no deletion start among them was read to its first,
 # page after page, each one more call for AWS to throttle. A deletion of the most resources a
 # stack may hold (500: each deleting, then deleted or failed) fits in a dozen. The read also stops
-# at the events read before DeleteStack (``CloudFormationStacks._failed``), older than this deletion:
-# the bound is for a deletion of more events than it holds.
+# at the events read before DeleteStack (``CloudFormationStacks._failed``), older than this deletion
+# unless it was under way then: the bound is for a deletion of more events than it holds.
 FAILED_EVENT_PAGES = 20
 
 
@@ -78,9 +78,9 @@ class StackDeleteFailed(PicklableError, AdapterError):
             unread, ``unread``: CloudFormation's reason for the stack's status, if it gave one).
         failed: the logical ids of those resources.
         unread: why its events could not be read ("" when they were).
-        read_back: how many of its newest events, all since DeleteStack was sent, were read when the
-            read stopped short of this deletion's start (``FAILED_EVENT_PAGES``); None when it reached
-            it, the events read before DeleteStack, or the stack's first.
+        read_back: how many of its newest events, all of this deletion, were read when the read
+            stopped short of its start (``FAILED_EVENT_PAGES``); None when it reached it, the events
+            read before DeleteStack (of a deletion not under way then), or the stack's first.
     """
 
     def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None, *,
@@ -91,10 +91,11 @@ class StackDeleteFailed(PicklableError, AdapterError):
         if read_back is not None:
             # The reasons and the resources named are those of the events read, which may be fewer
             # than this deletion's: said, not taken as all there is. None is an earlier attempt's: the
-            # read stops at the events read before DeleteStack (``CloudFormationStacks._failed``).
-            why = (f"{why} (read from its newest {read_back} events only, all since DeleteStack was sent, which do not "
-                   "reach back to the start of this deletion: a resource that failed before them is not named; "
-                   f"`aws cloudformation describe-stack-events --stack-name {name}` shows them all)")
+            # read stops at the events read before DeleteStack (``CloudFormationStacks._failed``), or
+            # at the start of a deletion under way then, which began before DeleteStack was sent.
+            why = (f"{why} (read from its newest {read_back} events only, all of this deletion, which do not reach "
+                   "back to its start: a resource that failed before them is not named; `aws cloudformation "
+                   f"describe-stack-events --stack-name {name}` shows them all)")
         if unread:
             # The events went unread: ``reasons`` holds CloudFormation's reason for the stack, if any.
             why = (f"{why} (its events, which name each resource's reason, could not be read: {unread})"
@@ -477,7 +478,10 @@ class CloudFormationStacks:
                 last = (status, time.monotonic())
                 if status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
                     # Ends the wait, its reasons read or not: CloudFormation has stopped the deletion.
-                    raise self._failed(name, stack_id, found, status, seen, on_progress, earlier)
+                    # One under way before DeleteStack (a run that stopped waiting for it), which
+                    # DeleteStack joined, began before it: the events read then are its own.
+                    raise self._failed(name, stack_id, found, status, seen, on_progress,
+                                       frozenset() if before == "DELETE_IN_PROGRESS" else earlier)
                 for line in self._new_events(stack_id, seen):
                     on_progress(f"stack {name}: {line}")
                 # Both reads answered: only now does the count start again. Reset on the status's
@@ -553,7 +557,8 @@ class CloudFormationStacks:
         """The failure of the deletion CloudFormation stopped at ``status``, its events' new lines
         said and their reasons given; each read throttled is asked again (``asked_while_throttled``),
         and events that cannot be read leave the stack's own reason (``found``'s) to say why.
-        ``earlier``: the ids of the stack's newest page of events read before DeleteStack."""
+        ``earlier``: the ids of events older than this deletion (the stack's newest page read before
+        DeleteStack; none when a deletion was under way then, its start behind them)."""
         own = ((found or {}).get("StackStatusReason") or "").strip() or None
 
         def start_or_earlier(event: dict[str, Any]) -> bool:

@@ -270,21 +270,24 @@ BUCKET_NOT_EMPTY = [
     event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), CREATED]
 
 
-def until_delete_failed(stub: Stubber, created: dict) -> None:
+def until_delete_failed(stub: Stubber, created: dict | list[dict], before: str = "CREATE_COMPLETE") -> None:
     """The calls and answers of a deletion until the waiter sees DELETE_FAILED (``created``: the
-    stack's one event before it)."""
-    stub.add_response("describe_stacks", stack_answer("CREATE_COMPLETE"), {"StackName": OLD})
-    stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": SID})
+    stack's one event before it, or its newest page then; ``before``: its status then)."""
+    stub.add_response("describe_stacks", stack_answer(before), {"StackName": OLD})
+    stub.add_response("describe_stack_events", {"StackEvents": created if isinstance(created, list) else [created]},
+                      {"StackName": SID})
     stub.add_response("delete_stack", {}, {"StackName": SID})
     stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})  # the waiter's poll
 
 
-def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None) -> tuple[StackDeleteFailed, list[str]]:
-    """The deletion of ``OLD`` a bucket not empty fails, played by a Stubber (``until_delete_failed``,
-    ``first``'s calls and answers, then the events' one read), and its progress lines."""
+def deletion_failed(first: Callable[[Stubber], None] = lambda stub: None, *, newest: dict | list[dict] = CREATED,
+                    before: str = "CREATE_COMPLETE") -> tuple[StackDeleteFailed, list[str]]:
+    """The deletion of ``OLD`` a bucket not empty fails, played by a Stubber (``until_delete_failed``
+    from ``newest`` and ``before``, ``first``'s calls and answers, then the events' one read), and its
+    progress lines."""
     client = stubbed_client()
     with Stubber(client) as stub:
-        until_delete_failed(stub, CREATED)
+        until_delete_failed(stub, newest, before)
         first(stub)
         # One read gives both the new events' lines and the failure's reasons.
         stub.add_response("describe_stack_events", {"StackEvents": BUCKET_NOT_EMPTY}, {"StackName": SID})
@@ -660,8 +663,8 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     said = str(unfollowed.value)
     assert said.startswith(f"stack '{OLD}': DeleteStack was sent and CloudFormation took it, but the deletion could "
                            "not be followed: the reads of its progress were throttled, failed on AWS's side or got no "
-                           "connection until the wait ended after 2 s, the last with Throttling on DescribeStacks: Rate "
-                           "exceeded. "), said
+                           "connection until the wait ended after 2 s, the last with Throttling on DescribeStacks: "
+                           "Rate exceeded. "), said
     if answered:
         assert unfollowed.value.last_status == "DELETE_IN_PROGRESS"
         assert unfollowed.value.seen_seconds_ago is not None
@@ -1019,9 +1022,12 @@ def test_a_deletion_still_going_with_under_a_second_of_the_wait_left_says_so_not
     assert f"stack {OLD}: still DELETE_IN_PROGRESS, under a second left to wait" in progress, progress
 
 
-def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bounded_number_of_pages():
+@pytest.mark.parametrize("before", ["CREATE_COMPLETE", "DELETE_IN_PROGRESS"])
+def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bounded_number_of_pages(before):
     # No deletion start among the events read: the read walked every page of the stack's events
     # (years of them: one call each), and the reasons were said as if they were all there was.
+    # A deletion under way before DeleteStack (a run that stopped waiting for it) began before it
+    # was sent: its events read are all its own, not all since DeleteStack.
     from rollway.aws.cloudformation import FAILED_EVENT_PAGES
     from tests.botocore_events import on_operation
 
@@ -1034,7 +1040,7 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
     asked: list[str] = []
     with Stubber(client) as stub, on_operation(client, "before-parameter-build",
                                                lambda model, **_: asked.append(model.name), operation=None):
-        until_delete_failed(stub, CREATED)
+        until_delete_failed(stub, CREATED, before)
         for n, page in enumerate(pages):
             more = {"NextToken": f"page{n + 2}"} if n + 1 < len(pages) else {}
             stub.add_response("describe_stack_events", {"StackEvents": page, **more},
@@ -1047,11 +1053,12 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
     read = 2 * FAILED_EVENT_PAGES
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert failed.value.read_back == read
-    # All read are newer than the events read before DeleteStack: none is an earlier attempt's.
-    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, all since "
-            "DeleteStack was sent, which do not reach back to the start of this deletion: a resource that failed "
-            f"before them is not named; `aws cloudformation describe-stack-events --stack-name {OLD}` shows them "
-            "all). Fix what is named") in str(failed.value), str(failed.value)
+    # All read are newer than the events read before DeleteStack, or than the start of a deletion
+    # under way then: none is an earlier attempt's.
+    assert (f"The bucket you tried to delete is not empty (read from its newest {read} events only, all of this "
+            "deletion, which do not reach back to its start: a resource that failed before them is not named; "
+            f"`aws cloudformation describe-stack-events --stack-name {OLD}` shows them all). Fix what is named"
+            ) in str(failed.value), str(failed.value)
 
 
 def planned_beside_a_log_group(aws, stacks, table: str, group: str, *, role: str | None = None,
@@ -1194,6 +1201,21 @@ def test_a_failed_deletion_with_no_start_among_its_events_names_no_resource_an_e
     said = [line for line in progress if "deletion requested" not in line]
     assert said == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: Role is invalid or cannot be "
                     "assumed"], progress
+
+
+def test_a_failed_deletion_under_way_before_delete_stack_names_what_failed_before_it_was_sent():
+    # A run stopped waiting for the deletion; the next read it DELETE_IN_PROGRESS and sent DeleteStack,
+    # which joins the deletion under way. The bucket had failed already, among the events read before
+    # DeleteStack: those were cut as earlier operations', and the failure named no resource to retain.
+    failed, progress = deletion_failed(newest=BUCKET_NOT_EMPTY[1:], before="DELETE_IN_PROGRESS")
+
+    assert failed.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert failed.failed == ("Logs",) and failed.read_back is None, str(failed)
+    assert "--retain-resources Logs`" in str(failed), str(failed)
+    # The events read before DeleteStack are not said again.
+    said = [line for line in progress if "deletion requested" not in line]
+    assert said == [f"stack {OLD}: {OLD} (AWS::CloudFormation::Stack) DELETE_FAILED: The following resource(s) "
+                    "failed to delete"], progress
 
 
 def test_an_exact_awslogs_group_keeps_the_log_group_of_that_name_not_a_table_of_it(aws, stacks):
