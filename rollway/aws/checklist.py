@@ -447,11 +447,9 @@ def _unanswered_call(what: str, begun: Sequence[str]) -> str:
 def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], seconds: float, bound: float) -> str:
     """What a read given up on says when ``name`` answered its last call, ``call``, throttled:
     ``tries`` of it since its last other answer, the last ``seconds`` into the read."""
-    last = tries[-1]
-    said = f"{last.code}: {last.message}" if last.message else last.code
     count = "1 try" if len(tries) == 1 else f"{len(tries)} tries"
-    return (f"{name} refused {call} as throttled ({said}), {count} in {wait_said(seconds)}, and the read was given up "
-            f"on after {bound:g} s")
+    return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in {wait_said(seconds)}, and the read "
+            f"was given up on after {bound:g} s")
 
 
 def _construct_ids_of(template: Any) -> set[str]:

@@ -402,6 +402,12 @@ class ThrottledTry:
     message: str
     at: float
 
+    @property
+    def said(self) -> str:
+        """AWS's answer as a message quotes it (``answer_said``): taken at the try, before the run's
+        clients make its message one line (``blocks.credentials``, after the last try)."""
+        return answer_said(self.code, self.message)
+
 
 @contextmanager
 def throttled_tries(client: Any, clock: Callable[[], float]) -> Iterator[list[ThrottledTry]]:
@@ -470,9 +476,14 @@ def aws_message(err: Exception, *, call: bool = False) -> str:
         code, message = error.get("Code", "error"), str(error.get("Message") or "")
         if call and err.operation_name:
             code = f"{code} on {err.operation_name}"
-        # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
-        return f"{code}: {answer_on_one_line(message)}" if message.strip() else f"{code} with no message"
+        return answer_said(code, message)
     return answer_on_one_line(error_said(err))
+
+
+def answer_said(code: str, message: str) -> str:
+    """An AWS error answer's ``code`` and ``message`` as ``aws_message`` says them: one line."""
+    # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
+    return f"{code}: {answer_on_one_line(message)}" if message.strip() else f"{code} with no message"
 
 
 

@@ -1044,3 +1044,19 @@ def test_a_table_read_given_up_on_while_throttled_says_so_and_so_do_the_tables_n
     assert reasons[first].endswith(f"(DescribeTable {first}): {said}"), reasons
     for name in rest:
         assert reasons[name].endswith(f"(DescribeTable {name}): not asked: {said}"), reasons
+
+
+def test_a_throttled_read_given_up_on_quotes_aws_s_message_on_one_line(paged, monkeypatch):
+    """The throttled answer is quoted from the try botocore saw, before the run's clients make AWS's
+    message one line (``blocks.credentials``, after the last try): its line breaks and escape
+    sequences reached the item's reason, and from it the run's log and the checklist's report."""
+    t = paged.targets
+    first = all_tables(t)[0].name
+    throttled = ("application/x-amz-json-1.0", json.dumps({
+        "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+        "message": "Rate of requests\r\nexceeds \x1b[2Jthe allowed throughput."}).encode())
+    with throttled_then_held(paged, "dynamodb", "DescribeTable", 2, throttled, monkeypatch) as (dynamodb, _):
+        reasons = failed(AwsInfraChecker(dynamodb, *(paged.get_client(s) for s in SERVICES[1:]), t,
+                                         read_seconds=1).check())
+    assert (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds "
+            "\\x1b[2Jthe allowed throughput.), 2 tries") in reasons[first], reasons
