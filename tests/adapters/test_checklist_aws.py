@@ -1024,67 +1024,45 @@ ELB_THROTTLED = ("text/xml", b'<ErrorResponse xmlns="http://elasticloadbalancing
 """Elastic Load Balancing's throttled answer, as AWS sends it."""
 
 
+@pytest.mark.parametrize("between_asks, tries, then", [
+    # The first ask's three tries and two of the second's; its third not answered.
+    (False, 5, ", then did not answer the next try"),
+    # The first ask's three tries, then the wait before the second: no try in flight, each answered.
+    (True, 3, ""),
+])
 def test_a_listener_read_given_up_on_while_throttled_says_it_was_throttled_how_often_and_how_long(
-        paged, monkeypatch):
+        paged, monkeypatch, between_asks, tries, then):
     """The pin's read is asked again while throttled, each ask tried again by botocore, with a wait
     between tries: throttled past its bound, its item said Elastic Load Balancing "did not answer",
     sending a person to look for a silent service or a network fault, when it had answered each try."""
     t = paged.targets
-    # The first ask's three tries and two of the second's; its third not answered.
-    with throttled_then_held(paged, "elbv2", "DescribeRules", 5, ELB_THROTTLED, monkeypatch) as (elbv2, made):
+    with throttled_then_held(paged, "elbv2", "DescribeRules", tries, ELB_THROTTLED, monkeypatch,
+                             between_asks=between_asks) as (elbv2, made):
         item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
                                         canary_header=HEADER, read_seconds=1).check())
-    assert len(made) == 6
+    assert len(made) == tries + (not between_asks)
     assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeRules): "
-                           "Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), 5 "
-                           "tries in under a second, then did not answer the next try, and the read was given up on "
-                           "after 1 s; run verify_infrastructure again (it only reads)"), item.reason
-
-
-def test_a_listener_read_given_up_on_between_the_pins_asks_says_only_that_it_was_throttled(paged, monkeypatch):
-    """Given up on while the pin waited to ask again, with no try in flight: each try was answered."""
-    t = paged.targets
-    # The first ask's three tries, then the wait before the second.
-    with throttled_then_held(paged, "elbv2", "DescribeRules", 3, ELB_THROTTLED, monkeypatch,
-                             between_asks=True) as (elbv2, made):
-        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
-                                        canary_header=HEADER, read_seconds=1).check())
-    assert len(made) == 3
-    assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeRules): "
-                           "Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), 3 "
-                           "tries in under a second, and the read was given up on after 1 s; run verify_infrastructure "
-                           "again (it only reads)"), item.reason
+                           f"Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
+                           f"{tries} tries in under a second{then}, and the read was given up on after 1 s; run "
+                           "verify_infrastructure again (it only reads)"), item.reason
 
 
 def test_a_table_read_given_up_on_while_throttled_says_so_and_so_do_the_tables_not_asked_after(paged, monkeypatch):
+    """AWS's message is quoted from the try botocore saw, before the run's clients make it one line
+    (``blocks.credentials``, after the last try): its line breaks and escape sequences reached the
+    item's reason, and from it the run's log and the checklist's report."""
     t = paged.targets
     first, *rest = [spec.name for spec in all_tables(t)]
     throttled = ("application/x-amz-json-1.0", json.dumps({
         "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-        "message": "Rate of requests exceeds the allowed throughput."}).encode())
+        "message": "Rate of requests\r\nexceeds \x1b[2Jthe allowed throughput."}).encode())
     with throttled_then_held(paged, "dynamodb", "DescribeTable", 2, throttled, monkeypatch) as (dynamodb, made):
         reasons = failed(AwsInfraChecker(dynamodb, *(paged.get_client(s) for s in SERVICES[1:]), t,
                                          read_seconds=1).check())
     assert made == ["DescribeTable"] * 3  # one read of the first table: the rest not asked
-    said = (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds the "
-            "allowed throughput.), 2 tries in under a second, then did not answer the next try, and the read was given "
-            "up on after 1 s; run verify_infrastructure again (it only reads)")
+    said = (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds "
+            "\\x1b[2Jthe allowed throughput.), 2 tries in under a second, then did not answer the next try, and the "
+            "read was given up on after 1 s; run verify_infrastructure again (it only reads)")
     assert reasons[first].endswith(f"(DescribeTable {first}): {said}"), reasons
     for name in rest:
         assert reasons[name].endswith(f"(DescribeTable {name}): not asked: {said}"), reasons
-
-
-def test_a_throttled_read_given_up_on_quotes_aws_s_message_on_one_line(paged, monkeypatch):
-    """The throttled answer is quoted from the try botocore saw, before the run's clients make AWS's
-    message one line (``blocks.credentials``, after the last try): its line breaks and escape
-    sequences reached the item's reason, and from it the run's log and the checklist's report."""
-    t = paged.targets
-    first = all_tables(t)[0].name
-    throttled = ("application/x-amz-json-1.0", json.dumps({
-        "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-        "message": "Rate of requests\r\nexceeds \x1b[2Jthe allowed throughput."}).encode())
-    with throttled_then_held(paged, "dynamodb", "DescribeTable", 2, throttled, monkeypatch) as (dynamodb, _):
-        reasons = failed(AwsInfraChecker(dynamodb, *(paged.get_client(s) for s in SERVICES[1:]), t,
-                                         read_seconds=1).check())
-    assert (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds "
-            "\\x1b[2Jthe allowed throughput.), 2 tries") in reasons[first], reasons
