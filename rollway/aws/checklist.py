@@ -20,7 +20,8 @@ asked: it fails as not asked, naming the call that was not answered, so a silent
 ``read_seconds`` once, not once per resource. The next check (the checklist task's retry) asks it
 again. A read given up on while the service answered its last call throttled (botocore's tries,
 and the pin's asks, each waiting longer) says so, how many tries and how long into the read, not
-that the service did not answer; what is left to read there is not asked either.
+only that the service did not answer (which it says too of a try after them still unanswered);
+what is left to read there is not asked either.
 """
 
 from __future__ import annotations
@@ -273,23 +274,24 @@ class AwsInfraChecker:
         name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
         client = self._client(service, region)
         began = now()
-        with calls_begun(client) as begun, throttled_tries(client, now) as throttled:
+        with calls_begun(client) as begun, throttled_tries(client, now) as (throttled, in_flight):
             try:
                 return answered(name, self._read_seconds, lambda: call(client), self._say)
             except Unanswered:
                 # The call it did not answer: a read may make several (GetQueueUrl before
                 # GetQueueAttributes; the load balancer, listener and target groups before DescribeRules).
                 # Copied: the read given up on runs on, and may still add to them.
-                called = list(begun)
+                called, waiting = list(begun), set(in_flight)
                 tries = [t for t in list(throttled) if called and t.operation == called[-1]]
                 if not tries:
                     self._unanswered[key] = (f"not asked: {name} did not answer {_unanswered_call(what, called)} "
                                              f"within {self._read_seconds:g} s")
                     raise
                 # It answered, each try: throttled (botocore's tries, and the pin's asks, each waiting
-                # longer), "did not answer" sent a person to a silent service or the network.
+                # longer), "did not answer" sent a person to a silent service or the network. Unless a
+                # try after them was not answered either: then both are said.
                 said = _throttled(name, _unanswered_call(what, called), tries, tries[-1].at - began,
-                                  self._read_seconds)
+                                  self._read_seconds, unanswered=called[-1] in waiting)
                 self._unanswered[key] = f"not asked: {said}"
                 raise Unanswered(said) from None
 
@@ -444,14 +446,15 @@ def _unanswered_call(what: str, begun: Sequence[str]) -> str:
     return what if begun[-1] == operation else f"{begun[-1]} {name}".rstrip()
 
 
-def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], seconds: float, bound: float) -> str:
+def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], seconds: float, bound: float, *,
+               unanswered: bool) -> str:
     """What a read given up on says when ``name`` answered its last call, ``call``, throttled:
-    ``tries`` of it since its last other answer, the last ``seconds`` into the read."""
-    last = tries[-1]
-    said = f"{last.code}: {last.message}" if last.message else last.code
+    ``tries`` of it since its last other answer, the last ``seconds`` into the read; ``unanswered``:
+    a try after them was in flight, not answered, when the read was given up on."""
     count = "1 try" if len(tries) == 1 else f"{len(tries)} tries"
-    return (f"{name} refused {call} as throttled ({said}), {count} in {wait_said(seconds)}, and the read was given up "
-            f"on after {bound:g} s")
+    then = ", then did not answer the next try" if unanswered else ""
+    return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in {wait_said(seconds)}{then}, and the "
+            f"read was given up on after {bound:g} s")
 
 
 def _construct_ids_of(template: Any) -> set[str]:

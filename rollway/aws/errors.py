@@ -399,25 +399,41 @@ class ThrottledTry:
     message: str
     at: float
 
+    @property
+    def said(self) -> str:
+        """AWS's answer as a message quotes it (``answer_said``): taken at the try, before the run's
+        clients make its message one line (``blocks.credentials``, after the last try)."""
+        return answer_said(self.code, self.message)
+
 
 @contextmanager
-def throttled_tries(client: Any, clock: Callable[[], float]) -> Iterator[list[ThrottledTry]]:
+def throttled_tries(client: Any, clock: Callable[[], float]) -> Iterator[tuple[list[ThrottledTry], set[str]]]:
     """The tries the block's read makes on ``client`` (``in_this_read``; botocore's own resends
     each a try) that AWS answered throttled (``THROTTLED_CODES``), in order; an operation's are
     dropped once a try of it gets another answer (an answer, another error, no connection), so
-    that those left are the ones since its last other answer."""
+    that those left are the ones since its last other answer. And the operations with a try sent
+    and not answered yet: one still in flight when the read is given up on was not answered at
+    all, throttled or otherwise."""
     tries: list[ThrottledTry] = []
+    in_flight: set[str] = set()
+
+    def sent(operation_name: str = "", **_: Any) -> None:
+        # As each try is made, botocore's resends too (each is signed anew).
+        in_flight.add(operation_name)
 
     def answered(operation: Any = None, response: Any = None, **_: Any) -> None:
         # After each try, before botocore decides on another: its only sight of each answer.
+        in_flight.discard(operation.name)
         error = (response[1].get("Error") or {}) if response is not None else {}
         if error.get("Code") in THROTTLED_CODES:
             tries.append(ThrottledTry(operation.name, error["Code"], str(error.get("Message") or ""), clock()))
         else:
             tries[:] = [t for t in tries if t.operation != operation.name]
 
-    with in_this_read(client, f"needs-retry.{client.meta.service_model.service_id.hyphenize()}", answered):
-        yield tries
+    service = client.meta.service_model.service_id.hyphenize()
+    with in_this_read(client, f"request-created.{service}", sent), \
+            in_this_read(client, f"needs-retry.{service}", answered):
+        yield tries, in_flight
 
 
 @contextmanager
@@ -467,9 +483,14 @@ def aws_message(err: Exception, *, call: bool = False) -> str:
         code, message = error.get("Code", "error"), str(error.get("Message") or "")
         if call and err.operation_name:
             code = f"{code} on {err.operation_name}"
-        # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
-        return f"{code}: {answer_on_one_line(message)}" if message.strip() else f"{code} with no message"
+        return answer_said(code, message)
     return answer_on_one_line(error_said(err))
+
+
+def answer_said(code: str, message: str) -> str:
+    """An AWS error answer's ``code`` and ``message`` as ``aws_message`` says them: one line."""
+    # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
+    return f"{code}: {answer_on_one_line(message)}" if message.strip() else f"{code} with no message"
 
 
 

@@ -951,10 +951,12 @@ def test_a_read_given_up_on_that_goes_on_during_the_next_check_is_not_named_as_t
 
 
 @contextmanager
-def throttled_then_held(aws, service: str, operation: str, tries: int, answer: tuple[str, bytes], monkeypatch):
+def throttled_then_held(aws, service: str, operation: str, tries: int, answer: tuple[str, bytes], monkeypatch, *,
+                        between_asks: bool = False):
     """A ``service`` client trying each call three times (botocore's standard mode) whose first
     ``tries`` tries of ``operation`` are answered throttled (``answer``: its content type and body,
     as AWS sends it), and the next held until the block ends, then answered by moto (``stalled``).
+    ``between_asks``: the pin's wait after them held instead, with no try in flight.
 
     The bound's clock (``rollway.deadline``'s) passes only as the test says: each wait between tries
     (botocore's, and the pin's between its asks) takes a tenth of a second of it, the held try all."""
@@ -976,8 +978,18 @@ def throttled_then_held(aws, service: str, operation: str, tries: int, answer: t
         passed[0] += 0.1
         return 0
 
+    def hold() -> None:
+        held.append(threading.current_thread())
+        passed[0] += deadline.MAX_READ_SECONDS + 1
+        released.wait()
+
+    def asked_again_after(*_) -> None:  # the pin's wait between its asks
+        waited()
+        if between_asks and len(made) == tries:
+            hold()
+
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", waited)
-    monkeypatch.setattr(errors, "time", SimpleNamespace(sleep=waited))
+    monkeypatch.setattr(errors, "time", SimpleNamespace(sleep=asked_again_after))
     client = boto3.client(service, endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
                           aws_access_key_id="testing", aws_secret_access_key="testing",
                           config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
@@ -994,9 +1006,7 @@ def throttled_then_held(aws, service: str, operation: str, tries: int, answer: t
         made.append(operation)
         if len(made) <= tries:
             return AWSResponse(request.url, 400, {"Content-Type": content_type}, Body())
-        held.append(threading.current_thread())
-        passed[0] += deadline.MAX_READ_SECONDS + 1
-        released.wait()
+        hold()
         return None  # sent as it is
 
     try:
@@ -1008,39 +1018,51 @@ def throttled_then_held(aws, service: str, operation: str, tries: int, answer: t
             thread.join()
 
 
+ELB_THROTTLED = ("text/xml", b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
+                             b"<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+                             b"</Error><RequestId>1</RequestId></ErrorResponse>")
+"""Elastic Load Balancing's throttled answer, as AWS sends it."""
+
+
+@pytest.mark.parametrize("between_asks, tries, then", [
+    # The first ask's three tries and two of the second's; its third not answered.
+    (False, 5, ", then did not answer the next try"),
+    # The first ask's three tries, then the wait before the second: no try in flight, each answered.
+    (True, 3, ""),
+])
 def test_a_listener_read_given_up_on_while_throttled_says_it_was_throttled_how_often_and_how_long(
-        paged, monkeypatch):
+        paged, monkeypatch, between_asks, tries, then):
     """The pin's read is asked again while throttled, each ask tried again by botocore, with a wait
     between tries: throttled past its bound, its item said Elastic Load Balancing "did not answer",
     sending a person to look for a silent service or a network fault, when it had answered each try."""
     t = paged.targets
-    throttled = ("text/xml", b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
-                             b"<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
-                             b"</Error><RequestId>1</RequestId></ErrorResponse>")
-    # The first ask's three tries and two of the second's.
-    with throttled_then_held(paged, "elbv2", "DescribeRules", 5, throttled, monkeypatch) as (elbv2, made):
+    with throttled_then_held(paged, "elbv2", "DescribeRules", tries, ELB_THROTTLED, monkeypatch,
+                             between_asks=between_asks) as (elbv2, made):
         item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
                                         canary_header=HEADER, read_seconds=1).check())
-    assert len(made) == 6
+    assert len(made) == tries + (not between_asks)
     assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeRules): "
-                           "Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), 5 "
-                           "tries in under a second, and the read was given up on after 1 s; run verify_infrastructure "
-                           "again (it only reads)"), item.reason
+                           f"Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
+                           f"{tries} tries in under a second{then}, and the read was given up on after 1 s; run "
+                           "verify_infrastructure again (it only reads)"), item.reason
 
 
 def test_a_table_read_given_up_on_while_throttled_says_so_and_so_do_the_tables_not_asked_after(paged, monkeypatch):
+    """AWS's message is quoted from the try botocore saw, before the run's clients make it one line
+    (``blocks.credentials``, after the last try): its line breaks and escape sequences reached the
+    item's reason, and from it the run's log and the checklist's report."""
     t = paged.targets
     first, *rest = [spec.name for spec in all_tables(t)]
     throttled = ("application/x-amz-json-1.0", json.dumps({
         "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-        "message": "Rate of requests exceeds the allowed throughput."}).encode())
+        "message": "Rate of requests\r\nexceeds \x1b[2Jthe allowed throughput."}).encode())
     with throttled_then_held(paged, "dynamodb", "DescribeTable", 2, throttled, monkeypatch) as (dynamodb, made):
         reasons = failed(AwsInfraChecker(dynamodb, *(paged.get_client(s) for s in SERVICES[1:]), t,
                                          read_seconds=1).check())
     assert made == ["DescribeTable"] * 3  # one read of the first table: the rest not asked
-    said = (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds the "
-            "allowed throughput.), 2 tries in under a second, and the read was given up on after 1 s; run "
-            "verify_infrastructure again (it only reads)")
+    said = (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds "
+            "\\x1b[2Jthe allowed throughput.), 2 tries in under a second, then did not answer the next try, and the "
+            "read was given up on after 1 s; run verify_infrastructure again (it only reads)")
     assert reasons[first].endswith(f"(DescribeTable {first}): {said}"), reasons
     for name in rest:
         assert reasons[name].endswith(f"(DescribeTable {name}): not asked: {said}"), reasons
