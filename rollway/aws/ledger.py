@@ -511,12 +511,13 @@ class DynamoLedger:
         (``refusals_kept``), the list is set whole, the oldest dropped.
 
         Conditioned on the list as read: ``list_append`` is not idempotent, and botocore resends an
-        UpdateItem whose answer was lost. Told by its length and the count of answers dropped
-        (``refused_dropped``, set in the same write): every refusal changes one of the two (an
-        append the length, a drop the count), so both as read mean the list as read, and a write
-        past the bound sends the list once, as kept (conditioned on the list itself it sent it
-        twice, up to 200 KB). A list an earlier rollway wrote, without the count, is compared whole
-        the first time one is dropped, since that rollway's drops changed neither. A refusal whose
+        UpdateItem whose answer was lost. Told by its length and its oldest answer as stored:
+        answers are appended at its end and dropped from its start, so once both are as read, so is
+        the list, and a write past the bound sends the list once, as kept, and that one answer
+        (conditioned on the list itself, it sent it twice, up to 200 KB). The length and the count
+        of answers dropped (``refused_dropped``, set in the same write, compared too) alone did not
+        do: a drop an earlier rollway makes during an upgrade keeps the length and leaves the count
+        as it was, and the answer it kept was lost. A refusal whose
         item holds ``answer`` is that resent copy (the first committed); one whose list changed
         meanwhile (another refusal recorded) is made again on the new list. Neither the version nor
         ``updated_at`` changes: the version conditions of ``record`` and the history the paused run
@@ -536,21 +537,19 @@ class DynamoLedger:
         for _ in range(_RECORD_ATTEMPTS):
             length = len(held.refused_answers)
             kept, dropped = refusals_kept(held, stored)
-            # An absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
-            sized = ("(size(#refused_answers) = :length OR attribute_not_exists(#refused_answers))" if not length
-                     else "size(#refused_answers) = :length")
             values = _values({":dropped": dropped, ":length": length})
+            if length:
+                # The oldest as stored: read back and written anew, an answer an earlier rollway
+                # wrote may differ from the stored one (a field it left out), and never match.
+                same = "size(#refused_answers) = :length AND #refused_answers[0] = :oldest"
+                values[":oldest"] = item["refused_answers"]["L"][0]
+            else:  # an absent list (no refusal yet, or an item an earlier rollway wrote) is empty
+                same = "(size(#refused_answers) = :length OR attribute_not_exists(#refused_answers))"
             if "refused_dropped" in item:
-                same = f"{sized} AND #refused_dropped = :counted"
+                same += " AND #refused_dropped = :counted"
                 values.update(_values({":counted": held.refused_dropped}))
-            elif len(kept) == length + 1:
-                same = f"{sized} AND attribute_not_exists(#refused_dropped)"
             else:
-                # No count yet: an earlier rollway's drop meanwhile, keeping the length, would pass
-                # a condition on the length alone, and its answer be lost. Compared whole, once.
-                same = "#refused_answers = :held AND attribute_not_exists(#refused_dropped)"
-                values[":held"] = item["refused_answers"]
-                del values[":length"]
+                same += " AND attribute_not_exists(#refused_dropped)"
             if len(kept) == length + 1:
                 update = ("SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer), "
                           "#refused_dropped = :dropped")

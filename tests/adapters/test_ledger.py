@@ -568,9 +568,9 @@ def test_refused_answers_past_the_bound_appended_together_keep_the_newest_of_the
 def test_a_refused_answer_past_the_bound_sends_the_list_once(dynamodb, ledger_targets, monkeypatch):
     """The write that drops the oldest refused answer set the list whole on condition that the
     stored list was the one read, so it sent the list twice (up to 200 KB in one request). It is
-    conditioned on the list's length and the count of those dropped instead: every refusal changes
-    one or the other (an append the length, a drop the count), so the two still tell a list another
-    refusal changed meanwhile, and the list is sent once, as it is kept."""
+    conditioned on the list's length and its oldest answer instead (answers are appended at its end
+    and dropped from its start, so the two still tell a list another refusal changed meanwhile),
+    and the list is sent once, as it is kept, with that one answer."""
     import json
 
     from rollway.ledger import RefusedAnswer
@@ -595,15 +595,16 @@ def test_a_refused_answer_past_the_bound_sends_the_list_once(dynamodb, ledger_ta
     finally:
         dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", measure)
     kept_size = len(json.dumps(_values({":kept": [a.model_dump(mode="json") for a in said[2:]]})))
-    assert len(sent) == 2 and all(size < kept_size + 500 for size in sent), (sent, kept_size)
+    oldest_size = len(json.dumps(_values({":oldest": said[0].model_dump(mode="json")})))
+    assert len(sent) == 2 and all(size < kept_size + oldest_size + 500 for size in sent), (sent, kept_size)
     stored = ledger.get(SERVICE)
     assert stored.refused_answers == tuple(said[2:]) and stored.refused_dropped == 2
 
 
 def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_and_counted(dynamodb, ledger_targets,
                                                                                         monkeypatch):
-    """A list an earlier rollway wrote holds no count of those dropped: the first drop, compared on
-    the whole list, counts from there, and drops made at once still keep the newest of them all."""
+    """An item an earlier rollway wrote holds no count of those dropped: the first drop counts from
+    there, and drops made at once still keep the newest of them all."""
     from rollway.ledger import RefusedAnswer
 
     monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
@@ -611,9 +612,62 @@ def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_and_
     first = started(ledger)
     old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", reason="timed out") for i in range(3)]
     TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old])
+    # This release creates the item with a count of 0: without it, as an earlier rollway wrote it.
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
     assert ledger.get(SERVICE).refused_dropped == 0
     new = [RefusedAnswer(at=START + 10 + i, actor=f"new{i}", action="hold", reason="timed out") for i in range(3)]
     outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     stored = ledger.get(SERVICE)
     assert set(stored.refused_answers) == set(new) and stored.refused_dropped == 3
+
+
+@pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])
+def test_an_earlier_rollways_drop_made_while_a_refusal_past_the_bound_is_written_keeps_its_answer(
+        dynamodb, ledger_targets, monkeypatch, counted):
+    """During an upgrade, a release from before the count drops the oldest refused answer as this
+    one writes: it sets the list whole on condition that it is the one it read, and leaves the
+    count and the length as they were. This release's write, made on the list it read before, set
+    its own list over it, and that refusal was gone; conditioned on the oldest answer too, it is
+    made again on the list as it stands."""
+    from rollway.ledger import RefusedAnswer
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", reason="timed out") for i in range(4)]
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old[:3]])
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    if counted:  # a drop this release made: the item counts it
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=old[3])
+    else:  # the item as an earlier release wrote it, without the count
+        ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
+    held = ledger.get(SERVICE)
+    assert held.refused_dropped == (1 if counted else 0)
+    earlier = RefusedAnswer(at=START + 10, actor="earlier", action="hold", reason="timed out")
+    client = ledger._client
+
+    class Upgrading:
+        """The ledger's client, with the earlier release's drop made once before this one's write."""
+
+        dropped = False
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def update_item(self, **params):
+            if not self.dropped:
+                self.dropped = True
+                stored = client.get_item(TableName=ledger._table, Key=key, ConsistentRead=True)["Item"]
+                kept = _values({":kept": [a.model_dump(mode="json") for a in (*held.refused_answers[1:], earlier)]})
+                client.update_item(TableName=ledger._table, Key=key, UpdateExpression="SET refused_answers = :kept",
+                                   ConditionExpression="refused_answers = :held",
+                                   ExpressionAttributeValues={**kept, ":held": stored["refused_answers"]})
+            return client.update_item(**params)
+
+    monkeypatch.setattr(ledger, "_client", Upgrading())
+    new = RefusedAnswer(at=START + 11, actor="new", action="hold", reason="timed out")
+    ledger.refuse(SERVICE, rollout=first.rollout_id, answer=new)
+    stored = ledger.get(SERVICE)
+    assert stored.refused_answers == (held.refused_answers[2], earlier, new), stored.refused_answers
