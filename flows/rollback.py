@@ -178,6 +178,17 @@ def _done(steps: Sequence[str]) -> str:
     return "; ".join(steps) if steps else "nothing"
 
 
+class MoveNotReadBack(ReadBackUnanswered):
+    """The rollback's move to stable, which the load balancer took (its ModifyRule answered), not read
+    back: the load balancer did not answer a read of its weights by the verify timeout. The traffic
+    may be on stable already, or not (the rule read as others since): unlike a read not answered
+    before the move, which moved nothing. Its message is the read's own."""
+
+    @classmethod
+    def of(cls, unanswered: ReadBackUnanswered) -> MoveNotReadBack:
+        return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound)
+
+
 class TrafficMoveFailed(PicklableError, RuntimeError):
     """A traffic-only move (``execute_rollback(traffic_only=True)``, from ``after_long_wait``) failed.
 
@@ -284,6 +295,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
         # it refuses it again however ready stable is, until the statement the error names is added.
         return f"{run} once the permission the error above names is granted: until then AWS refuses it the same way."
+    if isinstance(err, MoveNotReadBack):
+        # Nor when the load balancer took the move and did not answer its read-back: stable was never
+        # the trouble, and the traffic may be on it already. Sent again, the move is harmless.
+        return (f"the load balancer took the move to {stable} but did not answer when its weights were read back: "
+                f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
+                "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
+                "split it holds once it answers.")
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
     if weights is not None and weights == err.expected:
@@ -324,7 +342,11 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
                                              and (read_err.kind, read_err.name) == (err.kind, err.name))
         holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
-    where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
+    # A move taken and not read back may have landed: "could NOT be moved back" said it had not.
+    # Its weights are not read again above (the load balancer did not answer the last read).
+    where = (f"The traffic may NOT be back on {t.stable_service}: the load balancer took the move and could not be "
+             "read back, for the reason below. It failed" if isinstance(err, MoveNotReadBack)
+             else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
@@ -513,8 +535,13 @@ def execute_rollback(
         # did not land, or a throttle, is sent again: users stay on the canary until this lands.
         # Over a rule that has come to forward to a third group as well: users off the version
         # rolled back come first, and the group is dropped from the rule, said and recorded.
-        weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
-                                 dropping=True)
+        try:
+            weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
+                                     dropping=True)
+        except ReadBackUnanswered as unanswered:
+            # After a write the load balancer took (a lost answer not read back fails as the write's
+            # error): said as a move that may have landed, not as one that moved nothing.
+            raise MoveNotReadBack.of(unanswered) from unanswered
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
