@@ -45,7 +45,7 @@ from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
-from flows.untraced import without_traceback
+from flows.untraced import FAILED_STEP, without_traceback
 from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
@@ -143,6 +143,11 @@ def rollback_healthy_seconds(healthy_timeout_seconds: float | None) -> float:
     for healthy targets when longer than the default (the preflight checks the stable group's
     health check against it)."""
     return max(DEFAULT_HEALTHY_SECONDS, healthy_timeout_seconds or 0.0)
+
+
+# The run's log line of a step that failed after the traffic moved: RollbackIncomplete lists the
+# step again, and `rollway abort`, which prints that list, leaves the line off the terminal.
+SAID_AGAIN = {FAILED_STEP: True}
 
 
 class RollbackIncomplete(PicklableError, RuntimeError):
@@ -613,7 +618,7 @@ def execute_rollback(
         if traffic_only:
             raise TrafficMoveFailed(steps, err, weights) from caught
         log.error("could not make sure %s still runs %s tasks now that it takes all the traffic: %s",
-                  t.stable_service, needed, err)
+                  t.stable_service, needed, err, extra=SAID_AGAIN)
         failed_steps.append(f"make sure {t.stable_service} still runs {needed} tasks ({err})")
         stable_line = (f"Making sure {t.stable_service} still runs the {needed} tasks it needs for all the traffic "
                        f"FAILED ({err}): check its desired count.\n")
@@ -640,7 +645,7 @@ def execute_rollback(
         # An UpdateService the role may not make is said as its statement (``rollout_said``), as
         # the traffic's move is: the page and the run's error gave AWS's bare refusal.
         err = rollout_said(caught, t)
-        log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
+        log.error("could not point %s back at %s: %s", t.canary_service, restore, err, extra=SAID_AGAIN)
         if isinstance(err, TaskDefinitionInactive):
             how = how_to_restore(t, err.task_definition)
             failed_steps.append(f"restore {t.canary_service}'s task definition: {err}")
@@ -655,7 +660,7 @@ def execute_rollback(
             steps.append(f"{t.canary_service} scaled to 0 on {retired.task_definition} (restoring {restore} failed)")
         except Exception as scale_caught:  # noqa: BLE001 - as above
             scale_err = rollout_said(scale_caught, t)
-            log.error("could not scale %s to 0: %s", t.canary_service, scale_err)
+            log.error("could not scale %s to 0: %s", t.canary_service, scale_err, extra=SAID_AGAIN)
             failed_steps.append(f"scale {t.canary_service} to 0 ({scale_err})")
             canary_line += f"Scaling {t.canary_service} to 0 FAILED too ({scale_err})."
 
@@ -810,7 +815,7 @@ def execute_rollback(
                 lost = publish_lost(caught)
                 err = rollout_said(caught, t)
                 log.error("could not send the rollback notification%s: %s",
-                          ": SNS's answer was lost, people may have been paged" if lost else "", err)
+                          ": SNS's answer was lost, people may have been paged" if lost else "", err, extra=SAID_AGAIN)
                 message_id = None
                 failed_steps.append(f"notify (SNS's answer was lost, people may have been paged: {err})" if lost
                                     else f"notify ({err})")

@@ -2604,7 +2604,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
-    from rollway.cli.prefect_console import task_completions_unsaid
+    from rollway.cli.prefect_console import failed_steps_held, task_completions_unsaid
     from rollway.cli.way_back import nothing_to_abort
     from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
                                 open_for_rollback)
@@ -2646,10 +2646,11 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # Prefect's line for each task that completed is left off the terminal, as `rollway finalize`
         # leaves it: one for every read and write, between the flow's own lines saying each step.
         # A task that fails is said by the flow (its failed steps, AWS's words in each, or its own
-        # error): the task engine's ERROR line and traceback of it stood above the command's lines.
+        # error): the task engine's ERROR line and traceback of it stood above the command's lines,
+        # and so did the flow's own line of each step that failed, which the list below says again.
         with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded,
                                task_failures=(Exception,)), \
-                task_completions_unsaid():
+                task_completions_unsaid(), failed_steps_held(RollbackIncomplete):
             result = rollback(
                 reason=why, actor=who, previous_task_definition=record.previous_task_definition,
                 stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
