@@ -8,15 +8,12 @@ from __future__ import annotations
 import pytest
 
 import rollway.cli.ops as ops
-from rollway.aws.ecs import EcsDeployer
-from rollway.aws.environment import aws_environment
-from rollway.clock import ClockSettings
 from rollway.finalize import DONE, NOTICE_NOT_SENT, START
 from rollway.ledger import NOTICE_FAILED, RolloutRecord, Transition, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.spec import RolloutSpec, Stage
 from tests.flows.moto_env import saved_blocks
+from tests.flows.test_status_users_get import on_moto
 
 SNS = "AuthorizationError: not authorized to perform sns:Publish"
 
@@ -24,12 +21,7 @@ SNS = "AuthorizationError: not authorized to perform sns:Publish"
 @pytest.mark.parametrize("canary_tasks", [0, 2], ids=["canary at 0", "canary scaled up since"])
 def test_status_says_whether_a_finalize_run_again_sends_the_notice_owed_from_the_canary_it_reads(
         aws, capsys, canary_tasks):
-    t = aws.targets
-    ecs = aws.get_client("ecs")
-    deployer = EcsDeployer(ecs, t)
-    env = aws_environment(aws.get_client, t, ClockSettings().build())
-    stable = deployer.describe(t.stable_service).task_definition
-    spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.1.0", stages=[Stage(weight=5), Stage(weight=100)])
+    t, ecs, _, env, stable, spec = on_moto(aws)
     ecs.update_service(cluster=t.cluster, service=t.canary_service, desiredCount=canary_tasks)
     env.router.set_weights(Weights(stable=100, canary=0))
     now = env.clock.now()
