@@ -62,7 +62,7 @@ from rollway.ledger import (
     wall_utc,
     written_since,
 )
-from rollway.model import ServiceState, Weights, validation_problems
+from rollway.model import ServiceState, ShiftedRule, Weights, validation_problems
 from rollway.one_line import on_one_line, shown
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
@@ -417,7 +417,7 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     """
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live == record.weights:
-        record = _rule_noted(env, record, owner=owner)
+        record = _rule_noted(env, record, owner=owner, lease_seconds=lease_seconds)
         return flags_back_to_the_stage(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds) \
             if died_holding else record
     now = env.clock.now()
@@ -454,25 +454,50 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     # One write, as the journal records a shift: a kill between two would lose the flag moves.
     flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=line)
                        for line in found + [update.describe() for update in updates])
+    rule = rule_recorded(env.router)
+    replaced = _other_rule(record.shifted_rule, rule.get("shifted_rule"))
+    if replaced is not None:
+        transition = transition.model_copy(update={"comment": f"{transition.comment}; {replaced}"})
     # With the rule the weights were read on, as each shift records its own: a rollout an older
     # ledger began recorded none, and its rollback looked the rule up afresh by path. The stage
     # bakes from the start, and its pass is a new one: the windows counted after the last pass are
     # dropped, as a shift drops them (``LedgerJournal.shifted``).
     return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
-                             stage_started_at=now, stage_passed=False, passed_looks=None,
-                             **rule_recorded(env.router))
+                             stage_started_at=now, stage_passed=False, passed_looks=None, **rule)
 
 
-def _rule_noted(env: Environment, record: RolloutRecord, *, owner: str) -> RolloutRecord:
+def _rule_noted(env: Environment, record: RolloutRecord, *, owner: str, lease_seconds: float) -> RolloutRecord:
     """``record`` with the rule the weights were just read on (``rule_recorded``), when it recorded none
-    (a rollout an older ledger began): a resume finding the recorded weights wrote nothing, and until
-    the next shift, a stage's bake away, a rollback looked the rule up afresh by path, where another rule
-    naming the canary group fails it. Noted alone (``Ledger.note``): no entry, the lease left as it is."""
-    rule = rule_recorded(env.router) if record.shifted_rule is None else {}
-    if not rule:
+    (a rollout an older ledger began) or another: a resume finding the recorded weights wrote nothing,
+    and until the next shift, a stage's bake away, a rollback looked the rule up afresh by path, where
+    another rule naming the canary group fails it, or moved the traffic over the rule recorded, which
+    no longer carried the rollout's path, its users left on the canary. None recorded is noted alone
+    (``Ledger.note``: no entry, the lease left as it is); another is replaced in an entry saying so."""
+    rule = rule_recorded(env.router)
+    found = rule.get("shifted_rule")
+    if found is None or found == record.shifted_rule:
         return record
-    return env.ledger.note(record.service, owner=owner, now=env.clock.now(), rollout=record.rollout_id, **rule)
+    if record.shifted_rule is None:
+        return env.ledger.note(record.service, owner=owner, now=env.clock.now(), rollout=record.rollout_id, **rule)
+    now = env.clock.now()
+    said = Transition(at=now, kind="resume", actor=RECONCILE, comment=_other_rule(record.shifted_rule, found))
+    get_run_logger().warning("%s", said.comment)
+    return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
+                             transition=said, **rule)
+
+
+def _other_rule(recorded: ShiftedRule | None, found: ShiftedRule | None) -> str | None:
+    """The ledger's words for the rule ``found`` (the one the weights were read on) replacing the
+    rule the rollout ``recorded``; None when they are the same, or either is not known."""
+    if recorded is None or found is None or recorded == found:
+        return None
+    if recorded.rule_arn != found.rule_arn:
+        return (f"the load balancer holds the traffic's weights on rule {found.rule_arn}, not on the rule the ledger "
+                f"recorded ({recorded.rule_arn}): that one is recorded now, and a rollback moves the traffic over it")
+    return (f"rule {found.rule_arn} forwards to target groups {found.stable_arn} and {found.canary_arn}, not to those "
+            f"the ledger recorded ({recorded.stable_arn} and {recorded.canary_arn}): they are recorded now, and a "
+            "rollback moves the traffic between them")
 
 
 def flags_back_to_the_stage(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,

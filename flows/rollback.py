@@ -45,7 +45,7 @@ from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
-from flows.untraced import without_traceback
+from flows.untraced import FAILED_STEP, without_traceback
 from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
@@ -145,6 +145,11 @@ def rollback_healthy_seconds(healthy_timeout_seconds: float | None) -> float:
     return max(DEFAULT_HEALTHY_SECONDS, healthy_timeout_seconds or 0.0)
 
 
+# The run's log line of a step that failed after the traffic moved: RollbackIncomplete lists the
+# step again, and `rollway abort`, which prints that list, leaves the line off the terminal.
+SAID_AGAIN = {FAILED_STEP: True}
+
+
 class RollbackIncomplete(PicklableError, RuntimeError):
     """The traffic is back on stable, but a later step of the rollback failed.
 
@@ -176,6 +181,17 @@ class RollbackIncomplete(PicklableError, RuntimeError):
 def _done(steps: Sequence[str]) -> str:
     """The steps a rollback did before it stopped, for a message ("nothing" when none)."""
     return "; ".join(steps) if steps else "nothing"
+
+
+class MoveNotReadBack(ReadBackUnanswered):
+    """The rollback's move to stable, which the load balancer took (its ModifyRule answered), not read
+    back: the load balancer did not answer a read of its weights by the verify timeout. The traffic
+    may be on stable already, or not (the rule read as others since): unlike a read not answered
+    before the move, which moved nothing. Its message is the read's own."""
+
+    @classmethod
+    def of(cls, unanswered: ReadBackUnanswered) -> MoveNotReadBack:
+        return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -284,6 +300,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
         # it refuses it again however ready stable is, until the statement the error names is added.
         return f"{run} once the permission the error above names is granted: until then AWS refuses it the same way."
+    if isinstance(err, MoveNotReadBack):
+        # Nor when the load balancer took the move and did not answer its read-back: stable was never
+        # the trouble, and the traffic may be on it already. Sent again, the move is harmless.
+        return (f"the load balancer took the move to {stable} but did not answer when its weights were read back: "
+                f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
+                "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
+                "split it holds once it answers.")
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
     if weights is not None and weights == err.expected:
@@ -324,7 +347,11 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
                                              and (read_err.kind, read_err.name) == (err.kind, err.name))
         holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
-    where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
+    # A move taken and not read back may have landed: "could NOT be moved back" said it had not.
+    # Its weights are not read again above (the load balancer did not answer the last read).
+    where = (f"The traffic may NOT be back on {t.stable_service}: the load balancer took the move and could not be "
+             "read back, for the reason below. It failed" if isinstance(err, MoveNotReadBack)
+             else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
@@ -513,8 +540,13 @@ def execute_rollback(
         # did not land, or a throttle, is sent again: users stay on the canary until this lands.
         # Over a rule that has come to forward to a third group as well: users off the version
         # rolled back come first, and the group is dropped from the rule, said and recorded.
-        weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
-                                 dropping=True)
+        try:
+            weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
+                                     dropping=True)
+        except ReadBackUnanswered as unanswered:
+            # After a write the load balancer took (a lost answer not read back fails as the write's
+            # error): said as a move that may have landed, not as one that moved nothing.
+            raise MoveNotReadBack.of(unanswered) from unanswered
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
@@ -586,7 +618,7 @@ def execute_rollback(
         if traffic_only:
             raise TrafficMoveFailed(steps, err, weights) from caught
         log.error("could not make sure %s still runs %s tasks now that it takes all the traffic: %s",
-                  t.stable_service, needed, err)
+                  t.stable_service, needed, err, extra=SAID_AGAIN)
         failed_steps.append(f"make sure {t.stable_service} still runs {needed} tasks ({err})")
         stable_line = (f"Making sure {t.stable_service} still runs the {needed} tasks it needs for all the traffic "
                        f"FAILED ({err}): check its desired count.\n")
@@ -613,7 +645,7 @@ def execute_rollback(
         # An UpdateService the role may not make is said as its statement (``rollout_said``), as
         # the traffic's move is: the page and the run's error gave AWS's bare refusal.
         err = rollout_said(caught, t)
-        log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
+        log.error("could not point %s back at %s: %s", t.canary_service, restore, err, extra=SAID_AGAIN)
         if isinstance(err, TaskDefinitionInactive):
             how = how_to_restore(t, err.task_definition)
             failed_steps.append(f"restore {t.canary_service}'s task definition: {err}")
@@ -628,7 +660,7 @@ def execute_rollback(
             steps.append(f"{t.canary_service} scaled to 0 on {retired.task_definition} (restoring {restore} failed)")
         except Exception as scale_caught:  # noqa: BLE001 - as above
             scale_err = rollout_said(scale_caught, t)
-            log.error("could not scale %s to 0: %s", t.canary_service, scale_err)
+            log.error("could not scale %s to 0: %s", t.canary_service, scale_err, extra=SAID_AGAIN)
             failed_steps.append(f"scale {t.canary_service} to 0 ({scale_err})")
             canary_line += f"Scaling {t.canary_service} to 0 FAILED too ({scale_err})."
 
@@ -783,7 +815,7 @@ def execute_rollback(
                 lost = answer_lost(caught)
                 err = rollout_said(caught, t)
                 log.error("could not send the rollback notification%s: %s",
-                          ": SNS's answer was lost, people may have been paged" if lost else "", err)
+                          ": SNS's answer was lost, people may have been paged" if lost else "", err, extra=SAID_AGAIN)
                 message_id = None
                 failed_steps.append(f"notify (SNS's answer was lost, people may have been paged: {err})" if lost
                                     else f"notify ({err})")

@@ -37,3 +37,9 @@ def without_traceback(*kinds: type[BaseException]) -> None:
         logger = logging.getLogger(name)
         if _UNTRACED not in logger.filters:
             logger.addFilter(_UNTRACED)
+
+
+FAILED_STEP = "rollway_failed_step"
+"""Marks (``extra={FAILED_STEP: True}``) a flow's log line of a step that failed which the flow's error
+lists again (``flows.rollback.RollbackIncomplete``): a command that prints that list leaves the line
+off the terminal (``rollway.cli.prefect_console.failed_steps_held``); the run's log keeps it."""

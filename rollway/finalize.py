@@ -289,7 +289,8 @@ def refused_said(refused: Transition) -> str:
 
 
 def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False,
-                    latest: Transition | None = None, live: Weights | None = None) -> str | None:
+                    latest: Transition | None = None, live: Weights | None = None,
+                    canary: tuple[str, int] | None = None) -> str | None:
     """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
     (``notice_owed``), or None: its run failed after recording the finalize done, and without this
     the rollout read as finalized and announced. A breach recorded since, or ``barred`` (what else a
@@ -301,7 +302,9 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
     quoted instead of the one ``record`` holds. ``live``: the load balancer's weights, read by a caller
     showing the service's newest rollout (`rollway status`): they settle what they can plainly, a late
     send barred while they are not all on the stable service, else only the canary's condition said
-    (``NOTICE_CANARY_UNSEEN``)."""
+    (``NOTICE_CANARY_UNSEEN``). ``canary``: the canary service's name and the tasks it asks for, read
+    by that caller too: with the traffic all on stable, they settle the rest (a finalize run again
+    sends it only while the canary asks for none)."""
     refused = notice_owed(record)
     if refused is not None and latest is not None:
         refused = latest
@@ -311,6 +314,13 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
         barred = BREACH_BARS
     elif barred is None and live is not None and live != ALL_STABLE:
         barred = f"the load balancer holds {live} (stable/canary), not all the traffic on the stable service"
+    elif barred is None and live is not None and canary is not None:
+        # As ``plan_finalize`` judges a finalize found done: the canary's desired count.
+        name, desired = canary
+        if desired:
+            barred = f"{name} asks for {desired} tasks, not the 0 the finalize left it at"
+        else:
+            as_left = True
     then = (NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left
             else NOTICE_CANARY_UNSEEN if live is not None else NOTICE_UNSEEN)
     return f"{refused_said(refused)}; {then}"

@@ -438,7 +438,8 @@ FINALIZE_AGAIN = "run `rollway finalize` (or the finalize deployment) again, whi
 """What finishes a finalize that began and is not recorded as finished."""
 
 
-def finalize_row(record: RolloutRecord, live: Weights | None = None) -> str | None:
+def finalize_row(record: RolloutRecord, live: Weights | None = None,
+                 canary: tuple[str, int] | None = None) -> str | None:
     """Status's "finalize" row of a promotion: done (by whom, when), begun and not recorded as
     finished, or not run with nothing else owed (``FINALIZE_OWED``); None for a rollout not
     promoted, or one whose monitoring window is still owed (its "monitoring" row says that
@@ -446,7 +447,8 @@ def finalize_row(record: RolloutRecord, live: Weights | None = None) -> str | No
     and "owner none" either way: only the report, or the next rollout refused, said a finalize was owed.
     ``live``: the load balancer's weights status read (None: unread), for a "Finalized" notice owed
     (``notice_not_sent``): status shows the service's newest rollout, and the weights settle whether
-    a finalize run again sends it late."""
+    a finalize run again sends it late; ``canary``: the canary service's name and desired count, read
+    as well (None: unread), which settle it when the weights are all on stable."""
     if record.phase is not RolloutPhase.PROMOTED:
         return None
     began = record.last_transition(FINALIZE_START) if finalize_unfinished(record) else None
@@ -464,7 +466,7 @@ def finalize_row(record: RolloutRecord, live: Weights | None = None) -> str | No
     done = record.last_transition(FINALIZED)
     if done is not None:
         # A notice SNS refused, said beside "done": the finalize is, its announcement is not.
-        unsent = notice_not_sent(record, live=live)
+        unsent = notice_not_sent(record, live=live, canary=canary)
         return (f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
                 + (f"; {unsent}" if unsent else ""))
     if window_owed(record):

@@ -1022,7 +1022,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                  canary_runs: Iterable[str] = (), unrestorable: str | None = None,
                  unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0,
                  wall: float | None = None, users: str | None = None,
-                 scheduled: Callable[[float], float | None] | None = None) -> None:
+                 scheduled: Callable[[float], float | None] | None = None,
+                 canary: tuple[str, int] | None = None) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
@@ -1035,6 +1036,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     rollback still sending its notice from one whose run stopped while sending it.
     ``users``: which version users get now (``what_users_get``; None: not said).
     ``scheduled``: when the weekly schedule's run that starts the next phase begins (``scheduled_advance``).
+    ``canary``: the canary service's name and desired count (``owed_notice_canary``; None: not read).
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -1087,7 +1089,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
     # The weights read above settle what the row says of a "Finalized" notice owed (this is the newest rollout).
-    if (finalizing := finalize_row(record, live if isinstance(live, Weights) else None)) is not None:
+    if (finalizing := finalize_row(record, live if isinstance(live, Weights) else None, canary)) is not None:
         rows.append(("finalize", finalizing))
     # Each line of status on one line, as `rollway finalize` writes them: a line break in a name or
     # comment the ledger keeps as typed (keep='' below) printed a line of its own, read as status's.
@@ -1490,8 +1492,26 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
                  unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
                  wall=time.time(), users=what_users_get(service, live),
-                 scheduled=functools.partial(scheduled_advance, targets_block=service.targets_block))
+                 scheduled=functools.partial(scheduled_advance, targets_block=service.targets_block),
+                 canary=owed_notice_canary(service, record, live))
     return 0
+
+
+def owed_notice_canary(service: Service, record: RolloutRecord, live: Weights | str) -> tuple[str, int] | None:
+    """The canary service's name and the tasks it asks for, read (one DescribeServices) only when
+    ``record`` owes a "Finalized" notice and the load balancer sends all the traffic to the stable
+    service: then the canary's count alone settles whether a finalize run again sends the notice
+    late, which status's row left to the reader ("while the canary service is at 0 tasks"). None
+    otherwise, or when ECS cannot be read (the row says the condition, as before)."""
+    from rollway.finalize import ALL_STABLE, notice_owed
+
+    if service.deployer is None or live != ALL_STABLE or notice_owed(record) is None:
+        return None
+    name = service.targets.canary_service
+    try:
+        return name, service.deployer.describe(name).desired
+    except Exception:  # noqa: BLE001 - status still shows the row, with the canary's condition said
+        return None
 
 
 def scheduled_advance(due: float, targets_block: str | None) -> float | None:
@@ -2607,7 +2627,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
-    from rollway.cli.prefect_console import task_completions_unsaid
+    from rollway.cli.prefect_console import failed_steps_held, task_completions_unsaid
     from rollway.cli.way_back import nothing_to_abort
     from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
                                 open_for_rollback)
@@ -2649,10 +2669,11 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # Prefect's line for each task that completed is left off the terminal, as `rollway finalize`
         # leaves it: one for every read and write, between the flow's own lines saying each step.
         # A task that fails is said by the flow (its failed steps, AWS's words in each, or its own
-        # error): the task engine's ERROR line and traceback of it stood above the command's lines.
+        # error): the task engine's ERROR line and traceback of it stood above the command's lines,
+        # and so did the flow's own line of each step that failed, which the list below says again.
         with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded,
                                task_failures=(Exception,)), \
-                task_completions_unsaid():
+                task_completions_unsaid(), failed_steps_held(RollbackIncomplete):
             result = rollback(
                 reason=why, actor=who, previous_task_definition=record.previous_task_definition,
                 stable_desired=record.stable_desired, bindings=list(spec.flags) or None,

@@ -39,3 +39,40 @@ def task_completions_unsaid() -> Iterator[None]:
     finally:
         for handler in handlers:
             handler.removeFilter(unsaid)
+
+
+@contextmanager
+def failed_steps_held(listed: type[BaseException]) -> Iterator[None]:
+    """While it lasts, a flow's log lines of steps that failed (``flows.untraced.FAILED_STEP``) are
+    held off the terminal (the root logger's handlers, Prefect's console handler among them): the
+    flow's error ``listed`` lists those steps, and the command prints that list, each step with its
+    error; the terminal said each twice. Ended by anything else (the list never printed), the lines
+    held are shown then. The run's log keeps them either way: its handlers are not the root's."""
+    from flows.untraced import FAILED_STEP
+
+    held: list[tuple[logging.Handler, logging.LogRecord]] = []
+
+    class Held(logging.Filter):
+        def __init__(self, handler: logging.Handler) -> None:
+            super().__init__()
+            self.handler = handler
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            if getattr(record, FAILED_STEP, False):
+                held.append((self.handler, record))
+                return False
+            return True
+
+    filters = [(handler, Held(handler)) for handler in logging.getLogger().handlers]
+    for handler, kept in filters:
+        handler.addFilter(kept)
+    try:
+        yield
+    except listed:
+        held.clear()
+        raise
+    finally:
+        for handler, kept in filters:
+            handler.removeFilter(kept)
+        for handler, record in held:
+            handler.handle(record)

@@ -43,22 +43,28 @@ def test_rollway_abort_leaves_prefect_s_task_completions_off_the_terminal(monkey
                for name, m in said), said
 
 
+def _aborted_with_the_canary_throttled(monkeypatch):
+    """`rollway abort` of a rollout at 5 % whose canary's UpdateService is throttled every time (its
+    restore and scale-down fail, the traffic back on stable): the environment, the exit code, and
+    what the terminal was handed (``_aborted``)."""
+    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
+    updated = env.deployer.update_service
+
+    def throttled(name, *args, **kwargs):
+        if name == env.targets.canary_service:
+            raise RuntimeError("ThrottlingException: Rate exceeded")
+        return updated(name, *args, **kwargs)
+
+    monkeypatch.setattr(env.deployer, "update_service", throttled)
+    return (env, *_aborted(monkeypatch, service))
+
+
 def test_rollway_abort_whose_rollback_step_fails_says_it_once_without_a_traceback(monkeypatch, capsys,
                                                                                  task_run_records):
     """A rollback step that fails (the canary's scale-down, throttled) is said by the command's own
     lines, the failed step and AWS's words: the task engine's ERROR line of it, with its traceback,
     stood above them on the terminal, as `rollway finalize` no longer shows its own."""
-    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
-    t = env.targets
-    updated = env.deployer.update_service
-
-    def throttled(name, *args, **kwargs):
-        if name == t.canary_service:
-            raise RuntimeError("ThrottlingException: Rate exceeded")
-        return updated(name, *args, **kwargs)
-
-    monkeypatch.setattr(env.deployer, "update_service", throttled)
-    code, shown = _aborted(monkeypatch, service)
+    env, code, shown = _aborted_with_the_canary_throttled(monkeypatch)
     err = capsys.readouterr().err
     assert code == 1 and env.router.weights == Weights(stable=100, canary=0), (code, err)
     assert "the rollback did not finish" in err and "ThrottlingException: Rate exceeded" in err, err
@@ -70,3 +76,23 @@ def test_rollway_abort_whose_rollback_step_fails_says_it_once_without_a_tracebac
               and (r.levelno >= logging.ERROR or "Finished in state Failed(" in m)]
     assert not engine, engine
     assert not [r for r in shown if r.exc_info], "no traceback on the terminal"
+
+
+def test_rollway_abort_says_each_failed_step_once_the_runs_log_keeps_the_flows_own_lines(monkeypatch, capsys,
+                                                                                       flow_run_records):
+    """The rollback flow logs each step that fails at ERROR ("could not scale ... to 0: ..."), and the
+    command lists the failed steps below: the terminal said each twice, the flow's line above the
+    list. The list alone is on the terminal; the flow's lines stay in the run's log."""
+    env, code, shown = _aborted_with_the_canary_throttled(monkeypatch)
+    t = env.targets
+    err = capsys.readouterr().err
+    assert code == 1 and env.router.weights == Weights(stable=100, canary=0), (code, err)
+    assert f"  scale {t.canary_service} to 0 (ThrottlingException: Rate exceeded)" in err, err
+    duplicates = [m for r in shown if r.name == "prefect.flow_runs" and r.levelno >= logging.ERROR
+                  and (m := r.getMessage())]
+    assert not duplicates, duplicates
+    logged = [r.getMessage() for r in flow_run_records if r.levelno >= logging.ERROR]
+    assert f"could not scale {t.canary_service} to 0: ThrottlingException: Rate exceeded" in logged, logged
+    # The flow's lines of each step as it happens stay on the terminal.
+    assert any(r.name == "prefect.flow_runs" and r.getMessage().startswith("all the traffic is back on")
+               for r in shown), [r.getMessage() for r in shown]

@@ -281,7 +281,13 @@ def test_an_abort_whose_rollback_could_not_read_the_weights_back_says_the_rollba
     assert code == 1 and "rolled back" not in out, (out, err)
     assert (f"the rollback of {t.canary_service} failed: the load balancer's weights could not be read back within "
             f"{spec.verify_timeout_seconds:g} s (verify_timeout_seconds): Elastic Load Balancing did not answer") in flat, err
-    assert "run `rollway abort` again" in flat, err
+    # Not "once <stable> can take the traffic": the load balancer took the move, and may show it by now.
+    assert "can take the traffic" not in flat, err
+    assert (f"It is not recorded as finished (the rollback flow's log says what was done): the load balancer took the "
+            f"move to {t.stable_service} but did not answer when its weights were read back: the traffic may be on "
+            f"{t.stable_service} already, or not. Run `rollway abort` again once the load balancer answers (moving the "
+            "traffic to stable again does no harm if it is there); `rollway status` shows the split it holds once it "
+            "answers." in flat), err
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
 
 

@@ -5,6 +5,7 @@ looked the rule up afresh by path, and another rule on that path naming the cana
 the users left on the canary."""
 from __future__ import annotations
 
+import pytest
 from prefect import flow
 
 import flows.rollback
@@ -73,3 +74,51 @@ def test_a_resumed_run_finding_the_recorded_weights_records_the_rule_an_older_le
     result = roll_back("abort", env, reconciled)
     assert result.weights == ALL_STABLE, result
     assert elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"] == before
+
+
+def moved_off_the_path(aws, elbv2) -> tuple[str, str]:
+    """The rollout's rule as a person left it: moved to another path ('/old/*'), still forwarding to the
+    two groups at 25 % canary, and a new rule put on the rollout's path in its place, at the same
+    weights. Returns the old rule's ARN (the one the ledger recorded) and the new one's."""
+    old = aws.topology.rule_arn
+    rule = elbv2.describe_rules(RuleArns=[old])["Rules"][0]
+    elbv2.modify_rule(RuleArn=old, Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/old/*"]}}])
+    new = elbv2.create_rule(ListenerArn=aws.topology.listener_arn, Priority=int(rule["Priority"]) + 1,
+                            Conditions=rule["Conditions"], Actions=rule["Actions"])["Rules"][0]["RuleArn"]
+    return old, new
+
+
+@pytest.mark.parametrize("shift_found", [False, True], ids=["recorded weights", "unrecorded shift"])
+def test_a_resumed_run_finding_the_weights_on_another_rule_than_recorded_records_that_one_and_says_so(
+        aws, monkeypatch, shift_found):
+    """The ledger recorded a rule that no longer carries the rollout's path: the resume read the weights
+    on the rule that does, and kept the recorded one, which only an older ledger's lack of any replaced.
+    Until the next shift, a rollback moved the traffic over the old rule, and the users on the path were
+    left on the canary. The rule found is recorded, in an entry that says which replaced which: the
+    resume's own, or the entry of the dead run's shift it found, which recorded the rule silently."""
+    env, elbv2 = on_moto(aws)  # the load balancer at 25 % canary: as recorded, or the dead run's shift
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    old, new = moved_off_the_path(aws, elbv2)
+    recorded = AlbRouter(elbv2, aws.targets).shifted_rule().model_copy(update={"rule_arn": old})
+    env.router = AlbRouter(elbv2, aws.targets)
+    start = env.clock.now()
+    record = env.ledger.create(RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(start - 50),
+                                             image=IMAGE, spec_json=SPEC.model_dump_json(),
+                                             **({} if shift_found else {"stage_index": 0, "weights": ON_CANARY}),
+                                             shifted_rule=recorded),
+                               owner="run-2", now=start - 50, lease_seconds=600)
+    reconciled = resumed_run(env, record)
+    assert reconciled.shifted_rule == recorded.model_copy(update={"rule_arn": new}), \
+        reconciled.shifted_rule
+    said = reconciled.history[-1]
+    assert said.actor == "reconcile" and said.comment == (
+        ("shift found on the load balancer but not in the ledger; " if shift_found else "") +
+        f"the load balancer holds the traffic's weights on rule {new}, not on the rule the ledger "
+        f"recorded ({old}): that one is recorded now, and a rollback moves the traffic over it"), said
+    assert (reconciled.weights, reconciled.stage_index) == (ON_CANARY, 0)
+    result = roll_back("abort", env, reconciled)
+    assert result.weights == ALL_STABLE, result
+    # The users on the path are back on stable; the old rule, on another path now, is left as it was.
+    assert AlbRouter(elbv2, aws.targets).get_weights() == ALL_STABLE
+    assert AlbRouter(elbv2, aws.targets).rolling_back(recorded).get_weights() == ON_CANARY

@@ -16,13 +16,19 @@ from rollway.spec import RolloutSpec, Stage
 from tests.flows.moto_env import saved_blocks
 
 
-def test_status_says_which_version_users_get_at_5_percent_and_after_the_rollback(aws, capsys):
+def on_moto(aws):
+    """The service on moto for status to read: its targets, ECS client, deployer and environment, the
+    revision the stable service runs, and a rollout's spec of image 2.1.0 at 5 % then 100 %."""
     t = aws.targets
     ecs = aws.get_client("ecs")
     deployer = EcsDeployer(ecs, t)
     env = aws_environment(aws.get_client, t, ClockSettings().build())
-    stable = deployer.describe(t.stable_service).task_definition
     spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.1.0", stages=[Stage(weight=5), Stage(weight=100)])
+    return t, ecs, deployer, env, deployer.describe(t.stable_service).task_definition, spec
+
+
+def test_status_says_which_version_users_get_at_5_percent_and_after_the_rollback(aws, capsys):
+    t, ecs, deployer, env, stable, spec = on_moto(aws)
     release = deployer.register_revision(spec.image, stable)
     ecs.update_service(cluster=t.cluster, service=t.canary_service, taskDefinition=release, desiredCount=1)
     env.router.set_weights(Weights.canary_at(5))

@@ -25,7 +25,7 @@ from flows.approvals import LeftElsewhere
 from flows.engine import TooFewHealthyTargets
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
-from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
+from flows.rollback import MoveNotReadBack, RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import SecretUnread, ValidationFailed
 from rollway.aws.cloudformation import (StackChanged, StackDeleteFailed, StackDeleteTimeout, StackDeleteUnfollowed,
                                         StackNotDeleted, StackProtected)
@@ -101,6 +101,9 @@ CASES: list[BaseException] = [
                           "Throttling on DescribeStacks: Rate exceeded", 1800.0),
     WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0), seconds=30.0),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
+    # A rejected run's failure is read back from its stored result by `rollway abort` (``_run_failure``):
+    # it must come back as the move that may have landed, not as a read that moved nothing.
+    MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),

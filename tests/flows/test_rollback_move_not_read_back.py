@@ -1,0 +1,48 @@
+"""A rollback whose move the load balancer took and whose read-back it did not answer.
+
+Its page and `rollway abort` said to run it again "once <stable> can take the traffic": stable was
+never the trouble, and the traffic may be on it already. They say what is known instead: the move
+was taken, not read back, and what to do once the load balancer answers.
+"""
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+import flows.rollback
+from flows.rollback import execute_rollback
+from rollway.deadline import ReadBackUnanswered
+from rollway.model import Weights
+from tests.flows.fake_env import fake_environment
+from tests.flows.test_abort_failed_rollback import SilentAfterWrite
+
+VERIFY_SECONDS = 1.0
+
+
+@flow
+def rollback_on(env):
+    return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=VERIFY_SECONDS)
+
+
+def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_again_once_the_load_balancer_answers(
+        monkeypatch):
+    env = fake_environment()
+    env.router = SilentAfterWrite(Weights.canary_at(25))
+    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", VERIFY_SECONDS)
+    try:
+        with pytest.raises(ReadBackUnanswered):
+            rollback_on(env)
+    finally:
+        env.router.released.set()
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    assert "can take the traffic" not in flat, page
+    stable = env.targets.stable_service
+    # Not "could NOT be moved back": the load balancer took the move.
+    assert (f"The traffic may NOT be back on {stable}: the load balancer took the move and could not be read back, "
+            "for the reason below. It failed: the load balancer's weights could not be read back within 1 s "
+            "(verify_timeout_seconds): Elastic Load Balancing did not answer" in flat), page
+    assert (f"The load balancer took the move to {stable} but did not answer when its weights were read back: the "
+            f"traffic may be on {stable} already, or not. Run the rollback again" in flat), page
+    assert ("once the load balancer answers (moving the traffic to stable again does no harm if it is there); "
+            "`rollway status` shows the split it holds once it answers." in flat), page
