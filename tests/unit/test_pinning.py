@@ -626,5 +626,16 @@ def test_a_pin_on_every_request_ahead_of_pin_rules_one_per_host_is_named_alone()
     pin = found_on_two_hosts(rule("all", "2", [header("canary")], CANARY), on_host("a", "3", "a.example.com", CANARY),
                              on_host("b", "5", "b.example.com", CANARY))
     assert isinstance(pin, Pin) and not pin.together, pin
-    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule all, priority 2, "
-                          "ahead of the weighted rule's 10)")
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule all, "
+                          "priority 2, ahead of the weighted rule's 10)")
+
+
+def test_a_pin_rule_on_a_host_by_a_regular_expression_is_not_named_among_those_pinning_together():
+    """Its regular expression is not compared: said "on part of the weighted rule's requests", it may
+    be on none of them, and the rules meeting every one were the others."""
+    by_regex = rule("regex", "2", [header("canary"),
+                                   {"Field": "host-header", "HostHeaderConfig": {"RegexValues": ["^a"]}}], CANARY)
+    pin = found_on_two_hosts(by_regex, on_host("a", "3", "a.example.com", CANARY),
+                             on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
