@@ -506,9 +506,10 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
 
     Sound, not complete. Read in order, as a load balancer does, up to the first rule that is no
     pin rule (it may send those left elsewhere). A pin rule whose header is surely met and which
-    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``)
-    is counted; once the values of those counted on one field, as one condition, match all of the
-    weighted rule's there (``_covers``), they are taken: a request the weighted rule matches meets
+    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``),
+    given values (not regular expressions alone), is counted; once the values of those counted on
+    one field, as one condition, match all of the weighted rule's there (``_covers``), they are
+    taken: a request the weighted rule matches meets
     each one's other conditions and one of their values on that field, so one of them, and every
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
@@ -520,7 +521,9 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         met = _header_met(rule, name, value)
         if met and not narrowing:
             return []  # it alone meets every one
-        if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED:
+        # One narrowing by regular expressions alone adds no value to the union: named among them, it
+        # was said to be on part of the weighted rule's requests, which is not known.
+        if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED or not _values(narrowing[0]):
             continue
         field = str(narrowing[0].get("Field"))
         members = counted.setdefault(field, [])

@@ -607,9 +607,35 @@ def test_pin_rules_each_on_one_of_the_weighted_rules_hosts_together_pin():
     # ... or the other host's pin misses some of them by a path too ...
     (on_host("a", "3", "a.example.com", CANARY),
      rule("b", "5", [header("canary"), {"Field": "host-header", "Values": ["b.example.com"]}, path("/x/*")], CANARY)),
-    # ... or is behind the weighted rule.
+    # ... or is behind the weighted rule ...
     (on_host("a", "3", "a.example.com", CANARY), on_host("b", "11", "b.example.com", CANARY)),
+    # ... or matches the header by a regular expression, which may not match `canary` ...
+    (on_host("a", "3", "a.example.com", CANARY),
+     rule("b", "5", [regex_header("^beta$"), {"Field": "host-header", "Values": ["b.example.com"]}], CANARY)),
+    # ... or one narrows them by a path, the other by a host: values of two fields are no one condition.
+    (rule("a", "3", [header("canary"), path("*.example.com")], CANARY), on_host("b", "5", "b.example.com", CANARY)),
 ])
 def test_pin_rules_that_together_may_miss_some_of_the_weighted_rules_requests_do_not_pin(rules):
     said = found_on_two_hosts(*rules)
     assert isinstance(said, Unpinned), said
+
+
+def test_a_pin_on_every_request_ahead_of_pin_rules_one_per_host_is_named_alone():
+    """The rule meeting every one first pins them: named with pin rules behind it, the result named
+    rules no request reaches."""
+    pin = found_on_two_hosts(rule("all", "2", [header("canary")], CANARY), on_host("a", "3", "a.example.com", CANARY),
+                             on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin) and not pin.together, pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule all, "
+                          "priority 2, ahead of the weighted rule's 10)")
+
+
+def test_a_pin_rule_on_a_host_by_a_regular_expression_is_not_named_among_those_pinning_together():
+    """Its regular expression is not compared: said "on part of the weighted rule's requests", it may
+    be on none of them, and the rules meeting every one were the others."""
+    by_regex = rule("regex", "2", [header("canary"),
+                                   {"Field": "host-header", "HostHeaderConfig": {"RegexValues": ["^a"]}}], CANARY)
+    pin = found_on_two_hosts(by_regex, on_host("a", "3", "a.example.com", CANARY),
+                             on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
