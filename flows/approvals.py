@@ -1247,8 +1247,11 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
             _back_to_running(client, run_id, made, through,
                              message=f"left its {pause.cause} pause without an answer: {ended.reason}",
                              when=_NEVER_WAITED)
-        else:  # Running: a person answered it; or cancelled meanwhile
-            _stop_if_cancelled(state, _NEVER_WAITED)
+        else:
+            # Running: a person answered it. A cancellation, or another state (marked Crashed, its
+            # process taken for dead, or Failed), stops the run as it stops one that waited: gone on
+            # as from a pause left unanswered, it acted past the state it was moved to.
+            _still_running(state, _NEVER_WAITED)
         # Looked for whatever happened above: a resume may land at any moment of it.
         given = through(lambda: _stored_answer(client, form, made, run_id))
         fate = "made while the Prefect API came and went " + (

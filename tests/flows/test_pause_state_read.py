@@ -7,16 +7,18 @@ for the answer, or where the canary's look had ended a pause it was still trying
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelled, Cancelling, Running
+from prefect.input import keyset_from_paused_state
+from prefect.states import Cancelled, Cancelling, Crashed, Failed, Paused, Running
 
-from flows.approvals import (ApprovalInput, CancelledWhilePaused, PauseInterrupted, _Ended, _unpaused, _wait_for_resume,
-                             prefect_approver)
+from flows.approvals import (ApprovalInput, CancelledWhilePaused, MarkedCrashed, PauseInterrupted, _Ended, _unpaused,
+                             _wait_for_resume, prefect_approver, propose_state)
 from rollway.decide import Pause
 from rollway.spec import Approvals
 from tests.flows.test_approvals import bare, paused_run
@@ -75,6 +77,44 @@ def test_a_run_cancelled_at_a_pause_made_while_the_api_came_and_went_is_not_said
         assert client.read_flow_run(run_id).state.is_cancelling()
     assert str(stopped.value) == ("the run was cancelled after its pause was made while the Prefect API came and "
                                   "went, before it could wait for an answer (cancelled from the UI)"), stopped.value
+
+
+@pytest.mark.parametrize("when", ["before", "as it leaves"], ids=["moved before the run looked",
+                                                                  "moved as the run leaves the pause"])
+@pytest.mark.parametrize("moved,stopped_as", [
+    (Crashed(message="its process died"), MarkedCrashed),
+    (Failed(message="failed from the API"), PauseInterrupted),
+], ids=["marked crashed", "failed by hand"])
+def test_a_run_moved_elsewhere_at_a_pause_made_while_the_api_came_and_went_stops_there(monkeypatch, moved, stopped_as,
+                                                                                       when):
+    """A try of the pause landed during a Prefect outage, its answer lost, and the canary's look
+    ended the pause before the run could wait at it; the run was marked Crashed (its process taken
+    for dead) or Failed meanwhile, or as its Running was proposed to leave the pause (the server,
+    busy, aborted it). Found before it looked, it went on as from a pause left unanswered, saying
+    so, past the state it was moved to (a Crashed run's rollout is left for a new run to take
+    over), where its wait, or its leaving of a pause it waited at, stops. Found as it left, it was
+    said to have left a pause it waited at."""
+    monkeypatch.setattr("flows.approvals.get_run_logger", lambda: logging.getLogger("flows.approvals"))
+    set_state = SyncPrefectClient.set_flow_run_state
+    with get_client(sync_client=True) as client:
+        run_id = client.create_flow_run(bare, state=Running()).id
+        # As the pause makes it: with the keyset its answer is stored under.
+        paused = Paused(timeout_seconds=60, pause_key="k")
+        paused.state_details.run_input_keyset = keyset_from_paused_state(paused)
+        assert propose_state(client, paused, run_id).is_paused()
+        if when == "before":
+            client.set_flow_run_state(run_id, moved, force=True)
+        else:
+            server_fails_to_take(monkeypatch, StateType.RUNNING, times=None,
+                                 meanwhile=lambda client, run_id: set_state(client, run_id, moved, force=True))
+        with pytest.raises(stopped_as) as stopped:
+            _unpaused(client, run_id, PAUSE, _Ended("the canary failed"), None, time.monotonic() + 60, 0.05,
+                      ApprovalInput, "k")
+        assert client.read_flow_run(run_id).state.type is moved.type
+    assert type(stopped.value) is stopped_as, stopped.value
+    assert str(stopped.value) == (f"the run was moved to {moved.name} ({moved.message}) after its pause was made while "
+                                  "the Prefect API came and went, before it could wait for an answer; stopping"), \
+        stopped.value
 
 
 hooked: list[tuple[str, StateType]] = []
