@@ -526,6 +526,38 @@ def test_a_pin_on_some_paths_ahead_of_a_weighted_rule_with_no_path_condition_is_
     assert "matches the header with a path-pattern condition the weighted rule does not have" in said, said
 
 
+@pytest.mark.parametrize("regex", [
+    {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/.*"]}},  # every path, unread
+    {"Field": "path-pattern", "RegexValues": ["^/edit/.*"]},                     # as DescribeRules may give it
+])
+def test_a_pin_whose_path_is_a_regular_expression_ahead_of_a_weighted_rule_with_no_path_is_not_known_to_miss_some(
+        regex):
+    """A weighted rule with no path-pattern matches every path, and ^/.* may too: the pin was said
+    surely to miss some of its requests ("a path-pattern condition the weighted rule does not
+    have", no rule "meets every request it matches"), the checklist's item that the listener does
+    not pin them, of a rule that may pin every one."""
+    said = found_on_host(rule("pin", "5", [header("canary"), regex], CANARY))
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule pin (priority 5) meets, by regular expressions that are not "
+                            "compared"), said
+    regexes = regex.get("PathPatternConfig", regex)["RegexValues"][0]
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) is known to meet every "
+                           "request it matches carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the "
+                           f"header with a path-pattern condition (regex {regexes}) that may not match every path the "
+                           "weighted rule, with none, matches (regular expressions are not compared), and sends those "
+                           "it meets to canary-tg alone"), said
+    assert "does not have" not in said, said
+
+
+def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_no_host_is_still_said_to_miss_some():
+    """Not so a host: a request with no Host header meets a weighted rule with no host-header and no
+    host-header condition of a pin, ``*`` (``_matched``) or a regular expression alike."""
+    said = found_on_edit(rule("pin", "5", [header("canary"), {"Field": "host-header",
+                                                             "HostHeaderConfig": {"RegexValues": ["^.*$"]}}], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert "matches the header with a host-header condition the weighted rule does not have" in said, said
+
+
 def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
     """Only the first was named: a pin by ^canary$ behind a rule by ^beta$ went unsaid, and so did
     the rule at 5 below which the new one was asked."""
