@@ -97,7 +97,8 @@ class AwsInfraChecker:
             the closest of them (a misspelt name).
         read_seconds: how long one read may wait for its answer (see the module docstring;
             ``rollway.deadline.read_bound``).
-        say: where a read still waiting says so, every 10 s (the run's log).
+        say: where a read still waiting says so, every 10 s, and the listener's read each time it
+            is asked again while throttled (the run's log).
         elbv2: a boto3 ``elbv2`` client in ``Targets.region``, needed with ``canary_header``.
         canary_header: the header ``validate_deployment`` pins its HTTP checks with (its
             ``spec.canary_header``): the listener's rules are read for the rule pinning them
@@ -212,7 +213,10 @@ class AwsInfraChecker:
         listener = f"{t.load_balancer}:{t.listener_port}"
         try:
             with calls_begun(self._home["elbv2"]) as begun:
-                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header))
+                # Its asks again while throttled said in the run's log (``say``), as the validation's
+                # read of the same rules says them: unsaid, the checklist waited on them without a line.
+                found: Any = self._answered("elbv2", t.region, "DescribeRules",
+                                            lambda _: router.pin(header, say=self._say))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.

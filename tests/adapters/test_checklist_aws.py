@@ -1047,6 +1047,28 @@ def test_a_listener_read_given_up_on_while_throttled_says_it_was_throttled_how_o
                            "verify_infrastructure again (it only reads)"), item.reason
 
 
+def test_a_throttled_listener_read_asked_again_says_so_in_the_checklists_log(paged, monkeypatch):
+    """The pin's read asked again while throttled was said to nothing: the run's log had no line
+    for the wait, as it has for every other throttled read of the rules (the validation's)."""
+    import rollway.aws.errors as errors
+    from rollway.aws.errors import THROTTLED_ASKS
+    from tests.botocore_events import on_operation
+    from tests.flows.test_traffic_reads_denied import answering
+
+    monkeypatch.setattr(errors, "time", SimpleNamespace(sleep=lambda _: None))  # the wait before the next ask
+    t = paged.targets
+    elbv2 = paged.get_client("elbv2")
+    asked: list[str] = []
+    said: list[str] = []
+    with on_operation(elbv2, "before-parameter-build", answering("Throttling", 1, asked, "DescribeRules"),
+                      operation="DescribeRules"):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
+                                        canary_header=HEADER, say=said.append).check())
+    assert "does not pin all the validation's HTTP checks" in item.reason, item.reason  # read: none pins
+    assert (f"DescribeRules was throttled (Throttling); asking again in under a second (2 of {THROTTLED_ASKS})"
+            in said), said
+
+
 def test_a_table_read_given_up_on_while_throttled_says_so_and_so_do_the_tables_not_asked_after(paged, monkeypatch):
     """AWS's message is quoted from the try botocore saw, before the run's clients make it one line
     (``blocks.credentials``, after the last try): its line breaks and escape sequences reached the
