@@ -1654,7 +1654,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
 
 
 def _dropped_line(record: RolloutRecord) -> list[str]:
-    """Under the Approvals table, after a blank line (right under it, it is read as one more row):
+    """Under a table listing refused answers (the rollout report's Approvals, the incident report's
+    timeline), after a blank line (right under it, it is read as one more row):
     ``refusals_dropped_said``, or nothing."""
     said = refusals_dropped_said(record)
     return [] if said is None else ["", f"**{said}.**"]
@@ -2555,8 +2556,11 @@ def _closing_sections(record: RolloutRecord, targets: Targets | None, trigger: T
     # Every entry, as the rollout report lists them: who approved what, in which words, and when
     # each step was recorded, is what a post-mortem's timeline is written from.
     # Below the rollout report (``timeline_above``), a big ledger's table was printed twice in a row.
+    # The timeline lists the refused answers kept: those dropped are said under it (above it, the
+    # rollout report says so under its Approvals table already).
     timeline = (["Every recorded transition is listed in the rollout report above (its \"Every recorded "
-                 "transition\" table)."] if timeline_above else _timeline(record, waits_at(record), sped))
+                 "transition\" table)."] if timeline_above else
+                [*_timeline(record, waits_at(record), sped), *_dropped_line(record)])
     return lines + ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
                     *timeline, "", *_evidence(record, targets, trigger, start), "",
                     "## Next steps", "",

@@ -2329,6 +2329,34 @@ def test_an_answer_refused_as_the_look_rolled_back_is_named_with_the_pause_it_an
     assert "not answered" not in trigger, trigger
 
 
+@pytest.mark.parametrize("kind", ["rollback", "breach"])
+def test_the_incident_reports_timeline_says_how_many_refused_answers_were_dropped(kind):
+    """Its timeline lists the refused answers the ledger kept: past the bound it keeps only the
+    newest, and the incident report said nothing of those dropped, so the answers listed read as
+    every one there had been. Said under the timeline in `rollway status`'s and the rollout report's
+    words, and only when some were dropped."""
+    from tests.unit.test_breach_incident import breach_standing
+
+    rec = guardrail_rollback() if kind == "rollback" else breach_standing()
+    rec = rec.model_copy(update={"refused_answers": (RefusedAnswer(
+        at=T0 + 300, actor="dana", action="approve", to_stage=0, reason="nothing waits for an answer"),),
+        "refused_dropped": 3})
+
+    def timeline(text: str) -> str:
+        return text.split("## Timeline", 1)[1].split("\n## ", 1)[0]
+
+    listed = timeline(incident_report(rec))
+    assert f"| {utc(T0 + 300)} | refused | dana |" in listed, listed
+    assert listed.rstrip().endswith("**3 older refused answers were dropped: the ledger keeps only the newest.**"), (
+        listed)
+    one = timeline(incident_report(rec.model_copy(update={"refused_dropped": 1})))
+    assert one.rstrip().endswith("**1 older refused answer was dropped: the ledger keeps only the newest.**"), one
+    # None dropped: the answers listed are all there were, and nothing is said.
+    assert "older refused answer" not in incident_report(rec.model_copy(update={"refused_dropped": 0}))
+    # Below the rollout report (`rollway report`), whose Approvals say it already, it is not said twice.
+    assert "older refused answer" not in incident_report(rec, timeline_above=True)
+
+
 def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_its_stage():
     """Dana approved in the Prefect UI a paused run whose process had died; the run that took the
     rollout over recorded her answer as unheard (as ``unheard_transitions`` writes it: with the
