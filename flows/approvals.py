@@ -186,10 +186,18 @@ def _state_of(client: SyncPrefectClient, run_id: UUID,
     Raises:
         PauseInterrupted: the API read the run without any state (``_stateless``).
     """
-    state = through(lambda: client.read_flow_run(run_id).state)
+    state = _state_if_any(client, run_id, through)
     if state is None:
         raise _stateless()
     return state
+
+
+def _state_if_any(client: SyncPrefectClient, run_id: UUID,
+                  through: Callable[[Callable[[], T]], T] = lambda call: call()) -> State | None:
+    """The run's state as ``_state_of`` reads it, or None when the API read it without any: the
+    checks after a refused pause (``_pause``) take that for no pause of theirs, and the refusal
+    stands, where ``_state_of`` stops the run."""
+    return through(lambda: client.read_flow_run(run_id).state)
 
 
 def _unreachable(err: Exception) -> bool:
@@ -392,7 +400,7 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
             return propose_state(client, proposed, run_id)
         except (Abort, PauseRefused) as refused:  # refused: already paused ("not running"), or its key already fired
             # Where the run is: read already after an abort that left it elsewhere.
-            current = refused.state if isinstance(refused, LeftElsewhere) else client.read_flow_run(run_id).state
+            current = refused.state if isinstance(refused, LeftElsewhere) else _state_if_any(client, run_id)
             if current is not None and current.is_paused() and current.state_details.pause_key == key:
                 return current  # an earlier try landed; its answer was lost to the outage
             raise
@@ -401,7 +409,7 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         # A try landed, its answer lost, and the outage outlasted the pause's timeout: the server
         # failed the run for a pause nobody resumed. Taken as any timed-out pause (its policy: hold
         # and ask again, or roll back): failing the run rolled the rollout back even under "hold".
-        current = through(lambda: client.read_flow_run(run_id).state)
+        current = _state_if_any(client, run_id, through)
         made = through(lambda: _made(client, run_id, key))
         if current is not None and made is not None and _expired(current, made):
             raise _ExpiredUnheard(made)
