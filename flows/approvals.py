@@ -186,10 +186,18 @@ def _state_of(client: SyncPrefectClient, run_id: UUID,
     Raises:
         PauseInterrupted: the API read the run without any state (``_stateless``).
     """
-    state = through(lambda: client.read_flow_run(run_id).state)
+    state = _state_if_any(client, run_id, through)
     if state is None:
         raise _stateless()
     return state
+
+
+def _state_if_any(client: SyncPrefectClient, run_id: UUID,
+                  through: Callable[[Callable[[], T]], T] = lambda call: call()) -> State | None:
+    """The run's state as ``_state_of`` reads it, or None when the API read it without any: the
+    checks after a refused pause (``_pause``) take that for no pause of theirs, and the refusal
+    stands, where ``_state_of`` stops the run."""
+    return through(lambda: client.read_flow_run(run_id).state)
 
 
 def _unreachable(err: Exception) -> bool:
@@ -392,7 +400,7 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
             return propose_state(client, proposed, run_id)
         except (Abort, PauseRefused) as refused:  # refused: already paused ("not running"), or its key already fired
             # Where the run is: read already after an abort that left it elsewhere.
-            current = refused.state if isinstance(refused, LeftElsewhere) else client.read_flow_run(run_id).state
+            current = refused.state if isinstance(refused, LeftElsewhere) else _state_if_any(client, run_id)
             if current is not None and current.is_paused() and current.state_details.pause_key == key:
                 return current  # an earlier try landed; its answer was lost to the outage
             raise
@@ -401,7 +409,7 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         # A try landed, its answer lost, and the outage outlasted the pause's timeout: the server
         # failed the run for a pause nobody resumed. Taken as any timed-out pause (its policy: hold
         # and ask again, or roll back): failing the run rolled the rollout back even under "hold".
-        current = through(lambda: client.read_flow_run(run_id).state)
+        current = _state_if_any(client, run_id, through)
         made = through(lambda: _made(client, run_id, key))
         if current is not None and made is not None and _expired(current, made):
             raise _ExpiredUnheard(made)
@@ -1104,7 +1112,8 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, doing, then=then)
 
             # Said where `rollway promote` and `status` show the pause: its answer may be too late.
-            judged = "; meanwhile the run keeps judging the canary and rolls back on its own if it fails" if watch else ""
+            judged = ("; meanwhile the run keeps judging the canary and rolls back on its own if it fails"
+                      if watch else "")
             # The canary is judged while the pause cannot be made too: tried again up to the pause's
             # timeout and its grace, the pause judged nothing, and a canary failing meanwhile served
             # its errors for as long as the API was down.
@@ -1134,7 +1143,8 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # seconds under `rollway up`, where an hour of them is a wall minute.
                 # What it asks, as the form and the notice say it: "paused for approval" alone did not name
                 # the stage, and the canary flow sends no notice of its pauses.
-                log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
+                log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); "
+                         "unanswered, %s",
                          pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
                          # What is left of it: a pause a dead run asked first keeps its deadline.
                          duration_said(approvals.timeout_seconds) if began is None
@@ -1162,14 +1172,16 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
                     call, give_up_at, poll_interval, leaving, meanwhile=lambda: act_now(watch),
                     then="the run leaves its pause and ends"), message=left)
-                given = _through_outages(lambda: _stored_answer(client, form, paused, run_id), give_up_at, poll_interval,
+                given = _through_outages(lambda: _stored_answer(client, form, paused, run_id), give_up_at,
+                                         poll_interval,
                                          "the pause has ended; looking for an answer given at that moment",
                                          then="the run ends, saying whether one was given")
                 # Said once it is known: "ends unanswered" read above the line saying the answer
                 # given at that moment was not applied.
                 log.warning("the %s pause ends %s; an answer given from now on is refused", pause.cause,
                             "unanswered" if given is None
-                            else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
+                            else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary "
+                                 "came first")
                 if given is None:
                     return None
                 return _heard_answer(client, run_id, paused, poll_interval, given, read_late=True)

@@ -58,6 +58,7 @@ from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
+from rollway.bounds import wait_said
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -181,8 +182,10 @@ class _Progress:
     def ran_out(self, step: str, said: str, seconds: float, bound: str, state: str) -> FinalizeIncomplete:
         """The stop of a wait bounded by the parameter ``bound`` (``seconds``) that ran out of time:
         ``said``, the wait's own words, with the parameter beside its figure, and how to give the
-        next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither."""
-        figure = next((f for f in (f"after {seconds:g}s", f"after {seconds:g} s") if f in said), None)
+        next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither.
+        The figure is found as a wait says it ("after 10 min", ``wait_said``) or as given ("after
+        45 s"), and said as given, beside the parameter a person gives it in."""
+        figure = next((f for f in (f"after {seconds:g} s", f"after {wait_said(seconds)}") if f in said), None)
         said = (said.replace(figure, f"after {seconds:g} s ({bound})", 1) if figure is not None
                 else said if f"{seconds:g} s ({bound})" in said  # named already (ReadBackUnanswered)
                 else f"{said} ({bound}: {seconds:g} s)")

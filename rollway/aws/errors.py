@@ -85,7 +85,7 @@ class WeightMismatch(PicklableError, AdapterError):
         super().__init__(
             f"the load balancer holds weights {actual} (stable/canary), not the {expected} set" if seconds is None else
             f"the load balancer held weights {actual} (stable/canary), not the {expected} set, when the read-back "
-            f"ended after {seconds:g} s (verify_timeout_seconds)"
+            f"ended after {wait_said(seconds)} (verify_timeout_seconds)"
         )
 
 
@@ -154,7 +154,7 @@ class ServiceNotStable(PicklableError, AdapterError):
         self.timeout_seconds = timeout_seconds
         self.timed_out = timed_out
         suffix = f": {detail}" if detail else ""
-        after = f" after {timeout_seconds:g}s" if timed_out else ""
+        after = f" after {wait_said(timeout_seconds)}" if timed_out else ""
         super().__init__(f"services {', '.join(self.services)} not stable{after}{suffix}")
 
 

@@ -343,7 +343,7 @@ def test_a_timeout_quotes_what_ecs_says_about_the_tasks(stubbed, targets, monkey
     with pytest.raises(ServiceNotStable) as caught:
         deployer.wait_stable([name], timeout_seconds=30)
     message = str(caught.value)
-    assert caught.value.timed_out and "after 30s" in message
+    assert caught.value.timed_out and "after 30 s" in message
     assert "0/1 tasks running" in message and "ECS deployment ecs-svc/8 in progress" in message
     assert why in message and "oldest" not in message, "the newest three events only"
     stub.assert_no_pending_responses()

@@ -392,7 +392,7 @@ def test_a_rollback_whose_stable_service_never_gets_steady_names_the_setting_of_
         rollback_on(env)
 
     said = str(failed.value)
-    assert f"services {t.stable_service} not stable after 600s" in said, said
+    assert f"services {t.stable_service} not stable after 10 min" in said, said
     assert "the rollout spec's scale_timeout_seconds, 600 s at least" in said and "stopped tasks" in said, said
     [(subject, body)] = env.notifier.messages
     assert subject == f"Rollback FAILED: {t.canary_service}" and "scale_timeout_seconds" in body, body
