@@ -613,12 +613,17 @@ def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
     words), as people read it.
 
     ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
-    again finds nothing to finalize, and sends nothing): a lost answer is returned as a refusal is,
-    True third (the run says it is not known whether the notice went out, not that it was not sent).
-    Raised, its stop sent people to a finalize run again, which sends nothing."""
+    again finds nothing to finalize, and sends nothing): a lost answer, or a wait given up on, is
+    returned as a refusal is, True third (the run says it is not known whether the notice went out,
+    not that it was not sent). Raised, its stop sent people to a finalize run again, which sends
+    nothing."""
     try:
         return publish(), None, False
     except Unanswered as err:
+        if unrecorded:
+            # The wait's words alone: its advice ("finalize reads what it finds when run again") is
+            # for a promotion the ledger records (no lease is held here, so it is the one wording).
+            return None, str(err).partition(";")[0], True
         lost(str(err))
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
