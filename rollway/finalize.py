@@ -281,11 +281,17 @@ def late_said(record: RolloutRecord, owed: Transition) -> str:
 
 def _owed_said(record: RolloutRecord, owed: Transition) -> str:
     """Why the "Finalized" notice is owed: ``owed``, the newest failure (``refused_said``), and, when
-    it is a refusal after a late send whose answer was lost (``notice_lost``), that send too: the
-    refusal alone said "NOT sent, nobody was told" of a notice that send may have delivered."""
+    it is a refusal after a late send whose answer was lost, that send too (``lost_before``)."""
+    return f"{refused_said(owed)}{lost_before(record, owed)}"
+
+
+def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str:
+    """"; an earlier late send's answer was lost: <its entry>" when ``record`` holds a late send
+    whose answer was lost (``notice_lost``) other than ``refused``, else "": said after a refusal
+    of the notice owed, which alone said "NOT sent, nobody was told" of a notice that send may have
+    delivered."""
     lost = notice_lost(record)
-    earlier = "" if lost is None or lost is owed else f"; an earlier late send's answer was lost: {refused_said(lost)}"
-    return f"{refused_said(owed)}{earlier}"
+    return "" if lost is None or lost is refused else f"; an earlier late send's answer was lost: {refused_said(lost)}"
 
 
 def refused_said(refused: Transition) -> str:
