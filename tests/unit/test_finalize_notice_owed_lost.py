@@ -35,3 +35,10 @@ def test_a_refusal_with_no_lost_answer_before_it_says_the_refusal_alone():
     said = notice_not_sent(rec, as_left=True)
     assert said.startswith(f"{NOTICE_NOT_SENT}{REFUSED} (dana's run, at ") and "carol" not in said, said
     assert "answer was lost" not in said, said
+
+
+def test_a_lost_answer_that_is_the_newest_entry_is_said_once():
+    rec = _owed(("carol", f"{NOTICE_NOT_SENT}{REFUSED}"), ("bob", notice_failed_said(LOST, lost=True)))
+    said = notice_not_sent(rec, as_left=True)
+    assert said.startswith(f"{notice_failed_said(LOST, lost=True)} (bob's run, at "), said
+    assert "earlier late send" not in said and said.count(LOST) == 1, said
