@@ -66,7 +66,7 @@ from rollway.failure_words import error_said, failures_writable, tell
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
-    notice_failed_said, notice_lost, notice_owed, owed_as_well,
+    lost_before, notice_failed_said, notice_lost, notice_owed, owed_as_well,
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
@@ -616,12 +616,17 @@ def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
     words), as people read it.
 
     ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
-    again finds nothing to finalize, and sends nothing): a lost answer is returned as a refusal is,
-    True third (the run says it is not known whether the notice went out, not that it was not sent).
-    Raised, its stop sent people to a finalize run again, which sends nothing."""
+    again finds nothing to finalize, and sends nothing): a lost answer, or a wait given up on, is
+    returned as a refusal is, True third (the run says it is not known whether the notice went out,
+    not that it was not sent). Raised, its stop sent people to a finalize run again, which sends
+    nothing."""
     try:
         return publish(), None, False
     except Unanswered as err:
+        if unrecorded:
+            # The wait's words alone: its advice ("finalize reads what it finds when run again") is
+            # for a promotion the ledger records (no lease is held here, so it is the one wording).
+            return None, str(err).partition(";")[0], True
         lost(str(err))
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
@@ -642,7 +647,8 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
     as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
     message id): status and the report stop saying it was not sent. Refused again, the refusal is
-    recorded (``notice-failed``, SNS's newest answer) and returned with its entry (third: what this
+    recorded (``notice-failed``, SNS's newest answer) and returned, naming a late send before it that
+    lost its answer (``lost_before``), with its entry (third: what this
     run says of the notice owed, not the earlier refusal), and the run fails saying so, as the first
     did. (None, None, None) when no notice is owed. At least once, as the decommission's page: a
     run that dies between the publish and its ``notified`` leaves it owed, and a finalize run sends
@@ -666,7 +672,9 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         progress.not_sent(refused, late=True)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
                                   held=None)
-        return None, refused, latest
+        # As the run's error and summary say it: after a late send that lost its answer, not as if
+        # nobody may have had the notice.
+        return None, f"{refused}{lost_before(record)}", latest
     earlier = "SNS refused earlier" if notice_lost(record) is None else "owed"  # as ``already_finalized`` says it
     progress.done(f"sent late the \"Finalized\" notice {earlier} (SNS message id {message_id})")
     try:

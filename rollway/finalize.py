@@ -275,11 +275,23 @@ def late_said(record: RolloutRecord, owed: Transition) -> str:
     """How the late "Finalized" notice of ``owed`` (``notice_owed``) opens: late, and why; and, after
     a late send whose answer was lost (``notice_lost``), that it may repeat that one. "This notice is
     late" alone was said of a notice people may have had already."""
+    may = "" if notice_lost(record) is None else ", and may repeat one"
+    return f"This notice is late{may}: {_owed_said(record, owed)}"
+
+
+def _owed_said(record: RolloutRecord, owed: Transition) -> str:
+    """Why the "Finalized" notice is owed: ``owed``, the newest failure (``refused_said``), and, when
+    it is a refusal after a late send whose answer was lost, that send too (``lost_before``)."""
+    return f"{refused_said(owed)}{lost_before(record, owed)}"
+
+
+def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str:
+    """"; an earlier late send's answer was lost: <its entry>" when ``record`` holds a late send
+    whose answer was lost (``notice_lost``) other than ``refused``, else "": said after a refusal
+    of the notice owed, which alone said "NOT sent, nobody was told" of a notice that send may have
+    delivered."""
     lost = notice_lost(record)
-    if lost is None:
-        return f"This notice is late: {refused_said(owed)}"
-    earlier = "" if lost is owed else f"; an earlier late send's answer was lost: {refused_said(lost)}"
-    return f"This notice is late, and may repeat one: {refused_said(owed)}{earlier}"
+    return "" if lost is None or lost is refused else f"; an earlier late send's answer was lost: {refused_said(lost)}"
 
 
 def refused_said(refused: Transition) -> str:
@@ -299,7 +311,8 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
     and the services as the finalize left them, so a run again sends it (``NOTICE_LATE``); without
     it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``). ``latest``:
     a refusal newer than ``record`` holds (a late send refused again, recorded after ``record`` was read),
-    quoted instead of the one ``record`` holds. ``live``: the load balancer's weights, read by a caller
+    quoted instead of the one ``record`` holds; a late send before it whose answer was lost is named
+    too (``_owed_said``). ``live``: the load balancer's weights, read by a caller
     showing the service's newest rollout (`rollway status`): they settle what they can plainly, a late
     send barred while they are not all on the stable service, else only the canary's condition said
     (``NOTICE_CANARY_UNSEEN``). ``canary``: the canary service's name and the tasks it asks for, read
@@ -323,7 +336,7 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
             as_left = True
     then = (NOTICE_BARRED.format(barred=barred) if barred else NOTICE_LATE if as_left
             else NOTICE_CANARY_UNSEEN if live is not None else NOTICE_UNSEEN)
-    return f"{refused_said(refused)}; {then}"
+    return f"{_owed_said(record, refused)}; {then}"
 
 
 def owed_as_well(record: RolloutRecord, targets: Targets, barred: str | None = None) -> str:

@@ -42,3 +42,22 @@ def test_a_late_notice_sent_again_after_a_lost_answer_says_it_may_repeat_one(aws
     assert NOT_KNOWN in late and "bob's run" in late, late
     record = env.ledger.get(aws.targets.canary_service)
     assert record.history[-1].kind == NOTIFIED, record.history
+
+
+def test_a_late_send_refused_after_one_that_lost_its_answer_does_not_say_only_that_nobody_was_told(aws):
+    """Refused, then a late send whose answer was lost (it may have gone out), then a late send
+    refused: the run's error and summary (``finalized_said``) quoted the newest refusal alone, "NOT
+    sent, nobody was told", of a notice the lost send may have delivered. They name that send too."""
+    from rollway.finalize import finalized_said
+
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    with _finalized_answer_lost(aws), pytest.raises(FinalizeIncomplete):
+        finalize_on(env, actor="bob")
+    with _publish_refused(aws, []):
+        refused = finalize_on(env, actor="dana")
+    assert refused.outcome == "already_finalized" and refused.notice_refused is not None, refused
+    said = " ".join(finalized_said(refused, aws.targets).split())
+    assert "NOT sent, nobody was told" in said, said
+    assert f"; an earlier late send's answer was lost: {NOT_KNOWN}: AnswerLost: " in said and "bob's run" in said, said

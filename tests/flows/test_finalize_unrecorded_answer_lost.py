@@ -52,3 +52,39 @@ def test_the_canary_flow_s_finalize_whose_notice_answer_was_lost_says_it_is_not_
     assert f"{aws.targets.canary_service} is at 0 tasks; but {NOT_KNOWN}: " in reason, reason
     assert done.notice_lost, done
     assert any(step.startswith(f"{NOT_KNOWN}: ") for step in done.steps), done.steps
+
+
+def test_an_unrecorded_finalize_that_gives_up_waiting_for_sns_does_not_send_people_to_a_run_again():
+    """SNS not answering the "Finalized" notice within the run's ``write_seconds`` stopped the run,
+    saying to run finalize again (``--unrecorded``), which "carries on": a run again finds nothing to
+    finalize and sends nothing. Said as a lost answer is, instead (SNS may have taken it). On the
+    fakes: the wait is the flow's own."""
+    import threading
+
+    from rollway.fakes import FakeLedger
+    from rollway.finalize import finalized_said
+    from tests.flows.test_finalize import ALL_STABLE, finalize_bounded, promoted_on_fakes
+
+    env, _ = promoted_on_fakes(FakeLedger())
+    FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
+    answering, real = threading.Event(), env.notifier.notify
+
+    def silent(subject, message):
+        answering.wait(5)
+        return real(subject, message)
+
+    env.notifier.notify = silent
+    try:
+        done = finalize_bounded(env, write_seconds=0.3, unrecorded=True)
+    finally:
+        answering.set()
+    assert done.outcome == "finalized" and done.notice_lost and env.router.weights == ALL_STABLE, done
+    said = " ".join(finalized_said(done, env.targets).split())
+    t = env.targets
+    assert (f"but {NOT_KNOWN}: SNS (topic {t.alert_topic!r}) did not answer within 0.3 s. Check the topic's delivery "
+            f"logs, or tell its subscribers yourself ({t.alert_topic}): the ledger does not record this promotion, so "
+            "no run sends the notice again") in said, said
+    assert "run again" not in said.replace("finalize run again finds nothing", ""), said
+    assert any(step.startswith(f"{NOT_KNOWN}: SNS (topic ") for step in done.steps), done.steps
+    # As it says: a run again finds nothing to do.
+    assert finalize_bounded(env, unrecorded=True).outcome == "nothing_to_finalize"
