@@ -915,13 +915,14 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
 
 def _scale_ran_out(short: ServiceNotStable) -> ServiceNotStable:
     """The scale-up wait's timeout, naming its setting and where to look: "not stable after 600s"
-    alone named neither, on the page of a rollback that left users on the version rolled back."""
+    alone named neither, on the page of a rollback that left users on the version rolled back. The
+    wait is said once, by the service's error ("after 10 min"): not again in seconds beside it."""
     bare = str(ServiceNotStable(short.services, short.timeout_seconds))
     said = str(short)
     detail = said[len(bare):].removeprefix(": ") if said.startswith(bare) else ""
     return ServiceNotStable(short.services, short.timeout_seconds, (f"{detail}; " if detail else "") + (
-        f"waited {short.timeout_seconds:g} s ({SCALE_SETTING}): see why its tasks do not start (the service's "
-        f"events, its stopped tasks' reasons), or raise {SCALE_SETTING} if they only need longer"))
+        "see why its tasks do not start (the service's events, its stopped tasks' reasons), or raise "
+        f"{SCALE_SETTING} if they only need longer"))
 
 
 def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> str:

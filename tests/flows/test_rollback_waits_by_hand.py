@@ -44,6 +44,17 @@ def test_a_rollback_by_hand_waits_as_long_as_its_scale_timeout_seconds_says(monk
     assert env.router.weights == Weights.canary_at(75)
 
 
+def test_a_rollback_whose_scale_up_ran_out_says_how_long_it_waited_once(monkeypatch):
+    """The wait is said where the service's error says it ("after 30 min"): the page of a rollback
+    that left users on the version rolled back went on "waited 1800 s (...)", the same wait again."""
+    env, t = stable_slow_to_start(monkeypatch)
+    with pytest.raises(ServiceNotStable) as longer:
+        rollback(reason="errors after the canary run", actor="erin", scale_timeout_seconds=1800)
+    assert str(longer.value) == (
+        f"services {t.stable_service} not stable after 30 min: see why its tasks do not start (the service's "
+        f"events, its stopped tasks' reasons), or raise {flows.rollback.SCALE_SETTING} if they only need longer")
+
+
 @pytest.mark.parametrize("wait", [0, -5, float("inf")])
 def test_a_rollback_by_hand_refuses_a_wait_that_is_no_wait_before_it_acts(monkeypatch, wait):
     env, _t = scaled_in_with_75_on_the_canary()
