@@ -545,7 +545,10 @@ def execute_rollback(
                                      dropping=True)
         except ReadBackUnanswered as unanswered:
             # After a write the load balancer took (a lost answer not read back fails as the write's
-            # error): said as a move that may have landed, not as one that moved nothing.
+            # error): said as a move that may have landed, not as one that moved nothing, and that was
+            # sent ("Done before it failed: nothing" said it was not).
+            steps.append(f"sent the move of all the traffic to {t.stable_service} (the load balancer took it; not "
+                         "read back)")
             raise MoveNotReadBack.of(unanswered) from unanswered
     except (LedgerError, RollbackRefused):
         raise

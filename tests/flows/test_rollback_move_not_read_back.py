@@ -46,3 +46,7 @@ def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_aga
             f"traffic may be on {stable} already, or not. Run the rollback again" in flat), page
     assert ("once the load balancer answers (moving the traffic to stable again does no harm if it is there); "
             "`rollway status` shows the split it holds once it answers." in flat), page
+    # Not "nothing": the move was sent, and taken.
+    assert (f"Done before it failed: sent the move of all the traffic to {stable} (the load balancer took it; not read "
+            "back)." in flat), page
+
