@@ -308,6 +308,11 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # rule on the path forwards to the groups again: there is none" was untrue of all but the first.
         return (f"{run} once what the error above says of the listener rule is put right: until then it fails the "
                 "same way, moving no traffic.")
+    if isinstance(err, TargetNotFound) and err.kind in ("ECS service", "ECS cluster"):
+        # Nor when ECS has no such service or cluster (a name misspelt in the targets block, one
+        # deleted): read before any write, it fails the same way however ready stable is.
+        return (f"{run} once ECS has the {err.kind.removeprefix('ECS ')} the error above names (check the service and "
+                "cluster names in the targets block): until then it fails the same way, moving no traffic.")
     if isinstance(err, PermissionDenied):
         # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
         # it refuses it again however ready stable is, until the statement the error names is added.
