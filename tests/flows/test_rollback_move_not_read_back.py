@@ -24,18 +24,24 @@ def rollback_on(env):
     return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=VERIFY_SECONDS)
 
 
-def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_again_once_the_load_balancer_answers(
-        monkeypatch):
-    env = fake_environment()
-    env.router = SilentAfterWrite(Weights.canary_at(25))
+def paged(monkeypatch, env, raises: type[BaseException]) -> tuple[str, str]:
+    """The page of the rollback on ``env`` (its router a ``SilentAfterWrite``) that failed with
+    ``raises``: as sent, and on one line."""
     monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", VERIFY_SECONDS)
     try:
-        with pytest.raises(ReadBackUnanswered):
+        with pytest.raises(raises):
             rollback_on(env)
     finally:
         env.router.released.set()
     (_, page), = env.notifier.messages
-    flat = " ".join(page.split())
+    return page, " ".join(page.split())
+
+
+def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_again_once_the_load_balancer_answers(
+        monkeypatch):
+    env = fake_environment()
+    env.router = SilentAfterWrite(Weights.canary_at(25))
+    page, flat = paged(monkeypatch, env, ReadBackUnanswered)
     assert "can take the traffic" not in flat, page
     stable = env.targets.stable_service
     # Not "could NOT be moved back": the load balancer took the move.
@@ -68,16 +74,9 @@ def test_a_move_whose_answer_was_lost_and_not_read_back_is_paged_as_one_that_may
 
     env = fake_environment()
     env.router = LostAfterWrite(Weights.canary_at(25))
-    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", VERIFY_SECONDS)
     monkeypatch.setattr(flows.rollback, "ROLLBACK_WRITE_TRIES", 2)
     monkeypatch.setattr(flows.engine, "WRITE_RETRY_FIRST_DELAY_SECONDS", 0.01)
-    try:
-        with pytest.raises(ReadBackUnanswered):
-            rollback_on(env)
-    finally:
-        env.router.released.set()
-    (_, page), = env.notifier.messages
-    flat = " ".join(page.split())
+    page, flat = paged(monkeypatch, env, ReadBackUnanswered)
     stable = env.targets.stable_service
     assert "can take the traffic" not in flat and "could NOT be moved back" not in flat, page
     assert (f"The traffic may NOT be back on {stable}: the answer to the move was lost and the load balancer could not "

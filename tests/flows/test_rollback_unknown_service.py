@@ -50,15 +50,11 @@ def test_a_service_ecs_does_not_have_with_the_load_balancer_unanswered_is_paged_
         monkeypatch):
     """Not refused (the load balancer did not say where the traffic is), it is paged: to run it again
     "once <stable> can take the traffic", which no wait for stable puts right."""
-    from prefect import flow
-
-    import flows.rollback
-    from flows.rollback import execute_rollback
     from rollway.aws.errors import TargetNotFound
     from rollway.fakes import FakeDeployer
-    from rollway.model import Weights
     from tests.flows.fake_env import fake_environment
     from tests.flows.test_abort_failed_rollback import SilentAfterWrite
+    from tests.flows.test_rollback_move_not_read_back import paged
 
     class Misspelt(FakeDeployer):
         def describe(self, service):
@@ -72,19 +68,7 @@ def test_a_service_ecs_does_not_have_with_the_load_balancer_unanswered_is_paged_
     del env.deployer.services[canary]
     env.router = SilentAfterWrite(Weights.canary_at(25))
     env.router.written.set()  # no read answered
-    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", 1.0)
-
-    @flow
-    def rollback_on(env):
-        return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=1.0)
-
-    try:
-        with pytest.raises(TargetNotFound):
-            rollback_on(env)
-    finally:
-        env.router.released.set()
-    (_, page), = env.notifier.messages
-    flat = " ".join(page.split())
+    page, flat = paged(monkeypatch, env, TargetNotFound)
     assert "can take the traffic" not in flat, page
     assert ("Run the rollback again (the `rollback` flow (the rollback deployment); `rollway abort` rolls back only "
             "rollouts the ledger records, and has none to roll back here) once ECS has the service the error above "
