@@ -38,6 +38,7 @@ from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Annotated, Callable, Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
@@ -184,14 +185,25 @@ def _done(steps: Sequence[str]) -> str:
 
 
 class MoveNotReadBack(ReadBackUnanswered):
-    """The rollback's move to stable, which the load balancer took (its ModifyRule answered), not read
-    back: the load balancer did not answer a read of its weights by the verify timeout. The traffic
-    may be on stable already, or not (the rule read as others since): unlike a read not answered
-    before the move, which moved nothing. Its message is the read's own."""
+    """The rollback's move to stable, which the load balancer took (its ModifyRule answered), or whose
+    answer was lost (``lost``: the write's error), not read back: the load balancer did not answer a
+    read of its weights by the verify timeout. The traffic may be on stable already, or not (the rule
+    read as others since): unlike a read not answered before the move, which moved nothing. Its
+    message is the read's own, after the lost answer's."""
+
+    lost: str | None = None  # a class default: one pickled before the field existed was a move taken
+
+    def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
+                 lost: str | None = None) -> None:
+        super().__init__(what, seconds, service, bound)
+        self.lost = lost
+        if lost is not None:
+            self.args = (f"the answer to the move was lost ({lost}); {self.args[0]}",)
 
     @classmethod
-    def of(cls, unanswered: ReadBackUnanswered) -> MoveNotReadBack:
-        return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound)
+    def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None) -> MoveNotReadBack:
+        return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
+                   None if lost is None else str(lost))
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -296,14 +308,21 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # rule on the path forwards to the groups again: there is none" was untrue of all but the first.
         return (f"{run} once what the error above says of the listener rule is put right: until then it fails the "
                 "same way, moving no traffic.")
+    if isinstance(err, TargetNotFound) and err.kind in ("ECS service", "ECS cluster"):
+        # Nor when ECS has no such service or cluster (a name misspelt in the targets block, one
+        # deleted): read before any write, it fails the same way however ready stable is.
+        return (f"{run} once ECS has the {err.kind.removeprefix('ECS ')} the error above names (check the service and "
+                "cluster names in the targets block): until then it fails the same way, moving no traffic.")
     if isinstance(err, PermissionDenied):
         # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
         # it refuses it again however ready stable is, until the statement the error names is added.
         return f"{run} once the permission the error above names is granted: until then AWS refuses it the same way."
     if isinstance(err, MoveNotReadBack):
-        # Nor when the load balancer took the move and did not answer its read-back: stable was never
-        # the trouble, and the traffic may be on it already. Sent again, the move is harmless.
-        return (f"the load balancer took the move to {stable} but did not answer when its weights were read back: "
+        # Nor when the load balancer took the move, or lost its answer, and did not answer its read-back:
+        # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
+        sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
+                else f"the load balancer took the move to {stable} but")
+        return (f"{sent} did not answer when its weights were read back: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
                 "split it holds once it answers.")
@@ -347,10 +366,13 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
                                              and (read_err.kind, read_err.name) == (err.kind, err.name))
         holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
-    # A move taken and not read back may have landed: "could NOT be moved back" said it had not.
+    # A move taken (or whose answer was lost) and not read back may have landed: "could NOT be moved
+    # back" said it had not.
     # Its weights are not read again above (the load balancer did not answer the last read).
-    where = (f"The traffic may NOT be back on {t.stable_service}: the load balancer took the move and could not be "
-             "read back, for the reason below. It failed" if isinstance(err, MoveNotReadBack)
+    where = (f"The traffic may NOT be back on {t.stable_service}: "
+             + ("the answer to the move was lost and the load balancer" if err.lost is not None
+                else "the load balancer took the move and")
+             + " could not be read back, for the reason below. It failed" if isinstance(err, MoveNotReadBack)
              else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
@@ -543,10 +565,18 @@ def execute_rollback(
         try:
             weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
                                      dropping=True)
-        except ReadBackUnanswered as unanswered:
-            # After a write the load balancer took (a lost answer not read back fails as the write's
-            # error): said as a move that may have landed, not as one that moved nothing.
-            raise MoveNotReadBack.of(unanswered) from unanswered
+        except (ReadBackUnanswered, BotoCoreError, ClientError) as failed:
+            # After a write the load balancer took, or one whose answer was lost and not read back
+            # (``landed_although_lost`` raises the write's error from the read given up on): said as a
+            # move that may have landed, and was sent ("Done before it failed: nothing" said it was not).
+            unanswered = failed if isinstance(failed, ReadBackUnanswered) else failed.__cause__
+            if not isinstance(unanswered, ReadBackUnanswered):
+                raise
+            moved = MoveNotReadBack.of(unanswered, None if failed is unanswered else failed)
+            steps.append(f"sent the move of all the traffic to {t.stable_service} ("
+                         + ("its answer lost" if moved.lost is not None else "the load balancer took it")
+                         + "; not read back)")
+            raise moved from failed
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:

@@ -44,3 +44,33 @@ def test_a_service_ecs_does_not_have_is_refused_without_paging_anyone(aws, caplo
     assert read_back(aws)[0] == Weights(stable=100, canary=0)
     traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RollbackRefused)]
     assert traced == [], [r.getMessage() for r in traced]
+
+
+def test_a_service_ecs_does_not_have_with_the_load_balancer_unanswered_is_paged_to_run_again_once_ecs_has_it(
+        monkeypatch):
+    """Not refused (the load balancer did not say where the traffic is), it is paged: to run it again
+    "once <stable> can take the traffic", which no wait for stable puts right."""
+    from rollway.aws.errors import TargetNotFound
+    from rollway.fakes import FakeDeployer
+    from tests.flows.fake_env import fake_environment
+    from tests.flows.test_abort_failed_rollback import SilentAfterWrite
+    from tests.flows.test_rollback_move_not_read_back import paged
+
+    class Misspelt(FakeDeployer):
+        def describe(self, service):
+            if service not in self.services:
+                raise TargetNotFound("ECS service", service, "in cluster webordinary")
+            return super().describe(service)
+
+    env = fake_environment()
+    canary = env.targets.canary_service
+    env.deployer.__class__ = Misspelt
+    del env.deployer.services[canary]
+    env.router = SilentAfterWrite(Weights.canary_at(25))
+    env.router.written.set()  # no read answered
+    page, flat = paged(monkeypatch, env, TargetNotFound)
+    assert "can take the traffic" not in flat, page
+    assert ("Run the rollback again (the `rollback` flow (the rollback deployment); `rollway abort` rolls back only "
+            "rollouts the ledger records, and has none to roll back here) once ECS has the service the error above "
+            "names (check the service and cluster names in the targets block): until then it fails the same way, moving "
+            "no traffic." in flat), page

@@ -104,6 +104,8 @@ CASES: list[BaseException] = [
     # A rejected run's failure is read back from its stored result by `rollway abort` (``_run_failure``):
     # it must come back as the move that may have landed, not as a read that moved nothing.
     MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
+    MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"'),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),
