@@ -34,8 +34,18 @@ def rollout(env, spec: RolloutSpec):
 
 
 def dana_accepts_then_traffic_returns(env) -> threading.Thread:
-    """Approve the first pause as dana; the traffic is back before the run goes on, so the judge
-    passes every later stage on its own."""
+    """Approve the first pause as dana; the traffic is back once the run has taken her answer, so the
+    judge passes every later stage on its own."""
+    low, back = env.metrics.behaviour, steady(5000.0, 0.001, 0.0)
+
+    def accepted() -> bool:
+        record = env.ledger.get(env.targets.canary_service)
+        return record is not None and any(t.kind == "approve" for t in record.history)
+
+    # Traffic comes back when the ledger shows dana's answer taken, not when the answer is sent: sent
+    # first, a resume the test server's busy SQLite aborted (and sent again) left the paused run
+    # judging its stage on the traffic already back, and the judge passed 5 % before dana's answer.
+    env.metrics = FakeMetrics(env.router, lambda weights, t: (back if accepted() else low)(weights, t))
 
     def run() -> None:
         deadline = time.monotonic() + 60
@@ -44,7 +54,6 @@ def dana_accepts_then_traffic_returns(env) -> threading.Thread:
                 paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
             for run_ in paused:
-                env.metrics = FakeMetrics(env.router, steady(5000.0, 0.001, 0.0))
                 try:
                     resume(run_.id, {"action": "approve", "approver": "dana", "comment": "quiet night, dashboards fine"},
                            paused=run_.state)
