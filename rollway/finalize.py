@@ -42,6 +42,13 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 """How the comment of the ``notice-failed`` entry a finalize records after its ``finalized`` begins
 (SNS's answer after it): the finalize's work is done, the notice people expect is not."""
 
+NOTICE_NOT_KNOWN = ('whether the "Finalized" notice was sent is not known '
+                    "(SNS's answer was lost: it may have taken it): ")
+"""How the comment of a ``notice-failed`` entry whose answer was lost begins (SNS's answer after it):
+the notice may have gone out (``rollway.window_page.unsent``'s words, lost). Spelled out, not derived
+from ``unsent``: entries already in the ledger keep these words whatever ``unsent`` says later, and
+``notice_lost`` finds them by them."""
+
 NOTICE_LATE_TO = "running finalize again sends it late{to} once SNS takes it (it moves nothing)"
 """``NOTICE_LATE`` naming the topic (``to``: " to topic <arn>", or "")."""
 
@@ -214,12 +221,9 @@ finalize run sends one owed, and only of a rollout whose ``notice-failed`` the l
 def notice_failed_said(answer: str, *, lost: bool) -> str:
     """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error say
     it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known (``lost``: SNS's answer was lost,
-    in the words the recorded path stops with), SNS's ``answer`` after it. "NOT sent, nobody was told"
-    said of a notice SNS may have delivered had nobody look at the topic's deliveries."""
-    # Here, not at the top: rollway.window_page reads this module's START.
-    from rollway.window_page import unsent
-
-    return f"{unsent(NOTICE, lost=True)}: {answer}" if lost else f"{NOTICE_NOT_SENT}{answer}"
+    ``NOTICE_NOT_KNOWN``), SNS's ``answer`` after it. "NOT sent, nobody was told" said of a notice SNS
+    may have delivered had nobody look at the topic's deliveries."""
+    return f"{NOTICE_NOT_KNOWN if lost else NOTICE_NOT_SENT}{answer}"
 
 
 def finalized_said(result: FinalizeResult, targets: Targets) -> str:
@@ -265,10 +269,9 @@ def notice_lost(record: RolloutRecord) -> Transition | None:
     """The newest ``notice-failed`` entry after the newest ``finalized`` that records a lost answer
     (``notice_failed_said``'s, ``lost``: a late send SNS may have delivered), or None. A notice sent
     late after it may repeat that one, and says so (``late_said``)."""
-    lost_words = notice_failed_said("", lost=True)
     after = record.history[last_index(record, DONE) + 1:]
-    return next((t for t in reversed(after) if t.kind == NOTICE_FAILED and (t.comment or "").startswith(lost_words)),
-                None)
+    return next((t for t in reversed(after)
+                 if t.kind == NOTICE_FAILED and (t.comment or "").startswith(NOTICE_NOT_KNOWN)), None)
 
 
 def late_said(record: RolloutRecord, owed: Transition) -> str:
