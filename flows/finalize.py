@@ -66,7 +66,7 @@ from rollway.failure_words import error_said, failures_writable, tell
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
-    lost_before, notice_failed_said, notice_lost, notice_owed, owed_as_well,
+    lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
@@ -675,8 +675,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         # As the run's error and summary say it: after a late send that lost its answer, not as if
         # nobody may have had the notice.
         return None, f"{refused}{lost_before(record)}", latest
-    earlier = "SNS refused earlier" if notice_lost(record) is None else "owed"  # as ``already_finalized`` says it
-    progress.done(f"sent late the \"Finalized\" notice {earlier} (SNS message id {message_id})")
+    progress.done(f"sent late {owed_notice(record)} (SNS message id {message_id})")  # as ``already_finalized`` says it
     try:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
                               "comment": 'the "Finalized" notice was sent late'},

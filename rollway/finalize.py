@@ -192,13 +192,18 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     # A run says this only where it found the load balancer and services as the finalize left them.
     # ``refused_late``: this run's late send, refused again (its ``notice-failed``): SNS's newest answer,
     # where the earlier refusal in ``record`` was quoted as if it were still the newest.
-    # Not "SNS refused earlier" after a late send whose answer was lost: SNS may have taken that one.
-    earlier = "SNS refused earlier" if notice_lost(record) is None else "owed"
-    unsent = (f'the "Finalized" notice {earlier} was sent late (SNS message id {sent_late})'
+    unsent = (f"{owed_notice(record)} was sent late (SNS message id {sent_late})"
               if sent_late else notice_not_sent(record, as_left=True, latest=refused_late))
     return (f"{record.rollout_id} was already finalized{at}: {finalized_state(targets, runs=runs, weights=weights)}; "
             "nothing changed"
             + (f"; {unsent}" if unsent else ""))
+
+
+def owed_notice(record: RolloutRecord) -> str:
+    """The "Finalized" notice owed, as a late send of it is said (``already_finalized``, and the
+    finalize flow's step): the one "SNS refused earlier", or, after a late send whose answer was
+    lost (``notice_lost``), the one "owed": SNS may have taken that one."""
+    return f'{NOTICE} {"SNS refused earlier" if notice_lost(record) is None else "owed"}'
 
 
 def finalized_state(targets: Targets, *, runs: str, weights: Weights) -> str:
