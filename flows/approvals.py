@@ -927,11 +927,10 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
     """
     state = _state_of(client, run_id, through)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
-        _stop_if_cancelled(state, when or _WAITED)
-        if state.is_running():
-            return
+        # Each a state type of its own: a Paused or expired run is neither Running nor a cancellation.
         if not (state.is_paused() or _expired(state, paused)):
-            raise _left_for(state, when)
+            _still_running(state, when)
+            return
         try:
             # Proposed again after an outage even if the first one landed: Running over Running is accepted.
             state = _proposed_running(client, run_id, message, state, through)
