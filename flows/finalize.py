@@ -165,11 +165,13 @@ class _Progress:
         self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
-    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False) -> None:
+    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False, before: str = "") -> None:
         """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late), or
         that its answer was lost (``lost``): ``refused``, its answer, logged as a warning and listed
-        among the steps."""
-        said = notice_failed_said(refused, lost=lost)
+        among the steps. ``before``: a late send before it whose answer was lost (``lost_before``),
+        said after it (``notice_failed_said``, which then says the late notice itself)."""
+        said = notice_failed_said(refused, lost=lost, before=before)
+        late = late and not before
         self.log.warning("finalize: %s%s", "the late " if late else "", shown(said, keep=""))
         self.steps.append(f"late: {said}" if late else said)
 
@@ -488,13 +490,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             release = f"{version} ({td})" if version and not changed else runs
             message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
                                                             write_seconds)
+            # Refused after a late send that lost its answer: that send, said after the refusal.
+            lost_earlier = lost_before(record) if refused is not None else ""
             # The command prints this step as its closing line: the log, the summary and the terminal agree.
             progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id,
                                             refused_late=latest))
             return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                                   pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                                   canary_desired=0, notification_id=message_id, notice_refused=refused,
-                                  steps=tuple(progress.steps))
+                                  notice_lost_before=lost_earlier, steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
     before = (f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on "
@@ -647,12 +651,13 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
     as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
     message id): status and the report stop saying it was not sent. Refused again, the refusal is
-    recorded (``notice-failed``, SNS's newest answer) and returned, naming a late send before it that
-    lost its answer (``lost_before``), with its entry (third: what this
-    run says of the notice owed, not the earlier refusal), and the run fails saying so, as the first
-    did. (None, None, None) when no notice is owed. At least once, as the decommission's page: a
-    run that dies between the publish and its ``notified`` leaves it owed, and a finalize run sends
-    it again while this rollout is the service's newest (a finalize reads no other)."""
+    recorded (``notice-failed``, SNS's newest answer; after a late send that lost its answer, without
+    "nobody was told") and returned, with its entry (third: what this run says of the notice owed, not
+    the earlier refusal), and the run fails saying so, as the first did, naming a late send before it
+    that lost its answer (``lost_before``). (None, None, None) when no notice is owed. At least once,
+    as the decommission's page: a run that dies between the publish and its ``notified`` leaves it
+    owed, and a finalize run sends it again while this rollout is the service's newest (a finalize
+    reads no other)."""
     owed = notice_owed(record)
     if owed is None:
         return None, None, None
@@ -669,12 +674,12 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
             lost=lambda answer: _record_not_sent(env, record, answer, actor, progress, owner=None,
                                                  write_seconds=write_seconds, held=None, lost=True))
     if refused is not None:
-        progress.not_sent(refused, late=True)
+        # After a late send that lost its answer, not said as if nobody may have had the notice.
+        before = lost_before(record)
+        progress.not_sent(refused, late=True, before=before)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
-                                  held=None)
-        # As the run's error and summary say it: after a late send that lost its answer, not as if
-        # nobody may have had the notice.
-        return None, f"{refused}{lost_before(record)}", latest
+                                  held=None, after_lost=bool(before))
+        return None, refused, latest
     progress.done(f"sent late {owed_notice(record)} (SNS message id {message_id})")  # as ``already_finalized`` says it
     try:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
@@ -692,18 +697,19 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
                      owner: str | None, write_seconds: float, held: RolloutRecord | None,
-                     lost: bool = False) -> Transition:
+                     lost: bool = False, after_lost: bool = False) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``), or (``lost``) that its answer to a late send was
     lost (``notice_failed_said``): `rollway status` and the report say it, and the next late send
-    says it may repeat that one (``late_said``). A write that fails is logged: the run fails anyway,
-    saying what came of the notice.
+    says it may repeat that one (``late_said``). ``after_lost``: a late send refused after one whose
+    answer was lost, recorded without "nobody was told" (``notice_failed_said``). A write that fails
+    is logged: the run fails anyway, saying what came of the notice.
 
     Returns:
         The entry, as recorded (or as it would have been): this run's refusal, as people read it.
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
-             "comment": notice_failed_said(refused, lost=lost)}
+             "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost)}
     said = Transition(at=env.clock.now(), **entry)
     try:
         _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
@@ -1178,6 +1184,10 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
     elif result.notice_lost:
         lines.append(f"- **Notice:** {unsent(NOTICE, lost=True)} on `{t.alert_topic}`: "
                      f"{markdown_cell(result.notice_refused or '')}")
+    elif result.notice_refused is not None and result.notice_lost_before:
+        # Not "nobody was told": the late send before it may have told them.
+        said = notice_failed_said(result.notice_refused, lost=False, before=result.notice_lost_before)
+        lines.append(f"- **Notice:** on `{t.alert_topic}`: {markdown_cell(said)}")
     elif result.notice_refused is not None:
         lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "
                      f"{markdown_cell(result.notice_refused)}")

@@ -42,6 +42,10 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 """How the comment of the ``notice-failed`` entry a finalize records after its ``finalized`` begins
 (SNS's answer after it): the finalize's work is done, the notice people expect is not."""
 
+NOTICE_LATE_NOT_SENT = 'the late "Finalized" notice was NOT sent: '
+"""How a late send's refusal is said, SNS's answer after it, where an earlier late send lost its
+answer (``lost_before``): that send may have told people, so not "nobody was told" (``NOTICE_NOT_SENT``)."""
+
 NOTICE_NOT_KNOWN = ('whether the "Finalized" notice was sent is not known '
                     "(SNS's answer was lost: it may have taken it): ")
 """How the comment of a ``notice-failed`` entry whose answer was lost begins (SNS's answer after it):
@@ -166,7 +170,11 @@ class FinalizeResult(BaseModel):
     notification_id: str | None = None
     notice_refused: str | None = Field(
         default=None, description="SNS's answer when it did not take the \"Finalized\" notice (the finalize is done "
-                                  "and recorded; nobody was told), or when its answer was lost (``notice_lost``)")
+                                  "and recorded; nobody was told, unless ``notice_lost_before``), or when its answer "
+                                  "was lost (``notice_lost``)")
+    notice_lost_before: str = Field(
+        default="", description="``notice_refused`` refused a late send after an earlier late send whose answer was "
+                                "lost, which may have told people: that send, in ``lost_before``'s words (\"\": none)")
     notice_lost: bool = Field(
         default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
                                    "refusal: SNS may have delivered the notice. Only a finalize the ledger does not "
@@ -223,12 +231,18 @@ record the promotion (``advice``: tell the subscribers, or check the deliveries 
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
 
-def notice_failed_said(answer: str, *, lost: bool) -> str:
-    """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error say
-    it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known (``lost``: SNS's answer was lost,
-    ``NOTICE_NOT_KNOWN``), SNS's ``answer`` after it. "NOT sent, nobody was told" said of a notice SNS
-    may have delivered had nobody look at the topic's deliveries."""
-    return f"{NOTICE_NOT_KNOWN if lost else NOTICE_NOT_SENT}{answer}"
+def notice_failed_said(answer: str, *, lost: bool, before: str = "", after_lost: bool = False) -> str:
+    """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error,
+    status and the report say it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known
+    (``lost``: SNS's answer was lost, ``NOTICE_NOT_KNOWN``), SNS's ``answer`` after it. "NOT sent,
+    nobody was told" said of a notice SNS may have delivered had nobody look at the topic's deliveries.
+    ``before``: a refusal of a late send after one whose answer was lost, that send (``lost_before``'s
+    words), said after it; the refusal then says the late notice was NOT sent (``NOTICE_LATE_NOT_SENT``),
+    not that nobody was told: that send may have told them. ``after_lost``: such a refusal, said without
+    that send (the entry recorded: its readers name that send from the ledger)."""
+    if lost:
+        return f"{NOTICE_NOT_KNOWN}{answer}"
+    return f"{NOTICE_LATE_NOT_SENT if before or after_lost else NOTICE_NOT_SENT}{answer}{before}"
 
 
 def finalized_said(result: FinalizeResult, targets: Targets) -> str:
@@ -247,7 +261,7 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
               else f"tell the subscribers of {targets.alert_topic} yourself")
     then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
-    said = notice_failed_said(result.notice_refused, lost=result.notice_lost)
+    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, before=result.notice_lost_before)
     return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
 
 
@@ -290,7 +304,7 @@ def late_said(record: RolloutRecord, owed: Transition) -> str:
 def _owed_said(record: RolloutRecord, owed: Transition) -> str:
     """Why the "Finalized" notice is owed: ``owed``, the newest failure (``refused_said``), and, when
     it is a refusal after a late send whose answer was lost, that send too (``lost_before``)."""
-    return f"{refused_said(owed)}{lost_before(record, owed)}"
+    return refused_said(owed, before=lost_before(record, owed))
 
 
 def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str:
@@ -302,10 +316,15 @@ def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str
     return "" if lost is None or lost is refused else f"; an earlier late send's answer was lost: {refused_said(lost)}"
 
 
-def refused_said(refused: Transition) -> str:
-    """A ``notice-failed`` entry of a finalize as people read it: SNS's answer, whose run, when."""
-    when = notice_time(refused)
-    return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
+def refused_said(refused: Transition, *, before: str = "") -> str:
+    """A ``notice-failed`` entry of a finalize as people read it: SNS's answer, whose run, when.
+    ``before``: a late send before it whose answer was lost (``lost_before``), said after it, and
+    the refusal without "nobody was told" (``notice_failed_said``), which an entry recorded before
+    refusals after a lost answer were recorded so says."""
+    comment = refused.comment or notice_failed_said("no answer recorded", lost=False, after_lost=bool(before))
+    if before and comment.startswith(NOTICE_NOT_SENT):
+        comment = notice_failed_said(comment.removeprefix(NOTICE_NOT_SENT), lost=False, after_lost=True)
+    return f"{comment} ({refused.actor}'s run, at {notice_time(refused)}){before}"
 
 
 def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, as_left: bool = False,

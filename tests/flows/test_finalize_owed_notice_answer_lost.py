@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.finalize import FinalizeIncomplete, notice_not_sent
+from rollway.finalize import FinalizeIncomplete, FinalizeNoticeRefused, notice_not_sent
 from rollway.ledger import NOTICE_FAILED, NOTIFIED
+from rollway.reports import finalize_row, rollout_report
 from tests.flows.moto_env import inbox
 from tests.flows.test_finalize import finalize_on, promote_by_hand
 from tests.flows.test_finalize_notice_answer_lost import _finalized, _finalized_answer_lost
 from tests.flows.test_finalize_notice_refused import _publish_refused
+from tests.flows.test_finalize_summary import KEY, run
+from tests.flows.test_reports_flow import artifacts_of
 
 NOT_KNOWN = 'whether the "Finalized" notice was sent is not known (SNS\'s answer was lost: it may have taken it)'
+# A late send's refusal after one that lost its answer: that one may have told them.
+LATE_NOT_SENT = 'the late "Finalized" notice was NOT sent: '
 
 
 def test_a_late_notice_sent_again_after_a_lost_answer_says_it_may_repeat_one(aws):
@@ -44,20 +49,54 @@ def test_a_late_notice_sent_again_after_a_lost_answer_says_it_may_repeat_one(aws
     assert record.history[-1].kind == NOTIFIED, record.history
 
 
+def _refused_then_lost(aws):
+    """A rollout finalized with its notice refused, then a late send whose answer was lost (bob's)."""
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    with _finalized_answer_lost(aws), pytest.raises(FinalizeIncomplete):
+        finalize_on(env, actor="bob")
+    return env
+
+
 def test_a_late_send_refused_after_one_that_lost_its_answer_does_not_say_only_that_nobody_was_told(aws):
     """Refused, then a late send whose answer was lost (it may have gone out), then a late send
     refused: the run's error and summary (``finalized_said``) quoted the newest refusal alone, "NOT
     sent, nobody was told", of a notice the lost send may have delivered. They name that send too."""
     from rollway.finalize import finalized_said
 
-    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
-    with _publish_refused(aws, []):
-        finalize_on(env)
-    with _finalized_answer_lost(aws), pytest.raises(FinalizeIncomplete):
-        finalize_on(env, actor="bob")
+    env = _refused_then_lost(aws)
     with _publish_refused(aws, []):
         refused = finalize_on(env, actor="dana")
     assert refused.outcome == "already_finalized" and refused.notice_refused is not None, refused
     said = " ".join(finalized_said(refused, aws.targets).split())
-    assert "NOT sent, nobody was told" in said, said
+    assert f"; but {LATE_NOT_SENT}" in said and "nobody was told" not in said, said
     assert f"; an earlier late send's answer was lost: {NOT_KNOWN}: AnswerLost: " in said and "bob's run" in said, said
+    for step in refused.steps:
+        assert "nobody was told" not in step, refused.steps
+    assert any(step.startswith(LATE_NOT_SENT) and "bob's run" in step for step in refused.steps), refused.steps
+
+
+def test_a_late_send_refused_after_one_that_lost_its_answer_is_not_said_to_have_left_nobody_told(aws, monkeypatch):
+    """The same history, the last late send by the finalize flow: its error, its summary (and the
+    steps listed there), `rollway status` and the report said "NOT sent, nobody was told" first, of a
+    notice the lost send may have delivered."""
+    env = _refused_then_lost(aws)
+    with _publish_refused(aws, []):
+        state = run(monkeypatch, env)
+    with pytest.raises(FinalizeNoticeRefused) as failed:
+        state.result()
+    record = env.ledger.get(aws.targets.canary_service)
+    refused = record.history[-1]
+    assert refused.kind == NOTICE_FAILED and refused.comment.startswith(LATE_NOT_SENT), record.history
+    report = rollout_report(record)
+    # Its transitions quote each entry: only the first refusal, of the notice nobody had, says so.
+    assert report.count("nobody was told") == 1, report
+    (outcome,) = (line for line in report.splitlines() if line.startswith("- **Outcome:**"))
+    texts = {"error": str(failed.value), "summary": artifacts_of(state)[KEY], "status": finalize_row(record),
+             "report": outcome}
+    for where, said in texts.items():
+        said = " ".join(said.split())
+        assert "nobody was told" not in said, (where, said)
+        assert LATE_NOT_SENT in said and f"an earlier late send's answer was lost: {NOT_KNOWN}: " in said, (where, said)
+        assert "bob's run" in said, (where, said)
