@@ -171,9 +171,11 @@ class _Progress:
         among the steps. ``before``: a late send before it whose answer was lost (``lost_before``),
         said after it (``notice_failed_said``, which then says the late notice itself)."""
         said = notice_failed_said(refused, lost=lost, before=before)
-        late = late and not before
-        self.log.warning("finalize: %s%s", "the late " if late else "", shown(said, keep=""))
-        self.steps.append(f"late: {said}" if late else said)
+        # Logged as the step says it: "the late " before a sentence beginning with its own article
+        # read 'the late the "Finalized" notice'.
+        line = f"late: {said}" if late and not before else said
+        self.log.warning("finalize: %s", shown(line, keep=""))
+        self.steps.append(line)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
         # Not logged here: raised, it fails the run, whose engine logs it (in the run's log; the

@@ -4,6 +4,8 @@ since the finalize. On the fakes."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from rollway.finalize import NOTICE_NOT_SENT, FinalizeRefused
@@ -111,6 +113,23 @@ def test_a_late_notice_sns_refuses_again_is_said_with_its_own_refusal_not_the_ea
     closing = result.steps[-1]
     assert again in closing and SNS not in closing, closing
     assert "erin's run" in closing and "dana's run" not in closing, closing
+
+
+def test_a_late_notice_sns_refuses_again_is_logged_as_its_step_says_it(caplog):
+    """The run's warning of a late send SNS refused read 'the late the "Finalized" notice was NOT sent':
+    "the late " put before a sentence that begins with its own article."""
+    env = _finalized_notice_owed()
+
+    def refused(subject, message):
+        raise RuntimeError("ThrottlingException: Rate exceeded")
+
+    env.notifier.notify = refused
+    with caplog.at_level(logging.WARNING):
+        result = finalize_accepting(env, None, actor="erin")
+    warned = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.WARNING and r.getMessage().startswith("finalize: ")]
+    (step,) = [s for s in result.steps if s.startswith("late: ")]
+    assert warned == [f"finalize: {step}"], (warned, step)
 
 
 def test_a_finalize_refused_while_a_run_that_finalized_meanwhile_still_holds_the_lease_says_the_notice_owed(
