@@ -2185,14 +2185,24 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
         # to move. The step that stopped logged it, naming what was done.
         raise
     except Exception as err:
+        stable = env.targets.stable_service
         back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
+        if back is not None:
+            did = (f"this run put it back on {stable} ({back}, read back), paging nobody, but then failed ({err}); "
+                   "that rollback still retires the canary and tells people")
+        elif isinstance(getattr(err, "cause", None), MoveNotReadBack):
+            # The load balancer took the move (or lost its answer) and did not answer its read-back:
+            # "could NOT move it back" said it had not, beside its step "sent the move". Once that
+            # rollback has ended, `rollway abort` finds the rollout rolled back and moves nothing.
+            did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not answer "
+                   f"its read-back ({err}). It paged nobody. Once that rollback has ended, if `rollway status` shows "
+                   f"the load balancer still sending traffic to {service}, run the `rollback` flow (the rollback "
+                   "deployment): `rollway abort` acts only on a rollout not yet rolled back")
+        else:
+            did = (f"this run could NOT move it back, and paged nobody ({err}): run `rollway abort` once that "
+                   "rollback has ended")
         error = RollbackClaimed(
-            f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): "
-            + (f"this run put it back on {env.targets.stable_service} ({back}, read back), paging nobody, but then "
-               f"failed ({err}); that rollback still retires the canary and tells people"
-               if back is not None else
-               f"this run could NOT move it back, and paged nobody ({err}): run `rollway abort` once that rollback "
-               "has ended"),
+            f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): {did}",
             holder=held.holder, expires=held.expires, waited=held.waited)
         log.error("%s", error)
         raise error from err
