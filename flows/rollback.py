@@ -367,12 +367,10 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
     # A move taken (or whose answer was lost) and not read back may have landed: "could NOT be moved
-    # back" said it had not.
-    # Its weights are not read again above (the load balancer did not answer the last read).
-    where = (f"The traffic may NOT be back on {t.stable_service}: "
-             + ("the answer to the move was lost and the load balancer" if err.lost is not None
-                else "the load balancer took the move and")
-             + " could not be read back, for the reason below. It failed" if isinstance(err, MoveNotReadBack)
+    # back" said it had not. Its weights are not read again above (the load balancer did not answer
+    # the last read); the error, the steps and the advice below say whether its answer was lost.
+    where = (f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
+             if isinstance(err, MoveNotReadBack)
              else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([

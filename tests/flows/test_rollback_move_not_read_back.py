@@ -45,9 +45,9 @@ def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_aga
     assert "can take the traffic" not in flat, page
     stable = env.targets.stable_service
     # Not "could NOT be moved back": the load balancer took the move.
-    assert (f"The traffic may NOT be back on {stable}: the load balancer took the move and could not be read back, "
-            "for the reason below. It failed: the load balancer's weights could not be read back within 1 s "
-            "(verify_timeout_seconds): Elastic Load Balancing did not answer" in flat), page
+    assert (f"The traffic may NOT be back on {stable}: the move was sent and not read back. It failed: the load "
+            "balancer's weights could not be read back within 1 s (verify_timeout_seconds): Elastic Load Balancing did "
+            "not answer" in flat), page
     assert (f"The load balancer took the move to {stable} but did not answer when its weights were read back: the "
             f"traffic may be on {stable} already, or not. Run the rollback again" in flat), page
     assert ("once the load balancer answers (moving the traffic to stable again does no harm if it is there); "
@@ -79,9 +79,8 @@ def test_a_move_whose_answer_was_lost_and_not_read_back_is_paged_as_one_that_may
     page, flat = paged(monkeypatch, env, ReadBackUnanswered)
     stable = env.targets.stable_service
     assert "can take the traffic" not in flat and "could NOT be moved back" not in flat, page
-    assert (f"The traffic may NOT be back on {stable}: the answer to the move was lost and the load balancer could not "
-            "be read back, for the reason below. It failed: the answer to the move was lost (Read timeout on endpoint "
-            "URL" in flat), page
+    assert (f"The traffic may NOT be back on {stable}: the move was sent and not read back. It failed: the answer to "
+            "the move was lost (Read timeout on endpoint URL" in flat), page
     assert ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): Elastic Load "
             "Balancing did not answer" in flat), page
     assert (f"Done before it failed: sent the move of all the traffic to {stable} (its answer lost; not read back)."
