@@ -410,7 +410,10 @@ def stuck_on_the_canary(env, ledger, records, why: str) -> str:
               and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
     [said] = [m for m in errors if "could NOT move it back" in m]
     assert ERIN in said and "5% of the traffic to" in said and why in said, said
-    assert "run `rollway abort` once that rollback has ended" in said, said
+    # Not `rollway abort` once that rollback has ended: it finds the rollout rolled back and moves nothing.
+    assert (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic to "
+            f"{env.targets.canary_service}, run the `rollback` flow" in said), said
+    assert "run `rollway abort` once that rollback has ended" not in said, said
     assert not any("this run put it back on" in m for m in errors), errors  # no success claimed
     # Nothing half-done, nobody paged: the 5% is where it was, the canary and the rollback erin's.
     assert env.router.weights == Weights.canary_at(5), env.router.calls
