@@ -44,7 +44,7 @@ from rollway.decide import (
     window_looked,
 )
 from rollway.bounds import seconds_said
-from rollway.deadline import within
+from rollway.deadline import ReadBackUnanswered, within
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.judge import assess, canary_rate, judge_for_pause_window, judge_for_stage, setting_percent
@@ -349,10 +349,17 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     group as well (or with weight 0 to both) is written all the same, dropping that group, and
     ``first.dropped`` says what was dropped (``TrafficRouter.dropping_others``); any other write
     refuses such a rule before it.
+
+    A send whose answer was lost and whose read-back went unanswered may have landed: if the sends
+    after it fail too, that send's error is the one raised (its cause the read-back not answered,
+    as ``undoable.landed_although_lost`` raises it), the last one's logged. Raised, the last send's
+    refusal (a throttle) had a rollback page "could NOT be moved back" and "Done before it failed:
+    nothing" of a move that may have landed.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
     writer = env.router.dropping_others(first) if dropping else env.router
+    may_have_landed: BaseException | None = None
     for attempt in range(1, tries + 1):
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
@@ -360,8 +367,16 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         try:
             return _set_and_verify_once(env, writer, target, timeout_seconds, lost, first)
         except (BotoCoreError, ClientError) as err:
+            if isinstance(err.__cause__, ReadBackUnanswered):
+                may_have_landed = err
             if attempt == tries or undoable.final_for_elb(err):
-                raise
+                if may_have_landed is None or may_have_landed is err:
+                    raise
+                get_run_logger().error(
+                    "setting the weights to %s failed on try %d of %d (%s); an earlier try's answer was lost and its "
+                    "weights were not read back, so it may have landed: failing on that one (%s)", target, attempt,
+                    tries, err, may_have_landed)
+                raise may_have_landed from may_have_landed.__cause__
             get_run_logger().warning("setting the weights to %s failed (%s); sending it again in %g s (try %d of %d)",
                                      target, err, delay, attempt + 1, tries)
             time.sleep(delay)

@@ -367,12 +367,10 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         holds = ("the load balancer could not be read back, for the reason below" if same
                  else f"the load balancer could not be read back ({read_err})")
     # A move taken (or whose answer was lost) and not read back may have landed: "could NOT be moved
-    # back" said it had not.
-    # Its weights are not read again above (the load balancer did not answer the last read).
-    where = (f"The traffic may NOT be back on {t.stable_service}: "
-             + ("the answer to the move was lost and the load balancer" if err.lost is not None
-                else "the load balancer took the move and")
-             + " could not be read back, for the reason below. It failed" if isinstance(err, MoveNotReadBack)
+    # back" said it had not. Its weights are not read again above (the load balancer did not answer
+    # the last read); the error, the steps and the advice below say whether its answer was lost.
+    where = (f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
+             if isinstance(err, MoveNotReadBack)
              else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
@@ -2185,14 +2183,25 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
         # to move. The step that stopped logged it, naming what was done.
         raise
     except Exception as err:
+        stable = env.targets.stable_service
         back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
+        # Not "run `rollway abort` once that rollback has ended": it finds the rollout rolled back
+        # by then, and moves nothing.
+        then = (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic to "
+                f"{service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
+                "rollout not yet rolled back")
+        if back is not None:
+            did = (f"this run put it back on {stable} ({back}, read back), paging nobody, but then failed ({err}); "
+                   "that rollback still retires the canary and tells people")
+        elif isinstance(getattr(err, "cause", None), MoveNotReadBack):
+            # The load balancer took the move (or lost its answer) and did not answer its read-back:
+            # "could NOT move it back" said it had not, beside its step "sent the move".
+            did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not answer "
+                   f"its read-back ({err}). It paged nobody. {then}")
+        else:
+            did = f"this run could NOT move it back, and paged nobody ({err}). {then}"
         error = RollbackClaimed(
-            f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): "
-            + (f"this run put it back on {env.targets.stable_service} ({back}, read back), paging nobody, but then "
-               f"failed ({err}); that rollback still retires the canary and tells people"
-               if back is not None else
-               f"this run could NOT move it back, and paged nobody ({err}): run `rollway abort` once that rollback "
-               "has ended"),
+            f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): {did}",
             holder=held.holder, expires=held.expires, waited=held.waited)
         log.error("%s", error)
         raise error from err

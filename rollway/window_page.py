@@ -31,18 +31,15 @@ _LATER_ENDS = ("watched", "decommission", FINALIZE_START)
 _LOST_WHY = "SNS's answer was lost: it may have taken it"
 
 
-def unsent(page: str, *, lost: bool, why: str | None = None) -> str:
+def unsent(page: str, *, lost: bool, why: str = _LOST_WHY) -> str:
     """What came of ``page`` (as said: 'the "<subject>" page', "the decommission's page") when its
     publish failed: not sent (SNS refused it), or not known (``lost``: SNS's answer never came, or
-    none was recorded, and the page may have gone out). ``why``: why, in the reader's own words,
-    such as SNS's answers and whose runs, or that the run recorded no page; None: a lost answer says
-    SNS's was lost, a refusal says nothing more (its answer follows it). The one wording of the
-    ledger's entry (``page_comment``), of the monitor's log, result and failure, and of `rollway
-    status` (``rollway.decommission_page.page_said``): "was not sent" said of a page SNS may have
-    delivered had nobody look at the topic's delivery logs or tell its subscribers."""
-    if lost:
-        return f"whether {page} was sent is not known ({why or _LOST_WHY})"
-    return f"{page} was not sent" + (f" ({why})" if why else "")
+    none was recorded, and the page may have gone out; ``why``: why nobody knows, in the reader's
+    own words, such as SNS's answer and whose run, or that the run recorded no page). The one
+    wording of the ledger's entry (``page_comment``), of the monitor's log, result and failure, and
+    of `rollway status` (``rollway.decommission_page.page_said``): "was not sent" said of a page
+    SNS may have delivered had nobody look at the topic's delivery logs or tell its subscribers."""
+    return f"whether {page} was sent is not known ({why})" if lost else f"{page} was not sent"
 
 
 _NOT_SENT = "\" page was not sent: "

@@ -45,9 +45,9 @@ def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_aga
     assert "can take the traffic" not in flat, page
     stable = env.targets.stable_service
     # Not "could NOT be moved back": the load balancer took the move.
-    assert (f"The traffic may NOT be back on {stable}: the load balancer took the move and could not be read back, "
-            "for the reason below. It failed: the load balancer's weights could not be read back within 1 s "
-            "(verify_timeout_seconds): Elastic Load Balancing did not answer" in flat), page
+    assert (f"The traffic may NOT be back on {stable}: the move was sent and not read back. It failed: the load "
+            "balancer's weights could not be read back within 1 s (verify_timeout_seconds): Elastic Load Balancing did "
+            "not answer" in flat), page
     assert (f"The load balancer took the move to {stable} but did not answer when its weights were read back: the "
             f"traffic may be on {stable} already, or not. Run the rollback again" in flat), page
     assert ("once the load balancer answers (moving the traffic to stable again does no harm if it is there); "
@@ -79,12 +79,50 @@ def test_a_move_whose_answer_was_lost_and_not_read_back_is_paged_as_one_that_may
     page, flat = paged(monkeypatch, env, ReadBackUnanswered)
     stable = env.targets.stable_service
     assert "can take the traffic" not in flat and "could NOT be moved back" not in flat, page
-    assert (f"The traffic may NOT be back on {stable}: the answer to the move was lost and the load balancer could not "
-            "be read back, for the reason below. It failed: the answer to the move was lost (Read timeout on endpoint "
-            "URL" in flat), page
+    assert (f"The traffic may NOT be back on {stable}: the move was sent and not read back. It failed: the answer to "
+            "the move was lost (Read timeout on endpoint URL" in flat), page
     assert ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): Elastic Load "
             "Balancing did not answer" in flat), page
     assert (f"Done before it failed: sent the move of all the traffic to {stable} (its answer lost; not read back)."
             in flat), page
     assert (f"The answer to the move to {stable} was lost and the load balancer did not answer when its weights were "
             f"read back: the traffic may be on {stable} already, or not. Run the rollback again" in flat), page
+
+
+class LostThenThrottled(SilentAfterWrite):
+    """A load balancer that takes the first write and loses its answer, then never answers a read,
+    and throttles each write after it."""
+
+    def set_weights(self, weights: Weights) -> Weights:
+        from botocore.exceptions import ClientError, ReadTimeoutError
+
+        if self.written.is_set():
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "ModifyRule")
+        super().set_weights(weights)
+        raise ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/")
+
+
+def test_a_move_whose_first_try_may_have_landed_is_paged_as_such_when_the_tries_after_it_are_throttled(
+        monkeypatch, caplog):
+    """Only the last try's lost answer was taken for a move that may have landed: a first try lost
+    and not read back, then two throttled, was paged "could NOT be moved back" and "Done before it
+    failed: nothing"."""
+    import logging
+
+    import flows.engine
+
+    env = fake_environment()
+    env.router = LostThenThrottled(Weights.canary_at(25))
+    monkeypatch.setattr(flows.rollback, "ROLLBACK_WRITE_TRIES", 3)
+    monkeypatch.setattr(flows.engine, "WRITE_RETRY_FIRST_DELAY_SECONDS", 0.01)
+    with caplog.at_level(logging.INFO):
+        page, flat = paged(monkeypatch, env, ReadBackUnanswered)
+    stable = env.targets.stable_service
+    assert "could NOT be moved back" not in flat and "Done before it failed: nothing" not in flat, page
+    assert (f"The traffic may NOT be back on {stable}: the move was sent and not read back. It failed: the answer to "
+            "the move was lost (Read timeout on endpoint URL" in flat), page
+    assert (f"Done before it failed: sent the move of all the traffic to {stable} (its answer lost; not read back)."
+            in flat), page
+    # The last try's refusal is not dropped: the run's log says it.
+    said = [" ".join(r.getMessage().split()) for r in caplog.records]
+    assert any("failed on try 3 of 3" in m and "Throttling" in m and "may have landed" in m for m in said), said

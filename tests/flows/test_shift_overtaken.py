@@ -26,15 +26,15 @@ from tests.flows.test_rollback_claim import SPEC, FinishesWhileWatched, OtherRol
 ERIN = "erin (flow run calm-heron, 7f1c...)"
 
 
-def shift_raced_by(monkeypatch, ledger, erin_acts, prepare=None):
-    """A progressive rollout on fakes whose first shift to the canary meets erin's rollback:
-    ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load balancer.
-    ``prepare(env)``, if given, runs first (to give the fakes a fault). The run stops on a
-    RolloutEnded; returns the env."""
-    return raced_run(monkeypatch, ledger, erin_acts, prepare)[0]
+def shift_raced_by(monkeypatch, ledger, erin_acts, prepare=None, spec=SPEC):
+    """A progressive rollout of ``spec`` on fakes whose first shift to the canary meets erin's
+    rollback: ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load
+    balancer. ``prepare(env)``, if given, runs first (to give the fakes a fault). The run stops on
+    a RolloutEnded; returns the env."""
+    return raced_run(monkeypatch, ledger, erin_acts, prepare, spec=spec)[0]
 
 
-def raced_run(monkeypatch, ledger, erin_acts, prepare=None, raises=RolloutEnded):
+def raced_run(monkeypatch, ledger, erin_acts, prepare=None, raises=RolloutEnded, spec=SPEC):
     """As ``shift_raced_by``, the run stopping on ``raises``; returns the env and that error."""
     env = fake_environment()
     env.ledger = ledger
@@ -52,7 +52,7 @@ def raced_run(monkeypatch, ledger, erin_acts, prepare=None, raises=RolloutEnded)
 
     env.router.set_weights = set_weights
     with pytest.raises(raises) as stopped:
-        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+        progressive_rollout(spec=spec.model_dump(mode="json"), phased=False)
     assert raced, "the rollout never shifted"
     return env, stopped.value
 
@@ -390,7 +390,7 @@ def test_the_hook_of_a_run_that_outwaited_a_rollback_whose_holder_then_died_take
     assert len(rollback_pages(env)) == 1, env.notifier.messages
 
 
-def outwaited_and_stuck(monkeypatch, caplog, prepare):
+def outwaited_and_stuck(monkeypatch, caplog, prepare, spec=SPEC):
     """As above (erin's rollback still under way after the run's wait, 5% on the canary), with a
     fault ``prepare(env)`` gives the fakes: the run's move of the traffic off the canary fails.
     Returns the env, erin's ledger and the log."""
@@ -400,7 +400,7 @@ def outwaited_and_stuck(monkeypatch, caplog, prepare):
     monkeypatch.setattr(engine, "time", WallTime())  # the health-check wait's wall time, on a fake
     ledger = ErinStillActing()
     with caplog.at_level(logging.INFO):
-        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger), prepare)
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger), prepare, spec)
     return env, ledger, list(caplog.records)
 
 
@@ -410,7 +410,10 @@ def stuck_on_the_canary(env, ledger, records, why: str) -> str:
               and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
     [said] = [m for m in errors if "could NOT move it back" in m]
     assert ERIN in said and "5% of the traffic to" in said and why in said, said
-    assert "run `rollway abort` once that rollback has ended" in said, said
+    # Not `rollway abort` once that rollback has ended: it finds the rollout rolled back and moves nothing.
+    assert (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic to "
+            f"{env.targets.canary_service}, run the `rollback` flow" in said), said
+    assert "run `rollway abort` once that rollback has ended" not in said, said
     assert not any("this run put it back on" in m for m in errors), errors  # no success claimed
     # Nothing half-done, nobody paged: the 5% is where it was, the canary and the rollback erin's.
     assert env.router.weights == Weights.canary_at(5), env.router.calls
@@ -457,6 +460,59 @@ def test_a_traffic_move_whose_write_fails_says_so_and_pages_nobody(monkeypatch, 
     env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, refuses_after_erin)
     stuck_on_the_canary(env, ledger, records, "ModifyRule: Throttling: Rate exceeded")
 
+
+def test_a_traffic_move_taken_and_not_read_back_says_it_may_have_landed_and_pages_nobody(monkeypatch, caplog):
+    """As above, but the load balancer takes the run's write and does not answer its read-back: the
+    move may have landed. Its error said "this run could NOT move it back", beside "done before it
+    failed: sent the move of all the traffic to stable (the load balancer took it; not read back)"."""
+    import threading
+
+    released = threading.Event()
+
+    def silent_after_the_runs_move(env):
+        real_set, real_get = env.router.set_weights, env.router.get_weights
+        moves: list[Weights] = []
+        silent: list[bool] = []
+
+        def set_weights(weights):
+            held = real_set(weights)
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) > 1:  # erin's went through; the run's is taken, its read-back not answered
+                    silent.append(True)
+            return held
+
+        def get_weights():
+            if silent:
+                silent.clear()  # that read alone: the hook's reads after it are answered
+                released.wait()
+            return real_get()
+
+        env.router.set_weights, env.router.get_weights = set_weights, get_weights
+
+    # The read-back is given up on after the spec's verify_timeout_seconds, in wall time: 1 s, not 30.
+    try:
+        env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, silent_after_the_runs_move,
+                                                   spec=SPEC.model_copy(update={"verify_timeout_seconds": 1.0}))
+    finally:
+        released.set()
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
+    assert not any("could NOT move it back" in m for m in errors), errors
+    [said] = [m for m in errors if "this run sent it back to" in m]
+    t = env.targets
+    assert ERIN in said and f"5% of the traffic to {t.canary_service}" in said, said
+    assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer did not "
+            "answer its read-back (the load balancer's weights could not be read back within 1 s "
+            "(verify_timeout_seconds): Elastic Load Balancing did not answer; done before it failed: sent the move of "
+            f"all the traffic to {t.stable_service} (the load balancer took it; not read back)). It paged nobody."
+            in said), said
+    assert (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic to "
+            f"{t.canary_service}, run the `rollback` flow" in said), said
+    assert pages(env) == []
+    record = env.ledger.get(t.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN
+    assert env.deployer.services[t.canary_service].desired > 0  # the canary is erin's to retire
 
 def stable_scaled_in_as_the_shift_lands(env, unhealthy: bool = False) -> None:
     """Autoscaling scales stable in to 2 tasks as the run's 5% lands: a later move of the traffic

@@ -1,5 +1,5 @@
-"""``rollway.window_page.unsent``: what came of a page whose publish failed, and why, in every case
-it is asked: a ``why`` given with a refusal was dropped, the page said "was not sent" without it."""
+"""``rollway.window_page.unsent``: what came of a page whose publish failed, and why nobody knows
+whether a page whose answer was lost went out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,5 @@ def test_a_lost_answer_says_it_is_not_known_why():
                                                                      "recorded)")
 
 
-def test_a_refusal_says_why_when_told():
+def test_a_refusal_says_it_was_not_sent():
     assert unsent("the page", lost=False) == "the page was not sent"
-    assert unsent("the page", lost=False, why="SNS refused it: AuthorizationError") == (
-        "the page was not sent (SNS refused it: AuthorizationError)")
