@@ -310,7 +310,7 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID, leaving
         result = _proposed(client, state, run_id)
         if result.status != SetStateStatus.ABORT:
             break
-        now = client.read_flow_run(run_id).state
+        now = _state_if_any(client, run_id)
         if now is None or not (now.id == leaving.id if leaving is not None else now.is_running()):
             raise LeftElsewhere(result.details.reason, state=now)
         proposed, kept = state.name or state.type.value, now.name or now.type.value
