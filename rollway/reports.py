@@ -615,6 +615,18 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
             "the newest")
 
 
+def _dropped_at(record: RolloutRecord, pause: Transition) -> str:
+    """That refused answers the ledger dropped may have been given to ``pause``, and up to how
+    many; "" when none can have been. Only a total is counted, not whom or when they answered: those
+    dropped were recorded before the oldest kept, so a pause asked after that one was asked about
+    none of them, and one asked before it may have been about any."""
+    dropped, kept = record.refused_dropped, record.refused_answers
+    if dropped == 0 or not kept or pause.at > kept[0].at:
+        return ""
+    some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
+    return f"{some} no longer kept may have been given to it"
+
+
 def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
     """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``)."""
     return [] if pause is None else [r for r in record.refused_answers if r.at >= pause.at]
@@ -689,6 +701,8 @@ def _asked_again(record: RolloutRecord, waits: Waits, asked_at: str) -> str:
         return f"; asked again at {asked_at}{by}" if again else ""
     who = ", ".join(dict.fromkeys(cell(r.actor) for r in refused))
     said = f"an answer was refused ({who}'s)" if len(refused) == 1 else f"{len(refused)} answers were refused ({who})"
+    # Past the bound, those counted above are the ones kept: they read as every one there was.
+    said += f", and {more}" if (more := _dropped_at(record, waits.pause)) else ""
     before = "it timed out, and " if timed_out else ""
     return f"; {before}{said}" + (f", and it is asked again at {asked_at}{by}" if again else "")
 
@@ -1223,6 +1237,8 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
         answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
                         + f", {_LOOK_FIRST} ({_read_when(late, sped)} at {_stamped(record, late, sped)}"
                         ", after the rollback's end)")
+    if dropped := _dropped_at(record, pause):  # "not answered" would say what the ledger cannot know
+        answered.append(f"no answer taken ({dropped})" if not answered else dropped)
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
             f"{'; '.join(answered) or 'not answered'}: {cell(pause.comment or pause.verdict or '-')}"]
 
@@ -1285,8 +1301,10 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             refused = "; ".join(f"{cell(r.said())} by {cell(r.actor)} at {utc(r.at)}" for r in _refused_at(record, t))
             # Given to its dead run, and recorded once the rollback that ended the wait had begun.
             dead = "; ".join(f"{said} by {cell(who)}" for who, said, _ in _unheard_after(record, t, ended))
+            # Refused answers dropped past the bound may have been given to it: "not answered" did not know.
             taken = [part for part in (f"refused: {refused}" if refused else "",
-                                       f"not acted on: {dead}, {UNHEARD_WHY}" if dead else "") if part]
+                                       f"not acted on: {dead}, {UNHEARD_WHY}" if dead else "",
+                                       _dropped_at(record, t)) if part]
             said = f"**no answer taken** ({'; '.join(taken)})" if taken else "**not answered**"
             rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "

@@ -1,0 +1,109 @@
+"""What the reports say of a pause when refused answers were dropped past the bound
+(``refusals_kept``): the ledger counts those dropped (``RolloutRecord.refused_dropped``), not
+whom or when they answered, so a pause asked before the oldest answer kept may have had any of
+them, and one asked after it none."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from rollway.ledger import OpenPause, RefusedAnswer, Transition, utc
+from rollway.phases import RolloutPhase
+from rollway.reports import incident_report, rollout_report
+from rollway.spec import Approvals
+from tests.unit.test_reports import T0, before_trigger, passed, record, shift, started, w
+
+QUESTION = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%; unanswered by "
+            f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
+
+
+def waiting(refused: tuple[RefusedAnswer, ...], dropped: int):
+    """A rollout waiting at a pause asked at 08:02, asked again at 08:10 after ``refused``."""
+    from flows.approvals import pause_question
+    from rollway.decide import Pause
+
+    pause = Pause(stage_index=0, cause="inconclusive", reason="5%: stage over, no canary requests")
+    first = pause_question(pause, Approvals(on_timeout="hold"), datetime(2027, 1, 15, 8, 2, tzinfo=timezone.utc))
+    now = pause_question(pause, Approvals(on_timeout="hold"), datetime(2027, 1, 15, 8, 10, tzinfo=timezone.utc))
+    entries = [started(), shift(60, 5, 0), Transition(at=T0 + 120, kind="pause", actor="alice", to_stage=0,
+                                                      comment=first)]
+    return record(entries, RolloutPhase.PROGRESSING, weights=w(5)).model_copy(update={
+        "refused_answers": refused, "refused_dropped": dropped,
+        "open_pause": OpenPause(stage=0, cause="inconclusive", question=now,
+                                since=datetime(2027, 1, 15, 8, 2, tzinfo=timezone.utc).timestamp(), asked=2,
+                                causes=("inconclusive",))})
+
+
+def answer(at: float, actor: str = "dana", stage: int | None = 0) -> RefusedAnswer:
+    return RefusedAnswer(at=T0 + at, actor=actor, action="approve", next_weight=50, to_stage=stage,
+                         reason="next_weight (50%) applies only at an approval pause")
+
+
+def outcome(rec) -> str:
+    return rollout_report(rec).split("- **Outcome:** ", 1)[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("dropped, says", [
+    (3, "; 2 answers were refused (dana, erin), and up to 3 refused answers no longer kept may have been given to "
+        "it, and it is asked again at "),
+    (1, "; 2 answers were refused (dana, erin), and a refused answer no longer kept may have been given to it, and "
+        "it is asked again at "),
+])
+def test_the_waiting_pauses_refused_answers_say_those_dropped_may_be_among_them(dropped, says):
+    """"2 answers were refused": past the bound, the oldest were dropped, and those at the pause
+    still open may have been among them; the count said only those kept."""
+    rec = waiting((answer(240), answer(250, "erin")), dropped)
+    assert says in outcome(rec), outcome(rec)
+
+
+def test_answers_dropped_before_an_answer_kept_that_came_before_the_pause_are_not_its_own():
+    """The oldest answer kept was given before the pause was asked: those dropped, older still, were
+    not given to it, and its count is all there was."""
+    rec = waiting((answer(100, "bob"), answer(240), answer(250, "erin")), 3)
+    said = outcome(rec)
+    assert "; 2 answers were refused (dana, erin), and it is asked again at " in said, said
+    assert "no longer kept" not in said, said
+    # No answer dropped: said as before.
+    assert "no longer kept" not in outcome(waiting((answer(240), answer(250, "erin")), 0))
+
+
+def rolled_back_at_a_pause(*refused: RefusedAnswer, dropped: int):
+    """A rollout rolled back by carol while it waited at a pause (asked at T0 + 200) nobody's answer
+    was kept for: ``refused`` given after the rollback began."""
+    rec = before_trigger("carol", "aborted by carol: users report 500s", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=QUESTION))
+    return rec.model_copy(update={"refused_answers": refused, "refused_dropped": dropped})
+
+
+def approvals_row(rec) -> str:
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(T0 + 200)} |")]
+    return row
+
+
+def pause_line(rec) -> str:
+    trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    (line,) = [line for line in trigger.splitlines() if line.startswith("- **While it waited at a pause:**")]
+    return line
+
+
+def test_a_pause_whose_refused_answers_may_have_been_dropped_is_not_said_unanswered():
+    """The pause's row said "**not answered**", and the incident report's pause line "not
+    answered", where refused answers given to it may have been among those dropped past the bound."""
+    late = RefusedAnswer(at=T0 + 400, actor="erin", action="approve", reason="nothing waits for an answer")
+    rec = rolled_back_at_a_pause(late, dropped=3)
+    row = approvals_row(rec)
+    assert "not answered" not in row, row
+    assert ("| **no answer taken** (up to 3 refused answers no longer kept may have been given to it) | 25% | the wait "
+            "ended with rollback-start (carol, ") in row, row
+    line = pause_line(rec)
+    assert "not answered" not in line, line
+    assert (f"asked at {utc(T0 + 200)} for stage 2/3 (25%), no answer taken (up to 3 refused answers no longer kept may "
+            f"have been given to it): {QUESTION}") in line, line
+    # None dropped, or all of them older than an answer kept from before the pause: nobody answered it.
+    for nobody in (rolled_back_at_a_pause(late, dropped=0),
+                   rolled_back_at_a_pause(answer(100, "bob", None), late, dropped=3)):
+        assert "| **not answered** |" in approvals_row(nobody), approvals_row(nobody)
+        assert f"(25%), not answered: {QUESTION}" in pause_line(nobody), pause_line(nobody)
