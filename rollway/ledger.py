@@ -254,14 +254,26 @@ REFUSED_BYTES = 100_000
 would take more than DynamoDB's 400 KB item limit alone."""
 
 
+def may_have_dropped(answers: tuple[RefusedAnswer, ...]) -> bool:
+    """Whether a rollway that did not count the refused answers it dropped (``refused_dropped``
+    came later) may have dropped some of ``answers``' older ones: it dropped only to make room, at
+    ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``, so a list it dropped from holds that many, or
+    takes more than half the bytes (the answer dropped last took the rest: its comment is at most
+    2,000 characters, 8 KB, its other words rollway's own). A list short of both never lost one.
+    """
+    size = sum(len(r.model_dump_json().encode()) for r in answers)
+    return len(answers) >= REFUSED_KEPT or size > REFUSED_BYTES // 2
+
+
 class RefusalsFull(LedgerError):
     """A refused answer that alone takes more than the refused answers may (``refusals_kept``): it was not recorded."""
 
 
-def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple[RefusedAnswer, ...], int]:
+def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple[RefusedAnswer, ...], int | None]:
     """``record``'s refused answers with ``answer`` appended, the oldest dropped while they are more
     than ``REFUSED_KEPT`` or take more than ``REFUSED_BYTES``; and how many the rollout has dropped
-    then, those before included (``RolloutRecord.refused_dropped``), written with them. Unbounded,
+    then, those before included (``RolloutRecord.refused_dropped``; None: not known), written with
+    them. Unbounded,
     a script answering in a loop grew the item towards DynamoDB's 400 KB limit, past which every
     write of the rollout failed, its rollback's too. Bounded by refusing the newest, the answer lost
     was the one that matters: a refusal at the pause asked now, which the run resuming the rollout
@@ -279,7 +291,8 @@ def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple
         size -= sizes[dropped]
         dropped += 1
     if dropped < len(kept):
-        return kept[dropped:], record.refused_dropped + dropped
+        # Not counted before (None): how many were dropped stays unknown, whatever this drop adds.
+        return kept[dropped:], None if record.refused_dropped is None else record.refused_dropped + dropped
     raise RefusalsFull(
         f"a refused answer to rollout {record.rollout_id!r} of service {record.service!r} ({sizes[-1]:,} bytes) does "
         f"not fit in the refused answers it keeps (at most {REFUSED_KEPT} answers, {REFUSED_BYTES // 1000} KB), which "
@@ -493,11 +506,13 @@ class RolloutRecord(BaseModel):
                                 "order recorded (RefusedAnswer; appended only, by Ledger.refuse, the oldest "
                                 "dropped past REFUSED_KEPT or REFUSED_BYTES): beside the history, which they "
                                 "leave as it was")
-    refused_dropped: int = Field(
+    refused_dropped: int | None = Field(
         default=0, ge=0, description="how many of its refused answers were dropped past the bound (written with "
                                      "refused_answers, by Ledger.refuse alone): status and the report say so, "
                                      "or the answers kept read as every one there was (0: none, or recorded "
-                                     "before they were counted)")
+                                     "before they were counted with too few to have lost one; None: not known, "
+                                     "recorded before they were counted with as many as a drop leaves "
+                                     "(may_have_dropped), never stored)")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "

@@ -609,6 +609,9 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
     """That the rollout's oldest refused answers were dropped past the bound (``refusals_kept``),
     and how many, or None when none was: the answers kept read as every one there had been."""
     dropped = record.refused_dropped
+    if dropped is None:  # a list an earlier rollway kept, as many as a drop of its leaves (``may_have_dropped``)
+        return ("older refused answers may have been dropped: the ledger keeps only the newest, and the rollway "
+                "that recorded them did not count those it dropped")
     if not dropped:
         return None
     return (f"{dropped} older refused answer{'s were' if dropped != 1 else ' was'} dropped: the ledger keeps only "
@@ -623,6 +626,9 @@ def _dropped_at(record: RolloutRecord, pause: Transition) -> str:
     dropped, kept = record.refused_dropped, record.refused_answers
     if dropped == 0 or not kept or pause.at > kept[0].at:
         return ""
+    if dropped is None:  # as refusals_dropped_said says it
+        return ("refused answers no longer kept, which the rollway that recorded them did not count, may have been "
+                "given to it")
     some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
     return f"{some} no longer kept may have been given to it"
 

@@ -68,6 +68,7 @@ from rollway.ledger import (
     RolloutNotFound,
     RolloutRecord,
     Transition,
+    may_have_dropped,
     refusals_kept,
     as_started,
     check_lease,
@@ -537,7 +538,7 @@ class DynamoLedger:
         for _ in range(_RECORD_ATTEMPTS):
             length = len(held.refused_answers)
             kept, dropped = refusals_kept(held, stored)
-            values = _values({":dropped": dropped, ":length": length})
+            values = _values({":length": length})
             if length:
                 # The oldest as stored: read back and written anew, an answer an earlier rollway
                 # wrote may differ from the stored one (a field it left out), and never match.
@@ -551,12 +552,16 @@ class DynamoLedger:
             else:
                 same += " AND attribute_not_exists(#refused_dropped)"
             if len(kept) == length + 1:
-                update = ("SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer), "
-                          "#refused_dropped = :dropped")
+                update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
                 values.update(_values({":empty": [], ":answer": [answer]}))
             else:
-                update = "SET #refused_answers = :kept, #refused_dropped = :dropped"
+                update = "SET #refused_answers = :kept"
                 values.update(_values({":kept": list(kept)}))
+            if dropped is not None:
+                update += ", #refused_dropped = :dropped"
+                values.update(_values({":dropped": dropped}))
+            # else: an earlier rollway's list that may have lost some uncounted: left without a count,
+            # read as not known (``may_have_dropped``), where a count from here on read as every drop.
             guard = f"attribute_exists(#rollout_id) AND ({same})"
             try:
                 answered = self._client.update_item(
@@ -874,6 +879,10 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
     values = {name: _deserializer.deserialize(value) for name, value in item.items()}
     try:
         record = RolloutRecord.model_validate(values)
+        if "refused_dropped" not in values and may_have_dropped(record.refused_answers):
+            # Written by a rollway that dropped refused answers uncounted, as many as a drop leaves:
+            # how many is not known, where 0 (the default) read those kept as every one there was.
+            record = record.model_copy(update={"refused_dropped": None})
     except ValidationError as err:
         # Every command and flow reading the ledger printed pydantic's traceback, naming no item.
         first = err.errors()[0]

@@ -601,10 +601,12 @@ def test_a_refused_answer_past_the_bound_sends_the_list_once(dynamodb, ledger_ta
     assert stored.refused_answers == tuple(said[2:]) and stored.refused_dropped == 2
 
 
-def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_and_counted(dynamodb, ledger_targets,
-                                                                                        monkeypatch):
-    """An item an earlier rollway wrote holds no count of those dropped: the first drop counts from
-    there, and drops made at once still keep the newest of them all."""
+def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_uncounted(dynamodb, ledger_targets,
+                                                                                      monkeypatch):
+    """An item an earlier rollway wrote holds no count of those dropped, and its list at the bound
+    may have lost some: not known how many (None), and it stays so through this release's drops,
+    where counting from 0 there read as every one dropped; drops made at once still keep the newest
+    of them all."""
     from rollway.ledger import RefusedAnswer
 
     monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
@@ -615,12 +617,45 @@ def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_and_
     # This release creates the item with a count of 0: without it, as an earlier rollway wrote it.
     key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
     ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
-    assert ledger.get(SERVICE).refused_dropped == 0
+    assert ledger.get(SERVICE).refused_dropped is None
     new = [RefusedAnswer(at=START + 10 + i, actor=f"new{i}", action="hold", reason="timed out") for i in range(3)]
     outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     stored = ledger.get(SERVICE)
-    assert set(stored.refused_answers) == set(new) and stored.refused_dropped == 3
+    assert set(stored.refused_answers) == set(new) and stored.refused_dropped is None
+    item = ledger._client.get_item(TableName=ledger._table, Key=key, ConsistentRead=True)["Item"]
+    assert "refused_dropped" not in item, item  # never stored: an earlier rollway reads only a number there
+
+
+def test_an_earlier_rollways_refused_answers_say_whether_some_may_have_been_dropped(dynamodb, ledger_targets,
+                                                                                    monkeypatch):
+    """An item an earlier rollway wrote holds no count of the refused answers it dropped, read as
+    0: status and the report listed those kept as every one there was, though that rollway dropped
+    the oldest past the bound without a word. A list at the bound says that older ones may have been
+    dropped, not how many; one short of it lost none, and this release counts from there."""
+    from rollway.ledger import RefusedAnswer
+    from rollway.reports import refusals_dropped_said, rollout_report
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", reason="timed out") for i in range(3)]
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old])
+    ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
+    full = ledger.get(SERVICE)
+    said = ("older refused answers may have been dropped: the ledger keeps only the newest, and the rollway that "
+            "recorded them did not count those it dropped")
+    assert refusals_dropped_said(full) == said
+    assert f"**{said}.**" in rollout_report(full).split("## Approvals", 1)[1], rollout_report(full)
+    # Short of the bound (and of half its bytes), that rollway dropped none: nothing said, and counted from 0.
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old[:2]])
+    short = ledger.get(SERVICE)
+    assert short.refused_dropped == 0 and refusals_dropped_said(short) is None
+    for at in (10, 11):
+        ledger.refuse(SERVICE, rollout=first.rollout_id,
+                      answer=RefusedAnswer(at=START + at, actor="new", action="hold", reason="timed out"))
+    assert ledger.get(SERVICE).refused_dropped == 1
 
 
 @pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])
@@ -644,7 +679,7 @@ def test_an_earlier_rollways_drop_made_while_a_refusal_past_the_bound_is_written
     else:  # the item as an earlier release wrote it, without the count
         ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
     held = ledger.get(SERVICE)
-    assert held.refused_dropped == (1 if counted else 0)
+    assert held.refused_dropped == (1 if counted else None)
     earlier = RefusedAnswer(at=START + 10, actor="earlier", action="hold", reason="timed out")
     client = ledger._client
 

@@ -19,7 +19,7 @@ QUESTION = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed
             f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
 
 
-def waiting(refused: tuple[RefusedAnswer, ...], dropped: int):
+def waiting(refused: tuple[RefusedAnswer, ...], dropped: int | None):
     """A rollout waiting at a pause asked at 08:02, asked again at 08:10 after ``refused``."""
     from flows.approvals import pause_question
     from rollway.decide import Pause
@@ -50,6 +50,9 @@ def outcome(rec) -> str:
         "it, and it is asked again at "),
     (1, "; 2 answers were refused (dana, erin), and a refused answer no longer kept may have been given to it, and "
         "it is asked again at "),
+    # Recorded by a rollway that did not count those it dropped: not known how many.
+    (None, "; 2 answers were refused (dana, erin), and refused answers no longer kept, which the rollway that "
+           "recorded them did not count, may have been given to it, and it is asked again at "),
 ])
 def test_the_waiting_pauses_refused_answers_say_those_dropped_may_be_among_them(dropped, says):
     """"2 answers were refused": past the bound, the oldest were dropped, and those at the pause
@@ -69,7 +72,7 @@ def test_answers_dropped_before_an_answer_kept_that_came_before_the_pause_are_no
     assert "no longer kept" not in outcome(waiting((answer(240), answer(250, "erin")), 0))
 
 
-def rolled_back_at_a_pause(*refused: RefusedAnswer, dropped: int):
+def rolled_back_at_a_pause(*refused: RefusedAnswer, dropped: int | None):
     """A rollout rolled back by carol while it waited at a pause (asked at T0 + 200) nobody's answer
     was kept for: ``refused`` given after the rollback began."""
     rec = before_trigger("carol", "aborted by carol: users report 500s", passed(190, 0),
@@ -102,6 +105,9 @@ def test_a_pause_whose_refused_answers_may_have_been_dropped_is_not_said_unanswe
     assert "not answered" not in line, line
     assert (f"asked at {utc(T0 + 200)} for stage 2/3 (25%), no answer taken (up to 3 refused answers no longer kept may "
             f"have been given to it): {QUESTION}") in line, line
+    unknown = rolled_back_at_a_pause(late, dropped=None)
+    assert ("| **no answer taken** (refused answers no longer kept, which the rollway that recorded them did not "
+            "count, may have been given to it) |") in approvals_row(unknown), approvals_row(unknown)
     # None dropped, or all of them older than an answer kept from before the pause: nobody answered it.
     for nobody in (rolled_back_at_a_pause(late, dropped=0),
                    rolled_back_at_a_pause(answer(100, "bob", None), late, dropped=3)):
