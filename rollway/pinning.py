@@ -462,8 +462,8 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     passes, and so does a path-pattern or host-header whose values match every value of the
     weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
     weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
-    said to let requests pass it by. A path-pattern given as regular expressions is not known to
-    fail any, the weighted rule's or every path (``^/.*`` may match them all)."""
+    said to let requests pass it by. A path-pattern or host-header given as regular expressions is
+    not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -474,12 +474,14 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
             said.append((f"a {field} condition ({_said(condition)}) that {'may' if regex else 'does'} not match every "
                          f"request the weighted rule's ({'; '.join(f'{field} ' + _said(c) for c in theirs)}) matches"
                          + (" (regular expressions are not compared)" if regex else ""), not regex))
-        elif field == "path-pattern" and _regexes(condition):
+        elif field in _PATTERNED and _regexes(condition):
             # The weighted rule matches every path (``_EVERY_PATH``), which ^/.* may too: said surely
-            # to miss some, a pin that may meet every one was denied after "is not known". Not so a
-            # host-header's: a request with no Host header misses it, * and regular expression alike.
-            said.append((f"a {field} condition ({_said(condition)}) that may not match every path the weighted rule, "
-                         "with none, matches (regular expressions are not compared)", False))
+            # to miss some, a pin that may meet every one was denied after "is not known". A host's
+            # too: said surely to miss some for a request with no Host header, the checks' (which
+            # all carry one) were said not pinned by ^.*$, which may match every host they name.
+            said.append((f"a {field} condition ({_said(condition)}) that may not match every "
+                         f"{'path' if field == 'path-pattern' else 'host'} the weighted rule, with none, matches "
+                         "(regular expressions are not compared)", False))
         else:
             said.append((f"a {field} condition the weighted rule does not have", True))
     return said

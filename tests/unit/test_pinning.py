@@ -549,13 +549,21 @@ def test_a_pin_whose_path_is_a_regular_expression_ahead_of_a_weighted_rule_with_
     assert "does not have" not in said, said
 
 
-def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_no_host_is_still_said_to_miss_some():
-    """Not so a host: a request with no Host header meets a weighted rule with no host-header and no
-    host-header condition of a pin, ``*`` (``_matched``) or a regular expression alike."""
+def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_no_host_is_not_known_to_miss_some():
+    """Said surely to miss some ("a host-header condition the weighted rule does not have", the
+    listener said not to pin them), for a request with no Host header: the checks' requests all carry
+    one, and ^.*$ may match every host they name."""
     said = found_on_edit(rule("pin", "5", [header("canary"), {"Field": "host-header",
                                                              "HostHeaderConfig": {"RegexValues": ["^.*$"]}}], CANARY))
-    assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert "matches the header with a host-header condition the weighted rule does not have" in said, said
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule pin (priority 5) meets, by regular expressions that are not "
+                            "compared"), said
+    assert ("matches the header with a host-header condition (regex ^.*$) that may not match every host the weighted "
+            "rule, with none, matches (regular expressions are not compared)") in said, said
+    assert "does not have" not in said and "is known to meet every request" in said, said
+    # A host given as values still misses a request with no Host header, or one naming another host.
+    said = found_on_edit(rule("pin", "5", [header("canary"), HOST], CANARY))
+    assert said.unknown is None and "a host-header condition the weighted rule does not have" in said, said
 
 
 def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
