@@ -515,14 +515,16 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
 
     Sound, not complete. Read in order, as a load balancer does, up to the first rule that is no
     pin rule (it may send those left elsewhere). A pin rule whose header is surely met and which
-    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``),
-    given values (not regular expressions alone), is counted; once the values of those counted on
+    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``)
+    is counted by its values that share a text with the weighted rule's there (not its regular
+    expressions, nor values those counted ahead of it already match: it would meet none of them
+    first), when it has any; once the values of those counted on
     one field, as one condition, match all of the weighted rule's there (``_covers``), they are
     taken: a request the weighted rule matches meets
     each one's other conditions and one of their values on that field, so one of them, and every
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
-    counted: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    counted: dict[str, list[tuple[Mapping[str, Any], list[str]]]] = {}  # field -> (rule, values counted)
     for rule in header_rules:
         if not is_pin_rule(rule, canary_arn):
             return []
@@ -535,10 +537,22 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED or not _values(narrowing[0]):
             continue
         field = str(narrowing[0].get("Field"))
+        theirs = _matched(field, weighted)
+        # Its values on some of the weighted rule's: beside a regular expression (a condition may
+        # hold both), values on none of them were named "on part of the weighted rule's requests",
+        # which only the regular expression, not compared, may be.
+        fold = str.lower if field == "host-header" else str
+        on_theirs = [v for v in _values(narrowing[0])
+                     if any(_patterns_meet(fold(v), fold(w)) for c in theirs for w in _values(c))]
         members = counted.setdefault(field, [])
-        members.append((rule, narrowing[0]))
-        union = {"Field": field, "Values": [v for _, condition in members for v in _values(condition)]}
-        if any(_covers(union, c) for c in _matched(field, weighted)):
+        counted_so_far = {"Field": field, "Values": [v for _, values in members for v in values]}
+        # One whose values those counted ahead of it already match (the same host again) meets none
+        # of them first: named, it was said to be on part of them.
+        if not on_theirs or _covers(counted_so_far, {"Field": field, "Values": on_theirs}):
+            continue
+        members.append((rule, on_theirs))
+        union = {"Field": field, "Values": [v for _, values in members for v in values]}
+        if any(_covers(union, c) for c in theirs):
             return [member for member, _ in members]
     return []
 

@@ -679,3 +679,29 @@ def test_a_pin_rule_on_a_host_by_a_regular_expression_is_not_named_among_those_p
                              on_host("b", "5", "b.example.com", CANARY))
     assert isinstance(pin, Pin), pin
     assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
+
+
+def test_a_pin_rule_duplicating_one_ahead_of_it_is_not_named_among_those_pinning_together():
+    """A second rule on the same host, forwarding to the canary alone, meets none of them: the one
+    ahead of it takes each first. It was named among "each on part of the weighted rule's requests"."""
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), on_host("again", "4", "A.example.com", CANARY),
+                             on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
+    assert "again" not in pin.said(), pin.said()
+
+
+def test_a_pin_rule_whose_values_miss_the_weighted_rules_hosts_beside_a_regular_expression_is_not_named():
+    """A host condition with both Values and RegexValues is counted by its values: values on none of
+    the weighted rule's hosts count for nothing, and the rule, on them "by a regular expression"
+    alone, was named "on part of the weighted rule's requests", which is not known."""
+    mixed = rule("mixed", "2", [header("canary"), {"Field": "host-header", "HostHeaderConfig": {
+        "Values": ["c.example.com"], "RegexValues": ["^a"]}}], CANARY)
+    pin = found_on_two_hosts(mixed, on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
+    # Values on one of the weighted rule's hosts count, the regular expression beside them or not.
+    mixed = rule("mixed", "2", [header("canary"), {"Field": "host-header", "HostHeaderConfig": {
+        "Values": ["a.example.com"], "RegexValues": ["^c"]}}], CANARY)
+    pin = found_on_two_hosts(mixed, on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin) and "(rules mixed (priority 2) and b (priority 5), each on part" in pin.said(), pin
