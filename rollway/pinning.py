@@ -97,7 +97,8 @@ class Pin:
 class Unpinned(str):
     """Why ``find_pin`` found no rule pinning the checks' requests, with the rule to create; and
     ``unknown``: when whether they are all pinned turns on regular expressions, which are not
-    compared, the rules it turns on (``_turns_on``); None when they are known not all to be."""
+    compared, or on headers other than the pin's the checks' requests may carry, the rules it turns
+    on (``_turns_on``, ``_unsure_said``); None when they are known not all to be."""
 
     unknown: str | None
 
@@ -129,6 +130,14 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     of its other conditions is one of the weighted rule's or wider (``_beyond``: so every request
     that rule matches, with the header, matches it too), and its priority number is below the
     weighted rule's.
+
+    A rule ahead of the pin with no http-header condition the header meets (``_unheaded_ahead``: a
+    path of its own, a source address, a query string, another header) meets those of the weighted
+    rule's requests it matches, carrying the header or not, first: one sending them anywhere but to
+    the canary group alone keeps the pin from holding every check, and is named with its share of
+    them and where it sends them. A rollout's lookup refuses (``RulesOnPath``) only more than one
+    rule on the weighted rule's own path (and host) forwarding to its groups, unless one alone of
+    them names the canary group; any other such rule reaches this.
     """
     name, value = header_parts(header)
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
@@ -137,15 +146,35 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
     header_rules = _header_rules_ahead(rules, weighted, name, value)
-    found = _found(rules, header_rules, weighted, header, name, value, canary_arn, canary_group)
+    unheaded = _unheaded_ahead(rules, weighted, name, value, canary_arn)
+    found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
     if isinstance(found, Pin):
-        return found
-    return Unpinned(found, _turns_on(header_rules, weighted, name, value, canary_arn))
+        # Each pin rule behind a rule with no condition on the header is passed over by those that
+        # rule meets: judged by header rules alone, the pin was said to hold every check.
+        pins = [(found.rule_arn, found.priority), *found.together]
+        taking = [r for r in unheaded if _priority(r) < max(float(priority) for _, priority in pins)]
+        if not taking:
+            return found
+        return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group),
+                        _unsure_said(taking, weighted, name) if all(_unheaded_unsure(r, weighted, name) for r in taking)
+                        else None)
+    if unheaded:
+        # Whatever the refusal asks changed or created, a pin behind this rule is passed over by
+        # those it meets: unsaid, the rule made as told was refused again for it.
+        first = unheaded[0]
+        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), which, "
+                  f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
+                  f"{_unheaded_goes(first, weighted, canary_arn)}")
+    return Unpinned(found, _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value,
+                                     canary_arn))
 
 
-def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any],
-           header: str, name: str, value: str, canary_arn: str, canary_group: str) -> Pin | str:
-    """``find_pin``'s answer, its refusal as a bare text. ``header_rules``: ``_header_rules_ahead``'s."""
+def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],
+           unheaded: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
+           canary_arn: str, canary_group: str) -> Pin | str:
+    """``find_pin``'s answer, its refusal as a bare text, judged by header rules (``header_rules``:
+    ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s) only set where a rule to create
+    or change must go. A pin found is ``find_pin``'s to judge against them."""
     weighted_arn = weighted["RuleArn"]
     # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
     # service's: named, a person was told to widen it and send its requests to this canary group.
@@ -166,17 +195,20 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # them elsewhere (of ``header_rules``, as the pin is judged): created behind any such rule, the
     # new one was refused for that rule taking some of them first.
     elsewhere = next((rule for rule in header_rules if not is_pin_rule(rule, canary_arn)), None)
+    # The rule a new or changed pin must be ahead of: that one, or one with no condition on the
+    # header meeting some of them first (``find_pin`` names it).
+    before = min([r for r in (elsewhere, *unheaded[:1]) if r is not None], key=_priority, default=None)
     # Those that may match the header by a regular expression alone (``RegexValues``), in priority
     # order. Read as matching nothing, a pin rule given as ``^canary$`` was said missing ("sends them
     # nowhere: create one"), sending a person to make the rule they had.
     regex = [rule for rule in header_rules if not _header_met(rule, name, value)]
     create = (f"create one on the weighted rule's listener with a priority number below "
-              f"{(elsewhere or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
+              f"{(before or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
               f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
               f"spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, regex, elsewhere, weighted, header, name, canary_arn, canary_group, create)
+        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create)
     if not ahead and regex:
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
     if not ahead:
@@ -203,11 +235,13 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
 def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
               canary_arn: str) -> str | None:
     """When whether every request ``weighted`` matches, carrying ``name: value``, meets a pin rule
-    first turns on regular expressions (``RegexValues``, not compared): the rules whose meeting
-    them it turns on, said; None when no outcome of those expressions pins them all.
+    first turns on regular expressions (``RegexValues``, not compared) or on other headers the
+    checks' requests may carry: the rules whose meeting them it turns on, said (``_unsure_said``);
+    None when no outcome of those pins them all.
 
     The rules ahead of ``weighted`` that meet, or may meet, such requests (``header_rules``:
-    ``_header_rules_ahead``'s) are read in order, as a load balancer does: one sending them
+    ``_header_rules_ahead``'s and ``_unheaded_ahead``'s, in priority order) are read in order, as a
+    load balancer does: one sending them
     elsewhere that surely meets some of them (its header and other conditions compared, and not
     apart from the weighted rule's) settles it, not pinned; a pin rule that may meet them all
     settles it, pinned if the rules left unsure before it let them by and it meets them all; a pin
@@ -218,7 +252,8 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
     for rule in header_rules:
         met = _header_met(rule, name, value)
         if not is_pin_rule(rule, canary_arn):
-            if met and not _regex_between(rule, weighted):
+            unheaded = not _header_met(rule, name, value, maybe=True)  # ``_unheaded_ahead``'s
+            if (met and not _regex_between(rule, weighted)) or (unheaded and not _unheaded_unsure(rule, weighted, name)):
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)
             continue
@@ -232,9 +267,7 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
         return None  # none may pin them all
     if not unsure:
         return None
-    named = " and ".join(f"rule {r['RuleArn']} (priority {r['Priority']})" for r in unsure)
-    meet = "meets" if len(unsure) == 1 else "meet"
-    return f"which of them {named} {meet}, by regular expressions that are not compared"
+    return _unsure_said(unsure, weighted, name)
 
 
 def _regex_between(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
@@ -260,6 +293,106 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
             and not _apart(rule, weighted)]
 
 
+def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                    canary_arn: str) -> list[Mapping[str, Any]]:
+    """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
+    http-header condition of theirs is met by that header alone (none, or one on another header
+    beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
+    each meets those of the weighted rule's requests its other conditions let by, carrying the header
+    or not. Not those forwarding to the canary group alone: the checks meeting one reach it anyway."""
+    return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+            and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
+            and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
+            and not _apart(rule, weighted) and not _to_canary_alone(rule, canary_arn)]
+
+
+def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:
+    """``rule``'s http-header conditions on headers other than ``name`` (``on``: those on ``name``)."""
+    return [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"
+            and (str(c.get("HttpHeaderConfig", {}).get("HttpHeaderName", "")).lower() == name.lower()) == on]
+
+
+def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
+    """Whether an ``_unheaded_ahead`` rule meeting some of the checks' requests turns on what is not
+    compared: a header other than ``name`` (the checks' requests may carry it or not) or regular
+    expressions (``_unheaded_regex``)."""
+    return bool(_other_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
+
+
+def _unheaded_regex(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
+    """Whether whether an ``_unheaded_ahead`` rule meets some of the weighted rule's requests turns on
+    regular expressions: a path's or host's (``_regex_between``), or its condition's on ``name``."""
+    return _regex_between(rule, weighted) or any(_regexes(c) for c in _other_headers(rule, name, on=True))
+
+
+def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str) -> str:
+    """``Unpinned.unknown``: which of the checks' requests the rules of ``unsure`` meet is not known, and why."""
+    named = " and ".join(f"rule {r['RuleArn']} (priority {r['Priority']})" for r in unsure)
+    meet = "meets" if len(unsure) == 1 else "meet"
+    # Each reason that holds of one of them: "by regular expressions" alone, of a rule on X-Debug,
+    # sent a person looking for an expression the listener does not have.
+    others = any(_other_headers(r, name) for r in unsure)
+    regex = any(not _other_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
+    why = [*(["regular expressions that are not compared"] if regex else []),
+           *([f"headers other than {name}, which the checks' requests may carry or not"] if others else [])]
+    return f"which of them {named} {meet}, by {' and '.join(why)}"
+
+
+def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str) -> str:
+    """What of the weighted rule's requests an ``_unheaded_ahead`` rule meets: with which conditions,
+    its share of them (every one, some, or some that may be), as a refusal names it."""
+    others = _other_headers(rule, name)
+    if others or _unheaded_regex(rule, weighted, name):
+        why = [*(f"those carrying {c.get('HttpHeaderConfig', {}).get('HttpHeaderName')} as it asks: {_said(c)}"
+                 for c in others),
+               *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else [])]
+        return (f"with {'an http-header condition on another header than ' + name if others else 'no http-header condition'}"
+                f", may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})")
+    beyond = _beyond(rule, weighted)
+    if not beyond:
+        return (f"with no http-header condition, meets every request the weighted rule matches, carrying `{header}` or "
+                "not (the weighted rule, behind it, gets none of them, whatever its weights)")
+    return (f"with no http-header condition, meets some of the weighted rule's requests, carrying `{header}` or not "
+            f"(it has {' and '.join(beyond)})")
+
+
+def _unheaded_goes(rule: Mapping[str, Any], weighted: Mapping[str, Any], canary_arn: str) -> str:
+    """Where an ``_unheaded_ahead`` rule sends those it meets, with which version that is when it
+    forwards to the weighted rule's groups: the stable alone, or both by weights of its own."""
+    theirs = set(_forwarded(weighted))
+    sent = {arn for arn, weight in _forwarded(rule).items() if weight > 0}
+    # The weighted rule's group beside the canary's, when it names one alone (a third makes it no split of two).
+    stable = theirs - {canary_arn} if len(theirs - {canary_arn}) == 1 else None
+    version = (" (the stable version alone, whatever the weights)" if sent == stable else
+               " (by its own weights, not the weighted rule's)" if len(sent) > 1 and sent == theirs else "")
+    return _goes(rule) + version
+
+
+def _unheaded_taking_said(taking: Sequence[Mapping[str, Any]], pins: Sequence[tuple[str, str]],
+                          weighted: Mapping[str, Any], header: str, name: str, canary_arn: str,
+                          canary_group: str) -> str:
+    """Why the pin found by header rules (``pins``: its rule, or the rules pinning together, ARN and
+    priority) does not hold every check: the rules of ``taking`` (``_unheaded_ahead``'s ahead of one
+    of them) meet some of them first, each said with its share and where it sends them; what to
+    change: the pin rules behind the first of them, given a priority number below it."""
+    first = taking[0]
+    states = "; ".join(f"rule {r['RuleArn']} (priority {r['Priority']}), {_unheaded_meets(r, weighted, header, name)}, "
+                       f"and sends those it meets to {_unheaded_goes(r, weighted, canary_arn)}" for r in taking)
+    behind = [(arn, priority) for arn, priority in pins if float(priority) > _priority(first)]
+    said = " and ".join(f"{arn} (priority {priority})" for arn, priority in behind)
+    rules = f"rule {said}" if len(behind) == 1 else f"rules {said}"
+    if len(pins) == 1:
+        pinning = f"{rules}, the one pinning them to the canary target group {canary_group} alone"
+    else:
+        every = " and ".join(f"{arn} (priority {priority})" for arn, priority in pins)
+        pinning = f"{rules}, of rules {every}, which together pin them to the canary target group {canary_group} alone"
+    moved = " and ".join(arn for arn, _ in behind)
+    give = (f"give rule {moved} a priority number below {first['Priority']}" if len(behind) == 1 else
+            f"give rules {moved} priority numbers below {first['Priority']}")
+    return (f"{states}; {'it is' if len(taking) == 1 else 'each is'} ahead of {pinning}: {give} (a listener meets its "
+            "rules in priority order)")
+
+
 _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
           "rule's), or none")
 """The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
@@ -274,7 +407,8 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     may match the header by a regular expression alone) among them, then what to change. Said of the
     first alone, a second pinning the rest, or taking them elsewhere, went unnamed; a rule by a
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
-    ``elsewhere``: ``find_pin``'s, the first of these rules that may send some of them elsewhere."""
+    ``elsewhere``: ``_found``'s ``before``, the first rule ahead of the weighted rule that may send
+    some of them elsewhere (one of these, or one with no condition on the header)."""
     def state(r: Mapping[str, Any]) -> str:
         goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
@@ -427,8 +561,13 @@ def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
     # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too. At
     # weight 0 it forwards nowhere: no pin.
     has_header = any(c.get("Field") == "http-header" for c in rule.get("Conditions", []))
+    return has_header and _to_canary_alone(rule, canary_arn)
+
+
+def _to_canary_alone(rule: Mapping[str, Any], canary_arn: str) -> bool:
+    """Whether ``rule`` forwards to the canary group alone, with a weight above 0."""
     forwarded = _forwarded(rule)
-    return has_header and set(forwarded) == {canary_arn} and forwarded[canary_arn] > 0
+    return set(forwarded) == {canary_arn} and forwarded[canary_arn] > 0
 
 
 def _priority(rule: Mapping[str, Any]) -> float:
@@ -462,8 +601,8 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     passes, and so does a path-pattern or host-header whose values match every value of the
     weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
     weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
-    said to let requests pass it by. A path-pattern given as regular expressions is not known to
-    fail any, the weighted rule's or every path (``^/.*`` may match them all)."""
+    said to let requests pass it by. A path-pattern or host-header given as regular expressions is
+    not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -474,12 +613,14 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
             said.append((f"a {field} condition ({_said(condition)}) that {'may' if regex else 'does'} not match every "
                          f"request the weighted rule's ({'; '.join(f'{field} ' + _said(c) for c in theirs)}) matches"
                          + (" (regular expressions are not compared)" if regex else ""), not regex))
-        elif field == "path-pattern" and _regexes(condition):
+        elif field in _PATTERNED and _regexes(condition):
             # The weighted rule matches every path (``_EVERY_PATH``), which ^/.* may too: said surely
-            # to miss some, a pin that may meet every one was denied after "is not known". Not so a
-            # host-header's: a request with no Host header misses it, * and regular expression alike.
-            said.append((f"a {field} condition ({_said(condition)}) that may not match every path the weighted rule, "
-                         "with none, matches (regular expressions are not compared)", False))
+            # to miss some, a pin that may meet every one was denied after "is not known". A host's
+            # too: said surely to miss some for a request with no Host header, the checks' (which
+            # all carry one) were said not pinned by ^.*$, which may match every host they name.
+            said.append((f"a {field} condition ({_said(condition)}) that may not match every "
+                         f"{'path' if field == 'path-pattern' else 'host'} the weighted rule, with none, matches "
+                         "(regular expressions are not compared)", False))
         else:
             said.append((f"a {field} condition the weighted rule does not have", True))
     return said
@@ -513,14 +654,16 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
 
     Sound, not complete. Read in order, as a load balancer does, up to the first rule that is no
     pin rule (it may send those left elsewhere). A pin rule whose header is surely met and which
-    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``),
-    given values (not regular expressions alone), is counted; once the values of those counted on
+    narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``)
+    is counted by its values that share a text with the weighted rule's there (not its regular
+    expressions, nor values those counted ahead of it already match: it would meet none of them
+    first), when it has any; once the values of those counted on
     one field, as one condition, match all of the weighted rule's there (``_covers``), they are
     taken: a request the weighted rule matches meets
     each one's other conditions and one of their values on that field, so one of them, and every
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
-    counted: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    counted: dict[str, list[tuple[Mapping[str, Any], list[str]]]] = {}  # field -> (rule, values counted)
     for rule in header_rules:
         if not is_pin_rule(rule, canary_arn):
             return []
@@ -533,10 +676,22 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED or not _values(narrowing[0]):
             continue
         field = str(narrowing[0].get("Field"))
+        theirs = _matched(field, weighted)
+        # Its values on some of the weighted rule's: beside a regular expression (a condition may
+        # hold both), values on none of them were named "on part of the weighted rule's requests",
+        # which only the regular expression, not compared, may be.
+        fold = str.lower if field == "host-header" else str
+        on_theirs = [v for v in _values(narrowing[0])
+                     if any(_patterns_meet(fold(v), fold(w)) for c in theirs for w in _values(c))]
         members = counted.setdefault(field, [])
-        members.append((rule, narrowing[0]))
-        union = {"Field": field, "Values": [v for _, condition in members for v in _values(condition)]}
-        if any(_covers(union, c) for c in _matched(field, weighted)):
+        counted_so_far = {"Field": field, "Values": [v for _, values in members for v in values]}
+        # One whose values those counted ahead of it already match (the same host again) meets none
+        # of them first: named, it was said to be on part of them.
+        if not on_theirs or _covers(counted_so_far, {"Field": field, "Values": on_theirs}):
+            continue
+        members.append((rule, on_theirs))
+        union = {"Field": field, "Values": [v for _, values in members for v in values]}
+        if any(_covers(union, c) for c in theirs):
             return [member for member, _ in members]
     return []
 

@@ -472,3 +472,37 @@ def test_pin_rules_one_per_host_of_the_weighted_rules_are_read_as_pinning_togeth
     # The rollout still shifts the weighted rule alone.
     router.set_weights(Weights.canary_at(5))
     assert router.get_weights() == Weights.canary_at(5)
+
+
+@pytest.mark.parametrize("conditions", [
+    [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
+    # On the weighted rule's own path: a rollout takes the rule naming the canary group, and lets this one by.
+    [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}},
+     {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}],
+])
+def test_a_rule_with_no_header_condition_ahead_of_the_pin_is_read_as_taking_some_of_the_checks(aws, conditions):
+    """A rule ahead of the pin with no http-header condition (a path of its own, a source address),
+    forwarding to the stable group: the checks meeting it reach the old version, and the pin was
+    said to hold every one."""
+    elbv2, top = aws.get_client("elbv2"), aws.topology
+    router = AlbRouter(elbv2, aws.targets)
+    router.set_weights(Weights.canary_at(5))
+    admin_arn = elbv2.create_rule(
+        ListenerArn=router.listener_arn, Priority=3, Conditions=conditions,
+        Actions=[{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}])["Rules"][0]["RuleArn"]
+    pin_arn = elbv2.create_rule(
+        ListenerArn=router.listener_arn, Priority=5,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "Values": ["canary"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": top.canary_target_group_arn}])["Rules"][0]["RuleArn"]
+    said = AlbRouter(elbv2, aws.targets).pin("X-Rollway-Target: canary")
+    assert not isinstance(said, Pin), said
+    assert said.startswith(f"rule {admin_arn} (priority 3), with no http-header condition, meets some of the "
+                           "weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it has a "), said
+    assert said.endswith(f", and sends those it meets to {top.stable_target_group_arn} (the stable version alone, "
+                         f"whatever the weights); it is ahead of rule {pin_arn} (priority 5), the one pinning them to "
+                         f"the canary target group {aws.targets.canary_target_group} alone: give rule {pin_arn} a "
+                         "priority number below 3 (a listener meets its rules in priority order)"), said
+    # Given a priority number below it, the pin holds every check.
+    elbv2.set_rule_priorities(RulePriorities=[{"RuleArn": pin_arn, "Priority": 2}])
+    assert isinstance(AlbRouter(elbv2, aws.targets).pin("X-Rollway-Target: canary"), Pin)

@@ -498,3 +498,30 @@ def test_a_listener_whose_pin_turns_on_a_regular_expression_is_said_not_known_to
         known = check_pin(PinRead(header=header_line, listener="alb:80", found=found))
         assert known.reason.startswith("listener alb:80 does not pin all the validation's HTTP checks carrying "
                                        "`X-Rollway-Target: canary`"), known.reason
+
+
+def test_a_listener_with_a_rule_without_the_header_ahead_of_the_pin_fails_its_item_naming_that_rule():
+    """A rule ahead of the pin with no http-header condition, forwarding to the stable group: the item
+    passed, "the validation's HTTP checks are pinned", while those on its paths met it first."""
+    from rollway.checklist import PinRead, check_pin
+    from tests.unit.test_pinning import CANARY, STABLE, found_on_edit, header, path, rule
+
+    header_line = "X-Rollway-Target: canary"
+    pin = rule("pin", "5", [header("canary")], CANARY)
+    item = check_pin(PinRead(header=header_line, listener="alb:80",
+                             found=found_on_edit(rule("admin", "3", [path("/edit/admin/*")], STABLE), pin)))
+    assert not item.passed
+    assert item.reason.startswith(
+        "listener alb:80 does not pin all the validation's HTTP checks carrying `X-Rollway-Target: canary` "
+        "(validate_deployment's spec.canary_header) to the canary target group: rule admin (priority 3), with no "
+        "http-header condition, meets some of the weighted rule's requests"), item.reason
+    assert item.reason.endswith("give rule pin a priority number below 3 (a listener meets its rules in priority "
+                                "order)"), item.reason
+    # On another header, which the checks' requests may carry or not: not known.
+    item = check_pin(PinRead(header=header_line, listener="alb:80",
+                             found=found_on_edit(rule("debug", "3", [header("1", name="X-Debug")], STABLE), pin)))
+    assert not item.passed and item.reason.startswith(
+        "whether listener alb:80 pins all the validation's HTTP checks carrying `X-Rollway-Target: canary` "
+        "(validate_deployment's spec.canary_header) to the canary target group is not known: it turns on which of "
+        "them rule debug (priority 3) meets, by headers other than X-Rollway-Target, which the checks' requests may "
+        "carry or not; rule debug (priority 3)"), item.reason

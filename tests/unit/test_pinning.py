@@ -254,10 +254,13 @@ def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_express
     assert isinstance(said, str), said
     assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
                            "regular expression on X-Rollway-Target, ^can, not compared) ahead of rule pin (priority 5)"), said
-    # On another header, or on paths apart from the weighted rule's, it leaves the pin.
+    # On another header, it may meet those carrying that one too; on paths apart from the weighted rule's, it
+    # leaves the pin.
     other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
-    assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY)),
-                      Pin)
+    said = found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown == (
+        "which of them rule regex (priority 3) meets, by headers other than X-Rollway-Target, which the checks' "
+        "requests may carry or not"), said
     assert isinstance(found_on_edit(rule("regex", "3", [regex, path("/api/*")], STABLE),
                                     rule("pin", "5", [header("canary")], CANARY)), Pin)
 
@@ -549,13 +552,21 @@ def test_a_pin_whose_path_is_a_regular_expression_ahead_of_a_weighted_rule_with_
     assert "does not have" not in said, said
 
 
-def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_no_host_is_still_said_to_miss_some():
-    """Not so a host: a request with no Host header meets a weighted rule with no host-header and no
-    host-header condition of a pin, ``*`` (``_matched``) or a regular expression alike."""
+def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_no_host_is_not_known_to_miss_some():
+    """Said surely to miss some ("a host-header condition the weighted rule does not have", the
+    listener said not to pin them), for a request with no Host header: the checks' requests all carry
+    one, and ^.*$ may match every host they name."""
     said = found_on_edit(rule("pin", "5", [header("canary"), {"Field": "host-header",
                                                              "HostHeaderConfig": {"RegexValues": ["^.*$"]}}], CANARY))
-    assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert "matches the header with a host-header condition the weighted rule does not have" in said, said
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule pin (priority 5) meets, by regular expressions that are not "
+                            "compared"), said
+    assert ("matches the header with a host-header condition (regex ^.*$) that may not match every host the weighted "
+            "rule, with none, matches (regular expressions are not compared)") in said, said
+    assert "does not have" not in said and "is known to meet every request" in said, said
+    # A host given as values still misses a request with no Host header, or one naming another host.
+    said = found_on_edit(rule("pin", "5", [header("canary"), HOST], CANARY))
+    assert said.unknown is None and "a host-header condition the weighted rule does not have" in said, said
 
 
 def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
@@ -671,3 +682,130 @@ def test_a_pin_rule_on_a_host_by_a_regular_expression_is_not_named_among_those_p
                              on_host("b", "5", "b.example.com", CANARY))
     assert isinstance(pin, Pin), pin
     assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
+
+
+def test_a_pin_rule_duplicating_one_ahead_of_it_is_not_named_among_those_pinning_together():
+    """A second rule on the same host, forwarding to the canary alone, meets none of them: the one
+    ahead of it takes each first. It was named among "each on part of the weighted rule's requests"."""
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), on_host("again", "4", "A.example.com", CANARY),
+                             on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
+    assert "again" not in pin.said(), pin.said()
+
+
+def test_a_pin_rule_whose_values_miss_the_weighted_rules_hosts_beside_a_regular_expression_is_not_named():
+    """A host condition with both Values and RegexValues is counted by its values: values on none of
+    the weighted rule's hosts count for nothing, and the rule, on them "by a regular expression"
+    alone, was named "on part of the weighted rule's requests", which is not known."""
+    mixed = rule("mixed", "2", [header("canary"), {"Field": "host-header", "HostHeaderConfig": {
+        "Values": ["c.example.com"], "RegexValues": ["^a"]}}], CANARY)
+    pin = found_on_two_hosts(mixed, on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin), pin
+    assert "(rules a (priority 3) and b (priority 5), each on part" in pin.said(), pin.said()
+    # Values on one of the weighted rule's hosts count, the regular expression beside them or not.
+    mixed = rule("mixed", "2", [header("canary"), {"Field": "host-header", "HostHeaderConfig": {
+        "Values": ["a.example.com"], "RegexValues": ["^c"]}}], CANARY)
+    pin = found_on_two_hosts(mixed, on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin) and "(rules mixed (priority 2) and b (priority 5), each on part" in pin.said(), pin
+
+
+SOURCE_IP = {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}
+QUERY = {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "debug", "Value": "1"}]}}
+
+
+@pytest.mark.parametrize("conditions, meets", [
+    ([path("/edit/admin/*")], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not "
+                              "(it has a path-pattern condition (/edit/admin/*) that does not match every request the "
+                              "weighted rule's (path-pattern /edit/*) matches)"),
+    ([EDIT, SOURCE_IP], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it "
+                        "has a source-ip condition the weighted rule does not have)"),
+    ([QUERY], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it has a "
+              "query-string condition the weighted rule does not have)"),
+    ([path("/*")], "meets every request the weighted rule matches, carrying `X-Rollway-Target: canary` or not (the "
+                   "weighted rule, behind it, gets none of them, whatever its weights)"),
+])
+def test_a_rule_with_no_header_condition_ahead_of_the_pin_taking_some_of_its_requests_is_refused(conditions, meets):
+    """A rule ahead of the pin with no http-header condition (a path of its own, a source address, a
+    query string) meets the weighted rule's requests carrying the header too: passed over for having
+    no header condition, the pin was said to hold every check while those met it first."""
+    said = found_on_edit(rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said == (f"rule admin (priority 3), with no http-header condition, {meets}, and sends those it meets to "
+                    "arn:tg/stable (the stable version alone, whatever the weights); it is ahead of rule pin (priority "
+                    "5), the one pinning them to the canary target group canary-tg alone: give rule pin a priority "
+                    "number below 3 (a listener meets its rules in priority order)"), said
+    # Done as told, it pins.
+    assert isinstance(found_on_edit(rule("admin", "3", conditions, STABLE), rule("pin", "2", [header("canary")], CANARY)),
+                      Pin)
+
+
+@pytest.mark.parametrize("ahead", [
+    rule("api", "3", [path("/api/*")], OTHER),                 # on none of the weighted rule's requests
+    rule("admin", "3", [path("/edit/admin/*")], CANARY),       # to the canary alone: the checks reach it all the same
+    rule("admin", "7", [path("/edit/admin/*")], STABLE),       # behind the pin
+    rule("beta", "3", [header("beta")], STABLE),               # the pin header, another value: never the checks'
+])
+def test_a_rule_with_no_header_condition_that_takes_none_of_the_checks_leaves_the_pin(ahead):
+    pin = found_on_edit(ahead, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+
+
+def test_a_rule_on_another_header_ahead_of_the_pin_may_take_some_and_is_refused_as_not_known():
+    debug = rule("debug", "3", [header("1", name="X-Debug")], STABLE, CANARY)
+    said = found_on_edit(debug, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule debug (priority 3) meets, by headers other than X-Rollway-Target, "
+                            "which the checks' requests may carry or not"), said
+    assert said == ("rule debug (priority 3), with an http-header condition on another header than X-Rollway-Target, "
+                    "may meet some of the weighted rule's requests carrying `X-Rollway-Target: canary` (those carrying "
+                    "X-Debug as it asks: 1), and sends those it meets to arn:tg/canary, arn:tg/stable (by its own "
+                    "weights, not the weighted rule's); it is ahead of rule pin (priority 5), the one pinning them to "
+                    "the canary target group canary-tg alone: give rule pin a priority number below 3 (a listener "
+                    "meets its rules in priority order)"), said
+
+
+def test_a_rule_with_no_header_condition_ahead_of_pins_pinning_together_is_refused():
+    pins = (on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
+    said = found_on_two_hosts(pins[0], rule("ip", "4", [SOURCE_IP], STABLE), pins[1])
+    assert isinstance(said, Unpinned), said
+    assert said.endswith("and sends those it meets to arn:tg/stable (the stable version alone, whatever the weights); "
+                         "it is ahead of rule b (priority 5), of rules a (priority 3) and b (priority 5), which together "
+                         "pin them to the canary target group canary-tg alone: give rule b a priority number below 4 (a "
+                         "listener meets its rules in priority order)"), said
+    assert isinstance(found_on_two_hosts(pins[0], rule("ip", "6", [SOURCE_IP], STABLE), pins[1]), Pin)
+
+
+@pytest.mark.parametrize("rules", [
+    (rule("admin", "3", [path("/edit/admin/*")], STABLE),),
+    (rule("admin", "3", [path("/edit/admin/*")], STABLE), rule("pin", "5", [header("canary"), path("/edit/a*")], CANARY)),
+    (rule("admin", "3", [path("/edit/admin/*")], STABLE), rule("first", "5", [header("canary")], STABLE)),
+])
+def test_with_no_pin_the_rule_to_create_is_asked_ahead_of_a_rule_with_no_header_condition_taking_some(rules):
+    """Asked below the weighted rule's 10, the new rule was made behind the rule at 3, which meets
+    some of the checks first and sends them to the stable group."""
+    said = found_on_edit(*rules)
+    assert isinstance(said, Unpinned), said
+    assert "create one on the weighted rule's listener with a priority number below 3," in said, said
+    assert said.endswith("; whatever pins them must be ahead of rule admin (priority 3), which, with no http-header "
+                         "condition, meets some of the weighted rule's requests, carrying "
+                         "`X-Rollway-Target: canary` or not (it has a path-pattern condition (/edit/admin/*) that does "
+                         "not match every request the weighted rule's (path-pattern /edit/*) matches), and sends those "
+                         "it meets to arn:tg/stable (the stable version alone, whatever the weights)"), said
+    assert isinstance(found_on_edit(*rules, rule("new", "2", [header("canary")], CANARY)), Pin)
+
+
+def test_a_rule_with_no_header_condition_on_a_path_by_a_regular_expression_may_take_some_and_is_not_known():
+    by_regex = rule("re", "3", [{"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/edit/a"]}}], STABLE)
+    said = found_on_edit(by_regex, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == "which of them rule re (priority 3) meets, by regular expressions that are not compared"
+    assert said.startswith("rule re (priority 3), with no http-header condition, may meet some of the weighted rule's "
+                           "requests carrying `X-Rollway-Target: canary` (by regular expressions that are not "
+                           "compared), and sends those it meets to arn:tg/stable"), said
+    # With no pin, one meeting some surely, behind it, settles it: not pinned, whatever the expression.
+    said = found_on_edit(by_regex, rule("admin", "4", [path("/edit/admin/*")], STABLE))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    said = found_on_edit(by_regex, rule("pin", "4", [regex_header("^canary$")], CANARY))
+    assert said.unknown == ("which of them rule re (priority 3) and rule pin (priority 4) meet, by regular expressions "
+                            "that are not compared"), said
