@@ -126,10 +126,12 @@ DEFAULT_SCALE_SECONDS = 600.0
 """How long a stable service scaled up to take the traffic may take to be steady (ECS started its tasks)."""
 
 
-SCALE_SETTING = (f"the rollout spec's scale_timeout_seconds, {DEFAULT_SCALE_SECONDS:g} s at least, or the "
-                 "rollback flow's")
+SCALE_SETTING = ("the rollout spec's scale_timeout_seconds or the rollback flow's (a rollback waits the longest of "
+                 f"those it has, and {duration_said(DEFAULT_SCALE_SECONDS)} at least)")
 """What sets a rollback's wait for the stable service it scaled up (``rollback_scale_seconds``), as
-its refusal names it, as ``HEALTHY_SETTING``)."""
+its refusal names it, as ``HEALTHY_SETTING``). The floor is the wait's, not the spec's (whose
+scale_timeout_seconds may be 60 s): "scale_timeout_seconds, 600 s at least" read as the spec's, and
+said the wait in seconds beside the refusal's "after 10 min"."""
 
 
 def rollback_scale_seconds(scale_timeout_seconds: float | None) -> float:

@@ -111,17 +111,24 @@ def seconds_said(value: float) -> str:
 
 def duration_said(seconds: float) -> str:
     """``seconds`` as a person reads a wait or a span: "1 h", "1 h 30 min", "2 d 3 h", "45 s"
-    (under a minute as given: "0.5 s"); the run's log, its forms and the publish flow's steps
-    all say a duration so."""
+    (under a minute as given: "0.5 s"; above, to the second, a half rounded up: ``whole_seconds``);
+    the run's log, its forms and the publish flow's steps all say a duration so."""
     if seconds < 60:
         return f"{seconds:g} s"
-    return " ".join(f"{n} {unit}" for n, unit in zip(_parts(round(seconds)), ("d", "h", "min", "s")) if n)
+    return " ".join(f"{n} {unit}" for n, unit in zip(_parts(whole_seconds(seconds)), ("d", "h", "min", "s")) if n)
 
 
 def wait_said(seconds: float) -> str:
     """A wait or a time left as a person says it: "under a second" below one, where rounding said
-    "0s" (a wait of nothing) or "1s" for 0.6 s; whole seconds and minutes above (``duration_said``)."""
-    return "under a second" if seconds < 1 else duration_said(round(seconds))
+    "0s" (a wait of nothing) or "1s" for 0.6 s; whole seconds and minutes above (``duration_said``),
+    a half second rounded up (``whole_seconds``)."""
+    return "under a second" if seconds < 1 else duration_said(whole_seconds(seconds))
+
+
+def whole_seconds(seconds: float) -> int:
+    """``seconds`` to the nearest whole second, a half rounded up: Python's ``round`` takes a half
+    to the even whole, and a wait of 2.5 s read "2 s", less than was waited, where 1.5 s read "2 s"."""
+    return math.floor(seconds + 0.5)
 
 
 def _parts(seconds: int) -> tuple[int, int, int, int]:
@@ -143,7 +150,7 @@ def duration_words(seconds: float) -> str:
     (Python's round took 90.5 s to "1 minute 30 seconds")."""
     if seconds > 0 and float(given := f"{seconds:g}") < 60:
         return f"{given} second{'' if given == '1' else 's'}"
-    whole = max(0, math.floor(seconds + 0.5))
+    whole = max(0, whole_seconds(seconds))
     days, hours, minutes, secs = _parts(whole)
     if whole <= 2 * 3600:
         hours, minutes = 0, minutes + 60 * hours

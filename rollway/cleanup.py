@@ -1066,7 +1066,8 @@ def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
 _Identity = tuple[str, ...]
 _NAMED = "name"
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
-# group's is, and an awslogs-group in use names a log group only (``_held``).
+# group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
+# (``_held``).
 _LOG_GROUP = "log-group"
 # A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
 _TEMPLATE = "log-group-template"
@@ -1273,20 +1274,23 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
           log_group: bool = False) -> tuple[str, bool] | None:
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
     it fits a log group template in use, ``templates``), or None. ``log_group``: it is a CloudWatch
-    log group (AWS::Logs::LogGroup), the one kind a log group in use (by name or template) may be."""
+    log group (AWS::Logs::LogGroup), the one kind a log group in use (by name or template) may be, and
+    held by nothing else."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
-    if log_group and identity[0] == _NAMED:
+    if log_group:
         # A log group's physical id is its bare name: one a task definition in use names (its
         # awslogs-group), or one a log group template in use may stand for, kept as a log group
-        # cleanup cannot tell is not the one the template names.
+        # cleanup cannot tell is not the one the template names. Nothing else holds it: a table
+        # or a role in use of the same name is another resource, and a log group sharing its name
+        # was kept "as the feature flags table" it is not.
+        if identity[0] != _NAMED:
+            return None
         if (named := production.get((_LOG_GROUP, identity[1]))) is not None:
             return named, True
-        if identity not in production:
-            for pattern, what in templates:
-                if pattern.fullmatch(identity[1]):
-                    return f"{identity[1]} ({what})", False
+        return next(((f"{identity[1]} ({what})", False) for pattern, what in templates
+                     if pattern.fullmatch(identity[1])), None)
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)

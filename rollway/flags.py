@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn, S
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from rollway.bounds import seconds_said
 from rollway.errors_pickle import PicklableError
 from rollway.one_line import BIDI
 
@@ -969,5 +970,6 @@ class FlagEvaluator:
         if newer is not None:
             return newer
         log.warning("feature flag %r could not be read (%s); answering %s %s", feature, err, answer,
-                    f"for {self._retry:g}s" if keep else "to this request (invalidated since the read began)")
+                    f"for {seconds_said(self._retry)}" if keep
+                    else "to this request (invalidated since the read began)")
         return entry

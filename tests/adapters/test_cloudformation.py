@@ -1231,3 +1231,34 @@ def test_an_exact_awslogs_group_keeps_the_log_group_of_that_name_not_a_table_of_
         f"it holds webordinary-app (the log group of task definition {aws.targets.task_family}:2, the stable service "
         "deploys it): deleting the stack deletes it, and production runs on it"), reasons
     assert planned.delete_stacks == (OLD,)
+
+
+@pytest.mark.parametrize("group_is", ["table", "role"])
+def test_a_log_group_named_as_a_table_or_role_in_use_is_not_kept_for_it(aws, stacks, group_is):
+    # A log group's physical id is its bare name, as a table's or a role's is: one that only shared
+    # its name with the flags table, or with the task role of a revision in use, was kept as that
+    # table or role ("production runs on it"), where nothing writes to it.
+    role = "webordinary-app-task-role"
+    group = aws.targets.flags_table if group_is == "table" else role
+    _, planned = planned_beside_a_log_group(aws, stacks, "webordinary-old-table", group,
+                                            task_role=f"arn:aws:iam::123456789012:role/{role}",
+                                            log_group="/ecs/webordinary-app")
+
+    assert not planned.refusals, [str(refusal) for refusal in planned.refusals]
+    assert planned.delete_stacks == (OLD, "webordinary-logs-stack")
+
+
+def test_a_log_group_named_as_a_table_is_kept_for_the_template_it_fits_and_says_so(aws, stacks):
+    # Fitting a FireLens template in use, it may be a group production writes to: kept for that,
+    # and said so, not as the table whose name it shares.
+    table = aws.targets.flags_table
+    _, planned = planned_beside_a_log_group(aws, stacks, "webordinary-old-table", table,
+                                            log_group_templates=("webordinary-$(ecs_task_id)",))
+
+    reasons = {refusal.name: refusal.reason for refusal in planned.refusals}
+    assert set(reasons) == {"webordinary-logs-stack"}, reasons
+    assert reasons["webordinary-logs-stack"] == (
+        f"it holds {table} (perhaps: the log group template 'webordinary-$(ecs_task_id)' FireLens sends the logs of "
+        f"task definition {aws.targets.task_family}:2 to (the stable service deploys it), which cleanup cannot "
+        "resolve): deleting the stack deletes it, and production may write to it"), reasons
+    assert planned.delete_stacks == (OLD,)

@@ -275,9 +275,9 @@ def test_an_unreachable_endpoint_or_a_missing_table_fails_closed_and_is_logged(c
         assert FlagEvaluator(no_table, on_unavailable="open").is_enabled(SQS, "user-1") is True
     warnings = [r.getMessage() for r in caplog.records]
     assert "unreachable: Could not connect to the endpoint URL" in warnings[0]
-    assert warnings[0].endswith("answering off (fail closed) for 5s")
-    assert "ResourceNotFoundException" in warnings[1] and warnings[1].endswith("answering off (fail closed) for 5s")
-    assert warnings[2].endswith("answering on (fail open) for 5s")
+    assert warnings[0].endswith("answering off (fail closed) for 5 s")
+    assert "ResourceNotFoundException" in warnings[1] and warnings[1].endswith("answering off (fail closed) for 5 s")
+    assert warnings[2].endswith("answering on (fail open) for 5 s")
 
 
 def test_a_rollouts_flag_store_names_a_missing_table_its_region_and_what_to_do(aws):

@@ -32,7 +32,7 @@ def test_a_rollback_by_hand_names_the_rollback_flow_s_scale_timeout_seconds_as_w
         rollback(reason="errors after the canary run", actor="erin")
     said = str(short.value)
     assert f"services {t.stable_service} not stable after 10 min" in said, said
-    assert "or the rollback flow's if they only need longer" in said, said  # what the person can raise
+    assert "or raise the rollout spec's scale_timeout_seconds or the rollback flow's (" in said, said  # what to raise
     assert env.router.weights == Weights.canary_at(75)
 
 
@@ -52,7 +52,8 @@ def test_a_rollback_whose_scale_up_ran_out_says_how_long_it_waited_once(monkeypa
         rollback(reason="errors after the canary run", actor="erin", scale_timeout_seconds=1800)
     assert str(longer.value) == (
         f"services {t.stable_service} not stable after 30 min: see why its tasks do not start (the service's "
-        f"events, its stopped tasks' reasons), or raise {flows.rollback.SCALE_SETTING} if they only need longer")
+        "events, its stopped tasks' reasons), or raise the rollout spec's scale_timeout_seconds or the rollback flow's "
+        "(a rollback waits the longest of those it has, and 10 min at least) if they only need longer")
 
 
 @pytest.mark.parametrize("wait", [0, -5, float("inf")])

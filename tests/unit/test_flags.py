@@ -487,11 +487,25 @@ def test_an_unreachable_store_fails_closed_by_default_and_says_so(caplog):
         assert flags.is_enabled(SQS, "user-1") is False
         assert flags.is_enabled(SQS) is False
     assert [r.getMessage() for r in caplog.records] == [
-        "feature flag 'use_sqs_architecture' could not be read (connection refused); answering off (fail closed) for 5s"
+        "feature flag 'use_sqs_architecture' could not be read (connection refused); answering off (fail closed) "
+        "for 5 s"
     ]
     store.unavailable = None
     clock.t += 5
     assert flags.is_enabled(SQS, "user-1") is True, "the store is tried again after retry_seconds"
+
+
+@pytest.mark.parametrize(("retry_seconds", "said"), [(1_234_567, "1234567 s"), (0.25, "0.25 s"), (90, "90 s")])
+def test_an_unreachable_store_says_the_retry_seconds_given_as_given(caplog, retry_seconds, said):
+    # ``:g`` wrote a retry_seconds of 1234567 as "for 1.23457e+06s": a figure nobody gave.
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    store.unavailable = "connection refused"
+    flags = FlagEvaluator(store, ttl_seconds=30, retry_seconds=retry_seconds, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        assert flags.is_enabled(SQS, "user-1") is False
+    assert [r.getMessage() for r in caplog.records] == [
+        f"feature flag 'use_sqs_architecture' could not be read (connection refused); answering off (fail closed) "
+        f"for {said}"]
 
 
 def test_fail_open_and_stale_are_configurable():
