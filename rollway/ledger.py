@@ -273,12 +273,11 @@ def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple
     """``record``'s refused answers with ``answer`` appended, the oldest dropped while they are more
     than ``REFUSED_KEPT`` or take more than ``REFUSED_BYTES``; and how many the rollout has dropped
     then, those before included (``RolloutRecord.refused_dropped``; None: not known), written with
-    them. Unbounded,
-    a script answering in a loop grew the item towards DynamoDB's 400 KB limit, past which every
-    write of the rollout failed, its rollback's too. Bounded by refusing the newest, the answer lost
-    was the one that matters: a refusal at the pause asked now, which the run resuming the rollout
-    reads to ask it anew (``rollway.approvals``) and status shows, while those of pauses long
-    answered stayed.
+    them. Unbounded, a script answering in a loop grew the item towards DynamoDB's 400 KB limit,
+    past which every write of the rollout failed, its rollback's too. Bounded by refusing the
+    newest, the answer lost was the one that matters: a refusal at the pause asked now, which the
+    run resuming the rollout reads to ask it anew (``rollway.approvals``) and status shows, while
+    those of pauses long answered stayed.
 
     Raises:
         RefusalsFull: ``answer`` alone takes more than ``REFUSED_BYTES`` (or none are kept); nothing

@@ -658,6 +658,31 @@ def test_an_earlier_rollways_refused_answers_say_whether_some_may_have_been_drop
     assert ledger.get(SERVICE).refused_dropped == 1
 
 
+def test_an_earlier_rollways_long_refused_answers_short_of_the_bound_in_number_may_have_lost_some(
+        dynamodb, ledger_targets, monkeypatch):
+    """That rollway dropped past REFUSED_BYTES too: a list of long answers it dropped from holds
+    fewer than REFUSED_KEPT, and takes more than half the bytes. Such a list says older ones may
+    have been dropped; one that takes half or less lost none, and reads as none dropped."""
+    from rollway.ledger import RefusedAnswer
+    from rollway.reports import refusals_dropped_said
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", comment="€" * 500, reason="timed out")
+           for i in range(3)]
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old])
+    ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
+    size = sum(len(a.model_dump_json().encode()) for a in ledger.get(SERVICE).refused_answers)
+    monkeypatch.setattr("rollway.ledger.REFUSED_BYTES", 2 * size)  # half the bound: no drop leaves so little
+    assert ledger.get(SERVICE).refused_dropped == 0
+    monkeypatch.setattr("rollway.ledger.REFUSED_BYTES", 2 * size - 1)
+    past_half = ledger.get(SERVICE)
+    assert past_half.refused_dropped is None and len(past_half.refused_answers) == 3
+    assert refusals_dropped_said(past_half).startswith("older refused answers may have been dropped: "), \
+        refusals_dropped_said(past_half)
+
+
 @pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])
 def test_an_earlier_rollways_drop_made_while_a_refusal_past_the_bound_is_written_keeps_its_answer(
         dynamodb, ledger_targets, monkeypatch, counted):
