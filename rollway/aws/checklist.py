@@ -42,7 +42,7 @@ from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
 from rollway.aws.errors import (AdapterError, TargetNotFound, ThrottledTry, aws_message, calls_begun,
                                 failed_in_passing, throttled_tries, unusable_credentials)
 from rollway.bounds import wait_said
-from rollway.deadline import READ_SECONDS, Unanswered, answered, now, read_bound
+from rollway.deadline import READ_SECONDS, REAL_TIME, BoundClock, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
 from rollway.targets import Targets
@@ -103,6 +103,8 @@ class AwsInfraChecker:
         canary_header: the header ``validate_deployment`` pins its HTTP checks with (its
             ``spec.canary_header``): the listener's rules are read for the rule pinning them
             (``rollway.pinning``), an item of its own. None: not pinned, not read.
+        clock: what ``read_seconds`` is measured on (``rollway.deadline.BoundClock``), and the time
+            into a read a throttled one says: real time unless a test gives its own.
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound; placements without ``account``, or
@@ -119,7 +121,7 @@ class AwsInfraChecker:
                  construct_ids: Mapping[str, str] | None = None, app_stacks: Sequence[str] | None = None,
                  read_seconds: float = READ_SECONDS,
                  say: Callable[[str], None] = lambda _: None, elbv2: Any = None,
-                 canary_header: str | None = None) -> None:
+                 canary_header: str | None = None, clock: BoundClock = REAL_TIME) -> None:
         read_bound(read_seconds)
         if canary_header is not None:
             # As the validation sends it; one it would refuse is refused here too.
@@ -161,7 +163,7 @@ class AwsInfraChecker:
         # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
         self._app_read = construct_ids is not None
         self._app_stacks = tuple(app_stacks) if app_stacks is not None else None
-        self._read_seconds, self._say = read_seconds, say
+        self._read_seconds, self._say, self._clock = read_seconds, say, clock
         # (service, region) -> why what is left to read there is not asked: it did not answer.
         self._unanswered: dict[tuple[str, str], str] = {}
 
@@ -277,10 +279,10 @@ class AwsInfraChecker:
             raise Unanswered(self._unanswered[key])
         name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
         client = self._client(service, region)
-        began = now()
-        with calls_begun(client) as begun, throttled_tries(client, now) as (throttled, in_flight):
+        began = self._clock.now()
+        with calls_begun(client) as begun, throttled_tries(client, self._clock.now) as (throttled, in_flight):
             try:
-                return answered(name, self._read_seconds, lambda: call(client), self._say)
+                return answered(name, self._read_seconds, lambda: call(client), self._say, clock=self._clock)
             except Unanswered:
                 # The call it did not answer: a read may make several (GetQueueUrl before
                 # GetQueueAttributes; the load balancer, listener and target groups before DescribeRules).
