@@ -19,9 +19,10 @@ a service did not answer in a region, what is left to read from it there in that
 asked: it fails as not asked, naming the call that was not answered, so a silent service costs
 ``read_seconds`` once, not once per resource. The next check (the checklist task's retry) asks it
 again. A read given up on while the service answered its last call throttled (botocore's tries,
-and the pin's asks, each waiting longer) says so, how many tries and how long into the read, not
-only that the service did not answer (which it says too of a try after them still unanswered);
-what is left to read there is not asked either.
+and the pin's asks, each waiting longer) says so, how many tries and over how long (from the
+first of them sent to the last answered: not the read's calls before them), not only that the
+service did not answer (which it says too of a try after them still unanswered); what is left
+to read there is not asked either.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ class AwsInfraChecker:
         canary_header: the header ``validate_deployment`` pins its HTTP checks with (its
             ``spec.canary_header``): the listener's rules are read for the rule pinning them
             (``rollway.pinning``), an item of its own. None: not pinned, not read.
-        clock: what ``read_seconds`` is measured on (``rollway.deadline.BoundClock``), and the time
-            into a read a throttled one says: real time unless a test gives its own.
+        clock: what ``read_seconds`` is measured on (``rollway.deadline.BoundClock``), and how
+            long a read given up on says it was throttled: real time unless a test gives its own.
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound; placements without ``account``, or
@@ -279,7 +280,6 @@ class AwsInfraChecker:
             raise Unanswered(self._unanswered[key])
         name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
         client = self._client(service, region)
-        began = self._clock.now()
         with calls_begun(client) as begun, throttled_tries(client, self._clock.now) as (throttled, in_flight):
             try:
                 return answered(name, self._read_seconds, lambda: call(client), self._say, clock=self._clock)
@@ -296,8 +296,8 @@ class AwsInfraChecker:
                 # It answered, each try: throttled (botocore's tries, and the pin's asks, each waiting
                 # longer), "did not answer" sent a person to a silent service or the network. Unless a
                 # try after them was not answered either: then both are said.
-                said = _throttled(name, _unanswered_call(what, called), tries, tries[-1].at - began,
-                                  self._read_seconds, unanswered=called[-1] in waiting)
+                said = _throttled(name, _unanswered_call(what, called), tries, self._read_seconds,
+                                  unanswered=called[-1] in waiting)
                 self._unanswered[key] = f"not asked: {said}"
                 raise Unanswered(said) from None
 
@@ -452,15 +452,16 @@ def _unanswered_call(what: str, begun: Sequence[str]) -> str:
     return what if begun[-1] == operation else f"{begun[-1]} {name}".rstrip()
 
 
-def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], seconds: float, bound: float, *,
-               unanswered: bool) -> str:
+def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], bound: float, *, unanswered: bool) -> str:
     """What a read given up on says when ``name`` answered its last call, ``call``, throttled:
-    ``tries`` of it since its last other answer, the last ``seconds`` into the read; ``unanswered``:
-    a try after them was in flight, not answered, when the read was given up on."""
+    ``tries`` of it since its last other answer, in the time from the first sent to the last
+    answered (counted from the read's start, it took in the read's other calls before them, and
+    said a read whose lookups had taken most of its bound had been throttled all that time);
+    ``unanswered``: a try after them was in flight, not answered, when the read was given up on."""
     count = "1 try" if len(tries) == 1 else f"{len(tries)} tries"
     then = ", then did not answer the next try" if unanswered else ""
-    return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in {wait_said(seconds)}{then}, and the "
-            f"read was given up on after {bound:g} s")
+    return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in "
+            f"{wait_said(tries[-1].at - tries[0].sent)}{then}, and the read was given up on after {bound:g} s")
 
 
 def _construct_ids_of(template: Any) -> set[str]:

@@ -1044,6 +1044,24 @@ def test_a_listener_read_given_up_on_while_throttled_says_it_was_throttled_how_o
                            "verify_infrastructure again (it only reads)"), item.reason
 
 
+def test_a_throttled_read_says_how_long_it_was_throttled_not_how_long_the_read_had_lasted(paged, monkeypatch):
+    """"N tries in X" counted X from the read's start: the pin's read, whose lookups of the load
+    balancer, listener and target groups took most of its bound, said its DescribeRules, throttled
+    for a fraction of a second, had been throttled for all of that."""
+    from tests.botocore_events import on_operation
+
+    t = paged.targets
+    clock = SteppedClock()
+    with throttled_then_held(paged, "elbv2", "DescribeRules", 3, ELB_THROTTLED, monkeypatch, clock,
+                             between_asks=True) as (elbv2, made), \
+            on_operation(elbv2, "before-send", lambda **_: clock.advance(20), operation="DescribeLoadBalancers"):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
+                                        canary_header=HEADER, read_seconds=30, clock=clock).check())
+    assert made == ["DescribeRules"] * 3
+    assert (f"(DescribeRules): Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
+            "3 tries in under a second, and the read was given up on after 30 s; ") in item.reason, item.reason
+
+
 def test_a_throttled_listener_read_asked_again_says_so_in_the_checklists_log(paged, monkeypatch):
     """The pin's read asked again while throttled was said to nothing: the run's log had no line
     for the wait, as it has for every other throttled read of the rules (the validation's)."""
