@@ -132,6 +132,28 @@ def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[st
         raise Unanswered(f"{what} did not answer within {seconds:g} s") from None
 
 
+class Hushable:
+    """A ``say`` for the work of a bounded call (``within``, ``answered``), silent once ``hush``ed:
+    a call given up on goes on in its thread, and a line it said after (a read asked again while
+    throttled) reached the log after its caller had said it was given up on, as if still waited on."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._lock = threading.Lock()
+        self._hushed = False
+
+    def __call__(self, line: str) -> None:
+        # Said under the lock: a line begun before ``hush`` is said before it returns, none after.
+        with self._lock:
+            if not self._hushed:
+                self._say(line)
+
+    def hush(self) -> None:
+        """No line said from now on."""
+        with self._lock:
+            self._hushed = True
+
+
 READ_BACK_MARGIN_SECONDS = 1.0
 """How far past its bound a wait that reads AWS back (a weight read-back, a health or scale wait)
 may end: each of its reads is given up on at the time left to it plus this, so that the last read,

@@ -43,7 +43,7 @@ from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
 from rollway.aws.errors import (AdapterError, TargetNotFound, ThrottledTry, aws_message, calls_begun,
                                 failed_in_passing, throttled_tries, unusable_credentials)
 from rollway.bounds import wait_said
-from rollway.deadline import READ_SECONDS, REAL_TIME, BoundClock, Unanswered, answered, read_bound
+from rollway.deadline import READ_SECONDS, REAL_TIME, BoundClock, Hushable, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
 from rollway.targets import Targets
@@ -214,12 +214,14 @@ class AwsInfraChecker:
         t = self._targets
         router = AlbRouter(self._home["elbv2"], t)
         listener = f"{t.load_balancer}:{t.listener_port}"
+        # Its asks again while throttled said in the run's log (``say``), as the validation's read of
+        # the same rules says them: unsaid, the checklist waited on them without a line. Until this
+        # read ends: given up on, it goes on in its thread, and its next "asking again" reached the
+        # log after its item said it was given up on.
+        say = Hushable(self._say)
         try:
             with calls_begun(self._home["elbv2"]) as begun:
-                # Its asks again while throttled said in the run's log (``say``), as the validation's
-                # read of the same rules says them: unsaid, the checklist waited on them without a line.
-                found: Any = self._answered("elbv2", t.region, "DescribeRules",
-                                            lambda _: router.pin(header, say=self._say))
+                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header, say=say))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.
@@ -234,6 +236,8 @@ class AwsInfraChecker:
             found = _failed(called, err, t, t.load_balancer)
         except AdapterError as err:  # more than one rule on the weighted rule's path: which one is not known
             found = str(err)
+        finally:
+            say.hush()
         return PinRead(header=header, listener=listener, found=found)
 
     def _deployed_as(self, missing: list[str]) -> dict[str, str]:

@@ -951,11 +951,12 @@ def test_a_read_given_up_on_that_goes_on_during_the_next_check_is_not_named_as_t
 
 @contextmanager
 def throttled_then_held(aws, service: str, operation: str, tries: int, answer: tuple[str, bytes], monkeypatch,
-                        clock: SteppedClock, *, between_asks: bool = False):
+                        clock: SteppedClock, *, between_asks: bool = False, throttled_after: bool = False):
     """A ``service`` client trying each call three times (botocore's standard mode) whose first
     ``tries`` tries of ``operation`` are answered throttled (``answer``: its content type and body,
     as AWS sends it), and the next held until the block ends, then answered by moto (``stalled``).
     ``between_asks``: the pin's wait after them held instead, with no try in flight.
+    ``throttled_after``: the held try, once let go, and every try after it answered throttled too.
 
     ``clock``, the checker's bound's, passes only as the test says: each wait between tries
     (botocore's, and the pin's between its asks) takes a tenth of a second of it, the held try all."""
@@ -1000,18 +1001,20 @@ def throttled_then_held(aws, service: str, operation: str, tries: int, answer: t
 
     def try_(request, **_):
         made.append(operation)
-        if len(made) <= tries:
+        if len(made) > tries:
+            hold()
+        if len(made) <= tries or throttled_after:
             return AWSResponse(request.url, 400, {"Content-Type": content_type}, Body())
-        hold()
         return None  # sent as it is
 
-    try:
-        with on_operation(client, "before-send", try_, operation=operation):
+    # The held read let go, and ended, with its tries still answered here.
+    with on_operation(client, "before-send", try_, operation=operation):
+        try:
             yield client, made
-    finally:
-        released.set()
-        for thread in held:
-            thread.join()
+        finally:
+            released.set()
+            for thread in held:
+                thread.join()
 
 
 ELB_THROTTLED = ("text/xml", b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
@@ -1037,7 +1040,7 @@ def test_a_listener_read_given_up_on_while_throttled_says_it_was_throttled_how_o
                              between_asks=between_asks) as (elbv2, made):
         item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
                                         canary_header=HEADER, read_seconds=1, clock=clock).check())
-    assert len(made) == tries + (not between_asks)
+        assert len(made) == tries + (not between_asks)  # before the read given up on is let go
     assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeRules): "
                            f"Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
                            f"{tries} tries in under a second{then}, and the read was given up on after 1 s; run "
@@ -1057,9 +1060,32 @@ def test_a_throttled_read_says_how_long_it_was_throttled_not_how_long_the_read_h
             on_operation(elbv2, "before-send", lambda **_: clock.advance(20), operation="DescribeLoadBalancers"):
         item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
                                         canary_header=HEADER, read_seconds=30, clock=clock).check())
-    assert made == ["DescribeRules"] * 3
+        assert made == ["DescribeRules"] * 3  # before the read given up on is let go
     assert (f"(DescribeRules): Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
             "3 tries in under a second, and the read was given up on after 30 s; ") in item.reason, item.reason
+
+
+def test_a_listener_read_given_up_on_and_left_running_says_nothing_after_its_item_said_it_was_given_up(
+        paged, monkeypatch):
+    """The pin's read given up on goes on in its thread, asked again while throttled: its "asking
+    again" lines reached the run's log after its item had said it was given up on, as if the
+    checklist were still reading."""
+    from rollway.aws.errors import THROTTLED_ASKS
+
+    t = paged.targets
+    clock = SteppedClock()
+    said: list[str] = []
+    with throttled_then_held(paged, "elbv2", "DescribeRules", 3, ELB_THROTTLED, monkeypatch, clock,
+                             throttled_after=True) as (elbv2, made):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
+                                        canary_header=HEADER, read_seconds=1, say=said.append, clock=clock).check())
+        said.append(f"item: {item.reason}")
+    # Let go as the block ended, the read was throttled to its last ask, and ended.
+    assert len(made) == 3 * THROTTLED_ASKS, made
+    assert "refused DescribeRules as throttled" in item.reason and "given up on after 1 s" in item.reason, item.reason
+    assert f"DescribeRules was throttled (Throttling); asking again in under a second (2 of {THROTTLED_ASKS})" \
+           in said, said  # said while the item waited on it
+    assert said[-1] == f"item: {item.reason}", said
 
 
 def test_a_throttled_listener_read_asked_again_says_so_in_the_checklists_log(paged, monkeypatch):
