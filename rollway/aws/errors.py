@@ -415,7 +415,8 @@ def throttled_tries(client: Any, clock: Callable[[], float]) -> Iterator[tuple[l
     dropped once a try of it gets another answer (an answer, another error, no connection), so
     that those left are the ones since its last other answer. And the operations with a try sent
     and not answered yet: one still in flight when the read is given up on was not answered at
-    all, throttled or otherwise."""
+    all, throttled or otherwise. ``clock`` stamps each try: the one the read's bound is measured
+    on (``rollway.deadline.BoundClock.now``), so that its times are on the bound's (a test's own)."""
     tries: list[ThrottledTry] = []
     in_flight: set[str] = set()
     sent_at: dict[str, float] = {}
