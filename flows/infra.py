@@ -1246,8 +1246,10 @@ def _pinned_by(canary_header: str | None) -> str | None:
 
 
 def _still_reading(message: str) -> None:
-    """A checklist read still waiting for its answer, said in the run's log (the UI shows it):
-    the checklist's items are logged only once every read is done."""
+    """A line of a checklist read under way, said in the run's log (the UI shows it): a read still
+    waiting for its answer (every 10 s), and the listener's read asked again while throttled
+    ("<call> was throttled (<code>); asking again in ...", the call DescribeRules or a lookup
+    before it). The checklist's items are logged only once every read is done."""
     run_logger(__name__).info("checklist: %s", message)
 
 

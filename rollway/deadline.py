@@ -51,14 +51,30 @@ WAITING_SAID_EVERY_SECONDS = 10.0
 a slow answer is not a wall of lines."""
 
 
-def now() -> float:
-    """The clock ``within`` measures a bound on, for a time said with one (how long into a read)."""
-    return time.monotonic()
+class BoundClock:
+    """What ``within`` measures a bound on, and how it waits for a call until then: real time
+    (``REAL_TIME``), unless a caller gives its own. A test gives one that passes only as it says,
+    so that a call it holds past its bound is given up on at once: on real time, each give-up it
+    ran cost the whole bound in wall time."""
+
+    def now(self) -> float:
+        """The time on this clock, in seconds (a time said with it: how long into a read)."""
+        return time.monotonic()
+
+    def wait_until(self, worker: threading.Thread, until: float) -> None:
+        """Until ``worker`` has ended, or this clock reads ``until``: an end, not a length, so that
+        a clock moved since the caller read it is not waited on for longer than meant."""
+        worker.join(max(until - self.now(), 0.0))
+
+
+REAL_TIME = BoundClock()
+"""The clock every bound is measured on unless a caller gives another."""
 
 
 def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounded-call",
-           waiting: Callable[[float], None] | None = None, every: float | None = None) -> T:
-    """``work()``'s result or error, given up on after ``seconds``.
+           waiting: Callable[[float], None] | None = None, every: float | None = None,
+           clock: BoundClock = REAL_TIME) -> T:
+    """``work()``'s result or error, given up on after ``seconds`` on ``clock``.
 
     ``waiting(elapsed)`` is called every ``every`` seconds (``WAITING_SAID_EVERY_SECONDS`` unless
     given) while ``work`` is not done, so that a long wait says so while it lasts (not only once
@@ -80,17 +96,18 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
     context = contextvars.copy_context()
     worker = threading.Thread(target=context.run, args=(run,), name=name, daemon=True)
     every = WAITING_SAID_EVERY_SECONDS if every is None else every
-    began = time.monotonic()
+    began = clock.now()
     worker.start()
     while True:
-        left = seconds - (time.monotonic() - began)
+        at = clock.now()
+        left = seconds - (at - began)
         if left <= 0:
             break
-        worker.join(min(left, every) if waiting is not None else left)
+        clock.wait_until(worker, at + (min(left, every) if waiting is not None else left))
         if not worker.is_alive():
             break
-        if waiting is not None and time.monotonic() - began < seconds:
-            waiting(time.monotonic() - began)
+        if waiting is not None and clock.now() - began < seconds:
+            waiting(clock.now() - began)
     if worker.is_alive():
         raise Unanswered(f"not done within {seconds:g} s")
     if "error" in done:
@@ -99,20 +116,42 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
 
 
 def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[str], None], *,
-             every: float | None = None) -> T:
+             every: float | None = None, clock: BoundClock = REAL_TIME) -> T:
     """``work()``, a read a person waits on from ``what`` (a service: "CloudWatch"), given up on
-    after ``seconds``; ``say`` gets a line every ``every`` s (``WAITING_SAID_EVERY_SECONDS``, 10 s,
-    unless given) while it waits.
+    after ``seconds`` on ``clock``; ``say`` gets a line every ``every`` s (``WAITING_SAID_EVERY_SECONDS``,
+    10 s, unless given) while it waits.
 
     Raises:
         Unanswered: "<what> did not answer within N s".
         Whatever ``work`` raised, as it raised it.
     """
     try:
-        return within(seconds, work, name=f"rollway-read-{what}", every=every,
+        return within(seconds, work, name=f"rollway-read-{what}", every=every, clock=clock,
                       waiting=lambda elapsed: say(f"still waiting for {what} after {elapsed:.0f} s of {seconds:g} s"))
     except Unanswered:
         raise Unanswered(f"{what} did not answer within {seconds:g} s") from None
+
+
+class Hushable:
+    """A ``say`` for the work of a bounded call (``within``, ``answered``), silent once ``hush``ed:
+    a call given up on goes on in its thread, and a line it said after (a read asked again while
+    throttled) reached the log after its caller had said it was given up on, as if still waited on."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._lock = threading.Lock()
+        self._hushed = False
+
+    def __call__(self, line: str) -> None:
+        # Said under the lock: a line begun before ``hush`` is said before it returns, none after.
+        with self._lock:
+            if not self._hushed:
+                self._say(line)
+
+    def hush(self) -> None:
+        """No line said from now on."""
+        with self._lock:
+            self._hushed = True
 
 
 READ_BACK_MARGIN_SECONDS = 1.0

@@ -19,9 +19,10 @@ a service did not answer in a region, what is left to read from it there in that
 asked: it fails as not asked, naming the call that was not answered, so a silent service costs
 ``read_seconds`` once, not once per resource. The next check (the checklist task's retry) asks it
 again. A read given up on while the service answered its last call throttled (botocore's tries,
-and the pin's asks, each waiting longer) says so, how many tries and how long into the read, not
-only that the service did not answer (which it says too of a try after them still unanswered);
-what is left to read there is not asked either.
+and the pin's asks, each waiting longer) says so, how many tries and over how long (from the
+first of them sent to the last answered: not the read's calls before them), not only that the
+service did not answer (which it says too of a try after them still unanswered); what is left
+to read there is not asked either.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
 from rollway.aws.errors import (AdapterError, TargetNotFound, ThrottledTry, aws_message, calls_begun,
                                 failed_in_passing, throttled_tries, unusable_credentials)
 from rollway.bounds import wait_said
-from rollway.deadline import READ_SECONDS, Unanswered, answered, now, read_bound
+from rollway.deadline import READ_SECONDS, REAL_TIME, BoundClock, Hushable, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
 from rollway.targets import Targets
@@ -103,6 +104,8 @@ class AwsInfraChecker:
         canary_header: the header ``validate_deployment`` pins its HTTP checks with (its
             ``spec.canary_header``): the listener's rules are read for the rule pinning them
             (``rollway.pinning``), an item of its own. None: not pinned, not read.
+        clock: what ``read_seconds`` is measured on (``rollway.deadline.BoundClock``), and how
+            long a read given up on says it was throttled: real time unless a test gives its own.
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound; placements without ``account``, or
@@ -119,7 +122,7 @@ class AwsInfraChecker:
                  construct_ids: Mapping[str, str] | None = None, app_stacks: Sequence[str] | None = None,
                  read_seconds: float = READ_SECONDS,
                  say: Callable[[str], None] = lambda _: None, elbv2: Any = None,
-                 canary_header: str | None = None) -> None:
+                 canary_header: str | None = None, clock: BoundClock = REAL_TIME) -> None:
         read_bound(read_seconds)
         if canary_header is not None:
             # As the validation sends it; one it would refuse is refused here too.
@@ -161,7 +164,7 @@ class AwsInfraChecker:
         # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
         self._app_read = construct_ids is not None
         self._app_stacks = tuple(app_stacks) if app_stacks is not None else None
-        self._read_seconds, self._say = read_seconds, say
+        self._read_seconds, self._say, self._clock = read_seconds, say, clock
         # (service, region) -> why what is left to read there is not asked: it did not answer.
         self._unanswered: dict[tuple[str, str], str] = {}
 
@@ -211,12 +214,14 @@ class AwsInfraChecker:
         t = self._targets
         router = AlbRouter(self._home["elbv2"], t)
         listener = f"{t.load_balancer}:{t.listener_port}"
+        # Its asks again while throttled said in the run's log (``say``), as the validation's read of
+        # the same rules says them: unsaid, the checklist waited on them without a line. Until this
+        # read ends: given up on, it goes on in its thread, and its next "asking again" reached the
+        # log after its item said it was given up on.
+        say = Hushable(self._say)
         try:
             with calls_begun(self._home["elbv2"]) as begun:
-                # Its asks again while throttled said in the run's log (``say``), as the validation's
-                # read of the same rules says them: unsaid, the checklist waited on them without a line.
-                found: Any = self._answered("elbv2", t.region, "DescribeRules",
-                                            lambda _: router.pin(header, say=self._say))
+                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header, say=say))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.
@@ -231,6 +236,8 @@ class AwsInfraChecker:
             found = _failed(called, err, t, t.load_balancer)
         except AdapterError as err:  # more than one rule on the weighted rule's path: which one is not known
             found = str(err)
+        finally:
+            say.hush()
         return PinRead(header=header, listener=listener, found=found)
 
     def _deployed_as(self, missing: list[str]) -> dict[str, str]:
@@ -277,10 +284,9 @@ class AwsInfraChecker:
             raise Unanswered(self._unanswered[key])
         name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
         client = self._client(service, region)
-        began = now()
-        with calls_begun(client) as begun, throttled_tries(client, now) as (throttled, in_flight):
+        with calls_begun(client) as begun, throttled_tries(client, self._clock.now) as (throttled, in_flight):
             try:
-                return answered(name, self._read_seconds, lambda: call(client), self._say)
+                return answered(name, self._read_seconds, lambda: call(client), self._say, clock=self._clock)
             except Unanswered:
                 # The call it did not answer: a read may make several (GetQueueUrl before
                 # GetQueueAttributes; the load balancer, listener and target groups before DescribeRules).
@@ -294,8 +300,8 @@ class AwsInfraChecker:
                 # It answered, each try: throttled (botocore's tries, and the pin's asks, each waiting
                 # longer), "did not answer" sent a person to a silent service or the network. Unless a
                 # try after them was not answered either: then both are said.
-                said = _throttled(name, _unanswered_call(what, called), tries, tries[-1].at - began,
-                                  self._read_seconds, unanswered=called[-1] in waiting)
+                said = _throttled(name, _unanswered_call(what, called), tries, self._read_seconds,
+                                  unanswered=called[-1] in waiting)
                 self._unanswered[key] = f"not asked: {said}"
                 raise Unanswered(said) from None
 
@@ -450,15 +456,16 @@ def _unanswered_call(what: str, begun: Sequence[str]) -> str:
     return what if begun[-1] == operation else f"{begun[-1]} {name}".rstrip()
 
 
-def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], seconds: float, bound: float, *,
-               unanswered: bool) -> str:
+def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], bound: float, *, unanswered: bool) -> str:
     """What a read given up on says when ``name`` answered its last call, ``call``, throttled:
-    ``tries`` of it since its last other answer, the last ``seconds`` into the read; ``unanswered``:
-    a try after them was in flight, not answered, when the read was given up on."""
+    ``tries`` of it since its last other answer, in the time from the first sent to the last
+    answered (counted from the read's start, it took in the read's other calls before them, and
+    said a read whose lookups had taken most of its bound had been throttled all that time);
+    ``unanswered``: a try after them was in flight, not answered, when the read was given up on."""
     count = "1 try" if len(tries) == 1 else f"{len(tries)} tries"
     then = ", then did not answer the next try" if unanswered else ""
-    return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in {wait_said(seconds)}{then}, and the "
-            f"read was given up on after {bound:g} s")
+    return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in "
+            f"{wait_said(tries[-1].at - tries[0].sent)}{then}, and the read was given up on after {bound:g} s")
 
 
 def _construct_ids_of(template: Any) -> set[str]:

@@ -392,12 +392,14 @@ def calls_begun(client: Any) -> Iterator[list[str]]:
 @dataclass(frozen=True)
 class ThrottledTry:
     """A try of a call AWS answered throttled: its ``operation``, AWS's ``code`` and ``message``,
-    and when the answer came (``at``, on the clock the caller gave)."""
+    when the answer came (``at``, on the clock the caller gave) and when the try was sent (``sent``,
+    on the same clock)."""
 
     operation: str
     code: str
     message: str
     at: float
+    sent: float
 
     @property
     def said(self) -> str:
@@ -413,20 +415,25 @@ def throttled_tries(client: Any, clock: Callable[[], float]) -> Iterator[tuple[l
     dropped once a try of it gets another answer (an answer, another error, no connection), so
     that those left are the ones since its last other answer. And the operations with a try sent
     and not answered yet: one still in flight when the read is given up on was not answered at
-    all, throttled or otherwise."""
+    all, throttled or otherwise. ``clock`` stamps each try: the one the read's bound is measured
+    on (``rollway.deadline.BoundClock.now``), so that its times are on the bound's (a test's own)."""
     tries: list[ThrottledTry] = []
     in_flight: set[str] = set()
+    sent_at: dict[str, float] = {}
 
     def sent(operation_name: str = "", **_: Any) -> None:
         # As each try is made, botocore's resends too (each is signed anew).
         in_flight.add(operation_name)
+        sent_at[operation_name] = clock()
 
     def answered(operation: Any = None, response: Any = None, **_: Any) -> None:
         # After each try, before botocore decides on another: its only sight of each answer.
         in_flight.discard(operation.name)
         error = (response[1].get("Error") or {}) if response is not None else {}
         if error.get("Code") in THROTTLED_CODES:
-            tries.append(ThrottledTry(operation.name, error["Code"], str(error.get("Message") or ""), clock()))
+            at = clock()
+            tries.append(ThrottledTry(operation.name, error["Code"], str(error.get("Message") or ""), at,
+                                      sent_at.get(operation.name, at)))
         else:
             tries[:] = [t for t in tries if t.operation != operation.name]
 

@@ -12,6 +12,7 @@ import pytest
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist, all_tables
 from rollway.targets import TableSpec
+from tests.bound_clock import SteppedClock
 from tests.flows.moto_env import deployed_stacks, inbox
 
 
@@ -571,15 +572,16 @@ def test_resources_a_stack_of_another_account_defines_fail_saying_so_and_are_not
 
 
 def test_a_service_that_does_not_answer_fails_its_items_once_the_read_bound_is_up_and_is_asked_once(
-        paged, independent_client, watch_calls, monkeypatch):
+        paged, independent_client, watch_calls):
     """On the shared clients (60 s per read, retried), a CloudFormation that took the connection and
     never answered held the checklist for minutes per stack, with no line saying why."""
     t = paged.targets
     cloudformation = independent_client("cloudformation")
     asked = watch_calls(cloudformation)
-    with stalled(cloudformation, "DescribeStacks", monkeypatch):
+    clock = SteppedClock()
+    with stalled(cloudformation, "DescribeStacks", clock):
         checklist = AwsInfraChecker(*(paged.get_client(s) for s in ("dynamodb", "sqs", "cloudwatch", "sns")),
-                                    cloudformation, t, read_seconds=1).check()
+                                    cloudformation, t, read_seconds=1, clock=clock).check()
     assert asked == ["DescribeStacks"]  # once: each stack after would have waited its own bound
     reasons = failed(checklist)
     assert set(reasons) == set(t.stacks), reasons  # every other item was read, and passed
@@ -830,14 +832,12 @@ def test_a_refused_read_of_the_header_rule_names_the_statement_granting_it_to_th
 
 
 @contextmanager
-def stalled(client, operation: str, monkeypatch):
+def stalled(client, operation: str, clock: SteppedClock):
     """``client``'s ``operation`` held until the block ends, then answered by moto before the block
     is left: sent later, its request could land in the next test's account as it is reset.
 
-    For the rest of the test a read's bound (``rollway.deadline``'s clock) passes only as the held
-    call is made, and then at once: on real time, a loaded machine's embedded AWS answering another
-    call later than the bound had that call given up on, in place of the held one (and left running
-    past the test)."""
+    As the held call is made, ``clock`` (the checker's bound's) passes any read's bound: the read
+    is given up on at once (``tests.bound_clock``)."""
     import threading
 
     import rollway.deadline as deadline
@@ -845,12 +845,10 @@ def stalled(client, operation: str, monkeypatch):
 
     released = threading.Event()
     held: list[threading.Thread] = []
-    passed = [0.0]
-    monkeypatch.setattr(deadline, "time", SimpleNamespace(monotonic=lambda: passed[0]))
 
     def hold(**_) -> None:  # None: botocore sends the call as it is, once released
         held.append(threading.current_thread())
-        passed[0] += deadline.MAX_READ_SECONDS + 1  # past any read's bound
+        clock.advance(deadline.MAX_READ_SECONDS + 1)  # past any read's bound
         released.wait()  # the test's own timeout bounds it
 
     try:
@@ -862,16 +860,16 @@ def stalled(client, operation: str, monkeypatch):
             thread.join()
 
 
-def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_asked_after(paged, independent_client,
-                                                                                             monkeypatch):
+def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_asked_after(paged, independent_client):
     """A queue is read by GetQueueUrl, then GetQueueAttributes: every queue after one whose
     GetQueueUrl was given up on said SQS "did not answer GetQueueAttributes", a call never made."""
     t = paged.targets
     sqs = independent_client("sqs")
     first = t.queues[0].name
-    with stalled(sqs, "GetQueueUrl", monkeypatch):
+    clock = SteppedClock()
+    with stalled(sqs, "GetQueueUrl", clock):
         reasons = failed(AwsInfraChecker(*(paged.get_client(s) if s != "sqs" else sqs for s in SERVICES), t,
-                                         read_seconds=1).check())
+                                         read_seconds=1, clock=clock).check())
     again = "; run verify_infrastructure again (it only reads)"
     assert reasons[first].startswith(f"could not read SQS queue {first} (GetQueueAttributes {first}): SQS did not "
                                      f"answer within 1 s{again}; "), reasons
@@ -883,15 +881,16 @@ def test_a_service_given_up_on_names_the_call_it_did_not_answer_to_what_is_not_a
     assert "GetQueueAttributes " + first + " within" not in " ".join(reasons.values()), reasons
 
 
-def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(paged, independent_client, monkeypatch):
+def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(paged, independent_client):
     """A read given up on kept its service unasked for the checker's life: the infra-checklist
     task's retry, checking again, failed the listener rule "(none asked): not asked: Elastic Load
     Balancing did not answer DescribeRules", a call it never made, in a check that asked nothing."""
     t = paged.targets
     elbv2 = independent_client("elbv2")
+    clock = SteppedClock()
     checker = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2, canary_header=HEADER,
-                              read_seconds=1)
-    with stalled(elbv2, "DescribeListeners", monkeypatch):
+                              read_seconds=1, clock=clock)
+    with stalled(elbv2, "DescribeListeners", clock):
         item = pin_item(checker.check())
     assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeListeners): "
                            "Elastic Load Balancing did not answer within 1 s; run verify_infrastructure again (it only "
@@ -901,7 +900,7 @@ def test_a_listener_read_given_up_on_is_asked_again_by_the_checkers_next_check(p
 
 
 def test_a_read_given_up_on_that_goes_on_during_the_next_check_is_not_named_as_that_checks_read(
-        paged, independent_client, monkeypatch):
+        paged, independent_client):
     """The calls a read begins were recorded from the client, which the reads share: the first
     check's queue read, given up on in GetQueueUrl and left running, began GetQueueAttributes while
     the retry's read of that queue waited on its own GetQueueUrl, and the retry said SQS "did not
@@ -914,27 +913,27 @@ def test_a_read_given_up_on_that_goes_on_during_the_next_check_is_not_named_as_t
     t = paged.targets
     sqs = independent_client("sqs")
     first = t.queues[0].name
-    passed = [0.0]  # the bound's clock: it passes only as a held call is made
-    monkeypatch.setattr(deadline, "time", SimpleNamespace(monotonic=lambda: passed[0]))
+    clock = SteppedClock()  # the bound's: it passes only as a held call is made
     given_up, late_call_begun, done = threading.Event(), threading.Event(), threading.Event()
     held: list[threading.Thread] = []
 
     def hold(**_) -> None:
         held.append(threading.current_thread())
         if len(held) == 1:  # the first check's read: held past its bound, then let go during the retry
-            passed[0] += deadline.MAX_READ_SECONDS + 1
+            clock.advance(deadline.MAX_READ_SECONDS + 1)
             given_up.wait()
         else:  # the retry's read: the first one begins its next call while this one waits
             given_up.set()
             late_call_begun.wait()
-            passed[0] += deadline.MAX_READ_SECONDS + 1
+            clock.advance(deadline.MAX_READ_SECONDS + 1)
             done.wait()
 
     def began_late(**_) -> None:
         if threading.current_thread() is held[0]:
             late_call_begun.set()
 
-    checker = AwsInfraChecker(*(paged.get_client(s) if s != "sqs" else sqs for s in SERVICES), t, read_seconds=1)
+    checker = AwsInfraChecker(*(paged.get_client(s) if s != "sqs" else sqs for s in SERVICES), t, read_seconds=1,
+                              clock=clock)
     try:
         with on_operation(sqs, "before-call", hold, operation="GetQueueUrl"), \
                 on_operation(sqs, "before-call", began_late, operation="GetQueueAttributes"):
@@ -951,14 +950,15 @@ def test_a_read_given_up_on_that_goes_on_during_the_next_check_is_not_named_as_t
 
 
 @contextmanager
-def throttled_then_held(aws, service: str, operation: str, tries: int, answer: tuple[str, bytes], monkeypatch, *,
-                        between_asks: bool = False):
+def throttled_then_held(aws, service: str, operation: str, tries: int, answer: tuple[str, bytes], monkeypatch,
+                        clock: SteppedClock, *, between_asks: bool = False, throttled_after: bool = False):
     """A ``service`` client trying each call three times (botocore's standard mode) whose first
     ``tries`` tries of ``operation`` are answered throttled (``answer``: its content type and body,
     as AWS sends it), and the next held until the block ends, then answered by moto (``stalled``).
     ``between_asks``: the pin's wait after them held instead, with no try in flight.
+    ``throttled_after``: the held try, once let go, and every try after it answered throttled too.
 
-    The bound's clock (``rollway.deadline``'s) passes only as the test says: each wait between tries
+    ``clock``, the checker's bound's, passes only as the test says: each wait between tries
     (botocore's, and the pin's between its asks) takes a tenth of a second of it, the held try all."""
     import threading
 
@@ -971,16 +971,13 @@ def throttled_then_held(aws, service: str, operation: str, tries: int, answer: t
     import rollway.deadline as deadline
     from tests.botocore_events import on_operation
 
-    passed = [0.0]
-    monkeypatch.setattr(deadline, "time", SimpleNamespace(monotonic=lambda: passed[0]))
-
     def waited(*_) -> float:
-        passed[0] += 0.1
+        clock.advance(0.1)
         return 0
 
     def hold() -> None:
         held.append(threading.current_thread())
-        passed[0] += deadline.MAX_READ_SECONDS + 1
+        clock.advance(deadline.MAX_READ_SECONDS + 1)
         released.wait()
 
     def asked_again_after(*_) -> None:  # the pin's wait between its asks
@@ -1004,18 +1001,20 @@ def throttled_then_held(aws, service: str, operation: str, tries: int, answer: t
 
     def try_(request, **_):
         made.append(operation)
-        if len(made) <= tries:
+        if len(made) > tries:
+            hold()
+        if len(made) <= tries or throttled_after:
             return AWSResponse(request.url, 400, {"Content-Type": content_type}, Body())
-        hold()
         return None  # sent as it is
 
-    try:
-        with on_operation(client, "before-send", try_, operation=operation):
+    # The held read let go, and ended, with its tries still answered here.
+    with on_operation(client, "before-send", try_, operation=operation):
+        try:
             yield client, made
-    finally:
-        released.set()
-        for thread in held:
-            thread.join()
+        finally:
+            released.set()
+            for thread in held:
+                thread.join()
 
 
 ELB_THROTTLED = ("text/xml", b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
@@ -1036,15 +1035,57 @@ def test_a_listener_read_given_up_on_while_throttled_says_it_was_throttled_how_o
     between tries: throttled past its bound, its item said Elastic Load Balancing "did not answer",
     sending a person to look for a silent service or a network fault, when it had answered each try."""
     t = paged.targets
-    with throttled_then_held(paged, "elbv2", "DescribeRules", tries, ELB_THROTTLED, monkeypatch,
+    clock = SteppedClock()
+    with throttled_then_held(paged, "elbv2", "DescribeRules", tries, ELB_THROTTLED, monkeypatch, clock,
                              between_asks=between_asks) as (elbv2, made):
         item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
-                                        canary_header=HEADER, read_seconds=1).check())
-    assert len(made) == tries + (not between_asks)
+                                        canary_header=HEADER, read_seconds=1, clock=clock).check())
+        assert len(made) == tries + (not between_asks)  # before the read given up on is let go
     assert item.reason == (f"could not read listener {t.load_balancer}:{t.listener_port}'s rules (DescribeRules): "
                            f"Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
                            f"{tries} tries in under a second{then}, and the read was given up on after 1 s; run "
                            "verify_infrastructure again (it only reads)"), item.reason
+
+
+def test_a_throttled_read_says_how_long_it_was_throttled_not_how_long_the_read_had_lasted(paged, monkeypatch):
+    """"N tries in X" counted X from the read's start: the pin's read, whose lookups of the load
+    balancer, listener and target groups took most of its bound, said its DescribeRules, throttled
+    for a fraction of a second, had been throttled for all of that."""
+    from tests.botocore_events import on_operation
+
+    t = paged.targets
+    clock = SteppedClock()
+    with throttled_then_held(paged, "elbv2", "DescribeRules", 3, ELB_THROTTLED, monkeypatch, clock,
+                             between_asks=True) as (elbv2, made), \
+            on_operation(elbv2, "before-send", lambda **_: clock.advance(20), operation="DescribeLoadBalancers"):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
+                                        canary_header=HEADER, read_seconds=30, clock=clock).check())
+        assert made == ["DescribeRules"] * 3  # before the read given up on is let go
+    assert (f"(DescribeRules): Elastic Load Balancing refused DescribeRules as throttled (Throttling: Rate exceeded), "
+            "3 tries in under a second, and the read was given up on after 30 s; ") in item.reason, item.reason
+
+
+def test_a_listener_read_given_up_on_and_left_running_says_nothing_after_its_item_said_it_was_given_up(
+        paged, monkeypatch):
+    """The pin's read given up on goes on in its thread, asked again while throttled: its "asking
+    again" lines reached the run's log after its item had said it was given up on, as if the
+    checklist were still reading."""
+    from rollway.aws.errors import THROTTLED_ASKS
+
+    t = paged.targets
+    clock = SteppedClock()
+    said: list[str] = []
+    with throttled_then_held(paged, "elbv2", "DescribeRules", 3, ELB_THROTTLED, monkeypatch, clock,
+                             throttled_after=True) as (elbv2, made):
+        item = pin_item(AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, elbv2=elbv2,
+                                        canary_header=HEADER, read_seconds=1, say=said.append, clock=clock).check())
+        said.append(f"item: {item.reason}")
+    # Let go as the block ended, the read was throttled to its last ask, and ended.
+    assert len(made) == 3 * THROTTLED_ASKS, made
+    assert "refused DescribeRules as throttled" in item.reason and "given up on after 1 s" in item.reason, item.reason
+    assert f"DescribeRules was throttled (Throttling); asking again in under a second (2 of {THROTTLED_ASKS})" \
+           in said, said  # said while the item waited on it
+    assert said[-1] == f"item: {item.reason}", said
 
 
 def test_a_throttled_listener_read_asked_again_says_so_in_the_checklists_log(paged, monkeypatch):
@@ -1078,9 +1119,10 @@ def test_a_table_read_given_up_on_while_throttled_says_so_and_so_do_the_tables_n
     throttled = ("application/x-amz-json-1.0", json.dumps({
         "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
         "message": "Rate of requests\r\nexceeds \x1b[2Jthe allowed throughput."}).encode())
-    with throttled_then_held(paged, "dynamodb", "DescribeTable", 2, throttled, monkeypatch) as (dynamodb, made):
+    clock = SteppedClock()
+    with throttled_then_held(paged, "dynamodb", "DescribeTable", 2, throttled, monkeypatch, clock) as (dynamodb, made):
         reasons = failed(AwsInfraChecker(dynamodb, *(paged.get_client(s) for s in SERVICES[1:]), t,
-                                         read_seconds=1).check())
+                                         read_seconds=1, clock=clock).check())
     assert made == ["DescribeTable"] * 3  # one read of the first table: the rest not asked
     said = (f"DynamoDB refused DescribeTable {first} as throttled (ThrottlingException: Rate of requests exceeds "
             "\\x1b[2Jthe allowed throughput.), 2 tries in under a second, then did not answer the next try, and the "

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from rollway.deadline import Unanswered, within
+from tests.bound_clock import SteppedClock
 
 
 def test_a_call_done_in_time_gives_its_answer_or_its_own_error():
@@ -21,14 +22,33 @@ def test_a_call_done_in_time_gives_its_answer_or_its_own_error():
 
 
 def test_a_call_still_stuck_when_its_time_is_up_is_given_up_on_and_the_wait_said_while_it_lasted():
+    # On a clock that passes only as the call says: each step of it one line, none once its time is up.
     release = threading.Event()
+    clock = SteppedClock()
     said: list[float] = []
+
+    def stuck() -> None:
+        for step in range(1, 4):
+            while clock.waits < step:  # moved once the wait of this step has begun, with its end set
+                time.sleep(0.001)
+            clock.advance(0.5)
+        release.wait()
+
+    try:
+        with pytest.raises(Unanswered, match="not done within 1.5 s"):
+            within(1.5, stuck, waiting=said.append, every=0.5, clock=clock)
+    finally:
+        release.set()
+    assert said == [0.5, 1.0], said
+
+
+def test_a_call_still_stuck_when_its_real_time_is_up_is_given_up_on():
+    release = threading.Event()
     began = time.monotonic()
-    with pytest.raises(Unanswered, match="not done within 1.5 s"):
-        within(1.5, release.wait, waiting=said.append, every=0.1)
+    try:
+        with pytest.raises(Unanswered, match="not done within 0.3 s"):
+            within(0.3, release.wait)
+    finally:
+        release.set()
     took = time.monotonic() - began
-    release.set()
-    assert 1.5 <= took < 10, took  # the bug waited for ever; 10 s holds under CI load
-    # A line every 0.1 s while it waited (at most 14: each comes after a wait of 0.1 s; a loaded
-    # machine wakes the waiter late, so fewer), none once its time was up.
-    assert 2 <= len(said) <= 14 and all(0 < elapsed < 1.5 for elapsed in said), said
+    assert 0.3 <= took < 10, took  # the bug waited for ever; 10 s holds under CI load
