@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
@@ -1356,13 +1356,18 @@ def _plan_stacks(
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
         found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
-        log_groups = set(state.log_groups)
+        # A log group and a table or a role of the same name share one physical id (their bare name),
+        # and a stack may hold both: the id is judged as a log group as many times as the stack holds
+        # log groups of it, and as another resource the rest. Judged a log group each time, the task
+        # role of a revision in use beside a log group of its name was not kept.
+        log_groups = Counter(state.log_groups)
         for resource in state.resources:
             # Only a log group may be one a task definition's log group (awslogs-group, or a FireLens
-            # name or template) names: a table or a role whose bare name fits it was kept "as a log
-            # group" it is not.
+            # name or template) names, and it is held by nothing else (``_held``).
+            log_group = log_groups[resource] > 0
+            log_groups[resource] -= log_group
             judged = None if resource in kept else _held(resource, production or {}, templates,
-                                                         log_group=resource in log_groups)
+                                                         log_group=log_group)
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")

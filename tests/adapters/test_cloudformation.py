@@ -1262,3 +1262,28 @@ def test_a_log_group_named_as_a_table_is_kept_for_the_template_it_fits_and_says_
         f"task definition {aws.targets.task_family}:2 to (the stable service deploys it), which cleanup cannot "
         "resolve): deleting the stack deletes it, and production may write to it"), reasons
     assert planned.delete_stacks == (OLD,)
+
+
+def test_a_role_in_use_is_kept_beside_a_log_group_of_its_name_in_the_same_stack(aws, stacks):
+    # A log group and a role share one physical id, their bare name, and a stack holding both listed
+    # the id twice: each was judged as a log group, and the stack holding the task role of a revision
+    # in use was planned for deletion (no role left to pull its image with).
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    role = "webordinary-app-task-role"
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": role}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}}}))
+    described = {OLD: stacks.describe(OLD)}
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0",
+                   task_role=f"arn:aws:iam::123456789012:role/{role}", log_group="/ecs/webordinary-app")
+    planned = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks=described, in_use=[use], images=())
+
+    assert described[OLD].resources == (role, role) and described[OLD].log_groups == (role,)
+    assert [(refusal.name, refusal.reason) for refusal in planned.refusals] == [(OLD, (
+        f"it holds {role} (the task role of task definition {aws.targets.task_family}:2, the stable service deploys "
+        "it): deleting the stack deletes it, and production runs on it"))]
+    assert planned.delete_stacks == ()
