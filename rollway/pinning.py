@@ -28,6 +28,13 @@ HEADER_NAME_MAX = 40
 HEADER_VALUE_MAX = 128
 """The longest header name and value an ALB http-header condition matches (AWS's limits)."""
 
+CHECK_HEADERS = frozenset({"accept", "accept-encoding", "authorization", "connection", "content-length",
+                           "content-type", "user-agent"})
+"""The headers the validation's checks may carry besides the pin header and Host (``http_checks.client``'s
+and httpx's own). A rule with an http-header condition on any other meets none of them: read as one
+they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
+they were not sent."""
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -296,20 +303,26 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
 def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
                     canary_arn: str) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
-    http-header condition of theirs is met by that header alone (none, or one on another header
-    beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
+    http-header condition of theirs is met by that header alone (none, or one on another header the
+    checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
     each meets those of the weighted rule's requests its other conditions let by, carrying the header
     or not. Not those forwarding to the canary group alone: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
+            and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
             and not _apart(rule, weighted) and not _to_canary_alone(rule, canary_arn)]
 
 
 def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:
     """``rule``'s http-header conditions on headers other than ``name`` (``on``: those on ``name``)."""
     return [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"
-            and (str(c.get("HttpHeaderConfig", {}).get("HttpHeaderName", "")).lower() == name.lower()) == on]
+            and (_header_name(c).lower() == name.lower()) == on]
+
+
+def _header_name(condition: Mapping[str, Any]) -> str:
+    """The header an http-header ``condition`` is on, as DescribeRules gives it."""
+    return str(condition.get("HttpHeaderConfig", {}).get("HttpHeaderName", ""))
 
 
 def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:

@@ -254,13 +254,16 @@ def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_express
     assert isinstance(said, str), said
     assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
                            "regular expression on X-Rollway-Target, ^can, not compared) ahead of rule pin (priority 5)"), said
-    # On another header, it may meet those carrying that one too; on paths apart from the weighted rule's, it
-    # leaves the pin.
-    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
+    # On another header the checks send, it may meet them too; on one they never send, or on paths apart
+    # from the weighted rule's, it leaves the pin.
+    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "User-Agent", "RegexValues": ["^rollway"]}}
     said = found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.unknown == (
         "which of them rule regex (priority 3) meets, by headers other than X-Rollway-Target, which the checks' "
         "requests may carry or not"), said
+    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
+    assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE),
+                                    rule("pin", "5", [header("canary")], CANARY)), Pin)
     assert isinstance(found_on_edit(rule("regex", "3", [regex, path("/api/*")], STABLE),
                                     rule("pin", "5", [header("canary")], CANARY)), Pin)
 
@@ -752,17 +755,30 @@ def test_a_rule_with_no_header_condition_that_takes_none_of_the_checks_leaves_th
 
 
 def test_a_rule_on_another_header_ahead_of_the_pin_may_take_some_and_is_refused_as_not_known():
-    debug = rule("debug", "3", [header("1", name="X-Debug")], STABLE, CANARY)
-    said = found_on_edit(debug, rule("pin", "5", [header("canary")], CANARY))
+    token = rule("token", "3", [header("Bearer *", name="Authorization")], STABLE, CANARY)
+    said = found_on_edit(token, rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned), said
-    assert said.unknown == ("which of them rule debug (priority 3) meets, by headers other than X-Rollway-Target, "
+    assert said.unknown == ("which of them rule token (priority 3) meets, by headers other than X-Rollway-Target, "
                             "which the checks' requests may carry or not"), said
-    assert said == ("rule debug (priority 3), with an http-header condition on another header than X-Rollway-Target, "
+    assert said == ("rule token (priority 3), with an http-header condition on another header than X-Rollway-Target, "
                     "may meet some of the weighted rule's requests carrying `X-Rollway-Target: canary` (those carrying "
-                    "X-Debug as it asks: 1), and sends those it meets to arn:tg/canary, arn:tg/stable (by its own "
+                    "Authorization as it asks: Bearer *), and sends those it meets to arn:tg/canary, arn:tg/stable (by its own "
                     "weights, not the weighted rule's); it is ahead of rule pin (priority 5), the one pinning them to "
                     "the canary target group canary-tg alone: give rule pin a priority number below 3 (a listener "
                     "meets its rules in priority order)"), said
+
+
+@pytest.mark.parametrize("debug", [
+    [header("1", name="X-Debug")],
+    [header("canary"), header("*", name="x-debug")],           # the pin header too, beside one never sent
+    [header("Bearer *", name="Authorization"), {"Field": "http-header",
+                                                "HttpHeaderConfig": {"HttpHeaderName": "X-Debug", "RegexValues": ["."]}}],
+])
+def test_a_rule_on_a_header_the_checks_never_send_ahead_of_the_pin_leaves_it(debug):
+    """A rule on X-Debug ahead of the pin made whether the checks are pinned "not known", and they
+    were not sent, though they never carry that header: the load balancer passes them by it."""
+    pin = found_on_edit(rule("debug", "3", debug, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
 
 
 def test_a_rule_with_no_header_condition_ahead_of_pins_pinning_together_is_refused():
