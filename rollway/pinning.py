@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from rollway.one_line import on_one_line
@@ -86,19 +86,30 @@ class Pin:
     together: tuple[tuple[str, str], ...] = ()
     """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
     request of the weighted rule's and these together do (``_pinned_together``)."""
+    unheaded: tuple[tuple[str, str], ...] = ()
+    """The rules (ARN, priority) ahead of a pin rule with no condition on the header, forwarding to
+    the canary group alone, that the checks they meet reach it through, not through the pin."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
         rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"."""
+        every one"; the ``unheaded`` ones after, as sending those they meet there themselves."""
         if not self.together:
-            return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, "
-                    f"priority {self.priority}, ahead of the weighted rule's {self.weighted_priority})")
-        named = [f"{arn} (priority {priority})"
-                 for arn, priority in ((self.rule_arn, self.priority), *self.together)]
-        return (f"pinned to target group {self.target_group} by header `{self.header}` (rules "
-                f"{', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and together "
-                f"on every one, ahead of the weighted rule's {self.weighted_priority})")
+            by = f"rule {self.rule_arn}, priority {self.priority}"
+        else:
+            named = [f"{arn} (priority {priority})"
+                     for arn, priority in ((self.rule_arn, self.priority), *self.together)]
+            by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and " \
+                 "together on every one"
+        unheaded = ""
+        if self.unheaded:
+            one = len(self.unheaded) == 1
+            rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
+            unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
+                        f"with no condition on the header, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
+                        f"there {'itself' if one else 'themselves'}")
+        return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
+                f"rule's {self.weighted_priority}{unheaded})")
 
 
 class Unpinned(str):
@@ -153,15 +164,20 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
     header_rules = _header_rules_ahead(rules, weighted, name, value)
-    unheaded = _unheaded_ahead(rules, weighted, name, value, canary_arn)
+    every_unheaded = _unheaded_ahead(rules, weighted, name, value)
+    # Those forwarding to the canary group alone send the checks they meet where the pin would.
+    unheaded = [rule for rule in every_unheaded if not _to_canary_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
     if isinstance(found, Pin):
         # Each pin rule behind a rule with no condition on the header is passed over by those that
         # rule meets: judged by header rules alone, the pin was said to hold every check.
         pins = [(found.rule_arn, found.priority), *found.together]
-        taking = [r for r in unheaded if _priority(r) < max(float(priority) for _, priority in pins)]
+        last = max(float(priority) for _, priority in pins)
+        taking = [r for r in unheaded if _priority(r) < last]
         if not taking:
-            return found
+            # Named beside the pin: said pinned by it alone, those checks were never its.
+            return replace(found, unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
+                                                 if _priority(r) < last))
         return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group),
                         _unsure_said(taking, weighted, name) if all(_unheaded_unsure(r, weighted, name) for r in taking)
                         else None)
@@ -180,7 +196,8 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
            unheaded: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
            canary_arn: str, canary_group: str) -> Pin | str:
     """``find_pin``'s answer, its refusal as a bare text, judged by header rules (``header_rules``:
-    ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s) only set where a rule to create
+    ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s, those forwarding to the canary
+    group alone apart) only set where a rule to create
     or change must go. A pin found is ``find_pin``'s to judge against them."""
     weighted_arn = weighted["RuleArn"]
     # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
@@ -300,18 +317,18 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
             and not _apart(rule, weighted)]
 
 
-def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
-                    canary_arn: str) -> list[Mapping[str, Any]]:
+def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                    value: str) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
     http-header condition of theirs is met by that header alone (none, or one on another header the
     checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
     each meets those of the weighted rule's requests its other conditions let by, carrying the header
-    or not. Not those forwarding to the canary group alone: the checks meeting one reach it anyway."""
+    or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
             and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
-            and not _apart(rule, weighted) and not _to_canary_alone(rule, canary_arn)]
+            and not _apart(rule, weighted)]
 
 
 def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:

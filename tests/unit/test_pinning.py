@@ -768,6 +768,21 @@ def test_a_rule_on_another_header_ahead_of_the_pin_may_take_some_and_is_refused_
                     "meets its rules in priority order)"), said
 
 
+def test_a_rule_with_no_header_condition_to_the_canary_alone_ahead_of_the_pin_is_named_beside_it():
+    """The checks on its paths reach the canary group through it, not the pin: said pinned "by
+    header (rule pin ...)" alone, a person was sent to the pin for requests it never saw."""
+    pin = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], CANARY), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it with no condition "
+                          "on the header, sends those it meets there itself)"), pin.said()
+    pins = (on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
+    pin = found_on_two_hosts(pins[0], rule("ip", "4", [SOURCE_IP], CANARY), pins[1])
+    assert isinstance(pin, Pin) and pin.said().endswith(
+        "ahead of the weighted rule's 10; rule ip (priority 4), ahead of one of them with no condition on the "
+        "header, sends those it meets there itself)"), pin.said()
+
+
 @pytest.mark.parametrize("debug", [
     [header("1", name="X-Debug")],
     [header("canary"), header("*", name="x-debug")],           # the pin header too, beside one never sent
