@@ -439,14 +439,24 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``_found``'s ``before``, the first rule ahead of the weighted rule that may send
     some of them elsewhere (one of these, or one with no condition on the header)."""
+    said = sorted([*matching, *regex], key=_priority)
+
     def state(r: Mapping[str, Any]) -> str:
+        # A rule on the same conditions as one ahead of it meets none of them: said to send "those
+        # it meets" to the canary, it read as pinning some.
+        same = {_condition_key(c) for c in r.get("Conditions", [])}
+        twin = next((o for o in said if _priority(o) < _priority(r)
+                     and {_condition_key(c) for c in o.get("Conditions", [])} == same), None)
+        if twin is not None:
+            return (f"rule {r['RuleArn']} (priority {r['Priority']}) repeats the conditions of rule {twin['RuleArn']} "
+                    f"(priority {twin['Priority']}), ahead of it: it meets none of them")
         goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
             return _regex_stated(r, weighted, name, goes)
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
                 f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
 
-    states = "; ".join(state(r) for r in sorted([*matching, *regex], key=_priority))
+    states = "; ".join(state(r) for r in said)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
     # The rule to change: the one matching rule, else the first pinning some, else the first of all.
     changed = matching[0] if len(matching) == 1 or not pins else pins[0]

@@ -697,6 +697,16 @@ def test_a_pin_rule_duplicating_one_ahead_of_it_is_not_named_among_those_pinning
     assert "again" not in pin.said(), pin.said()
 
 
+def test_a_pin_rule_duplicating_one_ahead_of_it_on_part_of_the_requests_is_said_to_repeat_it():
+    """Two rules on host a alone: the second meets none of the checks, the first taking each. Said to
+    "send those it meets to canary-tg alone" as the first was, it read as pinning some of them."""
+    said = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), on_host("again", "4", "A.example.com", CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert ("; rule again (priority 4) repeats the conditions of rule a (priority 3), ahead of it: it meets none of "
+            "them, so some of them may pass them all by: give rule a ") in said, said
+    assert "rule again (priority 4) matches the header" not in said, said
+
+
 def test_a_pin_rule_whose_values_miss_the_weighted_rules_hosts_beside_a_regular_expression_is_not_named():
     """A host condition with both Values and RegexValues is counted by its values: values on none of
     the weighted rule's hosts count for nothing, and the rule, on them "by a regular expression"
