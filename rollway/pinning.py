@@ -679,10 +679,10 @@ def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Map
 
 def _matched(field: str, weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """``weighted``'s conditions on ``field``, a request it matches meeting each; with no
-    path-pattern, ``_EVERY_PATH``: it matches every path, and one on /* narrows nothing. Not so a
-    host-header on *: a request with no Host header may miss even that."""
+    path-pattern, ``_EVERY_PATH``: it matches every path, and one on /* narrows nothing; with no
+    host-header, ``_EVERY_HOST``: one on * narrows none of the checks' requests."""
     theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == field]
-    return theirs or ([_EVERY_PATH] if field == "path-pattern" else [])
+    return theirs or [{"path-pattern": _EVERY_PATH, "host-header": _EVERY_HOST}[field]]
 
 
 def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
@@ -744,6 +744,12 @@ _EVERY_PATH = {"Field": "path-pattern", "Values": ["/*"]}
 (a load balancer compares the path of the request's URL, its query string apart; the checks'
 URLs are sent by httpx, an empty path as ``/``). Covered by ``/*``, ``*`` or ``*/*`` (``_covers``),
 not by ``/?*``, which misses ``/``: patterns are case-sensitive, ``*`` any characters or none."""
+
+_EVERY_HOST = {"Field": "host-header", "Values": ["*"]}
+"""The hosts of the checks' requests a rule with no host-header condition matches: every one.
+Each carries the Host of its URL (httpx writes it), which * matches; a request with no Host header
+(HTTP/1.0), which misses even *, is never one of them. Read as possibly theirs, a pin on * was refused
+as missing some and its author told to widen it to the condition it had."""
 
 
 def _config(condition: Mapping[str, Any]) -> Mapping[str, Any]:

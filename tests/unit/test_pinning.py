@@ -567,9 +567,20 @@ def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_
     assert ("matches the header with a host-header condition (regex ^.*$) that may not match every host the weighted "
             "rule, with none, matches (regular expressions are not compared)") in said, said
     assert "does not have" not in said and "is known to meet every request" in said, said
-    # A host given as values still misses a request with no Host header, or one naming another host.
+    # A host given as values still misses a request naming another host.
     said = found_on_edit(rule("pin", "5", [header("canary"), HOST], CANARY))
     assert said.unknown is None and "a host-header condition the weighted rule does not have" in said, said
+
+
+@pytest.mark.parametrize("host", [{"Field": "host-header", "Values": ["*"]},
+                                  {"Field": "host-header", "HostHeaderConfig": {"Values": ["*"],
+                                                                                "RegexValues": ["^x$"]}}])
+def test_a_pin_on_every_host_ahead_of_a_weighted_rule_with_no_host_pins_every_check(host):
+    """Refused for "a host-header condition the weighted rule does not have", for a request with no
+    Host header, and told to widen it to the very condition it had: every check carries the Host
+    of its URL, which * matches."""
+    pin = found_on_edit(rule("pin", "5", [header("canary"), host], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
 
 
 def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
