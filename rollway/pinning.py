@@ -413,14 +413,17 @@ def _unheaded_taking_said(taking: Sequence[Mapping[str, Any]], pins: Sequence[tu
     rules = f"rule {said}" if len(behind) == 1 else f"rules {said}"
     if len(pins) == 1:
         pinning = f"{rules}, the one pinning them to the canary target group {canary_group} alone"
+    elif len(behind) == len(pins):
+        pinning = f"{rules}, which together pin them to the canary target group {canary_group} alone"
     else:
         every = " and ".join(f"{arn} (priority {priority})" for arn, priority in pins)
         pinning = f"{rules}, of rules {every}, which together pin them to the canary target group {canary_group} alone"
     moved = " and ".join(arn for arn, _ in behind)
     give = (f"give rule {moved} a priority number below {first['Priority']}" if len(behind) == 1 else
             f"give rules {moved} priority numbers below {first['Priority']}")
-    return (f"{states}; {'it is' if len(taking) == 1 else 'each is'} ahead of {pinning}: {give} (a listener meets its "
-            "rules in priority order)")
+    # Of the first alone: one behind it may be ahead of fewer of the pins ("each is" was untrue of it).
+    return (f"{states}; {'it is' if len(taking) == 1 else 'the first of them is'} ahead of {pinning}: {give} (a "
+            "listener meets its rules in priority order)")
 
 
 _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "

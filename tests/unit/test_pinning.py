@@ -826,6 +826,13 @@ def test_a_rule_with_no_header_condition_ahead_of_pins_pinning_together_is_refus
                          "pin them to the canary target group canary-tg alone: give rule b a priority number below 4 (a "
                          "listener meets its rules in priority order)"), said
     assert isinstance(found_on_two_hosts(pins[0], rule("ip", "6", [SOURCE_IP], STABLE), pins[1]), Pin)
+    # Two, one ahead of both pins and one between them: "each is ahead of rules a and b" was untrue of
+    # the second, and every pin behind the first was named twice.
+    said = found_on_two_hosts(rule("query", "2", [QUERY], STABLE), pins[0], rule("ip", "4", [SOURCE_IP], STABLE),
+                              pins[1])
+    assert said.endswith("; the first of them is ahead of rules a (priority 3) and b (priority 5), which together pin "
+                         "them to the canary target group canary-tg alone: give rules a and b priority numbers below 2 "
+                         "(a listener meets its rules in priority order)"), said
 
 
 @pytest.mark.parametrize("rules", [
