@@ -344,7 +344,7 @@ def _header_name(condition: Mapping[str, Any]) -> str:
 
 def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
     """Whether an ``_unheaded_ahead`` rule meeting some of the checks' requests turns on what is not
-    compared: a header other than ``name`` (the checks' requests may carry it or not) or regular
+    compared: a header other than ``name`` (the checks' values of it are not compared) or regular
     expressions (``_unheaded_regex``)."""
     return bool(_other_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
 
@@ -364,7 +364,8 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     others = any(_other_headers(r, name) for r in unsure)
     regex = any(not _other_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
     why = [*(["regular expressions that are not compared"] if regex else []),
-           *([f"headers other than {name}, which the checks' requests may carry or not"] if others else [])]
+           # Not "may carry or not": the checks always carry User-Agent, with a value of their own.
+           *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else [])]
     return f"which of them {named} {meet}, by {' and '.join(why)}"
 
 

@@ -259,8 +259,8 @@ def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_express
     other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "User-Agent", "RegexValues": ["^rollway"]}}
     said = found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.unknown == (
-        "which of them rule regex (priority 3) meets, by headers other than X-Rollway-Target, which the checks' "
-        "requests may carry or not"), said
+        "which of them rule regex (priority 3) meets, by headers other than X-Rollway-Target, whose values on the "
+        "checks' requests are not compared"), said
     other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
     assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE),
                                     rule("pin", "5", [header("canary")], CANARY)), Pin)
@@ -780,7 +780,7 @@ def test_a_rule_on_another_header_ahead_of_the_pin_may_take_some_and_is_refused_
     said = found_on_edit(token, rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule token (priority 3) meets, by headers other than X-Rollway-Target, "
-                            "which the checks' requests may carry or not"), said
+                            "whose values on the checks' requests are not compared"), said
     assert said == ("rule token (priority 3), with an http-header condition on another header than X-Rollway-Target, "
                     "may meet some of the weighted rule's requests carrying `X-Rollway-Target: canary` (those carrying "
                     "Authorization as it asks: Bearer *), and sends those it meets to arn:tg/canary, arn:tg/stable (by its own "
