@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from rollway.one_line import on_one_line
@@ -27,6 +27,13 @@ from rollway.one_line import on_one_line
 HEADER_NAME_MAX = 40
 HEADER_VALUE_MAX = 128
 """The longest header name and value an ALB http-header condition matches (AWS's limits)."""
+
+CHECK_HEADERS = frozenset({"accept", "accept-encoding", "authorization", "connection", "content-length",
+                           "content-type", "user-agent"})
+"""The headers the validation's checks may carry besides the pin header and Host (``http_checks.client``'s
+and httpx's own). A rule with an http-header condition on any other meets none of them: read as one
+they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
+they were not sent."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -79,19 +86,30 @@ class Pin:
     together: tuple[tuple[str, str], ...] = ()
     """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
     request of the weighted rule's and these together do (``_pinned_together``)."""
+    unheaded: tuple[tuple[str, str], ...] = ()
+    """The rules (ARN, priority) ahead of a pin rule with no condition on the header, forwarding to
+    the canary group alone, that the checks they meet reach it through, not through the pin."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
         rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"."""
+        every one"; the ``unheaded`` ones after, as sending those they meet there themselves."""
         if not self.together:
-            return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, "
-                    f"priority {self.priority}, ahead of the weighted rule's {self.weighted_priority})")
-        named = [f"{arn} (priority {priority})"
-                 for arn, priority in ((self.rule_arn, self.priority), *self.together)]
-        return (f"pinned to target group {self.target_group} by header `{self.header}` (rules "
-                f"{', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and together "
-                f"on every one, ahead of the weighted rule's {self.weighted_priority})")
+            by = f"rule {self.rule_arn}, priority {self.priority}"
+        else:
+            named = [f"{arn} (priority {priority})"
+                     for arn, priority in ((self.rule_arn, self.priority), *self.together)]
+            by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and " \
+                 "together on every one"
+        unheaded = ""
+        if self.unheaded:
+            one = len(self.unheaded) == 1
+            rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
+            unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
+                        f"with no condition on the header, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
+                        f"there {'itself' if one else 'themselves'}")
+        return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
+                f"rule's {self.weighted_priority}{unheaded})")
 
 
 class Unpinned(str):
@@ -146,15 +164,20 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
     header_rules = _header_rules_ahead(rules, weighted, name, value)
-    unheaded = _unheaded_ahead(rules, weighted, name, value, canary_arn)
+    every_unheaded = _unheaded_ahead(rules, weighted, name, value)
+    # Those forwarding to the canary group alone send the checks they meet where the pin would.
+    unheaded = [rule for rule in every_unheaded if not _to_canary_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
     if isinstance(found, Pin):
         # Each pin rule behind a rule with no condition on the header is passed over by those that
         # rule meets: judged by header rules alone, the pin was said to hold every check.
         pins = [(found.rule_arn, found.priority), *found.together]
-        taking = [r for r in unheaded if _priority(r) < max(float(priority) for _, priority in pins)]
+        last = max(float(priority) for _, priority in pins)
+        taking = [r for r in unheaded if _priority(r) < last]
         if not taking:
-            return found
+            # Named beside the pin: said pinned by it alone, those checks were never its.
+            return replace(found, unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
+                                                 if _priority(r) < last))
         return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group),
                         _unsure_said(taking, weighted, name) if all(_unheaded_unsure(r, weighted, name) for r in taking)
                         else None)
@@ -173,7 +196,8 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
            unheaded: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
            canary_arn: str, canary_group: str) -> Pin | str:
     """``find_pin``'s answer, its refusal as a bare text, judged by header rules (``header_rules``:
-    ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s) only set where a rule to create
+    ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s, those forwarding to the canary
+    group alone apart) only set where a rule to create
     or change must go. A pin found is ``find_pin``'s to judge against them."""
     weighted_arn = weighted["RuleArn"]
     # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
@@ -293,28 +317,34 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
             and not _apart(rule, weighted)]
 
 
-def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
-                    canary_arn: str) -> list[Mapping[str, Any]]:
+def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                    value: str) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
-    http-header condition of theirs is met by that header alone (none, or one on another header
-    beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
+    http-header condition of theirs is met by that header alone (none, or one on another header the
+    checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
     each meets those of the weighted rule's requests its other conditions let by, carrying the header
-    or not. Not those forwarding to the canary group alone: the checks meeting one reach it anyway."""
+    or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
-            and not _apart(rule, weighted) and not _to_canary_alone(rule, canary_arn)]
+            and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
+            and not _apart(rule, weighted)]
 
 
 def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:
     """``rule``'s http-header conditions on headers other than ``name`` (``on``: those on ``name``)."""
     return [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"
-            and (str(c.get("HttpHeaderConfig", {}).get("HttpHeaderName", "")).lower() == name.lower()) == on]
+            and (_header_name(c).lower() == name.lower()) == on]
+
+
+def _header_name(condition: Mapping[str, Any]) -> str:
+    """The header an http-header ``condition`` is on, as DescribeRules gives it."""
+    return str(condition.get("HttpHeaderConfig", {}).get("HttpHeaderName", ""))
 
 
 def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
     """Whether an ``_unheaded_ahead`` rule meeting some of the checks' requests turns on what is not
-    compared: a header other than ``name`` (the checks' requests may carry it or not) or regular
+    compared: a header other than ``name`` (the checks' values of it are not compared) or regular
     expressions (``_unheaded_regex``)."""
     return bool(_other_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
 
@@ -334,7 +364,8 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     others = any(_other_headers(r, name) for r in unsure)
     regex = any(not _other_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
     why = [*(["regular expressions that are not compared"] if regex else []),
-           *([f"headers other than {name}, which the checks' requests may carry or not"] if others else [])]
+           # Not "may carry or not": the checks always carry User-Agent, with a value of their own.
+           *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else [])]
     return f"which of them {named} {meet}, by {' and '.join(why)}"
 
 
@@ -383,14 +414,17 @@ def _unheaded_taking_said(taking: Sequence[Mapping[str, Any]], pins: Sequence[tu
     rules = f"rule {said}" if len(behind) == 1 else f"rules {said}"
     if len(pins) == 1:
         pinning = f"{rules}, the one pinning them to the canary target group {canary_group} alone"
+    elif len(behind) == len(pins):
+        pinning = f"{rules}, which together pin them to the canary target group {canary_group} alone"
     else:
         every = " and ".join(f"{arn} (priority {priority})" for arn, priority in pins)
         pinning = f"{rules}, of rules {every}, which together pin them to the canary target group {canary_group} alone"
     moved = " and ".join(arn for arn, _ in behind)
     give = (f"give rule {moved} a priority number below {first['Priority']}" if len(behind) == 1 else
             f"give rules {moved} priority numbers below {first['Priority']}")
-    return (f"{states}; {'it is' if len(taking) == 1 else 'each is'} ahead of {pinning}: {give} (a listener meets its "
-            "rules in priority order)")
+    # Of the first alone: one behind it may be ahead of fewer of the pins ("each is" was untrue of it).
+    return (f"{states}; {'it is' if len(taking) == 1 else 'the first of them is'} ahead of {pinning}: {give} (a "
+            "listener meets its rules in priority order)")
 
 
 _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all of the weighted "
@@ -409,14 +443,24 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``_found``'s ``before``, the first rule ahead of the weighted rule that may send
     some of them elsewhere (one of these, or one with no condition on the header)."""
+    said = sorted([*matching, *regex], key=_priority)
+
     def state(r: Mapping[str, Any]) -> str:
+        # A rule on the same conditions as one ahead of it meets none of them: said to send "those
+        # it meets" to the canary, it read as pinning some.
+        same = {_condition_key(c) for c in r.get("Conditions", [])}
+        twin = next((o for o in said if _priority(o) < _priority(r)
+                     and {_condition_key(c) for c in o.get("Conditions", [])} == same), None)
+        if twin is not None:
+            return (f"rule {r['RuleArn']} (priority {r['Priority']}) repeats the conditions of rule {twin['RuleArn']} "
+                    f"(priority {twin['Priority']}), ahead of it: it meets none of them")
         goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
             return _regex_stated(r, weighted, name, goes)
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
                 f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
 
-    states = "; ".join(state(r) for r in sorted([*matching, *regex], key=_priority))
+    states = "; ".join(state(r) for r in said)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
     # The rule to change: the one matching rule, else the first pinning some, else the first of all.
     changed = matching[0] if len(matching) == 1 or not pins else pins[0]
@@ -639,10 +683,10 @@ def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Map
 
 def _matched(field: str, weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """``weighted``'s conditions on ``field``, a request it matches meeting each; with no
-    path-pattern, ``_EVERY_PATH``: it matches every path, and one on /* narrows nothing. Not so a
-    host-header on *: a request with no Host header may miss even that."""
+    path-pattern, ``_EVERY_PATH``: it matches every path, and one on /* narrows nothing; with no
+    host-header, ``_EVERY_HOST``: one on * narrows none of the checks' requests."""
     theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == field]
-    return theirs or ([_EVERY_PATH] if field == "path-pattern" else [])
+    return theirs or [{"path-pattern": _EVERY_PATH, "host-header": _EVERY_HOST}[field]]
 
 
 def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
@@ -704,6 +748,12 @@ _EVERY_PATH = {"Field": "path-pattern", "Values": ["/*"]}
 (a load balancer compares the path of the request's URL, its query string apart; the checks'
 URLs are sent by httpx, an empty path as ``/``). Covered by ``/*``, ``*`` or ``*/*`` (``_covers``),
 not by ``/?*``, which misses ``/``: patterns are case-sensitive, ``*`` any characters or none."""
+
+_EVERY_HOST = {"Field": "host-header", "Values": ["*"]}
+"""The hosts of the checks' requests a rule with no host-header condition matches: every one.
+Each carries the Host of its URL (httpx writes it), which * matches; a request with no Host header
+(HTTP/1.0), which misses even *, is never one of them. Read as possibly theirs, a pin on * was refused
+as missing some and its author told to widen it to the condition it had."""
 
 
 def _config(condition: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -931,3 +931,21 @@ def test_a_passing_json_health_body_under_the_cap_is_still_read_for_its_verdict(
         with http_checks.client(spec) as http:
             health = http_checks.check_health(http, spec)
     assert health.outcome == "failed" and 'its body says status "DOWN"' in health.reason, health.reason
+
+
+def test_the_checks_carry_no_header_a_listener_rule_ahead_of_the_pin_is_read_never_to_meet(app):
+    """``pinning.CHECK_HEADERS``: a rule on a header not among them is passed by every check. A header
+    sent and not listed there would be read as never carried, and a rule on it ahead of the pin, which
+    the checks meet, passed over."""
+    from rollway.pinning import CHECK_HEADERS
+
+    app.faults.authorization = "Bearer s3cr3t"
+    spec = spec_for(app.url, canary_header="X-Rollway-Target: canary", authorization_secret_block="edit-api-token")
+    with http_checks.client(spec, SecretStr("Bearer s3cr3t")) as http:
+        health = http_checks.check_health(http, spec)
+        session = http_checks.create_session(http, spec)
+        message = http_checks.send_message(http, spec, session.detail)
+    assert health.passed and session.passed and message.passed, (health.reason, session.reason, message.reason)
+    sent = {name.lower() for headers in app.headers for name in headers}
+    assert sent - {"host", "x-rollway-target"} <= CHECK_HEADERS, sent
+    assert {"x-rollway-target", "authorization", "user-agent", "content-type"} <= sent, sent

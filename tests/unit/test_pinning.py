@@ -254,13 +254,16 @@ def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_express
     assert isinstance(said, str), said
     assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
                            "regular expression on X-Rollway-Target, ^can, not compared) ahead of rule pin (priority 5)"), said
-    # On another header, it may meet those carrying that one too; on paths apart from the weighted rule's, it
-    # leaves the pin.
-    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
+    # On another header the checks send, it may meet them too; on one they never send, or on paths apart
+    # from the weighted rule's, it leaves the pin.
+    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "User-Agent", "RegexValues": ["^rollway"]}}
     said = found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.unknown == (
-        "which of them rule regex (priority 3) meets, by headers other than X-Rollway-Target, which the checks' "
-        "requests may carry or not"), said
+        "which of them rule regex (priority 3) meets, by headers other than X-Rollway-Target, whose values on the "
+        "checks' requests are not compared"), said
+    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
+    assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE),
+                                    rule("pin", "5", [header("canary")], CANARY)), Pin)
     assert isinstance(found_on_edit(rule("regex", "3", [regex, path("/api/*")], STABLE),
                                     rule("pin", "5", [header("canary")], CANARY)), Pin)
 
@@ -564,9 +567,20 @@ def test_a_pin_whose_host_is_a_regular_expression_ahead_of_a_weighted_rule_with_
     assert ("matches the header with a host-header condition (regex ^.*$) that may not match every host the weighted "
             "rule, with none, matches (regular expressions are not compared)") in said, said
     assert "does not have" not in said and "is known to meet every request" in said, said
-    # A host given as values still misses a request with no Host header, or one naming another host.
+    # A host given as values still misses a request naming another host.
     said = found_on_edit(rule("pin", "5", [header("canary"), HOST], CANARY))
     assert said.unknown is None and "a host-header condition the weighted rule does not have" in said, said
+
+
+@pytest.mark.parametrize("host", [{"Field": "host-header", "Values": ["*"]},
+                                  {"Field": "host-header", "HostHeaderConfig": {"Values": ["*"],
+                                                                                "RegexValues": ["^x$"]}}])
+def test_a_pin_on_every_host_ahead_of_a_weighted_rule_with_no_host_pins_every_check(host):
+    """Refused for "a host-header condition the weighted rule does not have", for a request with no
+    Host header, and told to widen it to the very condition it had: every check carries the Host
+    of its URL, which * matches."""
+    pin = found_on_edit(rule("pin", "5", [header("canary"), host], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
 
 
 def test_several_rules_matching_the_header_by_regular_expressions_are_each_named():
@@ -694,6 +708,16 @@ def test_a_pin_rule_duplicating_one_ahead_of_it_is_not_named_among_those_pinning
     assert "again" not in pin.said(), pin.said()
 
 
+def test_a_pin_rule_duplicating_one_ahead_of_it_on_part_of_the_requests_is_said_to_repeat_it():
+    """Two rules on host a alone: the second meets none of the checks, the first taking each. Said to
+    "send those it meets to canary-tg alone" as the first was, it read as pinning some of them."""
+    said = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), on_host("again", "4", "A.example.com", CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert ("; rule again (priority 4) repeats the conditions of rule a (priority 3), ahead of it: it meets none of "
+            "them, so some of them may pass them all by: give rule a ") in said, said
+    assert "rule again (priority 4) matches the header" not in said, said
+
+
 def test_a_pin_rule_whose_values_miss_the_weighted_rules_hosts_beside_a_regular_expression_is_not_named():
     """A host condition with both Values and RegexValues is counted by its values: values on none of
     the weighted rule's hosts count for nothing, and the rule, on them "by a regular expression"
@@ -752,17 +776,45 @@ def test_a_rule_with_no_header_condition_that_takes_none_of_the_checks_leaves_th
 
 
 def test_a_rule_on_another_header_ahead_of_the_pin_may_take_some_and_is_refused_as_not_known():
-    debug = rule("debug", "3", [header("1", name="X-Debug")], STABLE, CANARY)
-    said = found_on_edit(debug, rule("pin", "5", [header("canary")], CANARY))
+    token = rule("token", "3", [header("Bearer *", name="Authorization")], STABLE, CANARY)
+    said = found_on_edit(token, rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned), said
-    assert said.unknown == ("which of them rule debug (priority 3) meets, by headers other than X-Rollway-Target, "
-                            "which the checks' requests may carry or not"), said
-    assert said == ("rule debug (priority 3), with an http-header condition on another header than X-Rollway-Target, "
+    assert said.unknown == ("which of them rule token (priority 3) meets, by headers other than X-Rollway-Target, "
+                            "whose values on the checks' requests are not compared"), said
+    assert said == ("rule token (priority 3), with an http-header condition on another header than X-Rollway-Target, "
                     "may meet some of the weighted rule's requests carrying `X-Rollway-Target: canary` (those carrying "
-                    "X-Debug as it asks: 1), and sends those it meets to arn:tg/canary, arn:tg/stable (by its own "
+                    "Authorization as it asks: Bearer *), and sends those it meets to arn:tg/canary, arn:tg/stable (by its own "
                     "weights, not the weighted rule's); it is ahead of rule pin (priority 5), the one pinning them to "
                     "the canary target group canary-tg alone: give rule pin a priority number below 3 (a listener "
                     "meets its rules in priority order)"), said
+
+
+def test_a_rule_with_no_header_condition_to_the_canary_alone_ahead_of_the_pin_is_named_beside_it():
+    """The checks on its paths reach the canary group through it, not the pin: said pinned "by
+    header (rule pin ...)" alone, a person was sent to the pin for requests it never saw."""
+    pin = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], CANARY), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it with no condition "
+                          "on the header, sends those it meets there itself)"), pin.said()
+    pins = (on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
+    pin = found_on_two_hosts(pins[0], rule("ip", "4", [SOURCE_IP], CANARY), pins[1])
+    assert isinstance(pin, Pin) and pin.said().endswith(
+        "ahead of the weighted rule's 10; rule ip (priority 4), ahead of one of them with no condition on the "
+        "header, sends those it meets there itself)"), pin.said()
+
+
+@pytest.mark.parametrize("debug", [
+    [header("1", name="X-Debug")],
+    [header("canary"), header("*", name="x-debug")],           # the pin header too, beside one never sent
+    [header("Bearer *", name="Authorization"), {"Field": "http-header",
+                                                "HttpHeaderConfig": {"HttpHeaderName": "X-Debug", "RegexValues": ["."]}}],
+])
+def test_a_rule_on_a_header_the_checks_never_send_ahead_of_the_pin_leaves_it(debug):
+    """A rule on X-Debug ahead of the pin made whether the checks are pinned "not known", and they
+    were not sent, though they never carry that header: the load balancer passes them by it."""
+    pin = found_on_edit(rule("debug", "3", debug, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
 
 
 def test_a_rule_with_no_header_condition_ahead_of_pins_pinning_together_is_refused():
@@ -774,6 +826,13 @@ def test_a_rule_with_no_header_condition_ahead_of_pins_pinning_together_is_refus
                          "pin them to the canary target group canary-tg alone: give rule b a priority number below 4 (a "
                          "listener meets its rules in priority order)"), said
     assert isinstance(found_on_two_hosts(pins[0], rule("ip", "6", [SOURCE_IP], STABLE), pins[1]), Pin)
+    # Two, one ahead of both pins and one between them: "each is ahead of rules a and b" was untrue of
+    # the second, and every pin behind the first was named twice.
+    said = found_on_two_hosts(rule("query", "2", [QUERY], STABLE), pins[0], rule("ip", "4", [SOURCE_IP], STABLE),
+                              pins[1])
+    assert said.endswith("; the first of them is ahead of rules a (priority 3) and b (priority 5), which together pin "
+                         "them to the canary target group canary-tg alone: give rules a and b priority numbers below 2 "
+                         "(a listener meets its rules in priority order)"), said
 
 
 @pytest.mark.parametrize("rules", [
