@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
-from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
+from flows.engine import RefusedAfterLostAnswer, TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
@@ -189,21 +189,28 @@ class MoveNotReadBack(ReadBackUnanswered):
     answer was lost (``lost``: the write's error), not read back: the load balancer did not answer a
     read of its weights by the verify timeout. The traffic may be on stable already, or not (the rule
     read as others since): unlike a read not answered before the move, which moved nothing. Its
-    message is the read's own, after the lost answer's."""
+    message is the read's own, after the lost answer's, then the refusal of the move sent again
+    (``refused``: a permission denied, a rule gone), which no later run gets past until it is put right."""
 
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
+    refused: BaseException | None = None
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 lost: str | None = None) -> None:
+                 lost: str | None = None, refused: BaseException | None = None) -> None:
         super().__init__(what, seconds, service, bound)
-        self.lost = lost
+        self.lost, self.refused = lost, refused
+        said = self.args[0]
         if lost is not None:
-            self.args = (f"the answer to the move was lost ({lost}); {self.args[0]}",)
+            said = f"the answer to the move was lost ({lost}); {said}"
+        if refused is not None:
+            said = f"{said}; sent again, the move was refused: {refused}"
+        self.args = (said,)
 
     @classmethod
-    def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None) -> MoveNotReadBack:
+    def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
+           refused: BaseException | None = None) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost))
+                   None if lost is None else str(lost), refused)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -322,6 +329,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
         sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
                 else f"the load balancer took the move to {stable} but")
+        if err.refused is not None:
+            # The move sent again was refused for good: waiting for the load balancer to answer does
+            # not get past a permission denied; what the refusal names must be put right first.
+            fix = when_again(err.refused, stable, run)
+            return (f"{sent} did not answer when its weights were read back, and the move sent again was refused: "
+                    f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
+                    "shows the split the load balancer holds once it answers.")
         return (f"{sent} did not answer when its weights were read back: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
@@ -563,14 +577,18 @@ def execute_rollback(
         try:
             weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
                                      dropping=True)
-        except (ReadBackUnanswered, BotoCoreError, ClientError) as failed:
+        except (ReadBackUnanswered, BotoCoreError, ClientError, RefusedAfterLostAnswer) as failed:
             # After a write the load balancer took, or one whose answer was lost and not read back
             # (``landed_although_lost`` raises the write's error from the read given up on): said as a
             # move that may have landed, and was sent ("Done before it failed: nothing" said it was not).
-            unanswered = failed if isinstance(failed, ReadBackUnanswered) else failed.__cause__
+            # Refused for good when sent again (a permission denied): that refusal is said too, as the
+            # statement granting it, since running the rollback again fails the same way until it is fixed.
+            refused = rollout_said(failed.refused, t) if isinstance(failed, RefusedAfterLostAnswer) else None
+            lost = failed.lost if isinstance(failed, RefusedAfterLostAnswer) else failed
+            unanswered = lost if isinstance(lost, ReadBackUnanswered) else lost.__cause__
             if not isinstance(unanswered, ReadBackUnanswered):
                 raise
-            moved = MoveNotReadBack.of(unanswered, None if failed is unanswered else failed)
+            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused)
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
                          + ("its answer lost" if moved.lost is not None else "the load balancer took it")
                          + "; not read back)")
