@@ -300,12 +300,13 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
         if not told:
             told = True
             # Health checks take minutes: say what the run waits for, or it looks stuck.
+            # The setting's figure as it was given (``seconds_said``): ``:g`` cut 1000.125 s to "1000.12 s".
             get_run_logger().info("the %s target group has %d of the %d healthy target(s) needed; waiting up to "
-                                  "%g s%s for the load balancer's health checks", version, healthy, needed,
-                                  timeout_seconds, f" ({setting})" if setting else "")
+                                  "%s%s for the load balancer's health checks", version, healthy, needed,
+                                  seconds_said(timeout_seconds), f" ({setting})" if setting else "")
         left = deadline - time.monotonic()
         if left <= 0:
-            waited = f"{timeout_seconds:g} s" + (f" ({setting})" if setting else "")
+            waited = seconds_said(timeout_seconds) + (f" ({setting})" if setting else "")
             advice = "" if not setting else (
                 f": see why its targets fail the load balancer's health checks (the target group's health check, "
                 f"the {version} service's tasks and their logs), or raise {setting} if they only need longer")

@@ -48,7 +48,7 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import FAILED_STEP, without_traceback
 from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
-from rollway.bounds import duration_said
+from rollway.bounds import duration_said, seconds_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AdapterError, RuleForwardsNowhere, RulesOnPath, ServiceNotStable,
                                 TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
@@ -947,12 +947,13 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
             raise
         healthy = short.healthy
     stable = env.targets.stable_service
-    waited = f"{timeout_seconds:g} s ({HEALTHY_SETTING})"
+    # The wait's figure as it was given (``seconds_said``): ``:g`` cut 1000.125 s to "1000.12 s".
+    waited = f"{seconds_said(timeout_seconds)} ({HEALTHY_SETTING})"
     get_run_logger().warning("only %d of the %d %s targets needed for all the traffic are healthy after %s: moving "
                              "the traffic to them all the same, off the version being rolled back",
                              healthy, needed, stable, waited)
     # True of a move that then fails too: the page of a stopped rollback quotes it.
-    steps.append(f"went on with {healthy} of {needed} {stable} targets healthy after {timeout_seconds:g} s")
+    steps.append(f"went on with {healthy} of {needed} {stable} targets healthy after {seconds_said(timeout_seconds)}")
     return (f"Only {healthy} of the {needed} {stable} targets needed for all the traffic were healthy after {waited}: "
             f"the traffic was moved to them all the same, off the version being rolled back. Watch {stable}'s errors "
             "and latency until the rest pass the load balancer's health checks (see why they fail: the target "
@@ -1840,10 +1841,11 @@ def _say_waits_raised(rollout: str | None, *, asked: dict[str, float | None], sp
     for name, given in asked.items():
         if given is None or used[name] == given:
             continue
-        why = (f"rollout {rollout}'s spec says {used[name]:g} s" if spec[name] == used[name]
-               else f"the default, {used[name]:g} s, is the least a rollback waits")
-        get_run_logger().info("%s: waiting %g s, not the %g s asked: %s (a rollback never waits less than the open "
-                              "rollout's spec, nor than the default)", name, used[name], given, why)
+        why = (f"rollout {rollout}'s spec says {seconds_said(used[name])}" if spec[name] == used[name]
+               else f"the default, {seconds_said(used[name])}, is the least a rollback waits")
+        get_run_logger().info("%s: waiting %s, not the %s asked: %s (a rollback never waits less than the open "
+                              "rollout's spec, nor than the default)", name, seconds_said(used[name]),
+                              seconds_said(given), why)
 
 
 def _longest(*waits: float | None) -> float | None:
