@@ -2205,21 +2205,22 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     except Exception as err:
         stable = env.targets.stable_service
         back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
-        # Not "run `rollway abort` once that rollback has ended": it finds the rollout rolled back
-        # by then, and moves nothing.
-        then = (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic to "
-                f"{service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
-                "rollout not yet rolled back")
         if back is not None:
             did = (f"this run put it back on {stable} ({back}, read back), paging nobody, but then failed ({err}); "
                    "that rollback still retires the canary and tells people")
-        elif isinstance(getattr(err, "cause", None), MoveNotReadBack):
-            # The load balancer took the move (or lost its answer) and did not answer its read-back:
-            # "could NOT move it back" said it had not, beside its step "sent the move".
-            did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not answer "
-                   f"its read-back ({err}). It paged nobody. {then}")
         else:
-            did = f"this run could NOT move it back, and paged nobody ({err}). {then}"
+            # Not "run `rollway abort` once that rollback has ended": it finds the rollout rolled back
+            # by then, and moves nothing.
+            then = (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic "
+                    f"to {service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
+                    "rollout not yet rolled back")
+            if isinstance(getattr(err, "cause", None), MoveNotReadBack):
+                # The load balancer took the move (or lost its answer) and did not answer its read-back:
+                # "could NOT move it back" said it had not, beside its step "sent the move".
+                did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not "
+                       f"answer its read-back ({err}). It paged nobody. {then}")
+            else:
+                did = f"this run could NOT move it back, and paged nobody ({err}). {then}"
         error = RollbackClaimed(
             f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): {did}",
             holder=held.holder, expires=held.expires, waited=held.waited)
