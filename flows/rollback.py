@@ -46,7 +46,7 @@ from flows.engine import RefusedAfterLostAnswer, TooFewHealthyTargets, set_and_v
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
-from flows.untraced import FAILED_STEP, without_traceback
+from flows.untraced import FAILED_STEP, PAGED, without_traceback
 from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
 from rollway.bounds import duration_said, seconds_said
 from rollway.aws.ecs import task_family
@@ -605,6 +605,9 @@ def execute_rollback(
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 held = _page_failed_move(env, reason, actor, steps, err, version(),
                                          _run_again(bindings, ledgered), verify_timeout_seconds, read.replaced)
+                # Said whole in the page's line: the flow engine's ERROR line of it, and its
+                # traceback, are left off the terminal of a command running the flow (`rollway abort`).
+                setattr(err, PAGED, True)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
                 _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
