@@ -43,6 +43,7 @@ from rollway.decide import (
     stage_over,
     window_looked,
 )
+from rollway.aws.errors import WeightMismatch
 from rollway.bounds import seconds_said
 from rollway.deadline import ReadBackUnanswered, within
 from rollway.environment import Environment
@@ -299,12 +300,13 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
         if not told:
             told = True
             # Health checks take minutes: say what the run waits for, or it looks stuck.
+            # The setting's figure as it was given (``seconds_said``): ``:g`` cut 1000.125 s to "1000.12 s".
             get_run_logger().info("the %s target group has %d of the %d healthy target(s) needed; waiting up to "
-                                  "%g s%s for the load balancer's health checks", version, healthy, needed,
-                                  timeout_seconds, f" ({setting})" if setting else "")
+                                  "%s%s for the load balancer's health checks", version, healthy, needed,
+                                  seconds_said(timeout_seconds), f" ({setting})" if setting else "")
         left = deadline - time.monotonic()
         if left <= 0:
-            waited = f"{timeout_seconds:g} s" + (f" ({setting})" if setting else "")
+            waited = seconds_said(timeout_seconds) + (f" ({setting})" if setting else "")
             advice = "" if not setting else (
                 f": see why its targets fail the load balancer's health checks (the target group's health check, "
                 f"the {version} service's tasks and their logs), or raise {setting} if they only need longer")
@@ -354,12 +356,15 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     after it fail too, that send's error is the one raised (its cause the read-back not answered,
     as ``undoable.landed_although_lost`` raises it), the last one's logged. Raised, the last send's
     refusal (a throttle) had a rollback page "could NOT be moved back" and "Done before it failed:
-    nothing" of a move that may have landed.
+    nothing" of a move that may have landed. What the load balancer showed last decides
+    (``may_have_landed``): a later send's read-back that answered with other weights says that
+    send did not land, and the send's own error is raised. A refusal for good after it (a
+    permission denied) is raised as ``RefusedAfterLostAnswer``, which names both.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
     writer = env.router.dropping_others(first) if dropping else env.router
-    may_have_landed: BaseException | None = None
+    landed: BaseException | None = None  # the last send not known to have failed to land
     for attempt in range(1, tries + 1):
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
@@ -367,21 +372,64 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         try:
             return _set_and_verify_once(env, writer, target, timeout_seconds, lost, first)
         except (BotoCoreError, ClientError) as err:
-            if isinstance(err.__cause__, ReadBackUnanswered):
-                may_have_landed = err
+            earlier, landed = landed, may_have_landed(landed, err)
+            if earlier is not None and landed is None:
+                get_run_logger().warning(
+                    "try %d of %d read the weights back as %s, not %s: the earlier try whose answer was lost did not "
+                    "land (or was moved since), so it is not the one failed on", attempt, tries, read_back_of(err),
+                    target)
             if attempt == tries or undoable.final_for_elb(err):
-                if may_have_landed is None or may_have_landed is err:
+                if landed is None or landed is err:
                     raise
+                if undoable.final_for_elb(err):
+                    raise RefusedAfterLostAnswer(landed, err) from landed
                 get_run_logger().error(
                     "setting the weights to %s failed on try %d of %d (%s); an earlier try's answer was lost and its "
                     "weights were not read back, so it may have landed: failing on that one (%s)", target, attempt,
-                    tries, err, may_have_landed)
-                raise may_have_landed from may_have_landed.__cause__
+                    tries, err, landed)
+                raise landed from landed.__cause__
             get_run_logger().warning("setting the weights to %s failed (%s); sending it again in %g s (try %d of %d)",
                                      target, err, delay, attempt + 1, tries)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
+
+
+def read_back_of(err: BaseException) -> Weights | None:
+    """The weights a send's read-back found other than the ones sent, when ``err`` (the send's own
+    error) was raised after it answered (``undoable.landed_although_lost`` raises it from None,
+    the read-back's WeightMismatch its context); None when nothing was read back."""
+    context = err.__context__
+    return context.actual if err.__suppress_context__ and isinstance(context, WeightMismatch) else None
+
+
+def may_have_landed(earlier: BaseException | None, err: BaseException) -> BaseException | None:
+    """Which failed send may have landed after ``err`` failed the last (``earlier``: the one that
+    may have before it, if any): the load balancer's last answer decides.
+
+    ``err`` itself when its answer was lost and its read-back went unanswered; None when its
+    read-back answered with other weights (the earlier send did not land either, or someone moved
+    the traffic since: what the load balancer showed last is what users get); ``earlier`` when
+    nothing was read back (a throttle, a refusal: they say nothing of the earlier send)."""
+    if isinstance(err.__cause__, ReadBackUnanswered):
+        return err
+    return None if read_back_of(err) is not None else earlier
+
+
+class RefusedAfterLostAnswer(PicklableError, RuntimeError):
+    """A send of the weights refused for good (``refused``: a permission denied, a rule gone) after
+    an earlier send whose answer was lost and whose read-back went unanswered (``lost``, raised from
+    that ReadBackUnanswered): the earlier one may have landed, and sending again will not, until
+    what the refusal names is put right. Raised from ``lost``.
+
+    Attributes:
+        lost: the earlier send's error.
+        refused: the refusal.
+    """
+
+    def __init__(self, lost: BaseException, refused: BaseException) -> None:
+        self.lost, self.refused = lost, refused
+        super().__init__(f"{lost}; sent again, the weights were refused: {refused}")
 
 
 # Wall seconds: throttling and a load balancer's own errors pass on AWS's time, not the rollout clock's.

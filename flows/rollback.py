@@ -42,13 +42,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
-from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
+from flows.engine import RefusedAfterLostAnswer, TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
-from flows.untraced import FAILED_STEP, without_traceback
+from flows.untraced import FAILED_STEP, PAGED, without_traceback
 from rollway.aws.denied import PermissionDenied, is_denied, names_rollout_denials, rollout_said
-from rollway.bounds import duration_said
+from rollway.bounds import duration_said, seconds_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AdapterError, RuleForwardsNowhere, RulesOnPath, ServiceNotStable,
                                 TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
@@ -191,21 +191,28 @@ class MoveNotReadBack(ReadBackUnanswered):
     answer was lost (``lost``: the write's error), not read back: the load balancer did not answer a
     read of its weights by the verify timeout. The traffic may be on stable already, or not (the rule
     read as others since): unlike a read not answered before the move, which moved nothing. Its
-    message is the read's own, after the lost answer's."""
+    message is the read's own, after the lost answer's, then the refusal of the move sent again
+    (``refused``: a permission denied, a rule gone), which no later run gets past until it is put right."""
 
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
+    refused: BaseException | None = None
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 lost: str | None = None) -> None:
+                 lost: str | None = None, refused: BaseException | None = None) -> None:
         super().__init__(what, seconds, service, bound)
-        self.lost = lost
+        self.lost, self.refused = lost, refused
+        said = self.args[0]
         if lost is not None:
-            self.args = (f"the answer to the move was lost ({lost}); {self.args[0]}",)
+            said = f"the answer to the move was lost ({lost}); {said}"
+        if refused is not None:
+            said = f"{said}; sent again, the move was refused: {refused}"
+        self.args = (said,)
 
     @classmethod
-    def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None) -> MoveNotReadBack:
+    def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
+           refused: BaseException | None = None) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost))
+                   None if lost is None else str(lost), refused)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -324,6 +331,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
         sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
                 else f"the load balancer took the move to {stable} but")
+        if err.refused is not None:
+            # The move sent again was refused for good: waiting for the load balancer to answer does
+            # not get past a permission denied; what the refusal names must be put right first.
+            fix = when_again(err.refused, stable, run)
+            return (f"{sent} did not answer when its weights were read back, and the move sent again was refused: "
+                    f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
+                    "shows the split the load balancer holds once it answers.")
         return (f"{sent} did not answer when its weights were read back: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
@@ -565,14 +579,18 @@ def execute_rollback(
         try:
             weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
                                      dropping=True)
-        except (ReadBackUnanswered, BotoCoreError, ClientError) as failed:
+        except (ReadBackUnanswered, BotoCoreError, ClientError, RefusedAfterLostAnswer) as failed:
             # After a write the load balancer took, or one whose answer was lost and not read back
             # (``landed_although_lost`` raises the write's error from the read given up on): said as a
             # move that may have landed, and was sent ("Done before it failed: nothing" said it was not).
-            unanswered = failed if isinstance(failed, ReadBackUnanswered) else failed.__cause__
+            # Refused for good when sent again (a permission denied): that refusal is said too, as the
+            # statement granting it, since running the rollback again fails the same way until it is fixed.
+            refused = rollout_said(failed.refused, t) if isinstance(failed, RefusedAfterLostAnswer) else None
+            lost = failed.lost if isinstance(failed, RefusedAfterLostAnswer) else failed
+            unanswered = lost if isinstance(lost, ReadBackUnanswered) else lost.__cause__
             if not isinstance(unanswered, ReadBackUnanswered):
                 raise
-            moved = MoveNotReadBack.of(unanswered, None if failed is unanswered else failed)
+            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused)
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
                          + ("its answer lost" if moved.lost is not None else "the load balancer took it")
                          + "; not read back)")
@@ -589,6 +607,9 @@ def execute_rollback(
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 held = _page_failed_move(env, reason, actor, steps, err, version(),
                                          _run_again(bindings, ledgered), verify_timeout_seconds, read.replaced)
+                # Said whole in the page's line: the flow engine's ERROR line of it, and its
+                # traceback, are left off the terminal of a command running the flow (`rollway abort`).
+                setattr(err, PAGED, True)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
                 _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
@@ -931,12 +952,13 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
             raise
         healthy = short.healthy
     stable = env.targets.stable_service
-    waited = f"{timeout_seconds:g} s ({HEALTHY_SETTING})"
+    # The wait's figure as it was given (``seconds_said``): ``:g`` cut 1000.125 s to "1000.12 s".
+    waited = f"{seconds_said(timeout_seconds)} ({HEALTHY_SETTING})"
     get_run_logger().warning("only %d of the %d %s targets needed for all the traffic are healthy after %s: moving "
                              "the traffic to them all the same, off the version being rolled back",
                              healthy, needed, stable, waited)
     # True of a move that then fails too: the page of a stopped rollback quotes it.
-    steps.append(f"went on with {healthy} of {needed} {stable} targets healthy after {timeout_seconds:g} s")
+    steps.append(f"went on with {healthy} of {needed} {stable} targets healthy after {seconds_said(timeout_seconds)}")
     return (f"Only {healthy} of the {needed} {stable} targets needed for all the traffic were healthy after {waited}: "
             f"the traffic was moved to them all the same, off the version being rolled back. Watch {stable}'s errors "
             "and latency until the rest pass the load balancer's health checks (see why they fail: the target "
@@ -1824,10 +1846,11 @@ def _say_waits_raised(rollout: str | None, *, asked: dict[str, float | None], sp
     for name, given in asked.items():
         if given is None or used[name] == given:
             continue
-        why = (f"rollout {rollout}'s spec says {used[name]:g} s" if spec[name] == used[name]
-               else f"the default, {used[name]:g} s, is the least a rollback waits")
-        get_run_logger().info("%s: waiting %g s, not the %g s asked: %s (a rollback never waits less than the open "
-                              "rollout's spec, nor than the default)", name, used[name], given, why)
+        why = (f"rollout {rollout}'s spec says {seconds_said(used[name])}" if spec[name] == used[name]
+               else f"the default, {seconds_said(used[name])}, is the least a rollback waits")
+        get_run_logger().info("%s: waiting %s, not the %s asked: %s (a rollback never waits less than the open "
+                              "rollout's spec, nor than the default)", name, seconds_said(used[name]),
+                              seconds_said(given), why)
 
 
 def _longest(*waits: float | None) -> float | None:
@@ -2187,21 +2210,22 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     except Exception as err:
         stable = env.targets.stable_service
         back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
-        # Not "run `rollway abort` once that rollback has ended": it finds the rollout rolled back
-        # by then, and moves nothing.
-        then = (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic to "
-                f"{service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
-                "rollout not yet rolled back")
         if back is not None:
             did = (f"this run put it back on {stable} ({back}, read back), paging nobody, but then failed ({err}); "
                    "that rollback still retires the canary and tells people")
-        elif isinstance(getattr(err, "cause", None), MoveNotReadBack):
-            # The load balancer took the move (or lost its answer) and did not answer its read-back:
-            # "could NOT move it back" said it had not, beside its step "sent the move".
-            did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not answer "
-                   f"its read-back ({err}). It paged nobody. {then}")
         else:
-            did = f"this run could NOT move it back, and paged nobody ({err}). {then}"
+            # Not "run `rollway abort` once that rollback has ended": it finds the rollout rolled back
+            # by then, and moves nothing.
+            then = (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic "
+                    f"to {service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
+                    "rollout not yet rolled back")
+            if isinstance(getattr(err, "cause", None), MoveNotReadBack):
+                # The load balancer took the move (or lost its answer) and did not answer its read-back:
+                # "could NOT move it back" said it had not, beside its step "sent the move".
+                did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not "
+                       f"answer its read-back ({err}). It paged nobody. {then}")
+            else:
+                did = f"this run could NOT move it back, and paged nobody ({err}). {then}"
         error = RollbackClaimed(
             f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): {did}",
             holder=held.holder, expires=held.expires, waited=held.waited)

@@ -43,3 +43,10 @@ FAILED_STEP = "rollway_failed_step"
 """Marks (``extra={FAILED_STEP: True}``) a flow's log line of a step that failed which the flow's error
 lists again (``flows.rollback.RollbackIncomplete``): a command that prints that list leaves the line
 off the terminal (``rollway.cli.prefect_console.failed_steps_held``); the run's log keeps it."""
+
+
+PAGED = "rollway_paged"
+"""Set (``True``) on an error a flow raises after logging and paging it in its own words (a rollback
+that could not move the traffic: ``flows.rollback._page_failed_move``): a command running the flow
+in its process leaves the flow engine's ERROR line of it, and its traceback, off the terminal, below
+the page's own line (``rollway.cli.ops.without_traceback``); the run's log keeps them."""

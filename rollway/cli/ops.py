@@ -1265,8 +1265,12 @@ def without_traceback(*answers: type[BaseException],
     The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
     Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
     own ``error:`` line, the same words twice; so did the flow engine's closing "Finished in state
-    Failed(...)" line (INFO), which quotes it whole."""
+    Failed(...)" line (INFO), which quotes it whole. So is an error the flow paged in its own words
+    (``flows.untraced.PAGED``: a rollback that could not move the traffic), whatever its kind: the
+    page's line says it, and the engine's ERROR line and traceback of it stood below that."""
     import logging
+
+    from flows.untraced import PAGED
 
     answered = "rollway_answered"
 
@@ -1284,7 +1288,8 @@ def without_traceback(*answers: type[BaseException],
             # A task's retry notes (INFO) stay on the terminal: they say why a step takes long.
             said = self.mark and record.levelno >= logging.ERROR
             run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None) or record
-            if record.exc_info and isinstance(record.exc_info[1], self.untraced):
+            if record.exc_info and (isinstance(record.exc_info[1], self.untraced)
+                                    or getattr(record.exc_info[1], PAGED, False)):
                 record.exc_info = record.exc_text = None
                 if said:
                     setattr(record, answered, True)

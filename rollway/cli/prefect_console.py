@@ -44,10 +44,15 @@ def task_completions_unsaid() -> Iterator[None]:
 @contextmanager
 def failed_steps_held(listed: type[BaseException]) -> Iterator[None]:
     """While it lasts, a flow's log lines of steps that failed (``flows.untraced.FAILED_STEP``) are
-    held off the terminal (the root logger's handlers, Prefect's console handler among them): the
-    flow's error ``listed`` lists those steps, and the command prints that list, each step with its
-    error; the terminal said each twice. Ended by anything else (the list never printed), the lines
-    held are shown then. The run's log keeps them either way: its handlers are not the root's."""
+    held off the terminal (Prefect's console handler): the flow's error ``listed`` lists those steps,
+    and the command prints that list, each step with its error; the terminal said each twice. Ended
+    by anything else (the list never printed), the lines held are shown then. The run's log keeps
+    them either way (its handlers are not the root's), and so does a handler of the user's own on
+    the root logger (a log file): only Prefect's console is filtered, as ``task_completions_unsaid``
+    filters it; holding every root handler's lines dropped them from such a file."""
+    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
+    from prefect.logging.handlers import PrefectConsoleHandler
+
     from flows.untraced import FAILED_STEP
 
     held: list[tuple[logging.Handler, logging.LogRecord]] = []
@@ -63,7 +68,8 @@ def failed_steps_held(listed: type[BaseException]) -> Iterator[None]:
                 return False
             return True
 
-    filters = [(handler, Held(handler)) for handler in logging.getLogger().handlers]
+    filters = [(handler, Held(handler)) for handler in logging.getLogger().handlers
+               if isinstance(handler, PrefectConsoleHandler)]
     for handler, kept in filters:
         handler.addFilter(kept)
     try:

@@ -96,3 +96,31 @@ def test_rollway_abort_says_each_failed_step_once_the_runs_log_keeps_the_flows_o
     # The flow's lines of each step as it happens stay on the terminal.
     assert any(r.name == "prefect.flow_runs" and r.getMessage().startswith("all the traffic is back on")
                for r in shown), [r.getMessage() for r in shown]
+
+
+def test_rollway_abort_whose_move_fails_shows_the_page_once_without_the_engines_error_and_traceback(
+        monkeypatch, capsys, flow_run_records):
+    """The rollback could not move the traffic (the load balancer refused the write): the flow's page
+    said it on the terminal, then the flow engine's ERROR line said the error again, with its
+    traceback, above the command's own answer. The page and the answer stay; the engine's lines
+    are in the run's log."""
+    env, service, _ = setup(monkeypatch, RolloutPhase.PROGRESSING, ledger=lambda env: FakeLedger())
+
+    def refused(weights):
+        raise RuntimeError("ValidationError: the rule refused the weights")
+
+    monkeypatch.setattr(env.router, "set_weights", refused)
+    code, shown = _aborted(monkeypatch, service)
+    err = capsys.readouterr().err
+    t = env.targets
+    assert code == 1 and env.router.weights == Weights.canary_at(5), (code, err)
+    assert f"error: the rollback of {t.canary_service} failed: ValidationError: the rule refused the weights" in err, err
+    pages = [m for r in shown if (m := r.getMessage()).startswith(f"The rollback of {t.canary_service} failed.")]
+    assert len(pages) == 1, [r.getMessage() for r in shown]
+    engine = [m for r in shown if r.name == "prefect.flow_runs" and (m := r.getMessage())
+              and (m.startswith("Encountered exception") or "Finished in state Failed(" in m)]
+    assert not engine, engine
+    assert not [r for r in shown if r.exc_info], "no traceback on the terminal"
+    # The run's log keeps the engine's line of the failure.
+    assert any(r.getMessage().startswith("Encountered exception") for r in flow_run_records), \
+        [r.getMessage() for r in flow_run_records]

@@ -400,3 +400,36 @@ def test_a_rollback_whose_stable_service_never_gets_steady_names_the_setting_of_
     [(subject, body)] = env.notifier.messages
     assert subject == f"Rollback FAILED: {t.canary_service}" and "scale_timeout_seconds" in body, body
     assert env.router.weights == Weights.canary_at(75)
+
+
+class PartlyHealthy(FakeRouter):
+    """One healthy target in each group, however many its service runs."""
+
+    def healthy_targets(self, version: str) -> int:
+        return 1
+
+
+@flow
+def rollback_waiting(env, seconds: float):
+    return execute_rollback(env, "error rate 7%", actor="on-call", healthy_timeout_seconds=seconds)
+
+
+def test_a_rollback_gone_on_with_too_few_healthy_targets_says_its_wait_as_given(wall, caplog):
+    """The wait's figure was written with ``:g``: a healthy_timeout_seconds of 1000.125 read "1000.12 s"
+    in the wait's line, the warning and the rollback's steps, a figure nobody gave."""
+    import logging
+
+    env = scaled_down_with_all_on_the_canary(fake_environment())
+    weights = env.router.weights
+    env.router = PartlyHealthy()
+    env.router.weights, env.metrics.router = weights, env.router
+    with caplog.at_level(logging.INFO):
+        result = rollback_waiting(env, 1000.125)
+    assert result.weights == Weights(stable=100, canary=0)
+    stable = env.targets.stable_service
+    assert f"went on with 1 of 4 {stable} targets healthy after 1000.125 s" in result.steps, result.steps
+    said = [r.getMessage() for r in caplog.records]
+    assert any("waiting up to 1000.125 s (the rollout spec's healthy_timeout_seconds" in m for m in said), said
+    assert any(f"only 1 of the 4 {stable} targets needed for all the traffic are healthy after 1000.125 s" in m
+               for m in said), said
+    assert "1000.12 s" not in caplog.text, caplog.text

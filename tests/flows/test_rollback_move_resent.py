@@ -8,11 +8,12 @@ the users still on the canary being rolled back.
 from __future__ import annotations
 
 import pickle
+import time
 from functools import partial
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
 from prefect import flow
 
 import flows.engine
@@ -21,6 +22,7 @@ from flows.rollback import ROLLBACK_WRITE_TRIES, execute_rollback
 from rollway.aws.denied import PermissionDenied
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import TargetNotFound
+from rollway.deadline import ReadBackUnanswered
 from rollway.model import ServiceState, Weights
 from tests.botocore_events import on_operation
 from tests.flows.fake_env import fake_environment
@@ -407,3 +409,94 @@ def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_
     assert caplog.text.count(said) == 1, caplog.text
     end = env.ledger.get(aws.targets.canary_service).history[-1]
     assert end.kind == "rollback" and end.comment.count(said) == 1, end
+
+
+# Longer than a lost answer's brief read-back and its margin (``brief_lost_read_back``): a read-back
+# given up on, the send not known to have landed.
+UNANSWERED_SECONDS = 2.5
+
+
+def test_a_lost_move_read_back_as_not_landed_by_a_later_try_is_not_the_one_failed_on(
+        aws, watch_calls, brief_lost_read_back, caplog):
+    """The first ModifyRule is lost before it reaches AWS and its read-back goes unanswered (it may
+    have landed); the second is lost as well, and its read-back answers with the canary's 25 %; the last is
+    throttled. The first try was raised and paged as a move that "may NOT be back" on stable, though
+    the load balancer's last answer showed it had not landed: what it showed last is the truth, and
+    the page says the traffic could not be moved, with the split it holds."""
+    env, elbv2 = on_moto(aws)
+    sent = {"calls": 0}
+    reads = {"throttle": False}
+    throttled = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES)
+
+    def lost_then_throttled(**kwargs):
+        sent["calls"] += 1
+        if sent["calls"] == 1:
+            reads["throttle"] = True  # the read-back of this send only
+        if sent["calls"] < ROLLBACK_WRITE_TRIES:
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+        return throttled(**kwargs)
+
+    def first_read_back_unanswered(**_):
+        if reads["throttle"]:
+            reads["throttle"] = False
+            time.sleep(UNANSWERED_SECONDS)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", lost_then_throttled), \
+            on_operation(elbv2, "before-call", first_read_back_unanswered, operation="DescribeRules"), \
+            caplog.at_level("INFO"), pytest.raises(ClientError, match="Throttling"):
+        rollback_on(env)
+    assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
+    assert env.router.get_weights() == ON_CANARY
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert "may NOT be back" not in flat and "may have landed" not in caplog.text, page
+    assert f"The traffic could NOT be moved back to {stable}: the load balancer holds 75/25" in flat, page
+    said = " ".join(caplog.text.split())
+    assert (f"try 2 of {ROLLBACK_WRITE_TRIES} read the weights back as 75/25, not 100/0: the earlier try whose answer "
+            "was lost did not land") in said, caplog.text
+
+
+def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with_the_permission_to_grant(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost and its read-back unanswered; the second is
+    refused (AccessDenied). The page said only to run the rollback again "once the load balancer
+    answers", the permission refused in a log line: running it again is refused the same way until
+    the statement is granted. The page says the move may have landed and names the permission."""
+    env, elbv2 = on_moto(aws)
+    lost = {"answer": False}
+
+    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        if not lost["answer"]:
+            lost["answer"] = True
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    read = {"slow": True}
+    denied = answering(aws, "AccessDenied", times=ROLLBACK_WRITE_TRIES)
+
+    def denied_after_the_first(**kwargs):
+        return denied(**kwargs) if lost["answer"] else None
+
+    def first_read_back_unanswered(**_):
+        if lost["answer"] and read["slow"]:
+            read["slow"] = False
+            time.sleep(UNANSWERED_SECONDS)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", denied_after_the_first), \
+            on_operation(elbv2, "before-call", first_read_back_unanswered, operation="DescribeRules"), \
+            pytest.raises(ReadBackUnanswered) as failed:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 2, calls  # the lost one, and the refused one: not sent a third time
+    said = " ".join(str(failed.value).split())
+    assert "sent again, the move was refused:" in said and "AccessDenied" in said, said
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert f"The traffic may NOT be back on {stable}" in flat, page
+    assert "sent again, the move was refused:" in flat and "elasticloadbalancing:ModifyRule" in flat, page
+    assert ("the move sent again was refused: the traffic may be on {0} already, or not. Run the rollback again"
+            .format(stable)) in flat, page
+    assert "once the permission the error above names is granted: until then AWS refuses it the same way." in flat, page
+    assert "once the load balancer answers" not in flat, page

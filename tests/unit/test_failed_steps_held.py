@@ -14,14 +14,31 @@ class Listed(Exception):
     pass
 
 
-@pytest.fixture
-def terminal():
+def _on_root(handler: logging.Handler):
     shown: list[str] = []
-    handler = logging.Handler()
     handler.emit = lambda record: shown.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger().addHandler(handler)
+    return shown
+
+
+@pytest.fixture
+def terminal():
+    """What Prefect's console handler (the terminal) is handed."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handler = PrefectConsoleHandler()
     try:
-        yield shown
+        yield _on_root(handler)
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+@pytest.fixture
+def own_file():
+    """What a handler of the user's own on the root logger (a log file) is handed."""
+    handler = logging.Handler()
+    try:
+        yield _on_root(handler)
     finally:
         logging.getLogger().removeHandler(handler)
 
@@ -49,3 +66,12 @@ def test_the_lines_of_failed_steps_are_shown_after_all_when_nothing_lists_them(t
         with pytest.raises(RuntimeError):
             _run(ends)
     assert terminal == ["another line", "could not scale the canary to 0: throttled"]
+
+
+def test_a_users_own_root_handler_still_gets_the_lines_of_failed_steps(terminal, own_file):
+    """Every root handler was filtered: a log file of the user's own lost the flow's lines of the
+    failed steps, which only Prefect's console (the terminal) says twice."""
+    with pytest.raises(Listed):
+        _run(Listed())
+    assert terminal == ["another line"]
+    assert own_file == ["could not scale the canary to 0: throttled", "another line"]
