@@ -66,7 +66,7 @@ from rollway.failure_words import error_said, failures_writable, tell
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
-    lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
+    UNANSWERED_WHY, lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
@@ -165,12 +165,14 @@ class _Progress:
         self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
-    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False, before: str = "") -> None:
+    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False, before: str = "",
+                 gave_up: bool = False) -> None:
         """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late), or
-        that its answer was lost (``lost``): ``refused``, its answer, logged as a warning and listed
-        among the steps. ``before``: a late send before it whose answer was lost (``lost_before``),
-        said after it (``notice_failed_said``, which then says the late notice itself)."""
-        said = notice_failed_said(refused, lost=lost, before=before)
+        that its answer was lost (``lost``; ``gave_up``: the run stopped waiting for it): ``refused``,
+        its answer, logged as a warning and listed among the steps. ``before``: a late send before it
+        whose answer was lost (``lost_before``), said after it (``notice_failed_said``, which then says
+        the late notice itself)."""
+        said = notice_failed_said(refused, lost=lost, before=before, gave_up=gave_up)
         # Logged as the step says it: "the late " before a sentence beginning with its own article
         # read 'the late the "Finalized" notice'.
         line = f"late: {said}" if late and not before else said
@@ -583,7 +585,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # recorded done, and every run again moved nothing and stopped at the same notice, holding up
         # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
         with progress.trying("notify", after):
-            message_id, refused, lost = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
+            message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
@@ -594,7 +596,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if refused is None:
             progress.done("notified")
         else:
-            progress.not_sent(refused, lost=lost)
+            progress.not_sent(refused, lost=lost, gave_up=gave_up)
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
@@ -608,40 +610,40 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, notice_refused=refused, notice_lost=lost,
-                          steps=tuple(progress.steps))
+                          notice_unanswered=gave_up, steps=tuple(progress.steps))
 
 
 def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
-          lost: Callable[[str], object] = lambda _: None) -> tuple[str | None, str | None, bool]:
-    """(SNS's message id, None, False) once ``publish`` went out; (None, SNS's answer as people read
-    it: a refused permission as the statement granting it, False) when SNS did not take it. A
+          lost: Callable[[str, bool], object] = lambda *_: None) -> tuple[str | None, str | None, bool, bool]:
+    """(SNS's message id, None, False, False) once ``publish`` went out; (None, SNS's answer as people
+    read it: a refused permission as the statement granting it, False, False) when SNS did not take it. A
     publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS
     notifier raises it or bare), or that this run gave up waiting on, is raised: the run stops
     there, saying it is not known whether the notice went out, and the run again sends it again
     (``after-traffic``, or the notice owed). ``lost`` is given SNS's answer first (or the wait's
-    words), as people read it.
+    words), as people read it, and whether the run gave up waiting for it.
 
     ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
     again finds nothing to finalize, and sends nothing): a lost answer, or a wait given up on, is
     returned as a refusal is, True third (the run says it is not known whether the notice went out,
-    not that it was not sent). Raised, its stop sent people to a finalize run again, which sends
+    not that it was not sent), and fourth True for a wait given up on (no answer was lost). Raised, its stop sent people to a finalize run again, which sends
     nothing."""
     try:
-        return publish(), None, False
+        return publish(), None, False, False
     except Unanswered as err:
         if unrecorded:
             # The wait's words alone: its advice ("finalize reads what it finds when run again") is
             # for a promotion the ledger records (no lease is held here, so it is the one wording).
-            return None, str(err).partition(";")[0], True
-        lost(str(err))
+            return None, str(err).partition(";")[0], True, True
+        lost(str(err), True)
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
         answer = str(error_said(rollout_said(err, t)))
         if not answer_lost(err):
-            return None, answer, False
+            return None, answer, False, False
         if unrecorded:
-            return None, answer, True
-        lost(answer)
+            return None, answer, True, False
+        lost(answer, False)
         tell(err, f"{unsent(NOTICE, lost=True)}; a finalize run again sends it again")
         raise
 
@@ -671,10 +673,11 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
         # SNS may have taken it and the run stops: recorded first, so that the next late send says it
         # may repeat this one (nothing else tells it this send was made).
-        message_id, refused, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
+        message_id, refused, _, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False,
-            lost=lambda answer: _record_not_sent(env, record, answer, actor, progress, owner=None,
-                                                 write_seconds=write_seconds, held=None, lost=True))
+            lost=lambda answer, gave_up: _record_not_sent(env, record, answer, actor, progress, owner=None,
+                                                          write_seconds=write_seconds, held=None, lost=True,
+                                                          gave_up=gave_up))
     if refused is not None:
         # After a late send that lost its answer, not said as if nobody may have had the notice.
         before = lost_before(record)
@@ -699,11 +702,12 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
                      owner: str | None, write_seconds: float, held: RolloutRecord | None,
-                     lost: bool = False, after_lost: bool = False) -> Transition:
+                     lost: bool = False, after_lost: bool = False, gave_up: bool = False) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``), or (``lost``) that its answer to a late send was
     lost (``notice_failed_said``): `rollway status` and the report say it, and the next late send
-    says it may repeat that one (``late_said``). ``after_lost``: a late send refused after one whose
+    says it may repeat that one (``late_said``); ``gave_up``: with ``lost``, the run stopped waiting for
+    SNS's answer instead. ``after_lost``: a late send refused after one whose
     answer was lost, recorded without "nobody was told" (``notice_failed_said``). A write that fails
     is logged: the run fails anyway, saying what came of the notice.
 
@@ -711,12 +715,13 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
         The entry, as recorded (or as it would have been): this run's refusal, as people read it.
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
-             "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost)}
+             "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost, gave_up=gave_up)}
     said = Transition(at=env.clock.now(), **entry)
     try:
         _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says what came of the notice
-        what = "its late notice's answer was lost" if lost else "its notice was not sent"
+        what = ("it stopped waiting for SNS's answer to its late notice" if lost and gave_up
+                else "its late notice's answer was lost" if lost else "its notice was not sent")
         status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
                   if lost else "shows it finalized without saying so")
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
@@ -1184,7 +1189,8 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
     if result.notification_id:
         lines.append(f"- **Notice:** SNS message id `{result.notification_id}` on `{t.alert_topic}`")
     elif result.notice_lost:
-        lines.append(f"- **Notice:** {unsent(NOTICE, lost=True)} on `{t.alert_topic}`: "
+        said = unsent(NOTICE, lost=True, why=UNANSWERED_WHY) if result.notice_unanswered else unsent(NOTICE, lost=True)
+        lines.append(f"- **Notice:** {said} on `{t.alert_topic}`: "
                      f"{markdown_cell(result.notice_refused or '')}")
     elif result.notice_refused is not None and result.notice_lost_before:
         # Not "nobody was told": the late send before it may have told them.

@@ -18,6 +18,9 @@ from tests.flows.test_finalize_unrecorded import canary_flow
 from tests.flows.test_reports_flow import artifacts_of
 
 NOT_KNOWN = 'whether the "Finalized" notice was sent is not known (SNS\'s answer was lost: it may have taken it)'
+# A wait given up on: no answer was lost, none had come.
+UNANSWERED = ('whether the "Finalized" notice was sent is not known (finalize stopped waiting for SNS\'s answer: '
+              "it may have taken it)")
 
 
 def test_an_unrecorded_finalize_whose_notice_answer_was_lost_does_not_say_it_was_not_sent(aws, monkeypatch):
@@ -81,10 +84,10 @@ def test_an_unrecorded_finalize_that_gives_up_waiting_for_sns_does_not_send_peop
     assert done.outcome == "finalized" and done.notice_lost and env.router.weights == ALL_STABLE, done
     said = " ".join(finalized_said(done, env.targets).split())
     t = env.targets
-    assert (f"but {NOT_KNOWN}: SNS (topic {t.alert_topic!r}) did not answer within 0.3 s. Check the topic's delivery "
+    assert (f"but {UNANSWERED}: SNS (topic {t.alert_topic!r}) did not answer within 0.3 s. Check the topic's delivery "
             f"logs, or tell its subscribers yourself ({t.alert_topic}): the ledger does not record this promotion, so "
             "no run sends the notice again") in said, said
     assert "run again" not in said.replace("finalize run again finds nothing", ""), said
-    assert any(step.startswith(f"{NOT_KNOWN}: SNS (topic ") for step in done.steps), done.steps
+    assert any(step.startswith(f"{UNANSWERED}: SNS (topic ") for step in done.steps), done.steps
     # As it says: a run again finds nothing to do.
     assert finalize_bounded(env, unrecorded=True).outcome == "nothing_to_finalize"
