@@ -170,9 +170,9 @@ class _Progress:
         """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late), or
         that its answer was lost (``lost``; ``gave_up``: the run stopped waiting for it): ``refused``,
         its answer, logged as a warning and listed among the steps. ``before``: a late send before it
-        whose answer was lost (``lost_before``), said after it (``notice_failed_said``, which then says
-        the late notice itself)."""
-        said = notice_failed_said(refused, lost=lost, before=before, gave_up=gave_up)
+        whose answer was lost (``lost_before``), said after it, the refusal then said as the late
+        notice's (``notice_failed_said``'s ``after_lost``)."""
+        said = notice_failed_said(refused, lost=lost, after_lost=bool(before), gave_up=gave_up) + before
         # Logged as the step says it: "the late " before a sentence beginning with its own article
         # read 'the late the "Finalized" notice'.
         line = f"late: {said}" if late and not before else said
@@ -492,17 +492,18 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # The late notice names the release as the first one would have (its tag, pin and revision),
             # unless the stable service runs something else since.
             release = f"{version} ({td})" if version and not changed else runs
+            # A late send before this run's that lost its answer: said after a refusal of this one.
+            lost_earlier = lost_before(record)
             message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
-                                                            write_seconds)
-            # Refused after a late send that lost its answer: that send, said after the refusal.
-            lost_earlier = lost_before(record) if refused is not None else ""
+                                                            write_seconds, lost_earlier)
             # The command prints this step as its closing line: the log, the summary and the terminal agree.
             progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id,
                                             refused_late=latest))
             return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                                   pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                                   canary_desired=0, notification_id=message_id, notice_refused=refused,
-                                  notice_lost_before=lost_earlier, steps=tuple(progress.steps))
+                                  notice_lost_before=lost_earlier if refused is not None else "",
+                                  steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
     before = (f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on "
@@ -649,7 +650,7 @@ def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
 
 
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
-                      progress: _Progress, write_seconds: float
+                      progress: _Progress, write_seconds: float, before: str
                       ) -> tuple[str | None, str | None, Transition | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
@@ -658,7 +659,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     recorded (``notice-failed``, SNS's newest answer; after a late send that lost its answer, without
     "nobody was told") and returned, with its entry (third: what this run says of the notice owed, not
     the earlier refusal), and the run fails saying so, as the first did, naming a late send before it
-    that lost its answer (``lost_before``). (None, None, None) when no notice is owed. At least once,
+    that lost its answer (``before``: ``lost_before(record)``). (None, None, None) when no notice is owed. At least once,
     as the decommission's page: a run that dies between the publish and its ``notified`` leaves it
     owed, and a finalize run sends it again while this rollout is the service's newest (a finalize
     reads no other)."""
@@ -680,7 +681,6 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
                                                           gave_up=gave_up))
     if refused is not None:
         # After a late send that lost its answer, not said as if nobody may have had the notice.
-        before = lost_before(record)
         progress.not_sent(refused, late=True, before=before)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
                                   held=None, after_lost=bool(before))
@@ -1194,7 +1194,7 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
                      f"{markdown_cell(result.notice_refused or '')}")
     elif result.notice_refused is not None and result.notice_lost_before:
         # Not "nobody was told": the late send before it may have told them.
-        said = notice_failed_said(result.notice_refused, lost=False, before=result.notice_lost_before)
+        said = notice_failed_said(result.notice_refused, lost=False, after_lost=True) + result.notice_lost_before
         lines.append(f"- **Notice:** on `{t.alert_topic}`: {markdown_cell(said)}")
     elif result.notice_refused is not None:
         lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "
