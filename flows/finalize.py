@@ -58,7 +58,7 @@ from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
-from rollway.bounds import wait_said
+from rollway.bounds import seconds_said, wait_said
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -119,15 +119,15 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
         bound = min(seconds, left)
     try:
         return within(bound, work, name="rollway-write",
-                      waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %g s", what, elapsed,
-                                                       round(bound, 1)))
+                      waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %s", what, elapsed,
+                                                       seconds_said(round(bound, 1))))
     except Unanswered:
         if bound < seconds:
             raise Unanswered(f"{what} did not answer within {bound:.1f} s, what was left of this run's lease of the "
                              f"rollout (it lapses at {utc(lapses)}): finalize stops rather than wait past it, when "
                              "another finalize may take the rollout over; the write may still land, and finalize "
                              "reads what it finds when run again") from None
-        raise Unanswered(f"{what} did not answer within {seconds:g} s; the write may still land, and finalize reads "
+        raise Unanswered(f"{what} did not answer within {seconds_said(seconds)}; the write may still land, and finalize reads "
                          "what it finds when run again") from None
 
 
@@ -189,15 +189,18 @@ class _Progress:
         """The stop of a wait bounded by the parameter ``bound`` (``seconds``) that ran out of time:
         ``said``, the wait's own words, with the parameter beside its figure, and how to give the
         next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither.
-        The figure is found as a wait says it ("after 10 min", ``wait_said``) or as given ("after
-        45 s"), and said as given, beside the parameter a person gives it in."""
-        figure = next((f for f in (f"after {seconds:g} s", f"after {wait_said(seconds)}") if f in said), None)
-        said = (said.replace(figure, f"after {seconds:g} s ({bound})", 1) if figure is not None
+        The figure is found as a wait says it ("after 10 min", ``wait_said``; ``:g``'s "after 45 s",
+        as rollway.deadline writes it), and said as given (``seconds_said``: every digit, where
+        ``:g`` wrote 1234567 s as "1.23457e+06 s"), beside the parameter a person gives it in."""
+        given = seconds_said(seconds)
+        figure = next((f for f in (f"after {seconds:g} s", f"after {given}", f"after {wait_said(seconds)}")
+                       if f in said), None)
+        said = (said.replace(figure, f"after {given} ({bound})", 1) if figure is not None
                 else said if f"{seconds:g} s ({bound})" in said  # named already (ReadBackUnanswered)
-                else f"{said} ({bound}: {seconds:g} s)")
+                else f"{said} ({bound}: {given})")
         option = "--" + bound.replace("_", "-")
         return FinalizeIncomplete(step, said, state, unrecorded=self.unrecorded, done=self.steps,
-                                  longer=f"if it only needs more time, give it more than the {seconds:g} s it had: "
+                                  longer=f"if it only needs more time, give it more than the {given} it had: "
                                          f"`{option}` (the finalize deployment's {bound})")
 
     def read(self, step: str, state: str, what: str, seconds: float, work: Callable[[], T]) -> T:
@@ -952,13 +955,13 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     waiting = f"wait until {t.stable_service} is steady with healthy targets"
     # Minutes pass here while ECS starts the tasks: said before and while it lasts, or `rollway
     # finalize` looks stuck.
-    progress.log.info("waiting up to %g s (stable_timeout_seconds) for %s to be steady on %s, then up to %g s "
+    progress.log.info("waiting up to %s (stable_timeout_seconds) for %s to be steady on %s, then up to %s "
                       "(healthy_timeout_seconds) for healthy targets in the stable target group",
-                      stable_timeout_seconds, t.stable_service, td, healthy_timeout_seconds)
+                      seconds_said(stable_timeout_seconds), t.stable_service, td, seconds_said(healthy_timeout_seconds))
 
     def still(elapsed: float) -> None:
-        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %g s (stable_timeout_seconds)",
-                          t.stable_service, td, elapsed, stable_timeout_seconds)
+        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %s (stable_timeout_seconds)",
+                          t.stable_service, td, elapsed, seconds_said(stable_timeout_seconds))
 
     with progress.trying(waiting, pointed):
         try:
@@ -1020,7 +1023,7 @@ def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, se
     neither the wait nor its setting, and left a person to guess which."""
     step = "move the traffic to the stable target group"
     read = (f"the load balancer held {err.actual} (stable/canary), not the {err.expected} this run set, when its "
-            f"read-back ended after {seconds:g} s")
+            f"read-back ended after {seconds_said(seconds)}")
     if err.actual == before:
         return progress.ran_out(step, f"{read}: the weights it held before the write, which has not shown yet or did "
                                       "not land", seconds, "verify_timeout_seconds", state)
@@ -1136,7 +1139,7 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     def in_time(request: httpx.Request) -> None:
         left = ends - time.monotonic()
         if left <= 0:
-            raise Unanswered(f"{api} did not answer within {seconds:g} s")
+            raise Unanswered(f"{api} did not answer within {seconds_said(seconds)}")
         # The connection pool tries a connection four times (Prefect's transport retries), each
         # with the connect timeout, 1.5 s of backoff between them: a quarter each ends the tries at
         # an unreachable API within the bound and those 1.5 s.
@@ -1152,7 +1155,7 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
                 SyncClientContext.model_construct(client=client):
             return unfinished_runs(flow_name, targets, starting_within_seconds=starting_within_seconds)
     except httpx.TimeoutException:
-        raise Unanswered(f"{api} did not answer within {seconds:g} s") from None
+        raise Unanswered(f"{api} did not answer within {seconds_said(seconds)}") from None
     except httpx.HTTPStatusError as err:
         raise PrefectApiFailed(f"{api} answered {err.response.status_code} {err.response.reason_phrase}") from err
     except httpx.TransportError as err:
