@@ -18,9 +18,6 @@ from tests.flows.test_finalize_unrecorded import canary_flow
 from tests.flows.test_reports_flow import artifacts_of
 
 NOT_KNOWN = 'whether the "Finalized" notice was sent is not known (SNS\'s answer was lost: it may have taken it)'
-# A wait given up on: no answer was lost, none had come.
-UNANSWERED = ('whether the "Finalized" notice was sent is not known (finalize stopped waiting for SNS\'s answer: '
-              "it may have taken it)")
 
 
 def test_an_unrecorded_finalize_whose_notice_answer_was_lost_does_not_say_it_was_not_sent(aws, monkeypatch):
@@ -62,25 +59,15 @@ def test_an_unrecorded_finalize_that_gives_up_waiting_for_sns_does_not_send_peop
     saying to run finalize again (``--unrecorded``), which "carries on": a run again finds nothing to
     finalize and sends nothing. Said as a lost answer is, instead (SNS may have taken it). On the
     fakes: the wait is the flow's own."""
-    import threading
-
     from rollway.fakes import FakeLedger
     from rollway.finalize import finalized_said
     from tests.flows.test_finalize import ALL_STABLE, finalize_bounded, promoted_on_fakes
+    from tests.flows.test_finalize_notice_unanswered import UNANSWERED, _silent
 
     env, _ = promoted_on_fakes(FakeLedger())
     FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
-    answering, real = threading.Event(), env.notifier.notify
-
-    def silent(subject, message):
-        answering.wait(5)
-        return real(subject, message)
-
-    env.notifier.notify = silent
-    try:
+    with _silent(env):
         done = finalize_bounded(env, write_seconds=0.3, unrecorded=True)
-    finally:
-        answering.set()
     assert done.outcome == "finalized" and done.notice_lost and env.router.weights == ALL_STABLE, done
     said = " ".join(finalized_said(done, env.targets).split())
     t = env.targets
