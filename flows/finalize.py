@@ -58,7 +58,7 @@ from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
-from rollway.bounds import wait_said
+from rollway.bounds import seconds_said, wait_said
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -66,7 +66,7 @@ from rollway.failure_words import error_said, failures_writable, tell
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
-    lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
+    UNANSWERED_WHY, lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
@@ -119,15 +119,15 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
         bound = min(seconds, left)
     try:
         return within(bound, work, name="rollway-write",
-                      waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %g s", what, elapsed,
-                                                       round(bound, 1)))
+                      waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %s", what, elapsed,
+                                                       seconds_said(round(bound, 1))))
     except Unanswered:
         if bound < seconds:
             raise Unanswered(f"{what} did not answer within {bound:.1f} s, what was left of this run's lease of the "
                              f"rollout (it lapses at {utc(lapses)}): finalize stops rather than wait past it, when "
                              "another finalize may take the rollout over; the write may still land, and finalize "
                              "reads what it finds when run again") from None
-        raise Unanswered(f"{what} did not answer within {seconds:g} s; the write may still land, and finalize reads "
+        raise Unanswered(f"{what} did not answer within {seconds_said(seconds)}; the write may still land, and finalize reads "
                          "what it finds when run again") from None
 
 
@@ -165,12 +165,14 @@ class _Progress:
         self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
-    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False, before: str = "") -> None:
+    def not_sent(self, refused: str, *, late: bool = False, lost: bool = False, before: str = "",
+                 gave_up: bool = False) -> None:
         """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late), or
-        that its answer was lost (``lost``): ``refused``, its answer, logged as a warning and listed
-        among the steps. ``before``: a late send before it whose answer was lost (``lost_before``),
-        said after it (``notice_failed_said``, which then says the late notice itself)."""
-        said = notice_failed_said(refused, lost=lost, before=before)
+        that its answer was lost (``lost``; ``gave_up``: the run stopped waiting for it): ``refused``,
+        its answer, logged as a warning and listed among the steps. ``before``: a late send before it
+        whose answer was lost (``lost_before``), said after it, the refusal then said as the late
+        notice's (``notice_failed_said``'s ``after_lost``)."""
+        said = notice_failed_said(refused, lost=lost, after_lost=bool(before), gave_up=gave_up) + before
         # Logged as the step says it: "the late " before a sentence beginning with its own article
         # read 'the late the "Finalized" notice'.
         line = f"late: {said}" if late and not before else said
@@ -187,15 +189,18 @@ class _Progress:
         """The stop of a wait bounded by the parameter ``bound`` (``seconds``) that ran out of time:
         ``said``, the wait's own words, with the parameter beside its figure, and how to give the
         next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither.
-        The figure is found as a wait says it ("after 10 min", ``wait_said``) or as given ("after
-        45 s"), and said as given, beside the parameter a person gives it in."""
-        figure = next((f for f in (f"after {seconds:g} s", f"after {wait_said(seconds)}") if f in said), None)
-        said = (said.replace(figure, f"after {seconds:g} s ({bound})", 1) if figure is not None
+        The figure is found as a wait says it ("after 10 min", ``wait_said``; ``:g``'s "after 45 s",
+        as rollway.deadline writes it), and said as given (``seconds_said``: every digit, where
+        ``:g`` wrote 1234567 s as "1.23457e+06 s"), beside the parameter a person gives it in."""
+        given = seconds_said(seconds)
+        figure = next((f for f in (f"after {seconds:g} s", f"after {given}", f"after {wait_said(seconds)}")
+                       if f in said), None)
+        said = (said.replace(figure, f"after {given} ({bound})", 1) if figure is not None
                 else said if f"{seconds:g} s ({bound})" in said  # named already (ReadBackUnanswered)
-                else f"{said} ({bound}: {seconds:g} s)")
+                else f"{said} ({bound}: {given})")
         option = "--" + bound.replace("_", "-")
         return FinalizeIncomplete(step, said, state, unrecorded=self.unrecorded, done=self.steps,
-                                  longer=f"if it only needs more time, give it more than the {seconds:g} s it had: "
+                                  longer=f"if it only needs more time, give it more than the {given} it had: "
                                          f"`{option}` (the finalize deployment's {bound})")
 
     def read(self, step: str, state: str, what: str, seconds: float, work: Callable[[], T]) -> T:
@@ -490,17 +495,18 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # The late notice names the release as the first one would have (its tag, pin and revision),
             # unless the stable service runs something else since.
             release = f"{version} ({td})" if version and not changed else runs
+            # A late send before this run's that lost its answer: said after a refusal of this one.
+            lost_earlier = lost_before(record)
             message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
-                                                            write_seconds)
-            # Refused after a late send that lost its answer: that send, said after the refusal.
-            lost_earlier = lost_before(record) if refused is not None else ""
+                                                            write_seconds, lost_earlier)
             # The command prints this step as its closing line: the log, the summary and the terminal agree.
             progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id,
                                             refused_late=latest))
             return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                                   pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                                   canary_desired=0, notification_id=message_id, notice_refused=refused,
-                                  notice_lost_before=lost_earlier, steps=tuple(progress.steps))
+                                  notice_lost_before=lost_earlier if refused is not None else "",
+                                  steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
     before = (f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on "
@@ -583,7 +589,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # recorded done, and every run again moved nothing and stopped at the same notice, holding up
         # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
         with progress.trying("notify", after):
-            message_id, refused, lost = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
+            message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
@@ -594,7 +600,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if refused is None:
             progress.done("notified")
         else:
-            progress.not_sent(refused, lost=lost)
+            progress.not_sent(refused, lost=lost, gave_up=gave_up)
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
@@ -608,46 +614,46 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, notice_refused=refused, notice_lost=lost,
-                          steps=tuple(progress.steps))
+                          notice_unanswered=gave_up, steps=tuple(progress.steps))
 
 
 def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
-          lost: Callable[[str], object] = lambda _: None) -> tuple[str | None, str | None, bool]:
-    """(SNS's message id, None, False) once ``publish`` went out; (None, SNS's answer as people read
-    it: a refused permission as the statement granting it, False) when SNS did not take it. A
+          lost: Callable[[str, bool], object] = lambda *_: None) -> tuple[str | None, str | None, bool, bool]:
+    """(SNS's message id, None, False, False) once ``publish`` went out; (None, SNS's answer as people
+    read it: a refused permission as the statement granting it, False, False) when SNS did not take it. A
     publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS
     notifier raises it or bare), or that this run gave up waiting on, is raised: the run stops
     there, saying it is not known whether the notice went out, and the run again sends it again
     (``after-traffic``, or the notice owed). ``lost`` is given SNS's answer first (or the wait's
-    words), as people read it.
+    words), as people read it, and whether the run gave up waiting for it.
 
     ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
     again finds nothing to finalize, and sends nothing): a lost answer, or a wait given up on, is
     returned as a refusal is, True third (the run says it is not known whether the notice went out,
-    not that it was not sent). Raised, its stop sent people to a finalize run again, which sends
+    not that it was not sent), and fourth True for a wait given up on (no answer was lost). Raised, its stop sent people to a finalize run again, which sends
     nothing."""
     try:
-        return publish(), None, False
+        return publish(), None, False, False
     except Unanswered as err:
         if unrecorded:
             # The wait's words alone: its advice ("finalize reads what it finds when run again") is
             # for a promotion the ledger records (no lease is held here, so it is the one wording).
-            return None, str(err).partition(";")[0], True
-        lost(str(err))
+            return None, str(err).partition(";")[0], True, True
+        lost(str(err), True)
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
         answer = str(error_said(rollout_said(err, t)))
         if not answer_lost(err):
-            return None, answer, False
+            return None, answer, False, False
         if unrecorded:
-            return None, answer, True
-        lost(answer)
+            return None, answer, True, False
+        lost(answer, False)
         tell(err, f"{unsent(NOTICE, lost=True)}; a finalize run again sends it again")
         raise
 
 
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
-                      progress: _Progress, write_seconds: float
+                      progress: _Progress, write_seconds: float, before: str
                       ) -> tuple[str | None, str | None, Transition | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
@@ -656,7 +662,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     recorded (``notice-failed``, SNS's newest answer; after a late send that lost its answer, without
     "nobody was told") and returned, with its entry (third: what this run says of the notice owed, not
     the earlier refusal), and the run fails saying so, as the first did, naming a late send before it
-    that lost its answer (``lost_before``). (None, None, None) when no notice is owed. At least once,
+    that lost its answer (``before``: ``lost_before(record)``). (None, None, None) when no notice is owed. At least once,
     as the decommission's page: a run that dies between the publish and its ``notified`` leaves it
     owed, and a finalize run sends it again while this rollout is the service's newest (a finalize
     reads no other)."""
@@ -671,13 +677,13 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
         # SNS may have taken it and the run stops: recorded first, so that the next late send says it
         # may repeat this one (nothing else tells it this send was made).
-        message_id, refused, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
+        message_id, refused, _, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False,
-            lost=lambda answer: _record_not_sent(env, record, answer, actor, progress, owner=None,
-                                                 write_seconds=write_seconds, held=None, lost=True))
+            lost=lambda answer, gave_up: _record_not_sent(env, record, answer, actor, progress, owner=None,
+                                                          write_seconds=write_seconds, held=None, lost=True,
+                                                          gave_up=gave_up))
     if refused is not None:
         # After a late send that lost its answer, not said as if nobody may have had the notice.
-        before = lost_before(record)
         progress.not_sent(refused, late=True, before=before)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
                                   held=None, after_lost=bool(before))
@@ -699,11 +705,12 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
                      owner: str | None, write_seconds: float, held: RolloutRecord | None,
-                     lost: bool = False, after_lost: bool = False) -> Transition:
+                     lost: bool = False, after_lost: bool = False, gave_up: bool = False) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``), or (``lost``) that its answer to a late send was
     lost (``notice_failed_said``): `rollway status` and the report say it, and the next late send
-    says it may repeat that one (``late_said``). ``after_lost``: a late send refused after one whose
+    says it may repeat that one (``late_said``); ``gave_up``: with ``lost``, the run stopped waiting for
+    SNS's answer instead. ``after_lost``: a late send refused after one whose
     answer was lost, recorded without "nobody was told" (``notice_failed_said``). A write that fails
     is logged: the run fails anyway, saying what came of the notice.
 
@@ -711,12 +718,13 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
         The entry, as recorded (or as it would have been): this run's refusal, as people read it.
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
-             "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost)}
+             "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost, gave_up=gave_up)}
     said = Transition(at=env.clock.now(), **entry)
     try:
         _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says what came of the notice
-        what = "its late notice's answer was lost" if lost else "its notice was not sent"
+        what = ("it stopped waiting for SNS's answer to its late notice" if lost and gave_up
+                else "its late notice's answer was lost" if lost else "its notice was not sent")
         status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
                   if lost else "shows it finalized without saying so")
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
@@ -947,13 +955,13 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     waiting = f"wait until {t.stable_service} is steady with healthy targets"
     # Minutes pass here while ECS starts the tasks: said before and while it lasts, or `rollway
     # finalize` looks stuck.
-    progress.log.info("waiting up to %g s (stable_timeout_seconds) for %s to be steady on %s, then up to %g s "
+    progress.log.info("waiting up to %s (stable_timeout_seconds) for %s to be steady on %s, then up to %s "
                       "(healthy_timeout_seconds) for healthy targets in the stable target group",
-                      stable_timeout_seconds, t.stable_service, td, healthy_timeout_seconds)
+                      seconds_said(stable_timeout_seconds), t.stable_service, td, seconds_said(healthy_timeout_seconds))
 
     def still(elapsed: float) -> None:
-        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %g s (stable_timeout_seconds)",
-                          t.stable_service, td, elapsed, stable_timeout_seconds)
+        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %s (stable_timeout_seconds)",
+                          t.stable_service, td, elapsed, seconds_said(stable_timeout_seconds))
 
     with progress.trying(waiting, pointed):
         try:
@@ -1015,7 +1023,7 @@ def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, se
     neither the wait nor its setting, and left a person to guess which."""
     step = "move the traffic to the stable target group"
     read = (f"the load balancer held {err.actual} (stable/canary), not the {err.expected} this run set, when its "
-            f"read-back ended after {seconds:g} s")
+            f"read-back ended after {seconds_said(seconds)}")
     if err.actual == before:
         return progress.ran_out(step, f"{read}: the weights it held before the write, which has not shown yet or did "
                                       "not land", seconds, "verify_timeout_seconds", state)
@@ -1131,7 +1139,7 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     def in_time(request: httpx.Request) -> None:
         left = ends - time.monotonic()
         if left <= 0:
-            raise Unanswered(f"{api} did not answer within {seconds:g} s")
+            raise Unanswered(f"{api} did not answer within {seconds_said(seconds)}")
         # The connection pool tries a connection four times (Prefect's transport retries), each
         # with the connect timeout, 1.5 s of backoff between them: a quarter each ends the tries at
         # an unreachable API within the bound and those 1.5 s.
@@ -1147,7 +1155,7 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
                 SyncClientContext.model_construct(client=client):
             return unfinished_runs(flow_name, targets, starting_within_seconds=starting_within_seconds)
     except httpx.TimeoutException:
-        raise Unanswered(f"{api} did not answer within {seconds:g} s") from None
+        raise Unanswered(f"{api} did not answer within {seconds_said(seconds)}") from None
     except httpx.HTTPStatusError as err:
         raise PrefectApiFailed(f"{api} answered {err.response.status_code} {err.response.reason_phrase}") from err
     except httpx.TransportError as err:
@@ -1184,11 +1192,12 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
     if result.notification_id:
         lines.append(f"- **Notice:** SNS message id `{result.notification_id}` on `{t.alert_topic}`")
     elif result.notice_lost:
-        lines.append(f"- **Notice:** {unsent(NOTICE, lost=True)} on `{t.alert_topic}`: "
+        said = unsent(NOTICE, lost=True, why=UNANSWERED_WHY) if result.notice_unanswered else unsent(NOTICE, lost=True)
+        lines.append(f"- **Notice:** {said} on `{t.alert_topic}`: "
                      f"{markdown_cell(result.notice_refused or '')}")
     elif result.notice_refused is not None and result.notice_lost_before:
         # Not "nobody was told": the late send before it may have told them.
-        said = notice_failed_said(result.notice_refused, lost=False, before=result.notice_lost_before)
+        said = notice_failed_said(result.notice_refused, lost=False, after_lost=True) + result.notice_lost_before
         lines.append(f"- **Notice:** on `{t.alert_topic}`: {markdown_cell(said)}")
     elif result.notice_refused is not None:
         lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "

@@ -53,6 +53,13 @@ the notice may have gone out (``rollway.window_page.unsent``'s words, lost). Spe
 from ``unsent``: entries already in the ledger keep these words whatever ``unsent`` says later, and
 ``notice_lost`` finds them by them."""
 
+UNANSWERED_WHY = "finalize stopped waiting for SNS's answer: it may have taken it"
+"""Why nobody knows whether a notice went out whose publish the run gave up waiting on (``unsent``'s ``why``)."""
+
+NOTICE_UNANSWERED = f'whether the "Finalized" notice was sent is not known ({UNANSWERED_WHY}): '
+"""``NOTICE_NOT_KNOWN`` for a publish the run gave up waiting on (``write_seconds``): no answer was
+lost, none had come yet. ``notice_lost`` finds these entries too."""
+
 NOTICE_LATE_TO = "running finalize again sends it late{to} once SNS takes it (it moves nothing)"
 """``NOTICE_LATE`` naming the topic (``to``: " to topic <arn>", or "")."""
 
@@ -179,6 +186,9 @@ class FinalizeResult(BaseModel):
         default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
                                    "refusal: SNS may have delivered the notice. Only a finalize the ledger does not "
                                    "record returns one; a recorded one stops at it, and a run again sends it again")
+    notice_unanswered: bool = Field(
+        default=False, description="with ``notice_lost``: the run stopped waiting for SNS's answer (its "
+                                   "``write_seconds``) rather than lost it")
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
@@ -231,18 +241,19 @@ record the promotion (``advice``: tell the subscribers, or check the deliveries 
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
 
-def notice_failed_said(answer: str, *, lost: bool, before: str = "", after_lost: bool = False) -> str:
+def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False) -> str:
     """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error,
     status and the report say it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known
     (``lost``: SNS's answer was lost, ``NOTICE_NOT_KNOWN``), SNS's ``answer`` after it. "NOT sent,
     nobody was told" said of a notice SNS may have delivered had nobody look at the topic's deliveries.
-    ``before``: a refusal of a late send after one whose answer was lost, that send (``lost_before``'s
-    words), said after it; the refusal then says the late notice was NOT sent (``NOTICE_LATE_NOT_SENT``),
-    not that nobody was told: that send may have told them. ``after_lost``: such a refusal, said without
-    that send (the entry recorded: its readers name that send from the ledger)."""
+    ``after_lost``: a refusal of a late send after one whose answer was lost: it says the late notice
+    was NOT sent (``NOTICE_LATE_NOT_SENT``), not that nobody was told, as that send may have told them.
+    A caller naming that send appends ``lost_before``'s words (an entry recorded does not: its readers
+    name that send from the ledger). ``gave_up``: with
+    ``lost``, the run stopped waiting for SNS's answer (``NOTICE_UNANSWERED``) rather than lost it."""
     if lost:
-        return f"{NOTICE_NOT_KNOWN}{answer}"
-    return f"{NOTICE_LATE_NOT_SENT if before or after_lost else NOTICE_NOT_SENT}{answer}{before}"
+        return f"{NOTICE_UNANSWERED if gave_up else NOTICE_NOT_KNOWN}{answer}"
+    return f"{NOTICE_LATE_NOT_SENT if after_lost else NOTICE_NOT_SENT}{answer}"
 
 
 def finalized_said(result: FinalizeResult, targets: Targets) -> str:
@@ -261,7 +272,9 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
               else f"tell the subscribers of {targets.alert_topic} yourself")
     then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
-    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, before=result.notice_lost_before)
+    before = result.notice_lost_before
+    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, after_lost=bool(before),
+                              gave_up=result.notice_unanswered) + before
     return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
 
 
@@ -289,8 +302,8 @@ def notice_lost(record: RolloutRecord) -> Transition | None:
     (``notice_failed_said``'s, ``lost``: a late send SNS may have delivered), or None. A notice sent
     late after it may repeat that one, and says so (``late_said``)."""
     after = record.history[last_index(record, DONE) + 1:]
-    return next((t for t in reversed(after)
-                 if t.kind == NOTICE_FAILED and (t.comment or "").startswith(NOTICE_NOT_KNOWN)), None)
+    return next((t for t in reversed(after) if t.kind == NOTICE_FAILED
+                 and (t.comment or "").startswith((NOTICE_NOT_KNOWN, NOTICE_UNANSWERED))), None)
 
 
 def late_said(record: RolloutRecord, owed: Transition) -> str:
@@ -313,7 +326,11 @@ def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str
     of the notice owed, which alone said "NOT sent, nobody was told" of a notice that send may have
     delivered."""
     lost = notice_lost(record)
-    return "" if lost is None or lost is refused else f"; an earlier late send's answer was lost: {refused_said(lost)}"
+    if lost is None or lost is refused:
+        return ""
+    what = ("finalize stopped waiting for SNS's answer to an earlier late send"
+            if (lost.comment or "").startswith(NOTICE_UNANSWERED) else "an earlier late send's answer was lost")
+    return f"; {what}: {refused_said(lost)}"
 
 
 def refused_said(refused: Transition, *, before: str = "") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import AdapterError
+from rollway.aws.errors import AdapterError, AnswerLost
 from rollway.model import Observation
 from rollway.ports import MetricSource, Notifier
 from rollway.targets import Targets
@@ -34,9 +34,11 @@ _FINAL_SNS = frozenset({
 # Only what another try could get past is retried: a refused publish repeated three times
 # delays a rollback's end (and its failure, which names it) by the retries' waits, for nothing.
 # The adapter's own errors (TargetNotFound: no such topic) and ValueError (an empty message) are
-# final too.
+# final too. So is a publish whose answer was lost (AnswerLost): SNS may have delivered it, and
+# the same message sent again read as the first, people paged twice while the run said it sent
+# one. The caller says it may have gone out, and a run sending it again says it may repeat it.
 @task(name="notify", retries=3, retry_delay_seconds=2, cache_policy=NONE,
-      retry_condition_fn=retry.unless(AdapterError, ValueError, denied=_FINAL_SNS))
+      retry_condition_fn=retry.unless(AdapterError, ValueError, AnswerLost, denied=_FINAL_SNS))
 def notify(notifier: Notifier, subject: str, message: str) -> str:
     return notifier.notify(subject, message)
 
@@ -55,7 +57,7 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     task of it).
 
     Returns:
-        The message id, or None when it was not sent.
+        The message id, or None when it was not sent (or SNS's answer was lost: logged as maybe sent).
     """
     return alert_or_refusal(notifier, subject, message, targets, inline=inline)[0]
 
@@ -68,11 +70,14 @@ def alert_or_refusal(notifier: Notifier, subject: str, message: str, targets: Ta
     from prefect import get_run_logger
 
     from rollway.aws.denied import rollout_said
+    from rollway.aws.errors import answer_lost
     from rollway.failure_words import error_said
 
     try:
         return run_as(notify, inline)(notifier, subject, message), None
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
         said = rollout_said(err, targets)
-        get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)
+        # A lost answer is not a refusal: SNS may have delivered the alert.
+        what = "the alert %r may have gone out or not" if answer_lost(err) else "could not send the alert %r"
+        get_run_logger().error(f"{what} (%s): %s", subject, message, said)
         return None, error_said(said)

@@ -59,32 +59,22 @@ def test_an_unrecorded_finalize_that_gives_up_waiting_for_sns_does_not_send_peop
     saying to run finalize again (``--unrecorded``), which "carries on": a run again finds nothing to
     finalize and sends nothing. Said as a lost answer is, instead (SNS may have taken it). On the
     fakes: the wait is the flow's own."""
-    import threading
-
     from rollway.fakes import FakeLedger
     from rollway.finalize import finalized_said
     from tests.flows.test_finalize import ALL_STABLE, finalize_bounded, promoted_on_fakes
+    from tests.flows.test_finalize_notice_unanswered import UNANSWERED, _silent
 
     env, _ = promoted_on_fakes(FakeLedger())
     FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
-    answering, real = threading.Event(), env.notifier.notify
-
-    def silent(subject, message):
-        answering.wait(5)
-        return real(subject, message)
-
-    env.notifier.notify = silent
-    try:
+    with _silent(env):
         done = finalize_bounded(env, write_seconds=0.3, unrecorded=True)
-    finally:
-        answering.set()
     assert done.outcome == "finalized" and done.notice_lost and env.router.weights == ALL_STABLE, done
     said = " ".join(finalized_said(done, env.targets).split())
     t = env.targets
-    assert (f"but {NOT_KNOWN}: SNS (topic {t.alert_topic!r}) did not answer within 0.3 s. Check the topic's delivery "
+    assert (f"but {UNANSWERED}: SNS (topic {t.alert_topic!r}) did not answer within 0.3 s. Check the topic's delivery "
             f"logs, or tell its subscribers yourself ({t.alert_topic}): the ledger does not record this promotion, so "
             "no run sends the notice again") in said, said
     assert "run again" not in said.replace("finalize run again finds nothing", ""), said
-    assert any(step.startswith(f"{NOT_KNOWN}: SNS (topic ") for step in done.steps), done.steps
+    assert any(step.startswith(f"{UNANSWERED}: SNS (topic ") for step in done.steps), done.steps
     # As it says: a run again finds nothing to do.
     assert finalize_bounded(env, unrecorded=True).outcome == "nothing_to_finalize"

@@ -99,3 +99,70 @@ def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws
             AnswerLost, match="AuthorizationError"):
         quick_notify(notifier, "Rollback: webordinary-edit-service", "rolled back")
     assert attempts == ["sent", "denied"], attempts
+
+
+def _first_answer_lost(aws, subject: str):
+    """SNS takes the first publish of ``subject`` (moto delivers it) and its answer is lost, a read
+    timeout once the call was made; later publishes are answered."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from tests.botocore_events import on_operation
+
+    sns, lost = aws.get_client("sns"), []
+
+    def lose(**_):
+        if not lost:
+            lost.append(subject)
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    return on_operation(sns, "after-call", lose, operation="Publish")
+
+
+def _delivered(aws, url: str) -> list[str]:
+    import json
+
+    sqs, got = aws.get_client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            got.append(json.loads(message["Body"])["Message"])
+    return got
+
+
+def test_a_publish_whose_answer_was_lost_is_not_sent_again_as_if_nothing_went_out(aws, watch_calls):
+    """SNS took the message and its answer was lost: the task sent the same message up to three
+    more times, and people got it twice while the run read one clean send. It now says the
+    publish may have gone out (AnswerLost), once."""
+    from rollway.aws.errors import AnswerLost
+    from tests.flows.moto_env import inbox
+
+    sns = aws.get_client("sns")
+    url = inbox(aws)
+    notifier = SnsNotifier(sns, aws.targets)
+    notifier.resolve()
+    calls = watch_calls(sns)
+    with _first_answer_lost(aws, "Rollback"), pytest.raises(AnswerLost, match="AWS may have acted on it"):
+        quick_notify(notifier, "Rollback: webordinary-edit-service", "rolled back")
+    assert calls.count("Publish") == 1, calls
+    assert _delivered(aws, url) == ["rolled back"]
+
+
+def test_an_alert_whose_answer_was_lost_is_logged_as_maybe_sent_not_as_unsent(aws, caplog):
+    from prefect import flow
+
+    from tasks import metrics
+    from tests.flows.moto_env import inbox
+
+    url = inbox(aws)
+    notifier = SnsNotifier(aws.get_client("sns"), aws.targets)
+
+    @flow
+    def alerting():
+        return metrics.alert_or_refusal(notifier, "Alert: webordinary-edit-service", "p99 over 2 s", aws.targets)
+
+    with _first_answer_lost(aws, "Alert"):
+        message_id, why = alerting()
+    assert message_id is None and why.startswith("AnswerLost: SNS Publish sent, and its answer lost"), why
+    logged = [r.getMessage() for r in caplog.records if "the alert 'Alert: webordinary-edit-service'" in r.getMessage()]
+    assert logged and "may have gone out" in logged[0] and "could not send" not in logged[0], logged
+    assert _delivered(aws, url) == ["p99 over 2 s"]
