@@ -5,14 +5,17 @@ person sees in the Prefect UI. It used to be only logged. On the fakes."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from botocore.exceptions import ClientError
 
 from rollway.approvals import ApprovalAnswer
+from rollway.cli.ops import print_status
 from rollway.reports import pause_notice_unsent, rollout_report
 from tests.flows.test_progressive_fakes import APPROVAL_SPEC, env_with_ledger, progressive_on
 
 
-def test_a_refused_pause_notice_is_recorded_and_shown_in_the_form_and_status():
+def test_a_refused_pause_notice_is_recorded_and_shown_in_the_form_and_status(capsys):
     env = env_with_ledger()
     real = env.notifier.notify
 
@@ -28,9 +31,15 @@ def test_a_refused_pause_notice_is_recorded_and_shown_in_the_form_and_status():
     def approver(pause, summary):
         record = env.ledger.get(env.targets.canary_service)
         seen.update(summary=summary, status=pause_notice_unsent(record), report=rollout_report(record))
+        capsys.readouterr()
+        print_status(SimpleNamespace(name=record.service, targets=env.targets), record, record.weights, None, limit=5)
+        seen["printed"] = " ".join(capsys.readouterr().out.split())
         return ApprovalAnswer(action="approve", approver="dana")
 
     assert progressive_on(env, APPROVAL_SPEC, approver).outcome == "promoted"
+    # `rollway status` prints the whole line, not its first letter.
+    assert "waiting for a person; the notice was NOT sent: " in seen["printed"], seen["printed"]
+    assert "nobody was told it waits" in seen["printed"], seen["printed"]
     assert "NOT sent" in seen["summary"] and "sns:Publish" in seen["summary"], seen["summary"]
     assert seen["summary"].index("NOT sent") < seen["summary"].index("traffic now"), "said first in the form"
     assert seen["status"] is not None and seen["status"].startswith("waiting for a person; the notice was NOT sent: ")
