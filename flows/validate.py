@@ -54,7 +54,7 @@ from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError, quoted
 from rollway.clock import ClockSettings
-from rollway.deadline import READ_SECONDS, Unanswered, answered
+from rollway.deadline import READ_SECONDS, Hushable, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import failures_writable
 from rollway.pinning import Pin, unpinned_said
@@ -271,9 +271,14 @@ def _pin(spec: ValidationSpec, targets: Targets, router: AlbRouter, seconds: flo
     decides, or the rules could not be read: said with "not sent"); None when the spec pins nothing."""
     if spec.canary_header is None:
         return None
-    say = get_run_logger().warning
-    found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header, say=say), seconds,
-                              "could not read the listener's rules")
+    # Hushed as the read ends: given up on, it goes on in its thread, and its next "asking again"
+    # reached the log after the validation said the rules could not be read.
+    say = Hushable(get_run_logger().warning)
+    try:
+        found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header, say=say), seconds,
+                                  "could not read the listener's rules")
+    finally:
+        say.hush()
     requests = f"the requests carrying `{spec.canary_header}` (spec.canary_header)"
     group = f"the canary target group {targets.canary_target_group}"
     if unread is not None:

@@ -29,7 +29,7 @@ from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import REFUSED_CODES, AdapterError, answer_lost
 from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, OpenRolloutNeeds,
                              RepositoryImage, RoutingInUse, StackState)
-from rollway.deadline import Unanswered, within
+from rollway.deadline import Hushable, Unanswered, within
 from rollway.failure_words import error_said
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
@@ -96,12 +96,14 @@ def bounded(seconds: float, reading: str, work: Callable[[Callable[[str], None]]
     """
     log = get_run_logger()
     calls: list[tuple[str, str]] = []
-    given_up = threading.Event()
+    # Hushed as the read is given up on: a line begun before is said before, none after (a check
+    # of a flag, then the log call, let a line past the check reach the log after the give-up).
+    say = Hushable(lambda line: log.info("%s", line))
 
     def read() -> T:
         _asking.calls = calls
         try:
-            return work(lambda line: None if given_up.is_set() else log.info("%s", line))
+            return work(say)
         finally:
             _asking.calls = None
 
@@ -112,7 +114,7 @@ def bounded(seconds: float, reading: str, work: Callable[[Callable[[str], None]]
     try:
         return within(seconds, read, name="rollway-cleanup-read", waiting=waiting)
     except Unanswered:
-        given_up.set()
+        say.hush()
         service, call = calls[-1] if calls else ("AWS", "its first call")
         raise CleanupReadUnanswered(service, call, seconds, reading, nothing) from None
 
