@@ -516,7 +516,8 @@ class DynamoLedger:
         answers are appended at its end and dropped from its start, so once both are as read, so is
         the list, and a write past the bound sends the list once, as kept, and that one answer
         (conditioned on the list itself, it sent it twice, up to 200 KB). The length and the count
-        of answers dropped (``refused_dropped``, set in the same write, compared too) alone did not
+        of answers dropped (``refused_dropped``, set in the same write, compared too; never
+        set while not known, ``may_have_dropped``) alone did not
         do: a drop an earlier rollway makes during an upgrade keeps the length and leaves the count
         as it was, and the answer it kept was lost. A refusal whose
         item holds ``answer`` is that resent copy (the first committed); one whose list changed
