@@ -35,6 +35,12 @@ and httpx's own). A rule with an http-header condition on any other meets none o
 they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
 they were not sent."""
 
+CHECK_USER_AGENT = "rollway-validate"
+"""The User-Agent every check sends (``http_checks.client``). A rule ahead of the pin whose
+User-Agent condition, given as patterns (``Values``), this does not match meets none of them; one
+it matches meets them all, as far as that condition goes. Read as a header whose value on them is
+not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -321,13 +327,16 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
                     value: str) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
     http-header condition of theirs is met by that header alone (none, or one on another header the
-    checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
+    checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets; one on User-Agent given as
+    patterns their own, ``CHECK_USER_AGENT``, matches), on some of its requests (not ``_apart``), in priority order:
     each meets those of the weighted rule's requests its other conditions let by, carrying the header
     or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
             and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
+            and not any(_agent_compared(c) and not _header_matches(c, "User-Agent", CHECK_USER_AGENT)
+                        for c in _other_headers(rule, name))
             and not _apart(rule, weighted)]
 
 
@@ -337,6 +346,19 @@ def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> l
             and (_header_name(c).lower() == name.lower()) == on]
 
 
+def _agent_compared(condition: Mapping[str, Any]) -> bool:
+    """Whether the http-header ``condition`` is on User-Agent given as patterns alone (``Values``, no
+    ``RegexValues``): compared with the checks' own, ``CHECK_USER_AGENT``."""
+    return _header_name(condition).lower() == "user-agent" and bool(_values(condition)) and not _regexes(condition)
+
+
+def _unsure_headers(rule: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    """``rule``'s http-header conditions on other headers than ``name`` whose values on the checks'
+    requests are not compared: all but one on User-Agent given as patterns (``_agent_compared``),
+    which an ``_unheaded_ahead`` rule's the checks' own matches."""
+    return [c for c in _other_headers(rule, name) if not _agent_compared(c)]
+
+
 def _header_name(condition: Mapping[str, Any]) -> str:
     """The header an http-header ``condition`` is on, as DescribeRules gives it."""
     return str(condition.get("HttpHeaderConfig", {}).get("HttpHeaderName", ""))
@@ -344,9 +366,9 @@ def _header_name(condition: Mapping[str, Any]) -> str:
 
 def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
     """Whether an ``_unheaded_ahead`` rule meeting some of the checks' requests turns on what is not
-    compared: a header other than ``name`` (the checks' values of it are not compared) or regular
-    expressions (``_unheaded_regex``)."""
-    return bool(_other_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
+    compared: a header other than ``name`` (the checks' values of it are not compared, their
+    User-Agent apart: ``_unsure_headers``) or regular expressions (``_unheaded_regex``)."""
+    return bool(_unsure_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
 
 
 def _unheaded_regex(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
@@ -361,8 +383,8 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     meet = "meets" if len(unsure) == 1 else "meet"
     # Each reason that holds of one of them: "by regular expressions" alone, of a rule on X-Debug,
     # sent a person looking for an expression the listener does not have.
-    others = any(_other_headers(r, name) for r in unsure)
-    regex = any(not _other_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
+    others = any(_unsure_headers(r, name) for r in unsure)
+    regex = any(not _unsure_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
     why = [*(["regular expressions that are not compared"] if regex else []),
            # Not "may carry or not": the checks always carry User-Agent, with a value of their own.
            *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else [])]
@@ -372,14 +394,24 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
 def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str) -> str:
     """What of the weighted rule's requests an ``_unheaded_ahead`` rule meets: with which conditions,
     its share of them (every one, some, or some that may be), as a refusal names it."""
-    others = _other_headers(rule, name)
+    others = _unsure_headers(rule, name)
+    # A User-Agent the checks' own matches (``_unheaded_ahead`` keeps no other): said "with no
+    # http-header condition", the rule read as one without it.
+    agent = [c for c in _other_headers(rule, name) if _agent_compared(c)]
+    with_ = (f"with an http-header condition on another header than {name}" if others else
+             f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
+             f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
     if others or _unheaded_regex(rule, weighted, name):
-        why = [*(f"those carrying {c.get('HttpHeaderConfig', {}).get('HttpHeaderName')} as it asks: {_said(c)}"
-                 for c in others),
+        why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else [])]
-        return (f"with {'an http-header condition on another header than ' + name if others else 'no http-header condition'}"
-                f", may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})")
+        return f"{with_}, may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})"
     beyond = _beyond(rule, weighted)
+    if agent:
+        # Those of the checks alone: other requests carry another User-Agent, or none.
+        if not beyond:
+            return (f"{with_}, meets every one of the checks' requests the weighted rule matches (the weighted rule, "
+                    "behind it, gets none of them, whatever its weights)")
+        return f"{with_}, meets some of the checks' requests (it has {' and '.join(beyond)})"
     if not beyond:
         return (f"with no http-header condition, meets every request the weighted rule matches, carrying `{header}` or "
                 "not (the weighted rule, behind it, gets none of them, whatever its weights)")

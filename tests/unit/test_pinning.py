@@ -868,3 +868,39 @@ def test_a_rule_with_no_header_condition_on_a_path_by_a_regular_expression_may_t
     said = found_on_edit(by_regex, rule("pin", "4", [regex_header("^canary$")], CANARY))
     assert said.unknown == ("which of them rule re (priority 3) and rule pin (priority 4) meet, by regular expressions "
                             "that are not compared"), said
+
+
+def agent(*values: str) -> dict:
+    return header(*values, name="User-Agent")
+
+
+@pytest.mark.parametrize("conditions", [
+    [agent("*bot*")],
+    [agent("curl/*", "*bot*"), SOURCE_IP],
+    [header("canary"), agent("*bot*")],                       # the pin header too, beside an agent not the checks'
+])
+def test_a_rule_on_a_user_agent_the_checks_do_not_send_ahead_of_the_pin_leaves_it(conditions):
+    """Every check sends the User-Agent ``CHECK_USER_AGENT``: a rule on *bot* ahead of the pin meets
+    none of them. Read as on a header whose value on them is not compared, it made their pinning "not
+    known", and they were not sent."""
+    pin = found_on_edit(rule("bots", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
+
+
+def test_a_rule_on_the_checks_own_user_agent_ahead_of_the_pin_is_refused_as_known_to_take_them():
+    said = found_on_edit(rule("ours", "3", [agent("rollway-*")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule ours (priority 3), with an http-header condition on User-Agent (rollway-*) that the "
+                           "checks' own, rollway-validate, matches, meets every one of the checks' requests the "
+                           "weighted rule matches (the weighted rule, behind it, gets none of them, whatever its "
+                           "weights), and sends those it meets to arn:tg/stable"), said
+    # Beside a path of its own, some of them; beside a regular expression, which of them is not known.
+    said = found_on_edit(rule("ours", "3", [agent("rollway-*"), path("/edit/admin/*")], STABLE),
+                         rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule ours (priority 3), with an http-header condition on User-Agent (rollway-*) that the "
+                           "checks' own, rollway-validate, matches, meets some of the checks' requests (it has a "
+                           "path-pattern condition (/edit/admin/*)"), said
+    by_regex = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "User-Agent", "RegexValues": ["bot"]}}
+    said = found_on_edit(rule("re", "3", [by_regex], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is not None, said
