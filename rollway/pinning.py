@@ -35,6 +35,11 @@ and httpx's own). A rule with an http-header condition on any other meets none o
 they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
 they were not sent."""
 
+CHECK_METHODS = frozenset({"GET", "POST"})
+"""The methods the validation's checks send (health: GET; session and message: POST). A rule ahead
+of the pin whose http-request-method condition names neither meets none of them: read as on some
+of the weighted rule's requests, a rule on PUT was said to keep the pin from holding every check."""
+
 CHECK_USER_AGENT = "rollway-validate"
 """The User-Agent every check sends (``http_checks.client``). A rule ahead of the pin whose
 User-Agent condition, given as patterns (``Values``), this does not match meets none of them; one
@@ -328,16 +333,25 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
     http-header condition of theirs is met by that header alone (none, or one on another header the
     checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets; one on User-Agent given as
-    patterns their own, ``CHECK_USER_AGENT``, matches), on some of its requests (not ``_apart``), in priority order:
+    patterns their own, ``CHECK_USER_AGENT``, matches), on some of its requests (not ``_apart``) and
+    of the checks' (not ``_meets_no_check``), in priority order:
     each meets those of the weighted rule's requests its other conditions let by, carrying the header
     or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
             and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
-            and not any(_agent_compared(c) and not _header_matches(c, "User-Agent", CHECK_USER_AGENT)
-                        for c in _other_headers(rule, name))
-            and not _apart(rule, weighted)]
+            and not _meets_no_check(rule, name) and not _apart(rule, weighted)]
+
+
+def _meets_no_check(rule: Mapping[str, Any], name: str) -> bool:
+    """Whether every request of the checks' fails one of ``rule``'s conditions, whatever its path and
+    host: a User-Agent given as patterns their own (``CHECK_USER_AGENT``) does not match, or
+    methods none of theirs (``CHECK_METHODS``; a load balancer compares them with regard to case)."""
+    return (any(_agent_compared(c) and not _header_matches(c, "User-Agent", CHECK_USER_AGENT)
+                for c in _other_headers(rule, name))
+            or any(c.get("Field") == "http-request-method" and _values(c) and CHECK_METHODS.isdisjoint(_values(c))
+                   for c in rule.get("Conditions", [])))
 
 
 def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:

@@ -530,3 +530,7 @@ def test_a_listener_with_a_rule_without_the_header_ahead_of_the_pin_fails_its_it
     item = check_pin(PinRead(header=header_line, listener="alb:80",
                              found=found_on_edit(rule("agent", "3", [header("curl*", name="User-Agent")], STABLE), pin)))
     assert item.passed, item.reason
+    # On methods the checks never send (GET and POST alone): it meets none of them either.
+    put = {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["PUT", "DELETE"]}}
+    item = check_pin(PinRead(header=header_line, listener="alb:80", found=found_on_edit(rule("put", "3", [put], STABLE), pin)))
+    assert item.passed, item.reason

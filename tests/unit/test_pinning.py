@@ -904,3 +904,26 @@ def test_a_rule_on_the_checks_own_user_agent_ahead_of_the_pin_is_refused_as_know
     by_regex = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "User-Agent", "RegexValues": ["bot"]}}
     said = found_on_edit(rule("re", "3", [by_regex], STABLE), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.unknown is not None, said
+
+
+def method(*values: str) -> dict:
+    return {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": list(values)}}
+
+
+@pytest.mark.parametrize("conditions", [
+    [method("PUT", "DELETE")],
+    [method("PATCH"), path("/edit/admin/*")],
+])
+def test_a_rule_on_methods_the_checks_never_use_ahead_of_the_pin_leaves_it(conditions):
+    """The checks send GET and POST alone (``CHECK_METHODS``): a rule on PUT ahead of the pin meets
+    none of them, and was said to keep it from pinning them all."""
+    pin = found_on_edit(rule("put", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
+
+
+def test_a_rule_on_a_method_the_checks_use_ahead_of_the_pin_is_still_refused():
+    said = found_on_edit(rule("post", "3", [method("PUT", "POST")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule post (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests, carrying `X-Rollway-Target: canary` or not (it has a http-request-method "
+                           "condition the weighted rule does not have)"), said
