@@ -179,6 +179,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not _to_canary_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
+    # Whether they are all pinned turns on these rules, read in order: a pin by a regular expression
+    # ahead of a rule taking some of them may meet every one first.
+    turns_on = _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value, canary_arn)
     if isinstance(found, Pin):
         # Each pin rule behind a rule with no condition on the header is passed over by those that
         # rule meets: judged by header rules alone, the pin was said to hold every check.
@@ -189,9 +192,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
             # Named beside the pin: said pinned by it alone, those checks were never its.
             return replace(found, unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
                                                  if _priority(r) < last))
+        # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
+        # checks were said surely not pinned. ``_turns_on`` reads no rules pinning together: there,
+        # those taking some decide alone.
         return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group),
-                        _unsure_said(taking, weighted, name) if all(_unheaded_unsure(r, weighted, name) for r in taking)
-                        else None)
+                        turns_on or (_unsure_said(taking, weighted, name)
+                                     if all(_unheaded_unsure(r, weighted, name) for r in taking) else None))
     if unheaded:
         # Whatever the refusal asks changed or created, a pin behind this rule is passed over by
         # those it meets: unsaid, the rule made as told was refused again for it.
@@ -199,8 +205,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), which, "
                   f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
-    return Unpinned(found, _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value,
-                                     canary_arn))
+    return Unpinned(found, turns_on)
 
 
 def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],

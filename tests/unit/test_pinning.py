@@ -927,3 +927,18 @@ def test_a_rule_on_a_method_the_checks_use_ahead_of_the_pin_is_still_refused():
     assert said.startswith("rule post (priority 3), with no http-header condition, meets some of the weighted rule's "
                            "requests, carrying `X-Rollway-Target: canary` or not (it has a http-request-method "
                            "condition the weighted rule does not have)"), said
+
+
+def test_a_regex_pin_ahead_of_a_rule_taking_some_ahead_of_the_pin_makes_it_not_known():
+    """A pin by ^canary$ at 2 may meet every check before the rule at 3 on /edit/admin/* takes some:
+    said known not to pin them all, a listener that may pin every one was refused as surely not."""
+    said = found_on_edit(rule("re", "2", [regex_header("^canary$")], CANARY),
+                         rule("admin", "3", [path("/edit/admin/*")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == "which of them rule re (priority 2) meets, by regular expressions that are not compared", said
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests"), said
+    # Behind the rule taking some, it settles nothing: known not pinned.
+    said = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], STABLE),
+                         rule("re", "4", [regex_header("^canary$")], CANARY), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
