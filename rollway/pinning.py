@@ -98,8 +98,9 @@ class Pin:
     """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
     request of the weighted rule's and these together do (``_pinned_together``)."""
     unheaded: tuple[tuple[str, str], ...] = ()
-    """The rules (ARN, priority) ahead of a pin rule with no condition on the header, forwarding to
-    the canary group alone, that the checks they meet reach it through, not through the pin."""
+    """The rules (ARN, priority) ahead of a pin rule that the header alone does not meet
+    (``_unheaded_ahead``'s: with no condition on it, or one on another header beside it), forwarding
+    to the canary group alone, that the checks they meet reach it through, not through the pin."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
@@ -117,7 +118,7 @@ class Pin:
             one = len(self.unheaded) == 1
             rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
             unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
-                        f"with no condition on the header, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
+                        f"and not met by the header alone, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
                         f"there {'itself' if one else 'themselves'}")
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
                 f"rule's {self.weighted_priority}{unheaded})")

@@ -795,13 +795,19 @@ def test_a_rule_with_no_header_condition_to_the_canary_alone_ahead_of_the_pin_is
     pin = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], CANARY), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
     assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
-                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it with no condition "
-                          "on the header, sends those it meets there itself)"), pin.said()
+                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it and not met by "
+                          "the header alone, sends those it meets there itself)"), pin.said()
     pins = (on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
     pin = found_on_two_hosts(pins[0], rule("ip", "4", [SOURCE_IP], CANARY), pins[1])
     assert isinstance(pin, Pin) and pin.said().endswith(
-        "ahead of the weighted rule's 10; rule ip (priority 4), ahead of one of them with no condition on the "
-        "header, sends those it meets there itself)"), pin.said()
+        "ahead of the weighted rule's 10; rule ip (priority 4), ahead of one of them and not met by the header "
+        "alone, sends those it meets there itself)"), pin.said()
+    # One on the header too, beside another the checks send: "with no condition on the header" was untrue of it.
+    pin = found_on_edit(rule("ours", "3", [header("canary"), header("rollway-*", name="User-Agent")], CANARY),
+                        rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.unheaded == (("ours", "3"),), pin
+    assert pin.said().endswith("rule ours (priority 3), ahead of it and not met by the header alone, sends those it "
+                               "meets there itself)"), pin.said()
 
 
 @pytest.mark.parametrize("debug", [
