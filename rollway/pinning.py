@@ -178,7 +178,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     header_rules = _header_rules_ahead(rules, weighted, name, value)
     every_unheaded = _unheaded_ahead(rules, weighted, name, value)
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
-    unheaded = [rule for rule in every_unheaded if not _to_canary_alone(rule, canary_arn)]
+    unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
     # Whether they are all pinned turns on these rules, read in order: a pin by a regular expression
     # ahead of a rule taking some of them may meet every one first.
@@ -657,13 +657,14 @@ def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
     # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too. At
     # weight 0 it forwards nowhere: no pin.
     has_header = any(c.get("Field") == "http-header" for c in rule.get("Conditions", []))
-    return has_header and _to_canary_alone(rule, canary_arn)
+    return has_header and forwards_alone(rule, canary_arn)
 
 
-def _to_canary_alone(rule: Mapping[str, Any], canary_arn: str) -> bool:
-    """Whether ``rule`` forwards to the canary group alone, with a weight above 0."""
+def forwards_alone(rule: Mapping[str, Any], arn: str) -> bool:
+    """Whether ``rule`` forwards to the target group ``arn`` and to no other (a weight of 0 to
+    another is one), with a weight above 0: at 0 it sends it nothing."""
     forwarded = _forwarded(rule)
-    return set(forwarded) == {canary_arn} and forwarded[canary_arn] > 0
+    return set(forwarded) == {arn} and forwarded[arn] > 0
 
 
 def _priority(rule: Mapping[str, Any]) -> float:
@@ -680,8 +681,7 @@ def _header_met(rule: Mapping[str, Any], name: str, value: str, *, maybe: bool =
 
 def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
     """Whether the http-header ``condition`` is on the header ``name`` and has regular expressions."""
-    config = condition.get("HttpHeaderConfig", {})
-    return str(config.get("HttpHeaderName", "")).lower() == name.lower() and bool(_regexes(condition))
+    return _header_name(condition).lower() == name.lower() and bool(_regexes(condition))
 
 
 def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
@@ -897,7 +897,7 @@ def _pattern_covers(wide: str, narrow: str) -> bool:
 
 def _header_matches(condition: Mapping[str, Any], name: str, value: str) -> bool:
     config = condition.get("HttpHeaderConfig", {})
-    if str(config.get("HttpHeaderName", "")).lower() != name.lower():
+    if _header_name(condition).lower() != name.lower():
         return False
     return any(re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
                             value, re.IGNORECASE | re.DOTALL)
