@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
 from rollway.one_line import shown
-from rollway.pinning import header_parts
+from rollway.pinning import CHECK_USER_AGENT, header_parts
 from rollway.validation import (
     HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, query_parts,
     shown_url,
@@ -47,8 +47,6 @@ BODY_READ_LIMIT = 1024 * 1024
 (a health verdict, a ``sessionId``, a message's acceptance) is far smaller: an error page streaming
 a dump was kept in memory whole, and one larger than the timeout allows was reported as a timeout
 instead of its status."""
-
-USER_AGENT = "rollway-validate"
 
 Say = Callable[[str], None]
 """Where a check says, while it waits, that it still waits (the run's log)."""
@@ -74,7 +72,7 @@ def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> http
     """
     # No connection is kept for a next request: each opens its own, where ``_Watchdog`` can
     # cut it (a reused one opens nothing it would see).
-    headers = {"User-Agent": USER_AGENT}
+    headers = {"User-Agent": CHECK_USER_AGENT}
     if spec.canary_header is not None:
         # The listener rule matching it pins each request to the canary target group
         # (``rollway.pinning``); the flow verifies that rule before any check is made.

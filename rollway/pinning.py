@@ -35,6 +35,17 @@ and httpx's own). A rule with an http-header condition on any other meets none o
 they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
 they were not sent."""
 
+CHECK_METHODS = frozenset({"GET", "POST"})
+"""The methods the validation's checks send (health: GET; session and message: POST). A rule ahead
+of the pin whose http-request-method condition names neither meets none of them: read as on some
+of the weighted rule's requests, a rule on PUT was said to keep the pin from holding every check."""
+
+CHECK_USER_AGENT = "rollway-validate"
+"""The User-Agent every check sends (``http_checks.client``). A rule ahead of the pin whose
+User-Agent condition, given as patterns (``Values``), this does not match meets none of them; one
+it matches meets them all, as far as that condition goes. Read as a header whose value on them is
+not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -87,8 +98,9 @@ class Pin:
     """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
     request of the weighted rule's and these together do (``_pinned_together``)."""
     unheaded: tuple[tuple[str, str], ...] = ()
-    """The rules (ARN, priority) ahead of a pin rule with no condition on the header, forwarding to
-    the canary group alone, that the checks they meet reach it through, not through the pin."""
+    """The rules (ARN, priority) ahead of a pin rule that the header alone does not meet
+    (``_unheaded_ahead``'s: with no condition on it, or one on another header beside it), forwarding
+    to the canary group alone, that the checks they meet reach it through, not through the pin."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
@@ -106,7 +118,7 @@ class Pin:
             one = len(self.unheaded) == 1
             rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
             unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
-                        f"with no condition on the header, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
+                        f"and not met by the header alone, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
                         f"there {'itself' if one else 'themselves'}")
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
                 f"rule's {self.weighted_priority}{unheaded})")
@@ -166,8 +178,11 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     header_rules = _header_rules_ahead(rules, weighted, name, value)
     every_unheaded = _unheaded_ahead(rules, weighted, name, value)
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
-    unheaded = [rule for rule in every_unheaded if not _to_canary_alone(rule, canary_arn)]
+    unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
+    # Whether they are all pinned turns on these rules, read in order: a pin by a regular expression
+    # ahead of a rule taking some of them may meet every one first.
+    turns_on = _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value, canary_arn)
     if isinstance(found, Pin):
         # Each pin rule behind a rule with no condition on the header is passed over by those that
         # rule meets: judged by header rules alone, the pin was said to hold every check.
@@ -178,9 +193,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
             # Named beside the pin: said pinned by it alone, those checks were never its.
             return replace(found, unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
                                                  if _priority(r) < last))
+        # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
+        # checks were said surely not pinned. ``_turns_on`` reads no rules pinning together: there,
+        # those taking some decide alone.
         return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group),
-                        _unsure_said(taking, weighted, name) if all(_unheaded_unsure(r, weighted, name) for r in taking)
-                        else None)
+                        turns_on or (_unsure_said(taking, weighted, name)
+                                     if all(_unheaded_unsure(r, weighted, name) for r in taking) else None))
     if unheaded:
         # Whatever the refusal asks changed or created, a pin behind this rule is passed over by
         # those it meets: unsaid, the rule made as told was refused again for it.
@@ -188,8 +206,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), which, "
                   f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
-    return Unpinned(found, _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value,
-                                     canary_arn))
+    return Unpinned(found, turns_on)
 
 
 def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],
@@ -321,20 +338,45 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
                     value: str) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
     http-header condition of theirs is met by that header alone (none, or one on another header the
-    checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets), on some of its requests (not ``_apart``), in priority order:
+    checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets; one on User-Agent given as
+    patterns their own, ``CHECK_USER_AGENT``, matches), on some of its requests (not ``_apart``) and
+    of the checks' (not ``_meets_no_check``), in priority order:
     each meets those of the weighted rule's requests its other conditions let by, carrying the header
     or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
             and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
-            and not _apart(rule, weighted)]
+            and not _meets_no_check(rule, name) and not _apart(rule, weighted)]
+
+
+def _meets_no_check(rule: Mapping[str, Any], name: str) -> bool:
+    """Whether every request of the checks' fails one of ``rule``'s conditions, whatever its path and
+    host: a User-Agent given as patterns their own (``CHECK_USER_AGENT``) does not match, or
+    methods none of theirs (``CHECK_METHODS``; a load balancer compares them with regard to case)."""
+    return (any(_agent_compared(c) and not _header_matches(c, "User-Agent", CHECK_USER_AGENT)
+                for c in _other_headers(rule, name))
+            or any(c.get("Field") == "http-request-method" and _values(c) and CHECK_METHODS.isdisjoint(_values(c))
+                   for c in rule.get("Conditions", [])))
 
 
 def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:
     """``rule``'s http-header conditions on headers other than ``name`` (``on``: those on ``name``)."""
     return [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"
             and (_header_name(c).lower() == name.lower()) == on]
+
+
+def _agent_compared(condition: Mapping[str, Any]) -> bool:
+    """Whether the http-header ``condition`` is on User-Agent given as patterns alone (``Values``, no
+    ``RegexValues``): compared with the checks' own, ``CHECK_USER_AGENT``."""
+    return _header_name(condition).lower() == "user-agent" and bool(_values(condition)) and not _regexes(condition)
+
+
+def _unsure_headers(rule: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    """``rule``'s http-header conditions on other headers than ``name`` whose values on the checks'
+    requests are not compared: all but one on User-Agent given as patterns (``_agent_compared``),
+    which an ``_unheaded_ahead`` rule's the checks' own matches."""
+    return [c for c in _other_headers(rule, name) if not _agent_compared(c)]
 
 
 def _header_name(condition: Mapping[str, Any]) -> str:
@@ -344,9 +386,9 @@ def _header_name(condition: Mapping[str, Any]) -> str:
 
 def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
     """Whether an ``_unheaded_ahead`` rule meeting some of the checks' requests turns on what is not
-    compared: a header other than ``name`` (the checks' values of it are not compared) or regular
-    expressions (``_unheaded_regex``)."""
-    return bool(_other_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
+    compared: a header other than ``name`` (the checks' values of it are not compared, their
+    User-Agent apart: ``_unsure_headers``) or regular expressions (``_unheaded_regex``)."""
+    return bool(_unsure_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
 
 
 def _unheaded_regex(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
@@ -361,8 +403,8 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     meet = "meets" if len(unsure) == 1 else "meet"
     # Each reason that holds of one of them: "by regular expressions" alone, of a rule on X-Debug,
     # sent a person looking for an expression the listener does not have.
-    others = any(_other_headers(r, name) for r in unsure)
-    regex = any(not _other_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
+    others = any(_unsure_headers(r, name) for r in unsure)
+    regex = any(not _unsure_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
     why = [*(["regular expressions that are not compared"] if regex else []),
            # Not "may carry or not": the checks always carry User-Agent, with a value of their own.
            *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else [])]
@@ -372,14 +414,24 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
 def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str) -> str:
     """What of the weighted rule's requests an ``_unheaded_ahead`` rule meets: with which conditions,
     its share of them (every one, some, or some that may be), as a refusal names it."""
-    others = _other_headers(rule, name)
+    others = _unsure_headers(rule, name)
+    # A User-Agent the checks' own matches (``_unheaded_ahead`` keeps no other): said "with no
+    # http-header condition", the rule read as one without it.
+    agent = [c for c in _other_headers(rule, name) if _agent_compared(c)]
+    with_ = (f"with an http-header condition on another header than {name}" if others else
+             f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
+             f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
     if others or _unheaded_regex(rule, weighted, name):
-        why = [*(f"those carrying {c.get('HttpHeaderConfig', {}).get('HttpHeaderName')} as it asks: {_said(c)}"
-                 for c in others),
+        why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else [])]
-        return (f"with {'an http-header condition on another header than ' + name if others else 'no http-header condition'}"
-                f", may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})")
+        return f"{with_}, may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})"
     beyond = _beyond(rule, weighted)
+    if agent:
+        # Those of the checks alone: other requests carry another User-Agent, or none.
+        if not beyond:
+            return (f"{with_}, meets every one of the checks' requests the weighted rule matches (the weighted rule, "
+                    "behind it, gets none of them, whatever its weights)")
+        return f"{with_}, meets some of the checks' requests (it has {' and '.join(beyond)})"
     if not beyond:
         return (f"with no http-header condition, meets every request the weighted rule matches, carrying `{header}` or "
                 "not (the weighted rule, behind it, gets none of them, whatever its weights)")
@@ -605,13 +657,14 @@ def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
     # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too. At
     # weight 0 it forwards nowhere: no pin.
     has_header = any(c.get("Field") == "http-header" for c in rule.get("Conditions", []))
-    return has_header and _to_canary_alone(rule, canary_arn)
+    return has_header and forwards_alone(rule, canary_arn)
 
 
-def _to_canary_alone(rule: Mapping[str, Any], canary_arn: str) -> bool:
-    """Whether ``rule`` forwards to the canary group alone, with a weight above 0."""
+def forwards_alone(rule: Mapping[str, Any], arn: str) -> bool:
+    """Whether ``rule`` forwards to the target group ``arn`` and to no other (a weight of 0 to
+    another is one), with a weight above 0: at 0 it sends it nothing."""
     forwarded = _forwarded(rule)
-    return set(forwarded) == {canary_arn} and forwarded[canary_arn] > 0
+    return set(forwarded) == {arn} and forwarded[arn] > 0
 
 
 def _priority(rule: Mapping[str, Any]) -> float:
@@ -628,8 +681,7 @@ def _header_met(rule: Mapping[str, Any], name: str, value: str, *, maybe: bool =
 
 def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
     """Whether the http-header ``condition`` is on the header ``name`` and has regular expressions."""
-    config = condition.get("HttpHeaderConfig", {})
-    return str(config.get("HttpHeaderName", "")).lower() == name.lower() and bool(_regexes(condition))
+    return _header_name(condition).lower() == name.lower() and bool(_regexes(condition))
 
 
 def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
@@ -845,7 +897,7 @@ def _pattern_covers(wide: str, narrow: str) -> bool:
 
 def _header_matches(condition: Mapping[str, Any], name: str, value: str) -> bool:
     config = condition.get("HttpHeaderConfig", {})
-    if str(config.get("HttpHeaderName", "")).lower() != name.lower():
+    if _header_name(condition).lower() != name.lower():
         return False
     return any(re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
                             value, re.IGNORECASE | re.DOTALL)

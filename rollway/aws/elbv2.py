@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, RulesOnPath, TargetNotFound,
                                 WeightMismatch, asked_while_throttled, error_code)
 from rollway.model import ShiftedRule, TargetGroup, Weights
-from rollway.pinning import Pin, Unpinned, find_pin, is_pin_rule
+from rollway.pinning import Pin, Unpinned, find_pin, forwards_alone, is_pin_rule
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 
@@ -632,8 +632,7 @@ def _stable_alone(rule: dict[str, Any], r: _Resolved) -> bool:
     """``rule`` forwards to the stable group and to no other (a weight of 0 to the canary is another),
     with a weight above 0: at 0 it sends stable nothing, and is written over as a rule forwarding with
     weight 0 to both groups is."""
-    forwarded = _forward_weights(rule)
-    return set(forwarded) == {r.stable_arn} and forwarded[r.stable_arn] > 0
+    return forwards_alone(rule, r.stable_arn)
 
 
 def _recorded(r: _Resolved) -> ShiftedRule:

@@ -937,7 +937,7 @@ def test_the_checks_carry_no_header_a_listener_rule_ahead_of_the_pin_is_read_nev
     """``pinning.CHECK_HEADERS``: a rule on a header not among them is passed by every check. A header
     sent and not listed there would be read as never carried, and a rule on it ahead of the pin, which
     the checks meet, passed over."""
-    from rollway.pinning import CHECK_HEADERS
+    from rollway.pinning import CHECK_HEADERS, CHECK_METHODS, CHECK_USER_AGENT
 
     app.faults.authorization = "Bearer s3cr3t"
     spec = spec_for(app.url, canary_header="X-Rollway-Target: canary", authorization_secret_block="edit-api-token")
@@ -949,3 +949,8 @@ def test_the_checks_carry_no_header_a_listener_rule_ahead_of_the_pin_is_read_nev
     sent = {name.lower() for headers in app.headers for name in headers}
     assert sent - {"host", "x-rollway-target"} <= CHECK_HEADERS, sent
     assert {"x-rollway-target", "authorization", "user-agent", "content-type"} <= sent, sent
+    # ``pinning.CHECK_USER_AGENT``: a rule on a User-Agent it does not match is read never to meet them.
+    agents = {value for headers in app.headers for name, value in headers.items() if name.lower() == "user-agent"}
+    assert agents == {CHECK_USER_AGENT}, agents
+    # ``pinning.CHECK_METHODS``: a rule on methods none of these is read never to meet them.
+    assert {method for method, _ in app.requests} == CHECK_METHODS, app.requests

@@ -519,9 +519,18 @@ def test_a_listener_with_a_rule_without_the_header_ahead_of_the_pin_fails_its_it
                                 "order)"), item.reason
     # On another header the checks send, whose value there is not compared: not known.
     item = check_pin(PinRead(header=header_line, listener="alb:80",
-                             found=found_on_edit(rule("agent", "3", [header("curl*", name="User-Agent")], STABLE), pin)))
+                             found=found_on_edit(rule("token", "3", [header("Bearer *", name="Authorization")], STABLE),
+                                                 pin)))
     assert not item.passed and item.reason.startswith(
         "whether listener alb:80 pins all the validation's HTTP checks carrying `X-Rollway-Target: canary` "
         "(validate_deployment's spec.canary_header) to the canary target group is not known: it turns on which of "
-        "them rule agent (priority 3) meets, by headers other than X-Rollway-Target, whose values on the checks' "
-        "requests are not compared; rule agent (priority 3)"), item.reason
+        "them rule token (priority 3) meets, by headers other than X-Rollway-Target, whose values on the checks' "
+        "requests are not compared; rule token (priority 3)"), item.reason
+    # On a User-Agent the checks' own (rollway-validate) does not match: it meets none of them.
+    item = check_pin(PinRead(header=header_line, listener="alb:80",
+                             found=found_on_edit(rule("agent", "3", [header("curl*", name="User-Agent")], STABLE), pin)))
+    assert item.passed, item.reason
+    # On methods the checks never send (GET and POST alone): it meets none of them either.
+    put = {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["PUT", "DELETE"]}}
+    item = check_pin(PinRead(header=header_line, listener="alb:80", found=found_on_edit(rule("put", "3", [put], STABLE), pin)))
+    assert item.passed, item.reason

@@ -795,13 +795,19 @@ def test_a_rule_with_no_header_condition_to_the_canary_alone_ahead_of_the_pin_is
     pin = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], CANARY), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
     assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
-                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it with no condition "
-                          "on the header, sends those it meets there itself)"), pin.said()
+                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it and not met by "
+                          "the header alone, sends those it meets there itself)"), pin.said()
     pins = (on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY))
     pin = found_on_two_hosts(pins[0], rule("ip", "4", [SOURCE_IP], CANARY), pins[1])
     assert isinstance(pin, Pin) and pin.said().endswith(
-        "ahead of the weighted rule's 10; rule ip (priority 4), ahead of one of them with no condition on the "
-        "header, sends those it meets there itself)"), pin.said()
+        "ahead of the weighted rule's 10; rule ip (priority 4), ahead of one of them and not met by the header "
+        "alone, sends those it meets there itself)"), pin.said()
+    # One on the header too, beside another the checks send: "with no condition on the header" was untrue of it.
+    pin = found_on_edit(rule("ours", "3", [header("canary"), header("rollway-*", name="User-Agent")], CANARY),
+                        rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.unheaded == (("ours", "3"),), pin
+    assert pin.said().endswith("rule ours (priority 3), ahead of it and not met by the header alone, sends those it "
+                               "meets there itself)"), pin.said()
 
 
 @pytest.mark.parametrize("debug", [
@@ -868,3 +874,77 @@ def test_a_rule_with_no_header_condition_on_a_path_by_a_regular_expression_may_t
     said = found_on_edit(by_regex, rule("pin", "4", [regex_header("^canary$")], CANARY))
     assert said.unknown == ("which of them rule re (priority 3) and rule pin (priority 4) meet, by regular expressions "
                             "that are not compared"), said
+
+
+def agent(*values: str) -> dict:
+    return header(*values, name="User-Agent")
+
+
+@pytest.mark.parametrize("conditions", [
+    [agent("*bot*")],
+    [agent("curl/*", "*bot*"), SOURCE_IP],
+    [header("canary"), agent("*bot*")],                       # the pin header too, beside an agent not the checks'
+])
+def test_a_rule_on_a_user_agent_the_checks_do_not_send_ahead_of_the_pin_leaves_it(conditions):
+    """Every check sends the User-Agent ``CHECK_USER_AGENT``: a rule on *bot* ahead of the pin meets
+    none of them. Read as on a header whose value on them is not compared, it made their pinning "not
+    known", and they were not sent."""
+    pin = found_on_edit(rule("bots", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
+
+
+def test_a_rule_on_the_checks_own_user_agent_ahead_of_the_pin_is_refused_as_known_to_take_them():
+    said = found_on_edit(rule("ours", "3", [agent("rollway-*")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule ours (priority 3), with an http-header condition on User-Agent (rollway-*) that the "
+                           "checks' own, rollway-validate, matches, meets every one of the checks' requests the "
+                           "weighted rule matches (the weighted rule, behind it, gets none of them, whatever its "
+                           "weights), and sends those it meets to arn:tg/stable"), said
+    # Beside a path of its own, some of them; beside a regular expression, which of them is not known.
+    said = found_on_edit(rule("ours", "3", [agent("rollway-*"), path("/edit/admin/*")], STABLE),
+                         rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule ours (priority 3), with an http-header condition on User-Agent (rollway-*) that the "
+                           "checks' own, rollway-validate, matches, meets some of the checks' requests (it has a "
+                           "path-pattern condition (/edit/admin/*)"), said
+    by_regex = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "User-Agent", "RegexValues": ["bot"]}}
+    said = found_on_edit(rule("re", "3", [by_regex], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is not None, said
+
+
+def method(*values: str) -> dict:
+    return {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": list(values)}}
+
+
+@pytest.mark.parametrize("conditions", [
+    [method("PUT", "DELETE")],
+    [method("PATCH"), path("/edit/admin/*")],
+])
+def test_a_rule_on_methods_the_checks_never_use_ahead_of_the_pin_leaves_it(conditions):
+    """The checks send GET and POST alone (``CHECK_METHODS``): a rule on PUT ahead of the pin meets
+    none of them, and was said to keep it from pinning them all."""
+    pin = found_on_edit(rule("put", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
+
+
+def test_a_rule_on_a_method_the_checks_use_ahead_of_the_pin_is_still_refused():
+    said = found_on_edit(rule("post", "3", [method("PUT", "POST")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule post (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests, carrying `X-Rollway-Target: canary` or not (it has a http-request-method "
+                           "condition the weighted rule does not have)"), said
+
+
+def test_a_regex_pin_ahead_of_a_rule_taking_some_ahead_of_the_pin_makes_it_not_known():
+    """A pin by ^canary$ at 2 may meet every check before the rule at 3 on /edit/admin/* takes some:
+    said known not to pin them all, a listener that may pin every one was refused as surely not."""
+    said = found_on_edit(rule("re", "2", [regex_header("^canary$")], CANARY),
+                         rule("admin", "3", [path("/edit/admin/*")], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == "which of them rule re (priority 2) meets, by regular expressions that are not compared", said
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests"), said
+    # Behind the rule taking some, it settles nothing: known not pinned.
+    said = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], STABLE),
+                         rule("re", "4", [regex_header("^canary$")], CANARY), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
