@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
@@ -311,6 +311,16 @@ DELETED_KEPT_DAYS = 90
 """How long CloudFormation lists a deleted stack (ListStacks, ``DELETE_COMPLETE``)."""
 
 
+class Holding(BaseModel):
+    """What a stack's listing of one of its resources says besides its physical id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str = Field(description="its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...)")
+    retained: bool = Field(default=False, description=(
+        "its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps it: deleting the stack leaves it"))
+
+
 class StackState(BaseModel):
     """A stack as CloudFormation describes it; ``status`` None: it does not exist (as
     ``CloudFormationStacks.describe`` reads it: nor is one of that name listed as deleted in the
@@ -337,10 +347,10 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place"))
-    log_groups: tuple[str, ...] = Field(default=(), description=(
-        "those of resources that are CloudWatch log groups (AWS::Logs::LogGroup): the only ones a task definition's "
-        "log group in use (its awslogs-group, a FireLens name or template) may be; a table's or a role's physical id "
-        "is a bare name too"))
+    holdings: tuple[Holding, ...] = Field(default=(), description=(
+        "for each of resources, in its order, its resource type and whether its DeletionPolicy keeps it (empty: not "
+        "read, each judged as of any type, kept when retained names it): a log group's, a table's and a role's "
+        "physical id are each a bare name, and a stack may hold two of one name, one of them kept"))
     nested_events: dict[str, str | None] = Field(default_factory=dict, description=(
         "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
         "updated on its own adds no event to its root"))
@@ -357,6 +367,17 @@ class StackState(BaseModel):
     @property
     def gone(self) -> bool:
         return self.status is None or self.status in GONE_STATUSES
+
+    @model_validator(mode="after")
+    def _one_holding_each(self) -> "StackState":
+        if self.holdings and len(self.holdings) != len(self.resources):
+            raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
+        return self
+
+    def listings(self) -> list[tuple[str, Holding | None]]:
+        """Each of ``resources`` with its holding (None: not read, of any type, and kept when
+        ``retained`` names it)."""
+        return list(zip(self.resources, self.holdings)) if self.holdings else [(r, None) for r in self.resources]
 
 
 def close_names(name: str, names: Collection[str], *, cutoff: float = 0.85) -> tuple[str, ...]:
@@ -1069,6 +1090,8 @@ _NAMED = "name"
 # group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
 # (``_held``).
 _LOG_GROUP = "log-group"
+# A log group's CloudFormation resource type: the one kind a log group in use may be.
+LOG_GROUP_TYPE = "AWS::Logs::LogGroup"
 # A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
 _TEMPLATE = "log-group-template"
 # The placeholders of a FireLens log group template, each standing for text only a log record
@@ -1271,26 +1294,39 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
 
 
 def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
-          log_group: bool = False) -> tuple[str, bool] | None:
+          kind: str | None = None) -> tuple[str, bool] | None:
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
-    it fits a log group template in use, ``templates``), or None. ``log_group``: it is a CloudWatch
-    log group (AWS::Logs::LogGroup), the one kind a log group in use (by name or template) may be, and
-    held by nothing else."""
+    it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
+    resource type (None: not known, judged as of any type, what it is known to be first). Only a
+    CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use (by name or template), and
+    it is held by nothing else."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
-    if log_group:
-        # A log group's physical id is its bare name: one a task definition in use names (its
-        # awslogs-group), or one a log group template in use may stand for, kept as a log group
-        # cleanup cannot tell is not the one the template names. Nothing else holds it: a table
-        # or a role in use of the same name is another resource, and a log group sharing its name
-        # was kept "as the feature flags table" it is not.
-        if identity[0] != _NAMED:
-            return None
-        if (named := production.get((_LOG_GROUP, identity[1]))) is not None:
-            return named, True
-        return next(((f"{identity[1]} ({what})", False) for pattern, what in templates
-                     if pattern.fullmatch(identity[1])), None)
+    as_log_group = _held_as_log_group(identity, production, templates) if kind in (LOG_GROUP_TYPE, None) else None
+    if kind == LOG_GROUP_TYPE or (as_log_group is not None and as_log_group[1]):
+        return as_log_group
+    return _held_as_other(identity, production) or as_log_group
+
+
+def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
+                       templates: _Templates) -> tuple[str, bool] | None:
+    """``_held`` of a log group of the identity ``identity``."""
+    # A log group's physical id is its bare name: one a task definition in use names (its
+    # awslogs-group), or one a log group template in use may stand for, kept as a log group
+    # cleanup cannot tell is not the one the template names. Nothing else holds it: a table
+    # or a role in use of the same name is another resource, and a log group sharing its name
+    # was kept "as the feature flags table" it is not.
+    if identity[0] != _NAMED:
+        return None
+    if (named := production.get((_LOG_GROUP, identity[1]))) is not None:
+        return named, True
+    return next(((f"{identity[1]} ({what})", False) for pattern, what in templates
+                 if pattern.fullmatch(identity[1])), None)
+
+
+def _held_as_other(identity: _Identity, production: Mapping[_Identity, str]) -> tuple[str, bool] | None:
+    """``_held`` of a resource of the identity ``identity`` that is not a log group."""
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
@@ -1356,18 +1392,14 @@ def _plan_stacks(
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
         found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
-        # A log group and a table or a role of the same name share one physical id (their bare name),
-        # and a stack may hold both: the id is judged as a log group as many times as the stack holds
-        # log groups of it, and as another resource the rest. Judged a log group each time, the task
-        # role of a revision in use beside a log group of its name was not kept.
-        log_groups = Counter(state.log_groups)
-        for resource in state.resources:
-            # Only a log group may be one a task definition's log group (awslogs-group, or a FireLens
-            # name or template) names, and it is held by nothing else (``_held``).
-            log_group = log_groups[resource] > 0
-            log_groups[resource] -= log_group
-            judged = None if resource in kept else _held(resource, production or {}, templates,
-                                                         log_group=log_group)
+        # Each listing judged by its own type and DeletionPolicy: a log group, a table and a role of
+        # the same name share one physical id (their bare name), and a stack may hold more than one.
+        # Judged by the id, the task role of a revision in use beside a log group of its name was taken
+        # for a log group, and one beside a retained log group of its name for kept.
+        for resource, holding in state.listings():
+            if holding.retained if holding is not None else resource in kept:
+                continue
+            judged = _held(resource, production or {}, templates, kind=holding.type if holding else None)
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")

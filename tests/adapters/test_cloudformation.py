@@ -16,6 +16,7 @@ import pytest
 from botocore.stub import Stubber
 
 from rollway.aws.cloudformation import CloudFormationStacks, StackDeleteFailed, StackProtected, failure_reasons
+from rollway.cleanup import Holding
 from rollway.targets import Targets
 from tests.flows.moto_env import queue_exists
 
@@ -1100,7 +1101,9 @@ def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_
     assert reasons["webordinary-logs-stack"].startswith("it holds webordinary-old-logs (the log group template '${service}-${task}' "), \
         reasons
     assert planned.delete_stacks == (OLD,)
-    assert described[OLD].log_groups == () and described["webordinary-logs-stack"].log_groups == ("webordinary-old-logs",)
+    assert [(holding.type, holding.retained) for holding in described[OLD].holdings] == [
+        ("AWS::DynamoDB::Table", False), ("AWS::IAM::Role", False)]
+    assert described["webordinary-logs-stack"].holdings == (Holding(type="AWS::Logs::LogGroup"),)
 
 
 def test_a_deletion_still_going_when_the_wait_ends_says_the_wait_as_its_progress_lines_do(aws, monkeypatch):
@@ -1282,7 +1285,33 @@ def test_a_role_in_use_is_kept_beside_a_log_group_of_its_name_in_the_same_stack(
                    task_role=f"arn:aws:iam::123456789012:role/{role}", log_group="/ecs/webordinary-app")
     planned = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks=described, in_use=[use], images=())
 
-    assert described[OLD].resources == (role, role) and described[OLD].log_groups == (role,)
+    assert described[OLD].resources == (role, role)
+    assert [holding.type for holding in described[OLD].holdings] == ["AWS::Logs::LogGroup", "AWS::IAM::Role"]
+    assert [(refusal.name, refusal.reason) for refusal in planned.refusals] == [(OLD, (
+        f"it holds {role} (the task role of task definition {aws.targets.task_family}:2, the stable service deploys "
+        "it): deleting the stack deletes it, and production runs on it"))]
+    assert planned.delete_stacks == ()
+
+
+def test_a_role_in_use_is_kept_beside_a_retained_log_group_of_its_name_in_the_same_stack(aws, stacks):
+    # The id the two share was read as kept by its DeletionPolicy at each listing: the log group's
+    # DeletionPolicy keeps it, the role's does not, and the stack holding the task role of a revision in
+    # use was planned for deletion, the role with it.
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    role = "webordinary-app-task-role"
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Retain", "Properties": {"LogGroupName": role}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}}}))
+    described = {OLD: stacks.describe(OLD)}
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0",
+                   task_role=f"arn:aws:iam::123456789012:role/{role}", log_group="/ecs/webordinary-app")
+    planned = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks=described, in_use=[use], images=())
+
+    assert described[OLD].resources == (role, role) and described[OLD].retained == (role,)
     assert [(refusal.name, refusal.reason) for refusal in planned.refusals] == [(OLD, (
         f"it holds {role} (the task role of task definition {aws.targets.task_family}:2, the stable service deploys "
         "it): deleting the stack deletes it, and production runs on it"))]

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from rollway.cleanup import (
-    ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
+    ArchiveState, CleanupResult, CleanupSpec, Holding, ImageUse, RepositoryImage, StackState, check_git_tag_name,
     describe_archive,
     in_use_summary, parse_image, plan_cleanup, planned_result, Refusal, summary_markdown,
 )
@@ -430,10 +430,11 @@ def test_a_stack_holding_a_task_definition_in_use_is_refused_and_one_no_longer_i
             assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
 
 
-def old_stack_plan(resource: str, *, in_use=(), routing=None, log_group: bool = False):
-    """The plan of a run deleting webordinary-old-stack, which holds ``resource`` (``log_group``: a log group)."""
+def old_stack_plan(resource: str, *, in_use=(), routing=None, kind: str | None = None):
+    """The plan of a run deleting webordinary-old-stack, which holds ``resource`` (``kind``: its resource type;
+    None: not known)."""
     state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,),
-                       log_groups=(resource,) if log_group else ())
+                       holdings=(Holding(type=kind),) if kind else ())
     return plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T, stacks={"webordinary-old-stack": state},
                         in_use=in_use, images=IMAGES, routing=routing)
 
@@ -465,14 +466,15 @@ def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_re
     uses = (IN_USE[1].model_copy(update={"execution_role": role.format("webordinary-edit-task-execution"),
                                          "task_role": role.format("service-role/webordinary-edit-task-role"),
                                          "log_group": "/ecs/webordinary-edit-task"}),)
-    assert_holds(old_stack_plan(resource, in_use=uses, log_group=resource.startswith("/ecs/")), held)
+    kind = "AWS::Logs::LogGroup" if resource.startswith("/ecs/") else "AWS::IAM::Role"
+    assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
 
 
 def test_a_stack_holding_no_log_group_but_a_parameter_named_as_the_awslogs_group_in_use_is_not_refused():
     # An SSM parameter's physical id is its bare name, as a log group's is: kept as "the log group
     # of task definition ..." it is not, its stack was refused.
     uses = (IN_USE[1].model_copy(update={"log_group": "/ecs/webordinary-edit-task"}),)
-    assert_holds(old_stack_plan("/ecs/webordinary-edit-task", in_use=uses), None)
+    assert_holds(old_stack_plan("/ecs/webordinary-edit-task", in_use=uses, kind="AWS::SSM::Parameter"), None)
 
 
 SECRET_ARN = "arn:aws:secretsmanager:us-west-2:1:secret:webordinary/api-key-AbC123"
