@@ -1092,6 +1092,11 @@ _NAMED = "name"
 _LOG_GROUP = "log-group"
 # A log group's CloudFormation resource type: the one kind a log group in use may be.
 LOG_GROUP_TYPE = "AWS::Logs::LogGroup"
+# A role's identity, by its name: the physical id of a table or a log group is its bare name as a role's
+# is, a task definition's roles in use name roles only, and a role is held by nothing else (``_held``).
+_ROLE = "role"
+# A role's CloudFormation resource type: the one kind a role in use may be.
+ROLE_TYPE = "AWS::IAM::Role"
 # A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
 _TEMPLATE = "log-group-template"
 # The placeholders of a FireLens log group template, each standing for text only a log record
@@ -1150,8 +1155,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         for role, which in ((use.execution_role, "task execution role"), (use.task_role, "task role")):
             if role:
                 name = role.rsplit("/", 1)[-1]  # arn:aws:iam::<account>:role[/<path>]/<name>
-                named.setdefault((_NAMED, name), f"{name} (the {which} of task definition {family_revision}, "
-                                                 f"{use.why})")
+                named.setdefault((_ROLE, name), f"{name} (the {which} of task definition {family_revision}, "
+                                                f"{use.why})")
         if use.log_group:
             named.setdefault((_LOG_GROUP, use.log_group), f"{use.log_group} (the log group of task definition "
                                                            f"{family_revision}, {use.why})")
@@ -1298,15 +1303,19 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
     it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
-    CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use (by name or template), and
-    it is held by nothing else."""
+    CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use (by name or template), only
+    a role (AWS::IAM::Role) a role in use, and each is held by nothing else."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
     as_log_group = _held_as_log_group(identity, production, templates) if kind in (LOG_GROUP_TYPE, None) else None
-    if kind == LOG_GROUP_TYPE or (as_log_group is not None and as_log_group[1]):
-        return as_log_group
-    return _held_as_other(identity, production) or as_log_group
+    # A role in use is a role: a table or a log group of its name is another resource, and a role
+    # of the flags table's name was kept "as the feature flags table" it is not.
+    as_role = production.get((_ROLE, identity[1])) if kind in (ROLE_TYPE, None) and identity[0] == _NAMED else None
+    as_other = _held_as_other(identity, production) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
+    known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
+             if held is not None and held[1]]
+    return known[0] if known else as_log_group
 
 
 def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
@@ -1326,7 +1335,7 @@ def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
 
 
 def _held_as_other(identity: _Identity, production: Mapping[_Identity, str]) -> tuple[str, bool] | None:
-    """``_held`` of a resource of the identity ``identity`` that is not a log group."""
+    """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role."""
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
