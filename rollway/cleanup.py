@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
@@ -1657,15 +1657,20 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         theirs = {r for other in inner for r in result.stack_resources.get(other, ())}
         held = [r for r in everything if r not in theirs]
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
-        kept = set(result.stack_retained.get(stack, ())) & set(held)
+        # Counted per listing: a log group and a role of one name share an id, and with the log group
+        # kept, the id was said kept at both listings, the role's too.
+        retained, kept = Counter(result.stack_retained.get(stack, ())), list[bool]()
+        for r in held:
+            retained[r] -= 1
+            kept.append(retained[r] >= 0)
         if not held:
             return ""
         nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "
                   f"{'it' if len(inner) == 1 else 'them'})") if inner else ""
         return (f", with the {len(held)} resource(s) it holds{nested}"
-                + (f" ({len(kept)} kept by their DeletionPolicy: they stay)" if kept else "") + ":"
-                + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if r in kept else "")
-                          for r in held))
+                + (f" ({sum(kept)} kept by their DeletionPolicy: they stay)" if any(kept) else "") + ":"
+                + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if stays else "")
+                          for r, stays in zip(held, kept)))
 
     section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
     # "Already gone" said a misspelt tag had existed and been deleted: the run looked done while

@@ -767,3 +767,13 @@ def test_a_nested_stack_deleted_with_its_root_has_its_resources_listed_once_unde
             f"  - `old-queue-url`\n  - `{nested_id}`\n"
             f"- `{nested}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
             f"  - `{inner_queue}`\n  - `inner-table` (kept: its DeletionPolicy retains it)\n") in text, text
+
+
+def test_a_stack_holding_a_kept_log_group_and_a_role_of_its_name_says_only_one_of_them_stays():
+    # A log group and a role share one physical id: listed twice, the id was said kept at each
+    # listing, where the DeletionPolicy keeps the log group only and the role goes with the stack.
+    result = CleanupResult(deleted_stacks=(OLD,), stack_resources={OLD: ("old-app", "old-app")},
+                           stack_retained={OLD: ("old-app",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            "  - `old-app` (kept: its DeletionPolicy retains it)\n  - `old-app`\n") in text, text
