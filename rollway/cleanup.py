@@ -519,15 +519,29 @@ def holdings_changed(judged: StackState, now: StackState) -> str | None:
     """
     if now.gone or judged.gone:
         return None
-    read, kept_before, kept_now = set(judged.resources), set(judged.retained), set(now.retained)
+    # By id and type where both were read with their types: a log group and a role of one name share an
+    # id, and a role gained beside the log group the plan read passed for read.
+    typed = bool(judged.holdings and now.holdings)
+    before, after = _kept_by_listing(judged, typed), _kept_by_listing(now, typed)
     listed = "listed by `aws cloudformation list-stack-resources`"
-    said = [("it holds {} now, which the plan did not read", [r for r in now.resources if r not in read]),
+    said = [("it holds {} now, which the plan did not read", [key for key in after if key not in before]),
             ("its DeletionPolicy keeps {} in place now, which the plan read as deleted with it",
-             [r for r in now.resources if r in read and r in kept_now and r not in kept_before]),
+             [key for key, kept in after.items() if key in before and kept and not before[key]]),
             ("its DeletionPolicy no longer keeps {}, which the plan read as staying",
-             [r for r in now.resources if r in read and r in kept_before and r not in kept_now])]
-    changes = [words.format(first_few(ids, where=listed)) for words, ids in said if ids]
+             [key for key, kept in after.items() if key in before and before[key] and not kept])]
+    # An id listed under two types is named with the type meant.
+    shared = {r for r, n in Counter(r for r, _ in {**before, **after}).items() if n > 1}
+    changes = [words.format(first_few([f"{r} ({kind})" if r in shared else r for r, kind in keys], where=listed))
+               for words, keys in said if keys]
     return _changed_since_plan(_NESTED_UPDATED + "; and ".join(changes)) if changes else None
+
+
+def _kept_by_listing(state: StackState, typed: bool) -> dict[tuple[str, str | None], bool]:
+    """Each of the stack's resources, by id and (``typed``) type -> whether its DeletionPolicy keeps it."""
+    if typed:
+        return {(r, holding.type): holding.retained for r, holding in zip(state.resources, state.holdings)}
+    kept = set(state.retained)
+    return {(r, None): r in kept for r in state.resources}
 
 
 class RepositoryImage(BaseModel):

@@ -777,3 +777,36 @@ def test_a_stack_holding_a_kept_log_group_and_a_role_of_its_name_says_only_one_o
     text = summary_markdown(result, T.ecr_repository)
     assert (f"- `{OLD}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
             "  - `old-app` (kept: its DeletionPolicy retains it)\n  - `old-app`\n") in text, text
+
+
+def test_a_stack_gaining_a_role_of_a_name_it_held_as_a_log_group_is_kept_saying_so():
+    # A log group and a role share one physical id: a role a nested stack gained since the plan,
+    # beside the log group of its name the plan had read, passed for read, and its deletion deleted a
+    # role the run's record did not name; the same of a DeletionPolicy keeping one of the two now.
+    from rollway.cleanup import judge_stack_again
+
+    logs = Holding(type="AWS::Logs::LogGroup")
+    judged = StackState(name=OLD, status="CREATE_COMPLETE", stack_id="arn:stack/old/1", resources=("old-app",),
+                        holdings=(logs,))
+    planned = plan(stacks=(OLD,), described={OLD: judged})
+
+    def again(*holdings: Holding) -> str | None:
+        now = judged.model_copy(update={"resources": ("old-app",) * len(holdings), "holdings": holdings,
+                                        "retained": tuple("old-app" for h in holdings if h.retained)})
+        return judge_stack_again(OLD, planned, now, T, deleted=(), later=(), in_use=IN_USE, routing=None, network=())
+
+    begins = "it changed after the plan judged it (a nested stack of it was updated on its own: "
+    assert again(logs, Holding(type="AWS::IAM::Role")) == (
+        f"{begins}it holds old-app (AWS::IAM::Role) now, which the plan did not read); run cleanup again to judge it "
+        "as it is now")
+    assert again(logs.model_copy(update={"retained": True})).startswith(
+        f"{begins}its DeletionPolicy keeps old-app in place now, which the plan read as deleted with it)")
+    assert again(logs) is None
+    # Of two listings of the id, the one kept is the role now, the log group before.
+    role = Holding(type="AWS::IAM::Role")
+    judged = judged.model_copy(update={"resources": ("old-app", "old-app"), "retained": ("old-app",),
+                                       "holdings": (logs.model_copy(update={"retained": True}), role)})
+    planned = plan(stacks=(OLD,), described={OLD: judged})
+    assert again(logs, role.model_copy(update={"retained": True})).startswith(
+        f"{begins}its DeletionPolicy keeps old-app (AWS::IAM::Role) in place now, which the plan read as deleted with "
+        "it; and its DeletionPolicy no longer keeps old-app (AWS::Logs::LogGroup), which the plan read as staying)")
