@@ -311,6 +311,16 @@ DELETED_KEPT_DAYS = 90
 """How long CloudFormation lists a deleted stack (ListStacks, ``DELETE_COMPLETE``)."""
 
 
+class Holding(BaseModel):
+    """What a stack's listing of one of its resources says besides its physical id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str = Field(description="its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...)")
+    retained: bool = Field(default=False, description=(
+        "its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps it: deleting the stack leaves it"))
+
+
 class StackState(BaseModel):
     """A stack as CloudFormation describes it; ``status`` None: it does not exist (as
     ``CloudFormationStacks.describe`` reads it: nor is one of that name listed as deleted in the
@@ -337,10 +347,10 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place"))
-    log_groups: tuple[str, ...] = Field(default=(), description=(
-        "those of resources that are CloudWatch log groups (AWS::Logs::LogGroup): the only ones a task definition's "
-        "log group in use (its awslogs-group, a FireLens name or template) may be; a table's or a role's physical id "
-        "is a bare name too"))
+    holdings: tuple[Holding, ...] = Field(default=(), description=(
+        "for each of resources, in its order, its resource type and whether its DeletionPolicy keeps it (empty: not "
+        "read, each judged as of any type, kept when retained names it): a log group's, a table's and a role's "
+        "physical id are each a bare name, and a stack may hold two of one name, one of them kept"))
     nested_events: dict[str, str | None] = Field(default_factory=dict, description=(
         "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
         "updated on its own adds no event to its root"))
@@ -357,6 +367,17 @@ class StackState(BaseModel):
     @property
     def gone(self) -> bool:
         return self.status is None or self.status in GONE_STATUSES
+
+    @model_validator(mode="after")
+    def _one_holding_each(self) -> "StackState":
+        if self.holdings and len(self.holdings) != len(self.resources):
+            raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
+        return self
+
+    def listings(self) -> list[tuple[str, Holding | None]]:
+        """Each of ``resources`` with its holding (None: not read, of any type, and kept when
+        ``retained`` names it)."""
+        return list(zip(self.resources, self.holdings)) if self.holdings else [(r, None) for r in self.resources]
 
 
 def close_names(name: str, names: Collection[str], *, cutoff: float = 0.85) -> tuple[str, ...]:
@@ -498,15 +519,29 @@ def holdings_changed(judged: StackState, now: StackState) -> str | None:
     """
     if now.gone or judged.gone:
         return None
-    read, kept_before, kept_now = set(judged.resources), set(judged.retained), set(now.retained)
+    # By id and type where both were read with their types: a log group and a role of one name share an
+    # id, and a role gained beside the log group the plan read passed for read.
+    typed = bool(judged.holdings and now.holdings)
+    before, after = _kept_by_listing(judged, typed), _kept_by_listing(now, typed)
     listed = "listed by `aws cloudformation list-stack-resources`"
-    said = [("it holds {} now, which the plan did not read", [r for r in now.resources if r not in read]),
+    said = [("it holds {} now, which the plan did not read", [key for key in after if key not in before]),
             ("its DeletionPolicy keeps {} in place now, which the plan read as deleted with it",
-             [r for r in now.resources if r in read and r in kept_now and r not in kept_before]),
+             [key for key, kept in after.items() if key in before and kept and not before[key]]),
             ("its DeletionPolicy no longer keeps {}, which the plan read as staying",
-             [r for r in now.resources if r in read and r in kept_before and r not in kept_now])]
-    changes = [words.format(first_few(ids, where=listed)) for words, ids in said if ids]
+             [key for key, kept in after.items() if key in before and before[key] and not kept])]
+    # An id listed under two types is named with the type meant.
+    shared = {r for r, n in Counter(r for r, _ in {**before, **after}).items() if n > 1}
+    changes = [words.format(first_few([f"{r} ({kind})" if r in shared else r for r, kind in keys], where=listed))
+               for words, keys in said if keys]
     return _changed_since_plan(_NESTED_UPDATED + "; and ".join(changes)) if changes else None
+
+
+def _kept_by_listing(state: StackState, typed: bool) -> dict[tuple[str, str | None], bool]:
+    """Each of the stack's resources, by id and (``typed``) type -> whether its DeletionPolicy keeps it."""
+    if typed:
+        return {(r, holding.type): holding.retained for r, holding in zip(state.resources, state.holdings)}
+    kept = set(state.retained)
+    return {(r, None): r in kept for r in state.resources}
 
 
 class RepositoryImage(BaseModel):
@@ -1069,6 +1104,13 @@ _NAMED = "name"
 # group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
 # (``_held``).
 _LOG_GROUP = "log-group"
+# A log group's CloudFormation resource type: the one kind a log group in use may be.
+LOG_GROUP_TYPE = "AWS::Logs::LogGroup"
+# A role's identity, by its name: the physical id of a table or a log group is its bare name as a role's
+# is, a task definition's roles in use name roles only, and a role is held by nothing else (``_held``).
+_ROLE = "role"
+# A role's CloudFormation resource type: the one kind a role in use may be.
+ROLE_TYPE = "AWS::IAM::Role"
 # A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
 _TEMPLATE = "log-group-template"
 # The placeholders of a FireLens log group template, each standing for text only a log record
@@ -1127,8 +1169,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         for role, which in ((use.execution_role, "task execution role"), (use.task_role, "task role")):
             if role:
                 name = role.rsplit("/", 1)[-1]  # arn:aws:iam::<account>:role[/<path>]/<name>
-                named.setdefault((_NAMED, name), f"{name} (the {which} of task definition {family_revision}, "
-                                                 f"{use.why})")
+                named.setdefault((_ROLE, name), f"{name} (the {which} of task definition {family_revision}, "
+                                                f"{use.why})")
         if use.log_group:
             named.setdefault((_LOG_GROUP, use.log_group), f"{use.log_group} (the log group of task definition "
                                                            f"{family_revision}, {use.why})")
@@ -1271,26 +1313,43 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
 
 
 def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
-          log_group: bool = False) -> tuple[str, bool] | None:
+          kind: str | None = None) -> tuple[str, bool] | None:
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
-    it fits a log group template in use, ``templates``), or None. ``log_group``: it is a CloudWatch
-    log group (AWS::Logs::LogGroup), the one kind a log group in use (by name or template) may be, and
-    held by nothing else."""
+    it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
+    resource type (None: not known, judged as of any type, what it is known to be first). Only a
+    CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use (by name or template), only
+    a role (AWS::IAM::Role) a role in use, and each is held by nothing else."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
-    if log_group:
-        # A log group's physical id is its bare name: one a task definition in use names (its
-        # awslogs-group), or one a log group template in use may stand for, kept as a log group
-        # cleanup cannot tell is not the one the template names. Nothing else holds it: a table
-        # or a role in use of the same name is another resource, and a log group sharing its name
-        # was kept "as the feature flags table" it is not.
-        if identity[0] != _NAMED:
-            return None
-        if (named := production.get((_LOG_GROUP, identity[1]))) is not None:
-            return named, True
-        return next(((f"{identity[1]} ({what})", False) for pattern, what in templates
-                     if pattern.fullmatch(identity[1])), None)
+    as_log_group = _held_as_log_group(identity, production, templates) if kind in (LOG_GROUP_TYPE, None) else None
+    # A role in use is a role: a table or a log group of its name is another resource, and a role
+    # of the flags table's name was kept "as the feature flags table" it is not.
+    as_role = production.get((_ROLE, identity[1])) if kind in (ROLE_TYPE, None) and identity[0] == _NAMED else None
+    as_other = _held_as_other(identity, production) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
+    known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
+             if held is not None and held[1]]
+    return known[0] if known else as_log_group
+
+
+def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
+                       templates: _Templates) -> tuple[str, bool] | None:
+    """``_held`` of a log group of the identity ``identity``."""
+    # A log group's physical id is its bare name: one a task definition in use names (its
+    # awslogs-group), or one a log group template in use may stand for, kept as a log group
+    # cleanup cannot tell is not the one the template names. Nothing else holds it: a table
+    # or a role in use of the same name is another resource, and a log group sharing its name
+    # was kept "as the feature flags table" it is not.
+    if identity[0] != _NAMED:
+        return None
+    if (named := production.get((_LOG_GROUP, identity[1]))) is not None:
+        return named, True
+    return next(((f"{identity[1]} ({what})", False) for pattern, what in templates
+                 if pattern.fullmatch(identity[1])), None)
+
+
+def _held_as_other(identity: _Identity, production: Mapping[_Identity, str]) -> tuple[str, bool] | None:
+    """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role."""
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
@@ -1356,18 +1415,14 @@ def _plan_stacks(
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
         found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
-        # A log group and a table or a role of the same name share one physical id (their bare name),
-        # and a stack may hold both: the id is judged as a log group as many times as the stack holds
-        # log groups of it, and as another resource the rest. Judged a log group each time, the task
-        # role of a revision in use beside a log group of its name was not kept.
-        log_groups = Counter(state.log_groups)
-        for resource in state.resources:
-            # Only a log group may be one a task definition's log group (awslogs-group, or a FireLens
-            # name or template) names, and it is held by nothing else (``_held``).
-            log_group = log_groups[resource] > 0
-            log_groups[resource] -= log_group
-            judged = None if resource in kept else _held(resource, production or {}, templates,
-                                                         log_group=log_group)
+        # Each listing judged by its own type and DeletionPolicy: a log group, a table and a role of
+        # the same name share one physical id (their bare name), and a stack may hold more than one.
+        # Judged by the id, the task role of a revision in use beside a log group of its name was taken
+        # for a log group, and one beside a retained log group of its name for kept.
+        for resource, holding in state.listings():
+            if holding.retained if holding is not None else resource in kept:
+                continue
+            judged = _held(resource, production or {}, templates, kind=holding.type if holding else None)
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")
@@ -1616,15 +1671,20 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         theirs = {r for other in inner for r in result.stack_resources.get(other, ())}
         held = [r for r in everything if r not in theirs]
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
-        kept = set(result.stack_retained.get(stack, ())) & set(held)
+        # Counted per listing: a log group and a role of one name share an id, and with the log group
+        # kept, the id was said kept at both listings, the role's too.
+        retained, kept = Counter(result.stack_retained.get(stack, ())), list[bool]()
+        for r in held:
+            retained[r] -= 1
+            kept.append(retained[r] >= 0)
         if not held:
             return ""
         nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "
                   f"{'it' if len(inner) == 1 else 'them'})") if inner else ""
         return (f", with the {len(held)} resource(s) it holds{nested}"
-                + (f" ({len(kept)} kept by their DeletionPolicy: they stay)" if kept else "") + ":"
-                + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if r in kept else "")
-                          for r in held))
+                + (f" ({sum(kept)} kept by their DeletionPolicy: they stay)" if any(kept) else "") + ":"
+                + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if stays else "")
+                          for r, stays in zip(held, kept)))
 
     section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
     # "Already gone" said a misspelt tag had existed and been deleted: the run looked done while

@@ -20,16 +20,13 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
 from rollway.bounds import wait_said
-from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
+from rollway.cleanup import Holding, StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
 
 # The resource type of a nested stack (its physical id is the nested stack's id).
 _NESTED_STACK = "AWS::CloudFormation::Stack"
-# The resource type of a log group, the one kind a task definition's log group (its awslogs-group, a
-# FireLens name or template) may name.
-_LOG_GROUP = "AWS::Logs::LogGroup"
 # DeletionPolicy values that leave the resource in place when its stack is deleted (CDK's
 # RemovalPolicy.RETAIN, the default of its tables, buckets and log groups, is "Retain").
 _KEPT_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
@@ -191,17 +188,15 @@ class CloudFormationStacks:
         # What deleting it would delete: the plan refuses a stack holding what production uses.
         nested_in: dict[str, str] = {}
         stacks: set[str] = set()
-        retained: list[str] = []
-        log_groups: list[str] = []
-        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained,
-                                                    log_groups=log_groups)
+        holdings: list[Holding] = []
+        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, holdings=holdings)
         return _judged(name, found).model_copy(update=dict(
             # By id: a stack made again under the name meanwhile has events of its own.
             last_event=None if gone else self._newest_event(found["StackId"]),
             root_stack=stack_name(root) if root else None,
             resources=resources,
-            retained=tuple(retained),
-            log_groups=tuple(log_groups),
+            retained=tuple(r for r, holding in zip(resources, holdings) if holding.retained),
+            holdings=tuple(holdings),
             nested_in=nested_in,
             imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
             nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
@@ -303,21 +298,20 @@ class CloudFormationStacks:
         return self._events(stack_id, until=lambda event: True)
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
-                   seen: set[str] | None = None, retained: list[str] | None = None,
-                   all_kept: bool = False, log_groups: list[str] | None = None) -> tuple[str, ...]:
+                   seen: set[str] | None = None, holdings: list[Holding] | None = None,
+                   all_kept: bool = False) -> tuple[str, ...]:
         """The physical ids of the stack's resources (every page; not those an earlier deletion
         deleted), and of its nested stacks' resources.
 
         Deleting a stack deletes its nested stacks and all they made, and ListStackResources
         names a nested stack only by its own id: the resources inside it (a queue production
         reads) are read here too, each noted in ``nested_in`` with the nested stack's name.
-        Those its template's DeletionPolicy keeps (a nested stack kept keeps all it holds) are
-        added to ``retained``: the stack's deletion leaves them in place. Its log groups are added to
-        ``log_groups``: a log group's physical id is its bare name, as a table's or a role's is.
+        Each id's resource type, and whether its template's DeletionPolicy keeps it (a nested stack
+        kept keeps all it holds: the stack's deletion leaves them in place), is added to ``holdings``,
+        in the same order: a log group's physical id is its bare name, as a table's or a role's is.
         """
         seen = set() if seen is None else seen
-        retained = [] if retained is None else retained
-        log_groups = [] if log_groups is None else log_groups
+        holdings = [] if holdings is None else holdings
         seen.add(stack_id)
         ids: list[str] = []
         nested: list[tuple[str, bool]] = []
@@ -340,17 +334,14 @@ class CloudFormationStacks:
         for physical, logical, kind in listed:
             ids.append(physical)
             stays = all_kept or logical in kept
-            if stays:
-                retained.append(physical)
-            if kind == _LOG_GROUP:
-                log_groups.append(physical)
+            holdings.append(Holding(type=kind or "", retained=stays))
             if within is not None:
                 nested_in.setdefault(physical, within)
             if kind == _NESTED_STACK and physical not in seen:
                 nested.append((physical, stays))
         for child, stays in nested:
-            ids += self._resources(child, nested_in, within=stack_name(child), seen=seen, retained=retained,
-                                   all_kept=stays, log_groups=log_groups)
+            ids += self._resources(child, nested_in, within=stack_name(child), seen=seen, holdings=holdings,
+                                   all_kept=stays)
         return tuple(ids)
 
     def _kept_logical_ids(self, stack_id: str) -> set[str]:

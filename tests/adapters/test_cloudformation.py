@@ -16,6 +16,7 @@ import pytest
 from botocore.stub import Stubber
 
 from rollway.aws.cloudformation import CloudFormationStacks, StackDeleteFailed, StackProtected, failure_reasons
+from rollway.cleanup import Holding
 from rollway.targets import Targets
 from tests.flows.moto_env import queue_exists
 
@@ -1061,6 +1062,18 @@ def test_a_failed_deletion_whose_start_is_not_among_its_newest_events_reads_a_bo
             ) in str(failed.value), str(failed.value)
 
 
+ROLE_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+
+
+def table_resource(name: str) -> dict[str, Any]:
+    """A template's DynamoDB table named ``name``."""
+    return {"Type": "AWS::DynamoDB::Table", "Properties": {
+        "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}}
+
+
 def planned_beside_a_log_group(aws, stacks, table: str, group: str, *, role: str | None = None,
                                **logs: Any) -> tuple[dict[str, Any], Any]:
     """The stacks ``OLD`` (a table ``table``, and a role ``role`` if given) and webordinary-logs-stack
@@ -1068,14 +1081,10 @@ def planned_beside_a_log_group(aws, stacks, table: str, group: str, *, role: str
     use sends its logs where ``logs`` (ImageUse's log group fields) says."""
     from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
 
-    resources: dict[str, Any] = {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
-        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}}}
+    resources: dict[str, Any] = {"Table": table_resource(table)}
     if role is not None:
-        resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}
+        resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role,
+                                                                      "AssumeRolePolicyDocument": ROLE_TRUST}}
     cloudformation = aws.get_client("cloudformation")
     cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": resources}))
     cloudformation.create_stack(StackName="webordinary-logs-stack", TemplateBody=json.dumps({"Resources": {
@@ -1100,7 +1109,9 @@ def test_a_firelens_template_of_placeholders_keeps_the_log_groups_it_fits_not_a_
     assert reasons["webordinary-logs-stack"].startswith("it holds webordinary-old-logs (the log group template '${service}-${task}' "), \
         reasons
     assert planned.delete_stacks == (OLD,)
-    assert described[OLD].log_groups == () and described["webordinary-logs-stack"].log_groups == ("webordinary-old-logs",)
+    assert [(holding.type, holding.retained) for holding in described[OLD].holdings] == [
+        ("AWS::DynamoDB::Table", False), ("AWS::IAM::Role", False)]
+    assert described["webordinary-logs-stack"].holdings == (Holding(type="AWS::Logs::LogGroup"),)
 
 
 def test_a_deletion_still_going_when_the_wait_ends_says_the_wait_as_its_progress_lines_do(aws, monkeypatch):
@@ -1264,26 +1275,57 @@ def test_a_log_group_named_as_a_table_is_kept_for_the_template_it_fits_and_says_
     assert planned.delete_stacks == (OLD,)
 
 
-def test_a_role_in_use_is_kept_beside_a_log_group_of_its_name_in_the_same_stack(aws, stacks):
-    # A log group and a role share one physical id, their bare name, and a stack holding both listed
-    # the id twice: each was judged as a log group, and the stack holding the task role of a revision
-    # in use was planned for deletion (no role left to pull its image with).
+TASK_ROLE = "webordinary-app-task-role"
+
+
+def planned_with_task_role_in_use(aws, stacks, resources: dict[str, Any]) -> tuple[Any, Any]:
+    """The stack ``OLD`` made of ``resources`` as described, and the plan deleting it while a task
+    definition in use runs with the task role ``TASK_ROLE``."""
     from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
 
-    role = "webordinary-app-task-role"
-    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": role}},
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}}}}}))
-    described = {OLD: stacks.describe(OLD)}
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": resources}))
+    described = stacks.describe(OLD)
     use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
                    why="the stable service deploys it", image="webordinary:2.0.0",
-                   task_role=f"arn:aws:iam::123456789012:role/{role}", log_group="/ecs/webordinary-app")
-    planned = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks=described, in_use=[use], images=())
+                   task_role=f"arn:aws:iam::123456789012:role/{TASK_ROLE}", log_group="/ecs/webordinary-app")
+    return described, plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks={OLD: described},
+                                   in_use=[use], images=())
 
-    assert described[OLD].resources == (role, role) and described[OLD].log_groups == (role,)
+
+@pytest.mark.parametrize("log_group_retained", [False, True])
+def test_a_role_in_use_is_kept_beside_a_log_group_of_its_name_in_the_same_stack(aws, stacks, log_group_retained):
+    # A log group and a role share one physical id, their bare name, and a stack holding both listed
+    # the id twice: each was judged as a log group, and the stack holding the task role of a revision
+    # in use was planned for deletion (no role left to pull its image with). With the log group's
+    # DeletionPolicy keeping it (the role's not), each listing of the id was read as kept.
+    logs = {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": TASK_ROLE}}
+    described, planned = planned_with_task_role_in_use(aws, stacks, {
+        "Logs": {**logs, "DeletionPolicy": "Retain"} if log_group_retained else logs,
+        "Role": {"Type": "AWS::IAM::Role",
+                 "Properties": {"RoleName": TASK_ROLE, "AssumeRolePolicyDocument": ROLE_TRUST}},
+    })
+
+    assert described.resources == (TASK_ROLE, TASK_ROLE)
+    assert described.holdings == (Holding(type="AWS::Logs::LogGroup", retained=log_group_retained),
+                                  Holding(type="AWS::IAM::Role"))
     assert [(refusal.name, refusal.reason) for refusal in planned.refusals] == [(OLD, (
-        f"it holds {role} (the task role of task definition {aws.targets.task_family}:2, the stable service deploys "
-        "it): deleting the stack deletes it, and production runs on it"))]
+        f"it holds {TASK_ROLE} (the task role of task definition {aws.targets.task_family}:2, the stable service "
+        "deploys it): deleting the stack deletes it, and production runs on it"))]
     assert planned.delete_stacks == ()
+
+
+@pytest.mark.parametrize("held_is", ["role", "table"])
+def test_a_role_named_as_a_table_in_use_is_not_kept_as_the_table_nor_a_table_as_a_role(aws, stacks, held_is):
+    # A role's physical id is its bare name, as a table's is: a role that only shared its name with
+    # the flags table was kept as that table ("production runs on it"), and a table named as the task
+    # role of a revision in use as that role, where production uses neither.
+    if held_is == "role":
+        name = aws.targets.flags_table
+        resource = {"Type": "AWS::IAM::Role", "Properties": {"RoleName": name, "AssumeRolePolicyDocument": ROLE_TRUST}}
+    else:
+        name, resource = TASK_ROLE, table_resource(TASK_ROLE)
+    described, planned = planned_with_task_role_in_use(aws, stacks, {"Held": resource})
+
+    assert described.resources == (name,)
+    assert not planned.refusals, [str(refusal) for refusal in planned.refusals]
+    assert planned.delete_stacks == (OLD,)

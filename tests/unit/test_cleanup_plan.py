@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from rollway.cleanup import (
-    ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
+    ArchiveState, CleanupResult, CleanupSpec, Holding, ImageUse, RepositoryImage, StackState, check_git_tag_name,
     describe_archive,
     in_use_summary, parse_image, plan_cleanup, planned_result, Refusal, summary_markdown,
 )
@@ -430,10 +430,11 @@ def test_a_stack_holding_a_task_definition_in_use_is_refused_and_one_no_longer_i
             assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
 
 
-def old_stack_plan(resource: str, *, in_use=(), routing=None, log_group: bool = False):
-    """The plan of a run deleting webordinary-old-stack, which holds ``resource`` (``log_group``: a log group)."""
+def old_stack_plan(resource: str, *, in_use=(), routing=None, kind: str | None = None):
+    """The plan of a run deleting webordinary-old-stack, which holds ``resource`` (``kind``: its resource type;
+    None: not known)."""
     state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,),
-                       log_groups=(resource,) if log_group else ())
+                       holdings=(Holding(type=kind),) if kind else ())
     return plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T, stacks={"webordinary-old-stack": state},
                         in_use=in_use, images=IMAGES, routing=routing)
 
@@ -465,14 +466,15 @@ def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_re
     uses = (IN_USE[1].model_copy(update={"execution_role": role.format("webordinary-edit-task-execution"),
                                          "task_role": role.format("service-role/webordinary-edit-task-role"),
                                          "log_group": "/ecs/webordinary-edit-task"}),)
-    assert_holds(old_stack_plan(resource, in_use=uses, log_group=resource.startswith("/ecs/")), held)
+    kind = "AWS::Logs::LogGroup" if resource.startswith("/ecs/") else "AWS::IAM::Role"
+    assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
 
 
 def test_a_stack_holding_no_log_group_but_a_parameter_named_as_the_awslogs_group_in_use_is_not_refused():
     # An SSM parameter's physical id is its bare name, as a log group's is: kept as "the log group
     # of task definition ..." it is not, its stack was refused.
     uses = (IN_USE[1].model_copy(update={"log_group": "/ecs/webordinary-edit-task"}),)
-    assert_holds(old_stack_plan("/ecs/webordinary-edit-task", in_use=uses), None)
+    assert_holds(old_stack_plan("/ecs/webordinary-edit-task", in_use=uses, kind="AWS::SSM::Parameter"), None)
 
 
 SECRET_ARN = "arn:aws:secretsmanager:us-west-2:1:secret:webordinary/api-key-AbC123"
@@ -765,3 +767,46 @@ def test_a_nested_stack_deleted_with_its_root_has_its_resources_listed_once_unde
             f"  - `old-queue-url`\n  - `{nested_id}`\n"
             f"- `{nested}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
             f"  - `{inner_queue}`\n  - `inner-table` (kept: its DeletionPolicy retains it)\n") in text, text
+
+
+def test_a_stack_holding_a_kept_log_group_and_a_role_of_its_name_says_only_one_of_them_stays():
+    # A log group and a role share one physical id: listed twice, the id was said kept at each
+    # listing, where the DeletionPolicy keeps the log group only and the role goes with the stack.
+    result = CleanupResult(deleted_stacks=(OLD,), stack_resources={OLD: ("old-app", "old-app")},
+                           stack_retained={OLD: ("old-app",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            "  - `old-app` (kept: its DeletionPolicy retains it)\n  - `old-app`\n") in text, text
+
+
+def test_a_stack_gaining_a_role_of_a_name_it_held_as_a_log_group_is_kept_saying_so():
+    # A log group and a role share one physical id: a role a nested stack gained since the plan,
+    # beside the log group of its name the plan had read, passed for read, and its deletion deleted a
+    # role the run's record did not name; the same of a DeletionPolicy keeping one of the two now.
+    from rollway.cleanup import judge_stack_again
+
+    logs = Holding(type="AWS::Logs::LogGroup")
+    judged = StackState(name=OLD, status="CREATE_COMPLETE", stack_id="arn:stack/old/1", resources=("old-app",),
+                        holdings=(logs,))
+    planned = plan(stacks=(OLD,), described={OLD: judged})
+
+    def again(*holdings: Holding) -> str | None:
+        now = judged.model_copy(update={"resources": ("old-app",) * len(holdings), "holdings": holdings,
+                                        "retained": tuple("old-app" for h in holdings if h.retained)})
+        return judge_stack_again(OLD, planned, now, T, deleted=(), later=(), in_use=IN_USE, routing=None, network=())
+
+    begins = "it changed after the plan judged it (a nested stack of it was updated on its own: "
+    assert again(logs, Holding(type="AWS::IAM::Role")) == (
+        f"{begins}it holds old-app (AWS::IAM::Role) now, which the plan did not read); run cleanup again to judge it "
+        "as it is now")
+    assert again(logs.model_copy(update={"retained": True})).startswith(
+        f"{begins}its DeletionPolicy keeps old-app in place now, which the plan read as deleted with it)")
+    assert again(logs) is None
+    # Of two listings of the id, the one kept is the role now, the log group before.
+    role = Holding(type="AWS::IAM::Role")
+    judged = judged.model_copy(update={"resources": ("old-app", "old-app"), "retained": ("old-app",),
+                                       "holdings": (logs.model_copy(update={"retained": True}), role)})
+    planned = plan(stacks=(OLD,), described={OLD: judged})
+    assert again(logs, role.model_copy(update={"retained": True})).startswith(
+        f"{begins}its DeletionPolicy keeps old-app (AWS::IAM::Role) in place now, which the plan read as deleted with "
+        "it; and its DeletionPolicy no longer keeps old-app (AWS::Logs::LogGroup), which the plan read as staying)")
