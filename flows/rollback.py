@@ -333,8 +333,12 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
                 else f"the load balancer took the move to {stable} but")
         if err.refused is not None:
             # The move sent again was refused for good: waiting for the load balancer to answer does
-            # not get past a permission denied; what the refusal names must be put right first.
-            fix = when_again(err.refused, stable, run)
+            # not get past a permission denied; what the refusal names must be put right first. Any
+            # other refusal (AWS's answer: a ValidationError, a target group not found) is not stable
+            # failing to take the traffic either, which "once <stable> can take the traffic" said it was.
+            fix = (when_again(err.refused, stable, run) if isinstance(err.refused, PermissionDenied)
+                   else f"{run} once what the refusal above says is put right: until then AWS refuses the move the "
+                        "same way.")
             return (f"{sent} did not answer when its weights were read back, and the move sent again was refused: "
                     f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
                     "shows the split the load balancer holds once it answers.")

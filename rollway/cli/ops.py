@@ -1268,7 +1268,8 @@ def without_traceback(*answers: type[BaseException],
     own ``error:`` line, the same words twice; so did the flow engine's closing "Finished in state
     Failed(...)" line (INFO), which quotes it whole. So is an error the flow paged in its own words
     (``flows.untraced.PAGED``: a rollback that could not move the traffic), whatever its kind: the
-    page's line says it, and the engine's ERROR line and traceback of it stood below that."""
+    page's line says it, and the engine's ERROR line and traceback of it stood below that. Its
+    traceback stays in the run's log, unlike an answer's."""
     import logging
 
     from flows.untraced import PAGED
@@ -1289,12 +1290,16 @@ def without_traceback(*answers: type[BaseException],
             # A task's retry notes (INFO) stay on the terminal: they say why a step takes long.
             said = self.mark and record.levelno >= logging.ERROR
             run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None) or record
-            if record.exc_info and (isinstance(record.exc_info[1], self.untraced)
-                                    or getattr(record.exc_info[1], PAGED, False)):
+            if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
                 if said:
                     setattr(record, answered, True)
                     self.runs.add(run)
+            elif said and record.exc_info and getattr(record.exc_info[1], PAGED, False):
+                # Off the terminal alone, its traceback kept: the run's log is told where a paged
+                # failure (a defect among them) was raised, which the page does not say.
+                setattr(record, answered, True)
+                self.runs.add(run)
             elif said and self.any_failure and record.getMessage().startswith(("Finished in state Failed(",
                                                                                  "Finished in state TimedOut(")):
                 setattr(record, answered, True)

@@ -121,6 +121,7 @@ def test_rollway_abort_whose_move_fails_shows_the_page_once_without_the_engines_
               and (m.startswith("Encountered exception") or "Finished in state Failed(" in m)]
     assert not engine, engine
     assert not [r for r in shown if r.exc_info], "no traceback on the terminal"
-    # The run's log keeps the engine's line of the failure.
-    assert any(r.getMessage().startswith("Encountered exception") for r in flow_run_records), \
-        [r.getMessage() for r in flow_run_records]
+    # The run's log keeps the engine's line of the failure, with its traceback: the page says what
+    # failed, not where, and the failure may be a defect.
+    assert any(r.getMessage().startswith("Encountered exception") and r.exc_info for r in flow_run_records), \
+        [(r.getMessage(), r.exc_info) for r in flow_run_records]

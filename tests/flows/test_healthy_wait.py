@@ -433,3 +433,22 @@ def test_a_rollback_gone_on_with_too_few_healthy_targets_says_its_wait_as_given(
     assert any(f"only 1 of the 4 {stable} targets needed for all the traffic are healthy after 1000.125 s" in m
                for m in said), said
     assert "1000.12 s" not in caplog.text, caplog.text
+
+
+def test_a_rollback_says_the_wait_it_uses_instead_of_the_one_asked_as_given(monkeypatch, caplog):
+    """The line saying which wait a rollback uses instead of a shorter one asked wrote both with
+    ``:g``: a spec's healthy_timeout_seconds of 1000.125 read "waiting 1000.12 s", a figure nobody gave."""
+    import logging
+
+    import flows.rollback
+
+    log = logging.getLogger("tests.rollback_waits")
+    monkeypatch.setattr(flows.rollback, "get_run_logger", lambda: log)
+    waits = {"healthy_timeout_seconds": 1000.125, "scale_timeout_seconds": 1234567.0}
+    with caplog.at_level(logging.INFO, logger=log.name):
+        flows.rollback._say_waits_raised("r-7", asked={name: 5.0 for name in waits}, spec=waits, used=waits)
+    said = [r.getMessage() for r in caplog.records]
+    assert ("healthy_timeout_seconds: waiting 1000.125 s, not the 5 s asked: rollout r-7's spec says 1000.125 s "
+            "(a rollback never waits less than the open rollout's spec, nor than the default)") in said, said
+    assert any(m.startswith("scale_timeout_seconds: waiting 1234567 s, not the 5 s asked: rollout r-7's spec says "
+                            "1234567 s") for m in said), said

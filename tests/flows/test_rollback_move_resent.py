@@ -458,12 +458,9 @@ def test_a_lost_move_read_back_as_not_landed_by_a_later_try_is_not_the_one_faile
             "was lost did not land") in said, caplog.text
 
 
-def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with_the_permission_to_grant(
-        aws, watch_calls, brief_lost_read_back):
-    """The first ModifyRule lands with its answer lost and its read-back unanswered; the second is
-    refused (AccessDenied). The page said only to run the rollback again "once the load balancer
-    answers", the permission refused in a log line: running it again is refused the same way until
-    the statement is granted. The page says the move may have landed and names the permission."""
+def _refused_after_a_lost_answer(aws, watch_calls, code: str):
+    """A rollback whose first ModifyRule lands with its answer lost and its read-back unanswered, and
+    whose second is refused for good with ``code``: the error raised and the page, flattened."""
     env, elbv2 = on_moto(aws)
     lost = {"answer": False}
 
@@ -473,10 +470,10 @@ def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with
             raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
 
     read = {"slow": True}
-    denied = answering(aws, "AccessDenied", times=ROLLBACK_WRITE_TRIES)
+    refused = answering(aws, code, times=ROLLBACK_WRITE_TRIES)
 
-    def denied_after_the_first(**kwargs):
-        return denied(**kwargs) if lost["answer"] else None
+    def refused_after_the_first(**kwargs):
+        return refused(**kwargs) if lost["answer"] else None
 
     def first_read_back_unanswered(**_):
         if lost["answer"] and read["slow"]:
@@ -484,19 +481,41 @@ def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with
             time.sleep(UNANSWERED_SECONDS)
 
     calls = watch_calls(elbv2)
-    with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", denied_after_the_first), \
+    with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", refused_after_the_first), \
             on_operation(elbv2, "before-call", first_read_back_unanswered, operation="DescribeRules"), \
             pytest.raises(ReadBackUnanswered) as failed:
         rollback_on(env)
     assert calls.count("ModifyRule") == 2, calls  # the lost one, and the refused one: not sent a third time
     said = " ".join(str(failed.value).split())
-    assert "sent again, the move was refused:" in said and "AccessDenied" in said, said
+    assert "sent again, the move was refused:" in said and code in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service
     assert f"The traffic may NOT be back on {stable}" in flat, page
-    assert "sent again, the move was refused:" in flat and "elasticloadbalancing:ModifyRule" in flat, page
     assert ("the move sent again was refused: the traffic may be on {0} already, or not. Run the rollback again"
             .format(stable)) in flat, page
-    assert "once the permission the error above names is granted: until then AWS refuses it the same way." in flat, page
     assert "once the load balancer answers" not in flat, page
+    return flat
+
+
+def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with_the_permission_to_grant(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost and its read-back unanswered; the second is
+    refused (AccessDenied). The page said only to run the rollback again "once the load balancer
+    answers", the permission refused in a log line: running it again is refused the same way until
+    the statement is granted. The page says the move may have landed and names the permission."""
+    flat = _refused_after_a_lost_answer(aws, watch_calls, "AccessDenied")
+    assert "sent again, the move was refused:" in flat and "elasticloadbalancing:ModifyRule" in flat, flat
+    assert "once the permission the error above names is granted: until then AWS refuses it the same way." in flat, flat
+
+
+def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with_the_refusal_to_put_right(
+        aws, watch_calls, brief_lost_read_back):
+    """As above, the second ModifyRule refused with a ValidationError: the page told people to run the
+    rollback again "once <stable> can take the traffic", though stable was never the trouble and the
+    load balancer refuses the move the same way until what it names is put right."""
+    flat = _refused_after_a_lost_answer(aws, watch_calls, "ValidationError")
+    stable = aws.targets.stable_service
+    assert f"once {stable} can take the traffic" not in flat, flat
+    assert ("once what the refusal above says is put right: until then AWS refuses the move the same way."
+            in flat), flat

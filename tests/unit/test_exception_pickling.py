@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from prefect.states import Cancelled
 
 from flows.approvals import LeftElsewhere
-from flows.engine import TooFewHealthyTargets
+from flows.engine import RefusedAfterLostAnswer, TooFewHealthyTargets
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import MoveNotReadBack, RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
@@ -62,6 +62,11 @@ PACKAGES = ("rollway", "flows", "tasks")
 THROTTLED = ClientError(
     {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
      "ResponseMetadata": {"RequestId": "8a1c", "HTTPStatusCode": 400}},
+    "ModifyRule",
+)
+REFUSED = ClientError(
+    {"Error": {"Code": "ValidationError", "Message": "the rule refused the weights"},
+     "ResponseMetadata": {"RequestId": "8a1d", "HTTPStatusCode": 400}},
     "ModifyRule",
 )
 CLAIMED = RollbackClaimed(
@@ -106,6 +111,16 @@ CASES: list[BaseException] = [
     MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
     MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds",
                     lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"'),
+    # Sent again and refused for good: the refusal comes back with it, ``when_again`` says what to put right.
+    MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
+                    refused=PermissionDenied("elasticloadbalancing:ModifyRule", "AccessDenied: not authorized",
+                                             "deployments/iam-policy.json, statement ShiftTheWeightsOfItsListenerRules")),
+    MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
+                    refused=REFUSED),
+    RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
+                           REFUSED),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),
