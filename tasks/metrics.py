@@ -43,6 +43,41 @@ def notify(notifier: Notifier, subject: str, message: str) -> str:
     return notifier.notify(subject, message)
 
 
+REPEAT = "May repeat: "
+"""Before the subject of a notice sent once more after SNS's answer to it was lost (``notify_or_repeat``)."""
+
+
+def notify_or_repeat(notifier: Notifier, subject: str, message: str) -> str:
+    """``notify``, and once more when SNS's answer to it was lost (``answer_lost``: it may have gone
+    out), its subject and first line saying it may repeat the one before: a notice a run stops
+    without (one before any write) is not given up for one lost answer, and people who got both
+    read the second as the first's repeat. The notify task does not send it again itself: its
+    retries read as new notices.
+
+    Raises:
+        AnswerLost: the second's answer was lost too, or SNS refused it (the first may have gone out).
+        Exception: SNS refused the first (``notify``'s errors).
+    """
+    from prefect import get_run_logger
+
+    from rollway.aws.errors import answer_lost
+
+    try:
+        return notify(notifier, subject, message)
+    except Exception as err:  # noqa: BLE001 - a lost answer is sent again, anything else raised as it is
+        if not answer_lost(err):
+            raise
+        get_run_logger().warning("SNS's answer to the notice %r was lost (%s): it may have gone out; sending it once "
+                                 "more, saying it may repeat it", subject, err)
+    try:
+        return notify(notifier, f"{REPEAT}{subject}",
+                      f"This may repeat a notice sent just before it, whose answer SNS did not give.\n\n{message}")
+    except Exception as err:  # noqa: BLE001 - the first may have gone out: not "not sent", whatever SNS says now
+        if answer_lost(err):
+            raise
+        raise AnswerLost("SNS Publish", err) from err
+
+
 def alert(notifier: Notifier, subject: str, message: str, targets: Targets | None = None, *,
           inline: bool = False) -> str | None:
     """Send an alert, which acts on nothing: if SNS still refuses after ``notify``'s retries, log
