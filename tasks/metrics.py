@@ -22,7 +22,9 @@ def observe(metrics: MetricSource, start: float, end: float) -> Observation:
 
 # SNS's answers that a second ask seconds later gets again: a missing topic or endpoint, a
 # parameter it refuses, a permission it (or KMS, for an encrypted topic) refuses, a KMS key
-# disabled or gone. Throttling (Throttled, KMSThrottling) and InternalError are worth another try.
+# disabled or gone. Throttling (Throttled, KMSThrottling) is worth another try. An InternalError
+# (SNS's own side failed: it may have taken the message) is a lost answer, which the SNS notifier
+# raises as AnswerLost: not tried again (below).
 _FINAL_SNS = frozenset({
     "AuthorizationError", "AccessDenied", "AccessDeniedException", "NotFound", "ResourceNotFound",
     "InvalidParameter", "InvalidParameterValue", "ValidationError", "EndpointDisabled", "InvalidSecurity",
