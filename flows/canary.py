@@ -573,8 +573,10 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     pinned = f" (pinned as {image})" if image != spec.image else ""
     # Before the first write: a notice SNS refuses is a refusal the hooks leave alone, not a failure
     # whose hook set out to roll back a rollout that had changed nothing.
+    # A notice whose answer was lost is sent once more, saying it may repeat it: a rollout is not
+    # refused for one lost answer.
     with before_any_write(t):
-        metrics.notify(
+        metrics.notify_or_repeat(
             env.notifier,
             f"Rollout starting: {t.canary_service}",
             f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "

@@ -33,6 +33,7 @@ from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, artifact_key, markdown_cell, markdown_table, stage_rows
+from rollway.aws.errors import AnswerLost
 from rollway.aws.ledger import STORAGE_ERRORS, ledger_failure, storage_failure
 from rollway.spec import RolloutSpec
 from tasks import metrics
@@ -323,8 +324,12 @@ class LedgerJournal:
         try:
             self._seen = self._renew(open_pause=asked.model_copy(update={"notice_refused": refused}))
         except (LedgerError, *STORAGE_ERRORS) as err:
+            # ``refused`` as ``alert_or_refusal`` says it: a lost answer's (SNS may have delivered it)
+            # is AnswerLost's.
+            sent = ("went out" if not refused else "may have gone out or not"
+                    if refused.startswith(f"{AnswerLost.__name__}: ") else "was not sent")
             get_run_logger().error("could not record on the rollout that the pause's notice %s (%s)",
-                                   "was not sent" if refused else "went out", ledger_failure(err, self.env.targets))
+                                   sent, ledger_failure(err, self.env.targets))
 
     def _record_pause(self, pause: Pause, paused_at: datetime) -> bool:
         """Record that the run waits for a person (which stage, why, until when), so the reports

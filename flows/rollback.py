@@ -403,12 +403,13 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
     ])
     log.error("%s", message)
     try:
-        metrics.notify(env.notifier, f"Rollback FAILED: {t.canary_service}", message)
+        metrics.notify_or_repeat(env.notifier, f"Rollback FAILED: {t.canary_service}", message)
     except Exception as page_err:  # noqa: BLE001 - the rollback's own failure is the one raised
-        # Nobody was paged, so this line is what tells a person why: a publish the role may not
-        # make is said as sns:Publish's statement (``rollout_said``), not AWS's bare refusal.
-        log.error("could not page people that the rollback failed: %s",
-                  rollout_said(page_err, t))
+        # Nobody was paged (or, its answer lost, maybe someone was), so this line is what tells a
+        # person why: a publish the role may not make is said as sns:Publish's statement
+        # (``rollout_said``), not AWS's bare refusal.
+        log.error("the page that the rollback failed may have gone out or not: %s" if answer_lost(page_err)
+                  else "could not page people that the rollback failed: %s", rollout_said(page_err, t))
     return weights
 
 
@@ -1635,11 +1636,13 @@ def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollou
     log.error("%s", error)
     if tell:
         try:
-            metrics.notify(env.notifier, f"Rollback not recorded: {env.targets.canary_service}", "\n".join(error.facts))
+            metrics.notify_or_repeat(env.notifier, f"Rollback not recorded: {env.targets.canary_service}",
+                                     "\n".join(error.facts))
         except Exception as err:  # noqa: BLE001 - the run fails with ``error`` either way
             # A publish refused since the rollback's own notice went out (the role changed in
             # between) is said as sns:Publish's statement (``rollout_said``).
-            log.error("could not send the notice that the rollback is not recorded: %s",
+            log.error("the notice that the rollback is not recorded may have gone out or not: %s" if answer_lost(err)
+                      else "could not send the notice that the rollback is not recorded: %s",
                       rollout_said(err, env.targets))
     return error
 
@@ -2280,14 +2283,17 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
     log.warning("this run's shift had put %s%% of the traffic back on %s after the rollback ended; put back (%s), "
                 "telling people once", before.canary, t.canary_service, result.weights)
     try:
-        message_id = metrics.notify(env.notifier, f"Rollback follow-up: {t.canary_service}", message)
+        message_id = metrics.notify_or_repeat(env.notifier, f"Rollback follow-up: {t.canary_service}", message)
         step = f"followed up: {before.canary}% had reached the canary again after the rollback (message {message_id})"
     except Exception as caught:  # noqa: BLE001 - the traffic is back; the run stops on RolloutEnded either way
         # A publish the role may not make is said as sns:Publish's statement (``rollout_said``) in
         # the step people read and the log: AWS's bare refusal said nothing of what to add.
         err = rollout_said(caught, t)
-        log.error("could not send the follow-up notice that the traffic was put back: %s", err)
-        step = f"the follow-up notice that {before.canary}% had reached the canary again could NOT be sent ({err})"
+        lost = answer_lost(caught)
+        log.error("the follow-up notice that the traffic was put back may have gone out or not: %s" if lost
+                  else "could not send the follow-up notice that the traffic was put back: %s", err)
+        step = (f"the follow-up notice that {before.canary}% had reached the canary again "
+                f"{'may have gone out or not' if lost else 'could NOT be sent'} ({err})")
     return result.model_copy(update={"steps": (*result.steps, step)})
 
 

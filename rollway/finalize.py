@@ -56,7 +56,7 @@ from ``unsent``: entries already in the ledger keep these words whatever ``unsen
 UNANSWERED_WHY = "finalize stopped waiting for SNS's answer: it may have taken it"
 """Why nobody knows whether a notice went out whose publish the run gave up waiting on (``unsent``'s ``why``)."""
 
-NOTICE_UNANSWERED = f'whether the "Finalized" notice was sent is not known ({UNANSWERED_WHY}): '
+NOTICE_WAIT_STOPPED = f'whether the "Finalized" notice was sent is not known ({UNANSWERED_WHY}): '
 """``NOTICE_NOT_KNOWN`` for a publish the run gave up waiting on (``write_seconds``): no answer was
 lost, none had come yet. ``notice_lost`` finds these entries too."""
 
@@ -250,9 +250,9 @@ def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gav
     was NOT sent (``NOTICE_LATE_NOT_SENT``), not that nobody was told, as that send may have told them.
     A caller naming that send appends ``lost_before``'s words (an entry recorded does not: its readers
     name that send from the ledger). ``gave_up``: with
-    ``lost``, the run stopped waiting for SNS's answer (``NOTICE_UNANSWERED``) rather than lost it."""
+    ``lost``, the run stopped waiting for SNS's answer (``NOTICE_WAIT_STOPPED``) rather than lost it."""
     if lost:
-        return f"{NOTICE_UNANSWERED if gave_up else NOTICE_NOT_KNOWN}{answer}"
+        return f"{NOTICE_WAIT_STOPPED if gave_up else NOTICE_NOT_KNOWN}{answer}"
     return f"{NOTICE_LATE_NOT_SENT if after_lost else NOTICE_NOT_SENT}{answer}"
 
 
@@ -303,7 +303,7 @@ def notice_lost(record: RolloutRecord) -> Transition | None:
     late after it may repeat that one, and says so (``late_said``)."""
     after = record.history[last_index(record, DONE) + 1:]
     return next((t for t in reversed(after) if t.kind == NOTICE_FAILED
-                 and (t.comment or "").startswith((NOTICE_NOT_KNOWN, NOTICE_UNANSWERED))), None)
+                 and (t.comment or "").startswith((NOTICE_NOT_KNOWN, NOTICE_WAIT_STOPPED))), None)
 
 
 def late_said(record: RolloutRecord, owed: Transition) -> str:
@@ -329,7 +329,7 @@ def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str
     if lost is None or lost is refused:
         return ""
     what = ("finalize stopped waiting for SNS's answer to an earlier late send"
-            if (lost.comment or "").startswith(NOTICE_UNANSWERED) else "an earlier late send's answer was lost")
+            if (lost.comment or "").startswith(NOTICE_WAIT_STOPPED) else "an earlier late send's answer was lost")
     return f"; {what}: {refused_said(lost)}"
 
 

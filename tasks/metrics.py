@@ -22,7 +22,9 @@ def observe(metrics: MetricSource, start: float, end: float) -> Observation:
 
 # SNS's answers that a second ask seconds later gets again: a missing topic or endpoint, a
 # parameter it refuses, a permission it (or KMS, for an encrypted topic) refuses, a KMS key
-# disabled or gone. Throttling (Throttled, KMSThrottling) and InternalError are worth another try.
+# disabled or gone. Throttling (Throttled, KMSThrottling) is worth another try. An InternalError
+# (SNS's own side failed: it may have taken the message) is a lost answer, which the SNS notifier
+# raises as AnswerLost: not tried again (below).
 _FINAL_SNS = frozenset({
     "AuthorizationError", "AccessDenied", "AccessDeniedException", "NotFound", "ResourceNotFound",
     "InvalidParameter", "InvalidParameterValue", "ValidationError", "EndpointDisabled", "InvalidSecurity",
@@ -41,6 +43,41 @@ _FINAL_SNS = frozenset({
       retry_condition_fn=retry.unless(AdapterError, ValueError, AnswerLost, denied=_FINAL_SNS))
 def notify(notifier: Notifier, subject: str, message: str) -> str:
     return notifier.notify(subject, message)
+
+
+REPEAT = "May repeat: "
+"""Before the subject of a notice sent once more after SNS's answer to it was lost (``notify_or_repeat``)."""
+
+
+def notify_or_repeat(notifier: Notifier, subject: str, message: str) -> str:
+    """``notify``, and once more when SNS's answer to it was lost (``answer_lost``: it may have gone
+    out), its subject and first line saying it may repeat the one before: a notice a run stops
+    without (one before any write) is not given up for one lost answer, and people who got both
+    read the second as the first's repeat. The notify task does not send it again itself: its
+    retries read as new notices.
+
+    Raises:
+        AnswerLost: the second's answer was lost too, or SNS refused it (the first may have gone out).
+        Exception: SNS refused the first (``notify``'s errors).
+    """
+    from prefect import get_run_logger
+
+    from rollway.aws.errors import answer_lost
+
+    try:
+        return notify(notifier, subject, message)
+    except Exception as err:  # noqa: BLE001 - a lost answer is sent again, anything else raised as it is
+        if not answer_lost(err):
+            raise
+        get_run_logger().warning("SNS's answer to the notice %r was lost (%s): it may have gone out; sending it once "
+                                 "more, saying it may repeat it", subject, err)
+    try:
+        return notify(notifier, f"{REPEAT}{subject}",
+                      f"This may repeat a notice sent just before it, whose answer SNS did not give.\n\n{message}")
+    except Exception as err:  # noqa: BLE001 - the first may have gone out: not "not sent", whatever SNS says now
+        if answer_lost(err):
+            raise
+        raise AnswerLost("SNS Publish", err) from err
 
 
 def alert(notifier: Notifier, subject: str, message: str, targets: Targets | None = None, *,

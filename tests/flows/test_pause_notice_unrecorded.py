@@ -18,10 +18,8 @@ from tests.flows.test_finalize import failing
 from tests.flows.test_finalize_notice_refused import _publish_refused
 
 
-def test_a_pause_notice_refusal_the_ledger_could_not_record_is_logged_in_the_short_form(aws, caplog):
-    """The line quoted botocore's long form ("An error occurred (ThrottlingException) when calling
-    the UpdateItem operation: Rate exceeded") where finalize's and the ledger's other failures say
-    "DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded"."""
+def _asking(aws):
+    """A flow asking a pause of a rollout the ledger records (run-A's), returning the notice's refusal."""
     t = aws.targets
     env = aws_environment(aws.get_client, t, ClockSettings().build())
     spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
@@ -34,7 +32,14 @@ def test_a_pause_notice_refusal_the_ledger_could_not_record_is_logged_in_the_sho
     @flow
     def ask() -> str | None:
         return journal.asking(Pause(reason="approve 100%?", cause="approval", stage_index=1))
+    return ask
 
+
+def test_a_pause_notice_refusal_the_ledger_could_not_record_is_logged_in_the_short_form(aws, caplog):
+    """The line quoted botocore's long form ("An error occurred (ThrottlingException) when calling
+    the UpdateItem operation: Rate exceeded") where finalize's and the ledger's other failures say
+    "DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded"."""
+    ask = _asking(aws)
     # Only the write recording SNS's refusal fails, as a throttled one does past botocore's retries.
     unfail = failing(aws.get_client("dynamodb"), "UpdateItem", when=lambda params: "sns:Publish" in str(params))
     try:
@@ -47,3 +52,21 @@ def test_a_pause_notice_refusal_the_ledger_could_not_record_is_logged_in_the_sho
             r.getMessage()]
     assert len(said) == 1, said
     assert said[0].endswith("was not sent (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded)"), said
+
+
+def test_a_pause_notice_whose_answer_was_lost_the_ledger_could_not_record_is_logged_as_maybe_sent(aws, caplog):
+    """SNS took the notice and its answer was lost: the line said the notice "was not sent"."""
+    from tests.flows.test_rollback_notices_lost import answers_lost
+
+    ask = _asking(aws)
+    unfail = failing(aws.get_client("dynamodb"), "UpdateItem", when=lambda params: "AnswerLost" in str(params))
+    try:
+        with answers_lost(aws), caplog.at_level(logging.ERROR):
+            refused = ask()
+    finally:
+        unfail()
+    assert refused is not None and refused.startswith("AnswerLost: "), refused
+    (said,) = [r.getMessage() for r in caplog.records if "could not record on the rollout that the pause's notice" in
+               r.getMessage()]
+    assert said.endswith("may have gone out or not (DynamoDB UpdateItem failed with ThrottlingException: Rate "
+                         "exceeded)"), said

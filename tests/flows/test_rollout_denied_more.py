@@ -195,15 +195,13 @@ def after_a_quiet_rollback(aws, caplog, then, logged: str, subject: str = ""):
     return returned
 
 
-@pytest.mark.parametrize("targets", [OWN])
-def test_a_rollback_that_could_not_move_the_traffic_and_may_not_page_logs_sns_publish(aws, caplog):
-    # The load balancer refused the move, and the "Rollback FAILED" page was refused too: the log
-    # line saying nobody was paged gave AWS's bare AuthorizationError.
+def rolling_back_unmoved(aws, sns) -> None:
+    """A rollback from 5 % whose move the load balancer refuses (a permission the role lacks), as a
+    flow, with ``sns`` (a context: what SNS answers) around it: it fails with PermissionDenied."""
     from flows.rollback import execute_rollback
 
     t = aws.targets
     env = at_5_percent(aws)
-    asked: list[str] = []
     rule = f"arn:aws:elasticloadbalancing:{t.region}:{ACCOUNT}:listener-rule/app/{t.load_balancer}/1/2/3"
 
     @flow
@@ -212,8 +210,17 @@ def test_a_rollback_that_could_not_move_the_traffic_and_may_not_page_logs_sns_pu
 
     with on_operation(aws.get_client("elbv2"), "before-parameter-build",
                       refusing("AccessDenied", "elasticloadbalancing:ModifyRule", rule, []), operation="ModifyRule"), \
-            refused_publish(aws, asked), pytest.raises(PermissionDenied):
+            sns, pytest.raises(PermissionDenied):
         rolling_back()
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_rollback_that_could_not_move_the_traffic_and_may_not_page_logs_sns_publish(aws, caplog):
+    # The load balancer refused the move, and the "Rollback FAILED" page was refused too: the log
+    # line saying nobody was paged gave AWS's bare AuthorizationError.
+    t = aws.targets
+    asked: list[str] = []
+    rolling_back_unmoved(aws, refused_publish(aws, asked))
     logs_sns_publish_named(caplog, "could not page people that the rollback failed: ")
     assert AlbRouter(aws.get_client("elbv2"), t).get_weights() == Weights.canary_at(5)
     assert asked == ["sns:Publish"]
