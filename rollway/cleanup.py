@@ -316,7 +316,8 @@ class Holding(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: str = Field(description="its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...)")
+    type: str = Field(description=(
+        "its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...); empty: none listed, of any type"))
     retained: bool = Field(default=False, description=(
         "its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps it: deleting the stack leaves it"))
 
@@ -1422,7 +1423,8 @@ def _plan_stacks(
         for resource, holding in state.listings():
             if holding.retained if holding is not None else resource in kept:
                 continue
-            judged = _held(resource, production or {}, templates, kind=holding.type if holding else None)
+            # No type listed ("") is not known either: judged as of any type, as one not read.
+            judged = _held(resource, production or {}, templates, kind=(holding.type or None) if holding else None)
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")
