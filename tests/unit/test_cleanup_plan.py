@@ -490,6 +490,17 @@ def test_a_stack_holding_a_resource_of_no_type_known_named_as_a_role_or_log_grou
                               stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES), held)
 
 
+@pytest.mark.parametrize("kind", ["Custom::TaskRole", "AWS::CloudFormation::CustomResource"])
+def test_a_stack_holding_a_custom_resource_named_as_a_role_in_use_is_refused(kind):
+    # A custom resource's physical id is whatever its handler returned, and deleting the stack runs
+    # its handler's Delete: one named as the task role in use may be that role (made through the SDK),
+    # and matched to roles by the type AWS::IAM::Role alone, its stack was deleted, the role with it.
+    uses = (IN_USE[1].model_copy(update={"task_role": "arn:aws:iam::1:role/webordinary-edit-task-role"}),)
+    assert_holds(old_stack_plan("webordinary-edit-task-role", in_use=uses, kind=kind),
+                 "webordinary-edit-task-role (the task role of task definition webordinary-edit-task:2, an ACTIVE "
+                 "revision)")
+
+
 def test_a_stack_holding_no_log_group_but_a_parameter_named_as_the_awslogs_group_in_use_is_not_refused():
     # An SSM parameter's physical id is its bare name, as a log group's is: kept as "the log group
     # of task definition ..." it is not, its stack was refused.
