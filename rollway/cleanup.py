@@ -316,7 +316,8 @@ class Holding(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: str = Field(description="its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...)")
+    type: str = Field(description=(
+        "its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...); empty: none listed, of any type"))
     retained: bool = Field(default=False, description=(
         "its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps it: deleting the stack leaves it"))
 
@@ -1111,6 +1112,8 @@ LOG_GROUP_TYPE = "AWS::Logs::LogGroup"
 _ROLE = "role"
 # A role's CloudFormation resource type: the one kind a role in use may be.
 ROLE_TYPE = "AWS::IAM::Role"
+# The resource type of a custom resource not named Custom::<name>.
+_CUSTOM_RESOURCE = "AWS::CloudFormation::CustomResource"
 # A log group template's identity: every bare name it may stand for (``log_group_pattern``) is held.
 _TEMPLATE = "log-group-template"
 # The placeholders of a FireLens log group template, each standing for text only a log record
@@ -1318,14 +1321,18 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use (by name or template), only
-    a role (AWS::IAM::Role) a role in use, and each is held by nothing else."""
+    a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
     as_log_group = _held_as_log_group(identity, production, templates) if kind in (LOG_GROUP_TYPE, None) else None
     # A role in use is a role: a table or a log group of its name is another resource, and a role
     # of the flags table's name was kept "as the feature flags table" it is not.
-    as_role = production.get((_ROLE, identity[1])) if kind in (ROLE_TYPE, None) and identity[0] == _NAMED else None
+    # A custom resource's physical id is whatever its handler returned, and deleting the stack runs the
+    # handler's Delete: it may be a role (made through the SDK) as well as what else production names.
+    custom = kind is not None and (kind.startswith("Custom::") or kind == _CUSTOM_RESOURCE)
+    as_role = (production.get((_ROLE, identity[1])) if (kind in (ROLE_TYPE, None) or custom) and identity[0] == _NAMED
+               else None)
     as_other = _held_as_other(identity, production) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
     known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
              if held is not None and held[1]]
@@ -1422,7 +1429,8 @@ def _plan_stacks(
         for resource, holding in state.listings():
             if holding.retained if holding is not None else resource in kept:
                 continue
-            judged = _held(resource, production or {}, templates, kind=holding.type if holding else None)
+            # No type listed ("") is not known either: judged as of any type, as one not read.
+            judged = _held(resource, production or {}, templates, kind=(holding.type or None) if holding else None)
             if judged is not None:
                 what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
                                     if resource in state.nested_in else "")

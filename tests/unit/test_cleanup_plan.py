@@ -470,6 +470,37 @@ def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_re
     assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
 
 
+@pytest.mark.parametrize("holdings", [(), (Holding(type=""),)], ids=["not read", "no resource type listed"])
+@pytest.mark.parametrize("resource, held", [
+    ("webordinary-edit-task-role",
+     "webordinary-edit-task-role (the task role of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+    ("/ecs/webordinary-edit-task",
+     "/ecs/webordinary-edit-task (the log group of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+])
+def test_a_stack_holding_a_resource_of_no_type_known_named_as_a_role_or_log_group_in_use_is_refused(
+        holdings, resource, held):
+    # A listing of no resource type (a plan saved before types were read, or a summary without its
+    # ResourceType) may be the role or the log group in use: taken for another kind, its stack was
+    # deleted, and the role or the log group with it.
+    uses = (IN_USE[1].model_copy(update={"task_role": "arn:aws:iam::1:role/service-role/webordinary-edit-task-role",
+                                         "log_group": "/ecs/webordinary-edit-task"}),)
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,),
+                       holdings=holdings)
+    assert_holds(plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
+                              stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES), held)
+
+
+@pytest.mark.parametrize("kind", ["Custom::TaskRole", "AWS::CloudFormation::CustomResource"])
+def test_a_stack_holding_a_custom_resource_named_as_a_role_in_use_is_refused(kind):
+    # A custom resource's physical id is whatever its handler returned, and deleting the stack runs
+    # its handler's Delete: one named as the task role in use may be that role (made through the SDK),
+    # and matched to roles by the type AWS::IAM::Role alone, its stack was deleted, the role with it.
+    uses = (IN_USE[1].model_copy(update={"task_role": "arn:aws:iam::1:role/webordinary-edit-task-role"}),)
+    assert_holds(old_stack_plan("webordinary-edit-task-role", in_use=uses, kind=kind),
+                 "webordinary-edit-task-role (the task role of task definition webordinary-edit-task:2, an ACTIVE "
+                 "revision)")
+
+
 def test_a_stack_holding_no_log_group_but_a_parameter_named_as_the_awslogs_group_in_use_is_not_refused():
     # An SSM parameter's physical id is its bare name, as a log group's is: kept as "the log group
     # of task definition ..." it is not, its stack was refused.
