@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_aws import AwsCredentials
 
 from flows.approvals import duration_said, prefect_approver
-from flows.engine import NullJournal, pause_notice, run_stages
+from flows.engine import NoticeUnsent, NullJournal, pause_notice, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import FINALIZE_FLOW, ROOM, run_finalize, runs_within
 from flows.hooks import rollback_hooks
@@ -509,13 +509,14 @@ class StageTables(NullJournal):
         self._weights = None  # where this run last moved the traffic (None: before its first stage)
         self._waiting_at: int | None = None  # the stage of the wait people were told of
         self._told: set[str] = set()  # the causes of that wait's questions told so far
-        self._unsent: str | None = None  # why the newest notice of that wait was not sent (None: it was)
+        # Why the newest notice of that wait may not have gone out (None: it did).
+        self._unsent: NoticeUnsent | None = None
 
     def shifted(self, state, before, after, reason, flags, from_stage) -> None:
         self._weights = after
 
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
-               taken_over: None = None) -> str | None:
+               taken_over: None = None) -> NoticeUnsent | None:
         """Tell people a pause waits for them, as the progressive flow does: a person learnt of a
         pause only from the UI, and an unanswered one rolled a healthy canary back. Once per wait
         and cause (a timeout whose policy holds asks the same question again, which nobody

@@ -12,7 +12,7 @@ import re
 import time
 from datetime import datetime
 from contextlib import AbstractContextManager, nullcontext
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
@@ -58,6 +58,7 @@ from rollway.one_line import shown as escaped  # `shown` names a stage list belo
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
+from rollway.reports import NOTICE_LOST
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
@@ -102,12 +103,13 @@ class Journal(Protocol):
         weekly phase's run, or a run that died), as markdown for the approval form; None: nothing."""
 
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
-               taken_over: TakenOver | None = None) -> str | None:
+               taken_over: TakenOver | None = None) -> NoticeUnsent | None:
         """A person is about to be asked ``pause``'s question (the run waits for the answer);
         ``held_by``: the person's hold this pause asks again after, if it does; ``judging``: what
         the form says of the canary judged meanwhile ("" when nothing is); ``taken_over``: the pause
         a run that died waiting left open, asked again (``taken_over``). Returns why people were
-        not told of this wait (SNS refused its notice, now or at an earlier asking of it), or None."""
+        not told of this wait (SNS refused its notice, or lost its answer, now or at an earlier asking
+        of it), or None."""
 
     def taken_over(self, pause: Pause) -> TakenOver | None:
         """The pause ``pause`` asks again when the run that asked it died waiting and this run took
@@ -148,7 +150,7 @@ class Journal(Protocol):
 
 def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at: datetime,
                  held_by: ApprovalAnswer | None, judging: str, weights: Weights | None,
-                 taken_over: str | None = None) -> str | None:
+                 taken_over: str | None = None) -> NoticeUnsent | None:
     """Tell people (an SNS alert: a message SNS refuses is logged, never a failed run whose hooks
     would roll back) that the run waits for their answer to ``pause``: the question, the run, by
     when, what the run judges meanwhile (``judging``) and how to answer; ``held_by``: the person's
@@ -157,8 +159,9 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
     (``taken_over_said``): a second notice of the same pause, from another run, read as a new one.
 
     Returns:
-        None once sent; else why SNS did not take it, which the journal records on the rollout and
-        the form says: logged alone, nobody knew an answer was waiting, and the pause timed out."""
+        None once sent; else why SNS did not take it (or that its answer was lost), which the
+        journal records on the rollout and the form says: logged alone, nobody knew an answer was
+        waiting, and the pause timed out."""
     service = env.targets.canary_service
     context = FlowRunContext.get()
     run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
@@ -173,7 +176,7 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
         again = f"{on_one_line(held_by.approver)} answered hold{why}; asked again. "
     elif taken_over is not None:
         again = f"{taken_over}. "
-    return metrics.alert_or_refusal(
+    alerted = metrics.alert_or_refusal(
         env.notifier, f"Rollout waits for a person{' again' if again else ''}: {service}",
         f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
         f"{pause_question(pause, spec.approvals, paused_at)}.\n"
@@ -182,13 +185,24 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
         "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
         "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
         targets=env.targets,
-    )[1]
+    )
+    return None if alerted.failure is None else NoticeUnsent(alerted.failure, alerted.lost)
 
 
-def not_told(refused: str) -> str:
-    """The form's first line when the pause's notice was not sent (``refused``: SNS's answer)."""
+class NoticeUnsent(NamedTuple):
+    """Why a pause's "Rollout waits for a person" notice may not have reached anyone."""
+
+    said: str  # SNS's answer, as logged
+    lost: bool = False  # a lost answer (SNS may have delivered it), not a refusal
+
+
+def not_told(unsent: NoticeUnsent) -> str:
+    """The form's first line when the pause's notice was not sent, or may not have been."""
+    if unsent.lost:
+        return (f"> **The \"Rollout waits for a person\" {NOTICE_LOST}** ({unsent.said}). Make sure whoever "
+                f"answers it knows, or it times out as its line below says.\n\n")
     return (f"> **Nobody was told this run waits: the \"Rollout waits for a person\" notice was NOT sent** "
-            f"({refused}). Tell whoever answers it, or it times out as its line below says.\n\n")
+            f"({unsent.said}). Tell whoever answers it, or it times out as its line below says.\n\n")
 
 
 class NullJournal:
@@ -1210,7 +1224,8 @@ def run_stages(
                                         taken)  # the notice says it as the form does
                 told = True
                 again = f"> {_plain(taken_over_said(taken))}.\n\n" if taken is not None else ""
-                # Said first in the form: nobody was paged, and a form read late is the only place it shows.
+                # Said first in the form: nobody was paged (or may not have been), and a form read late
+                # is the only place it shows.
                 answer = ask(approver, decision, f"{not_told(unsent) if unsent else ''}{again}**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
                              + next_weight_hint(spec, decision, state.until_stage), watch if watched else None,
                              began=taken.began if taken is not None else None)

@@ -14,7 +14,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from flows.approvals import pause_question, question_deadline
 from flows.artifacts import create_markdown_artifact, create_table_artifact, for_people
-from flows.engine import PAUSE_ROLLBACK, SCALING_ROLLBACK, pause_notice
+from flows.engine import PAUSE_ROLLBACK, SCALING_ROLLBACK, NoticeUnsent, pause_notice
 from flows.env import run_label
 from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
@@ -33,7 +33,6 @@ from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, artifact_key, markdown_cell, markdown_table, stage_rows
-from rollway.aws.errors import AnswerLost
 from rollway.aws.ledger import STORAGE_ERRORS, ledger_failure, storage_failure
 from rollway.spec import RolloutSpec
 from tasks import metrics
@@ -285,7 +284,7 @@ class LedgerJournal:
                                 this_run=run_label() if self._took_released else None)
 
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
-               taken_over: TakenOver | None = None) -> None:
+               taken_over: TakenOver | None = None) -> NoticeUnsent | None:
         """Tell people a pause waits for them. The weekly schedule starts a phase on its own (week 2
         opens with the approval before 25 % by default) and nobody was told: unanswered, the pause
         timed out an hour later and rolled a healthy rollout back. Once per pause, and again when a
@@ -308,26 +307,28 @@ class LedgerJournal:
         first, self._asked = not self._asked, True
         if not self._record_pause(pause, paused_at) and held_by is None and taken_over is None and not first:
             asked = self._seen.open_pause if self._seen is not None else None
-            return asked.notice_refused if asked is not None else None  # not sent again: still untold
+            # Not sent again: still untold.
+            return NoticeUnsent(asked.notice_refused, asked.notice_lost) if asked and asked.notice_refused else None
         refused = pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,
                                weights=self._seen.weights if self._seen is not None else None,
                                taken_over=taken_over_said(taken_over) if taken_over is not None else None)
         asked = self._seen.open_pause if self._seen is not None else None
-        if asked is not None and asked.notice_refused != refused:
+        said = (refused.said, refused.lost) if refused is not None else (None, False)
+        if asked is not None and (asked.notice_refused, asked.notice_lost) != said:
             self._notice_said(asked, refused)
         return refused
 
-    def _notice_said(self, asked: OpenPause, refused: str | None) -> None:
-        """Record on the open pause ``asked`` whether its notice went out (``refused``: SNS's answer,
-        or None once one did), where `rollway status` and the report read it. Logged, never
-        raised, when the ledger refuses it: the form says it all the same, and the pause goes on."""
+    def _notice_said(self, asked: OpenPause, refused: NoticeUnsent | None) -> None:
+        """Record on the open pause ``asked`` whether its notice went out (``refused``: SNS's answer
+        and whether it was a lost one, or None once one did), where `rollway status` and the report
+        read it. Logged, never raised, when the ledger refuses it: the form says it all the same,
+        and the pause goes on."""
+        update = {"notice_refused": refused.said if refused else None, "notice_lost": bool(refused and refused.lost)}
         try:
-            self._seen = self._renew(open_pause=asked.model_copy(update={"notice_refused": refused}))
+            self._seen = self._renew(open_pause=asked.model_copy(update=update))
         except (LedgerError, *STORAGE_ERRORS) as err:
-            # ``refused`` as ``alert_or_refusal`` says it: a lost answer's (SNS may have delivered it)
-            # is AnswerLost's.
-            sent = ("went out" if not refused else "may have gone out or not"
-                    if refused.startswith(f"{AnswerLost.__name__}: ") else "was not sent")
+            # A lost answer's notice (SNS may have delivered it) is no refused one's.
+            sent = "went out" if refused is None else "may have gone out or not" if refused.lost else "was not sent"
             get_run_logger().error("could not record on the rollout that the pause's notice %s (%s)",
                                    sent, ledger_failure(err, self.env.targets))
 
@@ -368,7 +369,8 @@ class LedgerJournal:
             "answers_unrecorded_again"})
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
                                asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
-                               notice_refused=before.notice_refused if before is not None else None, run=run_label(),
+                               notice_refused=before.notice_refused if before is not None else None,
+                               notice_lost=before is not None and before.notice_lost, run=run_label(),
                                **unread)
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline

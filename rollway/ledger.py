@@ -322,6 +322,10 @@ class OpenPause(BaseModel):
     notice_refused: str | None = Field(
         default=None, description="why its newest \"Rollout waits for a person\" notice was not sent (SNS's answer): "
                                   "nobody was told it waits (None: sent, or not recorded)")
+    # Older records lack it and read as a refusal, as they were said before.
+    notice_lost: bool = Field(
+        default=False, description="``notice_refused`` is a lost answer: SNS may have delivered the notice (so it "
+                                   "may not have been sent, not \"not sent\"), not a refusal")
     # The run asking now, which a person answers: a run that took the rollout over from one that died
     # waiting asks the same pause (one history entry, naming the dead run).
     run: str | None = Field(default=None, description="flow run asking it now: '<name> (<id>)' (None: not recorded)")

@@ -656,26 +656,35 @@ def _waiting(record: RolloutRecord, waits: Waits) -> str:
     asking = waits.asked.run if waits.asked is not None and waits.asked.run else pause.run
     run = f" {cell(asking)}" if asking else ""
     unsent = waits.asked.notice_refused if waits.asked is not None else None
+    lost = waits.asked is not None and waits.asked.notice_lost
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
             f"{since}{_asked_again(record, waits, asked_at)}: "
             f"{cell(_open_question(record, pause, waits.asked) or 'no question recorded')}; "
             + _HOW_TO_ANSWER.format(run=run)
-            # Nobody was paged: whoever reads the report may be the only one who knows it waits.
-            + (f" **The \"Rollout waits for a person\" notice was NOT sent:** {cell(unsent)}" if unsent else ""))
+            # Nobody was paged (or maybe not): whoever reads the report may be the only one who knows it waits.
+            + (f" **The \"Rollout waits for a person\" {NOTICE_LOST if lost else 'notice was NOT sent'}:** "
+               f"{cell(unsent)}" if unsent else ""))
 
 
 PAUSE_NOT_TOLD = "waiting for a person; the notice was NOT sent: "
 """How status and the report begin the line of a pause whose "Rollout waits for a person" notice
 SNS did not take, its answer after it."""
 
+NOTICE_LOST = "notice may not have been sent (SNS's answer was lost: it may have delivered it)"
+"""What the form, status and the report say of a "Rollout waits for a person" notice whose answer
+SNS lost, where a refused one's say "NOT sent" (and "nobody was told"): someone may have been."""
+
 
 def pause_notice_unsent(record: RolloutRecord) -> str | None:
     """What `rollway status` says of a pause whose "Rollout waits for a person" notice SNS did not
     take (recorded on the open pause), or None: nobody was told an answer is waiting, and the
-    pause times out as its question says unless someone who looks answers it."""
+    pause times out as its question says unless someone who looks answers it. One whose answer
+    SNS lost may have gone out: said so."""
     asked = pause_asked_now(record)
     if asked is None or not asked.notice_refused:
         return None
+    if asked.notice_lost:
+        return f"waiting for a person; the {NOTICE_LOST}: {asked.notice_refused}; make sure whoever answers it knows"
     return f"{PAUSE_NOT_TOLD}{asked.notice_refused}; nobody was told it waits: tell whoever answers it"
 
 

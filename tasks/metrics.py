@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -96,14 +98,24 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     Returns:
         The message id, or None when it was not sent (or SNS's answer was lost: logged as maybe sent).
     """
-    return alert_or_refusal(notifier, subject, message, targets, inline=inline)[0]
+    return alert_or_refusal(notifier, subject, message, targets, inline=inline).message_id
+
+
+class Alerted(NamedTuple):
+    """What became of an alert (``alert_or_refusal``)."""
+
+    message_id: str | None
+    failure: str | None = None  # None once sent; else the failure as logged
+    # The failure is a lost answer (SNS may have delivered it), not a refusal: a caller says "may
+    # not have been sent", not "not sent", without reading it from the failure's words.
+    lost: bool = False
 
 
 def alert_or_refusal(notifier: Notifier, subject: str, message: str, targets: Targets | None = None, *,
-                     inline: bool = False) -> tuple[str | None, str | None]:
+                     inline: bool = False) -> Alerted:
     """``alert``, also giving why it was not sent: (the message id, None), or (None, the failure as
-    logged: a refused permission as the statement granting it), for a caller that records it where
-    people look (a pause nobody was told of)."""
+    logged: a refused permission as the statement granting it, and whether it was a lost answer),
+    for a caller that records it where people look (a pause nobody was told of)."""
     from prefect import get_run_logger
 
     from rollway.aws.denied import rollout_said
@@ -111,10 +123,10 @@ def alert_or_refusal(notifier: Notifier, subject: str, message: str, targets: Ta
     from rollway.failure_words import error_said
 
     try:
-        return run_as(notify, inline)(notifier, subject, message), None
+        return Alerted(run_as(notify, inline)(notifier, subject, message))
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
-        said = rollout_said(err, targets)
+        said, lost = rollout_said(err, targets), answer_lost(err)
         # A lost answer is not a refusal: SNS may have delivered the alert.
-        what = "the alert %r may have gone out or not" if answer_lost(err) else "could not send the alert %r"
+        what = "the alert %r may have gone out or not" if lost else "could not send the alert %r"
         get_run_logger().error(f"{what} (%s): %s", subject, message, said)
-        return None, error_said(said)
+        return Alerted(None, error_said(said), lost)

@@ -1184,8 +1184,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     from rollway.reports import as_listed, pause_notice_unsent, refusals_dropped_said, refused_at_pause
 
     if (unsent := pause_notice_unsent(record)) is not None:
-        # SNS refused the pause's notice: logged alone, nobody knew an answer was waiting. The
-        # whole line: pause_notice_unsent gives a sentence, not window_page_refused's pair.
+        # SNS refused the pause's notice (or lost its answer): logged alone, nobody knew an answer
+        # was waiting. The whole line: pause_notice_unsent gives a sentence, not window_page_refused's pair.
         console.print(f"[yellow]{escape(shown(unsent, keep=''))}[/yellow]")
     for refusal in refused_at_pause(record):
         # The history below may hold too few rows to show it: an answer refused at the pause still

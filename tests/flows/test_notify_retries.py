@@ -161,8 +161,9 @@ def test_an_alert_whose_answer_was_lost_is_logged_as_maybe_sent_not_as_unsent(aw
         return metrics.alert_or_refusal(notifier, "Alert: webordinary-edit-service", "p99 over 2 s", aws.targets)
 
     with _first_answer_lost(aws, "Alert"):
-        message_id, why = alerting()
+        message_id, why, lost = alerting()
     assert message_id is None and why.startswith("AnswerLost: SNS Publish sent, and its answer lost"), why
+    assert lost, "said a lost answer, not a refusal"
     logged = [r.getMessage() for r in caplog.records if "the alert 'Alert: webordinary-edit-service'" in r.getMessage()]
     assert logged and "may have gone out" in logged[0] and "could not send" not in logged[0], logged
     assert _delivered(aws, url) == ["p99 over 2 s"]

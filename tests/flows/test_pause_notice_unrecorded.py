@@ -30,7 +30,7 @@ def _asking(aws):
     journal = LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=record.rollout_id)
 
     @flow
-    def ask() -> str | None:
+    def ask():
         return journal.asking(Pause(reason="approve 100%?", cause="approval", stage_index=1))
     return ask
 
@@ -47,7 +47,7 @@ def test_a_pause_notice_refusal_the_ledger_could_not_record_is_logged_in_the_sho
             refused = ask()
     finally:
         unfail()
-    assert refused is not None and "sns:Publish" in refused, refused
+    assert refused is not None and "sns:Publish" in refused.said and not refused.lost, refused
     said = [r.getMessage() for r in caplog.records if "could not record on the rollout that the pause's notice" in
             r.getMessage()]
     assert len(said) == 1, said
@@ -65,8 +65,22 @@ def test_a_pause_notice_whose_answer_was_lost_the_ledger_could_not_record_is_log
             refused = ask()
     finally:
         unfail()
-    assert refused is not None and refused.startswith("AnswerLost: "), refused
+    assert refused is not None and refused.lost, refused
     (said,) = [r.getMessage() for r in caplog.records if "could not record on the rollout that the pause's notice" in
                r.getMessage()]
     assert said.endswith("may have gone out or not (DynamoDB UpdateItem failed with ThrottlingException: Rate "
                          "exceeded)"), said
+
+
+def test_a_pause_notice_whose_answer_was_lost_is_recorded_as_lost_not_refused(aws):
+    """Recorded on the open pause as a lost answer, read back from DynamoDB so: status and the
+    report say the notice may have gone out, not that it was NOT sent."""
+    from tests.flows.test_rollback_notices_lost import answers_lost
+
+    ask = _asking(aws)
+    with answers_lost(aws):
+        refused = ask()
+    asked = aws_environment(aws.get_client, aws.targets, ClockSettings().build()).ledger.get(
+        aws.targets.canary_service).open_pause
+    assert asked is not None and asked.notice_lost, asked
+    assert asked.notice_refused == refused.said and asked.notice_refused.startswith("AnswerLost: "), asked
