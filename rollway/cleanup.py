@@ -1320,17 +1320,22 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
     it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
-    CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use (by name or template), only
-    a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else."""
+    CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
+    a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
+    custom resource may also be the log group a task definition in use names."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
-    as_log_group = _held_as_log_group(identity, production, templates) if kind in (LOG_GROUP_TYPE, None) else None
+    # A custom resource's physical id is whatever its handler returned, and deleting the stack runs the
+    # handler's Delete: it may be a role (made through the SDK) or a log group (CDK's
+    # Custom::LogRetention answers with the group's name, and may delete it) as well as what else
+    # production names. Held as a log group by a name in use alone: a template of placeholders fits
+    # almost any id.
+    custom = kind is not None and (kind.startswith("Custom::") or kind == _CUSTOM_RESOURCE)
+    as_log_group = (_held_as_log_group(identity, production, () if custom else templates)
+                    if kind in (LOG_GROUP_TYPE, None) or custom else None)
     # A role in use is a role: a table or a log group of its name is another resource, and a role
     # of the flags table's name was kept "as the feature flags table" it is not.
-    # A custom resource's physical id is whatever its handler returned, and deleting the stack runs the
-    # handler's Delete: it may be a role (made through the SDK) as well as what else production names.
-    custom = kind is not None and (kind.startswith("Custom::") or kind == _CUSTOM_RESOURCE)
     as_role = (production.get((_ROLE, identity[1])) if (kind in (ROLE_TYPE, None) or custom) and identity[0] == _NAMED
                else None)
     as_other = _held_as_other(identity, production) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None

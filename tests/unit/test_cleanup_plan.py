@@ -501,6 +501,25 @@ def test_a_stack_holding_a_custom_resource_named_as_a_role_in_use_is_refused(kin
                  "revision)")
 
 
+@pytest.mark.parametrize("kind", ["Custom::LogRetention", "AWS::CloudFormation::CustomResource"])
+def test_a_stack_holding_a_custom_resource_named_as_the_log_group_in_use_is_refused(kind):
+    # CDK's Custom::LogRetention answers with the log group's name as its physical id, and its
+    # Delete deletes that log group when the stack's removal policy says destroy: matched to log
+    # groups by the type AWS::Logs::LogGroup alone, its stack was deleted, the group's logs with it.
+    uses = (IN_USE[1].model_copy(update={"log_group": "/ecs/webordinary-edit-task"}),)
+    assert_holds(old_stack_plan("/ecs/webordinary-edit-task", in_use=uses, kind=kind),
+                 "/ecs/webordinary-edit-task (the log group of task definition webordinary-edit-task:2, an ACTIVE "
+                 "revision)")
+
+
+def test_a_custom_resource_is_not_kept_for_fitting_a_log_group_template_alone():
+    # A template of placeholders alone fits almost any id: a custom resource is held as a log group
+    # by the name a task definition in use gives, not by a template it happens to fit.
+    uses = (IN_USE[1].model_copy(update={"log_group": "/ecs/webordinary-edit-task",
+                                         "log_group_templates": ("${service}/${task}",)}),)
+    assert_holds(old_stack_plan("webordinary-old/handler", in_use=uses, kind="Custom::Whatever"), None)
+
+
 def test_a_stack_holding_no_log_group_but_a_parameter_named_as_the_awslogs_group_in_use_is_not_refused():
     # An SSM parameter's physical id is its bare name, as a log group's is: kept as "the log group
     # of task definition ..." it is not, its stack was refused.
