@@ -490,26 +490,20 @@ def test_a_stack_holding_a_resource_of_no_type_known_named_as_a_role_or_log_grou
                               stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES), held)
 
 
-@pytest.mark.parametrize("kind", ["Custom::TaskRole", "AWS::CloudFormation::CustomResource"])
-def test_a_stack_holding_a_custom_resource_named_as_a_role_in_use_is_refused(kind):
+@pytest.mark.parametrize("kind", ["Custom::Handler", "AWS::CloudFormation::CustomResource"])
+@pytest.mark.parametrize("resource, use, held", [
+    ("webordinary-edit-task-role", {"task_role": "arn:aws:iam::1:role/webordinary-edit-task-role"},
+     "webordinary-edit-task-role (the task role of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+    ("/ecs/webordinary-edit-task", {"log_group": "/ecs/webordinary-edit-task"},
+     "/ecs/webordinary-edit-task (the log group of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+], ids=["role", "log group"])
+def test_a_stack_holding_a_custom_resource_named_as_a_role_or_log_group_in_use_is_refused(kind, resource, use, held):
     # A custom resource's physical id is whatever its handler returned, and deleting the stack runs
     # its handler's Delete: one named as the task role in use may be that role (made through the SDK),
-    # and matched to roles by the type AWS::IAM::Role alone, its stack was deleted, the role with it.
-    uses = (IN_USE[1].model_copy(update={"task_role": "arn:aws:iam::1:role/webordinary-edit-task-role"}),)
-    assert_holds(old_stack_plan("webordinary-edit-task-role", in_use=uses, kind=kind),
-                 "webordinary-edit-task-role (the task role of task definition webordinary-edit-task:2, an ACTIVE "
-                 "revision)")
-
-
-@pytest.mark.parametrize("kind", ["Custom::LogRetention", "AWS::CloudFormation::CustomResource"])
-def test_a_stack_holding_a_custom_resource_named_as_the_log_group_in_use_is_refused(kind):
-    # CDK's Custom::LogRetention answers with the log group's name as its physical id, and its
-    # Delete deletes that log group when the stack's removal policy says destroy: matched to log
-    # groups by the type AWS::Logs::LogGroup alone, its stack was deleted, the group's logs with it.
-    uses = (IN_USE[1].model_copy(update={"log_group": "/ecs/webordinary-edit-task"}),)
-    assert_holds(old_stack_plan("/ecs/webordinary-edit-task", in_use=uses, kind=kind),
-                 "/ecs/webordinary-edit-task (the log group of task definition webordinary-edit-task:2, an ACTIVE "
-                 "revision)")
+    # and CDK's Custom::LogRetention answers with its log group's name and may delete it. Matched to
+    # roles and log groups by the types AWS::IAM::Role and AWS::Logs::LogGroup alone, its stack was
+    # deleted, the role or the group's logs with it.
+    assert_holds(old_stack_plan(resource, in_use=(IN_USE[1].model_copy(update=use),), kind=kind), held)
 
 
 def test_a_custom_resource_is_not_kept_for_fitting_a_log_group_template_alone():
