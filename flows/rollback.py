@@ -115,11 +115,13 @@ DEFAULT_HEALTHY_SECONDS = 300.0
 """How long a stable service scaled up to take the traffic may take to pass its health checks."""
 
 
-HEALTHY_SETTING = (f"the rollout spec's healthy_timeout_seconds, {DEFAULT_HEALTHY_SECONDS:g} s at least, or the "
-                   "rollback flow's")
+HEALTHY_SETTING = ("the rollout spec's healthy_timeout_seconds or the rollback flow's (a rollback waits it, and "
+                   f"{seconds_said(DEFAULT_HEALTHY_SECONDS)} at least)")
 """What sets a rollback's wait for healthy stable targets (``rollback_healthy_seconds``), as its
 refusal names it. The rollback flow's own parameter is what a person running it by hand sets: a
-rollout's spec is recorded, and a rollback of no open rollout has none."""
+rollout's spec is recorded, and a rollback of no open rollout has none. The floor is the wait's, not
+the spec's (whose healthy_timeout_seconds may be 60 s), as ``SCALE_SETTING`` says its own; in
+seconds, as the wait beside it is said ("after 300 s")."""
 
 
 DEFAULT_SCALE_SECONDS = 600.0

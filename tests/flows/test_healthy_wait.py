@@ -276,7 +276,8 @@ def test_a_rollback_whose_scaled_up_stable_service_is_only_partly_healthy_still_
     [(subject, body)] = env.notifier.messages
     assert subject == f"Rollback: {t.canary_service}", subject
     assert (f"Only 2 of the 4 {t.stable_service} targets needed for all the traffic were healthy after 300 s "
-            "(the rollout spec's healthy_timeout_seconds, 300 s at least, or the rollback flow's)") in body, body
+            "(the rollout spec's healthy_timeout_seconds or the rollback flow's (a rollback waits it, and 300 s at "
+            "least))") in body, body
     assert "moved to them all the same" in body, body
     assert f"went on with 2 of 4 {t.stable_service} targets healthy after 300 s" in result.steps, result.steps
 

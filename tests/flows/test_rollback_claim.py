@@ -443,8 +443,8 @@ def test_a_rollback_that_finds_no_healthy_stable_targets_names_the_setting_of_it
     with pytest.raises(Exception) as failed:
         rollback(reason="abort")
 
-    said = ("the stable target group has no healthy targets after 0.2 s (the rollout spec's healthy_timeout_seconds, "
-            "300 s at least, or the rollback flow's); refusing to send traffic to it: see why its targets fail the load balancer's health "
+    said = ("the stable target group has no healthy targets after 0.2 s (the rollout spec's healthy_timeout_seconds or "
+            "the rollback flow's (a rollback waits it, and 300 s at least)); refusing to send traffic to it: see why its targets fail the load balancer's health "
             "checks")
     assert said in str(failed.value), failed.value
     (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
