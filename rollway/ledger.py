@@ -320,8 +320,8 @@ class OpenPause(BaseModel):
     asked: int = Field(default=1, description="times it has been asked since, this asking included")
     causes: tuple[str, ...] = Field(default=(), description="the causes it was asked for, in the order first asked")
     notice_refused: str | None = Field(
-        default=None, description="why its newest \"Rollout waits for a person\" notice was not sent (SNS's answer): "
-                                  "nobody was told it waits (None: sent, or not recorded)")
+        default=None, description="why its newest \"Rollout waits for a person\" notice was not sent, or (notice_lost) "
+                                  "may not have been: SNS's answer (None: sent, or not recorded)")
     # Older records lack it and read as a refusal, as they were said before.
     notice_lost: bool = Field(
         default=False, description="``notice_refused`` is a lost answer: SNS may have delivered the notice (so it "
