@@ -540,7 +540,7 @@ def holdings_changed(judged: StackState, now: StackState) -> str | None:
 def _kept_by_listing(state: StackState, typed: bool) -> dict[tuple[str, str | None], bool]:
     """Each of the stack's resources, by id and (``typed``) type -> whether its DeletionPolicy keeps it."""
     if typed:
-        return {(r, holding.type): holding.retained for r, holding in zip(state.resources, state.holdings)}
+        return {(r, holding.type): holding.retained for r, holding in state.listings() if holding is not None}
     kept = set(state.retained)
     return {(r, None): r in kept for r in state.resources}
 

@@ -297,9 +297,8 @@ class CloudFormationStacks:
         """The stack's newest page of events, newest first (empty: it has none)."""
         return self._events(stack_id, until=lambda event: True)
 
-    def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
-                   seen: set[str] | None = None, holdings: list[Holding] | None = None,
-                   all_kept: bool = False) -> tuple[str, ...]:
+    def _resources(self, stack_id: str, nested_in: dict[str, str], holdings: list[Holding], within: str | None = None,
+                   seen: set[str] | None = None, all_kept: bool = False) -> tuple[str, ...]:
         """The physical ids of the stack's resources (every page; not those an earlier deletion
         deleted), and of its nested stacks' resources.
 
@@ -311,7 +310,6 @@ class CloudFormationStacks:
         in the same order: a log group's physical id is its bare name, as a table's or a role's is.
         """
         seen = set() if seen is None else seen
-        holdings = [] if holdings is None else holdings
         seen.add(stack_id)
         ids: list[str] = []
         nested: list[tuple[str, bool]] = []
