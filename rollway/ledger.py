@@ -256,13 +256,14 @@ would take more than DynamoDB's 400 KB item limit alone."""
 
 def may_have_dropped(answers: tuple[RefusedAnswer, ...]) -> bool:
     """Whether a rollway that did not count the refused answers it dropped (``refused_dropped``
-    came later) may have dropped some of ``answers``' older ones: it dropped only to make room, at
-    ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``, so a list it dropped from holds that many, or
-    takes more than half the bytes (the answer dropped last took the rest: its comment is at most
-    2,000 characters, 8 KB, its other words rollway's own). A list short of both never lost one.
+    came later) may have dropped some older than ``answers``: any list it kept may have lost some.
+    It dropped at ``REFUSED_KEPT`` answers or past ``REFUSED_BYTES``, and capped no answer's actor,
+    question or reason: one answer of nearly the whole bytes, dropped to make room for the next,
+    left a list as short as that one answer, so no size of the list kept tells that it lost none
+    (a test of more than half the bytes read such a list as every one there was). An empty one
+    lost none: a drop keeps the answer it made room for.
     """
-    size = sum(len(r.model_dump_json().encode()) for r in answers)
-    return len(answers) >= REFUSED_KEPT or size > REFUSED_BYTES // 2
+    return bool(answers)
 
 
 class RefusalsFull(LedgerError):
@@ -513,9 +514,9 @@ class RolloutRecord(BaseModel):
         default=0, ge=0, description="how many of its refused answers were dropped past the bound (written with "
                                      "refused_answers, by Ledger.refuse alone): status and the report say so, "
                                      "or the answers kept read as every one there was (0: none, or recorded "
-                                     "before they were counted with too few to have lost one; None: not known, "
-                                     "recorded before they were counted with as many as a drop leaves "
-                                     "(may_have_dropped), never stored)")
+                                     "before they were counted with none kept; None: not known, recorded "
+                                     "before they were counted with some kept (may_have_dropped), never "
+                                     "stored)")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "

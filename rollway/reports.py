@@ -609,7 +609,7 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
     """That the rollout's oldest refused answers were dropped past the bound (``refusals_kept``),
     and how many, or None when none was: the answers kept read as every one there had been."""
     dropped = record.refused_dropped
-    if dropped is None:  # a list an earlier rollway kept, as many as a drop of its leaves (``may_have_dropped``)
+    if dropped is None:  # a list an earlier rollway kept, which may have lost some uncounted (``may_have_dropped``)
         return ("older refused answers may have been dropped: the ledger keeps only the newest, and the rollway "
                 "that recorded them did not count those it dropped")
     if not dropped:

@@ -881,8 +881,9 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
     try:
         record = RolloutRecord.model_validate(values)
         if "refused_dropped" not in values and may_have_dropped(record.refused_answers):
-            # Written by a rollway that dropped refused answers uncounted, as many as a drop leaves:
-            # how many is not known, where 0 (the default) read those kept as every one there was.
+            # Written by a rollway that dropped refused answers uncounted, with some kept (any list it
+            # kept may have lost some): how many is not known, where 0 (the default) read those kept as
+            # every one there was.
             record = record.model_copy(update={"refused_dropped": None})
     except ValidationError as err:
         # Every command and flow reading the ledger printed pydantic's traceback, naming no item.

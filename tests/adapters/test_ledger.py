@@ -631,8 +631,8 @@ def test_an_earlier_rollways_refused_answers_say_whether_some_may_have_been_drop
                                                                                     monkeypatch):
     """An item an earlier rollway wrote holds no count of the refused answers it dropped, read as
     0: status and the report listed those kept as every one there was, though that rollway dropped
-    the oldest past the bound without a word. A list at the bound says that older ones may have been
-    dropped, not how many; one short of it lost none, and this release counts from there."""
+    the oldest past the bound without a word. Its list says that older ones may have been dropped,
+    not how many; an empty one lost none, and this release counts from there."""
     from rollway.ledger import RefusedAnswer
     from rollway.reports import refusals_dropped_said, rollout_report
 
@@ -648,39 +648,43 @@ def test_an_earlier_rollways_refused_answers_say_whether_some_may_have_been_drop
             "recorded them did not count those it dropped")
     assert refusals_dropped_said(full) == said
     assert f"**{said}.**" in rollout_report(full).split("## Approvals", 1)[1], rollout_report(full)
-    # Short of the bound (and of half its bytes), that rollway dropped none: nothing said, and counted from 0.
-    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old[:2]])
-    short = ledger.get(SERVICE)
-    assert short.refused_dropped == 0 and refusals_dropped_said(short) is None
-    for at in (10, 11):
+    # None kept, that rollway dropped none: nothing said, and counted from 0.
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [])
+    empty = ledger.get(SERVICE)
+    assert empty.refused_dropped == 0 and refusals_dropped_said(empty) is None
+    for at in (10, 11, 12, 13):
         ledger.refuse(SERVICE, rollout=first.rollout_id,
                       answer=RefusedAnswer(at=START + at, actor="new", action="hold", reason="timed out"))
     assert ledger.get(SERVICE).refused_dropped == 1
 
 
-def test_an_earlier_rollways_long_refused_answers_short_of_the_bound_in_number_may_have_lost_some(
-        dynamodb, ledger_targets, monkeypatch):
-    """That rollway dropped past REFUSED_BYTES too: a list of long answers it dropped from holds
-    fewer than REFUSED_KEPT, and takes more than half the bytes. Such a list says older ones may
-    have been dropped; one that takes half or less lost none, and reads as none dropped."""
+def test_an_earlier_rollways_refused_answers_of_any_size_may_have_lost_some(dynamodb, ledger_targets):
+    """That rollway dropped past REFUSED_BYTES too, and capped no answer's actor, question or
+    reason: one long answer dropped to make room for the next left a list as short as that one.
+    A list read as having lost none because it took half the bytes or less said of such a list that
+    the answers kept were every one there was; and once this release's own drop had left a list so
+    short, it read the answers kept through that rollway's drops as counted from 0."""
     from rollway.ledger import RefusedAnswer
     from rollway.reports import refusals_dropped_said
 
     ledger = DynamoLedger(dynamodb, ledger_targets)
     first = started(ledger)
     key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
-    old = [RefusedAnswer(at=START + i, actor=f"old{i}", action="hold", comment="€" * 500, reason="timed out")
-           for i in range(3)]
-    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old])
+    # What that rollway kept after dropping a 60 KB answer (a script's name) for this one: one short answer.
+    after = RefusedAnswer(at=START + 2, actor="dana", action="hold", reason="timed out")
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [after.model_dump(mode="json")])
     ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
-    size = sum(len(a.model_dump_json().encode()) for a in ledger.get(SERVICE).refused_answers)
-    monkeypatch.setattr("rollway.ledger.REFUSED_BYTES", 2 * size)  # half the bound: no drop leaves so little
+    kept = ledger.get(SERVICE)
+    assert kept.refused_dropped is None, kept.refused_dropped
+    assert refusals_dropped_said(kept).startswith("older refused answers may have been dropped"), \
+        refusals_dropped_said(kept)
+    # Not known stays not known through this release's appends, however short the list.
+    stored = ledger.refuse(SERVICE, rollout=first.rollout_id,
+                           answer=RefusedAnswer(at=START + 3, actor="erin", action="hold", reason="timed out"))
+    assert stored.refused_dropped is None and ledger.get(SERVICE).refused_dropped is None
+    # An item without a refused answer lost none.
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [])
     assert ledger.get(SERVICE).refused_dropped == 0
-    monkeypatch.setattr("rollway.ledger.REFUSED_BYTES", 2 * size - 1)
-    past_half = ledger.get(SERVICE)
-    assert past_half.refused_dropped is None and len(past_half.refused_answers) == 3
-    assert refusals_dropped_said(past_half).startswith("older refused answers may have been dropped: "), \
-        refusals_dropped_said(past_half)
 
 
 @pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])
