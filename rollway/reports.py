@@ -610,8 +610,10 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
     and how many, or None when none was: the answers kept read as every one there had been."""
     dropped = record.refused_dropped
     if dropped is None:  # a list an earlier rollway kept, which may have lost some uncounted (``may_have_dropped``)
-        return ("older refused answers may have been dropped: the ledger keeps only the newest, and the rollway "
-                "that recorded them did not count those it dropped")
+        # Not "the rollway that recorded them did not count those it dropped": one from before any
+        # bound kept every answer, and the ledger cannot tell its list from one a drop left.
+        return ("older refused answers may have been dropped, and how many is not known: the ledger keeps only the "
+                "newest, and these may have been kept by a rollway that did not count those it dropped")
     if not dropped:
         return None
     return (f"{dropped} older refused answer{'s were' if dropped != 1 else ' was'} dropped: the ledger keeps only "
@@ -626,9 +628,8 @@ def _dropped_at(record: RolloutRecord, pause: Transition) -> str:
     dropped, kept = record.refused_dropped, record.refused_answers
     if dropped == 0 or not kept or pause.at > kept[0].at:
         return ""
-    if dropped is None:  # as refusals_dropped_said says it
-        return ("refused answers no longer kept, which the rollway that recorded them did not count, may have been "
-                "given to it")
+    if dropped is None:  # as refusals_dropped_said says it: maybe none was dropped
+        return "refused answers dropped uncounted, if any were, may have been given to it"
     some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
     return f"{some} no longer kept may have been given to it"
 

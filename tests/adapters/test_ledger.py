@@ -644,8 +644,8 @@ def test_an_earlier_rollways_refused_answers_say_whether_some_may_have_been_drop
     TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json") for a in old])
     ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
     full = ledger.get(SERVICE)
-    said = ("older refused answers may have been dropped: the ledger keeps only the newest, and the rollway that "
-            "recorded them did not count those it dropped")
+    said = ("older refused answers may have been dropped, and how many is not known: the ledger keeps only the "
+            "newest, and these may have been kept by a rollway that did not count those it dropped")
     assert refusals_dropped_said(full) == said
     assert f"**{said}.**" in rollout_report(full).split("## Approvals", 1)[1], rollout_report(full)
     # None kept, that rollway dropped none: nothing said, and counted from 0.
@@ -685,6 +685,31 @@ def test_an_earlier_rollways_refused_answers_of_any_size_may_have_lost_some(dyna
     # An item without a refused answer lost none.
     TestDynamoLedger().refused_already(ledger, first.rollout_id, [])
     assert ledger.get(SERVICE).refused_dropped == 0
+
+
+def test_refused_answers_from_before_any_bound_are_not_said_to_have_been_dropped(dynamodb, ledger_targets):
+    """A rollway from before any bound kept every refused answer: an item it wrote with exactly
+    REFUSED_KEPT of them lost none, and the ledger cannot tell it from one a rollway that dropped
+    uncounted left at the bound. "May have been dropped" is what the ledger knows; "the rollway that
+    recorded them did not count those it dropped" said that rollway dropped some, which this one never
+    did: said so that it holds of both."""
+    from rollway.ledger import REFUSED_KEPT, RefusedAnswer, Transition
+    from rollway.reports import _dropped_at, refusals_dropped_said
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    every = [RefusedAnswer(at=START + 10 + i, actor=f"p{i}", action="hold", reason="timed out").model_dump(mode="json")
+             for i in range(REFUSED_KEPT)]
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, every)
+    ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="REMOVE refused_dropped")
+    held = ledger.get(SERVICE)
+    assert len(held.refused_answers) == REFUSED_KEPT and held.refused_dropped is None
+    assert refusals_dropped_said(held) == (
+        "older refused answers may have been dropped, and how many is not known: the ledger keeps only the newest, "
+        "and these may have been kept by a rollway that did not count those it dropped")
+    pause = Transition(at=START + 5, kind="pause", actor="alice", to_stage=0, comment="approval pause")
+    assert _dropped_at(held, pause) == "refused answers dropped uncounted, if any were, may have been given to it"
 
 
 @pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])

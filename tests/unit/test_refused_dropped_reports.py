@@ -50,9 +50,9 @@ def outcome(rec) -> str:
         "it, and it is asked again at "),
     (1, "; 2 answers were refused (dana, erin), and a refused answer no longer kept may have been given to it, and "
         "it is asked again at "),
-    # Recorded by a rollway that did not count those it dropped: not known how many.
-    (None, "; 2 answers were refused (dana, erin), and refused answers no longer kept, which the rollway that "
-           "recorded them did not count, may have been given to it, and it is asked again at "),
+    # Maybe kept by a rollway that did not count those it dropped: not known whether any were, nor how many.
+    (None, "; 2 answers were refused (dana, erin), and refused answers dropped uncounted, if any were, may have "
+           "been given to it, and it is asked again at "),
 ])
 def test_the_waiting_pauses_refused_answers_say_those_dropped_may_be_among_them(dropped, says):
     """"2 answers were refused": past the bound, the oldest were dropped, and those at the pause
@@ -106,8 +106,8 @@ def test_a_pause_whose_refused_answers_may_have_been_dropped_is_not_said_unanswe
     assert (f"asked at {utc(T0 + 200)} for stage 2/3 (25%), no answer taken (up to 3 refused answers no longer kept may "
             f"have been given to it): {QUESTION}") in line, line
     unknown = rolled_back_at_a_pause(late, dropped=None)
-    assert ("| **no answer taken** (refused answers no longer kept, which the rollway that recorded them did not "
-            "count, may have been given to it) |") in approvals_row(unknown), approvals_row(unknown)
+    assert ("| **no answer taken** (refused answers dropped uncounted, if any were, may have been given to it) |"
+            ) in approvals_row(unknown), approvals_row(unknown)
     # None dropped, or all of them older than an answer kept from before the pause: nobody answered it.
     for nobody in (rolled_back_at_a_pause(late, dropped=0),
                    rolled_back_at_a_pause(answer(100, "bob", None), late, dropped=3)):
