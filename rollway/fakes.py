@@ -462,8 +462,10 @@ class FakeLedger:
                 raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
             current = rollouts[index]
             kept, dropped = refusals_kept(current, as_stored(answer))
-            rollouts[index] = as_stored(current.model_copy(update={"refused_answers": kept,
-                                                                   "refused_dropped": dropped}))
+            update = {"refused_answers": kept, "refused_dropped": dropped}
+            if len(kept) <= len(current.refused_answers):  # some dropped: recorded before the history's next entry
+                update["refused_dropped_before"] = len(current.history)
+            rollouts[index] = as_stored(current.model_copy(update=update))
             return rollouts[index]
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,

@@ -300,6 +300,26 @@ def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple
         "refused answer was not recorded; nothing else of the rollout changed")
 
 
+def dropped_may_answer(record: "RolloutRecord", pause: Transition) -> bool:
+    """Whether refused answers the ledger dropped past the bound (``refused_dropped``) may have been
+    given to ``pause``, an entry of ``record``'s history. Only a total is counted, not whom or when
+    they answered; every one was recorded before the drop, written while the history held
+    ``refused_dropped_before`` entries, so a pause recorded at that index or later was asked about
+    none of them, and one before it may have been about any. Told by position: the answers' and the
+    pauses' times are their writers' clocks, which may disagree (``RolloutRecord.refused_dropped_before``).
+    Not known how many (None), or when (recorded before it was kept): any pause may have been."""
+    if record.refused_dropped == 0 or not record.refused_answers:
+        return False  # a drop keeps the answer it made room for
+    before = record.refused_dropped_before
+    if record.refused_dropped is None or before is None:
+        return True
+    # The entry itself, else an equal one (a copy the reports made of it): the newest, the nearest the drop.
+    at = next((i for i, entry in enumerate(record.history) if entry is pause), None)
+    if at is None:
+        at = next((i for i in reversed(range(len(record.history))) if record.history[i] == pause), None)
+    return at is None or at < before
+
+
 class OpenPause(BaseModel):
     """The pause a rollout's run waits at now, and the question it asks: written with every asking,
     cleared by the answer (a timeout whose policy holds is no answer: the pause is asked again).
@@ -517,6 +537,15 @@ class RolloutRecord(BaseModel):
                                      "before they were counted with none kept; None: not known, recorded "
                                      "before they were counted with some kept (may_have_dropped), never "
                                      "stored)")
+    # Which pauses those dropped may have answered is told by recording order, not by the answers'
+    # times: each is its writer's clock (the run's, or `rollway promote`'s machine), and another
+    # machine's clock behind the run's stamped an answer given to a pause before the pause.
+    refused_dropped_before: int | None = Field(
+        default=None, ge=0, description="how many entries the history held when refused answers were last "
+                                        "dropped (written with refused_dropped, by Ledger.refuse alone): every "
+                                        "answer dropped was recorded before its entry at that index, so a pause "
+                                        "recorded there or later was given none of them (None: none dropped, or "
+                                        "dropped before it was kept: any pause may have been)")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "
@@ -693,12 +722,12 @@ RESERVED_ID_PREFIX = "~"
 
 MANAGED_FIELDS = frozenset(
     {"service", "rollout_id", "owner", "lease_expires", "lease_seconds", "version", "created_at", "updated_at",
-     "history", "refused_answers", "refused_dropped"}
+     "history", "refused_answers", "refused_dropped", "refused_dropped_before"}
 )
 """Fields only the ledger itself writes (create, acquire, release, record, refuse); never ``**changes``:
 ``refused_answers`` is appended to by ``refuse`` alone, since a list set whole from what its writer
 read drops what another appended in between (`rollway promote` refusing an answer, say), and
-``refused_dropped`` counts what ``refuse`` dropped of it."""
+``refused_dropped`` counts what ``refuse`` dropped of it (``refused_dropped_before``: when)."""
 
 
 _ID_STAMP = "%Y%m%dT%H%M%SZ"

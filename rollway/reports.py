@@ -34,7 +34,8 @@ from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
                             NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
-                            RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed, held_by_timeout,
+                            RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed, dropped_may_answer,
+                            held_by_timeout,
                             lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
@@ -622,12 +623,10 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
 
 def _dropped_at(record: RolloutRecord, pause: Transition) -> str:
     """That refused answers the ledger dropped may have been given to ``pause``, and up to how
-    many; "" when none can have been. Only a total is counted, not whom or when they answered: those
-    dropped were recorded before the oldest kept, so a pause asked after that one was asked about
-    none of them, and one asked before it may have been about any."""
-    dropped, kept = record.refused_dropped, record.refused_answers
-    if dropped == 0 or not kept or pause.at > kept[0].at:
+    many; "" when none can have been (``dropped_may_answer``)."""
+    if not dropped_may_answer(record, pause):
         return ""
+    dropped = record.refused_dropped
     if dropped is None:  # as refusals_dropped_said says it: maybe none was dropped
         return "refused answers dropped uncounted, if any were, may have been given to it"
     some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"

@@ -561,6 +561,11 @@ class DynamoLedger:
             if dropped is not None:
                 update += ", #refused_dropped = :dropped"
                 values.update(_values({":dropped": dropped}))
+                if len(kept) <= length:
+                    # Those dropped were in the list as read, so recorded before the history's next
+                    # entry as read with it: a pause recorded from there on was given none of them.
+                    update += ", #refused_dropped_before = :before"
+                    values.update(_values({":before": len(held.history)}))
             # else: an earlier rollway's list that may have lost some uncounted: left without a count,
             # read as not known (``may_have_dropped``), where a count from here on read as every drop.
             guard = f"attribute_exists(#rollout_id) AND ({same})"

@@ -177,9 +177,12 @@ class LedgerContract:
         one_more = RefusedAnswer(at=START + 2, actor="bot", action="approve", reason="timed out")
         rotated = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=one_more)
         assert rotated.refused_answers == (*kept[1:], one_more)
-        # Counted with the answers it kept, in the same write: status and the report say how many went.
+        # Counted with the answers it kept, in the same write: status and the report say how many went,
+        # and, by the history's length then, which pauses they may have answered (those recorded before).
         assert rotated == ledger.get(SERVICE) == full.model_copy(update={"refused_answers": rotated.refused_answers,
-                                                                         "refused_dropped": 1})
+                                                                         "refused_dropped": 1,
+                                                                         "refused_dropped_before": 0})
+        assert full.history == () and full.refused_dropped_before is None
         # The count is the ledger's alone, as the list is.
         with pytest.raises(ValueError, match="refused_dropped"):
             ledger.acquire(SERVICE, owner="run-1", now=START + 2.5, lease_seconds=LEASE, refused_dropped=0)

@@ -1,7 +1,8 @@
 """What the reports say of a pause when refused answers were dropped past the bound
 (``refusals_kept``): the ledger counts those dropped (``RolloutRecord.refused_dropped``), not
-whom or when they answered, so a pause asked before the oldest answer kept may have had any of
-them, and one asked after it none."""
+whom or when they answered, and how long the history was when it dropped them
+(``refused_dropped_before``): a pause recorded before then may have had any of them, and one
+recorded after it none."""
 
 from __future__ import annotations
 
@@ -61,15 +62,38 @@ def test_the_waiting_pauses_refused_answers_say_those_dropped_may_be_among_them(
     assert says in outcome(rec), outcome(rec)
 
 
-def test_answers_dropped_before_an_answer_kept_that_came_before_the_pause_are_not_its_own():
-    """The oldest answer kept was given before the pause was asked: those dropped, older still, were
-    not given to it, and its count is all there was."""
-    rec = waiting((answer(100, "bob"), answer(240), answer(250, "erin")), 3)
+def test_answers_dropped_before_the_pause_was_recorded_are_not_its_own():
+    """The drop was written while the history held no pause yet: those dropped, recorded before it,
+    were not given to the pause, and its count is all there was."""
+    rec = dropped_before(waiting((answer(100, "bob"), answer(240), answer(250, "erin")), 3), 2)
     said = outcome(rec)
     assert "; 2 answers were refused (dana, erin), and it is asked again at " in said, said
     assert "no longer kept" not in said, said
     # No answer dropped: said as before.
     assert "no longer kept" not in outcome(waiting((answer(240), answer(250, "erin")), 0))
+
+
+def dropped_before(rec, entries: int):
+    """``rec`` whose newest drop of refused answers was written while its history held ``entries``."""
+    return rec.model_copy(update={"refused_dropped_before": entries})
+
+
+@pytest.mark.parametrize("oldest, before, said", [
+    # Its clock behind the run's, `rollway promote` stamped the oldest answer kept before the pause;
+    # the drop was written after the pause was recorded, and those dropped may have answered it.
+    (100, 3, True),
+    # Its clock ahead, it stamped the answer after the pause; the drop was written before the pause.
+    (240, 2, False),
+])
+def test_whether_dropped_answers_may_have_answered_a_pause_is_told_by_recording_order_not_clocks(oldest, before,
+                                                                                                 said):
+    """The answers' times are each its writer's clock (the run's, or `rollway promote`'s machine):
+    "recorded before the oldest kept" read from them said none was given to a pause stamped after it,
+    though another machine's clock may have been behind. The history's length when the drop was
+    written tells it: every answer dropped was recorded before then, and a pause recorded later was
+    given none of them."""
+    rec = dropped_before(waiting((answer(oldest, "bob"), answer(250, "erin")), 3), before)
+    assert ("up to 3 refused answers no longer kept may have been given to it" in outcome(rec)) is said, outcome(rec)
 
 
 def rolled_back_at_a_pause(*refused: RefusedAnswer, dropped: int | None):
@@ -108,8 +132,9 @@ def test_a_pause_whose_refused_answers_may_have_been_dropped_is_not_said_unanswe
     unknown = rolled_back_at_a_pause(late, dropped=None)
     assert ("| **no answer taken** (refused answers dropped uncounted, if any were, may have been given to it) |"
             ) in approvals_row(unknown), approvals_row(unknown)
-    # None dropped, or all of them older than an answer kept from before the pause: nobody answered it.
+    # None dropped, or all of them before the pause was recorded (its history then held 3 entries): nobody
+    # answered it.
     for nobody in (rolled_back_at_a_pause(late, dropped=0),
-                   rolled_back_at_a_pause(answer(100, "bob", None), late, dropped=3)):
+                   dropped_before(rolled_back_at_a_pause(answer(100, "bob", None), late, dropped=3), 3)):
         assert "| **not answered** |" in approvals_row(nobody), approvals_row(nobody)
         assert f"(25%), not answered: {QUESTION}" in pause_line(nobody), pause_line(nobody)
