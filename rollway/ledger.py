@@ -535,8 +535,9 @@ class RolloutRecord(BaseModel):
                                      "refused_answers, by Ledger.refuse alone): status and the report say so, "
                                      "or the answers kept read as every one there was (0: none, or recorded "
                                      "before they were counted with none kept; None: not known, recorded "
-                                     "before they were counted with some kept (may_have_dropped), never "
-                                     "stored)")
+                                     "before they were counted with some kept (may_have_dropped), or a count "
+                                     "a rollway from before it may have dropped some beside (its oldest "
+                                     "answer kept not the one counted with), never stored)")
     # Which pauses those dropped may have answered is told by recording order, not by the answers'
     # times: each is its writer's clock (the run's, or `rollway promote`'s machine), and another
     # machine's clock behind the run's stamped an answer given to a pause before the pause.

@@ -45,6 +45,7 @@ test for in conditions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from decimal import Decimal
@@ -93,6 +94,17 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 
 _CREATE_ATTEMPTS = 3
 _RECORD_ATTEMPTS = 10
+
+COUNTED_HEAD = "refused_counted_head"
+"""The item's mark of the oldest refused answer kept when ``refused_dropped`` was last written
+(``_head_mark``): a rollway from before the count drops the oldest past the bound and leaves the
+count as it was, and only the list's head tells that it did. Not a field of the record: the
+ledger's own check of its count (``_from_item``)."""
+
+
+def _head_mark(answer: RefusedAnswer) -> str:
+    """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice."""
+    return hashlib.sha256(answer.model_dump_json().encode()).hexdigest()[:32]
 _CLAIM_ATTEMPTS = 3  # a lease or a rollback's claim taken over, given up meanwhile
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
@@ -519,7 +531,9 @@ class DynamoLedger:
         of answers dropped (``refused_dropped``, set in the same write, compared too; never
         set while not known, ``may_have_dropped``) alone did not
         do: a drop an earlier rollway makes during an upgrade keeps the length and leaves the count
-        as it was, and the answer it kept was lost. A refusal whose
+        as it was, and the answer it kept was lost. The count is written with a mark of the oldest
+        answer kept (``COUNTED_HEAD``), which that drop leaves stale: read so, the count is not known,
+        and this write removes it. A refusal whose
         item holds ``answer`` is that resent copy (the first committed); one whose list changed
         meanwhile (another refusal recorded) is made again on the new list. Neither the version nor
         ``updated_at`` changes: the version conditions of ``record`` and the history the paused run
@@ -549,7 +563,7 @@ class DynamoLedger:
                 same = "(size(#refused_answers) = :length OR attribute_not_exists(#refused_answers))"
             if "refused_dropped" in item:
                 same += " AND #refused_dropped = :counted"
-                values.update(_values({":counted": held.refused_dropped}))
+                values[":counted"] = item["refused_dropped"]  # as stored: read as not known (None), it is kept
             else:
                 same += " AND attribute_not_exists(#refused_dropped)"
             if len(kept) == length + 1:
@@ -559,13 +573,16 @@ class DynamoLedger:
                 update = "SET #refused_answers = :kept"
                 values.update(_values({":kept": list(kept)}))
             if dropped is not None:
-                update += ", #refused_dropped = :dropped"
-                values.update(_values({":dropped": dropped}))
+                update += f", #refused_dropped = :dropped, #{COUNTED_HEAD} = :head"
+                values.update(_values({":dropped": dropped, ":head": _head_mark(kept[0])}))
                 if len(kept) <= length:
                     # Those dropped were in the list as read, so recorded before the history's next
                     # entry as read with it: a pause recorded from there on was given none of them.
                     update += ", #refused_dropped_before = :before"
                     values.update(_values({":before": len(held.history)}))
+            elif "refused_dropped" in item:
+                # A count that no longer tells every drop (``_from_item``): removed, not counted on from.
+                update += f" REMOVE #refused_dropped, #{COUNTED_HEAD}, #refused_dropped_before"
             # else: an earlier rollway's list that may have lost some uncounted: left without a count,
             # read as not known (``may_have_dropped``), where a count from here on read as every drop.
             guard = f"attribute_exists(#rollout_id) AND ({same})"
@@ -889,6 +906,11 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
             # Written by a rollway that dropped refused answers uncounted, with some kept (any list it
             # kept may have lost some): how many is not known, where 0 (the default) read those kept as
             # every one there was.
+            record = record.model_copy(update={"refused_dropped": None})
+        elif record.refused_answers and values.get(COUNTED_HEAD) != _head_mark(record.refused_answers[0]):
+            # The oldest answer kept is not the one the count was written with: a rollway from before the
+            # count dropped some beside this one, uncounted. Or the count was written before the mark
+            # was, by a release that may have run beside such a rollway: a count too low either way.
             record = record.model_copy(update={"refused_dropped": None})
     except ValidationError as err:
         # Every command and flow reading the ledger printed pydantic's traceback, naming no item.

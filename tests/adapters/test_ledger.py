@@ -78,10 +78,16 @@ class TestDynamoLedger(LedgerContract, RollbackClaimContract):
         writes: 199 appends to one growing item, each answered with the whole item, took the bound's
         test 65 s of a loaded machine (and 300 s once). The test still appends the last one the
         bound lets in, and reads the whole list back."""
+        from rollway.aws.ledger import _head_mark
+        from rollway.ledger import RefusedAnswer
+
+        # The count's mark of the oldest answer kept, as refuse writes it with the count.
+        head = _head_mark(RefusedAnswer.model_validate(answers[0])) if answers else ""
         ledger._client.update_item(
             TableName=ledger._table, Key=_values({"service": SERVICE, "rollout_id": rollout_id}),
-            UpdateExpression="SET refused_answers = :answers", ConditionExpression="attribute_exists(rollout_id)",
-            ExpressionAttributeValues=_values({":answers": answers}))
+            UpdateExpression="SET refused_answers = :answers, refused_counted_head = :head",
+            ConditionExpression="attribute_exists(rollout_id)",
+            ExpressionAttributeValues=_values({":answers": answers, ":head": head}))
 
     def test_a_refused_change_sends_no_request(self, ledger, dynamodb, watch_calls):
         started(ledger)
@@ -710,6 +716,45 @@ def test_refused_answers_from_before_any_bound_are_not_said_to_have_been_dropped
         "and these may have been kept by a rollway that did not count those it dropped")
     pause = Transition(at=START + 5, kind="pause", actor="alice", to_stage=0, comment="approval pause")
     assert _dropped_at(held, pause) == "refused answers dropped uncounted, if any were, may have been given to it"
+
+
+def test_a_drop_a_rollway_without_the_count_makes_beside_this_one_leaves_the_count_not_known(dynamodb, ledger_targets,
+                                                                                            monkeypatch):
+    """During an upgrade a release from before the count drops the oldest refused answer past the
+    bound and leaves the count this one wrote as it was: status and the report said "1 older
+    refused answer was dropped" where 2 were, and of a pause "up to 1". The count is written with
+    a mark of the oldest answer kept, which such a drop changes: read without it, the count is not
+    known, and said so; so is a count written before the mark was, by a release that may have run
+    beside one without it."""
+    from rollway.ledger import RefusedAnswer
+    from rollway.reports import refusals_dropped_said
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 3)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    said = [RefusedAnswer(at=START + i, actor=f"p{i}", action="hold", reason="timed out") for i in range(5)]
+    for answer in said[:4]:
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    assert ledger.get(SERVICE).refused_dropped == 1
+    # The earlier release's drop: the list set whole, the count left as it was.
+    ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="SET refused_answers = :kept",
+                               ExpressionAttributeValues=_values({":kept": [a.model_dump(mode="json")
+                                                                            for a in said[2:]]}))
+    held = ledger.get(SERVICE)
+    assert held.refused_dropped is None, held.refused_dropped
+    assert refusals_dropped_said(held).startswith("older refused answers may have been dropped, and how many is not "
+                                                  "known"), refusals_dropped_said(held)
+    # Not known stays so: this release's next refusal does not count on from the stale count.
+    stored = ledger.refuse(SERVICE, rollout=first.rollout_id,
+                           answer=RefusedAnswer(at=START + 9, actor="p9", action="hold", reason="timed out"))
+    assert stored.refused_dropped is None and ledger.get(SERVICE).refused_dropped is None
+    item = ledger._client.get_item(TableName=ledger._table, Key=key, ConsistentRead=True)["Item"]
+    assert "refused_dropped" not in item, item
+    # A count an earlier release wrote with answers kept (no mark): it may have run beside one without it.
+    ledger._client.update_item(TableName=ledger._table, Key=key, UpdateExpression="SET refused_dropped = :n",
+                               ExpressionAttributeValues=_values({":n": 2}))
+    assert ledger.get(SERVICE).refused_dropped is None
 
 
 @pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])
