@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rollway.bounds import duration_said, seconds_said
 from rollway.decide import Pause
 from rollway.ledger import (TAKEOVER, UNHEARD, OpenPause, RolloutRecord, Transition, answer_comment,
-                            held_by_timeout, utc, utc_read, wall_utc)
+                            dropped_at_said, held_by_timeout, utc, utc_read, wall_utc)
 from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
 
@@ -70,7 +70,8 @@ def asked_again(question: str, deadline: float) -> str:
     return _UNANSWERED_BY.sub(unanswered_by(datetime.fromtimestamp(deadline, timezone.utc)), question, count=1)
 
 
-def timed_out(approvals: Approvals, late: str | None = None, *, unanswered: str | None = None) -> ApprovalAnswer:
+def timed_out(approvals: Approvals, late: str | None = None, *, unanswered: str | None = None,
+              besides: str = "") -> ApprovalAnswer:
     """The answer a pause nobody answered within ``approvals.timeout_seconds`` gets: its policy's
     action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s").
 
@@ -78,8 +79,8 @@ def timed_out(approvals: Approvals, late: str | None = None, *, unanswered: str 
     reached as it fell due. The comment is the rollback's reason, in the ledger and the page: without
     it, on-call could not tell a timeout acted on at once from one acted on minutes after its deadline.
     ``unanswered``: what is known of the answers, in place of "no answer within ..." (answers given
-    went unread)."""
-    said = unanswered or f"no answer within {seconds_said(approvals.timeout_seconds)}"
+    went unread); ``besides``: what else is, said after it (refused answers the ledger may have dropped)."""
+    said = (unanswered or f"no answer within {seconds_said(approvals.timeout_seconds)}") + besides
     return ApprovalAnswer(
         action="reject" if approvals.on_timeout == "rollback" else "hold", approver="timeout", timed_out=True,
         comment=said + (f"; {late}" if late else ""),
@@ -116,6 +117,9 @@ class TakenOver(BaseModel):
     unread_unsaid: bool = Field(default=False, description="``unread`` was recorded by an older version, which kept "
                                                            "no word of whether the answers were not read or were read "
                                                            "and not recorded (``unrecorded`` None then says neither)")
+    dropped: str = Field(default="", description="that refused answers the ledger dropped past its bound may have "
+                                                 "been given to that pause (``dropped_at_said``), which this run "
+                                                 "cannot see: an answer refused there has it asked anew (\"\": none)")
 
 
 def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals,
@@ -156,6 +160,8 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # over a recorded approval, saying nobody had answered.
         return None
     run = asking.run if asking is not None else None
+    # One the ledger dropped past its bound since, it cannot see: what it says of it is said.
+    dropped = dropped_at_said(record, asking, to="the pause") if asking is not None else ""
     # No ``takeover`` since: this run is the one that asked it, retried (one that took a released lease
     # is, only if it asked it).
     retried = taken == len(history) and (this_run is None or this_run == run)
@@ -172,13 +178,13 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
             again = asked.answers_unread_again
             unread_again = again if again is not None and again > began else None
             return TakenOver(began=began, deadline=record.asked_until, run=run, unread=asked.answers_unread,
-                             retried=retried, unread_again=unread_again,
+                             retried=retried, unread_again=unread_again, dropped=dropped,
                              unrecorded_again=asked.answers_unrecorded_again if unread_again is not None else None,
                              **_unrecorded(asked))
         return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread,
-                         retried=retried, **_unrecorded(asked))
+                         retried=retried, dropped=dropped, **_unrecorded(asked))
     return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run,
-                     retried=retried)
+                     retried=retried, dropped=dropped)
 
 
 def _unrecorded(asked: OpenPause) -> dict:
@@ -190,7 +196,22 @@ def _unrecorded(asked: OpenPause) -> dict:
 
 
 def taken_over_said(taken: TakenOver) -> str:
-    """What the notice and the form say of a pause asked again by the run that took the rollout over."""
+    """What the notice and the form say of a pause asked again by the run that took the rollout over,
+    and of refused answers given to it that the ledger may have dropped (``TakenOver.dropped``): one
+    it keeps has the pause asked anew, and a person who gave one read as if nobody had tried."""
+    return _taken_over_said(taken) + _dropped_said(taken)
+
+
+def _dropped_said(taken: TakenOver) -> str:
+    """``taken.dropped`` as a clause of the words on a pause taken over; "" when none can be."""
+    return f"; {taken.dropped} ({_KEEPS_NEWEST})" if taken.dropped else ""
+
+
+_KEEPS_NEWEST = "the ledger keeps only the newest refused answers"
+
+
+def _taken_over_said(taken: TakenOver) -> str:
+    """``taken_over_said`` but for the refused answers the ledger may have dropped."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
     if taken.unread is not None:
         unread = _unread_said(taken.unread, taken.unrecorded, "to it", unsaid=taken.unread_unsaid)
@@ -247,15 +268,17 @@ def taken_over_timeout(approvals: Approvals, taken: TakenOver, now: float) -> Ap
     acts = "it was started again, and acts on it" if taken.retried else "the run that took the rollout over acts on it"
     late = (f"{who} stopped while it waited; {acts} {duration_said(round(max(0.0, now - taken.deadline)))} after it "
             f"fell due at {wall_utc(taken.deadline)}")
+    # "No answer" beside refused answers the ledger may have dropped, one of which would have had it asked anew.
+    dropped = f", though {taken.dropped} ({_KEEPS_NEWEST})" if taken.dropped else ""
     if taken.unread_again is None:
-        return timed_out(approvals, late)
+        return timed_out(approvals, late, besides=dropped)
     # Answers given since it was asked anew went unread (or unrecorded): "no answer" is not known.
     # The policy acts all the same: asked anew again, the pause never timed out.
     taken_words = "taken" if taken.unrecorded_again is not None else "read"
     return timed_out(approvals, late, unanswered=f"no answer could be {taken_words} within "
                      f"{seconds_said(approvals.timeout_seconds)}: "
                      + _unread_said(taken.unread_again, taken.unrecorded_again, "to the run that asked it")
-                     + (", and is not acted on" if taken.unrecorded_again is not None else ""))
+                     + (", and is not acted on" if taken.unrecorded_again is not None else ""), besides=dropped)
 
 
 # What an approver calls while it waits for an answer, every poll: None to keep waiting, or why

@@ -320,6 +320,18 @@ def dropped_may_answer(record: "RolloutRecord", pause: Transition) -> bool:
     return at is None or at < before
 
 
+def dropped_at_said(record: "RolloutRecord", pause: Transition, to: str = "it") -> str:
+    """That refused answers the ledger dropped may have been given to ``pause`` (named ``to``), and
+    up to how many; "" when none can have been (``dropped_may_answer``)."""
+    if not dropped_may_answer(record, pause):
+        return ""
+    dropped = record.refused_dropped
+    if dropped is None:  # as the reports' count of them says it: maybe none was dropped
+        return f"refused answers dropped uncounted, if any were, may have been given to {to}"
+    some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
+    return f"{some} no longer kept may have been given to {to}"
+
+
 class OpenPause(BaseModel):
     """The pause a rollout's run waits at now, and the question it asks: written with every asking,
     cleared by the answer (a timeout whose policy holds is no answer: the pause is asked again).

@@ -34,9 +34,8 @@ from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
                             NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
-                            RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed, dropped_may_answer,
-                            held_by_timeout,
-                            lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+                            RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed,
+                            dropped_at_said, held_by_timeout, lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -621,18 +620,6 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
             "the newest")
 
 
-def _dropped_at(record: RolloutRecord, pause: Transition) -> str:
-    """That refused answers the ledger dropped may have been given to ``pause``, and up to how
-    many; "" when none can have been (``dropped_may_answer``)."""
-    if not dropped_may_answer(record, pause):
-        return ""
-    dropped = record.refused_dropped
-    if dropped is None:  # as refusals_dropped_said says it: maybe none was dropped
-        return "refused answers dropped uncounted, if any were, may have been given to it"
-    some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
-    return f"{some} no longer kept may have been given to it"
-
-
 def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
     """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``)."""
     return [] if pause is None else [r for r in record.refused_answers if r.at >= pause.at]
@@ -717,7 +704,7 @@ def _asked_again(record: RolloutRecord, waits: Waits, asked_at: str) -> str:
     who = ", ".join(dict.fromkeys(cell(r.actor) for r in refused))
     said = f"an answer was refused ({who}'s)" if len(refused) == 1 else f"{len(refused)} answers were refused ({who})"
     # Past the bound, those counted above are the ones kept: they read as every one there was.
-    said += f", and {more}" if (more := _dropped_at(record, waits.pause)) else ""
+    said += f", and {more}" if (more := dropped_at_said(record, waits.pause)) else ""
     before = "it timed out, and " if timed_out else ""
     return f"; {before}{said}" + (f", and it is asked again at {asked_at}{by}" if again else "")
 
@@ -1252,7 +1239,7 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
         answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
                         + f", {_LOOK_FIRST} ({_read_when(late, sped)} at {_stamped(record, late, sped)}"
                         ", after the rollback's end)")
-    if dropped := _dropped_at(record, pause):  # "not answered" would say what the ledger cannot know
+    if dropped := dropped_at_said(record, pause):  # "not answered" would say what the ledger cannot know
         answered.append(f"no answer taken ({dropped})" if not answered else dropped)
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
             f"{'; '.join(answered) or 'not answered'}: {cell(pause.comment or pause.verdict or '-')}"]
@@ -1319,7 +1306,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             # Refused answers dropped past the bound may have been given to it: "not answered" did not know.
             taken = [part for part in (f"refused: {refused}" if refused else "",
                                        f"not acted on: {dead}, {UNHEARD_WHY}" if dead else "",
-                                       _dropped_at(record, t)) if part]
+                                       dropped_at_said(record, t)) if part]
             said = f"**no answer taken** ({'; '.join(taken)})" if taken else "**not answered**"
             rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "

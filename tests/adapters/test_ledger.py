@@ -699,8 +699,8 @@ def test_refused_answers_from_before_any_bound_are_not_said_to_have_been_dropped
     uncounted left at the bound. "May have been dropped" is what the ledger knows; "the rollway that
     recorded them did not count those it dropped" said that rollway dropped some, which this one never
     did: said so that it holds of both."""
-    from rollway.ledger import REFUSED_KEPT, RefusedAnswer, Transition
-    from rollway.reports import _dropped_at, refusals_dropped_said
+    from rollway.ledger import REFUSED_KEPT, RefusedAnswer, Transition, dropped_at_said
+    from rollway.reports import refusals_dropped_said
 
     ledger = DynamoLedger(dynamodb, ledger_targets)
     first = started(ledger)
@@ -715,7 +715,7 @@ def test_refused_answers_from_before_any_bound_are_not_said_to_have_been_dropped
         "older refused answers may have been dropped, and how many is not known: the ledger keeps only the newest, "
         "and these may have been kept by a rollway that did not count those it dropped")
     pause = Transition(at=START + 5, kind="pause", actor="alice", to_stage=0, comment="approval pause")
-    assert _dropped_at(held, pause) == "refused answers dropped uncounted, if any were, may have been given to it"
+    assert dropped_at_said(held, pause) == "refused answers dropped uncounted, if any were, may have been given to it"
 
 
 def test_a_drop_a_rollway_without_the_count_makes_beside_this_one_leaves_the_count_not_known(dynamodb, ledger_targets,

@@ -177,6 +177,46 @@ def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_bac
     assert f"unanswered by {utc(until)}" in message, message
 
 
+def test_a_pause_whose_refused_answers_the_ledger_may_have_dropped_says_so_when_taken_over(monkeypatch):
+    """An answer `rollway promote` gave the dead run, refused and recorded, has the run taking over
+    ask the pause anew; one the ledger dropped past the bound since (a script's refused answers
+    after it) it cannot see. Acted on past the deadline, the timeout read "no answer within 3600 s"
+    and the pause asked again read as nobody having tried, where the ledger says refused answers
+    given to it may be gone: both say so."""
+    from rollway.approvals import TakenOver, taken_over_said
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 1)
+    env = env_with_ledger()
+    died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(300)  # the run is found dead; 55 minutes into the pause dana approves it
+    record = env.ledger.get(env.targets.canary_service)
+    asked = record.open_pause
+    env.ledger.refuse(record.service, rollout=record.rollout_id, answer=RefusedAnswer(
+        at=env.clock.now(), actor="dana", action="approve", to_stage=asked.stage, question=asked.question,
+        run="run-1", reason="given with `rollway promote`, not taken: flow run run-1 has stopped saying it waits"))
+    # A script's answer with no pause to name, refused after hers: hers is dropped past the bound.
+    env.ledger.refuse(record.service, rollout=record.rollout_id, answer=RefusedAnswer(
+        at=env.clock.now(), actor="bot", action="approve", reason="nothing waits for an answer"))
+    assert env.ledger.get(env.targets.canary_service).refused_dropped == 1
+    env.clock.sleep(400)  # taken over 62 minutes into a pause that rolls back after 60
+
+    def nobody(pause, summary):
+        raise AssertionError(f"asked again for a whole new hour: {pause.reason}")
+
+    result = progressive_on(env, spec(), nobody, owner="run-2")
+    assert result.outcome == "rolled_back", result
+    said = ("no answer within 3600 s, though a refused answer no longer kept may have been given to the pause (the "
+            "ledger keeps only the newest refused answers); flow run ")
+    assert result.reason.startswith(said), result.reason
+    timeout = next(t for t in env.ledger.get(env.targets.canary_service).history if t.kind == "timeout")
+    assert said in timeout.comment, timeout.comment
+    # Asked again before its deadline, the notice and the form say it too.
+    dropped = "a refused answer no longer kept may have been given to the pause"
+    again = TakenOver(began=0.0, deadline=3600.0, run="run-1 (1)", dropped=dropped)
+    assert taken_over_said(again).endswith(f"; {dropped} (the ledger keeps only the newest refused answers)"), \
+        taken_over_said(again)
+
+
 def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_rolled_back(monkeypatch, caplog):
     """The run taking over reads from the Prefect API the answers the dead run was given in the UI
     (recorded as ``unheard``, which closes the pause). When that read failed, it was only logged, and
