@@ -320,6 +320,9 @@ class Holding(BaseModel):
         "its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...); empty: none listed, of any type"))
     retained: bool = Field(default=False, description=(
         "its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps it: deleting the stack leaves it"))
+    nested_in: str | None = Field(default=None, description=(
+        "the name of the nested stack that lists it; None: the stack itself does. Per listing, not per id: a role "
+        "of the stack and a log group of its name in a nested stack share one physical id"))
 
 
 class StackState(BaseModel):
@@ -356,7 +359,9 @@ class StackState(BaseModel):
         "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
         "updated on its own adds no event to its root"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
-        "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
+        "for a resource of a nested stack (a physical id in resources), that nested stack's name, as a plan read "
+        "before its holdings named it (``Holding.nested_in``) says it: by id, which a role and a log group of one "
+        "name share"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
         "export name -> the other stacks importing it, for each export of it (or of its nested stacks) in use"))
     deleted_at: str | None = Field(default=None, description=(
@@ -373,7 +378,17 @@ class StackState(BaseModel):
     def _one_holding_each(self) -> "StackState":
         if self.holdings and len(self.holdings) != len(self.resources):
             raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
+        if self.nested_in and any(holding.nested_in for holding in self.holdings):
+            # Two records of where each resource is, which could tell two stories: one or the other.
+            raise ValueError("nested_in (by physical id) and holdings naming their nested stacks both say where its "
+                             "resources are: give the holdings alone")
         return self
+
+    def nested_stack(self, resource: str, holding: Holding | None) -> str | None:
+        """The nested stack holding the listing ``resource`` (``holding``: its holding, None: not
+        read), None when the stack itself holds it; by id (``nested_in``) for a plan whose holdings
+        name none."""
+        return holding.nested_in if holding is not None and holding.nested_in else self.nested_in.get(resource)
 
     def listings(self) -> list[tuple[str, Holding | None]]:
         """Each of ``resources`` with its holding (None: not read, of any type, and kept when
@@ -1437,8 +1452,8 @@ def _plan_stacks(
             # No type listed ("") is not known either: judged as of any type, as one not read.
             judged = _held(resource, production or {}, templates, kind=(holding.type or None) if holding else None)
             if judged is not None:
-                what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
-                                    if resource in state.nested_in else "")
+                inner = state.nested_stack(resource, holding)
+                what = judged[0] + (f", in its nested stack {inner}" if inner else "")
                 found[what] = found.get(what, False) or judged[1]
         held = sorted(found)
         if (live_refusal := _live_refused(name, live_by_lower)) is not None:

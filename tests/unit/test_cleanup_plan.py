@@ -854,3 +854,19 @@ def test_a_stack_gaining_a_role_of_a_name_it_held_as_a_log_group_is_kept_saying_
     assert again(logs, role.model_copy(update={"retained": True})).startswith(
         f"{begins}its DeletionPolicy keeps old-app (AWS::IAM::Role) in place now, which the plan read as deleted with "
         "it; and its DeletionPolicy no longer keeps old-app (AWS::Logs::LogGroup), which the plan read as staying)")
+
+
+def test_where_a_resource_is_is_read_from_its_holding_and_from_nested_in_for_a_plan_whose_holdings_name_none():
+    # A plan read before holdings named their nested stack says it by id (nested_in); one holding both
+    # could say two things of one resource, and is refused.
+    queue = "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    inner = "webordinary-old-stack-Inner-1"
+    for state in (StackState(name=OLD, status="CREATE_COMPLETE", resources=(queue,), nested_in={queue: inner}),
+                  StackState(name=OLD, status="CREATE_COMPLETE", resources=(queue,),
+                             holdings=(Holding(type="AWS::SQS::Queue", nested_in=inner),))):
+        (refusal,) = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), T, stacks={OLD: state}, in_use=(), images=()).refusals
+        assert f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {inner}:" in \
+            refusal.reason, refusal.reason
+    with pytest.raises(ValidationError, match="give the holdings alone"):
+        StackState(name=OLD, resources=(queue,), nested_in={queue: inner},
+                   holdings=(Holding(type="AWS::SQS::Queue", nested_in=inner),))
