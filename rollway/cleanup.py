@@ -798,6 +798,11 @@ class CleanupPlan(BaseModel):
     def stack_retained(self) -> dict[str, tuple[str, ...]]:
         return {name: stack.retained for name, stack in self.stacks_judged.items() if stack.retained}
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stack_holdings(self) -> dict[str, tuple[Holding, ...]]:
+        return {name: stack.holdings for name, stack in self.stacks_judged.items() if stack.holdings}
+
     @property
     def refused(self) -> bool:
         return bool(self.refusals)
@@ -1543,9 +1548,10 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
-        tag_digests, tags_kept, stack_resources, stack_retained: what each tag named (and whether its
-            image stays, tagged otherwise), what each stack held and what of that its DeletionPolicy
-            keeps (``CleanupPlan``'s; a stack the run went on to delete, as read right before its deletion).
+        tag_digests, tags_kept, stack_resources, stack_retained, stack_holdings: what each tag named (and
+            whether its image stays, tagged otherwise), what each stack held, what of that its DeletionPolicy
+            keeps and each resource's type and DeletionPolicy, in stack_resources' order (none: not read)
+            (``CleanupPlan``'s; a stack the run went on to delete, as read right before its deletion).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -1567,6 +1573,7 @@ class CleanupResult(BaseModel):
     tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stack_holdings: dict[str, tuple[Holding, ...]] = Field(default_factory=dict)
 
 
 def planned_result(plan: CleanupPlan) -> CleanupResult:
@@ -1582,7 +1589,8 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
                          gone_tags=plan.gone_tags, tags_close=plan.tags_close, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
                          refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
                          tags_kept=plan.tags_kept,
-                         stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
+                         stack_resources=plan.stack_resources, stack_retained=plan.stack_retained,
+                         stack_holdings=plan.stack_holdings)
 
 
 def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str, str]:
@@ -1688,23 +1696,48 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
             [f"`{t}`" + (f" (image {result.tag_digests[t]}" + image_fate(result.tags_kept.get(t)) + ")"
                          if t in result.tag_digests else "")
              for t in result.deleted_tags])
+    def typed(stack: str) -> bool:
+        """Whether each of the stack's resources was read with its type (``stack_holdings``)."""
+        holdings = result.stack_holdings.get(stack, ())
+        return bool(holdings) and len(holdings) == len(result.stack_resources.get(stack, ()))
+
+    def listings(stack: str, by_type: bool) -> list[tuple[str | None, str]]:
+        """The stack's resources as (type, id), the type None unless ``by_type``."""
+        everything = result.stack_resources.get(stack, ())
+        return ([(holding.type, r) for r, holding in zip(everything, result.stack_holdings[stack])] if by_type
+                else [(None, r) for r in everything])
+
     def held_by(stack: str) -> str:
         everything = result.stack_resources.get(stack, ())
         # A root's holdings include its nested stacks': one listed and deleted with it had each of
         # its resources listed twice, as if two stacks had held them. Each is listed once, under
         # the stack that owns it: the one of the fewest holdings that holds it (the innermost).
-        inner = [other for other in result.deleted_stacks if other != stack and len(
-            result.stack_resources.get(other, ())) < len(everything) and set(
-            result.stack_resources.get(other, ())) & set(everything)]
-        theirs = {r for other in inner for r in result.stack_resources.get(other, ())}
-        held = [r for r in everything if r not in theirs]
+        # By type and id where both were read with their types: a role of the root and a log group of
+        # its name in the nested stack share an id, and the root's role went unlisted.
+        theirs: Counter[tuple[str | None, str]] = Counter()
+        inner = []
+        for other in result.deleted_stacks:
+            by_type = typed(stack) and typed(other)
+            mine, others = Counter(listings(stack, by_type)), Counter(listings(other, by_type))
+            if other != stack and len(result.stack_resources.get(other, ())) < len(everything) and mine & others:
+                inner.append(other)
+                # Each listing of theirs once (at most): a nested stack's nested stack is listed by both.
+                theirs |= others
+        held, kept = [], list[bool]()
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
-        # Counted per listing: a log group and a role of one name share an id, and with the log group
-        # kept, the id was said kept at both listings, the role's too.
-        retained, kept = Counter(result.stack_retained.get(stack, ())), list[bool]()
-        for r in held:
+        # Per listing: a log group and a role of one name share an id, and with the log group kept,
+        # the id was said kept at both listings, the role's too. Read without types, counted per id.
+        retained = Counter(result.stack_retained.get(stack, ()))
+        holdings = result.stack_holdings.get(stack, ()) if typed(stack) else (None,) * len(everything)
+        for (kind, r), holding in zip(listings(stack, typed(stack)), holdings):
+            # Typed or not, as the inner stack's listing was compared with it.
+            listed_inside = next((key for key in ((kind, r), (None, r)) if theirs[key] > 0), None)
+            if listed_inside is not None:
+                theirs[listed_inside] -= 1
+                continue
+            held.append(r)
             retained[r] -= 1
-            kept.append(retained[r] >= 0)
+            kept.append(holding.retained if holding is not None else retained[r] >= 0)
         if not held:
             return ""
         nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "

@@ -870,3 +870,24 @@ def test_where_a_resource_is_is_read_from_its_holding_and_from_nested_in_for_a_p
     with pytest.raises(ValidationError, match="give the holdings alone"):
         StackState(name=OLD, resources=(queue,), nested_in={queue: inner},
                    holdings=(Holding(type="AWS::SQS::Queue", nested_in=inner),))
+
+
+def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_the_role_under_itself():
+    # A role and a log group share one physical id: the root's own role was dropped from its list as
+    # one of its nested stack's resources (the log group), and the summary named nowhere a role the
+    # deletion deleted. The DeletionPolicy keeping the log group is said of the log group alone.
+    nested = "webordinary-old-stack-Inner-1ABC"
+    nested_id = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{nested}/1"
+    logs = Holding(type="AWS::Logs::LogGroup", retained=True, nested_in=nested)
+    root = StackState(name=OLD, status="CREATE_COMPLETE", resources=("old-app", nested_id, "old-app"),
+                      holdings=(Holding(type="AWS::IAM::Role"), Holding(type="AWS::CloudFormation::Stack"), logs),
+                      retained=("old-app",))
+    inner = StackState(name=nested, status="CREATE_COMPLETE", root_stack=OLD, resources=("old-app",),
+                       holdings=(logs.model_copy(update={"nested_in": None}),), retained=("old-app",))
+    planned = plan(stacks=(OLD, nested), described={OLD: root, nested: inner})
+    assert planned.delete_stacks == (OLD, nested) and not planned.refusals
+    text = summary_markdown(planned_result(planned), T.ecr_repository)
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (besides those of `{nested}`, listed under it):\n"
+            f"  - `old-app`\n  - `{nested_id}`\n"
+            f"- `{nested}`, with the 1 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            "  - `old-app` (kept: its DeletionPolicy retains it)\n") in text, text
