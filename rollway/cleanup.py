@@ -8,7 +8,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   one nested in a stack not being deleted (its root would name a stack that is gone);
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
-  its own, is refused: deleting a stack deletes what it made, whatever the stack is called
+  its own, is refused (told by its resource type too: a table named like the cluster is not the
+  cluster): deleting a stack deletes what it made, whatever the stack is called
   (what its template's DeletionPolicy keeps excepted, here and below: that stays);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
@@ -1118,9 +1119,22 @@ def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
 
 # What a physical resource id identifies, compared whole: (kind, name) or, for an ECS service,
 # (kind, cluster, name). CloudFormation's physical id of a cluster, a repository, a table, an
-# alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
+# alarm or a dashboard is its bare name, which carries no kind (``_NAMED``): the kind is its
+# listing's resource type's (``_BARE_KINDS``), any of them when that is not known.
 _Identity = tuple[str, ...]
 _NAMED = "name"
+_CLUSTER, _REPOSITORY, _TABLE, _ALARM, _DASHBOARD = "cluster", "repository", "table", "alarm", "dashboard"
+_PARAMETER, _FILE_SYSTEM, _NETWORK = "parameter", "file-system", "network"
+# The kind of production's resource a bare physical id of each CloudFormation resource type is: a
+# table named like the cluster was kept as the cluster. Any other AWS type with a bare id is none of them.
+_BARE_KINDS = {
+    "AWS::ECS::Cluster": _CLUSTER, "AWS::ECR::Repository": _REPOSITORY,
+    "AWS::DynamoDB::Table": _TABLE, "AWS::DynamoDB::GlobalTable": _TABLE,
+    "AWS::CloudWatch::Alarm": _ALARM, "AWS::CloudWatch::CompositeAlarm": _ALARM,
+    "AWS::CloudWatch::Dashboard": _DASHBOARD, "AWS::SSM::Parameter": _PARAMETER,
+    "AWS::EFS::FileSystem": _FILE_SYSTEM, "AWS::EFS::AccessPoint": _FILE_SYSTEM,
+    "AWS::EC2::VPC": _NETWORK, "AWS::EC2::Subnet": _NETWORK, "AWS::EC2::SecurityGroup": _NETWORK,
+}
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
 # group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
 # (``_held``).
@@ -1149,7 +1163,7 @@ _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
 def production_resources(targets: Targets) -> dict[_Identity, str]:
     """Every resource ``targets`` names that production runs on, by identity -> what it is, for refusals."""
     named: dict[_Identity, str] = {
-        (_NAMED, targets.cluster): f"{targets.cluster} (Targets.cluster, the ECS cluster)",
+        (_CLUSTER, targets.cluster): f"{targets.cluster} (Targets.cluster, the ECS cluster)",
         ("service", targets.cluster, targets.stable_service):
             f"{targets.stable_service} (Targets.stable_service, the stable service)",
         ("service", targets.cluster, targets.canary_service):
@@ -1159,19 +1173,20 @@ def production_resources(targets: Targets) -> dict[_Identity, str]:
             f"{targets.stable_target_group} (Targets.stable_target_group, the stable target group)",
         ("target-group", targets.canary_target_group):
             f"{targets.canary_target_group} (Targets.canary_target_group, the canary target group)",
-        (_NAMED, targets.ecr_repository): f"{targets.ecr_repository} (Targets.ecr_repository, the image repository)",
-        (_NAMED, targets.flags_table): f"{targets.flags_table} (Targets.flags_table, the feature flags table)",
-        (_NAMED, targets.rollouts_table): f"{targets.rollouts_table} (Targets.rollouts_table, the rollout ledger)",
+        (_REPOSITORY, targets.ecr_repository):
+            f"{targets.ecr_repository} (Targets.ecr_repository, the image repository)",
+        (_TABLE, targets.flags_table): f"{targets.flags_table} (Targets.flags_table, the feature flags table)",
+        (_TABLE, targets.rollouts_table): f"{targets.rollouts_table} (Targets.rollouts_table, the rollout ledger)",
         ("topic", targets.alert_topic): f"{targets.alert_topic} (Targets.alert_topic, the alert topic)",
-        (_NAMED, targets.dashboard): f"{targets.dashboard} (Targets.dashboard, the dashboard)",
+        (_DASHBOARD, targets.dashboard): f"{targets.dashboard} (Targets.dashboard, the dashboard)",
     }
     for queue in targets.queues:
         named[("queue", queue.name)] = f"{queue.name} (a queue in Targets.queues)"
         named[("queue", queue.dlq_name)] = f"{queue.dlq_name} (a dead-letter queue in Targets.queues)"
     for table in targets.tables:
-        named.setdefault((_NAMED, table.name), f"{table.name} (a table in Targets.tables)")
+        named.setdefault((_TABLE, table.name), f"{table.name} (a table in Targets.tables)")
     for alarm in targets.alarms:
-        named.setdefault((_NAMED, alarm), f"{alarm} (an alarm in Targets.alarms)")
+        named.setdefault((_ALARM, alarm), f"{alarm} (an alarm in Targets.alarms)")
     return named
 
 
@@ -1213,7 +1228,7 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
                                            f"{use.why})")
         for volume in use.file_systems:
             what = "access point" if volume.startswith("fsap-") else "file system"
-            named.setdefault((_NAMED, volume), f"{volume} (an EFS {what} task definition {family_revision} mounts, "
+            named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} task definition {family_revision} mounts, "
                                                f"{use.why})")
     return named
 
@@ -1242,8 +1257,9 @@ def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
     for use in network:
         if use.user not in users.setdefault(use.resource, []):
             users[use.resource].append(use.user)
-    return {identity: f"{resource} ({'; '.join(who)})" for resource, who in users.items()
-            for identity in [resource_identity(resource)] if identity is not None}
+    # A bare id (vpc-..., subnet-..., sg-...) is of the network's kind; a certificate's ARN names its own.
+    return {(_NETWORK, identity[1]) if identity[0] == _NAMED else identity: f"{resource} ({'; '.join(who)})"
+            for resource, who in users.items() for identity in [resource_identity(resource)] if identity is not None}
 
 
 def _secret_identity(value: str) -> _Identity | None:
@@ -1251,14 +1267,14 @@ def _secret_identity(value: str) -> _Identity | None:
     id of the stack resource that made it: a Secrets Manager secret by its name (with the random
     suffix its ARN carries), an SSM parameter by its name (a bare name, or an ARN's)."""
     if not value.startswith("arn:"):
-        return (_NAMED, value)  # an SSM parameter in the task's region, by name
+        return (_PARAMETER, value)  # an SSM parameter in the task's region, by name
     parts = value.split(":")
     if len(parts) >= 7 and parts[2] == "secretsmanager" and parts[5] == "secret":
         return ("secret", parts[6])  # ...:secret:<name>-<6 chars>[:json-key:stage:version]
     if len(parts) >= 6 and parts[2] == "ssm" and parts[5].startswith("parameter/"):
         name = parts[5].removeprefix("parameter/")
         # A hierarchical name (/webordinary/api-key) loses its leading '/' in the ARN.
-        return (_NAMED, f"/{name}" if "/" in name else name)
+        return (_PARAMETER, f"/{name}" if "/" in name else name)
     return None
 
 
@@ -1291,11 +1307,12 @@ def resource_identity(physical_id: str) -> _Identity | None:
     if service == "acm" and resource.startswith("certificate/"):
         return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
-        return (_NAMED, resource.removeprefix("alarm:"))
-    if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:
-        return (_NAMED, rest) if rest else None
+        return (_ALARM, resource.removeprefix("alarm:"))
+    arn_kinds = {("dynamodb", "table"): _TABLE, ("ecs", "cluster"): _CLUSTER, ("cloudwatch", "dashboard"): _DASHBOARD}
+    if (service, kind) in arn_kinds and "/" not in rest:
+        return (arn_kinds[service, kind], rest) if rest else None
     if (service, kind) == ("ecr", "repository") and rest:
-        return (_NAMED, rest)
+        return (_REPOSITORY, rest)
     if (service, kind) == ("ecs", "task-definition") and rest and "/" not in rest:
         return ("task-definition", rest)  # task-definition/<family>:<revision>
     if (service, kind) == ("ecs", "service"):
@@ -1342,7 +1359,8 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
     a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
-    custom resource may also be the log group a task definition in use names."""
+    custom resource may also be the log group a task definition in use names. Any other bare name is
+    of its type's kind only (``_BARE_KINDS``: a table named like the cluster is not the cluster)."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
@@ -1358,7 +1376,7 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     # of the flags table's name was kept "as the feature flags table" it is not.
     as_role = (production.get((_ROLE, identity[1])) if (kind in (ROLE_TYPE, None) or custom) and identity[0] == _NAMED
                else None)
-    as_other = _held_as_other(identity, production) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
+    as_other = _held_as_other(identity, production, kind) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
     known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
              if held is not None and held[1]]
     return known[0] if known else as_log_group
@@ -1380,9 +1398,18 @@ def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
                  if pattern.fullmatch(identity[1])), None)
 
 
-def _held_as_other(identity: _Identity, production: Mapping[_Identity, str]) -> tuple[str, bool] | None:
-    """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role."""
-    if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
+def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
+                   kind: str | None = None) -> tuple[str, bool] | None:
+    """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role
+    (``kind``: its resource type, None: not known)."""
+    if identity[0] == _NAMED:
+        # A bare name is of its type's kind only; of any kind when its type is not known, or is a
+        # custom or third-party type, whose handler may have made any of them.
+        known = kind is not None and kind.startswith("AWS::") and kind != _CUSTOM_RESOURCE
+        kinds = ((_BARE_KINDS[kind],) if kind in _BARE_KINDS else ()) if known else tuple(dict.fromkeys(
+            _BARE_KINDS.values()))
+        found = next((production[(each, identity[1])] for each in kinds if (each, identity[1]) in production), None)
+    elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
     elif identity[0] == "secret":

@@ -1355,3 +1355,13 @@ def test_a_role_in_use_beside_a_nested_log_group_of_its_name_is_said_to_be_in_th
     assert [(refusal.name, refusal.reason) for refusal in planned.refusals] == [(OLD, (
         f"it holds {TASK_ROLE} (the task role of task definition {aws.targets.task_family}:2, the stable service "
         "deploys it): deleting the stack deletes it, and production runs on it"))]
+
+
+def test_a_table_named_like_the_cluster_is_not_kept_as_the_cluster(aws, stacks):
+    # A table's physical id is its bare name, as a cluster's is: the old stack's table named like the
+    # cluster was kept "as the ECS cluster", and the stack stayed, costing money, holding nothing in use.
+    described, planned = planned_with_task_role_in_use(aws, stacks, {"Held": table_resource(aws.targets.cluster)})
+
+    assert described.resources == (aws.targets.cluster,)
+    assert not planned.refusals, [str(refusal) for refusal in planned.refusals]
+    assert planned.delete_stacks == (OLD,)

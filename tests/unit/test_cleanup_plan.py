@@ -891,3 +891,31 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
             f"  - `old-app`\n  - `{nested_id}`\n"
             f"- `{nested}`, with the 1 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
             "  - `old-app` (kept: its DeletionPolicy retains it)\n") in text, text
+
+
+@pytest.mark.parametrize("resource, kind, held", [
+    (T.cluster, "AWS::DynamoDB::Table", None),  # a table named like the cluster is not the cluster
+    (T.cluster, "AWS::S3::Bucket", None),
+    (T.cluster, "AWS::ECS::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    (T.cluster, "Custom::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # a handler may make anything
+    (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
+    (T.flags_table, "AWS::ECR::Repository", None),
+    (T.flags_table, "AWS::ECS::Cluster", None),
+    (T.flags_table, "AWS::DynamoDB::Table", f"{T.flags_table} (Targets.flags_table, the feature flags table)"),
+    (T.rollouts_table, "AWS::DynamoDB::GlobalTable", f"{T.rollouts_table} (Targets.rollouts_table, the rollout ledger)"),
+    (T.ecr_repository, "AWS::ECR::Repository",
+     f"{T.ecr_repository} (Targets.ecr_repository, the image repository)"),
+    (T.dashboard, "AWS::CloudWatch::Alarm", None),
+    (T.dashboard, "AWS::CloudWatch::Dashboard", f"{T.dashboard} (Targets.dashboard, the dashboard)"),
+    ("fs-0123456789abcdef0", "AWS::EFS::FileSystem",
+     "fs-0123456789abcdef0 (an EFS file system task definition webordinary-edit-task:2 mounts, an ACTIVE revision)"),
+    ("webordinary-api-key", "AWS::SSM::Parameter",
+     "webordinary-api-key (a secret of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+    ("webordinary-api-key", "AWS::DynamoDB::Table", None),
+])
+def test_a_resource_named_as_one_production_uses_is_kept_only_when_of_its_kind(resource, kind, held):
+    # A bare physical id names no kind: a DynamoDB table named like the cluster was refused "as the
+    # ECS cluster", and the old stack holding nothing production uses stayed, costing money.
+    uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",),
+                                         "secrets": ("webordinary-api-key",)}),)
+    assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
