@@ -351,7 +351,8 @@ class StackState(BaseModel):
         "the physical ids of the resources it holds, its nested stacks' resources included"))
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
-        "leaves them in place"))
+        "leaves them in place. With holdings, what they keep: derived from them when not given, and a state (a "
+        "saved plan's) giving another is refused"))
     holdings: tuple[Holding, ...] = Field(default=(), description=(
         "for each of resources, in its order, its resource type and whether its DeletionPolicy keeps it (empty: not "
         "read, each judged as of any type, kept when retained names it): a log group's, a table's and a role's "
@@ -379,11 +380,27 @@ class StackState(BaseModel):
     def _one_holding_each(self) -> "StackState":
         if self.holdings and len(self.holdings) != len(self.resources):
             raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
+        if self.holdings:
+            self._retained_as_held()
         if self.nested_in and any(holding.nested_in for holding in self.holdings):
             # Two records of where each resource is, which could tell two stories: one or the other.
             raise ValueError("nested_in (by physical id) and holdings naming their nested stacks both say where its "
                              "resources are: give the holdings alone")
         return self
+
+    def _retained_as_held(self) -> None:
+        """``retained`` as its holdings say it: derived from them when not given (a plan of holdings
+        need not repeat it), refused when it says otherwise. The plan judges each resource by its
+        holding, and the run's record says what ``retained`` keeps: a saved plan whose two disagree
+        would delete on the one and report on the other."""
+        held = tuple(r for r, holding in zip(self.resources, self.holdings) if holding.retained)
+        if "retained" not in self.model_fields_set:
+            self.__dict__["retained"] = held  # frozen: set once, here, as the model is made
+        elif Counter(self.retained) != Counter(held):
+            raise ValueError(
+                f"stack {self.name}: its retained ({', '.join(self.retained) or 'none'}) is not what its holdings' "
+                f"DeletionPolicy keeps ({', '.join(held) or 'none'}): a plan saying two things of what deleting the stack "
+                "leaves is not acted on; run cleanup again to judge the stack as it is now")
 
     def nested_stack(self, resource: str, holding: Holding | None) -> str | None:
         """The nested stack holding the listing ``resource`` (``holding``: its holding, None: not

@@ -919,3 +919,26 @@ def test_a_resource_named_as_one_production_uses_is_kept_only_when_of_its_kind(r
     uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",),
                                          "secrets": ("webordinary-api-key",)}),)
     assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
+
+
+def test_a_saved_plan_whose_retained_and_holdings_disagree_is_refused_and_one_without_retained_derives_it():
+    # retained repeats what holdings say (kept for plans saved before holdings): the plan judged a stack
+    # by its holdings and its record said what retained said, so a saved plan whose two disagreed was
+    # deleted on the one and reported on the other.
+    from rollway.cleanup import CleanupPlan
+
+    queue = "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    held = StackState(name=OLD, status="CREATE_COMPLETE", resources=(queue, "old-archive"),
+                      holdings=(Holding(type="AWS::SQS::Queue", retained=True), Holding(type="AWS::S3::Bucket")),
+                      retained=(queue,))
+    planned = plan(stacks=(OLD,), described={OLD: held})
+    assert planned.delete_stacks == (OLD,) and not planned.refusals
+    saved = planned.model_dump(mode="json")
+    assert CleanupPlan.model_validate(saved) == planned
+    saved["stacks_judged"][OLD]["retained"] = ["old-archive"]
+    with pytest.raises(ValidationError) as refused:
+        CleanupPlan.model_validate(saved)
+    assert (f"stack {OLD}: its retained (old-archive) is not what its holdings' DeletionPolicy keeps ({queue})"
+            in str(refused.value)), str(refused.value)
+    del saved["stacks_judged"][OLD]["retained"]
+    assert CleanupPlan.model_validate(saved).stack_retained == {OLD: (queue,)}
