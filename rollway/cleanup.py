@@ -1149,9 +1149,10 @@ _BARE_KINDS = {
     "AWS::DynamoDB::Table": _TABLE, "AWS::DynamoDB::GlobalTable": _TABLE,
     "AWS::CloudWatch::Alarm": _ALARM, "AWS::CloudWatch::CompositeAlarm": _ALARM,
     "AWS::CloudWatch::Dashboard": _DASHBOARD, "AWS::SSM::Parameter": _PARAMETER,
-    "AWS::EFS::FileSystem": _FILE_SYSTEM, "AWS::EFS::AccessPoint": _FILE_SYSTEM,
-    "AWS::EC2::VPC": _NETWORK, "AWS::EC2::Subnet": _NETWORK, "AWS::EC2::SecurityGroup": _NETWORK,
 }
+# Kinds whose ids say their kind themselves (fs-..., fsap-..., vpc-..., subnet-..., sg-...), as an ARN
+# does: matched whatever the listing's type, which no name-alike shares.
+_SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK)
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
 # group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
 # (``_held``).
@@ -1423,8 +1424,8 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         # A bare name is of its type's kind only; of any kind when its type is not known, or is a
         # custom or third-party type, whose handler may have made any of them.
         known = kind is not None and kind.startswith("AWS::") and kind != _CUSTOM_RESOURCE
-        kinds = ((_BARE_KINDS[kind],) if kind in _BARE_KINDS else ()) if known else tuple(dict.fromkeys(
-            _BARE_KINDS.values()))
+        kinds = (((_BARE_KINDS[kind],) if kind in _BARE_KINDS else ()) if known
+                 else tuple(dict.fromkeys(_BARE_KINDS.values()))) + _SELF_NAMED_KINDS
         found = next((production[(each, identity[1])] for each in kinds if (each, identity[1]) in production), None)
     elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
