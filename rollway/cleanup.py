@@ -399,8 +399,8 @@ class StackState(BaseModel):
         elif Counter(self.retained) != Counter(held):
             raise ValueError(
                 f"stack {self.name}: its retained ({', '.join(self.retained) or 'none'}) is not what its holdings' "
-                f"DeletionPolicy keeps ({', '.join(held) or 'none'}): a plan saying two things of what deleting the stack "
-                "leaves is not acted on; run cleanup again to judge the stack as it is now")
+                f"DeletionPolicy keeps ({', '.join(held) or 'none'}): a plan saying two things of what deleting the "
+                "stack leaves is not acted on; run cleanup again to judge the stack as it is now")
 
     def nested_stack(self, resource: str, holding: Holding | None) -> str | None:
         """The nested stack holding the listing ``resource`` (``holding``: its holding, None: not
@@ -1246,8 +1246,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
                                            f"{use.why})")
         for volume in use.file_systems:
             what = "access point" if volume.startswith("fsap-") else "file system"
-            named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} task definition {family_revision} mounts, "
-                                               f"{use.why})")
+            named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} task definition {family_revision} "
+                                                     f"mounts, {use.why})")
     return named
 
 
