@@ -266,7 +266,8 @@ class _Progress:
                                        "gone_stacks": plan.gone_stacks,
                                        "in_use": plan.in_use, "tag_digests": plan.tag_digests, "tags_kept": plan.tags_kept,
                                        "stack_resources": plan.stack_resources,
-                                       "stack_retained": plan.stack_retained}
+                                       "stack_retained": plan.stack_retained,
+                                       "stack_holdings": plan.stack_holdings}
         self.done: list[str] = []
         self.left: list[str] = []
         if plan.archive is not None:
@@ -289,10 +290,11 @@ class _Progress:
             self.left.remove(item)
 
     def holds(self, stack: StackState) -> None:
-        """Record what ``stack`` holds, and what of it its DeletionPolicy keeps, as read now."""
-        retained = {name: held for name, held in self.fields["stack_retained"].items() if name != stack.name}
+        """Record what ``stack`` holds, what of it its DeletionPolicy keeps and each one's type, as read now."""
         self.fields["stack_resources"] = {**self.fields["stack_resources"], stack.name: stack.resources}
-        self.fields["stack_retained"] = {**retained, **({stack.name: stack.retained} if stack.retained else {})}
+        for field, now in (("stack_retained", stack.retained), ("stack_holdings", stack.holdings)):
+            others = {name: held for name, held in self.fields[field].items() if name != stack.name}
+            self.fields[field] = {**others, **({stack.name: now} if now else {})}
 
     def result(self, stopped: str | None = None) -> CleanupResult:
         return CleanupResult(**self.fields, not_done=tuple(self.left), stopped=stopped)

@@ -8,7 +8,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   one nested in a stack not being deleted (its root would name a stack that is gone);
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
-  its own, is refused: deleting a stack deletes what it made, whatever the stack is called
+  its own, is refused (told by its resource type too: a table named like the cluster is not the
+  cluster): deleting a stack deletes what it made, whatever the stack is called
   (what its template's DeletionPolicy keeps excepted, here and below: that stays);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
@@ -320,6 +321,9 @@ class Holding(BaseModel):
         "its CloudFormation resource type (AWS::Logs::LogGroup, AWS::IAM::Role...); empty: none listed, of any type"))
     retained: bool = Field(default=False, description=(
         "its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps it: deleting the stack leaves it"))
+    nested_in: str | None = Field(default=None, description=(
+        "the name of the nested stack that lists it; None: the stack itself does. Per listing, not per id: a role "
+        "of the stack and a log group of its name in a nested stack share one physical id"))
 
 
 class StackState(BaseModel):
@@ -347,7 +351,8 @@ class StackState(BaseModel):
         "the physical ids of the resources it holds, its nested stacks' resources included"))
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
-        "leaves them in place"))
+        "leaves them in place. With holdings, what they keep: derived from them when not given, and a state (a "
+        "saved plan's) giving another is refused"))
     holdings: tuple[Holding, ...] = Field(default=(), description=(
         "for each of resources, in its order, its resource type and whether its DeletionPolicy keeps it (empty: not "
         "read, each judged as of any type, kept when retained names it): a log group's, a table's and a role's "
@@ -356,7 +361,9 @@ class StackState(BaseModel):
         "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
         "updated on its own adds no event to its root"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
-        "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
+        "for a resource of a nested stack (a physical id in resources), that nested stack's name, as a plan read "
+        "before its holdings named it (``Holding.nested_in``) says it: by id, which a role and a log group of one "
+        "name share"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
         "export name -> the other stacks importing it, for each export of it (or of its nested stacks) in use"))
     deleted_at: str | None = Field(default=None, description=(
@@ -373,7 +380,33 @@ class StackState(BaseModel):
     def _one_holding_each(self) -> "StackState":
         if self.holdings and len(self.holdings) != len(self.resources):
             raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
+        if self.holdings:
+            self._retained_as_held()
+        if self.nested_in and any(holding.nested_in for holding in self.holdings):
+            # Two records of where each resource is, which could tell two stories: one or the other.
+            raise ValueError("nested_in (by physical id) and holdings naming their nested stacks both say where its "
+                             "resources are: give the holdings alone")
         return self
+
+    def _retained_as_held(self) -> None:
+        """``retained`` as its holdings say it: derived from them when not given (a plan of holdings
+        need not repeat it), refused when it says otherwise. The plan judges each resource by its
+        holding, and the run's record says what ``retained`` keeps: a saved plan whose two disagree
+        would delete on the one and report on the other."""
+        held = tuple(r for r, holding in zip(self.resources, self.holdings) if holding.retained)
+        if "retained" not in self.model_fields_set:
+            self.__dict__["retained"] = held  # frozen: set once, here, as the model is made
+        elif Counter(self.retained) != Counter(held):
+            raise ValueError(
+                f"stack {self.name}: its retained ({', '.join(self.retained) or 'none'}) is not what its holdings' "
+                f"DeletionPolicy keeps ({', '.join(held) or 'none'}): a plan saying two things of what deleting the "
+                "stack leaves is not acted on; run cleanup again to judge the stack as it is now")
+
+    def nested_stack(self, resource: str, holding: Holding | None) -> str | None:
+        """The nested stack holding the listing ``resource`` (``holding``: its holding, None: not
+        read), None when the stack itself holds it; by id (``nested_in``) for a plan whose holdings
+        name none."""
+        return holding.nested_in if holding is not None and holding.nested_in else self.nested_in.get(resource)
 
     def listings(self) -> list[tuple[str, Holding | None]]:
         """Each of ``resources`` with its holding (None: not read, of any type, and kept when
@@ -783,6 +816,11 @@ class CleanupPlan(BaseModel):
     def stack_retained(self) -> dict[str, tuple[str, ...]]:
         return {name: stack.retained for name, stack in self.stacks_judged.items() if stack.retained}
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stack_holdings(self) -> dict[str, tuple[Holding, ...]]:
+        return {name: stack.holdings for name, stack in self.stacks_judged.items() if stack.holdings}
+
     @property
     def refused(self) -> bool:
         return bool(self.refusals)
@@ -1098,9 +1136,23 @@ def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
 
 # What a physical resource id identifies, compared whole: (kind, name) or, for an ECS service,
 # (kind, cluster, name). CloudFormation's physical id of a cluster, a repository, a table, an
-# alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
+# alarm or a dashboard is its bare name, which carries no kind (``_NAMED``): the kind is its
+# listing's resource type's (``_BARE_KINDS``), any of them when that is not known.
 _Identity = tuple[str, ...]
 _NAMED = "name"
+_CLUSTER, _REPOSITORY, _TABLE, _ALARM, _DASHBOARD = "cluster", "repository", "table", "alarm", "dashboard"
+_PARAMETER, _FILE_SYSTEM, _NETWORK = "parameter", "file-system", "network"
+# The kind of production's resource a bare physical id of each CloudFormation resource type is: a
+# table named like the cluster was kept as the cluster. Any other AWS type with a bare id is none of them.
+_BARE_KINDS = {
+    "AWS::ECS::Cluster": _CLUSTER, "AWS::ECR::Repository": _REPOSITORY,
+    "AWS::DynamoDB::Table": _TABLE, "AWS::DynamoDB::GlobalTable": _TABLE,
+    "AWS::CloudWatch::Alarm": _ALARM, "AWS::CloudWatch::CompositeAlarm": _ALARM,
+    "AWS::CloudWatch::Dashboard": _DASHBOARD, "AWS::SSM::Parameter": _PARAMETER,
+}
+# Kinds whose ids say their kind themselves (fs-..., fsap-..., vpc-..., subnet-..., sg-...), as an ARN
+# does: matched whatever the listing's type, which no name-alike shares.
+_SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK)
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
 # group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
 # (``_held``).
@@ -1129,7 +1181,7 @@ _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
 def production_resources(targets: Targets) -> dict[_Identity, str]:
     """Every resource ``targets`` names that production runs on, by identity -> what it is, for refusals."""
     named: dict[_Identity, str] = {
-        (_NAMED, targets.cluster): f"{targets.cluster} (Targets.cluster, the ECS cluster)",
+        (_CLUSTER, targets.cluster): f"{targets.cluster} (Targets.cluster, the ECS cluster)",
         ("service", targets.cluster, targets.stable_service):
             f"{targets.stable_service} (Targets.stable_service, the stable service)",
         ("service", targets.cluster, targets.canary_service):
@@ -1139,19 +1191,20 @@ def production_resources(targets: Targets) -> dict[_Identity, str]:
             f"{targets.stable_target_group} (Targets.stable_target_group, the stable target group)",
         ("target-group", targets.canary_target_group):
             f"{targets.canary_target_group} (Targets.canary_target_group, the canary target group)",
-        (_NAMED, targets.ecr_repository): f"{targets.ecr_repository} (Targets.ecr_repository, the image repository)",
-        (_NAMED, targets.flags_table): f"{targets.flags_table} (Targets.flags_table, the feature flags table)",
-        (_NAMED, targets.rollouts_table): f"{targets.rollouts_table} (Targets.rollouts_table, the rollout ledger)",
+        (_REPOSITORY, targets.ecr_repository):
+            f"{targets.ecr_repository} (Targets.ecr_repository, the image repository)",
+        (_TABLE, targets.flags_table): f"{targets.flags_table} (Targets.flags_table, the feature flags table)",
+        (_TABLE, targets.rollouts_table): f"{targets.rollouts_table} (Targets.rollouts_table, the rollout ledger)",
         ("topic", targets.alert_topic): f"{targets.alert_topic} (Targets.alert_topic, the alert topic)",
-        (_NAMED, targets.dashboard): f"{targets.dashboard} (Targets.dashboard, the dashboard)",
+        (_DASHBOARD, targets.dashboard): f"{targets.dashboard} (Targets.dashboard, the dashboard)",
     }
     for queue in targets.queues:
         named[("queue", queue.name)] = f"{queue.name} (a queue in Targets.queues)"
         named[("queue", queue.dlq_name)] = f"{queue.dlq_name} (a dead-letter queue in Targets.queues)"
     for table in targets.tables:
-        named.setdefault((_NAMED, table.name), f"{table.name} (a table in Targets.tables)")
+        named.setdefault((_TABLE, table.name), f"{table.name} (a table in Targets.tables)")
     for alarm in targets.alarms:
-        named.setdefault((_NAMED, alarm), f"{alarm} (an alarm in Targets.alarms)")
+        named.setdefault((_ALARM, alarm), f"{alarm} (an alarm in Targets.alarms)")
     return named
 
 
@@ -1193,8 +1246,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
                                            f"{use.why})")
         for volume in use.file_systems:
             what = "access point" if volume.startswith("fsap-") else "file system"
-            named.setdefault((_NAMED, volume), f"{volume} (an EFS {what} task definition {family_revision} mounts, "
-                                               f"{use.why})")
+            named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} task definition {family_revision} "
+                                                     f"mounts, {use.why})")
     return named
 
 
@@ -1222,8 +1275,9 @@ def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
     for use in network:
         if use.user not in users.setdefault(use.resource, []):
             users[use.resource].append(use.user)
-    return {identity: f"{resource} ({'; '.join(who)})" for resource, who in users.items()
-            for identity in [resource_identity(resource)] if identity is not None}
+    # A bare id (vpc-..., subnet-..., sg-...) is of the network's kind; a certificate's ARN names its own.
+    return {(_NETWORK, identity[1]) if identity[0] == _NAMED else identity: f"{resource} ({'; '.join(who)})"
+            for resource, who in users.items() for identity in [resource_identity(resource)] if identity is not None}
 
 
 def _secret_identity(value: str) -> _Identity | None:
@@ -1231,14 +1285,14 @@ def _secret_identity(value: str) -> _Identity | None:
     id of the stack resource that made it: a Secrets Manager secret by its name (with the random
     suffix its ARN carries), an SSM parameter by its name (a bare name, or an ARN's)."""
     if not value.startswith("arn:"):
-        return (_NAMED, value)  # an SSM parameter in the task's region, by name
+        return (_PARAMETER, value)  # an SSM parameter in the task's region, by name
     parts = value.split(":")
     if len(parts) >= 7 and parts[2] == "secretsmanager" and parts[5] == "secret":
         return ("secret", parts[6])  # ...:secret:<name>-<6 chars>[:json-key:stage:version]
     if len(parts) >= 6 and parts[2] == "ssm" and parts[5].startswith("parameter/"):
         name = parts[5].removeprefix("parameter/")
         # A hierarchical name (/webordinary/api-key) loses its leading '/' in the ARN.
-        return (_NAMED, f"/{name}" if "/" in name else name)
+        return (_PARAMETER, f"/{name}" if "/" in name else name)
     return None
 
 
@@ -1271,11 +1325,12 @@ def resource_identity(physical_id: str) -> _Identity | None:
     if service == "acm" and resource.startswith("certificate/"):
         return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
-        return (_NAMED, resource.removeprefix("alarm:"))
-    if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:
-        return (_NAMED, rest) if rest else None
+        return (_ALARM, resource.removeprefix("alarm:"))
+    arn_kinds = {("dynamodb", "table"): _TABLE, ("ecs", "cluster"): _CLUSTER, ("cloudwatch", "dashboard"): _DASHBOARD}
+    if (service, kind) in arn_kinds and "/" not in rest:
+        return (arn_kinds[service, kind], rest) if rest else None
     if (service, kind) == ("ecr", "repository") and rest:
-        return (_NAMED, rest)
+        return (_REPOSITORY, rest)
     if (service, kind) == ("ecs", "task-definition") and rest and "/" not in rest:
         return ("task-definition", rest)  # task-definition/<family>:<revision>
     if (service, kind) == ("ecs", "service"):
@@ -1322,7 +1377,8 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
     a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
-    custom resource may also be the log group a task definition in use names."""
+    custom resource may also be the log group a task definition in use names. Any other bare name is
+    of its type's kind only (``_BARE_KINDS``: a table named like the cluster is not the cluster)."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
@@ -1338,7 +1394,7 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     # of the flags table's name was kept "as the feature flags table" it is not.
     as_role = (production.get((_ROLE, identity[1])) if (kind in (ROLE_TYPE, None) or custom) and identity[0] == _NAMED
                else None)
-    as_other = _held_as_other(identity, production) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
+    as_other = _held_as_other(identity, production, kind) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
     known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
              if held is not None and held[1]]
     return known[0] if known else as_log_group
@@ -1360,9 +1416,18 @@ def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
                  if pattern.fullmatch(identity[1])), None)
 
 
-def _held_as_other(identity: _Identity, production: Mapping[_Identity, str]) -> tuple[str, bool] | None:
-    """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role."""
-    if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
+def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
+                   kind: str | None = None) -> tuple[str, bool] | None:
+    """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role
+    (``kind``: its resource type, None: not known)."""
+    if identity[0] == _NAMED:
+        # A bare name is of its type's kind only; of any kind when its type is not known, or is a
+        # custom or third-party type, whose handler may have made any of them.
+        known = kind is not None and kind.startswith("AWS::") and kind != _CUSTOM_RESOURCE
+        kinds = (((_BARE_KINDS[kind],) if kind in _BARE_KINDS else ()) if known
+                 else tuple(dict.fromkeys(_BARE_KINDS.values()))) + _SELF_NAMED_KINDS
+        found = next((production[(each, identity[1])] for each in kinds if (each, identity[1]) in production), None)
+    elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
     elif identity[0] == "secret":
@@ -1437,8 +1502,8 @@ def _plan_stacks(
             # No type listed ("") is not known either: judged as of any type, as one not read.
             judged = _held(resource, production or {}, templates, kind=(holding.type or None) if holding else None)
             if judged is not None:
-                what = judged[0] + (f", in its nested stack {state.nested_in[resource]}"
-                                    if resource in state.nested_in else "")
+                inner = state.nested_stack(resource, holding)
+                what = judged[0] + (f", in its nested stack {inner}" if inner else "")
                 found[what] = found.get(what, False) or judged[1]
         held = sorted(found)
         if (live_refusal := _live_refused(name, live_by_lower)) is not None:
@@ -1528,9 +1593,10 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
-        tag_digests, tags_kept, stack_resources, stack_retained: what each tag named (and whether its
-            image stays, tagged otherwise), what each stack held and what of that its DeletionPolicy
-            keeps (``CleanupPlan``'s; a stack the run went on to delete, as read right before its deletion).
+        tag_digests, tags_kept, stack_resources, stack_retained, stack_holdings: what each tag named (and
+            whether its image stays, tagged otherwise), what each stack held, what of that its DeletionPolicy
+            keeps and each resource's type and DeletionPolicy, in stack_resources' order (none: not read)
+            (``CleanupPlan``'s; a stack the run went on to delete, as read right before its deletion).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -1552,6 +1618,7 @@ class CleanupResult(BaseModel):
     tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stack_holdings: dict[str, tuple[Holding, ...]] = Field(default_factory=dict)
 
 
 def planned_result(plan: CleanupPlan) -> CleanupResult:
@@ -1567,7 +1634,8 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
                          gone_tags=plan.gone_tags, tags_close=plan.tags_close, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
                          refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
                          tags_kept=plan.tags_kept,
-                         stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
+                         stack_resources=plan.stack_resources, stack_retained=plan.stack_retained,
+                         stack_holdings=plan.stack_holdings)
 
 
 def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str, str]:
@@ -1673,23 +1741,48 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
             [f"`{t}`" + (f" (image {result.tag_digests[t]}" + image_fate(result.tags_kept.get(t)) + ")"
                          if t in result.tag_digests else "")
              for t in result.deleted_tags])
+    def typed(stack: str) -> bool:
+        """Whether each of the stack's resources was read with its type (``stack_holdings``)."""
+        holdings = result.stack_holdings.get(stack, ())
+        return bool(holdings) and len(holdings) == len(result.stack_resources.get(stack, ()))
+
+    def listings(stack: str, by_type: bool) -> list[tuple[str | None, str]]:
+        """The stack's resources as (type, id), the type None unless ``by_type``."""
+        everything = result.stack_resources.get(stack, ())
+        return ([(holding.type, r) for r, holding in zip(everything, result.stack_holdings[stack])] if by_type
+                else [(None, r) for r in everything])
+
     def held_by(stack: str) -> str:
         everything = result.stack_resources.get(stack, ())
         # A root's holdings include its nested stacks': one listed and deleted with it had each of
         # its resources listed twice, as if two stacks had held them. Each is listed once, under
         # the stack that owns it: the one of the fewest holdings that holds it (the innermost).
-        inner = [other for other in result.deleted_stacks if other != stack and len(
-            result.stack_resources.get(other, ())) < len(everything) and set(
-            result.stack_resources.get(other, ())) & set(everything)]
-        theirs = {r for other in inner for r in result.stack_resources.get(other, ())}
-        held = [r for r in everything if r not in theirs]
+        # By type and id where both were read with their types: a role of the root and a log group of
+        # its name in the nested stack share an id, and the root's role went unlisted.
+        theirs: Counter[tuple[str | None, str]] = Counter()
+        inner = []
+        for other in result.deleted_stacks:
+            by_type = typed(stack) and typed(other)
+            mine, others = Counter(listings(stack, by_type)), Counter(listings(other, by_type))
+            if other != stack and len(result.stack_resources.get(other, ())) < len(everything) and mine & others:
+                inner.append(other)
+                # Each listing of theirs once (at most): a nested stack's nested stack is listed by both.
+                theirs |= others
+        held, kept = [], list[bool]()
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
-        # Counted per listing: a log group and a role of one name share an id, and with the log group
-        # kept, the id was said kept at both listings, the role's too.
-        retained, kept = Counter(result.stack_retained.get(stack, ())), list[bool]()
-        for r in held:
+        # Per listing: a log group and a role of one name share an id, and with the log group kept,
+        # the id was said kept at both listings, the role's too. Read without types, counted per id.
+        retained = Counter(result.stack_retained.get(stack, ()))
+        holdings = result.stack_holdings.get(stack, ()) if typed(stack) else (None,) * len(everything)
+        for (kind, r), holding in zip(listings(stack, typed(stack)), holdings):
+            # Typed or not, as the inner stack's listing was compared with it.
+            listed_inside = next((key for key in ((kind, r), (None, r)) if theirs[key] > 0), None)
+            if listed_inside is not None:
+                theirs[listed_inside] -= 1
+                continue
+            held.append(r)
             retained[r] -= 1
-            kept.append(retained[r] >= 0)
+            kept.append(holding.retained if holding is not None else retained[r] >= 0)
         if not held:
             return ""
         nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "

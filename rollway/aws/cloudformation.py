@@ -186,10 +186,9 @@ class CloudFormationStacks:
         root = found.get("RootId")
         gone = found["StackStatus"] == "DELETE_COMPLETE"
         # What deleting it would delete: the plan refuses a stack holding what production uses.
-        nested_in: dict[str, str] = {}
         stacks: set[str] = set()
         holdings: list[Holding] = []
-        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, holdings=holdings)
+        resources = () if gone else self._resources(found["StackId"], seen=stacks, holdings=holdings)
         return _judged(name, found).model_copy(update=dict(
             # By id: a stack made again under the name meanwhile has events of its own.
             last_event=None if gone else self._newest_event(found["StackId"]),
@@ -197,7 +196,6 @@ class CloudFormationStacks:
             resources=resources,
             retained=tuple(r for r, holding in zip(resources, holdings) if holding.retained),
             holdings=tuple(holdings),
-            nested_in=nested_in,
             imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
             nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
         ))
@@ -297,17 +295,17 @@ class CloudFormationStacks:
         """The stack's newest page of events, newest first (empty: it has none)."""
         return self._events(stack_id, until=lambda event: True)
 
-    def _resources(self, stack_id: str, nested_in: dict[str, str], holdings: list[Holding], within: str | None = None,
+    def _resources(self, stack_id: str, holdings: list[Holding], within: str | None = None,
                    seen: set[str] | None = None, all_kept: bool = False) -> tuple[str, ...]:
         """The physical ids of the stack's resources (every page; not those an earlier deletion
         deleted), and of its nested stacks' resources.
 
         Deleting a stack deletes its nested stacks and all they made, and ListStackResources
         names a nested stack only by its own id: the resources inside it (a queue production
-        reads) are read here too, each noted in ``nested_in`` with the nested stack's name.
-        Each id's resource type, and whether its template's DeletionPolicy keeps it (a nested stack
-        kept keeps all it holds: the stack's deletion leaves them in place), is added to ``holdings``,
-        in the same order: a log group's physical id is its bare name, as a table's or a role's is.
+        reads) are read here too. Each id's resource type, whether its template's DeletionPolicy keeps
+        it (a nested stack kept keeps all it holds: the stack's deletion leaves them in place) and the
+        nested stack listing it (``within``) are added to ``holdings``, in the same order: a log group's
+        physical id is its bare name, as a table's or a role's is, and one id may be listed twice.
         """
         seen = set() if seen is None else seen
         seen.add(stack_id)
@@ -332,13 +330,11 @@ class CloudFormationStacks:
         for physical, logical, kind in listed:
             ids.append(physical)
             stays = all_kept or logical in kept
-            holdings.append(Holding(type=kind or "", retained=stays))
-            if within is not None:
-                nested_in.setdefault(physical, within)
+            holdings.append(Holding(type=kind or "", retained=stays, nested_in=within))
             if kind == _NESTED_STACK and physical not in seen:
                 nested.append((physical, stays))
         for child, stays in nested:
-            ids += self._resources(child, nested_in, within=stack_name(child), seen=seen, holdings=holdings,
+            ids += self._resources(child, within=stack_name(child), seen=seen, holdings=holdings,
                                    all_kept=stays)
         return tuple(ids)
 

@@ -398,7 +398,7 @@ def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_ref
 
     assert plan.delete_stacks == ()
     (refusal,) = plan.refusals
-    nested = state.nested_in[next(r for r in state.resources if r.endswith("/webordinary-edit-input"))]
+    nested = next(holding.nested_in for r, holding in state.listings() if r.endswith("/webordinary-edit-input"))
     assert nested.startswith(f"{OLD}-Queues")
     assert (f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {nested}"
             in refusal.reason)
@@ -1327,5 +1327,41 @@ def test_a_role_named_as_a_table_in_use_is_not_kept_as_the_table_nor_a_table_as_
     described, planned = planned_with_task_role_in_use(aws, stacks, {"Held": resource})
 
     assert described.resources == (name,)
+    assert not planned.refusals, [str(refusal) for refusal in planned.refusals]
+    assert planned.delete_stacks == (OLD,)
+
+
+def test_a_role_in_use_beside_a_nested_log_group_of_its_name_is_said_to_be_in_the_stack_itself(aws, stacks):
+    # A role and a log group share one physical id, their bare name: with the log group in a nested
+    # stack, the root's own role was said to be in that nested stack, which a person then went to
+    # look for there (and, after it had been emptied, found the root still refused).
+    from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
+
+    s3 = aws.get_client("s3")
+    s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
+    s3.put_object(Bucket="old-templates", Key="logs.json", Body=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": TASK_ROLE}}}}))
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": TASK_ROLE, "AssumeRolePolicyDocument": ROLE_TRUST}},
+        "Inner": {"Type": "AWS::CloudFormation::Stack",
+                  "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/logs.json"}}}}))
+    described = stacks.describe(OLD)
+    use = ImageUse(task_definition=f"arn:aws:ecs:us-west-2:123456789012:task-definition/{aws.targets.task_family}:2",
+                   why="the stable service deploys it", image="webordinary:2.0.0",
+                   task_role=f"arn:aws:iam::123456789012:role/{TASK_ROLE}")
+    planned = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks={OLD: described}, in_use=[use],
+                           images=())
+
+    assert [(refusal.name, refusal.reason) for refusal in planned.refusals] == [(OLD, (
+        f"it holds {TASK_ROLE} (the task role of task definition {aws.targets.task_family}:2, the stable service "
+        "deploys it): deleting the stack deletes it, and production runs on it"))]
+
+
+def test_a_table_named_like_the_cluster_is_not_kept_as_the_cluster(aws, stacks):
+    # A table's physical id is its bare name, as a cluster's is: the old stack's table named like the
+    # cluster was kept "as the ECS cluster", and the stack stayed, costing money, holding nothing in use.
+    described, planned = planned_with_task_role_in_use(aws, stacks, {"Held": table_resource(aws.targets.cluster)})
+
+    assert described.resources == (aws.targets.cluster,)
     assert not planned.refusals, [str(refusal) for refusal in planned.refusals]
     assert planned.delete_stacks == (OLD,)

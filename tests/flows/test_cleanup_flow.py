@@ -1645,6 +1645,9 @@ def test_a_deleted_stacks_record_lists_what_it_held_when_read_again_right_before
     assert stack_status(aws, OLD_STACK) is None and not queue_exists(aws, OLD_QUEUE)
     held = state.result().stack_resources[OLD_STACK]
     assert len(held) == 2 and not [r for r in held if r.endswith(f"/{INNER_QUEUE}")], held
+    # Each with its type, as read then: what the summary tells a root's resources from its nested stacks' by.
+    assert [holding.type for holding in state.result().stack_holdings[OLD_STACK]] == [
+        "AWS::CloudFormation::Stack", "AWS::SQS::Queue"], state.result().stack_holdings
     text = summary(state)
     assert f"- `{OLD_STACK}`, with the 2 resource(s) it holds:" in text and INNER_QUEUE not in text, text
 

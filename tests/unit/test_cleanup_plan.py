@@ -854,3 +854,91 @@ def test_a_stack_gaining_a_role_of_a_name_it_held_as_a_log_group_is_kept_saying_
     assert again(logs, role.model_copy(update={"retained": True})).startswith(
         f"{begins}its DeletionPolicy keeps old-app (AWS::IAM::Role) in place now, which the plan read as deleted with "
         "it; and its DeletionPolicy no longer keeps old-app (AWS::Logs::LogGroup), which the plan read as staying)")
+
+
+def test_where_a_resource_is_is_read_from_its_holding_and_from_nested_in_for_a_plan_whose_holdings_name_none():
+    # A plan read before holdings named their nested stack says it by id (nested_in); one holding both
+    # could say two things of one resource, and is refused.
+    queue = "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    inner = "webordinary-old-stack-Inner-1"
+    for state in (StackState(name=OLD, status="CREATE_COMPLETE", resources=(queue,), nested_in={queue: inner}),
+                  StackState(name=OLD, status="CREATE_COMPLETE", resources=(queue,),
+                             holdings=(Holding(type="AWS::SQS::Queue", nested_in=inner),))):
+        (refusal,) = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), T, stacks={OLD: state}, in_use=(), images=()).refusals
+        assert f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {inner}:" in \
+            refusal.reason, refusal.reason
+    with pytest.raises(ValidationError, match="give the holdings alone"):
+        StackState(name=OLD, resources=(queue,), nested_in={queue: inner},
+                   holdings=(Holding(type="AWS::SQS::Queue", nested_in=inner),))
+
+
+def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_the_role_under_itself():
+    # A role and a log group share one physical id: the root's own role was dropped from its list as
+    # one of its nested stack's resources (the log group), and the summary named nowhere a role the
+    # deletion deleted. The DeletionPolicy keeping the log group is said of the log group alone.
+    nested = "webordinary-old-stack-Inner-1ABC"
+    nested_id = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{nested}/1"
+    logs = Holding(type="AWS::Logs::LogGroup", retained=True, nested_in=nested)
+    root = StackState(name=OLD, status="CREATE_COMPLETE", resources=("old-app", nested_id, "old-app"),
+                      holdings=(Holding(type="AWS::IAM::Role"), Holding(type="AWS::CloudFormation::Stack"), logs),
+                      retained=("old-app",))
+    inner = StackState(name=nested, status="CREATE_COMPLETE", root_stack=OLD, resources=("old-app",),
+                       holdings=(logs.model_copy(update={"nested_in": None}),), retained=("old-app",))
+    planned = plan(stacks=(OLD, nested), described={OLD: root, nested: inner})
+    assert planned.delete_stacks == (OLD, nested) and not planned.refusals
+    text = summary_markdown(planned_result(planned), T.ecr_repository)
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (besides those of `{nested}`, listed under it):\n"
+            f"  - `old-app`\n  - `{nested_id}`\n"
+            f"- `{nested}`, with the 1 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            "  - `old-app` (kept: its DeletionPolicy retains it)\n") in text, text
+
+
+@pytest.mark.parametrize("resource, kind, held", [
+    (T.cluster, "AWS::DynamoDB::Table", None),  # a table named like the cluster is not the cluster
+    (T.cluster, "AWS::S3::Bucket", None),
+    (T.cluster, "AWS::ECS::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    (T.cluster, "Custom::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # a handler may make anything
+    (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
+    (T.flags_table, "AWS::ECR::Repository", None),
+    (T.flags_table, "AWS::ECS::Cluster", None),
+    (T.flags_table, "AWS::DynamoDB::Table", f"{T.flags_table} (Targets.flags_table, the feature flags table)"),
+    (T.rollouts_table, "AWS::DynamoDB::GlobalTable", f"{T.rollouts_table} (Targets.rollouts_table, the rollout ledger)"),
+    (T.ecr_repository, "AWS::ECR::Repository",
+     f"{T.ecr_repository} (Targets.ecr_repository, the image repository)"),
+    (T.dashboard, "AWS::CloudWatch::Alarm", None),
+    (T.dashboard, "AWS::CloudWatch::Dashboard", f"{T.dashboard} (Targets.dashboard, the dashboard)"),
+    ("fs-0123456789abcdef0", "AWS::EFS::FileSystem",
+     "fs-0123456789abcdef0 (an EFS file system task definition webordinary-edit-task:2 mounts, an ACTIVE revision)"),
+    ("webordinary-api-key", "AWS::SSM::Parameter",
+     "webordinary-api-key (a secret of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+    ("webordinary-api-key", "AWS::DynamoDB::Table", None),
+])
+def test_a_resource_named_as_one_production_uses_is_kept_only_when_of_its_kind(resource, kind, held):
+    # A bare physical id names no kind: a DynamoDB table named like the cluster was refused "as the
+    # ECS cluster", and the old stack holding nothing production uses stayed, costing money.
+    uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",),
+                                         "secrets": ("webordinary-api-key",)}),)
+    assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
+
+
+def test_a_saved_plan_whose_retained_and_holdings_disagree_is_refused_and_one_without_retained_derives_it():
+    # retained repeats what holdings say (kept for plans saved before holdings): the plan judged a stack
+    # by its holdings and its record said what retained said, so a saved plan whose two disagreed was
+    # deleted on the one and reported on the other.
+    from rollway.cleanup import CleanupPlan
+
+    queue = "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    held = StackState(name=OLD, status="CREATE_COMPLETE", resources=(queue, "old-archive"),
+                      holdings=(Holding(type="AWS::SQS::Queue", retained=True), Holding(type="AWS::S3::Bucket")),
+                      retained=(queue,))
+    planned = plan(stacks=(OLD,), described={OLD: held})
+    assert planned.delete_stacks == (OLD,) and not planned.refusals
+    saved = planned.model_dump(mode="json")
+    assert CleanupPlan.model_validate(saved) == planned
+    saved["stacks_judged"][OLD]["retained"] = ["old-archive"]
+    with pytest.raises(ValidationError) as refused:
+        CleanupPlan.model_validate(saved)
+    assert (f"stack {OLD}: its retained (old-archive) is not what its holdings' DeletionPolicy keeps ({queue})"
+            in str(refused.value)), str(refused.value)
+    del saved["stacks_judged"][OLD]["retained"]
+    assert CleanupPlan.model_validate(saved).stack_retained == {OLD: (queue,)}
