@@ -484,6 +484,20 @@ def test_a_window_resumed_a_minute_after_the_promotion_says_1_minute():
     assert "(resumed 1 minute after the promotion)" in reason, reason
 
 
+def test_a_window_resumed_two_and_a_half_minutes_after_the_promotion_says_3_minutes():
+    """Rounded half to even, 150 s read "resumed 2 minutes after the promotion", as 90 s did."""
+    env = promoted(canary_error_rate=0.001)
+    spec = SPEC.model_copy(update={"monitor_seconds": 300.0})
+    opened = env.clock.now() - 150
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=150, stable_desired=4, opened_at=opened)
+
+    reason = resumed().reason
+    assert "(resumed 3 minutes after the promotion)" in reason, reason
+
+
 def test_a_window_just_under_a_day_is_said_in_hours_minutes_and_seconds_not_fractions_of_minutes():
     """A window given as 86399.4 s (a day, less a fraction of a second) passed as "1439.99 minutes of
     monitoring", in the result, the decommission's ledger entry and its page: a figure nobody gave,
