@@ -125,10 +125,10 @@ def under_a_minute(seconds: float) -> str | None:
     "45", "59.9"; "under 0.1" for a span above none that rounds to nothing; None from what rounds
     to a minute on (said in minutes). ``:g`` said 59.9999999 s "60 s", where 60 s reads "1 min",
     and 0.0001 s and 12.3456789 s to six digits, more than any wait is read to."""
-    tenths = whole_seconds(seconds * 10)
-    if tenths >= 600:
+    tenth = to_the_tenth(seconds)
+    if tenth >= 60:
         return None
-    return "under 0.1" if tenths == 0 and seconds > 0 else f"{tenths / 10:g}"
+    return "under 0.1" if tenth == 0 and seconds > 0 else f"{tenth:g}"
 
 
 def wait_said(seconds: float) -> str:
@@ -142,6 +142,12 @@ def whole_seconds(seconds: float) -> int:
     """``seconds`` to the nearest whole second, a half rounded up: Python's ``round`` takes a half
     to the even whole, and a wait of 2.5 s read "2 s", less than was waited, where 1.5 s read "2 s"."""
     return math.floor(seconds + 0.5)
+
+
+def to_the_tenth(seconds: float) -> float:
+    """``seconds`` to the nearest tenth of a second, a half rounded up (``whole_seconds``): Python's
+    ``round(seconds, 1)`` took 2.25 s to 2.2 s."""
+    return whole_seconds(seconds * 10) / 10
 
 
 def whole_minutes(seconds: float) -> int:
