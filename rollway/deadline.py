@@ -184,9 +184,11 @@ class ReadBackUnanswered(PicklableError, Unanswered):
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,
-                     bound: str | None = None) -> T:
+                     bound: str | None = None, clock: BoundClock = REAL_TIME) -> T:
     """``work()``, one read of a wait bounded at ``seconds`` with ``left`` of them left, given up on
-    after ``left`` (at least 0) and ``READ_BACK_MARGIN_SECONDS``.
+    after ``left`` (at least 0) and ``READ_BACK_MARGIN_SECONDS``, on ``clock`` (``BoundClock``: real
+    time unless given), as ``within``, ``answered`` and the checklist's reads are: on real time alone,
+    a test of a give-up waited the whole bound out.
 
     A client's own timeout once the time left has passed is the same finding: the client's bound
     (the wait's, ``blocks.credentials.SessionClients.reading``) may end the call first, and its
@@ -198,14 +200,14 @@ def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: 
     """
     from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
-    began = time.monotonic()
+    began = clock.now()
     try:
-        return within(max(left, 0.0) + READ_BACK_MARGIN_SECONDS, work, name=f"rollway-read-{service}")
+        return within(max(left, 0.0) + READ_BACK_MARGIN_SECONDS, work, name=f"rollway-read-{service}", clock=clock)
     except ReadBackUnanswered:
         raise
     except Unanswered:
         raise ReadBackUnanswered(what, seconds, service, bound) from None
     except (ReadTimeoutError, ConnectTimeoutError) as err:
-        if time.monotonic() - began < left:
+        if clock.now() - began < left:
             raise
         raise ReadBackUnanswered(what, seconds, service, bound) from err

@@ -103,3 +103,41 @@ def test_a_call_given_up_on_says_its_bound_as_given():
             within(1234567.0, stuck, clock=clock)
     finally:
         release.set()
+
+
+def test_a_read_back_is_given_up_on_at_its_bound_on_the_clock_given_without_waiting_it_out():
+    from rollway.deadline import READ_BACK_MARGIN_SECONDS, ReadBackUnanswered, read_back_within
+
+    release = threading.Event()
+    clock = SteppedClock()
+
+    def stuck() -> None:
+        clock.advance(600 + READ_BACK_MARGIN_SECONDS)
+        release.wait()
+
+    began = time.monotonic()
+    try:
+        with pytest.raises(ReadBackUnanswered, match="could not be read back within 600 s"):
+            read_back_within(600, stuck, what="the load balancer's weights", seconds=600,
+                             service="Elastic Load Balancing", clock=clock)
+    finally:
+        release.set()
+    assert time.monotonic() - began < 60  # not the bound's 601 s
+
+
+@pytest.mark.parametrize(("taken", "found"), [(5.0, "ReadTimeoutError"), (30.0, "ReadBackUnanswered")])
+def test_a_client_timeout_is_the_read_back_given_up_on_once_the_time_left_has_passed_on_the_clock_given(taken, found):
+    from botocore.exceptions import ReadTimeoutError
+
+    from rollway.deadline import ReadBackUnanswered, read_back_within
+
+    clock = SteppedClock()
+
+    def timed_out() -> None:
+        clock.advance(taken)
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1")
+
+    with pytest.raises((ReadTimeoutError, ReadBackUnanswered)) as raised:
+        read_back_within(20, timed_out, what="the load balancer's weights", seconds=20, service="Elastic Load Balancing",
+                         clock=clock)
+    assert type(raised.value).__name__ == found
