@@ -9,7 +9,7 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollway.bounds import duration_said, seconds_said, wait_said
+from rollway.bounds import seconds_said, wait_said
 from rollway.decide import Pause
 from rollway.ledger import (TAKEOVER, UNHEARD, OpenPause, RolloutRecord, Transition, answer_comment,
                             held_by_timeout, utc, utc_read, wall_utc)
