@@ -56,7 +56,7 @@ from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, 
                                answered_dead, late_timeout, timed_out, unanswered_by,
                                waiting_prefix)
 # duration_said: imported from here by the engine and the progressive flow too.
-from rollway.bounds import duration_said
+from rollway.bounds import duration_said, wait_said, whole_minutes
 from rollway.decide import Pause
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import end_said
@@ -274,9 +274,9 @@ def _giving_up(give_up_at: float, now: float) -> str:
 
 
 def _said_to_the_minute(seconds: float) -> str:
-    """``seconds`` of an outage as a person reads it: "43 min", not "42 min 59 s" (under a minute: "45 s")."""
-    seconds = max(0.0, seconds)
-    return duration_said(round(seconds / 60) * 60 if seconds >= 60 else round(seconds))
+    """``seconds`` of an outage as a person reads it: "43 min", not "42 min 59 s" (under a minute: "45 s",
+    or "under a second"), a half rounded up (``whole_minutes``, ``wait_said``)."""
+    return duration_said(whole_minutes(seconds)) if seconds >= 60 else wait_said(seconds)
 
 
 def propose_state(client: SyncPrefectClient, state: State, run_id: UUID, leaving: State | None = None) -> State:

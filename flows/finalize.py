@@ -58,7 +58,7 @@ from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
-from rollway.bounds import seconds_said, wait_said
+from rollway.bounds import seconds_said, to_the_tenth, wait_said, whole_seconds
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -117,13 +117,16 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
                              "another finalize may have taken the rollout over since; finalize reads what it finds "
                              "when run again")
         bound = min(seconds, left)
+    # The bound as given, or what was left of the lease to the tenth of a second, a half up: rounded
+    # half to even, a given 0.25 s read "0.2 s".
+    said = seconds_said(seconds if bound == seconds else to_the_tenth(bound))
     try:
         return within(bound, work, name="rollway-write",
-                      waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %s", what, elapsed,
-                                                       seconds_said(round(bound, 1))))
+                      waiting=lambda elapsed: log.info("still waiting for %s after %d s of %s", what,
+                                                       whole_seconds(elapsed), said))
     except Unanswered:
         if bound < seconds:
-            raise Unanswered(f"{what} did not answer within {bound:.1f} s, what was left of this run's lease of the "
+            raise Unanswered(f"{what} did not answer within {said}, what was left of this run's lease of the "
                              f"rollout (it lapses at {utc(lapses)}): finalize stops rather than wait past it, when "
                              "another finalize may take the rollout over; the write may still land, and finalize "
                              "reads what it finds when run again") from None
@@ -189,14 +192,13 @@ class _Progress:
         """The stop of a wait bounded by the parameter ``bound`` (``seconds``) that ran out of time:
         ``said``, the wait's own words, with the parameter beside its figure, and how to give the
         next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither.
-        The figure is found as a wait says it ("after 10 min", ``wait_said``; ``:g``'s "after 45 s",
-        as rollway.deadline writes it), and said as given (``seconds_said``: every digit, where
+        The figure is found as a wait says it ("after 10 min", ``wait_said``; "after 45 s" as given,
+        ``seconds_said``, as rollway.deadline writes it), and said as given (every digit, where
         ``:g`` wrote 1234567 s as "1.23457e+06 s"), beside the parameter a person gives it in."""
         given = seconds_said(seconds)
-        figure = next((f for f in (f"after {seconds:g} s", f"after {given}", f"after {wait_said(seconds)}")
-                       if f in said), None)
+        figure = next((f for f in (f"after {given}", f"after {wait_said(seconds)}") if f in said), None)
         said = (said.replace(figure, f"after {given} ({bound})", 1) if figure is not None
-                else said if f"{seconds:g} s ({bound})" in said  # named already (ReadBackUnanswered)
+                else said if f"{given} ({bound})" in said  # named already (ReadBackUnanswered)
                 else f"{said} ({bound}: {given})")
         option = "--" + bound.replace("_", "-")
         return FinalizeIncomplete(step, said, state, unrecorded=self.unrecorded, done=self.steps,
@@ -960,8 +962,8 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                       seconds_said(stable_timeout_seconds), t.stable_service, td, seconds_said(healthy_timeout_seconds))
 
     def still(elapsed: float) -> None:
-        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %s (stable_timeout_seconds)",
-                          t.stable_service, td, elapsed, seconds_said(stable_timeout_seconds))
+        progress.log.info("still waiting for %s to be steady on %s after %d s of %s (stable_timeout_seconds)",
+                          t.stable_service, td, whole_seconds(elapsed), seconds_said(stable_timeout_seconds))
 
     with progress.trying(waiting, pointed):
         try:

@@ -39,7 +39,7 @@ from rollway.aws.errors import TargetNotFound, answer_lost
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
-from rollway.bounds import duration_words
+from rollway.bounds import duration_words, whole_minutes, whole_seconds
 from rollway.clock import ClockSettings
 from rollway.decide import FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS, window_settled
 from rollway.decommission_page import (DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed,
@@ -388,7 +388,7 @@ def _watch(
     unit = "" if days else " s"
 
     def at(seconds: float) -> str:
-        return duration_words(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
+        return duration_words(whole_minutes(seconds)) if days else str(whole_seconds(seconds))
 
     placed = (lambda now: f"at {at(now - start)} of {at(settled - start)}{unit}") if since == start else (
         lambda now: f"at {at(now - since)} of {at(settled - since)}{unit} of the window, resumed at "
@@ -595,7 +595,7 @@ def _watch(
     resumed = ""
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
-        resumed = f" (resumed {duration_words(60 * round((start - opened_at) / 60))} after the promotion)"
+        resumed = f" (resumed {duration_words(whole_minutes(start - opened_at))} after the promotion)"
     verified, reason, counted = _window_said(f"{duration_words(window_seconds)} of monitoring", resumed,
                                              tally.measured, tally.checks, tally.failed, failure,
                                              last_unread=observation.error is not None and unjudged is None,

@@ -36,6 +36,7 @@ from rollway.approvals import (
     COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_said, unheard_transitions,
 )
 from rollway.aws.denied import names_rollout_denials, rollout_said
+from rollway.bounds import whole_minutes
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.decide import StageState, accepted_stages, held_by_person, looks_shown, unrecorded_shift
@@ -1301,7 +1302,7 @@ def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resum
 def lapsed_said(env: Environment, record: RolloutRecord) -> str:
     """When ``record``'s lease lapsed, and how long ago: "at <wall time>, 5 min ago"."""
     since = env.wall() - record.lease_expires
-    ago = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
+    ago = duration_said(whole_minutes(since)) if since >= 60 else "under a minute"
     return f"at {wall_utc(record.lease_expires)}, {ago} ago"
 
 

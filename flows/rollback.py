@@ -641,7 +641,7 @@ def execute_rollback(
     verified = back_at if moved else None
     if took is not None:
         log.info("all the traffic is back on %s (%s, read back) %s after this rollback began", t.stable_service,
-                 weights, duration_said(round(took, 1)))
+                 weights, duration_said(took))
     if read.dropped is not None:
         log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
                     "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
@@ -772,7 +772,7 @@ def execute_rollback(
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
         f"(read back from the load balancer at {wall_utc(back_at)}"
-        + (f", {duration_said(round(took, 1))} after this rollback began" if took is not None else "")
+        + (f", {duration_said(took)} after this rollback began" if took is not None else "")
         + f": {weights}).\n"
         + _moved_from_line(read.weights, target, t.stable_service)
         + short_line

@@ -9,7 +9,7 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollway.bounds import duration_said, seconds_said
+from rollway.bounds import seconds_said, wait_said
 from rollway.decide import Pause
 from rollway.ledger import (TAKEOVER, UNHEARD, OpenPause, RolloutRecord, Transition, answer_comment,
                             dropped_at_said, held_by_timeout, utc, utc_read, wall_utc)
@@ -266,7 +266,7 @@ def taken_over_timeout(approvals: Approvals, taken: TakenOver, now: float) -> Ap
     acted on by the run that took the rollout over, at ``now`` (wall clock)."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
     acts = "it was started again, and acts on it" if taken.retried else "the run that took the rollout over acts on it"
-    late = (f"{who} stopped while it waited; {acts} {duration_said(round(max(0.0, now - taken.deadline)))} after it "
+    late = (f"{who} stopped while it waited; {acts} {wait_said(now - taken.deadline)} after it "
             f"fell due at {wall_utc(taken.deadline)}")
     # "No answer" beside refused answers the ledger may have dropped, one of which would have had it asked anew.
     dropped = f", though {taken.dropped} ({_KEEPS_NEWEST})" if taken.dropped else ""

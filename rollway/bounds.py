@@ -111,11 +111,24 @@ def seconds_said(value: float) -> str:
 
 def duration_said(seconds: float) -> str:
     """``seconds`` as a person reads a wait or a span: "1 h", "1 h 30 min", "2 d 3 h", "45 s"
-    (under a minute as given: "0.5 s"; above, to the second, a half rounded up: ``whole_seconds``);
-    the run's log, its forms and the publish flow's steps all say a duration so."""
-    if seconds < 60:
-        return f"{seconds:g} s"
+    (under a minute to the tenth of a second: "0.5 s", ``under_a_minute``; above, to the second;
+    a half rounded up either way: ``whole_seconds``); the run's log, its forms and the publish flow's
+    steps all say a duration so."""
+    said = under_a_minute(seconds)
+    if said is not None:
+        return f"{said} s"
     return " ".join(f"{n} {unit}" for n, unit in zip(_parts(whole_seconds(seconds)), ("d", "h", "min", "s")) if n)
+
+
+def under_a_minute(seconds: float) -> str | None:
+    """The figure of ``seconds`` under a minute, to the tenth of a second, a half rounded up: "0.5",
+    "45", "59.9"; "under 0.1" for a span above none that rounds to nothing; None from what rounds
+    to a minute on (said in minutes). ``:g`` said 59.9999999 s "60 s", where 60 s reads "1 min",
+    and 0.0001 s and 12.3456789 s to six digits, more than any wait is read to."""
+    tenth = to_the_tenth(seconds)
+    if tenth >= 60:
+        return None
+    return "under 0.1" if tenth == 0 and seconds > 0 else f"{tenth:g}"
 
 
 def wait_said(seconds: float) -> str:
@@ -129,6 +142,18 @@ def whole_seconds(seconds: float) -> int:
     """``seconds`` to the nearest whole second, a half rounded up: Python's ``round`` takes a half
     to the even whole, and a wait of 2.5 s read "2 s", less than was waited, where 1.5 s read "2 s"."""
     return math.floor(seconds + 0.5)
+
+
+def to_the_tenth(seconds: float) -> float:
+    """``seconds`` to the nearest tenth of a second, a half rounded up (``whole_seconds``): Python's
+    ``round(seconds, 1)`` took 2.25 s to 2.2 s."""
+    return whole_seconds(seconds * 10) / 10
+
+
+def whole_minutes(seconds: float) -> int:
+    """``seconds`` to the nearest whole minute, in seconds, a half rounded up (``whole_seconds``):
+    Python's ``round`` took 150 s to "2 min", as it took 90 s."""
+    return 60 * whole_seconds(seconds / 60)
 
 
 def _parts(seconds: int) -> tuple[int, int, int, int]:
@@ -145,10 +170,10 @@ def duration_words(seconds: float) -> str:
     ("23 hours 59 minutes 59 seconds"), days from a day ("7 days 2 hours"); "0 minutes" for none.
     The window's end, its pages and its log said a window of 86399.4 s "1439.99 minutes", and the
     rest of one "59.0117 minutes": fractions of a minute nobody gave, in a unit nobody counts a day in.
-    Under a minute it is said as it is ("0.4 seconds", "2.5 seconds", as ``duration_said`` does): a
-    window's last 0.3 s, rounded, was "watching the 0 minutes left" of it. Whole seconds round half up
-    (Python's round took 90.5 s to "1 minute 30 seconds")."""
-    if seconds > 0 and float(given := f"{seconds:g}") < 60:
+    Under a minute it is said to the tenth of a second ("0.4 seconds", "2.5 seconds", as ``duration_said``
+    does, ``under_a_minute``): a window's last 0.3 s, rounded to the minute, was "watching the 0 minutes
+    left" of it. Whole seconds round half up (Python's round took 90.5 s to "1 minute 30 seconds")."""
+    if seconds > 0 and (given := under_a_minute(seconds)) is not None:
         return f"{given} second{'' if given == '1' else 's'}"
     whole = max(0, whole_seconds(seconds))
     days, hours, minutes, secs = _parts(whole)

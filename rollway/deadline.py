@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Callable, TypeVar
 
+from rollway.bounds import seconds_said, whole_seconds
 from rollway.errors_pickle import PicklableError
 
 T = TypeVar("T")
@@ -109,7 +110,7 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
         if waiting is not None and clock.now() - began < seconds:
             waiting(clock.now() - began)
     if worker.is_alive():
-        raise Unanswered(f"not done within {seconds:g} s")
+        raise Unanswered(f"not done within {seconds_said(seconds)}")
     if "error" in done:
         raise done["error"]  # type: ignore[misc]
     return done["answer"]  # type: ignore[return-value]
@@ -127,9 +128,10 @@ def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[st
     """
     try:
         return within(seconds, work, name=f"rollway-read-{what}", every=every, clock=clock,
-                      waiting=lambda elapsed: say(f"still waiting for {what} after {elapsed:.0f} s of {seconds:g} s"))
+                      waiting=lambda elapsed: say(f"still waiting for {what} after {whole_seconds(elapsed)} s of "
+                                                  f"{seconds_said(seconds)}"))
     except Unanswered:
-        raise Unanswered(f"{what} did not answer within {seconds:g} s") from None
+        raise Unanswered(f"{what} did not answer within {seconds_said(seconds)}") from None
 
 
 class Hushable:
@@ -174,7 +176,7 @@ class ReadBackUnanswered(PicklableError, Unanswered):
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None) -> None:
         self.what, self.seconds, self.service, self.bound = what, seconds, service, bound
         named = f" ({bound})" if bound else ""
-        super().__init__(f"{what} could not be read back within {seconds:g} s{named}: {service} did not answer")
+        super().__init__(f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer")
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""
@@ -182,9 +184,11 @@ class ReadBackUnanswered(PicklableError, Unanswered):
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,
-                     bound: str | None = None) -> T:
+                     bound: str | None = None, clock: BoundClock = REAL_TIME) -> T:
     """``work()``, one read of a wait bounded at ``seconds`` with ``left`` of them left, given up on
-    after ``left`` (at least 0) and ``READ_BACK_MARGIN_SECONDS``.
+    after ``left`` (at least 0) and ``READ_BACK_MARGIN_SECONDS``, on ``clock`` (``BoundClock``: real
+    time unless given), as ``within``, ``answered`` and the checklist's reads are: on real time alone,
+    a test of a give-up waited the whole bound out.
 
     A client's own timeout once the time left has passed is the same finding: the client's bound
     (the wait's, ``blocks.credentials.SessionClients.reading``) may end the call first, and its
@@ -196,14 +200,14 @@ def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: 
     """
     from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
-    began = time.monotonic()
+    began = clock.now()
     try:
-        return within(max(left, 0.0) + READ_BACK_MARGIN_SECONDS, work, name=f"rollway-read-{service}")
+        return within(max(left, 0.0) + READ_BACK_MARGIN_SECONDS, work, name=f"rollway-read-{service}", clock=clock)
     except ReadBackUnanswered:
         raise
     except Unanswered:
         raise ReadBackUnanswered(what, seconds, service, bound) from None
     except (ReadTimeoutError, ConnectTimeoutError) as err:
-        if time.monotonic() - began < left:
+        if clock.now() - began < left:
             raise
         raise ReadBackUnanswered(what, seconds, service, bound) from err

@@ -29,6 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from rollway.bounds import as_given
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS
@@ -2514,7 +2515,9 @@ def _finish_after(failed: BaseException | None, service: Service, rollout: str) 
     else:
         return (f"It is not recorded as finished (the rollback flow's log says what was done): "
                 f"{when_again(failed, stable, 'run `rollway abort` again')}")
-    seconds = f"<seconds, more than {waited:g}>" if waited else "<seconds>"
+    # The figure as given: :g wrote 100.0001 s as "100", "more than" less than it had, and 1234567 s
+    # as "1.23457e+06".
+    seconds = f"<seconds, more than {as_given(waited)}>" if waited else "<seconds>"
     # The whole command: the flow refuses a run without a reason, which a bare deployment name left out.
     deployment = deployment_path("rollback")
     return (f"It is not recorded as finished. `rollway abort` waits as long as the rollout's spec says and cannot be "

@@ -1214,9 +1214,12 @@ def test_a_prefect_api_that_refuses_the_connection_is_named_with_its_address_and
     assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
 
 
-def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_finalize_at_its_bound(monkeypatch, caplog):
+@pytest.mark.parametrize(("seconds", "said"), [(0.3, "0.3 s"), (0.25, "0.25 s")])
+def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_finalize_at_its_bound(
+        monkeypatch, caplog, seconds, said):
     """UpdateService had no bound and nothing was said while it lasted: the run's clients ask a
-    call again for a minute or two, the task three times, and a DNS lookup takes no timeout at all."""
+    call again for a minute or two, the task three times, and a DNS lookup takes no timeout at all.
+    Its bound is said as given: rounded half to even to the tenth, 0.25 s read "0.2 s"."""
     import rollway.deadline as deadline
 
     env, release = promoted_on_fakes()
@@ -1232,14 +1235,14 @@ def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_fina
     monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 0.1)
     try:
         with caplog.at_level(logging.INFO), pytest.raises(FinalizeIncomplete) as stopped:
-            finalize_bounded(env, write_seconds=0.3)
+            finalize_bounded(env, write_seconds=seconds)
     finally:
         answering.set()
-    said = str(stopped.value)
+    stop = str(stopped.value)
     assert (f"finalize stopped while it tried to point {t.stable_service} at {release}: Unanswered: ECS (UpdateService on "
-            f"{t.stable_service!r}) did not answer within 0.3 s; the write may still land, and finalize reads what it "
-            "finds when run again.") in said, said
-    assert f"still waiting for ECS (UpdateService on {t.stable_service!r}) after 0 s of 0.3 s" in said_while_waiting(
+            f"{t.stable_service!r}) did not answer within {said}; the write may still land, and finalize reads what it "
+            "finds when run again.") in stop, stop
+    assert f"still waiting for ECS (UpdateService on {t.stable_service!r}) after 0 s of {said}" in said_while_waiting(
         caplog)
     assert env.router.weights == ALL_CANARY
 

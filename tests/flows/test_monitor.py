@@ -470,18 +470,20 @@ def test_a_look_that_counts_no_requests_says_it_measured_no_error_rate(caplog):
     assert any("counts against the window" in m for m in looks), looks
 
 
-def test_a_window_resumed_a_minute_after_the_promotion_says_1_minute():
-    """"(resumed 1 minutes after the promotion)" read as a typo."""
+@pytest.mark.parametrize(("after", "said"), [(60, "1 minute"), (150, "3 minutes")])
+def test_a_window_resumed_after_the_promotion_says_how_long_after_to_the_minute_a_half_up(after, said):
+    """"(resumed 1 minutes after the promotion)" read as a typo; rounded half to even, 150 s read
+    "resumed 2 minutes after the promotion", as 90 s did."""
     env = promoted(canary_error_rate=0.001)
-    spec = SPEC.model_copy(update={"monitor_seconds": 120.0})
-    opened = env.clock.now() - 60
+    spec = SPEC.model_copy(update={"monitor_seconds": 2.0 * after})
+    opened = env.clock.now() - after
 
     @flow
     def resumed():
-        return run_monitor(env, spec, window_seconds=60, stable_desired=4, opened_at=opened)
+        return run_monitor(env, spec, window_seconds=after, stable_desired=4, opened_at=opened)
 
     reason = resumed().reason
-    assert "(resumed 1 minute after the promotion)" in reason, reason
+    assert f"(resumed {said} after the promotion)" in reason, reason
 
 
 def test_a_window_just_under_a_day_is_said_in_hours_minutes_and_seconds_not_fractions_of_minutes():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from flows.rollback import rollback
 from rollway.fakes import FakeLedger, FakeRouter
 from rollway.model import Weights
@@ -16,9 +18,10 @@ class SlowMove(FakeRouter):
     """A move of the weights the load balancer takes 42 s over (a throttled ModifyRule sent again)."""
 
     clock = None
+    seconds = 42.0
 
     def set_weights(self, weights: Weights) -> Weights:
-        self.clock.sleep(42.0)
+        self.clock.sleep(self.seconds)
         return super().set_weights(weights)
 
 
@@ -41,6 +44,20 @@ def test_the_rollback_says_how_long_the_traffic_took_to_get_back_on_stable(monke
     assert "42 s after this rollback began" in page, page
     said = [r.getMessage() for r in caplog.records]
     assert any("42 s after this rollback began" in m for m in said), said
+
+
+@pytest.mark.parametrize(("took", "said"), [(2.25, "2.3 s"), (90.46, "1 min 30 s")])
+def test_the_time_back_on_stable_is_said_rounded_once_a_half_up(monkeypatch, caplog, took, said):
+    """Rounded to the tenth half to even first, 2.25 s read "2.2 s", and 90.46 s, rounded again to the
+    second, "1 min 31 s": the time said is the time taken, to the tenth under a minute, to the second above."""
+    env, _ = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    slow = SlowMove(weights=env.router.weights, healthy=env.router.healthy)
+    slow.clock, slow.seconds, env.router = env.clock, took, slow
+    with caplog.at_level(logging.INFO):
+        rollback(reason="abort")
+    (_, page), = env.notifier.messages
+    assert f", {said} after this rollback began" in page, page
+    assert any(f") {said} after this rollback began" in r.getMessage() for r in caplog.records), caplog.text
 
 
 def test_the_incident_report_counts_the_time_to_restore_to_the_read_back_not_to_the_end_entry(monkeypatch):
