@@ -118,8 +118,8 @@ class Pin:
             one = len(self.unheaded) == 1
             rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
             unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
-                        f"and not met by the header alone, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
-                        f"there {'itself' if one else 'themselves'}")
+                        f"and not met by the header alone, send{'s' if one else ''} those "
+                        f"{'it meets' if one else 'they meet'} there {'itself' if one else 'themselves'}")
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
                 f"rule's {self.weighted_priority}{unheaded})")
 
@@ -203,8 +203,8 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         # Whatever the refusal asks changed or created, a pin behind this rule is passed over by
         # those it meets: unsaid, the rule made as told was refused again for it.
         first = unheaded[0]
-        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), which, "
-                  f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
+        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), "
+                  f"which, {_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
     return Unpinned(found, turns_on)
 
@@ -294,7 +294,8 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
         met = _header_met(rule, name, value)
         if not is_pin_rule(rule, canary_arn):
             unheaded = not _header_met(rule, name, value, maybe=True)  # ``_unheaded_ahead``'s
-            if (met and not _regex_between(rule, weighted)) or (unheaded and not _unheaded_unsure(rule, weighted, name)):
+            surely_unheaded = unheaded and not _unheaded_unsure(rule, weighted, name)
+            if (met and not _regex_between(rule, weighted)) or surely_unheaded:
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)
             continue
