@@ -175,7 +175,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
-    header_rules = _header_rules_ahead(rules, weighted, name, value)
+    header_rules = _header_rules_ahead(rules, weighted, name, value, canary_arn)
     every_unheaded = _unheaded_ahead(rules, weighted, name, value)
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
@@ -326,13 +326,17 @@ def _regex_between(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool
     return False
 
 
-def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                        value: str) -> list[Mapping[str, Any]]:
+def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                        canary_arn: str) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that match, or by a regular expression may match, requests
-    carrying ``name: value`` on some of its requests (not ``_apart``), in priority order."""
+    carrying ``name: value`` on some of its requests (not ``_apart``), in priority order; of those
+    forwarding elsewhere, only those some check's request may meet (not ``_meets_no_check``), as
+    ``_unheaded_ahead``'s: one on the header and PUT was said to take the checks ahead of the pin.
+    A pin rule on PUT is kept: named, it is told to widen its conditions, where left out, a rule by
+    a regular expression on the header and PUT alone was said to be no rule at all."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-            and not _apart(rule, weighted)]
+            and not _apart(rule, weighted) and (is_pin_rule(rule, canary_arn) or not _meets_no_check(rule, name))]
 
 
 def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,

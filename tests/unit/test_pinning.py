@@ -948,3 +948,24 @@ def test_a_regex_pin_ahead_of_a_rule_taking_some_ahead_of_the_pin_makes_it_not_k
     said = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], STABLE),
                          rule("re", "4", [regex_header("^canary$")], CANARY), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.unknown is None, said
+
+
+@pytest.mark.parametrize("conditions", [
+    [header("canary"), method("PUT")],
+    [header("c*"), method("PUT", "DELETE"), path("/edit/admin/*")],
+])
+def test_a_rule_on_the_pin_header_and_methods_the_checks_never_use_ahead_of_the_pin_leaves_it(conditions):
+    """The method test was made of rules without the header alone: one on the pin header and PUT,
+    forwarding elsewhere, was said to take the checks ahead of the pin, though it meets none of them."""
+    pin = found_on_edit(rule("put", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    # With no pin, the rule to create is not asked ahead of it: it takes none of them.
+    said = found_on_edit(rule("put", "3", conditions, STABLE))
+    assert isinstance(said, Unpinned) and "a priority number below 10," in said, said
+
+
+def test_a_rule_on_the_pin_header_and_a_method_the_checks_use_ahead_of_the_pin_is_still_refused():
+    said = found_on_edit(rule("post", "3", [header("canary"), method("POST")], STABLE),
+                         rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.startswith(
+        "rule post (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of rule pin"), said
