@@ -101,11 +101,15 @@ class Pin:
     """The rules (ARN, priority) ahead of a pin rule that the header alone does not meet
     (``_unheaded_ahead``'s: with no condition on it, or one on another header beside it), forwarding
     to the canary group alone, that the checks they meet reach it through, not through the pin."""
+    headed: tuple[tuple[str, str], ...] = ()
+    """The other pin rules (ARN, priority) on the header ahead of a pin rule, each on part of the
+    weighted rule's requests or matching the header by a regular expression, that the checks they
+    meet reach the canary group through, not through the pin."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
         rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"; the ``unheaded`` ones after, as sending those they meet there themselves."""
+        every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet there themselves."""
         if not self.together:
             by = f"rule {self.rule_arn}, priority {self.priority}"
         else:
@@ -113,15 +117,22 @@ class Pin:
                      for arn, priority in ((self.rule_arn, self.priority), *self.together)]
             by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and " \
                  "together on every one"
-        unheaded = ""
-        if self.unheaded:
-            one = len(self.unheaded) == 1
-            rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
-            unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
-                        f"and not met by the header alone, send{'s' if one else ''} those "
-                        f"{'it meets' if one else 'they meet'} there {'itself' if one else 'themselves'}")
+        where = "one of them" if self.together else "it"
+        ahead = (_sending_there(self.headed, f"ahead of {where} on the header")
+                 + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone"))
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
-                f"rule's {self.weighted_priority}{unheaded})")
+                f"rule's {self.weighted_priority}{ahead})")
+
+
+def _sending_there(rules: Sequence[tuple[str, str]], how: str) -> str:
+    """``Pin.said``'s "; rule <arn> (priority 3), ``how``, sends those it meets there itself" of
+    ``rules`` (ARN, priority), all named at once; empty for none."""
+    if not rules:
+        return ""
+    one = len(rules) == 1
+    named = " and ".join(f"{arn} (priority {priority})" for arn, priority in rules)
+    return (f"; rule{'' if one else 's'} {named}, {how}, send{'s' if one else ''} those "
+            f"{'it meets' if one else 'they meet'} there {'itself' if one else 'themselves'}")
 
 
 class Unpinned(str):
@@ -190,9 +201,15 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         last = max(float(priority) for _, priority in pins)
         taking = [r for r in unheaded if _priority(r) < last]
         if not taking:
-            # Named beside the pin: said pinned by it alone, those checks were never its.
-            return replace(found, unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
-                                                 if _priority(r) < last))
+            # Named beside the pin: said pinned by it alone, those checks were never its. Those on the
+            # header ahead of it are all pin rules (one that is not was ``_found``'s refusal), named
+            # but for one meeting none of the checks: the same conditions as one ahead, or methods
+            # none of theirs.
+            headed = [r for r in header_rules if _priority(r) < last and (r["RuleArn"], str(r["Priority"])) not in pins
+                      and _twin(r, header_rules) is None and not _meets_no_check(r, name)]
+            return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed),
+                           unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
+                                          if _priority(r) < last))
         # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
         # checks were said surely not pinned. ``_turns_on`` reads no rules pinning together: there,
         # those taking some decide alone.
@@ -505,9 +522,7 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     def state(r: Mapping[str, Any]) -> str:
         # A rule on the same conditions as one ahead of it meets none of them: said to send "those
         # it meets" to the canary, it read as pinning some.
-        same = {_condition_key(c) for c in r.get("Conditions", [])}
-        twin = next((o for o in said if _priority(o) < _priority(r)
-                     and {_condition_key(c) for c in o.get("Conditions", [])} == same), None)
+        twin = _twin(r, said)
         if twin is not None:
             return (f"rule {r['RuleArn']} (priority {r['Priority']}) repeats the conditions of rule {twin['RuleArn']} "
                     f"(priority {twin['Priority']}), ahead of it: it meets none of them")
@@ -533,6 +548,14 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
             f"{'meets' if known else 'is known to meet'} every request it matches carrying `{header}`: {states}, so "
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
+
+
+def _twin(rule: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The first of ``rules`` ahead of ``rule`` on the same conditions (``_condition_key``'s): it
+    takes every request ``rule`` would meet first. None when there is none."""
+    same = {_condition_key(c) for c in rule.get("Conditions", [])}
+    return next((o for o in rules if _priority(o) < _priority(rule)
+                 and {_condition_key(c) for c in o.get("Conditions", [])} == same), None)
 
 
 def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None,

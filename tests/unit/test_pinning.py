@@ -969,3 +969,27 @@ def test_a_rule_on_the_pin_header_and_a_method_the_checks_use_ahead_of_the_pin_i
                          rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.startswith(
         "rule post (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of rule pin"), said
+
+
+def test_a_pin_rule_on_part_of_the_requests_ahead_of_the_pin_is_named_beside_it():
+    """The checks on /edit/admin/* reach the canary group through the rule at 3, not the pin: said
+    pinned "by header (rule pin ...)" alone, a person was sent to the pin for requests it never saw."""
+    admin = rule("admin", "3", [header("canary"), path("/edit/admin/*")], CANARY)
+    pin = found_on_edit(admin, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it on the header, "
+                          "sends those it meets there itself)"), pin.said()
+    # Beside one with no condition on the header, and one by a regular expression: each named.
+    pin = found_on_edit(admin, rule("re", "4", [regex_header("^can")], CANARY),
+                        rule("ip", "4", [SOURCE_IP], CANARY), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said().endswith("; rules admin (priority 3) and re (priority 4), ahead of it on the header, send those "
+                               "they meet there themselves; rule ip (priority 4), ahead of it and not met by the header "
+                               "alone, sends those it meets there itself)"), pin.said()
+    # Between rules pinning together, one on the header ahead of one of them.
+    admin = rule("admin", "4", [header("canary"), path("/edit/admin/*")], CANARY)
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), admin, on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin) and pin.together, pin
+    assert pin.said().endswith("; rule admin (priority 4), ahead of one of them on the header, sends those it meets "
+                               "there itself)"), pin.said()
