@@ -219,9 +219,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     if unheaded:
         # Whatever the refusal asks changed or created, a pin behind this rule is passed over by
         # those it meets: unsaid, the rule made as told was refused again for it.
+        # One that only may meet some of them (``_unheaded_unsure``) needs the pin ahead of it only if
+        # it does: "must be ahead" alone read as a rule surely taking some.
         first = unheaded[0]
-        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), "
-                  f"which, {_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
+        need = " if it meets any of them: it" if _unheaded_unsure(first, weighted, name) else ", which"
+        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}){need}, "
+                  f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
     return Unpinned(found, turns_on)
 

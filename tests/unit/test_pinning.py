@@ -993,3 +993,21 @@ def test_a_pin_rule_on_part_of_the_requests_ahead_of_the_pin_is_named_beside_it(
     assert isinstance(pin, Pin) and pin.together, pin
     assert pin.said().endswith("; rule admin (priority 4), ahead of one of them on the header, sends those it meets "
                                "there itself)"), pin.said()
+
+
+@pytest.mark.parametrize("ahead, meets", [
+    (rule("re", "3", [{"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/edit/a"]}}], STABLE),
+     "with no http-header condition, may meet some of the weighted rule's requests carrying `X-Rollway-Target: "
+     "canary` (by regular expressions that are not compared)"),
+    (rule("token", "3", [header("Bearer *", name="Authorization")], STABLE),
+     "with an http-header condition on another header than X-Rollway-Target, may meet some of the weighted rule's "
+     "requests carrying `X-Rollway-Target: canary` (those carrying Authorization as it asks: Bearer *)"),
+])
+def test_with_no_pin_a_rule_that_may_take_some_is_not_said_to_surely_need_the_new_pin_ahead_of_it(ahead, meets):
+    """Said "whatever pins them must be ahead of rule re", a rule that may meet none of the checks
+    read as one surely taking some."""
+    said = found_on_edit(ahead)
+    assert isinstance(said, Unpinned), said
+    assert said.endswith(f"; whatever pins them must be ahead of rule {ahead['RuleArn']} (priority 3) if it meets any "
+                         f"of them: it, {meets}, and sends those it meets to arn:tg/stable (the stable version alone, "
+                         "whatever the weights)"), said
