@@ -33,7 +33,8 @@ CHECK_HEADERS = frozenset({"accept", "accept-encoding", "authorization", "connec
 """The headers the validation's checks may carry besides the pin header and Host (``http_checks.client``'s
 and httpx's own). A rule with an http-header condition on any other meets none of them: read as one
 they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
-they were not sent."""
+they were not sent. A proxy between them and the load balancer may add one all the same: a pin
+behind such a rule says so (``Pin.unsent``), where the checks' results are read."""
 
 CHECK_METHODS = frozenset({"GET", "POST"})
 """The methods the validation's checks send (health: GET; session and message: POST). A rule ahead
@@ -105,11 +106,16 @@ class Pin:
     """The other pin rules (ARN, priority) on the header ahead of a pin rule, each on part of the
     weighted rule's requests or matching the header by a regular expression, that the checks they
     meet reach the canary group through, not through the pin."""
+    unsent: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """The rules (ARN, priority, the headers) ahead of a pin rule, forwarding elsewhere, that the
+    checks would meet but for a header condition on one they do not send (``_unsent_ahead``): taken
+    to meet none of them, which holds unless a proxy on their way adds it, as ``said`` tells."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
         rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet there themselves."""
+        every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet there themselves; the
+        ``unsent`` last, as taken to meet none of them."""
         if not self.together:
             by = f"rule {self.rule_arn}, priority {self.priority}"
         else:
@@ -119,9 +125,31 @@ class Pin:
                  "together on every one"
         where = "one of them" if self.together else "it"
         ahead = (_sending_there(self.headed, f"ahead of {where} on the header")
-                 + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone"))
+                 + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone")
+                 + _unsent_said(self.unsent, where))
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
                 f"rule's {self.weighted_priority}{ahead})")
+
+
+def _unsent_said(rules: Sequence[tuple[str, str, tuple[str, ...]]], where: str) -> str:
+    """``Pin.said``'s "; rule <arn> (priority 3), ahead of ``where`` on X-Debug, a header the checks
+    do not send, is taken to meet none of them ..." of ``Pin.unsent``, all named at once; empty for none."""
+    if not rules:
+        return ""
+    one = len(rules) == 1
+    named = " and ".join(f"{arn} (priority {priority})" for arn, priority, _ in rules)
+    # Each header once, as the first rule naming it spells it (names match without regard to case).
+    spelt: dict[str, str] = {}
+    for _, _, names in rules:
+        for header in names:
+            spelt.setdefault(header.lower(), header)
+    headers = list(spelt.values())
+    single = len(headers) == 1
+    on = headers[0] if single else f"{', '.join(headers[:-1])} and {headers[-1]}"
+    return (f"; rule{'' if one else 's'} {named}, ahead of {where} on {on}, {'a header' if single else 'headers'} "
+            f"the checks do not send, {'is' if one else 'are'} taken to meet none of them, as "
+            f"{'it does' if one else 'they do'} unless a proxy between them and the load balancer adds "
+            f"{'it' if single else 'those'}")
 
 
 def _sending_there(rules: Sequence[tuple[str, str]], how: str) -> str:
@@ -207,9 +235,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
             # none of theirs.
             headed = [r for r in header_rules if _priority(r) < last and (r["RuleArn"], str(r["Priority"])) not in pins
                       and _twin(r, header_rules) is None and not _meets_no_check(r, name)]
+            # Passed over for a header the checks do not send, said so: a proxy on their way may add it.
+            unsent = tuple((r["RuleArn"], str(r["Priority"]), tuple(_unsent(r, name)))
+                           for r in _unsent_ahead(rules, weighted, name, value, canary_arn) if _priority(r) < last)
             return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed),
                            unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
-                                          if _priority(r) < last))
+                                          if _priority(r) < last), unsent=unsent)
         # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
         # checks were said surely not pinned. ``_turns_on`` reads no rules pinning together: there,
         # those taking some decide alone.
@@ -370,9 +401,39 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
     or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
-            and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
-            and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
+            and _name_may_match(rule, name, value) and not _unsent(rule, name)
             and not _meets_no_check(rule, name) and not _apart(rule, weighted)]
+
+
+def _unsent_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                  canary_arn: str) -> list[Mapping[str, Any]]:
+    """The rules ahead of ``weighted``, forwarding elsewhere than the canary group alone, that a
+    request carrying ``name: value`` would meet, on some of its requests (not ``_apart``) and of the
+    checks' (not ``_meets_no_check``), were it not for an http-header condition on a header the
+    checks do not send (``_unsent``), in priority order. ``_unheaded_ahead`` and ``_header_rules_ahead``
+    leave them out: read as "may meet", a rule on X-Debug made the checks' pinning "not known" and
+    they were never sent, on every listener with such a rule. A proxy between the checks and the
+    load balancer may add such a header all the same: ``Pin.unsent`` names them."""
+    return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+            and _priority(rule) < _priority(weighted) and _unsent(rule, name) and _name_may_match(rule, name, value)
+            and not _meets_no_check(rule, name) and not _apart(rule, weighted) and not forwards_alone(rule, canary_arn)]
+
+
+def _unsent(rule: Mapping[str, Any], name: str) -> list[str]:
+    """The headers of ``rule``'s http-header conditions that the checks do not send (neither ``name``
+    nor one of ``CHECK_HEADERS``), each once, as the rule spells it."""
+    unsent: dict[str, str] = {}
+    for condition in _other_headers(rule, name):
+        header = _header_name(condition)
+        if header.lower() not in CHECK_HEADERS:
+            unsent.setdefault(header.lower(), header)
+    return list(unsent.values())
+
+
+def _name_may_match(rule: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether each of ``rule``'s http-header conditions on ``name`` matches ``value``, or may by a
+    regular expression (true of a rule with none)."""
+    return all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
 
 
 def _meets_no_check(rule: Mapping[str, Any], name: str) -> bool:

@@ -1011,3 +1011,32 @@ def test_with_no_pin_a_rule_that_may_take_some_is_not_said_to_surely_need_the_ne
     assert said.endswith(f"; whatever pins them must be ahead of rule {ahead['RuleArn']} (priority 3) if it meets any "
                          f"of them: it, {meets}, and sends those it meets to arn:tg/stable (the stable version alone, "
                          "whatever the weights)"), said
+
+
+def test_a_pin_behind_a_rule_on_a_header_the_checks_never_send_says_it_takes_that_rule_to_meet_none_of_them():
+    """A proxy between the checks and the load balancer may add headers of its own: the rule on
+    X-Debug ahead of the pin was passed over without a word, and the checks said pinned by the pin
+    alone on an assumption nothing named."""
+    pin = found_on_edit(rule("debug", "3", [header("1", name="X-Debug")], STABLE),
+                        rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10; rule debug (priority 3), ahead of it on X-Debug, a "
+                          "header the checks do not send, is taken to meet none of them, as it does unless a proxy "
+                          "between them and the load balancer adds it)"), pin.said()
+    pin = found_on_edit(rule("debug", "3", [header("canary"), header("*", name="X-Debug"), header("?", name="Via")],
+                             STABLE),
+                        rule("trace", "4", [header("*", name="X-Amzn-Trace-Id")], STABLE, CANARY),
+                        rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said().endswith("; rules debug (priority 3) and trace (priority 4), ahead of it on X-Debug, Via and "
+                               "X-Amzn-Trace-Id, headers the checks do not send, are taken to meet none of them, as "
+                               "they do unless a proxy between them and the load balancer adds those)"), pin.said()
+    # Not named: one behind the pin, one forwarding to the canary alone, one on another value of the
+    # pin header or on methods the checks never use (it meets none of them whatever headers they carry).
+    for passed in (rule("debug", "6", [header("1", name="X-Debug")], STABLE),
+                   rule("debug", "3", [header("1", name="X-Debug")], CANARY),
+                   rule("debug", "3", [header("beta"), header("1", name="X-Debug")], STABLE),
+                   rule("debug", "3", [header("1", name="X-Debug"), method("PUT")], STABLE)):
+        pin = found_on_edit(passed, rule("pin", "5", [header("canary")], CANARY))
+        assert isinstance(pin, Pin) and "debug" not in pin.said(), pin.said()
