@@ -254,8 +254,8 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         # it does: "must be ahead" alone read as a rule surely taking some.
         first = unheaded[0]
         need = " if it meets any of them: it" if _unheaded_unsure(first, weighted, name) else ", which"
-        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}){need}, "
-                  f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
+        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']})"
+                  f"{need}, {_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
     return Unpinned(found, turns_on)
 
