@@ -5,8 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from rollway.pinning import Pin, Unpinned, find_pin, is_pin_rule
-from rollway.validation import CheckResult, ValidationSpec, http_reach, pinned, validation_seconds
+from rollway.pinning import CheckRequest, Pin, Unpinned, find_pin, is_pin_rule
+from rollway.validation import CheckResult, ValidationSpec, check_requests, http_reach, pinned, validation_seconds
 
 STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
 PATH = {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}
@@ -742,8 +742,6 @@ QUERY = {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "debu
     ([path("/edit/admin/*")], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not "
                               "(it has a path-pattern condition (/edit/admin/*) that does not match every request the "
                               "weighted rule's (path-pattern /edit/*) matches)"),
-    ([EDIT, SOURCE_IP], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it "
-                        "has a source-ip condition the weighted rule does not have)"),
     ([QUERY], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it has a "
               "query-string condition the weighted rule does not have)"),
     ([path("/*")], "meets every request the weighted rule matches, carrying `X-Rollway-Target: canary` or not (the "
@@ -1040,3 +1038,90 @@ def test_a_pin_behind_a_rule_on_a_header_the_checks_never_send_says_it_takes_tha
                    rule("debug", "3", [header("1", name="X-Debug"), method("PUT")], STABLE)):
         pin = found_on_edit(passed, rule("pin", "5", [header("canary")], CANARY))
         assert isinstance(pin, Pin) and "debug" not in pin.said(), pin.said()
+
+
+CHECKS = check_requests(ValidationSpec(health_url="https://api.example.com/health?probe=1",
+                                       api_base_url="https://API.example.com"))
+"""The checks' requests on the weighted rule's host (``WEIGHTED``: every path of api.example.com)."""
+
+
+def test_the_checks_requests_are_read_from_the_spec_as_httpx_sends_them():
+    assert CHECKS == (CheckRequest("GET", "api.example.com", "/health", "probe=1"),
+                      CheckRequest("POST", "api.example.com", "/sessions"),
+                      CheckRequest("POST", "api.example.com", "/sessions/*/messages"))
+    spec = ValidationSpec(health_url="https://edit.example.com:8443/a b", api_base_url="https://api.example.com/v1")
+    health, sessions, message = check_requests(spec)
+    assert (health.host, health.path, sessions.path, message.path) == (
+        "edit.example.com:8443", "/a%20b", "/v1/sessions", "/v1/sessions/*/messages")
+    assert "probe" not in repr(CHECKS[0])  # a query may carry a token: never shown
+
+
+@pytest.mark.parametrize("conditions", [
+    [path("/admin/*")],
+    [QUERY],                                         # debug=1: no check sends it
+    [method("GET"), path("/sessions*")],             # the session and message checks POST
+    [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "probe", "Value": "2"}]}}],
+])
+def test_a_rule_ahead_of_the_pin_that_no_check_meets_leaves_it_when_the_checks_requests_are_known(conditions):
+    """Judged against the weighted rule's requests (every path), a rule on /admin/* ahead of the pin
+    was said to take some of the checks, which never ask for /admin: refused, they were not sent."""
+    rules = (rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    pin = find_pin([*rules, WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                   canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
+    # Their requests not known (the infrastructure's checklist), the weighted rule's are judged.
+    assert isinstance(found(*rules), Unpinned)
+
+
+@pytest.mark.parametrize("conditions", [
+    [path("/sessions*")],
+    [method("GET")],
+    [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "PROBE", "Value": "?"}]}}],  # any case
+])
+def test_a_rule_ahead_of_the_pin_that_a_check_meets_is_still_refused_as_known(conditions):
+    said = find_pin([rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY), WEIGHTED,
+                     DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=CHECKS)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests"), said
+
+
+def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_and_is_not_known():
+    said = find_pin([rule("ids", "3", [path("/sessions/a*")], STABLE), rule("pin", "5", [header("canary")], CANARY),
+                     WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a path or query string the checks' may meet "
+                            "or not (a session id in a path is not known before the check, nor whether the load "
+                            "balancer reads a percent-encoded one decoded)"), said
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_not_known(checks):
+    """Where the checks are sent from is not known: a rule on 10.0.0.0/8 ahead of the pin was said
+    surely to take some of them."""
+    said = find_pin([rule("ip", "3", [SOURCE_IP], STABLE), rule("pin", "5", [header("canary")], CANARY), WEIGHTED,
+                     DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
+                            "the checks are sent from not being known"), said
+    assert said.startswith("rule ip (priority 3), with no http-header condition, may meet some of the weighted rule's "
+                           "requests carrying `X-Rollway-Target: canary` (by a source-ip condition on 10.0.0.0/8, "
+                           "where the checks are sent from not being known), and sends those it meets to "
+                           "arn:tg/stable"), said
+    # With no pin, the new one is asked ahead of it if it meets any of them.
+    said = find_pin([rule("ip", "3", [SOURCE_IP], STABLE), WEIGHTED, DEFAULT], header="X-Rollway-Target: canary",
+                    weighted_arn="weighted", canary_arn=CANARY, canary_group="canary-tg", checks=checks)
+    assert "; whatever pins them must be ahead of rule ip (priority 3) if it meets any of them: it, " in said, said
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_rule_on_the_header_and_a_source_address_ahead_of_the_pin_may_take_them_and_is_not_known(checks):
+    said = find_pin([rule("ip", "3", [header("canary"), SOURCE_IP], STABLE), rule("pin", "5", [header("canary")], CANARY),
+                     WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
+                            "the checks are sent from not being known"), said
