@@ -215,7 +215,8 @@ def test_a_rule_ahead_of_the_pin_on_a_path_no_check_asks_for_leaves_the_checks_p
                       Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
                       Actions=[{"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])
     rule = header_rule(aws)
-    summary = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
+    summary = validate_deployment(spec=spec(app, canary_header=HEADER,
+                                            success_rate_services=[aws.targets.stable_service]),
                                   targets_block=blocks, aws_credentials_block=blocks)
     assert summary.passed
     for name in HTTP_CHECKS:

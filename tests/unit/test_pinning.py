@@ -982,12 +982,13 @@ def test_a_pin_rule_on_part_of_the_requests_ahead_of_the_pin_is_named_beside_it(
     pin = found_on_edit(admin, rule("re", "4", [regex_header("^can")], CANARY),
                         rule("ip", "4", [SOURCE_IP], CANARY), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(pin, Pin), pin
-    assert pin.said().endswith("; rules admin (priority 3) and re (priority 4), ahead of it on the header, send those "
-                               "they meet there themselves; rule ip (priority 4), ahead of it and not met by the header "
-                               "alone, sends those it meets there itself)"), pin.said()
+    assert pin.said().endswith("; rules admin (priority 3) and re (priority 4), ahead of it on the header, send "
+                               "those they meet there themselves; rule ip (priority 4), ahead of it and not met by the "
+                               "header alone, sends those it meets there itself)"), pin.said()
     # Between rules pinning together, one on the header ahead of one of them.
     admin = rule("admin", "4", [header("canary"), path("/edit/admin/*")], CANARY)
-    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), admin, on_host("b", "5", "b.example.com", CANARY))
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), admin,
+                             on_host("b", "5", "b.example.com", CANARY))
     assert isinstance(pin, Pin) and pin.together, pin
     assert pin.said().endswith("; rule admin (priority 4), ahead of one of them on the header, sends those it meets "
                                "there itself)"), pin.said()
@@ -1119,8 +1120,9 @@ def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_
 
 @pytest.mark.parametrize("checks", [(), CHECKS])
 def test_a_rule_on_the_header_and_a_source_address_ahead_of_the_pin_may_take_them_and_is_not_known(checks):
-    said = find_pin([rule("ip", "3", [header("canary"), SOURCE_IP], STABLE), rule("pin", "5", [header("canary")], CANARY),
-                     WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+    said = find_pin([rule("ip", "3", [header("canary"), SOURCE_IP], STABLE),
+                     rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
                     canary_group="canary-tg", checks=checks)
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
