@@ -491,7 +491,8 @@ def _reach(rule: Mapping[str, Any], check: CheckRequest) -> int:
     query-string and source-ip conditions (``_NONE``, ``_MAYBE``, ``_SURELY``), its http-header ones
     apart (judged by the pin header's rules): the least of them. A source address is not known, nor
     what a ``*`` of the check's path holds, nor whether the load balancer compares a path or query
-    as sent or decoded (read both ways: where the two differ, it may meet)."""
+    as sent or decoded, a host with its port or without (read both ways: where the two differ, it
+    may meet)."""
     reached = _SURELY
     for condition in rule.get("Conditions", []):
         kind = condition.get("Field")
@@ -503,7 +504,9 @@ def _reach(rule: Mapping[str, Any], check: CheckRequest) -> int:
             met = _either(_pattern_reach(condition, check.path, str),
                           _pattern_reach(condition, unquote(check.path), str))
         elif kind == "host-header":
-            met = _pattern_reach(condition, check.host, str.lower)
+            # Compared with the port the Host header carries, or the name alone: not said.
+            met = _either(_pattern_reach(condition, check.host, str.lower),
+                          _pattern_reach(condition, re.sub(r":\d+$", "", check.host), str.lower))
         elif kind == "query-string":
             met = _either(_query_reach(condition, check.query, str),
                           _query_reach(condition, check.query, unquote_plus))
@@ -558,9 +561,10 @@ def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> str:
         return (f"a source-ip condition on {on_one_line(', '.join(sources))}, where the checks are sent from not "
                 "being known")
     # ``_reach``'s other unknowns: a session id in the message check's path, a path or query read
-    # as sent or decoded.
-    return ("a path or query string the checks' may meet or not (a session id in a path is not known before the "
-            "check, nor whether the load balancer reads a percent-encoded one decoded)")
+    # as sent or decoded, a host with its port or without.
+    return ("a path, host or query string the checks' may meet or not (a session id in a path is not known before "
+            "the check, nor whether the load balancer reads a percent-encoded path or query decoded, or a host "
+            "without its port)")
 
 
 def _reach_unsure(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:

@@ -1093,9 +1093,10 @@ def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_
                      WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
                     canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
     assert isinstance(said, Unpinned), said
-    assert said.unknown == ("which of them rule ids (priority 3) meets, by a path or query string the checks' may meet "
-                            "or not (a session id in a path is not known before the check, nor whether the load "
-                            "balancer reads a percent-encoded one decoded)"), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a path, host or query string the checks' "
+                            "may meet or not (a session id in a path is not known before the check, nor whether the "
+                            "load balancer reads a percent-encoded path or query decoded, or a host without its "
+                            "port)"), said
 
 
 @pytest.mark.parametrize("checks", [(), CHECKS])
@@ -1127,3 +1128,16 @@ def test_a_rule_on_the_header_and_a_source_address_ahead_of_the_pin_may_take_the
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
                             "the checks are sent from not being known"), said
+
+
+def test_a_rule_ahead_of_the_pin_on_the_checks_host_may_meet_them_when_their_urls_name_a_port():
+    """Their Host header carries the port (api.example.com:8443); whether a host-header condition is
+    compared with it or with the name alone is not said: read as never meeting them, a rule on
+    api.example.com ahead of the pin was left out, and the checks said pinned."""
+    checks = check_requests(ValidationSpec(health_url="https://api.example.com:8443/health",
+                                           api_base_url="https://api.example.com:8443"))
+    said = find_pin([rule("host", "3", [{"Field": "host-header", "Values": ["API.example.com"]}], STABLE),
+                     rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned) and said.unknown is not None, said
