@@ -62,7 +62,7 @@ from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.validation import (
     CHECKS, HEALTH, HTTP_CHECK_LIMIT, MESSAGE, SESSION, SUCCESS_RATE, TARGETS, TARGETS_CHECK_LIMIT, CheckResult,
-    ValidationSpec, ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session,
+    ValidationSpec, ValidationSummary, authorization_header, check_requests, evaluate, http_reach, markdown, no_session,
     past_check_limit, pinned, said_seconds, shown_url, left_behind, skipped, success_rate_check_seconds, unchecked,
     validation_seconds,
 )
@@ -275,7 +275,10 @@ def _pin(spec: ValidationSpec, targets: Targets, router: AlbRouter, seconds: flo
     # reached the log after the validation said the rules could not be read.
     say = Hushable(get_run_logger().warning)
     try:
-        found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header, say=say), seconds,
+        # Judged by what the checks send: a rule ahead of the pin on a path none of them asks
+        # for, read as taking some of the weighted rule's requests, kept them from being sent.
+        checks = check_requests(spec)
+        found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header, checks=checks, say=say), seconds,
                                   "could not read the listener's rules")
     finally:
         say.hush()

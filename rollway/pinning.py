@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
+from urllib.parse import unquote, unquote_plus
 
 from rollway.one_line import on_one_line
 
@@ -33,7 +34,8 @@ CHECK_HEADERS = frozenset({"accept", "accept-encoding", "authorization", "connec
 """The headers the validation's checks may carry besides the pin header and Host (``http_checks.client``'s
 and httpx's own). A rule with an http-header condition on any other meets none of them: read as one
 they "may carry or not", a rule on X-Debug ahead of the pin made their pinning "not known", and
-they were not sent."""
+they were not sent. A proxy between them and the load balancer may add one all the same: a pin
+behind such a rule says so (``Pin.unsent``), where the checks' results are read."""
 
 CHECK_METHODS = frozenset({"GET", "POST"})
 """The methods the validation's checks send (health: GET; session and message: POST). A rule ahead
@@ -47,6 +49,23 @@ it matches meets them all, as far as that condition goes. Read as a header whose
 not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """One of the validation's HTTP checks' requests as a listener rule's conditions see it
+    (``rollway.validation.check_requests``): a rule ahead of the pin whose path, host, method or
+    query string none of them meets takes none of them. Judged against the weighted rule's requests
+    instead, a rule on /edit/admin/* kept checks on /health and /sessions from being sent."""
+
+    method: str
+    host: str
+    """As the Host header carries it, lower case (``host:port`` when the URL names a port)."""
+    path: str
+    """As sent, percent-encoded, a pattern: ``*`` where it holds what is not known before the check
+    (the message check's session id)."""
+    query: str = field(default="", repr=False)
+    """As sent, without its ``?``; never shown (it may carry a token)."""
 
 
 def header_parts(text: str) -> tuple[str, str]:
@@ -101,11 +120,20 @@ class Pin:
     """The rules (ARN, priority) ahead of a pin rule that the header alone does not meet
     (``_unheaded_ahead``'s: with no condition on it, or one on another header beside it), forwarding
     to the canary group alone, that the checks they meet reach it through, not through the pin."""
+    headed: tuple[tuple[str, str], ...] = ()
+    """The other pin rules (ARN, priority) on the header ahead of a pin rule, each on part of the
+    weighted rule's requests or matching the header by a regular expression, that the checks they
+    meet reach the canary group through, not through the pin."""
+    unsent: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """The rules (ARN, priority, the headers) ahead of a pin rule, forwarding elsewhere, that the
+    checks would meet but for a header condition on one they do not send (``_unsent_ahead``): taken
+    to meet none of them, which holds unless a proxy on their way adds it, as ``said`` tells."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
         rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"; the ``unheaded`` ones after, as sending those they meet there themselves."""
+        every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet there themselves; the
+        ``unsent`` last, as taken to meet none of them."""
         if not self.together:
             by = f"rule {self.rule_arn}, priority {self.priority}"
         else:
@@ -113,15 +141,44 @@ class Pin:
                      for arn, priority in ((self.rule_arn, self.priority), *self.together)]
             by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and " \
                  "together on every one"
-        unheaded = ""
-        if self.unheaded:
-            one = len(self.unheaded) == 1
-            rules = " and ".join(f"{arn} (priority {priority})" for arn, priority in self.unheaded)
-            unheaded = (f"; rule{'' if one else 's'} {rules}, ahead of {'one of them' if self.together else 'it'} "
-                        f"and not met by the header alone, send{'s' if one else ''} those {'it meets' if one else 'they meet'} "
-                        f"there {'itself' if one else 'themselves'}")
+        where = "one of them" if self.together else "it"
+        ahead = (_sending_there(self.headed, f"ahead of {where} on the header")
+                 + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone")
+                 + _unsent_said(self.unsent, where))
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
-                f"rule's {self.weighted_priority}{unheaded})")
+                f"rule's {self.weighted_priority}{ahead})")
+
+
+def _unsent_said(rules: Sequence[tuple[str, str, tuple[str, ...]]], where: str) -> str:
+    """``Pin.said``'s "; rule <arn> (priority 3), ahead of ``where`` on X-Debug, a header the checks
+    do not send, is taken to meet none of them ..." of ``Pin.unsent``, all named at once; empty for none."""
+    if not rules:
+        return ""
+    one = len(rules) == 1
+    named = " and ".join(f"{arn} (priority {priority})" for arn, priority, _ in rules)
+    # Each header once, as the first rule naming it spells it (names match without regard to case).
+    spelt: dict[str, str] = {}
+    for _, _, names in rules:
+        for header in names:
+            spelt.setdefault(header.lower(), header)
+    headers = list(spelt.values())
+    single = len(headers) == 1
+    on = headers[0] if single else f"{', '.join(headers[:-1])} and {headers[-1]}"
+    return (f"; rule{'' if one else 's'} {named}, ahead of {where} on {on}, {'a header' if single else 'headers'} "
+            f"the checks do not send, {'is' if one else 'are'} taken to meet none of them, as "
+            f"{'it does' if one else 'they do'} unless a proxy between them and the load balancer adds "
+            f"{'it' if single else 'those'}")
+
+
+def _sending_there(rules: Sequence[tuple[str, str]], how: str) -> str:
+    """``Pin.said``'s "; rule <arn> (priority 3), ``how``, sends those it meets there itself" of
+    ``rules`` (ARN, priority), all named at once; empty for none."""
+    if not rules:
+        return ""
+    one = len(rules) == 1
+    named = " and ".join(f"{arn} (priority {priority})" for arn, priority in rules)
+    return (f"; rule{'' if one else 's'} {named}, {how}, send{'s' if one else ''} those "
+            f"{'it meets' if one else 'they meet'} there {'itself' if one else 'themselves'}")
 
 
 class Unpinned(str):
@@ -150,7 +207,7 @@ def unpinned_said(why: str, *, not_pinned: str, whether: str) -> str:
 
 
 def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: str, canary_arn: str,
-             canary_group: str) -> Pin | Unpinned:
+             canary_group: str, checks: Sequence[CheckRequest] = ()) -> Pin | Unpinned:
     """The rule of ``rules`` (a listener's, as DescribeRules gives them) that a request matching
     the weighted rule ``weighted_arn`` and carrying ``header`` meets first, when it forwards to
     ``canary_arn`` alone; otherwise why the requests would not be pinned, with the rule to create.
@@ -168,6 +225,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     them and where it sends them. A rollout's lookup refuses (``RulesOnPath``) only more than one
     rule on the weighted rule's own path (and host) forwarding to its groups, unless one alone of
     them names the canary group; any other such rule reaches this.
+
+    ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
+    then judged by what they send (``_reach``), one none of them meets left out, one with a
+    source-ip condition or that only some may meet (a session id in a path) "may meet" them.
+    Without them (the infrastructure's checklist, which knows the header alone), by the weighted
+    rule's requests; a source address still "may meet" them: where they are sent from is not known.
     """
     name, value = header_parts(header)
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
@@ -175,14 +238,15 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
-    header_rules = _header_rules_ahead(rules, weighted, name, value)
-    every_unheaded = _unheaded_ahead(rules, weighted, name, value)
+    header_rules = _header_rules_ahead(rules, weighted, name, value, canary_arn, checks)
+    every_unheaded = _unheaded_ahead(rules, weighted, name, value, checks)
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
     # Whether they are all pinned turns on these rules, read in order: a pin by a regular expression
     # ahead of a rule taking some of them may meet every one first.
-    turns_on = _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value, canary_arn)
+    turns_on = _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value, canary_arn,
+                         checks)
     if isinstance(found, Pin):
         # Each pin rule behind a rule with no condition on the header is passed over by those that
         # rule meets: judged by header rules alone, the pin was said to hold every check.
@@ -190,21 +254,34 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         last = max(float(priority) for _, priority in pins)
         taking = [r for r in unheaded if _priority(r) < last]
         if not taking:
-            # Named beside the pin: said pinned by it alone, those checks were never its.
-            return replace(found, unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
-                                                 if _priority(r) < last))
+            # Named beside the pin: said pinned by it alone, those checks were never its. Those on the
+            # header ahead of it are all pin rules (one that is not was ``_found``'s refusal), named
+            # but for one meeting none of the checks: the same conditions as one ahead, or methods
+            # none of theirs.
+            headed = [r for r in header_rules if _priority(r) < last and (r["RuleArn"], str(r["Priority"])) not in pins
+                      and _twin(r, header_rules) is None and not _meets_no_check(r, name, checks)]
+            # Passed over for a header the checks do not send, said so: a proxy on their way may add it.
+            unsent = tuple((r["RuleArn"], str(r["Priority"]), tuple(_unsent(r, name)))
+                           for r in _unsent_ahead(rules, weighted, name, value, canary_arn, checks)
+                           if _priority(r) < last)
+            return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed),
+                           unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
+                                          if _priority(r) < last), unsent=unsent)
         # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
         # checks were said surely not pinned. ``_turns_on`` reads no rules pinning together: there,
         # those taking some decide alone.
-        return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group),
-                        turns_on or (_unsure_said(taking, weighted, name)
-                                     if all(_unheaded_unsure(r, weighted, name) for r in taking) else None))
+        return Unpinned(_unheaded_taking_said(taking, pins, weighted, header, name, canary_arn, canary_group, checks),
+                        turns_on or (_unsure_said(taking, weighted, name, checks)
+                                     if all(_unheaded_unsure(r, weighted, name, checks) for r in taking) else None))
     if unheaded:
         # Whatever the refusal asks changed or created, a pin behind this rule is passed over by
         # those it meets: unsaid, the rule made as told was refused again for it.
+        # One that only may meet some of them (``_unheaded_unsure``) needs the pin ahead of it only if
+        # it does: "must be ahead" alone read as a rule surely taking some.
         first = unheaded[0]
-        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']}), which, "
-                  f"{_unheaded_meets(first, weighted, header, name)}, and sends those it meets to "
+        need = " if it meets any of them: it" if _unheaded_unsure(first, weighted, name, checks) else ", which"
+        found += (f"; whatever pins them must be ahead of rule {first['RuleArn']} (priority {first['Priority']})"
+                  f"{need}, {_unheaded_meets(first, weighted, header, name, checks)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
     return Unpinned(found, turns_on)
 
@@ -274,7 +351,7 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
 
 
 def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
-              canary_arn: str) -> str | None:
+              canary_arn: str, checks: Sequence[CheckRequest]) -> str | None:
     """When whether every request ``weighted`` matches, carrying ``name: value``, meets a pin rule
     first turns on regular expressions (``RegexValues``, not compared) or on other headers the
     checks' requests may carry: the rules whose meeting them it turns on, said (``_unsure_said``);
@@ -294,7 +371,11 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
         met = _header_met(rule, name, value)
         if not is_pin_rule(rule, canary_arn):
             unheaded = not _header_met(rule, name, value, maybe=True)  # ``_unheaded_ahead``'s
-            if (met and not _regex_between(rule, weighted)) or (unheaded and not _unheaded_unsure(rule, weighted, name)):
+            surely_unheaded = unheaded and not _unheaded_unsure(rule, weighted, name, checks)
+            # One on the header whose meeting the checks turns on a source address, or a session id,
+            # may let them by as one on another header may.
+            surely_met = met and not _regex_between(rule, weighted) and not _reach_unsure(rule, checks)
+            if surely_met or surely_unheaded:
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)
             continue
@@ -308,7 +389,7 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
         return None  # none may pin them all
     if not unsure:
         return None
-    return _unsure_said(unsure, weighted, name)
+    return _unsure_said(unsure, weighted, name, checks)
 
 
 def _regex_between(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
@@ -325,17 +406,22 @@ def _regex_between(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool
     return False
 
 
-def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                        value: str) -> list[Mapping[str, Any]]:
+def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                        canary_arn: str, checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that match, or by a regular expression may match, requests
-    carrying ``name: value`` on some of its requests (not ``_apart``), in priority order."""
+    carrying ``name: value`` on some of its requests (not ``_apart``), in priority order; of those
+    forwarding elsewhere, only those some check's request may meet (not ``_meets_no_check``), as
+    ``_unheaded_ahead``'s: one on the header and PUT was said to take the checks ahead of the pin.
+    A pin rule on PUT is kept: named, it is told to widen its conditions, where left out, a rule by
+    a regular expression on the header and PUT alone was said to be no rule at all."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-            and not _apart(rule, weighted)]
+            and not _apart(rule, weighted)
+            and (is_pin_rule(rule, canary_arn) or not _meets_no_check(rule, name, checks))]
 
 
 def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                    value: str) -> list[Mapping[str, Any]]:
+                    value: str, checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
     """The rules ahead of ``weighted`` that a request carrying ``name: value`` may meet though no
     http-header condition of theirs is met by that header alone (none, or one on another header the
     checks may carry, ``CHECK_HEADERS``, beside any ``name: value`` meets; one on User-Agent given as
@@ -345,19 +431,149 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
     or not. Those forwarding to the canary group alone among them: the checks meeting one reach it anyway."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
-            and all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
-            and all(_header_name(c).lower() in CHECK_HEADERS for c in _other_headers(rule, name))
-            and not _meets_no_check(rule, name) and not _apart(rule, weighted)]
+            and _name_may_match(rule, name, value) and not _unsent(rule, name)
+            and not _meets_no_check(rule, name, checks) and not _apart(rule, weighted)]
 
 
-def _meets_no_check(rule: Mapping[str, Any], name: str) -> bool:
-    """Whether every request of the checks' fails one of ``rule``'s conditions, whatever its path and
-    host: a User-Agent given as patterns their own (``CHECK_USER_AGENT``) does not match, or
-    methods none of theirs (``CHECK_METHODS``; a load balancer compares them with regard to case)."""
-    return (any(_agent_compared(c) and not _header_matches(c, "User-Agent", CHECK_USER_AGENT)
-                for c in _other_headers(rule, name))
-            or any(c.get("Field") == "http-request-method" and _values(c) and CHECK_METHODS.isdisjoint(_values(c))
-                   for c in rule.get("Conditions", [])))
+def _unsent_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                  canary_arn: str, checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
+    """The rules ahead of ``weighted``, forwarding elsewhere than the canary group alone, that a
+    request carrying ``name: value`` would meet, on some of its requests (not ``_apart``) and of the
+    checks' (not ``_meets_no_check``), were it not for an http-header condition on a header the
+    checks do not send (``_unsent``), in priority order. ``_unheaded_ahead`` and ``_header_rules_ahead``
+    leave them out: read as "may meet", a rule on X-Debug made the checks' pinning "not known" and
+    they were never sent, on every listener with such a rule. A proxy between the checks and the
+    load balancer may add such a header all the same: ``Pin.unsent`` names them."""
+    return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+            and _priority(rule) < _priority(weighted) and _unsent(rule, name) and _name_may_match(rule, name, value)
+            and not _meets_no_check(rule, name, checks) and not _apart(rule, weighted)
+            and not forwards_alone(rule, canary_arn)]
+
+
+def _unsent(rule: Mapping[str, Any], name: str) -> list[str]:
+    """The headers of ``rule``'s http-header conditions that the checks do not send (neither ``name``
+    nor one of ``CHECK_HEADERS``), each once, as the rule spells it."""
+    unsent: dict[str, str] = {}
+    for condition in _other_headers(rule, name):
+        header = _header_name(condition)
+        if header.lower() not in CHECK_HEADERS:
+            unsent.setdefault(header.lower(), header)
+    return list(unsent.values())
+
+
+def _name_may_match(rule: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether each of ``rule``'s http-header conditions on ``name`` matches ``value``, or may by a
+    regular expression (true of a rule with none)."""
+    return all(_header_matches(c, name, value) or _regex_on(c, name) for c in _other_headers(rule, name, on=True))
+
+
+def _meets_no_check(rule: Mapping[str, Any], name: str, checks: Sequence[CheckRequest] = ()) -> bool:
+    """Whether every request of the checks' fails one of ``rule``'s conditions: a User-Agent given
+    as patterns their own (``CHECK_USER_AGENT``) does not match; or, their requests known
+    (``checks``), none of them meets its path, host, method and query string (``_reach``);
+    otherwise, whatever its path and host, methods none of theirs (``CHECK_METHODS``; a load
+    balancer compares them with regard to case)."""
+    if any(_agent_compared(c) and not _header_matches(c, "User-Agent", CHECK_USER_AGENT)
+           for c in _other_headers(rule, name)):
+        return True
+    if checks:
+        return max(_reach(rule, check) for check in checks) == _NONE
+    return any(c.get("Field") == "http-request-method" and _values(c) and CHECK_METHODS.isdisjoint(_values(c))
+               for c in rule.get("Conditions", []))
+
+
+_NONE, _MAYBE, _SURELY = 0, 1, 2
+"""Whether a request meets a rule's condition (``_reach``): surely not, may, surely."""
+
+
+def _reach(rule: Mapping[str, Any], check: CheckRequest) -> int:
+    """Whether ``check`` meets ``rule``'s path-pattern, host-header, http-request-method,
+    query-string and source-ip conditions (``_NONE``, ``_MAYBE``, ``_SURELY``), its http-header ones
+    apart (judged by the pin header's rules): the least of them. A source address is not known, nor
+    what a ``*`` of the check's path holds, nor whether the load balancer compares a path or query
+    as sent or decoded, a host with its port or without (read both ways: where the two differ, it
+    may meet)."""
+    reached = _SURELY
+    for condition in rule.get("Conditions", []):
+        kind = condition.get("Field")
+        if kind == "source-ip":
+            met = _MAYBE
+        elif kind == "http-request-method":
+            met = _SURELY if check.method in _values(condition) else _NONE
+        elif kind == "path-pattern":
+            met = _either(_pattern_reach(condition, check.path, str),
+                          _pattern_reach(condition, unquote(check.path), str))
+        elif kind == "host-header":
+            # Compared with the port the Host header carries, or the name alone: not said.
+            met = _either(_pattern_reach(condition, check.host, str.lower),
+                          _pattern_reach(condition, re.sub(r":\d+$", "", check.host), str.lower))
+        elif kind == "query-string":
+            met = _either(_query_reach(condition, check.query, str),
+                          _query_reach(condition, check.query, unquote_plus))
+        else:
+            continue
+        reached = min(reached, met)
+    return reached
+
+
+def _either(one: int, other: int) -> int:
+    """Two readings of a request (as sent, decoded) as one: the same, or "may" where they differ."""
+    return one if one == other else _MAYBE
+
+
+def _pattern_reach(condition: Mapping[str, Any], text: str, fold: Any) -> int:
+    """Whether ``text`` (a pattern: its ``*`` stands for what is not known) meets a path-pattern or
+    host-header ``condition``: one of its values matching all it may be, surely; sharing some, or
+    given as regular expressions (not compared), may; none, surely not."""
+    values = [fold(v) for v in _values(condition)]
+    if any(_pattern_covers(v, fold(text)) for v in values):
+        return _SURELY
+    return _MAYBE if _regexes(condition) or any(_patterns_meet(v, fold(text)) for v in values) else _NONE
+
+
+def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> int:
+    """Whether the query string ``query``, each key and value read by ``decode``, meets a
+    query-string ``condition``: one of its values, a key and value or a value alone (patterns, a
+    backslash escaping ``*`` and ``?``, without regard to case), found among the query's items."""
+    items = [(decode(key), decode(item)) if eq else (None, decode(key))
+             for key, eq, item in (part.partition("=") for part in query.split("&") if part)]
+    for wanted in _config(condition).get("Values") or condition.get("Values") or []:
+        key, value = wanted.get("Key"), wanted.get("Value", "")
+        if any((key is None or (k is not None and _query_matches(key, k))) and _query_matches(value, v)
+               for k, v in items):
+            return _SURELY
+    return _NONE
+
+
+def _query_matches(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches a query-string condition's ``pattern``: ``*`` any characters, ``?``
+    one, each itself after a backslash, without regard to case."""
+    parts = re.findall(r"\\[*?]|[*?]|[^*?\\]+|\\", pattern)
+    regex = "".join(re.escape(p[1]) if p.startswith("\\") and len(p) == 2 else ".*" if p == "*" else "." if p == "?"
+                    else re.escape(p) for p in parts)
+    return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL) is not None
+
+
+def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> str:
+    """Why ``rule`` may meet the checks or not (``_reach_unsure``), as "may meet" is said."""
+    sources = [v for c in rule.get("Conditions", []) if c.get("Field") == "source-ip" for v in _values(c)]
+    if sources:
+        return (f"a source-ip condition on {on_one_line(', '.join(sources))}, where the checks are sent from not "
+                "being known")
+    # ``_reach``'s other unknowns: a session id in the message check's path, a path or query read
+    # as sent or decoded, a host with its port or without.
+    return ("a path, host or query string the checks' may meet or not (a session id in a path is not known before "
+            "the check, nor whether the load balancer reads a percent-encoded path or query decoded, or a host "
+            "without its port)")
+
+
+def _reach_unsure(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:
+    """Whether whether some of the checks meet ``rule`` turns on what is not known: with their
+    requests (``checks``), none meets it surely and some may (``_reach``); without, it has a
+    source-ip condition."""
+    if checks:
+        return max(_reach(rule, check) for check in checks) == _MAYBE
+    return any(c.get("Field") == "source-ip" for c in rule.get("Conditions", []))
 
 
 def _other_headers(rule: Mapping[str, Any], name: str, *, on: bool = False) -> list[Mapping[str, Any]]:
@@ -384,11 +600,12 @@ def _header_name(condition: Mapping[str, Any]) -> str:
     return str(condition.get("HttpHeaderConfig", {}).get("HttpHeaderName", ""))
 
 
-def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
+def _unheaded_unsure(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str,
+                     checks: Sequence[CheckRequest]) -> bool:
     """Whether an ``_unheaded_ahead`` rule meeting some of the checks' requests turns on what is not
     compared: a header other than ``name`` (the checks' values of it are not compared, their
     User-Agent apart: ``_unsure_headers``) or regular expressions (``_unheaded_regex``)."""
-    return bool(_unsure_headers(rule, name)) or _unheaded_regex(rule, weighted, name)
+    return bool(_unsure_headers(rule, name)) or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks)
 
 
 def _unheaded_regex(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str) -> bool:
@@ -397,21 +614,25 @@ def _unheaded_regex(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: 
     return _regex_between(rule, weighted) or any(_regexes(c) for c in _other_headers(rule, name, on=True))
 
 
-def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str) -> str:
+def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                 checks: Sequence[CheckRequest]) -> str:
     """``Unpinned.unknown``: which of the checks' requests the rules of ``unsure`` meet is not known, and why."""
     named = " and ".join(f"rule {r['RuleArn']} (priority {r['Priority']})" for r in unsure)
     meet = "meets" if len(unsure) == 1 else "meet"
     # Each reason that holds of one of them: "by regular expressions" alone, of a rule on X-Debug,
     # sent a person looking for an expression the listener does not have.
     others = any(_unsure_headers(r, name) for r in unsure)
-    regex = any(not _unsure_headers(r, name) or _unheaded_regex(r, weighted, name) for r in unsure)
+    regex = any(_unheaded_regex(r, weighted, name) or not (_unsure_headers(r, name) or _reach_unsure(r, checks))
+                for r in unsure)
     why = [*(["regular expressions that are not compared"] if regex else []),
            # Not "may carry or not": the checks always carry User-Agent, with a value of their own.
-           *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else [])]
+           *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else []),
+           *dict.fromkeys(_reach_why(r, checks) for r in unsure if _reach_unsure(r, checks))]
     return f"which of them {named} {meet}, by {' and '.join(why)}"
 
 
-def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str) -> str:
+def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str,
+                    checks: Sequence[CheckRequest]) -> str:
     """What of the weighted rule's requests an ``_unheaded_ahead`` rule meets: with which conditions,
     its share of them (every one, some, or some that may be), as a refusal names it."""
     others = _unsure_headers(rule, name)
@@ -421,9 +642,10 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     with_ = (f"with an http-header condition on another header than {name}" if others else
              f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
              f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
-    if others or _unheaded_regex(rule, weighted, name):
+    if others or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks):
         why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
-               *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else [])]
+               *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else []),
+               *([f"by {_reach_why(rule, checks)}"] if _reach_unsure(rule, checks) else [])]
         return f"{with_}, may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})"
     beyond = _beyond(rule, weighted)
     if agent:
@@ -453,13 +675,14 @@ def _unheaded_goes(rule: Mapping[str, Any], weighted: Mapping[str, Any], canary_
 
 def _unheaded_taking_said(taking: Sequence[Mapping[str, Any]], pins: Sequence[tuple[str, str]],
                           weighted: Mapping[str, Any], header: str, name: str, canary_arn: str,
-                          canary_group: str) -> str:
+                          canary_group: str, checks: Sequence[CheckRequest]) -> str:
     """Why the pin found by header rules (``pins``: its rule, or the rules pinning together, ARN and
     priority) does not hold every check: the rules of ``taking`` (``_unheaded_ahead``'s ahead of one
     of them) meet some of them first, each said with its share and where it sends them; what to
     change: the pin rules behind the first of them, given a priority number below it."""
     first = taking[0]
-    states = "; ".join(f"rule {r['RuleArn']} (priority {r['Priority']}), {_unheaded_meets(r, weighted, header, name)}, "
+    states = "; ".join(f"rule {r['RuleArn']} (priority {r['Priority']}), "
+                       f"{_unheaded_meets(r, weighted, header, name, checks)}, "
                        f"and sends those it meets to {_unheaded_goes(r, weighted, canary_arn)}" for r in taking)
     behind = [(arn, priority) for arn, priority in pins if float(priority) > _priority(first)]
     said = " and ".join(f"{arn} (priority {priority})" for arn, priority in behind)
@@ -500,9 +723,7 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     def state(r: Mapping[str, Any]) -> str:
         # A rule on the same conditions as one ahead of it meets none of them: said to send "those
         # it meets" to the canary, it read as pinning some.
-        same = {_condition_key(c) for c in r.get("Conditions", [])}
-        twin = next((o for o in said if _priority(o) < _priority(r)
-                     and {_condition_key(c) for c in o.get("Conditions", [])} == same), None)
+        twin = _twin(r, said)
         if twin is not None:
             return (f"rule {r['RuleArn']} (priority {r['Priority']}) repeats the conditions of rule {twin['RuleArn']} "
                     f"(priority {twin['Priority']}), ahead of it: it meets none of them")
@@ -528,6 +749,14 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
             f"{'meets' if known else 'is known to meet'} every request it matches carrying `{header}`: {states}, so "
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
+
+
+def _twin(rule: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The first of ``rules`` ahead of ``rule`` on the same conditions (``_condition_key``'s): it
+    takes every request ``rule`` would meet first. None when there is none."""
+    same = {_condition_key(c) for c in rule.get("Conditions", [])}
+    return next((o for o in rules if _priority(o) < _priority(rule)
+                 and {_condition_key(c) for c in o.get("Conditions", [])} == same), None)
 
 
 def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None,

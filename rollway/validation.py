@@ -25,7 +25,7 @@ from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
 from rollway.one_line import shown
-from rollway.pinning import Pin, header_parts
+from rollway.pinning import CheckRequest, Pin, header_parts
 from rollway.report import markdown_cell
 
 HEALTH = "health"
@@ -443,6 +443,23 @@ class ValidationSpec(BaseModel):
         from urllib.parse import quote
 
         return self.api_base_url + self.messages_path.replace("{session_id}", quote(session_id, safe=""))
+
+
+def check_requests(spec: ValidationSpec) -> tuple[CheckRequest, ...]:
+    """The requests the health, session and message checks send (``rollway.http_checks``), as a
+    listener rule's conditions see them (``rollway.pinning.find_pin``): each URL as httpx sends it,
+    the message's session id, not known before the check, as ``*``."""
+    # A session id is percent-encoded into the path (``messages_url``): "*" stands for any of them.
+    message = spec.api_base_url + spec.messages_path.replace("{session_id}", "*")
+    return tuple(_check_request(method, url) for method, url in (("GET", spec.health_url),
+                                                                ("POST", spec.sessions_url), ("POST", message)))
+
+
+def _check_request(method: str, url: str) -> CheckRequest:
+    sent = httpx.URL(url)
+    host = sent.host if sent.port is None else f"{sent.host}:{sent.port}"
+    path, _, query = sent.raw_path.decode("ascii").partition("?")
+    return CheckRequest(method=method, host=host.lower(), path=path or "/", query=query)
 
 
 def past_check_limit(spec: ValidationSpec, *, elapsed: float, wait: float, failed_attempt: int,

@@ -13,14 +13,14 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from botocore.exceptions import ClientError
 
 from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, RulesOnPath, TargetNotFound,
                                 WeightMismatch, asked_while_throttled, error_code)
 from rollway.model import ShiftedRule, TargetGroup, Weights
-from rollway.pinning import Pin, Unpinned, find_pin, forwards_alone, is_pin_rule
+from rollway.pinning import CheckRequest, Pin, Unpinned, find_pin, forwards_alone, is_pin_rule
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 
@@ -413,7 +413,7 @@ class AlbRouter:
             if d.get("TargetHealth", {}).get("State") == "healthy"
         )
 
-    def pin(self, header: str, *, say: Callable[[str], None] = lambda _: None,
+    def pin(self, header: str, *, checks: Sequence[CheckRequest] = (), say: Callable[[str], None] = lambda _: None,
             sleep: Callable[[float], None] | None = None) -> Pin | Unpinned:
         """The listener rule that pins requests carrying ``header`` (``Name: value``) to the canary
         target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``'s
@@ -421,7 +421,9 @@ class AlbRouter:
         DescribeRules of the listener, read-only, asked again while throttled
         (``asked_while_throttled``, the one retry of it: a caller bounds it in time, as the validation's
         ``_elb_read`` does, and asks nothing again; ``say``, ``sleep``: its line and its wait, None:
-        ``time.sleep`` as it is at each wait)."""
+        ``time.sleep`` as it is at each wait). ``checks``: the requests the validation's checks send
+        (``rollway.validation.check_requests``), which rules ahead of the pin are judged by; none:
+        the weighted rule's requests are (``find_pin``)."""
         def read() -> tuple[_Resolved, list[dict[str, Any]]]:
             r = self._lookups()
             pages = self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
@@ -432,7 +434,7 @@ class AlbRouter:
         r, rules = asked_while_throttled(read, lambda err: getattr(err, "operation_name", None) or "DescribeRules",
                                          say=say, sleep=sleep)
         return find_pin(rules, header=header, weighted_arn=r.rule_arn, canary_arn=r.canary_arn,
-                        canary_group=self._targets.canary_target_group)
+                        canary_group=self._targets.canary_target_group, checks=checks)
 
     def _split_stickiness(self, rule: dict[str, Any]) -> dict[str, Any]:
         """The stickiness of a split in which both versions serve, remembered across rollouts.

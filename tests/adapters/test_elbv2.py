@@ -13,6 +13,7 @@ from rollway.aws.errors import AdapterError, TargetNotFound, WeightMismatch
 from rollway.model import Weights
 from rollway.pinning import Pin
 from rollway.targets import Targets
+from rollway.validation import ValidationSpec, check_requests
 from rollway.weights_read import FirstRead
 from tests.botocore_events import on_operation
 
@@ -474,13 +475,17 @@ def test_pin_rules_one_per_host_of_the_weighted_rules_are_read_as_pinning_togeth
     assert router.get_weights() == Weights.canary_at(5)
 
 
-@pytest.mark.parametrize("conditions", [
-    [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
+@pytest.mark.parametrize("conditions, meets", [
+    ([{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
+     "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it has a "),
     # On the weighted rule's own path: a rollout takes the rule naming the canary group, and lets this one by.
-    [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}},
-     {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}],
+    # Where the checks are sent from is not known: it may meet them.
+    ([{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}},
+      {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}],
+     "may meet some of the weighted rule's requests carrying `X-Rollway-Target: canary` (by a source-ip condition on "
+     "10.0.0.0/8, where the checks are sent from not being known)"),
 ])
-def test_a_rule_with_no_header_condition_ahead_of_the_pin_is_read_as_taking_some_of_the_checks(aws, conditions):
+def test_a_rule_with_no_header_condition_ahead_of_the_pin_is_read_as_taking_some_of_the_checks(aws, conditions, meets):
     """A rule ahead of the pin with no http-header condition (a path of its own, a source address),
     forwarding to the stable group: the checks meeting it reach the old version, and the pin was
     said to hold every one."""
@@ -497,8 +502,7 @@ def test_a_rule_with_no_header_condition_ahead_of_the_pin_is_read_as_taking_some
         Actions=[{"Type": "forward", "TargetGroupArn": top.canary_target_group_arn}])["Rules"][0]["RuleArn"]
     said = AlbRouter(elbv2, aws.targets).pin("X-Rollway-Target: canary")
     assert not isinstance(said, Pin), said
-    assert said.startswith(f"rule {admin_arn} (priority 3), with no http-header condition, meets some of the "
-                           "weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it has a "), said
+    assert said.startswith(f"rule {admin_arn} (priority 3), with no http-header condition, {meets}"), said
     assert said.endswith(f", and sends those it meets to {top.stable_target_group_arn} (the stable version alone, "
                          f"whatever the weights); it is ahead of rule {pin_arn} (priority 5), the one pinning them to "
                          f"the canary target group {aws.targets.canary_target_group} alone: give rule {pin_arn} a "
@@ -506,3 +510,26 @@ def test_a_rule_with_no_header_condition_ahead_of_the_pin_is_read_as_taking_some
     # Given a priority number below it, the pin holds every check.
     elbv2.set_rule_priorities(RulePriorities=[{"RuleArn": pin_arn, "Priority": 2}])
     assert isinstance(AlbRouter(elbv2, aws.targets).pin("X-Rollway-Target: canary"), Pin)
+
+
+def test_a_rule_ahead_of_the_pin_that_none_of_the_checks_requests_meets_leaves_the_pin_read_with_them(aws):
+    """A rule on /admin/* forwarding to the stable group ahead of the pin: judged against the weighted
+    rule's requests (every path) it takes some of them; the checks' own (/health, /sessions...) never
+    meet it, and were said not pinned."""
+    elbv2, top = aws.get_client("elbv2"), aws.topology
+    listener = AlbRouter(elbv2, aws.targets).listener_arn
+    elbv2.create_rule(ListenerArn=listener, Priority=3,
+                      Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
+                      Actions=[{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}])
+    pin_arn = elbv2.create_rule(
+        ListenerArn=listener, Priority=5,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "Values": ["canary"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": top.canary_target_group_arn}])["Rules"][0]["RuleArn"]
+    router = AlbRouter(elbv2, aws.targets)
+    checks = check_requests(ValidationSpec(health_url="https://edit.example.com/health",
+                                           api_base_url="https://api.example.com"))
+    pin = router.pin("X-Rollway-Target: canary", checks=checks)
+    assert isinstance(pin, Pin) and pin.rule_arn == pin_arn, pin
+    # Without them (the infrastructure's checklist), the weighted rule's requests are judged.
+    assert not isinstance(router.pin("X-Rollway-Target: canary"), Pin)

@@ -202,3 +202,23 @@ def test_a_throttled_read_of_the_listeners_rules_is_asked_again_and_the_checks_a
         assert checked(summary, name).pinned_to == aws.targets.canary_target_group
     assert len(app.requests) == 3
     assert "DescribeRules was throttled (Throttling); asking again in" in caplog.text, caplog.text
+
+
+def test_a_rule_ahead_of_the_pin_on_a_path_no_check_asks_for_leaves_the_checks_pinned(aws, app, blocks):
+    """A rule on /admin/* forwarding to the stable group ahead of the pin meets none of the checks
+    (on /health and /sessions...): judged against every path of the weighted rule's, it kept them
+    from being sent."""
+    at_95_5(aws)
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    elbv2.create_rule(ListenerArn=router.listener_arn, Priority=3,
+                      Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
+                      Actions=[{"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])
+    rule = header_rule(aws)
+    summary = validate_deployment(spec=spec(app, canary_header=HEADER,
+                                            success_rate_services=[aws.targets.stable_service]),
+                                  targets_block=blocks, aws_credentials_block=blocks)
+    assert summary.passed
+    for name in HTTP_CHECKS:
+        check = checked(summary, name)
+        assert check.pinned_to == aws.targets.canary_target_group and rule in check.reason, check

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from rollway.pinning import Pin, Unpinned, find_pin, is_pin_rule
-from rollway.validation import CheckResult, ValidationSpec, http_reach, pinned, validation_seconds
+from rollway.pinning import CheckRequest, Pin, Unpinned, find_pin, is_pin_rule
+from rollway.validation import CheckResult, ValidationSpec, check_requests, http_reach, pinned, validation_seconds
 
 STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
 PATH = {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}
@@ -742,8 +742,6 @@ QUERY = {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "debu
     ([path("/edit/admin/*")], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not "
                               "(it has a path-pattern condition (/edit/admin/*) that does not match every request the "
                               "weighted rule's (path-pattern /edit/*) matches)"),
-    ([EDIT, SOURCE_IP], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it "
-                        "has a source-ip condition the weighted rule does not have)"),
     ([QUERY], "meets some of the weighted rule's requests, carrying `X-Rollway-Target: canary` or not (it has a "
               "query-string condition the weighted rule does not have)"),
     ([path("/*")], "meets every request the weighted rule matches, carrying `X-Rollway-Target: canary` or not (the "
@@ -948,3 +946,198 @@ def test_a_regex_pin_ahead_of_a_rule_taking_some_ahead_of_the_pin_makes_it_not_k
     said = found_on_edit(rule("admin", "3", [path("/edit/admin/*")], STABLE),
                          rule("re", "4", [regex_header("^canary$")], CANARY), rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(said, Unpinned) and said.unknown is None, said
+
+
+@pytest.mark.parametrize("conditions", [
+    [header("canary"), method("PUT")],
+    [header("c*"), method("PUT", "DELETE"), path("/edit/admin/*")],
+])
+def test_a_rule_on_the_pin_header_and_methods_the_checks_never_use_ahead_of_the_pin_leaves_it(conditions):
+    """The method test was made of rules without the header alone: one on the pin header and PUT,
+    forwarding elsewhere, was said to take the checks ahead of the pin, though it meets none of them."""
+    pin = found_on_edit(rule("put", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    # With no pin, the rule to create is not asked ahead of it: it takes none of them.
+    said = found_on_edit(rule("put", "3", conditions, STABLE))
+    assert isinstance(said, Unpinned) and "a priority number below 10," in said, said
+
+
+def test_a_rule_on_the_pin_header_and_a_method_the_checks_use_ahead_of_the_pin_is_still_refused():
+    said = found_on_edit(rule("post", "3", [header("canary"), method("POST")], STABLE),
+                         rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.startswith(
+        "rule post (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of rule pin"), said
+
+
+def test_a_pin_rule_on_part_of_the_requests_ahead_of_the_pin_is_named_beside_it():
+    """The checks on /edit/admin/* reach the canary group through the rule at 3, not the pin: said
+    pinned "by header (rule pin ...)" alone, a person was sent to the pin for requests it never saw."""
+    admin = rule("admin", "3", [header("canary"), path("/edit/admin/*")], CANARY)
+    pin = found_on_edit(admin, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10; rule admin (priority 3), ahead of it on the header, "
+                          "sends those it meets there itself)"), pin.said()
+    # Beside one with no condition on the header, and one by a regular expression: each named.
+    pin = found_on_edit(admin, rule("re", "4", [regex_header("^can")], CANARY),
+                        rule("ip", "4", [SOURCE_IP], CANARY), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said().endswith("; rules admin (priority 3) and re (priority 4), ahead of it on the header, send "
+                               "those they meet there themselves; rule ip (priority 4), ahead of it and not met by the "
+                               "header alone, sends those it meets there itself)"), pin.said()
+    # Between rules pinning together, one on the header ahead of one of them.
+    admin = rule("admin", "4", [header("canary"), path("/edit/admin/*")], CANARY)
+    pin = found_on_two_hosts(on_host("a", "3", "a.example.com", CANARY), admin,
+                             on_host("b", "5", "b.example.com", CANARY))
+    assert isinstance(pin, Pin) and pin.together, pin
+    assert pin.said().endswith("; rule admin (priority 4), ahead of one of them on the header, sends those it meets "
+                               "there itself)"), pin.said()
+
+
+@pytest.mark.parametrize("ahead, meets", [
+    (rule("re", "3", [{"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/edit/a"]}}], STABLE),
+     "with no http-header condition, may meet some of the weighted rule's requests carrying `X-Rollway-Target: "
+     "canary` (by regular expressions that are not compared)"),
+    (rule("token", "3", [header("Bearer *", name="Authorization")], STABLE),
+     "with an http-header condition on another header than X-Rollway-Target, may meet some of the weighted rule's "
+     "requests carrying `X-Rollway-Target: canary` (those carrying Authorization as it asks: Bearer *)"),
+])
+def test_with_no_pin_a_rule_that_may_take_some_is_not_said_to_surely_need_the_new_pin_ahead_of_it(ahead, meets):
+    """Said "whatever pins them must be ahead of rule re", a rule that may meet none of the checks
+    read as one surely taking some."""
+    said = found_on_edit(ahead)
+    assert isinstance(said, Unpinned), said
+    assert said.endswith(f"; whatever pins them must be ahead of rule {ahead['RuleArn']} (priority 3) if it meets any "
+                         f"of them: it, {meets}, and sends those it meets to arn:tg/stable (the stable version alone, "
+                         "whatever the weights)"), said
+
+
+def test_a_pin_behind_a_rule_on_a_header_the_checks_never_send_says_it_takes_that_rule_to_meet_none_of_them():
+    """A proxy between the checks and the load balancer may add headers of its own: the rule on
+    X-Debug ahead of the pin was passed over without a word, and the checks said pinned by the pin
+    alone on an assumption nothing named."""
+    pin = found_on_edit(rule("debug", "3", [header("1", name="X-Debug")], STABLE),
+                        rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10; rule debug (priority 3), ahead of it on X-Debug, a "
+                          "header the checks do not send, is taken to meet none of them, as it does unless a proxy "
+                          "between them and the load balancer adds it)"), pin.said()
+    pin = found_on_edit(rule("debug", "3", [header("canary"), header("*", name="X-Debug"), header("?", name="Via")],
+                             STABLE),
+                        rule("trace", "4", [header("*", name="X-Amzn-Trace-Id")], STABLE, CANARY),
+                        rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said().endswith("; rules debug (priority 3) and trace (priority 4), ahead of it on X-Debug, Via and "
+                               "X-Amzn-Trace-Id, headers the checks do not send, are taken to meet none of them, as "
+                               "they do unless a proxy between them and the load balancer adds those)"), pin.said()
+    # Not named: one behind the pin, one forwarding to the canary alone, one on another value of the
+    # pin header or on methods the checks never use (it meets none of them whatever headers they carry).
+    for passed in (rule("debug", "6", [header("1", name="X-Debug")], STABLE),
+                   rule("debug", "3", [header("1", name="X-Debug")], CANARY),
+                   rule("debug", "3", [header("beta"), header("1", name="X-Debug")], STABLE),
+                   rule("debug", "3", [header("1", name="X-Debug"), method("PUT")], STABLE)):
+        pin = found_on_edit(passed, rule("pin", "5", [header("canary")], CANARY))
+        assert isinstance(pin, Pin) and "debug" not in pin.said(), pin.said()
+
+
+CHECKS = check_requests(ValidationSpec(health_url="https://api.example.com/health?probe=1",
+                                       api_base_url="https://API.example.com"))
+"""The checks' requests on the weighted rule's host (``WEIGHTED``: every path of api.example.com)."""
+
+
+def test_the_checks_requests_are_read_from_the_spec_as_httpx_sends_them():
+    assert CHECKS == (CheckRequest("GET", "api.example.com", "/health", "probe=1"),
+                      CheckRequest("POST", "api.example.com", "/sessions"),
+                      CheckRequest("POST", "api.example.com", "/sessions/*/messages"))
+    spec = ValidationSpec(health_url="https://edit.example.com:8443/a b", api_base_url="https://api.example.com/v1")
+    health, sessions, message = check_requests(spec)
+    assert (health.host, health.path, sessions.path, message.path) == (
+        "edit.example.com:8443", "/a%20b", "/v1/sessions", "/v1/sessions/*/messages")
+    assert "probe" not in repr(CHECKS[0])  # a query may carry a token: never shown
+
+
+@pytest.mark.parametrize("conditions", [
+    [path("/admin/*")],
+    [QUERY],                                         # debug=1: no check sends it
+    [method("GET"), path("/sessions*")],             # the session and message checks POST
+    [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "probe", "Value": "2"}]}}],
+])
+def test_a_rule_ahead_of_the_pin_that_no_check_meets_leaves_it_when_the_checks_requests_are_known(conditions):
+    """Judged against the weighted rule's requests (every path), a rule on /admin/* ahead of the pin
+    was said to take some of the checks, which never ask for /admin: refused, they were not sent."""
+    rules = (rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
+    pin = find_pin([*rules, WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                   canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
+    # Their requests not known (the infrastructure's checklist), the weighted rule's are judged.
+    assert isinstance(found(*rules), Unpinned)
+
+
+@pytest.mark.parametrize("conditions", [
+    [path("/sessions*")],
+    [method("GET")],
+    [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "PROBE", "Value": "?"}]}}],  # any case
+])
+def test_a_rule_ahead_of_the_pin_that_a_check_meets_is_still_refused_as_known(conditions):
+    said = find_pin([rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY), WEIGHTED,
+                     DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=CHECKS)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests"), said
+
+
+def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_and_is_not_known():
+    said = find_pin([rule("ids", "3", [path("/sessions/a*")], STABLE), rule("pin", "5", [header("canary")], CANARY),
+                     WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a path, host or query string the checks' "
+                            "may meet or not (a session id in a path is not known before the check, nor whether the "
+                            "load balancer reads a percent-encoded path or query decoded, or a host without its "
+                            "port)"), said
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_not_known(checks):
+    """Where the checks are sent from is not known: a rule on 10.0.0.0/8 ahead of the pin was said
+    surely to take some of them."""
+    said = find_pin([rule("ip", "3", [SOURCE_IP], STABLE), rule("pin", "5", [header("canary")], CANARY), WEIGHTED,
+                     DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
+                            "the checks are sent from not being known"), said
+    assert said.startswith("rule ip (priority 3), with no http-header condition, may meet some of the weighted rule's "
+                           "requests carrying `X-Rollway-Target: canary` (by a source-ip condition on 10.0.0.0/8, "
+                           "where the checks are sent from not being known), and sends those it meets to "
+                           "arn:tg/stable"), said
+    # With no pin, the new one is asked ahead of it if it meets any of them.
+    said = find_pin([rule("ip", "3", [SOURCE_IP], STABLE), WEIGHTED, DEFAULT], header="X-Rollway-Target: canary",
+                    weighted_arn="weighted", canary_arn=CANARY, canary_group="canary-tg", checks=checks)
+    assert "; whatever pins them must be ahead of rule ip (priority 3) if it meets any of them: it, " in said, said
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_rule_on_the_header_and_a_source_address_ahead_of_the_pin_may_take_them_and_is_not_known(checks):
+    said = find_pin([rule("ip", "3", [header("canary"), SOURCE_IP], STABLE),
+                     rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
+                            "the checks are sent from not being known"), said
+
+
+def test_a_rule_ahead_of_the_pin_on_the_checks_host_may_meet_them_when_their_urls_name_a_port():
+    """Their Host header carries the port (api.example.com:8443); whether a host-header condition is
+    compared with it or with the name alone is not said: read as never meeting them, a rule on
+    api.example.com ahead of the pin was left out, and the checks said pinned."""
+    checks = check_requests(ValidationSpec(health_url="https://api.example.com:8443/health",
+                                           api_base_url="https://api.example.com:8443"))
+    said = find_pin([rule("host", "3", [{"Field": "host-header", "Values": ["API.example.com"]}], STABLE),
+                     rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned) and said.unknown is not None, said

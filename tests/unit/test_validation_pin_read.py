@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import flows.validate as validate
 from rollway.targets import Targets
+from rollway.validation import ValidationSpec
 
 
 def test_a_pin_read_given_up_on_and_left_running_says_no_asking_again_after_it_was_given_up(monkeypatch):
@@ -25,13 +26,13 @@ def test_a_pin_read_given_up_on_and_left_running_says_no_asking_again_after_it_w
     monkeypatch.setattr(validate, "get_run_logger", lambda: log)
 
     class Router:
-        def pin(self, header: str, *, say) -> None:
+        def pin(self, header: str, *, checks, say) -> None:
             say("DescribeRules was throttled (Throttling); asking again in under a second (2 of 3)")
             given_up.wait(10)
             say("DescribeRules was throttled (Throttling); asking again in under a second (3 of 3)")
             done.set()
 
-    spec = SimpleNamespace(canary_header="X-Rollway-Target: canary")
+    spec = ValidationSpec(canary_header="X-Rollway-Target: canary")
     pin = validate._pin(spec, Targets(), Router(), 0.2)
     line("%s", pin)  # as the validation logs it
     given_up.set()
