@@ -171,8 +171,8 @@ class _Progress:
         that its answer was lost (``lost``; ``gave_up``: the run stopped waiting for it): ``refused``,
         its answer, logged as a warning and listed among the steps. ``before``: a send before it
         whose answer was lost (``lost_before``), said after it, the refusal then said as the late
-        notice's (``notice_failed_said``'s ``after_lost``)."""
-        said = notice_failed_said(refused, lost=lost, after_lost=bool(before), gave_up=gave_up) + before
+        notice's (``notice_failed_said``'s ``before``)."""
+        said = notice_failed_said(refused, lost=lost, gave_up=gave_up, before=before)
         # Logged as the step says it: "the late " before a sentence beginning with its own article
         # read 'the late the "Finalized" notice'.
         line = f"late: {said}" if late and not before else said
@@ -1209,7 +1209,7 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
                      f"{markdown_cell(result.notice_refused or '')}")
     elif result.notice_refused is not None and result.notice_lost_before:
         # Not "nobody was told": the send before it whose answer was lost may have told them.
-        said = notice_failed_said(result.notice_refused, lost=False, after_lost=True) + result.notice_lost_before
+        said = notice_failed_said(result.notice_refused, lost=False, before=result.notice_lost_before)
         lines.append(f"- **Notice:** on `{t.alert_topic}`: {markdown_cell(said)}")
     elif result.notice_refused is not None:
         lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "

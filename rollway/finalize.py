@@ -242,19 +242,20 @@ record the promotion (``advice``: tell the subscribers, or check the deliveries 
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
 
-def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False) -> str:
+def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False,
+                       before: str = "") -> str:
     """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error,
     status and the report say it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known
     (``lost``: SNS's answer was lost, ``NOTICE_NOT_KNOWN``), SNS's ``answer`` after it. "NOT sent,
     nobody was told" said of a notice SNS may have delivered had nobody look at the topic's deliveries.
     ``after_lost``: a refusal of a late send after one whose answer was lost: it says the late notice
     was NOT sent (``NOTICE_LATE_NOT_SENT``), not that nobody was told, as that send may have told them.
-    A caller naming that send appends ``lost_before``'s words (an entry recorded does not: its readers
-    name that send from the ledger). ``gave_up``: with
-    ``lost``, the run stopped waiting for SNS's answer (``NOTICE_WAIT_STOPPED``) rather than lost it."""
+    ``before``: that send, in ``lost_before``'s words, said after it (``after_lost`` then): a caller
+    naming it (an entry recorded does not: its readers name that send from the ledger). ``gave_up``:
+    with ``lost``, the run stopped waiting for SNS's answer (``NOTICE_WAIT_STOPPED``) rather than lost it."""
     if lost:
-        return f"{NOTICE_WAIT_STOPPED if gave_up else NOTICE_NOT_KNOWN}{answer}"
-    return f"{NOTICE_LATE_NOT_SENT if after_lost else NOTICE_NOT_SENT}{answer}"
+        return f"{NOTICE_WAIT_STOPPED if gave_up else NOTICE_NOT_KNOWN}{answer}{before}"
+    return f"{NOTICE_LATE_NOT_SENT if after_lost or before else NOTICE_NOT_SENT}{answer}{before}"
 
 
 def finalized_said(result: FinalizeResult, targets: Targets) -> str:
@@ -273,9 +274,8 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
               else f"tell the subscribers of {targets.alert_topic} yourself")
     then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
-    before = result.notice_lost_before
-    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, after_lost=bool(before),
-                              gave_up=result.notice_unanswered) + before
+    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, gave_up=result.notice_unanswered,
+                              before=result.notice_lost_before)
     return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
 
 
