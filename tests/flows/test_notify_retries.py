@@ -68,14 +68,16 @@ def test_a_final_refusal_is_not_tried_again(aws, code):
 
 
 def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws):
-    """The first attempt reaches SNS and its answer is lost (a read timeout); botocore's retry is
-    refused (AuthorizationError, SNS's access denied). The notifier raises AnswerLost (people may
-    have been paged), and the task retried it three times: each try refused again, for nothing."""
+    """The first attempt reaches SNS and its answer is lost (a read timeout); botocore's retry (on a
+    client that resends: rollway's own sends a Publish once) is refused (AuthorizationError, SNS's
+    access denied). The notifier raises AnswerLost (people may have been paged), and the task
+    retried it three times: each try refused again, for nothing."""
     from botocore.awsrequest import AWSResponse
     from botocore.exceptions import ReadTimeoutError
     from botocore.httpsession import URLLib3Session
 
     from rollway.aws.errors import AnswerLost
+    from tests.adapters.test_sns import _resending_sns
     from tests.botocore_events import on_operation
 
     class Denied:
@@ -84,7 +86,7 @@ def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws
                    b"<Message>not authorized to perform SNS:Publish</Message></Error>"
                    b"<RequestId>1</RequestId></ErrorResponse>")
 
-    sns = aws.get_client("sns")
+    sns = _resending_sns(aws)
     attempts: list[str] = []
 
     def send(request, **_):
