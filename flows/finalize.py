@@ -625,9 +625,10 @@ def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
     """(SNS's message id, None, False, False) once ``publish`` went out; (None, SNS's answer as people
     read it: a refused permission as the statement granting it, False, False) when SNS did not take it. A
     publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS notifier
-    raises it or bare) is returned as a refusal is, True third: the run says it is not known whether
-    the notice went out, not that it was not sent. The first "Finalized" notice's ``publish`` sent it
-    once more after a lost answer (``notify_or_repeat``), so this is that one lost (or refused) too.
+    raises it or bare) is returned as a refusal is (but with ``late_lost``, below), True third: the run
+    says it is not known whether the notice went out, not that it was not sent. The first "Finalized"
+    notice's ``publish`` sent it once more after a lost answer (``notify_or_repeat``), so this is that
+    one lost (or refused) too.
 
     A publish this run gave up waiting on (``Unanswered``) is raised: the run stops there, and the run
     again sends it again (``after-traffic``, or the notice owed). ``unrecorded``: a promotion the ledger
