@@ -49,10 +49,10 @@ def _finalized_answer_lost(aws, *, repeat_too: bool = True):
         yield
 
 
-def _finalized(aws, url: str, *, late: bool = False, repeat: bool = False) -> list[str]:
-    """The "Finalized" notices (``late``: the late ones; ``repeat``: the ones sent once more after a
-    lost answer) delivered to the ``inbox`` queue since the last call (taken off it)."""
-    subject = f"{REPEAT if repeat else ''}Finalized{' (late)' if late else ''}: {aws.targets.stable_service}"
+def _finalized(aws, url: str, *, late: bool = False) -> list[str]:
+    """The "Finalized" notices (``late``: the late ones) delivered to the ``inbox`` queue since the
+    last call (taken off it)."""
+    subject = f"Finalized{' (late)' if late else ''}: {aws.targets.stable_service}"
     return [message for got, message in _delivered(aws, url) if got == subject]
 
 
