@@ -53,6 +53,16 @@ _CONNECT_SECONDS = 5.0
 _EMBEDDED_CONFIG = {"retries": {"mode": "standard", "max_attempts": 1}}
 
 
+# SNS sends what people read. botocore sends a call again after an answer it did not get (a read
+# timeout, a dropped connection, a 5xx): a Publish SNS had taken went out twice, and when the resend
+# was answered the notifier, and the run, read one clean send. The rollout's SNS client sends each
+# call once, whatever the block's retries: what is sent again is the notifier's callers' to decide
+# (the notify task retries only what SNS refused, and ``notify_or_repeat`` sends a notice once more
+# saying it may repeat the one before). A throttled or unconnected Publish is tried again by the task.
+_SENT_ONCE = frozenset({"sns"})
+_ONCE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
 # botocore parses a service's model files once per loader, and every boto3 Session builds a loader
 # of its own: a worker that builds its clients for each flow run parsed the same JSON every time
 # (most of a client's cost). Parsed models are read-only, so sessions share one loader per
@@ -285,6 +295,8 @@ class SessionClients:
         self._parameters, self._region = parameters, region
         # What prefect-aws's own get_client passes: the block's client parameters and its region.
         self._params = {**_limited(parameters, read_seconds).get_params_override(), "region_name": region}
+        # The rollout's clients (no read bound) are the ones that publish (``_SENT_ONCE``).
+        self._writes = read_seconds is None
         self._clients: dict[str, Any] = {}
         self._readers: dict[float, SessionClients] = {}
         self._lock = threading.Lock()
@@ -303,8 +315,11 @@ class SessionClients:
     def __call__(self, service_name: str) -> Any:
         with self._lock:
             if service_name not in self._clients:
+                params = self._params
+                if self._writes and service_name in _SENT_ONCE:
+                    params = {**params, "config": params["config"].merge(_ONCE_CONFIG)}
                 self._clients[service_name] = _masking_tokens(_naming_bounds(
-                    self._session.client(service_name, **self._params)))
+                    self._session.client(service_name, **params)))
             return self._clients[service_name]
 
     def reading(self, read_seconds: float) -> SessionClients:

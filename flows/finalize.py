@@ -172,10 +172,10 @@ class _Progress:
                  gave_up: bool = False) -> None:
         """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late), or
         that its answer was lost (``lost``; ``gave_up``: the run stopped waiting for it): ``refused``,
-        its answer, logged as a warning and listed among the steps. ``before``: a late send before it
+        its answer, logged as a warning and listed among the steps. ``before``: a send before it
         whose answer was lost (``lost_before``), said after it, the refusal then said as the late
-        notice's (``notice_failed_said``'s ``after_lost``)."""
-        said = notice_failed_said(refused, lost=lost, after_lost=bool(before), gave_up=gave_up) + before
+        notice's (``notice_failed_said``'s ``before``)."""
+        said = notice_failed_said(refused, lost=lost, gave_up=gave_up, before=before)
         # Logged as the step says it: "the late " before a sentence beginning with its own article
         # read 'the late the "Finalized" notice'.
         line = f"late: {said}" if late and not before else said
@@ -497,7 +497,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # The late notice names the release as the first one would have (its tag, pin and revision),
             # unless the stable service runs something else since.
             release = f"{version} ({td})" if version and not changed else runs
-            # A late send before this run's that lost its answer: said after a refusal of this one.
+            # A send before this run's that lost its answer (the notice and its repeat, or a late send):
+            # said after a refusal of this one.
             lost_earlier = lost_before(record)
             message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
                                                             write_seconds, lost_earlier)
@@ -590,8 +591,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # A notice SNS does not take is recorded rather than stopped at: stopped, the finalize was never
         # recorded done, and every run again moved nothing and stopped at the same notice, holding up
         # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
+        # One whose answer was lost is sent once more at once, saying it may repeat it (``notify_or_repeat``):
+        # the finalize is done by now, and stopping there failed it for a notice SNS may have delivered.
         with progress.trying("notify", after):
-            message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
+            message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
@@ -611,7 +614,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
             if refused is not None:
                 _record_not_sent(env, record, refused, actor, progress, owner=holder, write_seconds=write_seconds,
-                                 held=held)
+                                 held=held, lost=lost)
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
@@ -620,20 +623,24 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 
 
 def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
-          lost: Callable[[str, bool], object] = lambda *_: None) -> tuple[str | None, str | None, bool, bool]:
+          late_lost: Callable[[str, bool], object] | None = None) -> tuple[str | None, str | None, bool, bool]:
     """(SNS's message id, None, False, False) once ``publish`` went out; (None, SNS's answer as people
     read it: a refused permission as the statement granting it, False, False) when SNS did not take it. A
-    publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS
-    notifier raises it or bare), or that this run gave up waiting on, is raised: the run stops
-    there, saying it is not known whether the notice went out, and the run again sends it again
-    (``after-traffic``, or the notice owed). ``lost`` is given SNS's answer first (or the wait's
-    words), as people read it, and whether the run gave up waiting for it.
+    publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS notifier
+    raises it or bare) is returned as a refusal is (but with ``late_lost``, below), True third: the run
+    says it is not known whether the notice went out, not that it was not sent. The first "Finalized"
+    notice's ``publish`` sent it once more after a lost answer (``notify_or_repeat``), so this is that
+    one lost (or refused) too.
 
-    ``unrecorded``: a promotion the ledger does not record, which no run finalizes again (a run
-    again finds nothing to finalize, and sends nothing): a lost answer, or a wait given up on, is
-    returned as a refusal is, True third (the run says it is not known whether the notice went out,
-    not that it was not sent), and fourth True for a wait given up on (no answer was lost). Raised, its stop sent people to a finalize run again, which sends
-    nothing."""
+    A publish this run gave up waiting on (``Unanswered``) is raised: the run stops there, and the run
+    again sends it again (``after-traffic``, or the notice owed). ``unrecorded``: a promotion the ledger
+    does not record, which no run finalizes again (a run again finds nothing to finalize, and sends
+    nothing): returned instead, True third and fourth (the run gave up waiting; no answer was lost).
+    Raised, its stop sent people to a finalize run again, which sends nothing.
+
+    ``late_lost``: the notice owed, sent late (by ``notify``, not again): a lost answer is raised as
+    well, saying a finalize run again sends it again; ``late_lost`` is given SNS's answer first (or
+    the wait's words), as people read it, and whether the run gave up waiting for it."""
     try:
         return publish(), None, False, False
     except Unanswered as err:
@@ -641,15 +648,16 @@ def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
             # The wait's words alone: its advice ("finalize reads what it finds when run again") is
             # for a promotion the ledger records (no lease is held here, so it is the one wording).
             return None, str(err).partition(";")[0], True, True
-        lost(str(err), True)
+        if late_lost is not None:
+            late_lost(str(err), True)
         raise
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
         answer = str(error_said(rollout_said(err, t)))
         if not answer_lost(err):
             return None, answer, False, False
-        if unrecorded:
+        if late_lost is None:
             return None, answer, True, False
-        lost(answer, False)
+        late_lost(answer, False)
         tell(err, f"{unsent(NOTICE, lost=True)}; a finalize run again sends it again")
         raise
 
@@ -657,13 +665,14 @@ def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
                       progress: _Progress, write_seconds: float, before: str
                       ) -> tuple[str | None, str | None, Transition | None]:
-    """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
+    """Send the "Finalized" notice of a finalize done whose notice SNS refused, or lost its answer to
+    (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
     as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
     message id): status and the report stop saying it was not sent. Refused again, the refusal is
-    recorded (``notice-failed``, SNS's newest answer; after a late send that lost its answer, without
+    recorded (``notice-failed``, SNS's newest answer; after a send that lost its answer, without
     "nobody was told") and returned, with its entry (third: what this run says of the notice owed, not
-    the earlier refusal), and the run fails saying so, as the first did, naming a late send before it
+    the earlier refusal), and the run fails saying so, as the first did, naming a send before it
     that lost its answer (``before``: ``lost_before(record)``). (None, None, None) when no notice is owed. At least once,
     as the decommission's page: a run that dies between the publish and its ``notified`` leaves it
     owed, and a finalize run sends it again while this rollout is the service's newest (a finalize
@@ -681,11 +690,11 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         # may repeat this one (nothing else tells it this send was made).
         message_id, refused, _, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False,
-            lost=lambda answer, gave_up: _record_not_sent(env, record, answer, actor, progress, owner=None,
-                                                          write_seconds=write_seconds, held=None, lost=True,
-                                                          gave_up=gave_up))
+            late_lost=lambda answer, gave_up: _record_not_sent(env, record, answer, actor, progress, owner=None,
+                                                               write_seconds=write_seconds, held=None, lost=True,
+                                                               late=True, gave_up=gave_up))
     if refused is not None:
-        # After a late send that lost its answer, not said as if nobody may have had the notice.
+        # After a send that lost its answer, not said as if nobody may have had the notice.
         progress.not_sent(refused, late=True, before=before)
         latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
                                   held=None, after_lost=bool(before))
@@ -707,14 +716,16 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
                      owner: str | None, write_seconds: float, held: RolloutRecord | None,
-                     lost: bool = False, after_lost: bool = False, gave_up: bool = False) -> Transition:
+                     lost: bool = False, late: bool = False, after_lost: bool = False,
+                     gave_up: bool = False) -> Transition:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
-    rollback records its own, ``notice-failed``), or (``lost``) that its answer to a late send was
-    lost (``notice_failed_said``): `rollway status` and the report say it, and the next late send
-    says it may repeat that one (``late_said``); ``gave_up``: with ``lost``, the run stopped waiting for
-    SNS's answer instead. ``after_lost``: a late send refused after one whose
-    answer was lost, recorded without "nobody was told" (``notice_failed_said``). A write that fails
-    is logged: the run fails anyway, saying what came of the notice.
+    rollback records its own, ``notice-failed``), or (``lost``) that its answer was lost, to the
+    notice and its repeat (``notify_or_repeat``) or to a late send (``late``) (``notice_failed_said``):
+    `rollway status` and the report say it, and the next late send says it may repeat that one
+    (``late_said``); ``gave_up``: with ``lost`` and ``late``, the run stopped waiting for SNS's answer
+    instead. ``after_lost``: a late send refused after one whose answer was lost, recorded without
+    "nobody was told" (``notice_failed_said``). A write that fails is logged: the run fails anyway,
+    saying what came of the notice.
 
     Returns:
         The entry, as recorded (or as it would have been): this run's refusal, as people read it.
@@ -726,9 +737,11 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
         _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says what came of the notice
         what = ("it stopped waiting for SNS's answer to its late notice" if lost and gave_up
-                else "its late notice's answer was lost" if lost else "its notice was not sent")
+                else "its late notice's answer was lost" if lost and late
+                else "its notice may not have been sent (SNS's answer was lost, and its repeat's lost or refused)" if lost
+                else "its notice was not sent")
         status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
-                  if lost else "shows it finalized without saying so")
+                  if lost and late else "shows it finalized without saying so")
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
                            record.rollout_id, what, ledger_failure(err, env.targets), status)
         return said
@@ -1198,8 +1211,8 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
         lines.append(f"- **Notice:** {said} on `{t.alert_topic}`: "
                      f"{markdown_cell(result.notice_refused or '')}")
     elif result.notice_refused is not None and result.notice_lost_before:
-        # Not "nobody was told": the late send before it may have told them.
-        said = notice_failed_said(result.notice_refused, lost=False, after_lost=True) + result.notice_lost_before
+        # Not "nobody was told": the send before it whose answer was lost may have told them.
+        said = notice_failed_said(result.notice_refused, lost=False, before=result.notice_lost_before)
         lines.append(f"- **Notice:** on `{t.alert_topic}`: {markdown_cell(said)}")
     elif result.notice_refused is not None:
         lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "

@@ -43,8 +43,9 @@ NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 (SNS's answer after it): the finalize's work is done, the notice people expect is not."""
 
 NOTICE_LATE_NOT_SENT = 'the late "Finalized" notice was NOT sent: '
-"""How a late send's refusal is said, SNS's answer after it, where an earlier late send lost its
-answer (``lost_before``): that send may have told people, so not "nobody was told" (``NOTICE_NOT_SENT``)."""
+"""How a late send's refusal is said, SNS's answer after it, where an earlier send lost its answer
+(``lost_before``: the finalize's own notice and its repeat, or a late send): that send may have told
+people, so not "nobody was told" (``NOTICE_NOT_SENT``)."""
 
 NOTICE_NOT_KNOWN = ('whether the "Finalized" notice was sent is not known '
                     "(SNS's answer was lost: it may have taken it): ")
@@ -127,7 +128,7 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
 
 class FinalizeNoticeRefused(PicklableError, RuntimeError):
     """Finalize did its work and recorded it done, and SNS did not take its "Finalized" notice:
-    nobody was told (or, a finalize the ledger does not record, SNS's answer was lost: nobody knows,
+    nobody was told (or SNS's answer was lost, to it and to its repeat: nobody knows,
     ``FinalizeResult.notice_lost``). Raised at the run's end, once the refusal is recorded on the
     rollout (``notice-failed``) and said in the run's summary, so that the run reads as needing a
     person (a topic policy or a role to mend, the topic's deliveries to check) rather than as all done."""
@@ -180,12 +181,12 @@ class FinalizeResult(BaseModel):
                                   "and recorded; nobody was told, unless ``notice_lost_before``), or when its answer "
                                   "was lost (``notice_lost``)")
     notice_lost_before: str = Field(
-        default="", description="``notice_refused`` refused a late send after an earlier late send whose answer was "
+        default="", description="``notice_refused`` refused a late send after an earlier send whose answer was "
                                 "lost, which may have told people: that send, in ``lost_before``'s words (\"\": none)")
     notice_lost: bool = Field(
         default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
-                                   "refusal: SNS may have delivered the notice. Only a finalize the ledger does not "
-                                   "record returns one; a recorded one stops at it, and a run again sends it again")
+                                   "refusal: SNS may have delivered the notice. The notice was sent once more, saying "
+                                   "it may repeat the first, and that one's answer was lost (or SNS refused it)")
     notice_unanswered: bool = Field(
         default=False, description="with ``notice_lost``: the run stopped waiting for SNS's answer (its "
                                    "``write_seconds``) rather than lost it")
@@ -241,19 +242,20 @@ record the promotion (``advice``: tell the subscribers, or check the deliveries 
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
 
-def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False) -> str:
+def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False,
+                       before: str = "") -> str:
     """A "Finalized" notice whose publish failed, as the finalize flow's steps, summary and error,
     status and the report say it: NOT sent (SNS refused it, ``NOTICE_NOT_SENT``), or not known
     (``lost``: SNS's answer was lost, ``NOTICE_NOT_KNOWN``), SNS's ``answer`` after it. "NOT sent,
     nobody was told" said of a notice SNS may have delivered had nobody look at the topic's deliveries.
     ``after_lost``: a refusal of a late send after one whose answer was lost: it says the late notice
     was NOT sent (``NOTICE_LATE_NOT_SENT``), not that nobody was told, as that send may have told them.
-    A caller naming that send appends ``lost_before``'s words (an entry recorded does not: its readers
-    name that send from the ledger). ``gave_up``: with
-    ``lost``, the run stopped waiting for SNS's answer (``NOTICE_WAIT_STOPPED``) rather than lost it."""
+    ``before``: that send, in ``lost_before``'s words, said after it (``after_lost`` then): a caller
+    naming it (an entry recorded does not: its readers name that send from the ledger). ``gave_up``:
+    with ``lost``, the run stopped waiting for SNS's answer (``NOTICE_WAIT_STOPPED``) rather than lost it."""
     if lost:
-        return f"{NOTICE_WAIT_STOPPED if gave_up else NOTICE_NOT_KNOWN}{answer}"
-    return f"{NOTICE_LATE_NOT_SENT if after_lost else NOTICE_NOT_SENT}{answer}"
+        return f"{NOTICE_WAIT_STOPPED if gave_up else NOTICE_NOT_KNOWN}{answer}{before}"
+    return f"{NOTICE_LATE_NOT_SENT if after_lost or before else NOTICE_NOT_SENT}{answer}{before}"
 
 
 def finalized_said(result: FinalizeResult, targets: Targets) -> str:
@@ -272,9 +274,8 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
               else f"tell the subscribers of {targets.alert_topic} yourself")
     then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
-    before = result.notice_lost_before
-    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, after_lost=bool(before),
-                              gave_up=result.notice_unanswered) + before
+    said = notice_failed_said(result.notice_refused, lost=result.notice_lost, gave_up=result.notice_unanswered,
+                              before=result.notice_lost_before)
     return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
 
 
@@ -299,8 +300,9 @@ def notice_owed(record: RolloutRecord | None) -> Transition | None:
 
 def notice_lost(record: RolloutRecord) -> Transition | None:
     """The newest ``notice-failed`` entry after the newest ``finalized`` that records a lost answer
-    (``notice_failed_said``'s, ``lost``: a late send SNS may have delivered), or None. A notice sent
-    late after it may repeat that one, and says so (``late_said``)."""
+    (``notice_failed_said``'s, ``lost``: the finalize's notice and its repeat, or a late send, which
+    SNS may have delivered), or None. A notice sent late after it may repeat that one, and says so
+    (``late_said``)."""
     after = record.history[last_index(record, DONE) + 1:]
     return next((t for t in reversed(after) if t.kind == NOTICE_FAILED
                  and (t.comment or "").startswith((NOTICE_NOT_KNOWN, NOTICE_WAIT_STOPPED))), None)
@@ -321,15 +323,15 @@ def _owed_said(record: RolloutRecord, owed: Transition) -> str:
 
 
 def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str:
-    """"; an earlier late send's answer was lost: <its entry>" when ``record`` holds a late send
-    whose answer was lost (``notice_lost``) other than ``refused``, else "": said after a refusal
-    of the notice owed, which alone said "NOT sent, nobody was told" of a notice that send may have
-    delivered."""
+    """"; an earlier send's answer was lost: <its entry>" when ``record`` holds a send whose answer
+    was lost (``notice_lost``) other than ``refused``, else "": said after a refusal of the notice
+    owed, which alone said "NOT sent, nobody was told" of a notice that send may have delivered. Not
+    "an earlier late send": the finalize's own notice (sent once more) may be the one lost."""
     lost = notice_lost(record)
     if lost is None or lost is refused:
         return ""
     what = ("finalize stopped waiting for SNS's answer to an earlier late send"
-            if (lost.comment or "").startswith(NOTICE_WAIT_STOPPED) else "an earlier late send's answer was lost")
+            if (lost.comment or "").startswith(NOTICE_WAIT_STOPPED) else "an earlier send's answer was lost")
     return f"; {what}: {refused_said(lost)}"
 
 

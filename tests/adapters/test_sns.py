@@ -152,16 +152,29 @@ def failing_publish(sns, first, then):
     return on_operation(sns, "before-send", send, operation="Publish")
 
 
+def _resending_sns(aws):
+    """An SNS client on the embedded AWS that sends a call again itself (botocore's standard retries,
+    one): not one of rollway's client factory, whose SNS client sends each call once
+    (``blocks.credentials._SENT_ONCE``), but a notifier may be given any client."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("sns", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(retries={"mode": "standard", "max_attempts": 1}))
+
+
 def test_a_publish_whose_first_attempt_lost_its_answer_is_not_taken_for_unsent(aws):
-    """botocore sends it again after the read timeout, and that attempt finds no connection: its
+    """A client that sends it again after the read timeout, and that attempt finds no connection: its
     error alone (EndpointConnectionError) said nothing was sent, when SNS took the first."""
     from botocore.exceptions import EndpointConnectionError
 
     from rollway.aws.errors import AnswerLost
 
     inbox = _subscribed_queue(aws)
-    notifier = SnsNotifier(aws.get_client("sns"), aws.targets)
-    with failing_publish(aws.get_client("sns"), "sent", EndpointConnectionError), pytest.raises(
+    sns = _resending_sns(aws)
+    notifier = SnsNotifier(sns, aws.targets)
+    with failing_publish(sns, "sent", EndpointConnectionError), pytest.raises(
             AnswerLost, match="EndpointConnectionError") as lost:
         notifier.notify("Rollback: svc", "rolled back")
     assert lost.value.call == "SNS Publish"
@@ -169,7 +182,7 @@ def test_a_publish_whose_first_attempt_lost_its_answer_is_not_taken_for_unsent(a
     assert [json.loads(m["Body"])["Message"] for m in received] == ["rolled back"]  # people were paged
 
     # Sent again (the notify task's retries), it never connects: people may still have been paged.
-    refused = failing_publish(aws.get_client("sns"), EndpointConnectionError, EndpointConnectionError)
+    refused = failing_publish(sns, EndpointConnectionError, EndpointConnectionError)
     with refused, pytest.raises(AnswerLost):
         notifier.notify("Rollback: svc", "rolled back")
 

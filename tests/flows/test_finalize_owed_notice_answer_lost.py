@@ -71,7 +71,7 @@ def test_a_late_send_refused_after_one_that_lost_its_answer_does_not_say_only_th
     assert refused.outcome == "already_finalized" and refused.notice_refused is not None, refused
     said = " ".join(finalized_said(refused, aws.targets).split())
     assert f"; but {LATE_NOT_SENT}" in said and "nobody was told" not in said, said
-    assert f"; an earlier late send's answer was lost: {NOT_KNOWN}: AnswerLost: " in said and "bob's run" in said, said
+    assert f"; an earlier send's answer was lost: {NOT_KNOWN}: AnswerLost: " in said and "bob's run" in said, said
     for step in refused.steps:
         assert "nobody was told" not in step, refused.steps
     assert any(step.startswith(LATE_NOT_SENT) and "bob's run" in step for step in refused.steps), refused.steps
@@ -98,5 +98,5 @@ def test_a_late_send_refused_after_one_that_lost_its_answer_is_not_said_to_have_
     for where, said in texts.items():
         said = " ".join(said.split())
         assert "nobody was told" not in said, (where, said)
-        assert LATE_NOT_SENT in said and f"an earlier late send's answer was lost: {NOT_KNOWN}: " in said, (where, said)
+        assert LATE_NOT_SENT in said and f"an earlier send's answer was lost: {NOT_KNOWN}: " in said, (where, said)
         assert "bob's run" in said, (where, said)

@@ -5,6 +5,9 @@ looked up, a permission or a KMS key refused, a parameter SNS refuses, all asked
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -39,43 +42,81 @@ def test_a_topic_that_does_not_exist_is_looked_up_once(aws, watch_calls):
     assert calls.count("ListTopics") == 1 and "Publish" not in calls, calls
 
 
-class RefusesFirst:
-    """SNS on moto behind a notifier whose first ``failures`` publishes SNS answers with ``code``."""
-
-    def __init__(self, notifier: SnsNotifier, code: str, failures: int = 1) -> None:
-        self.notifier, self.code, self.failures, self.calls = notifier, code, failures, 0
-
-    def notify(self, subject: str, message: str) -> str:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ClientError({"Error": {"Code": self.code, "Message": f"{self.code} from SNS"}}, "Publish")
-        return self.notifier.notify(subject, message)
+_ERROR = ("<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>{side}</Type>"
+          "<Code>{code}</Code><Message>{code} from SNS</Message></Error><RequestId>1</RequestId></ErrorResponse>")
 
 
-@pytest.mark.parametrize("code", ["Throttled", "KMSThrottling", "InternalError"])
+@contextmanager
+def refusing_first(sns, code: str, failures: int) -> Iterator[list[str]]:
+    """Within the block, SNS on moto answers the first ``failures`` Publish requests ``sns`` sends
+    with ``code``, as AWS answers (an HTTP error and its XML, which botocore makes its ClientError
+    of: 500 for SNS's own failure, InternalError, 400 for the rest), and takes the later ones. Yields
+    the requests sent: a stand-in raising the bare error skipped the notifier's own reading of it."""
+    from botocore.awsrequest import AWSResponse
+
+    from tests.botocore_events import on_operation
+
+    class Body:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def stream(self, **_):
+            yield self.data
+
+    sent: list[str] = []
+
+    def send(request, **_):
+        sent.append(code if len(sent) < failures else "taken")
+        if sent[-1] == "taken":
+            return None  # sent to moto
+        server = code == "InternalError"
+        body = _ERROR.format(side="Receiver" if server else "Sender", code=code).encode()
+        return AWSResponse(request.url, 500 if server else 400, {}, Body(body))
+
+    with on_operation(sns, "before-send", send, operation="Publish"):
+        yield sent
+
+
+@pytest.mark.parametrize("code", ["Throttled", "KMSThrottling"])
 def test_a_transient_refusal_is_tried_again_and_the_message_goes_out(aws, code):
-    notifier = RefusesFirst(SnsNotifier(aws.get_client("sns"), aws.targets), code, failures=2)
-    assert quick_notify(notifier, "s", "m")  # SNS's message id, on the third try
-    assert notifier.calls == 3
+    sns = aws.get_client("sns")
+    with refusing_first(sns, code, failures=2) as sent:
+        assert quick_notify(SnsNotifier(sns, aws.targets), "s", "m")  # SNS's message id, on the third try
+    assert sent == [code, code, "taken"], sent
+
+
+def test_an_internal_error_is_a_lost_answer_and_not_sent_again(aws):
+    """SNS's own side failed (InternalError, HTTP 500): it may have taken the message. The notifier
+    says so (AnswerLost), and the task does not send it again as if nothing had gone out."""
+    from rollway.aws.errors import AnswerLost
+
+    sns = aws.get_client("sns")
+    with refusing_first(sns, "InternalError", failures=1) as sent, pytest.raises(
+            AnswerLost, match="InternalError from SNS"):
+        quick_notify(SnsNotifier(sns, aws.targets), "s", "m")
+    assert sent == ["InternalError"], sent
 
 
 @pytest.mark.parametrize("code", ["AuthorizationError", "InvalidParameter", "KMSAccessDenied", "KMSDisabled"])
 def test_a_final_refusal_is_not_tried_again(aws, code):
-    notifier = RefusesFirst(SnsNotifier(aws.get_client("sns"), aws.targets), code, failures=1)
-    with pytest.raises(ClientError, match=code):
-        quick_notify(notifier, "s", "m")
-    assert notifier.calls == 1
+    sns = aws.get_client("sns")
+    with refusing_first(sns, code, failures=1) as sent, pytest.raises(ClientError, match=code) as refused:
+        quick_notify(SnsNotifier(sns, aws.targets), "s", "m")
+    assert refused.value.response["Error"]["Code"] == code
+    assert sent == [code], sent
 
 
 def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws):
-    """The first attempt reaches SNS and its answer is lost (a read timeout); botocore's retry is
-    refused (AuthorizationError, SNS's access denied). The notifier raises AnswerLost (people may
-    have been paged), and the task retried it three times: each try refused again, for nothing."""
+    """The first attempt reaches SNS and its answer is lost (a read timeout); botocore's retry (on a
+    client that resends: rollway's own sends a Publish once) is refused (AuthorizationError, SNS's
+    access denied). The notifier raises AnswerLost (people may have been paged), and the task
+    retried it three times: each try refused again, for nothing."""
     from botocore.awsrequest import AWSResponse
     from botocore.exceptions import ReadTimeoutError
     from botocore.httpsession import URLLib3Session
 
     from rollway.aws.errors import AnswerLost
+    from tests.adapters.test_sns import _resending_sns
     from tests.botocore_events import on_operation
 
     class Denied:
@@ -84,7 +125,7 @@ def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws
                    b"<Message>not authorized to perform SNS:Publish</Message></Error>"
                    b"<RequestId>1</RequestId></ErrorResponse>")
 
-    sns = aws.get_client("sns")
+    sns = _resending_sns(aws)
     attempts: list[str] = []
 
     def send(request, **_):

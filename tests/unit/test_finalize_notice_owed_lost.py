@@ -35,7 +35,7 @@ def test_a_refusal_after_an_earlier_late_send_lost_its_answer_names_that_send():
                 ("dana", f"{NOTICE_NOT_SENT}{REFUSED}"))
     said = notice_not_sent(rec, as_left=True)
     assert said.startswith(f"{LATE_NOT_SENT}{REFUSED} (dana's run, at "), said
-    assert (f"; an earlier late send's answer was lost: {notice_failed_said(LOST, lost=True)} (bob's run, at "
+    assert (f"; an earlier send's answer was lost: {notice_failed_said(LOST, lost=True)} (bob's run, at "
             in said), said
     assert "nobody was told" not in said, said
 
@@ -87,7 +87,7 @@ def test_a_late_send_refused_by_this_run_after_a_lost_answer_does_not_say_nobody
                             weights=Weights(stable=100, canary=0), stable_desired=2, canary_desired=0,
                             notice_refused=REFUSED, notice_lost_before=lost_before(rec))
     said = finalized_said(result, Targets())
-    assert f"; but {LATE_NOT_SENT}{REFUSED}; an earlier late send's answer was lost: " in said, said
+    assert f"; but {LATE_NOT_SENT}{REFUSED}; an earlier send's answer was lost: " in said, said
     assert "bob's run" in said and "nobody was told" not in said, said
 
 
@@ -102,4 +102,4 @@ def test_a_lost_answer_that_is_the_newest_entry_is_said_once():
     rec = _owed(("carol", f"{NOTICE_NOT_SENT}{REFUSED}"), ("bob", notice_failed_said(LOST, lost=True)))
     said = notice_not_sent(rec, as_left=True)
     assert said.startswith(f"{notice_failed_said(LOST, lost=True)} (bob's run, at "), said
-    assert "earlier late send" not in said and said.count(LOST) == 1, said
+    assert "earlier send" not in said and said.count(LOST) == 1, said
