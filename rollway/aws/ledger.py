@@ -103,8 +103,11 @@ ledger's own check of its count (``_from_item``)."""
 
 
 def _head_mark(answer: RefusedAnswer) -> str:
-    """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice."""
-    return hashlib.sha256(answer.model_dump_json().encode()).hexdigest()[:32]
+    """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice. Its
+    fields at their defaults are left out: a release that adds one reads the same answer to the
+    same mark (made of every field, its mark of each answer this one wrote differed, and every
+    count read as not known)."""
+    return hashlib.sha256(answer.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:32]
 _CLAIM_ATTEMPTS = 3  # a lease or a rollback's claim taken over, given up meanwhile
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
