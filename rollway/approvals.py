@@ -199,12 +199,7 @@ def taken_over_said(taken: TakenOver) -> str:
     """What the notice and the form say of a pause asked again by the run that took the rollout over,
     and of refused answers given to it that the ledger may have dropped (``TakenOver.dropped``): one
     it keeps has the pause asked anew, and a person who gave one read as if nobody had tried."""
-    return _taken_over_said(taken) + _dropped_said(taken)
-
-
-def _dropped_said(taken: TakenOver) -> str:
-    """``taken.dropped`` as a clause of the words on a pause taken over; "" when none can be."""
-    return f"; {taken.dropped} ({_KEEPS_NEWEST})" if taken.dropped else ""
+    return _taken_over_said(taken) + (f"; {taken.dropped} ({_KEEPS_NEWEST})" if taken.dropped else "")
 
 
 _KEEPS_NEWEST = "the ledger keeps only the newest refused answers"

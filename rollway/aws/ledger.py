@@ -94,6 +94,7 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 
 _CREATE_ATTEMPTS = 3
 _RECORD_ATTEMPTS = 10
+_CLAIM_ATTEMPTS = 3  # a lease or a rollback's claim taken over, given up meanwhile
 
 COUNTED_HEAD = "refused_counted_head"
 """The item's mark of the oldest refused answer kept when ``refused_dropped`` was last written
@@ -103,9 +104,13 @@ ledger's own check of its count (``_from_item``)."""
 
 
 def _head_mark(answer: RefusedAnswer) -> str:
-    """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice."""
-    return hashlib.sha256(answer.model_dump_json().encode()).hexdigest()[:32]
-_CLAIM_ATTEMPTS = 3  # a lease or a rollback's claim taken over, given up meanwhile
+    """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice. Its
+    fields at their defaults are left out: a release that adds one reads the same answer to the
+    same mark (made of every field, its mark of each answer this one wrote differed, and every
+    count read as not known)."""
+    return hashlib.sha256(answer.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:32]
+
+
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)

@@ -757,6 +757,37 @@ def test_a_drop_a_rollway_without_the_count_makes_beside_this_one_leaves_the_cou
     assert ledger.get(SERVICE).refused_dropped is None
 
 
+def test_the_count_of_dropped_refused_answers_reads_the_same_to_a_release_whose_answers_have_one_more_field(
+        dynamodb, ledger_targets, monkeypatch):
+    """The count is written with a mark of the oldest refused answer kept, which the reading release
+    makes again from the answer as it parses it. Made from every field, a later release whose
+    refused answers have one more (unset on the answers this one wrote) made another mark of the
+    same answer: after the upgrade, status and the reports of every rollout with refused answers
+    said "how many is not known" where this release had counted them, and the next refusal removed
+    the count for good."""
+    from pydantic import Field
+
+    from rollway.ledger import RefusedAnswer
+
+    class LaterAnswer(RefusedAnswer):
+        channel: str | None = Field(default=None, description="a field a later release adds")
+
+    class LaterRecord(RolloutRecord):
+        refused_answers: tuple[LaterAnswer, ...] = ()
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 2)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    for i in range(3):
+        ledger.refuse(SERVICE, rollout=first.rollout_id,
+                      answer=RefusedAnswer(at=START + i, actor=f"p{i}", action="hold", reason="timed out"))
+    assert ledger.get(SERVICE).refused_dropped == 1
+    monkeypatch.setattr("rollway.aws.ledger.RolloutRecord", LaterRecord)  # the later release reads the item
+    later = ledger.get(SERVICE)
+    assert isinstance(later.refused_answers[0], LaterAnswer)
+    assert later.refused_dropped == 1, later.refused_dropped
+
+
 @pytest.mark.parametrize("counted", [True, False], ids=["count-kept", "no-count-yet"])
 def test_an_earlier_rollways_drop_made_while_a_refusal_past_the_bound_is_written_keeps_its_answer(
         dynamodb, ledger_targets, monkeypatch, counted):
