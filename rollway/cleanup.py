@@ -787,6 +787,8 @@ class CleanupPlan(BaseModel):
         stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
             DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it)
             (read from ``stacks_judged``).
+        stack_holdings: each of ``delete_stacks`` read with its holdings -> each resource's type and
+            DeletionPolicy, in ``stack_resources``' order, for the record (read from ``stacks_judged``).
     """
 
     model_config = ConfigDict(frozen=True)
