@@ -787,6 +787,8 @@ class CleanupPlan(BaseModel):
         stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
             DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it)
             (read from ``stacks_judged``).
+        stack_holdings: each of ``delete_stacks`` read with its holdings -> each resource's type and
+            DeletionPolicy, in ``stack_resources``' order, for the record (read from ``stacks_judged``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -1137,19 +1139,28 @@ def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
 # What a physical resource id identifies, compared whole: (kind, name) or, for an ECS service,
 # (kind, cluster, name). CloudFormation's physical id of a cluster, a repository, a table, an
 # alarm or a dashboard is its bare name, which carries no kind (``_NAMED``): the kind is its
-# listing's resource type's (``_BARE_KINDS``), any of them when that is not known.
+# listing's resource type's (``_BARE_KINDS``), none for a type known to be another kind of thing
+# (``_OTHER_BARE_TYPES``), any of them for every other type, or when that is not known.
 _Identity = tuple[str, ...]
 _NAMED = "name"
 _CLUSTER, _REPOSITORY, _TABLE, _ALARM, _DASHBOARD = "cluster", "repository", "table", "alarm", "dashboard"
 _PARAMETER, _FILE_SYSTEM, _NETWORK = "parameter", "file-system", "network"
-# The kind of production's resource a bare physical id of each CloudFormation resource type is: a
-# table named like the cluster was kept as the cluster. Any other AWS type with a bare id is none of them.
+# The kind of production's resource a bare physical id of each CloudFormation resource type is, or
+# configures under that resource's name: a table named like the cluster was kept as the cluster, and
+# the cluster's capacity provider associations (its name their physical id) are the cluster's: deleted,
+# a service whose capacity provider strategy names them can no longer place its tasks.
 _BARE_KINDS = {
-    "AWS::ECS::Cluster": _CLUSTER, "AWS::ECR::Repository": _REPOSITORY,
+    "AWS::ECS::Cluster": _CLUSTER, "AWS::ECS::ClusterCapacityProviderAssociations": _CLUSTER,
+    "AWS::ECR::Repository": _REPOSITORY,
     "AWS::DynamoDB::Table": _TABLE, "AWS::DynamoDB::GlobalTable": _TABLE,
     "AWS::CloudWatch::Alarm": _ALARM, "AWS::CloudWatch::CompositeAlarm": _ALARM,
     "AWS::CloudWatch::Dashboard": _DASHBOARD, "AWS::SSM::Parameter": _PARAMETER,
 }
+# AWS types whose bare physical id is a thing of its own, none of the kinds above: a bucket named like
+# the cluster is not the cluster. Any other type (custom, third-party, or an AWS type not listed here)
+# may be, or configure, the resource of its name: judged as of every kind, too much kept, not too little.
+_OTHER_BARE_TYPES = frozenset({"AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::Kinesis::Stream", "AWS::IAM::User",
+                               "AWS::IAM::Group"})
 # Kinds whose ids say their kind themselves (fs-..., fsap-..., vpc-..., subnet-..., sg-...), as an ARN
 # does: matched whatever the listing's type, which no name-alike shares.
 _SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK)
@@ -1378,7 +1389,8 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
     a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
     custom resource may also be the log group a task definition in use names. Any other bare name is
-    of its type's kind only (``_BARE_KINDS``: a table named like the cluster is not the cluster)."""
+    of its type's kind only when its type is known (``_BARE_KINDS``, ``_OTHER_BARE_TYPES``: a table
+    named like the cluster is not the cluster), of any kind otherwise."""
     identity = resource_identity(physical_id)
     if identity is None:
         return None
@@ -1421,10 +1433,10 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
     """``_held`` of a resource of the identity ``identity`` that is neither a log group nor a role
     (``kind``: its resource type, None: not known)."""
     if identity[0] == _NAMED:
-        # A bare name is of its type's kind only; of any kind when its type is not known, or is a
-        # custom or third-party type, whose handler may have made any of them.
-        known = kind is not None and kind.startswith("AWS::") and kind != _CUSTOM_RESOURCE
-        kinds = (((_BARE_KINDS[kind],) if kind in _BARE_KINDS else ()) if known
+        # A bare name is of its type's kind only, or of none for a type known to be another thing; of
+        # any kind when its type is not known, or is not in either table (a custom or third-party
+        # type, whose handler may have made any of them, or an AWS type that may configure one).
+        kinds = ((_BARE_KINDS[kind],) if kind in _BARE_KINDS else () if kind in _OTHER_BARE_TYPES
                  else tuple(dict.fromkeys(_BARE_KINDS.values()))) + _SELF_NAMED_KINDS
         found = next((production[(each, identity[1])] for each in kinds if (each, identity[1]) in production), None)
     elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in

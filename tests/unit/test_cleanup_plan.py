@@ -899,6 +899,12 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
     (T.cluster, "AWS::ECS::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
     (T.cluster, "Custom::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # a handler may make anything
     (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
+    # Its physical id is the cluster's name, and deleting it takes the capacity providers from the
+    # cluster, stopping the placement of a service whose strategy names them.
+    (T.cluster, "AWS::ECS::ClusterCapacityProviderAssociations", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    # An AWS type not known to be another kind of thing may be one of the resource's: judged as any kind.
+    (T.ecr_repository, "AWS::ECR::RepositoryCreationTemplate",
+     f"{T.ecr_repository} (Targets.ecr_repository, the image repository)"),
     (T.flags_table, "AWS::ECR::Repository", None),
     (T.flags_table, "AWS::ECS::Cluster", None),
     (T.flags_table, "AWS::DynamoDB::Table", f"{T.flags_table} (Targets.flags_table, the feature flags table)"),
