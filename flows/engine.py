@@ -359,7 +359,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     ``tries`` > 1 (a rollback's move to stable): a write that did not land is sent again, up to
     that many times in all, 1 s and then 2 s apart, unless the load balancer refused it for good
     (``undoable.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
-    a canary being rolled back over one throttled or lost ModifyRule is not.
+    a canary being rolled back over one throttled or lost ModifyRule is not. While a send is left,
+    a lost answer is read back for ``LOST_ANSWER_READ_BACK_SECONDS`` at most, not ``timeout_seconds``,
+    and the read-back's error names that bound (``LOST_ANSWER_BOUND``).
 
     ``dropping`` (a rollback's move to stable): a rule that has come to forward to a third target
     group as well (or with weight 0 to both) is written all the same, dropping that group, and
@@ -383,8 +385,11 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
         lost = timeout_seconds if attempt == tries else min(timeout_seconds, LOST_ANSWER_READ_BACK_SECONDS)
+        # Named as the bound it is: "within 5 s (verify_timeout_seconds)" sent people to raise a
+        # setting that does not set this wait.
+        bound = "verify_timeout_seconds" if lost == timeout_seconds else LOST_ANSWER_BOUND
         try:
-            return _set_and_verify_once(env, writer, target, timeout_seconds, lost, first)
+            return _set_and_verify_once(env, writer, target, timeout_seconds, lost, first, bound)
         except (BotoCoreError, ClientError) as err:
             earlier, landed = landed, may_have_landed(landed, err)
             if earlier is not None and landed is None:
@@ -452,6 +457,9 @@ WRITE_RETRY_FIRST_DELAY_SECONDS = PATIENT_FIRST_DELAY_SECONDS
 # How long a lost answer is read back before the write is sent again (wall seconds): a ModifyRule
 # that landed shows in a read-back within about a second.
 LOST_ANSWER_READ_BACK_SECONDS = 5.0
+# What sets that wait, as a read-back's error names it: no setting does (it is not the spec's
+# verify_timeout_seconds, which bounds the read-back of the last send and of a send that answered).
+LOST_ANSWER_BOUND = "a lost answer's brief read-back before the move is sent again"
 
 DRIFT_LOOK_SECONDS = 300.0
 """How often (rollout-clock seconds) a stage's bake reads the load balancer's weights to find them
@@ -460,7 +468,7 @@ look (one a minute for hours) was a fifth of a stage's orchestration overhead.""
 
 
 def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weights, timeout_seconds: float,
-                         lost_timeout_seconds: float, first: FirstRead) -> Weights:
+                         lost_timeout_seconds: float, first: FirstRead, bound: str) -> Weights:
     log = get_run_logger()
 
     def waiting(elapsed: float) -> None:
@@ -476,7 +484,7 @@ def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weight
                               waiting=waiting))
     except Exception as err:
         # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
-        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
+        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound)
     return traffic.verify_weights(env.router, target, timeout_seconds)
 
 

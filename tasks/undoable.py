@@ -212,11 +212,13 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_
         landed_although_lost(router, weights, err, lost_answer_seconds)
 
 
-def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float) -> Weights:
+def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float, *,
+                         bound: str = "verify_timeout_seconds") -> Weights:
     """The weights read back after a write of ``weights`` failed with ``err``: a lost answer (a
     dropped connection, a timeout) may have moved the traffic all the same. ``err`` is raised
     when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
-    the read-back does not show ``weights`` within ``timeout_seconds``."""
+    the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
+    the read-back's errors name it)."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
@@ -224,7 +226,7 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     run_log = get_run_logger()  # the run's own log: this is the shift's story, not an undo's
     run_log.warning("the answer to setting the weights to %s was lost (%s); reading them back", weights, err)
     try:
-        verified = traffic.read_back(router, weights, timeout_seconds)
+        verified = traffic.read_back(router, weights, timeout_seconds, bound=bound)
     except WeightMismatch:
         run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
         raise err from None

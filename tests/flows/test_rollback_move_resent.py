@@ -519,3 +519,12 @@ def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with
     assert f"once {stable} can take the traffic" not in flat, flat
     assert ("once what the refusal above says is put right: until then AWS refuses the move the same way."
             in flat), flat
+
+
+def test_a_lost_move_read_back_briefly_names_the_bound_it_was_read_back_within(aws, watch_calls, brief_lost_read_back):
+    """While sends are left, a lost answer is read back for LOST_ANSWER_READ_BACK_SECONDS, not the
+    rollback's verify_timeout_seconds: the page said the weights "could not be read back within 0.3 s
+    (verify_timeout_seconds)", sending people to raise a setting that does not set that wait."""
+    flat = _refused_after_a_lost_answer(aws, watch_calls, "AccessDenied")
+    assert "(verify_timeout_seconds)" not in flat, flat
+    assert f"within 0.3 s ({flows.engine.LOST_ANSWER_BOUND}): Elastic Load Balancing did not answer" in flat, flat
