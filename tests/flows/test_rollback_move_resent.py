@@ -460,7 +460,17 @@ def test_a_lost_move_read_back_as_not_landed_by_a_later_try_is_not_the_one_faile
 
 def _refused_after_a_lost_answer(aws, watch_calls, code: str):
     """A rollback whose first ModifyRule lands with its answer lost and its read-back unanswered, and
-    whose second is refused for good with ``code``: the error raised and the page, flattened."""
+    whose second is refused for good with ``code``: the page, flattened."""
+    said, flat = _sent_again_after_a_lost_answer(aws, watch_calls, lambda aws, elbv2: answering(
+        aws, code, times=ROLLBACK_WRITE_TRIES))
+    assert code in said, said
+    return flat
+
+
+def _sent_again_after_a_lost_answer(aws, watch_calls, later):
+    """A rollback whose first ModifyRule lands with its answer lost and its read-back unanswered, and
+    whose second is refused for good by ``later(aws, elbv2)``, a before-call hook of each ModifyRule
+    after the first: the error raised and the page, flattened."""
     env, elbv2 = on_moto(aws)
     lost = {"answer": False}
 
@@ -470,7 +480,7 @@ def _refused_after_a_lost_answer(aws, watch_calls, code: str):
             raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
 
     read = {"slow": True}
-    refused = answering(aws, code, times=ROLLBACK_WRITE_TRIES)
+    refused = later(aws, elbv2)
 
     def refused_after_the_first(**kwargs):
         return refused(**kwargs) if lost["answer"] else None
@@ -487,7 +497,7 @@ def _refused_after_a_lost_answer(aws, watch_calls, code: str):
         rollback_on(env)
     assert calls.count("ModifyRule") == 2, calls  # the lost one, and the refused one: not sent a third time
     said = " ".join(str(failed.value).split())
-    assert "sent again, the move was refused:" in said and code in said, said
+    assert "sent again, the move was refused:" in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service
@@ -495,7 +505,7 @@ def _refused_after_a_lost_answer(aws, watch_calls, code: str):
     assert ("the move sent again was refused: the traffic may be on {0} already, or not. Run the rollback again"
             .format(stable)) in flat, page
     assert "once the load balancer answers" not in flat, page
-    return flat
+    return said, flat
 
 
 def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with_the_permission_to_grant(
@@ -528,3 +538,23 @@ def test_a_lost_move_read_back_briefly_names_the_bound_it_was_read_back_within(a
     flat = _refused_after_a_lost_answer(aws, watch_calls, "AccessDenied")
     assert "(verify_timeout_seconds)" not in flat, flat
     assert f"within 0.3 s ({flows.engine.LOST_ANSWER_BOUND}): Elastic Load Balancing did not answer" in flat, flat
+
+
+def test_a_move_whose_rule_is_deleted_after_a_lost_answer_not_read_back_is_paged_as_one_that_may_have_landed(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost and its read-back unanswered; the rule is then
+    deleted, and rollway refuses the move sent again (TargetNotFound, its own error, not AWS's). That
+    refusal escaped the move, the earlier send forgotten: the page said the traffic "could NOT be
+    moved back" and "Done before it failed: nothing" of a move that may have landed. It says the
+    traffic may be on stable, the rule gone, and to put the rule right before running it again."""
+
+    def deleted_before_it(aws, elbv2):
+        def delete(**_):
+            elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+        return delete
+
+    said, flat = _sent_again_after_a_lost_answer(aws, watch_calls, deleted_before_it)
+    assert f"rule '{aws.topology.rule_arn}' not found: it was deleted since this run looked it up" in said, said
+    assert "could NOT be moved back" not in flat and "Done before it failed: nothing" not in flat, flat
+    assert f"all the traffic to {aws.targets.stable_service} (its answer lost; not read back)" in flat, flat
+    assert AGAIN_ONCE_THE_RULE in flat and "AWS refuses the move" not in flat, flat
