@@ -191,17 +191,18 @@ def _done(steps: Sequence[str]) -> str:
 class MoveNotReadBack(ReadBackUnanswered):
     """The rollback's move to stable, which the load balancer took (its ModifyRule answered), or whose
     answer was lost (``lost``: the write's error), not read back: the load balancer did not answer a
-    read of its weights by the verify timeout. The traffic may be on stable already, or not (the rule
-    read as others since): unlike a read not answered before the move, which moved nothing. Its
-    message is the read's own, after the lost answer's, then the refusal of the move sent again
-    (``refused``: a permission denied, a rule gone), which no later run gets past until it is put right."""
+    read of its weights by the read-back's bound, or refused it for now (``answered``: a throttle).
+    The traffic may be on stable already, or not (the rule read as others since): unlike a read not
+    answered before the move, which moved nothing. Its message is the read's own, after the lost
+    answer's, then the refusal of the move sent again (``refused``: a permission denied, a rule
+    gone), which no later run gets past until it is put right."""
 
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
     refused: BaseException | None = None
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 lost: str | None = None, refused: BaseException | None = None) -> None:
-        super().__init__(what, seconds, service, bound)
+                 lost: str | None = None, refused: BaseException | None = None, answered: str | None = None) -> None:
+        super().__init__(what, seconds, service, bound, answered)
         self.lost, self.refused = lost, refused
         said = self.args[0]
         if lost is not None:
@@ -214,7 +215,7 @@ class MoveNotReadBack(ReadBackUnanswered):
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
            refused: BaseException | None = None) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost), refused)
+                   None if lost is None else str(lost), refused, unanswered.answered)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -319,6 +320,9 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
         sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
                 else f"the load balancer took the move to {stable} but")
+        # A read-back refused for now (throttled) was answered, though not with the weights.
+        sent += (" did not answer when its weights were read back" if err.answered is None
+                 else " refused the read-back of its weights for now")
         if err.refused is not None:
             # The move sent again was refused for good: waiting for the load balancer to answer does
             # not get past a permission denied; what the refusal names must be put right first. Any
@@ -328,10 +332,10 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # it refuses a first send: AWS never saw the move it refused.
             fix = _put_right_first(err.refused, run) or (
                 f"{run} once what the refusal above says is put right: until then AWS refuses the move the same way.")
-            return (f"{sent} did not answer when its weights were read back, and the move sent again was refused: "
+            return (f"{sent}, and the move sent again was refused: "
                     f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
                     "shows the split the load balancer holds once it answers.")
-        return (f"{sent} did not answer when its weights were read back: "
+        return (f"{sent}: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
                 "split it holds once it answers.")

@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch
+from rollway.aws.errors import REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch, aws_message
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -89,6 +89,13 @@ LOOK_AGAIN_SECONDS = 1.0
 _LOOKS = 3
 _ELB = "Elastic Load Balancing"
 _WEIGHTS = "the load balancer's weights"
+
+
+def refused_for_now(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
+    """A read-back of the weights that ended at its bound (``seconds``, set by ``bound``) on a read
+    the load balancer refused for now (``err``: a throttle): what it holds is not known, as when it
+    did not answer, and the error says which it was."""
+    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err))
 
 
 def weights_once(reader: TrafficRouter, seconds: float, *, left: float | None = None) -> Weights:

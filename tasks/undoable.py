@@ -15,12 +15,12 @@ from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
 from rollway.aws.denied import ROLLOUT_POLICY, PassRoleDenied, refusal_said, rollout_said
-from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
+from rollway.aws.errors import REFUSED_CODES, SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
 from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
-from tasks import traffic
+from tasks import retry, traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
 from tasks.flags import PATIENT_ATTEMPTS as UNDO_ATTEMPTS
 from tasks.flags import PATIENT_FIRST_DELAY_SECONDS as UNDO_FIRST_DELAY_SECONDS
@@ -218,7 +218,8 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     dropped connection, a timeout) may have moved the traffic all the same. ``err`` is raised
     when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
     the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
-    the read-back's errors name it)."""
+    the read-back's errors name it). Not known to have landed (the read-back not answered, or
+    refused for now, a throttle, at its bound), ``err`` is raised from that ReadBackUnanswered."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
@@ -234,6 +235,16 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
         # Not known to have landed: the write's own error, which a rollback sends again on.
         run_log.error("%s; the shift to %s is not known to have landed", unanswered, weights)
         raise err from unanswered
+    except ClientError as read_err:
+        if not retry.again(read_err, denied=REFUSED_CODES):
+            raise
+        # A read refused for now (throttled) at the bound says no more of the write than one not
+        # answered: raised itself, it failed the write as if AWS had said it did not act, and a
+        # rollback forgot a send that may have landed (its page: "could NOT be moved back").
+        # A read refused for good (a permission) is raised as it is: its refusal is what to fix.
+        unknown = traffic.refused_for_now(read_err, timeout_seconds, bound)
+        run_log.error("%s; the shift to %s is not known to have landed", unknown, weights)
+        raise err from unknown
     run_log.info("the shift to %s landed although its answer was lost; going on", weights)
     return verified
 

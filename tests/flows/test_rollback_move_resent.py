@@ -558,3 +558,44 @@ def test_a_move_whose_rule_is_deleted_after_a_lost_answer_not_read_back_is_paged
     assert "could NOT be moved back" not in flat and "Done before it failed: nothing" not in flat, flat
     assert f"all the traffic to {aws.targets.stable_service} (its answer lost; not read back)" in flat, flat
     assert AGAIN_ONCE_THE_RULE in flat and "AWS refuses the move" not in flat, flat
+
+
+def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_may_have_landed(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost, and its read-back is throttled; the sends after
+    it are throttled too. The throttled read failed the send as if AWS had said it did not act: the
+    earlier send was not counted as one that may have landed, and the page said the traffic "could
+    NOT be moved back" (on stable, here) over DescribeRules' throttle. A read-back refused for now
+    leaves the send not known to have landed, as one not answered does, and the page says so."""
+    env, elbv2 = on_moto(aws)
+    lost = {"answer": False}
+
+    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        if not lost["answer"]:
+            lost["answer"] = True
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    sends, reads = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES), answering(aws, "Throttling", times=1)
+
+    def throttled_after_the_first(**kwargs):
+        return sends(**kwargs) if lost["answer"] else None
+
+    def read_back_throttled(**kwargs):  # the lost answer's read-back (not read again within 0.3 s)
+        return reads(**kwargs) if lost["answer"] else None
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", throttled_after_the_first), \
+            on_operation(elbv2, "before-call", read_back_throttled, operation="DescribeRules"), \
+            pytest.raises(ReadBackUnanswered) as failed:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
+    assert env.router.get_weights() == ALL_STABLE  # the first send landed
+    said = " ".join(str(failed.value).split())
+    assert ("could not be read back within 0.3 s (a lost answer's brief read-back before the move is sent again): "
+            "Elastic Load Balancing refused the read for now (Throttling: Throttling from the load balancer)") in said, said
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
+    assert (f"The answer to the move to {stable} was lost and the load balancer refused the read-back of its weights "
+            f"for now: the traffic may be on {stable} already, or not") in flat, page
