@@ -467,18 +467,25 @@ def _refused_after_a_lost_answer(aws, watch_calls, code: str):
     return flat
 
 
+def losing_the_first_answer(aws):
+    """An after-call hook of ModifyRule: the first goes through on moto and its answer never arrives;
+    and what it keeps (``lost["answer"]``: True once lost)."""
+    lost = {"answer": False}
+
+    def lose(**_):
+        if not lost["answer"]:
+            lost["answer"] = True
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    return lost, lose
+
+
 def _sent_again_after_a_lost_answer(aws, watch_calls, later):
     """A rollback whose first ModifyRule lands with its answer lost and its read-back unanswered, and
     whose second is refused for good by ``later(aws, elbv2)``, a before-call hook of each ModifyRule
     after the first: the error raised and the page, flattened."""
     env, elbv2 = on_moto(aws)
-    lost = {"answer": False}
-
-    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
-        if not lost["answer"]:
-            lost["answer"] = True
-            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
-
+    lost, lose_the_first_answer = losing_the_first_answer(aws)
     read = {"slow": True}
     refused = later(aws, elbv2)
 
@@ -568,13 +575,7 @@ def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_ma
     NOT be moved back" (on stable, here) over DescribeRules' throttle. A read-back refused for now
     leaves the send not known to have landed, as one not answered does, and the page says so."""
     env, elbv2 = on_moto(aws)
-    lost = {"answer": False}
-
-    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
-        if not lost["answer"]:
-            lost["answer"] = True
-            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
-
+    lost, lose_the_first_answer = losing_the_first_answer(aws)
     sends, reads = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES), answering(aws, "Throttling", times=1)
 
     def throttled_after_the_first(**kwargs):
