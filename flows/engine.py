@@ -12,7 +12,7 @@ import re
 import time
 from datetime import datetime
 from contextlib import AbstractContextManager, nullcontext
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable, NamedTuple, NoReturn, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
@@ -359,7 +359,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     ``tries`` > 1 (a rollback's move to stable): a write that did not land is sent again, up to
     that many times in all, 1 s and then 2 s apart, unless the load balancer refused it for good
     (``undoable.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
-    a canary being rolled back over one throttled or lost ModifyRule is not.
+    a canary being rolled back over one throttled or lost ModifyRule is not. While a send is left,
+    a lost answer is read back for ``LOST_ANSWER_READ_BACK_SECONDS`` at most, not ``timeout_seconds``,
+    and the read-back's error names that bound (``LOST_ANSWER_BOUND``).
 
     ``dropping`` (a rollback's move to stable): a rule that has come to forward to a third target
     group as well (or with weight 0 to both) is written all the same, dropping that group, and
@@ -372,8 +374,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     refusal (a throttle) had a rollback page "could NOT be moved back" and "Done before it failed:
     nothing" of a move that may have landed. What the load balancer showed last decides
     (``may_have_landed``): a later send's read-back that answered with other weights says that
-    send did not land, and the send's own error is raised. A refusal for good after it (a
-    permission denied) is raised as ``RefusedAfterLostAnswer``, which names both.
+    send did not land, and the send's own error is raised. A refusal for good after it (AWS's, a
+    permission denied; or rollway's own before the write, a rule gone) is raised as
+    ``RefusedAfterLostAnswer``, which names both.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
@@ -383,8 +386,14 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
         lost = timeout_seconds if attempt == tries else min(timeout_seconds, LOST_ANSWER_READ_BACK_SECONDS)
+        # Named as the bound it is: "within 5 s (verify_timeout_seconds)" sent people to raise a
+        # setting that does not set this wait.
+        bound = "verify_timeout_seconds" if lost == timeout_seconds else LOST_ANSWER_BOUND
+        sent = False  # the send answered, or its lost answer was read back: what fails after is the read-back's
         try:
-            return _set_and_verify_once(env, writer, target, timeout_seconds, lost, first)
+            read = _send_once(env, writer, target, lost, first, bound)
+            sent = True
+            return read if read is not None else traffic.verify_weights(env.router, target, timeout_seconds)
         except (BotoCoreError, ClientError) as err:
             earlier, landed = landed, may_have_landed(landed, err)
             if earlier is not None and landed is None:
@@ -395,18 +404,36 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             if attempt == tries or undoable.final_for_elb(err):
                 if landed is None or landed is err:
                     raise
-                if undoable.final_for_elb(err):
-                    raise RefusedAfterLostAnswer(landed, err) from landed
-                get_run_logger().error(
-                    "setting the weights to %s failed on try %d of %d (%s); an earlier try's answer was lost and its "
-                    "weights were not read back, so it may have landed: failing on that one (%s)", target, attempt,
-                    tries, err, landed)
-                raise landed from landed.__cause__
+                _fail_after_lost_answer(landed, err, target, attempt, tries)
             get_run_logger().warning("setting the weights to %s failed (%s); sending it again in %g s (try %d of %d)",
                                      target, err, delay, attempt + 1, tries)
             time.sleep(delay)
             delay *= 2
+        except Exception as err:
+            # Rollway's own refusal of a send (a rule gone, another service's rule left on its path)
+            # is not AWS's error, and escaped the branch above: an earlier send that may have landed
+            # was forgotten, and a rollback paged "could NOT be moved back" and "Done before it failed:
+            # nothing". One that fails a read-back (a send that answered) says what the load balancer
+            # shows now, and is raised as it is.
+            if sent or landed is None:
+                raise
+            _fail_after_lost_answer(landed, err, target, attempt, tries)
     raise AssertionError("unreachable")
+
+
+def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: Weights, attempt: int,
+                            tries: int) -> NoReturn:
+    """End the move on ``err``, the failure of try ``attempt`` of ``tries``, after the earlier send
+    ``landed`` whose answer was lost and not read back: it may have landed, which what is raised
+    says. A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
+    any other failure is logged and ``landed`` raised."""
+    if undoable.final_for_elb(err):
+        raise RefusedAfterLostAnswer(landed, err) from landed
+    get_run_logger().error(
+        "setting the weights to %s failed on try %d of %d (%s); an earlier try's answer was lost and its "
+        "weights were not read back, so it may have landed: failing on that one (%s)", target, attempt,
+        tries, err, landed)
+    raise landed from landed.__cause__
 
 
 def read_back_of(err: BaseException) -> Weights | None:
@@ -452,6 +479,9 @@ WRITE_RETRY_FIRST_DELAY_SECONDS = PATIENT_FIRST_DELAY_SECONDS
 # How long a lost answer is read back before the write is sent again (wall seconds): a ModifyRule
 # that landed shows in a read-back within about a second.
 LOST_ANSWER_READ_BACK_SECONDS = 5.0
+# What sets that wait, as a read-back's error names it: no setting does (it is not the spec's
+# verify_timeout_seconds, which bounds the read-back of the last send and of a send that answered).
+LOST_ANSWER_BOUND = "a lost answer's brief read-back before the move is sent again"
 
 DRIFT_LOOK_SECONDS = 300.0
 """How often (rollout-clock seconds) a stage's bake reads the load balancer's weights to find them
@@ -459,8 +489,10 @@ moved by someone else: at the first look this long after the last read that answ
 look (one a minute for hours) was a fifth of a stage's orchestration overhead."""
 
 
-def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weights, timeout_seconds: float,
-                         lost_timeout_seconds: float, first: FirstRead) -> Weights:
+def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_timeout_seconds: float,
+               first: FirstRead, bound: str) -> Weights | None:
+    """Send ``target`` once: None when the load balancer answered (its read-back is the caller's),
+    else the weights a lost answer was read back as (``undoable.landed_although_lost``)."""
     log = get_run_logger()
 
     def waiting(elapsed: float) -> None:
@@ -476,8 +508,8 @@ def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weight
                               waiting=waiting))
     except Exception as err:
         # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
-        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
-    return traffic.verify_weights(env.router, target, timeout_seconds)
+        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound)
+    return None
 
 
 def shift_to(

@@ -191,17 +191,18 @@ def _done(steps: Sequence[str]) -> str:
 class MoveNotReadBack(ReadBackUnanswered):
     """The rollback's move to stable, which the load balancer took (its ModifyRule answered), or whose
     answer was lost (``lost``: the write's error), not read back: the load balancer did not answer a
-    read of its weights by the verify timeout. The traffic may be on stable already, or not (the rule
-    read as others since): unlike a read not answered before the move, which moved nothing. Its
-    message is the read's own, after the lost answer's, then the refusal of the move sent again
-    (``refused``: a permission denied, a rule gone), which no later run gets past until it is put right."""
+    read of its weights by the read-back's bound, or refused it for now (``answered``: a throttle).
+    The traffic may be on stable already, or not (the rule read as others since): unlike a read not
+    answered before the move, which moved nothing. Its message is the read's own, after the lost
+    answer's, then the refusal of the move sent again (``refused``: a permission denied, a rule
+    gone), which no later run gets past until it is put right."""
 
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
     refused: BaseException | None = None
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 lost: str | None = None, refused: BaseException | None = None) -> None:
-        super().__init__(what, seconds, service, bound)
+                 lost: str | None = None, refused: BaseException | None = None, answered: str | None = None) -> None:
+        super().__init__(what, seconds, service, bound, answered)
         self.lost, self.refused = lost, refused
         said = self.args[0]
         if lost is not None:
@@ -214,7 +215,7 @@ class MoveNotReadBack(ReadBackUnanswered):
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
            refused: BaseException | None = None) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost), refused)
+                   None if lost is None else str(lost), refused, unanswered.answered)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -311,6 +312,45 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
     not read back (WeightMismatch) is not the stable service failing to take the traffic, which the
     page said it was: the load balancer was slow to show the move (it may show it by now:
     ``weights``, read after; None: not read), or another writer changed the rule."""
+    fix = _put_right_first(err, run)
+    if fix is not None:
+        return fix
+    if isinstance(err, MoveNotReadBack):
+        # Nor when the load balancer took the move, or lost its answer, and did not answer its read-back:
+        # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
+        sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
+                else f"the load balancer took the move to {stable} but")
+        # A read-back refused for now (throttled) was answered, though not with the weights.
+        sent += (" did not answer when its weights were read back" if err.answered is None
+                 else " refused the read-back of its weights for now")
+        if err.refused is not None:
+            # The move sent again was refused for good: waiting for the load balancer to answer does
+            # not get past a permission denied; what the refusal names must be put right first. Any
+            # other refusal (AWS's answer: a ValidationError, a target group not found) is not stable
+            # failing to take the traffic either, which "once <stable> can take the traffic" said it was.
+            # Rollway's own refusal (a rule gone, another service's rule on the path) is said as when
+            # it refuses a first send: AWS never saw the move it refused.
+            fix = _put_right_first(err.refused, run) or (
+                f"{run} once what the refusal above says is put right: until then AWS refuses the move the same way.")
+            return (f"{sent}, and the move sent again was refused: "
+                    f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
+                    "shows the split the load balancer holds once it answers.")
+        return (f"{sent}: "
+                f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
+                "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
+                "split it holds once it answers.")
+    if not isinstance(err, WeightMismatch):
+        return f"{run} once {stable} can take the traffic."
+    if weights is not None and weights == err.expected:
+        return f"the move has shown since: {run} to finish it (retire the canary, disable the flags and tell people)."
+    return (f"{run}: the load balancer may only be slow to show the move; if it shows other weights than "
+            f"{err.actual} or {err.expected} by then, another writer (a person, another run) is changing the rule: "
+            "find who first.")
+
+
+def _put_right_first(err: BaseException | None, run: str) -> str | None:
+    """When to ``run`` a rollback again that ``err`` refused, when what it names must be put right
+    first, whatever stable's state (``when_again``); None when ``err`` is no such refusal."""
     refused_rule = isinstance(err, TargetNotFound) and err.kind == "listener rule"
     if refused_rule or isinstance(err, (RuleForwardsNowhere, RulesOnPath)):
         # Not "once stable can take the traffic": the rule is the trouble, and each refusal of it says
@@ -328,33 +368,7 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # Nor when AWS refused the role a call of the move (ModifyRule, DescribeRules, UpdateService):
         # it refuses it again however ready stable is, until the statement the error names is added.
         return f"{run} once the permission the error above names is granted: until then AWS refuses it the same way."
-    if isinstance(err, MoveNotReadBack):
-        # Nor when the load balancer took the move, or lost its answer, and did not answer its read-back:
-        # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
-        sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
-                else f"the load balancer took the move to {stable} but")
-        if err.refused is not None:
-            # The move sent again was refused for good: waiting for the load balancer to answer does
-            # not get past a permission denied; what the refusal names must be put right first. Any
-            # other refusal (AWS's answer: a ValidationError, a target group not found) is not stable
-            # failing to take the traffic either, which "once <stable> can take the traffic" said it was.
-            fix = (when_again(err.refused, stable, run) if isinstance(err.refused, PermissionDenied)
-                   else f"{run} once what the refusal above says is put right: until then AWS refuses the move the "
-                        "same way.")
-            return (f"{sent} did not answer when its weights were read back, and the move sent again was refused: "
-                    f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
-                    "shows the split the load balancer holds once it answers.")
-        return (f"{sent} did not answer when its weights were read back: "
-                f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
-                "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
-                "split it holds once it answers.")
-    if not isinstance(err, WeightMismatch):
-        return f"{run} once {stable} can take the traffic."
-    if weights is not None and weights == err.expected:
-        return f"the move has shown since: {run} to finish it (retire the canary, disable the flags and tell people)."
-    return (f"{run}: the load balancer may only be slow to show the move; if it shows other weights than "
-            f"{err.actual} or {err.expected} by then, another writer (a person, another run) is changing the rule: "
-            "find who first.")
+    return None
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
@@ -590,8 +604,9 @@ def execute_rollback(
             # After a write the load balancer took, or one whose answer was lost and not read back
             # (``landed_although_lost`` raises the write's error from the read given up on): said as a
             # move that may have landed, and was sent ("Done before it failed: nothing" said it was not).
-            # Refused for good when sent again (a permission denied): that refusal is said too, as the
-            # statement granting it, since running the rollback again fails the same way until it is fixed.
+            # Refused for good when sent again (a permission denied, a rule gone): that refusal is said too
+            # (a permission as the statement granting it), since running the rollback again fails the same
+            # way until it is fixed.
             refused = rollout_said(failed.refused, t) if isinstance(failed, RefusedAfterLostAnswer) else None
             lost = failed.lost if isinstance(failed, RefusedAfterLostAnswer) else failed
             unanswered = lost if isinstance(lost, ReadBackUnanswered) else lost.__cause__

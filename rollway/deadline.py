@@ -171,16 +171,22 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         seconds: the wait's bound.
         bound: the parameter that sets it ("verify_timeout_seconds"), or None when not known.
         service: who did not answer ("Elastic Load Balancing").
+        answered: what ``service`` answered the last read instead, a refusal for now (a throttle),
+            when it answered one: it did not say what it holds either; None when it did not answer.
     """
 
-    def __init__(self, what: str, seconds: float, service: str, bound: str | None = None) -> None:
-        self.what, self.seconds, self.service, self.bound = what, seconds, service, bound
+    answered: str | None = None  # a class default: one pickled before the field existed did not answer
+
+    def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
+                 answered: str | None = None) -> None:
+        self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
         named = f" ({bound})" if bound else ""
-        super().__init__(f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer")
+        why = "did not answer" if answered is None else f"refused the read for now ({answered})"
+        super().__init__(f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} {why}")
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""
-        return ReadBackUnanswered(self.what, self.seconds, self.service, bound)
+        return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered)
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,

@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch
+from rollway.aws.errors import REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch, aws_message
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -50,7 +50,7 @@ def weights_settled(router: TrafficRouter, expected: Weights, timeout_seconds: f
 
 
 def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float, *,
-              left: float | None = None) -> Weights:
+              left: float | None = None, bound: str = "verify_timeout_seconds") -> Weights:
     """``verify_weights`` outside a task of its own (for a task that reads back its own write).
 
     Each read is made on the router's bounded reads (``TrafficRouter.reading``) and given up on at
@@ -58,6 +58,8 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float, 
     that stopped answering held a read-back bounded at 20 s for about a minute, silent. ``left``:
     what is left of the timeout (all of it by default), for a wait that has spent some already; its
     errors still name the whole timeout. At least one read is made, given up on after the margin.
+    ``bound``: what sets the timeout, as its errors name it (a spec's ``verify_timeout_seconds``
+    unless the caller's own, shorter bound).
 
     Raises:
         WeightMismatch: the weights read back at the timeout are others.
@@ -72,7 +74,7 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float, 
         # read again within the bound, not taken for the shift's failure (the stage failed, and
         # its hook rolled back a shift that had landed).
         actual = within_bound(reader.get_weights, what=_WEIGHTS, seconds=timeout_seconds,
-                              bound="verify_timeout_seconds", left=deadline - time.monotonic())
+                              bound=bound, left=deadline - time.monotonic())
         if actual == expected:
             return actual
         left = deadline - time.monotonic()
@@ -87,6 +89,13 @@ LOOK_AGAIN_SECONDS = 1.0
 _LOOKS = 3
 _ELB = "Elastic Load Balancing"
 _WEIGHTS = "the load balancer's weights"
+
+
+def refused_for_now(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
+    """A read-back of the weights that ended at its bound (``seconds``, set by ``bound``) on a read
+    the load balancer refused for now (``err``: a throttle): what it holds is not known, as when it
+    did not answer, and the error says which it was."""
+    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err))
 
 
 def weights_once(reader: TrafficRouter, seconds: float, *, left: float | None = None) -> Weights:

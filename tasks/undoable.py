@@ -15,12 +15,12 @@ from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
 from rollway.aws.denied import ROLLOUT_POLICY, PassRoleDenied, refusal_said, rollout_said
-from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
+from rollway.aws.errors import REFUSED_CODES, SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
 from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
-from tasks import traffic
+from tasks import retry, traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
 from tasks.flags import PATIENT_ATTEMPTS as UNDO_ATTEMPTS
 from tasks.flags import PATIENT_FIRST_DELAY_SECONDS as UNDO_FIRST_DELAY_SECONDS
@@ -212,11 +212,14 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_
         landed_although_lost(router, weights, err, lost_answer_seconds)
 
 
-def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float) -> Weights:
+def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float, *,
+                         bound: str = "verify_timeout_seconds") -> Weights:
     """The weights read back after a write of ``weights`` failed with ``err``: a lost answer (a
     dropped connection, a timeout) may have moved the traffic all the same. ``err`` is raised
     when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
-    the read-back does not show ``weights`` within ``timeout_seconds``."""
+    the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
+    the read-back's errors name it). Not known to have landed (the read-back not answered, or
+    refused for now, a throttle, at its bound), ``err`` is raised from that ReadBackUnanswered."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
@@ -224,7 +227,7 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     run_log = get_run_logger()  # the run's own log: this is the shift's story, not an undo's
     run_log.warning("the answer to setting the weights to %s was lost (%s); reading them back", weights, err)
     try:
-        verified = traffic.read_back(router, weights, timeout_seconds)
+        verified = traffic.read_back(router, weights, timeout_seconds, bound=bound)
     except WeightMismatch:
         run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
         raise err from None
@@ -232,6 +235,16 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
         # Not known to have landed: the write's own error, which a rollback sends again on.
         run_log.error("%s; the shift to %s is not known to have landed", unanswered, weights)
         raise err from unanswered
+    except ClientError as read_err:
+        if not retry.again(read_err, denied=REFUSED_CODES):
+            raise
+        # A read refused for now (throttled) at the bound says no more of the write than one not
+        # answered: raised itself, it failed the write as if AWS had said it did not act, and a
+        # rollback forgot a send that may have landed (its page: "could NOT be moved back").
+        # A read refused for good (a permission) is raised as it is: its refusal is what to fix.
+        unknown = traffic.refused_for_now(read_err, timeout_seconds, bound)
+        run_log.error("%s; the shift to %s is not known to have landed", unknown, weights)
+        raise err from unknown
     run_log.info("the shift to %s landed although its answer was lost; going on", weights)
     return verified
 

@@ -1264,13 +1264,14 @@ def without_traceback(*answers: type[BaseException],
     step and AWS's words): the task engine logs a failed task's with one too. Its ERROR line stays
     off the terminal as the flow's does: the command's answer quotes it.
 
-    The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
-    Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
-    own ``error:`` line, the same words twice; so did the flow engine's closing "Finished in state
-    Failed(...)" line (INFO), which quotes it whole. So is an error the flow paged in its own words
-    (``flows.untraced.PAGED``: a rollback that could not move the traffic), whatever its kind: the
-    page's line says it, and the engine's ERROR line and traceback of it stood below that. Its
-    traceback stays in the run's log, unlike an answer's."""
+    The engine's lines of the flow's ``answers`` are left off the terminal alone (Prefect's console
+    handler): there its ERROR line of one stood above the command's own ``error:`` line, the same
+    words twice; so did the flow engine's closing "Finished in state Failed(...)" line (INFO),
+    which quotes it whole. So is an error the flow paged in its own words (``flows.untraced.PAGED``:
+    a rollback that could not move the traffic), whatever its kind: the page's line says it, and
+    the engine's ERROR line and traceback of it stood below that. The run's log keeps those lines,
+    and so does a handler of the user's own on the root logger (a log file); a paged error's
+    traceback with them, unlike an answer's."""
     import logging
 
     from flows.untraced import PAGED
@@ -1319,8 +1320,14 @@ def without_traceback(*answers: type[BaseException],
     filters: list[tuple[Any, Any]] = [(logging.getLogger("prefect.flow_runs"), Untraced(answers, mark=True))]
     if task_failures:
         filters.append((logging.getLogger("prefect.task_runs"), Untraced(task_failures, mark=True)))
-    # The run loggers' own handlers (the run's log on the API) are not the root's: they keep it.
-    filters += [(handler, unsaid) for handler in logging.getLogger().handlers]
+    # Prefect's console alone, as ``prefect_console.failed_steps_held`` filters it: a handler of the
+    # user's own on the root logger (a log file) lost the engine's ERROR line with every other root
+    # handler, the failure nowhere in that file. The run loggers' own handlers (the run's log on the
+    # API) are not the root's: they keep it.
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    filters += [(handler, unsaid) for handler in logging.getLogger().handlers
+                if isinstance(handler, PrefectConsoleHandler)]
     for logger, untraced in filters:
         logger.addFilter(untraced)
     try:

@@ -453,8 +453,23 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
     assert read_back(aws)[0] == ALL_STABLE
 
 
+def prefect_console(monkeypatch) -> list[logging.LogRecord]:
+    """What Prefect's console handler (on the root logger) is handed from now on, which the terminal
+    shows: its own filters still apply (a handler of the test's own on the root logger was taken for
+    it, and a filter on every root handler passed as one on the console)."""
+    import prefect.main  # noqa: F401 - Prefect's console handler, on the root logger once imported
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    assert consoles, logging.getLogger().handlers
+    shown: list[logging.LogRecord] = []
+    for console in consoles:
+        monkeypatch.setattr(console, "emit", shown.append)
+    return shown
+
+
 @pytest.mark.parametrize("name", ["carol\x1b]0;pwned\x07", "carol\n2. finalized by mallory"], ids=["escape", "line-break"])
-def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escaped(aws, capsys, name):
+def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escaped(aws, capsys, monkeypatch, name):
     """The ledger keeps who finalized as they typed it (the finalize deployment's form, `--actor`,
     took a name with control characters until they were refused, and a ledger keeps what an older
     rollway wrote): a later `rollway finalize` quotes that name in its closing line, and printed it
@@ -468,15 +483,8 @@ def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escape
     options = ["--targets-block", blocks, "--credentials-block", blocks]
     assert finalize_on(env, actor=name).outcome == "finalized"
     capsys.readouterr()
-    # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
-    console: list[logging.LogRecord] = []
-    terminal = logging.Handler()
-    terminal.emit = console.append  # type: ignore[method-assign]
-    logging.getLogger().addHandler(terminal)
-    try:
-        assert app(["finalize", "--actor", "dave", *options], result_action="return_value") == 0
-    finally:
-        logging.getLogger().removeHandler(terminal)
+    console = prefect_console(monkeypatch)
+    assert app(["finalize", "--actor", "dave", *options], result_action="return_value") == 0
     out = capsys.readouterr().out
     said = "by " + name.encode("unicode_escape").decode()  # on the line that names it, escaped
     assert said in out, out
@@ -512,26 +520,27 @@ def test_rollway_finalize_refused_by_a_finalize_holding_the_rollout_names_it_on_
     assert read_back(aws)[0] == ALL_CANARY
 
 
-def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, flow_run_records):
+def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, monkeypatch, flow_run_records):
     """A refusal is an answer, not a crash: the command also printed the flow engine's traceback
     of it (some thirty lines) above its one-line "refused:". The terminal shows what the flow
-    run logger's handlers format, so the test reads what they are handed."""
-    from rollway.cli import app
+    run logger's handlers format, so the test reads what they are handed.
 
-    import logging
+    Only Prefect's console leaves the engine's ERROR line out: a handler of the user's own on the
+    root logger (a log file) lost it too, the refusal nowhere in that file."""
+    from rollway.cli import app
 
     blocks = saved_blocks(aws)
     promote_by_hand(aws, "start", "promote")  # the window is still open
-    # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
-    console: list[logging.LogRecord] = []
-    terminal = logging.Handler()
-    terminal.emit = console.append  # type: ignore[method-assign]
-    logging.getLogger().addHandler(terminal)
+    console = prefect_console(monkeypatch)
+    filed: list[logging.LogRecord] = []  # a log file of the user's own, on the root logger
+    log_file = logging.Handler()
+    log_file.emit = filed.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(log_file)
     try:
         code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks],
                    result_action="return_value")
     finally:
-        logging.getLogger().removeHandler(terminal)
+        logging.getLogger().removeHandler(log_file)
     assert code == 1
     # Opened "refused:" where every other command's refusal opens "error:".
     err = capsys.readouterr().err
@@ -541,6 +550,8 @@ def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, fl
     # The run's log keeps it; the terminal showed Prefect's ERROR line of it above the same words.
     errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
     assert not errors, errors
+    filed_errors = [r.getMessage() for r in filed if r.name == "prefect.flow_runs" and r.levelno >= logging.ERROR]
+    assert any("FinalizeRefused" in m and "monitoring window" in m for m in filed_errors), filed_errors
     assert read_back(aws)[0] == ALL_CANARY
 
 
@@ -551,8 +562,6 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
     lines, above its one-line "error:", as if finalize itself had crashed. And the terminal showed the
     stop three times: the failed task's ERROR line, the run's own ERROR line of the whole message,
     then the command's "error:": said once, by the command, it is read once."""
-    import logging
-
     import flows.finalize
     from rollway.cli import app
 
@@ -560,15 +569,11 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
     env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
     monkeypatch.setattr(flows.finalize, "load_environment", lambda *args: env)  # its clients refuse ModifyRule
     restore = failing(aws.get_client("elbv2"), "ModifyRule")
-    console: list[logging.LogRecord] = []  # what Prefect's console handler (on the root logger) prints
-    terminal = logging.Handler()
-    terminal.emit = console.append  # type: ignore[method-assign]
-    logging.getLogger().addHandler(terminal)
+    console = prefect_console(monkeypatch)
     try:
         code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
     finally:
         restore()
-        logging.getLogger().removeHandler(terminal)
     errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
     assert not errors, errors
     # Nor at another level: the flow engine's closing INFO line quoted the whole stop, paragraph and
@@ -590,8 +595,6 @@ def test_rollway_finalize_stopped_by_a_refused_step_says_it_once_as_the_statemen
     """A refusal is not retried, so the task engine logs no failure with its exception, only its
     "Finished in state Failed(... AccessDeniedException ...)" line: that ERROR line, AWS's bare
     refusal, stood above the command's own line, which says it as the policy statement to grant."""
-    import logging
-
     import flows.finalize
     from rollway.cli import app
 
@@ -605,16 +608,12 @@ def test_rollway_finalize_stopped_by_a_refused_step_says_it_once_as_the_statemen
             raise ClientError({"Error": {"Code": "AccessDeniedException",
                                          "Message": "not authorized to perform: ecs:UpdateService"}}, "UpdateService")
 
-    console: list[logging.LogRecord] = []  # what Prefect's console handler (on the root logger) prints
-    terminal = logging.Handler()
-    terminal.emit = console.append  # type: ignore[method-assign]
+    console = prefect_console(monkeypatch)
     ecs.meta.events.register("before-parameter-build.*", refuse)
-    logging.getLogger().addHandler(terminal)
     try:
         code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
     finally:
         ecs.meta.events.unregister("before-parameter-build.*", refuse)
-        logging.getLogger().removeHandler(terminal)
     errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
     assert not errors, errors
     assert code == 1

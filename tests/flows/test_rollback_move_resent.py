@@ -460,17 +460,34 @@ def test_a_lost_move_read_back_as_not_landed_by_a_later_try_is_not_the_one_faile
 
 def _refused_after_a_lost_answer(aws, watch_calls, code: str):
     """A rollback whose first ModifyRule lands with its answer lost and its read-back unanswered, and
-    whose second is refused for good with ``code``: the error raised and the page, flattened."""
-    env, elbv2 = on_moto(aws)
+    whose second is refused for good with ``code``: the page, flattened."""
+    said, flat = _sent_again_after_a_lost_answer(aws, watch_calls, lambda aws, elbv2: answering(
+        aws, code, times=ROLLBACK_WRITE_TRIES))
+    assert code in said, said
+    return flat
+
+
+def losing_the_first_answer(aws):
+    """An after-call hook of ModifyRule: the first goes through on moto and its answer never arrives;
+    and what it keeps (``lost["answer"]``: True once lost)."""
     lost = {"answer": False}
 
-    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+    def lose(**_):
         if not lost["answer"]:
             lost["answer"] = True
             raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
 
+    return lost, lose
+
+
+def _sent_again_after_a_lost_answer(aws, watch_calls, later):
+    """A rollback whose first ModifyRule lands with its answer lost and its read-back unanswered, and
+    whose second is refused for good by ``later(aws, elbv2)``, a before-call hook of each ModifyRule
+    after the first: the error raised and the page, flattened."""
+    env, elbv2 = on_moto(aws)
+    lost, lose_the_first_answer = losing_the_first_answer(aws)
     read = {"slow": True}
-    refused = answering(aws, code, times=ROLLBACK_WRITE_TRIES)
+    refused = later(aws, elbv2)
 
     def refused_after_the_first(**kwargs):
         return refused(**kwargs) if lost["answer"] else None
@@ -487,7 +504,7 @@ def _refused_after_a_lost_answer(aws, watch_calls, code: str):
         rollback_on(env)
     assert calls.count("ModifyRule") == 2, calls  # the lost one, and the refused one: not sent a third time
     said = " ".join(str(failed.value).split())
-    assert "sent again, the move was refused:" in said and code in said, said
+    assert "sent again, the move was refused:" in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service
@@ -495,7 +512,7 @@ def _refused_after_a_lost_answer(aws, watch_calls, code: str):
     assert ("the move sent again was refused: the traffic may be on {0} already, or not. Run the rollback again"
             .format(stable)) in flat, page
     assert "once the load balancer answers" not in flat, page
-    return flat
+    return said, flat
 
 
 def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with_the_permission_to_grant(
@@ -519,3 +536,67 @@ def test_a_move_refused_for_good_after_a_lost_answer_not_read_back_is_paged_with
     assert f"once {stable} can take the traffic" not in flat, flat
     assert ("once what the refusal above says is put right: until then AWS refuses the move the same way."
             in flat), flat
+
+
+def test_a_lost_move_read_back_briefly_names_the_bound_it_was_read_back_within(aws, watch_calls, brief_lost_read_back):
+    """While sends are left, a lost answer is read back for LOST_ANSWER_READ_BACK_SECONDS, not the
+    rollback's verify_timeout_seconds: the page said the weights "could not be read back within 0.3 s
+    (verify_timeout_seconds)", sending people to raise a setting that does not set that wait."""
+    flat = _refused_after_a_lost_answer(aws, watch_calls, "AccessDenied")
+    assert "(verify_timeout_seconds)" not in flat, flat
+    assert f"within 0.3 s ({flows.engine.LOST_ANSWER_BOUND}): Elastic Load Balancing did not answer" in flat, flat
+
+
+def test_a_move_whose_rule_is_deleted_after_a_lost_answer_not_read_back_is_paged_as_one_that_may_have_landed(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost and its read-back unanswered; the rule is then
+    deleted, and rollway refuses the move sent again (TargetNotFound, its own error, not AWS's). That
+    refusal escaped the move, the earlier send forgotten: the page said the traffic "could NOT be
+    moved back" and "Done before it failed: nothing" of a move that may have landed. It says the
+    traffic may be on stable, the rule gone, and to put the rule right before running it again."""
+
+    def deleted_before_it(aws, elbv2):
+        def delete(**_):
+            elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+        return delete
+
+    said, flat = _sent_again_after_a_lost_answer(aws, watch_calls, deleted_before_it)
+    assert f"rule '{aws.topology.rule_arn}' not found: it was deleted since this run looked it up" in said, said
+    assert "could NOT be moved back" not in flat and "Done before it failed: nothing" not in flat, flat
+    assert f"all the traffic to {aws.targets.stable_service} (its answer lost; not read back)" in flat, flat
+    assert AGAIN_ONCE_THE_RULE in flat and "AWS refuses the move" not in flat, flat
+
+
+def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_may_have_landed(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost, and its read-back is throttled; the sends after
+    it are throttled too. The throttled read failed the send as if AWS had said it did not act: the
+    earlier send was not counted as one that may have landed, and the page said the traffic "could
+    NOT be moved back" (on stable, here) over DescribeRules' throttle. A read-back refused for now
+    leaves the send not known to have landed, as one not answered does, and the page says so."""
+    env, elbv2 = on_moto(aws)
+    lost, lose_the_first_answer = losing_the_first_answer(aws)
+    sends, reads = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES), answering(aws, "Throttling", times=1)
+
+    def throttled_after_the_first(**kwargs):
+        return sends(**kwargs) if lost["answer"] else None
+
+    def read_back_throttled(**kwargs):  # the lost answer's read-back (not read again within 0.3 s)
+        return reads(**kwargs) if lost["answer"] else None
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", throttled_after_the_first), \
+            on_operation(elbv2, "before-call", read_back_throttled, operation="DescribeRules"), \
+            pytest.raises(ReadBackUnanswered) as failed:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
+    assert env.router.get_weights() == ALL_STABLE  # the first send landed
+    said = " ".join(str(failed.value).split())
+    assert ("could not be read back within 0.3 s (a lost answer's brief read-back before the move is sent again): "
+            "Elastic Load Balancing refused the read for now (Throttling: Throttling from the load balancer)") in said, said
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
+    assert (f"The answer to the move to {stable} was lost and the load balancer refused the read-back of its weights "
+            f"for now: the traffic may be on {stable} already, or not") in flat, page
