@@ -1141,3 +1141,21 @@ def test_a_rule_ahead_of_the_pin_on_the_checks_host_may_meet_them_when_their_url
                     header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
                     canary_group="canary-tg", checks=checks)
     assert isinstance(said, Unpinned) and said.unknown is not None, said
+
+
+def test_a_rule_ahead_of_the_pin_on_the_checks_internationalised_host_is_read_as_their_host_header_names_it():
+    """A host name that is not ASCII is sent as its IDNA form (xn--...), which is all a host-header
+    condition can hold: compared in its Unicode form, a rule on the checks' host ahead of the pin
+    met none of them, and the checks were said pinned while it sent them to the stable group."""
+    checks = check_requests(ValidationSpec(health_url="https://bücher.example/edit/health",
+                                           api_base_url="https://bücher.example/edit"))
+    said = find_pin([rule("host", "3", [{"Field": "host-header", "Values": ["xn--bcher-kva.example"]}], STABLE),
+                     rule("pin", "5", [header("canary")], CANARY), EDIT_WEIGHTED, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule host (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests"), said
+    # An IPv6 address as the Host header carries it: in brackets, beside its port.
+    health, _, _ = check_requests(ValidationSpec(health_url="https://[::1]:8443/health"))
+    assert health.host == "[::1]:8443", health
