@@ -294,12 +294,14 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     group alone apart) only set where a rule to create
     or change must go. A pin found is ``find_pin``'s to judge against them."""
     weighted_arn = weighted["RuleArn"]
-    # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
-    # service's: named, a person was told to widen it and send its requests to this canary group.
-    # One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
+    # A rule forwarding elsewhere is kept only as ``header_rules`` keep it. One on none of the weighted
+    # rule's requests (``_apart``) is another service's: named, a person was told to widen it and send
+    # its requests to this canary group. One on PUT, or on a path none of the checks asks for, meets
+    # none of them: named as letting some pass it by, it was to be made to forward to the canary
+    # group alone. One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
-                       and (is_pin_rule(rule, canary_arn) or not _apart(rule, weighted))), key=_priority)
+                       and (is_pin_rule(rule, canary_arn) or rule in header_rules)), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
     # Pin rules, each on part of them, that together meet every one first: each refused for missing
     # the others' requests, the checks were refused though every one was pinned.

@@ -1159,3 +1159,21 @@ def test_a_rule_ahead_of_the_pin_on_the_checks_internationalised_host_is_read_as
     # An IPv6 address as the Host header carries it: in brackets, beside its port.
     health, _, _ = check_requests(ValidationSpec(health_url="https://[::1]:8443/health"))
     assert health.host == "[::1]:8443", health
+
+
+@pytest.mark.parametrize("ahead, checks", [
+    (rule("put", "3", [header("canary"), method("PUT")], STABLE), ()),
+    (rule("put", "3", [header("canary"), path("/admin/*")], STABLE), CHECKS),
+])
+def test_with_no_pin_a_rule_on_the_header_that_no_check_meets_is_not_what_a_person_is_told_to_change(ahead, checks):
+    """A rule on the pin header and PUT (or a path none of the checks asks for), forwarding to the
+    stable group: it takes none of the checks, yet with no pin it was named as letting some of them
+    pass it by, and a person was told to make it forward to the canary group alone (every PUT with
+    the header, someone else's route) for checks it never meets."""
+    said = find_pin([ahead, WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+                           "`X-Rollway-Target: canary` anywhere: create one on the weighted rule's listener with a "
+                           "priority number below 10,"), said
+    assert "rule put" not in said, said
