@@ -1093,10 +1093,8 @@ def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_
                      WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
                     canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
     assert isinstance(said, Unpinned), said
-    assert said.unknown == ("which of them rule ids (priority 3) meets, by a path, host or query string the checks' "
-                            "may meet or not (a session id in a path is not known before the check, nor whether the "
-                            "load balancer reads a percent-encoded path or query decoded, or a host without its "
-                            "port)"), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's path, "
+                            "which is not known before the check"), said
 
 
 @pytest.mark.parametrize("checks", [(), CHECKS])
@@ -1177,3 +1175,28 @@ def test_with_no_pin_a_rule_on_the_header_that_no_check_meets_is_not_what_a_pers
                            "`X-Rollway-Target: canary` anywhere: create one on the weighted rule's listener with a "
                            "priority number below 10,"), said
     assert "rule put" not in said, said
+
+
+@pytest.mark.parametrize("ahead, checks, why", [
+    # A regular expression alone decides: no session id, encoding or port is in question.
+    (rule("re", "3", [header("canary"), {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/h"]}}],
+          STABLE), CHECKS, "regular expressions that are not compared"),
+    (rule("re", "3", [header("canary"), path("/sessions/a*")], STABLE), CHECKS,
+     "a session id in the message check's path, which is not known before the check"),
+    (rule("re", "3", [{"Field": "host-header", "Values": ["api.example.com"]}], STABLE),
+     check_requests(ValidationSpec(health_url="https://api.example.com:8443/health",
+                                   api_base_url="https://api.example.com:8443")),
+     "the port their Host header carries, which a host-header condition may be compared with or not"),
+    (rule("re", "3", [path("/a b")], STABLE),
+     check_requests(ValidationSpec(health_url="https://api.example.com/a b", api_base_url="https://api.example.com")),
+     "a percent-encoded path, which the load balancer may read decoded or not"),
+])
+def test_a_rule_ahead_of_the_pin_that_may_meet_the_checks_says_only_what_it_turns_on(ahead, checks, why):
+    """Whatever made it "may meet", the same list was said (a session id, a percent-encoded path or
+    query, a host's port): a rule whose regular expression alone decides sent a person looking for a
+    session id in a path that holds none."""
+    said = find_pin([ahead, rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg", checks=checks)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == f"which of them rule re (priority 3) meets, by {why}", said.unknown
