@@ -294,12 +294,14 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     group alone apart) only set where a rule to create
     or change must go. A pin found is ``find_pin``'s to judge against them."""
     weighted_arn = weighted["RuleArn"]
-    # A rule on none of the weighted rule's requests (``_apart``) forwarding elsewhere is another
-    # service's: named, a person was told to widen it and send its requests to this canary group.
-    # One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
+    # A rule forwarding elsewhere is kept only as ``header_rules`` keep it. One on none of the weighted
+    # rule's requests (``_apart``) is another service's: named, a person was told to widen it and send
+    # its requests to this canary group. One on PUT, or on a path none of the checks asks for, meets
+    # none of them: named as letting some pass it by, it was to be made to forward to the canary
+    # group alone. One forwarding to the canary alone is kept: its path is this pin's, most likely mistyped.
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
-                       and (is_pin_rule(rule, canary_arn) or not _apart(rule, weighted))), key=_priority)
+                       and (is_pin_rule(rule, canary_arn) or rule in header_rules)), key=_priority)
     ahead = [rule for rule in matching if not _beyond(rule, weighted)]
     # Pin rules, each on part of them, that together meet every one first: each refused for missing
     # the others' requests, the checks were refused though every one was pinned.
@@ -489,46 +491,57 @@ _NONE, _MAYBE, _SURELY = 0, 1, 2
 def _reach(rule: Mapping[str, Any], check: CheckRequest) -> int:
     """Whether ``check`` meets ``rule``'s path-pattern, host-header, http-request-method,
     query-string and source-ip conditions (``_NONE``, ``_MAYBE``, ``_SURELY``), its http-header ones
-    apart (judged by the pin header's rules): the least of them. A source address is not known, nor
-    what a ``*`` of the check's path holds, nor whether the load balancer compares a path or query
-    as sent or decoded, a host with its port or without (read both ways: where the two differ, it
-    may meet)."""
-    reached = _SURELY
+    apart (judged by the pin header's rules): the least of them (``_condition_reaches``)."""
+    return min((met for met, _ in _condition_reaches(rule, check)), default=_SURELY)
+
+
+def _condition_reaches(rule: Mapping[str, Any], check: CheckRequest) -> list[tuple[int, list[str]]]:
+    """Whether ``check`` meets each of ``rule``'s conditions ``_reach`` reads, each with why it may
+    (``_reach_why``'s words): a source address is not known, nor what a ``*`` of the check's path
+    holds, nor whether the load balancer compares a path or query as sent or decoded, a host with
+    its port or without (read both ways: where the two differ, it may meet)."""
+    reaches: list[tuple[int, list[str]]] = []
     for condition in rule.get("Conditions", []):
         kind = condition.get("Field")
         if kind == "source-ip":
-            met = _MAYBE
+            reaches.append((_MAYBE, [_source_said(condition)]))
         elif kind == "http-request-method":
-            met = _SURELY if check.method in _values(condition) else _NONE
+            reaches.append((_SURELY if check.method in _values(condition) else _NONE, []))
         elif kind == "path-pattern":
-            met = _either(_pattern_reach(condition, check.path, str),
-                          _pattern_reach(condition, unquote(check.path), str))
+            reaches.append(_either(_pattern_reach(condition, check.path, str),
+                                   _pattern_reach(condition, unquote(check.path), str),
+                                   "a percent-encoded path, which the load balancer may read decoded or not"))
         elif kind == "host-header":
             # Compared with the port the Host header carries, or the name alone: not said.
-            met = _either(_pattern_reach(condition, check.host, str.lower),
-                          _pattern_reach(condition, re.sub(r":\d+$", "", check.host), str.lower))
+            reaches.append(_either(_pattern_reach(condition, check.host, str.lower),
+                                   _pattern_reach(condition, re.sub(r":\d+$", "", check.host), str.lower),
+                                   "the port their Host header carries, which a host-header condition may be "
+                                   "compared with or not"))
         elif kind == "query-string":
-            met = _either(_query_reach(condition, check.query, str),
-                          _query_reach(condition, check.query, unquote_plus))
-        else:
-            continue
-        reached = min(reached, met)
-    return reached
+            reaches.append(_either((_query_reach(condition, check.query, str), []),
+                                   (_query_reach(condition, check.query, unquote_plus), []),
+                                   "a percent-encoded query string, which the load balancer may read decoded or not"))
+    return reaches
 
 
-def _either(one: int, other: int) -> int:
-    """Two readings of a request (as sent, decoded) as one: the same, or "may" where they differ."""
-    return one if one == other else _MAYBE
+def _either(one: tuple[int, list[str]], other: tuple[int, list[str]], differ: str) -> tuple[int, list[str]]:
+    """Two readings of a request (as sent, decoded), each whether it meets a condition and why it
+    may, as one: the same, or "may" where they differ, for ``differ``."""
+    return one if one[0] == other[0] else (_MAYBE, list(dict.fromkeys([*one[1], *other[1], differ])))
 
 
-def _pattern_reach(condition: Mapping[str, Any], text: str, fold: Any) -> int:
-    """Whether ``text`` (a pattern: its ``*`` stands for what is not known) meets a path-pattern or
-    host-header ``condition``: one of its values matching all it may be, surely; sharing some, or
-    given as regular expressions (not compared), may; none, surely not."""
+def _pattern_reach(condition: Mapping[str, Any], text: str, fold: Any) -> tuple[int, list[str]]:
+    """Whether ``text`` (a pattern: its ``*`` stands for what is not known, the message check's
+    session id) meets a path-pattern or host-header ``condition``: one of its values matching all
+    it may be, surely; sharing some, or given as regular expressions (not compared), may, with
+    which of those it turns on; none, surely not."""
     values = [fold(v) for v in _values(condition)]
     if any(_pattern_covers(v, fold(text)) for v in values):
-        return _SURELY
-    return _MAYBE if _regexes(condition) or any(_patterns_meet(v, fold(text)) for v in values) else _NONE
+        return _SURELY, []
+    why = [*(["regular expressions that are not compared"] if _regexes(condition) else []),
+           *(["a session id in the message check's path, which is not known before the check"]
+             if any(_patterns_meet(v, fold(text)) for v in values) else [])]
+    return (_MAYBE, why) if why else (_NONE, [])
 
 
 def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> int:
@@ -554,17 +567,21 @@ def _query_matches(pattern: str, text: str) -> bool:
     return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL) is not None
 
 
-def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> str:
-    """Why ``rule`` may meet the checks or not (``_reach_unsure``), as "may meet" is said."""
-    sources = [v for c in rule.get("Conditions", []) if c.get("Field") == "source-ip" for v in _values(c)]
-    if sources:
-        return (f"a source-ip condition on {on_one_line(', '.join(sources))}, where the checks are sent from not "
-                "being known")
-    # ``_reach``'s other unknowns: a session id in the message check's path, a path or query read
-    # as sent or decoded, a host with its port or without.
-    return ("a path, host or query string the checks' may meet or not (a session id in a path is not known before "
-            "the check, nor whether the load balancer reads a percent-encoded path or query decoded, or a host "
-            "without its port)")
+def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[str]:
+    """Why ``rule`` may meet the checks or not (``_reach_unsure``), each reason once, as "may meet" is
+    said: of the conditions that only may meet those checks that only may meet it (with none
+    known, its source address). One list for every case sent a person whose rule a regular
+    expression decided looking for a session id in a path that holds none."""
+    if not checks:
+        return [_source_said(c) for c in rule.get("Conditions", []) if c.get("Field") == "source-ip"]
+    return list(dict.fromkeys(why for check in checks if _reach(rule, check) == _MAYBE
+                              for met, whys in _condition_reaches(rule, check) if met == _MAYBE for why in whys))
+
+
+def _source_said(condition: Mapping[str, Any]) -> str:
+    """A source-ip ``condition`` as why a rule may meet the checks."""
+    return f"a source-ip condition on {on_one_line(', '.join(_values(condition)))}, where the checks are sent from " \
+           "not being known"
 
 
 def _reach_unsure(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:
@@ -627,8 +644,8 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     why = [*(["regular expressions that are not compared"] if regex else []),
            # Not "may carry or not": the checks always carry User-Agent, with a value of their own.
            *([f"headers other than {name}, whose values on the checks' requests are not compared"] if others else []),
-           *dict.fromkeys(_reach_why(r, checks) for r in unsure if _reach_unsure(r, checks))]
-    return f"which of them {named} {meet}, by {' and '.join(why)}"
+           *(reason for r in unsure if _reach_unsure(r, checks) for reason in _reach_why(r, checks))]
+    return f"which of them {named} {meet}, by {' and '.join(dict.fromkeys(why))}"
 
 
 def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str,
@@ -645,8 +662,9 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     if others or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks):
         why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else []),
-               *([f"by {_reach_why(rule, checks)}"] if _reach_unsure(rule, checks) else [])]
-        return f"{with_}, may meet some of the weighted rule's requests carrying `{header}` ({'; '.join(why)})"
+               *(f"by {reason}" for reason in (_reach_why(rule, checks) if _reach_unsure(rule, checks) else []))]
+        return (f"{with_}, may meet some of the weighted rule's requests carrying `{header}` "
+                f"({'; '.join(dict.fromkeys(why))})")
     beyond = _beyond(rule, weighted)
     if agent:
         # Those of the checks alone: other requests carry another User-Agent, or none.

@@ -1046,6 +1046,16 @@ CHECKS = check_requests(ValidationSpec(health_url="https://api.example.com/healt
 """The checks' requests on the weighted rule's host (``WEIGHTED``: every path of api.example.com)."""
 
 
+PIN = rule("pin", "5", [header("canary")], CANARY)
+"""The pin rule, at 5, ahead of the weighted rule's 10."""
+
+
+def found_by(checks: tuple[CheckRequest, ...], *rules: dict, weighted: dict = WEIGHTED) -> Pin | str:
+    """``find_pin`` of ``rules`` ahead of ``weighted``, the checks' requests (``checks``) known."""
+    return find_pin([*rules, weighted, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg", checks=checks)
+
+
 def test_the_checks_requests_are_read_from_the_spec_as_httpx_sends_them():
     assert CHECKS == (CheckRequest("GET", "api.example.com", "/health", "probe=1"),
                       CheckRequest("POST", "api.example.com", "/sessions"),
@@ -1066,9 +1076,8 @@ def test_the_checks_requests_are_read_from_the_spec_as_httpx_sends_them():
 def test_a_rule_ahead_of_the_pin_that_no_check_meets_leaves_it_when_the_checks_requests_are_known(conditions):
     """Judged against the weighted rule's requests (every path), a rule on /admin/* ahead of the pin
     was said to take some of the checks, which never ask for /admin: refused, they were not sent."""
-    rules = (rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY))
-    pin = find_pin([*rules, WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
-                   canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    rules = (rule("admin", "3", conditions, STABLE), PIN)
+    pin = found_by(CHECKS, *rules)
     assert isinstance(pin, Pin) and pin.rule_arn == "pin" and pin.unheaded == (), pin
     # Their requests not known (the infrastructure's checklist), the weighted rule's are judged.
     assert isinstance(found(*rules), Unpinned)
@@ -1080,32 +1089,24 @@ def test_a_rule_ahead_of_the_pin_that_no_check_meets_leaves_it_when_the_checks_r
     [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "PROBE", "Value": "?"}]}}],  # any case
 ])
 def test_a_rule_ahead_of_the_pin_that_a_check_meets_is_still_refused_as_known(conditions):
-    said = find_pin([rule("admin", "3", conditions, STABLE), rule("pin", "5", [header("canary")], CANARY), WEIGHTED,
-                     DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
-                    canary_group="canary-tg", checks=CHECKS)
+    said = found_by(CHECKS, rule("admin", "3", conditions, STABLE), PIN)
     assert isinstance(said, Unpinned) and said.unknown is None, said
     assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
                            "requests"), said
 
 
 def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_and_is_not_known():
-    said = find_pin([rule("ids", "3", [path("/sessions/a*")], STABLE), rule("pin", "5", [header("canary")], CANARY),
-                     WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
-                    canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    said = found_by(CHECKS, rule("ids", "3", [path("/sessions/a*")], STABLE), PIN)
     assert isinstance(said, Unpinned), said
-    assert said.unknown == ("which of them rule ids (priority 3) meets, by a path, host or query string the checks' "
-                            "may meet or not (a session id in a path is not known before the check, nor whether the "
-                            "load balancer reads a percent-encoded path or query decoded, or a host without its "
-                            "port)"), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's path, "
+                            "which is not known before the check"), said
 
 
 @pytest.mark.parametrize("checks", [(), CHECKS])
 def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_not_known(checks):
     """Where the checks are sent from is not known: a rule on 10.0.0.0/8 ahead of the pin was said
     surely to take some of them."""
-    said = find_pin([rule("ip", "3", [SOURCE_IP], STABLE), rule("pin", "5", [header("canary")], CANARY), WEIGHTED,
-                     DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
-                    canary_group="canary-tg", checks=checks)
+    said = found_by(checks, rule("ip", "3", [SOURCE_IP], STABLE), PIN)
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
                             "the checks are sent from not being known"), said
@@ -1114,17 +1115,13 @@ def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_
                            "where the checks are sent from not being known), and sends those it meets to "
                            "arn:tg/stable"), said
     # With no pin, the new one is asked ahead of it if it meets any of them.
-    said = find_pin([rule("ip", "3", [SOURCE_IP], STABLE), WEIGHTED, DEFAULT], header="X-Rollway-Target: canary",
-                    weighted_arn="weighted", canary_arn=CANARY, canary_group="canary-tg", checks=checks)
+    said = found_by(checks, rule("ip", "3", [SOURCE_IP], STABLE))
     assert "; whatever pins them must be ahead of rule ip (priority 3) if it meets any of them: it, " in said, said
 
 
 @pytest.mark.parametrize("checks", [(), CHECKS])
 def test_a_rule_on_the_header_and_a_source_address_ahead_of_the_pin_may_take_them_and_is_not_known(checks):
-    said = find_pin([rule("ip", "3", [header("canary"), SOURCE_IP], STABLE),
-                     rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
-                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
-                    canary_group="canary-tg", checks=checks)
+    said = found_by(checks, rule("ip", "3", [header("canary"), SOURCE_IP], STABLE), PIN)
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
                             "the checks are sent from not being known"), said
@@ -1136,8 +1133,61 @@ def test_a_rule_ahead_of_the_pin_on_the_checks_host_may_meet_them_when_their_url
     api.example.com ahead of the pin was left out, and the checks said pinned."""
     checks = check_requests(ValidationSpec(health_url="https://api.example.com:8443/health",
                                            api_base_url="https://api.example.com:8443"))
-    said = find_pin([rule("host", "3", [{"Field": "host-header", "Values": ["API.example.com"]}], STABLE),
-                     rule("pin", "5", [header("canary")], CANARY), WEIGHTED, DEFAULT],
-                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
-                    canary_group="canary-tg", checks=checks)
+    said = found_by(checks, rule("host", "3", [{"Field": "host-header", "Values": ["API.example.com"]}], STABLE), PIN)
     assert isinstance(said, Unpinned) and said.unknown is not None, said
+
+
+def test_a_rule_ahead_of_the_pin_on_the_checks_internationalised_host_is_read_as_their_host_header_names_it():
+    """A host name that is not ASCII is sent as its IDNA form (xn--...), which is all a host-header
+    condition can hold: compared in its Unicode form, a rule on the checks' host ahead of the pin
+    met none of them, and the checks were said pinned while it sent them to the stable group."""
+    checks = check_requests(ValidationSpec(health_url="https://bücher.example/edit/health",
+                                           api_base_url="https://bücher.example/edit"))
+    said = found_by(checks, rule("host", "3", [{"Field": "host-header", "Values": ["xn--bcher-kva.example"]}], STABLE),
+                    PIN, weighted=EDIT_WEIGHTED)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule host (priority 3), with no http-header condition, meets some of the weighted rule's "
+                           "requests"), said
+    # An IPv6 address as the Host header carries it: in brackets, beside its port.
+    health, _, _ = check_requests(ValidationSpec(health_url="https://[::1]:8443/health"))
+    assert health.host == "[::1]:8443", health
+
+
+@pytest.mark.parametrize("ahead, checks", [
+    (rule("put", "3", [header("canary"), method("PUT")], STABLE), ()),
+    (rule("put", "3", [header("canary"), path("/admin/*")], STABLE), CHECKS),
+])
+def test_with_no_pin_a_rule_on_the_header_that_no_check_meets_is_not_what_a_person_is_told_to_change(ahead, checks):
+    """A rule on the pin header and PUT (or a path none of the checks asks for), forwarding to the
+    stable group: it takes none of the checks, yet with no pin it was named as letting some of them
+    pass it by, and a person was told to make it forward to the canary group alone (every PUT with
+    the header, someone else's route) for checks it never meets."""
+    said = found_by(checks, ahead)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+                           "`X-Rollway-Target: canary` anywhere: create one on the weighted rule's listener with a "
+                           "priority number below 10,"), said
+    assert "rule put" not in said, said
+
+
+@pytest.mark.parametrize("ahead, checks, why", [
+    # A regular expression alone decides: no session id, encoding or port is in question.
+    (rule("re", "3", [header("canary"), {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/h"]}}],
+          STABLE), CHECKS, "regular expressions that are not compared"),
+    (rule("re", "3", [header("canary"), path("/sessions/a*")], STABLE), CHECKS,
+     "a session id in the message check's path, which is not known before the check"),
+    (rule("re", "3", [{"Field": "host-header", "Values": ["api.example.com"]}], STABLE),
+     check_requests(ValidationSpec(health_url="https://api.example.com:8443/health",
+                                   api_base_url="https://api.example.com:8443")),
+     "the port their Host header carries, which a host-header condition may be compared with or not"),
+    (rule("re", "3", [path("/a b")], STABLE),
+     check_requests(ValidationSpec(health_url="https://api.example.com/a b", api_base_url="https://api.example.com")),
+     "a percent-encoded path, which the load balancer may read decoded or not"),
+])
+def test_a_rule_ahead_of_the_pin_that_may_meet_the_checks_says_only_what_it_turns_on(ahead, checks, why):
+    """Whatever made it "may meet", the same list was said (a session id, a percent-encoded path or
+    query, a host's port): a rule whose regular expression alone decides sent a person looking for a
+    session id in a path that holds none."""
+    said = found_by(checks, ahead, PIN)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == f"which of them rule re (priority 3) meets, by {why}", said.unknown
