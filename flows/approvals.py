@@ -1042,8 +1042,8 @@ def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
     due = _due(approvals, paused_at)
     then = ("the rollout **rolls back**" if approvals.on_timeout == "rollback"
             else "the rollout stays at these weights and this pause is asked again")
-    return (f"Without an answer by **{due}** ({duration_said(approvals.timeout_seconds)} after this pause began), "
-            f"{then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
+    return (f"Without an answer by **{due}** ({duration_said(approvals.timeout_seconds, given=True)} after this "
+            f"pause began), {then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
 
 
 def question_deadline(approvals: Approvals, paused_at: datetime) -> datetime:
@@ -1136,7 +1136,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 expired_late = time.monotonic() - deadline
                 log.warning("the %s pause timed out during the Prefect outage: it was made as the API went away, "
                             "and the API came back only after its timeout (%s)", pause.cause,
-                            duration_said(approvals.timeout_seconds))
+                            duration_said(approvals.timeout_seconds, given=True))
             else:
                 # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
                 # seconds under `rollway up`, where an hour of them is a wall minute.
@@ -1146,7 +1146,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                          "unanswered, %s",
                          pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
                          # What is left of it: a pause a dead run asked first keeps its deadline.
-                         duration_said(approvals.timeout_seconds) if began is None
+                         duration_said(approvals.timeout_seconds, given=True) if began is None
                          else _said_to_the_minute(max(0.0, deadline - time.monotonic())),
                          "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
@@ -1218,7 +1218,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         due = paused.state_details.pause_timeout
         unanswered = timed_out(approvals, late_timeout(due.timestamp() if due else None, _said_to_the_minute(late))
                                if late >= 1.0 else None)
-        log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
+        log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds, given=True),
                     unanswered.action)
         return unanswered
 

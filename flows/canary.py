@@ -116,7 +116,7 @@ def unanswered(approvals: Approvals) -> str:
     then = ("rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
             "weights and ask again instead)" if approvals.on_timeout == "rollback"
             else "keeps the weights and asks again (approvals.on_timeout: hold)")
-    return f"a pause unanswered for {duration_said(approvals.timeout_seconds)} {then}"
+    return f"a pause unanswered for {duration_said(approvals.timeout_seconds, given=True)} {then}"
 
 
 def approvals_asked(spec: RolloutSpec) -> str:
@@ -609,8 +609,8 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         env.notifier,
         f"Rollout complete: {t.canary_service}",
         f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}."
-        + (f" Watching it for {duration_words(spec.monitor_seconds)} while {t.stable_service} keeps running: a "
-           f"5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
+        + (f" Watching it for {duration_words(spec.monitor_seconds, given=True)} while {t.stable_service} keeps "
+           f"running: a 5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
         targets=t,
     )
     watched = None

@@ -1384,7 +1384,7 @@ def shift_said(spec: RolloutSpec, state: StageState, before: Weights, after: Wei
             f"(stable/canary, read back from the load balancer): {reason}; judged every "
             f"{seconds_said(spec.analysis.interval_seconds)} for up to {duration_said(watched)} (its bake, until a "
             f"whole metric period has ended, and the metrics' delay), and may pass from "
-            f"{duration_said(stage.earliest_pass_seconds)}")
+            f"{duration_said(stage.earliest_pass_seconds, given=True)}")
 
 
 def evidence(journal: Journal, shown: list[StageReport], next_stage: int) -> str:

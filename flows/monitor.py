@@ -1482,13 +1482,13 @@ def _what_is_left(env: Environment, policy: RolloutSpec, record: RolloutRecord) 
     log = get_run_logger()
     if left > 0:
         log.info("rollout %s's %s monitoring window ends at %s (rollout clock): watching the %s left of it",
-                 record.rollout_id, duration_words(policy.monitor_seconds), utc(ends), duration_words(left))
+                 record.rollout_id, duration_words(policy.monitor_seconds, given=True), utc(ends), duration_words(left))
     else:
         log.warning(
             "rollout %s's %s monitoring window ended at %s (rollout clock), and no run closed it: this run watches no "
             "new window; it judges the release on its newest periods (what it does now) and closes the window by its "
             "plan, as `progressive_rollout` resuming it does", record.rollout_id,
-            duration_words(policy.monitor_seconds), utc(ends))
+            duration_words(policy.monitor_seconds, given=True), utc(ends))
     # Started within half a minute of the promotion, it is the window itself, not a resumed one (its
     # end said "resumed 0 minutes after the promotion").
     return left, (promoted if env.clock.now() - promoted >= 30 else None)

@@ -378,7 +378,7 @@ def phase_pauses(spec: RolloutSpec, index: int, wall: float, *, through_the_end:
         # Asked as the phase starts: its deadline is known now.
         said += (f" ({spec.stages[first].weight}% is asked now: answer by about "
                  f"{weekly.describe(wall + approvals.timeout_seconds, 'UTC')}, wall clock, "
-                 f"{duration_said(approvals.timeout_seconds)} from now)")
+                 f"{duration_said(approvals.timeout_seconds, given=True)} from now)")
     return f"{said}; {unanswered(approvals)}"
 
 

@@ -109,22 +109,28 @@ def seconds_said(value: float) -> str:
     return f"{int(value)} s" if value.is_integer() else f"{value!r} s"
 
 
-def duration_said(seconds: float) -> str:
+def duration_said(seconds: float, *, given: bool = False) -> str:
     """``seconds`` as a person reads a wait or a span: "1 h", "1 h 30 min", "2 d 3 h", "45 s"
     (under a minute to the tenth of a second: "0.5 s", ``under_a_minute``; above, to the second;
     a half rounded up either way: ``whole_seconds``); the run's log, its forms and the publish flow's
-    steps all say a duration so."""
-    said = under_a_minute(seconds)
+    steps all say a duration so. ``given``: a setting a person gave, under a minute as given."""
+    said = under_a_minute(seconds, given)
     if said is not None:
         return f"{said} s"
     return " ".join(f"{n} {unit}" for n, unit in zip(_parts(whole_seconds(seconds)), ("d", "h", "min", "s")) if n)
 
 
-def under_a_minute(seconds: float) -> str | None:
+def under_a_minute(seconds: float, given: bool = False) -> str | None:
     """The figure of ``seconds`` under a minute, to the tenth of a second, a half rounded up: "0.5",
     "45", "59.9"; "under 0.1" for a span above none that rounds to nothing; None from what rounds
     to a minute on (said in minutes). ``:g`` said 59.9999999 s "60 s", where 60 s reads "1 min",
-    and 0.0001 s and 12.3456789 s to six digits, more than any wait is read to."""
+    and 0.0001 s and 12.3456789 s to six digits, more than any wait is read to.
+
+    ``given``: ``seconds`` is a setting a person gave (a pause's timeout, a monitoring window), said
+    as given (``as_given``: "0.25", "59.96"), None from a minute on: only a span measured is rounded,
+    and to the tenth a timeout given as 0.25 s read "0.3 s", one of 59.96 s "1 min"."""
+    if given:
+        return as_given(float(seconds)) if seconds < 60 else None
     tenth = to_the_tenth(seconds)
     if tenth >= 60:
         return None
@@ -164,7 +170,7 @@ def _parts(seconds: int) -> tuple[int, int, int, int]:
     return days, hours, minutes, secs
 
 
-def duration_words(seconds: float) -> str:
+def duration_words(seconds: float, *, given: bool = False) -> str:
     """``seconds`` as a monitoring window's length is said, in words, to the second: "1 minute" ("1
     minutes" read as a typo), minutes up to two hours ("60 minutes", "120 minutes"), then hours
     ("23 hours 59 minutes 59 seconds"), days from a day ("7 days 2 hours"); "0 minutes" for none.
@@ -172,9 +178,10 @@ def duration_words(seconds: float) -> str:
     rest of one "59.0117 minutes": fractions of a minute nobody gave, in a unit nobody counts a day in.
     Under a minute it is said to the tenth of a second ("0.4 seconds", "2.5 seconds", as ``duration_said``
     does, ``under_a_minute``): a window's last 0.3 s, rounded to the minute, was "watching the 0 minutes
-    left" of it. Whole seconds round half up (Python's round took 90.5 s to "1 minute 30 seconds")."""
-    if seconds > 0 and (given := under_a_minute(seconds)) is not None:
-        return f"{given} second{'' if given == '1' else 's'}"
+    left" of it. Whole seconds round half up (Python's round took 90.5 s to "1 minute 30 seconds").
+    ``given``: a setting a person gave, under a minute as given (``under_a_minute``)."""
+    if seconds > 0 and (figure := under_a_minute(seconds, given)) is not None:
+        return f"{figure} second{'' if figure == '1' else 's'}"
     whole = max(0, whole_seconds(seconds))
     days, hours, minutes, secs = _parts(whole)
     if whole <= 2 * 3600:

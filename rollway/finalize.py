@@ -834,7 +834,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     if nobody is not None and not ended:
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
-            f"monitoring window is still open ({duration_words(spec.monitor_seconds)} from then, until "
+            f"monitoring window is still open ({duration_words(spec.monitor_seconds, given=True)} from then, until "
             f"{utc(promoted + spec.monitor_seconds)}, rollout clock), and the ledger shows no run watching it now "
             f"({nobody}): waiting does not close it. Run `progressive_rollout` of {record.image} again, which watches "
             f"what is left of it and closes it, then run finalize again; until the window closes, "
@@ -844,7 +844,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"monitoring window ended at {utc(promoted + spec.monitor_seconds)}, "
-            f"{duration_words(spec.monitor_seconds)} later "
+            f"{duration_words(spec.monitor_seconds, given=True)} later "
             f"(rollout clock). The run watching it judges the window's last period once CloudWatch has published "
             f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
             f"after {utc(settles)}{on_the_wall(speed, settles, now)}. Nothing was changed"
@@ -860,14 +860,14 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"monitoring window ended at {utc(promoted + spec.monitor_seconds)}, "
-            f"{duration_words(spec.monitor_seconds)} later "
+            f"{duration_words(spec.monitor_seconds, given=True)} later "
             f"(rollout clock), but {why}. Run `progressive_rollout` of {record.image} again, which "
             "checks what is left of the window and closes it (or the weekly `advance_phase` does), then run finalize "
             "again. Nothing was changed"
         )
     raise FinalizeRefused(
         f"{_which(record)} was promoted at {utc(promoted)} and its "
-        f"monitoring window is still open ({duration_words(spec.monitor_seconds)} from then, until "
+        f"monitoring window is still open ({duration_words(spec.monitor_seconds, given=True)} from then, until "
         f"{utc(promoted + spec.monitor_seconds)}, rollout clock)"
         f"{'' if now is None else on_the_wall(speed, promoted + spec.monitor_seconds, now)}: until it closes, "
         f"{targets.stable_service} keeps the previous version for a cheap rollback. Run finalize again once the "

@@ -33,3 +33,42 @@ def test_finalize_names_the_setting_of_a_read_back_given_up_on_once(monkeypatch,
     said = str(stop)
     assert f"within {seconds_said(seconds)} (verify_timeout_seconds): Elastic Load Balancing did not answer" in said
     assert said.count("verify_timeout_seconds") == said.count("(verify_timeout_seconds)") + 1, said  # and --option
+
+
+# A setting is quoted as given, in duration words: only a span measured is said to the tenth of a
+# second (``duration_said``, ``duration_words``). To the tenth, a pause timeout given as 0.25 s read
+# "0.3 s", and one of 59.96 s "1 min".
+@pytest.mark.parametrize(("seconds", "said"), [(0.25, "0.25 s"), (59.96, "59.96 s"), (12.3456, "12.3456 s"),
+                                               (45.0, "45 s"), (3600.0, "1 h")])
+def test_an_approval_timeout_is_said_as_given(seconds, said):
+    from flows.canary import unanswered
+    from rollway.spec import Approvals
+
+    assert unanswered(Approvals(timeout_seconds=seconds)).startswith(f"a pause unanswered for {said} rolls")
+
+
+@pytest.mark.parametrize(("seconds", "said"), [(0.25, "0.25 seconds"), (1.0, "1 second"), (59.96, "59.96 seconds")])
+def test_finalize_refused_while_the_window_is_open_says_the_window_as_given(seconds, said):
+    from rollway.finalize import FinalizeRefused, plan_finalize
+    from rollway.ledger import RolloutRecord, Transition
+    from rollway.model import ServiceState, Weights
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec, Stage
+    from rollway.targets import Targets
+
+    promoted = 1_800_000_000.0
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=100)], monitor_seconds=seconds)
+    record = RolloutRecord(service="svc", rollout_id="r-1", image=spec.image, spec_json=spec.model_dump_json(),
+                           phase=RolloutPhase.PROMOTED, stage_index=0, stage_passed=True,
+                           weights=Weights.canary_at(100), canary_task_definition="app:2",
+                           monitor_until=promoted + seconds,
+                           history=(Transition(at=promoted - 60, kind="start", actor="alice"),
+                                    Transition(at=promoted, kind="promote", actor="alice")))
+
+    def state(td: str) -> ServiceState:
+        return ServiceState(name="svc", task_definition=td, desired=3, running=3)
+
+    with pytest.raises(FinalizeRefused) as refused:
+        plan_finalize(record, spec, live=Weights.canary_at(100), stable=state("app:1"), canary=state("app:2"),
+                      targets=Targets(), now=promoted + seconds / 2)
+    assert f"its monitoring window is still open ({said} from then" in str(refused.value), refused.value
