@@ -10,7 +10,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
   its own, is refused (told by its resource type too: a table named like the cluster is not the
   cluster): deleting a stack deletes what it made, whatever the stack is called
-  (what its template's DeletionPolicy keeps excepted, here and below: that stays);
+  (what its template's DeletionPolicy keeps excepted, here and below: that stays); so is one
+  holding the Application Auto Scaling scalable target or a scaling policy of a service it names
+  (deleted, the service no longer scales);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
   holding the task execution role, task role, awslogs group or a secret of one (no task of it
@@ -1187,6 +1189,13 @@ _PLACEHOLDER = re.compile(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_]\w*(?:\[[^\]]*\])
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 # An SQS queue URL: scheme, host, account, queue name; nothing after.
 _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
+# What Application Auto Scaling scales an ECS service through, each naming the service by its resource
+# id ``service/<cluster>/<service>``: a scalable target's physical id (its resource id, dimension and
+# namespace), and the rest of a scaling policy's ARN after ``arn:aws:autoscaling:<region>:<account>:``.
+# Deleted, the service stays, held at its desired count whatever its load.
+_SCALABLE_TARGET = re.compile(r"^service/([^/|]+)/([^/|]+)\|ecs:service:DesiredCount\|ecs$")
+_SCALING_POLICY = re.compile(r"^scalingPolicy:[^:]+:resource/ecs/service/([^/:]+)/([^/:]+):policyName/(.+)$")
+_SCALING = "scaling"
 
 
 def production_resources(targets: Targets) -> dict[_Identity, str]:
@@ -1314,10 +1323,13 @@ def resource_identity(physical_id: str) -> _Identity | None:
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
     service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
-    task definition, secret or certificate.
+    task definition, secret or certificate; an ECS service's Application Auto Scaling scalable
+    target (its id) or scaling policy (its ARN).
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
+        if (scaled := _SCALABLE_TARGET.match(physical_id)) is not None:
+            return (_SCALING, scaled.group(1), scaled.group(2), "scalable target")
         if "://" in physical_id:
             found = _QUEUE_URL.match(physical_id)
             return ("queue", found.group(1)) if found else None
@@ -1333,6 +1345,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("topic", resource)
     if service == "secretsmanager" and resource.startswith("secret:"):
         return ("secret", resource.removeprefix("secret:").split(":")[0])
+    if service == "autoscaling" and (scaled := _SCALING_POLICY.match(resource)) is not None:
+        return (_SCALING, scaled.group(1), scaled.group(2), f"scaling policy {scaled.group(3)}")
     if service == "acm" and resource.startswith("certificate/"):
         return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
@@ -1442,6 +1456,10 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
     elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
+    elif identity[0] == _SCALING:
+        # What scales a service production runs is production's too, told as what it is, not as the service.
+        scaled = production.get(("service", identity[1], identity[2]))
+        found = None if scaled is None else f"the Application Auto Scaling {identity[3]} that scales {scaled}"
     elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
         # characters Secrets Manager appends to the name in its full ARN.
