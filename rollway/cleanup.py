@@ -1158,6 +1158,9 @@ _BARE_KINDS = {
     "AWS::CloudWatch::Alarm": _ALARM, "AWS::CloudWatch::CompositeAlarm": _ALARM,
     "AWS::CloudWatch::Dashboard": _DASHBOARD, "AWS::SSM::Parameter": _PARAMETER,
 }
+# Those of ``_BARE_KINDS`` that configure the resource of their name rather than being it -> what they
+# are of it: deleting the stack deletes them, not the resource, which a refusal says.
+_CONFIGURING = {"AWS::ECS::ClusterCapacityProviderAssociations": "the capacity provider associations"}
 # AWS types whose bare physical id is a thing of its own, none of the kinds above: a bucket named like
 # the cluster is not the cluster. Any other type (custom, third-party, or an AWS type not listed here)
 # may be, or configure, the resource of its name: judged as of every kind, too much kept, not too little.
@@ -1452,7 +1455,11 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         # type, whose handler may have made any of them, or an AWS type that may configure one).
         kinds = ((_BARE_KINDS[kind],) if kind in _BARE_KINDS else () if kind in _OTHER_BARE_TYPES
                  else tuple(dict.fromkeys(_BARE_KINDS.values()))) + _SELF_NAMED_KINDS
-        found = next((production[(each, identity[1])] for each in kinds if (each, identity[1]) in production), None)
+        matched = next((each for each in kinds if (each, identity[1]) in production), None)
+        found = None if matched is None else production[(matched, identity[1])]
+        if found is not None and kind in _CONFIGURING and matched == _BARE_KINDS[kind]:
+            # It belongs to the resource it names (not one of the self-named kinds its id may also match).
+            found = f"{_CONFIGURING[kind]} ({kind}) of {found}"
     elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)

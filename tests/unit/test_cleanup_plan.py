@@ -900,8 +900,11 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
     (T.cluster, "Custom::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # a handler may make anything
     (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
     # Its physical id is the cluster's name, and deleting it takes the capacity providers from the
-    # cluster, stopping the placement of a service whose strategy names them.
-    (T.cluster, "AWS::ECS::ClusterCapacityProviderAssociations", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    # cluster, stopping the placement of a service whose strategy names them: told as what it is, not
+    # as the cluster (which stays).
+    (T.cluster, "AWS::ECS::ClusterCapacityProviderAssociations",
+     f"the capacity provider associations (AWS::ECS::ClusterCapacityProviderAssociations) of {T.cluster} "
+     "(Targets.cluster, the ECS cluster)"),
     # An AWS type not known to be another kind of thing may be one of the resource's: judged as any kind.
     (T.ecr_repository, "AWS::ECR::RepositoryCreationTemplate",
      f"{T.ecr_repository} (Targets.ecr_repository, the image repository)"),
