@@ -25,7 +25,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - a stack holding the VPC, a subnet or a security group the stable or canary service's tasks
   or the load balancer are in, or the certificate a listener of the load balancer serves (read
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
-  stops at DELETE_FAILED after deleting the rest of the stack;
+  stops at DELETE_FAILED after deleting the rest of the stack; so is one holding a mount target
+  of an EFS file system a task definition in use mounts (read from EFS): deleted, the tasks in
+  its subnet lose the file system;
 - a stack with termination protection is refused (someone protected it on purpose), and so is
   one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - a stack name CloudFormation has no record of, neither there nor listed as deleted (it lists
@@ -651,17 +653,19 @@ class RoutingInUse(BaseModel):
 
 
 class NetworkUse(BaseModel):
-    """A VPC, subnet or security group production runs in, or a certificate its load balancer
-    serves, and what uses it (read from ECS and ELB).
+    """A VPC, subnet or security group production runs in, a certificate its load balancer
+    serves, or a mount target of an EFS file system it mounts, and what uses it (read from ECS,
+    ELB and EFS).
 
-    A stack that made one cannot delete it while tasks or the load balancer are in it:
-    CloudFormation deletes the rest of the stack first (a route table, the internet gateway,
-    a queue), then ends in DELETE_FAILED on it, with production cut off by what went before.
+    A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks
+    or the load balancer are in it: CloudFormation deletes the rest of the stack first (a route
+    table, the internet gateway, a queue), then ends in DELETE_FAILED on it, with production cut
+    off by what went before. A mount target it deletes: the tasks in its subnet lose the file system.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., or an ACM certificate's ARN")
+    resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., fsmt-..., or an ACM certificate's ARN")
     user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
 
 
@@ -1166,7 +1170,7 @@ _CONFIGURING = {"AWS::ECS::ClusterCapacityProviderAssociations": "the capacity p
 # may be, or configure, the resource of its name: judged as of every kind, too much kept, not too little.
 _OTHER_BARE_TYPES = frozenset({"AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::Kinesis::Stream", "AWS::IAM::User",
                                "AWS::IAM::Group"})
-# Kinds whose ids say their kind themselves (fs-..., fsap-..., vpc-..., subnet-..., sg-...), as an ARN
+# Kinds whose ids say their kind themselves (fs-..., fsap-..., fsmt-..., vpc-..., subnet-..., sg-...), as an ARN
 # does: matched whatever the listing's type, which no name-alike shares.
 _SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK)
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
@@ -1290,15 +1294,16 @@ def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, 
 
 
 def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
-    """The VPC, subnets, security groups and certificates production uses, by identity -> what uses each.
+    """The VPC, subnets, security groups, EFS mount targets and certificates production uses, by
+    identity -> what uses each.
 
-    A stack's VPC, subnet or security group has its id as physical id, a bare name; a
-    certificate, its ARN."""
+    A stack's VPC, subnet, security group or mount target has its id as physical id, a bare name;
+    a certificate, its ARN."""
     users: dict[str, list[str]] = {}
     for use in network:
         if use.user not in users.setdefault(use.resource, []):
             users[use.resource].append(use.user)
-    # A bare id (vpc-..., subnet-..., sg-...) is of the network's kind; a certificate's ARN names its own.
+    # A bare id (vpc-..., subnet-..., sg-..., fsmt-...) is of the network's kind; a certificate's ARN names its own.
     return {(_NETWORK, identity[1]) if identity[0] == _NAMED else identity: f"{resource} ({'; '.join(who)})"
             for resource, who in users.items() for identity in [resource_identity(resource)] if identity is not None}
 
