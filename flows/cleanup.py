@@ -191,10 +191,16 @@ class _Reads:
         return steps.routing_in_use(AlbRouter(self._reads("elbv2"), self._targets), self._targets, self.seconds,
                                     nothing=nothing)
 
-    def network(self, nothing: str | None = steps.NOTHING_DELETED) -> tuple[NetworkUse, ...]:
-        """The VPC, subnets, security groups and certificates production runs in."""
-        return steps.network_in_use(self._reads("ecs"), self._reads("elbv2"), self._targets, self.seconds,
-                                    nothing=nothing)
+    def network(self, in_use: Sequence[ImageUse],
+                nothing: str | None = steps.NOTHING_DELETED) -> tuple[NetworkUse, ...]:
+        """The VPC, subnets, security groups and certificates production runs in, and the mount targets
+        of the EFS file systems ``in_use`` mounts (none read when it mounts none)."""
+        network = steps.network_in_use(self._reads("ecs"), self._reads("elbv2"), self._targets, self.seconds,
+                                       nothing=nothing)
+        if not any(use.file_systems for use in in_use):
+            return network
+        return network + steps.mount_targets_in_use(self._reads("efs"), in_use, self._targets, self.seconds,
+                                                    nothing=nothing)
 
 
 def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[str], Any],
@@ -240,7 +246,8 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
 
     # And the network production runs in: CloudFormation cannot delete a VPC, subnet, security
     # group or listener certificate in use, and stops there after deleting the rest of the stack.
-    network = again.network() if spec.old_stacks else ()
+    # It does delete a mount target of a file system in use: the tasks in its subnet lose the file system.
+    network = again.network(in_use) if spec.old_stacks else ()
     if network:
         log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))
 
@@ -522,15 +529,16 @@ def _judged_again(name: str, plan: CleanupPlan, again: _Reads, targets: Targets,
     Reads again the stack, then what production runs, the routing and the network (each on the
     read bound): per stack, the plan's reads of that stack (DescribeStacks, the pages of
     ListStackResources, GetTemplate, ListExports and ListImports), of what production runs (as
-    before each batch of tags: revisions known are not described again) and of the load balancer,
-    beside a deletion that takes minutes. A stack gone is read no further.
+    before each batch of tags: revisions known are not described again), of the load balancer and
+    of the mount targets of the EFS file systems in use, beside a deletion that takes minutes. A
+    stack gone is read no further.
     """
     now = again.stack(name, nothing=None)
     if now.gone:
         return now, None
     in_use = again.in_use(nothing=None)
     return now, judge_stack_again(name, plan, now, targets, deleted=done, later=later, in_use=in_use,
-                                    routing=again.routing(nothing=None), network=again.network(nothing=None))
+                                    routing=again.routing(nothing=None), network=again.network(in_use, nothing=None))
 
 
 def _pushed_again(plan: CleanupPlan, moved: dict[str, str]) -> str:

@@ -10,7 +10,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
   its own, is refused (told by its resource type too: a table named like the cluster is not the
   cluster): deleting a stack deletes what it made, whatever the stack is called
-  (what its template's DeletionPolicy keeps excepted, here and below: that stays);
+  (what its template's DeletionPolicy keeps excepted, here and below: that stays); so is one
+  holding the Application Auto Scaling scalable target or a scaling policy of a service it names
+  (deleted, the service no longer scales);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
   holding the task execution role, task role, awslogs group or a secret of one (no task of it
@@ -23,7 +25,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - a stack holding the VPC, a subnet or a security group the stable or canary service's tasks
   or the load balancer are in, or the certificate a listener of the load balancer serves (read
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
-  stops at DELETE_FAILED after deleting the rest of the stack;
+  stops at DELETE_FAILED after deleting the rest of the stack; so is one holding a mount target
+  of an EFS file system a task definition in use mounts (read from EFS): deleted, the tasks in
+  its subnet lose the file system;
 - a stack with termination protection is refused (someone protected it on purpose), and so is
   one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - a stack name CloudFormation has no record of, neither there nor listed as deleted (it lists
@@ -649,17 +653,19 @@ class RoutingInUse(BaseModel):
 
 
 class NetworkUse(BaseModel):
-    """A VPC, subnet or security group production runs in, or a certificate its load balancer
-    serves, and what uses it (read from ECS and ELB).
+    """A VPC, subnet or security group production runs in, a certificate its load balancer
+    serves, or a mount target of an EFS file system it mounts, and what uses it (read from ECS,
+    ELB and EFS).
 
-    A stack that made one cannot delete it while tasks or the load balancer are in it:
-    CloudFormation deletes the rest of the stack first (a route table, the internet gateway,
-    a queue), then ends in DELETE_FAILED on it, with production cut off by what went before.
+    A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks
+    or the load balancer are in it: CloudFormation deletes the rest of the stack first (a route
+    table, the internet gateway, a queue), then ends in DELETE_FAILED on it, with production cut
+    off by what went before. A mount target it deletes: the tasks in its subnet lose the file system.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., or an ACM certificate's ARN")
+    resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., fsmt-..., or an ACM certificate's ARN")
     user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
 
 
@@ -1156,12 +1162,15 @@ _BARE_KINDS = {
     "AWS::CloudWatch::Alarm": _ALARM, "AWS::CloudWatch::CompositeAlarm": _ALARM,
     "AWS::CloudWatch::Dashboard": _DASHBOARD, "AWS::SSM::Parameter": _PARAMETER,
 }
+# Those of ``_BARE_KINDS`` that configure the resource of their name rather than being it -> what they
+# are of it: deleting the stack deletes them, not the resource, which a refusal says.
+_CONFIGURING = {"AWS::ECS::ClusterCapacityProviderAssociations": "the capacity provider associations"}
 # AWS types whose bare physical id is a thing of its own, none of the kinds above: a bucket named like
 # the cluster is not the cluster. Any other type (custom, third-party, or an AWS type not listed here)
 # may be, or configure, the resource of its name: judged as of every kind, too much kept, not too little.
 _OTHER_BARE_TYPES = frozenset({"AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::Kinesis::Stream", "AWS::IAM::User",
                                "AWS::IAM::Group"})
-# Kinds whose ids say their kind themselves (fs-..., fsap-..., vpc-..., subnet-..., sg-...), as an ARN
+# Kinds whose ids say their kind themselves (fs-..., fsap-..., fsmt-..., vpc-..., subnet-..., sg-...), as an ARN
 # does: matched whatever the listing's type, which no name-alike shares.
 _SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK)
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
@@ -1187,6 +1196,13 @@ _PLACEHOLDER = re.compile(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_]\w*(?:\[[^\]]*\])
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 # An SQS queue URL: scheme, host, account, queue name; nothing after.
 _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
+# What Application Auto Scaling scales an ECS service through, each naming the service by its resource
+# id ``service/<cluster>/<service>``: a scalable target's physical id (its resource id, dimension and
+# namespace), and the rest of a scaling policy's ARN after ``arn:aws:autoscaling:<region>:<account>:``.
+# Deleted, the service stays, held at its desired count whatever its load.
+_SCALABLE_TARGET = re.compile(r"^service/([^/|]+)/([^/|]+)\|ecs:service:DesiredCount\|ecs$")
+_SCALING_POLICY = re.compile(r"^scalingPolicy:[^:]+:resource/ecs/service/([^/:]+)/([^/:]+):policyName/(.+)$")
+_SCALING = "scaling"
 
 
 def production_resources(targets: Targets) -> dict[_Identity, str]:
@@ -1278,15 +1294,16 @@ def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, 
 
 
 def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
-    """The VPC, subnets, security groups and certificates production uses, by identity -> what uses each.
+    """The VPC, subnets, security groups, EFS mount targets and certificates production uses, by
+    identity -> what uses each.
 
-    A stack's VPC, subnet or security group has its id as physical id, a bare name; a
-    certificate, its ARN."""
+    A stack's VPC, subnet, security group or mount target has its id as physical id, a bare name;
+    a certificate, its ARN."""
     users: dict[str, list[str]] = {}
     for use in network:
         if use.user not in users.setdefault(use.resource, []):
             users[use.resource].append(use.user)
-    # A bare id (vpc-..., subnet-..., sg-...) is of the network's kind; a certificate's ARN names its own.
+    # A bare id (vpc-..., subnet-..., sg-..., fsmt-...) is of the network's kind; a certificate's ARN names its own.
     return {(_NETWORK, identity[1]) if identity[0] == _NAMED else identity: f"{resource} ({'; '.join(who)})"
             for resource, who in users.items() for identity in [resource_identity(resource)] if identity is not None}
 
@@ -1314,10 +1331,13 @@ def resource_identity(physical_id: str) -> _Identity | None:
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
     service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
-    task definition, secret or certificate.
+    task definition, secret or certificate; an ECS service's Application Auto Scaling scalable
+    target (its id) or scaling policy (its ARN).
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
+        if (scaled := _SCALABLE_TARGET.match(physical_id)) is not None:
+            return (_SCALING, scaled.group(1), scaled.group(2), "scalable target")
         if "://" in physical_id:
             found = _QUEUE_URL.match(physical_id)
             return ("queue", found.group(1)) if found else None
@@ -1333,6 +1353,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("topic", resource)
     if service == "secretsmanager" and resource.startswith("secret:"):
         return ("secret", resource.removeprefix("secret:").split(":")[0])
+    if service == "autoscaling" and (scaled := _SCALING_POLICY.match(resource)) is not None:
+        return (_SCALING, scaled.group(1), scaled.group(2), f"scaling policy {scaled.group(3)}")
     if service == "acm" and resource.startswith("certificate/"):
         return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
@@ -1438,10 +1460,18 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         # type, whose handler may have made any of them, or an AWS type that may configure one).
         kinds = ((_BARE_KINDS[kind],) if kind in _BARE_KINDS else () if kind in _OTHER_BARE_TYPES
                  else tuple(dict.fromkeys(_BARE_KINDS.values()))) + _SELF_NAMED_KINDS
-        found = next((production[(each, identity[1])] for each in kinds if (each, identity[1]) in production), None)
+        matched = next((each for each in kinds if (each, identity[1]) in production), None)
+        found = None if matched is None else production[(matched, identity[1])]
+        if found is not None and kind in _CONFIGURING and matched == _BARE_KINDS[kind]:
+            # It belongs to the resource it names (not one of the self-named kinds its id may also match).
+            found = f"{_CONFIGURING[kind]} ({kind}) of {found}"
     elif identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
+    elif identity[0] == _SCALING:
+        # What scales a service production runs is production's too, told as what it is, not as the service.
+        scaled = production.get(("service", identity[1], identity[2]))
+        found = None if scaled is None else f"the Application Auto Scaling {identity[3]} that scales {scaled}"
     elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
         # characters Secrets Manager appends to the name in its full ARN.

@@ -22,6 +22,7 @@ from prefect.cache_policies import NONE
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome, StackDeleteFailed, StackDeleteUnfollowed
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
+from rollway.aws.ecr_images import mount_targets_in_use as read_mount_targets_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials, named_refusal
@@ -153,6 +154,15 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets, seconds: float,
     with named_denials(_POLICY, targets=targets):
         return bounded(seconds, "the network production runs in", lambda _say: read_network_in_use(ecs, elbv2, targets),
                        nothing=nothing)
+
+
+@task(name="mount-targets-in-use", **_READ)
+def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse], targets: Targets, seconds: float,
+                         nothing: str | None = NOTHING_DELETED) -> tuple[NetworkUse, ...]:
+    """The mount targets of the EFS file systems the task definitions in use mount."""
+    with named_denials(_POLICY, targets=targets):
+        return bounded(seconds, "the mount targets of the EFS file systems production mounts",
+                       lambda _say: read_mount_targets_in_use(efs, in_use), nothing=nothing)
 
 
 @task(name="routing-in-use", **_READ)

@@ -17,7 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
-from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, aws_message, failed_in_passing, lost_answers
+from rollway.aws.errors import (AdapterError, TargetNotFound, answer_lost, aws_message, error_code, failed_in_passing,
+                                 lost_answers)
 from rollway.cleanup import (ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage,
                              log_group_pattern)
 from rollway.failure_words import error_said
@@ -507,6 +508,35 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
     except ClientError as err:
         raise _unread(f"the listeners of {lb}", err) from err
     return tuple(dict.fromkeys(found))
+
+
+def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkUse, ...]:
+    """The mount targets of the EFS file systems the task definitions ``in_use`` mount: deleting one
+    cuts the tasks in its subnet off the file system, which stays. One DescribeMountTargets for each
+    file system in use (it has one mount target per availability zone at most; a page holds ten).
+
+    Raises:
+        InUseUnknown: the mount targets of a file system cannot be read.
+    """
+    mounting: dict[str, ImageUse] = {}
+    for use in in_use:
+        # Every EFS volume names its file system; an access point's is that one, read once.
+        for file_system in use.file_systems:
+            if file_system.startswith("fs-"):
+                mounting.setdefault(file_system, use)
+    found = []
+    for file_system, use in mounting.items():
+        who = f"which task definition {use.task_definition.rsplit('/', 1)[-1]} mounts, {use.why}"
+        try:
+            for page in efs.get_paginator("describe_mount_targets").paginate(FileSystemId=file_system):
+                found += [NetworkUse(resource=target["MountTargetId"], user=(
+                              f"a mount target in subnet {target.get('SubnetId', '?')} of the EFS file system "
+                              f"{file_system}, {who}")) for target in page.get("MountTargets", [])]
+        except ClientError as err:
+            if error_code(err) == "FileSystemNotFound":  # gone: no stack holds a mount target of it
+                continue
+            raise _unread(f"the mount targets of EFS file system {file_system}", err) from err
+    return tuple(found)
 
 
 def _services(ecs: Any, targets: Targets) -> list[dict[str, Any]]:

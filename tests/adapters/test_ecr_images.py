@@ -8,12 +8,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from rollway.aws.ecr_images import (DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use, network_in_use,
-                                     open_rollout_needs)
+from rollway.aws.ecr_images import (DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use,
+                                     mount_targets_in_use, network_in_use, open_rollout_needs)
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.aws.ledger import DynamoLedger
-from rollway.cleanup import CleanupSpec, plan_cleanup
+from rollway.cleanup import CleanupSpec, ImageUse, plan_cleanup
 from tests.botocore_events import on_operation
 from tests.flows.moto_env import put_image, put_image_index
 
@@ -790,6 +790,10 @@ _SAID = "Rate exceeded\n12:00:00 INFO cleanup done\x1b[2K"
      lambda aws: network_in_use(aws.get_client("ecs"), aws.get_client("elbv2"), aws.targets)),
     ("elbv2", "DescribeListeners", "Throttling",
      lambda aws: network_in_use(aws.get_client("ecs"), aws.get_client("elbv2"), aws.targets)),
+    ("efs", "DescribeMountTargets", "ThrottlingException",
+     lambda aws: mount_targets_in_use(aws.get_client("efs"), [ImageUse(
+         task_definition="webordinary-edit-task:3", why="the stable service deploys it", image="i",
+         file_systems=("fs-0123456789abcdef0",))])),
     ("dynamodb", "Query", "ThrottlingException",
      lambda aws: open_rollout_needs(DynamoLedger(aws.get_client("dynamodb"), aws.targets), aws.targets)),
     ("ecr", "DescribeImages", "RepositoryNotFoundException",
@@ -814,3 +818,31 @@ def test_a_read_that_failed_says_awss_words_on_one_line_escaped_naming_the_call(
     said = str(failed.value)
     assert "\n" not in said and "\x1b" not in said, repr(said)
     assert f"{code} on {operation}: Rate exceeded 12:00:00 INFO cleanup done\\x1b[2K" in said, said
+
+
+def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_and_another_is_not(aws):
+    """A task definition in use mounts an EFS file system: deleting a stack that made one of its mount
+    targets cut the tasks in that subnet off their data (the file system and its other mount targets
+    stay), and nothing matched the mount target to the file system."""
+    from rollway.cleanup import Holding, StackState
+
+    efs, subnet = aws.get_client("efs"), aws.topology.subnet_ids[0]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mounted = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
+    old = efs.create_file_system(CreationToken="webordinary-old-data")["FileSystemId"]
+    unmounted = efs.create_mount_target(FileSystemId=old, SubnetId=subnet)["MountTargetId"]
+    use = ImageUse(task_definition=f"arn:aws:ecs:{aws.targets.region}:1:task-definition/webordinary-edit-task:3",
+                   why="the stable service deploys it", image=aws.topology.initial_image, file_systems=(data,))
+    network = mount_targets_in_use(efs, [use])
+
+    def planned(mount_target: str):
+        state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(mount_target,),
+                           holdings=(Holding(type="AWS::EFS::MountTarget"),))
+        return plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
+                            stacks={"webordinary-old-stack": state}, in_use=[use], images=(), network=network)
+
+    (refusal,) = planned(mounted).refusals
+    assert (f"it holds {mounted} (a mount target in subnet {subnet} of the EFS file system {data}, which task "
+            "definition webordinary-edit-task:3 mounts, the stable service deploys it): deleting the stack deletes "
+            "it, and production runs on it") in refusal.reason, refusal.reason
+    assert planned(unmounted).delete_stacks == ("webordinary-old-stack",)

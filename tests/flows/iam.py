@@ -17,7 +17,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 PREFIX = {"elbv2": "elasticloadbalancing", "ecs": "ecs", "cloudwatch": "cloudwatch", "sns": "sns",
-          "dynamodb": "dynamodb", "ecr": "ecr", "sqs": "sqs", "sts": "sts", "cloudformation": "cloudformation"}
+          "dynamodb": "dynamodb", "ecr": "ecr", "sqs": "sqs", "sts": "sts", "cloudformation": "cloudformation",
+          "efs": "elasticfilesystem"}
 # TransactWriteItems is authorised per item: each kind of item needs its own action.
 ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 # The writes the policies grant, and what each acts on: each must be granted on named resources,

@@ -839,14 +839,37 @@ def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refus
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
 
 
+def refusal_of_the_old_stack_holding(aws, resource: str, kind: str):
+    """The one refusal of a run deleting the old stack, listed as holding ``resource`` of type ``kind``
+    as AWS would list it (moto's stack cannot make it), after checking the run deleted nothing."""
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    def holds_it(parsed, **_):
+        parsed["StackResourceSummaries"].append({"LogicalResourceId": "Held", "PhysicalResourceId": resource,
+                                                 "ResourceType": kind, "ResourceStatus": "CREATE_COMPLETE"})
+
+    @prefect_flow(name="cleanup-of-the-holder")
+    def cleanup_of_the_holder():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(read_client(aws, "cloudformation"), "after-call", holds_it, operation="ListStackResources"):
+        state = cleanup_of_the_holder(return_state=True)
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert refusal.name == OLD_STACK, refusal
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+    return refusal
+
+
 @pytest.mark.parametrize("held", ["vpc", "subnet", "security group", "certificate"])
 def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_anything_is_deleted(account, held):
     # The old stack made the VPC, the subnets or the security group the services' tasks and the
     # load balancer still use, or the certificate a listener serves. CloudFormation deleted the rest
     # of the stack (the queue here; a route table or the internet gateway in AWS), then stopped at
     # DELETE_FAILED on what was in use.
-    from flows.cleanup import run_cleanup
-    from rollway.cleanup import CleanupSpec
     from tests.botocore_events import on_operation
 
     aws = account
@@ -854,34 +877,38 @@ def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_a
     resource = {"vpc": aws.topology.vpc_id, "subnet": aws.topology.subnet_ids[1],
                 "security group": aws.topology.security_group_id, "certificate": certificate}[held]
 
-    def holds_the_network(parsed, **_):  # moto's stack cannot make what provision made: listed as AWS would
-        parsed["StackResourceSummaries"].append({
-            "LogicalResourceId": "Network", "PhysicalResourceId": resource, "ResourceType": "AWS::EC2::Thing",
-            "ResourceStatus": "CREATE_COMPLETE"})
-
     def serves_the_certificate(parsed, **_):  # the listener as an HTTPS one answers (moto's is HTTP)
         for listener in parsed["Listeners"]:
             listener["Certificates"] = [{"CertificateArn": certificate}]
 
-    @prefect_flow(name="cleanup-of-the-network-holder")
-    def cleanup_of_the_network_holder():
-        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
-
-    with on_operation(read_client(aws, "cloudformation"), "after-call", holds_the_network,
-                      operation="ListStackResources"), \
-            on_operation(read_client(aws, "elbv2"), "after-call", serves_the_certificate, operation="DescribeListeners"):
-        state = cleanup_of_the_network_holder(return_state=True)
-
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    (refusal,) = refused.value.refusals
-    assert refusal.name == OLD_STACK and f"it holds {resource} (" in refusal.reason, refusal.reason
+    with on_operation(read_client(aws, "elbv2"), "after-call", serves_the_certificate, operation="DescribeListeners"):
+        refusal = refusal_of_the_old_stack_holding(aws, resource, "AWS::EC2::Thing")
+    assert f"it holds {resource} (" in refusal.reason, refusal.reason
     user = {"vpc": f"the VPC of load balancer {aws.targets.load_balancer}",
             "certificate": f"the certificate of the listener on port {aws.targets.listener_port} of load balancer "
                            f"{aws.targets.load_balancer}"}.get(held, f"a {held} of the stable service "
                                                                      f"{aws.targets.stable_service}")
     assert user in refusal.reason, refusal.reason
-    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+
+
+def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_before_anything_is_deleted(account):
+    # An ACTIVE revision of the family mounts an EFS file system, and the old stack made one of its
+    # mount targets: deleted with the stack, the tasks in that subnet lost the file system.
+    aws = account
+    ecs, efs, subnet = aws.get_client("ecs"), aws.get_client("efs"), aws.topology.subnet_ids[1]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mount_target = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
+    current = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"]
+    mounting = ecs.register_task_definition(
+        family=aws.targets.task_family, containerDefinitions=current["containerDefinitions"],
+        volumes=[{"name": "data", "efsVolumeConfiguration": {"fileSystemId": data}}],
+    )["taskDefinition"]["taskDefinitionArn"].rsplit("/", 1)[-1]
+
+    refusal = refusal_of_the_old_stack_holding(aws, mount_target, "AWS::EFS::MountTarget")
+    assert (
+        f"it holds {mount_target} (a mount target in subnet {subnet} of the EFS file system {data}, which task "
+        f"definition {mounting} mounts, an ACTIVE revision of {aws.targets.task_family})") in refusal.reason, \
+        refusal.reason
 
 
 def test_a_run_interrupted_while_deleting_a_stack_leaves_an_artifact_saying_what_was_deleted(account):

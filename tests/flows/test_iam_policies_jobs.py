@@ -116,6 +116,12 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     put_image(aws, "1.0.0", "1")
     put_image(aws, "old-version", "2")
     put_image_index(aws, "0.9.0", {"0.9.0-amd64": "3"})  # its platform images are read (BatchGetImage)
+    # An ACTIVE revision mounts an EFS file system: the mount targets of it are read (DescribeMountTargets).
+    ecs = aws.get_client("ecs")
+    data = aws.get_client("efs").create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    current = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"]
+    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=current["containerDefinitions"],
+                                 volumes=[{"name": "data", "efsVolumeConfiguration": {"fileSystemId": data}}])
     used: set[str] = set()
     requests: list[Request] = []
     get_client = own_clients(aws, "rollway-iam-infrastructure", used, requests)

@@ -900,8 +900,11 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
     (T.cluster, "Custom::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # a handler may make anything
     (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
     # Its physical id is the cluster's name, and deleting it takes the capacity providers from the
-    # cluster, stopping the placement of a service whose strategy names them.
-    (T.cluster, "AWS::ECS::ClusterCapacityProviderAssociations", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    # cluster, stopping the placement of a service whose strategy names them: told as what it is, not
+    # as the cluster (which stays).
+    (T.cluster, "AWS::ECS::ClusterCapacityProviderAssociations",
+     f"the capacity provider associations (AWS::ECS::ClusterCapacityProviderAssociations) of {T.cluster} "
+     "(Targets.cluster, the ECS cluster)"),
     # An AWS type not known to be another kind of thing may be one of the resource's: judged as any kind.
     (T.ecr_repository, "AWS::ECR::RepositoryCreationTemplate",
      f"{T.ecr_repository} (Targets.ecr_repository, the image repository)"),
@@ -948,3 +951,31 @@ def test_a_saved_plan_whose_retained_and_holdings_disagree_is_refused_and_one_wi
             in str(refused.value)), str(refused.value)
     del saved["stacks_judged"][OLD]["retained"]
     assert CleanupPlan.model_validate(saved).stack_retained == {OLD: (queue,)}
+
+
+SCALING = (f"arn:aws:autoscaling:us-west-2:123456789012:scalingPolicy:6d8972f3-efc8-437c-92d1-6270f29a66e7:"
+           "resource/ecs/service/{}/{}:policyName/{}")
+
+
+@pytest.mark.parametrize("resource, kind, held", [
+    (f"service/{T.cluster}/{T.stable_service}|ecs:service:DesiredCount|ecs",
+     "AWS::ApplicationAutoScaling::ScalableTarget",
+     f"the Application Auto Scaling scalable target that scales {T.stable_service} (Targets.stable_service, the "
+     "stable service)"),
+    (SCALING.format(T.cluster, T.canary_service, "cpu-target"), "AWS::ApplicationAutoScaling::ScalingPolicy",
+     f"the Application Auto Scaling scaling policy cpu-target that scales {T.canary_service} "
+     "(Targets.canary_service, the canary service)"),
+    # No type read: the id alone says what it is.
+    (f"service/{T.cluster}/{T.canary_service}|ecs:service:DesiredCount|ecs", None,
+     f"the Application Auto Scaling scalable target that scales {T.canary_service} (Targets.canary_service"),
+    # Another cluster's service of the same name, or another service, is not production's.
+    (f"service/webordinary-old-cluster/{T.stable_service}|ecs:service:DesiredCount|ecs",
+     "AWS::ApplicationAutoScaling::ScalableTarget", None),
+    (SCALING.format(T.cluster, "webordinary-edit-service-old", "cpu-target"),
+     "AWS::ApplicationAutoScaling::ScalingPolicy", None),
+])
+def test_a_stack_holding_the_autoscaling_of_a_production_service_is_refused_naming_what_it_scales(resource, kind,
+                                                                                                   held):
+    # Deleting the stack deleted the scalable target and its policies: the service stayed, pinned at
+    # its desired count whatever its load.
+    assert_holds(old_stack_plan(resource, kind=kind), held)

@@ -31,6 +31,8 @@ _EMBEDDED_ONLY = ("rollway/sim/", "rollway/cli/demo.py", "rollway/cli/up.py")
 _NOT_AWS_CALLS = {
     "list_images": "rollway.aws.ecr_images.EcrImages.list_images, made of ECR DescribeImages",
     "send_message": "rollway.http_checks.send_message, the validation's HTTP POST to the service",
+    "delete_tags": "rollway.aws.ecr_images.EcrImages.delete_tags, made of ECR BatchDeleteImage (EFS's DeleteTags "
+                   "is never called)",
 }
 # Granted for what no boto3 call of rollway's makes: docker's push to ECR (the registry API), and
 # what AWS authorises beside a call (tags given at registration, a role a revision or a stack
