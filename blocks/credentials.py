@@ -289,9 +289,10 @@ def _publishing_once(client: Any) -> Any:
     task, has no other."""
     def once(caught_exception: BaseException | None = None, response: Any = None, operation: Any = None,
              **_: Any) -> None:
-        # Raised from botocore's needs-retry event, before its retry handlers (``register_first``)
-        # sleep and resend: a handler's answer there only ever asks for a retry, on the botocore
-        # versions rollway runs on, never stops one.
+        # Raised from botocore's needs-retry event, before botocore sleeps and resends: a handler's
+        # answer there only ever asks for a retry, on the botocore versions rollway runs on, never
+        # stops one. Its last handler (``register_last``): the notifier's ``lost_answers`` reads the
+        # attempt first, and says a 5xx whose code names no failure of SNS's (a proxy's 502) lost.
         if not attempt_lost(caught_exception, response):
             return
         if caught_exception is not None:
@@ -300,7 +301,7 @@ def _publishing_once(client: Any) -> Any:
         _masked(parsed)
         raise client.exceptions.from_code(parsed.get("Error", {}).get("Code"))(parsed, operation.name)
 
-    client.meta.events.register_first("needs-retry.sns.Publish", once)
+    client.meta.events.register_last("needs-retry.sns.Publish", once)
     return client
 
 

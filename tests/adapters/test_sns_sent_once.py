@@ -44,8 +44,8 @@ _ERROR = (f"<ErrorResponse xmlns=\"{_XMLNS}\"><Error><Type>{{kind}}</Type><Code>
 def _sns(topic: str, answers: dict[str, list[str]]) -> Iterator[tuple[str, dict[str, list[str]]]]:
     """(its URL, each action's requests, by action: a Publish's message): lists ``topic`` and takes
     a Publish, after answering each action's first requests as ``answers`` says, in order:
-    "Throttling" (HTTP 400), "InternalError" (HTTP 500), "silent" (no answer until the block ends),
-    "dropped" (the connection closed without an answer)."""
+    "Throttling" (HTTP 400), "InternalError" (HTTP 500), "BadGateway" (a proxy's HTTP 502 page), "silent"
+    (no answer until the block ends), "dropped" (the connection closed without an answer)."""
     asked: dict[str, list[str]] = {}
     release = threading.Event()
     lock = threading.Lock()
@@ -73,6 +73,8 @@ def _sns(topic: str, answers: dict[str, list[str]]) -> Iterator[tuple[str, dict[
                 release.wait(30)  # never answered within the client's read timeout
             elif answer == "dropped":
                 self.close_connection = True
+            elif answer == "BadGateway":
+                self._answer(502, "<html><body><h1>502 Bad Gateway</h1></body></html>")
             elif answer in ("Throttling", "InternalError"):
                 server_side = answer == "InternalError"
                 self._answer(500 if server_side else 400,
@@ -105,7 +107,8 @@ def _notifier(url: str, targets: Targets, mode: str):
 @pytest.mark.parametrize("mode", ["standard", "legacy", "adaptive"])
 @pytest.mark.parametrize("lost, said", [("silent", "within 0.5 s (1 attempt(s) of 0.5 s each)"),
                                         ("dropped", "Connection was closed"),
-                                        ("InternalError", "InternalError")])
+                                        ("InternalError", "InternalError"),
+                                        ("BadGateway", "Bad Gateway")])
 def test_a_publish_whose_answer_was_lost_is_sent_once_whatever_the_blocks_retries(mode, lost, said):
     targets = Targets()
     with _sns(targets.alert_topic, {"Publish": [lost]}) as (url, asked):
