@@ -22,7 +22,7 @@ from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
-from rollway.aws.errors import (ConnectUnanswered, ReadUnanswered, RoleRenewalRefused, answer_on_one_line,
+from rollway.aws.errors import (ConnectUnanswered, ReadUnanswered, RoleRenewalRefused, answer_on_one_line, attempt_lost,
                                 credentials_remedy)
 from rollway.aws.regions import unknown_region
 from rollway.deadline import read_bound
@@ -51,16 +51,6 @@ _CONNECT_SECONDS = 5.0
 # max_attempts counts retries, not the first call, so this is one call and one retry: a refused
 # call does not stretch into seconds of backoff, and a dropped connection is still sent again.
 _EMBEDDED_CONFIG = {"retries": {"mode": "standard", "max_attempts": 1}}
-
-
-# SNS sends what people read. botocore sends a call again after an answer it did not get (a read
-# timeout, a dropped connection, a 5xx): a Publish SNS had taken went out twice, and when the resend
-# was answered the notifier, and the run, read one clean send. The rollout's SNS client sends each
-# call once, whatever the block's retries: what is sent again is the notifier's callers' to decide
-# (the notify task retries only what SNS refused, and ``notify_or_repeat`` sends a notice once more
-# saying it may repeat the one before). A throttled or unconnected Publish is tried again by the task.
-_SENT_ONCE = frozenset({"sns"})
-_ONCE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 # botocore parses a service's model files once per loader, and every boto3 Session builds a loader
@@ -237,15 +227,18 @@ def _naming_bounds(client: Any) -> Any:
     config = client.meta.config
     attempts = _attempts(config.retries or {})
 
-    def naming(exception: BaseException | None = None, **_: Any) -> None:
+    def naming(exception: BaseException | None = None, context: dict[str, Any] | None = None, **_: Any) -> None:
+        # The attempts botocore made: fewer than its retries allow where a call was not sent again
+        # (a Publish whose answer was lost, ``_publishing_once``).
+        made = ((context or {}).get("retries") or {}).get("attempt", attempts)
         # Raised from botocore's after-call-error event, the error replaces botocore's own; a
         # subclass of it, so that what catches botocore's still catches it.
         if isinstance(exception, ReadTimeoutError) and not isinstance(exception, ReadUnanswered):
-            raise ReadUnanswered(endpoint_url=exception.kwargs.get("endpoint_url"), attempts=attempts,
-                                 seconds=attempts * config.read_timeout, timeout=config.read_timeout) from exception
+            raise ReadUnanswered(endpoint_url=exception.kwargs.get("endpoint_url"), attempts=made,
+                                 seconds=made * config.read_timeout, timeout=config.read_timeout) from exception
         if isinstance(exception, ConnectTimeoutError) and not isinstance(exception, ConnectUnanswered):
-            raise ConnectUnanswered(endpoint_url=exception.kwargs.get("endpoint_url"), attempts=attempts,
-                                    seconds=attempts * config.connect_timeout,
+            raise ConnectUnanswered(endpoint_url=exception.kwargs.get("endpoint_url"), attempts=made,
+                                    seconds=made * config.connect_timeout,
                                     timeout=config.connect_timeout) from exception
 
     client.meta.events.register("after-call-error", naming)
@@ -270,13 +263,45 @@ def _masking_tokens(client: Any) -> Any:
     proxy's HTML page, into the failed run's state message, its log, a rollback's page and the
     ledger.
     """
-    def masking(parsed: dict[str, Any] | None = None, **_: Any) -> None:
-        error = (parsed or {}).get("Error") if isinstance(parsed, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("Message"), str):
-            # Masked first: the one line bounds the text, which must not cut a token in two.
-            error["Message"] = answer_on_one_line(_QUOTED_TOKEN.sub(r"\1****", error["Message"]))
+    client.meta.events.register("after-call", _masked)
+    return client
 
-    client.meta.events.register("after-call", masking)
+
+def _masked(parsed: dict[str, Any] | None = None, **_: Any) -> None:
+    """``parsed``'s error message, a session token it quotes masked, on one line (``_masking_tokens``)."""
+    error = (parsed or {}).get("Error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("Message"), str):
+        # Masked first: the one line bounds the text, which must not cut a token in two.
+        error["Message"] = answer_on_one_line(_QUOTED_TOKEN.sub(r"\1****", error["Message"]))
+
+
+def _publishing_once(client: Any) -> Any:
+    """``client``, which never sends a Publish again after an attempt whose answer may have been lost
+    (``attempt_lost``: a read timeout, a dropped connection, a 5xx), whatever its retries: that
+    attempt's error is the call's, as if it were the last attempt (a 5xx raised as the client raises
+    one).
+
+    SNS sends what people read: botocore's resend of a Publish SNS had taken reached them twice, and
+    when the resend was answered the notifier, and the run, read one clean send. What is sent again
+    after a lost answer is the notifier's callers' to decide (``notify_or_repeat`` sends a notice once
+    more saying it may repeat the one before). What SNS did not take (throttling, a connection never
+    made) and the topic lookup keep the block's retries: an alert of a paused run, sent without a
+    task, has no other."""
+    def once(caught_exception: BaseException | None = None, response: Any = None, operation: Any = None,
+             **_: Any) -> None:
+        # Raised from botocore's needs-retry event, before botocore sleeps and resends: a handler's
+        # answer there only ever asks for a retry, on the botocore versions rollway runs on, never
+        # stops one. Its last handler (``register_last``): the notifier's ``lost_answers`` reads the
+        # attempt first, and says a 5xx whose code names no failure of SNS's (a proxy's 502) lost.
+        if not attempt_lost(caught_exception, response):
+            return
+        if caught_exception is not None:
+            raise caught_exception
+        parsed = response[1]
+        _masked(parsed)
+        raise client.exceptions.from_code(parsed.get("Error", {}).get("Code"))(parsed, operation.name)
+
+    client.meta.events.register_last("needs-retry.sns.Publish", once)
     return client
 
 
@@ -295,8 +320,6 @@ class SessionClients:
         self._parameters, self._region = parameters, region
         # What prefect-aws's own get_client passes: the block's client parameters and its region.
         self._params = {**_limited(parameters, read_seconds).get_params_override(), "region_name": region}
-        # The rollout's clients (no read bound) are the ones that publish (``_SENT_ONCE``).
-        self._writes = read_seconds is None
         self._clients: dict[str, Any] = {}
         self._readers: dict[float, SessionClients] = {}
         self._lock = threading.Lock()
@@ -315,11 +338,8 @@ class SessionClients:
     def __call__(self, service_name: str) -> Any:
         with self._lock:
             if service_name not in self._clients:
-                params = self._params
-                if self._writes and service_name in _SENT_ONCE:
-                    params = {**params, "config": params["config"].merge(_ONCE_CONFIG)}
-                self._clients[service_name] = _masking_tokens(_naming_bounds(
-                    self._session.client(service_name, **params)))
+                client = _masking_tokens(_naming_bounds(self._session.client(service_name, **self._params)))
+                self._clients[service_name] = _publishing_once(client) if service_name == "sns" else client
             return self._clients[service_name]
 
     def reading(self, read_seconds: float) -> SessionClients:

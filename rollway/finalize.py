@@ -289,8 +289,9 @@ def notice_owed(record: RolloutRecord | None) -> Transition | None:
     or None. Owed, as the decommission's page is (``rollway.decommission_page``), while the newest
     ``notice-failed`` or ``notified`` after the newest ``finalized`` is a refusal: a finalize run
     again sends it late and records it ``notified``. Before, a run again moved nothing and sent
-    nothing, and people had to tell the subscribers themselves. A late send whose answer was lost is
-    recorded as a ``notice-failed`` too (``notice_lost``): nothing recorded it sent, so it stays owed."""
+    nothing, and people had to tell the subscribers themselves. A notice whose answer was lost (the
+    finalize's own and its repeat, or a late send) is recorded as a ``notice-failed`` too
+    (``notice_lost``): nothing recorded it sent, so it stays owed."""
     if record is None or not is_finalized(record):
         return None
     # The newest finalized, notice-failed or notified: a refusal when one came after the finalize done.
@@ -310,7 +311,7 @@ def notice_lost(record: RolloutRecord) -> Transition | None:
 
 def late_said(record: RolloutRecord, owed: Transition) -> str:
     """How the late "Finalized" notice of ``owed`` (``notice_owed``) opens: late, and why; and, after
-    a late send whose answer was lost (``notice_lost``), that it may repeat that one. "This notice is
+    a send whose answer was lost (``notice_lost``), that it may repeat that one. "This notice is
     late" alone was said of a notice people may have had already."""
     may = "" if notice_lost(record) is None else ", and may repeat one"
     return f"This notice is late{may}: {_owed_said(record, owed)}"
@@ -318,7 +319,7 @@ def late_said(record: RolloutRecord, owed: Transition) -> str:
 
 def _owed_said(record: RolloutRecord, owed: Transition) -> str:
     """Why the "Finalized" notice is owed: ``owed``, the newest failure (``refused_said``), and, when
-    it is a refusal after a late send whose answer was lost, that send too (``lost_before``)."""
+    it is a refusal after a send whose answer was lost, that send too (``lost_before``)."""
     return refused_said(owed, before=lost_before(record, owed))
 
 
@@ -337,7 +338,7 @@ def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str
 
 def refused_said(refused: Transition, *, before: str = "") -> str:
     """A ``notice-failed`` entry of a finalize as people read it: SNS's answer, whose run, when.
-    ``before``: a late send before it whose answer was lost (``lost_before``), said after it, and
+    ``before``: a send before it whose answer was lost (``lost_before``), said after it, and
     the refusal without "nobody was told" (``notice_failed_said``), which an entry recorded before
     refusals after a lost answer were recorded so says."""
     comment = refused.comment or notice_failed_said("no answer recorded", lost=False, after_lost=bool(before))
@@ -357,7 +358,7 @@ def notice_not_sent(record: RolloutRecord | None, *, barred: str | None = None, 
     and the services as the finalize left them, so a run again sends it (``NOTICE_LATE``); without
     it, neither was read, and the late send is said with its condition (``NOTICE_UNSEEN``). ``latest``:
     a refusal newer than ``record`` holds (a late send refused again, recorded after ``record`` was read),
-    quoted instead of the one ``record`` holds; a late send before it whose answer was lost is named
+    quoted instead of the one ``record`` holds; a send before it whose answer was lost is named
     too (``_owed_said``). ``live``: the load balancer's weights, read by a caller
     showing the service's newest rollout (`rollway status`): they settle what they can plainly, a late
     send barred while they are not all on the stable service, else only the canary's condition said

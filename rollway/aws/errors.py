@@ -326,6 +326,15 @@ def answer_lost(err: BaseException) -> bool:
     return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
 
 
+def attempt_lost(caught_exception: BaseException | None, response: Any) -> bool:
+    """Whether one attempt of a call, as botocore's ``needs-retry`` event gives it (the error it
+    caught, or the HTTP answer and its parse), may have been acted on by AWS without its answer:
+    ``answer_lost``, or an HTTP 5xx (the service's own side failed)."""
+    if caught_exception is not None:
+        return answer_lost(caught_exception)
+    return response is not None and response[0].status_code >= 500
+
+
 @contextmanager
 def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[BaseException]]:
     """The attempts of ``operation`` on ``client`` (botocore's resends of it) in this thread
@@ -338,10 +347,8 @@ def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[Bas
         # Called after each attempt botocore makes, before it decides on a retry.
         if threading.get_ident() != caller:
             return  # the client is shared: another thread's call
-        if caught_exception is not None and answer_lost(caught_exception):
-            lost.append(caught_exception)
-        elif response is not None and response[0].status_code >= 500:
-            lost.append(RuntimeError(f"HTTP {response[0].status_code} from {service}"))
+        if attempt_lost(caught_exception, response):
+            lost.append(caught_exception or RuntimeError(f"HTTP {response[0].status_code} from {service}"))
 
     with on_event(client, f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}",
                   attempt_failed):

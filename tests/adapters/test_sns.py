@@ -154,8 +154,8 @@ def failing_publish(sns, first, then):
 
 def _resending_sns(aws):
     """An SNS client on the embedded AWS that sends a call again itself (botocore's standard retries,
-    one): not one of rollway's client factory, whose SNS client sends each call once
-    (``blocks.credentials._SENT_ONCE``), but a notifier may be given any client."""
+    one), even after a lost answer: not one of rollway's client factory, whose SNS client never sends
+    a Publish again then (``blocks.credentials._publishing_once``), but a notifier may be given any client."""
     import boto3
     from botocore.config import Config
 

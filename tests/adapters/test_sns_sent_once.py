@@ -1,9 +1,13 @@
-"""The rollout's SNS client sends a Publish once (blocks/credentials.py ``_SENT_ONCE``).
+"""The rollout's SNS client never sends a Publish again after an attempt whose answer may have
+been lost (blocks/credentials.py ``_publishing_once``), and still tries again what is safe to.
 
-botocore sent a Publish again after a read timeout (the block's retries, or rollway's six
-attempts): SNS may have taken the first, and people got the notice twice, while an answered resend
-read as one clean send. What is sent again is rollway's own lost-answer logic's to decide
-(``notify_or_repeat``). Against an SNS on 127.0.0.1 that answers ListTopics and never a Publish."""
+botocore sent a Publish again after a read timeout, a dropped connection or a 5xx (the block's
+retries, or rollway's six attempts): SNS may have taken the first, and people got the notice
+twice, while an answered resend read as one clean send. What is sent again then is rollway's own
+lost-answer logic's to decide (``notify_or_repeat``). A throttled Publish or topic lookup was not
+taken by SNS, and botocore asks again as it always did: an alert of a paused run is sent without
+a task, so nothing else does. Against an SNS on 127.0.0.1 that answers each action as a test says.
+"""
 
 from __future__ import annotations
 
@@ -26,62 +30,103 @@ from rollway.clock import ClockSettings
 from rollway.targets import Targets
 from tests.local_http import QuietHTTPServer
 
-_TOPICS = ("<ListTopicsResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><ListTopicsResult><Topics>"
+_XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
+_TOPICS = (f"<ListTopicsResponse xmlns=\"{_XMLNS}\"><ListTopicsResult><Topics>"
            "<member><TopicArn>arn:aws:sns:us-west-2:123456789012:{topic}</TopicArn></member></Topics>"
            "</ListTopicsResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></ListTopicsResponse>")
+_PUBLISHED = (f"<PublishResponse xmlns=\"{_XMLNS}\"><PublishResult><MessageId>m-1</MessageId></PublishResult>"
+              "<ResponseMetadata><RequestId>2</RequestId></ResponseMetadata></PublishResponse>")
+_ERROR = (f"<ErrorResponse xmlns=\"{_XMLNS}\"><Error><Type>{{kind}}</Type><Code>{{code}}</Code>"
+          "<Message>{code} as SNS says it</Message></Error><RequestId>3</RequestId></ErrorResponse>")
 
 
 @contextmanager
-def _sns_silent_on_publish(topic: str) -> Iterator[tuple[str, list[str]]]:
-    """(its URL, the Publish requests it was sent): lists ``topic``, and holds every Publish
-    unanswered until the block ends."""
-    published: list[str] = []
+def _sns(topic: str, answers: dict[str, list[str]]) -> Iterator[tuple[str, dict[str, list[str]]]]:
+    """(its URL, each action's requests, by action: a Publish's message): lists ``topic`` and takes
+    a Publish, after answering each action's first requests as ``answers`` says, in order:
+    "Throttling" (HTTP 400), "InternalError" (HTTP 500), "BadGateway" (a proxy's HTTP 502 page), "silent"
+    (no answer until the block ends), "dropped" (the connection closed without an answer)."""
+    asked: dict[str, list[str]] = {}
     release = threading.Event()
+    lock = threading.Lock()
 
     class Sns(BaseHTTPRequestHandler):
         def log_message(self, *_):  # the suite's output is not the place
             pass
 
+        def _answer(self, status: int, body: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_POST(self):  # noqa: N802 - http.server's name
             form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
-            if form["Action"] == ["Publish"]:
-                published.append(form["Message"][0])
+            action = form["Action"][0]
+            with lock:
+                asked.setdefault(action, []).append(form.get("Message", [""])[0])
+                pending = answers.get(action, [])
+                answer = pending.pop(0) if pending else "ok"
+            if answer == "silent":
                 release.wait(30)  # never answered within the client's read timeout
-                return
-            body = _TOPICS.format(topic=topic).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            elif answer == "dropped":
+                self.close_connection = True
+            elif answer == "BadGateway":
+                self._answer(502, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+            elif answer in ("Throttling", "InternalError"):
+                server_side = answer == "InternalError"
+                self._answer(500 if server_side else 400,
+                             _ERROR.format(kind="Receiver" if server_side else "Sender", code=answer))
+            elif action == "Publish":
+                self._answer(200, _PUBLISHED)
+            else:
+                self._answer(200, _TOPICS.format(topic=topic))
 
     server = QuietHTTPServer(("127.0.0.1", 0), Sns)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", published
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
     finally:
         release.set()
         server.shutdown()
         server.server_close()
 
 
-def test_a_publish_whose_answer_times_out_is_sent_once_whatever_the_blocks_retries():
+def _notifier(url: str, targets: Targets, mode: str):
+    block = AwsCredentials(
+        aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name=targets.region,
+        # The block asks for retries (two after the first): botocore sent a Publish three times.
+        aws_client_parameters=AwsClientParameters(
+            endpoint_url=url, config={"read_timeout": 0.5, "retries": {"mode": mode, "max_attempts": 2}}))
+    return aws_environment(client_factory(block, targets.region), targets, ClockSettings().build()).notifier
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy", "adaptive"])
+@pytest.mark.parametrize("lost, said", [("silent", "within 0.5 s (1 attempt(s) of 0.5 s each)"),
+                                        ("dropped", "Connection was closed"),
+                                        ("InternalError", "InternalError"),
+                                        ("BadGateway", "Bad Gateway")])
+def test_a_publish_whose_answer_was_lost_is_sent_once_whatever_the_blocks_retries(mode, lost, said):
     targets = Targets()
-    with _sns_silent_on_publish(targets.alert_topic) as (url, published):
-        block = AwsCredentials(
-            aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name=targets.region,
-            # The block asks for retries (two after the first): botocore sent the Publish three times.
-            aws_client_parameters=AwsClientParameters(
-                endpoint_url=url, config={"read_timeout": 0.5, "retries": {"mode": "standard", "max_attempts": 2}}))
-        get_client = client_factory(block, targets.region)
-        env = aws_environment(get_client, targets, ClockSettings().build())
+    with _sns(targets.alert_topic, {"Publish": [lost]}) as (url, asked):
         began = time.monotonic()
-        with pytest.raises(AnswerLost, match="Read timeout"):
-            env.notifier.notify("Finalized: webordinary-edit-service", "finalized")
+        with pytest.raises(AnswerLost, match=said.replace("(", r"\(").replace(")", r"\)")):
+            _notifier(url, targets, mode).notify("Finalized: webordinary-edit-service", "finalized")
         took = time.monotonic() - began
-    assert published == ["finalized"], published
-    assert took < 5.0, took  # one read timeout of 0.5 s, no backoff
-    # The other clients keep the block's retries: they send no notices.
-    assert get_client("elbv2").meta.config.retries["total_max_attempts"] == 3
-    assert get_client("sns").meta.config.retries["total_max_attempts"] == 1
+    assert asked["Publish"] == ["finalized"], asked
+    assert took < 5.0, took  # one read timeout of 0.5 s at most, no backoff
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy", "adaptive"])
+def test_a_throttled_topic_lookup_and_publish_are_asked_again_as_the_blocks_retries_say(mode):
+    """SNS took neither: the notice goes out (an alert of a paused run is sent without a task, so
+    botocore's retries are the only ones it has)."""
+    targets = Targets()
+    with _sns(targets.alert_topic, {"ListTopics": ["Throttling"], "Publish": ["Throttling"]}) as (
+            url, asked):
+        assert _notifier(url, targets, mode).notify("Paused: webordinary-edit-service", "paused") == "m-1"
+    assert len(asked["ListTopics"]) == 2, asked
+    assert asked["Publish"] == ["paused", "paused"], asked

@@ -108,7 +108,7 @@ def test_a_final_refusal_is_not_tried_again(aws, code):
 
 def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws):
     """The first attempt reaches SNS and its answer is lost (a read timeout); botocore's retry (on a
-    client that resends: rollway's own sends a Publish once) is refused (AuthorizationError, SNS's
+    client that resends: rollway's own does not after a lost answer) is refused (AuthorizationError, SNS's
     access denied). The notifier raises AnswerLost (people may have been paged), and the task
     retried it three times: each try refused again, for nothing."""
     from botocore.awsrequest import AWSResponse
