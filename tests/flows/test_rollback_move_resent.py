@@ -592,8 +592,8 @@ def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_ma
     assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
     assert env.router.get_weights() == ALL_STABLE  # the first send landed
     said = " ".join(str(failed.value).split())
-    assert ("could not be read back within 0.3 s (a lost answer's brief read-back before the move is sent again): "
-            "Elastic Load Balancing refused the read for now (Throttling: Throttling from the load balancer)") in said, said
+    assert ("the load balancer's weights could not be read back: Elastic Load Balancing refused the read for now "
+            "(Throttling: Throttling from the load balancer)") in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service
