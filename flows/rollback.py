@@ -2243,11 +2243,14 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
             then = (f"Once that rollback has ended, if `rollway status` shows the load balancer still sending traffic "
                     f"to {service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
                     "rollout not yet rolled back")
-            if isinstance(getattr(err, "cause", None), MoveNotReadBack):
-                # The load balancer took the move (or lost its answer) and did not answer its read-back:
-                # "could NOT move it back" said it had not, beside its step "sent the move".
-                did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer did not "
-                       f"answer its read-back ({err}). It paged nobody. {then}")
+            unread = getattr(err, "cause", None)
+            if isinstance(unread, MoveNotReadBack):
+                # The load balancer took the move (or lost its answer) and did not answer its read-back,
+                # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
+                # move it back" said it had not, beside its step "sent the move".
+                read = "did not answer its read-back" if unread.answered is None else "refused its read-back for now"
+                did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
+                       f"({err}). It paged nobody. {then}")
             else:
                 did = f"this run could NOT move it back, and paged nobody ({err}). {then}"
         error = RollbackClaimed(

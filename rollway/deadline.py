@@ -163,8 +163,9 @@ made at the bound, still gets the second a describe takes to answer."""
 
 
 class ReadBackUnanswered(PicklableError, Unanswered):
-    """A wait that reads AWS back ended at its bound on a read that did not answer; the message
-    names what was not read back, the bound and who did not answer.
+    """A wait that reads AWS back ended at its bound on a read that did not answer, or on a read
+    refused for now (``answered``); the message names what was not read back, the bound (not for
+    a read refused: it need not have been reached) and who did not answer or refused.
 
     Attributes:
         what: what was not read back ("the load balancer's weights").
@@ -181,8 +182,14 @@ class ReadBackUnanswered(PicklableError, Unanswered):
                  answered: str | None = None) -> None:
         self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
         named = f" ({bound})" if bound else ""
-        why = "did not answer" if answered is None else f"refused the read for now ({answered})"
-        super().__init__(f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} {why}")
+        if answered is None:
+            said = f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer"
+        else:
+            # No bound named: a read refused for now is read again twice at most (``within_bound``),
+            # and three throttles end the read-back seconds into a bound of a minute. "Within 30 s
+            # (verify_timeout_seconds)" sent people to raise a setting that does not read it longer.
+            said = f"{what} could not be read back: {service} refused the read for now ({answered})"
+        super().__init__(said)
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""

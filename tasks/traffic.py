@@ -92,9 +92,10 @@ _WEIGHTS = "the load balancer's weights"
 
 
 def refused_for_now(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
-    """A read-back of the weights that ended at its bound (``seconds``, set by ``bound``) on a read
-    the load balancer refused for now (``err``: a throttle): what it holds is not known, as when it
-    did not answer, and the error says which it was."""
+    """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on a read the
+    load balancer refused for now (``err``: a throttle), at its bound or after the last of its reads
+    (``within_bound``): what it holds is not known, as when it did not answer, and the error says
+    which it was."""
     return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err))
 
 

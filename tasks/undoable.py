@@ -218,8 +218,8 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     dropped connection, a timeout) may have moved the traffic all the same. ``err`` is raised
     when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
     the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
-    the read-back's errors name it). Not known to have landed (the read-back not answered, or
-    refused for now, a throttle, at its bound), ``err`` is raised from that ReadBackUnanswered."""
+    the read-back's errors name it). Not known to have landed (the read-back not answered at its
+    bound, or its reads refused for now, a throttle), ``err`` is raised from that ReadBackUnanswered."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
@@ -238,7 +238,7 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     except ClientError as read_err:
         if not retry.again(read_err, denied=REFUSED_CODES):
             raise
-        # A read refused for now (throttled) at the bound says no more of the write than one not
+        # A read refused for now (throttled), the last one made, says no more of the write than one not
         # answered: raised itself, it failed the write as if AWS had said it did not act, and a
         # rollback forgot a send that may have landed (its page: "could NOT be moved back").
         # A read refused for good (a permission) is raised as it is: its refusal is what to fix.

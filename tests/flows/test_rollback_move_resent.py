@@ -140,21 +140,22 @@ def test_a_move_to_stable_whose_answer_was_lost_is_read_back_not_sent_again(aws,
 def rollback_losing_the_first_answer(aws, env, elbv2):
     """``rollback_on(env)`` whose first ModifyRule lands on moto with its answer lost, and whose
     read-back after it is throttled once: the move is sent again (``brief_lost_read_back``)."""
-    lost = {"answer": False}
+    lost, lose_the_first_answer = losing_the_first_answer(aws)
+    with hooked(elbv2, "after-call", lose_the_first_answer), \
+            on_operation(elbv2, "before-call", read_back_throttled_once(aws, lost), operation="DescribeRules"):
+        return rollback_on(env)
 
-    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
-        if not lost["answer"]:
-            lost["answer"] = True
-            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
 
+def read_back_throttled_once(aws, lost):
+    """A before-call hook of DescribeRules: the first read once ``lost["answer"]``
+    (``losing_the_first_answer``), the lost answer's read-back, is throttled (not read again within
+    ``brief_lost_read_back``'s 0.3 s)."""
     throttled = answering(aws, "Throttling", times=1)
 
-    def read_back_throttled_once(**kwargs):
+    def throttle(**kwargs):
         return throttled(**kwargs) if lost["answer"] else None
 
-    with hooked(elbv2, "after-call", lose_the_first_answer), \
-            on_operation(elbv2, "before-call", read_back_throttled_once, operation="DescribeRules"):
-        return rollback_on(env)
+    return throttle
 
 
 def test_a_move_sent_again_after_a_lost_answer_that_landed_records_the_weights_users_had_before_it(
@@ -576,24 +577,21 @@ def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_ma
     leaves the send not known to have landed, as one not answered does, and the page says so."""
     env, elbv2 = on_moto(aws)
     lost, lose_the_first_answer = losing_the_first_answer(aws)
-    sends, reads = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES), answering(aws, "Throttling", times=1)
+    sends = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES)
 
     def throttled_after_the_first(**kwargs):
         return sends(**kwargs) if lost["answer"] else None
 
-    def read_back_throttled(**kwargs):  # the lost answer's read-back (not read again within 0.3 s)
-        return reads(**kwargs) if lost["answer"] else None
-
     calls = watch_calls(elbv2)
     with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", throttled_after_the_first), \
-            on_operation(elbv2, "before-call", read_back_throttled, operation="DescribeRules"), \
+            on_operation(elbv2, "before-call", read_back_throttled_once(aws, lost), operation="DescribeRules"), \
             pytest.raises(ReadBackUnanswered) as failed:
         rollback_on(env)
     assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
     assert env.router.get_weights() == ALL_STABLE  # the first send landed
     said = " ".join(str(failed.value).split())
-    assert ("could not be read back within 0.3 s (a lost answer's brief read-back before the move is sent again): "
-            "Elastic Load Balancing refused the read for now (Throttling: Throttling from the load balancer)") in said, said
+    assert ("the load balancer's weights could not be read back: Elastic Load Balancing refused the read for now "
+            "(Throttling: Throttling from the load balancer)") in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service

@@ -514,6 +514,55 @@ def test_a_traffic_move_taken_and_not_read_back_says_it_may_have_landed_and_page
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN
     assert env.deployer.services[t.canary_service].desired > 0  # the canary is erin's to retire
 
+def test_a_traffic_move_whose_lost_answer_is_read_back_throttled_says_the_read_back_was_refused(monkeypatch,
+                                                                                                caplog):
+    """As above, but the answer to the run's move is lost, its read-back throttled, and the sends
+    after it throttled too: the move may have landed. Its error said "the load balancer did not
+    answer its read-back" beside the read-back's own words, that the load balancer refused the read."""
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    import flows.engine
+
+    # Shorter than a second: the throttled read is not made again (``tasks.traffic.LOOK_AGAIN_SECONDS``).
+    monkeypatch.setattr(flows.engine, "LOST_ANSWER_READ_BACK_SECONDS", 0.3)
+
+    def lost_then_throttled(env):
+        real_set, real_get = env.router.set_weights, env.router.get_weights
+        moves: list[Weights] = []
+        throttled: list[bool] = []
+
+        def set_weights(weights):
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) > 2:  # the run's sends after its first
+                    raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "ModifyRule")
+                if len(moves) == 2:  # erin's went through; the run's lands, its answer lost
+                    real_set(weights)
+                    throttled.append(True)
+                    raise ReadTimeoutError(endpoint_url="https://elasticloadbalancing.us-west-2.amazonaws.com/")
+            return real_set(weights)
+
+        def get_weights():
+            if throttled:
+                throttled.clear()  # that read alone: the hook's reads after it are answered
+                raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeRules")
+            return real_get()
+
+        env.router.set_weights, env.router.get_weights = set_weights, get_weights
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, lost_then_throttled)
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
+    assert not any("could NOT move it back" in m for m in errors), errors
+    [said] = [m for m in errors if "this run sent it back to" in m]
+    t = env.targets
+    assert "did not answer" not in said, said
+    assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer refused its "
+            "read-back for now (the answer to the move was lost" in said), said
+    assert "Elastic Load Balancing refused the read for now (Throttling: Rate exceeded)" in said, said
+    assert pages(env) == []
+
+
 def stable_scaled_in_as_the_shift_lands(env, unhealthy: bool = False) -> None:
     """Autoscaling scales stable in to 2 tasks as the run's 5% lands: a later move of the traffic
     off the canary scales it back to 4 (the rollout's count) first. With ``unhealthy``, stable has
