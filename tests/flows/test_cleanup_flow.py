@@ -891,24 +891,70 @@ def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_a
     assert user in refusal.reason, refusal.reason
 
 
+def a_mount_target(aws) -> tuple[str, str, str]:
+    """An EFS file system and a mount target of it in the second subnet: (file system, mount target, subnet)."""
+    efs, subnet = aws.get_client("efs"), aws.topology.subnet_ids[1]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    return data, efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"], subnet
+
+
+def register_a_revision_mounting(aws, file_system: str) -> str:
+    """A revision of the live family mounting ``file_system``: its family:revision."""
+    ecs = aws.get_client("ecs")
+    current = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"]
+    return ecs.register_task_definition(
+        family=aws.targets.task_family, containerDefinitions=current["containerDefinitions"],
+        volumes=[{"name": "data", "efsVolumeConfiguration": {"fileSystemId": file_system}}],
+    )["taskDefinition"]["taskDefinitionArn"].rsplit("/", 1)[-1]
+
+
 def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_before_anything_is_deleted(account):
     # An ACTIVE revision of the family mounts an EFS file system, and the old stack made one of its
     # mount targets: deleted with the stack, the tasks in that subnet lost the file system.
     aws = account
-    ecs, efs, subnet = aws.get_client("ecs"), aws.get_client("efs"), aws.topology.subnet_ids[1]
-    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
-    mount_target = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
-    current = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"]
-    mounting = ecs.register_task_definition(
-        family=aws.targets.task_family, containerDefinitions=current["containerDefinitions"],
-        volumes=[{"name": "data", "efsVolumeConfiguration": {"fileSystemId": data}}],
-    )["taskDefinition"]["taskDefinitionArn"].rsplit("/", 1)[-1]
+    data, mount_target, subnet = a_mount_target(aws)
+    mounting = register_a_revision_mounting(aws, data)
 
     refusal = refusal_of_the_old_stack_holding(aws, mount_target, "AWS::EFS::MountTarget")
     assert (
         f"it holds {mount_target} (a mount target in subnet {subnet} of the EFS file system {data}, which task "
         f"definition {mounting} mounts, an ACTIVE revision of {aws.targets.task_family})") in refusal.reason, \
         refusal.reason
+
+
+def test_an_old_stack_holding_a_mount_target_of_a_file_system_mounted_since_the_plan_is_not_deleted(account):
+    # No task definition mounted the file system when the plan read the old stack, holding one of its
+    # mount targets; then a revision mounting it was registered, while the run deleted image tags
+    # first: the stack deleted was judged on what production mounted by then.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    data, mount_target, subnet = a_mount_target(aws)
+    reads: list[int] = []
+    mounting: list[str] = []
+
+    def holds_it(parsed, **_):  # moto's stack cannot make a mount target: listed as AWS would
+        parsed["StackResourceSummaries"].append({"LogicalResourceId": "Data", "PhysicalResourceId": mount_target,
+                                                 "ResourceType": "AWS::EFS::MountTarget",
+                                                 "ResourceStatus": "CREATE_COMPLETE"})
+
+    def mounted_before_the_second_read(**_):
+        reads.append(1)
+        if len(reads) == 2:  # the repository read again after the plan, before any deletion
+            mounting.append(register_a_revision_mounting(aws, data))
+
+    spec = CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,))
+    with on_operation(read_client(aws, "cloudformation"), "after-call", holds_it, operation="ListStackResources"), \
+            on_operation(read_client(aws, "ecr"), "before-parameter-build", mounted_before_the_second_read,
+                         operation="DescribeImages"):
+        _state, stopped = stopped_within(120, spec, aws.targets, aws.get_client, CleanupIncomplete)
+
+    assert "0.9.0" not in tags(aws), "the image tags went before the stack"
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+    assert (f"stack {OLD_STACK} was not deleted: since the plan judged it, it holds {mount_target} (a mount target "
+            f"in subnet {subnet} of the EFS file system {data}, which task definition {mounting[0]} mounts, an "
+            f"ACTIVE revision of {aws.targets.task_family})") in str(stopped), str(stopped)
 
 
 def test_a_run_interrupted_while_deleting_a_stack_leaves_an_artifact_saying_what_was_deleted(account):
