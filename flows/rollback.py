@@ -191,7 +191,8 @@ def _done(steps: Sequence[str]) -> str:
 class MoveNotReadBack(ReadBackUnanswered):
     """The rollback's move to stable, which the load balancer took (its ModifyRule answered), or whose
     answer was lost (``lost``: the write's error), not read back: the load balancer did not answer a
-    read of its weights by the read-back's bound, or refused it for now (``answered``: a throttle).
+    read of its weights by the read-back's bound, or at all (``no_answer``: a connection dropped or
+    refused), or refused it for now (``answered``: a throttle).
     The traffic may be on stable already, or not (the rule read as others since): unlike a read not
     answered before the move, which moved nothing. Its message is the read's own, after the lost
     answer's, then the refusal of the move sent again (``refused``: a permission denied, a rule
@@ -201,8 +202,9 @@ class MoveNotReadBack(ReadBackUnanswered):
     refused: BaseException | None = None
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 lost: str | None = None, refused: BaseException | None = None, answered: str | None = None) -> None:
-        super().__init__(what, seconds, service, bound, answered)
+                 lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
+                 no_answer: str | None = None) -> None:
+        super().__init__(what, seconds, service, bound, answered, no_answer)
         self.lost, self.refused = lost, refused
         said = self.args[0]
         if lost is not None:
@@ -215,7 +217,7 @@ class MoveNotReadBack(ReadBackUnanswered):
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
            refused: BaseException | None = None) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost), refused, unanswered.answered)
+                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):

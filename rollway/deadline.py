@@ -163,9 +163,10 @@ made at the bound, still gets the second a describe takes to answer."""
 
 
 class ReadBackUnanswered(PicklableError, Unanswered):
-    """A wait that reads AWS back ended at its bound on a read that did not answer, or on a read
-    refused for now (``answered``); the message names what was not read back, the bound (not for
-    a read refused: it need not have been reached) and who did not answer or refused.
+    """A wait that reads AWS back ended at its bound on a read that did not answer, on a read
+    refused for now (``answered``), or on a read that got no answer at all (``no_answer``: its
+    connection dropped or refused); the message names what was not read back, the bound (only for
+    a read not answered by it: the others need not have reached it) and who did not answer or refused.
 
     Attributes:
         what: what was not read back ("the load balancer's weights").
@@ -174,26 +175,35 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         service: who did not answer ("Elastic Load Balancing").
         answered: what ``service`` answered the last read instead, a refusal for now (a throttle),
             when it answered one: it did not say what it holds either; None when it did not answer.
+        no_answer: how the last read failed with no answer from ``service`` (botocore's words: a
+            connection dropped or refused, a client timeout before the bound), when it did; None
+            when it was not answered by the bound, or was refused.
     """
 
     answered: str | None = None  # a class default: one pickled before the field existed did not answer
+    no_answer: str | None = None  # as ``answered``: one pickled before it existed ran out its bound
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 answered: str | None = None) -> None:
+                 answered: str | None = None, no_answer: str | None = None) -> None:
         self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
+        self.no_answer = no_answer
         named = f" ({bound})" if bound else ""
-        if answered is None:
-            said = f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer"
-        else:
+        if answered is not None:
             # No bound named: a read refused for now is read again twice at most (``within_bound``),
             # and three throttles end the read-back seconds into a bound of a minute. "Within 30 s
             # (verify_timeout_seconds)" sent people to raise a setting that does not read it longer.
             said = f"{what} could not be read back: {service} refused the read for now ({answered})"
+        elif no_answer is not None:
+            # Nor here: a read whose connection failed is read again twice at most too, and ends the
+            # read-back as soon; it was not refused either (no answer came to refuse it with).
+            said = f"{what} could not be read back: {service} did not answer ({no_answer})"
+        else:
+            said = f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer"
         super().__init__(said)
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""
-        return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered)
+        return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered, self.no_answer)
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,

@@ -99,6 +99,15 @@ def refused_for_now(err: BaseException, seconds: float, bound: str) -> ReadBackU
     return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err))
 
 
+def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
+    """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on a read that
+    got no answer at all (``err``: its connection dropped or refused, or the client's own timeout
+    before the bound), after the last of its reads or too near its bound for another
+    (``within_bound``): what the load balancer holds is not known, as when it did not answer by the
+    bound, and the error says how the read failed. "Refused" would be untrue: nothing answered."""
+    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, no_answer=aws_message(err))
+
+
 def weights_once(reader: TrafficRouter, seconds: float, *, left: float | None = None) -> Weights:
     """One read of the load balancer's weights, not made again: ``reader`` is a router for the
     reads of ``seconds`` (``TrafficRouter.reading``), the spec's ``verify_timeout_seconds``, and

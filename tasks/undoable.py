@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as NoConnection
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
@@ -219,7 +220,8 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
     the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
     the read-back's errors name it). Not known to have landed (the read-back not answered at its
-    bound, or its reads refused for now, a throttle), ``err`` is raised from that ReadBackUnanswered."""
+    bound, its last read given no answer at all, a connection dropped or refused, or its reads
+    refused for now, a throttle), ``err`` is raised from a ReadBackUnanswered saying which."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
@@ -235,6 +237,14 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
         # Not known to have landed: the write's own error, which a rollback sends again on.
         run_log.error("%s; the shift to %s is not known to have landed", unanswered, weights)
         raise err from unanswered
+    except (HTTPClientError, NoConnection) as read_err:
+        # A read whose connection dropped or was refused (read again while the bound left time:
+        # ``within_bound``) says no more of the write than one not answered: the network fault that
+        # lost the write's answer often breaks its read-back too. Raised itself, it failed the write
+        # as if AWS had said it did not act, and a rollback forgot a send that may have landed.
+        unknown = traffic.not_answered(read_err, timeout_seconds, bound)
+        run_log.error("%s; the shift to %s is not known to have landed", unknown, weights)
+        raise err from unknown
     except ClientError as read_err:
         if not retry.again(read_err, denied=REFUSED_CODES):
             raise

@@ -13,7 +13,7 @@ from functools import partial
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 from prefect import flow
 
 import flows.engine
@@ -383,15 +383,13 @@ def recorded_rollback_on(env):
     return rollback_recorded(env, "error rate 7%", actor="carol", verify_timeout_seconds=VERIFY_SECONDS)
 
 
-def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_the_ledger(aws, caplog):
-    """The move went over the rule found again, under a new ARN, and neither the run's log nor the
-    ledger's entry said so: the rule rollway writes was no longer the one the rollout was run with."""
+def ledgered(aws, env) -> None:
+    """``env`` given a ledger recording its rollout at 25 % canary, for ``recorded_rollback_on``."""
     from rollway.fakes import FakeLedger
     from rollway.ledger import RolloutRecord, new_rollout_id
     from rollway.phases import RolloutPhase
     from rollway.spec import RolloutSpec
 
-    env, elbv2 = on_moto(aws)
     env.ledger = FakeLedger()
     spec = RolloutSpec(image="webordinary/edit-container:2.0.0")
     start = env.clock.now()
@@ -399,6 +397,13 @@ def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_
                                     image=spec.image, spec_json=spec.model_dump_json(),
                                     phase=RolloutPhase.PROGRESSING, stage_index=0, weights=ON_CANARY),
                       owner="run-1", now=start - 100, lease_seconds=600)
+
+
+def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_the_ledger(aws, caplog):
+    """The move went over the rule found again, under a new ARN, and neither the run's log nor the
+    ledger's entry said so: the rule rollway writes was no longer the one the rollout was run with."""
+    env, elbv2 = on_moto(aws)
+    ledgered(aws, env)
     old = aws.topology.rule_arn
     new = replaced_by_a_stack_update(aws, elbv2)
     with caplog.at_level("INFO"):
@@ -576,6 +581,55 @@ def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_ma
     NOT be moved back" (on stable, here) over DescribeRules' throttle. A read-back refused for now
     leaves the send not known to have landed, as one not answered does, and the page says so."""
     env, elbv2 = on_moto(aws)
+    said, flat = _read_back_failed_after_a_lost_answer(aws, env, elbv2, watch_calls, read_back_throttled_once,
+                                                        rollback_on)
+    assert ("the load balancer's weights could not be read back: Elastic Load Balancing refused the read for now "
+            "(Throttling: Throttling from the load balancer)") in said, said
+    stable = aws.targets.stable_service
+    assert (f"The answer to the move to {stable} was lost and the load balancer refused the read-back of its weights "
+            f"for now: the traffic may be on {stable} already, or not") in flat, flat
+
+
+def read_back_dropped_once(aws, lost):
+    """A before-call hook of DescribeRules: the first read once ``lost["answer"]``
+    (``losing_the_first_answer``), the lost answer's read-back, loses its connection, as the
+    network fault that lost the answer is likely to do to it too (not read again within
+    ``brief_lost_read_back``'s 0.3 s)."""
+    dropped = {"once": False}
+
+    def drop(**_):
+        if lost["answer"] and not dropped["once"]:
+            dropped["once"] = True
+            raise ConnectionClosedError(endpoint_url=aws.endpoint_url)
+
+    return drop
+
+
+def test_a_move_whose_lost_answer_is_read_back_on_a_dropped_connection_is_paged_as_one_that_may_have_landed(
+        aws, watch_calls, brief_lost_read_back):
+    """The first ModifyRule lands with its answer lost, and its read-back's connection drops; the sends
+    after it are throttled. The read's own error failed the send, the lost answer forgotten: the page
+    said the traffic "could NOT be moved back", and the ledger recorded nothing sent, of a move that
+    landed. A read-back with no answer leaves the send not known to have landed, and says what it got."""
+    env, elbv2 = on_moto(aws)
+    ledgered(aws, env)
+    said, flat = _read_back_failed_after_a_lost_answer(aws, env, elbv2, watch_calls, read_back_dropped_once,
+                                                        recorded_rollback_on)
+    assert ("the load balancer's weights could not be read back: Elastic Load Balancing did not answer "
+            "(ConnectionClosedError: Connection was closed before we received a valid response") in said, said
+    assert "refused" not in said and "verify_timeout_seconds" not in said, said  # no bound reached: it failed at once
+    stable = aws.targets.stable_service
+    assert (f"The answer to the move to {stable} was lost and the load balancer did not answer when its weights were "
+            f"read back: the traffic may be on {stable} already, or not") in flat, flat
+    end = env.ledger.get(aws.targets.canary_service).history[-1]
+    assert end.kind == "rollback-stopped", end
+    assert f"sent the move of all the traffic to {stable} (its answer lost; not read back)" in end.comment, end
+
+
+def _read_back_failed_after_a_lost_answer(aws, env, elbv2, watch_calls, read_back, rollback):
+    """``rollback(env)`` whose first ModifyRule lands with its answer lost, its read-back failed by
+    ``read_back(aws, lost)`` (a before-call hook of DescribeRules), and every send after it throttled:
+    the error raised and the page, flattened, checked to say the move may have landed."""
     lost, lose_the_first_answer = losing_the_first_answer(aws)
     sends = answering(aws, "Throttling", times=ROLLBACK_WRITE_TRIES)
 
@@ -584,17 +638,14 @@ def test_a_move_whose_lost_answer_is_read_back_throttled_is_paged_as_one_that_ma
 
     calls = watch_calls(elbv2)
     with hooked(elbv2, "after-call", lose_the_first_answer), hooked(elbv2, "before-call", throttled_after_the_first), \
-            on_operation(elbv2, "before-call", read_back_throttled_once(aws, lost), operation="DescribeRules"), \
+            on_operation(elbv2, "before-call", read_back(aws, lost), operation="DescribeRules"), \
             pytest.raises(ReadBackUnanswered) as failed:
-        rollback_on(env)
+        rollback(env)
     assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
     assert env.router.get_weights() == ALL_STABLE  # the first send landed
     said = " ".join(str(failed.value).split())
-    assert ("the load balancer's weights could not be read back: Elastic Load Balancing refused the read for now "
-            "(Throttling: Throttling from the load balancer)") in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service
     assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
-    assert (f"The answer to the move to {stable} was lost and the load balancer refused the read-back of its weights "
-            f"for now: the traffic may be on {stable} already, or not") in flat, page
+    return said, flat

@@ -119,6 +119,10 @@ CASES: list[BaseException] = [
     MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
                     lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
                     refused=REFUSED),
+    # Its read-back's connection dropped as well: what the read got instead of an answer comes back with it.
+    MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
+                    no_answer="ConnectionClosedError: Connection was closed before we received a valid response"),
     RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
                            REFUSED),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError

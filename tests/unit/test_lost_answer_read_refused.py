@@ -1,6 +1,6 @@
 """What tasks/undoable.py's ``landed_although_lost`` says of a lost answer whose read-back the load
-balancer refused for now (a throttle): the read-back ends after three refused reads
-(``tasks.traffic.within_bound``), most often long before its bound."""
+balancer refused for now (a throttle), or never answered (its connection dropped): the read-back ends
+after three such reads (``tasks.traffic.within_bound``), most often long before its bound."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import time
 
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import tasks.traffic
 import tasks.undoable
@@ -16,18 +16,40 @@ from rollway.deadline import ReadBackUnanswered
 from rollway.model import Weights
 
 
-class ThrottledReads:
-    """A router whose every read of the weights is throttled."""
+ENDPOINT = "https://elasticloadbalancing.us-west-2.amazonaws.com/"
 
-    def __init__(self) -> None:
+
+class FailingReads:
+    """A router whose every read of the weights fails with ``error`` (a throttle by default)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
         self.reads = 0
+        throttled = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
+        self.error = error or ClientError(throttled, "DescribeRules")
 
-    def reading(self, seconds: float) -> ThrottledReads:
+    def reading(self, seconds: float) -> FailingReads:
         return self
 
     def get_weights(self) -> Weights:
         self.reads += 1
-        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeRules")
+        raise self.error
+
+
+def _read_back_after_a_lost_answer(monkeypatch, router: FailingReads) -> ReadBackUnanswered:
+    """``landed_although_lost`` of a lost answer read back on ``router`` within 30 s: checked to end on
+    the write's own error after three reads, long before the bound; what it was raised from."""
+    log = logging.getLogger("lost-answer-test")
+    monkeypatch.setattr(tasks.undoable, "get_run_logger", lambda: log)
+    monkeypatch.setattr(tasks.traffic, "get_run_logger", lambda: log)
+    monkeypatch.setattr(tasks.traffic, "LOOK_AGAIN_SECONDS", 0.01)
+    lost = ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    began = time.monotonic()
+    with pytest.raises(ReadTimeoutError) as failed:
+        tasks.undoable.landed_although_lost(router, Weights(stable=100, canary=0), lost, 30.0)
+    assert failed.value is lost
+    assert time.monotonic() - began < 30.0 and router.reads == 3, router.reads
+    return failed.value.__cause__
 
 
 def test_a_lost_answer_whose_read_back_is_refused_for_now_does_not_say_it_waited_out_the_bound(monkeypatch):
@@ -35,20 +57,21 @@ def test_a_lost_answer_whose_read_back_is_refused_for_now_does_not_say_it_waited
     read-back in a few seconds, and its error said the weights "could not be read back within 30 s
     (verify_timeout_seconds)": raising that setting does not read the weights for longer. It says
     the load balancer refused the read for now, and names no bound it did not reach."""
-    log = logging.getLogger("lost-answer-test")
-    monkeypatch.setattr(tasks.undoable, "get_run_logger", lambda: log)
-    monkeypatch.setattr(tasks.traffic, "get_run_logger", lambda: log)
-    monkeypatch.setattr(tasks.traffic, "LOOK_AGAIN_SECONDS", 0.01)
-    router = ThrottledReads()
-    lost = ReadTimeoutError(endpoint_url="https://elasticloadbalancing.us-west-2.amazonaws.com/")
-
-    began = time.monotonic()
-    with pytest.raises(ReadTimeoutError) as failed:
-        tasks.undoable.landed_although_lost(router, Weights(stable=100, canary=0), lost, 30.0)
-    assert time.monotonic() - began < 30.0 and router.reads == 3, router.reads
-    unknown = failed.value.__cause__
+    unknown = _read_back_after_a_lost_answer(monkeypatch, FailingReads())
     assert isinstance(unknown, ReadBackUnanswered) and unknown.answered == "Throttling: Rate exceeded", unknown
     said = str(unknown)
     assert "30 s" not in said and "verify_timeout_seconds" not in said, said
     assert said == ("the load balancer's weights could not be read back: Elastic Load Balancing refused the read "
                     "for now (Throttling: Rate exceeded)"), said
+
+
+def test_a_lost_answer_whose_read_back_cannot_connect_is_not_known_to_have_landed(monkeypatch):
+    """The network fault that lost the write's answer kept its read-back from connecting, three times:
+    the read's own error was raised, as if AWS had said the write did not act, and a rollback forgot
+    a send that may have landed. The write's error is raised from a read-back not answered, saying
+    how the read failed, and neither "refused" (nothing answered) nor a bound it did not reach."""
+    unconnected = FailingReads(EndpointConnectionError(endpoint_url=ENDPOINT))
+    unknown = _read_back_after_a_lost_answer(monkeypatch, unconnected)
+    assert isinstance(unknown, ReadBackUnanswered) and unknown.answered is None, unknown
+    assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing did not answer "
+                            f'(EndpointConnectionError: Could not connect to the endpoint URL: "{ENDPOINT}")'), unknown
