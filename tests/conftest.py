@@ -271,12 +271,12 @@ def _provisioned(embedded_aws: EmbeddedAws, _get_client_for_region) -> Callable[
     provisioned: dict[str, tuple[Topology, MotoState]] = {}
 
     def reset_and_provision(targets: Targets) -> Topology:
-        embedded_aws.reset()
         key = targets.model_dump_json()
         if key in provisioned:
             topology, state = provisioned[key]
-            state.restore()
+            state.reset_and_restore()
             return topology
+        embedded_aws.reset()
         topology = provision(_get_client_for_region(targets.region), targets)
         provisioned[key] = (topology, MotoState())
         return topology

@@ -27,6 +27,36 @@ def test_any_request_after_a_reset_makes_restoring_a_provisioned_account_refuse(
         saved.restore()
 
 
+def test_requests_made_while_a_provisioned_account_is_put_back_wait_for_it_and_find_it(aws, embedded_aws):
+    """The tests' fixture resets and restores under moto's backend lock: a request sent meanwhile (by
+    a thread or a process no test's guard can name) neither makes the restore refuse nor lands in
+    an empty account."""
+    sqs = _sqs(embedded_aws.endpoint_url)
+    sqs.create_queue(QueueName="kept-by-the-restore")
+    saved = MotoState()
+    stop, seen, failures = threading.Event(), [], []
+
+    def meanwhile() -> None:
+        client = _sqs(embedded_aws.endpoint_url)
+        while not stop.is_set():
+            try:
+                seen.append(len(client.list_queues().get("QueueUrls", [])))
+            except Exception as err:  # noqa: BLE001 - any failure is the test's finding
+                failures.append(err)
+
+    thread = threading.Thread(target=meanwhile, name="requests-meanwhile")
+    thread.start()
+    try:
+        for _ in range(200):
+            saved.reset_and_restore()
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not failures
+    assert seen and min(seen) >= 1, "a request found the account empty between the reset and the restore"
+    assert any("kept-by-the-restore" in url for url in sqs.list_queues()["QueueUrls"])
+
+
 def test_a_thread_started_by_a_test_that_called_the_embedded_aws_is_found_and_waited_for(embedded_aws):
     before = set(threading.enumerate())
     called, release = threading.Event(), threading.Event()
