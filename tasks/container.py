@@ -53,8 +53,11 @@ def ecr_retag(repository: EcrRepository, digest: str, tag: str) -> None:
     repository.retag(digest, tag)
 
 
-# The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).
-@task(name="ecr-login-token", **_READ)
+# The login holds ECR's docker password, and pickling a SecretStr keeps its value: with result
+# persistence on (PREFECT_RESULTS_PERSIST_BY_DEFAULT, a default result storage) it must never be
+# written to result storage. cache_policy NONE alone only keeps it out while the task has no cache
+# key (Prefect writes a task's result under its key); persist_result=False holds with one too.
+@task(name="ecr-login-token", **{**_READ, "persist_result": False})
 def ecr_login(repository: EcrRepository) -> RegistryLogin:
     return repository.login()
 
