@@ -1324,10 +1324,9 @@ def without_traceback(*answers: type[BaseException],
     # user's own on the root logger (a log file) lost the engine's ERROR line with every other root
     # handler, the failure nowhere in that file. The run loggers' own handlers (the run's log on the
     # API) are not the root's: they keep it.
-    from prefect.logging.handlers import PrefectConsoleHandler
+    from rollway.cli.prefect_console import console_handlers
 
-    filters += [(handler, unsaid) for handler in logging.getLogger().handlers
-                if isinstance(handler, PrefectConsoleHandler)]
+    filters += [(handler, unsaid) for handler in console_handlers()]
     for logger, untraced in filters:
         logger.addFilter(untraced)
     try:

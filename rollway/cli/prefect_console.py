@@ -19,6 +19,15 @@ class _TaskCompletionUnsaid(logging.Filter):
                     and record.getMessage().startswith("Finished in state Completed("))
 
 
+def console_handlers() -> list[logging.Handler]:
+    """Prefect's console handlers on the root logger: the terminal, not a handler of the user's own
+    there (a log file), which keeps every line whatever the terminal leaves out."""
+    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    return [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+
+
 @contextmanager
 def task_completions_unsaid() -> Iterator[None]:
     """While it lasts, Prefect's console leaves out the tasks that completed.
@@ -27,11 +36,8 @@ def task_completions_unsaid() -> Iterator[None]:
     the flow's own lines that say what each scenario did. Only the console's handlers are filtered:
     the runs' logs in the Prefect API keep every line, and a task that failed, retried or was
     cancelled is still said."""
-    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
-    from prefect.logging.handlers import PrefectConsoleHandler
-
     unsaid = _TaskCompletionUnsaid()
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    handlers = console_handlers()
     for handler in handlers:
         handler.addFilter(unsaid)
     try:
@@ -50,9 +56,6 @@ def failed_steps_held(listed: type[BaseException]) -> Iterator[None]:
     them either way (its handlers are not the root's), and so does a handler of the user's own on
     the root logger (a log file): only Prefect's console is filtered, as ``task_completions_unsaid``
     filters it; holding every root handler's lines dropped them from such a file."""
-    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
-    from prefect.logging.handlers import PrefectConsoleHandler
-
     from flows.untraced import FAILED_STEP
 
     held: list[tuple[logging.Handler, logging.LogRecord]] = []
@@ -68,8 +71,7 @@ def failed_steps_held(listed: type[BaseException]) -> Iterator[None]:
                 return False
             return True
 
-    filters = [(handler, Held(handler)) for handler in logging.getLogger().handlers
-               if isinstance(handler, PrefectConsoleHandler)]
+    filters = [(handler, Held(handler)) for handler in console_handlers()]
     for handler, kept in filters:
         handler.addFilter(kept)
     try:
