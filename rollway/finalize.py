@@ -186,7 +186,9 @@ class FinalizeResult(BaseModel):
     notice_lost: bool = Field(
         default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
                                    "refusal: SNS may have delivered the notice. The notice was sent once more, saying "
-                                   "it may repeat the first, and that one's answer was lost (or SNS refused it)")
+                                   "it may repeat the first, and that one's answer was lost (or SNS refused it); with "
+                                   "``notice_unanswered``, the run stopped waiting for SNS's answer instead (no "
+                                   "answer was lost, and no repeat may have been sent)")
     notice_unanswered: bool = Field(
         default=False, description="with ``notice_lost``: the run stopped waiting for SNS's answer (its "
                                    "``write_seconds``) rather than lost it")
