@@ -330,6 +330,12 @@ class Holding(BaseModel):
         "of the stack and a log group of its name in a nested stack share one physical id"))
 
 
+def retained_by(resources: Sequence[str], holdings: Sequence[Holding]) -> tuple[str, ...]:
+    """The resources (physical ids) whose holdings' DeletionPolicy keeps them: what a stack state's
+    ``retained`` says, as CloudFormation's description and a saved plan's check both derive it."""
+    return tuple(r for r, holding in zip(resources, holdings) if holding.retained)
+
+
 class StackState(BaseModel):
     """A stack as CloudFormation describes it; ``status`` None: it does not exist (as
     ``CloudFormationStacks.describe`` reads it: nor is one of that name listed as deleted in the
@@ -397,7 +403,7 @@ class StackState(BaseModel):
         need not repeat it), refused when it says otherwise. The plan judges each resource by its
         holding, and the run's record says what ``retained`` keeps: a saved plan whose two disagree
         would delete on the one and report on the other."""
-        held = tuple(r for r, holding in zip(self.resources, self.holdings) if holding.retained)
+        held = retained_by(self.resources, self.holdings)
         if "retained" not in self.model_fields_set:
             self.__dict__["retained"] = held  # frozen: set once, here, as the model is made
         elif Counter(self.retained) != Counter(held):
@@ -856,7 +862,9 @@ def plan_cleanup(
         images: every image in ``targets.ecr_repository``.
         archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
         routing: the listener and rule production's traffic comes through (None: not read).
-        network: the VPC, subnets and security groups the services and the load balancer use.
+        network: the VPC, subnets and security groups the services and the load balancer use, the
+            certificates its listeners serve, and the mount targets of the EFS file systems a task
+            definition in use mounts (``NetworkUse``).
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.

@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
 from rollway.bounds import wait_said
-from rollway.cleanup import Holding, StackState, close_names, nested_changed, stack_changed, stack_name
+from rollway.cleanup import (Holding, StackState, close_names, nested_changed, retained_by, stack_changed,
+                             stack_name)
 from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
@@ -194,7 +195,7 @@ class CloudFormationStacks:
             last_event=None if gone else self._newest_event(found["StackId"]),
             root_stack=stack_name(root) if root else None,
             resources=resources,
-            retained=tuple(r for r, holding in zip(resources, holdings) if holding.retained),
+            retained=retained_by(resources, holdings),
             holdings=tuple(holdings),
             imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
             nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
