@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Callable, TypeVar
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as NoConnection
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
@@ -106,6 +108,19 @@ def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnan
     (``within_bound``): what the load balancer holds is not known, as when it did not answer by the
     bound, and the error says how the read failed. "Refused" would be untrue: nothing answered."""
     return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, no_answer=aws_message(err))
+
+
+def unknown_after(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered | None:
+    """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on ``err``, the
+    last of its reads, as the ReadBackUnanswered it says as much as: no answer at all (a connection
+    dropped or refused, ``not_answered``) or a read refused for now (a throttle, ``refused_for_now``).
+    Either leaves what the load balancer holds not known. None for any other error: a read refused
+    for good (a permission) is raised as it is, its refusal what to fix."""
+    if isinstance(err, (HTTPClientError, NoConnection)):
+        return not_answered(err, seconds, bound)
+    if isinstance(err, ClientError) and retry.again(err, denied=REFUSED_CODES):
+        return refused_for_now(err, seconds, bound)
+    return None
 
 
 def weights_once(reader: TrafficRouter, seconds: float, *, left: float | None = None) -> Weights:

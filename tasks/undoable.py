@@ -9,19 +9,18 @@ from __future__ import annotations
 import logging
 from typing import Callable, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as NoConnection
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
 from rollway.aws.denied import ROLLOUT_POLICY, PassRoleDenied, refusal_said, rollout_said
-from rollway.aws.errors import REFUSED_CODES, SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
+from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
 from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
-from tasks import retry, traffic
+from tasks import traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
 from tasks.flags import PATIENT_ATTEMPTS as UNDO_ATTEMPTS
 from tasks.flags import PATIENT_FIRST_DELAY_SECONDS as UNDO_FIRST_DELAY_SECONDS
@@ -237,22 +236,16 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
         # Not known to have landed: the write's own error, which a rollback sends again on.
         run_log.error("%s; the shift to %s is not known to have landed", unanswered, weights)
         raise err from unanswered
-    except (HTTPClientError, NoConnection) as read_err:
+    except (BotoCoreError, ClientError) as read_err:
         # A read whose connection dropped or was refused (read again while the bound left time:
         # ``within_bound``) says no more of the write than one not answered: the network fault that
-        # lost the write's answer often breaks its read-back too. Raised itself, it failed the write
-        # as if AWS had said it did not act, and a rollback forgot a send that may have landed.
-        unknown = traffic.not_answered(read_err, timeout_seconds, bound)
-        run_log.error("%s; the shift to %s is not known to have landed", unknown, weights)
-        raise err from unknown
-    except ClientError as read_err:
-        if not retry.again(read_err, denied=REFUSED_CODES):
+        # lost the write's answer often breaks its read-back too. So does a read refused for now (a
+        # throttle), the last one made. Raised itself, either failed the write as if AWS had said it
+        # did not act, and a rollback forgot a send that may have landed (its page: "could NOT be
+        # moved back"). A read refused for good (a permission) is raised as it is: its refusal is what to fix.
+        unknown = traffic.unknown_after(read_err, timeout_seconds, bound)
+        if unknown is None:
             raise
-        # A read refused for now (throttled), the last one made, says no more of the write than one not
-        # answered: raised itself, it failed the write as if AWS had said it did not act, and a
-        # rollback forgot a send that may have landed (its page: "could NOT be moved back").
-        # A read refused for good (a permission) is raised as it is: its refusal is what to fix.
-        unknown = traffic.refused_for_now(read_err, timeout_seconds, bound)
         run_log.error("%s; the shift to %s is not known to have landed", unknown, weights)
         raise err from unknown
     run_log.info("the shift to %s landed although its answer was lost; going on", weights)
