@@ -377,6 +377,13 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     send did not land, and the send's own error is raised. A refusal for good after it (AWS's, a
     permission denied; or rollway's own before the write, a rule gone) is raised as
     ``RefusedAfterLostAnswer``, which names both.
+
+    A send AWS took whose check read then got no answer, or was refused for now (a throttle), to
+    its last look (``traffic.unknown_after``) landed as far as AWS said, and is not read back: on
+    the last try, that ReadBackUnanswered is raised (from the read's error), as a check read not
+    answered by its bound is; before it, the move is sent again, and if the sends after it fail,
+    it is the one raised, as a send whose lost answer was not read back is. Raised as the read's
+    own error, it had a rollback page "could NOT be moved back" of a move the load balancer took.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
@@ -395,18 +402,30 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             sent = True
             return read if read is not None else traffic.verify_weights(env.router, target, timeout_seconds)
         except (BotoCoreError, ClientError) as err:
-            earlier, landed = landed, may_have_landed(landed, err)
-            if earlier is not None and landed is None:
-                get_run_logger().warning(
-                    "try %d of %d read the weights back as %s, not %s: the earlier try whose answer was lost did not "
-                    "land (or was moved since), so it is not the one failed on", attempt, tries, read_back_of(err),
-                    target)
-            if attempt == tries or undoable.final_for_elb(err):
-                if landed is None or landed is err:
-                    raise
-                _fail_after_lost_answer(landed, err, target, attempt, tries)
-            get_run_logger().warning("setting the weights to %s failed (%s); sending it again in %g s (try %d of %d)",
-                                     target, err, delay, attempt + 1, tries)
+            # A send AWS took whose check read got no answer, or was refused for now (a throttle), to
+            # the last: the move landed as far as AWS said, not read back. Raised as the read's own
+            # error, it was taken for a send that did not land, and a rollback paged "could NOT be
+            # moved back" of a move the load balancer took. A read refused for good is raised below.
+            unread = traffic.unknown_after(err, timeout_seconds, "verify_timeout_seconds") if sent else None
+            if unread is not None:
+                landed, unread.__cause__ = unread, err  # a later failed send raises it from the read's error
+                if attempt == tries:
+                    raise unread from err
+                failed = f"was taken, not read back ({unread})"
+            else:
+                earlier, landed = landed, may_have_landed(landed, err)
+                if earlier is not None and landed is None:
+                    get_run_logger().warning(
+                        "try %d of %d read the weights back as %s, not %s: the earlier try %s did not land (or was "
+                        "moved since), so it is not the one failed on", attempt, tries, read_back_of(err), target,
+                        _how_sent(earlier))
+                if attempt == tries or undoable.final_for_elb(err):
+                    if landed is None or landed is err:
+                        raise
+                    _fail_after_lost_answer(landed, err, target, attempt, tries)
+                failed = f"failed ({err})"
+            get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
+                                     target, failed, delay, attempt + 1, tries)
             time.sleep(delay)
             delay *= 2
         except Exception as err:
@@ -424,16 +443,24 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
 def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: Weights, attempt: int,
                             tries: int) -> NoReturn:
     """End the move on ``err``, the failure of try ``attempt`` of ``tries``, after the earlier send
-    ``landed`` whose answer was lost and not read back: it may have landed, which what is raised
+    ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
+    ReadBackUnanswered), not read back: it may have landed, which what is raised
     says. A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
     any other failure is logged and ``landed`` raised."""
     if undoable.final_for_elb(err):
         raise RefusedAfterLostAnswer(landed, err) from landed
     get_run_logger().error(
-        "setting the weights to %s failed on try %d of %d (%s); an earlier try's answer was lost and its "
-        "weights were not read back, so it may have landed: failing on that one (%s)", target, attempt,
-        tries, err, landed)
+        "setting the weights to %s failed on try %d of %d (%s); an earlier try %s was not read back, so it may "
+        "have landed: failing on that one (%s)", target, attempt, tries, err,
+        _how_sent(landed), landed)
     raise landed from landed.__cause__
+
+
+def _how_sent(landed: BaseException) -> str:
+    """How the earlier send ``landed`` went, for the log ("the earlier try whose answer was lost"):
+    AWS took it (its check read failed without an answer: ``landed`` is that read's
+    ReadBackUnanswered), or its answer was lost."""
+    return "that the load balancer took" if isinstance(landed, ReadBackUnanswered) else "whose answer was lost"
 
 
 def read_back_of(err: BaseException) -> Weights | None:
@@ -464,7 +491,8 @@ class RefusedAfterLostAnswer(PicklableError, RuntimeError):
     what the refusal names is put right. Raised from ``lost``.
 
     Attributes:
-        lost: the earlier send's error.
+        lost: the earlier send's error; or, of a send AWS took whose check read got no answer or
+            was refused for now, that read's ReadBackUnanswered.
         refused: the refusal.
     """
 

@@ -649,3 +649,56 @@ def _read_back_failed_after_a_lost_answer(aws, env, elbv2, watch_calls, read_bac
     stable = aws.targets.stable_service
     assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
     return said, flat
+
+
+def checked_after_a_send(aws, how: str, taken: int):
+    """Before-call hooks of ModifyRule and DescribeRules: the ModifyRules before the ``taken``-th
+    throttled, that one taken by the load balancer, and every read of the rule after it failed ``how``
+    ("throttled": refused for now; "dropped": its connection closed), the check read of the move AWS
+    took to its last look, and the reads of the sends after it."""
+    sends = {"calls": 0}
+    throttled = answering(aws, "Throttling", times=taken - 1)
+    refused = answering(aws, "Throttling", times=10 ** 6)
+
+    def send(**kwargs):
+        sends["calls"] += 1
+        return throttled(**kwargs)
+
+    def read(**kwargs):
+        if sends["calls"] < taken:
+            return None
+        if how == "dropped":
+            raise ConnectionClosedError(endpoint_url=aws.endpoint_url)
+        return refused(**kwargs)
+
+    return send, read
+
+
+@pytest.mark.parametrize(("how", "taken"), [("throttled", ROLLBACK_WRITE_TRIES), ("dropped", ROLLBACK_WRITE_TRIES),
+                                            ("throttled", 1)])
+def test_a_move_taken_whose_check_read_fails_is_paged_as_one_that_may_have_landed(aws, watch_calls, how, taken):
+    """A ModifyRule is taken by the load balancer (the last, or the first), and the reads of its weights
+    after it are throttled (or lose their connection) to the last: the read's own error failed the move
+    as if it had not landed, and the page said the traffic "could NOT be moved back" over a move the load
+    balancer took. The page says the traffic may NOT be back, the move taken, its weights not read back."""
+    env, elbv2 = on_moto(aws)
+    send, read = checked_after_a_send(aws, how, taken)
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", send), on_operation(elbv2, "before-call", read, operation="DescribeRules"), \
+            pytest.raises(ReadBackUnanswered) as failed:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == taken, calls  # the sends after it fail at their read of the rule
+    assert env.router.get_weights() == ALL_STABLE  # the move landed
+    said = " ".join(str(failed.value).split())
+    answer = ("refused the read for now (Throttling: Throttling from the load balancer)" if how == "throttled"
+              else "did not answer (ConnectionClosedError")
+    assert f"the load balancer's weights could not be read back: Elastic Load Balancing {answer}" in said, said
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
+    read_back = ("refused the read-back of its weights for now" if how == "throttled"
+                 else "did not answer when its weights were read back")
+    assert (f"The load balancer took the move to {stable} but {read_back}: the traffic may be on {stable} "
+            "already, or not") in flat, flat
+    assert f"all the traffic to {stable} (the load balancer took it; not read back)" in flat, flat
