@@ -196,6 +196,11 @@ def _ask(registry: str, path: str, login: tuple[str, str] | None, timeout_second
                 if scheme != schemes[-1]:
                     continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
                 raise RegistryUnanswered(f"{registry} did not answer: {error_said(err)}") from None
+            except httpx.HTTPError as err:
+                # An answer httpx could not take (a body that does not decode, redirects without
+                # end): its error holds the request, whose Authorization header carries the login,
+                # and a failed task's exception is pickled into the Prefect API's records.
+                raise RegistryUnanswered(f"{registry}'s answer could not be read: {error_said(err)}") from None
     raise AssertionError("unreachable")  # the loop returns or raises
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import pickle
 
 import httpx
 import pytest
@@ -280,3 +281,19 @@ def test_a_refusal_quoting_the_token_it_was_sent_is_reported_with_the_token_mask
     message = str(refused.value)
     assert TOKEN not in message and "****" in message, message
     assert "403" in message
+
+
+def test_an_answer_that_cannot_be_decoded_is_reported_without_the_request_that_carried_the_login():
+    # httpx's DecodingError is no TransportError: it escaped as it was, holding the request it
+    # answered, whose Authorization header (the login, in base64) a failed task's exception kept
+    # when pickled for the Prefect API's records.
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != basic("robot", SECRET):
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="registry"'})
+        return httpx.Response(200, content=b"not gzip", headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(RegistryUnanswered, match="registry.example.com's answer could not be read: DecodingError") as err:
+        manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", SECRET),
+                        transport=httpx.MockTransport(handle))
+    kept = pickle.dumps(err.value)
+    assert SECRET.encode() not in kept and basic("robot", SECRET).split()[1].encode() not in kept
