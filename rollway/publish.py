@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, ecr_location, plain_tcp_elsewhere, registry_problem, version_problem
-from rollway.toolchain.docker import host_said
+from rollway.toolchain.docker import holds_password, host_said
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://[^\s\x00]+$")  # no NUL: an environment cannot carry one
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -154,6 +154,13 @@ class PublishRequest(BaseModel):
         if value is not None and not _DOCKER_HOST.fullmatch(value):
             raise ValueError(f"docker_host '{host_said(value)}' is not unix://<socket>, tcp://<host>:<port>, ssh://... "
                              "(what DOCKER_HOST takes)")
+        if value is not None and holds_password(value):
+            # The Prefect API records a flow's parameters as given, in its database and on the
+            # run's page; docker takes no password there (ssh:// logs in with the SSH agent's keys).
+            raise ValueError(f"docker_host '{host_said(value)}' holds a password: the Prefect API keeps a flow "
+                             "run's parameters as given, for anyone who can read the run; docker logs in to a daemon "
+                             "over SSH with the SSH agent's keys, not a password; name the daemon without it "
+                             "(ssh://<user>@<host>, or one on this machine)")
         return value
 
     @field_validator("git_commit")

@@ -77,6 +77,11 @@ def host_said(host: str) -> str:
     return shown(_HOST_PASSWORD.sub(rf"\1:{MASK}@", host), keep="")
 
 
+def holds_password(host: str) -> bool:
+    """Whether a daemon's address has a password in it (scheme://user:password@host)."""
+    return _HOST_PASSWORD.match(host) is not None
+
+
 class DaemonUnreachable(PicklableError, DockerError):
     """The docker CLI runs but no docker daemon answers where it looked."""
 

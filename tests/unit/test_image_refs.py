@@ -196,6 +196,23 @@ def test_a_refused_docker_host_is_quoted_without_its_password(tmp_path, docker_h
     assert f"docker_host {shown!r}" in said and "s3cr3t" not in said, said
 
 
+@pytest.mark.parametrize(("docker_host", "without"), [
+    ("ssh://deploy:s3cr3t@build-arm.internal", "ssh://deploy@build-arm.internal"),
+    ("tcp://deploy:s3cr3t@127.0.0.1:2375", "tcp://127.0.0.1:2375"),
+])
+def test_a_docker_host_holding_a_password_is_refused_before_anything_is_built(tmp_path, docker_host, without):
+    # A flow's parameters are recorded by the Prefect API as given (its database, the run's page):
+    # a password in the daemon's address was kept there, where docker has no use for it.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    for kept in ({"context_dir": tmp_path}, {"registry": "127.0.0.1:5000", "context_dir": tmp_path},
+                 {"register_existing": True}):
+        with pytest.raises(ValueError) as caught:
+            PublishRequest(version="2.0.0", docker_host=docker_host, **kept)
+        said = "; ".join(e["msg"] for e in caught.value.errors())
+        assert "holds a password" in said and "s3cr3t" not in said and "ssh://<user>@<host>" in said, said
+    assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=without).docker_host == without
+
+
 @pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375",
                                          "ssh://builder@build-arm.internal", "unix:///run/docker.sock"])
 def test_a_docker_host_on_this_machine_or_over_ssh_logs_in_to_ecr(tmp_path, docker_host):
