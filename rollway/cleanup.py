@@ -62,6 +62,7 @@ from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
+from rollway.bounds import seconds_said
 from rollway.deadline import MAX_READ_SECONDS, READ_SECONDS, Unanswered
 from rollway.errors_pickle import PicklableError
 from rollway.image import image_parts
@@ -157,7 +158,7 @@ class CleanupReadUnanswered(PicklableError, Unanswered):
         self.service, self.call, self.seconds, self.reading, self.nothing = service, call, seconds, reading, nothing
         then = (f"; {nothing}: run cleanup again once {service} answers (or with a longer {READ_BOUND})"
                 if nothing else "")
-        super().__init__(f"{service} did not answer {call} within {seconds:g} s ({READ_BOUND}), read for {reading}"
+        super().__init__(f"{service} did not answer {call} within {seconds_said(seconds)} ({READ_BOUND}), read for {reading}"
                          f"{then}")
 
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus
 import httpx
 from pydantic import SecretStr
 
+from rollway.bounds import seconds_said
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
 from rollway.one_line import shown
@@ -120,7 +121,7 @@ class _Deadline(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._stream:
             if time.monotonic() > self._deadline:
-                raise httpx.ReadTimeout(f"the answer was not complete within {self._seconds:g} s",
+                raise httpx.ReadTimeout(f"the answer was not complete within {seconds_said(self._seconds)}",
                                         request=self._request)
             left = BODY_READ_LIMIT - self.read
             if len(chunk) > left:
@@ -227,7 +228,7 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
             answer included: nothing was sent).
     """
     deadline = time.monotonic() + spec.timeout_seconds
-    late = f"the answer was not complete within {spec.timeout_seconds:g} s"
+    late = f"the answer was not complete within {seconds_said(spec.timeout_seconds)}"
     with _Watchdog(spec.timeout_seconds) as watchdog:
         request = http.build_request(method, url, extensions={"trace": watchdog.trace}, **kwargs)
 
@@ -248,7 +249,7 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
             def waiting(elapsed: float) -> None:
                 if say is not None and elapsed < spec.timeout_seconds - 1:
                     say(f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
-                        f"{spec.timeout_seconds:g} s (spec.timeout_seconds)")
+                        f"{seconds_said(spec.timeout_seconds)} (spec.timeout_seconds)")
             # With nobody to tell, the wait is one join, not a wake-up every 10 s for nothing.
             response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check",
                               waiting=waiting if say is not None else None)
@@ -256,7 +257,7 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
             if watchdog.connected:
                 raise httpx.ReadTimeout(late, request=request) from None
             raise httpx.ConnectTimeout(
-                f"no connection to {request.url.host} within {spec.timeout_seconds:g} s (its DNS lookup or "
+                f"no connection to {request.url.host} within {seconds_said(spec.timeout_seconds)} (its DNS lookup or "
                 "the connection did not complete)", request=request) from None
         except httpx.TransportError as err:
             if watchdog.fired and not isinstance(err, httpx.TimeoutException):
@@ -467,7 +468,7 @@ def _transport(err: httpx.HTTPError, method: str, url: str, spec: ValidationSpec
     # The bound said with the setting that sets it: "timed out" alone read as a service that is
     # down, where one that answers in 12 s needs only a longer timeout.
     timed_out = isinstance(err, httpx.TimeoutException)
-    kind = f"timed out after {spec.timeout_seconds:g} s (spec.timeout_seconds)" if timed_out else "failed"
+    kind = f"timed out after {seconds_said(spec.timeout_seconds)} (spec.timeout_seconds)" if timed_out else "failed"
     slow = "; raise spec.timeout_seconds if it answers, only slowly" if timed_out and not _never_sent(err) else ""
     # Said, not left to be inferred from the exception's name: a POST whose answer is lost and
     # one that never left read alike, and only the second tells a person nothing was created.

@@ -25,6 +25,7 @@ from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
 from rollway.aws.denied import ROLLOUT_POLICY, PermissionDenied, is_denied, named_denials, permission_denied
 from rollway.aws.errors import REFUSED_CODES, AdapterError, error_code, quoted
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
+from rollway.bounds import seconds_said
 from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.ports import TrafficRouter
@@ -88,8 +89,8 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     log = get_run_logger()
     # The shared client waits 60 s per read and retries: a CloudWatch that accepts the connection
     # and never answers held the check for minutes, with no line saying what it waited on.
-    log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s, over %s to %s UTC",
-             SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound, utc_minute(start), utc_minute(end))
+    log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %s, over %s to %s UTC",
+             SUCCESS_RATE_METRIC, ", ".join(services), namespace, seconds_said(bound), utc_minute(start), utc_minute(end))
     try:
         reads = answered(
             "CloudWatch", bound,
@@ -98,7 +99,7 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
         # Nothing was measured: not the service failing its SuccessRate. Worth asking again (the
         # spec's attempts): a CloudWatch that did not answer once may answer the next time.
         return _counted(unchecked(SUCCESS_RATE, f"CloudWatch did not answer GetMetricData for {SUCCESS_RATE_METRIC} "
-                                                f"in {namespace} within {bound:g} s (spec.timeout_seconds); nothing "
+                                                f"in {namespace} within {seconds_said(bound)} (spec.timeout_seconds); nothing "
                                                 "was measured", seconds=time.monotonic() - began, retryable=True))
     except (ClientError, BotoCoreError, MetricQueryError) as err:
         # Nothing was measured: reported as "failed", the service read as failing its SuccessRate.
@@ -136,7 +137,7 @@ def read_targets(spec: ValidationSpec, router: TrafficRouter, targets: Targets, 
         healthy = answered("Elastic Load Balancing", bound, read, get_run_logger().info)
     except Unanswered:
         return _counted(unchecked(TARGETS, f"Elastic Load Balancing did not answer DescribeTargetHealth within "
-                                           f"{bound:g} s (spec.timeout_seconds); nothing was read",
+                                           f"{seconds_said(bound)} (spec.timeout_seconds); nothing was read",
                                   seconds=time.monotonic() - began, retryable=True))
     except (AdapterError, BotoCoreError, ClientError) as err:
         # A refusal is final, as the SuccessRate read's is; it names the statement granting it.

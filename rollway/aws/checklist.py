@@ -42,7 +42,7 @@ from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
 from rollway.aws.errors import (AdapterError, TargetNotFound, ThrottledTry, aws_message, calls_begun,
                                 failed_in_passing, throttled_tries, unusable_credentials)
-from rollway.bounds import wait_said
+from rollway.bounds import seconds_said, wait_said
 from rollway.deadline import READ_SECONDS, REAL_TIME, BoundClock, Hushable, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.pinning import header_line
@@ -295,7 +295,7 @@ class AwsInfraChecker:
                 tries = [t for t in list(throttled) if called and t.operation == called[-1]]
                 if not tries:
                     self._unanswered[key] = (f"not asked: {name} did not answer {_unanswered_call(what, called)} "
-                                             f"within {self._read_seconds:g} s")
+                                             f"within {seconds_said(self._read_seconds)}")
                     raise
                 # It answered, each try: throttled (botocore's tries, and the pin's asks, each waiting
                 # longer), "did not answer" sent a person to a silent service or the network. Unless a
@@ -465,7 +465,7 @@ def _throttled(name: str, call: str, tries: Sequence[ThrottledTry], bound: float
     count = "1 try" if len(tries) == 1 else f"{len(tries)} tries"
     then = ", then did not answer the next try" if unanswered else ""
     return (f"{name} refused {call} as throttled ({tries[-1].said}), {count} in "
-            f"{wait_said(tries[-1].at - tries[0].sent)}{then}, and the read was given up on after {bound:g} s")
+            f"{wait_said(tries[-1].at - tries[0].sent)}{then}, and the read was given up on after {seconds_said(bound)}")
 
 
 def _construct_ids_of(template: Any) -> set[str]:

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Mapping, Sequence
 
+from rollway.bounds import seconds_said
 from rollway.clock import ClockSettings
 from rollway.errors_pickle import PicklableError
 from rollway.toolchain.alive import group_runs as _group_runs
@@ -376,7 +377,7 @@ class PrefectServer(Child):
             # Polling a server that is still migrating its database; nothing else to wait on.
             time.sleep(0.25)
         raise ProcessFailed(
-            f"prefect server on {self.url} did not become healthy within {timeout_seconds:g} s{self._log_hint()}",
+            f"prefect server on {self.url} did not become healthy within {seconds_said(timeout_seconds)}{self._log_hint()}",
             self,
         )
 
@@ -418,7 +419,7 @@ def wait_served(runner: Child, api_url: str, *, deployment: str, since: float, t
         # Waiting on another process's registrations; only the API can tell.
         time.sleep(0.25)
     raise ProcessFailed(
-        f"{runner.name} did not register and serve its deployments within {timeout_seconds:g} s{runner._log_hint()}",
+        f"{runner.name} did not register and serve its deployments within {seconds_said(timeout_seconds)}{runner._log_hint()}",
         runner,
     )
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from rollway.bounds import seconds_said
 from rollway.infra import (TOOLKIT_STACK, AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed,
                            environment_of, named_resources)
 from rollway.one_line import on_one_line
@@ -233,7 +234,7 @@ class CdkCli:
                 # An app that bundles its functions' code or builds images while synthesizing can
                 # take longer on a cold worker (images to pull): said so, with what gives it more time.
                 raise AppNotListed(
-                    f"the CDK app in {self._app_dir} did not synthesize within {self._synth_timeout:g} s: cdk synth "
+                    f"the CDK app in {self._app_dir} did not synthesize within {seconds_said(self._synth_timeout)}: cdk synth "
                     "was stopped (nothing was deployed). If the app bundles assets or builds images as it "
                     "synthesizes, allow it more time with synth_timeout_seconds; its last output:\n"
                     + last_lines(err.tail), err.tail) from err
@@ -284,7 +285,7 @@ class CdkCli:
             result = self._run(command, timeout_seconds, on_line)
         except ToolTimeout as err:
             raise StackDeployFailed(
-                stack, f"cdk did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may still "
+                stack, f"cdk did not finish within {seconds_said(timeout_seconds)} and was stopped; CloudFormation may still "
                        f"be working on {stack}: look at its events before deploying it again", err.tail,
                 timed_out=True) from err
         except ToolFailed as err:
@@ -341,7 +342,7 @@ class CdkCli:
             # while CloudFormation went on creating the toolkit stack.
             raise StackDeployFailed(
                 f"{toolkit} ({environment})",
-                f"cdk bootstrap did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may "
+                f"cdk bootstrap did not finish within {seconds_said(timeout_seconds)} and was stopped; CloudFormation may "
                 f"still be working on the toolkit stack ({toolkit}) of {environment}: look at its events before "
                 "bootstrapping again", err.tail, timed_out=True) from err
         except ToolFailed as err:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
+from rollway.bounds import seconds_said
 from rollway.errors_pickle import PicklableError
 
 # Lines of output kept for the error message of a failed run: the end is where tools say why.
@@ -124,7 +125,7 @@ class ToolTimeout(PicklableError, ToolError):
         self.timeout_seconds = timeout_seconds
         self.tail = tuple(tail)
         super().__init__(
-            f"`{' '.join(self.command)}` did not finish within {timeout_seconds:g} s and was stopped; "
+            f"`{' '.join(self.command)}` did not finish within {seconds_said(timeout_seconds)} and was stopped; "
             f"its last output:\n{last_lines(self.tail)}"
         )
 

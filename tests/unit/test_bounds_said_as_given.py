@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 
@@ -72,3 +73,22 @@ def test_finalize_refused_while_the_window_is_open_says_the_window_as_given(seco
         plan_finalize(record, spec, live=Weights.canary_at(100), stable=state("app:1"), canary=state("app:2"),
                       targets=Targets(), now=promoted + seconds / 2)
     assert f"its monitoring window is still open ({said} from then" in str(refused.value), refused.value
+
+
+# A bound given up on, quoted in a stop's words as the setting was given: ``:g`` said a
+# read_timeout_seconds of 1234567 "1.23457e+06 s" and a timeout of 12.3456789 s "12.3457 s".
+@pytest.mark.parametrize(("seconds", "said"), [(1234567.0, "1234567 s"), (12.3456789, "12.3456789 s")])
+def test_a_bound_given_up_on_is_quoted_as_given(seconds, said):
+    from rollway.aws.checklist import _throttled
+    from rollway.cleanup import CleanupReadUnanswered
+    from rollway.http_checks import _transport
+    from rollway.toolchain.process import ToolTimeout
+
+    assert f"within {said} (read_timeout_seconds)" in str(CleanupReadUnanswered("ECS", "ListServices", seconds,
+                                                                               "the services"))
+    assert f"within {said} and was stopped" in str(ToolTimeout(["cdk", "deploy"], seconds, []))
+    assert _throttled("ECS", "ListServices", [SimpleNamespace(said="ThrottlingException", at=2.0, sent=1.0)],
+                      seconds, unanswered=False).endswith(f"given up on after {said}")
+    spec = SimpleNamespace(timeout_seconds=seconds)
+    assert f"timed out after {said} (spec.timeout_seconds)" in _transport(
+        httpx.ReadTimeout("late"), "GET", "https://edit.example.com/health", spec)
