@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline, unheard_answer
+from rollway.bounds import to_the_tenth, whole_seconds
 from rollway.clock import ClockSettings
 from rollway.decommission_page import PAGE_REFUSED as DECOMMISSION_PAGE_REFUSED, page_said, refusal_read
 from rollway.finalize import (accepted_breach, breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
@@ -349,14 +350,15 @@ def duration(seconds: float) -> str:
     """``seconds`` as a person reads a span: "45 s", "12.5 min", "3.1 h", "4.2 days"."""
     seconds = max(0.0, seconds)
     # Each bound is compared with the figure as it is printed: 119.6 s compared raw read "120 s",
-    # and 7198 s "120.0 min", past the bound where the next unit takes over.
-    if round(seconds) < 120:
-        return f"{seconds:.0f} s"
-    if round(seconds / 60, 1) < 120:
-        return f"{seconds / 60:.1f} min"
-    if round(seconds / 3600, 1) < 48:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    # and 7198 s "120.0 min", past the bound where the next unit takes over. Rounded once, a half
+    # up, as every span a person reads (``whole_seconds``): Python's half to even said 2.5 s "2 s".
+    if (whole := whole_seconds(seconds)) < 120:
+        return f"{whole} s"
+    if (minutes := to_the_tenth(seconds / 60)) < 120:
+        return f"{minutes:.1f} min"
+    if (hours := to_the_tenth(seconds / 3600)) < 48:
+        return f"{hours:.1f} h"
+    return f"{to_the_tenth(seconds / 86400):.1f} days"
 
 
 # How far an entry may be stamped before the one ahead of it in the history and still be taken

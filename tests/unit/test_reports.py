@@ -2458,6 +2458,16 @@ def test_a_duration_is_said_in_the_unit_its_rounded_figure_belongs_to(seconds, s
     assert duration(seconds) == said
 
 
+@pytest.mark.parametrize("seconds, said", [
+    (2.5, "3 s"), (118.5, "119 s"), (119.5, "2.0 min"), (135, "2.3 min"), (7197, "2.0 h"), (9 * 3600 + 180, "9.1 h"),
+    (3 * 86400 + 4320, "3.1 days"),
+])
+def test_a_duration_rounds_a_half_up_as_every_other_span_does(seconds, said) -> None:
+    """Rounded half to even (Python's own), 2.5 s read "2 s" and 135 s "2.2 min", less than was
+    spent, where the run's log (``duration_said``) says 2.5 s "3 s"."""
+    assert duration(seconds) == said
+
+
 def test_the_incident_report_gives_the_timeline_the_post_mortem_is_written_from():
     """The incident report gave the trigger, the stages and the rollback's steps, but no timeline:
     who approved what, with which words, and when each entry was recorded, were in the rollout
