@@ -105,8 +105,14 @@ def duration(seconds: int) -> str | None:
 def seconds_said(value: float) -> str:
     """Seconds a person gave, as a message quotes them: every digit ("1209600 s"), not ``:g``'s
     exponent ("1.2096e+06 s") nor its six digits ("1.23457e+06 s", a figure nobody gave)."""
+    return f"{_in_full(value)} s"
+
+
+def _in_full(value: float) -> str:
+    """``value`` with every digit: a whole one as an integer ("1209600"), a fraction as Python's
+    shortest figure that reads back as it ("12.3456789"); ``:g`` keeps six digits."""
     value = float(value)
-    return f"{int(value)} s" if value.is_integer() else f"{value!r} s"
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def duration_said(seconds: float, *, given: bool = False) -> str:
@@ -195,9 +201,7 @@ def as_given(value: object) -> str:
     """A number as the person typed it, for a refusal that quotes it: 150, not 150.0; 100.0001,
     not ``:g``'s six digits' 100, which read as a value in range refused."""
     if isinstance(value, float):
-        if not value.is_integer():
-            return repr(value)
         # 1e+12 as typed, but 2592001.0 in full: :g said "2.592e+06", a round figure nobody gave.
         short = f"{value:g}"
-        return short if float(short) == value else str(int(value))
+        return short if value.is_integer() and float(short) == value else _in_full(value)
     return str(value)
