@@ -92,3 +92,23 @@ def test_a_bound_given_up_on_is_quoted_as_given(seconds, said):
     spec = SimpleNamespace(timeout_seconds=seconds)
     assert f"timed out after {said} (spec.timeout_seconds)" in _transport(
         httpx.ReadTimeout("late"), "GET", "https://edit.example.com/health", spec)
+
+
+@pytest.mark.parametrize(("lease", "of"), [(None, "600 s"), ((lambda: 100.0, 120.25), "20.3 s")])
+def test_finalize_says_a_write_still_waited_on_to_the_second_a_half_up_of_its_bound(monkeypatch, lease, of):
+    """A write's "still waiting" line: the time waited to the whole second, a half up (2.5 s "3 s",
+    as every span measured), of the bound as given, or of what was left of the lease to the tenth."""
+    import flows.finalize as finalize
+
+    said: list[str] = []
+    monkeypatch.setattr(finalize, "get_run_logger", lambda: SimpleNamespace(info=lambda m, *a: said.append(m % a)))
+
+    def within(bound, work, *, name, waiting):  # the waits said as ``within`` says them, none waited
+        for elapsed in (2.5, 9.4, 10.5):
+            waiting(elapsed)
+        return work()
+
+    monkeypatch.setattr(finalize, "within", within)
+    assert finalize._written("ECS (UpdateService on 'edit-stable')", 600.0, lambda: "sent", lease=lease) == "sent"
+    assert said == [f"still waiting for ECS (UpdateService on 'edit-stable') after {n} s of {of}"
+                    for n in (3, 9, 11)], said
