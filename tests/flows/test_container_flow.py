@@ -690,14 +690,19 @@ def test_a_plain_re_run_of_a_released_version_names_the_revision_that_pins_it(aw
     assert revisions(aws) == after and again.calls == DAEMON_ASKED
 
 
-@pytest.mark.usefixtures("tokens_for_12_hours")
-def test_the_daemons_address_is_shown_without_its_password_in_the_runs_steps(aws, tmp_path, caplog):
-    # The step said the docker_host as typed: a password in it went to the result, the log and the artifact.
+def test_a_daemons_address_holding_a_password_is_refused_before_anything_runs_without_showing_it(aws, tmp_path,
+                                                                                                  flows_docker, caplog):
+    # The step said the docker_host as typed: a password in it went to the result, the log and the
+    # artifact. And the Prefect API keeps the run's parameters as given: it is refused, not used.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    request = PublishRequest(version="2.4.0", context_dir=tmp_path, docker_host="ssh://deploy:s3cr3t@build-host")
-    result = publish_with(aws, EcrBacked(aws), request)
-    assert any("answers at ssh://deploy:****@build-host" in step for step in result.steps), result.steps
-    assert "s3cr3t" not in "\n".join(result.steps) and "s3cr3t" not in caplog.text
+    blocks = saved_blocks(aws, "container")
+    with pytest.raises(PublishRefused, match=r"docker_host 'ssh://deploy:\*\*\*\*@build-host' holds a password"):
+        publish_container(version="2.4.0", context_dir=str(tmp_path), docker_host="ssh://deploy:s3cr3t@build-host",
+                          targets_block=blocks, aws_credentials_block=blocks)
+    refused = artifact_markdown("2.4.0", "refused")
+    assert "Nothing was built, pushed or registered" in refused, refused
+    assert "s3cr3t" not in refused and "s3cr3t" not in caplog.text
+    assert flows_docker.calls == []  # no daemon asked, nothing read of AWS before the refusal
 
 
 def released_twice(aws, tmp_path):
