@@ -48,6 +48,11 @@ User-Agent condition, given as patterns (``Values``), this does not match meets 
 it matches meets them all, as far as that condition goes. Read as a header whose value on them is
 not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
 
+SESSION_ID = "…"
+"""Where a ``CheckRequest``'s path holds the message check's session id, any text (``_sent``): no
+path as sent holds it (it is not ASCII, and would be percent-encoded). Read as ``*``, a real ``*``
+in a check's URL (/he*lth) was taken for a session id: a rule on /health was said perhaps to meet it."""
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -62,8 +67,8 @@ class CheckRequest:
     host: str
     """As the Host header carries it, lower case (``host:port`` when the URL names a port)."""
     path: str
-    """As sent, percent-encoded, a pattern: ``*`` where it holds what is not known before the check
-    (the message check's session id)."""
+    """As sent, percent-encoded, ``SESSION_ID`` where it holds what is not known before the check
+    (the message check's session id); any ``*`` or ``?`` in it is that character, as sent."""
     query: str = field(default="", repr=False)
     """As sent, without its ``?``; never shown (it may carry a token)."""
 
@@ -508,13 +513,14 @@ def _condition_reaches(rule: Mapping[str, Any], check: CheckRequest) -> list[tup
         elif kind == "http-request-method":
             reaches.append((_SURELY if check.method in _values(condition) else _NONE, []))
         elif kind == "path-pattern":
-            reaches.append(_either(_pattern_reach(condition, check.path, str),
-                                   _pattern_reach(condition, unquote(check.path), str),
+            reaches.append(_either(_pattern_reach(condition, _sent(check.path, str), str),
+                                   _pattern_reach(condition, _sent(check.path, unquote), str),
                                    "a percent-encoded path, which the load balancer may read decoded or not"))
         elif kind == "host-header":
             # Compared with the port the Host header carries, or the name alone: not said.
-            reaches.append(_either(_pattern_reach(condition, check.host, str.lower),
-                                   _pattern_reach(condition, re.sub(r":\d+$", "", check.host), str.lower),
+            reaches.append(_either(_pattern_reach(condition, _sent(check.host, str.lower), str.lower),
+                                   _pattern_reach(condition, _sent(re.sub(r":\d+$", "", check.host), str.lower),
+                                                  str.lower),
                                    "the port their Host header carries, which a host-header condition may be "
                                    "compared with or not"))
         elif kind == "query-string":
@@ -530,17 +536,27 @@ def _either(one: tuple[int, list[str]], other: tuple[int, list[str]], differ: st
     return one if one[0] == other[0] else (_MAYBE, list(dict.fromkeys([*one[1], *other[1], differ])))
 
 
-def _pattern_reach(condition: Mapping[str, Any], text: str, fold: Any) -> tuple[int, list[str]]:
-    """Whether ``text`` (a pattern: its ``*`` stands for what is not known, the message check's
+def _sent(text: str, read: Any) -> list[Any]:
+    """A check's path or host (``CheckRequest``'s) as ``_pattern_covers`` and ``_patterns_meet`` read
+    a text: each character itself, a ``*`` or ``?`` too, each ``SESSION_ID`` any characters
+    (``_ANY``); each part between them read by ``read`` (as sent, decoded, lower case)."""
+    sent: list[Any] = []
+    for i, part in enumerate(text.split(SESSION_ID)):
+        sent.extend([_ANY] * bool(i) + list(read(part)))
+    return sent
+
+
+def _pattern_reach(condition: Mapping[str, Any], text: Sequence[Any], fold: Any) -> tuple[int, list[str]]:
+    """Whether ``text`` (``_sent``'s: its ``_ANY`` stands for what is not known, the message check's
     session id) meets a path-pattern or host-header ``condition``: one of its values matching all
     it may be, surely; sharing some, or given as regular expressions (not compared), may, with
     which of those it turns on; none, surely not."""
     values = [fold(v) for v in _values(condition)]
-    if any(_pattern_covers(v, fold(text)) for v in values):
+    if any(_pattern_covers(v, text) for v in values):
         return _SURELY, []
     why = [*(["regular expressions that are not compared"] if _regexes(condition) else []),
            *(["a session id in the message check's path, which is not known before the check"]
-             if any(_patterns_meet(v, fold(text)) for v in values) else [])]
+             if any(_patterns_meet(_wild(v), text) for v in values) else [])]
     return (_MAYBE, why) if why else (_NONE, [])
 
 
@@ -1025,7 +1041,7 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         # which only the regular expression, not compared, may be.
         fold = str.lower if field == "host-header" else str
         on_theirs = [v for v in _values(narrowing[0])
-                     if any(_patterns_meet(fold(v), fold(w)) for c in theirs for w in _values(c))]
+                     if any(_patterns_meet(_wild(fold(v)), _wild(fold(w))) for c in theirs for w in _values(c))]
         members = counted.setdefault(field, [])
         counted_so_far = {"Field": field, "Values": [v for _, values in members for v in values]}
         # One whose values those counted ahead of it already match (the same host again) meets none
@@ -1087,7 +1103,7 @@ def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
     if _regexes(narrow) or not _values(narrow):
         return False
     fold = str.lower if wide.get("Field") == "host-header" else str
-    return all(any(_pattern_covers(fold(w), fold(n)) for w in _values(wide)) for n in _values(narrow))
+    return all(any(_pattern_covers(fold(w), _wild(fold(n))) for w in _values(wide)) for n in _values(narrow))
 
 
 def _apart(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
@@ -1101,15 +1117,26 @@ def _apart(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
             continue
         fold = str.lower if field == "host-header" else str
         for theirs in (c for c in weighted.get("Conditions", []) if c.get("Field") == field):
-            if not _regexes(theirs) and not any(_patterns_meet(fold(a), fold(b))
+            if not _regexes(theirs) and not any(_patterns_meet(_wild(fold(a)), _wild(fold(b)))
                                                 for a in _values(condition) for b in _values(theirs)):
                 return True
     return False
 
 
-def _patterns_meet(a: str, b: str) -> bool:
-    """Whether some text matches both patterns (``*``: any characters, ``?``: one): read side by
-    side, a ``*`` reading each character and staying, or reading none."""
+_ANY, _ONE = object(), object()
+"""A pattern's ``*`` (any characters) and ``?`` (one), as ``_wild`` reads them: apart from the
+characters, so that a request's own ``*`` (``_sent``) is one."""
+
+
+def _wild(pattern: str) -> list[Any]:
+    """A rule's pattern as ``_pattern_covers`` and ``_patterns_meet`` read it: ``*`` as ``_ANY``,
+    ``?`` as ``_ONE``, every other character itself."""
+    return [_ANY if c == "*" else _ONE if c == "?" else c for c in pattern]
+
+
+def _patterns_meet(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether some text matches both patterns (``_wild``'s or ``_sent``'s; ``_ANY``: any characters,
+    ``_ONE``: one): read side by side, an ``_ANY`` reading each character and staying, or reading none."""
     seen: set[tuple[int, int]] = set()
     todo = [(0, 0)]
     while todo:
@@ -1119,26 +1146,28 @@ def _patterns_meet(a: str, b: str) -> bool:
         seen.add((i, j))
         if i == len(a) and j == len(b):
             return True
-        if i < len(a) and a[i] == "*":
+        if i < len(a) and a[i] is _ANY:
             todo.append((i + 1, j))
-        if j < len(b) and b[j] == "*":
+        if j < len(b) and b[j] is _ANY:
             todo.append((i, j + 1))
-        if i < len(a) and j < len(b) and (a[i] in "*?" or b[j] in "*?" or a[i] == b[j]):
-            todo.append((i if a[i] == "*" else i + 1, j if b[j] == "*" else j + 1))
+        if i < len(a) and j < len(b) and (a[i] is _ANY or a[i] is _ONE or b[j] is _ANY or b[j] is _ONE
+                                          or a[i] == b[j]):
+            todo.append((i if a[i] is _ANY else i + 1, j if b[j] is _ANY else j + 1))
     return False
 
 
-def _pattern_covers(wide: str, narrow: str) -> bool:
-    """Whether every text the pattern ``narrow`` matches, ``wide`` matches (``*``: any characters,
-    ``?``: one). ``narrow``'s wildcards are met only by what matches anything they may stand for:
-    its ``*`` by a ``*`` of ``wide``, its ``?`` by a ``?`` or a ``*``. Sound, not complete: a
-    pattern this does not prove wider is refused, never a narrower one taken."""
+def _pattern_covers(wide: str, narrow: Sequence[Any]) -> bool:
+    """Whether every text the pattern ``narrow`` (``_wild``'s or ``_sent``'s) matches, the pattern
+    ``wide`` matches (``*``: any characters, ``?``: one). ``narrow``'s wildcards are met only by what
+    matches anything they may stand for: its ``_ANY`` by a ``*`` of ``wide``, its ``_ONE`` by a ``?``
+    or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
+    narrower one taken."""
     ends: set[int] = {0}  # how much of ``narrow`` the part of ``wide`` read so far can stand for
     for w in wide:
         if w == "*":
             ends = set(range(min(ends), len(narrow) + 1)) if ends else ends
         else:
-            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] != "*")}
+            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] is not _ANY)}
     return len(narrow) in ends
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from rollway.pinning import CheckRequest, Pin, Unpinned, find_pin, is_pin_rule
+from rollway.pinning import SESSION_ID, CheckRequest, Pin, Unpinned, find_pin, is_pin_rule
 from rollway.validation import CheckResult, ValidationSpec, check_requests, http_reach, pinned, validation_seconds
 
 STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
@@ -1059,11 +1059,11 @@ def found_by(checks: tuple[CheckRequest, ...], *rules: dict, weighted: dict = WE
 def test_the_checks_requests_are_read_from_the_spec_as_httpx_sends_them():
     assert CHECKS == (CheckRequest("GET", "api.example.com", "/health", "probe=1"),
                       CheckRequest("POST", "api.example.com", "/sessions"),
-                      CheckRequest("POST", "api.example.com", "/sessions/*/messages"))
+                      CheckRequest("POST", "api.example.com", f"/sessions/{SESSION_ID}/messages"))
     spec = ValidationSpec(health_url="https://edit.example.com:8443/a b", api_base_url="https://api.example.com/v1")
     health, sessions, message = check_requests(spec)
     assert (health.host, health.path, sessions.path, message.path) == (
-        "edit.example.com:8443", "/a%20b", "/v1/sessions", "/v1/sessions/*/messages")
+        "edit.example.com:8443", "/a%20b", "/v1/sessions", f"/v1/sessions/{SESSION_ID}/messages")
     assert "probe" not in repr(CHECKS[0])  # a query may carry a token: never shown
 
 
@@ -1191,3 +1191,36 @@ def test_a_rule_ahead_of_the_pin_that_may_meet_the_checks_says_only_what_it_turn
     said = found_by(checks, ahead, PIN)
     assert isinstance(said, Unpinned), said
     assert said.unknown == f"which of them rule re (priority 3) meets, by {why}", said.unknown
+
+
+STARRED = check_requests(ValidationSpec(health_url="https://api.example.com/he*lth",
+                                        api_base_url="https://api.example.com"))
+"""The checks' requests, the health check's path holding a real ``*`` (and its message path a session id)."""
+
+
+def test_a_real_star_in_a_checks_path_is_read_as_that_character_not_as_a_session_id():
+    """A load balancer's path-pattern has wildcards; a request's path has none: read as the session
+    id's placeholder, the ``*`` of /he*lth was said perhaps to be "ealth", and a rule on /health ahead
+    of the pin made the checks' pinning "not known", by a session id in a path that holds none."""
+    pin = found_by(STARRED, rule("health", "3", [path("/health")], STABLE), PIN)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    # A rule's ? matches the one character it is: that rule surely takes the health check.
+    said = found_by(STARRED, rule("health", "3", [path("/he?lth")], STABLE), PIN)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the weighted "
+                           "rule's requests"), said
+    # Percent-encoded (%2A), it may be read decoded: a rule on /he?lth may meet it, for that alone.
+    encoded = check_requests(ValidationSpec(health_url="https://api.example.com/he%2Alth",
+                                            api_base_url="https://api.example.com"))
+    said = found_by(encoded, rule("health", "3", [path("/he?lth")], STABLE), PIN)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule health (priority 3) meets, by a percent-encoded path, which the load "
+                            "balancer may read decoded or not"), said.unknown
+    # A real * beside the session id's place is kept apart from it.
+    _, _, message = check_requests(ValidationSpec(health_url="https://api.example.com/health",
+                                                  api_base_url="https://api.example.com/v*"))
+    assert message.path == f"/v*/sessions/{SESSION_ID}/messages", message
+    # The session id is still not known before the check.
+    said = found_by(STARRED, rule("ids", "3", [path("/sessions/a*")], STABLE), PIN)
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's path, "
+                            "which is not known before the check"), said
