@@ -247,7 +247,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     every_unheaded = _unheaded_ahead(rules, weighted, name, value, checks)
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
-    found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
+    found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group, checks)
     # Whether they are all pinned turns on these rules, read in order: a pin by a regular expression
     # ahead of a rule taking some of them may meet every one first.
     turns_on = _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value, canary_arn,
@@ -293,7 +293,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 
 def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],
            unheaded: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
-           canary_arn: str, canary_group: str) -> Pin | str:
+           canary_arn: str, canary_group: str, checks: Sequence[CheckRequest]) -> Pin | str:
     """``find_pin``'s answer, its refusal as a bare text, judged by header rules (``header_rules``:
     ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s, those forwarding to the canary
     group alone apart) only set where a rule to create
@@ -307,10 +307,10 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
                        and (is_pin_rule(rule, canary_arn) or rule in header_rules)), key=_priority)
-    ahead = [rule for rule in matching if not _beyond(rule, weighted)]
+    ahead = [rule for rule in matching if not _beyond(rule, weighted, checks)]
     # Pin rules, each on part of them, that together meet every one first: each refused for missing
     # the others' requests, the checks were refused though every one was pinned.
-    together = _pinned_together(header_rules, weighted, name, value, canary_arn)
+    together = _pinned_together(header_rules, weighted, name, value, canary_arn, checks)
     if together:
         return Pin(header=f"{name}: {value}", rule_arn=together[0]["RuleArn"], priority=str(together[0]["Priority"]),
                    weighted_priority=str(weighted["Priority"]), target_group=canary_group,
@@ -333,9 +333,9 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
               f"spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create)
+        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create, checks)
     if not ahead and regex:
-        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
+        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -386,7 +386,7 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)
             continue
-        misses = _misses(rule, weighted)
+        misses = _misses(rule, weighted, checks)
         if any(known for _, known in misses):
             continue  # pins those it meets; the rest go on to the next rule
         if not met or misses:
@@ -743,7 +743,7 @@ _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or hos
 
 def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[str, Any]],
                  elsewhere: Mapping[str, Any] | None, weighted: Mapping[str, Any], header: str, name: str,
-                 canary_arn: str, canary_group: str, create: str) -> str:
+                 canary_arn: str, canary_group: str, create: str, checks: Sequence[CheckRequest]) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
     by and where it sends those it meets, and each of ``regex`` (those of ``_header_rules_ahead`` that
@@ -763,9 +763,9 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
                     f"(priority {twin['Priority']}), ahead of it: it meets none of them")
         goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
-            return _regex_stated(r, weighted, name, goes)
+            return _regex_stated(r, weighted, name, goes, checks)
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
-                f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
+                f"{' and '.join(_beyond(r, weighted, checks))}, and sends those it meets to {goes}")
 
     states = "; ".join(state(r) for r in said)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
@@ -779,9 +779,11 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
         "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
     # "Meets" only when each rule surely misses some of them: one whose path a regular expression
     # decides (``_misses``) may meet them all, and "meets" denied it after "is not known" (``_turns_on``).
-    known = not regex and all(any(surely for _, surely in _misses(r, weighted)) for r in matching)
+    known = not regex and all(any(surely for _, surely in _misses(r, weighted, checks)) for r in matching)
+    # Judged by the checks' requests when known (``_misses``), said of theirs.
+    every = "every one of the checks' requests" if checks else "every request it matches"
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
-            f"{'meets' if known else 'is known to meet'} every request it matches carrying `{header}`: {states}, so "
+            f"{'meets' if known else 'is known to meet'} {every} carrying `{header}`: {states}, so "
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
 
 
@@ -856,7 +858,8 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
 
 
 def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str,
-                       value: str, canary_arn: str, canary_group: str, create: str) -> str:
+                       value: str, canary_arn: str, canary_group: str, create: str,
+                       checks: Sequence[CheckRequest]) -> str:
     """Why the rules of ``regex`` (those of ``_header_rules_ahead``, each matching the header by a
     regular expression alone, in priority order) are not taken as the pin: their regular
     expressions are not compared (as a weighted rule's are not, ``_covers``), so whether they meet
@@ -867,7 +870,7 @@ def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str
     for this one meeting the requests first). Said of the first alone, a pin by ``^canary$``
     behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of."""
     rule = regex[0]
-    narrower = _beyond(rule, weighted)
+    narrower = _beyond(rule, weighted, checks)
     also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
     give = (f"http-header condition the value {value} (Values: the value, or a pattern with * and ?) in place of the "
             f"regular expression{also}, or {create}")
@@ -875,7 +878,8 @@ def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str
         known = (f"{len(regex)} rules ahead of the weighted rule {weighted['RuleArn']} (priority "
                  f"{weighted['Priority']}) match the header {name} by regular expressions alone, which are not "
                  f"compared with `{value}`, so whether they meet requests carrying `{header}` is not known: "
-                 + "; ".join(_regex_stated(r, weighted, name, _sent_to(r, canary_arn, canary_group)) for r in regex))
+                 + "; ".join(_regex_stated(r, weighted, name, _sent_to(r, canary_arn, canary_group), checks)
+                             for r in regex))
         # Changed as told, the first of them meets every one first; created, the new one does.
         return f"{known}: give rule {rule['RuleArn']}'s {give}" if is_pin_rule(rule, canary_arn) else (
             f"{known}: {create}")
@@ -888,11 +892,12 @@ def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str
             f"alone: {create}")
 
 
-def _regex_stated(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, goes: str) -> str:
+def _regex_stated(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, goes: str,
+                  checks: Sequence[CheckRequest]) -> str:
     """``rule``, matching the header ``name`` by a regular expression, as a refusal names it among
     others: its regular expressions, the other conditions it misses some of ``weighted``'s
     requests by, and where it sends those it meets (``goes``)."""
-    narrower = _beyond(rule, weighted)
+    narrower = _beyond(rule, weighted, checks)
     return (f"rule {rule['RuleArn']} (priority {rule['Priority']}) may match the header (by a regular expression on "
             f"{name}, {_regexes_on(rule, name)}, not compared)"
             + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
@@ -947,21 +952,25 @@ def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
     return _header_name(condition).lower() == name.lower() and bool(_regexes(condition))
 
 
-def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
-    """``rule``'s other conditions that some request ``weighted`` matches may fail, each said with
-    why (none: every request ``weighted`` matches, carrying the header ``_header_met`` matched,
-    matches ``rule``): ``_misses``, said."""
-    return [said for said, _ in _misses(rule, weighted)]
+def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any], checks: Sequence[CheckRequest] = ()) -> list[str]:
+    """``rule``'s other conditions that some request ``weighted`` matches (``checks``: some of the
+    checks' requests) may fail, each said with why (none: every one of those, carrying the header
+    ``_header_met`` matched, matches ``rule``): ``_misses``, said."""
+    return [said for said, _ in _misses(rule, weighted, checks)]
 
 
-def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[str, bool]]:
+def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
+            checks: Sequence[CheckRequest] = ()) -> list[tuple[str, bool]]:
     """``_beyond``'s conditions, each with whether some request ``weighted`` matches is known to
-    fail it (False: a regular expression, not compared, decides). One of the weighted rule's own
-    passes, and so does a path-pattern or host-header whose values match every value of the
+    fail it (False: a regular expression, not compared, decides). The checks' requests known
+    (``checks``), judged by theirs instead (``_checks_miss``), as the rules ahead of it are.
+    Otherwise, one of the weighted rule's own passes, and so does a path-pattern or host-header whose values match every value of the
     weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
     weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
     said to let requests pass it by. A path-pattern or host-header given as regular expressions is
     not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
+    if checks:
+        return _checks_miss(rule, checks)
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -985,6 +994,30 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     return said
 
 
+def _checks_miss(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[tuple[str, bool]]:
+    """``_misses`` of ``rule`` judged by the checks' requests: each of its conditions, its
+    http-header ones apart, that some check's request may fail (``_condition_reaches``), with whether
+    one is known to. Judged by the weighted rule's requests, a pin on /health and /sessions* under
+    a weighted rule on /* was refused though every check meets it."""
+    said: list[tuple[str, bool]] = []
+    for condition in rule.get("Conditions", []):
+        field = str(condition.get("Field"))
+        if field == "http-header":
+            continue
+        reaches = [_condition_reaches({"Conditions": [condition]}, check) for check in checks]
+        # A field ``_reach`` does not read is not known to let any of them by.
+        met = [reach[0] if reach else (_MAYBE, []) for reach in reaches]
+        least = min(m for m, _ in met)
+        if least == _SURELY:
+            continue
+        values = f" ({_said(condition)})" if field in (*_PATTERNED, "http-request-method") else ""
+        why = list(dict.fromkeys(w for m, whys in met if m == _MAYBE for w in whys))
+        may = least == _MAYBE
+        said.append((f"a {field} condition{values} that {'may' if may else 'does'} not match every one of the checks' "
+                     f"requests" + (f" ({'; '.join(why)})" if may and why else ""), not may))
+    return said
+
+
 def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """``rule``'s conditions, its http-header ones apart, that some request ``weighted`` matches may
     fail (``_misses``' conditions): neither one of ``weighted``'s own nor a path-pattern or
@@ -1005,7 +1038,7 @@ def _matched(field: str, weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]
 
 
 def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
-                     canary_arn: str) -> list[Mapping[str, Any]]:
+                     canary_arn: str, checks: Sequence[CheckRequest] = ()) -> list[Mapping[str, Any]]:
     """Pin rules of ``header_rules`` (``_header_rules_ahead``'s, in priority order), each on part of
     ``weighted``'s requests, that together meet every one carrying ``name: value`` first (one per
     host of the weighted rule's); empty when none are known to, or one rule alone does (``find_pin``
@@ -1028,8 +1061,8 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
             return []
         narrowing = _narrowing(rule, weighted)
         met = _header_met(rule, name, value)
-        if met and not narrowing:
-            return []  # it alone meets every one
+        if met and (not narrowing or checks and not _misses(rule, weighted, checks)):
+            return []  # it alone meets every one (of the checks', when known: ``_found`` takes it)
         # One narrowing by regular expressions alone adds no value to the union: named among them, it
         # was said to be on part of the weighted rule's requests, which is not known.
         if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED or not _values(narrowing[0]):

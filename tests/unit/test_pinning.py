@@ -1224,3 +1224,27 @@ def test_a_real_star_in_a_checks_path_is_read_as_that_character_not_as_a_session
     said = found_by(STARRED, rule("ids", "3", [path("/sessions/a*")], STABLE), PIN)
     assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's path, "
                             "which is not known before the check"), said
+
+
+def test_a_pin_rule_on_the_checks_paths_alone_pins_them_when_their_requests_are_known():
+    """Judged against the weighted rule's requests (every path), a pin on /health and /sessions*,
+    which every check meets, was refused for letting the others pass it by, and the checks were not
+    sent; the checks' requests known, it pins them. Their requests not known (the checklist), it is
+    refused still."""
+    pin_rule = rule("pin", "5", [header("canary"), path("/health", "/sessions*")], CANARY)
+    pin = found_by(CHECKS, pin_rule)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert isinstance(found(pin_rule), Unpinned)
+    # One a check misses is refused, said by the checks' requests, not the weighted rule's.
+    said = found_by(CHECKS, rule("pin", "5", [header("canary"), path("/sessions*")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) meets every one of the "
+                           "checks' requests carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the "
+                           "header with a path-pattern condition (/sessions*) that does not match every one of the "
+                           "checks' requests, and sends those it meets to canary-tg alone"), said
+    # One that may miss the message check, by its session id, is not known to pin them all.
+    said = found_by(CHECKS, rule("pin", "5", [header("canary"), path("/health", "/sessions", "/sessions/a*")],
+                                 CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is not None, said
+    assert "that may not match every one of the checks' requests (a session id in the message check's path, which " \
+           "is not known before the check)" in said, said
