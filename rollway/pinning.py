@@ -233,7 +233,10 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
-    source-ip condition or that only some may meet (a session id in a path) "may meet" them.
+    source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
+    are the pin rules (``_misses``), and a rule ahead on none of the weighted rule's requests but
+    some of theirs is named (``_meets_some``): a check the weighted rule does not match (/health
+    beside /edit/*) is still sent, and met first by whichever rule ahead it meets.
     Without them (the infrastructure's checklist, which knows the header alone), by the weighted
     rule's requests; a source address still "may meet" them: where they are sent from is not known.
     """
@@ -344,7 +347,8 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
         pins = [rule for rule in header_rules if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
-        return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create)
+        return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create,
+                                     elsewhere is not None and _outside(elsewhere, weighted, checks))
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too. The pin
@@ -352,7 +356,7 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # first ahead of the weighted rule) when that one is ahead of the pin, and there is none otherwise.
     taking = elsewhere if elsewhere is not None and _priority(elsewhere) < _priority(first) else None
     if taking is not None:
-        return _taking_said(taking, first, header, name, value, canary_group)
+        return _taking_said(taking, first, header, name, value, canary_group, _outside(taking, weighted, checks))
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
 
@@ -423,8 +427,8 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
     a regular expression on the header and PUT alone was said to be no rule at all."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-            and not _apart(rule, weighted)
-            and (is_pin_rule(rule, canary_arn) or not _meets_no_check(rule, name, checks))]
+            and (_meets_some(rule, weighted, name, checks)
+                 or is_pin_rule(rule, canary_arn) and not _apart(rule, weighted))]
 
 
 def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
@@ -439,7 +443,7 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and _name_may_match(rule, name, value) and not _unsent(rule, name)
-            and not _meets_no_check(rule, name, checks) and not _apart(rule, weighted)]
+            and _meets_some(rule, weighted, name, checks)]
 
 
 def _unsent_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
@@ -453,8 +457,22 @@ def _unsent_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     load balancer may add such a header all the same: ``Pin.unsent`` names them."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and _unsent(rule, name) and _name_may_match(rule, name, value)
-            and not _meets_no_check(rule, name, checks) and not _apart(rule, weighted)
-            and not forwards_alone(rule, canary_arn)]
+            and _meets_some(rule, weighted, name, checks) and not forwards_alone(rule, canary_arn)]
+
+
+def _meets_some(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str,
+                checks: Sequence[CheckRequest]) -> bool:
+    """Whether ``rule`` may meet some of the checks' requests (not ``_meets_no_check``) and, their
+    requests not known, some of the weighted rule's (not ``_apart``). Known, a check the weighted
+    rule does not match (/health beside /edit/*) is theirs too: left out for being apart from the
+    weighted rule, a rule on /health sending it elsewhere went unnamed, and the checks said pinned."""
+    return (bool(checks) or not _apart(rule, weighted)) and not _meets_no_check(rule, name, checks)
+
+
+def _outside(rule: Mapping[str, Any], weighted: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:
+    """Whether ``rule``, kept for the checks' requests it meets (``_meets_some``), meets none of the
+    weighted rule's (``_apart``): said to meet "some of the weighted rule's requests", it was not."""
+    return bool(checks) and _apart(rule, weighted)
 
 
 def _unsent(rule: Mapping[str, Any], name: str) -> list[str]:
@@ -675,12 +693,18 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     with_ = (f"with an http-header condition on another header than {name}" if others else
              f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
              f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
+    outside = _outside(rule, weighted, checks)
+    theirs = "the checks' requests" if outside else "the weighted rule's requests"
     if others or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks):
         why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else []),
                *(f"by {reason}" for reason in (_reach_why(rule, checks) if _reach_unsure(rule, checks) else []))]
-        return (f"{with_}, may meet some of the weighted rule's requests carrying `{header}` "
-                f"({'; '.join(dict.fromkeys(why))})")
+        return f"{with_}, may meet some of {theirs} carrying `{header}` ({'; '.join(dict.fromkeys(why))})"
+    if outside:
+        # None of them go through the weighted rule: its weights and conditions say nothing of them.
+        missed = _beyond(rule, weighted, checks)
+        return (f"{with_}, meets {'some' if missed else 'every one'} of the checks' requests, carrying `{header}` or "
+                "not, none of which the weighted rule matches" + (f" (it has {' and '.join(missed)})" if missed else ""))
     beyond = _beyond(rule, weighted)
     if agent:
         # Those of the checks alone: other requests carry another User-Agent, or none.
@@ -797,14 +821,16 @@ def _twin(rule: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> Mappin
 
 def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None,
                           pins: Sequence[Mapping[str, Any]], header: str, name: str, value: str, canary_group: str,
-                          create: str) -> str:
+                          create: str, outside: bool = False) -> str:
     """Why ``first``, the first rule meeting every request of the weighted rule's carrying
     ``header``, does not pin them: where it sends them, where ``elsewhere`` (the first rule
     ahead of it sending some of them elsewhere, ``find_pin``'s), when not ``first``, sends those it
     meets first, and the pin rules of ``pins`` ahead of it, which pin those they meet (or by a
     regular expression may meet) first; what to change. Told only to make ``first`` forward to the
     canary, a person did, and the checks were refused for a rule on /edit/admin/* ahead of it, never
-    named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all."""
+    named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all.
+    ``outside``: ``elsewhere`` meets none of the weighted rule's requests, some of the checks'
+    (``_outside``), and is told of the checks'."""
     def meets(rule: Mapping[str, Any]) -> str:
         return f"rule {rule['RuleArn']} (priority {rule['Priority']}) " + (
             "meets" if _header_met(rule, name, value) else
@@ -823,17 +849,21 @@ def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any]
                 f"first{but}, and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: "
                 f"make it forward to {canary_group} alone, or {create}")
     other = others[0]["RuleArn"]
+    whose = "the checks'" if outside else "the weighted rule's"
     return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first{but}, "
             f"and sends them to {_goes(first)} (rule {other}: to {_goes(others[0])}), not to the canary target group "
             f"{canary_group} alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or "
-            f"host-header none of the weighted rule's requests match), or {create}")
+            f"host-header none of {whose} requests match), or {create}")
 
 
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
-                 canary_group: str) -> str:
+                 canary_group: str, outside: bool = False) -> str:
     """Why ``taking``, a header rule ahead of the pin ``first`` on some of the weighted rule's
     requests (one of ``_header_rules_ahead``), keeps the pin from holding every check: the requests it
-    matches, or by a regular expression may match, and where it sends them; what to change."""
+    matches, or by a regular expression may match, and where it sends them; what to change.
+    ``outside``: on none of the weighted rule's, on some of the checks' (``_outside``): told to take
+    a path or host none of the weighted rule's requests match, a person was told what it had; told
+    of the checks'."""
     if _header_met(taking, name, value):
         matches = f"matches requests carrying `{header}`"
         compare = ""
@@ -844,11 +874,13 @@ def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: st
                    f"{_regexes_on(taking, name)}, not compared)")
         compare = (f"; or, if that regular expression cannot match `{value}`, give its http-header condition "
                    f"Values (patterns with * and ?) that do not match it in place of the regular expression")
+    among = "the checks'" if outside else "the weighted rule's"
     return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} ahead "
             f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
-            f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
-            f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
-            f"weighted rule's requests match, or give it a priority number above {first['Priority']}{compare}")
+            f"meets among {among} to {_goes(taking)}, not to the canary "
+            f"target group {canary_group} alone: make it forward to {canary_group} alone, give it a path-pattern or "
+            f"host-header none of {among} requests match, or give it a priority number above "
+            f"{first['Priority']}{compare}")
 
 
 def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
@@ -1084,6 +1116,10 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         members.append((rule, on_theirs))
         union = {"Field": field, "Values": [v for _, values in members for v in values]}
         if any(_covers(union, c) for c in theirs):
+            # Every request of the weighted rule's, not those of the checks it does not match (a
+            # third host's): said pinned together, such a check met none of them.
+            if checks and not all(any(_reach(m, c) == _SURELY for m, _ in members) for c in checks):
+                return []
             return [member for member, _ in members]
     return []
 

@@ -1248,3 +1248,47 @@ def test_a_pin_rule_on_the_checks_paths_alone_pins_them_when_their_requests_are_
     assert isinstance(said, Unpinned) and said.unknown is not None, said
     assert "that may not match every one of the checks' requests (a session id in the message check's path, which " \
            "is not known before the check)" in said, said
+
+
+OUTSIDE = check_requests(ValidationSpec(health_url="https://api.example.com/health",
+                                        api_base_url="https://api.example.com/edit"))
+"""The checks' requests, the health check's outside the weighted rule's paths (``EDIT_WEIGHTED``: /edit/*)."""
+
+
+@pytest.mark.parametrize("conditions", [[path("/health")], [header("canary"), path("/health")]])
+def test_a_rule_ahead_of_the_pin_taking_a_check_the_weighted_rule_does_not_match_is_refused(conditions):
+    """The health check on /health never reaches the weighted rule, on /edit/*: a rule ahead of the
+    pin on /health, apart from the weighted rule's requests, was left out, and the checks said
+    pinned while it sent the health check to another target group."""
+    said = found_by(OUTSIDE, rule("health", "3", conditions, OTHER), PIN, weighted=EDIT_WEIGHTED)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert "rule health (priority 3)" in said and "arn:tg/other" in said, said
+    assert "weighted rule's requests" not in said.split("; it is ahead")[0].split(", the one pinning")[0], said
+
+
+def test_a_rule_ahead_of_the_pin_on_a_check_outside_the_weighted_rule_says_it_meets_the_checks():
+    said = found_by(OUTSIDE, rule("health", "3", [path("/health")], OTHER), PIN, weighted=EDIT_WEIGHTED)
+    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the checks' requests, "
+                           "carrying `X-Rollway-Target: canary` or not, none of which the weighted rule matches (it has "
+                           "a path-pattern condition (/health) that does not match every one of the checks' requests), "
+                           "and sends those it meets to arn:tg/other"), said
+    said = found_by(OUTSIDE, rule("health", "3", [header("canary"), path("/health")], OTHER), PIN,
+                    weighted=EDIT_WEIGHTED)
+    assert said.startswith("rule health (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of rule "
+                           "pin (priority 5), the one pinning them, and sends those it meets among the checks' to "
+                           "arn:tg/other, not to the canary target group canary-tg alone: make it forward to canary-tg "
+                           "alone, give it a path-pattern or host-header none of the checks' requests match, or give "
+                           "it a priority number above 5"), said
+
+
+def test_a_pin_on_the_weighted_rules_requests_alone_does_not_pin_a_check_outside_them():
+    """A pin on the weighted rule's path (/edit/*) misses the health check on /health; pins on each
+    of the weighted rule's hosts together miss a check on a third."""
+    said = found_by(OUTSIDE, rule("pin", "5", [header("canary"), EDIT], CANARY), weighted=EDIT_WEIGHTED)
+    assert isinstance(said, Unpinned) and "path-pattern condition (/edit/*) that does not match every one of the " \
+                                          "checks' requests" in said, said
+    third = check_requests(ValidationSpec(health_url="https://c.example.com/health",
+                                          api_base_url="https://a.example.com"))
+    said = found_by(third, on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY),
+                    weighted=TWO_HOSTS)
+    assert isinstance(said, Unpinned), said
