@@ -330,15 +330,22 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # order. Read as matching nothing, a pin rule given as ``^canary$`` was said missing ("sends them
     # nowhere: create one"), sending a person to make the rule they had.
     regex = [rule for rule in header_rules if not _header_met(rule, name, value)]
+    # A check the weighted rule does not surely match (``_misses`` of its own, by the checks') needs
+    # conditions of the pin's own: told to take the weighted rule's, a pin on /edit/* missing the
+    # health check on /health was told to take what it had.
+    through = not _misses(weighted, weighted, checks)
+    own = "the weighted rule's own conditions" if through else _CHECKS_MEET
+    wider = _WIDER if through else f"{_CHECKS_MEET}, or none"
     create = (f"create one on the weighted rule's listener with a priority number below "
-              f"{(before or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
-              f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
-              f"spec.canary_header")
+              f"{(before or weighted)['Priority']}, the http-header condition {name} = {value} beside {own} (or "
+              f"none), and one action forwarding to {canary_group} alone; or clear spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create, checks)
+        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create, checks,
+                            wider)
     if not ahead and regex:
-        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks)
+        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks,
+                                  wider)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -764,10 +771,14 @@ _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or hos
           "rule's), or none")
 """The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
 
+_CHECKS_MEET = "conditions every one of the checks' requests meets"
+"""The conditions a pin rule may take when some of the checks' requests are not the weighted rule's."""
+
 
 def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[str, Any]],
                  elsewhere: Mapping[str, Any] | None, weighted: Mapping[str, Any], header: str, name: str,
-                 canary_arn: str, canary_group: str, create: str, checks: Sequence[CheckRequest]) -> str:
+                 canary_arn: str, canary_group: str, create: str, checks: Sequence[CheckRequest],
+                 wider: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
     by and where it sends those it meets, and each of ``regex`` (those of ``_header_rules_ahead`` that
@@ -775,7 +786,8 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     first alone, a second pinning the rest, or taking them elsewhere, went unnamed; a rule by a
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``_found``'s ``before``, the first rule ahead of the weighted rule that may send
-    some of them elsewhere (one of these, or one with no condition on the header)."""
+    some of them elsewhere (one of these, or one with no condition on the header). ``wider``: the
+    conditions the rule changed is told to take (``_WIDER``, or ``_CHECKS_MEET``'s)."""
     said = sorted([*matching, *regex], key=_priority)
 
     def state(r: Mapping[str, Any]) -> str:
@@ -799,7 +811,7 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     ahead = (f"a priority number below {elsewhere['Priority']} and "
              if elsewhere is not None and _priority(elsewhere) < _priority(changed) else "")
     which = "it" if len(matching) == 1 and not regex else f"rule {changed['RuleArn']}"
-    change = f"give {which} {ahead}{_WIDER}" + (
+    change = f"give {which} {ahead}{wider}" + (
         "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
     # "Meets" only when each rule surely misses some of them: one whose path a regular expression
     # decides (``_misses``) may meet them all, and "meets" denied it after "is not known" (``_turns_on``).
@@ -891,7 +903,7 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
 
 def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str,
                        value: str, canary_arn: str, canary_group: str, create: str,
-                       checks: Sequence[CheckRequest]) -> str:
+                       checks: Sequence[CheckRequest], wider: str) -> str:
     """Why the rules of ``regex`` (those of ``_header_rules_ahead``, each matching the header by a
     regular expression alone, in priority order) are not taken as the pin: their regular
     expressions are not compared (as a weighted rule's are not, ``_covers``), so whether they meet
@@ -900,10 +912,11 @@ def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str
     miss some of the weighted rule's requests (given the value alone, it was refused again for
     those); for one forwarding elsewhere, a rule to create ahead of it (behind it, it was refused
     for this one meeting the requests first). Said of the first alone, a pin by ``^canary$``
-    behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of."""
+    behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of.
+    ``wider``: as ``_partly_said``'s."""
     rule = regex[0]
     narrower = _beyond(rule, weighted, checks)
-    also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
+    also = f", and, as it also has {' and '.join(narrower)}, give it {wider}" if narrower else ""
     give = (f"http-header condition the value {value} (Values: the value, or a pattern with * and ?) in place of the "
             f"regular expression{also}, or {create}")
     if len(regex) > 1:

@@ -1287,6 +1287,10 @@ def test_a_pin_on_the_weighted_rules_requests_alone_does_not_pin_a_check_outside
     said = found_by(OUTSIDE, rule("pin", "5", [header("canary"), EDIT], CANARY), weighted=EDIT_WEIGHTED)
     assert isinstance(said, Unpinned) and "path-pattern condition (/edit/*) that does not match every one of the " \
                                           "checks' requests" in said, said
+    # Told to take the weighted rule's own conditions, it was told to take what it has; so was the rule to create.
+    assert "give it conditions every one of the checks' requests meets, or none, or create one on the weighted " \
+           "rule's listener with a priority number below 10, the http-header condition X-Rollway-Target = canary " \
+           "beside conditions every one of the checks' requests meets (or none), and one action" in said, said
     third = check_requests(ValidationSpec(health_url="https://c.example.com/health",
                                           api_base_url="https://a.example.com"))
     said = found_by(third, on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY),
