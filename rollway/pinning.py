@@ -48,6 +48,11 @@ User-Agent condition, given as patterns (``Values``), this does not match meets 
 it matches meets them all, as far as that condition goes. Read as a header whose value on them is
 not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
 
+SESSION_ID = "…"
+"""Where a ``CheckRequest``'s path holds the message check's session id, any text (``_sent``): no
+path as sent holds it (it is not ASCII, and would be percent-encoded). Read as ``*``, a real ``*``
+in a check's URL (/he*lth) was taken for a session id: a rule on /health was said perhaps to meet it."""
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -62,8 +67,8 @@ class CheckRequest:
     host: str
     """As the Host header carries it, lower case (``host:port`` when the URL names a port)."""
     path: str
-    """As sent, percent-encoded, a pattern: ``*`` where it holds what is not known before the check
-    (the message check's session id)."""
+    """As sent, percent-encoded, ``SESSION_ID`` where it holds what is not known before the check
+    (the message check's session id); any ``*`` or ``?`` in it is that character, as sent."""
     query: str = field(default="", repr=False)
     """As sent, without its ``?``; never shown (it may carry a token)."""
 
@@ -228,7 +233,10 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
-    source-ip condition or that only some may meet (a session id in a path) "may meet" them.
+    source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
+    are the pin rules (``_misses``), and a rule ahead on none of the weighted rule's requests but
+    some of theirs is named (``_meets_some``): a check the weighted rule does not match (/health
+    beside /edit/*) is still sent, and met first by whichever rule ahead it meets.
     Without them (the infrastructure's checklist, which knows the header alone), by the weighted
     rule's requests; a source address still "may meet" them: where they are sent from is not known.
     """
@@ -242,7 +250,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     every_unheaded = _unheaded_ahead(rules, weighted, name, value, checks)
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
-    found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group)
+    found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group, checks)
     # Whether they are all pinned turns on these rules, read in order: a pin by a regular expression
     # ahead of a rule taking some of them may meet every one first.
     turns_on = _turns_on(sorted([*header_rules, *unheaded], key=_priority), weighted, name, value, canary_arn,
@@ -288,7 +296,7 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 
 def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],
            unheaded: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str, value: str,
-           canary_arn: str, canary_group: str) -> Pin | str:
+           canary_arn: str, canary_group: str, checks: Sequence[CheckRequest]) -> Pin | str:
     """``find_pin``'s answer, its refusal as a bare text, judged by header rules (``header_rules``:
     ``_header_rules_ahead``'s); ``unheaded`` (``_unheaded_ahead``'s, those forwarding to the canary
     group alone apart) only set where a rule to create
@@ -302,10 +310,10 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     matching = sorted((rule for rule in rules if not rule.get("IsDefault")
                        and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)
                        and (is_pin_rule(rule, canary_arn) or rule in header_rules)), key=_priority)
-    ahead = [rule for rule in matching if not _beyond(rule, weighted)]
+    ahead = [rule for rule in matching if not _beyond(rule, weighted, checks)]
     # Pin rules, each on part of them, that together meet every one first: each refused for missing
     # the others' requests, the checks were refused though every one was pinned.
-    together = _pinned_together(header_rules, weighted, name, value, canary_arn)
+    together = _pinned_together(header_rules, weighted, name, value, canary_arn, checks)
     if together:
         return Pin(header=f"{name}: {value}", rule_arn=together[0]["RuleArn"], priority=str(together[0]["Priority"]),
                    weighted_priority=str(weighted["Priority"]), target_group=canary_group,
@@ -322,15 +330,22 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # order. Read as matching nothing, a pin rule given as ``^canary$`` was said missing ("sends them
     # nowhere: create one"), sending a person to make the rule they had.
     regex = [rule for rule in header_rules if not _header_met(rule, name, value)]
+    # A check the weighted rule does not surely match (``_misses`` of its own, by the checks') needs
+    # conditions of the pin's own: told to take the weighted rule's, a pin on /edit/* missing the
+    # health check on /health was told to take what it had.
+    through = not _misses(weighted, weighted, checks)
+    own = "the weighted rule's own conditions" if through else _CHECKS_MEET
+    wider = _WIDER if through else f"{_CHECKS_MEET}, or none"
     create = (f"create one on the weighted rule's listener with a priority number below "
-              f"{(before or weighted)['Priority']}, the http-header condition {name} = {value} beside the weighted "
-              f"rule's own conditions (or none), and one action forwarding to {canary_group} alone; or clear "
-              f"spec.canary_header")
+              f"{(before or weighted)['Priority']}, the http-header condition {name} = {value} beside {own} (or "
+              f"none), and one action forwarding to {canary_group} alone; or clear spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create)
+        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create, checks,
+                            wider)
     if not ahead and regex:
-        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create)
+        return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks,
+                                  wider)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -339,7 +354,8 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
         pins = [rule for rule in header_rules if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
-        return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create)
+        return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create,
+                                     elsewhere is not None and _outside(elsewhere, weighted, checks))
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too. The pin
@@ -347,7 +363,7 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # first ahead of the weighted rule) when that one is ahead of the pin, and there is none otherwise.
     taking = elsewhere if elsewhere is not None and _priority(elsewhere) < _priority(first) else None
     if taking is not None:
-        return _taking_said(taking, first, header, name, value, canary_group)
+        return _taking_said(taking, first, header, name, value, canary_group, _outside(taking, weighted, checks))
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
 
@@ -381,7 +397,7 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)
             continue
-        misses = _misses(rule, weighted)
+        misses = _misses(rule, weighted, checks)
         if any(known for _, known in misses):
             continue  # pins those it meets; the rest go on to the next rule
         if not met or misses:
@@ -418,8 +434,8 @@ def _header_rules_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[st
     a regular expression on the header and PUT alone was said to be no rule at all."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and _header_met(rule, name, value, maybe=True)
-            and not _apart(rule, weighted)
-            and (is_pin_rule(rule, canary_arn) or not _meets_no_check(rule, name, checks))]
+            and (_meets_some(rule, weighted, name, checks)
+                 or is_pin_rule(rule, canary_arn) and not _apart(rule, weighted))]
 
 
 def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
@@ -434,7 +450,7 @@ def _unheaded_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, A
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and not _header_met(rule, name, value, maybe=True)
             and _name_may_match(rule, name, value) and not _unsent(rule, name)
-            and not _meets_no_check(rule, name, checks) and not _apart(rule, weighted)]
+            and _meets_some(rule, weighted, name, checks)]
 
 
 def _unsent_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
@@ -448,8 +464,22 @@ def _unsent_ahead(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
     load balancer may add such a header all the same: ``Pin.unsent`` names them."""
     return [rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
             and _priority(rule) < _priority(weighted) and _unsent(rule, name) and _name_may_match(rule, name, value)
-            and not _meets_no_check(rule, name, checks) and not _apart(rule, weighted)
-            and not forwards_alone(rule, canary_arn)]
+            and _meets_some(rule, weighted, name, checks) and not forwards_alone(rule, canary_arn)]
+
+
+def _meets_some(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str,
+                checks: Sequence[CheckRequest]) -> bool:
+    """Whether ``rule`` may meet some of the checks' requests (not ``_meets_no_check``) and, their
+    requests not known, some of the weighted rule's (not ``_apart``). Known, a check the weighted
+    rule does not match (/health beside /edit/*) is theirs too: left out for being apart from the
+    weighted rule, a rule on /health sending it elsewhere went unnamed, and the checks said pinned."""
+    return (bool(checks) or not _apart(rule, weighted)) and not _meets_no_check(rule, name, checks)
+
+
+def _outside(rule: Mapping[str, Any], weighted: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:
+    """Whether ``rule``, kept for the checks' requests it meets (``_meets_some``), meets none of the
+    weighted rule's (``_apart``): said to meet "some of the weighted rule's requests", it was not."""
+    return bool(checks) and _apart(rule, weighted)
 
 
 def _unsent(rule: Mapping[str, Any], name: str) -> list[str]:
@@ -508,13 +538,14 @@ def _condition_reaches(rule: Mapping[str, Any], check: CheckRequest) -> list[tup
         elif kind == "http-request-method":
             reaches.append((_SURELY if check.method in _values(condition) else _NONE, []))
         elif kind == "path-pattern":
-            reaches.append(_either(_pattern_reach(condition, check.path, str),
-                                   _pattern_reach(condition, unquote(check.path), str),
+            reaches.append(_either(_pattern_reach(condition, _sent(check.path, str), str),
+                                   _pattern_reach(condition, _sent(check.path, unquote), str),
                                    "a percent-encoded path, which the load balancer may read decoded or not"))
         elif kind == "host-header":
             # Compared with the port the Host header carries, or the name alone: not said.
-            reaches.append(_either(_pattern_reach(condition, check.host, str.lower),
-                                   _pattern_reach(condition, re.sub(r":\d+$", "", check.host), str.lower),
+            reaches.append(_either(_pattern_reach(condition, _sent(check.host, str.lower), str.lower),
+                                   _pattern_reach(condition, _sent(re.sub(r":\d+$", "", check.host), str.lower),
+                                                  str.lower),
                                    "the port their Host header carries, which a host-header condition may be "
                                    "compared with or not"))
         elif kind == "query-string":
@@ -530,17 +561,27 @@ def _either(one: tuple[int, list[str]], other: tuple[int, list[str]], differ: st
     return one if one[0] == other[0] else (_MAYBE, list(dict.fromkeys([*one[1], *other[1], differ])))
 
 
-def _pattern_reach(condition: Mapping[str, Any], text: str, fold: Any) -> tuple[int, list[str]]:
-    """Whether ``text`` (a pattern: its ``*`` stands for what is not known, the message check's
+def _sent(text: str, read: Any) -> list[Any]:
+    """A check's path or host (``CheckRequest``'s) as ``_pattern_covers`` and ``_patterns_meet`` read
+    a text: each character itself, a ``*`` or ``?`` too, each ``SESSION_ID`` any characters
+    (``_ANY``); each part between them read by ``read`` (as sent, decoded, lower case)."""
+    sent: list[Any] = []
+    for i, part in enumerate(text.split(SESSION_ID)):
+        sent.extend([_ANY] * bool(i) + list(read(part)))
+    return sent
+
+
+def _pattern_reach(condition: Mapping[str, Any], text: Sequence[Any], fold: Any) -> tuple[int, list[str]]:
+    """Whether ``text`` (``_sent``'s: its ``_ANY`` stands for what is not known, the message check's
     session id) meets a path-pattern or host-header ``condition``: one of its values matching all
     it may be, surely; sharing some, or given as regular expressions (not compared), may, with
     which of those it turns on; none, surely not."""
     values = [fold(v) for v in _values(condition)]
-    if any(_pattern_covers(v, fold(text)) for v in values):
+    if any(_pattern_covers(v, text) for v in values):
         return _SURELY, []
     why = [*(["regular expressions that are not compared"] if _regexes(condition) else []),
            *(["a session id in the message check's path, which is not known before the check"]
-             if any(_patterns_meet(v, fold(text)) for v in values) else [])]
+             if any(_patterns_meet(_wild(v), text) for v in values) else [])]
     return (_MAYBE, why) if why else (_NONE, [])
 
 
@@ -659,12 +700,18 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     with_ = (f"with an http-header condition on another header than {name}" if others else
              f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
              f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
+    outside = _outside(rule, weighted, checks)
+    theirs = "the checks' requests" if outside else "the weighted rule's requests"
     if others or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks):
         why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else []),
                *(f"by {reason}" for reason in (_reach_why(rule, checks) if _reach_unsure(rule, checks) else []))]
-        return (f"{with_}, may meet some of the weighted rule's requests carrying `{header}` "
-                f"({'; '.join(dict.fromkeys(why))})")
+        return f"{with_}, may meet some of {theirs} carrying `{header}` ({'; '.join(dict.fromkeys(why))})"
+    if outside:
+        # None of them go through the weighted rule: its weights and conditions say nothing of them.
+        missed = _beyond(rule, weighted, checks)
+        return (f"{with_}, meets {'some' if missed else 'every one'} of the checks' requests, carrying `{header}` or "
+                "not, none of which the weighted rule matches" + (f" (it has {' and '.join(missed)})" if missed else ""))
     beyond = _beyond(rule, weighted)
     if agent:
         # Those of the checks alone: other requests carry another User-Agent, or none.
@@ -724,10 +771,14 @@ _WIDER = ("the weighted rule's own conditions, wider ones (a path-pattern or hos
           "rule's), or none")
 """The conditions a header rule on part of the weighted rule's requests may take to meet them all."""
 
+_CHECKS_MEET = "conditions every one of the checks' requests meets"
+"""The conditions a pin rule may take when some of the checks' requests are not the weighted rule's."""
+
 
 def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[str, Any]],
                  elsewhere: Mapping[str, Any] | None, weighted: Mapping[str, Any], header: str, name: str,
-                 canary_arn: str, canary_group: str, create: str) -> str:
+                 canary_arn: str, canary_group: str, create: str, checks: Sequence[CheckRequest],
+                 wider: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
     by and where it sends those it meets, and each of ``regex`` (those of ``_header_rules_ahead`` that
@@ -735,7 +786,8 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     first alone, a second pinning the rest, or taking them elsewhere, went unnamed; a rule by a
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``_found``'s ``before``, the first rule ahead of the weighted rule that may send
-    some of them elsewhere (one of these, or one with no condition on the header)."""
+    some of them elsewhere (one of these, or one with no condition on the header). ``wider``: the
+    conditions the rule changed is told to take (``_WIDER``, or ``_CHECKS_MEET``'s)."""
     said = sorted([*matching, *regex], key=_priority)
 
     def state(r: Mapping[str, Any]) -> str:
@@ -747,9 +799,9 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
                     f"(priority {twin['Priority']}), ahead of it: it meets none of them")
         goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
-            return _regex_stated(r, weighted, name, goes)
+            return _regex_stated(r, weighted, name, goes, checks)
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
-                f"{' and '.join(_beyond(r, weighted))}, and sends those it meets to {goes}")
+                f"{' and '.join(_beyond(r, weighted, checks))}, and sends those it meets to {goes}")
 
     states = "; ".join(state(r) for r in said)
     pins = [r for r in matching if is_pin_rule(r, canary_arn)]
@@ -759,13 +811,15 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     ahead = (f"a priority number below {elsewhere['Priority']} and "
              if elsewhere is not None and _priority(elsewhere) < _priority(changed) else "")
     which = "it" if len(matching) == 1 and not regex else f"rule {changed['RuleArn']}"
-    change = f"give {which} {ahead}{_WIDER}" + (
+    change = f"give {which} {ahead}{wider}" + (
         "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
     # "Meets" only when each rule surely misses some of them: one whose path a regular expression
     # decides (``_misses``) may meet them all, and "meets" denied it after "is not known" (``_turns_on``).
-    known = not regex and all(any(surely for _, surely in _misses(r, weighted)) for r in matching)
+    known = not regex and all(any(surely for _, surely in _misses(r, weighted, checks)) for r in matching)
+    # Judged by the checks' requests when known (``_misses``), said of theirs.
+    every = "every one of the checks' requests" if checks else "every request it matches"
     return (f"no listener rule ahead of the weighted rule {weighted['RuleArn']} (priority {weighted['Priority']}) "
-            f"{'meets' if known else 'is known to meet'} every request it matches carrying `{header}`: {states}, so "
+            f"{'meets' if known else 'is known to meet'} {every} carrying `{header}`: {states}, so "
             f"some of them may pass {which if len(matching) == 1 else 'them all'} by: {change}, or {create}")
 
 
@@ -779,14 +833,16 @@ def _twin(rule: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> Mappin
 
 def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any] | None,
                           pins: Sequence[Mapping[str, Any]], header: str, name: str, value: str, canary_group: str,
-                          create: str) -> str:
+                          create: str, outside: bool = False) -> str:
     """Why ``first``, the first rule meeting every request of the weighted rule's carrying
     ``header``, does not pin them: where it sends them, where ``elsewhere`` (the first rule
     ahead of it sending some of them elsewhere, ``find_pin``'s), when not ``first``, sends those it
     meets first, and the pin rules of ``pins`` ahead of it, which pin those they meet (or by a
     regular expression may meet) first; what to change. Told only to make ``first`` forward to the
     canary, a person did, and the checks were refused for a rule on /edit/admin/* ahead of it, never
-    named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all."""
+    named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all.
+    ``outside``: ``elsewhere`` meets none of the weighted rule's requests, some of the checks'
+    (``_outside``), and is told of the checks'."""
     def meets(rule: Mapping[str, Any]) -> str:
         return f"rule {rule['RuleArn']} (priority {rule['Priority']}) " + (
             "meets" if _header_met(rule, name, value) else
@@ -805,17 +861,21 @@ def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any]
                 f"first{but}, and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: "
                 f"make it forward to {canary_group} alone, or {create}")
     other = others[0]["RuleArn"]
+    whose = "the checks'" if outside else "the weighted rule's"
     return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first{but}, "
             f"and sends them to {_goes(first)} (rule {other}: to {_goes(others[0])}), not to the canary target group "
             f"{canary_group} alone: make both forward to {canary_group} alone (or give rule {other} a path-pattern or "
-            f"host-header none of the weighted rule's requests match), or {create}")
+            f"host-header none of {whose} requests match), or {create}")
 
 
 def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: str, name: str, value: str,
-                 canary_group: str) -> str:
+                 canary_group: str, outside: bool = False) -> str:
     """Why ``taking``, a header rule ahead of the pin ``first`` on some of the weighted rule's
     requests (one of ``_header_rules_ahead``), keeps the pin from holding every check: the requests it
-    matches, or by a regular expression may match, and where it sends them; what to change."""
+    matches, or by a regular expression may match, and where it sends them; what to change.
+    ``outside``: on none of the weighted rule's, on some of the checks' (``_outside``): told to take
+    a path or host none of the weighted rule's requests match, a person was told what it had; told
+    of the checks'."""
     if _header_met(taking, name, value):
         matches = f"matches requests carrying `{header}`"
         compare = ""
@@ -826,11 +886,13 @@ def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: st
                    f"{_regexes_on(taking, name)}, not compared)")
         compare = (f"; or, if that regular expression cannot match `{value}`, give its http-header condition "
                    f"Values (patterns with * and ?) that do not match it in place of the regular expression")
+    among = "the checks'" if outside else "the weighted rule's"
     return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} ahead "
             f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
-            f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
-            f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
-            f"weighted rule's requests match, or give it a priority number above {first['Priority']}{compare}")
+            f"meets among {among} to {_goes(taking)}, not to the canary "
+            f"target group {canary_group} alone: make it forward to {canary_group} alone, give it a path-pattern or "
+            f"host-header none of {among} requests match, or give it a priority number above "
+            f"{first['Priority']}{compare}")
 
 
 def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
@@ -840,7 +902,8 @@ def _regexes_on(rule: Mapping[str, Any], name: str) -> str:
 
 
 def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], header: str, name: str,
-                       value: str, canary_arn: str, canary_group: str, create: str) -> str:
+                       value: str, canary_arn: str, canary_group: str, create: str,
+                       checks: Sequence[CheckRequest], wider: str) -> str:
     """Why the rules of ``regex`` (those of ``_header_rules_ahead``, each matching the header by a
     regular expression alone, in priority order) are not taken as the pin: their regular
     expressions are not compared (as a weighted rule's are not, ``_covers``), so whether they meet
@@ -849,17 +912,19 @@ def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str
     miss some of the weighted rule's requests (given the value alone, it was refused again for
     those); for one forwarding elsewhere, a rule to create ahead of it (behind it, it was refused
     for this one meeting the requests first). Said of the first alone, a pin by ``^canary$``
-    behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of."""
+    behind a rule by ``^beta$`` went unnamed, and so did the rule the new one was asked ahead of.
+    ``wider``: as ``_partly_said``'s."""
     rule = regex[0]
-    narrower = _beyond(rule, weighted)
-    also = f", and, as it also has {' and '.join(narrower)}, give it {_WIDER}" if narrower else ""
+    narrower = _beyond(rule, weighted, checks)
+    also = f", and, as it also has {' and '.join(narrower)}, give it {wider}" if narrower else ""
     give = (f"http-header condition the value {value} (Values: the value, or a pattern with * and ?) in place of the "
             f"regular expression{also}, or {create}")
     if len(regex) > 1:
         known = (f"{len(regex)} rules ahead of the weighted rule {weighted['RuleArn']} (priority "
                  f"{weighted['Priority']}) match the header {name} by regular expressions alone, which are not "
                  f"compared with `{value}`, so whether they meet requests carrying `{header}` is not known: "
-                 + "; ".join(_regex_stated(r, weighted, name, _sent_to(r, canary_arn, canary_group)) for r in regex))
+                 + "; ".join(_regex_stated(r, weighted, name, _sent_to(r, canary_arn, canary_group), checks)
+                             for r in regex))
         # Changed as told, the first of them meets every one first; created, the new one does.
         return f"{known}: give rule {rule['RuleArn']}'s {give}" if is_pin_rule(rule, canary_arn) else (
             f"{known}: {create}")
@@ -872,11 +937,12 @@ def _regex_header_said(regex: Sequence[Mapping[str, Any]], weighted: Mapping[str
             f"alone: {create}")
 
 
-def _regex_stated(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, goes: str) -> str:
+def _regex_stated(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, goes: str,
+                  checks: Sequence[CheckRequest]) -> str:
     """``rule``, matching the header ``name`` by a regular expression, as a refusal names it among
     others: its regular expressions, the other conditions it misses some of ``weighted``'s
     requests by, and where it sends those it meets (``goes``)."""
-    narrower = _beyond(rule, weighted)
+    narrower = _beyond(rule, weighted, checks)
     return (f"rule {rule['RuleArn']} (priority {rule['Priority']}) may match the header (by a regular expression on "
             f"{name}, {_regexes_on(rule, name)}, not compared)"
             + (f" with {' and '.join(narrower)}" if narrower else "") + f", and sends those it meets to {goes}")
@@ -931,21 +997,25 @@ def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
     return _header_name(condition).lower() == name.lower() and bool(_regexes(condition))
 
 
-def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
-    """``rule``'s other conditions that some request ``weighted`` matches may fail, each said with
-    why (none: every request ``weighted`` matches, carrying the header ``_header_met`` matched,
-    matches ``rule``): ``_misses``, said."""
-    return [said for said, _ in _misses(rule, weighted)]
+def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any], checks: Sequence[CheckRequest] = ()) -> list[str]:
+    """``rule``'s other conditions that some request ``weighted`` matches (``checks``: some of the
+    checks' requests) may fail, each said with why (none: every one of those, carrying the header
+    ``_header_met`` matched, matches ``rule``): ``_misses``, said."""
+    return [said for said, _ in _misses(rule, weighted, checks)]
 
 
-def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[str, bool]]:
+def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
+            checks: Sequence[CheckRequest] = ()) -> list[tuple[str, bool]]:
     """``_beyond``'s conditions, each with whether some request ``weighted`` matches is known to
-    fail it (False: a regular expression, not compared, decides). One of the weighted rule's own
-    passes, and so does a path-pattern or host-header whose values match every value of the
+    fail it (False: a regular expression, not compared, decides). The checks' requests known
+    (``checks``), judged by theirs instead (``_checks_miss``), as the rules ahead of it are.
+    Otherwise, one of the weighted rule's own passes, and so does a path-pattern or host-header whose values match every value of the
     weighted rule's (``/*`` over ``/edit/*``), or a path-pattern matching every path when the
     weighted rule has none (``_EVERY_PATH``): refused for not being the same, a pin on ``/*`` was
     said to let requests pass it by. A path-pattern or host-header given as regular expressions is
     not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
+    if checks:
+        return _checks_miss(rule, checks)
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -969,6 +1039,30 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[tuple[
     return said
 
 
+def _checks_miss(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[tuple[str, bool]]:
+    """``_misses`` of ``rule`` judged by the checks' requests: each of its conditions, its
+    http-header ones apart, that some check's request may fail (``_condition_reaches``), with whether
+    one is known to. Judged by the weighted rule's requests, a pin on /health and /sessions* under
+    a weighted rule on /* was refused though every check meets it."""
+    said: list[tuple[str, bool]] = []
+    for condition in rule.get("Conditions", []):
+        field = str(condition.get("Field"))
+        if field == "http-header":
+            continue
+        reaches = [_condition_reaches({"Conditions": [condition]}, check) for check in checks]
+        # A field ``_reach`` does not read is not known to let any of them by.
+        met = [reach[0] if reach else (_MAYBE, []) for reach in reaches]
+        least = min(m for m, _ in met)
+        if least == _SURELY:
+            continue
+        values = f" ({_said(condition)})" if field in (*_PATTERNED, "http-request-method") else ""
+        why = list(dict.fromkeys(w for m, whys in met if m == _MAYBE for w in whys))
+        may = least == _MAYBE
+        said.append((f"a {field} condition{values} that {'may' if may else 'does'} not match every one of the checks' "
+                     f"requests" + (f" ({'; '.join(why)})" if may and why else ""), not may))
+    return said
+
+
 def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """``rule``'s conditions, its http-header ones apart, that some request ``weighted`` matches may
     fail (``_misses``' conditions): neither one of ``weighted``'s own nor a path-pattern or
@@ -989,7 +1083,7 @@ def _matched(field: str, weighted: Mapping[str, Any]) -> list[Mapping[str, Any]]
 
 
 def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
-                     canary_arn: str) -> list[Mapping[str, Any]]:
+                     canary_arn: str, checks: Sequence[CheckRequest] = ()) -> list[Mapping[str, Any]]:
     """Pin rules of ``header_rules`` (``_header_rules_ahead``'s, in priority order), each on part of
     ``weighted``'s requests, that together meet every one carrying ``name: value`` first (one per
     host of the weighted rule's); empty when none are known to, or one rule alone does (``find_pin``
@@ -1012,8 +1106,8 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
             return []
         narrowing = _narrowing(rule, weighted)
         met = _header_met(rule, name, value)
-        if met and not narrowing:
-            return []  # it alone meets every one
+        if met and (not narrowing or checks and not _misses(rule, weighted, checks)):
+            return []  # it alone meets every one (of the checks', when known: ``_found`` takes it)
         # One narrowing by regular expressions alone adds no value to the union: named among them, it
         # was said to be on part of the weighted rule's requests, which is not known.
         if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED or not _values(narrowing[0]):
@@ -1025,7 +1119,7 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         # which only the regular expression, not compared, may be.
         fold = str.lower if field == "host-header" else str
         on_theirs = [v for v in _values(narrowing[0])
-                     if any(_patterns_meet(fold(v), fold(w)) for c in theirs for w in _values(c))]
+                     if any(_patterns_meet(_wild(fold(v)), _wild(fold(w))) for c in theirs for w in _values(c))]
         members = counted.setdefault(field, [])
         counted_so_far = {"Field": field, "Values": [v for _, values in members for v in values]}
         # One whose values those counted ahead of it already match (the same host again) meets none
@@ -1035,6 +1129,10 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         members.append((rule, on_theirs))
         union = {"Field": field, "Values": [v for _, values in members for v in values]}
         if any(_covers(union, c) for c in theirs):
+            # Every request of the weighted rule's, not those of the checks it does not match (a
+            # third host's): said pinned together, such a check met none of them.
+            if checks and not all(any(_reach(m, c) == _SURELY for m, _ in members) for c in checks):
+                return []
             return [member for member, _ in members]
     return []
 
@@ -1087,7 +1185,7 @@ def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
     if _regexes(narrow) or not _values(narrow):
         return False
     fold = str.lower if wide.get("Field") == "host-header" else str
-    return all(any(_pattern_covers(fold(w), fold(n)) for w in _values(wide)) for n in _values(narrow))
+    return all(any(_pattern_covers(fold(w), _wild(fold(n))) for w in _values(wide)) for n in _values(narrow))
 
 
 def _apart(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
@@ -1101,15 +1199,26 @@ def _apart(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
             continue
         fold = str.lower if field == "host-header" else str
         for theirs in (c for c in weighted.get("Conditions", []) if c.get("Field") == field):
-            if not _regexes(theirs) and not any(_patterns_meet(fold(a), fold(b))
+            if not _regexes(theirs) and not any(_patterns_meet(_wild(fold(a)), _wild(fold(b)))
                                                 for a in _values(condition) for b in _values(theirs)):
                 return True
     return False
 
 
-def _patterns_meet(a: str, b: str) -> bool:
-    """Whether some text matches both patterns (``*``: any characters, ``?``: one): read side by
-    side, a ``*`` reading each character and staying, or reading none."""
+_ANY, _ONE = object(), object()
+"""A pattern's ``*`` (any characters) and ``?`` (one), as ``_wild`` reads them: apart from the
+characters, so that a request's own ``*`` (``_sent``) is one."""
+
+
+def _wild(pattern: str) -> list[Any]:
+    """A rule's pattern as ``_pattern_covers`` and ``_patterns_meet`` read it: ``*`` as ``_ANY``,
+    ``?`` as ``_ONE``, every other character itself."""
+    return [_ANY if c == "*" else _ONE if c == "?" else c for c in pattern]
+
+
+def _patterns_meet(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether some text matches both patterns (``_wild``'s or ``_sent``'s; ``_ANY``: any characters,
+    ``_ONE``: one): read side by side, an ``_ANY`` reading each character and staying, or reading none."""
     seen: set[tuple[int, int]] = set()
     todo = [(0, 0)]
     while todo:
@@ -1119,26 +1228,28 @@ def _patterns_meet(a: str, b: str) -> bool:
         seen.add((i, j))
         if i == len(a) and j == len(b):
             return True
-        if i < len(a) and a[i] == "*":
+        if i < len(a) and a[i] is _ANY:
             todo.append((i + 1, j))
-        if j < len(b) and b[j] == "*":
+        if j < len(b) and b[j] is _ANY:
             todo.append((i, j + 1))
-        if i < len(a) and j < len(b) and (a[i] in "*?" or b[j] in "*?" or a[i] == b[j]):
-            todo.append((i if a[i] == "*" else i + 1, j if b[j] == "*" else j + 1))
+        if i < len(a) and j < len(b) and (a[i] is _ANY or a[i] is _ONE or b[j] is _ANY or b[j] is _ONE
+                                          or a[i] == b[j]):
+            todo.append((i if a[i] is _ANY else i + 1, j if b[j] is _ANY else j + 1))
     return False
 
 
-def _pattern_covers(wide: str, narrow: str) -> bool:
-    """Whether every text the pattern ``narrow`` matches, ``wide`` matches (``*``: any characters,
-    ``?``: one). ``narrow``'s wildcards are met only by what matches anything they may stand for:
-    its ``*`` by a ``*`` of ``wide``, its ``?`` by a ``?`` or a ``*``. Sound, not complete: a
-    pattern this does not prove wider is refused, never a narrower one taken."""
+def _pattern_covers(wide: str, narrow: Sequence[Any]) -> bool:
+    """Whether every text the pattern ``narrow`` (``_wild``'s or ``_sent``'s) matches, the pattern
+    ``wide`` matches (``*``: any characters, ``?``: one). ``narrow``'s wildcards are met only by what
+    matches anything they may stand for: its ``_ANY`` by a ``*`` of ``wide``, its ``_ONE`` by a ``?``
+    or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
+    narrower one taken."""
     ends: set[int] = {0}  # how much of ``narrow`` the part of ``wide`` read so far can stand for
     for w in wide:
         if w == "*":
             ends = set(range(min(ends), len(narrow) + 1)) if ends else ends
         else:
-            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] != "*")}
+            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] is not _ANY)}
     return len(narrow) in ends
 
 

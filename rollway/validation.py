@@ -25,7 +25,7 @@ from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
 from rollway.one_line import shown
-from rollway.pinning import CheckRequest, Pin, header_parts
+from rollway.pinning import SESSION_ID, CheckRequest, Pin, header_parts
 from rollway.report import markdown_cell
 
 HEALTH = "health"
@@ -448,19 +448,26 @@ class ValidationSpec(BaseModel):
 def check_requests(spec: ValidationSpec) -> tuple[CheckRequest, ...]:
     """The requests the health, session and message checks send (``rollway.http_checks``), as a
     listener rule's conditions see them (``rollway.pinning.find_pin``): each URL as httpx sends it,
-    the message's session id, not known before the check, as ``*``."""
-    # A session id is percent-encoded into the path (``messages_url``): "*" stands for any of them.
-    message = spec.api_base_url + spec.messages_path.replace("{session_id}", "*")
-    return tuple(_check_request(method, url) for method, url in (("GET", spec.health_url),
-                                                                ("POST", spec.sessions_url), ("POST", message)))
+    the message's session id, not known before the check, as ``SESSION_ID``."""
+    # A session id is percent-encoded into the path (``messages_url``), as letters and %XX: a name
+    # of letters no URL of the spec holds stands for it as httpx sends the path, then is replaced
+    # by ``SESSION_ID``. Written as "*", it was one with a real "*" of the URL.
+    marker = "session"
+    while marker in spec.api_base_url + spec.messages_path:
+        marker += "x"
+    message = spec.api_base_url + spec.messages_path.replace("{session_id}", marker)
+    return (_check_request("GET", spec.health_url), _check_request("POST", spec.sessions_url),
+            _check_request("POST", message, session=marker))
 
 
-def _check_request(method: str, url: str) -> CheckRequest:
+def _check_request(method: str, url: str, session: str | None = None) -> CheckRequest:
     sent = httpx.URL(url)
     # As the Host header carries it (httpx writes it from the netloc): a name that is not ASCII in
     # its IDNA form, an IPv6 address in brackets, the port when not the scheme's. Read from ``host``,
     # a rule on xn--bcher-kva.example was compared with bücher.example and met none of them.
     path, _, query = sent.raw_path.decode("ascii").partition("?")
+    if session is not None:
+        path = path.replace(session, SESSION_ID)
     return CheckRequest(method=method, host=sent.netloc.decode("ascii").lower(), path=path or "/", query=query)
 
 

@@ -45,7 +45,7 @@ from rollway.aws.errors import (AdapterError, TargetNotFound, ThrottledTry, aws_
 from rollway.bounds import seconds_said, wait_said
 from rollway.deadline import READ_SECONDS, REAL_TIME, BoundClock, Hushable, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
-from rollway.pinning import header_line
+from rollway.pinning import CheckRequest, header_line
 from rollway.targets import Targets
 
 _NOT_FOUND = frozenset({
@@ -104,13 +104,19 @@ class AwsInfraChecker:
         canary_header: the header ``validate_deployment`` pins its HTTP checks with (its
             ``spec.canary_header``): the listener's rules are read for the rule pinning them
             (``rollway.pinning``), an item of its own. None: not pinned, not read.
+        checks: the requests the validation's checks send (``rollway.validation.check_requests``
+            of its spec), with ``canary_header``: the pin is judged by them, as the validation
+            judges it (``AlbRouter.pin``). None: by the weighted rule's requests, stricter: a rule
+            ahead of the pin on a path no check asks for fails the item, though the validation
+            sends its checks pinned.
         clock: what ``read_seconds`` is measured on (``rollway.deadline.BoundClock``), and how
             long a read given up on says it was throttled: real time unless a test gives its own.
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound; placements without ``account``, or
             placing something in another region of ``account`` without ``clients_in``; a
-            ``canary_header`` that is no header, or without ``elbv2`` (before any call).
+            ``canary_header`` that is no header, or without ``elbv2``; ``checks`` without
+            ``canary_header`` (before any call).
         Whatever ``clients_in`` raises for a region something is read in: its clients are made
             here, before any read.
     """
@@ -122,8 +128,11 @@ class AwsInfraChecker:
                  construct_ids: Mapping[str, str] | None = None, app_stacks: Sequence[str] | None = None,
                  read_seconds: float = READ_SECONDS,
                  say: Callable[[str], None] = lambda _: None, elbv2: Any = None,
-                 canary_header: str | None = None, clock: BoundClock = REAL_TIME) -> None:
+                 canary_header: str | None = None, checks: Sequence[CheckRequest] = (),
+                 clock: BoundClock = REAL_TIME) -> None:
         read_bound(read_seconds)
+        if checks and canary_header is None:
+            raise ValueError("checks needs canary_header: the checks' requests judge the rule pinning them by it")
         if canary_header is not None:
             # As the validation sends it; one it would refuse is refused here too.
             canary_header = header_line(canary_header)
@@ -159,6 +168,7 @@ class AwsInfraChecker:
         self._home = {"dynamodb": dynamodb, "sqs": sqs, "cloudwatch": cloudwatch, "sns": sns,
                       "cloudformation": cloudformation, "elbv2": elbv2}
         self._canary_header = canary_header
+        self._checks = tuple(checks)
         self._targets = targets
         self._construct_ids = dict(construct_ids or {})
         # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
@@ -210,7 +220,8 @@ class AwsInfraChecker:
 
     def _read_pin(self, header: str) -> PinRead:
         """The listener rule pinning the validation's checks carrying ``header``, read in
-        ``Targets.region``, where the validation reads it (``AlbRouter.pin``)."""
+        ``Targets.region``, where the validation reads it (``AlbRouter.pin``), and judged as it
+        judges it when their requests were given (``checks``)."""
         t = self._targets
         router = AlbRouter(self._home["elbv2"], t)
         listener = f"{t.load_balancer}:{t.listener_port}"
@@ -221,7 +232,7 @@ class AwsInfraChecker:
         say = Hushable(self._say)
         try:
             with calls_begun(self._home["elbv2"]) as begun:
-                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header, say=say))
+                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header, checks=self._checks, say=say))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.

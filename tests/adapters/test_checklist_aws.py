@@ -1130,3 +1130,31 @@ def test_a_table_read_given_up_on_while_throttled_says_so_and_so_do_the_tables_n
     assert reasons[first].endswith(f"(DescribeTable {first}): {said}"), reasons
     for name in rest:
         assert reasons[name].endswith(f"(DescribeTable {name}): not asked: {said}"), reasons
+
+
+def test_pinned_validation_judged_by_the_checks_requests_passes_what_the_validation_takes(paged):
+    """A rule with no header condition on /admin/* ahead of the pin: no check asks for /admin, and
+    the validation, judging the rules by its checks' requests, sends them pinned; the checklist,
+    judging by the weighted rule's (every path), failed its item, a false alarm. Given the checks'
+    requests (``rollway.validation.check_requests``), it judges as the validation does."""
+    from rollway.aws.elbv2 import AlbRouter
+    from rollway.validation import ValidationSpec, check_requests
+    from tests.flows.test_validate_pinned import header_rule
+
+    elbv2 = paged.get_client("elbv2")
+    router = AlbRouter(elbv2, paged.targets)
+    pin = header_rule(paged)
+    elbv2.create_rule(ListenerArn=router.listener_arn, Priority=3,
+                      Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}],
+                      Actions=[{"Type": "forward", "TargetGroupArn": router.stable_target_group_arn}])
+    assert not pin_item(check_pinned(paged)).passed  # the weighted rule's requests: /admin among them
+    get = paged.get_client
+    checks = check_requests(ValidationSpec(health_url="https://api.example.com/health",
+                                           api_base_url="https://api.example.com"))
+    item = pin_item(AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
+                                    paged.targets, elbv2=elbv2, canary_header=HEADER, checks=checks).check())
+    assert item.passed and f"(rule {pin}, priority 5, ahead of the weighted rule's 10)" in item.reason, item.reason
+    # The checks' requests without the header they are pinned by: refused before any call.
+    with pytest.raises(ValueError, match="checks needs canary_header"):
+        AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
+                        paged.targets, elbv2=elbv2, checks=checks)

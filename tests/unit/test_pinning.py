@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from rollway.pinning import CheckRequest, Pin, Unpinned, find_pin, is_pin_rule
+from rollway.pinning import SESSION_ID, CheckRequest, Pin, Unpinned, find_pin, is_pin_rule
 from rollway.validation import CheckResult, ValidationSpec, check_requests, http_reach, pinned, validation_seconds
 
 STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
@@ -1059,11 +1059,11 @@ def found_by(checks: tuple[CheckRequest, ...], *rules: dict, weighted: dict = WE
 def test_the_checks_requests_are_read_from_the_spec_as_httpx_sends_them():
     assert CHECKS == (CheckRequest("GET", "api.example.com", "/health", "probe=1"),
                       CheckRequest("POST", "api.example.com", "/sessions"),
-                      CheckRequest("POST", "api.example.com", "/sessions/*/messages"))
+                      CheckRequest("POST", "api.example.com", f"/sessions/{SESSION_ID}/messages"))
     spec = ValidationSpec(health_url="https://edit.example.com:8443/a b", api_base_url="https://api.example.com/v1")
     health, sessions, message = check_requests(spec)
     assert (health.host, health.path, sessions.path, message.path) == (
-        "edit.example.com:8443", "/a%20b", "/v1/sessions", "/v1/sessions/*/messages")
+        "edit.example.com:8443", "/a%20b", "/v1/sessions", f"/v1/sessions/{SESSION_ID}/messages")
     assert "probe" not in repr(CHECKS[0])  # a query may carry a token: never shown
 
 
@@ -1191,3 +1191,108 @@ def test_a_rule_ahead_of_the_pin_that_may_meet_the_checks_says_only_what_it_turn
     said = found_by(checks, ahead, PIN)
     assert isinstance(said, Unpinned), said
     assert said.unknown == f"which of them rule re (priority 3) meets, by {why}", said.unknown
+
+
+STARRED = check_requests(ValidationSpec(health_url="https://api.example.com/he*lth",
+                                        api_base_url="https://api.example.com"))
+"""The checks' requests, the health check's path holding a real ``*`` (and its message path a session id)."""
+
+
+def test_a_real_star_in_a_checks_path_is_read_as_that_character_not_as_a_session_id():
+    """A load balancer's path-pattern has wildcards; a request's path has none: read as the session
+    id's placeholder, the ``*`` of /he*lth was said perhaps to be "ealth", and a rule on /health ahead
+    of the pin made the checks' pinning "not known", by a session id in a path that holds none."""
+    pin = found_by(STARRED, rule("health", "3", [path("/health")], STABLE), PIN)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    # A rule's ? matches the one character it is: that rule surely takes the health check.
+    said = found_by(STARRED, rule("health", "3", [path("/he?lth")], STABLE), PIN)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the weighted "
+                           "rule's requests"), said
+    # Percent-encoded (%2A), it may be read decoded: a rule on /he?lth may meet it, for that alone.
+    encoded = check_requests(ValidationSpec(health_url="https://api.example.com/he%2Alth",
+                                            api_base_url="https://api.example.com"))
+    said = found_by(encoded, rule("health", "3", [path("/he?lth")], STABLE), PIN)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule health (priority 3) meets, by a percent-encoded path, which the load "
+                            "balancer may read decoded or not"), said.unknown
+    # A real * beside the session id's place is kept apart from it.
+    _, _, message = check_requests(ValidationSpec(health_url="https://api.example.com/health",
+                                                  api_base_url="https://api.example.com/v*"))
+    assert message.path == f"/v*/sessions/{SESSION_ID}/messages", message
+    # The session id is still not known before the check.
+    said = found_by(STARRED, rule("ids", "3", [path("/sessions/a*")], STABLE), PIN)
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's path, "
+                            "which is not known before the check"), said
+
+
+def test_a_pin_rule_on_the_checks_paths_alone_pins_them_when_their_requests_are_known():
+    """Judged against the weighted rule's requests (every path), a pin on /health and /sessions*,
+    which every check meets, was refused for letting the others pass it by, and the checks were not
+    sent; the checks' requests known, it pins them. Their requests not known (the checklist), it is
+    refused still."""
+    pin_rule = rule("pin", "5", [header("canary"), path("/health", "/sessions*")], CANARY)
+    pin = found_by(CHECKS, pin_rule)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert isinstance(found(pin_rule), Unpinned)
+    # One a check misses is refused, said by the checks' requests, not the weighted rule's.
+    said = found_by(CHECKS, rule("pin", "5", [header("canary"), path("/sessions*")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) meets every one of the "
+                           "checks' requests carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the "
+                           "header with a path-pattern condition (/sessions*) that does not match every one of the "
+                           "checks' requests, and sends those it meets to canary-tg alone"), said
+    # One that may miss the message check, by its session id, is not known to pin them all.
+    said = found_by(CHECKS, rule("pin", "5", [header("canary"), path("/health", "/sessions", "/sessions/a*")],
+                                 CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is not None, said
+    assert "that may not match every one of the checks' requests (a session id in the message check's path, which " \
+           "is not known before the check)" in said, said
+
+
+OUTSIDE = check_requests(ValidationSpec(health_url="https://api.example.com/health",
+                                        api_base_url="https://api.example.com/edit"))
+"""The checks' requests, the health check's outside the weighted rule's paths (``EDIT_WEIGHTED``: /edit/*)."""
+
+
+@pytest.mark.parametrize("conditions", [[path("/health")], [header("canary"), path("/health")]])
+def test_a_rule_ahead_of_the_pin_taking_a_check_the_weighted_rule_does_not_match_is_refused(conditions):
+    """The health check on /health never reaches the weighted rule, on /edit/*: a rule ahead of the
+    pin on /health, apart from the weighted rule's requests, was left out, and the checks said
+    pinned while it sent the health check to another target group."""
+    said = found_by(OUTSIDE, rule("health", "3", conditions, OTHER), PIN, weighted=EDIT_WEIGHTED)
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert "rule health (priority 3)" in said and "arn:tg/other" in said, said
+    assert "weighted rule's requests" not in said.split("; it is ahead")[0].split(", the one pinning")[0], said
+
+
+def test_a_rule_ahead_of_the_pin_on_a_check_outside_the_weighted_rule_says_it_meets_the_checks():
+    said = found_by(OUTSIDE, rule("health", "3", [path("/health")], OTHER), PIN, weighted=EDIT_WEIGHTED)
+    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the checks' requests, "
+                           "carrying `X-Rollway-Target: canary` or not, none of which the weighted rule matches (it has "
+                           "a path-pattern condition (/health) that does not match every one of the checks' requests), "
+                           "and sends those it meets to arn:tg/other"), said
+    said = found_by(OUTSIDE, rule("health", "3", [header("canary"), path("/health")], OTHER), PIN,
+                    weighted=EDIT_WEIGHTED)
+    assert said.startswith("rule health (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of rule "
+                           "pin (priority 5), the one pinning them, and sends those it meets among the checks' to "
+                           "arn:tg/other, not to the canary target group canary-tg alone: make it forward to canary-tg "
+                           "alone, give it a path-pattern or host-header none of the checks' requests match, or give "
+                           "it a priority number above 5"), said
+
+
+def test_a_pin_on_the_weighted_rules_requests_alone_does_not_pin_a_check_outside_them():
+    """A pin on the weighted rule's path (/edit/*) misses the health check on /health; pins on each
+    of the weighted rule's hosts together miss a check on a third."""
+    said = found_by(OUTSIDE, rule("pin", "5", [header("canary"), EDIT], CANARY), weighted=EDIT_WEIGHTED)
+    assert isinstance(said, Unpinned) and "path-pattern condition (/edit/*) that does not match every one of the " \
+                                          "checks' requests" in said, said
+    # Told to take the weighted rule's own conditions, it was told to take what it has; so was the rule to create.
+    assert "give it conditions every one of the checks' requests meets, or none, or create one on the weighted " \
+           "rule's listener with a priority number below 10, the http-header condition X-Rollway-Target = canary " \
+           "beside conditions every one of the checks' requests meets (or none), and one action" in said, said
+    third = check_requests(ValidationSpec(health_url="https://c.example.com/health",
+                                          api_base_url="https://a.example.com"))
+    said = found_by(third, on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY),
+                    weighted=TWO_HOSTS)
+    assert isinstance(said, Unpinned), said
