@@ -416,9 +416,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                 earlier, landed = landed, may_have_landed(landed, err)
                 if earlier is not None and landed is None:
                     get_run_logger().warning(
-                        "try %d of %d read the weights back as %s, not %s: the earlier try %s did not land (or was "
-                        "moved since), so it is not the one failed on", attempt, tries, read_back_of(err), target,
-                        _how_sent(earlier))
+                        "try %d of %d read the weights back as %s, not %s: the earlier try %s, so it is not the one "
+                        "failed on", attempt, tries, read_back_of(err), target, _not_held(earlier))
                 if attempt == tries or undoable.final_for_elb(err):
                     if landed is None or landed is err:
                         raise
@@ -461,6 +460,16 @@ def _how_sent(landed: BaseException) -> str:
     AWS took it (its check read failed without an answer: ``landed`` is that read's
     ReadBackUnanswered), or its answer was lost."""
     return "that the load balancer took" if isinstance(landed, ReadBackUnanswered) else "whose answer was lost"
+
+
+def _not_held(earlier: BaseException) -> str:
+    """What a later read-back showing other weights says of the ``earlier`` send, for the log: one
+    whose answer was lost did not land (or was moved since); one the load balancer took landed as
+    far as AWS said, so the weights were moved since, or the load balancer does not show them yet
+    ("did not land" was untrue of it)."""
+    if isinstance(earlier, ReadBackUnanswered):
+        return f"{_how_sent(earlier)} is not what it holds now (moved since, or not shown yet)"
+    return f"{_how_sent(earlier)} did not land (or was moved since)"
 
 
 def read_back_of(err: BaseException) -> Weights | None:

@@ -1,0 +1,108 @@
+"""A rollback's move to stable (``flows.engine.set_and_verify`` with ``tries``) whose later send
+fails after an earlier one that may have landed: what the error, the run's log and the page say.
+
+The load balancer is a scripted fake: each ModifyRule is taken, taken with its answer lost, or
+refused, and its reads fail as a test says, so each path is reached in a second.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from prefect import flow
+
+import flows.engine
+import flows.rollback
+import tasks.traffic
+from flows.rollback import execute_rollback
+from rollway.fakes import FakeRouter
+from rollway.model import Weights
+from tests.flows.fake_env import fake_environment
+
+ENDPOINT = "https://elasticloadbalancing.eu-west-1.amazonaws.com/"
+ON_CANARY, ALL_STABLE = Weights.canary_at(25), Weights(stable=100, canary=0)
+VERIFY_SECONDS = 1.0
+RULE = "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener-rule/app/edit/1/2/3"
+
+TAKEN, LOST = "taken", "lost"  # a ModifyRule the load balancer takes; one it takes whose answer is lost
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
+
+
+class Scripted(FakeRouter):
+    """A load balancer whose n-th ModifyRule does what ``sends[n]`` says (``TAKEN``, ``LOST``, or a
+    callable that raises, moving nothing), and whose reads of the weights after the n-th fail with
+    what ``reads(n)`` gives (None: read as the fake holds them)."""
+
+    def __init__(self, sends: list, reads: Callable[[int], BaseException | None]) -> None:
+        super().__init__(ON_CANARY)
+        self.sends, self.reads, self.sent = sends, reads, 0
+
+    def set_weights(self, weights: Weights) -> Weights:
+        how = self.sends[self.sent]
+        self.sent += 1
+        if how in (TAKEN, LOST):
+            held = super().set_weights(weights)
+            if how == LOST:
+                raise ReadTimeoutError(endpoint_url=ENDPOINT)
+            return held
+        how(self)
+        raise AssertionError("a scripted send that fails raises")
+
+    def get_weights(self) -> Weights:
+        failure = self.reads(self.sent)
+        if failure is not None:
+            raise failure
+        return super().get_weights()
+
+
+@flow
+def rollback_on(env):
+    return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=VERIFY_SECONDS)
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    """No waits between sends or between a failed read and the next: what is sent and said is tested."""
+    monkeypatch.setattr(flows.engine, "WRITE_RETRY_FIRST_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(flows.engine, "LOST_ANSWER_READ_BACK_SECONDS", 0.3)
+    monkeypatch.setattr(tasks.traffic, "LOOK_AGAIN_SECONDS", 0.01)
+    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", VERIFY_SECONDS)
+
+
+def failed_rollback(router: Scripted, raises: type[BaseException], caplog) -> tuple[BaseException, str]:
+    """The error of the rollback on a fake environment whose load balancer is ``router``, and its
+    page on one line."""
+    env = fake_environment()
+    env.router = router
+    with caplog.at_level(logging.INFO), pytest.raises(raises) as failed:
+        rollback_on(env)
+    (_, page), = env.notifier.messages
+    return failed.value, " ".join(page.split())
+
+
+def test_a_move_the_load_balancer_took_then_moved_since_is_not_said_not_to_have_landed(caplog):
+    """The first send is taken and its check read throttled to the last look; the second's answer is
+    lost, and its read-back shows 75/25: someone moved the traffic since (or the load balancer does not
+    show the move yet). The warning said the earlier try, which the load balancer took, "did not land";
+    it says what is known. The last send is throttled, and the page says the split the load balancer holds."""
+    def moved_by_someone_and_lost(router):
+        router.weights = ON_CANARY
+        raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    def refused(router):
+        raise throttled("ModifyRule")
+
+    router = Scripted([TAKEN, moved_by_someone_and_lost, refused],
+                      lambda sent: throttled("DescribeRules") if sent == 1 else None)
+    err, page = failed_rollback(router, ClientError, caplog)
+    assert "Throttling" in str(err) and router.sent == 3, err
+    said = " ".join(caplog.text.split())
+    assert ("try 2 of 3 read the weights back as 75/25, not 100/0: the earlier try that the load balancer took is not "
+            "what it holds now (moved since, or not shown yet), so it is not the one failed on") in said, caplog.text
+    assert "took did not land" not in said, caplog.text
+    assert "The traffic could NOT be moved back to webordinary-edit-service: the load balancer holds 75/25" in page, page
