@@ -376,7 +376,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     (``may_have_landed``): a later send's read-back that answered with other weights says that
     send did not land, and the send's own error is raised. A refusal for good after it (AWS's, a
     permission denied; or rollway's own before the write, a rule gone) is raised as
-    ``RefusedAfterLostAnswer``, which names both.
+    ``RefusedAfterLostAnswer``, which names both; as is a later send the load balancer took whose
+    read-back was refused for good (the rule deleted in between: ``taken``).
 
     A send AWS took whose check read then got no answer, or was refused for now (a throttle), to
     its last look (``traffic.unknown_after``) landed as far as AWS said, and is not read back: on
@@ -421,7 +422,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                 if attempt == tries or undoable.final_for_elb(err):
                     if landed is None or landed is err:
                         raise
-                    _fail_after_lost_answer(landed, err, target, attempt, tries)
+                    _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
                 failed = f"failed ({err})"
             get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
                                      target, failed, delay, attempt + 1, tries)
@@ -431,23 +432,26 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             # Rollway's own refusal of a send (a rule gone, another service's rule left on its path)
             # is not AWS's error, and escaped the branch above: an earlier send that may have landed
             # was forgotten, and a rollback paged "could NOT be moved back" and "Done before it failed:
-            # nothing". One that fails a read-back (a send that answered) says what the load balancer
-            # shows now, and is raised as it is.
-            if sent or landed is None:
+            # nothing". So did one failing the read-back of a send the load balancer took (the rule
+            # deleted in between): it is raised with the earlier send too. A read-back that says what
+            # the load balancer shows now (other weights), or that it did not answer (the move taken,
+            # not read back), is raised as it is.
+            if landed is None or (sent and isinstance(err, (WeightMismatch, ReadBackUnanswered))):
                 raise
-            _fail_after_lost_answer(landed, err, target, attempt, tries)
+            _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
     raise AssertionError("unreachable")
 
 
 def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: Weights, attempt: int,
-                            tries: int) -> NoReturn:
+                            tries: int, *, taken: bool = False) -> NoReturn:
     """End the move on ``err``, the failure of try ``attempt`` of ``tries``, after the earlier send
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
-    says. A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
+    says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
+    A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
     any other failure is logged and ``landed`` raised."""
     if undoable.final_for_elb(err):
-        raise RefusedAfterLostAnswer(landed, err) from landed
+        raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
     get_run_logger().error(
         "setting the weights to %s failed on try %d of %d (%s); an earlier try %s was not read back, so it may "
         "have landed: failing on that one (%s)", target, attempt, tries, err,
@@ -497,17 +501,23 @@ class RefusedAfterLostAnswer(PicklableError, RuntimeError):
     """A send of the weights refused for good (``refused``: a permission denied, a rule gone) after
     an earlier send whose answer was lost and whose read-back went unanswered (``lost``, raised from
     that ReadBackUnanswered): the earlier one may have landed, and sending again will not, until
-    what the refusal names is put right. Raised from ``lost``.
+    what the refusal names is put right. Or (``taken``) the send again was taken by the load balancer,
+    and its read-back refused for good (a rule deleted in between, DescribeRules denied): it may have
+    landed too, and "the weights were refused" was untrue of it. Raised from ``lost``.
 
     Attributes:
         lost: the earlier send's error; or, of a send AWS took whose check read got no answer or
             was refused for now, that read's ReadBackUnanswered.
-        refused: the refusal.
+        refused: the refusal (of the send again, or, ``taken``, of its read-back).
+        taken: the load balancer took the send again; ``refused`` failed its read-back.
     """
 
-    def __init__(self, lost: BaseException, refused: BaseException) -> None:
-        self.lost, self.refused = lost, refused
-        super().__init__(f"{lost}; sent again, the weights were refused: {refused}")
+    taken: bool = False  # a class default: one pickled before the field existed was a send refused
+
+    def __init__(self, lost: BaseException, refused: BaseException, *, taken: bool = False) -> None:
+        self.lost, self.refused, self.taken = lost, refused, taken
+        again = "the weights were taken but could not be read back" if taken else "the weights were refused"
+        super().__init__(f"{lost}; sent again, {again}: {refused}")
 
 
 # Wall seconds: throttling and a load balancer's own errors pass on AWS's time, not the rollout clock's.

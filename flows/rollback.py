@@ -200,24 +200,28 @@ class MoveNotReadBack(ReadBackUnanswered):
 
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
     refused: BaseException | None = None
+    taken: bool = False  # as ``lost``: one pickled before it existed was refused when sent again
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
-                 no_answer: str | None = None) -> None:
+                 no_answer: str | None = None, taken: bool = False) -> None:
         super().__init__(what, seconds, service, bound, answered, no_answer)
-        self.lost, self.refused = lost, refused
+        self.lost, self.refused, self.taken = lost, refused, taken
         said = self.args[0]
         if lost is not None:
             said = f"the answer to the move was lost ({lost}); {said}"
         if refused is not None:
-            said = f"{said}; sent again, the move was refused: {refused}"
+            # ``taken``: the load balancer took the move sent again, and its read-back was refused
+            # (the rule deleted in between): "the move was refused" was untrue of it.
+            again = "the move was taken but could not be read back" if taken else "the move was refused"
+            said = f"{said}; sent again, {again}: {refused}"
         self.args = (said,)
 
     @classmethod
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
-           refused: BaseException | None = None) -> MoveNotReadBack:
+           refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer)
+                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -331,10 +335,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # other refusal (AWS's answer: a ValidationError, a target group not found) is not stable
             # failing to take the traffic either, which "once <stable> can take the traffic" said it was.
             # Rollway's own refusal (a rule gone, another service's rule on the path) is said as when
-            # it refuses a first send: AWS never saw the move it refused.
+            # it refuses a first send: AWS never saw the move it refused. Taken, the move sent again
+            # had its read-back refused (``taken``), which fails the same way.
+            again = "was taken but could not be read back" if err.taken else "was refused"
             fix = _put_right_first(err.refused, run) or (
-                f"{run} once what the refusal above says is put right: until then AWS refuses the move the same way.")
-            return (f"{sent}, and the move sent again was refused: "
+                f"{run} once what the refusal above says is put right: until then AWS refuses "
+                + ("the move's read-back" if err.taken else "the move") + " the same way.")
+            return (f"{sent}, and the move sent again {again}: "
                     f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
                     "shows the split the load balancer holds once it answers.")
         return (f"{sent}: "
@@ -614,9 +621,12 @@ def execute_rollback(
             unanswered = lost if isinstance(lost, ReadBackUnanswered) else lost.__cause__
             if not isinstance(unanswered, ReadBackUnanswered):
                 raise
-            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused)
+            # Sent again and taken, its read-back refused for good (the rule deleted in between).
+            taken = isinstance(failed, RefusedAfterLostAnswer) and failed.taken
+            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused, taken)
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
-                         + ("its answer lost" if moved.lost is not None else "the load balancer took it")
+                         + ("the load balancer took it" if moved.lost is None
+                            else "its answer lost, then taken when sent again" if taken else "its answer lost")
                          + "; not read back)")
             raise moved from failed
     except (LedgerError, RollbackRefused):

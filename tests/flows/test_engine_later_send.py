@@ -17,6 +17,8 @@ import flows.engine
 import flows.rollback
 import tasks.traffic
 from flows.rollback import execute_rollback
+from rollway.aws.errors import TargetNotFound
+from rollway.deadline import ReadBackUnanswered
 from rollway.fakes import FakeRouter
 from rollway.model import Weights
 from tests.flows.fake_env import fake_environment
@@ -31,6 +33,10 @@ TAKEN, LOST = "taken", "lost"  # a ModifyRule the load balancer takes; one it ta
 
 def throttled(operation: str) -> ClientError:
     return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
+
+
+def dropped() -> ConnectionClosedError:
+    return ConnectionClosedError(endpoint_url=ENDPOINT)
 
 
 class Scripted(FakeRouter):
@@ -83,6 +89,47 @@ def failed_rollback(router: Scripted, raises: type[BaseException], caplog) -> tu
         rollback_on(env)
     (_, page), = env.notifier.messages
     return failed.value, " ".join(page.split())
+
+
+def lost_then(later, reads_after_the_later: Callable[[], BaseException | None] = lambda: None) -> Scripted:
+    """The first ModifyRule lands with its answer lost, and its read-back's connection drops to the
+    last look (it may have landed); the second does what ``later`` says, and the reads after it fail
+    with ``reads_after_the_later()``."""
+    return Scripted([LOST, later, later], lambda sent: dropped() if sent == 1 else reads_after_the_later())
+
+
+def test_a_move_taken_whose_read_back_finds_the_rule_gone_after_a_lost_answer_says_the_move_may_have_landed(caplog):
+    """The first send lands with its answer lost and its read-back unanswered; the second is taken, and
+    its read-back finds the rule deleted. The read-back's own error escaped the move, the earlier send
+    forgotten: the page said the traffic "could NOT be moved back" and "Done before it failed: nothing"
+    of a move sent twice, taken the second time. It says the traffic may be on stable, the move taken
+    and not read back, and what to put right."""
+    gone = TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up")
+    err, page = failed_rollback(lost_then(TAKEN, lambda: gone), ReadBackUnanswered, caplog)
+    said = " ".join(str(err).split())
+    assert "the answer to the move was lost (Read timeout" in said, said
+    assert f"sent again, the move was taken but could not be read back: listener rule '{RULE}' not found" in said, said
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("the move sent again was taken but could not be read back: the traffic may be on webordinary-edit-service "
+            "already, or not") in page, page
+    assert "(its answer lost, then taken when sent again; not read back)" in page, page
+
+
+def test_a_move_taken_whose_read_back_is_refused_for_good_after_a_lost_answer_does_not_say_it_was_refused(caplog):
+    """As above, the second send's read-back refused (AccessDenied on DescribeRules): raised as a
+    RefusedAfterLostAnswer saying "sent again, the weights were refused", and paged "the move sent
+    again was refused", of a move the load balancer took."""
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeRules")
+    err, page = failed_rollback(lost_then(TAKEN, lambda: denied), ReadBackUnanswered, caplog)
+    said = " ".join(str(err).split())
+    assert "the move was refused" not in said and "sent again, the move was taken but could not be read back" in said
+    assert "DescribeRules" in said, said
+    assert "the move sent again was refused" not in page, page
+    assert "the move sent again was taken but could not be read back" in page, page
+    refused = flows.engine.RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url=ENDPOINT), denied, taken=True)
+    assert "the weights were refused" not in str(refused), refused
+    assert "sent again, the weights were taken but could not be read back: " in str(refused), refused
 
 
 def test_a_move_the_load_balancer_took_then_moved_since_is_not_said_not_to_have_landed(caplog):
