@@ -43,7 +43,7 @@ from rollway.decide import (
     stage_over,
     window_looked,
 )
-from rollway.aws.errors import WeightMismatch
+from rollway.aws.errors import AdapterError, WeightMismatch
 from rollway.bounds import seconds_said
 from rollway.deadline import ReadBackUnanswered, within
 from rollway.environment import Environment
@@ -411,7 +411,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             if unread is not None:
                 landed, unread.__cause__ = unread, err  # a later failed send raises it from the read's error
                 if attempt == tries:
-                    raise unread from err
+                    raise unread  # from the read's error, set above
                 failed = f"was taken, not read back ({unread})"
             else:
                 earlier, landed = landed, may_have_landed(landed, err)
@@ -449,13 +449,16 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
     ReadBackUnanswered), not read back: it may have landed, which what is raised
     says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
     A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
-    any other failure is logged and ``landed`` raised."""
+    any other failure is logged and ``landed`` raised: a bug (neither AWS's error nor rollway's
+    refusal) with its own traceback, which raising ``landed`` leaves off."""
     if undoable.final_for_elb(err):
         raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
+    failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
+              if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")
+    bug = not isinstance(err, (BotoCoreError, ClientError, AdapterError))
     get_run_logger().error(
-        "setting the weights to %s failed on try %d of %d (%s); an earlier try %s was not read back, so it may "
-        "have landed: failing on that one (%s)", target, attempt, tries, err,
-        _how_sent(landed), landed)
+        "%s (%s); an earlier try %s was not read back, so it may have landed: failing on that one (%s)", failed, err,
+        _how_sent(landed), landed, exc_info=err if bug else None)
     raise landed from landed.__cause__
 
 

@@ -132,6 +132,22 @@ def test_a_move_taken_whose_read_back_is_refused_for_good_after_a_lost_answer_do
     assert "sent again, the weights were taken but could not be read back: " in str(refused), refused
 
 
+def test_a_bug_failing_a_later_send_after_a_lost_answer_keeps_its_own_traceback(caplog):
+    """A bug (not AWS's error, nor rollway's refusal) failing the second send after one that may have
+    landed was one log line beside the earlier send's error: its own traceback was lost. It is logged
+    with it, and the move is still failed on the send that may have landed."""
+    def bug(router):
+        raise RuntimeError("a bug in the second send")
+
+    err, page = failed_rollback(lost_then(bug), ReadBackUnanswered, caplog)
+    assert "the answer to the move was lost" in str(err), err
+    logged = [r for r in caplog.records if "a bug in the second send" in r.getMessage()
+              and "may have landed" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None, [r.getMessage() for r in caplog.records]
+    assert isinstance(logged[0].exc_info[1], RuntimeError), logged[0].exc_info
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+
+
 def test_a_move_the_load_balancer_took_then_moved_since_is_not_said_not_to_have_landed(caplog):
     """The first send is taken and its check read throttled to the last look; the second's answer is
     lost, and its read-back shows 75/25: someone moved the traffic since (or the load balancer does not
