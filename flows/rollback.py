@@ -204,8 +204,8 @@ class MoveNotReadBack(ReadBackUnanswered):
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
-                 no_answer: str | None = None, taken: bool = False) -> None:
-        super().__init__(what, seconds, service, bound, answered, no_answer)
+                 no_answer: str | None = None, taken: bool = False, server_side: bool = False) -> None:
+        super().__init__(what, seconds, service, bound, answered, no_answer, server_side)
         self.lost, self.refused, self.taken = lost, refused, taken
         said = self.args[0]
         if lost is not None:
@@ -221,7 +221,8 @@ class MoveNotReadBack(ReadBackUnanswered):
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
            refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken)
+                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken,
+                   unanswered.server_side)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -326,8 +327,10 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
         sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
                 else f"the load balancer took the move to {stable} but")
-        # A read-back refused for now (throttled) was answered, though not with the weights.
+        # A read-back refused for now (throttled) was answered, though not with the weights; one
+        # failed on AWS's side (an internal error) was not refused.
         sent += (" did not answer when its weights were read back" if err.answered is None
+                 else " failed the read-back of its weights with an error on its own side" if err.server_side
                  else " refused the read-back of its weights for now")
         if err.refused is not None:
             # The move sent again was refused for good: waiting for the load balancer to answer does
@@ -2260,7 +2263,9 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                 # The load balancer took the move (or lost its answer) and did not answer its read-back,
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
-                read = "did not answer its read-back" if unread.answered is None else "refused its read-back for now"
+                read = ("did not answer its read-back" if unread.answered is None
+                        else "failed its read-back with an error on its own side" if unread.server_side
+                        else "refused its read-back for now")
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
                        f"({err}). It paged nobody. {then}")
             else:

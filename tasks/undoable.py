@@ -220,7 +220,8 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
     the read-back's errors name it). Not known to have landed (the read-back not answered at its
     bound, its last read given no answer at all, a connection dropped or refused, or its reads
-    refused for now, a throttle), ``err`` is raised from a ReadBackUnanswered saying which."""
+    refused for now, a throttle, or failed on AWS's side, an internal error), ``err`` is raised from
+    a ReadBackUnanswered saying which."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:

@@ -169,3 +169,18 @@ def test_a_move_the_load_balancer_took_then_moved_since_is_not_said_not_to_have_
             "what it holds now (moved since, or not shown yet), so it is not the one failed on") in said, caplog.text
     assert "took did not land" not in said, caplog.text
     assert "The traffic could NOT be moved back to webordinary-edit-service: the load balancer holds 75/25" in page, page
+
+
+def test_a_move_taken_whose_check_reads_fail_on_aws_side_is_not_said_refused_for_now(caplog):
+    """Each send is taken, and every read of the weights after it fails on the load balancer's own side
+    (InternalFailure, a 500): the error and the page said it "refused the read for now", as of a throttle."""
+    internal = ClientError({"Error": {"Code": "InternalFailure", "Message": "An internal error occurred"},
+                            "ResponseMetadata": {"HTTPStatusCode": 500}}, "DescribeRules")
+    router = Scripted([TAKEN] * 3, lambda sent: internal if sent else None)
+    err, page = failed_rollback(router, ReadBackUnanswered, caplog)
+    said = " ".join(str(err).split())
+    assert "refused" not in said and "refused" not in page, page
+    assert ("Elastic Load Balancing failed the read with an error on its own side (InternalFailure: An internal error "
+            "occurred)") in said, said
+    assert ("The load balancer took the move to webordinary-edit-service but failed the read-back of its weights with "
+            "an error on its own side: the traffic may be on webordinary-edit-service already, or not") in page, page

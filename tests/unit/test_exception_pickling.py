@@ -106,6 +106,8 @@ CASES: list[BaseException] = [
                           "Throttling on DescribeStacks: Rate exceeded", 1800.0),
     WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0), seconds=30.0),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
+    ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                       "InternalFailure: An internal error occurred", server_side=True),
     # A rejected run's failure is read back from its stored result by `rollway abort` (``_run_failure``):
     # it must come back as the move that may have landed, not as a read that moved nothing.
     MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
