@@ -344,7 +344,7 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
 
 
 def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *, tries: int = 1,
-                   first: FirstRead | None = None, dropping: bool = False) -> Weights:
+                   first: FirstRead | None = None, dropping: bool = False, moving: str = "the shift") -> Weights:
     """Set the weights (no flags move with them) and read them back until they match.
 
     ``first`` is given what the write's first read of the rule found, before any of its sends
@@ -367,6 +367,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     group as well (or with weight 0 to both) is written all the same, dropping that group, and
     ``first.dropped`` says what was dropped (``TrafficRouter.dropping_others``); any other write
     refuses such a rule before it.
+
+    ``moving``: what the move is, as the run's log names it ("the rollback's move back").
 
     A send whose answer was lost and whose read-back went unanswered may have landed: if the sends
     after it fail too, that send's error is the one raised (its cause the read-back not answered,
@@ -399,7 +401,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         bound = "verify_timeout_seconds" if lost == timeout_seconds else LOST_ANSWER_BOUND
         sent = False  # the send answered, or its lost answer was read back: what fails after is the read-back's
         try:
-            read = _send_once(env, writer, target, lost, first, bound)
+            read = _send_once(env, writer, target, lost, first, bound, moving)
             sent = True
             return read if read is not None else traffic.verify_weights(env.router, target, timeout_seconds)
         except (BotoCoreError, ClientError) as err:
@@ -540,7 +542,7 @@ look (one a minute for hours) was a fifth of a stage's orchestration overhead.""
 
 
 def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_timeout_seconds: float,
-               first: FirstRead, bound: str) -> Weights | None:
+               first: FirstRead, bound: str, moving: str) -> Weights | None:
     """Send ``target`` once: None when the load balancer answered (its read-back is the caller's),
     else the weights a lost answer was read back as (``undoable.landed_although_lost``)."""
     log = get_run_logger()
@@ -558,7 +560,8 @@ def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_ti
                               waiting=waiting))
     except Exception as err:
         # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
-        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound)
+        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound,
+                                             moving=moving)
     return None
 
 

@@ -611,7 +611,7 @@ def execute_rollback(
         # rolled back come first, and the group is dropped from the rule, said and recorded.
         try:
             weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
-                                     dropping=True)
+                                     dropping=True, moving="the rollback's move back")
         except (ReadBackUnanswered, BotoCoreError, ClientError, RefusedAfterLostAnswer) as failed:
             # After a write the load balancer took, or one whose answer was lost and not read back
             # (``landed_although_lost`` raises the write's error from the read given up on): said as a

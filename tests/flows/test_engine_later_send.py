@@ -184,3 +184,21 @@ def test_a_move_taken_whose_check_reads_fail_on_aws_side_is_not_said_refused_for
             "occurred)") in said, said
     assert ("The load balancer took the move to webordinary-edit-service but failed the read-back of its weights with "
             "an error on its own side: the traffic may be on webordinary-edit-service already, or not") in page, page
+
+
+def test_a_rollbacks_lost_answers_are_said_of_its_move_back_not_of_a_shift(caplog):
+    """A lost answer's read-back named a rollback's move "the shift" in the run's log: "the shift to
+    100/0 is not known to have landed", "the shift did not land"."""
+    def moved_by_someone_and_lost(router):
+        router.weights = ON_CANARY
+        raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    def refused(router):
+        raise throttled("ModifyRule")
+
+    router = Scripted([LOST, moved_by_someone_and_lost, refused], lambda sent: dropped() if sent == 1 else None)
+    failed_rollback(router, ClientError, caplog)
+    said = " ".join(caplog.text.split())
+    assert "the shift" not in said, caplog.text
+    assert "; the rollback's move back to 100/0 is not known to have landed" in said, caplog.text
+    assert "the weights did not become 100/0 after the lost answer: the rollback's move back did not land" in said
