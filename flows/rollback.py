@@ -417,9 +417,15 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
     # A move taken (or whose answer was lost) and not read back may have landed: "could NOT be moved
     # back" said it had not. Its weights are not read again above (the load balancer did not answer
     # the last read); the error, the steps and the advice below say whether its answer was lost.
-    where = (f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
-             if isinstance(err, MoveNotReadBack)
-             else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
+    # A read showing all of it on stable (a move the read-back gave up on that shows since, or traffic
+    # on stable before the move) was paged as "could NOT be moved back" beside the weights that say it is.
+    if isinstance(err, MoveNotReadBack):
+        where = f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
+    elif weights == Weights(stable=100, canary=0):
+        where = (f"All the traffic is on {t.stable_service} as far as the load balancer shows now: {holds} after the "
+                 "failure. The rollback did not finish. It failed")
+    else:
+        where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",

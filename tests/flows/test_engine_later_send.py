@@ -80,7 +80,7 @@ def quick(monkeypatch):
     monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", VERIFY_SECONDS)
 
 
-def failed_rollback(router: Scripted, raises: type[BaseException], caplog) -> tuple[BaseException, str]:
+def failed_rollback(router: FakeRouter, raises: type[BaseException], caplog) -> tuple[BaseException, str]:
     """The error of the rollback on a fake environment whose load balancer is ``router``, and its
     page on one line."""
     env = fake_environment()
@@ -202,3 +202,22 @@ def test_a_rollbacks_lost_answers_are_said_of_its_move_back_not_of_a_shift(caplo
     assert "the shift" not in said, caplog.text
     assert "; the rollback's move back to 100/0 is not known to have landed" in said, caplog.text
     assert "the weights did not become 100/0 after the lost answer: the rollback's move back did not land" in said
+
+
+def test_a_move_that_shows_after_its_read_back_gave_up_is_not_paged_as_not_moved_back(monkeypatch, caplog):
+    """The read-back gave up with the weights not yet shown (WeightMismatch), and the page's own read,
+    made after it, shows all the traffic on stable: the page said the traffic "could NOT be moved back"
+    beside "the load balancer holds 100/0". It says what its read shows, and that the rollback did not finish."""
+    from rollway.aws.errors import WeightMismatch
+
+    def shown_too_late(env, target, timeout_seconds, **kwargs):
+        env.router.set_weights(target)
+        raise WeightMismatch(expected=target, actual=ON_CANARY, seconds=timeout_seconds)
+
+    monkeypatch.setattr(flows.rollback, "set_and_verify", shown_too_late)
+    err, page = failed_rollback(FakeRouter(ON_CANARY), WeightMismatch, caplog)
+    assert "could NOT be moved back" not in page, page
+    assert ("All the traffic is on webordinary-edit-service as far as the load balancer shows now: the load balancer "
+            "holds 100/0 (stable/canary), read back after the failure. The rollback did not finish. It failed: the "
+            "load balancer held weights 75/25") in page, page
+    assert "The move has shown since: run the rollback again" in page, page
