@@ -11,21 +11,19 @@ from typing import Callable
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
-from prefect import flow
 
 import flows.engine
 import flows.rollback
 import tasks.traffic
-from flows.rollback import execute_rollback
 from rollway.aws.errors import TargetNotFound
 from rollway.deadline import ReadBackUnanswered
 from rollway.fakes import FakeRouter
 from rollway.model import Weights
 from tests.flows.fake_env import fake_environment
+from tests.flows.test_rollback_move_not_read_back import VERIFY_SECONDS, rollback_on
 
 ENDPOINT = "https://elasticloadbalancing.eu-west-1.amazonaws.com/"
 ON_CANARY, ALL_STABLE = Weights.canary_at(25), Weights(stable=100, canary=0)
-VERIFY_SECONDS = 1.0
 RULE = "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener-rule/app/edit/1/2/3"
 
 TAKEN, LOST = "taken", "lost"  # a ModifyRule the load balancer takes; one it takes whose answer is lost
@@ -64,11 +62,6 @@ class Scripted(FakeRouter):
         if failure is not None:
             raise failure
         return super().get_weights()
-
-
-@flow
-def rollback_on(env):
-    return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=VERIFY_SECONDS)
 
 
 @pytest.fixture(autouse=True)
