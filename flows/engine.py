@@ -43,7 +43,7 @@ from rollway.decide import (
     stage_over,
     window_looked,
 )
-from rollway.aws.errors import WeightMismatch
+from rollway.aws.errors import AdapterError, WeightMismatch
 from rollway.bounds import seconds_said
 from rollway.deadline import ReadBackUnanswered, within
 from rollway.environment import Environment
@@ -344,7 +344,7 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
 
 
 def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *, tries: int = 1,
-                   first: FirstRead | None = None, dropping: bool = False) -> Weights:
+                   first: FirstRead | None = None, dropping: bool = False, moving: str = "the shift") -> Weights:
     """Set the weights (no flags move with them) and read them back until they match.
 
     ``first`` is given what the write's first read of the rule found, before any of its sends
@@ -368,6 +368,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     ``first.dropped`` says what was dropped (``TrafficRouter.dropping_others``); any other write
     refuses such a rule before it.
 
+    ``moving``: what the move is, as the run's log names it ("the rollback's move back").
+
     A send whose answer was lost and whose read-back went unanswered may have landed: if the sends
     after it fail too, that send's error is the one raised (its cause the read-back not answered,
     as ``undoable.landed_although_lost`` raises it), the last one's logged. Raised, the last send's
@@ -376,7 +378,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     (``may_have_landed``): a later send's read-back that answered with other weights says that
     send did not land, and the send's own error is raised. A refusal for good after it (AWS's, a
     permission denied; or rollway's own before the write, a rule gone) is raised as
-    ``RefusedAfterLostAnswer``, which names both.
+    ``RefusedAfterLostAnswer``, which names both; as is a later send the load balancer took whose
+    read-back was refused for good (the rule deleted in between: ``taken``).
 
     A send AWS took whose check read then got no answer, or was refused for now (a throttle), to
     its last look (``traffic.unknown_after``) landed as far as AWS said, and is not read back: on
@@ -398,7 +401,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         bound = "verify_timeout_seconds" if lost == timeout_seconds else LOST_ANSWER_BOUND
         sent = False  # the send answered, or its lost answer was read back: what fails after is the read-back's
         try:
-            read = _send_once(env, writer, target, lost, first, bound)
+            read = _send_once(env, writer, target, lost, first, bound, moving)
             sent = True
             return read if read is not None else traffic.verify_weights(env.router, target, timeout_seconds)
         except (BotoCoreError, ClientError) as err:
@@ -410,19 +413,18 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             if unread is not None:
                 landed, unread.__cause__ = unread, err  # a later failed send raises it from the read's error
                 if attempt == tries:
-                    raise unread from err
+                    raise unread  # from the read's error, set above
                 failed = f"was taken, not read back ({unread})"
             else:
                 earlier, landed = landed, may_have_landed(landed, err)
                 if earlier is not None and landed is None:
                     get_run_logger().warning(
-                        "try %d of %d read the weights back as %s, not %s: the earlier try %s did not land (or was "
-                        "moved since), so it is not the one failed on", attempt, tries, read_back_of(err), target,
-                        _how_sent(earlier))
+                        "try %d of %d read the weights back as %s, not %s: the earlier try %s, so it is not the one "
+                        "failed on", attempt, tries, read_back_of(err), target, _not_held(earlier))
                 if attempt == tries or undoable.final_for_elb(err):
                     if landed is None or landed is err:
                         raise
-                    _fail_after_lost_answer(landed, err, target, attempt, tries)
+                    _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
                 failed = f"failed ({err})"
             get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
                                      target, failed, delay, attempt + 1, tries)
@@ -432,27 +434,33 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             # Rollway's own refusal of a send (a rule gone, another service's rule left on its path)
             # is not AWS's error, and escaped the branch above: an earlier send that may have landed
             # was forgotten, and a rollback paged "could NOT be moved back" and "Done before it failed:
-            # nothing". One that fails a read-back (a send that answered) says what the load balancer
-            # shows now, and is raised as it is.
-            if sent or landed is None:
+            # nothing". So did one failing the read-back of a send the load balancer took (the rule
+            # deleted in between): it is raised with the earlier send too. A read-back that says what
+            # the load balancer shows now (other weights), or that it did not answer (the move taken,
+            # not read back), is raised as it is.
+            if landed is None or (sent and isinstance(err, (WeightMismatch, ReadBackUnanswered))):
                 raise
-            _fail_after_lost_answer(landed, err, target, attempt, tries)
+            _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
     raise AssertionError("unreachable")
 
 
 def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: Weights, attempt: int,
-                            tries: int) -> NoReturn:
+                            tries: int, *, taken: bool = False) -> NoReturn:
     """End the move on ``err``, the failure of try ``attempt`` of ``tries``, after the earlier send
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
-    says. A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
-    any other failure is logged and ``landed`` raised."""
+    says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
+    A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
+    any other failure is logged and ``landed`` raised: a bug (neither AWS's error nor rollway's
+    refusal) with its own traceback, which raising ``landed`` leaves off."""
     if undoable.final_for_elb(err):
-        raise RefusedAfterLostAnswer(landed, err) from landed
+        raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
+    failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
+              if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")
+    bug = not isinstance(err, (BotoCoreError, ClientError, AdapterError))
     get_run_logger().error(
-        "setting the weights to %s failed on try %d of %d (%s); an earlier try %s was not read back, so it may "
-        "have landed: failing on that one (%s)", target, attempt, tries, err,
-        _how_sent(landed), landed)
+        "%s (%s); an earlier try %s was not read back, so it may have landed: failing on that one (%s)", failed, err,
+        _how_sent(landed), landed, exc_info=err if bug else None)
     raise landed from landed.__cause__
 
 
@@ -461,6 +469,16 @@ def _how_sent(landed: BaseException) -> str:
     AWS took it (its check read failed without an answer: ``landed`` is that read's
     ReadBackUnanswered), or its answer was lost."""
     return "that the load balancer took" if isinstance(landed, ReadBackUnanswered) else "whose answer was lost"
+
+
+def _not_held(earlier: BaseException) -> str:
+    """What a later read-back showing other weights says of the ``earlier`` send, for the log: one
+    whose answer was lost did not land (or was moved since); one the load balancer took landed as
+    far as AWS said, so the weights were moved since, or the load balancer does not show them yet
+    ("did not land" was untrue of it)."""
+    if isinstance(earlier, ReadBackUnanswered):
+        return f"{_how_sent(earlier)} is not what it holds now (moved since, or not shown yet)"
+    return f"{_how_sent(earlier)} did not land (or was moved since)"
 
 
 def read_back_of(err: BaseException) -> Weights | None:
@@ -488,17 +506,23 @@ class RefusedAfterLostAnswer(PicklableError, RuntimeError):
     """A send of the weights refused for good (``refused``: a permission denied, a rule gone) after
     an earlier send whose answer was lost and whose read-back went unanswered (``lost``, raised from
     that ReadBackUnanswered): the earlier one may have landed, and sending again will not, until
-    what the refusal names is put right. Raised from ``lost``.
+    what the refusal names is put right. Or (``taken``) the send again was taken by the load balancer,
+    and its read-back refused for good (a rule deleted in between, DescribeRules denied): it may have
+    landed too, and "the weights were refused" was untrue of it. Raised from ``lost``.
 
     Attributes:
         lost: the earlier send's error; or, of a send AWS took whose check read got no answer or
             was refused for now, that read's ReadBackUnanswered.
-        refused: the refusal.
+        refused: the refusal (of the send again, or, ``taken``, of its read-back).
+        taken: the load balancer took the send again; ``refused`` failed its read-back.
     """
 
-    def __init__(self, lost: BaseException, refused: BaseException) -> None:
-        self.lost, self.refused = lost, refused
-        super().__init__(f"{lost}; sent again, the weights were refused: {refused}")
+    taken: bool = False  # a class default: one pickled before the field existed was a send refused
+
+    def __init__(self, lost: BaseException, refused: BaseException, *, taken: bool = False) -> None:
+        self.lost, self.refused, self.taken = lost, refused, taken
+        again = "the weights were taken but could not be read back" if taken else "the weights were refused"
+        super().__init__(f"{lost}; sent again, {again}: {refused}")
 
 
 # Wall seconds: throttling and a load balancer's own errors pass on AWS's time, not the rollout clock's.
@@ -518,7 +542,7 @@ look (one a minute for hours) was a fifth of a stage's orchestration overhead.""
 
 
 def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_timeout_seconds: float,
-               first: FirstRead, bound: str) -> Weights | None:
+               first: FirstRead, bound: str, moving: str) -> Weights | None:
     """Send ``target`` once: None when the load balancer answered (its read-back is the caller's),
     else the weights a lost answer was read back as (``undoable.landed_although_lost``)."""
     log = get_run_logger()
@@ -536,7 +560,8 @@ def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_ti
                               waiting=waiting))
     except Exception as err:
         # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
-        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound)
+        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound,
+                                             moving=moving)
     return None
 
 

@@ -200,24 +200,29 @@ class MoveNotReadBack(ReadBackUnanswered):
 
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
     refused: BaseException | None = None
+    taken: bool = False  # as ``lost``: one pickled before it existed was refused when sent again
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
-                 no_answer: str | None = None) -> None:
-        super().__init__(what, seconds, service, bound, answered, no_answer)
-        self.lost, self.refused = lost, refused
+                 no_answer: str | None = None, taken: bool = False, server_side: bool = False) -> None:
+        super().__init__(what, seconds, service, bound, answered, no_answer, server_side)
+        self.lost, self.refused, self.taken = lost, refused, taken
         said = self.args[0]
         if lost is not None:
             said = f"the answer to the move was lost ({lost}); {said}"
         if refused is not None:
-            said = f"{said}; sent again, the move was refused: {refused}"
+            # ``taken``: the load balancer took the move sent again, and its read-back was refused
+            # (the rule deleted in between): "the move was refused" was untrue of it.
+            again = "the move was taken but could not be read back" if taken else "the move was refused"
+            said = f"{said}; sent again, {again}: {refused}"
         self.args = (said,)
 
     @classmethod
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
-           refused: BaseException | None = None) -> MoveNotReadBack:
+           refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
-                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer)
+                   None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken,
+                   unanswered.server_side)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -322,8 +327,10 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
         sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
                 else f"the load balancer took the move to {stable} but")
-        # A read-back refused for now (throttled) was answered, though not with the weights.
+        # A read-back refused for now (throttled) was answered, though not with the weights; one
+        # failed on AWS's side (an internal error) was not refused.
         sent += (" did not answer when its weights were read back" if err.answered is None
+                 else " failed the read-back of its weights with an error on its own side" if err.server_side
                  else " refused the read-back of its weights for now")
         if err.refused is not None:
             # The move sent again was refused for good: waiting for the load balancer to answer does
@@ -331,10 +338,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # other refusal (AWS's answer: a ValidationError, a target group not found) is not stable
             # failing to take the traffic either, which "once <stable> can take the traffic" said it was.
             # Rollway's own refusal (a rule gone, another service's rule on the path) is said as when
-            # it refuses a first send: AWS never saw the move it refused.
+            # it refuses a first send: AWS never saw the move it refused. Taken, the move sent again
+            # had its read-back refused (``taken``), which fails the same way.
+            again = "was taken but could not be read back" if err.taken else "was refused"
             fix = _put_right_first(err.refused, run) or (
-                f"{run} once what the refusal above says is put right: until then AWS refuses the move the same way.")
-            return (f"{sent}, and the move sent again was refused: "
+                f"{run} once what the refusal above says is put right: until then AWS refuses "
+                + ("the move's read-back" if err.taken else "the move") + " the same way.")
+            return (f"{sent}, and the move sent again {again}: "
                     f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
                     "shows the split the load balancer holds once it answers.")
         return (f"{sent}: "
@@ -407,9 +417,15 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
     # A move taken (or whose answer was lost) and not read back may have landed: "could NOT be moved
     # back" said it had not. Its weights are not read again above (the load balancer did not answer
     # the last read); the error, the steps and the advice below say whether its answer was lost.
-    where = (f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
-             if isinstance(err, MoveNotReadBack)
-             else f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed")
+    # A read showing all of it on stable (a move the read-back gave up on that shows since, or traffic
+    # on stable before the move) was paged as "could NOT be moved back" beside the weights that say it is.
+    if isinstance(err, MoveNotReadBack):
+        where = f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
+    elif weights == Weights(stable=100, canary=0):
+        where = (f"All the traffic is on {t.stable_service} as far as the load balancer shows now: {holds} after the "
+                 "failure. The rollback did not finish. It failed")
+    else:
+        where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     then = when_again(err, t.stable_service, f"run the rollback again ({again})", weights)
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
@@ -601,7 +617,7 @@ def execute_rollback(
         # rolled back come first, and the group is dropped from the rule, said and recorded.
         try:
             weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
-                                     dropping=True)
+                                     dropping=True, moving="the rollback's move back")
         except (ReadBackUnanswered, BotoCoreError, ClientError, RefusedAfterLostAnswer) as failed:
             # After a write the load balancer took, or one whose answer was lost and not read back
             # (``landed_although_lost`` raises the write's error from the read given up on): said as a
@@ -614,9 +630,12 @@ def execute_rollback(
             unanswered = lost if isinstance(lost, ReadBackUnanswered) else lost.__cause__
             if not isinstance(unanswered, ReadBackUnanswered):
                 raise
-            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused)
+            # Sent again and taken, its read-back refused for good (the rule deleted in between).
+            taken = isinstance(failed, RefusedAfterLostAnswer) and failed.taken
+            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused, taken)
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
-                         + ("its answer lost" if moved.lost is not None else "the load balancer took it")
+                         + ("the load balancer took it" if moved.lost is None
+                            else "its answer lost, then taken when sent again" if taken else "its answer lost")
                          + "; not read back)")
             raise moved from failed
     except (LedgerError, RollbackRefused):
@@ -2250,7 +2269,9 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                 # The load balancer took the move (or lost its answer) and did not answer its read-back,
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
-                read = "did not answer its read-back" if unread.answered is None else "refused its read-back for now"
+                read = ("did not answer its read-back" if unread.answered is None
+                        else "failed its read-back with an error on its own side" if unread.server_side
+                        else "refused its read-back for now")
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
                        f"({err}). It paged nobody. {then}")
             else:

@@ -178,17 +178,23 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         no_answer: how the last read failed with no answer from ``service`` (botocore's words: a
             connection dropped or refused, a client timeout before the bound), when it did; None
             when it was not answered by the bound, or was refused.
+        server_side: ``answered`` is ``service`` failing on its own side (an internal error, a 5xx),
+            not a refusal for now: it answered, with its own failure.
     """
 
     answered: str | None = None  # a class default: one pickled before the field existed did not answer
     no_answer: str | None = None  # as ``answered``: one pickled before it existed ran out its bound
+    server_side = False  # as ``answered``: one pickled before it existed was refused for now
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 answered: str | None = None, no_answer: str | None = None) -> None:
+                 answered: str | None = None, no_answer: str | None = None, server_side: bool = False) -> None:
         self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
-        self.no_answer = no_answer
+        self.no_answer, self.server_side = no_answer, server_side
         named = f" ({bound})" if bound else ""
-        if answered is not None:
+        if answered is not None and server_side:
+            # Not "refused the read for now": AWS's own side failed it (InternalFailure, a 5xx).
+            said = f"{what} could not be read back: {service} failed the read with an error on its own side ({answered})"
+        elif answered is not None:
             # No bound named: a read refused for now is read again twice at most (``within_bound``),
             # and three throttles end the read-back seconds into a bound of a minute. "Within 30 s
             # (verify_timeout_seconds)" sent people to raise a setting that does not read it longer.
@@ -203,7 +209,8 @@ class ReadBackUnanswered(PicklableError, Unanswered):
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""
-        return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered, self.no_answer)
+        return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered, self.no_answer,
+                                  self.server_side)
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,

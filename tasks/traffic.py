@@ -10,7 +10,8 @@ from botocore.exceptions import ConnectionError as NoConnection
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch, aws_message
+from rollway.aws.errors import (REFUSED_CODES, SERVER_SIDE_CODES, AdapterError, TargetNotFound, WeightMismatch,
+                                aws_message, error_code)
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -93,12 +94,19 @@ _ELB = "Elastic Load Balancing"
 _WEIGHTS = "the load balancer's weights"
 
 
-def refused_for_now(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
+def refused_for_now(err: ClientError, seconds: float, bound: str) -> ReadBackUnanswered:
     """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on a read the
-    load balancer refused for now (``err``: a throttle), at its bound or after the last of its reads
-    (``within_bound``): what it holds is not known, as when it did not answer, and the error says
-    which it was."""
-    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err))
+    load balancer refused for now (``err``: a throttle), or failed on its own side (an internal
+    error, a 5xx: ``server_side``, not said "refused for now"), at its bound or after the last of its
+    reads (``within_bound``): what it holds is not known, as when it did not answer, and the error
+    says which it was."""
+    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err), server_side=server_side(err))
+
+
+def server_side(err: ClientError) -> bool:
+    """Whether AWS answered ``err`` for its own side failing (an internal error, a 5xx)."""
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(err) in SERVER_SIDE_CODES or status >= 500
 
 
 def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
@@ -113,8 +121,8 @@ def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnan
 def unknown_after(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered | None:
     """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on ``err``, the
     last of its reads, as the ReadBackUnanswered it says as much as: no answer at all (a connection
-    dropped or refused, ``not_answered``) or a read refused for now (a throttle, ``refused_for_now``).
-    Either leaves what the load balancer holds not known. None for any other error: a read refused
+    dropped or refused, ``not_answered``) or a read refused for now (a throttle) or failed on AWS's
+    side (an internal error: ``refused_for_now``). Each leaves what the load balancer holds not known. None for any other error: a read refused
     for good (a permission) is raised as it is, its refusal what to fix."""
     if isinstance(err, (HTTPClientError, NoConnection)):
         return not_answered(err, seconds, bound)

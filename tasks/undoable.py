@@ -213,14 +213,16 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_
 
 
 def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float, *,
-                         bound: str = "verify_timeout_seconds") -> Weights:
+                         bound: str = "verify_timeout_seconds", moving: str = "the shift") -> Weights:
     """The weights read back after a write of ``weights`` failed with ``err``: a lost answer (a
     dropped connection, a timeout) may have moved the traffic all the same. ``err`` is raised
     when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
     the read-back does not show ``weights`` within ``timeout_seconds``, which ``bound`` sets (as
     the read-back's errors name it). Not known to have landed (the read-back not answered at its
     bound, its last read given no answer at all, a connection dropped or refused, or its reads
-    refused for now, a throttle), ``err`` is raised from a ReadBackUnanswered saying which."""
+    refused for now, a throttle, or failed on AWS's side, an internal error), ``err`` is raised from
+    a ReadBackUnanswered saying which. ``moving``: what the write is, as the run's log names it (a
+    rollback's "the rollback's move back", which "the shift" was untrue of)."""
     # Any other error (a bug, a refusal named before the write) is raised at once rather than
     # waited on for the read-back.
     if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
@@ -230,11 +232,11 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     try:
         verified = traffic.read_back(router, weights, timeout_seconds, bound=bound)
     except WeightMismatch:
-        run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
+        run_log.error("the weights did not become %s after the lost answer: %s did not land", weights, moving)
         raise err from None
     except ReadBackUnanswered as unanswered:
         # Not known to have landed: the write's own error, which a rollback sends again on.
-        run_log.error("%s; the shift to %s is not known to have landed", unanswered, weights)
+        run_log.error("%s; %s to %s is not known to have landed", unanswered, moving, weights)
         raise err from unanswered
     except (BotoCoreError, ClientError) as read_err:
         # A read whose connection dropped or was refused (read again while the bound left time:
@@ -246,9 +248,9 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
         unknown = traffic.unknown_after(read_err, timeout_seconds, bound)
         if unknown is None:
             raise
-        run_log.error("%s; the shift to %s is not known to have landed", unknown, weights)
+        run_log.error("%s; %s to %s is not known to have landed", unknown, moving, weights)
         raise err from unknown
-    run_log.info("the shift to %s landed although its answer was lost; going on", weights)
+    run_log.info("%s to %s landed although its answer was lost; going on", moving, weights)
     return verified
 
 

@@ -106,6 +106,8 @@ CASES: list[BaseException] = [
                           "Throttling on DescribeStacks: Rate exceeded", 1800.0),
     WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0), seconds=30.0),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
+    ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                       "InternalFailure: An internal error occurred", server_side=True),
     # A rejected run's failure is read back from its stored result by `rollway abort` (``_run_failure``):
     # it must come back as the move that may have landed, not as a read that moved nothing.
     MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
@@ -125,6 +127,12 @@ CASES: list[BaseException] = [
                     no_answer="ConnectionClosedError: Connection was closed before we received a valid response"),
     RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
                            REFUSED),
+    # Sent again and taken, its read-back refused: it comes back as a move taken, not one refused.
+    RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
+                           REFUSED, taken=True),
+    MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
+                    refused=REFUSED, taken=True),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),

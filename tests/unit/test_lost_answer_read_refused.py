@@ -75,3 +75,15 @@ def test_a_lost_answer_whose_read_back_cannot_connect_is_not_known_to_have_lande
     assert isinstance(unknown, ReadBackUnanswered) and unknown.answered is None, unknown
     assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing did not answer "
                             f'(EndpointConnectionError: Could not connect to the endpoint URL: "{ENDPOINT}")'), unknown
+
+
+@pytest.mark.parametrize(("code", "status"), [("InternalFailure", 500), ("ServiceUnavailable", 503)])
+def test_a_lost_answer_whose_read_back_fails_on_aws_side_is_not_said_refused_for_now(monkeypatch, code, status):
+    """The load balancer failed each read on its own side (an internal error, a 5xx): the read-back's
+    error said it "refused the read for now", as of a throttle. It says what happened."""
+    failing = ClientError({"Error": {"Code": code, "Message": "An internal error occurred"},
+                           "ResponseMetadata": {"HTTPStatusCode": status}}, "DescribeRules")
+    unknown = _read_back_after_a_lost_answer(monkeypatch, FailingReads(failing))
+    assert isinstance(unknown, ReadBackUnanswered) and unknown.server_side, unknown
+    assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing failed the "
+                            f"read with an error on its own side ({code}: An internal error occurred)"), unknown

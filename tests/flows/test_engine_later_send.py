@@ -1,0 +1,216 @@
+"""A rollback's move to stable (``flows.engine.set_and_verify`` with ``tries``) whose later send
+fails after an earlier one that may have landed: what the error, the run's log and the page say.
+
+The load balancer is a scripted fake: each ModifyRule is taken, taken with its answer lost, or
+refused, and its reads fail as a test says, so each path is reached in a second.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+
+import flows.engine
+import flows.rollback
+import tasks.traffic
+from rollway.aws.errors import TargetNotFound
+from rollway.deadline import ReadBackUnanswered
+from rollway.fakes import FakeRouter
+from rollway.model import Weights
+from tests.flows.fake_env import fake_environment
+from tests.flows.test_rollback_move_not_read_back import VERIFY_SECONDS, rollback_on
+
+ENDPOINT = "https://elasticloadbalancing.eu-west-1.amazonaws.com/"
+ON_CANARY, ALL_STABLE = Weights.canary_at(25), Weights(stable=100, canary=0)
+RULE = "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener-rule/app/edit/1/2/3"
+
+TAKEN, LOST = "taken", "lost"  # a ModifyRule the load balancer takes; one it takes whose answer is lost
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
+
+
+def dropped() -> ConnectionClosedError:
+    return ConnectionClosedError(endpoint_url=ENDPOINT)
+
+
+class Scripted(FakeRouter):
+    """A load balancer whose n-th ModifyRule does what ``sends[n]`` says (``TAKEN``, ``LOST``, or a
+    callable that raises, moving nothing), and whose reads of the weights after the n-th fail with
+    what ``reads(n)`` gives (None: read as the fake holds them)."""
+
+    def __init__(self, sends: list, reads: Callable[[int], BaseException | None]) -> None:
+        super().__init__(ON_CANARY)
+        self.sends, self.reads, self.sent = sends, reads, 0
+
+    def set_weights(self, weights: Weights) -> Weights:
+        how = self.sends[self.sent]
+        self.sent += 1
+        if how in (TAKEN, LOST):
+            held = super().set_weights(weights)
+            if how == LOST:
+                raise ReadTimeoutError(endpoint_url=ENDPOINT)
+            return held
+        how(self)
+        raise AssertionError("a scripted send that fails raises")
+
+    def get_weights(self) -> Weights:
+        failure = self.reads(self.sent)
+        if failure is not None:
+            raise failure
+        return super().get_weights()
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    """No waits between sends or between a failed read and the next: what is sent and said is tested."""
+    monkeypatch.setattr(flows.engine, "WRITE_RETRY_FIRST_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(flows.engine, "LOST_ANSWER_READ_BACK_SECONDS", 0.3)
+    monkeypatch.setattr(tasks.traffic, "LOOK_AGAIN_SECONDS", 0.01)
+    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", VERIFY_SECONDS)
+
+
+def failed_rollback(router: FakeRouter, raises: type[BaseException], caplog) -> tuple[BaseException, str]:
+    """The error of the rollback on a fake environment whose load balancer is ``router``, and its
+    page on one line."""
+    env = fake_environment()
+    env.router = router
+    with caplog.at_level(logging.INFO), pytest.raises(raises) as failed:
+        rollback_on(env)
+    (_, page), = env.notifier.messages
+    return failed.value, " ".join(page.split())
+
+
+def lost_then(later, reads_after_the_later: Callable[[], BaseException | None] = lambda: None) -> Scripted:
+    """The first ModifyRule lands with its answer lost, and its read-back's connection drops to the
+    last look (it may have landed); the second does what ``later`` says, and the reads after it fail
+    with ``reads_after_the_later()``."""
+    return Scripted([LOST, later, later], lambda sent: dropped() if sent == 1 else reads_after_the_later())
+
+
+def test_a_move_taken_whose_read_back_finds_the_rule_gone_after_a_lost_answer_says_the_move_may_have_landed(caplog):
+    """The first send lands with its answer lost and its read-back unanswered; the second is taken, and
+    its read-back finds the rule deleted. The read-back's own error escaped the move, the earlier send
+    forgotten: the page said the traffic "could NOT be moved back" and "Done before it failed: nothing"
+    of a move sent twice, taken the second time. It says the traffic may be on stable, the move taken
+    and not read back, and what to put right."""
+    gone = TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up")
+    err, page = failed_rollback(lost_then(TAKEN, lambda: gone), ReadBackUnanswered, caplog)
+    said = " ".join(str(err).split())
+    assert "the answer to the move was lost (Read timeout" in said, said
+    assert f"sent again, the move was taken but could not be read back: listener rule '{RULE}' not found" in said, said
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("the move sent again was taken but could not be read back: the traffic may be on webordinary-edit-service "
+            "already, or not") in page, page
+    assert "(its answer lost, then taken when sent again; not read back)" in page, page
+
+
+def test_a_move_taken_whose_read_back_is_refused_for_good_after_a_lost_answer_does_not_say_it_was_refused(caplog):
+    """As above, the second send's read-back refused (AccessDenied on DescribeRules): raised as a
+    RefusedAfterLostAnswer saying "sent again, the weights were refused", and paged "the move sent
+    again was refused", of a move the load balancer took."""
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeRules")
+    err, page = failed_rollback(lost_then(TAKEN, lambda: denied), ReadBackUnanswered, caplog)
+    said = " ".join(str(err).split())
+    assert "the move was refused" not in said and "sent again, the move was taken but could not be read back" in said
+    assert "DescribeRules" in said, said
+    assert "the move sent again was refused" not in page, page
+    assert "the move sent again was taken but could not be read back" in page, page
+    refused = flows.engine.RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url=ENDPOINT), denied, taken=True)
+    assert "the weights were refused" not in str(refused), refused
+    assert "sent again, the weights were taken but could not be read back: " in str(refused), refused
+
+
+def test_a_bug_failing_a_later_send_after_a_lost_answer_keeps_its_own_traceback(caplog):
+    """A bug (not AWS's error, nor rollway's refusal) failing the second send after one that may have
+    landed was one log line beside the earlier send's error: its own traceback was lost. It is logged
+    with it, and the move is still failed on the send that may have landed."""
+    def bug(router):
+        raise RuntimeError("a bug in the second send")
+
+    err, page = failed_rollback(lost_then(bug), ReadBackUnanswered, caplog)
+    assert "the answer to the move was lost" in str(err), err
+    logged = [r for r in caplog.records if "a bug in the second send" in r.getMessage()
+              and "may have landed" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None, [r.getMessage() for r in caplog.records]
+    assert isinstance(logged[0].exc_info[1], RuntimeError), logged[0].exc_info
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+
+
+def test_a_move_the_load_balancer_took_then_moved_since_is_not_said_not_to_have_landed(caplog):
+    """The first send is taken and its check read throttled to the last look; the second's answer is
+    lost, and its read-back shows 75/25: someone moved the traffic since (or the load balancer does not
+    show the move yet). The warning said the earlier try, which the load balancer took, "did not land";
+    it says what is known. The last send is throttled, and the page says the split the load balancer holds."""
+    def moved_by_someone_and_lost(router):
+        router.weights = ON_CANARY
+        raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    def refused(router):
+        raise throttled("ModifyRule")
+
+    router = Scripted([TAKEN, moved_by_someone_and_lost, refused],
+                      lambda sent: throttled("DescribeRules") if sent == 1 else None)
+    err, page = failed_rollback(router, ClientError, caplog)
+    assert "Throttling" in str(err) and router.sent == 3, err
+    said = " ".join(caplog.text.split())
+    assert ("try 2 of 3 read the weights back as 75/25, not 100/0: the earlier try that the load balancer took is not "
+            "what it holds now (moved since, or not shown yet), so it is not the one failed on") in said, caplog.text
+    assert "took did not land" not in said, caplog.text
+    assert "The traffic could NOT be moved back to webordinary-edit-service: the load balancer holds 75/25" in page, page
+
+
+def test_a_move_taken_whose_check_reads_fail_on_aws_side_is_not_said_refused_for_now(caplog):
+    """Each send is taken, and every read of the weights after it fails on the load balancer's own side
+    (InternalFailure, a 500): the error and the page said it "refused the read for now", as of a throttle."""
+    internal = ClientError({"Error": {"Code": "InternalFailure", "Message": "An internal error occurred"},
+                            "ResponseMetadata": {"HTTPStatusCode": 500}}, "DescribeRules")
+    router = Scripted([TAKEN] * 3, lambda sent: internal if sent else None)
+    err, page = failed_rollback(router, ReadBackUnanswered, caplog)
+    said = " ".join(str(err).split())
+    assert "refused" not in said and "refused" not in page, page
+    assert ("Elastic Load Balancing failed the read with an error on its own side (InternalFailure: An internal error "
+            "occurred)") in said, said
+    assert ("The load balancer took the move to webordinary-edit-service but failed the read-back of its weights with "
+            "an error on its own side: the traffic may be on webordinary-edit-service already, or not") in page, page
+
+
+def test_a_rollbacks_lost_answers_are_said_of_its_move_back_not_of_a_shift(caplog):
+    """A lost answer's read-back named a rollback's move "the shift" in the run's log: "the shift to
+    100/0 is not known to have landed", "the shift did not land"."""
+    def moved_by_someone_and_lost(router):
+        router.weights = ON_CANARY
+        raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    def refused(router):
+        raise throttled("ModifyRule")
+
+    router = Scripted([LOST, moved_by_someone_and_lost, refused], lambda sent: dropped() if sent == 1 else None)
+    failed_rollback(router, ClientError, caplog)
+    said = " ".join(caplog.text.split())
+    assert "the shift" not in said, caplog.text
+    assert "; the rollback's move back to 100/0 is not known to have landed" in said, caplog.text
+    assert "the weights did not become 100/0 after the lost answer: the rollback's move back did not land" in said
+
+
+def test_a_move_that_shows_after_its_read_back_gave_up_is_not_paged_as_not_moved_back(monkeypatch, caplog):
+    """The read-back gave up with the weights not yet shown (WeightMismatch), and the page's own read,
+    made after it, shows all the traffic on stable: the page said the traffic "could NOT be moved back"
+    beside "the load balancer holds 100/0". It says what its read shows, and that the rollback did not finish."""
+    from rollway.aws.errors import WeightMismatch
+
+    def shown_too_late(env, target, timeout_seconds, **kwargs):
+        env.router.set_weights(target)
+        raise WeightMismatch(expected=target, actual=ON_CANARY, seconds=timeout_seconds)
+
+    monkeypatch.setattr(flows.rollback, "set_and_verify", shown_too_late)
+    err, page = failed_rollback(FakeRouter(ON_CANARY), WeightMismatch, caplog)
+    assert "could NOT be moved back" not in page, page
+    assert ("All the traffic is on webordinary-edit-service as far as the load balancer shows now: the load balancer "
+            "holds 100/0 (stable/canary), read back after the failure. The rollback did not finish. It failed: the "
+            "load balancer held weights 75/25") in page, page
+    assert "The move has shown since: run the rollback again" in page, page
