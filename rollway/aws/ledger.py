@@ -559,13 +559,17 @@ class DynamoLedger:
             length = len(held.refused_answers)
             kept, dropped = refusals_kept(held, stored)
             values = _values({":length": length})
+            # Whether the list is there is told before its size is compared, in both conditions:
+            # DynamoDB reads a comparison of size() of a missing attribute as false, which moto
+            # raised on (HTTP 500), the refusal unrecorded, on an item whose list had been removed.
             if length:
                 # The oldest as stored: read back and written anew, an answer an earlier rollway
                 # wrote may differ from the stored one (a field it left out), and never match.
-                same = "size(#refused_answers) = :length AND #refused_answers[0] = :oldest"
+                same = ("attribute_exists(#refused_answers) AND size(#refused_answers) = :length "
+                        "AND #refused_answers[0] = :oldest")
                 values[":oldest"] = item["refused_answers"]["L"][0]
-            else:  # an absent list (no refusal yet, or an item an earlier rollway wrote) is empty
-                same = "(size(#refused_answers) = :length OR attribute_not_exists(#refused_answers))"
+            else:  # an absent list (an item an earlier rollway wrote, or one whose list was removed) is empty
+                same = "(attribute_not_exists(#refused_answers) OR size(#refused_answers) = :length)"
             if "refused_dropped" in item:
                 same += " AND #refused_dropped = :counted"
                 values[":counted"] = item["refused_dropped"]  # as stored: read as not known (None), it is kept

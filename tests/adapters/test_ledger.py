@@ -836,3 +836,37 @@ def test_an_earlier_rollways_drop_made_while_a_refusal_past_the_bound_is_written
     ledger.refuse(SERVICE, rollout=first.rollout_id, answer=new)
     stored = ledger.get(SERVICE)
     assert stored.refused_answers == (held.refused_answers[2], earlier, new), stored.refused_answers
+
+
+def test_a_refused_answer_to_an_item_without_the_list_is_appended(dynamodb, ledger_targets):
+    """An item that holds no ``refused_answers`` (written by a rollway from before them, or the
+    list removed by hand): the refusal's condition tells whether the list is there before it
+    compares its ``size``. DynamoDB reads a comparison of ``size`` of a missing attribute as false;
+    moto answered HTTP 500, and the refusal went unrecorded."""
+    from rollway.ledger import RefusedAnswer
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key, UpdateExpression="REMOVE refused_answers")
+    answer = RefusedAnswer(at=START + 1, actor="erin", action="approve", reason="timed out")
+    stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    assert stored.refused_answers == (answer,) and ledger.get(SERVICE) == stored
+    # Removed between the read that held it and the write: the write's condition is false (no
+    # size of a list not there), and the answer is appended to the list as read again.
+    removed = {"n": 0}
+
+    def remove_first(params, **kwargs):
+        if removed["n"] == 0 and "refused_answers" in params.get("UpdateExpression", ""):
+            removed["n"] += 1
+            dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key,
+                                 UpdateExpression="REMOVE refused_answers")
+
+    again = RefusedAnswer(at=START + 2, actor="dana", action="hold", reason="timed out")
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", remove_first)
+    try:
+        stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=again)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", remove_first)
+    assert removed["n"] == 1
+    assert stored.refused_answers == (again,) and ledger.get(SERVICE) == stored
