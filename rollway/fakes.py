@@ -461,7 +461,8 @@ class FakeLedger:
             if index is None:
                 raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
             current = rollouts[index]
-            kept, dropped = refusals_kept(current, as_stored(answer))
+            entry = as_stored(answer).model_copy(update={"recorded_after": len(current.history)})
+            kept, dropped = refusals_kept(current, entry)
             update = {"refused_answers": kept, "refused_dropped": dropped}
             if len(kept) <= len(current.refused_answers):  # some dropped: recorded before the history's next entry
                 update["refused_dropped_before"] = len(current.history)

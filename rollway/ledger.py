@@ -233,6 +233,15 @@ class RefusedAnswer(BaseModel):
     question: str | None = Field(default=None, description="the pause's reason, as its answers record it")
     reason: str = Field(description="why the run refused it, as the next form said")
     run: str | None = Field(default=None, description="flow run that refused it: '<name> (<id>)'")
+    # Which pause it answered is told by recording order, not by its time against the entries':
+    # each is its writer's clock (the run's, or `rollway promote`'s machine), and another machine's
+    # clock behind the run's stamped an answer given to a pause before the pause (``refused_after``).
+    recorded_after: int | None = Field(
+        default=None, ge=0, description="how many entries the rollout's history held as the ledger read it to "
+                                        "record this answer (set by Ledger.refuse alone, whatever its caller "
+                                        "gave): it was given after each of them. None: recorded before it was "
+                                        "kept, or its list rewritten by such a rollway: told by its time (at) "
+                                        "against the entries', as then")
 
     def said(self) -> str:
         """What was answered, without the comment: ``approve (next_weight 50%)``."""
@@ -300,6 +309,26 @@ def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple
         "refused answer was not recorded; nothing else of the rollout changed")
 
 
+def history_index(record: "RolloutRecord", entry: Transition) -> int | None:
+    """Where ``entry`` is in ``record``'s history: the entry itself, else an equal one (a copy the
+    reports made of it), the newest; None when it holds neither."""
+    at = next((i for i, held in enumerate(record.history) if held is entry), None)
+    if at is None:
+        at = next((i for i in reversed(range(len(record.history))) if record.history[i] == entry), None)
+    return at
+
+
+def refused_after(record: "RolloutRecord", answer: RefusedAnswer, entry: Transition) -> bool:
+    """Whether the refused ``answer`` was recorded after ``entry`` of ``record``'s history (a pause:
+    whether it may have been given to it). Told by recording order (``RefusedAnswer.recorded_after``):
+    the answers' and the entries' times are their writers' clocks, which may disagree, and an answer
+    stamped before the pause it was given to was read as given to the pause before, or to none. An
+    answer recorded before the order was kept (None), or an entry the history does not hold, is
+    told by time, as then: at or after the entry's."""
+    at = history_index(record, entry) if answer.recorded_after is not None else None
+    return answer.at >= entry.at if at is None else at < answer.recorded_after
+
+
 def dropped_may_answer(record: "RolloutRecord", pause: Transition) -> bool:
     """Whether refused answers the ledger dropped past the bound (``refused_dropped``) may have been
     given to ``pause``, an entry of ``record``'s history. Only a total is counted, not whom or when
@@ -313,10 +342,7 @@ def dropped_may_answer(record: "RolloutRecord", pause: Transition) -> bool:
     before = record.refused_dropped_before
     if record.refused_dropped is None or before is None:
         return True
-    # The entry itself, else an equal one (a copy the reports made of it): the newest, the nearest the drop.
-    at = next((i for i, entry in enumerate(record.history) if entry is pause), None)
-    if at is None:
-        at = next((i for i in reversed(range(len(record.history))) if record.history[i] == pause), None)
+    at = history_index(record, pause)  # of equal ones, the newest: the nearest the drop
     return at is None or at < before
 
 

@@ -107,8 +107,11 @@ def _head_mark(answer: RefusedAnswer) -> str:
     """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice. Its
     fields at their defaults are left out: a release that adds one reads the same answer to the
     same mark (made of every field, its mark of each answer this one wrote differed, and every
-    count read as not known)."""
-    return hashlib.sha256(answer.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:32]
+    count read as not known). Nor is ``recorded_after``, which the ledger sets on every answer: a
+    release from before it, reading an answer this one wrote, marks it without it, and read each
+    count as not known, and its next refusal removed it."""
+    return hashlib.sha256(answer.model_dump_json(exclude_defaults=True, exclude={"recorded_after"}).encode()
+                          ).hexdigest()[:32]
 
 
 # "None" marks the operations of a cancelled transaction that were not at fault.
@@ -557,7 +560,9 @@ class DynamoLedger:
         held = _from_item(item)
         for _ in range(_RECORD_ATTEMPTS):
             length = len(held.refused_answers)
-            kept, dropped = refusals_kept(held, stored)
+            # Recorded after the history as read with the list: which pause it answered is told so.
+            entry = stored.model_copy(update={"recorded_after": len(held.history)})
+            kept, dropped = refusals_kept(held, entry)
             values = _values({":length": length})
             # Whether the list is there is told before its size is compared, in both conditions:
             # DynamoDB reads a comparison of size() of a missing attribute as false, which moto
@@ -577,7 +582,7 @@ class DynamoLedger:
                 same += " AND attribute_not_exists(#refused_dropped)"
             if len(kept) == length + 1:
                 update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
-                values.update(_values({":empty": [], ":answer": [answer]}))
+                values.update(_values({":empty": [], ":answer": [entry]}))
             else:
                 update = "SET #refused_answers = :kept"
                 values.update(_values({":kept": list(kept)}))
@@ -607,7 +612,7 @@ class DynamoLedger:
                 if not item:
                     raise RolloutNotFound(f"rollout {rollout!r} of service {service!r} disappeared during the write")
                 held = _from_item(item)
-                if stored in held.refused_answers:
+                if entry in held.refused_answers:
                     return held  # this write committed and its answer was lost; the resent copy was refused
                 continue
             return _from_item(answered["Attributes"])
