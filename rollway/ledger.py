@@ -352,6 +352,9 @@ def dropped_at_said(record: "RolloutRecord", pause: Transition, to: str = "it") 
     if not dropped_may_answer(record, pause):
         return ""
     dropped = record.refused_dropped
+    if dropped is None and record.refused_dropped_least:  # some were, how many more is not known
+        return (f"refused answers no longer kept (at least {record.refused_dropped_least}, how many more is not "
+                f"known) may have been given to {to}")
     if dropped is None:  # as the reports' count of them says it: maybe none was dropped
         return f"refused answers dropped uncounted, if any were, may have been given to {to}"
     some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
@@ -576,6 +579,13 @@ class RolloutRecord(BaseModel):
                                      "before they were counted with some kept (may_have_dropped), or a count "
                                      "a rollway from before it may have dropped some beside (its oldest "
                                      "answer kept not the one counted with), never stored)")
+    # Those counted were dropped whatever else was: a count read as not known still tells the least
+    # there were, where status and the report said only that some "may have been" dropped.
+    refused_dropped_least: int | None = Field(
+        default=None, ge=0, description="while refused_dropped is not known (None): how many were dropped at "
+                                        "least, those counted before the count was found not to tell every drop, "
+                                        "and those Ledger.refuse dropped since (written by it alone; None: none "
+                                        "known)")
     # Which pauses those dropped may have answered is told by recording order, not by the answers'
     # times: each is its writer's clock (the run's, or `rollway promote`'s machine), and another
     # machine's clock behind the run's stamped an answer given to a pause before the pause.
@@ -761,7 +771,7 @@ RESERVED_ID_PREFIX = "~"
 
 MANAGED_FIELDS = frozenset(
     {"service", "rollout_id", "owner", "lease_expires", "lease_seconds", "version", "created_at", "updated_at",
-     "history", "refused_answers", "refused_dropped", "refused_dropped_before"}
+     "history", "refused_answers", "refused_dropped", "refused_dropped_before", "refused_dropped_least"}
 )
 """Fields only the ledger itself writes (create, acquire, release, record, refuse); never ``**changes``:
 ``refused_answers`` is appended to by ``refuse`` alone, since a list set whole from what its writer

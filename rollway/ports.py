@@ -182,7 +182,8 @@ class Ledger(Protocol):
         a resent copy is not appended twice; the version and the history are left as they are (no
         other write's condition is refused for it). Past ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``,
         the oldest are dropped (``refusals_kept``), counted in ``refused_dropped`` in the same write
-        (unless an earlier rollway's uncounted drops left the count not known: None, kept so), with
+        (unless an earlier rollway's uncounted drops left the count not known: None, kept so, and the
+        least there were counted on in ``refused_dropped_least``), with
         the history's length as read beside the list (``refused_dropped_before``).
         Raises RolloutNotFound when there is no such rollout, and RefusalsFull, recording nothing,
         when ``answer`` alone does not fit."""

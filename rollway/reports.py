@@ -610,6 +610,10 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
     """That the rollout's oldest refused answers were dropped past the bound (``refusals_kept``),
     and how many, or None when none was: the answers kept read as every one there had been."""
     dropped = record.refused_dropped
+    if dropped is None and (least := record.refused_dropped_least):  # those counted were, whatever else was
+        return (f"at least {least} older refused answer{'s were' if least != 1 else ' was'} dropped, and how many "
+                "more is not known: the ledger keeps only the newest, and these may have been kept by a rollway "
+                "that did not count those it dropped")
     if dropped is None:  # a list an earlier rollway kept, which may have lost some uncounted (``may_have_dropped``)
         # Not "the rollway that recorded them did not count those it dropped": one from before any
         # bound kept every answer, and the ledger cannot tell its list from one a drop left.

@@ -575,6 +575,11 @@ class DynamoLedger:
                 values[":oldest"] = item["refused_answers"]["L"][0]
             else:  # an absent list (an item an earlier rollway wrote, or one whose list was removed) is empty
                 same = "(attribute_not_exists(#refused_answers) OR size(#refused_answers) = :length)"
+            if "refused_dropped_least" in item:
+                same += " AND #refused_dropped_least = :least_held"
+                values[":least_held"] = item["refused_dropped_least"]
+            else:
+                same += " AND attribute_not_exists(#refused_dropped_least)"
             if "refused_dropped" in item:
                 same += " AND #refused_dropped = :counted"
                 values[":counted"] = item["refused_dropped"]  # as stored: read as not known (None), it is kept
@@ -594,11 +599,17 @@ class DynamoLedger:
                     # entry as read with it: a pause recorded from there on was given none of them.
                     update += ", #refused_dropped_before = :before"
                     values.update(_values({":before": len(held.history)}))
-            elif "refused_dropped" in item:
-                # A count that no longer tells every drop (``_from_item``): removed, not counted on from.
-                update += f" REMOVE #refused_dropped, #{COUNTED_HEAD}, #refused_dropped_before"
-            # else: an earlier rollway's list that may have lost some uncounted: left without a count,
-            # read as not known (``may_have_dropped``), where a count from here on read as every drop.
+            else:
+                # Not known how many: at least those counted (``_from_item``) and those this write drops.
+                least = (held.refused_dropped_least or 0) + length + 1 - len(kept)
+                if least:
+                    update += ", #refused_dropped_least = :least"
+                    values.update(_values({":least": least}))
+                if "refused_dropped" in item:
+                    # A count that no longer tells every drop: removed, not counted on from.
+                    update += f" REMOVE #refused_dropped, #{COUNTED_HEAD}, #refused_dropped_before"
+                # else: an earlier rollway's list that may have lost some uncounted: left without a count,
+                # read as not known (``may_have_dropped``), where a count from here on read as every drop.
             guard = f"attribute_exists(#rollout_id) AND ({same})"
             try:
                 answered = self._client.update_item(
@@ -924,8 +935,10 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
         elif record.refused_answers and values.get(COUNTED_HEAD) != _head_mark(record.refused_answers[0]):
             # The oldest answer kept is not the one the count was written with: a rollway from before the
             # count dropped some beside this one, uncounted. Or the count was written before the mark
-            # was, by a release that may have run beside such a rollway: a count too low either way.
-            record = record.model_copy(update={"refused_dropped": None})
+            # was, by a release that may have run beside such a rollway: a count too low either way, and
+            # the least there were (``refused_dropped_least``).
+            least = max(record.refused_dropped or 0, record.refused_dropped_least or 0)
+            record = record.model_copy(update={"refused_dropped": None, "refused_dropped_least": least or None})
     except ValidationError as err:
         # Every command and flow reading the ledger printed pydantic's traceback, naming no item.
         first = err.errors()[0]

@@ -750,8 +750,9 @@ def test_a_drop_a_rollway_without_the_count_makes_beside_this_one_leaves_the_cou
                                                                             for a in said[2:]]}))
     held = ledger.get(SERVICE)
     assert held.refused_dropped is None, held.refused_dropped
-    assert refusals_dropped_said(held).startswith("older refused answers may have been dropped, and how many is not "
-                                                  "known"), refusals_dropped_said(held)
+    # The one counted was dropped, whatever else was: said as the least there were.
+    assert refusals_dropped_said(held).startswith("at least 1 older refused answer was dropped, and how many more is "
+                                                  "not known"), refusals_dropped_said(held)
     # Not known stays so: this release's next refusal does not count on from the stale count.
     stored = ledger.refuse(SERVICE, rollout=first.rollout_id,
                            answer=RefusedAnswer(at=START + 9, actor="p9", action="hold", reason="timed out"))
@@ -902,3 +903,37 @@ def test_a_count_of_dropped_answers_reads_the_same_to_a_release_from_before_thei
     # That release's model has no such field: it reads the answer without it.
     as_before = RefusedAnswer.model_validate(head.model_dump(exclude={"recorded_after"}))
     assert _head_mark(as_before) == item[COUNTED_HEAD]["S"]
+
+
+def test_a_count_that_no_longer_tells_every_drop_is_said_as_the_least_there_were(dynamodb, ledger_targets,
+                                                                                  monkeypatch):
+    """A count of refused answers dropped written before its mark was (or one an earlier rollway's
+    uncounted drop made stale) reads as not known, and the next refusal removes it: status and the
+    report said older answers "may have been dropped", of a rollout the ledger had counted 2 drops
+    of. Those counted were dropped whatever else was: said as the least there were, kept through the
+    refusals after it, and those they drop added."""
+    from rollway.aws.ledger import COUNTED_HEAD
+    from rollway.ledger import RefusedAnswer
+    from rollway.reports import refusals_dropped_said
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 2)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    for i in range(4):
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+            at=START + 1 + i, actor=f"p{i}", action="hold", reason="timed out"))
+    assert ledger.get(SERVICE).refused_dropped == 2
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key, UpdateExpression=f"REMOVE {COUNTED_HEAD}")
+    stale = ledger.get(SERVICE)
+    assert stale.refused_dropped is None and stale.refused_dropped_least == 2
+    assert refusals_dropped_said(stale).startswith(
+        "at least 2 older refused answers were dropped, and how many more is not known: the ledger keeps only the "
+        "newest"), refusals_dropped_said(stale)
+    ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+        at=START + 9, actor="p9", action="hold", reason="timed out"))
+    after = ledger.get(SERVICE)
+    assert after.refused_dropped is None and after.refused_dropped_least == 3
+    item = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"]
+    assert "refused_dropped" not in item, item  # never a count an earlier rollway reads as every drop
+    assert refusals_dropped_said(after).startswith("at least 3 older refused answers were dropped"), after
