@@ -233,15 +233,12 @@ class RefusedAnswer(BaseModel):
     question: str | None = Field(default=None, description="the pause's reason, as its answers record it")
     reason: str = Field(description="why the run refused it, as the next form said")
     run: str | None = Field(default=None, description="flow run that refused it: '<name> (<id>)'")
-    # Which pause it answered is told by recording order, not by its time against the entries':
-    # each is its writer's clock (the run's, or `rollway promote`'s machine), and another machine's
-    # clock behind the run's stamped an answer given to a pause before the pause (``refused_after``).
-    recorded_after: int | None = Field(
-        default=None, ge=0, description="how many entries the rollout's history held as the ledger read it to "
-                                        "record this answer (set by Ledger.refuse alone, whatever its caller "
-                                        "gave): it was given after each of them. None: recorded before it was "
-                                        "kept, or its list rewritten by such a rollway: told by its time (at) "
-                                        "against the entries', as then")
+    # Which pause it answered is told by recording order, as RolloutRecord.refused_dropped_before
+    # tells which those dropped may have (``refused_after``). Set by Ledger.refuse alone, whatever
+    # its caller gave. None: recorded before it was kept, or its list rewritten by such a rollway.
+    recorded_after: int | None = Field(default=None, ge=0, description=(
+        "how many entries the history held as the ledger read it to record this answer: it was given after "
+        "each of them (None: not known, told by its time, at, against the entries', as before)"))
 
     def said(self) -> str:
         """What was answered, without the comment: ``approve (next_weight 50%)``."""
