@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rollway.bounds import seconds_said, wait_said
 from rollway.decide import Pause
 from rollway.ledger import (TAKEOVER, UNHEARD, OpenPause, RolloutRecord, Transition, answer_comment,
-                            dropped_at_said, held_by_timeout, utc, utc_read, wall_utc)
+                            dropped_at_said, held_by_timeout, refused_after, utc, utc_read, wall_utc)
 from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
 
@@ -152,7 +152,9 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
     if last is None or last.to_stage != pause.stage_index or not (last.kind == "pause" or held_by_timeout(last)):
         return None
     asking = next((t for t in reversed(history[:taken]) if t.kind == "pause"), None)
-    if asking is not None and any(r.to_stage == pause.stage_index and r.at >= asking.at
+    # Recorded after it (``refused_after``: by recording order; an answer's time is its writer's clock,
+    # `rollway promote`'s machine's, which may be behind the run's).
+    if asking is not None and any(r.to_stage == pause.stage_index and refused_after(record, r, asking)
                                   for r in record.refused_answers):
         # A person answered it meanwhile, and the answer was not taken (`rollway promote` at the
         # run found dead, told the run taking over asks again where it can be given): as after an

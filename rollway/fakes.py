@@ -461,8 +461,12 @@ class FakeLedger:
             if index is None:
                 raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
             current = rollouts[index]
-            kept, dropped = refusals_kept(current, as_stored(answer))
+            entry = as_stored(answer).model_copy(update={"recorded_after": len(current.history)})
+            kept, dropped = refusals_kept(current, entry)
             update = {"refused_answers": kept, "refused_dropped": dropped}
+            if dropped is None and (least := (current.refused_dropped_least or 0) + len(current.refused_answers)
+                                    + 1 - len(kept)):
+                update["refused_dropped_least"] = least  # as DynamoLedger: not known how many, at least these
             if len(kept) <= len(current.refused_answers):  # some dropped: recorded before the history's next entry
                 update["refused_dropped_before"] = len(current.history)
             rollouts[index] = as_stored(current.model_copy(update=update))

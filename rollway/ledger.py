@@ -233,6 +233,12 @@ class RefusedAnswer(BaseModel):
     question: str | None = Field(default=None, description="the pause's reason, as its answers record it")
     reason: str = Field(description="why the run refused it, as the next form said")
     run: str | None = Field(default=None, description="flow run that refused it: '<name> (<id>)'")
+    # Which pause it answered is told by recording order, as RolloutRecord.refused_dropped_before
+    # tells which those dropped may have (``refused_after``). Set by Ledger.refuse alone, whatever
+    # its caller gave. None: recorded before it was kept, or its list rewritten by such a rollway.
+    recorded_after: int | None = Field(default=None, ge=0, description=(
+        "how many entries the history held as the ledger read it to record this answer: it was given after "
+        "each of them (None: not known, told by its time, at, against the entries', as before)"))
 
     def said(self) -> str:
         """What was answered, without the comment: ``approve (next_weight 50%)``."""
@@ -300,6 +306,26 @@ def refusals_kept(record: "RolloutRecord", answer: RefusedAnswer) -> tuple[tuple
         "refused answer was not recorded; nothing else of the rollout changed")
 
 
+def history_index(record: "RolloutRecord", entry: Transition) -> int | None:
+    """Where ``entry`` is in ``record``'s history: the entry itself, else an equal one (a copy the
+    reports made of it), the newest; None when it holds neither."""
+    at = next((i for i, held in enumerate(record.history) if held is entry), None)
+    if at is None:
+        at = next((i for i in reversed(range(len(record.history))) if record.history[i] == entry), None)
+    return at
+
+
+def refused_after(record: "RolloutRecord", answer: RefusedAnswer, entry: Transition) -> bool:
+    """Whether the refused ``answer`` was recorded after ``entry`` of ``record``'s history (a pause:
+    whether it may have been given to it). Told by recording order (``RefusedAnswer.recorded_after``):
+    the answers' and the entries' times are their writers' clocks, which may disagree, and an answer
+    stamped before the pause it was given to was read as given to the pause before, or to none. An
+    answer recorded before the order was kept (None), or an entry the history does not hold, is
+    told by time, as then: at or after the entry's."""
+    at = history_index(record, entry) if answer.recorded_after is not None else None
+    return answer.at >= entry.at if at is None else at < answer.recorded_after
+
+
 def dropped_may_answer(record: "RolloutRecord", pause: Transition) -> bool:
     """Whether refused answers the ledger dropped past the bound (``refused_dropped``) may have been
     given to ``pause``, an entry of ``record``'s history. Only a total is counted, not whom or when
@@ -313,10 +339,7 @@ def dropped_may_answer(record: "RolloutRecord", pause: Transition) -> bool:
     before = record.refused_dropped_before
     if record.refused_dropped is None or before is None:
         return True
-    # The entry itself, else an equal one (a copy the reports made of it): the newest, the nearest the drop.
-    at = next((i for i, entry in enumerate(record.history) if entry is pause), None)
-    if at is None:
-        at = next((i for i in reversed(range(len(record.history))) if record.history[i] == pause), None)
+    at = history_index(record, pause)  # of equal ones, the newest: the nearest the drop
     return at is None or at < before
 
 
@@ -326,6 +349,9 @@ def dropped_at_said(record: "RolloutRecord", pause: Transition, to: str = "it") 
     if not dropped_may_answer(record, pause):
         return ""
     dropped = record.refused_dropped
+    if dropped is None and record.refused_dropped_least:  # some were, how many more is not known
+        return (f"refused answers no longer kept (at least {record.refused_dropped_least}, how many more is not "
+                f"known) may have been given to {to}")
     if dropped is None:  # as the reports' count of them says it: maybe none was dropped
         return f"refused answers dropped uncounted, if any were, may have been given to {to}"
     some = f"up to {dropped} refused answers" if dropped != 1 else "a refused answer"
@@ -550,6 +576,13 @@ class RolloutRecord(BaseModel):
                                      "before they were counted with some kept (may_have_dropped), or a count "
                                      "a rollway from before it may have dropped some beside (its oldest "
                                      "answer kept not the one counted with), never stored)")
+    # Those counted were dropped whatever else was: a count read as not known still tells the least
+    # there were, where status and the report said only that some "may have been" dropped.
+    refused_dropped_least: int | None = Field(
+        default=None, ge=0, description="while refused_dropped is not known (None): how many were dropped at "
+                                        "least, those counted before the count was found not to tell every drop, "
+                                        "and those Ledger.refuse dropped since (written by it alone; None: none "
+                                        "known)")
     # Which pauses those dropped may have answered is told by recording order, not by the answers'
     # times: each is its writer's clock (the run's, or `rollway promote`'s machine), and another
     # machine's clock behind the run's stamped an answer given to a pause before the pause.
@@ -735,7 +768,7 @@ RESERVED_ID_PREFIX = "~"
 
 MANAGED_FIELDS = frozenset(
     {"service", "rollout_id", "owner", "lease_expires", "lease_seconds", "version", "created_at", "updated_at",
-     "history", "refused_answers", "refused_dropped", "refused_dropped_before"}
+     "history", "refused_answers", "refused_dropped", "refused_dropped_before", "refused_dropped_least"}
 )
 """Fields only the ledger itself writes (create, acquire, release, record, refuse); never ``**changes``:
 ``refused_answers`` is appended to by ``refuse`` alone, since a list set whole from what its writer

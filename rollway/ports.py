@@ -176,11 +176,14 @@ class Ledger(Protocol):
     def refuse(self, service: str, *, rollout: str, answer: "RefusedAnswer") -> "RolloutRecord":
         """Append ``answer`` to rollout ``rollout``'s ``refused_answers``, lease-free, whatever its
         phase: the run refusing it and `rollway promote`/`hold`/`abort` refusing one it never got
-        both append, and neither's entry is lost to the other's. Conditioned on the list as read, so
+        both append, and neither's entry is lost to the other's. Recorded after the history as read
+        with the list (``RefusedAnswer.recorded_after``, whatever ``answer`` said): which pause it
+        answered is told by that order, not by its time. Conditioned on the list as read, so
         a resent copy is not appended twice; the version and the history are left as they are (no
         other write's condition is refused for it). Past ``REFUSED_KEPT`` answers or ``REFUSED_BYTES``,
         the oldest are dropped (``refusals_kept``), counted in ``refused_dropped`` in the same write
-        (unless an earlier rollway's uncounted drops left the count not known: None, kept so), with
+        (unless an earlier rollway's uncounted drops left the count not known: None, kept so, and the
+        least there were counted on in ``refused_dropped_least``), with
         the history's length as read beside the list (``refused_dropped_before``).
         Raises RolloutNotFound when there is no such rollout, and RefusalsFull, recording nothing,
         when ``answer`` alone does not fit."""

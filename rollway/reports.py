@@ -37,7 +37,8 @@ from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE
                             NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
                             RolloutRecord, Transition, answer_action, answer_said, claim_has_lapsed, claim_lapsed,
                             dropped_at_said, held_by_timeout, lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
+                            pause_asked_now, pause_cause, refused_after, rollback_start, rollback_stopped_steps, unanswered_wait,
+                            utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.one_line import shown
@@ -611,6 +612,10 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
     """That the rollout's oldest refused answers were dropped past the bound (``refusals_kept``),
     and how many, or None when none was: the answers kept read as every one there had been."""
     dropped = record.refused_dropped
+    if dropped is None and (least := record.refused_dropped_least):  # those counted were, whatever else was
+        return (f"at least {least} older refused answer{'s were' if least != 1 else ' was'} dropped, and how many "
+                "more is not known: the ledger keeps only the newest, and these may have been kept by a rollway "
+                "that did not count those it dropped")
     if dropped is None:  # a list an earlier rollway kept, which may have lost some uncounted (``may_have_dropped``)
         # Not "the rollway that recorded them did not count those it dropped": one from before any
         # bound kept every answer, and the ledger cannot tell its list from one a drop left.
@@ -623,8 +628,9 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
 
 
 def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
-    """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``)."""
-    return [] if pause is None else [r for r in record.refused_answers if r.at >= pause.at]
+    """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``): those recorded
+    after it (``refused_after``: by recording order, not by clocks that may disagree)."""
+    return [] if pause is None else [r for r in record.refused_answers if refused_after(record, r, pause)]
 
 
 def _merged(history: Iterable[T], refused: Iterable[R]) -> tuple[T | R, ...]:
@@ -1209,8 +1215,10 @@ def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]
     was the last pause asked, about its stage. One given as the run's look rolled the rollout back
     is refused ("not applied"), and the pause reads as left without an answer taken."""
     pauses = [t for t in record.history if t.kind == "pause"]
+    # The newest pause recorded before it (``refused_after``): by recording order, not by the
+    # answer's clock, which may be another machine's, behind or ahead of the run's.
     return [r for r in record.refused_answers if r.to_stage == pause.to_stage
-            and next((p for p in reversed(pauses) if p.at <= r.at), None) is pause]
+            and next((p for p in reversed(pauses) if refused_after(record, r, p)), None) is pause]
 
 
 # What a ``not-applied`` answer was not applied for: written only when the run's look rolled back first.

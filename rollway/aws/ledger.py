@@ -107,8 +107,11 @@ def _head_mark(answer: RefusedAnswer) -> str:
     """``answer``, as read back, in a few bytes: the list's head is compared, not stored twice. Its
     fields at their defaults are left out: a release that adds one reads the same answer to the
     same mark (made of every field, its mark of each answer this one wrote differed, and every
-    count read as not known)."""
-    return hashlib.sha256(answer.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:32]
+    count read as not known). Nor is ``recorded_after``, which the ledger sets on every answer: a
+    release from before it, reading an answer this one wrote, marks it without it, and read each
+    count as not known, and its next refusal removed it."""
+    return hashlib.sha256(answer.model_dump_json(exclude_defaults=True, exclude={"recorded_after"}).encode()
+                          ).hexdigest()[:32]
 
 
 # "None" marks the operations of a cancelled transaction that were not at fault.
@@ -557,15 +560,26 @@ class DynamoLedger:
         held = _from_item(item)
         for _ in range(_RECORD_ATTEMPTS):
             length = len(held.refused_answers)
-            kept, dropped = refusals_kept(held, stored)
+            # Recorded after the history as read with the list: which pause it answered is told so.
+            entry = stored.model_copy(update={"recorded_after": len(held.history)})
+            kept, dropped = refusals_kept(held, entry)
             values = _values({":length": length})
+            # Whether the list is there is told before its size is compared, in both conditions:
+            # DynamoDB reads a comparison of size() of a missing attribute as false, which moto
+            # raised on (HTTP 500), the refusal unrecorded, on an item whose list had been removed.
             if length:
                 # The oldest as stored: read back and written anew, an answer an earlier rollway
                 # wrote may differ from the stored one (a field it left out), and never match.
-                same = "size(#refused_answers) = :length AND #refused_answers[0] = :oldest"
+                same = ("attribute_exists(#refused_answers) AND size(#refused_answers) = :length "
+                        "AND #refused_answers[0] = :oldest")
                 values[":oldest"] = item["refused_answers"]["L"][0]
-            else:  # an absent list (no refusal yet, or an item an earlier rollway wrote) is empty
-                same = "(size(#refused_answers) = :length OR attribute_not_exists(#refused_answers))"
+            else:  # an absent list (an item an earlier rollway wrote, or one whose list was removed) is empty
+                same = "(attribute_not_exists(#refused_answers) OR size(#refused_answers) = :length)"
+            if "refused_dropped_least" in item:
+                same += " AND #refused_dropped_least = :least_held"
+                values[":least_held"] = item["refused_dropped_least"]
+            else:
+                same += " AND attribute_not_exists(#refused_dropped_least)"
             if "refused_dropped" in item:
                 same += " AND #refused_dropped = :counted"
                 values[":counted"] = item["refused_dropped"]  # as stored: read as not known (None), it is kept
@@ -573,7 +587,7 @@ class DynamoLedger:
                 same += " AND attribute_not_exists(#refused_dropped)"
             if len(kept) == length + 1:
                 update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
-                values.update(_values({":empty": [], ":answer": [answer]}))
+                values.update(_values({":empty": [], ":answer": [entry]}))
             else:
                 update = "SET #refused_answers = :kept"
                 values.update(_values({":kept": list(kept)}))
@@ -585,11 +599,17 @@ class DynamoLedger:
                     # entry as read with it: a pause recorded from there on was given none of them.
                     update += ", #refused_dropped_before = :before"
                     values.update(_values({":before": len(held.history)}))
-            elif "refused_dropped" in item:
-                # A count that no longer tells every drop (``_from_item``): removed, not counted on from.
-                update += f" REMOVE #refused_dropped, #{COUNTED_HEAD}, #refused_dropped_before"
-            # else: an earlier rollway's list that may have lost some uncounted: left without a count,
-            # read as not known (``may_have_dropped``), where a count from here on read as every drop.
+            else:
+                # Not known how many: at least those counted (``_from_item``) and those this write drops.
+                least = (held.refused_dropped_least or 0) + length + 1 - len(kept)
+                if least:
+                    update += ", #refused_dropped_least = :least"
+                    values.update(_values({":least": least}))
+                if "refused_dropped" in item:
+                    # A count that no longer tells every drop: removed, not counted on from.
+                    update += f" REMOVE #refused_dropped, #{COUNTED_HEAD}, #refused_dropped_before"
+                # else: an earlier rollway's list that may have lost some uncounted: left without a count,
+                # read as not known (``may_have_dropped``), where a count from here on read as every drop.
             guard = f"attribute_exists(#rollout_id) AND ({same})"
             try:
                 answered = self._client.update_item(
@@ -603,7 +623,7 @@ class DynamoLedger:
                 if not item:
                     raise RolloutNotFound(f"rollout {rollout!r} of service {service!r} disappeared during the write")
                 held = _from_item(item)
-                if stored in held.refused_answers:
+                if entry in held.refused_answers:
                     return held  # this write committed and its answer was lost; the resent copy was refused
                 continue
             return _from_item(answered["Attributes"])
@@ -915,8 +935,10 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
         elif record.refused_answers and values.get(COUNTED_HEAD) != _head_mark(record.refused_answers[0]):
             # The oldest answer kept is not the one the count was written with: a rollway from before the
             # count dropped some beside this one, uncounted. Or the count was written before the mark
-            # was, by a release that may have run beside such a rollway: a count too low either way.
-            record = record.model_copy(update={"refused_dropped": None})
+            # was, by a release that may have run beside such a rollway: a count too low either way, and
+            # the least there were (``refused_dropped_least``).
+            least = max(record.refused_dropped or 0, record.refused_dropped_least or 0)
+            record = record.model_copy(update={"refused_dropped": None, "refused_dropped_least": least or None})
     except ValidationError as err:
         # Every command and flow reading the ledger printed pydantic's traceback, naming no item.
         first = err.errors()[0]

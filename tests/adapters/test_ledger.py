@@ -27,8 +27,8 @@ from rollway.ledger import MalformedRollout, RolloutClosed, RolloutRecord, begin
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
-from tests.unit.test_fake_ledger import (LEASE, SERVICE, START, LedgerContract, RollbackClaimContract, finish, started,
-                                         step, together)
+from tests.unit.test_fake_ledger import (LEASE, SERVICE, START, LedgerContract, RollbackClaimContract, finish,
+                                         recorded, started, step, together)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,10 @@ class TestDynamoLedger(LedgerContract, RollbackClaimContract):
         from rollway.aws.ledger import _head_mark
         from rollway.ledger import RefusedAnswer
 
+        # Each recorded after the history as it stands, as refuse records it (``recorded_after``); an
+        # earlier rollway's, given as its JSON, as it wrote them.
+        after = len(ledger.get(SERVICE).history)
+        answers = [recorded(a, after) if isinstance(a, RefusedAnswer) else a for a in answers]
         # The count's mark of the oldest answer kept, as refuse writes it with the count.
         head = _head_mark(RefusedAnswer.model_validate(answers[0])) if answers else ""
         ledger._client.update_item(
@@ -224,14 +228,17 @@ def test_a_refused_answer_appended_while_the_run_appends_and_writes_its_own_keep
     finally:
         dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", command_first)
     assert raced["n"] == 1
-    assert set(ledger.get(SERVICE).refused_answers) == {by_run, by_cli}
+    assert set(ledger.get(SERVICE).refused_answers) == {recorded(by_run), recorded(by_cli)}
     # And all at once, with the run's lease-held write: nothing lost, nothing twice.
     more = [RefusedAnswer(at=START + 2 + i, actor=f"p{i}", action="hold", reason="timed out") for i in range(4)]
     outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in more),
                         lambda: ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3)))
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     stored = ledger.get(SERVICE)
-    assert len(stored.refused_answers) == 6 and set(stored.refused_answers) == {by_run, by_cli, *more}
+    # Each recorded after the history as read, the run's entry written before or after that read.
+    assert {r.recorded_after for r in stored.refused_answers} <= {0, 1}
+    assert len(stored.refused_answers) == 6 and {recorded(r) for r in stored.refused_answers} == set(
+        map(recorded, (by_run, by_cli, *more)))
     assert [t.kind for t in stored.history] == ["shift"] and stored.version == first.version + 1
 
 
@@ -549,7 +556,7 @@ def test_a_resent_refused_answer_past_the_bound_is_kept_once(dynamodb, ledger_ta
     for answer in answers[:2]:
         ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
     stored = resent_once(dynamodb, lambda: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answers[2]))
-    assert stored.refused_answers == tuple(answers[1:]) and ledger.get(SERVICE) == stored
+    assert stored.refused_answers == tuple(map(recorded, answers[1:])) and ledger.get(SERVICE) == stored
 
 
 def test_refused_answers_past_the_bound_appended_together_keep_the_newest_of_them_all(dynamodb, ledger_targets,
@@ -568,7 +575,7 @@ def test_refused_answers_past_the_bound_appended_together_keep_the_newest_of_the
     outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     stored = ledger.get(SERVICE)
-    assert set(stored.refused_answers) == set(new) and stored.refused_dropped == 3
+    assert set(stored.refused_answers) == set(map(recorded, new)) and stored.refused_dropped == 3
 
 
 def test_a_refused_answer_past_the_bound_sends_the_list_once(dynamodb, ledger_targets, monkeypatch):
@@ -600,11 +607,11 @@ def test_a_refused_answer_past_the_bound_sends_the_list_once(dynamodb, ledger_ta
             ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
     finally:
         dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", measure)
-    kept_size = len(json.dumps(_values({":kept": [a.model_dump(mode="json") for a in said[2:]]})))
-    oldest_size = len(json.dumps(_values({":oldest": said[0].model_dump(mode="json")})))
+    kept_size = len(json.dumps(_values({":kept": [recorded(a).model_dump(mode="json") for a in said[2:]]})))
+    oldest_size = len(json.dumps(_values({":oldest": recorded(said[0]).model_dump(mode="json")})))
     assert len(sent) == 2 and all(size < kept_size + oldest_size + 500 for size in sent), (sent, kept_size)
     stored = ledger.get(SERVICE)
-    assert stored.refused_answers == tuple(said[2:]) and stored.refused_dropped == 2
+    assert stored.refused_answers == tuple(map(recorded, said[2:])) and stored.refused_dropped == 2
 
 
 def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_uncounted(dynamodb, ledger_targets,
@@ -628,7 +635,7 @@ def test_refused_answers_an_earlier_rollway_kept_are_dropped_past_the_bound_unco
     outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in new))
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     stored = ledger.get(SERVICE)
-    assert set(stored.refused_answers) == set(new) and stored.refused_dropped is None
+    assert set(stored.refused_answers) == set(map(recorded, new)) and stored.refused_dropped is None
     item = ledger._client.get_item(TableName=ledger._table, Key=key, ConsistentRead=True)["Item"]
     assert "refused_dropped" not in item, item  # never stored: an earlier rollway reads only a number there
 
@@ -743,8 +750,9 @@ def test_a_drop_a_rollway_without_the_count_makes_beside_this_one_leaves_the_cou
                                                                             for a in said[2:]]}))
     held = ledger.get(SERVICE)
     assert held.refused_dropped is None, held.refused_dropped
-    assert refusals_dropped_said(held).startswith("older refused answers may have been dropped, and how many is not "
-                                                  "known"), refusals_dropped_said(held)
+    # The one counted was dropped, whatever else was: said as the least there were.
+    assert refusals_dropped_said(held).startswith("at least 1 older refused answer was dropped, and how many more is "
+                                                  "not known"), refusals_dropped_said(held)
     # Not known stays so: this release's next refusal does not count on from the stale count.
     stored = ledger.refuse(SERVICE, rollout=first.rollout_id,
                            answer=RefusedAnswer(at=START + 9, actor="p9", action="hold", reason="timed out"))
@@ -835,4 +843,97 @@ def test_an_earlier_rollways_drop_made_while_a_refusal_past_the_bound_is_written
     new = RefusedAnswer(at=START + 11, actor="new", action="hold", reason="timed out")
     ledger.refuse(SERVICE, rollout=first.rollout_id, answer=new)
     stored = ledger.get(SERVICE)
-    assert stored.refused_answers == (held.refused_answers[2], earlier, new), stored.refused_answers
+    assert stored.refused_answers == (held.refused_answers[2], earlier, recorded(new)), stored.refused_answers
+
+
+def test_a_refused_answer_to_an_item_without_the_list_is_appended(dynamodb, ledger_targets):
+    """An item that holds no ``refused_answers`` (written by a rollway from before them, or the
+    list removed by hand): the refusal's condition tells whether the list is there before it
+    compares its ``size``. DynamoDB reads a comparison of ``size`` of a missing attribute as false;
+    moto answered HTTP 500, and the refusal went unrecorded."""
+    from rollway.ledger import RefusedAnswer
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key, UpdateExpression="REMOVE refused_answers")
+    answer = RefusedAnswer(at=START + 1, actor="erin", action="approve", reason="timed out")
+    stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+    assert stored.refused_answers == (recorded(answer),) and ledger.get(SERVICE) == stored
+    # Removed between the read that held it and the write: the write's condition is false (no
+    # size of a list not there), and the answer is appended to the list as read again.
+    removed = {"n": 0}
+
+    def remove_first(params, **kwargs):
+        if removed["n"] == 0 and "refused_answers" in params.get("UpdateExpression", ""):
+            removed["n"] += 1
+            dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key,
+                                 UpdateExpression="REMOVE refused_answers")
+
+    again = RefusedAnswer(at=START + 2, actor="dana", action="hold", reason="timed out")
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", remove_first)
+    try:
+        stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=again)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", remove_first)
+    assert removed["n"] == 1
+    assert stored.refused_answers == (recorded(again),) and ledger.get(SERVICE) == stored
+
+
+def test_a_count_of_dropped_answers_reads_the_same_to_a_release_from_before_their_recording_order(
+        dynamodb, ledger_targets, monkeypatch):
+    """The count of refused answers dropped is written with a mark of the oldest answer kept, which
+    a release checks its count by. Marked with the order the ledger records answers in
+    (``recorded_after``), a release from before it, reading the answer without it, read every count
+    this one wrote as not known, and its next refusal removed it."""
+    from rollway.aws.ledger import COUNTED_HEAD, _head_mark
+    from rollway.ledger import RefusedAnswer
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 1)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1))
+    for i in range(2):
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+            at=START + 2 + i, actor=f"p{i}", action="hold", reason="timed out"))
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    item = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"]
+    (head,) = ledger.get(SERVICE).refused_answers
+    assert head.recorded_after == 1 and ledger.get(SERVICE).refused_dropped == 1
+    # That release's model has no such field: it reads the answer without it.
+    as_before = RefusedAnswer.model_validate(head.model_dump(exclude={"recorded_after"}))
+    assert _head_mark(as_before) == item[COUNTED_HEAD]["S"]
+
+
+def test_a_count_that_no_longer_tells_every_drop_is_said_as_the_least_there_were(dynamodb, ledger_targets,
+                                                                                  monkeypatch):
+    """A count of refused answers dropped written before its mark was (or one an earlier rollway's
+    uncounted drop made stale) reads as not known, and the next refusal removes it: status and the
+    report said older answers "may have been dropped", of a rollout the ledger had counted 2 drops
+    of. Those counted were dropped whatever else was: said as the least there were, kept through the
+    refusals after it, and those they drop added."""
+    from rollway.aws.ledger import COUNTED_HEAD
+    from rollway.ledger import RefusedAnswer
+    from rollway.reports import refusals_dropped_said
+
+    monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 2)
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    for i in range(4):
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+            at=START + 1 + i, actor=f"p{i}", action="hold", reason="timed out"))
+    assert ledger.get(SERVICE).refused_dropped == 2
+    key = _values({"service": SERVICE, "rollout_id": first.rollout_id})
+    dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key, UpdateExpression=f"REMOVE {COUNTED_HEAD}")
+    stale = ledger.get(SERVICE)
+    assert stale.refused_dropped is None and stale.refused_dropped_least == 2
+    assert refusals_dropped_said(stale).startswith(
+        "at least 2 older refused answers were dropped, and how many more is not known: the ledger keeps only the "
+        "newest"), refusals_dropped_said(stale)
+    ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+        at=START + 9, actor="p9", action="hold", reason="timed out"))
+    after = ledger.get(SERVICE)
+    assert after.refused_dropped is None and after.refused_dropped_least == 3
+    item = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"]
+    assert "refused_dropped" not in item, item  # never a count an earlier rollway reads as every drop
+    assert refusals_dropped_said(after).startswith("at least 3 older refused answers were dropped"), after

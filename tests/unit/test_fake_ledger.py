@@ -82,6 +82,12 @@ def started(ledger: Any, now: float = START, owner: str = "run-1", **fields: Any
     return ledger.create(rollout(now, **fields), owner=owner, now=now, lease_seconds=LEASE)
 
 
+def recorded(answer: Any, after: int = 0) -> Any:
+    """The refused ``answer`` as the ledger records it while the history holds ``after`` entries
+    (``RefusedAnswer.recorded_after``: which pause it answered is told by it)."""
+    return answer.model_copy(update={"recorded_after": after})
+
+
 def finish(ledger: Any, at: float, phase: RolloutPhase = RolloutPhase.PROMOTED) -> RolloutRecord:
     return ledger.record(SERVICE, owner=None, now=at, transition=step(at, "promote", "ops"), phase=phase)
 
@@ -144,18 +150,24 @@ class LedgerContract:
         by_cli = RefusedAnswer(at=START + 2.5, actor="erin", action="reject", reason="answered first by dana: approve")
         ledger.refuse(SERVICE, rollout=first.rollout_id, answer=by_run)
         stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=by_cli)
-        assert stored.refused_answers == (by_run, by_cli) and ledger.get(SERVICE) == stored
+        assert stored.refused_answers == (recorded(by_run), recorded(by_cli)) and ledger.get(SERVICE) == stored
         assert (stored.owner, stored.lease_expires, stored.version, stored.history, stored.updated_at) == (
             first.owner, first.lease_expires, first.version, first.history, first.updated_at)
         written = ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3))
-        assert written.refused_answers == (by_run, by_cli)  # the run's next write keeps both
+        assert written.refused_answers == stored.refused_answers  # the run's next write keeps both
         # Set whole, a list read before another's append drops it: only ``refuse`` writes it.
         with pytest.raises(ValueError, match="refused_answers"):
             ledger.acquire(SERVICE, owner="run-1", now=START + 4, lease_seconds=LEASE, refused_answers=())
         # An answer refused after the rollout closed (its pause timed out and it rolled back) is kept too.
         finish(ledger, START + 5, RolloutPhase.ROLLED_BACK)
         late = RefusedAnswer(at=START + 6, actor="frank", action="approve", reason="timed out")
-        assert ledger.refuse(SERVICE, rollout=first.rollout_id, answer=late).refused_answers[-1] == late
+        closed = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=late)
+        # Recorded after every entry of the history as the ledger read it, whatever its caller said: which
+        # pause an answer was given to is told by that order, its time being its writer's clock.
+        assert closed.refused_answers[-1] == recorded(late, len(closed.history)) and len(closed.history) >= 2
+        told = late.model_copy(update={"actor": "gina", "recorded_after": 0})
+        assert ledger.refuse(SERVICE, rollout=first.rollout_id, answer=told).refused_answers[-1] == recorded(
+            told, len(closed.history))
         with pytest.raises(RolloutNotFound):
             ledger.refuse(SERVICE, rollout="20200101T000000Z-00000000", answer=late)
 
@@ -173,10 +185,10 @@ class LedgerContract:
         self.refused_already(ledger, first.rollout_id, kept[:-1])
         ledger.refuse(SERVICE, rollout=first.rollout_id, answer=kept[-1])  # the last one the bound lets in
         full = ledger.get(SERVICE)
-        assert full.refused_answers == tuple(kept) and full.refused_dropped == 0
+        assert full.refused_answers == tuple(map(recorded, kept)) and full.refused_dropped == 0
         one_more = RefusedAnswer(at=START + 2, actor="bot", action="approve", reason="timed out")
         rotated = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=one_more)
-        assert rotated.refused_answers == (*kept[1:], one_more)
+        assert rotated.refused_answers == tuple(map(recorded, (*kept[1:], one_more)))
         # Counted with the answers it kept, in the same write: status and the report say how many went,
         # and, by the history's length then, which pauses they may have answered (those recorded before).
         assert rotated == ledger.get(SERVICE) == full.model_copy(update={"refused_answers": rotated.refused_answers,
@@ -201,10 +213,10 @@ class LedgerContract:
             ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
         stored = ledger.get(SERVICE)
         kept = stored.refused_answers
-        assert 0 < len(kept) < 60 and kept == tuple(said[-len(kept):])
+        assert 0 < len(kept) < 60 and kept == tuple(map(recorded, said[-len(kept):]))
         assert stored.refused_dropped == 60 - len(kept)
         size = sum(len(r.model_dump_json().encode()) for r in kept)
-        assert size <= REFUSED_BYTES < size + len(said[0].model_dump_json().encode())
+        assert size <= REFUSED_BYTES < size + len(recorded(said[0]).model_dump_json().encode())
 
     def test_a_refused_answer_larger_than_the_bound_is_not_recorded(self, ledger, monkeypatch):
         """One answer alone past the bound fits in no list: it is refused, and those kept stay."""
@@ -217,7 +229,7 @@ class LedgerContract:
         large = RefusedAnswer(at=START + 2, actor="bot", action="approve", comment="x" * 1_000, reason="timed out")
         with pytest.raises(RefusalsFull, match="was not recorded"):
             ledger.refuse(SERVICE, rollout=first.rollout_id, answer=large)
-        assert ledger.get(SERVICE).refused_answers == (small,)
+        assert ledger.get(SERVICE).refused_answers == (recorded(small),)
 
     def test_an_unverified_window_is_stored_beside_the_history_and_read_back(self, ledger):
         """The monitor records how an unverified window ended on the lease's renewal: stored and read

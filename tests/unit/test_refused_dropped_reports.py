@@ -138,3 +138,13 @@ def test_a_pause_whose_refused_answers_may_have_been_dropped_is_not_said_unanswe
                    dropped_before(rolled_back_at_a_pause(answer(100, "bob", None), late, dropped=3), 3)):
         assert "| **not answered** |" in approvals_row(nobody), approvals_row(nobody)
         assert f"(25%), not answered: {QUESTION}" in pause_line(nobody), pause_line(nobody)
+
+
+def test_a_pause_whose_refused_answers_a_count_not_known_dropped_says_the_least_there_were():
+    """A count found not to tell every drop (``refused_dropped_least``): some were dropped, at least
+    those it counted, where "if any were" said maybe none was."""
+    rec = waiting((answer(240), answer(250, "erin")), None).model_copy(update={"refused_dropped_least": 2})
+    said = outcome(rec)
+    assert ("; 2 answers were refused (dana, erin), and refused answers no longer kept (at least 2, how many more is "
+            "not known) may have been given to it, and it is asked again at ") in said, said
+    assert "if any were" not in rollout_report(rec), rollout_report(rec)

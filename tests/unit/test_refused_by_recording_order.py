@@ -1,0 +1,79 @@
+"""Which pause a refused answer was given to is told by the order the ledger recorded them in
+(``RefusedAnswer.recorded_after``), not by their times: an answer's time is its writer's clock
+(the run's, or that of the machine `rollway promote` ran on), and a clock behind the run's
+stamped an answer given to a pause before the pause, one ahead after the next."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.approvals import taken_over_pause
+from rollway.decide import Pause
+from rollway.ledger import TAKEOVER, OpenPause, RefusedAnswer, Transition, refused_after
+from rollway.reports import refused_at_pause
+from rollway.spec import Approvals
+from tests.unit.test_refused_dropped_reports import answer, outcome, pause_line, rolled_back_at_a_pause, waiting
+from tests.unit.test_reports import T0
+
+
+def recorded(refused: RefusedAnswer, after: int | None) -> RefusedAnswer:
+    """``refused`` as the ledger recorded it while the history held ``after`` entries."""
+    return refused.model_copy(update={"recorded_after": after})
+
+
+@pytest.mark.parametrize("at, after, given", [
+    (100, 3, True),   # its clock behind the run's: stamped before the pause, recorded after it
+    (130, 2, False),  # its clock ahead: stamped after the pause, recorded before it
+    # Recorded before the order was kept: told by its time, as then.
+    (130, None, True),
+    (100, None, False),
+])
+def test_the_answers_refused_at_the_waiting_pause_are_those_recorded_after_it(at, after, given):
+    """`rollway status` and the report list the answers refused at the pause the rollout waits at
+    (its entry the history's third): one `rollway promote` gave it from a machine whose clock is
+    behind the run's read as given before it was asked, and nobody having tried."""
+    refused = recorded(answer(at), after)
+    rec = waiting((refused,), 0)
+    assert refused_at_pause(rec) == ([refused] if given else [])
+    assert ("; an answer was refused (dana's), and it is asked again at " in outcome(rec)) is given, outcome(rec)
+
+
+def test_an_answer_refused_at_a_pause_cut_short_is_named_though_stamped_before_it():
+    """The incident report's line for the pause a rollback ended said "not answered" of a pause
+    erin had answered, her answer stamped by a clock behind the run's before the pause was."""
+    rec = rolled_back_at_a_pause(recorded(RefusedAnswer(at=T0 + 150, actor="erin", action="approve", to_stage=1,
+                                                        reason="answered first by carol"), 4), dropped=0)
+    line = pause_line(rec)
+    assert "not answered" not in line, line
+    assert "answered approve by erin at " in line and "refused: answered first by carol" in line, line
+    # Recorded before the pause (the history held 3 entries), by a clock ahead: no answer to it.
+    early = rolled_back_at_a_pause(recorded(RefusedAnswer(at=T0 + 250, actor="erin", action="approve", to_stage=1,
+                                                          reason="nothing waits for an answer"), 3), dropped=0)
+    assert f"(25%), not answered: " in pause_line(early), pause_line(early)
+
+
+def taken_over(*refused: RefusedAnswer):
+    """A rollout whose run died waiting at a pause (recorded at T0 + 120, the history's third entry)
+    and was taken over, the pause still asked."""
+    rec = waiting(refused, 0)
+    return rec.model_copy(update={
+        "history": (*rec.history, Transition(at=T0 + 900, kind=TAKEOVER, actor="run-2")),
+        "asked_until": T0 + 3720})
+
+
+@pytest.mark.parametrize("at, after, anew", [(100, 3, True), (130, 2, False)])
+def test_a_pause_taken_over_is_asked_anew_after_an_answer_recorded_after_it(at, after, anew):
+    """An answer `rollway promote` gave the dead run, refused, has the run taking over ask the pause
+    anew (acted on past its deadline, the timeout rolled back over a recorded approval). Stamped
+    by a clock behind the run's, it read as given before the pause, and the deadline stood."""
+    pause = Pause(stage_index=0, cause="inconclusive", reason="5%: stage over, no canary requests")
+    rec = taken_over(recorded(answer(at), after))
+    assert (taken_over_pause(rec, pause, Approvals(on_timeout="hold")) is None) is anew
+
+
+def test_an_entry_the_history_does_not_hold_is_told_by_time():
+    """An entry that is no entry of the history (none equal to it): the order cannot tell, its time does."""
+    rec = waiting((), 0)
+    stray = Transition(at=T0 + 110, kind="pause", actor="alice", to_stage=0)
+    assert refused_after(rec, recorded(answer(110), 0), stray)
+    assert not refused_after(rec, recorded(answer(100), 3), stray)
