@@ -405,7 +405,9 @@ class StackState(BaseModel):
         would delete on the one and report on the other."""
         held = retained_by(self.resources, self.holdings)
         if "retained" not in self.model_fields_set:
-            self.__dict__["retained"] = held  # frozen: set once, here, as the model is made
+            # Frozen: pydantic's __setattr__ refuses it, so object's sets it, once, here, as the
+            # model is made (left out of model_fields_set: derived, not given).
+            object.__setattr__(self, "retained", held)
         elif Counter(self.retained) != Counter(held):
             raise ValueError(
                 f"stack {self.name}: its retained ({', '.join(self.retained) or 'none'}) is not what its holdings' "
