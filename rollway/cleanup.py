@@ -1823,8 +1823,9 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         held, kept = [], list[bool]()
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
         # Per listing: a log group and a role of one name share an id, and with the log group kept,
-        # the id was said kept at both listings, the role's too. Read without types, counted per id.
-        retained = Counter(result.stack_retained.get(stack, ()))
+        # the id was said kept at both listings, the role's too. Typed, each listing's holding says
+        # it; read without types, counted per id.
+        untyped_retained = None if typed(stack) else Counter(result.stack_retained.get(stack, ()))
         holdings = result.stack_holdings.get(stack, ()) if typed(stack) else (None,) * len(everything)
         for (kind, r), holding in zip(listings(stack, typed(stack)), holdings):
             # Typed or not, as the inner stack's listing was compared with it.
@@ -1833,8 +1834,12 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
                 theirs[listed_inside] -= 1
                 continue
             held.append(r)
-            retained[r] -= 1
-            kept.append(holding.retained if holding is not None else retained[r] >= 0)
+            if holding is not None:
+                kept.append(holding.retained)
+            else:
+                assert untyped_retained is not None  # no holdings read: judged by id
+                untyped_retained[r] -= 1
+                kept.append(untyped_retained[r] >= 0)
         if not held:
             return ""
         nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "
