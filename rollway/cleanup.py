@@ -1811,21 +1811,27 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         # the stack that owns it: the one of the fewest holdings that holds it (the innermost).
         # By type and id where both were read with their types: a role of the root and a log group of
         # its name in the nested stack share an id, and the root's role went unlisted.
-        theirs: Counter[tuple[str | None, str]] = Counter()
-        inner = []
-        for other in result.deleted_stacks:
-            by_type = typed(stack) and typed(other)
-            mine, others = Counter(listings(stack, by_type)), Counter(listings(other, by_type))
-            if other != stack and len(result.stack_resources.get(other, ())) < len(everything) and mine & others:
-                inner.append(other)
-                # Each listing of theirs once (at most): a nested stack's nested stack is listed by both.
-                theirs |= others
+        inner = [other for other in result.deleted_stacks
+                 if other != stack and len(result.stack_resources.get(other, ())) < len(everything)
+                 and Counter(listings(stack, typed(stack) and typed(other)))
+                 & Counter(listings(other, typed(stack) and typed(other)))]
+        # Each listing of theirs once: a nested stack's nested stack is listed by both, so only the
+        # outermost of them count (those no other lists by its stack id), each with all it holds.
+        # Two nested stacks side by side may each hold a resource of one id (a role, a log group):
+        # counted once between them, the second was listed under the root too.
+        listed_by_inner = {stack_name(r) for other in inner for r in result.stack_resources.get(other, ())}
+        outermost = [other for other in inner if other not in listed_by_inner]
+        theirs: Counter[tuple[str | None, str]] = sum(
+            (Counter(listings(other, typed(stack) and typed(other))) for other in outermost), Counter())
         held, kept = [], list[bool]()
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
         # Per listing: a log group and a role of one name share an id, and with the log group kept,
         # the id was said kept at both listings, the role's too. Typed, each listing's holding says
-        # it; read without types, counted per id.
-        untyped_retained = None if typed(stack) else Counter(result.stack_retained.get(stack, ()))
+        # it; read without types, counted per id, less what its nested stacks keep (its retained
+        # names theirs too: the root's role was said kept for its nested stack's log group).
+        untyped_retained = None if typed(stack) else (
+            Counter(result.stack_retained.get(stack, ()))
+            - sum((Counter(result.stack_retained.get(other, ())) for other in outermost), Counter()))
         holdings = result.stack_holdings.get(stack, ()) if typed(stack) else (None,) * len(everything)
         for (kind, r), holding in zip(listings(stack, typed(stack)), holdings):
             # Typed or not, as the inner stack's listing was compared with it.

@@ -979,3 +979,33 @@ def test_a_stack_holding_the_autoscaling_of_a_production_service_is_refused_nami
     # Deleting the stack deleted the scalable target and its policies: the service stayed, pinned at
     # its desired count whatever its load.
     assert_holds(old_stack_plan(resource, kind=kind), held)
+
+
+def test_an_untyped_record_lists_under_its_root_none_of_the_resources_its_nested_stacks_share_an_id_of():
+    # A record of an older release, read without types: two nested stacks each held a resource of one
+    # id (a role in one, a log group in the other). Counted once between them, the second was listed
+    # under the root too, as if the root had held a third.
+    first, second = "old-stack-A-1", "old-stack-B-1"
+    first_id, second_id = (f"arn:aws:cloudformation:us-west-2:123456789012:stack/{n}/1" for n in (first, second))
+    result = CleanupResult(deleted_stacks=(OLD, first, second), stack_resources={
+        OLD: (first_id, "old-app", second_id, "old-app", "old-queue-url"), first: ("old-app",),
+        second: ("old-app",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 3 resource(s) it holds (besides those of `{first}`, `{second}`, listed under "
+            f"them):\n  - `{first_id}`\n  - `{second_id}`\n  - `old-queue-url`\n- `{first}`") in text, text
+
+
+def test_an_untyped_record_says_kept_no_resource_of_the_root_whose_id_its_nested_stack_keeps():
+    # Read without types: the root held a role, its nested stack a log group of that name, which its
+    # DeletionPolicy keeps. The root's retained (the nested stack's included) named the id, and the
+    # root's own role was said kept: the role went with the stack.
+    nested = "old-stack-Inner-1ABC"
+    nested_id = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{nested}/1"
+    result = CleanupResult(deleted_stacks=(OLD, nested), stack_resources={OLD: ("old-app", nested_id, "old-app"),
+                                                                          nested: ("old-app",)},
+                           stack_retained={OLD: ("old-app",), nested: ("old-app",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (besides those of `{nested}`, listed under it):\n"
+            f"  - `{nested_id}`\n  - `old-app`\n"
+            f"- `{nested}`, with the 1 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            "  - `old-app` (kept: its DeletionPolicy retains it)\n") in text, text
