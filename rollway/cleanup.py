@@ -362,7 +362,8 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place. With holdings, what they keep: derived from them when not given, and a state (a "
-        "saved plan's) giving another is refused"))
+        "saved plan's) giving another is refused; without, one naming an id resources do not list (or more times "
+        "than they do) is refused"))
     holdings: tuple[Holding, ...] = Field(default=(), description=(
         "for each of resources, in its order, its resource type and whether its DeletionPolicy keeps it (empty: not "
         "read, each judged as of any type, kept when retained names it): a log group's, a table's and a role's "
@@ -392,6 +393,8 @@ class StackState(BaseModel):
             raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
         if self.holdings:
             self._retained_as_held()
+        else:
+            self._retained_among_resources()
         if self.nested_in and any(holding.nested_in for holding in self.holdings):
             # Two records of where each resource is, which could tell two stories: one or the other.
             raise ValueError("nested_in (by physical id) and holdings naming their nested stacks both say where its "
@@ -413,6 +416,20 @@ class StackState(BaseModel):
                 f"stack {self.name}: its retained ({', '.join(self.retained) or 'none'}) is not what its holdings' "
                 f"DeletionPolicy keeps ({', '.join(held) or 'none'}): a plan saying two things of what deleting the "
                 "stack leaves is not acted on; run cleanup again to judge the stack as it is now")
+
+    def _retained_among_resources(self) -> None:
+        """Without holdings, ``retained`` says by id which resources stay: one naming an id the stack
+        does not list (or more times than it lists it) is refused, as a saved plan's record would say
+        the deletion left in place what the stack never held."""
+        listed = Counter(self.resources)
+        extra = Counter(self.retained) - listed
+        if extra:
+            said = ", ".join(f"{r} (not among its resources)" if not listed[r]
+                             else f"{r} (named {listed[r] + n} times, listed {listed[r]})" for r, n in extra.items())
+            raise ValueError(
+                f"stack {self.name}: its retained names what it does not hold: {said}; a plan saying the stack's "
+                "deletion leaves what it does not hold is not acted on; run cleanup again to judge the stack as it "
+                "is now")
 
     def nested_stack(self, resource: str, holding: Holding | None) -> str | None:
         """The nested stack holding the listing ``resource`` (``holding``: its holding, None: not

@@ -1009,3 +1009,23 @@ def test_an_untyped_record_says_kept_no_resource_of_the_root_whose_id_its_nested
             f"  - `{nested_id}`\n  - `old-app`\n"
             f"- `{nested}`, with the 1 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
             "  - `old-app` (kept: its DeletionPolicy retains it)\n") in text, text
+
+
+def test_a_saved_plan_without_holdings_whose_retained_names_what_the_stack_does_not_hold_is_refused_naming_it():
+    # A plan saved before holdings were read judges each resource kept by its id in retained: one naming
+    # an id the stack does not list (or more listings of it than it holds) said of a stack it was to
+    # delete that it left in place what it never held.
+    from rollway.cleanup import CleanupPlan
+
+    queue = "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    planned = plan(stacks=(OLD,), described={OLD: StackState(name=OLD, status="CREATE_COMPLETE",
+                                                              resources=(queue, "old-archive"), retained=(queue,))})
+    saved = planned.model_dump(mode="json")
+    assert CleanupPlan.model_validate(saved) == planned
+    for retained, named in ((["old-archive", "old-table"], "old-table (not among its resources)"),
+                            ([queue, queue], f"{queue} (named 2 times, listed 1)")):
+        saved["stacks_judged"][OLD]["retained"] = retained
+        with pytest.raises(ValidationError) as refused:
+            CleanupPlan.model_validate(saved)
+        assert (f"stack {OLD}: its retained names what it does not hold: {named}; a plan saying the stack's "
+                "deletion leaves what it does not hold is not acted on") in str(refused.value), str(refused.value)
