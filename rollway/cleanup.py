@@ -1430,10 +1430,20 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
             for pattern in [log_group_pattern(rest[0])] if pattern is not None]
 
 
+# How production uses what a stack holds, as a refusal says it, surest first: a resource known to be
+# production's, one of a type in neither type table (``_BARE_KINDS``, ``_OTHER_BARE_TYPES``) whose bare
+# name is that of one of production's (it may be that resource, or configure it), and a log group that
+# fits a log group template in use.
+_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO = "runs on it", "may run on it", "may write to it"
+_SUREST = (_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO)
+
+
 def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
-          kind: str | None = None) -> tuple[str, bool] | None:
-    """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
-    it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
+          kind: str | None = None) -> tuple[str, str] | None:
+    """What of ``production`` the resource ``physical_id`` is, and how production uses it (``_SUREST``:
+    ``_RUNS_ON`` when it is known to be production's; ``_MAY_RUN_ON``, said as what it may be, when
+    only its bare name and a type in neither type table tie it to it; ``_MAY_WRITE_TO`` when it fits
+    a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
     a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
@@ -1458,7 +1468,19 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     as_other = _held_as_other(identity, production, kind) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
     known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
              if held is not None and held[1]]
-    return known[0] if known else as_log_group
+    held = known[0] if known else as_log_group
+    if held is None:
+        return None
+    if not held[1]:
+        return held[0], _MAY_WRITE_TO
+    if (identity[0] == _NAMED and kind is not None
+            and kind not in (*_BARE_KINDS, *_OTHER_BARE_TYPES, LOG_GROUP_TYPE, ROLE_TYPE)
+            and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)):
+        # Only its name ties it to production's resource of that name: a custom resource's handler or
+        # a type cleanup knows nothing of may have made it, or configure it, or neither. Said as such:
+        # "it holds <the cluster>" said the stack held the cluster itself.
+        return f"{kind} {identity[1]}, which may be or configure {held[0]}", _MAY_RUN_ON
+    return held[0], _RUNS_ON
 
 
 def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
@@ -1560,7 +1582,7 @@ def _plan_stacks(
         # keeps does not: it stays when the stack goes (a migration's old stack keeping the table
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
-        found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
+        found: dict[str, str] = {}  # what it holds of production's -> how production uses it (``_SUREST``)
         # Each listing judged by its own type and DeletionPolicy: a log group, a table and a role of
         # the same name share one physical id (their bare name), and a stack may hold more than one.
         # Judged by the id, the task role of a revision in use beside a log group of its name was taken
@@ -1573,7 +1595,7 @@ def _plan_stacks(
             if judged is not None:
                 inner = state.nested_stack(resource, holding)
                 what = judged[0] + (f", in its nested stack {inner}" if inner else "")
-                found[what] = found.get(what, False) or judged[1]
+                found[what] = min(found.get(what, judged[1]), judged[1], key=_SUREST.index)
         held = sorted(found)
         if (live_refusal := _live_refused(name, live_by_lower)) is not None:
             refusals.append(live_refusal)
@@ -1607,8 +1629,9 @@ def _plan_stacks(
                 f"nested stack with its root; list {state.root_stack} in old_stacks instead (or remove the nested "
                 "stack from its root's template)")))
         elif held:
-            # A log group only fitting a template in use is not known to be production's.
-            uses = "runs on it" if any(found.values()) else "may write to it"
+            # A log group only fitting a template in use is not known to be production's, nor is what
+            # only its name ties to it: the surest of them is said.
+            uses = min(found.values(), key=_SUREST.index)
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production {uses}")))
         elif importers:
