@@ -981,6 +981,22 @@ def describe_use(use: ImageUse) -> str:
     return f"task definition {_short(use.task_definition)} ({use.why}) runs {use.image}"
 
 
+def mounted_by(uses: Sequence[ImageUse]) -> str:
+    """Which task definitions in use mount a file system (``uses``: each of them, a revision perhaps
+    more than once), for a person: "task definition X mounts, why", or each of several with why it
+    is in use, the first few (``FIRST_FEW``) and how many more. The first alone was named: the
+    person deregistering it to let the file system go found the next one keeping it."""
+    whys: dict[str, str] = {}
+    for use in uses:
+        whys.setdefault(_short(use.task_definition), use.why)
+    if len(whys) == 1:
+        ((revision, why),) = whys.items()
+        return f"task definition {revision} mounts, {why}"
+    named = [f"{revision} ({why})" for revision, why in whys.items()]
+    more = f" and {len(named) - FIRST_FEW} more" if len(named) > FIRST_FEW else ""
+    return f"task definitions {', '.join(named[:FIRST_FEW])}{more} mount"
+
+
 def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
     return tuple(describe_use(use) for use in in_use)
 
@@ -1298,10 +1314,13 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
             if identity is not None:
                 named.setdefault(identity, f"{identity[-1]} (a secret of task definition {family_revision}, "
                                            f"{use.why})")
+    mounting: dict[str, list[ImageUse]] = defaultdict(list)
+    for use in in_use:
         for volume in use.file_systems:
-            what = "access point" if volume.startswith("fsap-") else "file system"
-            named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} task definition {family_revision} "
-                                                     f"mounts, {use.why})")
+            mounting[volume].append(use)
+    for volume, uses in mounting.items():
+        what = "access point" if volume.startswith("fsap-") else "file system"
+        named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} {mounted_by(uses)})")
     return named
 
 

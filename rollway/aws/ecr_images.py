@@ -20,7 +20,7 @@ from rollway.aws.ecr import ACTIVE
 from rollway.aws.errors import (AdapterError, TargetNotFound, answer_lost, aws_message, error_code, failed_in_passing,
                                  lost_answers)
 from rollway.cleanup import (ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage,
-                             log_group_pattern)
+                             log_group_pattern, mounted_by)
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
 from rollway.ledger import LedgerError, open_for_rollback
@@ -518,15 +518,15 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
     Raises:
         InUseUnknown: the mount targets of a file system cannot be read.
     """
-    mounting: dict[str, ImageUse] = {}
+    mounting: dict[str, list[ImageUse]] = {}
     for use in in_use:
         # Every EFS volume names its file system; an access point's is that one, read once.
         for file_system in use.file_systems:
             if file_system.startswith("fs-"):
-                mounting.setdefault(file_system, use)
+                mounting.setdefault(file_system, []).append(use)
     found = []
-    for file_system, use in mounting.items():
-        who = f"which task definition {use.task_definition.rsplit('/', 1)[-1]} mounts, {use.why}"
+    for file_system, uses in mounting.items():
+        who = f"which {mounted_by(uses)}"
         try:
             for page in efs.get_paginator("describe_mount_targets").paginate(FileSystemId=file_system):
                 found += [NetworkUse(resource=target["MountTargetId"], user=(

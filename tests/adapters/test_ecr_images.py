@@ -846,3 +846,19 @@ def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_
             "definition webordinary-edit-task:3 mounts, the stable service deploys it): deleting the stack deletes "
             "it, and production runs on it") in refusal.reason, refusal.reason
     assert planned(unmounted).delete_stacks == ("webordinary-old-stack",)
+
+
+def test_the_mount_targets_of_a_file_system_several_task_definitions_in_use_mount_name_each(aws):
+    """Two revisions in use mount one file system: its mount target was said to be mounted by the
+    first alone, and deregistering it left the stack refused for the other."""
+    efs, subnet = aws.get_client("efs"), aws.topology.subnet_ids[0]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mounted = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
+    uses = [ImageUse(task_definition=f"arn:aws:ecs:{aws.targets.region}:1:task-definition/webordinary-edit-task:{r}",
+                     why=why, image=aws.topology.initial_image, file_systems=(data,))
+            for r, why in ((3, "the stable service deploys it"), (2, "an ACTIVE revision"))]
+    (network,) = mount_targets_in_use(efs, uses)
+    assert network.resource == mounted
+    assert network.user == (f"a mount target in subnet {subnet} of the EFS file system {data}, which task definitions "
+                            "webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+                            "ACTIVE revision) mount"), network.user

@@ -1036,3 +1036,20 @@ def test_a_saved_plan_without_holdings_whose_retained_names_what_the_stack_does_
             CleanupPlan.model_validate(saved)
         assert (f"stack {OLD}: its retained names what it does not hold: {named}; a plan saying the stack's "
                 "deletion leaves what it does not hold is not acted on") in str(refused.value), str(refused.value)
+
+
+def test_a_stack_holding_a_file_system_several_task_definitions_in_use_mount_names_each_or_how_many_more():
+    # Several revisions in use mounted the file system, and the refusal named the first alone: the
+    # person deregistering it to let the file system go found the next one keeping it, run after run.
+    def mounting(*revisions: int) -> tuple[ImageUse, ...]:
+        return tuple(ImageUse(task_definition=f"arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:{r}",
+                              why="an ACTIVE revision", image=f"{REPO}:1.0.0", file_systems=("fs-0123abcd",))
+                     for r in revisions)
+
+    assert_holds(old_stack_plan("fs-0123abcd", in_use=mounting(2, 2, 1)), (
+        "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:2 (an ACTIVE revision), "
+        "webordinary-edit-task:1 (an ACTIVE revision) mount)"))
+    assert_holds(old_stack_plan("fs-0123abcd", in_use=mounting(5, 4, 3, 2, 1)), (
+        "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:5 (an ACTIVE revision), "
+        "webordinary-edit-task:4 (an ACTIVE revision), webordinary-edit-task:3 (an ACTIVE revision) and 2 more "
+        "mount)"))
