@@ -11,8 +11,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   its own, is refused (told by its resource type too: a table named like the cluster is not the
   cluster): deleting a stack deletes what it made, whatever the stack is called
   (what its template's DeletionPolicy keeps excepted, here and below: that stays); so is one
-  holding the Application Auto Scaling scalable target or a scaling policy of a service it names
-  (deleted, the service no longer scales);
+  holding the Application Auto Scaling scalable target, a scaling policy or a scheduled action of a
+  service or a table it names (deleted, the service or the table no longer scales);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
   holding the task execution role, task role, awslogs group or a secret of one (no task of it
@@ -1239,13 +1239,20 @@ _PLACEHOLDER = re.compile(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_]\w*(?:\[[^\]]*\])
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 # An SQS queue URL: scheme, host, account, queue name; nothing after.
 _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
-# What Application Auto Scaling scales an ECS service through, each naming the service by its resource
-# id ``service/<cluster>/<service>``: a scalable target's physical id (its resource id, dimension and
-# namespace), and the rest of a scaling policy's ARN after ``arn:aws:autoscaling:<region>:<account>:``.
-# Deleted, the service stays, held at its desired count whatever its load.
-_SCALABLE_TARGET = re.compile(r"^service/([^/|]+)/([^/|]+)\|ecs:service:DesiredCount\|ecs$")
-_SCALING_POLICY = re.compile(r"^scalingPolicy:[^:]+:resource/ecs/service/([^/:]+)/([^/:]+):policyName/(.+)$")
+# What Application Auto Scaling scales an ECS service or a DynamoDB table (or one of its indexes)
+# through, each naming it by its resource id (``service/<cluster>/<service>``, ``table/<table>[/index/
+# <index>]``): a scalable target's physical id (its resource id, dimension and namespace; its scheduled
+# actions are its own, ScheduledActions in a template), and the rest of a scaling policy's or a
+# scheduled action's ARN after ``arn:aws:autoscaling:<region>:<account>:``. Deleted, the service stays,
+# held at its desired count whatever its load, and the table at its provisioned capacity (throttled).
+_SCALED = (r"service/(?P<cluster>[^/|:]+)/(?P<service>[^/|:]+)"
+           r"|table/(?P<table>[^/|:]+)(?:/index/(?P<index>[^/|:]+))?")
+_SCALABLE_TARGET = re.compile(rf"^(?:{_SCALED})\|(?:ecs:service:DesiredCount\|ecs"
+                              r"|dynamodb:(?:table|index):(?:Read|Write)CapacityUnits\|dynamodb)$")
+_SCALING_ARN = re.compile(rf"^(?P<what>scalingPolicy|scheduledAction):[^:]+:resource/(?:ecs|dynamodb)/(?:{_SCALED})"
+                          r":(?:policyName|scheduledActionName)/(?P<name>.+)$")
 _SCALING = "scaling"
+_SCALING_WORDS = {"scalingPolicy": "scaling policy", "scheduledAction": "scheduled action"}
 
 
 def production_resources(targets: Targets) -> dict[_Identity, str]:
@@ -1377,13 +1384,13 @@ def resource_identity(physical_id: str) -> _Identity | None:
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
     service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
-    task definition, secret or certificate; an ECS service's Application Auto Scaling scalable
-    target (its id) or scaling policy (its ARN).
+    task definition, secret or certificate; the Application Auto Scaling scalable target (its id),
+    scaling policy or scheduled action (their ARNs) of an ECS service or a DynamoDB table.
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
         if (scaled := _SCALABLE_TARGET.match(physical_id)) is not None:
-            return (_SCALING, scaled.group(1), scaled.group(2), "scalable target")
+            return _scaling("scalable target", scaled)
         if "://" in physical_id:
             found = _QUEUE_URL.match(physical_id)
             return ("queue", found.group(1)) if found else None
@@ -1399,8 +1406,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("topic", resource)
     if service == "secretsmanager" and resource.startswith("secret:"):
         return ("secret", resource.removeprefix("secret:").split(":")[0])
-    if service == "autoscaling" and (scaled := _SCALING_POLICY.match(resource)) is not None:
-        return (_SCALING, scaled.group(1), scaled.group(2), f"scaling policy {scaled.group(3)}")
+    if service == "autoscaling" and (scaled := _SCALING_ARN.match(resource)) is not None:
+        return _scaling(f"{_SCALING_WORDS[scaled['what']]} {scaled['name']}", scaled)
     if service == "acm" and resource.startswith("certificate/"):
         return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
@@ -1425,6 +1432,15 @@ def resource_identity(physical_id: str) -> _Identity | None:
     if (service, kind) == ("elasticloadbalancing", "listener-rule") and len(segments) == 5:
         return ("listener-rule", physical_id)
     return None
+
+
+def _scaling(what: str, scaled: re.Match[str]) -> _Identity:
+    """The identity of Application Auto Scaling's ``what`` (its scalable target, a scaling policy or
+    scheduled action) of the ECS service or DynamoDB table ``scaled`` names (``_SCALED``): (kind, what,
+    the index of the table it scales, or "", then the identity of the service or the table)."""
+    if scaled["table"] is not None:
+        return (_SCALING, what, scaled["index"] or "", _TABLE, scaled["table"])
+    return (_SCALING, what, "", "service", scaled["cluster"], scaled["service"])
 
 
 def log_group_pattern(name: str) -> re.Pattern[str] | None:
@@ -1537,9 +1553,12 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
     elif identity[0] == _SCALING:
-        # What scales a service production runs is production's too, told as what it is, not as the service.
-        scaled = production.get(("service", identity[1], identity[2]))
-        found = None if scaled is None else f"the Application Auto Scaling {identity[3]} that scales {scaled}"
+        # What scales a service or a table production uses is production's too, told as what it is, not as
+        # the service or the table.
+        _, what, index, *scales = identity
+        scaled = production.get(tuple(scales))
+        index_of = f"index {index} of " if index else ""
+        found = None if scaled is None else f"the Application Auto Scaling {what} that scales {index_of}{scaled}"
     elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
         # characters Secrets Manager appends to the name in its full ARN.

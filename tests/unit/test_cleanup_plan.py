@@ -1053,3 +1053,38 @@ def test_a_stack_holding_a_file_system_several_task_definitions_in_use_mount_nam
         "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:5 (an ACTIVE revision), "
         "webordinary-edit-task:4 (an ACTIVE revision), webordinary-edit-task:3 (an ACTIVE revision) and 2 more "
         "mount)"))
+
+
+SCHEDULED = (f"arn:aws:autoscaling:us-west-2:123456789012:scheduledAction:8e86929f-8a7c-4d5e-9f3b-1a2b3c4d5e6f:"
+             "resource/{}:scheduledActionName/{}")
+
+
+@pytest.mark.parametrize("resource, kind, held", [
+    (f"table/{T.flags_table}|dynamodb:table:ReadCapacityUnits|dynamodb", "AWS::ApplicationAutoScaling::ScalableTarget",
+     f"the Application Auto Scaling scalable target that scales {T.flags_table} (Targets.flags_table, the feature "
+     "flags table)"),
+    (f"table/{T.rollouts_table}/index/by-service|dynamodb:index:WriteCapacityUnits|dynamodb",
+     "AWS::ApplicationAutoScaling::ScalableTarget",
+     f"the Application Auto Scaling scalable target that scales index by-service of {T.rollouts_table} "
+     "(Targets.rollouts_table, the rollout ledger)"),
+    (SCALING.replace("ecs/service/{}/{}", "dynamodb/table/{}").format(T.flags_table, "read-target"),
+     "AWS::ApplicationAutoScaling::ScalingPolicy",
+     f"the Application Auto Scaling scaling policy read-target that scales {T.flags_table} (Targets.flags_table"),
+    # A scheduled action is the scalable target's own (its ScheduledActions) in a template; a custom
+    # resource answering with a scheduled action's ARN is judged by what it scales, a service's too.
+    (SCHEDULED.format(f"dynamodb/table/{T.rollouts_table}", "nightly"), "Custom::Schedule",
+     f"the Application Auto Scaling scheduled action nightly that scales {T.rollouts_table} "
+     "(Targets.rollouts_table"),
+    (SCHEDULED.format(f"ecs/service/{T.cluster}/{T.stable_service}", "mornings"), None,
+     f"the Application Auto Scaling scheduled action mornings that scales {T.stable_service} "
+     "(Targets.stable_service"),
+    # Another table's scaling is not production's.
+    ("table/webordinary-old-table|dynamodb:table:ReadCapacityUnits|dynamodb",
+     "AWS::ApplicationAutoScaling::ScalableTarget", None),
+    (SCHEDULED.format("dynamodb/table/webordinary-old-table", "nightly"), None, None),
+])
+def test_a_stack_holding_the_autoscaling_of_a_production_table_is_refused_naming_what_it_scales(resource, kind,
+                                                                                                 held):
+    # Deleting the stack deregistered the table's scalable target, its scaling policies and scheduled
+    # actions with it: the table stayed at its provisioned capacity whatever its load, and throttled.
+    assert_holds(old_stack_plan(resource, kind=kind), held)
