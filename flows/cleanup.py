@@ -194,7 +194,8 @@ class _Reads:
     def network(self, in_use: Sequence[ImageUse],
                 nothing: str | None = steps.NOTHING_DELETED) -> tuple[NetworkUse, ...]:
         """The VPC, subnets, security groups and certificates production runs in, and the mount targets
-        of the EFS file systems ``in_use`` mounts (none read when it mounts none)."""
+        of the EFS file systems ``in_use`` mounts, with their subnets and security groups (none read
+        when it mounts none)."""
         network = steps.network_in_use(self._reads("ecs"), self._reads("elbv2"), self._targets, self.seconds,
                                        nothing=nothing)
         if not any(use.file_systems for use in in_use):

@@ -27,7 +27,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
   stops at DELETE_FAILED after deleting the rest of the stack; so is one holding a mount target
   of an EFS file system a task definition in use mounts (read from EFS): deleted, the tasks in
-  its subnet lose the file system;
+  its subnet lose the file system; and one holding the subnet or a security group such a mount
+  target is in (read from EFS too), which CloudFormation cannot delete either;
 - a stack with termination protection is refused (someone protected it on purpose), and so is
   one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - a stack name CloudFormation has no record of, neither there nor listed as deleted (it lists
@@ -679,13 +680,14 @@ class RoutingInUse(BaseModel):
 
 class NetworkUse(BaseModel):
     """A VPC, subnet or security group production runs in, a certificate its load balancer
-    serves, or a mount target of an EFS file system it mounts, and what uses it (read from ECS,
-    ELB and EFS).
+    serves, or a mount target of an EFS file system it mounts (and the subnet and security groups
+    that mount target is in), and what uses it (read from ECS, ELB and EFS).
 
-    A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks
-    or the load balancer are in it: CloudFormation deletes the rest of the stack first (a route
-    table, the internet gateway, a queue), then ends in DELETE_FAILED on it, with production cut
-    off by what went before. A mount target it deletes: the tasks in its subnet lose the file system.
+    A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks,
+    the load balancer or a mount target are in it: CloudFormation deletes the rest of the stack
+    first (a route table, the internet gateway, a queue), then ends in DELETE_FAILED on it, with
+    production cut off by what went before. A mount target it deletes: the tasks in its subnet
+    lose the file system.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -883,7 +885,7 @@ def plan_cleanup(
         routing: the listener and rule production's traffic comes through (None: not read).
         network: the VPC, subnets and security groups the services and the load balancer use, the
             certificates its listeners serve, and the mount targets of the EFS file systems a task
-            definition in use mounts (``NetworkUse``).
+            definition in use mounts, with their subnets and security groups (``NetworkUse``).
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
