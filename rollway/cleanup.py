@@ -696,6 +696,31 @@ class NetworkUse(BaseModel):
     user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
 
 
+def describe_network(network: Sequence[NetworkUse]) -> str:
+    """The plan's log line on the network production uses, each kind of thing said as what production
+    does with it: "production runs in" named the certificates its load balancer serves and the mount
+    targets it mounts its file systems through, where it runs in neither."""
+    resources = list(dict.fromkeys(use.resource for use in network))
+    certificates = [r for r in resources if r.startswith("arn:")]
+    mount_targets = [r for r in resources if r.startswith("fsmt-")]
+    inside = [r for r in resources if r not in certificates and r not in mount_targets]
+    said: list[tuple[bool, str]] = []  # (whether said of something of production's, what is said)
+    if inside:
+        # A mount target's subnet and security groups are among them only when a file system is mounted.
+        users = ("tasks, its load balancer or the mount targets of the EFS file systems it mounts are" if mount_targets
+                 else "tasks or its load balancer are")
+        said.append((True, f"{users} in {', '.join(inside)}"))
+    if certificates:
+        said.append((True, f"load balancer serves {', '.join(certificates)}"))
+    if mount_targets:
+        said.append((False, f"mounts EFS file systems through {', '.join(mount_targets)}"))
+    if not said:
+        return "production's network: nothing read"
+    # Production named first, then "it": (of something of its, of itself).
+    subjects = [("production's", "production"), ("its", "it")]
+    return "; ".join(f"{subjects[min(n, 1)][0 if owned else 1]} {what}" for n, (owned, what) in enumerate(said))
+
+
 class ImageRef(BaseModel):
     """An image reference split into repository path, tag and digest."""
 

@@ -1088,3 +1088,24 @@ def test_a_stack_holding_the_autoscaling_of_a_production_table_is_refused_naming
     # Deleting the stack deregistered the table's scalable target, its scaling policies and scheduled
     # actions with it: the table stayed at its provisioned capacity whatever its load, and throttled.
     assert_holds(old_stack_plan(resource, kind=kind), held)
+
+
+def test_the_plans_line_on_the_network_says_what_production_does_with_each_kind_of_thing():
+    # The log said "production runs in" the load balancer's certificates and the EFS mount targets too:
+    # production runs in neither; its load balancer serves the one, it mounts its file systems through
+    # the other.
+    from rollway.cleanup import NetworkUse, describe_network
+
+    certificate = "arn:aws:acm:us-west-2:1:certificate/0d1e2f"
+    network = [NetworkUse(resource="subnet-1", user="a subnet of the stable service"),
+               NetworkUse(resource="sg-1", user="a security group of the stable service"),
+               NetworkUse(resource="subnet-1", user="a subnet of load balancer webordinary-edit-alb"),
+               NetworkUse(resource=certificate, user="the certificate of the listener on port 443"),
+               NetworkUse(resource="fsmt-1", user="a mount target in subnet subnet-2 of the EFS file system fs-1"),
+               NetworkUse(resource="sg-2", user="a security group of the mount target fsmt-1")]
+    assert describe_network(network) == (
+        "production's tasks, its load balancer or the mount targets of the EFS file systems it mounts are in "
+        f"subnet-1, sg-1, sg-2; its load balancer serves {certificate}; it mounts EFS file systems through fsmt-1")
+    assert describe_network(network[:2]) == "production's tasks or its load balancer are in subnet-1, sg-1"
+    assert describe_network(network[3:4]) == f"production's load balancer serves {certificate}"
+    assert describe_network([]) == "production's network: nothing read"
