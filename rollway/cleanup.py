@@ -1924,7 +1924,8 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         # outermost of them count (those no other lists by its stack id), each with all it holds.
         # Two nested stacks side by side may each hold a resource of one id (a role, a log group):
         # counted once between them, the second was listed under the root too.
-        listed_by_inner = {stack_name(r) for other in inner for r in result.stack_resources.get(other, ())}
+        listed_by_inner = {stack_name(r) for other in inner for r in result.stack_resources.get(other, ())
+                           if r.startswith("arn:") and ":stack/" in r}
         outermost = [other for other in inner if other not in listed_by_inner]
         theirs: Counter[tuple[str | None, str]] = sum(
             (Counter(listings(other, typed(stack) and typed(other))) for other in outermost), Counter())

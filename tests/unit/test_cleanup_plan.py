@@ -1109,3 +1109,16 @@ def test_the_plans_line_on_the_network_says_what_production_does_with_each_kind_
     assert describe_network(network[:2]) == "production's tasks or its load balancer are in subnet-1, sg-1"
     assert describe_network(network[3:4]) == f"production's load balancer serves {certificate}"
     assert describe_network([]) == "production's network: nothing read"
+
+
+def test_a_nested_stacks_resource_named_like_its_sibling_does_not_hide_that_siblings_resources_under_the_root():
+    # A nested stack is told to be another's by its stack id among that one's resources, not by a bare
+    # name: a log group named like its sibling stack had the sibling's resources listed under the root.
+    first, second = "old-stack-A-1", "old-stack-B-1"
+    first_id, second_id = (f"arn:aws:cloudformation:us-west-2:123456789012:stack/{n}/1" for n in (first, second))
+    result = CleanupResult(deleted_stacks=(OLD, first, second), stack_resources={
+        OLD: (first_id, "a-queue-url", second_id, first, "old-queue-url"), first: ("a-queue-url",),
+        second: (first,)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 3 resource(s) it holds (besides those of `{first}`, `{second}`, listed under "
+            f"them):\n  - `{first_id}`\n  - `{second_id}`\n  - `old-queue-url`\n- `{first}`") in text, text
