@@ -55,7 +55,8 @@ from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
     IN_ARTIFACT, NOT_FOUND, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
-    RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
+    RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_network, describe_stack_state,
+    first_few,
     image_fate, in_use_summary,
     Refusal, judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, refused_before_reading,
     summary_markdown, tags_left, why_shown,
@@ -194,7 +195,8 @@ class _Reads:
     def network(self, in_use: Sequence[ImageUse],
                 nothing: str | None = steps.NOTHING_DELETED) -> tuple[NetworkUse, ...]:
         """The VPC, subnets, security groups and certificates production runs in, and the mount targets
-        of the EFS file systems ``in_use`` mounts (none read when it mounts none)."""
+        of the EFS file systems ``in_use`` mounts, with their subnets and security groups (none read
+        when it mounts none)."""
         network = steps.network_in_use(self._reads("ecs"), self._reads("elbv2"), self._targets, self.seconds,
                                        nothing=nothing)
         if not any(use.file_systems for use in in_use):
@@ -244,12 +246,12 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
-    # And the network production runs in: CloudFormation cannot delete a VPC, subnet, security
-    # group or listener certificate in use, and stops there after deleting the rest of the stack.
-    # It does delete a mount target of a file system in use: the tasks in its subnet lose the file system.
+    # And the network production uses: CloudFormation cannot delete a VPC, subnet, security group or
+    # listener certificate in use, and stops there after deleting the rest of the stack. It does
+    # delete a mount target of a file system in use: the tasks in its subnet lose the file system.
     network = again.network(in_use) if spec.old_stacks else ()
     if network:
-        log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))
+        log.info("%s", describe_network(network))
 
     plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive,
                         routing=routing, network=network)

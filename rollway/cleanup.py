@@ -11,8 +11,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   its own, is refused (told by its resource type too: a table named like the cluster is not the
   cluster): deleting a stack deletes what it made, whatever the stack is called
   (what its template's DeletionPolicy keeps excepted, here and below: that stays); so is one
-  holding the Application Auto Scaling scalable target or a scaling policy of a service it names
-  (deleted, the service no longer scales);
+  holding the Application Auto Scaling scalable target, a scaling policy or a scheduled action of a
+  service or a table it names (deleted, the service or the table no longer scales);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
   holding the task execution role, task role, awslogs group or a secret of one (no task of it
@@ -27,7 +27,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
   stops at DELETE_FAILED after deleting the rest of the stack; so is one holding a mount target
   of an EFS file system a task definition in use mounts (read from EFS): deleted, the tasks in
-  its subnet lose the file system;
+  its subnet lose the file system; and one holding the subnet or a security group such a mount
+  target is in (read from EFS too), which CloudFormation cannot delete either;
 - a stack with termination protection is refused (someone protected it on purpose), and so is
   one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - a stack name CloudFormation has no record of, neither there nor listed as deleted (it lists
@@ -363,7 +364,8 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place. With holdings, what they keep: derived from them when not given, and a state (a "
-        "saved plan's) giving another is refused"))
+        "saved plan's) giving another is refused; without, one naming an id resources do not list (or more times "
+        "than they do) is refused"))
     holdings: tuple[Holding, ...] = Field(default=(), description=(
         "for each of resources, in its order, its resource type and whether its DeletionPolicy keeps it (empty: not "
         "read, each judged as of any type, kept when retained names it): a log group's, a table's and a role's "
@@ -393,6 +395,8 @@ class StackState(BaseModel):
             raise ValueError(f"{len(self.holdings)} holdings for {len(self.resources)} resources: one each, or none")
         if self.holdings:
             self._retained_as_held()
+        else:
+            self._retained_among_resources()
         if self.nested_in and any(holding.nested_in for holding in self.holdings):
             # Two records of where each resource is, which could tell two stories: one or the other.
             raise ValueError("nested_in (by physical id) and holdings naming their nested stacks both say where its "
@@ -406,12 +410,28 @@ class StackState(BaseModel):
         would delete on the one and report on the other."""
         held = retained_by(self.resources, self.holdings)
         if "retained" not in self.model_fields_set:
-            self.__dict__["retained"] = held  # frozen: set once, here, as the model is made
+            # Frozen: pydantic's __setattr__ refuses it, so object's sets it, once, here, as the
+            # model is made (left out of model_fields_set: derived, not given).
+            object.__setattr__(self, "retained", held)
         elif Counter(self.retained) != Counter(held):
             raise ValueError(
                 f"stack {self.name}: its retained ({', '.join(self.retained) or 'none'}) is not what its holdings' "
                 f"DeletionPolicy keeps ({', '.join(held) or 'none'}): a plan saying two things of what deleting the "
                 "stack leaves is not acted on; run cleanup again to judge the stack as it is now")
+
+    def _retained_among_resources(self) -> None:
+        """Without holdings, ``retained`` says by id which resources stay: one naming an id the stack
+        does not list (or more times than it lists it) is refused, as a saved plan's record would say
+        the deletion left in place what the stack never held."""
+        listed = Counter(self.resources)
+        extra = Counter(self.retained) - listed
+        if extra:
+            said = ", ".join(f"{r} (not among its resources)" if not listed[r]
+                             else f"{r} (named {listed[r] + n} times, listed {listed[r]})" for r, n in extra.items())
+            raise ValueError(
+                f"stack {self.name}: its retained names what it does not hold: {said}; a plan saying the stack's "
+                "deletion leaves what it does not hold is not acted on; run cleanup again to judge the stack as it "
+                "is now")
 
     def nested_stack(self, resource: str, holding: Holding | None) -> str | None:
         """The nested stack holding the listing ``resource`` (``holding``: its holding, None: not
@@ -661,19 +681,45 @@ class RoutingInUse(BaseModel):
 
 class NetworkUse(BaseModel):
     """A VPC, subnet or security group production runs in, a certificate its load balancer
-    serves, or a mount target of an EFS file system it mounts, and what uses it (read from ECS,
-    ELB and EFS).
+    serves, or a mount target of an EFS file system it mounts (and the subnet and security groups
+    that mount target is in), and what uses it (read from ECS, ELB and EFS).
 
-    A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks
-    or the load balancer are in it: CloudFormation deletes the rest of the stack first (a route
-    table, the internet gateway, a queue), then ends in DELETE_FAILED on it, with production cut
-    off by what went before. A mount target it deletes: the tasks in its subnet lose the file system.
+    A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks,
+    the load balancer or a mount target are in it: CloudFormation deletes the rest of the stack
+    first (a route table, the internet gateway, a queue), then ends in DELETE_FAILED on it, with
+    production cut off by what went before. A mount target it deletes: the tasks in its subnet
+    lose the file system.
     """
 
     model_config = ConfigDict(frozen=True)
 
     resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., fsmt-..., or an ACM certificate's ARN")
     user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
+
+
+def describe_network(network: Sequence[NetworkUse]) -> str:
+    """The plan's log line on the network production uses, each kind of thing said as what production
+    does with it: "production runs in" named the certificates its load balancer serves and the mount
+    targets it mounts its file systems through, where it runs in neither."""
+    resources = list(dict.fromkeys(use.resource for use in network))
+    certificates = [r for r in resources if r.startswith("arn:")]
+    mount_targets = [r for r in resources if r.startswith("fsmt-")]
+    inside = [r for r in resources if r not in certificates and r not in mount_targets]
+    said: list[tuple[bool, str]] = []  # (whether said of something of production's, what is said)
+    if inside:
+        # A mount target's subnet and security groups are among them only when a file system is mounted.
+        users = ("tasks, its load balancer or the mount targets of the EFS file systems it mounts are" if mount_targets
+                 else "tasks or its load balancer are")
+        said.append((True, f"{users} in {', '.join(inside)}"))
+    if certificates:
+        said.append((True, f"load balancer serves {', '.join(certificates)}"))
+    if mount_targets:
+        said.append((False, f"mounts EFS file systems through {', '.join(mount_targets)}"))
+    if not said:
+        return "production's network: nothing read"
+    # Production named first, then "it": (of something of its, of itself).
+    subjects = [("production's", "production"), ("its", "it")]
+    return "; ".join(f"{subjects[min(n, 1)][0 if owned else 1]} {what}" for n, (owned, what) in enumerate(said))
 
 
 class ImageRef(BaseModel):
@@ -865,7 +911,7 @@ def plan_cleanup(
         routing: the listener and rule production's traffic comes through (None: not read).
         network: the VPC, subnets and security groups the services and the load balancer use, the
             certificates its listeners serve, and the mount targets of the EFS file systems a task
-            definition in use mounts (``NetworkUse``).
+            definition in use mounts, with their subnets and security groups (``NetworkUse``).
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
@@ -961,6 +1007,22 @@ FIRST_FEW = 3
 def describe_use(use: ImageUse) -> str:
     """One task definition in use, for a person: ``family:revision (why) runs image``."""
     return f"task definition {_short(use.task_definition)} ({use.why}) runs {use.image}"
+
+
+def mounted_by(uses: Sequence[ImageUse]) -> str:
+    """Which task definitions in use mount a file system (``uses``: each of them, a revision perhaps
+    more than once), for a person: "task definition X mounts, why", or each of several with why it
+    is in use, the first few (``FIRST_FEW``) and how many more. The first alone was named: the
+    person deregistering it to let the file system go found the next one keeping it."""
+    whys: dict[str, str] = {}
+    for use in uses:
+        whys.setdefault(_short(use.task_definition), use.why)
+    if len(whys) == 1:
+        ((revision, why),) = whys.items()
+        return f"task definition {revision} mounts, {why}"
+    named = [f"{revision} ({why})" for revision, why in whys.items()]
+    more = f" and {len(named) - FIRST_FEW} more" if len(named) > FIRST_FEW else ""
+    return f"task definitions {', '.join(named[:FIRST_FEW])}{more} mount"
 
 
 def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
@@ -1205,13 +1267,20 @@ _PLACEHOLDER = re.compile(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_]\w*(?:\[[^\]]*\])
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 # An SQS queue URL: scheme, host, account, queue name; nothing after.
 _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
-# What Application Auto Scaling scales an ECS service through, each naming the service by its resource
-# id ``service/<cluster>/<service>``: a scalable target's physical id (its resource id, dimension and
-# namespace), and the rest of a scaling policy's ARN after ``arn:aws:autoscaling:<region>:<account>:``.
-# Deleted, the service stays, held at its desired count whatever its load.
-_SCALABLE_TARGET = re.compile(r"^service/([^/|]+)/([^/|]+)\|ecs:service:DesiredCount\|ecs$")
-_SCALING_POLICY = re.compile(r"^scalingPolicy:[^:]+:resource/ecs/service/([^/:]+)/([^/:]+):policyName/(.+)$")
+# What Application Auto Scaling scales an ECS service or a DynamoDB table (or one of its indexes)
+# through, each naming it by its resource id (``service/<cluster>/<service>``, ``table/<table>[/index/
+# <index>]``): a scalable target's physical id (its resource id, dimension and namespace; its scheduled
+# actions are its own, ScheduledActions in a template), and the rest of a scaling policy's or a
+# scheduled action's ARN after ``arn:aws:autoscaling:<region>:<account>:``. Deleted, the service stays,
+# held at its desired count whatever its load, and the table at its provisioned capacity (throttled).
+_SCALED = (r"service/(?P<cluster>[^/|:]+)/(?P<service>[^/|:]+)"
+           r"|table/(?P<table>[^/|:]+)(?:/index/(?P<index>[^/|:]+))?")
+_SCALABLE_TARGET = re.compile(rf"^(?:{_SCALED})\|(?:ecs:service:DesiredCount\|ecs"
+                              r"|dynamodb:(?:table|index):(?:Read|Write)CapacityUnits\|dynamodb)$")
+_SCALING_ARN = re.compile(rf"^(?P<what>scalingPolicy|scheduledAction):[^:]+:resource/(?:ecs|dynamodb)/(?:{_SCALED})"
+                          r":(?:policyName|scheduledActionName)/(?P<name>.+)$")
 _SCALING = "scaling"
+_SCALING_WORDS = {"scalingPolicy": "scaling policy", "scheduledAction": "scheduled action"}
 
 
 def production_resources(targets: Targets) -> dict[_Identity, str]:
@@ -1280,10 +1349,13 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
             if identity is not None:
                 named.setdefault(identity, f"{identity[-1]} (a secret of task definition {family_revision}, "
                                            f"{use.why})")
+    mounting: dict[str, list[ImageUse]] = defaultdict(list)
+    for use in in_use:
         for volume in use.file_systems:
-            what = "access point" if volume.startswith("fsap-") else "file system"
-            named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} task definition {family_revision} "
-                                                     f"mounts, {use.why})")
+            mounting[volume].append(use)
+    for volume, uses in mounting.items():
+        what = "access point" if volume.startswith("fsap-") else "file system"
+        named.setdefault((_FILE_SYSTEM, volume), f"{volume} (an EFS {what} {mounted_by(uses)})")
     return named
 
 
@@ -1340,13 +1412,13 @@ def resource_identity(physical_id: str) -> _Identity | None:
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
     service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
-    task definition, secret or certificate; an ECS service's Application Auto Scaling scalable
-    target (its id) or scaling policy (its ARN).
+    task definition, secret or certificate; the Application Auto Scaling scalable target (its id),
+    scaling policy or scheduled action (their ARNs) of an ECS service or a DynamoDB table.
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
         if (scaled := _SCALABLE_TARGET.match(physical_id)) is not None:
-            return (_SCALING, scaled.group(1), scaled.group(2), "scalable target")
+            return _scaling("scalable target", scaled)
         if "://" in physical_id:
             found = _QUEUE_URL.match(physical_id)
             return ("queue", found.group(1)) if found else None
@@ -1362,8 +1434,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("topic", resource)
     if service == "secretsmanager" and resource.startswith("secret:"):
         return ("secret", resource.removeprefix("secret:").split(":")[0])
-    if service == "autoscaling" and (scaled := _SCALING_POLICY.match(resource)) is not None:
-        return (_SCALING, scaled.group(1), scaled.group(2), f"scaling policy {scaled.group(3)}")
+    if service == "autoscaling" and (scaled := _SCALING_ARN.match(resource)) is not None:
+        return _scaling(f"{_SCALING_WORDS[scaled['what']]} {scaled['name']}", scaled)
     if service == "acm" and resource.startswith("certificate/"):
         return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
@@ -1390,6 +1462,15 @@ def resource_identity(physical_id: str) -> _Identity | None:
     return None
 
 
+def _scaling(what: str, scaled: re.Match[str]) -> _Identity:
+    """The identity of Application Auto Scaling's ``what`` (its scalable target, a scaling policy or
+    scheduled action) of the ECS service or DynamoDB table ``scaled`` names (``_SCALED``): (kind, what,
+    the index of the table it scales, or "", then the identity of the service or the table)."""
+    if scaled["table"] is not None:
+        return (_SCALING, what, scaled["index"] or "", _TABLE, scaled["table"])
+    return (_SCALING, what, "", "service", scaled["cluster"], scaled["service"])
+
+
 def log_group_pattern(name: str) -> re.Pattern[str] | None:
     """The log group names ``name``, a FireLens log group option, may stand for: any text in the
     place of each placeholder it holds; None when it holds none (it is a name)."""
@@ -1412,10 +1493,20 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
             for pattern in [log_group_pattern(rest[0])] if pattern is not None]
 
 
+# How production uses what a stack holds, as a refusal says it, surest first: a resource known to be
+# production's, one of a type in neither type table (``_BARE_KINDS``, ``_OTHER_BARE_TYPES``) whose bare
+# name is that of one of production's (it may be that resource, or configure it), and a log group that
+# fits a log group template in use.
+_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO = "runs on it", "may run on it", "may write to it"
+_SUREST = (_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO)
+
+
 def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
-          kind: str | None = None) -> tuple[str, bool] | None:
-    """What of ``production`` the resource ``physical_id`` is, and whether it is known to be (False:
-    it fits a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
+          kind: str | None = None) -> tuple[str, str] | None:
+    """What of ``production`` the resource ``physical_id`` is, and how production uses it (``_SUREST``:
+    ``_RUNS_ON`` when it is known to be production's; ``_MAY_RUN_ON``, said as what it may be, when
+    only its bare name and a type in neither type table tie it to it; ``_MAY_WRITE_TO`` when it fits
+    a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
     resource type (None: not known, judged as of any type, what it is known to be first). Only a
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
     a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
@@ -1440,7 +1531,19 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
     as_other = _held_as_other(identity, production, kind) if kind not in (LOG_GROUP_TYPE, ROLE_TYPE) else None
     known = [held for held in (as_log_group, None if as_role is None else (as_role, True), as_other)
              if held is not None and held[1]]
-    return known[0] if known else as_log_group
+    held = known[0] if known else as_log_group
+    if held is None:
+        return None
+    if not held[1]:
+        return held[0], _MAY_WRITE_TO
+    if (identity[0] == _NAMED and kind is not None
+            and kind not in (*_BARE_KINDS, *_OTHER_BARE_TYPES, LOG_GROUP_TYPE, ROLE_TYPE)
+            and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)):
+        # Only its name ties it to production's resource of that name: a custom resource's handler or
+        # a type cleanup knows nothing of may have made it, or configure it, or neither. Said as such:
+        # "it holds <the cluster>" said the stack held the cluster itself.
+        return f"{kind} {identity[1]}, which may be or configure {held[0]}", _MAY_RUN_ON
+    return held[0], _RUNS_ON
 
 
 def _held_as_log_group(identity: _Identity, production: Mapping[_Identity, str],
@@ -1478,9 +1581,12 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         found = next((what for (kind, *rest), what in production.items()
                       if kind == "service" and rest[-1] == identity[2]), None)
     elif identity[0] == _SCALING:
-        # What scales a service production runs is production's too, told as what it is, not as the service.
-        scaled = production.get(("service", identity[1], identity[2]))
-        found = None if scaled is None else f"the Application Auto Scaling {identity[3]} that scales {scaled}"
+        # What scales a service or a table production uses is production's too, told as what it is, not as
+        # the service or the table.
+        _, what, index, *scales = identity
+        scaled = production.get(tuple(scales))
+        index_of = f"index {index} of " if index else ""
+        found = None if scaled is None else f"the Application Auto Scaling {what} that scales {index_of}{scaled}"
     elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
         # characters Secrets Manager appends to the name in its full ARN.
@@ -1542,7 +1648,7 @@ def _plan_stacks(
         # keeps does not: it stays when the stack goes (a migration's old stack keeping the table
         # the new service reads was refused, told that deleting the stack deletes it).
         kept = set(state.retained)
-        found: dict[str, bool] = {}  # what it holds of production's -> whether it is known to be production's
+        found: dict[str, str] = {}  # what it holds of production's -> how production uses it (``_SUREST``)
         # Each listing judged by its own type and DeletionPolicy: a log group, a table and a role of
         # the same name share one physical id (their bare name), and a stack may hold more than one.
         # Judged by the id, the task role of a revision in use beside a log group of its name was taken
@@ -1555,7 +1661,7 @@ def _plan_stacks(
             if judged is not None:
                 inner = state.nested_stack(resource, holding)
                 what = judged[0] + (f", in its nested stack {inner}" if inner else "")
-                found[what] = found.get(what, False) or judged[1]
+                found[what] = min(found.get(what, judged[1]), judged[1], key=_SUREST.index)
         held = sorted(found)
         if (live_refusal := _live_refused(name, live_by_lower)) is not None:
             refusals.append(live_refusal)
@@ -1589,8 +1695,9 @@ def _plan_stacks(
                 f"nested stack with its root; list {state.root_stack} in old_stacks instead (or remove the nested "
                 "stack from its root's template)")))
         elif held:
-            # A log group only fitting a template in use is not known to be production's.
-            uses = "runs on it" if any(found.values()) else "may write to it"
+            # A log group only fitting a template in use is not known to be production's, nor is what
+            # only its name ties to it: the surest of them is said.
+            uses = min(found.values(), key=_SUREST.index)
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production {uses}")))
         elif importers:
@@ -1810,20 +1917,28 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         # the stack that owns it: the one of the fewest holdings that holds it (the innermost).
         # By type and id where both were read with their types: a role of the root and a log group of
         # its name in the nested stack share an id, and the root's role went unlisted.
-        theirs: Counter[tuple[str | None, str]] = Counter()
-        inner = []
-        for other in result.deleted_stacks:
-            by_type = typed(stack) and typed(other)
-            mine, others = Counter(listings(stack, by_type)), Counter(listings(other, by_type))
-            if other != stack and len(result.stack_resources.get(other, ())) < len(everything) and mine & others:
-                inner.append(other)
-                # Each listing of theirs once (at most): a nested stack's nested stack is listed by both.
-                theirs |= others
+        inner = [other for other in result.deleted_stacks
+                 if other != stack and len(result.stack_resources.get(other, ())) < len(everything)
+                 and Counter(listings(stack, typed(stack) and typed(other)))
+                 & Counter(listings(other, typed(stack) and typed(other)))]
+        # Each listing of theirs once: a nested stack's nested stack is listed by both, so only the
+        # outermost of them count (those no other lists by its stack id), each with all it holds.
+        # Two nested stacks side by side may each hold a resource of one id (a role, a log group):
+        # counted once between them, the second was listed under the root too.
+        listed_by_inner = {stack_name(r) for other in inner for r in result.stack_resources.get(other, ())
+                           if r.startswith("arn:") and ":stack/" in r}
+        outermost = [other for other in inner if other not in listed_by_inner]
+        theirs: Counter[tuple[str | None, str]] = sum(
+            (Counter(listings(other, typed(stack) and typed(other))) for other in outermost), Counter())
         held, kept = [], list[bool]()
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
         # Per listing: a log group and a role of one name share an id, and with the log group kept,
-        # the id was said kept at both listings, the role's too. Read without types, counted per id.
-        retained = Counter(result.stack_retained.get(stack, ()))
+        # the id was said kept at both listings, the role's too. Typed, each listing's holding says
+        # it; read without types, counted per id, less what its nested stacks keep (its retained
+        # names theirs too: the root's role was said kept for its nested stack's log group).
+        untyped_retained = None if typed(stack) else (
+            Counter(result.stack_retained.get(stack, ()))
+            - sum((Counter(result.stack_retained.get(other, ())) for other in outermost), Counter()))
         holdings = result.stack_holdings.get(stack, ()) if typed(stack) else (None,) * len(everything)
         for (kind, r), holding in zip(listings(stack, typed(stack)), holdings):
             # Typed or not, as the inner stack's listing was compared with it.
@@ -1832,8 +1947,12 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
                 theirs[listed_inside] -= 1
                 continue
             held.append(r)
-            retained[r] -= 1
-            kept.append(holding.retained if holding is not None else retained[r] >= 0)
+            if holding is not None:
+                kept.append(holding.retained)
+            else:
+                assert untyped_retained is not None  # no holdings read: judged by id
+                untyped_retained[r] -= 1
+                kept.append(untyped_retained[r] >= 0)
         if not held:
             return ""
         nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "

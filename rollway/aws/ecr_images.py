@@ -20,7 +20,7 @@ from rollway.aws.ecr import ACTIVE
 from rollway.aws.errors import (AdapterError, TargetNotFound, answer_lost, aws_message, error_code, failed_in_passing,
                                  lost_answers)
 from rollway.cleanup import (ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage,
-                             log_group_pattern)
+                             log_group_pattern, mounted_by)
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
 from rollway.ledger import LedgerError, open_for_rollback
@@ -511,32 +511,54 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
 
 
 def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkUse, ...]:
-    """The mount targets of the EFS file systems the task definitions ``in_use`` mount: deleting one
-    cuts the tasks in its subnet off the file system, which stays. One DescribeMountTargets for each
-    file system in use (it has one mount target per availability zone at most; a page holds ten).
+    """The mount targets of the EFS file systems the task definitions ``in_use`` mount, and the subnet
+    and security groups each is in: deleting a mount target cuts the tasks in its subnet off the file
+    system, which stays; its subnet and security groups cannot be deleted while its network interface
+    is in them (CloudFormation ends DELETE_FAILED on them, after deleting the rest of their stack).
+    One DescribeMountTargets for each file system in use (it has one mount target per availability
+    zone at most; a page holds ten), and one DescribeMountTargetSecurityGroups for each mount target.
 
     Raises:
-        InUseUnknown: the mount targets of a file system cannot be read.
+        InUseUnknown: the mount targets of a file system, or the security groups of one, cannot be read.
     """
-    mounting: dict[str, ImageUse] = {}
+    mounting: dict[str, list[ImageUse]] = {}
     for use in in_use:
         # Every EFS volume names its file system; an access point's is that one, read once.
         for file_system in use.file_systems:
             if file_system.startswith("fs-"):
-                mounting.setdefault(file_system, use)
+                mounting.setdefault(file_system, []).append(use)
     found = []
-    for file_system, use in mounting.items():
-        who = f"which task definition {use.task_definition.rsplit('/', 1)[-1]} mounts, {use.why}"
+    for file_system, uses in mounting.items():
+        who = f"which {mounted_by(uses)}"
         try:
-            for page in efs.get_paginator("describe_mount_targets").paginate(FileSystemId=file_system):
-                found += [NetworkUse(resource=target["MountTargetId"], user=(
-                              f"a mount target in subnet {target.get('SubnetId', '?')} of the EFS file system "
-                              f"{file_system}, {who}")) for target in page.get("MountTargets", [])]
+            targets = [target for page in efs.get_paginator("describe_mount_targets").paginate(FileSystemId=file_system)
+                       for target in page.get("MountTargets", [])]
         except ClientError as err:
             if error_code(err) == "FileSystemNotFound":  # gone: no stack holds a mount target of it
                 continue
             raise _unread(f"the mount targets of EFS file system {file_system}", err) from err
+        of = f"of the EFS file system {file_system}, {who}"
+        for target in targets:
+            mount_target, subnet = target["MountTargetId"], target.get("SubnetId")
+            found.append(NetworkUse(resource=mount_target, user=f"a mount target in subnet {subnet or '?'} {of}"))
+            if subnet:
+                found.append(NetworkUse(resource=subnet, user=f"the subnet of the mount target {mount_target} {of}"))
+            found += [NetworkUse(resource=group, user=(f"a security group of the mount target {mount_target} in "
+                                                       f"subnet {subnet or '?'} {of}"))
+                      for group in _mount_target_groups(efs, mount_target, file_system)]
     return tuple(found)
+
+
+def _mount_target_groups(efs: Any, mount_target: str, file_system: str) -> list[str]:
+    """The security groups of ``mount_target`` (none once it is gone: no stack holds it in them)."""
+    try:
+        return list(efs.describe_mount_target_security_groups(MountTargetId=mount_target).get("SecurityGroups")
+                    or [])
+    except ClientError as err:
+        if error_code(err) == "MountTargetNotFound":
+            return []
+        raise _unread(f"the security groups of mount target {mount_target} of EFS file system {file_system}",
+                      err) from err
 
 
 def _services(ecs: Any, targets: Targets) -> list[dict[str, Any]]:

@@ -777,6 +777,14 @@ def test_a_tag_gone_when_botocore_retried_a_throttled_call_is_not_said_deleted_b
     assert deletion.gone == ("old-version",) and deletion.deleted == () and deletion.deleted_on_retry == ()
 
 
+def a_mounted_file_system(aws) -> str:
+    """An EFS file system with a mount target in the first subnet."""
+    efs = aws.get_client("efs")
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    efs.create_mount_target(FileSystemId=data, SubnetId=aws.topology.subnet_ids[0])
+    return data
+
+
 _SAID = "Rate exceeded\n12:00:00 INFO cleanup done\x1b[2K"
 
 
@@ -794,6 +802,9 @@ _SAID = "Rate exceeded\n12:00:00 INFO cleanup done\x1b[2K"
      lambda aws: mount_targets_in_use(aws.get_client("efs"), [ImageUse(
          task_definition="webordinary-edit-task:3", why="the stable service deploys it", image="i",
          file_systems=("fs-0123456789abcdef0",))])),
+    ("efs", "DescribeMountTargetSecurityGroups", "ThrottlingException", lambda aws: mount_targets_in_use(
+        aws.get_client("efs"), [ImageUse(task_definition="webordinary-edit-task:3", why="the stable service deploys it",
+                                         image="i", file_systems=(a_mounted_file_system(aws),))])),
     ("dynamodb", "Query", "ThrottlingException",
      lambda aws: open_rollout_needs(DynamoLedger(aws.get_client("dynamodb"), aws.targets), aws.targets)),
     ("ecr", "DescribeImages", "RepositoryNotFoundException",
@@ -846,3 +857,55 @@ def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_
             "definition webordinary-edit-task:3 mounts, the stable service deploys it): deleting the stack deletes "
             "it, and production runs on it") in refusal.reason, refusal.reason
     assert planned(unmounted).delete_stacks == ("webordinary-old-stack",)
+
+
+def test_the_mount_targets_of_a_file_system_several_task_definitions_in_use_mount_name_each(aws):
+    """Two revisions in use mount one file system: its mount target was said to be mounted by the
+    first alone, and deregistering it left the stack refused for the other."""
+    efs, subnet = aws.get_client("efs"), aws.topology.subnet_ids[0]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mounted = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
+    uses = [ImageUse(task_definition=f"arn:aws:ecs:{aws.targets.region}:1:task-definition/webordinary-edit-task:{r}",
+                     why=why, image=aws.topology.initial_image, file_systems=(data,))
+            for r, why in ((3, "the stable service deploys it"), (2, "an ACTIVE revision"))]
+    (network,) = [use for use in mount_targets_in_use(efs, uses) if use.resource == mounted]
+    assert network.user == (f"a mount target in subnet {subnet} of the EFS file system {data}, which task definitions "
+                            "webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+                            "ACTIVE revision) mount"), network.user
+
+
+def test_an_old_stack_holding_the_security_group_of_a_mount_target_of_a_file_system_in_use_is_refused(aws):
+    """A mount target of a file system in use is in a security group an old stack made: nothing matched
+    the group to the mount target, and deleting the stack ended DELETE_FAILED on the group (in use by
+    the mount target's network interface) after deleting the rest of the stack. The group is read
+    from EFS (DescribeMountTargetSecurityGroups, one per mount target), and so is the subnet it is in;
+    a group of another file system's mount target is not production's."""
+    from rollway.cleanup import Holding, StackState
+
+    efs, ec2 = aws.get_client("efs"), aws.get_client("ec2")
+    subnet = aws.topology.subnet_ids[1]
+    group = ec2.create_security_group(GroupName="old-efs", Description="old efs", VpcId=aws.topology.vpc_id)["GroupId"]
+    other = ec2.create_security_group(GroupName="older-efs", Description="old", VpcId=aws.topology.vpc_id)["GroupId"]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mounted = efs.create_mount_target(FileSystemId=data, SubnetId=subnet, SecurityGroups=[group])["MountTargetId"]
+    old = efs.create_file_system(CreationToken="webordinary-old-data")["FileSystemId"]
+    efs.create_mount_target(FileSystemId=old, SubnetId=subnet, SecurityGroups=[other])
+    use = ImageUse(task_definition=f"arn:aws:ecs:{aws.targets.region}:1:task-definition/webordinary-edit-task:3",
+                   why="the stable service deploys it", image=aws.topology.initial_image, file_systems=(data,))
+    network = mount_targets_in_use(efs, [use])
+
+    def planned(resource: str, kind: str):
+        state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,),
+                           holdings=(Holding(type=kind),))
+        return plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
+                            stacks={"webordinary-old-stack": state}, in_use=[use], images=(), network=network)
+
+    mounting = (f"of the EFS file system {data}, which task definition webordinary-edit-task:3 mounts, the stable "
+                "service deploys it")
+    (refusal,) = planned(group, "AWS::EC2::SecurityGroup").refusals
+    assert (f"it holds {group} (a security group of the mount target {mounted} in subnet {subnet} {mounting}): "
+            "deleting the stack deletes it, and production runs on it") in refusal.reason, refusal.reason
+    (refusal,) = planned(subnet, "AWS::EC2::Subnet").refusals
+    assert f"it holds {subnet} (the subnet of the mount target {mounted} {mounting})" in refusal.reason, \
+        refusal.reason
+    assert planned(other, "AWS::EC2::SecurityGroup").delete_stacks == ("webordinary-old-stack",)

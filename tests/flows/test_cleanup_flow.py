@@ -908,7 +908,8 @@ def register_a_revision_mounting(aws, file_system: str) -> str:
     )["taskDefinition"]["taskDefinitionArn"].rsplit("/", 1)[-1]
 
 
-def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_before_anything_is_deleted(account):
+def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_before_anything_is_deleted(account,
+                                                                                                          caplog):
     # An ACTIVE revision of the family mounts an EFS file system, and the old stack made one of its
     # mount targets: deleted with the stack, the tasks in that subnet lost the file system.
     aws = account
@@ -920,6 +921,10 @@ def test_an_old_stack_holding_a_mount_target_of_a_file_system_in_use_is_refused_
         f"it holds {mount_target} (a mount target in subnet {subnet} of the EFS file system {data}, which task "
         f"definition {mounting} mounts, an ACTIVE revision of {aws.targets.task_family})") in refusal.reason, \
         refusal.reason
+    # The plan's log said "production runs in" the mount target: production mounts its file system through it.
+    (said,) = [r.getMessage() for r in caplog.records if "EFS file systems through" in r.getMessage()]
+    assert said.endswith(f"; it mounts EFS file systems through {mount_target}"), said
+    assert "production runs in" not in said, said
 
 
 def test_an_old_stack_holding_a_mount_target_of_a_file_system_mounted_since_the_plan_is_not_deleted(account):

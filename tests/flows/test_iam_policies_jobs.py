@@ -116,9 +116,12 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     put_image(aws, "1.0.0", "1")
     put_image(aws, "old-version", "2")
     put_image_index(aws, "0.9.0", {"0.9.0-amd64": "3"})  # its platform images are read (BatchGetImage)
-    # An ACTIVE revision mounts an EFS file system: the mount targets of it are read (DescribeMountTargets).
-    ecs = aws.get_client("ecs")
-    data = aws.get_client("efs").create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    # An ACTIVE revision mounts an EFS file system: the mount targets of it are read (DescribeMountTargets),
+    # and the security groups of each (DescribeMountTargetSecurityGroups).
+    ecs, efs = aws.get_client("ecs"), aws.get_client("efs")
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    efs.create_mount_target(FileSystemId=data, SubnetId=aws.topology.subnet_ids[0],
+                            SecurityGroups=[aws.topology.security_group_id])
     current = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"]
     ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=current["containerDefinitions"],
                                  volumes=[{"name": "data", "efsVolumeConfiguration": {"fileSystemId": data}}])

@@ -439,13 +439,14 @@ def old_stack_plan(resource: str, *, in_use=(), routing=None, kind: str | None =
                         in_use=in_use, images=IMAGES, routing=routing)
 
 
-def assert_holds(planned, held: str | None) -> None:
-    """``held`` None: the stack is to be deleted; otherwise refused, saying it holds ``held``."""
+def assert_holds(planned, held: str | None, uses: str = "runs on it") -> None:
+    """``held`` None: the stack is to be deleted; otherwise refused, saying it holds ``held`` and that
+    production ``uses`` it."""
     if held is None:
         assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
     else:
         (refusal,) = planned.refusals
-        assert f"it holds {held}" in refusal.reason and "production runs on it" in refusal.reason, refusal.reason
+        assert f"it holds {held}" in refusal.reason and f"production {uses}" in refusal.reason, refusal.reason
 
 
 @pytest.mark.parametrize("resource, held", [
@@ -502,8 +503,9 @@ def test_a_stack_holding_a_custom_resource_named_as_a_role_or_log_group_in_use_i
     # its handler's Delete: one named as the task role in use may be that role (made through the SDK),
     # and CDK's Custom::LogRetention answers with its log group's name and may delete it. Matched to
     # roles and log groups by the types AWS::IAM::Role and AWS::Logs::LogGroup alone, its stack was
-    # deleted, the role or the group's logs with it.
-    assert_holds(old_stack_plan(resource, in_use=(IN_USE[1].model_copy(update=use),), kind=kind), held)
+    # deleted, the role or the group's logs with it. Said as what it may be: not known to be the role.
+    assert_holds(old_stack_plan(resource, in_use=(IN_USE[1].model_copy(update=use),), kind=kind),
+                 f"{kind} {resource}, which may be or configure {held}", "may run on it")
 
 
 def test_a_custom_resource_is_not_kept_for_fitting_a_log_group_template_alone():
@@ -897,7 +899,9 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
     (T.cluster, "AWS::DynamoDB::Table", None),  # a table named like the cluster is not the cluster
     (T.cluster, "AWS::S3::Bucket", None),
     (T.cluster, "AWS::ECS::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),
-    (T.cluster, "Custom::Cluster", f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # a handler may make anything
+    # A handler may make anything, or configure it: said as what it may be, not as the cluster itself.
+    (T.cluster, "Custom::Cluster",
+     f"Custom::Cluster {T.cluster}, which may be or configure {T.cluster} (Targets.cluster, the ECS cluster)"),
     (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
     # Its physical id is the cluster's name, and deleting it takes the capacity providers from the
     # cluster, stopping the placement of a service whose strategy names them: told as what it is, not
@@ -907,7 +911,8 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
      "(Targets.cluster, the ECS cluster)"),
     # An AWS type not known to be another kind of thing may be one of the resource's: judged as any kind.
     (T.ecr_repository, "AWS::ECR::RepositoryCreationTemplate",
-     f"{T.ecr_repository} (Targets.ecr_repository, the image repository)"),
+     f"AWS::ECR::RepositoryCreationTemplate {T.ecr_repository}, which may be or configure {T.ecr_repository} "
+     "(Targets.ecr_repository, the image repository)"),
     (T.flags_table, "AWS::ECR::Repository", None),
     (T.flags_table, "AWS::ECS::Cluster", None),
     (T.flags_table, "AWS::DynamoDB::Table", f"{T.flags_table} (Targets.flags_table, the feature flags table)"),
@@ -927,7 +932,9 @@ def test_a_resource_named_as_one_production_uses_is_kept_only_when_of_its_kind(r
     # ECS cluster", and the old stack holding nothing production uses stayed, costing money.
     uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",),
                                          "secrets": ("webordinary-api-key",)}),)
-    assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
+    # What only its name and a type in neither type table tie to production's is said as what it may be.
+    assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held,
+                 "may run on it" if held and "may be or configure" in held else "runs on it")
 
 
 def test_a_saved_plan_whose_retained_and_holdings_disagree_is_refused_and_one_without_retained_derives_it():
@@ -979,3 +986,139 @@ def test_a_stack_holding_the_autoscaling_of_a_production_service_is_refused_nami
     # Deleting the stack deleted the scalable target and its policies: the service stayed, pinned at
     # its desired count whatever its load.
     assert_holds(old_stack_plan(resource, kind=kind), held)
+
+
+def test_an_untyped_record_lists_under_its_root_none_of_the_resources_its_nested_stacks_share_an_id_of():
+    # A record of an older release, read without types: two nested stacks each held a resource of one
+    # id (a role in one, a log group in the other). Counted once between them, the second was listed
+    # under the root too, as if the root had held a third.
+    first, second = "old-stack-A-1", "old-stack-B-1"
+    first_id, second_id = (f"arn:aws:cloudformation:us-west-2:123456789012:stack/{n}/1" for n in (first, second))
+    result = CleanupResult(deleted_stacks=(OLD, first, second), stack_resources={
+        OLD: (first_id, "old-app", second_id, "old-app", "old-queue-url"), first: ("old-app",),
+        second: ("old-app",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 3 resource(s) it holds (besides those of `{first}`, `{second}`, listed under "
+            f"them):\n  - `{first_id}`\n  - `{second_id}`\n  - `old-queue-url`\n- `{first}`") in text, text
+
+
+def test_an_untyped_record_says_kept_no_resource_of_the_root_whose_id_its_nested_stack_keeps():
+    # Read without types: the root held a role, its nested stack a log group of that name, which its
+    # DeletionPolicy keeps. The root's retained (the nested stack's included) named the id, and the
+    # root's own role was said kept: the role went with the stack.
+    nested = "old-stack-Inner-1ABC"
+    nested_id = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{nested}/1"
+    result = CleanupResult(deleted_stacks=(OLD, nested), stack_resources={OLD: ("old-app", nested_id, "old-app"),
+                                                                          nested: ("old-app",)},
+                           stack_retained={OLD: ("old-app",), nested: ("old-app",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (besides those of `{nested}`, listed under it):\n"
+            f"  - `{nested_id}`\n  - `old-app`\n"
+            f"- `{nested}`, with the 1 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            "  - `old-app` (kept: its DeletionPolicy retains it)\n") in text, text
+
+
+def test_a_saved_plan_without_holdings_whose_retained_names_what_the_stack_does_not_hold_is_refused_naming_it():
+    # A plan saved before holdings were read judges each resource kept by its id in retained: one naming
+    # an id the stack does not list (or more listings of it than it holds) said of a stack it was to
+    # delete that it left in place what it never held.
+    from rollway.cleanup import CleanupPlan
+
+    queue = "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    planned = plan(stacks=(OLD,), described={OLD: StackState(name=OLD, status="CREATE_COMPLETE",
+                                                              resources=(queue, "old-archive"), retained=(queue,))})
+    saved = planned.model_dump(mode="json")
+    assert CleanupPlan.model_validate(saved) == planned
+    for retained, named in ((["old-archive", "old-table"], "old-table (not among its resources)"),
+                            ([queue, queue], f"{queue} (named 2 times, listed 1)")):
+        saved["stacks_judged"][OLD]["retained"] = retained
+        with pytest.raises(ValidationError) as refused:
+            CleanupPlan.model_validate(saved)
+        assert (f"stack {OLD}: its retained names what it does not hold: {named}; a plan saying the stack's "
+                "deletion leaves what it does not hold is not acted on") in str(refused.value), str(refused.value)
+
+
+def test_a_stack_holding_a_file_system_several_task_definitions_in_use_mount_names_each_or_how_many_more():
+    # Several revisions in use mounted the file system, and the refusal named the first alone: the
+    # person deregistering it to let the file system go found the next one keeping it, run after run.
+    def mounting(*revisions: int) -> tuple[ImageUse, ...]:
+        return tuple(ImageUse(task_definition=f"arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:{r}",
+                              why="an ACTIVE revision", image=f"{REPO}:1.0.0", file_systems=("fs-0123abcd",))
+                     for r in revisions)
+
+    assert_holds(old_stack_plan("fs-0123abcd", in_use=mounting(2, 2, 1)), (
+        "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:2 (an ACTIVE revision), "
+        "webordinary-edit-task:1 (an ACTIVE revision) mount)"))
+    assert_holds(old_stack_plan("fs-0123abcd", in_use=mounting(5, 4, 3, 2, 1)), (
+        "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:5 (an ACTIVE revision), "
+        "webordinary-edit-task:4 (an ACTIVE revision), webordinary-edit-task:3 (an ACTIVE revision) and 2 more "
+        "mount)"))
+
+
+SCHEDULED = (f"arn:aws:autoscaling:us-west-2:123456789012:scheduledAction:8e86929f-8a7c-4d5e-9f3b-1a2b3c4d5e6f:"
+             "resource/{}:scheduledActionName/{}")
+
+
+@pytest.mark.parametrize("resource, kind, held", [
+    (f"table/{T.flags_table}|dynamodb:table:ReadCapacityUnits|dynamodb", "AWS::ApplicationAutoScaling::ScalableTarget",
+     f"the Application Auto Scaling scalable target that scales {T.flags_table} (Targets.flags_table, the feature "
+     "flags table)"),
+    (f"table/{T.rollouts_table}/index/by-service|dynamodb:index:WriteCapacityUnits|dynamodb",
+     "AWS::ApplicationAutoScaling::ScalableTarget",
+     f"the Application Auto Scaling scalable target that scales index by-service of {T.rollouts_table} "
+     "(Targets.rollouts_table, the rollout ledger)"),
+    (SCALING.replace("ecs/service/{}/{}", "dynamodb/table/{}").format(T.flags_table, "read-target"),
+     "AWS::ApplicationAutoScaling::ScalingPolicy",
+     f"the Application Auto Scaling scaling policy read-target that scales {T.flags_table} (Targets.flags_table"),
+    # A scheduled action is the scalable target's own (its ScheduledActions) in a template; a custom
+    # resource answering with a scheduled action's ARN is judged by what it scales, a service's too.
+    (SCHEDULED.format(f"dynamodb/table/{T.rollouts_table}", "nightly"), "Custom::Schedule",
+     f"the Application Auto Scaling scheduled action nightly that scales {T.rollouts_table} "
+     "(Targets.rollouts_table"),
+    (SCHEDULED.format(f"ecs/service/{T.cluster}/{T.stable_service}", "mornings"), None,
+     f"the Application Auto Scaling scheduled action mornings that scales {T.stable_service} "
+     "(Targets.stable_service"),
+    # Another table's scaling is not production's.
+    ("table/webordinary-old-table|dynamodb:table:ReadCapacityUnits|dynamodb",
+     "AWS::ApplicationAutoScaling::ScalableTarget", None),
+    (SCHEDULED.format("dynamodb/table/webordinary-old-table", "nightly"), None, None),
+])
+def test_a_stack_holding_the_autoscaling_of_a_production_table_is_refused_naming_what_it_scales(resource, kind,
+                                                                                                 held):
+    # Deleting the stack deregistered the table's scalable target, its scaling policies and scheduled
+    # actions with it: the table stayed at its provisioned capacity whatever its load, and throttled.
+    assert_holds(old_stack_plan(resource, kind=kind), held)
+
+
+def test_the_plans_line_on_the_network_says_what_production_does_with_each_kind_of_thing():
+    # The log said "production runs in" the load balancer's certificates and the EFS mount targets too:
+    # production runs in neither; its load balancer serves the one, it mounts its file systems through
+    # the other.
+    from rollway.cleanup import NetworkUse, describe_network
+
+    certificate = "arn:aws:acm:us-west-2:1:certificate/0d1e2f"
+    network = [NetworkUse(resource="subnet-1", user="a subnet of the stable service"),
+               NetworkUse(resource="sg-1", user="a security group of the stable service"),
+               NetworkUse(resource="subnet-1", user="a subnet of load balancer webordinary-edit-alb"),
+               NetworkUse(resource=certificate, user="the certificate of the listener on port 443"),
+               NetworkUse(resource="fsmt-1", user="a mount target in subnet subnet-2 of the EFS file system fs-1"),
+               NetworkUse(resource="sg-2", user="a security group of the mount target fsmt-1")]
+    assert describe_network(network) == (
+        "production's tasks, its load balancer or the mount targets of the EFS file systems it mounts are in "
+        f"subnet-1, sg-1, sg-2; its load balancer serves {certificate}; it mounts EFS file systems through fsmt-1")
+    assert describe_network(network[:2]) == "production's tasks or its load balancer are in subnet-1, sg-1"
+    assert describe_network(network[3:4]) == f"production's load balancer serves {certificate}"
+    assert describe_network([]) == "production's network: nothing read"
+
+
+def test_a_nested_stacks_resource_named_like_its_sibling_does_not_hide_that_siblings_resources_under_the_root():
+    # A nested stack is told to be another's by its stack id among that one's resources, not by a bare
+    # name: a log group named like its sibling stack had the sibling's resources listed under the root.
+    first, second = "old-stack-A-1", "old-stack-B-1"
+    first_id, second_id = (f"arn:aws:cloudformation:us-west-2:123456789012:stack/{n}/1" for n in (first, second))
+    result = CleanupResult(deleted_stacks=(OLD, first, second), stack_resources={
+        OLD: (first_id, "a-queue-url", second_id, first, "old-queue-url"), first: ("a-queue-url",),
+        second: (first,)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert (f"- `{OLD}`, with the 3 resource(s) it holds (besides those of `{first}`, `{second}`, listed under "
+            f"them):\n  - `{first_id}`\n  - `{second_id}`\n  - `old-queue-url`\n- `{first}`") in text, text
