@@ -602,6 +602,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
             ), lease=_under(env, held)), unrecorded=record is None)
+        unrecorded_why = ""  # why the ledger could not record the notice owed ("": recorded, or none owed)
         if refused is None:
             progress.done("notified")
         else:
@@ -613,13 +614,13 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                         owner=holder, write_seconds=write_seconds, held=held, weights=weights)
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
             if refused is not None:
-                _record_not_sent(env, record, refused, actor, progress, owner=holder, write_seconds=write_seconds,
-                                 held=held, lost=lost)
+                _, unrecorded_why = _record_not_sent(env, record, refused, actor, progress, owner=holder,
+                                                     write_seconds=write_seconds, held=held, lost=lost)
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, notice_refused=refused, notice_lost=lost,
-                          notice_unanswered=gave_up, steps=tuple(progress.steps))
+                          notice_unanswered=gave_up, notice_unrecorded=unrecorded_why, steps=tuple(progress.steps))
 
 
 def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
@@ -696,8 +697,9 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
     if refused is not None:
         # After a send that lost its answer, not said as if nobody may have had the notice.
         progress.not_sent(refused, late=True, before=before)
-        latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
-                                  held=None, after_lost=bool(before))
+        # Unrecorded, the earlier ``notice-failed`` still makes it owed: a finalize run again sends it late.
+        latest, _ = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
+                                     held=None, after_lost=bool(before))
         return None, refused, latest
     progress.done(f"sent late {owed_notice(record)} (SNS message id {message_id})")  # as ``already_finalized`` says it
     try:
@@ -717,7 +719,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
                      owner: str | None, write_seconds: float, held: RolloutRecord | None,
                      lost: bool = False, late: bool = False, after_lost: bool = False,
-                     gave_up: bool = False) -> Transition:
+                     gave_up: bool = False) -> tuple[Transition, str]:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``), or (``lost``) that its answer was lost, to the
     notice and its repeat (``notify_or_repeat``) or to a late send (``late``) (``notice_failed_said``):
@@ -728,7 +730,9 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
     saying what came of the notice.
 
     Returns:
-        The entry, as recorded (or as it would have been): this run's refusal, as people read it.
+        The entry, as recorded (or as it would have been): this run's refusal, as people read it; and
+        why the write failed (``ledger_failure``'s words; "": recorded). The first notice's refusal
+        unrecorded leaves no notice owed, and no finalize run sends it late (``notice_unrecorded``).
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
              "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost, gave_up=gave_up)}
@@ -742,11 +746,12 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
                 else "its notice was not sent")
         status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
                   if lost and late else "shows it finalized without saying so")
+        why = str(ledger_failure(err, env.targets))
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
-                           record.rollout_id, what, ledger_failure(err, env.targets), status)
-        return said
+                           record.rollout_id, what, why, status)
+        return said, why
     progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
-    return said
+    return said, ""
 
 
 def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: str, actor: str,

@@ -192,6 +192,10 @@ class FinalizeResult(BaseModel):
     notice_unanswered: bool = Field(
         default=False, description="with ``notice_lost``: the run stopped waiting for SNS's answer (its "
                                    "``write_seconds``) rather than lost it")
+    notice_unrecorded: str = Field(
+        default="", description="why the ledger could not record ``notice_refused`` as owed (its "
+                                "``notice-failed`` write failed, in ``ledger_failure``'s words): nothing records "
+                                "the notice owed, so no finalize run sends it late (\"\": recorded, or nothing to record)")
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
@@ -243,6 +247,11 @@ UNRECORDED_UNTOLD = ("{advice}: the ledger does not record this promotion, so no
 record the promotion (``advice``: tell the subscribers, or check the deliveries first): only a
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
+NOTICE_UNRECORDED = ("{advice}: the ledger could not record that it is owed ({why}), so no finalize run sends it late "
+                     "(finalize run again finds the rollout finalized, owing nothing, and sends nothing)")
+"""``UNRECORDED_UNTOLD`` of a promotion the ledger records, whose ``notice-failed`` it could not
+record (``why``: the write's failure): nothing else makes the notice owed."""
+
 
 def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False,
                        before: str = "") -> str:
@@ -265,7 +274,7 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     notice (or its answer was lost, ``notice_lost``), that nobody was told (or that nobody knows)
     and what to do: one sentence for the finalize flow's error and the `canary` flow's result.
     Unrecorded, nothing sends the notice late: "running finalize again sends it" sent a person to a
-    run that finds nothing to do."""
+    run that finds nothing to do; nor where the ledger could not record it owed (``notice_unrecorded``)."""
     from rollway.window_page import CHECK_DELIVERY  # as in notice_failed_said
 
     state = finalized_state(targets, runs=result.task_definition, weights=result.weights)
@@ -275,7 +284,11 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     late = NOTICE_LATE_TO.format(to=f" to topic {targets.alert_topic}")
     advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
               else f"tell the subscribers of {targets.alert_topic} yourself")
-    then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
+    # Sent late only while the ledger records it owed: not of a promotion it does not record, nor where
+    # it could not record the ``notice-failed``.
+    then = (UNRECORDED_UNTOLD.format(advice=advice) if not result.rollout_id
+            else NOTICE_UNRECORDED.format(advice=advice, why=result.notice_unrecorded) if result.notice_unrecorded
+            else late)
     said = notice_failed_said(result.notice_refused, lost=result.notice_lost, gave_up=result.notice_unanswered,
                               before=result.notice_lost_before)
     return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
