@@ -128,8 +128,8 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
 
 class FinalizeNoticeRefused(PicklableError, RuntimeError):
     """Finalize did its work and recorded it done, and SNS did not take its "Finalized" notice:
-    nobody was told (or SNS's answer was lost, to it and to its repeat: nobody knows,
-    ``FinalizeResult.notice_lost``). Raised at the run's end, once the refusal is recorded on the
+    nobody was told (or SNS's answer was lost, to it and to its repeat, or the run stopped waiting
+    for it: nobody knows, ``FinalizeResult.notice_lost``). Raised at the run's end, once the refusal is recorded on the
     rollout (``notice-failed``) and said in the run's summary, so that the run reads as needing a
     person (a topic policy or a role to mend, the topic's deliveries to check) rather than as all done."""
 
@@ -185,10 +185,12 @@ class FinalizeResult(BaseModel):
                                 "lost, which may have told people: that send, in ``lost_before``'s words (\"\": none)")
     notice_lost: bool = Field(
         default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
-                                   "refusal: SNS may have delivered the notice. The notice was sent once more, saying "
-                                   "it may repeat the first, and that one's answer was lost (or SNS refused it); with "
-                                   "``notice_unanswered``, the run stopped waiting for SNS's answer instead (no "
-                                   "answer was lost, and no repeat may have been sent)")
+                                   "refusal: SNS may have delivered the notice. A first notice was sent once more, "
+                                   "saying it may repeat the first, and that one's answer was lost (or SNS refused "
+                                   "it); a late one (``already_finalized``) is not sent again. With "
+                                   "``notice_unanswered``, the run stopped waiting for SNS's answer instead: no "
+                                   "answer was lost, and the publish (a first notice's repeat after it) may still "
+                                   "go out")
     notice_unanswered: bool = Field(
         default=False, description="with ``notice_lost``: the run stopped waiting for SNS's answer (its "
                                    "``write_seconds``) rather than lost it")
@@ -346,7 +348,7 @@ def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str
     lost = notice_lost(record)
     if lost is None or lost is refused:
         return ""
-    what = ("finalize stopped waiting for SNS's answer to an earlier late send"
+    what = ("finalize stopped waiting for SNS's answer to an earlier send"
             if (lost.comment or "").startswith(NOTICE_WAIT_STOPPED) else "an earlier send's answer was lost")
     return f"; {what}: {refused_said(lost)}"
 
