@@ -293,6 +293,10 @@ def _publishing_once(client: Any) -> Any:
         # answer there only ever asks for a retry, on the botocore versions rollway runs on, never
         # stops one. Its last handler (``register_last``): the notifier's ``lost_answers`` reads the
         # attempt first, and says a 5xx whose code names no failure of SNS's (a proxy's 502) lost.
+        # Still before botocore's own retry handler, registered on ``needs-retry.sns`` (botocore calls
+        # a more specific event's handlers first): standard mode takes its retry quota there, and gives
+        # it back only once a resend is answered, so a quota taken for each resend stopped here would
+        # have left later throttled calls of this client with no retries.
         if not attempt_lost(caught_exception, response):
             return
         if caught_exception is not None:

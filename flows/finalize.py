@@ -43,7 +43,7 @@ import copy
 import math
 import time
 from contextlib import ExitStack, contextmanager, nullcontext
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 import prefect.runtime as prefect_runtime
 from prefect import flow, get_run_logger
@@ -62,7 +62,7 @@ from rollway.bounds import seconds_said, to_the_tenth, wait_said, whole_seconds
 from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
-from rollway.failure_words import error_said, failures_writable, tell
+from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
@@ -500,15 +500,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # A send before this run's that lost its answer (the notice and its repeat, or a late send):
             # said after a refusal of this one.
             lost_earlier = lost_before(record)
-            message_id, refused, latest = _send_owed_notice(env, record, actor, release, live, progress,
-                                                            write_seconds, lost_earlier)
+            owed = _send_owed_notice(env, record, actor, release, live, progress, write_seconds, lost_earlier)
             # The command prints this step as its closing line: the log, the summary and the terminal agree.
-            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id,
-                                            refused_late=latest))
+            progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=owed.message_id,
+                                            refused_late=owed.latest))
             return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                                   pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
-                                  canary_desired=0, notification_id=message_id, notice_refused=refused,
-                                  notice_lost_before=lost_earlier if refused is not None else "",
+                                  canary_desired=0, notification_id=owed.message_id, notice_refused=owed.refused,
+                                  notice_lost=owed.lost, notice_unanswered=owed.gave_up,
+                                  notice_lost_before=lost_earlier if owed.refused is not None else "",
                                   steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
@@ -593,6 +593,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
         # One whose answer was lost is sent once more at once, saying it may repeat it (``notify_or_repeat``):
         # the finalize is done by now, and stopping there failed it for a notice SNS may have delivered.
+        # One the run stopped waiting for is recorded as not known, as that repeat lost is (``_told``).
         with progress.trying("notify", after):
             message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
                 env.notifier, f"Finalized: {t.stable_service}",
@@ -601,7 +602,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
-            ), lease=_under(env, held)), unrecorded=record is None)
+            ), lease=_under(env, held)))
+        unrecorded_why = ""  # why the ledger could not record the notice owed ("": recorded, or none owed)
         if refused is None:
             progress.done("notified")
         else:
@@ -613,92 +615,86 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                         owner=holder, write_seconds=write_seconds, held=held, weights=weights)
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
             if refused is not None:
-                _record_not_sent(env, record, refused, actor, progress, owner=holder, write_seconds=write_seconds,
-                                 held=held, lost=lost)
+                _, unrecorded_why = _record_not_sent(env, record, refused, actor, progress, owner=holder,
+                                                     write_seconds=write_seconds, held=held, lost=lost,
+                                                     gave_up=gave_up)
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, notice_refused=refused, notice_lost=lost,
-                          notice_unanswered=gave_up, steps=tuple(progress.steps))
+                          notice_unanswered=gave_up, notice_unrecorded=unrecorded_why, steps=tuple(progress.steps))
 
 
-def _told(t: Targets, publish: Callable[[], str], *, unrecorded: bool,
-          late_lost: Callable[[str, bool], object] | None = None) -> tuple[str | None, str | None, bool, bool]:
+def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | None, bool, bool]:
     """(SNS's message id, None, False, False) once ``publish`` went out; (None, SNS's answer as people
     read it: a refused permission as the statement granting it, False, False) when SNS did not take it. A
     publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS notifier
-    raises it or bare) is returned as a refusal is (but with ``late_lost``, below), True third: the run
-    says it is not known whether the notice went out, not that it was not sent. The first "Finalized"
-    notice's ``publish`` sent it once more after a lost answer (``notify_or_repeat``), so this is that
-    one lost (or refused) too.
+    raises it or bare) is returned as a refusal is, True third: the run says it is not known whether
+    the notice went out, not that it was not sent. The first "Finalized" notice's ``publish`` sent it
+    once more after a lost answer (``notify_or_repeat``), so this is that one lost (or refused) too.
 
-    A publish this run gave up waiting on (``Unanswered``) is raised: the run stops there, and the run
-    again sends it again (``after-traffic``, or the notice owed). ``unrecorded``: a promotion the ledger
-    does not record, which no run finalizes again (a run again finds nothing to finalize, and sends
-    nothing): returned instead, True third and fourth (the run gave up waiting; no answer was lost).
-    Raised, its stop sent people to a finalize run again, which sends nothing.
-
-    ``late_lost``: the notice owed, sent late (by ``notify``, not again): a lost answer is raised as
-    well, saying a finalize run again sends it again; ``late_lost`` is given SNS's answer first (or
-    the wait's words), as people read it, and whether the run gave up waiting for it."""
+    A publish this run gave up waiting on (``Unanswered``) is returned so too, True third and fourth
+    (no answer was lost: the run stopped waiting for one), with the wait's words alone: its advice
+    ("finalize reads what it finds when run again") is for a run that stops there. Raised, it stopped
+    a finalize whose work was done: the first notice's before ``finalized`` was recorded (the rollout
+    held up the next one until a run again finished it), a late one part-way. Recorded as not known
+    instead (``notice-failed``), it is owed: a finalize run again sends it late, saying it may repeat
+    it; of a promotion the ledger does not record, the run's error says to check the deliveries."""
     try:
         return publish(), None, False, False
     except Unanswered as err:
-        if unrecorded:
-            # The wait's words alone: its advice ("finalize reads what it finds when run again") is
-            # for a promotion the ledger records (no lease is held here, so it is the one wording).
-            return None, str(err).partition(";")[0], True, True
-        if late_lost is not None:
-            late_lost(str(err), True)
-        raise
+        return None, str(err).partition(";")[0], True, True
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
         answer = str(error_said(rollout_said(err, t)))
-        if not answer_lost(err):
-            return None, answer, False, False
-        if late_lost is None:
-            return None, answer, True, False
-        late_lost(answer, False)
-        tell(err, f"{unsent(NOTICE, lost=True)}; a finalize run again sends it again")
-        raise
+        return None, answer, answer_lost(err), False
+
+
+class _Owed(NamedTuple):
+    """What came of the late send of a "Finalized" notice owed (``_send_owed_notice``)."""
+
+    message_id: str | None  # SNS's, once it took it
+    refused: str | None = None  # SNS's answer (or the wait's words) when it did not, or its answer was lost
+    latest: Transition | None = None  # the ``notice-failed`` this run recorded of it (or would have)
+    lost: bool = False  # ``refused`` is a lost answer, or a wait given up on: it may have gone out
+    gave_up: bool = False  # with ``lost``: the run stopped waiting for SNS's answer
 
 
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
-                      progress: _Progress, write_seconds: float, before: str
-                      ) -> tuple[str | None, str | None, Transition | None]:
+                      progress: _Progress, write_seconds: float, before: str) -> _Owed:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused, or lost its answer to
     (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
     as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
-    message id): status and the report stop saying it was not sent. Refused again, the refusal is
-    recorded (``notice-failed``, SNS's newest answer; after a send that lost its answer, without
-    "nobody was told") and returned, with its entry (third: what this run says of the notice owed, not
-    the earlier refusal), and the run fails saying so, as the first did, naming a send before it
-    that lost its answer (``before``: ``lost_before(record)``). (None, None, None) when no notice is owed. At least once,
+    message id): status and the report stop saying it was not sent. Refused again, or its answer lost
+    (or not waited for to its end: ``_told``), that is recorded (``notice-failed``, SNS's newest answer;
+    after a send that lost its answer, without "nobody was told") and returned, with its entry (what
+    this run says of the notice owed, not the earlier refusal), and the run fails at its end saying so,
+    as the first did, naming a send before it that lost its answer (``before``: ``lost_before(record)``).
+    Nothing but a message id when no notice is owed. At least once,
     as the decommission's page: a run that dies between the publish and its ``notified`` leaves it
     owed, and a finalize run sends it again while this rollout is the service's newest (a finalize
     reads no other)."""
     owed = notice_owed(record)
     if owed is None:
-        return None, None, None
+        return _Owed(None)
     t, done = env.targets, record.last_transition(DONE)
     body = (f"{late_said(record, owed)}.\n\n{t.stable_service} runs {runs} and carries {live.stable}% of "
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
             f"ready for the next rollout.\n\n{_which(record.rollout_id)}, finalized by {done.actor} at {utc(done.at)}; "
             f"this notice sent by {actor}'s finalize run.")
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
-        # SNS may have taken it and the run stops: recorded first, so that the next late send says it
-        # may repeat this one (nothing else tells it this send was made).
-        message_id, refused, _, _ = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
-            metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))), unrecorded=False,
-            late_lost=lambda answer, gave_up: _record_not_sent(env, record, answer, actor, progress, owner=None,
-                                                               write_seconds=write_seconds, held=None, lost=True,
-                                                               late=True, gave_up=gave_up))
+        message_id, refused, lost, gave_up = _told(t, lambda: _written(
+            f"SNS (topic {t.alert_topic!r})", write_seconds,
+            lambda: metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body)))
     if refused is not None:
         # After a send that lost its answer, not said as if nobody may have had the notice.
-        progress.not_sent(refused, late=True, before=before)
-        latest = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
-                                  held=None, after_lost=bool(before))
-        return None, refused, latest
+        progress.not_sent(refused, late=True, lost=lost, gave_up=gave_up, before=before)
+        # A lost answer (or a wait given up on) is recorded too, so that the next late send says it may
+        # repeat this one (nothing else tells it this send was made). Unrecorded, the earlier
+        # ``notice-failed`` still makes the notice owed: a finalize run again sends it late.
+        latest, _ = _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds,
+                                     held=None, lost=lost, late=True, gave_up=gave_up, after_lost=bool(before))
+        return _Owed(None, refused, latest, lost, gave_up)
     progress.done(f"sent late {owed_notice(record)} (SNS message id {message_id})")  # as ``already_finalized`` says it
     try:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
@@ -709,26 +705,27 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): a finalize "
                            "run sends it again while %s is the service's newest rollout; once another starts, none "
                            "does", record.rollout_id, ledger_failure(err, env.targets), record.rollout_id)
-        return message_id, None, None
+        return _Owed(message_id)
     progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
-    return message_id, None, None
+    return _Owed(message_id)
 
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
                      owner: str | None, write_seconds: float, held: RolloutRecord | None,
                      lost: bool = False, late: bool = False, after_lost: bool = False,
-                     gave_up: bool = False) -> Transition:
+                     gave_up: bool = False) -> tuple[Transition, str]:
     """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
     rollback records its own, ``notice-failed``), or (``lost``) that its answer was lost, to the
     notice and its repeat (``notify_or_repeat``) or to a late send (``late``) (``notice_failed_said``):
     `rollway status` and the report say it, and the next late send says it may repeat that one
-    (``late_said``); ``gave_up``: with ``lost`` and ``late``, the run stopped waiting for SNS's answer
-    instead. ``after_lost``: a late send refused after one whose answer was lost, recorded without
+    (``late_said``); ``gave_up``: with ``lost``, the run stopped waiting for SNS's answer instead. ``after_lost``: a late send refused after one whose answer was lost, recorded without
     "nobody was told" (``notice_failed_said``). A write that fails is logged: the run fails anyway,
     saying what came of the notice.
 
     Returns:
-        The entry, as recorded (or as it would have been): this run's refusal, as people read it.
+        The entry, as recorded (or as it would have been): this run's refusal, as people read it; and
+        why the write failed (``ledger_failure``'s words; "": recorded). The first notice's refusal
+        unrecorded leaves no notice owed, and no finalize run sends it late (``notice_unrecorded``).
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
              "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost, gave_up=gave_up)}
@@ -736,17 +733,19 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
     try:
         _record(env, record, entry, owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says what came of the notice
-        what = ("it stopped waiting for SNS's answer to its late notice" if lost and gave_up
+        notice = "its late notice" if late else "its notice"
+        what = (f"it stopped waiting for SNS's answer to {notice}" if lost and gave_up
                 else "its late notice's answer was lost" if lost and late
                 else "its notice may not have been sent (SNS's answer was lost, and its repeat's lost or refused)" if lost
                 else "its notice was not sent")
         status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
                   if lost and late else "shows it finalized without saying so")
+        why = str(ledger_failure(err, env.targets))
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
-                           record.rollout_id, what, ledger_failure(err, env.targets), status)
-        return said
+                           record.rollout_id, what, why, status)
+        return said, why
     progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
-    return said
+    return said, ""
 
 
 def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: str, actor: str,

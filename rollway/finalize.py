@@ -128,8 +128,8 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
 
 class FinalizeNoticeRefused(PicklableError, RuntimeError):
     """Finalize did its work and recorded it done, and SNS did not take its "Finalized" notice:
-    nobody was told (or SNS's answer was lost, to it and to its repeat: nobody knows,
-    ``FinalizeResult.notice_lost``). Raised at the run's end, once the refusal is recorded on the
+    nobody was told (or SNS's answer was lost, to it and to its repeat, or the run stopped waiting
+    for it: nobody knows, ``FinalizeResult.notice_lost``). Raised at the run's end, once the refusal is recorded on the
     rollout (``notice-failed``) and said in the run's summary, so that the run reads as needing a
     person (a topic policy or a role to mend, the topic's deliveries to check) rather than as all done."""
 
@@ -185,13 +185,19 @@ class FinalizeResult(BaseModel):
                                 "lost, which may have told people: that send, in ``lost_before``'s words (\"\": none)")
     notice_lost: bool = Field(
         default=False, description="``notice_refused`` is a lost answer (``rollway.aws.errors.answer_lost``), not a "
-                                   "refusal: SNS may have delivered the notice. The notice was sent once more, saying "
-                                   "it may repeat the first, and that one's answer was lost (or SNS refused it); with "
-                                   "``notice_unanswered``, the run stopped waiting for SNS's answer instead (no "
-                                   "answer was lost, and no repeat may have been sent)")
+                                   "refusal: SNS may have delivered the notice. A first notice was sent once more, "
+                                   "saying it may repeat the first, and that one's answer was lost (or SNS refused "
+                                   "it); a late one (``already_finalized``) is not sent again. With "
+                                   "``notice_unanswered``, the run stopped waiting for SNS's answer instead: no "
+                                   "answer was lost, and the publish (a first notice's repeat after it) may still "
+                                   "go out")
     notice_unanswered: bool = Field(
         default=False, description="with ``notice_lost``: the run stopped waiting for SNS's answer (its "
                                    "``write_seconds``) rather than lost it")
+    notice_unrecorded: str = Field(
+        default="", description="why the ledger could not record ``notice_refused`` as owed (its "
+                                "``notice-failed`` write failed, in ``ledger_failure``'s words): nothing records "
+                                "the notice owed, so no finalize run sends it late (\"\": recorded, or nothing to record)")
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
@@ -243,6 +249,11 @@ UNRECORDED_UNTOLD = ("{advice}: the ledger does not record this promotion, so no
 record the promotion (``advice``: tell the subscribers, or check the deliveries first): only a
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
+NOTICE_UNRECORDED = ("{advice}: the ledger could not record that it is owed ({why}), so no finalize run sends it late "
+                     "(finalize run again finds the rollout finalized, owing nothing, and sends nothing)")
+"""``UNRECORDED_UNTOLD`` of a promotion the ledger records, whose ``notice-failed`` it could not
+record (``why``: the write's failure): nothing else makes the notice owed."""
+
 
 def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False,
                        before: str = "") -> str:
@@ -265,7 +276,7 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     notice (or its answer was lost, ``notice_lost``), that nobody was told (or that nobody knows)
     and what to do: one sentence for the finalize flow's error and the `canary` flow's result.
     Unrecorded, nothing sends the notice late: "running finalize again sends it" sent a person to a
-    run that finds nothing to do."""
+    run that finds nothing to do; nor where the ledger could not record it owed (``notice_unrecorded``)."""
     from rollway.window_page import CHECK_DELIVERY  # as in notice_failed_said
 
     state = finalized_state(targets, runs=result.task_definition, weights=result.weights)
@@ -275,7 +286,11 @@ def finalized_said(result: FinalizeResult, targets: Targets) -> str:
     late = NOTICE_LATE_TO.format(to=f" to topic {targets.alert_topic}")
     advice = (f"{CHECK_DELIVERY} ({targets.alert_topic})" if result.notice_lost
               else f"tell the subscribers of {targets.alert_topic} yourself")
-    then = late if result.rollout_id else UNRECORDED_UNTOLD.format(advice=advice)
+    # Sent late only while the ledger records it owed: not of a promotion it does not record, nor where
+    # it could not record the ``notice-failed``.
+    then = (UNRECORDED_UNTOLD.format(advice=advice) if not result.rollout_id
+            else NOTICE_UNRECORDED.format(advice=advice, why=result.notice_unrecorded) if result.notice_unrecorded
+            else late)
     said = notice_failed_said(result.notice_refused, lost=result.notice_lost, gave_up=result.notice_unanswered,
                               before=result.notice_lost_before)
     return f"{state}; but {said}. {then[0].upper()}{then[1:]}"
@@ -333,7 +348,7 @@ def lost_before(record: RolloutRecord, refused: Transition | None = None) -> str
     lost = notice_lost(record)
     if lost is None or lost is refused:
         return ""
-    what = ("finalize stopped waiting for SNS's answer to an earlier late send"
+    what = ("finalize stopped waiting for SNS's answer to an earlier send"
             if (lost.comment or "").startswith(NOTICE_WAIT_STOPPED) else "an earlier send's answer was lost")
     return f"; {what}: {refused_said(lost)}"
 

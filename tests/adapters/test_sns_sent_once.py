@@ -130,3 +130,35 @@ def test_a_throttled_topic_lookup_and_publish_are_asked_again_as_the_blocks_retr
         assert _notifier(url, targets, mode).notify("Paused: webordinary-edit-service", "paused") == "m-1"
     assert len(asked["ListTopics"]) == 2, asked
     assert asked["Publish"] == ["paused", "paused"], asked
+
+
+@pytest.mark.parametrize("mode", ["standard", "adaptive"])
+def test_publishes_whose_answers_were_lost_leave_a_later_throttled_lookup_and_publish_their_retries(mode):
+    """botocore's standard retries take a call's retry quota (of 500 a client: 5 a retry, 10 after a
+    timeout) before they resend it, and give it back only once the resend is answered: taken for
+    each resend ``_publishing_once`` stops, a hundred lost answers would have left a later throttled
+    Publish or topic lookup of the same client no retry at all. None is taken: botocore calls the
+    handlers of ``needs-retry.sns.Publish`` before its own of ``needs-retry.sns``, and this one
+    raises first."""
+    targets = Targets()
+    # 750 of the quota at 5 each (a connection dropped), were it taken: 600 once the topic lookups answered
+    # before them gave their 1 each back.
+    lost = 150
+    answers = {"Publish": ["dropped"] * lost}
+    with _sns(targets.alert_topic, answers) as (url, asked):
+        block = AwsCredentials(
+            aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name=targets.region,
+            aws_client_parameters=AwsClientParameters(
+                endpoint_url=url, config={"read_timeout": 0.5, "retries": {"mode": mode, "max_attempts": 2}}))
+        clients = client_factory(block, targets.region)
+        for _ in range(lost):
+            with pytest.raises(AnswerLost):
+                aws_environment(clients, targets, ClockSettings().build()).notifier.notify("Alert", "lost")
+        assert len(asked["Publish"]) == lost, len(asked["Publish"])
+        looked_up = len(asked["ListTopics"])
+        # The same SNS client (one per factory), throttled now: its retries are all there.
+        answers.update({"ListTopics": ["Throttling"], "Publish": ["Throttling", "Throttling"]})
+        notifier = aws_environment(clients, targets, ClockSettings().build()).notifier
+        assert notifier.notify("Paused: webordinary-edit-service", "paused") == "m-1"
+    assert len(asked["ListTopics"]) - looked_up == 2, asked["ListTopics"]
+    assert asked["Publish"][lost:] == ["paused"] * 3, asked["Publish"][lost:]

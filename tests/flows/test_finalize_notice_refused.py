@@ -198,3 +198,55 @@ def test_a_refusal_finalize_could_not_record_is_logged_in_the_short_form_other_m
     assert "that its notice was not sent (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded)" in \
         said[0], said
     assert "An error occurred" not in said[0], said
+
+
+def _notice_failed_unrecorded(aws):
+    """Fail the ledger's write of the ``notice-failed`` entry (as DynamoDB does when throttled)."""
+    from tests.flows.test_finalize import failing
+
+    return failing(aws.get_client("dynamodb"), "UpdateItem", when=lambda params: NOTICE_FAILED in str(params))
+
+
+def test_a_refusal_the_ledger_could_not_record_is_not_said_to_be_sent_late_by_a_run_again(aws):
+    """Its ``notice-failed`` refused, nothing records the notice owed: the run's error said "Running
+    finalize again sends it late", and a run again found the rollout finalized and sent nothing."""
+    from rollway.finalize import finalized_said
+
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    unfail = _notice_failed_unrecorded(aws)
+    try:
+        with _publish_refused(aws, []):
+            result = finalize_on(env)
+    finally:
+        unfail()
+    t = aws.targets
+    said = " ".join(finalized_said(result, t).split())
+    assert 'but the "Finalized" notice was NOT sent, nobody was told' in said, said
+    assert "Running finalize again sends it" not in said, said
+    assert (f"Tell the subscribers of {t.alert_topic} yourself: the ledger could not record that it is owed "
+            "(DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded), so no finalize run sends it late"
+            in said), said
+    # As said: a run again finds the rollout finalized, owing nothing, and sends nothing.
+    again = finalize_on(env, actor="bob")
+    assert again.outcome == "already_finalized" and again.notification_id is None and again.notice_refused is None
+
+
+def test_a_lost_answer_the_ledger_could_not_record_is_not_said_to_be_sent_late_by_a_run_again(aws):
+    from rollway.finalize import finalized_said
+    from tests.flows.test_finalize_notice_answer_lost import NOT_KNOWN, _finalized_answer_lost
+
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    unfail = _notice_failed_unrecorded(aws)
+    try:
+        with _finalized_answer_lost(aws):
+            result = finalize_on(env)
+    finally:
+        unfail()
+    t = aws.targets
+    said = " ".join(finalized_said(result, t).split())
+    assert f"; but {NOT_KNOWN}: " in said and "Running finalize again sends it" not in said, said
+    assert (f"Check the topic's delivery logs, or tell its subscribers yourself ({t.alert_topic}): the ledger could "
+            "not record that it is owed (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded), so no "
+            "finalize run sends it late" in said), said
+    again = finalize_on(env, actor="bob")
+    assert again.outcome == "already_finalized" and again.notification_id is None and again.notice_refused is None

@@ -1,9 +1,13 @@
 """A "Finalized" notice whose publish finalize stopped waiting for (SNS did not answer within the
 run's ``write_seconds``): SNS may have taken it. A late send given up on was recorded as "SNS's
 answer was lost", which it was not (no answer was lost: the run stopped waiting for one). It now
-says the run stopped waiting, and the next late send still says it may repeat that one. A first
-send given up on records no ``notice-failed`` (the run stops before its ``finalized``), so every
-such entry after ``finalized`` is a late send's. On the fakes: the wait is the flow's own."""
+says the run stopped waiting, and the next late send still says it may repeat that one.
+
+A send given up on stopped its run, though the finalize was done: the first notice's before the
+run recorded ``finalized`` (the rollout held up the next one until a run again finished it), a late
+one part-way ("finalize stopped while it tried to send the notice owed"). Either is now recorded as
+not known, the finalize done, and the run fails at its end saying so, as for a lost answer. On the
+fakes: the wait is the flow's own."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 from botocore.exceptions import ClientError
 
-from rollway.finalize import FinalizeIncomplete, notice_not_sent
+from rollway.finalize import finalized_said, is_finalized, notice_not_sent
 from rollway.ledger import NOTICE_FAILED, NOTIFIED
 from tests.flows.test_finalize import finalize_bounded, promoted_on_fakes
 
@@ -57,8 +61,12 @@ def test_a_late_send_given_up_on_is_recorded_as_a_wait_stopped_not_a_lost_answer
     with _refused(env):
         first = finalize_bounded(env, write_seconds=5)
     assert first.outcome == "finalized" and first.notice_refused, first
-    with _silent(env), pytest.raises(FinalizeIncomplete):
-        finalize_bounded(env, write_seconds=0.3)
+    with _silent(env):
+        late = finalize_bounded(env, write_seconds=0.3)
+    assert late.outcome == "already_finalized" and late.notice_lost and late.notice_unanswered, late
+    said = " ".join(finalized_said(late, env.targets).split())
+    assert f"; but {UNANSWERED}: SNS (topic " in said and "Running finalize again sends it late" in said, said
+    assert any(step.startswith(f"late: {UNANSWERED}") for step in late.steps), late.steps
     record = env.ledger.get(env.targets.canary_service)
     entry = record.last_transition(NOTICE_FAILED)
     assert entry.comment.startswith(f"{UNANSWERED}: SNS (topic "), entry
@@ -69,7 +77,7 @@ def test_a_late_send_given_up_on_is_recorded_as_a_wait_stopped_not_a_lost_answer
     # Refused after it: that send is named as a wait stopped, not as a lost answer.
     with _refused(env):
         refused = finalize_bounded(env, write_seconds=5)
-    assert refused.notice_lost_before.startswith("; finalize stopped waiting for SNS's answer to an earlier late "
+    assert refused.notice_lost_before.startswith("; finalize stopped waiting for SNS's answer to an earlier "
                                                  f"send: {UNANSWERED}"), refused.notice_lost_before
 
     again = finalize_bounded(env, write_seconds=5)
@@ -79,11 +87,20 @@ def test_a_late_send_given_up_on_is_recorded_as_a_wait_stopped_not_a_lost_answer
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
 
 
-def test_a_first_send_given_up_on_records_no_notice_failed_for_a_later_run_to_call_a_late_send():
+def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_sends_it_late_saying_it_may_repeat():
     env, _ = promoted_on_fakes()
-    with _silent(env), pytest.raises(FinalizeIncomplete):
-        finalize_bounded(env, write_seconds=0.3)
+    with _silent(env):
+        result = finalize_bounded(env, write_seconds=0.3)
+    assert result.outcome == "finalized" and result.notice_lost and result.notice_unanswered, result
+    said = " ".join(finalized_said(result, env.targets).split())
+    assert f"; but {UNANSWERED}: SNS (topic " in said and "Running finalize again sends it late" in said, said
     record = env.ledger.get(env.targets.canary_service)
-    assert record.last_transition(NOTICE_FAILED) is None, record.history
-    done = finalize_bounded(env, write_seconds=5)
-    assert done.outcome == "finalized" and done.notice_refused is None and not done.notice_lost_before, done
+    assert is_finalized(record), record.history
+    entry = record.last_transition(NOTICE_FAILED)
+    assert entry.comment.startswith(f"{UNANSWERED}: SNS (topic "), entry
+
+    again = finalize_bounded(env, write_seconds=5)
+    assert again.outcome == "already_finalized" and again.notification_id and again.notice_refused is None, again
+    (late,) = [message for subject, message in env.notifier.messages if subject.startswith("Finalized (late)")]
+    assert late.startswith(f"This notice is late, and may repeat one: {UNANSWERED}"), late
+    assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED

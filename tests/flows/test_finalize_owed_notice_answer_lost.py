@@ -1,14 +1,16 @@
 """The "Finalized" notice owed (SNS refused it once, ``notice-failed``), sent late by a finalize run
-again whose SNS answer was lost: SNS may have delivered it, and the run stops saying so. A finalize
-run after it sent the late notice again saying only that it was late, where people may have had one
-already. The lost answer is now recorded (``notice-failed``, saying whether it was sent is not known),
-and the next late notice says it may repeat one. On the embedded AWS."""
+again whose SNS answer was lost: SNS may have delivered it. A finalize run after it sent the late
+notice again saying only that it was late, where people may have had one already. The lost answer is
+now recorded (``notice-failed``, saying whether it was sent is not known), and the next late notice
+says it may repeat one. The run stopped there ("finalize stopped while it tried to send the notice
+owed"), of a rollout finalized already: it now ends as a late send refused does, failing at its end
+saying the finalize is done and whether the notice went out is not known. On the embedded AWS."""
 
 from __future__ import annotations
 
 import pytest
 
-from rollway.finalize import FinalizeIncomplete, FinalizeNoticeRefused, notice_not_sent
+from rollway.finalize import FinalizeNoticeRefused, finalized_said, notice_not_sent
 from rollway.ledger import NOTICE_FAILED, NOTIFIED
 from rollway.reports import finalize_row, rollout_report
 from tests.flows.moto_env import inbox
@@ -28,9 +30,11 @@ def test_a_late_notice_sent_again_after_a_lost_answer_says_it_may_repeat_one(aws
     url = inbox(aws)
     with _publish_refused(aws, []):
         finalize_on(env)
-    with _finalized_answer_lost(aws), pytest.raises(FinalizeIncomplete) as stopped:
-        finalize_on(env, actor="bob")
-    assert NOT_KNOWN in " ".join(str(stopped.value).split()), stopped.value
+    with _finalized_answer_lost(aws):
+        lost = finalize_on(env, actor="bob")
+    assert lost.outcome == "already_finalized" and lost.notice_lost and not lost.notice_unanswered, lost
+    said = " ".join(finalized_said(lost, aws.targets).split())
+    assert f"; but {NOT_KNOWN}: AnswerLost: " in said and "Running finalize again sends it late" in said, said
     first = _finalized(aws, url, late=True)
     assert first and not any("may repeat one" in m for m in first), first
     record = env.ledger.get(aws.targets.canary_service)
@@ -54,7 +58,7 @@ def _refused_then_lost(aws):
     env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
     with _publish_refused(aws, []):
         finalize_on(env)
-    with _finalized_answer_lost(aws), pytest.raises(FinalizeIncomplete):
+    with _finalized_answer_lost(aws):
         finalize_on(env, actor="bob")
     return env
 
@@ -100,3 +104,27 @@ def test_a_late_send_refused_after_one_that_lost_its_answer_is_not_said_to_have_
         assert "nobody was told" not in said, (where, said)
         assert LATE_NOT_SENT in said and f"an earlier send's answer was lost: {NOT_KNOWN}: " in said, (where, said)
         assert "bob's run" in said, (where, said)
+
+
+def test_a_late_send_whose_answer_was_lost_fails_the_flow_at_its_end_saying_the_finalize_is_done(aws, monkeypatch,
+                                                                                                  caplog):
+    """Its state message, its summary and its log say the rollout is finalized and that whether the
+    notice went out is not known; not that finalize stopped part-way."""
+    import logging
+
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    with _finalized_answer_lost(aws), caplog.at_level(logging.WARNING):
+        state = run(monkeypatch, env)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith(f"finalize: late: {NOT_KNOWN}") for m in warned), warned
+    with pytest.raises(FinalizeNoticeRefused) as failed:
+        state.result()
+    said = " ".join(str(failed.value).split())
+    assert "is finalized and recorded so" in said and f"; but {NOT_KNOWN}: AnswerLost: " in said, said
+    assert "stopped" not in said and "Running finalize again sends it late" in said, said
+    summary = " ".join(artifacts_of(state)[KEY].split())
+    assert "# Already finalized, nothing changed: " in summary and f"**Notice:** {NOT_KNOWN}" in summary, summary
+    record = env.ledger.get(aws.targets.canary_service)
+    assert record.history[-1].kind == NOTICE_FAILED and record.history[-1].comment.startswith(NOT_KNOWN), record.history
