@@ -213,6 +213,8 @@ def test_a_docker_host_holding_a_password_is_refused_before_anything_is_built(tm
             PublishRequest(version="2.0.0", docker_host=docker_host, **kept)
         said = "; ".join(e["msg"] for e in caught.value.errors())
         assert "holds a password" in said and "s3cr3t" not in said and "ssh://<user>@<host>" in said, said
+        # Refused in the run: its parameters were kept with the password before it was read.
+        assert "this run's parameters hold it already: change that password" in said, said
     assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=without).docker_host == without
 
 
