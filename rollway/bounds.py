@@ -201,7 +201,10 @@ def as_given(value: object) -> str:
     """A number as the person typed it, for a refusal that quotes it: 150, not 150.0; 100.0001,
     not ``:g``'s six digits' 100, which read as a value in range refused."""
     if isinstance(value, float):
-        # 1e+12 as typed, but 2592001.0 in full: :g said "2.592e+06", a round figure nobody gave.
+        # 1e+12 as typed (one digit and a power of ten, as a large round figure is typed), every
+        # other whole figure in full: :g said 2592001.0 "2.592e+06", a round figure nobody gave,
+        # and 2592000.0 (30 days, typed in full) the same, four digits as if rounded.
         short = f"{value:g}"
-        return short if value.is_integer() and float(short) == value else _in_full(value)
+        one_digit = value.is_integer() and "." not in short and float(short) == value
+        return short if one_digit else _in_full(value)
     return str(value)

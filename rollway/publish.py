@@ -157,8 +157,11 @@ class PublishRequest(BaseModel):
         if value is not None and holds_password(value):
             # The Prefect API records a flow's parameters as given, in its database and on the
             # run's page; docker takes no password there (ssh:// logs in with the SSH agent's keys).
+            # Checked in the run, once the run and its parameters were recorded: the password is
+            # there already, and only a new one makes it of no use to whoever reads it.
             raise ValueError(f"docker_host '{host_said(value)}' holds a password: the Prefect API keeps a flow "
-                             "run's parameters as given, for anyone who can read the run; docker logs in to a daemon "
+                             "run's parameters as given, for anyone who can read the run, and this run's parameters "
+                             "hold it already: change that password; docker logs in to a daemon "
                              "over SSH with the SSH agent's keys, not a password; name the daemon without it "
                              "(ssh://<user>@<host>, or one on this machine)")
         return value

@@ -104,6 +104,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
 
     from rich.markup import escape
 
+    from rollway.bounds import as_given
     from rollway.cli.ops import UsageError, connect, console, errors, ledger_read, recorded_clock, without_traceback
     from rollway.cli.prefect_console import task_completions_unsaid
 
@@ -116,7 +117,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
                             ("--healthy-timeout-seconds", healthy_timeout_seconds),
                             ("--verify-timeout-seconds", verify_timeout_seconds)):
         if not (math.isfinite(seconds) and 0 < seconds <= MAX_WAIT_SECONDS):
-            raise UsageError(f"{option} {seconds:g}: must be a positive number of seconds, at most "
+            raise UsageError(f"{option} {as_given(seconds)}: must be a positive number of seconds, at most "
                              f"{MAX_WAIT_SECONDS:g} (a day)")
     # A missing or stale block is an OpsError naming the API, before a flow run is created.
     service = connect(targets_block, credentials_block)

@@ -66,8 +66,9 @@ class DockerError(ToolError):
 
 # Where the docker CLI looks for its daemon when no DOCKER_HOST is handed to it (on Linux).
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-# A password in a daemon's address (scheme://user:password@host): up to the host's @, the last one.
-_HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):[^/]*@")
+# A password in a daemon's address (scheme://user:password@host): up to the host's @, the last one,
+# a / included (a generated password holds one; no daemon's address has a path with an @ after it).
+_HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):.*@", re.DOTALL)
 
 
 def host_said(host: str) -> str:

@@ -112,3 +112,14 @@ def test_finalize_says_a_write_still_waited_on_to_the_second_a_half_up_of_its_bo
     assert finalize._written("ECS (UpdateService on 'edit-stable')", 600.0, lambda: "sent", lease=lease) == "sent"
     assert said == [f"still waiting for ECS (UpdateService on 'edit-stable') after {n} s of {of}"
                     for n in (3, 9, 11)], said
+
+
+@pytest.mark.parametrize(("seconds", "said"), [(1234567.0, "1234567"), (100000.5, "100000.5")])
+def test_finalize_refusing_a_wait_quotes_it_as_given(capsys, seconds, said):
+    # ``:g`` quoted --stable-timeout-seconds 1234567 as "1.23457e+06", and 100000.5 as "100000",
+    # a figure nobody gave, refused beside a bound it reads as within reach of.
+    from rollway.cli.finalize import finalize
+
+    assert finalize(actor="carol", stable_timeout_seconds=seconds, targets_block=None, credentials_block=None) != 0
+    err = capsys.readouterr().err
+    assert f"--stable-timeout-seconds {said}: must be a positive number of seconds, at most 86400 (a day)" in err, err

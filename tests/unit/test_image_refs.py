@@ -199,6 +199,9 @@ def test_a_refused_docker_host_is_quoted_without_its_password(tmp_path, docker_h
 @pytest.mark.parametrize(("docker_host", "without"), [
     ("ssh://deploy:s3cr3t@build-arm.internal", "ssh://deploy@build-arm.internal"),
     ("tcp://deploy:s3cr3t@127.0.0.1:2375", "tcp://127.0.0.1:2375"),
+    # A password with a slash in it (a generated one, base64) was taken for the address's path:
+    # not refused, and quoted unmasked wherever the address was said.
+    ("ssh://deploy:s3cr3t/x+y@build-arm.internal", "ssh://deploy@build-arm.internal"),
 ])
 def test_a_docker_host_holding_a_password_is_refused_before_anything_is_built(tmp_path, docker_host, without):
     # A flow's parameters are recorded by the Prefect API as given (its database, the run's page):
@@ -210,6 +213,8 @@ def test_a_docker_host_holding_a_password_is_refused_before_anything_is_built(tm
             PublishRequest(version="2.0.0", docker_host=docker_host, **kept)
         said = "; ".join(e["msg"] for e in caught.value.errors())
         assert "holds a password" in said and "s3cr3t" not in said and "ssh://<user>@<host>" in said, said
+        # Refused in the run: its parameters were kept with the password before it was read.
+        assert "this run's parameters hold it already: change that password" in said, said
     assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=without).docker_host == without
 
 

@@ -267,6 +267,8 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     ({"approval_poll_seconds": 3600}, "approval_poll_seconds must be over 0 and at most 300, not 3600"),
     # :g's six digits made 2592001.0 read "2.592e+06", a round figure nobody gave.
     ({"lease_wall_seconds": 2592001.0}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 2592001"),
+    # And 2592000.0 read "2.592e+06": a figure of four digits, as if rounded, where 30 days were typed in full.
+    ({"lease_wall_seconds": 2592000.0}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 2592000"),
 ])
 def test_a_flow_parameter_out_of_range_is_refused_in_the_specs_words(parameters, message):
     """pydantic's "Input should be less than or equal to 86400" named no range, where a spec's
