@@ -109,7 +109,8 @@ def header_line(text: str) -> str:
 @dataclass(frozen=True)
 class Pin:
     """The rule that forwards requests carrying ``header`` to the canary target group alone (or the
-    rules, each on part of the weighted rule's requests, that together do: ``together``)."""
+    rules, each on part of the weighted rule's requests or of the checks', that together do:
+    ``together``)."""
 
     header: str
     """As sent: ``X-Rollway-Target: canary``."""
@@ -141,9 +142,9 @@ class Pin:
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
-        rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet there themselves; the
-        ``unsent`` last, as taken to meet none of them."""
+        rules pinning ``together`` each named, "each on part of the weighted rule's (``by_checks``: the checks')
+        requests and together on every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet
+        there themselves; the ``unsent`` last, as taken to meet none of them."""
         if not self.together:
             by = f"rule {self.rule_arn}, priority {self.priority}"
         else:
