@@ -109,7 +109,8 @@ def header_line(text: str) -> str:
 @dataclass(frozen=True)
 class Pin:
     """The rule that forwards requests carrying ``header`` to the canary target group alone (or the
-    rules, each on part of the weighted rule's requests, that together do: ``together``)."""
+    rules, each on part of the weighted rule's requests or of the checks', that together do:
+    ``together``)."""
 
     header: str
     """As sent: ``X-Rollway-Target: canary``."""
@@ -120,7 +121,12 @@ class Pin:
     """The canary target group, as the targets block names it."""
     together: tuple[tuple[str, str], ...] = ()
     """The other pin rules (ARN, priority), behind ``rule_arn``, when no one rule meets every
-    request of the weighted rule's and these together do (``_pinned_together``)."""
+    request of the weighted rule's (of the checks', ``by_checks``) and these together do
+    (``_pinned_together``)."""
+    by_checks: bool = False
+    """Whether ``together`` are on parts of the checks' requests (``find_pin``'s ``checks``), not of
+    the weighted rule's: said on part of the weighted rule's, a pin on /health was, beside a
+    weighted rule on /edit/*."""
     unheaded: tuple[tuple[str, str], ...] = ()
     """The rules (ARN, priority) ahead of a pin rule that the header alone does not meet
     (``_unheaded_ahead``'s: with no condition on it, or one on another header beside it), forwarding
@@ -136,16 +142,17 @@ class Pin:
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
-        rules pinning ``together`` each named, "each on part of the weighted rule's requests and together on
-        every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet there themselves; the
-        ``unsent`` last, as taken to meet none of them."""
+        rules pinning ``together`` each named, "each on part of the weighted rule's (``by_checks``: the checks')
+        requests and together on every one"; the ``headed`` and ``unheaded`` ones after, as sending those they meet
+        there themselves; the ``unsent`` last, as taken to meet none of them."""
         if not self.together:
             by = f"rule {self.rule_arn}, priority {self.priority}"
         else:
             named = [f"{arn} (priority {priority})"
                      for arn, priority in ((self.rule_arn, self.priority), *self.together)]
-            by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of the weighted rule's requests and " \
-                 "together on every one"
+            whose = "the checks'" if self.by_checks else "the weighted rule's"
+            by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of {whose} requests and together on " \
+                 "every one"
         where = "one of them" if self.together else "it"
         ahead = (_sending_there(self.headed, f"ahead of {where} on the header")
                  + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone")
@@ -317,7 +324,7 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     if together:
         return Pin(header=f"{name}: {value}", rule_arn=together[0]["RuleArn"], priority=str(together[0]["Priority"]),
                    weighted_priority=str(weighted["Priority"]), target_group=canary_group,
-                   together=tuple((r["RuleArn"], str(r["Priority"])) for r in together[1:]))
+                   together=tuple((r["RuleArn"], str(r["Priority"])) for r in together[1:]), by_checks=bool(checks))
 
     # Below the first rule ahead of the weighted rule that meets, or may meet, some of them and sends
     # them elsewhere (of ``header_rules``, as the pin is judged): created behind any such rule, the
@@ -1089,6 +1096,9 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     host of the weighted rule's); empty when none are known to, or one rule alone does (``find_pin``
     says that one).
 
+    The checks' requests known (``checks``), judged by theirs instead (``_checks_pinned_together``),
+    as each pin rule is (``_misses``).
+
     Sound, not complete. Read in order, as a load balancer does, up to the first rule that is no
     pin rule (it may send those left elsewhere). A pin rule whose header is surely met and which
     narrows the weighted rule's requests by one path-pattern or host-header alone (``_narrowing``)
@@ -1100,14 +1110,16 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     each one's other conditions and one of their values on that field, so one of them, and every
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
+    if checks:
+        return _checks_pinned_together(header_rules, name, value, canary_arn, checks)
     counted: dict[str, list[tuple[Mapping[str, Any], list[str]]]] = {}  # field -> (rule, values counted)
     for rule in header_rules:
         if not is_pin_rule(rule, canary_arn):
             return []
         narrowing = _narrowing(rule, weighted)
         met = _header_met(rule, name, value)
-        if met and (not narrowing or checks and not _misses(rule, weighted, checks)):
-            return []  # it alone meets every one (of the checks', when known: ``_found`` takes it)
+        if met and not narrowing:
+            return []  # it alone meets every one
         # One narrowing by regular expressions alone adds no value to the union: named among them, it
         # was said to be on part of the weighted rule's requests, which is not known.
         if not met or len(narrowing) != 1 or narrowing[0].get("Field") not in _PATTERNED or not _values(narrowing[0]):
@@ -1129,11 +1141,34 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
         members.append((rule, on_theirs))
         union = {"Field": field, "Values": [v for _, values in members for v in values]}
         if any(_covers(union, c) for c in theirs):
-            # Every request of the weighted rule's, not those of the checks it does not match (a
-            # third host's): said pinned together, such a check met none of them.
-            if checks and not all(any(_reach(m, c) == _SURELY for m, _ in members) for c in checks):
-                return []
             return [member for member, _ in members]
+    return []
+
+
+def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], name: str, value: str, canary_arn: str,
+                            checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
+    """``_pinned_together`` judged by the checks' requests: pin rules of ``header_rules``, in
+    priority order, each the first surely meeting some of them (its header surely met, its other
+    conditions by ``_reach``), that together surely meet every one; empty when one alone does
+    (``_found`` takes it) or none are known to. Read up to the first rule that is no pin rule, as
+    ``_pinned_together``: every rule ahead of one of them that may meet a check sends it to the
+    canary group alone too. Judged by the weighted rule's requests, a pin on /health beside one on
+    /sessions*, which every check meets one of, was refused."""
+    members: list[Mapping[str, Any]] = []
+    left = list(checks)
+    for rule in header_rules:
+        if not is_pin_rule(rule, canary_arn):
+            return []
+        if not _header_met(rule, name, value):
+            continue  # by a regular expression: those it meets reach the canary group all the same
+        met = [check for check in checks if _reach(rule, check) == _SURELY]
+        if len(met) == len(checks):
+            return []  # it alone meets every one
+        if any(check in left for check in met):
+            members.append(rule)
+            left = [check for check in left if check not in met]
+        if not left:
+            return members
     return []
 
 

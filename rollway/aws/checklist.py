@@ -106,9 +106,11 @@ class AwsInfraChecker:
             (``rollway.pinning``), an item of its own. None: not pinned, not read.
         checks: the requests the validation's checks send (``rollway.validation.check_requests``
             of its spec), with ``canary_header``: the pin is judged by them, as the validation
-            judges it (``AlbRouter.pin``). None: by the weighted rule's requests, stricter: a rule
-            ahead of the pin on a path no check asks for fails the item, though the validation
-            sends its checks pinned.
+            judges it (``AlbRouter.pin``). Empty (the default): by the weighted rule's requests,
+            not as the validation judges it: a rule ahead of the pin on a path no check asks for
+            fails the item, though the validation sends its checks pinned; one taking a check the
+            weighted rule does not match (/health beside /edit/*) passes it, though the validation
+            refuses to send them.
         clock: what ``read_seconds`` is measured on (``rollway.deadline.BoundClock``), and how
             long a read given up on says it was throttled: real time unless a test gives its own.
 
@@ -232,7 +234,8 @@ class AwsInfraChecker:
         say = Hushable(self._say)
         try:
             with calls_begun(self._home["elbv2"]) as begun:
-                found: Any = self._answered("elbv2", t.region, "DescribeRules", lambda _: router.pin(header, checks=self._checks, say=say))
+                found: Any = self._answered("elbv2", t.region, "DescribeRules",
+                                            lambda _: router.pin(header, checks=self._checks, say=say))
             listener += f" ({router.listener_arn})"
         except TargetNotFound as err:
             # The load balancer, listener, a target group or the weighted rule: nothing to pin to yet.

@@ -1296,3 +1296,26 @@ def test_a_pin_on_the_weighted_rules_requests_alone_does_not_pin_a_check_outside
     said = found_by(third, on_host("a", "3", "a.example.com", CANARY), on_host("b", "5", "b.example.com", CANARY),
                     weighted=TWO_HOSTS)
     assert isinstance(said, Unpinned), said
+
+
+def test_pin_rules_each_on_some_of_the_checks_requests_together_pin_them_when_their_requests_are_known():
+    """Each pin rule judged against the weighted rule's requests, a pin on /health beside one on
+    /sessions* under a weighted rule on /*, which every check meets one of, was refused ("some of
+    them may pass them all by") and the checks were not sent; so was a pin on /health beside one on
+    the weighted rule's /edit/*, for the health check the weighted rule does not match."""
+    health = rule("health", "3", [header("canary"), path("/health")], CANARY)
+    pin = found_by(CHECKS, health, rule("sessions", "4", [header("canary"), path("/sessions*")], CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rules health "
+                          "(priority 3) and sessions (priority 4), each on part of the checks' requests and together "
+                          "on every one, ahead of the weighted rule's 10)")
+    pin = found_by(OUTSIDE, health, rule("edit", "4", [header("canary"), EDIT], CANARY), weighted=EDIT_WEIGHTED)
+    assert isinstance(pin, Pin) and pin.together == (("edit", "4"),), pin
+    # One that only may meet the message check (its session id) leaves it unpinned as far as is known.
+    said = found_by(CHECKS, health, rule("sessions", "4", [header("canary"), path("/sessions", "/sessions/a*")],
+                                         CANARY))
+    assert isinstance(said, Unpinned), said
+    # A rule sending some elsewhere between them: those it meets are not pinned.
+    said = found_by(CHECKS, health, rule("other", "4", [header("canary"), path("/sessions")], OTHER),
+                    rule("sessions", "5", [header("canary"), path("/sessions*")], CANARY))
+    assert isinstance(said, Unpinned), said
