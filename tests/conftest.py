@@ -446,6 +446,15 @@ def _records_of(name: str) -> Iterator[list[Any]]:
         logging.getLogger(name).removeHandler(handler)
 
 
+def pytest_sessionstart(session: Any) -> None:
+    """Under xdist, each test module's asserts rewritten by one worker for all (tests/rewrite_cache.py)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if os.environ.get("PYTEST_XDIST_WORKER") and factory is not None:
+        from tests.rewrite_cache import share_rewrites
+
+        share_rewrites(session_root(factory.getbasetemp()) / "rewritten")
+
+
 # Whole-process tests first: pytest-xdist's loadfile hands files to the workers in collection
 # order, so a long file collected late (a real server, a demo process) ran while the other worker
 # sat idle at the end. The many small unit files come last and fill the workers evenly.
