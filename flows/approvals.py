@@ -52,6 +52,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from flows.env import run_logger
 from flows.hooks import own_words
+from rollway.api_error import ApiError
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
                                answered_dead, late_timeout, timed_out, unanswered_by,
                                waiting_prefix)
@@ -1077,7 +1078,9 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             (seconds); Prefect's default of 10 s makes a person wait for nothing.
 
     The approver raises CancelledWhilePaused when the run is cancelled during the pause, and
-    PauseInterrupted when it is moved out of the pause some other way.
+    PauseInterrupted when it is moved out of the pause some other way, and ``ApiError``
+    (``rollway.api_error``: the status and what was asked, without the request and its API key)
+    when the Prefect API refused a request, or stayed away past the pause's timeout and grace.
 
     Given a ``watch`` (``rollway.approvals.Watch``), it calls it at every poll, and leaves the
     pause when it says so: the run goes back to Running, no answer is waited for, and it returns
@@ -1086,6 +1089,14 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
     def answer(pause: Pause, summary: str, watch: Watch | None = None,
                began: float | None = None) -> ApprovalAnswer | None:
+        try:
+            return asked(pause, summary, watch, began)
+        except httpx.HTTPError as err:
+            # Raised as it is, the run failed with the client's request, its Authorization header
+            # (the Prefect Cloud API key) pickled into the run's persisted result.
+            raise ApiError.of(err) from err
+
+    def asked(pause: Pause, summary: str, watch: Watch | None, began: float | None) -> ApprovalAnswer | None:
         log = get_run_logger()
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:

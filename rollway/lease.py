@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rollway.bounds import as_given, seconds_said
+
 
 class RenewalPolicy(BaseModel):
     """How a held lease is kept alive.
@@ -40,12 +42,12 @@ class RenewalPolicy(BaseModel):
     @model_validator(mode="after")
     def _retries_fit_the_lease(self) -> "RenewalPolicy":
         if self.max_retry_seconds < self.first_retry_seconds:
-            raise ValueError(f"max_retry_seconds ({self.max_retry_seconds:g}) is shorter than first_retry_seconds "
-                             f"({self.first_retry_seconds:g})")
+            raise ValueError(f"max_retry_seconds ({as_given(self.max_retry_seconds)}) is shorter than "
+                             f"first_retry_seconds ({as_given(self.first_retry_seconds)})")
         if self.max_retry_seconds * 4 > self.lease_seconds:
             # Fewer than four tries a lease: one short outage would run the lease out.
-            raise ValueError(f"max_retry_seconds ({self.max_retry_seconds:g}) leaves fewer than four retries in a "
-                             f"{self.lease_seconds:g} s lease")
+            raise ValueError(f"max_retry_seconds ({as_given(self.max_retry_seconds)}) leaves fewer than four retries "
+                             f"in a {seconds_said(self.lease_seconds)} lease")
         return self
 
     @property

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from rollway.bounds import seconds_said
 from rollway.model import ServiceState, TargetGroup
 from rollway.targets import Targets
 
@@ -38,9 +39,9 @@ def health_check_refusal(group: TargetGroup, named: str, healthy_timeout_seconds
     if needed is None or healthy_timeout_seconds >= needed:
         return None
     return (
-        f"healthy_timeout_seconds is {healthy_timeout_seconds:g} s, but the canary target group {named} checks a new "
-        f"target's health up to HealthCheckIntervalSeconds {group.interval_seconds} s after it registers and waits "
-        f"HealthCheckTimeoutSeconds {group.timeout_seconds} s for the answer: a new target may need {needed} s to "
+        f"healthy_timeout_seconds is {seconds_said(healthy_timeout_seconds)}, but the canary target group {named} "
+        f"checks a new target's health up to HealthCheckIntervalSeconds {group.interval_seconds} s after it registers "
+        f"and waits HealthCheckTimeoutSeconds {group.timeout_seconds} s for the answer: a new target may need {needed} s to "
         f"pass the one check that makes it healthy, and a shift whose wait times out first rolls back. Either raise "
         f"healthy_timeout_seconds to at least {needed} (with room for a task to start answering: the default is "
         "300), or shorten the group's health check (a smaller HealthCheckIntervalSeconds or "
@@ -74,8 +75,8 @@ def stable_health_check_refusal(group: TargetGroup, named: str, rollback_wait_se
         f"the stable target group {named} checks a new target's health up to HealthCheckIntervalSeconds "
         f"{group.interval_seconds} s after it registers and waits HealthCheckTimeoutSeconds {group.timeout_seconds} s "
         f"for the answer: a new target may need {needed} s to pass the one check that makes it healthy, but a "
-        f"rollback waits {rollback_wait_seconds:g} s for a healthy stable target before it moves the traffic back "
-        f"(the longer of 300 s and healthy_timeout_seconds, {healthy_timeout_seconds:g} s). A rollback that finds "
+        f"rollback waits {seconds_said(rollback_wait_seconds)} for a healthy stable target before it moves the traffic back "
+        f"(the longer of 300 s and healthy_timeout_seconds, {seconds_said(healthy_timeout_seconds)}). A rollback that finds "
         "none (the stable service scaled to 0, or its tasks replaced) would time out and leave users on the canary. "
         f"Either raise healthy_timeout_seconds to at least {needed}, which lengthens the rollback's wait too, or "
         "shorten the stable group's health check (a smaller HealthCheckIntervalSeconds or "

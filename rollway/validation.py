@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Iterable, Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
+from rollway.bounds import as_given, seconds_said
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
 from rollway.one_line import shown
@@ -219,13 +221,13 @@ def _success_rate_fixes(spec: "ValidationSpec") -> str:
     fixes = []
     # Floored to a tenth: the figure said must fit once given as said.
     if waits and reads * timeout < limit:
-        fixes.append(f"success_rate_retry_delay_seconds to {math.floor((limit - reads * timeout) / waits * 10) / 10:g} "
+        fixes.append(f"success_rate_retry_delay_seconds to {as_given(math.floor((limit - reads * timeout) / waits * 10) / 10)} "
                      "or less")
     most = max(1, math.floor((limit + delay) / (timeout + delay)))
     fixes.append(f"attempts to {most} or fewer")
     timeout_fits = math.floor((limit - waits * delay) / reads * 10) / 10
     if timeout_fits > 0:
-        fixes.append(f"timeout_seconds to {timeout_fits:g} or less")
+        fixes.append(f"timeout_seconds to {as_given(timeout_fits)} or less")
     return "set " + ", or ".join(fixes)
 
 
@@ -339,9 +341,10 @@ class ValidationSpec(BaseModel):
         # 0.999 %, which a service failing nearly every request passed. No floor of a few percent
         # at most means anything for SuccessRate; 0 (no floor) is taken.
         if 0 < value <= 1:
-            raise ValueError(f"success_rate_floor {value:g} is a number of percent, not a fraction as the rollout "
-                             f"spec's rates are: as given it is a floor of {value:g} %, which nearly any service "
-                             f"passes; give {value * 100:g} (0 for no floor)")
+            raise ValueError(f"success_rate_floor {as_given(value)} is a number of percent, not a fraction as the "
+                             f"rollout spec's rates are: as given it is a floor of {as_given(value)} %, which nearly any "
+                             # The point moved in the figure as given: 0.07 * 100 is 7.000000000000001.
+                             f"service passes; give {Decimal(as_given(value)).scaleb(2):f} (0 for no floor)")
         return value
 
     @field_validator("health_url")
@@ -410,7 +413,7 @@ class ValidationSpec(BaseModel):
         if total > SUCCESS_RATE_CHECK_LIMIT_SECONDS:
             raise ValueError(
                 f"the SuccessRate check could take {said_seconds(total)} in all: {reads} reads (attempts {reads}) of up "
-                f"to {self.timeout_seconds:g} s each (timeout_seconds) and {waits} waits of {delay:g} s "
+                f"to {seconds_said(self.timeout_seconds)} each (timeout_seconds) and {waits} waits of {seconds_said(delay)} "
                 f"(success_rate_retry_delay_seconds); at most {said_seconds(SUCCESS_RATE_CHECK_LIMIT_SECONDS)}: "
                 f"{_success_rate_fixes(self)}")
         return self
@@ -420,8 +423,8 @@ class ValidationSpec(BaseModel):
         for setting, unwaited in ((HTTP_CHECK_LIMIT, "no request could be waited for to its end"),
                                   (TARGETS_CHECK_LIMIT, "no attempt of the targets check could be waited for to its end")):
             if getattr(self, setting) < self.timeout_seconds:
-                raise ValueError(f"{setting} {getattr(self, setting):g} is less than timeout_seconds "
-                                 f"{self.timeout_seconds:g}: {unwaited}; raise it, or lower timeout_seconds")
+                raise ValueError(f"{setting} {as_given(getattr(self, setting))} is less than timeout_seconds "
+                                 f"{as_given(self.timeout_seconds)}: {unwaited}; raise it, or lower timeout_seconds")
         return self
 
     @model_validator(mode="after")
@@ -481,8 +484,8 @@ def past_check_limit(spec: ValidationSpec, *, elapsed: float, wait: float, faile
     if elapsed + wait + spec.timeout_seconds <= limit:
         return None
     return (f"stopped after attempt {failed_attempt} of {spec.attempts}, {elapsed:.2f} s in all: attempt "
-            f"{failed_attempt + 1}, after its {wait:g} s wait and up to {spec.timeout_seconds:g} s "
-            f"(spec.timeout_seconds), could end past the {limit:g} s spec.{setting}")
+            f"{failed_attempt + 1}, after its {seconds_said(wait)} wait and up to {seconds_said(spec.timeout_seconds)} "
+            f"(spec.timeout_seconds), could end past the {seconds_said(limit)} spec.{setting}")
 
 
 class CheckResult(BaseModel):
@@ -756,9 +759,9 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
         allowed = success_rate_fresh_seconds(spec)
         return CheckResult(
             name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-            reason=(f"stale SuccessRate {span} ({covered}): {'; '.join(stale)}; at most {allowed:g} s is allowed "
+            reason=(f"stale SuccessRate {span} ({covered}): {'; '.join(stale)}; at most {seconds_said(allowed)} is allowed "
                     f"(a {MINUTE_PERIOD_SECONDS}-s period plus spec.success_rate_ingestion_lag_seconds "
-                    f"{spec.success_rate_ingestion_lag_seconds:g} s): it stopped publishing, or CloudWatch has not "
+                    f"{seconds_said(spec.success_rate_ingestion_lag_seconds)}): it stopped publishing, or CloudWatch has not "
                     f"shown its last minutes yet; the figures read, not judged: {each}"))
     below = [f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items() if s / n < spec.success_rate_floor]
     passed = average >= spec.success_rate_floor and not below
@@ -767,7 +770,7 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
         name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
         reason=(f"average SuccessRate {average:.2f}% "
                 f"{span} ({covered}) is {verdict} the "
-                f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
+                f"{as_given(spec.success_rate_floor)}% floor ({each}; {as_given(count)} datapoints)"
                 + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )
 

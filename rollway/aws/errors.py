@@ -20,26 +20,37 @@ from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTime
                                  ReadTimeoutError)
 from botocore.exceptions import ConnectionError as NoConnection
 
-from rollway.bounds import wait_said
+from rollway.bounds import as_given, wait_said
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said, text_said
 from rollway.model import Weights
 from rollway.one_line import on_one_line
 
 
-class ReadUnanswered(ReadTimeoutError):
+class _BoundSaid:
+    """Says a botocore timeout's ``seconds`` (all its attempts) and ``timeout`` (each) as given:
+    botocore formats ``fmt`` with the keyword arguments, where ``:g`` said 1234567 s "1.23457e+06 s".
+    The figures said are kept beside them, and made again when a pickle rebuilds the error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # args: botocore's request and response, unpickled
+        # The total is attempts times the setting, kept to the microsecond: 3 x 0.1 s is 0.30000000000000004.
+        super().__init__(*args, **{**kwargs, "seconds_said": as_given(round(kwargs["seconds"], 6)),  # type: ignore[call-arg]
+                            "timeout_said": as_given(kwargs["timeout"])})
+
+
+class ReadUnanswered(_BoundSaid, ReadTimeoutError):
     """botocore's ReadTimeoutError (callers catch it as that), saying the bound it was given: its
     own message named the endpoint only, as if the read had waited for nothing in particular."""
 
-    fmt = ('Read timeout on endpoint URL: "{endpoint_url}": no answer within {seconds:g} s '
-           '({attempts} attempt(s) of {timeout:g} s each)')
+    fmt = ('Read timeout on endpoint URL: "{endpoint_url}": no answer within {seconds_said} s '
+           '({attempts} attempt(s) of {timeout_said} s each)')
 
 
-class ConnectUnanswered(ConnectTimeoutError):
+class ConnectUnanswered(_BoundSaid, ConnectTimeoutError):
     """botocore's ConnectTimeoutError, saying the bound it was given (as ``ReadUnanswered``)."""
 
-    fmt = ('Connect timeout on endpoint URL: "{endpoint_url}": no connection within {seconds:g} s '
-           '({attempts} attempt(s) of {timeout:g} s each)')
+    fmt = ('Connect timeout on endpoint URL: "{endpoint_url}": no connection within {seconds_said} s '
+           '({attempts} attempt(s) of {timeout_said} s each)')
 
 
 class AdapterError(RuntimeError):

@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rollway.bounds import as_given
+from rollway.bounds import as_given, seconds_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS
@@ -673,7 +673,7 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
         since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but has stopped saying it waits for its answer: it "
                          f"last said it was waiting at {wall_utc(since)}, {time.time() - since:.0f} s ago (it says so every "
-                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine), "
+                         f"{seconds_said(every)}): its process died (a restart of its worker or of `rollway up`, a lost machine), "
                          # Told as the one cause, a live run whose notes a rate limit refused (a 429 answered
                          # to its requests alone) was said dead as a fact, and nobody looked further.
                          "or, if it lives, the Prefect API (or a proxy in front of it) has refused its every write "
@@ -773,7 +773,7 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
                 return run
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"flow run {run.name} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
+                    f"flow run {run.name} ({flow_run_id}) is still {_state_name(run)} after {seconds_said(timeout_seconds)}"
                 )
             # Another process drives the run; the API is the only way to see its progress. Never
             # past the deadline: --wait-seconds 0.1 waited a whole poll, and took what came after.
@@ -1743,8 +1743,8 @@ def check_wait(wait_seconds: float) -> None:
     from flows.params import MAX_WAIT_SECONDS
 
     if not (math.isfinite(wait_seconds) and 0 <= wait_seconds <= MAX_WAIT_SECONDS):
-        raise UsageError(f"--wait-seconds {wait_seconds:g}: must be 0 (do not wait) or a positive number of "
-                         f"seconds, at most {MAX_WAIT_SECONDS:g} (a day); nothing was done")
+        raise UsageError(f"--wait-seconds {as_given(wait_seconds)}: must be 0 (do not wait) or a positive number of "
+                         f"seconds, at most {as_given(MAX_WAIT_SECONDS)} (a day); nothing was done")
 
 
 def _answer(action: str, approver: str, comment: str, weight: int | None = None, *,
@@ -2025,7 +2025,7 @@ def _not_recorded_yet(seen: str) -> str:
     """What the command adds when the run did not record within the bound whether it took the answer."""
     if seen != "late":
         return ""
-    return (f"; it has not recorded taking it yet (within {ANSWER_SEEN_SECONDS:g} s): `rollway status` shows whether "
+    return (f"; it has not recorded taking it yet (within {seconds_said(ANSWER_SEEN_SECONDS)}): `rollway status` shows whether "
             "it did")
 
 
@@ -2228,7 +2228,7 @@ def abort(
     if wait_seconds <= 0:
         return 0
     # Said before the wait: two minutes of a silent terminal read as a hang.
-    console.print(f"waiting up to {wait_seconds:g} s (--wait-seconds) for flow run {run.name} to finish rolling back "
+    console.print(f"waiting up to {seconds_said(wait_seconds)} (--wait-seconds) for flow run {run.name} to finish rolling back "
                   "...", markup=False)
     import httpx
 
@@ -2590,7 +2590,7 @@ def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> str | None:
                 client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
                 sent = True
                 console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
-                              f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
+                              f"{seconds_said(stop_within)} (--wait-seconds) for it to stop before rolling back ...",
                               markup=False)
         if sent:
             try:

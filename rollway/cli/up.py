@@ -36,6 +36,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
+from rollway.bounds import as_given
 from rollway.cli import home_unusable
 from rollway.cli.blocks import DEPLOYMENT, deployment_path
 from rollway.cli.weekly_schedule import WEEKLY_CRON, WEEKLY_TIMEZONE, weekly_schedule
@@ -257,8 +258,8 @@ def check_speed(speed: float) -> None:
         ValueError: naming the allowed range.
     """
     if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be from {MIN_SPEED:g} "
-                         f"(real time) to {MAX_SPEED:g}")
+        raise ValueError(f"--speed {as_given(speed)} is not a usable rollout clock speed: it must be from "
+                         f"{as_given(MIN_SPEED)} (real time) to {as_given(MAX_SPEED)}")
 
 
 def check_rps(rps: float, *, allow_zero: bool) -> None:
@@ -270,11 +271,11 @@ def check_rps(rps: float, *, allow_zero: bool) -> None:
     """
     if not (math.isfinite(rps) and (rps >= 0 if allow_zero else rps > 0)):
         least = "0 or more" if allow_zero else "over 0"
-        raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, {least}")
+        raise ValueError(f"--rps {as_given(rps)} is not a request rate: it must be a finite number, {least}")
     if rps > MAX_RPS:
         # Every dead-lettered request is an SQS message: far above MAX_RPS a tick of a
         # dead-lettering version would not end, and the runs would see no metrics.
-        raise ValueError(f"--rps {rps:g} is more than the traffic simulator can draw: at most {MAX_RPS:,.0f} "
+        raise ValueError(f"--rps {as_given(rps)} is more than the traffic simulator can draw: at most {MAX_RPS:,.0f} "
                          "requests per simulated second")
 
 
@@ -293,11 +294,11 @@ def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds
         raise ValueError(f"--port {port} is not a TCP port: it must be from 1 to 65535")
     check_rps(rps, allow_zero=True)
     if not (math.isfinite(poll_seconds) and poll_seconds > 0):
-        raise ValueError(f"--poll-seconds {poll_seconds:g} is not an interval: it must be a finite number over 0")
+        raise ValueError(f"--poll-seconds {as_given(poll_seconds)} is not an interval: it must be a finite number over 0")
     if poll_seconds > MAX_POLL_SECONDS:
         # Passed on to the served deployments' runner (deployments/serve.py), which refuses it too:
         # checked here, before the server's first start migrates its database.
-        raise ValueError(f"--poll-seconds {poll_seconds:g} is too long: at most {MAX_POLL_SECONDS} (a run started "
+        raise ValueError(f"--poll-seconds {as_given(poll_seconds)} is too long: at most {MAX_POLL_SECONDS} (a run started "
                          "from the UI or a schedule waits until the next look to start)")
     # Passed on to serve.py, which refuses them as it starts: by then the server had migrated its
     # database and the embedded AWS had been provisioned, for nothing.
@@ -382,7 +383,7 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
     console.rule("[bold]rollway is up")
     console.print(f"Prefect UI:      [bold]{server.url}[/bold]   (API {server.api_url})")
     console.print(f"Prefect home:    {escape(str(home))} (server log: {escape(str(server.log))})")
-    console.print(f"Rollout clock:   {speed:g}x (a 10-minute bake takes {600 / speed:.0f} s)")
+    console.print(f"Rollout clock:   {as_given(speed)}x (a 10-minute bake takes {600 / speed:.0f} s)")
     console.print(f"Images to try:   {repo}:2.0.0 (healthy), {repo}:2.1.0 (fails 5% of requests)")
     console.print(f"Edit API:        {validation_url} (a stand-in; validate_deployment checks it by default)")
     console.print(f"Alert inbox:     SQS queue {INBOX_QUEUE}, subscribed to {targets.alert_topic} (rollback pages)")
@@ -409,7 +410,7 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
         # The cron fires on the wall calendar while the rollout clock runs faster: a phase is due
         # within hours of wall time, and the scheduled run may be days away. A person trying the
         # weekly plan waited for a run that would not come before Monday.
-        + (f" At {speed:g}x a rollout week passes in {wall_span(7 * 86400 / speed, hours=True)}, long before\n"
+        + (f" At {as_given(speed)}x a rollout week passes in {wall_span(7 * 86400 / speed, hours=True)}, long before\n"
            f"the schedule's next run: start each next phase yourself (Deployments -> {deployment_path('advance_phase')}\n"
            "-> Run) once the phased run's summary says it is due."
            if speed > 1 and schedules != [] else "")

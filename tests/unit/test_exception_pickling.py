@@ -27,6 +27,7 @@ from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import MoveNotReadBack, RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import SecretUnread, ValidationFailed
+from rollway.api_error import ApiError
 from rollway.aws.cloudformation import (StackChanged, StackDeleteFailed, StackDeleteTimeout, StackDeleteUnfollowed,
                                         StackNotDeleted, StackProtected)
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
@@ -136,6 +137,8 @@ CASES: list[BaseException] = [
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),
+    ApiError("Client error '403 Forbidden' for url 'https://api.prefect.cloud/api/flow_runs/1/set_state'",
+             status_code=403, method="POST", url="https://api.prefect.cloud/api/flow_runs/1/set_state"),
     SecretUnread("authorization_secret_block 'edit-api-token' could not be read: the Prefect API did not answer "
                  "within 30 s; no request was sent; run again once the Prefect API answers"),
     TargetNotFound("listener rule", "on listener :443 forwarding to edit-stable-tg, edit-canary-tg",

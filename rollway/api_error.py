@@ -1,0 +1,41 @@
+"""An HTTP API's error as a run keeps it: what it said, its status, what was asked; never the request.
+
+httpx's errors hold the request they were raised for, headers and all: the Prefect client's
+carries ``Authorization: Bearer <API key>`` on Prefect Cloud. A run that failed with one had it
+pickled into Prefect's result storage (when results are persisted), key included, for whoever
+reads that storage. ``ApiError.of`` keeps what a person and the code need of it instead.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from rollway.errors_pickle import PicklableError
+
+
+class ApiError(PicklableError, Exception):
+    """An HTTP API refused a request, or did not answer it; its ``str`` is the httpx error's.
+
+    Attributes:
+        status_code: what the API answered (None: no answer, the connection failed or timed out).
+        method: the request's method ("" when httpx did not say).
+        url: the request's URL, without its query (a presigned URL carries its signature there).
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, method: str, url: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.url = url
+
+    @classmethod
+    def of(cls, err: httpx.HTTPError) -> "ApiError":
+        """``err`` without its request or response."""
+        try:
+            request = err.request
+        except RuntimeError:  # httpx raises it for an error made without a request
+            method, url = "", ""
+        else:
+            method, url = request.method, str(request.url.copy_with(query=None))
+        status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
+        return cls(str(err), status_code=status, method=method, url=url)
