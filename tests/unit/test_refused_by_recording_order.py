@@ -9,16 +9,12 @@ import pytest
 
 from rollway.approvals import taken_over_pause
 from rollway.decide import Pause
-from rollway.ledger import TAKEOVER, OpenPause, RefusedAnswer, Transition, refused_after
+from rollway.ledger import TAKEOVER, RefusedAnswer, Transition, refused_after
 from rollway.reports import refused_at_pause
 from rollway.spec import Approvals
+from tests.unit.test_fake_ledger import recorded
 from tests.unit.test_refused_dropped_reports import answer, outcome, pause_line, rolled_back_at_a_pause, waiting
 from tests.unit.test_reports import T0
-
-
-def recorded(refused: RefusedAnswer, after: int | None) -> RefusedAnswer:
-    """``refused`` as the ledger recorded it while the history held ``after`` entries."""
-    return refused.model_copy(update={"recorded_after": after})
 
 
 @pytest.mark.parametrize("at, after, given", [
