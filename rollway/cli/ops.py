@@ -37,7 +37,7 @@ from rollway.decommission_page import page_said
 from rollway.flags import name_rule
 from rollway.ledger import (
     NOT_APPLIED, RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
-    claim_has_lapsed, claim_lapsed, lease_has_lapsed, rollback_start, utc, wall_utc,
+    claim_has_lapsed, claim_lapsed, lease_has_lapsed, refused_after, rollback_start, utc, wall_utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
@@ -466,9 +466,11 @@ def last_answer(record: RolloutRecord | None) -> str:
         else:
             taken = f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
     # An answer the run refused after the one it took: told only of the one taken, the person
-    # whose answer was refused could not tell that it had been, nor why.
-    refused = max(record.refused_answers if record is not None else (), key=lambda r: r.at, default=None)
-    if refused is None or (answers and refused.at < answers[-1].at):
+    # whose answer was refused could not tell that it had been, nor why. The newest recorded (the
+    # list is in recording order), and after the answer taken by recording order (``refused_after``):
+    # its time is its writer's clock, `rollway promote`'s machine's, which may be behind or ahead of the run's.
+    refused = record.refused_answers[-1] if record is not None and record.refused_answers else None
+    if refused is None or (answers and not refused_after(record, refused, answers[-1])):
         return taken
     which = "a later answer" if answers else "the last answer"
     return (f"{taken}; {which}, by {refused.actor} at {utc(refused.at)} (rollout clock), was refused: "

@@ -82,9 +82,9 @@ def started(ledger: Any, now: float = START, owner: str = "run-1", **fields: Any
     return ledger.create(rollout(now, **fields), owner=owner, now=now, lease_seconds=LEASE)
 
 
-def recorded(answer: Any, after: int = 0) -> Any:
+def recorded(answer: Any, after: int | None = 0) -> Any:
     """The refused ``answer`` as the ledger records it while the history holds ``after`` entries
-    (``RefusedAnswer.recorded_after``: which pause it answered is told by it)."""
+    (``RefusedAnswer.recorded_after``: which pause it answered is told by it; None: recorded before it was kept)."""
     return answer.model_copy(update={"recorded_after": after})
 
 

@@ -9,16 +9,12 @@ import pytest
 
 from rollway.approvals import taken_over_pause
 from rollway.decide import Pause
-from rollway.ledger import TAKEOVER, OpenPause, RefusedAnswer, Transition, refused_after
+from rollway.ledger import TAKEOVER, RefusedAnswer, Transition, refused_after
 from rollway.reports import refused_at_pause
 from rollway.spec import Approvals
+from tests.unit.test_fake_ledger import recorded
 from tests.unit.test_refused_dropped_reports import answer, outcome, pause_line, rolled_back_at_a_pause, waiting
 from tests.unit.test_reports import T0
-
-
-def recorded(refused: RefusedAnswer, after: int | None) -> RefusedAnswer:
-    """``refused`` as the ledger recorded it while the history held ``after`` entries."""
-    return refused.model_copy(update={"recorded_after": after})
 
 
 @pytest.mark.parametrize("at, after, given", [
@@ -77,3 +73,21 @@ def test_an_entry_the_history_does_not_hold_is_told_by_time():
     stray = Transition(at=T0 + 110, kind="pause", actor="alice", to_stage=0)
     assert refused_after(rec, recorded(answer(110), 0), stray)
     assert not refused_after(rec, recorded(answer(100), 3), stray)
+
+
+def test_an_answer_refused_after_the_last_one_taken_is_told_by_recording_order():
+    """A person who finds nothing paused is told of an answer refused after the last one the run
+    took: one `rollway promote` gave from a machine whose clock is behind the run's, stamped before
+    the answer taken, went unsaid; one recorded before it, stamped by a clock ahead, was said as the
+    later one."""
+    from rollway.cli.ops import last_answer
+    from tests.unit.test_cli_ops import record
+
+    accepted = Transition(at=T0 + 600, kind="approve", actor="ann", comment="approve: looks fine")
+    history = (*record().history, accepted)  # the answer taken is the history's third entry
+    behind = recorded(RefusedAnswer(at=T0 + 590, actor="bob", action="approve", reason="answered first by ann"), 3)
+    said = " ".join(last_answer(record(history=history, refused_answers=(behind,))).split())
+    assert "; a later answer, by bob at " in said and "refused: answered first by ann" in said, said
+    ahead = recorded(RefusedAnswer(at=T0 + 700, actor="carl", action="hold", reason="timed out"), 2)
+    said = " ".join(last_answer(record(history=history, refused_answers=(ahead,))).split())
+    assert "carl" not in said and said.startswith("; its last pause was answered by ann at "), said
