@@ -186,32 +186,55 @@ def _network(ec2: Any, targets: Targets) -> _Network:
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
     subnets = _subnets(ec2, vpc_id, targets.region)
-    group_name = f"{targets.cluster}-tasks"
-    groups = ec2.describe_security_groups(
-        Filters=[
-            {"Name": "vpc-id", "Values": [vpc_id]},
-            {"Name": "group-name", "Values": [group_name]},
-        ]
-    )["SecurityGroups"]
-    if groups:
-        group_id = groups[0]["GroupId"]
-    else:
-        group_id = ec2.create_security_group(
-            GroupName=group_name, Description=f"{targets.cluster} tasks and ALB", VpcId=vpc_id
-        )["GroupId"]
-        ec2.authorize_security_group_ingress(
-            GroupId=group_id,
-            IpPermissions=[
-                _ingress(targets.listener_port, "0.0.0.0/0"),
-                _ingress(targets.container_port, _VPC_CIDR),
-            ],
-        )
+    group_id = _security_group(ec2, targets, vpc_id)
     return _Network(
         vpc_id=vpc_id,
         subnet_ids=tuple(s["SubnetId"] for s in subnets),
         subnet_cidrs=tuple(s["CidrBlock"] for s in subnets),
         security_group_id=group_id,
     )
+
+
+def _security_group(ec2: Any, targets: Targets, vpc_id: str) -> str:
+    """The tasks' security group in ``vpc_id``, created when absent, with its two ingress rules."""
+    name = f"{targets.cluster}-tasks"
+    group = _group_named(ec2, vpc_id, name)
+    if group is None:
+        try:
+            ec2.create_security_group(
+                GroupName=name, Description=f"{targets.cluster} tasks and ALB", VpcId=vpc_id
+            )
+        except ClientError as err:
+            # A create whose answer came after the read timeout (a loaded machine) is sent
+            # again by botocore, and the resend finds the group the first attempt made.
+            if _error_code(err) != "InvalidGroup.Duplicate":
+                raise
+        group = _group_named(ec2, vpc_id, name)
+        if group is None:  # created, then gone before it could be read back
+            raise TargetNotFound("security group", name, f"created in {vpc_id}, then not found there")
+    wanted = [_ingress(targets.listener_port, "0.0.0.0/0"), _ingress(targets.container_port, _VPC_CIDR)]
+    allowed = {
+        (p.get("FromPort"), r["CidrIp"]) for p in group["IpPermissions"] for r in p.get("IpRanges", [])
+    }
+    missing = [p for p in wanted if (p["FromPort"], p["IpRanges"][0]["CidrIp"]) not in allowed]
+    if missing:
+        # Also the rules of a group whose creator stopped before authorizing them.
+        try:
+            ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=missing)
+        except ClientError as err:
+            if _error_code(err) != "InvalidPermission.Duplicate":  # a resend, as above
+                raise
+    return group["GroupId"]
+
+
+def _group_named(ec2: Any, vpc_id: str, name: str) -> dict[str, Any] | None:
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": [name]},
+        ]
+    )["SecurityGroups"]
+    return groups[0] if groups else None
 
 
 def _ingress(port: int, cidr: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -239,3 +240,42 @@ def test_every_name_comes_from_targets(aws):
     assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/api/*"]
     alarm = aws.get_client("cloudwatch").describe_alarms(AlarmNames=["acme-errors"])["MetricAlarms"][0]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Acme/Prod", alarm_metric("acme-errors")[0])
+
+
+def test_a_security_group_whose_create_answer_was_lost_is_taken_with_its_ingress(embedded_aws, targets, monkeypatch):
+    """On a loaded machine moto's answer to CreateSecurityGroup came after the client's read timeout;
+    botocore sent the create again, which found the group the first attempt had made
+    (InvalidGroup.Duplicate), and `rollway up` stopped while provisioning. The group is ours."""
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+
+    group_name = f"{targets.cluster}-tasks"
+    create = SecurityGroupBackend.create_security_group
+    answered_late: list[str] = []
+
+    def made_but_answered_late(self, name, *args, **kwargs):
+        group = create(self, name, *args, **kwargs)
+        if name == group_name and not answered_late:
+            answered_late.append(group.id)
+            time.sleep(2.5)  # past the 1 s read timeout below: the client resends
+        return group
+
+    monkeypatch.setattr(SecurityGroupBackend, "create_security_group", made_but_answered_late)
+    embedded_aws.reset()
+    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
+    clients = client_factory(credentials)
+    clients("ec2").describe_vpcs()  # moto builds the account's EC2 backend (slow) on its first request
+    # Two seconds shared by EC2's calls and their one resend: 1 s per attempt.
+    ec2 = client_factory(credentials, read_seconds=2.0)("ec2")
+
+    def get_client(service: str):
+        return ec2 if service == "ec2" else clients(service)
+
+    topology = provision(get_client, targets)
+
+    assert answered_late == [topology.security_group_id]
+    group = get_client("ec2").describe_security_groups(GroupIds=[topology.security_group_id])["SecurityGroups"][0]
+    assert sorted(p["FromPort"] for p in group["IpPermissions"]) == sorted(
+        {targets.listener_port, targets.container_port})
+    assert provision(get_client, targets) == topology  # `rollway up` again on the same account
