@@ -67,7 +67,8 @@ def build_deployments(
             (None: the form starts empty and the image must be typed in).
         validation: validate_deployment's ``spec`` default (None: the flow's own, Webordinary's
             real addresses); ``rollway up`` points it at its stand-in app on 127.0.0.1. Its
-            ``canary_header``, when set, is deploy_infrastructure's and verify_infrastructure's too.
+            ``canary_header``, when set, is deploy_infrastructure's and verify_infrastructure's too,
+            and so is the spec itself (their ``validation_spec``: the checks' requests).
         phased: progressive_rollout's default: True stops at the end of each weekly phase
             (advance_phase starts the next), False runs every stage in one run.
         weekly_cron: when advance_phase runs.
@@ -110,8 +111,10 @@ def build_deployments(
     canary_spec = {"spec": spec.model_dump(mode="json", exclude={"phases"})} if spec is not None else {}
     with_validation = {"spec": validation.model_dump(mode="json")} if validation is not None else {}
     # The infrastructure's checklist checks the listener rule that pins the validation's checks,
-    # for the header they carry: set here, a deploy's checklist passed without the rule.
-    pinned = ({"canary_header": validation.canary_header}
+    # for the header they carry: set here, a deploy's checklist passed without the rule. It judges
+    # that rule by the requests the checks send, from the same spec: given the header alone, it
+    # judged by the weighted rule's requests and failed a pin on the checks' paths the validation takes.
+    pinned = ({"canary_header": validation.canary_header, "validation_spec": validation.model_dump(mode="json")}
               if validation is not None and validation.canary_header is not None else {})
 
     def deploy(flow: Any, parameters: dict[str, Any], description: str, **extra: Any) -> "RunnerDeployment":
@@ -163,8 +166,9 @@ def build_deployments(
                _infrastructure_description(verify_after_deploy, pinned.get("canary_header")), concurrency_limit=1),
         deploy(verify_infrastructure, {**blocks, **pinned},
                "Check the pre-deployment checklist (reads only): stacks, tables and indexes, queues and DLQs, "
-               "dashboard, alarms and the alert topic's subscribers; with canary_header, the listener rule "
-               "pinning validate_deployment's checks."),
+               "dashboard, alarms and the alert topic's subscribers; with canary_header or validation_spec, the "
+               "listener rule pinning validate_deployment's checks (judged by the requests they send, given "
+               "validation_spec)."),
         deploy(publish_container, blocks,
                "Build the release image from context_dir, push <ECR repository>:<version> and :latest, and register "
                "a task-definition revision pinning the version by its digest (refuses a version already pushed).",
@@ -189,11 +193,12 @@ def _infrastructure_description(verify: bool, canary_header: str | None) -> str:
     if not verify:
         checklist = "without the pre-deployment checklist (verify is off: run verify_infrastructure for it)"
     elif canary_header is not None:
+        # Served pinned, the deployment is given the validation's spec too (build_deployments).
         checklist = (f"then verify the pre-deployment checklist (the listener rule pinning validate_deployment's "
-                     f"checks carrying `{canary_header}` too)")
+                     f"checks carrying `{canary_header}` too, judged by the requests they send)")
     else:
-        checklist = ("then verify the pre-deployment checklist (with canary_header, the listener rule pinning "
-                     "validate_deployment's checks too)")
+        checklist = ("then verify the pre-deployment checklist (with canary_header or validation_spec, the listener "
+                     "rule pinning validate_deployment's checks too)")
     return (f"Deploy the CDK app's stacks in dependency order (one cdk deploy each), {checklist}; resume a failed "
             "run with from_stack.")
 

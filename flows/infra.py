@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
+import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
@@ -85,11 +86,12 @@ from rollway.infra import (
     resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
-from rollway.pinning import header_line
+from rollway.pinning import CheckRequest, header_line, header_parts
 from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment, app_settings_problem, check_cdk_executable
 from rollway.toolchain.process import resolve
+from rollway.validation import ValidationSpec, check_requests
 from tasks import infra as tasks
 
 ARTIFACT_KEY = "infra-deployment"
@@ -1184,7 +1186,8 @@ def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], An
 def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppStacks | None = None,
                 home: StackEnvironment | None = None,
                 clients_in: Callable[[str], Callable[[str], Any]] | None = None,
-                read_seconds: float = READ_SECONDS, canary_header: str | None = None) -> InfraChecker:
+                read_seconds: float = READ_SECONDS, canary_header: str | None = None,
+                checks: Sequence[CheckRequest] = ()) -> InfraChecker:
     """The checklist's reader.
 
     Args:
@@ -1204,6 +1207,9 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
         read_seconds: how long one read may wait for its answer.
         canary_header: the header validate_deployment pins its HTTP checks with (its
             ``spec.canary_header``): the listener's rule pinning them is an item too. None: not checked.
+        checks: the requests the validation's checks send (``_pinned``), with ``canary_header``:
+            the pin is judged by them, as the validation judges it; none: by the weighted rule's
+            requests, a pin on the checks' paths alone failing though the validation takes it.
 
     Raises:
         PlanRefused: a checked stack's environment in the app, or that of a stack defining a
@@ -1231,18 +1237,53 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
                            app_stacks=app.names if app is not None else None,
                            read_seconds=read_seconds, say=_still_reading,
                            elbv2=get_client("elbv2") if canary_header is not None else None,
-                           canary_header=canary_header)
+                           canary_header=canary_header, checks=checks)
 
 
-def _pinned_by(canary_header: str | None) -> str | None:
-    """``canary_header`` as the validation sends it (``Name: value``), refused before any AWS call
-    as the validation would refuse it: a checklist passed on a header no check could carry."""
-    if canary_header is None:
-        return None
+def _pinned(canary_header: str | None,
+            validation_spec: ValidationSpec | None) -> tuple[str | None, tuple[CheckRequest, ...]]:
+    """The header the validation's checks are pinned by (``Name: value``, as it sends it: the
+    spec's when given) and, given its spec, the requests they send, which the pin is then judged by
+    as the validation judges it. Given the header alone, the pin is judged by the weighted rule's
+    requests (no checks' requests), stricter: a pin on the checks' paths alone fails its item.
+
+    Raises:
+        InfraRefused: before any AWS call: a header the validation would refuse (a checklist passed
+            on a header no check could carry); one that is not the spec's; a spec whose checks'
+            URLs could not be sent.
+    """
     try:
-        return header_line(canary_header)
+        header = header_line(canary_header) if canary_header is not None else None
     except ValueError as err:
         raise InfraRefused(str(err)) from None
+    if validation_spec is None:
+        return header, ()
+    spec_header = validation_spec.canary_header  # ``Name: value`` already (ValidationSpec)
+    # Judged for another header than the checks carry, the item would say nothing of their pin.
+    if header is not None and spec_header is None:
+        raise InfraRefused(f"canary_header `{header}` is given, but validation_spec's checks carry no header (its "
+                           f"canary_header is not set): they are not pinned; set its canary_header to `{header}`, or "
+                           "leave canary_header out (then no listener rule is checked)")
+    if header is not None and spec_header is not None and not _same_header(header, spec_header):
+        raise InfraRefused(f"canary_header `{header}` is not the header validation_spec's checks are pinned by: they "
+                           f"carry `{spec_header}`; give the same in both, or leave canary_header out (validation_spec's "
+                           "is taken)")
+    if spec_header is None:
+        return None, ()  # its checks are not pinned: no rule pins them, none is read
+    try:
+        checks = check_requests(validation_spec)
+    except (httpx.InvalidURL, UnicodeError, ValueError) as err:
+        # httpx's words name the character and where, not the URL (its query may carry a token).
+        raise InfraRefused(f"validation_spec: its health, session or message URL (health_url; api_base_url with "
+                           f"sessions_path or messages_path) is not a request its checks could send: {err}") from None
+    return spec_header, checks
+
+
+def _same_header(one: str, other: str) -> bool:
+    """Whether two ``Name: value`` lines are one header: its name in any case, as HTTP and a
+    listener rule read it."""
+    (name, value), (other_name, other_value) = header_parts(one), header_parts(other)
+    return name.lower() == other_name.lower() and value == other_value
 
 
 def _still_reading(message: str) -> None:
@@ -1270,6 +1311,7 @@ def deploy_infrastructure(
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     canary_header: str | None = None,
+    validation_spec: ValidationSpec | None = None,
 ) -> InfraResult:
     """Deploy the CDK app's stacks in dependency order, one per task, then verify the
     pre-deployment checklist.
@@ -1294,6 +1336,7 @@ def deploy_infrastructure(
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the checklist then checks the listener rule pinning them; none: not checked.
+        validation_spec: validate_deployment's spec: the rule pinning its checks (by its canary_header) is judged by the requests they send, as it judges it; none: by the weighted rule's requests.
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
@@ -1301,7 +1344,7 @@ def deploy_infrastructure(
     asked = list(stacks or ())
     with _said_if_refused(asked, from_stack, already_deployed):
         app_dir = _app_dir(cdk_app_dir)
-        pinned_by = _pinned_by(canary_header)
+        pinned_by, checks = _pinned(canary_header, validation_spec)
         executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
         targets = load_targets(targets_block)
         requested = list(stacks) if stacks is not None else list(targets.stacks)
@@ -1337,7 +1380,7 @@ def deploy_infrastructure(
     with CdkCli(executable, app_dir, environment, direct=direct, synth_timeout_seconds=synth_timeout_seconds) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
-                                          read_seconds=read_timeout_seconds, canary_header=pinned_by))
+                                          read_seconds=read_timeout_seconds, canary_header=pinned_by, checks=checks))
             if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
             home=home,
@@ -1436,10 +1479,11 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
                           cdk_app_dir: str | None = None, cdk_executable: str = "cdk",
                           synth_timeout_seconds: WaitSeconds = 600.0,
                           read_timeout_seconds: ReadSeconds = READ_SECONDS,
-                          canary_header: str | None = None) -> Checklist:
+                          canary_header: str | None = None,
+                          validation_spec: ValidationSpec | None = None) -> Checklist:
     """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
     their DLQs, the dashboard, the alarms and the alert topic with a subscription; with
-    ``canary_header``, the listener rule pinning the validation's checks too.
+    ``canary_header`` (or ``validation_spec``'s), the listener rule pinning the validation's checks too.
 
     With ``cdk_app_dir``, the app is synthesized (``cdk synth``, no deploy) to read where each
     stack goes: a stack the app pins to another region is read there, and so is each table, queue,
@@ -1454,10 +1498,11 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         synth_timeout_seconds: how long synthesizing the app may take.
         read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.
         canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the listener rule pinning them is checked too; none: not checked.
+        validation_spec: validate_deployment's spec: the rule pinning its checks (by its canary_header) is judged by the requests they send, as it judges it; none: by the weighted rule's requests.
     """
     log = get_run_logger()
     with _verify_said_if_failed():
-        pinned_by = _pinned_by(canary_header)  # refused before any block is read
+        pinned_by, checks = _pinned(canary_header, validation_spec)  # refused before any block is read
         app_dir = executable = None
         if cdk_app_dir is not None:  # refused before any block is read or anything runs
             app_dir = _app_dir(cdk_app_dir, unset=_NO_APP)
@@ -1478,7 +1523,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
             log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                      "deploys to another region there)", targets.region)
             return run_verify_infrastructure(checker_for(get_client, targets, read_seconds=read_timeout_seconds,
-                                                         canary_header=pinned_by))
+                                                         canary_header=pinned_by, checks=checks))
         home = StackEnvironment(account=account, region=targets.region)
         with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                     synth_timeout_seconds=synth_timeout_seconds) as cdk:
@@ -1488,4 +1533,5 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was checked",
                                       read_seconds=read_timeout_seconds)
         return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
-                                                     read_seconds=read_timeout_seconds, canary_header=pinned_by))
+                                                     read_seconds=read_timeout_seconds, canary_header=pinned_by,
+                                                     checks=checks))

@@ -232,6 +232,7 @@ FORM_TITLES = {
     "direct": "Deploy directly (no change sets)",
     "dry_run": "Dry run (change nothing)",
     "git_commit": "Git commit",
+    "validation_spec": "Validation spec (the validation's: its checks' URLs)",
 }
 
 # A parameter whose name means another thing in one flow: validate_deployment's spec is its checks'.

@@ -1286,20 +1286,28 @@ def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_o
     assert pointed["progressive_rollout"].parameters["spec"] == rollout.model_dump(mode="json")
 
 
-def test_a_validation_spec_pinning_its_checks_gives_the_infrastructure_flows_its_header(served) -> None:
+def test_a_validation_spec_pinning_its_checks_gives_the_infrastructure_flows_its_header_and_its_checks(served) -> None:
     """The checklist checks the listener rule pinning the validation's checks for the header they
-    carry: served without it, deploy_infrastructure's checklist passed over a listener with no such rule."""
+    carry: served without it, deploy_infrastructure's checklist passed over a listener with no such rule.
+    It judges that rule by the requests the checks send, from the same spec: given the header alone,
+    it judged by the weighted rule's requests, and failed a pin on the checks' paths the validation takes."""
     from deployments.serve import build_deployments, validation_spec
 
     deployments, _, rollout = served
     assert "canary_header" not in deployments["deploy_infrastructure"].parameters
+    assert "validation_spec" not in deployments["deploy_infrastructure"].parameters
     pinned = validation_spec("http://127.0.0.1:5000").model_copy(update={"canary_header": "X-Rollway-Target: canary"})
     pointed = {d.flow_name: d for d in build_deployments(spec=rollout, validation=pinned)}
     for name in ("deploy_infrastructure", "verify_infrastructure"):
         assert pointed[name].parameters["canary_header"] == "X-Rollway-Target: canary", name
+        assert pointed[name].parameters["validation_spec"] == pinned.model_dump(mode="json"), name
+        # The form validates it as the flow's parameter: the spec validate_deployment is given.
+        assert pointed[name]._parameter_openapi_schema.properties["validation_spec"]["title"] == (
+            "Validation spec (the validation's: its checks' URLs)")
     unpinned = {d.flow_name: d for d in build_deployments(spec=rollout,
                                                           validation=validation_spec("http://127.0.0.1:5000"))}
-    assert "canary_header" not in unpinned["verify_infrastructure"].parameters
+    for name in ("deploy_infrastructure", "verify_infrastructure"):
+        assert not {"canary_header", "validation_spec"} & set(unpinned[name].parameters), name
 
 
 def test_deploy_infrastructure_is_described_as_it_is_configured() -> None:
@@ -1316,8 +1324,8 @@ def test_deploy_infrastructure_is_described_as_it_is_configured() -> None:
     assert "verify" not in verifying.parameters
     assert verifying.description == (
         "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the pre-deployment "
-        "checklist (the listener rule pinning validate_deployment's checks carrying `X-Rollway-Target: canary` too); "
-        "resume a failed run with from_stack.")
+        "checklist (the listener rule pinning validate_deployment's checks carrying `X-Rollway-Target: canary` too, "
+        "judged by the requests they send); resume a failed run with from_stack.")
     for given in ({"validation": pinned}, {}):
         unverified = infra(verify_after_deploy=False, **given)
         assert unverified.parameters["verify"] is False

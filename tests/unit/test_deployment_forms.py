@@ -249,4 +249,4 @@ def test_verify_infrastructure_s_description_names_every_kind_of_item_its_checkl
 @pytest.mark.parametrize("flow_name", ["deploy_infrastructure", "verify_infrastructure"])
 def test_an_infrastructure_description_says_canary_header_adds_the_listener_rule(flow_name) -> None:
     said = SERVED[flow_name].description
-    assert "with canary_header, the listener rule pinning validate_deployment's checks" in said, said
+    assert "with canary_header or validation_spec, the listener rule pinning validate_deployment's checks" in said, said
