@@ -1495,8 +1495,8 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
 
 # How production uses what a stack holds, as a refusal says it, surest first: a resource known to be
 # production's, one of a type in neither type table (``_BARE_KINDS``, ``_OTHER_BARE_TYPES``) whose bare
-# name is that of one of production's (it may be that resource, or configure it), and a log group that
-# fits a log group template in use.
+# name is that of one of production's, or a custom resource answering with one's id (it may be that
+# resource, or configure it), and a log group that fits a log group template in use.
 _RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO = "runs on it", "may run on it", "may write to it"
 _SUREST = (_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO)
 
@@ -1505,9 +1505,9 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
           kind: str | None = None) -> tuple[str, str] | None:
     """What of ``production`` the resource ``physical_id`` is, and how production uses it (``_SUREST``:
     ``_RUNS_ON`` when it is known to be production's; ``_MAY_RUN_ON``, said as what it may be, when
-    only its bare name and a type in neither type table tie it to it; ``_MAY_WRITE_TO`` when it fits
-    a log group template in use, ``templates``), or None. ``kind``: its CloudFormation
-    resource type (None: not known, judged as of any type, what it is known to be first). Only a
+    only its bare name and a type in neither type table tie it to it, or it is a custom resource;
+    ``_MAY_WRITE_TO`` when it fits a log group template in use, ``templates``), or None. ``kind``: its
+    CloudFormation resource type (None: not known, judged as of any type, what it is known to be first). Only a
     CloudWatch log group (AWS::Logs::LogGroup) may be a log group in use by name or template, only
     a role (AWS::IAM::Role, or a custom resource) a role in use, and each is held by nothing else; a
     custom resource may also be the log group a task definition in use names. Any other bare name is
@@ -1536,13 +1536,14 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
         return None
     if not held[1]:
         return held[0], _MAY_WRITE_TO
-    if (identity[0] == _NAMED and kind is not None
-            and kind not in (*_BARE_KINDS, *_OTHER_BARE_TYPES, LOG_GROUP_TYPE, ROLE_TYPE)
-            and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)):
+    if custom or (identity[0] == _NAMED and kind is not None
+                  and kind not in (*_BARE_KINDS, *_OTHER_BARE_TYPES, LOG_GROUP_TYPE, ROLE_TYPE)
+                  and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)):
         # Only its name ties it to production's resource of that name: a custom resource's handler or
         # a type cleanup knows nothing of may have made it, or configure it, or neither. Said as such:
-        # "it holds <the cluster>" said the stack held the cluster itself.
-        return f"{kind} {identity[1]}, which may be or configure {held[0]}", _MAY_RUN_ON
+        # "it holds <the cluster>" said the stack held the cluster itself. A custom resource's id is
+        # whatever its handler answered, an ARN or an fs-... id as well: said so whatever it is.
+        return f"{kind} {physical_id}, which may be or configure {held[0]}", _MAY_RUN_ON
     return held[0], _RUNS_ON
 
 

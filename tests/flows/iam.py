@@ -111,6 +111,10 @@ def iam_requests(service: str, operation: str, params: dict, region: str = "us-w
                                     (("ecs:CreateAction", "RegisterTaskDefinition"),)))
         for role in {params.get("taskRoleArn"), params.get("executionRoleArn")} - {None}:
             requests.append(Request("iam:PassRole", role, (("iam:PassedToService", "ecs-tasks.amazonaws.com"),)))
+    if service == "efs" and operation == "DescribeMountTargetSecurityGroups":
+        # EFS reads the groups from the mount target's network interface as the caller: AWS checks
+        # ec2:DescribeNetworkInterfaceAttribute on it too (the API reference of the operation).
+        requests.append(Request("ec2:DescribeNetworkInterfaceAttribute"))
     return requests
 
 

@@ -508,6 +508,22 @@ def test_a_stack_holding_a_custom_resource_named_as_a_role_or_log_group_in_use_i
                  f"{kind} {resource}, which may be or configure {held}", "may run on it")
 
 
+@pytest.mark.parametrize("resource, held", [
+    (A.format("ecs", f"cluster/{T.cluster}"), f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    ("fs-0123456789abcdef0",
+     "fs-0123456789abcdef0 (an EFS file system task definition webordinary-edit-task:2 mounts, an ACTIVE revision)"),
+], ids=["an ARN", "an id saying its kind"])
+def test_a_stack_holding_a_custom_resource_answering_with_the_id_of_a_resource_in_use_says_what_it_may_be(
+        resource, held):
+    # A custom resource's physical id is whatever its handler returned, an ARN or an fs-... id as well
+    # as a bare name: one answering with the cluster's ARN, or with the file system's id (a handler
+    # setting its backup policy), was refused as holding the cluster or the file system itself, which
+    # deleting the stack deletes. Known is its type and what it answered with.
+    uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",)}),)
+    assert_holds(old_stack_plan(resource, in_use=uses, kind="Custom::Handler"),
+                 f"Custom::Handler {resource}, which may be or configure {held}", "may run on it")
+
+
 def test_a_custom_resource_is_not_kept_for_fitting_a_log_group_template_alone():
     # A template of placeholders alone fits almost any id: a custom resource is held as a log group
     # by the name a task definition in use gives, not by a template it happens to fit.
@@ -1071,9 +1087,11 @@ SCHEDULED = (f"arn:aws:autoscaling:us-west-2:123456789012:scheduledAction:8e8692
      "AWS::ApplicationAutoScaling::ScalingPolicy",
      f"the Application Auto Scaling scaling policy read-target that scales {T.flags_table} (Targets.flags_table"),
     # A scheduled action is the scalable target's own (its ScheduledActions) in a template; a custom
-    # resource answering with a scheduled action's ARN is judged by what it scales, a service's too.
+    # resource answering with a scheduled action's ARN is judged by what it scales (said as what it
+    # may be), a service's too.
     (SCHEDULED.format(f"dynamodb/table/{T.rollouts_table}", "nightly"), "Custom::Schedule",
-     f"the Application Auto Scaling scheduled action nightly that scales {T.rollouts_table} "
+     f"Custom::Schedule {SCHEDULED.format(f'dynamodb/table/{T.rollouts_table}', 'nightly')}, which may be or "
+     f"configure the Application Auto Scaling scheduled action nightly that scales {T.rollouts_table} "
      "(Targets.rollouts_table"),
     (SCHEDULED.format(f"ecs/service/{T.cluster}/{T.stable_service}", "mornings"), None,
      f"the Application Auto Scaling scheduled action mornings that scales {T.stable_service} "
@@ -1087,7 +1105,8 @@ def test_a_stack_holding_the_autoscaling_of_a_production_table_is_refused_naming
                                                                                                  held):
     # Deleting the stack deregistered the table's scalable target, its scaling policies and scheduled
     # actions with it: the table stayed at its provisioned capacity whatever its load, and throttled.
-    assert_holds(old_stack_plan(resource, kind=kind), held)
+    assert_holds(old_stack_plan(resource, kind=kind), held,
+                 "may run on it" if kind and kind.startswith("Custom::") else "runs on it")
 
 
 def test_the_plans_line_on_the_network_says_what_production_does_with_each_kind_of_thing():

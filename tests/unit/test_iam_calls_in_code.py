@@ -36,9 +36,11 @@ _NOT_AWS_CALLS = {
 }
 # Granted for what no boto3 call of rollway's makes: docker's push to ECR (the registry API), and
 # what AWS authorises beside a call (tags given at registration, a role a revision or a stack
-# deletion passes on, each item of a transaction).
+# deletion passes on, each item of a transaction, the network interface EFS reads a mount target's
+# security groups from).
 _BESIDE_BOTO3 = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
-                 "ecr:CompleteLayerUpload", "ecs:TagResource", "iam:PassRole", "dynamodb:ConditionCheckItem"}
+                 "ecr:CompleteLayerUpload", "ecs:TagResource", "iam:PassRole", "dynamodb:ConditionCheckItem",
+                 "ec2:DescribeNetworkInterfaceAttribute"}
 
 
 @functools.cache
