@@ -638,6 +638,12 @@ def execute_rollback(
                             else "its answer lost, then taken when sent again" if taken else "its answer lost")
                          + "; not read back)")
             raise moved from failed
+        except WeightMismatch as shown:
+            # Raised only after a send the load balancer took (its ModifyRule answered) whose read-back
+            # showed other weights to its bound: "Done before it failed: nothing" said it was not sent.
+            steps.append(f"sent the move of all the traffic to {t.stable_service} (the load balancer took it; its "
+                         f"read-back showed {shown.actual})")
+            raise
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:

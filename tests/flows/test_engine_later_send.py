@@ -214,3 +214,20 @@ def test_a_move_that_shows_after_its_read_back_gave_up_is_not_paged_as_not_moved
             "holds 100/0 (stable/canary), read back after the failure. The rollback did not finish. It failed: the "
             "load balancer held weights 75/25") in page, page
     assert "The move has shown since: run the rollback again" in page, page
+
+
+class NotShown(FakeRouter):
+    """A load balancer that takes each ModifyRule and goes on showing the weights it held before."""
+
+    def set_weights(self, weights: Weights) -> Weights:
+        return self.get_weights()
+
+
+def test_a_move_taken_whose_read_back_shows_other_weights_is_paged_as_sent(caplog):
+    """The load balancer took the move (its ModifyRule answered) and its read-back showed 75/25 to the
+    bound: the page said "Done before it failed: nothing" of a move sent and taken. It names the move
+    sent, and what its read-back showed."""
+    err, page = failed_rollback(NotShown(ON_CANARY), flows.rollback.WeightMismatch, caplog)
+    assert "Done before it failed: nothing" not in page, page
+    assert ("Done before it failed: sent the move of all the traffic to webordinary-edit-service (the load balancer "
+            "took it; its read-back showed 75/25).") in page, page
