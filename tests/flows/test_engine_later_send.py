@@ -231,3 +231,26 @@ def test_a_move_taken_whose_read_back_shows_other_weights_is_paged_as_sent(caplo
     assert "Done before it failed: nothing" not in page, page
     assert ("Done before it failed: sent the move of all the traffic to webordinary-edit-service (the load balancer "
             "took it; its read-back showed 75/25).") in page, page
+
+
+@pytest.mark.parametrize("refusal", ["gone", "denied"])
+def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_not_moved_back(caplog, refusal):
+    """The first send is taken, and its read-back is refused for good (the rule deleted in between, or
+    DescribeRules denied), no earlier send in doubt: the read's own error was raised, and the page said
+    the traffic "could NOT be moved back" and "Done before it failed: nothing" of a move the load
+    balancer took. It says the move was taken and not read back, and what to put right first."""
+    failure = (TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up") if refusal == "gone"
+               else ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeRules"))
+    router = Scripted([TAKEN] * 3, lambda sent: failure if sent else None)
+    err, page = failed_rollback(router, Exception, caplog)
+    assert router.sent == 1, router.sent
+    assert "the load balancer took the weights 100/0, but their read-back was refused" in str(err), err
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
+            in page), page
+    assert ("The load balancer took the move to webordinary-edit-service, but its read-back was refused: the traffic "
+            "may be on webordinary-edit-service already, or not.") in page, page
+    fix = ("once what the error above says of the listener rule is put right" if refusal == "gone"
+           else "once the permission the error above names is granted")
+    assert fix in page, page
