@@ -379,7 +379,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     send did not land, and the send's own error is raised. A refusal for good after it (AWS's, a
     permission denied; or rollway's own before the write, a rule gone) is raised as
     ``RefusedAfterLostAnswer``, which names both; as is a later send the load balancer took whose
-    read-back was refused for good (the rule deleted in between: ``taken``).
+    read-back was refused for good (the rule deleted in between: ``taken``); with no earlier send in
+    doubt, that send is raised as ``TakenNotReadBack``.
 
     A send AWS took whose check read then got no answer, or was refused for now (a throttle), to
     its last look (``traffic.unknown_after``) landed as far as AWS said, and is not read back: on
@@ -422,6 +423,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                         "try %d of %d read the weights back as %s, not %s: the earlier try %s, so it is not the one "
                         "failed on", attempt, tries, read_back_of(err), target, _not_held(earlier))
                 if attempt == tries or undoable.final_for_elb(err):
+                    _fail_unread_if_taken(sent, landed, err, target, tries)
                     if landed is None or landed is err:
                         raise
                     _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
@@ -435,10 +437,15 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             # is not AWS's error, and escaped the branch above: an earlier send that may have landed
             # was forgotten, and a rollback paged "could NOT be moved back" and "Done before it failed:
             # nothing". So did one failing the read-back of a send the load balancer took (the rule
-            # deleted in between): it is raised with the earlier send too. A read-back that says what
+            # deleted in between): it is raised with the earlier send too, or, none in doubt, as the
+            # send taken (``_fail_unread_if_taken``). A read-back that says what
             # the load balancer shows now (other weights), or that it did not answer (the move taken,
             # not read back), is raised as it is.
-            if landed is None or (sent and isinstance(err, (WeightMismatch, ReadBackUnanswered))):
+            if sent and isinstance(err, (WeightMismatch, ReadBackUnanswered)):
+                raise
+            if undoable.final_for_elb(err):
+                _fail_unread_if_taken(sent, landed, err, target, tries)
+            if landed is None:
                 raise
             _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
     raise AssertionError("unreachable")
@@ -462,6 +469,28 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
         "%s (%s); an earlier try %s was not read back, so it may have landed: failing on that one (%s)", failed, err,
         _how_sent(landed), landed, exc_info=err if bug else None)
     raise landed from landed.__cause__
+
+
+def _fail_unread_if_taken(sent: bool, landed: BaseException | None, err: BaseException, target: Weights,
+                          tries: int) -> None:
+    """Raise ``TakenNotReadBack`` when ``err``, the last failure of a move with sends to spare
+    (``tries`` > 1, a rollback's), failed the read-back of a send the load balancer took (``sent``),
+    no earlier send in doubt (``landed`` None): raised as the read's own error, it was paged as a
+    move that "could NOT be moved back" and "Done before it failed: nothing". A move sent once (a
+    shift, a finalize) raises the read's own error, which its callers say as they did."""
+    if sent and landed is None and tries > 1:
+        raise TakenNotReadBack(target, err) from err
+
+
+class TakenNotReadBack(PicklableError, RuntimeError):
+    """A send of the weights ``target`` the load balancer took (its ModifyRule answered), whose
+    read-back was then refused for good (``refused``: the rule deleted in between, DescribeRules
+    denied), no earlier send in doubt: the move may have landed, and is not known to have.
+    Raised from ``refused``."""
+
+    def __init__(self, target: Weights, refused: BaseException) -> None:
+        self.target, self.refused = target, refused
+        super().__init__(f"the load balancer took the weights {target}, but their read-back was refused: {refused}")
 
 
 def _how_sent(landed: BaseException) -> str:

@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
-from flows.engine import RefusedAfterLostAnswer, TooFewHealthyTargets, set_and_verify, wait_healthy
+from flows.engine import RefusedAfterLostAnswer, TakenNotReadBack, TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
@@ -341,16 +341,16 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # it refuses a first send: AWS never saw the move it refused. Taken, the move sent again
             # had its read-back refused (``taken``), which fails the same way.
             again = "was taken but could not be read back" if err.taken else "was refused"
-            fix = _put_right_first(err.refused, run) or (
-                f"{run} once what the refusal above says is put right: until then AWS refuses "
-                + ("the move's read-back" if err.taken else "the move") + " the same way.")
-            return (f"{sent}, and the move sent again {again}: "
-                    f"the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
-                    "shows the split the load balancer holds once it answers.")
+            return _refused_for_good(f"{sent}, and the move sent again {again}", err.refused, err.taken, stable, run)
         return (f"{sent}: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
                 "split it holds once it answers.")
+    if isinstance(err, TakenNotReadBack):
+        # Not "once <stable> can take the traffic": it took it, as far as the load balancer said, and
+        # the read-back's refusal is what fails the next run the same way until it is put right.
+        return _refused_for_good(f"the load balancer took the move to {stable}, but its read-back was refused",
+                                 err.refused, True, stable, run)
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
     if weights is not None and weights == err.expected:
@@ -358,6 +358,16 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
     return (f"{run}: the load balancer may only be slow to show the move; if it shows other weights than "
             f"{err.actual} or {err.expected} by then, another writer (a person, another run) is changing the rule: "
             "find who first.")
+
+
+def _refused_for_good(said: str, refused: BaseException, read_back: bool, stable: str, run: str) -> str:
+    """``when_again``'s line for a move that may have landed (``said``: how it went) whose send again,
+    or whose read-back (``read_back``), was refused for good (``refused``): what to put right first."""
+    fix = _put_right_first(refused, run) or (
+        f"{run} once what the refusal above says is put right: until then AWS refuses "
+        + ("the move's read-back" if read_back else "the move") + " the same way.")
+    return (f"{said}: the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
+            "shows the split the load balancer holds once it answers.")
 
 
 def _put_right_first(err: BaseException | None, run: str) -> str | None:
@@ -419,7 +429,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
     # the last read); the error, the steps and the advice below say whether its answer was lost.
     # A read showing all of it on stable (a move the read-back gave up on that shows since, or traffic
     # on stable before the move) was paged as "could NOT be moved back" beside the weights that say it is.
-    if isinstance(err, MoveNotReadBack):
+    if isinstance(err, (MoveNotReadBack, TakenNotReadBack)):
         where = f"The traffic may NOT be back on {t.stable_service}: the move was sent and not read back. It failed"
     elif weights == Weights(stable=100, canary=0):
         where = (f"All the traffic is on {t.stable_service} as far as the load balancer shows now: {holds} after the "
@@ -638,6 +648,18 @@ def execute_rollback(
                             else "its answer lost, then taken when sent again" if taken else "its answer lost")
                          + "; not read back)")
             raise moved from failed
+        except TakenNotReadBack as taken:
+            # The load balancer took the move, and its read-back was refused for good: the refusal
+            # said as any other (a permission as the statement granting it).
+            steps.append(f"sent the move of all the traffic to {t.stable_service} (the load balancer took it; not "
+                         "read back)")
+            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t)) from taken
+        except WeightMismatch as shown:
+            # Raised only after a send the load balancer took (its ModifyRule answered) whose read-back
+            # showed other weights to its bound: "Done before it failed: nothing" said it was not sent.
+            steps.append(f"sent the move of all the traffic to {t.stable_service} (the load balancer took it; its "
+                         f"read-back showed {shown.actual})")
+            raise
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
@@ -2265,11 +2287,12 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                     f"to {service}, run the `rollback` flow (the rollback deployment): `rollway abort` acts only on a "
                     "rollout not yet rolled back")
             unread = getattr(err, "cause", None)
-            if isinstance(unread, MoveNotReadBack):
+            if isinstance(unread, (MoveNotReadBack, TakenNotReadBack)):
                 # The load balancer took the move (or lost its answer) and did not answer its read-back,
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
-                read = ("did not answer its read-back" if unread.answered is None
+                read = ("took it, but refused its read-back" if isinstance(unread, TakenNotReadBack)
+                        else "did not answer its read-back" if unread.answered is None
                         else "failed its read-back with an error on its own side" if unread.server_side
                         else "refused its read-back for now")
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "

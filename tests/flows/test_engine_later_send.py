@@ -214,3 +214,43 @@ def test_a_move_that_shows_after_its_read_back_gave_up_is_not_paged_as_not_moved
             "holds 100/0 (stable/canary), read back after the failure. The rollback did not finish. It failed: the "
             "load balancer held weights 75/25") in page, page
     assert "The move has shown since: run the rollback again" in page, page
+
+
+class NotShown(FakeRouter):
+    """A load balancer that takes each ModifyRule and goes on showing the weights it held before."""
+
+    def set_weights(self, weights: Weights) -> Weights:
+        return self.get_weights()
+
+
+def test_a_move_taken_whose_read_back_shows_other_weights_is_paged_as_sent(caplog):
+    """The load balancer took the move (its ModifyRule answered) and its read-back showed 75/25 to the
+    bound: the page said "Done before it failed: nothing" of a move sent and taken. It names the move
+    sent, and what its read-back showed."""
+    err, page = failed_rollback(NotShown(ON_CANARY), flows.rollback.WeightMismatch, caplog)
+    assert "Done before it failed: nothing" not in page, page
+    assert ("Done before it failed: sent the move of all the traffic to webordinary-edit-service (the load balancer "
+            "took it; its read-back showed 75/25).") in page, page
+
+
+@pytest.mark.parametrize("refusal", ["gone", "denied"])
+def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_not_moved_back(caplog, refusal):
+    """The first send is taken, and its read-back is refused for good (the rule deleted in between, or
+    DescribeRules denied), no earlier send in doubt: the read's own error was raised, and the page said
+    the traffic "could NOT be moved back" and "Done before it failed: nothing" of a move the load
+    balancer took. It says the move was taken and not read back, and what to put right first."""
+    failure = (TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up") if refusal == "gone"
+               else ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeRules"))
+    router = Scripted([TAKEN] * 3, lambda sent: failure if sent else None)
+    err, page = failed_rollback(router, Exception, caplog)
+    assert router.sent == 1, router.sent
+    assert "the load balancer took the weights 100/0, but their read-back was refused" in str(err), err
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
+            in page), page
+    assert ("The load balancer took the move to webordinary-edit-service, but its read-back was refused: the traffic "
+            "may be on webordinary-edit-service already, or not.") in page, page
+    fix = ("once what the error above says of the listener rule is put right" if refusal == "gone"
+           else "once the permission the error above names is granted")
+    assert fix in page, page

@@ -10,6 +10,7 @@ through the rollback's claim: people get one page, the rollout one rollback reco
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import pytest
 
@@ -461,6 +462,43 @@ def test_a_traffic_move_whose_write_fails_says_so_and_pages_nobody(monkeypatch, 
     stuck_on_the_canary(env, ledger, records, "ModifyRule: Throttling: Rate exceeded")
 
 
+def read_fails_after_the_runs_move(fail: Callable[[], None]) -> Callable:
+    """What ``outwaited_and_stuck`` does to the load balancer: the run's move to stable (after erin's)
+    is taken, and the read after it calls ``fail`` (which raises, or waits) first; reads after that
+    one are answered."""
+    def after_the_runs_move(env):
+        real_set, real_get = env.router.set_weights, env.router.get_weights
+        moves: list[Weights] = []
+        failing: list[bool] = []
+
+        def set_weights(weights):
+            held = real_set(weights)
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) > 1:  # erin's went through; the run's is taken, its read-back fails
+                    failing.append(True)
+            return held
+
+        def get_weights():
+            if failing:
+                failing.clear()  # that read alone: the hook's reads after it are answered
+                fail()
+            return real_get()
+
+        env.router.set_weights, env.router.get_weights = set_weights, get_weights
+
+    return after_the_runs_move
+
+
+def sent_back(records) -> str:
+    """The run's error line saying it sent the traffic back (one, and none saying it could not)."""
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
+    assert not any("could NOT move it back" in m for m in errors), errors
+    [said] = [m for m in errors if "this run sent it back to" in m]
+    return said
+
+
 def test_a_traffic_move_taken_and_not_read_back_says_it_may_have_landed_and_pages_nobody(monkeypatch, caplog):
     """As above, but the load balancer takes the run's write and does not answer its read-back: the
     move may have landed. Its error said "this run could NOT move it back", beside "done before it
@@ -469,37 +507,13 @@ def test_a_traffic_move_taken_and_not_read_back_says_it_may_have_landed_and_page
 
     released = threading.Event()
 
-    def silent_after_the_runs_move(env):
-        real_set, real_get = env.router.set_weights, env.router.get_weights
-        moves: list[Weights] = []
-        silent: list[bool] = []
-
-        def set_weights(weights):
-            held = real_set(weights)
-            if weights == Weights(stable=100, canary=0):
-                moves.append(weights)
-                if len(moves) > 1:  # erin's went through; the run's is taken, its read-back not answered
-                    silent.append(True)
-            return held
-
-        def get_weights():
-            if silent:
-                silent.clear()  # that read alone: the hook's reads after it are answered
-                released.wait()
-            return real_get()
-
-        env.router.set_weights, env.router.get_weights = set_weights, get_weights
-
     # The read-back is given up on after the spec's verify_timeout_seconds, in wall time: 1 s, not 30.
     try:
-        env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, silent_after_the_runs_move,
+        env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, read_fails_after_the_runs_move(released.wait),
                                                    spec=SPEC.model_copy(update={"verify_timeout_seconds": 1.0}))
     finally:
         released.set()
-    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
-              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
-    assert not any("could NOT move it back" in m for m in errors), errors
-    [said] = [m for m in errors if "this run sent it back to" in m]
+    said = sent_back(records)
     t = env.targets
     assert ERIN in said and f"5% of the traffic to {t.canary_service}" in said, said
     assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer did not "
@@ -514,11 +528,20 @@ def test_a_traffic_move_taken_and_not_read_back_says_it_may_have_landed_and_page
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN
     assert env.deployer.services[t.canary_service].desired > 0  # the canary is erin's to retire
 
+@pytest.mark.parametrize(("code", "status", "read", "read_said"), [
+    ("Throttling", 400, "refused its read-back for now", "refused the read for now (Throttling: Rate exceeded)"),
+    # Failed on AWS's side (an internal error): "refused its read-back for now" was untrue of it.
+    ("InternalFailure", 500, "failed its read-back with an error on its own side",
+     "failed the read with an error on its own side (InternalFailure: Rate exceeded)"),
+])
 def test_a_traffic_move_whose_lost_answer_is_read_back_throttled_says_the_read_back_was_refused(monkeypatch,
-                                                                                                caplog):
-    """As above, but the answer to the run's move is lost, its read-back throttled, and the sends
-    after it throttled too: the move may have landed. Its error said "the load balancer did not
-    answer its read-back" beside the read-back's own words, that the load balancer refused the read."""
+                                                                                                caplog, code,
+                                                                                                status, read,
+                                                                                                read_said):
+    """As above, but the answer to the run's move is lost, its read-back throttled (or failed on AWS's
+    side), and the sends after it throttled too: the move may have landed. Its error said "the load
+    balancer did not answer its read-back" beside the read-back's own words, that the load balancer
+    refused the read."""
     from botocore.exceptions import ClientError, ReadTimeoutError
 
     import flows.engine
@@ -545,21 +568,36 @@ def test_a_traffic_move_whose_lost_answer_is_read_back_throttled_says_the_read_b
         def get_weights():
             if throttled:
                 throttled.clear()  # that read alone: the hook's reads after it are answered
-                raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeRules")
+                raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"},
+                                   "ResponseMetadata": {"HTTPStatusCode": status}}, "DescribeRules")
             return real_get()
 
         env.router.set_weights, env.router.get_weights = set_weights, get_weights
 
     env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, lost_then_throttled)
-    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
-              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
-    assert not any("could NOT move it back" in m for m in errors), errors
-    [said] = [m for m in errors if "this run sent it back to" in m]
+    said = sent_back(records)
     t = env.targets
     assert "did not answer" not in said, said
-    assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer refused its "
-            "read-back for now (the answer to the move was lost" in said), said
-    assert "Elastic Load Balancing refused the read for now (Throttling: Rate exceeded)" in said, said
+    assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer {read} "
+            "(the answer to the move was lost" in said), said
+    assert f"Elastic Load Balancing {read_said}" in said, said
+    assert pages(env) == []
+
+
+def test_a_traffic_move_taken_whose_read_back_is_denied_says_it_was_sent_back(monkeypatch, caplog):
+    """As above, but the run's move is taken and its read-back denied (AccessDenied on DescribeRules):
+    the error said "this run could NOT move it back" of a move the load balancer took."""
+    from botocore.exceptions import ClientError
+
+    def denied():
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeRules")
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, read_fails_after_the_runs_move(denied))
+    said = sent_back(records)
+    t = env.targets
+    assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer took it, "
+            "but refused its read-back (the load balancer took the weights 100/0, but their read-back was refused"
+            in said), said
     assert pages(env) == []
 
 

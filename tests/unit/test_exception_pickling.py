@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from prefect.states import Cancelled
 
 from flows.approvals import LeftElsewhere
-from flows.engine import RefusedAfterLostAnswer, TooFewHealthyTargets
+from flows.engine import RefusedAfterLostAnswer, TakenNotReadBack, TooFewHealthyTargets
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import MoveNotReadBack, RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
@@ -128,6 +128,8 @@ CASES: list[BaseException] = [
                     no_answer="ConnectionClosedError: Connection was closed before we received a valid response"),
     RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
                            REFUSED),
+    # Taken, its read-back refused, no earlier send in doubt: it comes back as the move taken.
+    TakenNotReadBack(Weights(stable=100, canary=0), REFUSED),
     # Sent again and taken, its read-back refused: it comes back as a move taken, not one refused.
     RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
                            REFUSED, taken=True),
