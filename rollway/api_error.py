@@ -8,6 +8,9 @@ reads that storage. ``ApiError.of`` keeps what a person and the code need of it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
 
 from rollway.errors_pickle import PicklableError
@@ -39,3 +42,13 @@ class ApiError(PicklableError, Exception):
             method, url = request.method, str(request.url.copy_with(query=None))
         status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
         return cls(str(err), status_code=status, method=method, url=url)
+
+
+@contextmanager
+def request_left_out() -> Iterator[None]:
+    """Raises an httpx error from inside as ``ApiError``: one that escaped failed the run with the
+    Prefect client's request, its API key pickled into the run's persisted result."""
+    try:
+        yield
+    except httpx.HTTPError as err:
+        raise ApiError.of(err) from err

@@ -1,0 +1,47 @@
+"""A block the Prefect API refuses to give fails the run with an error that holds no API key.
+
+httpx's error holds its request, and the Prefect client's request carries ``Authorization:
+Bearer <API key>`` on Prefect Cloud: a 401/403/5xx reading the run's targets, credentials or the
+validation spec's Secret block failed the run with it, and Prefect pickled it, key and all, into
+its result storage when results are persisted.
+"""
+
+from __future__ import annotations
+
+import cloudpickle
+import httpx
+import pytest
+from prefect.blocks.system import Secret
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect_aws import AwsCredentials
+
+from blocks.targets import RollwayTargets
+from flows.env import load_credentials, load_targets
+from flows.validate import _authorization
+from rollway.api_error import ApiError
+
+KEY = "pnu_notarealkeybutsecretall0fthesame"
+
+
+def _refused(cls, name, *args, **kwargs):
+    request = httpx.Request("GET", f"https://api.prefect.cloud/api/block_documents/name/{name}?include_secrets=true",
+                            headers={"Authorization": f"Bearer {KEY}"})
+    raise PrefectHTTPStatusError.from_httpx_error(httpx.HTTPStatusError(
+        "Client error '403 Forbidden'", request=request, response=httpx.Response(403, request=request)))
+
+
+@pytest.mark.parametrize("block, read", [
+    (RollwayTargets, lambda: load_targets("edit-targets")),
+    (AwsCredentials, lambda: load_credentials("edit-aws", "us-west-2")),
+    (Secret, lambda: _authorization("edit-api-token")),
+], ids=["targets", "credentials", "secret"])
+def test_a_block_the_api_refuses_fails_with_its_status_and_url_but_not_the_api_key(monkeypatch, block, read):
+    monkeypatch.setattr(block, "load", classmethod(_refused))
+    with pytest.raises(Exception) as raised:
+        read()
+    err = raised.value
+    assert KEY.encode() not in cloudpickle.dumps(err)  # what a failed run's persisted result holds
+    assert isinstance(err, ApiError), repr(err)
+    assert (err.status_code, err.method) == (403, "GET")
+    assert err.url.startswith("https://api.prefect.cloud/api/block_documents/name/edit-"), err.url
+    assert "403 Forbidden" in str(err), str(err)
