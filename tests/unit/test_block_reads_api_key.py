@@ -45,3 +45,21 @@ def test_a_block_the_api_refuses_fails_with_its_status_and_url_but_not_the_api_k
     assert (err.status_code, err.method) == (403, "GET")
     assert err.url.startswith("https://api.prefect.cloud/api/block_documents/name/edit-"), err.url
     assert "403 Forbidden" in str(err), str(err)
+
+
+def test_the_password_a_prefect_api_url_carries_is_kept_out_of_the_error(monkeypatch):
+    """A server behind basic auth is reached as ``https://<user>:<password>@host/api``: httpx's
+    error quotes that URL, and the run's persisted error held the password instead of the key."""
+    def refused(cls, name, *args, **kwargs):
+        request = httpx.Request("GET", f"https://ops:{KEY}@prefect.internal/api/block_documents/name/{name}")
+        raise PrefectHTTPStatusError.from_httpx_error(httpx.HTTPStatusError(
+            f"Server error '503 Service Unavailable' for url '{request.url}'", request=request,
+            response=httpx.Response(503, request=request)))
+
+    monkeypatch.setattr(RollwayTargets, "load", classmethod(refused))
+    with pytest.raises(ApiError) as raised:
+        load_targets("edit-targets")
+    err = raised.value
+    assert KEY.encode() not in cloudpickle.dumps(err)
+    assert err.url == "https://prefect.internal/api/block_documents/name/edit-targets", err.url
+    assert "for url 'https://ops:***@prefect.internal/api/block_documents/name/edit-targets'" in str(err), str(err)
