@@ -147,12 +147,18 @@ def load_targets(targets_block: str | None) -> Targets:
             names it holds were checked).
         ApiError: the Prefect API refused the read (a 401, 403, 5xx) or did not answer it.
     """
+    with request_left_out():
+        return _targets_of(targets_block)
+
+
+def _targets_of(targets_block: str | None) -> Targets:
+    """``load_targets``, raising the Prefect API's httpx errors as they are: ``acts_on``'s caller
+    (``flows.finalize.runs_within``) says them, as its other requests', naming the API's address."""
     without_traceback(AccountNotLoaded)
     if targets_block is None:
         return Targets()
     try:
-        with request_left_out():
-            return RollwayTargets.load(targets_block).targets()
+        return RollwayTargets.load(targets_block).targets()
     except (ValueError, RuntimeError) as err:
         raise AccountNotLoaded(_not_loaded(err, targets_block, "rollway-targets", "targets_block")) from err
 
@@ -584,7 +590,7 @@ def acts_on(targets: Targets) -> Callable[[Any], bool]:
             return True  # not a block name: the run will fail, but nothing here can tell where
         if name not in seen:
             try:
-                theirs = load_targets(name)
+                theirs = _targets_of(name)
             except AccountNotLoaded:
                 seen[name] = True
             else:
