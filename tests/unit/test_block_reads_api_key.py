@@ -63,3 +63,23 @@ def test_the_password_a_prefect_api_url_carries_is_kept_out_of_the_error(monkeyp
     assert KEY.encode() not in cloudpickle.dumps(err)
     assert err.url == "https://prefect.internal/api/block_documents/name/edit-targets", err.url
     assert "for url 'https://ops:***@prefect.internal/api/block_documents/name/edit-targets'" in str(err), str(err)
+
+
+@pytest.mark.parametrize("block, names", [(RollwayTargets, ("edit-targets", None)), (AwsCredentials, (None, "edit-aws"))],
+                         ids=["targets", "credentials"])
+def test_a_command_whose_block_read_the_api_refuses_says_the_api_not_a_traceback(monkeypatch, capsys, block, names):
+    """A command is no run: nothing of it is pickled, and its block reads' refusals are said as the
+    Prefect API's, as every other request's of the command, in one line."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from rollway.cli.flags import _open_store
+    from rollway.cli.ops import load_account, reporting
+
+    monkeypatch.setattr(block, "load", classmethod(_refused))
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert reporting(lambda: load_account(*names) and 0)() == 1
+        with pytest.raises(SystemExit) as stopped:
+            _open_store(*names)
+    assert stopped.value.code == 1
+    said = capsys.readouterr().err
+    assert said.count("error: cannot reach the Prefect API (http://127.0.0.1:9/api): Client error '403 Forbidden'") == 2, said
