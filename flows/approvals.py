@@ -52,7 +52,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from flows.env import run_logger
 from flows.hooks import own_words
-from rollway.api_error import ApiError
+from rollway.api_error import request_left_out
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
                                answered_dead, late_timeout, timed_out, unanswered_by,
                                waiting_prefix)
@@ -1089,12 +1089,8 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
     def answer(pause: Pause, summary: str, watch: Watch | None = None,
                began: float | None = None) -> ApprovalAnswer | None:
-        try:
+        with request_left_out():
             return asked(pause, summary, watch, began)
-        except httpx.HTTPError as err:
-            # Raised as it is, the run failed with the client's request, its Authorization header
-            # (the Prefect Cloud API key) pickled into the run's persisted result.
-            raise ApiError.of(err) from err
 
     def asked(pause: Pause, summary: str, watch: Watch | None, began: float | None) -> ApprovalAnswer | None:
         log = get_run_logger()

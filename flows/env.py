@@ -21,6 +21,7 @@ from blocks.saved import passwords_hidden, unsaved_block
 from blocks.targets import RollwayTargets
 from flows.parameter_errors import say_parameter_errors
 from flows.untraced import without_traceback
+from rollway.api_error import request_left_out
 from rollway.aws.environment import aws_environment
 from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
                                 request_out_of_date, unusable_credentials)
@@ -144,7 +145,15 @@ def load_targets(targets_block: str | None) -> Targets:
         AccountNotLoaded: no block of that name (Prefect raises a bare ValueError), or a saved
             block that no longer validates (a RuntimeError from Prefect: one saved before the
             names it holds were checked).
+        ApiError: the Prefect API refused the read (a 401, 403, 5xx) or did not answer it.
     """
+    with request_left_out():
+        return _targets_of(targets_block)
+
+
+def _targets_of(targets_block: str | None) -> Targets:
+    """``load_targets``, raising the Prefect API's httpx errors as they are: ``acts_on``'s caller
+    (``flows.finalize.runs_within``) says them, as its other requests', naming the API's address."""
     without_traceback(AccountNotLoaded)
     if targets_block is None:
         return Targets()
@@ -159,12 +168,14 @@ def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCrede
 
     Raises:
         AccountNotLoaded: no block of that name, or a saved one that no longer validates.
+        ApiError: the Prefect API refused the read or did not answer it.
     """
     without_traceback(AccountNotLoaded)
     if aws_credentials_block is None:
         return AwsCredentials(region_name=region)
     try:
-        return AwsCredentials.load(aws_credentials_block)
+        with request_left_out():
+            return AwsCredentials.load(aws_credentials_block)
     except (ValueError, RuntimeError) as err:
         raise AccountNotLoaded(_not_loaded(err, aws_credentials_block, "aws-credentials",
                                            "aws_credentials_block")) from err
@@ -579,7 +590,7 @@ def acts_on(targets: Targets) -> Callable[[Any], bool]:
             return True  # not a block name: the run will fail, but nothing here can tell where
         if name not in seen:
             try:
-                theirs = load_targets(name)
+                theirs = _targets_of(name)
             except AccountNotLoaded:
                 seen[name] = True
             else:

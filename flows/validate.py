@@ -49,6 +49,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_clients, run_logger
 from flows.journal import artifact_key
 from flows.untraced import without_traceback
+from rollway.api_error import request_left_out
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
@@ -331,13 +332,16 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
     Raises:
         MissingSecret: no such Secret block: the checks would all have failed with 401s.
         SecretUnread: the Prefect API did not answer within ``read_seconds``.
+        ApiError: the Prefect API refused the read (a 401, 403, 5xx), or its connection failed.
     """
     if name is None:
         return None
     from prefect.blocks.system import Secret
 
     try:
-        value = answered("the Prefect API", read_seconds, lambda: Secret.load(name).get(), run_logger(__name__).info)
+        with request_left_out():
+            value = answered("the Prefect API", read_seconds, lambda: Secret.load(name).get(),
+                             run_logger(__name__).info)
     except Unanswered as err:
         raise SecretUnread(f"authorization_secret_block {name!r} could not be read: {err}; no request was sent; "
                            "run again once the Prefect API answers") from None

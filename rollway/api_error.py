@@ -8,8 +8,12 @@ reads that storage. ``ApiError.of`` keeps what a person and the code need of it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
 
+from blocks.saved import passwords_hidden
 from rollway.errors_pickle import PicklableError
 
 
@@ -19,7 +23,8 @@ class ApiError(PicklableError, Exception):
     Attributes:
         status_code: what the API answered (None: no answer, the connection failed or timed out).
         method: the request's method ("" when httpx did not say).
-        url: the request's URL, without its query (a presigned URL carries its signature there).
+        url: the request's URL, without its query (a presigned URL carries its signature there) or its
+            user and password (a Prefect API behind basic auth is reached as ``https://<user>:<password>@host``).
     """
 
     def __init__(self, message: str, *, status_code: int | None, method: str, url: str) -> None:
@@ -36,6 +41,17 @@ class ApiError(PicklableError, Exception):
         except RuntimeError:  # httpx raises it for an error made without a request
             method, url = "", ""
         else:
-            method, url = request.method, str(request.url.copy_with(query=None))
+            method, url = request.method, str(request.url.copy_with(query=None, userinfo=b""))
         status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
-        return cls(str(err), status_code=status, method=method, url=url)
+        # httpx's words quote the URL asked, password and all.
+        return cls(passwords_hidden(str(err)), status_code=status, method=method, url=url)
+
+
+@contextmanager
+def request_left_out() -> Iterator[None]:
+    """Raises an httpx error from inside as ``ApiError``: one that escaped failed the run with the
+    Prefect client's request, its API key pickled into the run's persisted result."""
+    try:
+        yield
+    except httpx.HTTPError as err:
+        raise ApiError.of(err) from err

@@ -55,6 +55,7 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
     import httpx
 
     from flows.flags import flag_table_refusal
+    from rollway.api_error import ApiError
     from rollway.aws.flags import DynamoFlagStore
     from rollway.cli.ops import OpsError, api_unreachable, credentials_refused, load_account
 
@@ -66,7 +67,7 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
     except OpsError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from err
-    except httpx.HTTPError as err:  # the blocks are read from the API: it was down, or refused
+    except (httpx.HTTPError, ApiError) as err:  # the blocks are read from the API: it was down, or refused
         print(f"error: {api_unreachable(err)}", file=sys.stderr)
         raise SystemExit(1) from err
     # A table DynamoDB does not hold, or one the credentials may not use, is named with its region

@@ -1356,6 +1356,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         import httpx
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from rollway.api_error import ApiError
         from rollway.deadline import Unanswered
         from rollway.ledger import LedgerError
 
@@ -1371,7 +1372,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             # Unanswered: a bounded read that ran out names who did not answer (no longer a TimeoutError).
             errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 1
-        except httpx.HTTPError as err:
+        except (httpx.HTTPError, ApiError) as err:  # ApiError: a block's read (flows.env.load_targets)
             errors.print(f"[red]error:[/red] {escape(api_unreachable(err))}")
             return 1
         except RuntimeError as err:

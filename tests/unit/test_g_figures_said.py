@@ -59,3 +59,15 @@ def test_command_options_refused_are_quoted_as_given():
         check_rps(BIG, allow_zero=True)
     with pytest.raises(ValueError, match=r"--poll-seconds 1234567 is too long"):
         check_up_options(port=None, speed=1.0, rps=1.0, poll_seconds=BIG)
+
+
+@pytest.mark.parametrize("floor, said, give", [(0.1234567, "0.1234567", "12.34567"), (0.07, "0.07", "7"),
+                                               (1e-05, "1e-05", "0.001"), (1.0, "1", "100")])
+def test_a_success_rate_floor_given_as_a_fraction_is_told_its_percent_as_given(floor, said, give):
+    from rollway.validation import ValidationSpec
+
+    with pytest.raises(ValueError) as refused:
+        ValidationSpec(success_rate_floor=floor)
+    assert f"success_rate_floor {said} is a number of percent" in str(refused.value), str(refused.value)
+    assert f"as given it is a floor of {said} %" in str(refused.value), str(refused.value)
+    assert f"; give {give} (0 for no floor)" in str(refused.value), str(refused.value)
