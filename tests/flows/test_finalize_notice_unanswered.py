@@ -104,3 +104,33 @@ def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_send
     (late,) = [message for subject, message in env.notifier.messages if subject.startswith("Finalized (late)")]
     assert late.startswith(f"This notice is late, and may repeat one: {UNANSWERED}"), late
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
+
+
+def test_a_notice_not_sent_as_the_runs_lease_lapsed_stops_the_run_at_it_not_said_as_perhaps_sent(monkeypatch):
+    """A publish under this run's lease is not sent once the lease has lapsed (``_written``): that
+    is no wait given up on, and was said as one ("not known ... it may have taken it") of a notice
+    nobody sent, before a ``finalized`` the run could no longer record. The run stops at the notice,
+    saying it was not sent, and a run again finishes the finalize and sends it."""
+    import flows.finalize as finalizing
+    from rollway.finalize import FinalizeIncomplete
+
+    monkeypatch.setattr(finalizing, "ROOM", 0.4)
+    env, _ = promoted_on_fakes()
+    t = env.targets
+    real_update = env.deployer.update_service
+
+    def then_past_the_lease(service, **changes):
+        done = real_update(service, **changes)
+        if service == t.canary_service:
+            env.clock.sleep(30 + 300 + 0.3 + 1.0)  # the waits' bounds and ROOM, all used
+        return done
+
+    env.deployer.update_service = then_past_the_lease
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env, write_seconds=5)
+    said = str(stopped.value)
+    assert (f"finalize stopped while it tried to notify: Unanswered: SNS (topic {t.alert_topic!r}) was not sent: this "
+            "run's lease of the rollout lapsed at ") in said, said
+    assert "not known" not in said and "may have taken it" not in said, said
+    assert env.notifier.messages == []
+    assert not is_finalized(env.ledger.get(t.canary_service))
