@@ -735,7 +735,8 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
     Returns:
         The entry, as recorded (or as it would have been): this run's refusal, as people read it; and
         why the write failed (``ledger_failure``'s words; "": recorded). The first notice's refusal
-        unrecorded leaves no notice owed, and no finalize run sends it late (``notice_unrecorded``).
+        unrecorded leaves no notice owed (unless the write lands all the same), and a finalize run
+        again may send nothing late (``notice_unrecorded``).
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
              "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost, gave_up=gave_up)}

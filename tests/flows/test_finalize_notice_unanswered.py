@@ -134,3 +134,30 @@ def test_a_notice_not_sent_as_the_runs_lease_lapsed_stops_the_run_at_it_not_said
     assert "not known" not in said and "may have taken it" not in said, said
     assert env.notifier.messages == []
     assert not is_finalized(env.ledger.get(t.canary_service))
+
+
+def test_a_refusal_whose_entry_the_ledger_did_not_answer_in_time_is_not_said_to_be_owed_by_no_run():
+    """The ``notice-failed`` write given up on (the run's ``write_seconds``) may still land, and then
+    a finalize run again sends the notice late: the run's error said "no finalize run sends it late"."""
+    env, _ = promoted_on_fakes()
+    landed, real = threading.Event(), env.ledger.record
+
+    def slow_on_notice_failed(service, **kwargs):
+        stored = real(service, **kwargs)
+        if kwargs["transition"].kind == NOTICE_FAILED:
+            landed.set()
+            threading.Event().wait(1.0)  # stored, and answered past the run's bound
+        return stored
+
+    env.ledger.record = slow_on_notice_failed
+    with _refused(env):
+        first = finalize_bounded(env, write_seconds=0.5)
+    assert first.outcome == "finalized" and first.notice_refused and first.notice_unrecorded, first
+    said = " ".join(finalized_said(first, env.targets).split())
+    assert "no finalize run sends it late" not in said, said
+    assert "so a finalize run again may send nothing" in said, said
+
+    assert landed.wait(10)
+    env.ledger.record = real
+    again = finalize_bounded(env, write_seconds=5)
+    assert again.outcome == "already_finalized" and again.notification_id, again
