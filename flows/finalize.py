@@ -748,9 +748,11 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
         what = (f"it stopped waiting for SNS's answer to {notice}" if lost and gave_up
                 else "its late notice's answer was lost" if lost and late
                 else "its notice may not have been sent (SNS's answer was lost, and its repeat's lost or refused)" if lost
-                else "its notice was not sent")
-        status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
-                  if lost and late else "shows it finalized without saying so")
+                else f"{notice} was not sent")
+        # A late send's earlier ``notice-failed`` stands (the notice stays owed): status shows that one.
+        status = ("shows the earlier send's failure alone"
+                  + (", and a late notice sent again does not say it may repeat this one" if lost else "") if late
+                  else "shows it finalized without saying so")
         why = str(ledger_failure(err, env.targets))
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
                            record.rollout_id, what, why, status)

@@ -161,3 +161,25 @@ def test_a_refusal_whose_entry_the_ledger_did_not_answer_in_time_is_not_said_to_
     env.ledger.record = real
     again = finalize_bounded(env, write_seconds=5)
     assert again.outcome == "already_finalized" and again.notification_id, again
+
+
+def test_a_late_refusal_the_ledger_could_not_record_is_logged_as_leaving_the_earlier_entry_not_none(caplog):
+    """The earlier ``notice-failed`` stands: `rollway status` shows it (and the notice owed), not "it
+    finalized without saying so", as was logged of a late send refused whose own entry failed."""
+    env, _ = promoted_on_fakes()
+    with _refused(env):
+        finalize_bounded(env, write_seconds=5)
+    real = env.ledger.record
+
+    def throttled_on_notice_failed(service, **kwargs):
+        if kwargs["transition"].kind == NOTICE_FAILED:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+        return real(service, **kwargs)
+
+    env.ledger.record = throttled_on_notice_failed
+    with _refused(env):
+        late = finalize_bounded(env, write_seconds=5)
+    assert late.outcome == "already_finalized" and late.notice_refused, late
+    (said,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("finalize: could not record")]
+    assert "that its late notice was not sent (" in said, said
+    assert "without saying so" not in said and "`rollway status` shows the earlier send's failure alone" in said, said
