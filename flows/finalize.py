@@ -593,7 +593,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
         # One whose answer was lost is sent once more at once, saying it may repeat it (``notify_or_repeat``):
         # the finalize is done by now, and stopping there failed it for a notice SNS may have delivered.
-        # One the run stopped waiting for is recorded as not known, as that repeat lost is (``_told``).
+        # One the run stopped waiting for is recorded as not known, as that repeat lost is, unless this
+        # run's lease lapsed: that stops the run here (``_told``).
+        lease = _under(env, held)
         with progress.trying("notify", after):
             message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
                 env.notifier, f"Finalized: {t.stable_service}",
@@ -602,7 +604,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
-            ), lease=_under(env, held)))
+            ), lease=lease), lease=lease)
         unrecorded_why = ""  # why the ledger could not record the notice owed ("": recorded, or none owed)
         if refused is None:
             progress.done("notified")
@@ -625,7 +627,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notice_unanswered=gave_up, notice_unrecorded=unrecorded_why, steps=tuple(progress.steps))
 
 
-def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | None, bool, bool]:
+def _told(t: Targets, publish: Callable[[], str], *, lease: tuple[Callable[[], float], float] | None = None
+          ) -> tuple[str | None, str | None, bool, bool]:
     """(SNS's message id, None, False, False) once ``publish`` went out; (None, SNS's answer as people
     read it: a refused permission as the statement granting it, False, False) when SNS did not take it. A
     publish whose answer was lost (SNS may have taken it: ``answer_lost``, wrapped as the SNS notifier
@@ -639,10 +642,17 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
     a finalize whose work was done: the first notice's before ``finalized`` was recorded (the rollout
     held up the next one until a run again finished it), a late one part-way. Recorded as not known
     instead (``notice-failed``), it is owed: a finalize run again sends it late, saying it may repeat
-    it; of a promotion the ledger does not record, the run's error says to check the deliveries."""
+    it; of a promotion the ledger does not record, the run's error says to check the deliveries.
+
+    ``lease``: the publish's (``_written``'s), for a publish under this run's lease. One given up on
+    as the lease lapsed (not sent once it had, or not waited on past it) is raised: the run stops
+    there, as every write of it does once the lease has lapsed (``finalized`` too, which it could no
+    longer record), and says so; returned, a publish never sent was said to be one SNS may have taken."""
     try:
         return publish(), None, False, False
     except Unanswered as err:
+        if lease is not None and lease[0]() >= lease[1]:
+            raise
         return None, str(err).partition(";")[0], True, True
     except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
         answer = str(error_said(rollout_said(err, t)))
@@ -725,7 +735,8 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
     Returns:
         The entry, as recorded (or as it would have been): this run's refusal, as people read it; and
         why the write failed (``ledger_failure``'s words; "": recorded). The first notice's refusal
-        unrecorded leaves no notice owed, and no finalize run sends it late (``notice_unrecorded``).
+        unrecorded leaves no notice owed (unless the write lands all the same), and a finalize run
+        again may send nothing late (``notice_unrecorded``).
     """
     entry = {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
              "comment": notice_failed_said(refused, lost=lost, after_lost=after_lost, gave_up=gave_up)}
@@ -737,9 +748,11 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
         what = (f"it stopped waiting for SNS's answer to {notice}" if lost and gave_up
                 else "its late notice's answer was lost" if lost and late
                 else "its notice may not have been sent (SNS's answer was lost, and its repeat's lost or refused)" if lost
-                else "its notice was not sent")
-        status = ("shows the earlier refusal alone, and a late notice sent again does not say it may repeat this one"
-                  if lost and late else "shows it finalized without saying so")
+                else f"{notice} was not sent")
+        # A late send's earlier ``notice-failed`` stands (the notice stays owed): status shows that one.
+        status = ("shows the earlier send's failure alone"
+                  + (", and a late notice sent again does not say it may repeat this one" if lost else "") if late
+                  else "shows it finalized without saying so")
         why = str(ledger_failure(err, env.targets))
         progress.log.error("finalize: could not record on rollout %s that %s (%s): `rollway status` %s",
                            record.rollout_id, what, why, status)

@@ -197,7 +197,8 @@ class FinalizeResult(BaseModel):
     notice_unrecorded: str = Field(
         default="", description="why the ledger could not record ``notice_refused`` as owed (its "
                                 "``notice-failed`` write failed, in ``ledger_failure``'s words): nothing records "
-                                "the notice owed, so no finalize run sends it late (\"\": recorded, or nothing to record)")
+                                "the notice owed (unless that write landed all the same), so a finalize run may "
+                                "send nothing late (\"\": recorded, or nothing to record)")
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
@@ -249,10 +250,12 @@ UNRECORDED_UNTOLD = ("{advice}: the ledger does not record this promotion, so no
 record the promotion (``advice``: tell the subscribers, or check the deliveries first): only a
 finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
 
-NOTICE_UNRECORDED = ("{advice}: the ledger could not record that it is owed ({why}), so no finalize run sends it late "
-                     "(finalize run again finds the rollout finalized, owing nothing, and sends nothing)")
-"""``UNRECORDED_UNTOLD`` of a promotion the ledger records, whose ``notice-failed`` it could not
-record (``why``: the write's failure): nothing else makes the notice owed."""
+NOTICE_UNRECORDED = ("{advice}: the ledger's write recording it owed failed ({why}), so a finalize run again may send "
+                     "nothing (it sends the notice late only if the ledger holds that entry)")
+"""``UNRECORDED_UNTOLD`` of a promotion the ledger records, whose ``notice-failed`` write failed
+(``why``: its failure): nothing else makes the notice owed. "May": a write given up on, or whose
+answer was lost, may land all the same, and a run again then sends it; "no finalize run sends it
+late" was said of such a one."""
 
 
 def notice_failed_said(answer: str, *, lost: bool, after_lost: bool = False, gave_up: bool = False,

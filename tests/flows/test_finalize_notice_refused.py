@@ -223,10 +223,10 @@ def test_a_refusal_the_ledger_could_not_record_is_not_said_to_be_sent_late_by_a_
     said = " ".join(finalized_said(result, t).split())
     assert 'but the "Finalized" notice was NOT sent, nobody was told' in said, said
     assert "Running finalize again sends it" not in said, said
-    assert (f"Tell the subscribers of {t.alert_topic} yourself: the ledger could not record that it is owed "
-            "(DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded), so no finalize run sends it late"
-            in said), said
-    # As said: a run again finds the rollout finalized, owing nothing, and sends nothing.
+    assert (f"Tell the subscribers of {t.alert_topic} yourself: the ledger's write recording it owed failed "
+            "(DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded), so a finalize run again may send "
+            "nothing" in said), said
+    # As said: a run again finds the rollout finalized, owing nothing (the write was refused), and sends nothing.
     again = finalize_on(env, actor="bob")
     assert again.outcome == "already_finalized" and again.notification_id is None and again.notice_refused is None
 
@@ -245,8 +245,8 @@ def test_a_lost_answer_the_ledger_could_not_record_is_not_said_to_be_sent_late_b
     t = aws.targets
     said = " ".join(finalized_said(result, t).split())
     assert f"; but {NOT_KNOWN}: " in said and "Running finalize again sends it" not in said, said
-    assert (f"Check the topic's delivery logs, or tell its subscribers yourself ({t.alert_topic}): the ledger could "
-            "not record that it is owed (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded), so no "
-            "finalize run sends it late" in said), said
+    assert (f"Check the topic's delivery logs, or tell its subscribers yourself ({t.alert_topic}): the ledger's write "
+            "recording it owed failed (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded), so a "
+            "finalize run again may send nothing" in said), said
     again = finalize_on(env, actor="bob")
     assert again.outcome == "already_finalized" and again.notification_id is None and again.notice_refused is None

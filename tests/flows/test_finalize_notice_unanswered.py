@@ -104,3 +104,82 @@ def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_send
     (late,) = [message for subject, message in env.notifier.messages if subject.startswith("Finalized (late)")]
     assert late.startswith(f"This notice is late, and may repeat one: {UNANSWERED}"), late
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
+
+
+def test_a_notice_not_sent_as_the_runs_lease_lapsed_stops_the_run_at_it_not_said_as_perhaps_sent(monkeypatch):
+    """A publish under this run's lease is not sent once the lease has lapsed (``_written``): that
+    is no wait given up on, and was said as one ("not known ... it may have taken it") of a notice
+    nobody sent, before a ``finalized`` the run could no longer record. The run stops at the notice,
+    saying it was not sent, and a run again finishes the finalize and sends it."""
+    import flows.finalize as finalizing
+    from rollway.finalize import FinalizeIncomplete
+
+    monkeypatch.setattr(finalizing, "ROOM", 0.4)
+    env, _ = promoted_on_fakes()
+    t = env.targets
+    real_update = env.deployer.update_service
+
+    def then_past_the_lease(service, **changes):
+        done = real_update(service, **changes)
+        if service == t.canary_service:
+            env.clock.sleep(30 + 300 + 0.3 + 1.0)  # the waits' bounds and ROOM, all used
+        return done
+
+    env.deployer.update_service = then_past_the_lease
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env, write_seconds=5)
+    said = str(stopped.value)
+    assert (f"finalize stopped while it tried to notify: Unanswered: SNS (topic {t.alert_topic!r}) was not sent: this "
+            "run's lease of the rollout lapsed at ") in said, said
+    assert "not known" not in said and "may have taken it" not in said, said
+    assert env.notifier.messages == []
+    assert not is_finalized(env.ledger.get(t.canary_service))
+
+
+def test_a_refusal_whose_entry_the_ledger_did_not_answer_in_time_is_not_said_to_be_owed_by_no_run():
+    """The ``notice-failed`` write given up on (the run's ``write_seconds``) may still land, and then
+    a finalize run again sends the notice late: the run's error said "no finalize run sends it late"."""
+    env, _ = promoted_on_fakes()
+    landed, real = threading.Event(), env.ledger.record
+
+    def slow_on_notice_failed(service, **kwargs):
+        stored = real(service, **kwargs)
+        if kwargs["transition"].kind == NOTICE_FAILED:
+            landed.set()
+            threading.Event().wait(1.0)  # stored, and answered past the run's bound
+        return stored
+
+    env.ledger.record = slow_on_notice_failed
+    with _refused(env):
+        first = finalize_bounded(env, write_seconds=0.5)
+    assert first.outcome == "finalized" and first.notice_refused and first.notice_unrecorded, first
+    said = " ".join(finalized_said(first, env.targets).split())
+    assert "no finalize run sends it late" not in said, said
+    assert "so a finalize run again may send nothing" in said, said
+
+    assert landed.wait(10)
+    env.ledger.record = real
+    again = finalize_bounded(env, write_seconds=5)
+    assert again.outcome == "already_finalized" and again.notification_id, again
+
+
+def test_a_late_refusal_the_ledger_could_not_record_is_logged_as_leaving_the_earlier_entry_not_none(caplog):
+    """The earlier ``notice-failed`` stands: `rollway status` shows it (and the notice owed), not "it
+    finalized without saying so", as was logged of a late send refused whose own entry failed."""
+    env, _ = promoted_on_fakes()
+    with _refused(env):
+        finalize_bounded(env, write_seconds=5)
+    real = env.ledger.record
+
+    def throttled_on_notice_failed(service, **kwargs):
+        if kwargs["transition"].kind == NOTICE_FAILED:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+        return real(service, **kwargs)
+
+    env.ledger.record = throttled_on_notice_failed
+    with _refused(env):
+        late = finalize_bounded(env, write_seconds=5)
+    assert late.outcome == "already_finalized" and late.notice_refused, late
+    (said,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("finalize: could not record")]
+    assert "that its late notice was not sent (" in said, said
+    assert "without saying so" not in said and "`rollway status` shows the earlier send's failure alone" in said, said
