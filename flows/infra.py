@@ -57,7 +57,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
@@ -1249,8 +1248,7 @@ def _pinned(canary_header: str | None,
 
     Raises:
         InfraRefused: before any AWS call: a header the validation would refuse (a checklist passed
-            on a header no check could carry); one that is not the spec's; a spec whose checks'
-            URLs could not be sent.
+            on a header no check could carry); one that is not the spec's.
     """
     try:
         header = header_line(canary_header) if canary_header is not None else None
@@ -1270,13 +1268,9 @@ def _pinned(canary_header: str | None,
                            "is taken)")
     if spec_header is None:
         return None, ()  # its checks are not pinned: no rule pins them, none is read
-    try:
-        checks = check_requests(validation_spec)
-    except (httpx.InvalidURL, UnicodeError, ValueError) as err:
-        # httpx's words name the character and where, not the URL (its query may carry a token).
-        raise InfraRefused(f"validation_spec: its health, session or message URL (health_url; api_base_url with "
-                           f"sessions_path or messages_path) is not a request its checks could send: {err}") from None
-    return spec_header, checks
+    # A spec whose checks' URLs could not be sent is refused with the flow's parameters
+    # (``ValidationSpec`` runs check_requests as it is built).
+    return spec_header, check_requests(validation_spec)
 
 
 def _same_header(one: str, other: str) -> bool:

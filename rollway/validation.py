@@ -437,6 +437,14 @@ class ValidationSpec(BaseModel):
                 raise ValueError(refused)
         return self
 
+    @model_validator(mode="after")
+    def _checks_sendable(self) -> "ValidationSpec":
+        # Each URL can pass its own field's validation and still not be sent: a path httpx will
+        # not send (a control character) is refused only on the whole URL. Taken, the validation's
+        # pin read stopped on it with a traceback after the run had read AWS.
+        check_requests(self)
+        return self
+
     @property
     def sessions_url(self) -> str:
         return self.api_base_url + self.sessions_path
@@ -451,7 +459,11 @@ class ValidationSpec(BaseModel):
 def check_requests(spec: ValidationSpec) -> tuple[CheckRequest, ...]:
     """The requests the health, session and message checks send (``rollway.http_checks``), as a
     listener rule's conditions see them (``rollway.pinning.find_pin``): each URL as httpx sends it,
-    the message's session id, not known before the check, as ``SESSION_ID``."""
+    the message's session id, not known before the check, as ``SESSION_ID``.
+
+    Raises:
+        ValueError: a URL httpx will not send (``ValidationSpec`` refuses such a spec as it is built).
+    """
     # A session id is percent-encoded into the path (``messages_url``), as letters and %XX: a name
     # of letters no URL of the spec holds stands for it as httpx sends the path, then is replaced
     # by ``SESSION_ID``. Written as "*", it was one with a real "*" of the URL.
@@ -459,8 +471,13 @@ def check_requests(spec: ValidationSpec) -> tuple[CheckRequest, ...]:
     while marker in spec.api_base_url + spec.messages_path:
         marker += "x"
     message = spec.api_base_url + spec.messages_path.replace("{session_id}", marker)
-    return (_check_request("GET", spec.health_url), _check_request("POST", spec.sessions_url),
-            _check_request("POST", message, session=marker))
+    try:
+        return (_check_request("GET", spec.health_url), _check_request("POST", spec.sessions_url),
+                _check_request("POST", message, session=marker))
+    except (httpx.InvalidURL, UnicodeError) as err:
+        # httpx's words name the character and where, not the URL (its query may carry a token).
+        raise ValueError("the health, session or message URL (health_url; api_base_url with sessions_path or "
+                         f"messages_path) is not a request the checks could send: {err}") from None
 
 
 def _check_request(method: str, url: str, session: str | None = None) -> CheckRequest:

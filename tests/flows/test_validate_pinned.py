@@ -222,3 +222,16 @@ def test_a_rule_ahead_of_the_pin_on_a_path_no_check_asks_for_leaves_the_checks_p
     for name in HTTP_CHECKS:
         check = checked(summary, name)
         assert check.pinned_to == aws.targets.canary_target_group and rule in check.reason, check
+
+
+def test_a_spec_whose_checks_could_not_send_their_urls_is_refused_before_the_run_reads_aws(aws, blocks):
+    """A session path httpx will not send passed the spec's own validation: the run read the
+    blocks and the listener, then stopped on httpx's InvalidURL with a traceback."""
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError) as refused:
+        validate_deployment(spec={"canary_header": HEADER, "sessions_path": "/sessions\x7f"},
+                            targets_block=blocks, aws_credentials_block=blocks)
+    said = str(refused.value)
+    assert ("the health, session or message URL (health_url; api_base_url with sessions_path or messages_path) is "
+            "not a request the checks could send: Invalid non-printable ASCII character in URL") in said, said

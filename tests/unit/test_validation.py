@@ -518,3 +518,16 @@ def test_the_spec_parameter_says_what_its_default_checks_to_a_person_who_is_not_
         assert url in said, said
     assert "set health_url and api_base_url to your service's" in said, said
     assert "\n" not in said and len(said) <= 200, said  # one line under the form's field
+
+
+@pytest.mark.parametrize("given", [{"sessions_path": "/sessions\x7f"},
+                                   {"messages_path": "/sessions/{session_id}/messages\x7f"}])
+def test_a_spec_whose_checks_could_not_send_their_urls_is_refused_as_it_is_built(given):
+    """Its own validation took such a spec, and the validation's pin read stopped on httpx's
+    InvalidURL with a traceback after the run had started and read AWS; refused here, the form and
+    every flow given the spec refuse it first."""
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(**given)
+    said = str(refused.value)
+    assert ("the health, session or message URL (health_url; api_base_url with sessions_path or messages_path) is "
+            "not a request the checks could send: Invalid non-printable ASCII character in URL") in said, said
