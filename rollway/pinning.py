@@ -361,8 +361,11 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
         pins = [rule for rule in header_rules if is_pin_rule(rule, canary_arn) and _priority(rule) < _priority(first)]
+        # Known, the checks' requests are what every rule here was kept for (``_meets_some``): told of
+        # the weighted rule's, a rule on /health and /sessions under a weighted /sessions* was narrowed
+        # to /health, which still takes the health check.
         return _first_elsewhere_said(first, elsewhere, pins, header, name, value, canary_group, create,
-                                     elsewhere is not None and _outside(elsewhere, weighted, checks))
+                                     elsewhere is not None and bool(checks))
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
     # One matching the header by a regular expression (RegexValues) may meet them too. The pin
@@ -370,7 +373,7 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
     # first ahead of the weighted rule) when that one is ahead of the pin, and there is none otherwise.
     taking = elsewhere if elsewhere is not None and _priority(elsewhere) < _priority(first) else None
     if taking is not None:
-        return _taking_said(taking, first, header, name, value, canary_group, _outside(taking, weighted, checks))
+        return _taking_said(taking, first, header, name, value, canary_group, bool(checks))
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
 
@@ -848,8 +851,7 @@ def _first_elsewhere_said(first: Mapping[str, Any], elsewhere: Mapping[str, Any]
     regular expression may meet) first; what to change. Told only to make ``first`` forward to the
     canary, a person did, and the checks were refused for a rule on /edit/admin/* ahead of it, never
     named; said to meet them "first", it was, behind a pin by ``^canary$`` that may meet them all.
-    ``outside``: ``elsewhere`` meets none of the weighted rule's requests, some of the checks'
-    (``_outside``), and is told of the checks'."""
+    ``outside``: the checks' requests are known, and ``elsewhere`` is told of them."""
     def meets(rule: Mapping[str, Any]) -> str:
         return f"rule {rule['RuleArn']} (priority {rule['Priority']}) " + (
             "meets" if _header_met(rule, name, value) else
@@ -880,9 +882,9 @@ def _taking_said(taking: Mapping[str, Any], first: Mapping[str, Any], header: st
     """Why ``taking``, a header rule ahead of the pin ``first`` on some of the weighted rule's
     requests (one of ``_header_rules_ahead``), keeps the pin from holding every check: the requests it
     matches, or by a regular expression may match, and where it sends them; what to change.
-    ``outside``: on none of the weighted rule's, on some of the checks' (``_outside``): told to take
-    a path or host none of the weighted rule's requests match, a person was told what it had; told
-    of the checks'."""
+    ``outside``: the checks' requests are known, and ``taking`` is told of them: told to take a path
+    or host none of the weighted rule's requests match, a person was told what it had, or narrowed
+    it to a check it still takes."""
     if _header_met(taking, name, value):
         matches = f"matches requests carrying `{header}`"
         compare = ""

@@ -1319,3 +1319,16 @@ def test_pin_rules_each_on_some_of_the_checks_requests_together_pin_them_when_th
     said = found_by(CHECKS, health, rule("other", "4", [header("canary"), path("/sessions")], OTHER),
                     rule("sessions", "5", [header("canary"), path("/sessions*")], CANARY))
     assert isinstance(said, Unpinned), said
+
+
+def test_a_rule_ahead_of_the_pin_on_checks_inside_and_outside_the_weighted_rule_is_told_of_the_checks():
+    """A header rule ahead of the pin on /health and /sessions, under a weighted rule on /sessions*,
+    sends the health check elsewhere too: told to take a path none of the weighted rule's requests
+    match, a person narrowed it to /health and was refused again."""
+    sessions = rule("weighted", "10", [path("/sessions*")], STABLE, CANARY)
+    said = found_by(CHECKS, rule("taking", "3", [header("canary"), path("/health", "/sessions")], OTHER), PIN,
+                    weighted=sessions)
+    assert isinstance(said, Unpinned), said
+    assert "sends those it meets among the checks' to arn:tg/other" in said, said
+    assert "give it a path-pattern or host-header none of the checks' requests match" in said, said
+    assert "weighted rule's requests match" not in said, said
