@@ -1329,7 +1329,7 @@ def deploy_infrastructure(
         read_timeout_seconds: how long one read of AWS (a stack's status, a checklist item) may take, retries included.
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
-        canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the checklist then checks the listener rule pinning them; none: not checked.
+        canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the checklist then checks the listener rule pinning them; none: validation_spec's, when it sets one; else not checked.
         validation_spec: validate_deployment's spec: the rule pinning its checks (by its canary_header) is judged by the requests they send, as it judges it; none: by the weighted rule's requests.
     """
     log = get_run_logger()
@@ -1491,7 +1491,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         cdk_executable: the cdk CLI (with ``cdk_app_dir``).
         synth_timeout_seconds: how long synthesizing the app may take.
         read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.
-        canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the listener rule pinning them is checked too; none: not checked.
+        canary_header: validate_deployment's spec.canary_header, when its checks are pinned: the listener rule pinning them is checked too; none: validation_spec's, when it sets one; else not checked.
         validation_spec: validate_deployment's spec: the rule pinning its checks (by its canary_header) is judged by the requests they send, as it judges it; none: by the weighted rule's requests.
     """
     log = get_run_logger()

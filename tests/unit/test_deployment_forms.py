@@ -250,3 +250,11 @@ def test_verify_infrastructure_s_description_names_every_kind_of_item_its_checkl
 def test_an_infrastructure_description_says_canary_header_adds_the_listener_rule(flow_name) -> None:
     said = SERVED[flow_name].description
     assert "with canary_header or validation_spec, the listener rule pinning validate_deployment's checks" in said, said
+
+
+@pytest.mark.parametrize("flow_name", ["deploy_infrastructure", "verify_infrastructure"])
+def test_an_empty_canary_header_is_said_to_take_the_validation_spec_s(flow_name) -> None:
+    """Left empty beside a validation_spec setting one, the header is the spec's and the rule is
+    checked: the form said "none: not checked"."""
+    said = _form(SERVED[flow_name])["properties"]["canary_header"]["description"]
+    assert "none: validation_spec's, when it sets one; else not checked." in said, said
