@@ -101,7 +101,8 @@ def provision(get_client: GetClient, targets: Targets) -> Topology:
 
     Raises:
         TargetNotFound: a target group given as an ARN does not exist (provision creates
-            groups given by name only).
+            groups given by name only), or the tasks' security group, said by EC2 to exist when
+            created, is not found.
     """
     account_id = get_client("sts").get_caller_identity()["Account"]
     network = _network(get_client("ec2"), targets)
@@ -196,35 +197,39 @@ def _network(ec2: Any, targets: Targets) -> _Network:
 
 
 def _security_group(ec2: Any, targets: Targets, vpc_id: str) -> str:
-    """The tasks' security group in ``vpc_id``, created when absent, with its two ingress rules."""
+    """The tasks' security group in ``vpc_id``: one already there is taken as it is (a second run
+    makes no write call, and a group someone narrowed stays narrowed); one created gets its two
+    ingress rules."""
     name = f"{targets.cluster}-tasks"
     group = _group_named(ec2, vpc_id, name)
-    if group is None:
-        try:
-            ec2.create_security_group(
-                GroupName=name, Description=f"{targets.cluster} tasks and ALB", VpcId=vpc_id
-            )
-        except ClientError as err:
-            # A create whose answer came after the read timeout (a loaded machine) is sent
-            # again by botocore, and the resend finds the group the first attempt made.
-            if _error_code(err) != "InvalidGroup.Duplicate":
-                raise
-        group = _group_named(ec2, vpc_id, name)
-        if group is None:  # created, then gone before it could be read back
-            raise TargetNotFound("security group", name, f"created in {vpc_id}, then not found there")
+    if group is not None:
+        return str(group["GroupId"])
+    try:
+        # Its own answer names it: EC2's describe calls are eventually consistent, and on a real
+        # account may not list a group made a moment ago.
+        group_id = ec2.create_security_group(
+            GroupName=name, Description=f"{targets.cluster} tasks and ALB", VpcId=vpc_id
+        )["GroupId"]
+        allowed: set[tuple[Any, str]] = set()
+    except ClientError as err:
+        # A create whose answer came after the read timeout (a loaded machine) is sent again by
+        # botocore, and the resend finds the group the first attempt made, its rules not yet added.
+        if _error_code(err) != "InvalidGroup.Duplicate":
+            raise
+        made = _group_named(ec2, vpc_id, name)
+        if made is None:
+            raise TargetNotFound("security group", name, f"said to exist in {vpc_id}, then not found there") from err
+        group_id = made["GroupId"]
+        allowed = {(p.get("FromPort"), r["CidrIp"]) for p in made["IpPermissions"] for r in p.get("IpRanges", [])}
     wanted = [_ingress(targets.listener_port, "0.0.0.0/0"), _ingress(targets.container_port, _VPC_CIDR)]
-    allowed = {
-        (p.get("FromPort"), r["CidrIp"]) for p in group["IpPermissions"] for r in p.get("IpRanges", [])
-    }
     missing = [p for p in wanted if (p["FromPort"], p["IpRanges"][0]["CidrIp"]) not in allowed]
     if missing:
-        # Also the rules of a group whose creator stopped before authorizing them.
         try:
-            ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=missing)
+            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=missing)
         except ClientError as err:
             if _error_code(err) != "InvalidPermission.Duplicate":  # a resend, as above
                 raise
-    return group["GroupId"]
+    return str(group_id)
 
 
 def _group_named(ec2: Any, vpc_id: str, name: str) -> dict[str, Any] | None:

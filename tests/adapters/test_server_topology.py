@@ -202,6 +202,23 @@ def test_second_provision_makes_no_write_and_returns_the_same_identifiers(aws, w
     )
 
 
+def test_a_security_group_narrowed_since_is_left_as_it_is(aws, watch_calls):
+    """A provision again on an account whose tasks' group someone narrowed (the listener port no
+    longer open to the world) makes no write: it re-opened the port to 0.0.0.0/0."""
+    ec2 = aws.get_client("ec2")
+    group_id = aws.topology.security_group_id
+    ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": aws.targets.listener_port, "ToPort": aws.targets.listener_port,
+        "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    calls = watch_calls(ec2)
+
+    assert provision(aws.get_client, aws.targets) == aws.topology
+
+    assert [name for name in calls if not name.startswith(_READ_PREFIXES)] == []
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    assert [p["FromPort"] for p in group["IpPermissions"]] == [aws.targets.container_port]
+
+
 def test_every_name_comes_from_targets(aws):
     other = Targets(
         load_balancer="acme-alb",
