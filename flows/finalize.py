@@ -177,8 +177,9 @@ class _Progress:
         notice's (``notice_failed_said``'s ``before``)."""
         said = notice_failed_said(refused, lost=lost, gave_up=gave_up, before=before)
         # Logged as the step says it: "the late " before a sentence beginning with its own article
-        # read 'the late the "Finalized" notice'.
-        line = f"late: {said}" if late and not before else said
+        # read 'the late the "Finalized" notice'. A refusal after an earlier send (``before``) says
+        # "the late notice" itself; a late send not known to be sent does not.
+        line = f"late: {said}" if late and (lost or not before) else said
         self.log.warning("finalize: %s", shown(line, keep=""))
         self.steps.append(line)
 

@@ -87,6 +87,19 @@ def test_a_late_send_given_up_on_is_recorded_as_a_wait_stopped_not_a_lost_answer
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
 
 
+def test_a_late_send_given_up_on_after_an_earlier_send_given_up_on_is_said_as_the_late_one():
+    """Its step and warning, beside the earlier send named after it, read as the first notice's:
+    "late: " was left off a late send whose answer is not known when an earlier one's was not either."""
+    env, _ = promoted_on_fakes()
+    with _silent(env):
+        first = finalize_bounded(env, write_seconds=0.3)
+    assert first.notice_unanswered, first
+    with _silent(env):
+        late = finalize_bounded(env, write_seconds=0.3)
+    assert late.outcome == "already_finalized" and late.notice_unanswered and late.notice_lost_before, late
+    assert any(step.startswith(f"late: {UNANSWERED}") for step in late.steps), late.steps
+
+
 def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_sends_it_late_saying_it_may_repeat():
     env, _ = promoted_on_fakes()
     with _silent(env):
