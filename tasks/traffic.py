@@ -10,8 +10,8 @@ from botocore.exceptions import ConnectionError as NoConnection
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import (REFUSED_CODES, SERVER_SIDE_CODES, AdapterError, TargetNotFound, WeightMismatch,
-                                aws_message, error_code)
+from rollway.aws.errors import (REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch, aws_message,
+                                error_code, server_side)
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -101,12 +101,6 @@ def refused_for_now(err: ClientError, seconds: float, bound: str) -> ReadBackUna
     reads (``within_bound``): what it holds is not known, as when it did not answer, and the error
     says which it was."""
     return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err), server_side=server_side(err))
-
-
-def server_side(err: ClientError) -> bool:
-    """Whether AWS answered ``err`` for its own side failing (an internal error, a 5xx)."""
-    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return error_code(err) in SERVER_SIDE_CODES or status >= 500
 
 
 def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:

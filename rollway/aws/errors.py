@@ -238,12 +238,17 @@ asked again a moment later most often passes."""
 _PASSING_CODES = THROTTLED_CODES | SERVER_SIDE_CODES | {"RequestTimeout", "RequestTimeoutException"}
 
 
+def server_side(err: ClientError) -> bool:
+    """Whether AWS answered ``err`` for its own side failing (an internal error, a 5xx)."""
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(err) in SERVER_SIDE_CODES or status >= 500
+
+
 def failed_in_passing(err: BaseException) -> bool:
     """Whether ``err`` is one a later read most often gets past: throttled, AWS's own side failing
-    (an HTTP 5xx), no connection or no answer; not an answer to what was asked."""
+    (an HTTP 5xx, ``server_side``), no connection or no answer; not an answer to what was asked."""
     if isinstance(err, ClientError):
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error_code(err) in _PASSING_CODES or status >= 500
+        return error_code(err) in _PASSING_CODES or server_side(err)
     return isinstance(err, (NoConnection, HTTPClientError))
 
 
