@@ -1544,6 +1544,12 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
         # "it holds <the cluster>" said the stack held the cluster itself. A custom resource's id is
         # whatever its handler answered, an ARN or an fs-... id as well: said so whatever it is.
         return f"{kind} {physical_id}, which may be or configure {held[0]}", _MAY_RUN_ON
+    if kind is None and identity[0] == _NAMED and not any((each, identity[1]) in production
+                                                          for each in _SELF_NAMED_KINDS):
+        # Its type was never read (a plan an older release saved, a listing without one): a bare name
+        # is all that ties it to production's resource of that name, which it may be, configure, or
+        # merely share a name with (a table named like the task role). Said as such, not as that resource.
+        return f"{physical_id}, a resource of no known type, which may be or configure {held[0]}", _MAY_RUN_ON
     return held[0], _RUNS_ON
 
 

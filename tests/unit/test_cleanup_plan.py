@@ -354,6 +354,9 @@ def test_a_stack_holding_a_production_resource_is_refused(resource, held):
     if held is None:
         assert plan.delete_stacks == ("webordinary-old-stack",) and not plan.refusals
     else:
+        # No type read: a bare name may be production's resource of that name, or configure it, or not.
+        if not resource.startswith(("arn:", "https:")):
+            held = f"{resource}, a resource of no known type, which may be or configure {held}"
         (refusal,) = plan.refusals
         assert f"it holds {held}" in refusal.reason, refusal.reason
 
@@ -482,11 +485,26 @@ def test_a_stack_holding_a_resource_of_no_type_known_named_as_a_role_or_log_grou
         holdings, resource, held):
     # A listing of no resource type (a plan saved before types were read, or a summary without its
     # ResourceType) may be the role or the log group in use: taken for another kind, its stack was
-    # deleted, and the role or the log group with it.
+    # deleted, and the role or the log group with it. Said as what it may be: "it holds <the task role>,
+    # and production runs on it" guessed a type nobody read (a table of that name is not the role).
     uses = (IN_USE[1].model_copy(update={"task_role": "arn:aws:iam::1:role/service-role/webordinary-edit-task-role",
                                          "log_group": "/ecs/webordinary-edit-task"}),)
     state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,),
                        holdings=holdings)
+    assert_holds(plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
+                              stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES),
+                 f"{resource}, a resource of no known type, which may be or configure {held}", "may run on it")
+
+
+@pytest.mark.parametrize("resource, held", [
+    (A.format("ecs", f"cluster/{T.cluster}"), f"{T.cluster} (Targets.cluster, the ECS cluster)"),
+    ("fs-0123456789abcdef0",
+     "fs-0123456789abcdef0 (an EFS file system task definition webordinary-edit-task:2 mounts, an ACTIVE revision)"),
+], ids=["an ARN", "an id saying its kind"])
+def test_a_stack_holding_a_resource_of_no_type_known_whose_id_says_its_kind_holds_that_resource(resource, held):
+    # An ARN, or an fs-... id, says what it is whatever type its listing had: no guess to own up to.
+    uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",)}),)
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
     assert_holds(plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
                               stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES), held)
 
@@ -562,7 +580,9 @@ def test_a_stack_holding_a_secret_or_file_system_of_a_task_definition_in_use_is_
     # they mount: deleted with it, no task could start (or every task's data went with it).
     field = "file_systems" if named_in_use.startswith("fs") else "secrets"
     uses = (IN_USE[1].model_copy(update={field: (named_in_use,)}),)
-    assert_holds(old_stack_plan(physical_id, in_use=uses), held)
+    # A parameter's physical id is its bare name: its type says it is one.
+    kind = None if physical_id.startswith(("arn:", "fs")) else "AWS::SSM::Parameter"
+    assert_holds(old_stack_plan(physical_id, in_use=uses, kind=kind), held)
 
 
 LISTENER = A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2")
@@ -918,7 +938,10 @@ def test_a_root_holding_a_role_of_the_name_of_its_nested_stacks_log_group_lists_
     # A handler may make anything, or configure it: said as what it may be, not as the cluster itself.
     (T.cluster, "Custom::Cluster",
      f"Custom::Cluster {T.cluster}, which may be or configure {T.cluster} (Targets.cluster, the ECS cluster)"),
-    (T.cluster, None, f"{T.cluster} (Targets.cluster, the ECS cluster)"),  # no type read: any kind
+    # No type read: of any kind, said as what it may be (its type is not known).
+    (T.cluster, None,
+     f"{T.cluster}, a resource of no known type, which may be or configure {T.cluster} (Targets.cluster, the ECS "
+     "cluster)"),
     # Its physical id is the cluster's name, and deleting it takes the capacity providers from the
     # cluster, stopping the placement of a service whose strategy names them: told as what it is, not
     # as the cluster (which stays).
