@@ -1012,17 +1012,36 @@ def describe_use(use: ImageUse) -> str:
 def mounted_by(uses: Sequence[ImageUse]) -> str:
     """Which task definitions in use mount a file system (``uses``: each of them, a revision perhaps
     more than once), for a person: "task definition X mounts, why", or each of several with why it
-    is in use, the first few (``FIRST_FEW``) and how many more. The first alone was named: the
-    person deregistering it to let the file system go found the next one keeping it."""
-    whys: dict[str, str] = {}
-    for use in uses:
-        whys.setdefault(_short(use.task_definition), use.why)
+    is in use (``held_by``) and "mount". The first alone was named: the person deregistering it to
+    let the file system go found the next one keeping it."""
+    whys = _whys(uses)
     if len(whys) == 1:
         ((revision, why),) = whys.items()
         return f"task definition {revision} mounts, {why}"
+    return f"{held_by(uses)} mount"
+
+
+def held_by(uses: Sequence[ImageUse]) -> str:
+    """The task definitions in use ``uses`` (a revision perhaps more than once), for a person: "task
+    definition X, why", or "task definitions X (why), Y (why) and Z (why)", the first few
+    (``FIRST_FEW``) and how many more past them. A role, a log group or a secret several share named
+    the first holder alone, and deregistering it left the stack refused for the next."""
+    whys = _whys(uses)
+    if len(whys) == 1:
+        ((revision, why),) = whys.items()
+        return f"task definition {revision}, {why}"
     named = [f"{revision} ({why})" for revision, why in whys.items()]
-    more = f" and {len(named) - FIRST_FEW} more" if len(named) > FIRST_FEW else ""
-    return f"task definitions {', '.join(named[:FIRST_FEW])}{more} mount"
+    if len(named) > FIRST_FEW:
+        return f"task definitions {', '.join(named[:FIRST_FEW])} and {len(named) - FIRST_FEW} more"
+    return f"task definitions {', '.join(named[:-1])} and {named[-1]}"
+
+
+def _whys(uses: Sequence[ImageUse]) -> dict[str, str]:
+    """Each task definition of ``uses`` once (``family:revision``), in their order -> why it is in use (the first said)."""
+    whys: dict[str, str] = {}
+    for use in uses:
+        whys.setdefault(_short(use.task_definition), use.why)
+    return whys
 
 
 def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
@@ -1320,6 +1339,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     ECS refuses to point a service at an INACTIVE revision again (the rollback's restore).
     """
     named: dict[_Identity, str] = {}
+    # A role, a log group or a secret -> how each task definition holding it holds it -> those holding it so.
+    shared: dict[_Identity, dict[str, list[ImageUse]]] = defaultdict(lambda: defaultdict(list))
     for use in in_use:
         family_revision = _short(use.task_definition)
         if ":" in family_revision:
@@ -1330,11 +1351,9 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         for role, which in ((use.execution_role, "task execution role"), (use.task_role, "task role")):
             if role:
                 name = role.rsplit("/", 1)[-1]  # arn:aws:iam::<account>:role[/<path>]/<name>
-                named.setdefault((_ROLE, name), f"{name} (the {which} of task definition {family_revision}, "
-                                                f"{use.why})")
+                shared[(_ROLE, name)][f"the {which} of"].append(use)
         if use.log_group:
-            named.setdefault((_LOG_GROUP, use.log_group), f"{use.log_group} (the log group of task definition "
-                                                           f"{family_revision}, {use.why})")
+            shared[(_LOG_GROUP, use.log_group)]["the log group of"].append(use)
         for template in use.log_group_templates:
             sent = f"FireLens sends the logs of task definition {family_revision} to ({use.why})"
             # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
@@ -1347,8 +1366,12 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         for value in use.secrets:
             identity = _secret_identity(value)
             if identity is not None:
-                named.setdefault(identity, f"{identity[-1]} (a secret of task definition {family_revision}, "
-                                           f"{use.why})")
+                shared[identity]["a secret of"].append(use)
+    # Every task definition holding each is named (how it holds it, then which): deregistering the
+    # one named let the next keep the stack refused, unsaid.
+    for identity, holds in shared.items():
+        said = "; ".join(f"{how} {held_by(uses)}" for how, uses in holds.items())
+        named.setdefault(identity, f"{identity[-1]} ({said})")
     mounting: dict[str, list[ImageUse]] = defaultdict(list)
     for use in in_use:
         for volume in use.file_systems:

@@ -870,7 +870,7 @@ def test_the_mount_targets_of_a_file_system_several_task_definitions_in_use_moun
             for r, why in ((3, "the stable service deploys it"), (2, "an ACTIVE revision"))]
     (network,) = [use for use in mount_targets_in_use(efs, uses) if use.resource == mounted]
     assert network.user == (f"a mount target in subnet {subnet} of the EFS file system {data}, which task definitions "
-                            "webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+                            "webordinary-edit-task:3 (the stable service deploys it) and webordinary-edit-task:2 (an "
                             "ACTIVE revision) mount"), network.user
 
 

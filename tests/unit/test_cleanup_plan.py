@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rollway.cleanup import (
     ArchiveState, CleanupResult, CleanupSpec, Holding, ImageUse, RepositoryImage, StackState, check_git_tag_name,
     describe_archive,
-    in_use_summary, parse_image, plan_cleanup, planned_result, Refusal, summary_markdown,
+    in_use_summary, mounted_by, parse_image, plan_cleanup, planned_result, Refusal, summary_markdown,
 )
 from rollway.targets import Targets
 
@@ -472,6 +472,59 @@ def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_re
                                          "log_group": "/ecs/webordinary-edit-task"}),)
     kind = "AWS::Logs::LogGroup" if resource.startswith("/ecs/") else "AWS::IAM::Role"
     assert_holds(old_stack_plan(resource, in_use=uses, kind=kind), held)
+
+
+SHARED_ROLE, SHARED_LOG_GROUP, SHARED_SECRET = "webordinary-shared-role", "/ecs/webordinary-shared", "webordinary-key"
+
+
+def sharing(revisions: int, **use) -> tuple[ImageUse, ...]:
+    """``revisions`` task definitions in use, webordinary-edit-task:N down to 1, each with ``use``."""
+    return tuple(ImageUse(task_definition=f"arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:{n}",
+                          why="the stable service deploys it" if n == revisions else "an ACTIVE revision",
+                          image=f"{REPO}:2.0.0", **use) for n in range(revisions, 0, -1))
+
+
+@pytest.mark.parametrize("resource, kind, use, what", [
+    (SHARED_ROLE, "AWS::IAM::Role", {"execution_role": f"arn:aws:iam::1:role/{SHARED_ROLE}"},
+     "the task execution role of"),
+    (SHARED_LOG_GROUP, "AWS::Logs::LogGroup", {"log_group": SHARED_LOG_GROUP}, "the log group of"),
+    (SHARED_SECRET, "AWS::SSM::Parameter", {"secrets": (SHARED_SECRET,)}, "a secret of"),
+], ids=["role", "log group", "secret"])
+@pytest.mark.parametrize("revisions, holders", [
+    (1, "task definition webordinary-edit-task:1, the stable service deploys it"),
+    (2, "task definitions webordinary-edit-task:2 (the stable service deploys it) and webordinary-edit-task:1 (an "
+        "ACTIVE revision)"),
+    (3, "task definitions webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+        "ACTIVE revision) and webordinary-edit-task:1 (an ACTIVE revision)"),
+    (5, "task definitions webordinary-edit-task:5 (the stable service deploys it), webordinary-edit-task:4 (an "
+        "ACTIVE revision), webordinary-edit-task:3 (an ACTIVE revision) and 2 more"),
+])
+def test_a_role_log_group_or_secret_several_task_definitions_in_use_share_names_each_of_them(
+        resource, kind, use, what, revisions, holders):
+    # The first holder alone was named: the person deregistering it to let the role go found the
+    # stack refused again, for the next one.
+    assert_holds(old_stack_plan(resource, in_use=sharing(revisions, **use), kind=kind),
+                 f"{resource} ({what} {holders})")
+
+
+def test_a_role_one_task_definition_runs_as_its_task_role_and_another_as_its_execution_role_names_both():
+    role = f"arn:aws:iam::1:role/{SHARED_ROLE}"
+    runs, executes = sharing(2, task_role=role)[0], sharing(2, execution_role=role)[1]
+    assert_holds(old_stack_plan(SHARED_ROLE, in_use=(runs, executes), kind="AWS::IAM::Role"),
+                 f"{SHARED_ROLE} (the task role of task definition webordinary-edit-task:2, the stable service "
+                 "deploys it; the task execution role of task definition webordinary-edit-task:1, an ACTIVE revision)")
+
+
+@pytest.mark.parametrize("revisions, holders", [
+    (2, "task definitions webordinary-edit-task:2 (the stable service deploys it) and webordinary-edit-task:1 (an "
+        "ACTIVE revision) mount"),
+    (3, "task definitions webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+        "ACTIVE revision) and webordinary-edit-task:1 (an ACTIVE revision) mount"),
+    (4, "task definitions webordinary-edit-task:4 (the stable service deploys it), webordinary-edit-task:3 (an "
+        "ACTIVE revision), webordinary-edit-task:2 (an ACTIVE revision) and 1 more mount"),
+])
+def test_the_task_definitions_mounting_a_file_system_are_listed_with_and_before_the_last(revisions, holders):
+    assert mounted_by(sharing(revisions, file_systems=("fs-0123abcd",))) == holders
 
 
 @pytest.mark.parametrize("holdings", [(), (Holding(type=""),)], ids=["not read", "no resource type listed"])
@@ -1086,7 +1139,7 @@ def test_a_stack_holding_a_file_system_several_task_definitions_in_use_mount_nam
                      for r in revisions)
 
     assert_holds(old_stack_plan("fs-0123abcd", in_use=mounting(2, 2, 1)), (
-        "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:2 (an ACTIVE revision), "
+        "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:2 (an ACTIVE revision) and "
         "webordinary-edit-task:1 (an ACTIVE revision) mount)"))
     assert_holds(old_stack_plan("fs-0123abcd", in_use=mounting(5, 4, 3, 2, 1)), (
         "fs-0123abcd (an EFS file system task definitions webordinary-edit-task:5 (an ACTIVE revision), "
