@@ -27,8 +27,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
   stops at DELETE_FAILED after deleting the rest of the stack; so is one holding a mount target
   of an EFS file system a task definition in use mounts (read from EFS): deleted, the tasks in
-  its subnet lose the file system; and one holding the subnet or a security group such a mount
-  target is in (read from EFS too), which CloudFormation cannot delete either;
+  its subnet lose the file system; and one holding the VPC, the subnet or a security group such a
+  mount target is in (read from EFS too), which CloudFormation cannot delete either;
 - a stack with termination protection is refused (someone protected it on purpose), and so is
   one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - a stack name CloudFormation has no record of, neither there nor listed as deleted (it lists
@@ -681,8 +681,8 @@ class RoutingInUse(BaseModel):
 
 class NetworkUse(BaseModel):
     """A VPC, subnet or security group production runs in, a certificate its load balancer
-    serves, or a mount target of an EFS file system it mounts (and the subnet and security groups
-    that mount target is in), and what uses it (read from ECS, ELB and EFS).
+    serves, or a mount target of an EFS file system it mounts (and the VPC, subnet and security
+    groups that mount target is in), and what uses it (read from ECS, ELB and EFS).
 
     A stack that made a VPC, subnet, security group or certificate cannot delete it while tasks,
     the load balancer or a mount target are in it: CloudFormation deletes the rest of the stack
@@ -1037,7 +1037,8 @@ def held_by(uses: Sequence[ImageUse]) -> str:
 
 
 def _whys(uses: Sequence[ImageUse]) -> dict[str, str]:
-    """Each task definition of ``uses`` once (``family:revision``), in their order -> why it is in use (the first said)."""
+    """Each task definition of ``uses`` once (``family:revision``), in their order -> why it is in use
+    (the first said)."""
     whys: dict[str, str] = {}
     for use in uses:
         whys.setdefault(_short(use.task_definition), use.why)

@@ -160,7 +160,7 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets, seconds: float,
 def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse], targets: Targets, seconds: float,
                          nothing: str | None = NOTHING_DELETED) -> tuple[NetworkUse, ...]:
     """The mount targets of the EFS file systems the task definitions in use mount, with their
-    subnets and security groups."""
+    VPCs, subnets and security groups."""
     with named_denials(_POLICY, targets=targets):
         return bounded(seconds, "the mount targets of the EFS file systems production mounts, and their security "
                        "groups",

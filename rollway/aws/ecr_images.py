@@ -511,10 +511,10 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
 
 
 def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkUse, ...]:
-    """The mount targets of the EFS file systems the task definitions ``in_use`` mount, and the subnet
-    and security groups each is in: deleting a mount target cuts the tasks in its subnet off the file
-    system, which stays; its subnet and security groups cannot be deleted while its network interface
-    is in them (CloudFormation ends DELETE_FAILED on them, after deleting the rest of their stack).
+    """The mount targets of the EFS file systems the task definitions ``in_use`` mount, and the VPC,
+    subnet and security groups each is in: deleting a mount target cuts the tasks in its subnet off the
+    file system, which stays; its VPC, subnet and security groups cannot be deleted while its network
+    interface is in them (CloudFormation ends DELETE_FAILED on them, after deleting the rest of their stack).
     One DescribeMountTargets for each file system in use (it has one mount target per availability
     zone at most; a page holds ten), and one DescribeMountTargetSecurityGroups for each mount target.
 
@@ -540,11 +540,18 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
         of = f"of the EFS file system {file_system}, {who}"
         for target in targets:
             mount_target, subnet = target["MountTargetId"], target.get("SubnetId")
-            found.append(NetworkUse(resource=mount_target, user=f"a mount target in subnet {subnet or '?'} {of}"))
+            in_subnet = f"in subnet {subnet or '?'}"
+            found.append(NetworkUse(resource=mount_target, user=f"a mount target {in_subnet} {of}"))
             if subnet:
                 found.append(NetworkUse(resource=subnet, user=f"the subnet of the mount target {mount_target} {of}"))
-            found += [NetworkUse(resource=group, user=(f"a security group of the mount target {mount_target} in "
-                                                       f"subnet {subnet or '?'} {of}"))
+            if target.get("VpcId"):
+                # Its VPC may be none the tasks or the load balancer are in (reached over peering): a
+                # stack holding it (its routes, not the subnet) deleted the routes, then ended
+                # DELETE_FAILED on the VPC the subnet is still in.
+                found.append(NetworkUse(resource=target["VpcId"],
+                                        user=f"the VPC of the mount target {mount_target} {in_subnet} {of}"))
+            found += [NetworkUse(resource=group, user=f"a security group of the mount target {mount_target} {in_subnet} "
+                                                      f"{of}")
                       for group in _mount_target_groups(efs, mount_target, file_system)]
     return tuple(found)
 

@@ -909,3 +909,27 @@ def test_an_old_stack_holding_the_security_group_of_a_mount_target_of_a_file_sys
     assert f"it holds {subnet} (the subnet of the mount target {mounted} {mounting})" in refusal.reason, \
         refusal.reason
     assert planned(other, "AWS::EC2::SecurityGroup").delete_stacks == ("webordinary-old-stack",)
+
+
+def test_an_old_stack_holding_the_vpc_of_a_mount_target_of_a_file_system_in_use_is_refused(aws):
+    """The file system's mount targets are in a VPC of their own (reached over peering), whose stack
+    holds the VPC and its routes but not the subnets: nothing matched that VPC, and deleting the stack
+    deleted its routes, then ended DELETE_FAILED on the VPC the mount target's subnet is still in. The
+    load balancer's VPC alone was read; the mount target's is too (DescribeMountTargets names it)."""
+    from rollway.cleanup import Holding, StackState
+
+    efs, ec2 = aws.get_client("efs"), aws.get_client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mounted = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
+    use = ImageUse(task_definition=f"arn:aws:ecs:{aws.targets.region}:1:task-definition/webordinary-edit-task:3",
+                   why="the stable service deploys it", image=aws.topology.initial_image, file_systems=(data,))
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(vpc,),
+                       holdings=(Holding(type="AWS::EC2::VPC"),))
+    (refusal,) = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
+                              stacks={"webordinary-old-stack": state}, in_use=[use], images=(),
+                              network=mount_targets_in_use(efs, [use])).refusals
+    assert (f"it holds {vpc} (the VPC of the mount target {mounted} in subnet {subnet} of the EFS file system {data}, "
+            "which task definition webordinary-edit-task:3 mounts, the stable service deploys it): deleting the stack "
+            "deletes it, and production runs on it") in refusal.reason, refusal.reason
