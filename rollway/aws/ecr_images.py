@@ -517,9 +517,12 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
     interface is in them (CloudFormation ends DELETE_FAILED on them, after deleting the rest of their stack).
     One DescribeMountTargets for each file system in use (it has one mount target per availability
     zone at most; a page holds ten), and one DescribeMountTargetSecurityGroups for each mount target.
+    One EFS is creating counts (the tasks mount through it once it is available); one it is deleting,
+    or has deleted, does not (no task mounts through it, and it frees what it is in once gone).
 
     Raises:
-        InUseUnknown: the mount targets of a file system, or the security groups of one, cannot be read.
+        InUseUnknown: the mount targets of a file system, or the security groups of one, cannot be read
+            (or not yet: those of one EFS is creating, until it is available).
     """
     mounting: dict[str, list[ImageUse]] = {}
     for use in in_use:
@@ -539,9 +542,16 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
             raise _unread(f"the mount targets of EFS file system {file_system}", err) from err
         of = f"of the EFS file system {file_system}, {who}"
         for target in targets:
-            mount_target, subnet = target["MountTargetId"], target.get("SubnetId")
+            mount_target, subnet, state = target["MountTargetId"], target.get("SubnetId"), target.get("LifeCycleState")
+            if state in _MOUNT_TARGET_LEAVING:
+                # EFS is deleting it (or has): no task mounts through it any more, and its subnet and
+                # security groups are freed once it is gone, within minutes. Reading its groups may be
+                # refused (IncorrectMountTargetState), which stopped the run as "could not be read".
+                continue
             in_subnet = f"in subnet {subnet or '?'}"
-            found.append(NetworkUse(resource=mount_target, user=f"a mount target {in_subnet} {of}"))
+            # One being created is production's already: the tasks mount through it once it is available.
+            being = " being created" if state == _MOUNT_TARGET_CREATING else ""
+            found.append(NetworkUse(resource=mount_target, user=f"a mount target{being} {in_subnet} {of}"))
             if subnet:
                 found.append(NetworkUse(resource=subnet, user=f"the subnet of the mount target {mount_target} {of}"))
             if target.get("VpcId"):
@@ -550,20 +560,37 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
                 # DELETE_FAILED on the VPC the subnet is still in.
                 found.append(NetworkUse(resource=target["VpcId"],
                                         user=f"the VPC of the mount target {mount_target} {in_subnet} {of}"))
-            found += [NetworkUse(resource=group, user=f"a security group of the mount target {mount_target} {in_subnet} "
-                                                      f"{of}")
-                      for group in _mount_target_groups(efs, mount_target, file_system)]
+            found += [NetworkUse(resource=group,
+                                 user=f"a security group of the mount target {mount_target} {in_subnet} {of}")
+                      for group in _mount_target_groups(efs, mount_target, file_system, state, of)]
     return tuple(found)
 
 
-def _mount_target_groups(efs: Any, mount_target: str, file_system: str) -> list[str]:
-    """The security groups of ``mount_target`` (none once it is gone: no stack holds it in them)."""
+# A mount target's LifeCycleState while EFS makes it, and once it is deleting it or has.
+_MOUNT_TARGET_CREATING = "creating"
+_MOUNT_TARGET_LEAVING = frozenset({"deleting", "deleted"})
+
+
+def _mount_target_groups(efs: Any, mount_target: str, file_system: str, state: str | None, of: str) -> list[str]:
+    """The security groups of ``mount_target`` in LifeCycleState ``state`` (none once it is gone: no
+    stack holds it in them); ``of``: which file system it is of, and who mounts it.
+
+    Raises:
+        InUseUnknown: they cannot be read, or not yet: EFS tells those of a mount target it is creating
+            once it is available.
+    """
     try:
         return list(efs.describe_mount_target_security_groups(MountTargetId=mount_target).get("SecurityGroups")
                     or [])
     except ClientError as err:
         if error_code(err) == "MountTargetNotFound":
             return []
+        if error_code(err) == "IncorrectMountTargetState" and state == _MOUNT_TARGET_CREATING:
+            # Not a failed read: EFS has not given them yet. A group a stack holds may be one of them.
+            raise InUseUnknown(
+                f"EFS is creating the mount target {mount_target} {of}, and tells its security groups once it is "
+                "available (within minutes): a stack holding one of them cannot be judged before; run cleanup again "
+                f"then ({aws_message(err, call=True)})") from err
         raise _unread(f"the security groups of mount target {mount_target} of EFS file system {file_system}",
                       err) from err
 

@@ -933,3 +933,87 @@ def test_an_old_stack_holding_the_vpc_of_a_mount_target_of_a_file_system_in_use_
     assert (f"it holds {vpc} (the VPC of the mount target {mounted} in subnet {subnet} of the EFS file system {data}, "
             "which task definition webordinary-edit-task:3 mounts, the stable service deploys it): deleting the stack "
             "deletes it, and production runs on it") in refusal.reason, refusal.reason
+
+
+def in_state(aws, mount_target: str, state: str) -> None:
+    """``mount_target`` as EFS describes it while it is made or deleted (LifeCycleState ``state``):
+    moto makes and deletes one at once, so the state is set on its backend."""
+    from moto.efs.models import efs_backends
+
+    account = aws.get_client("sts").get_caller_identity()["Account"]
+    efs_backends[account][aws.targets.region].mount_targets_by_id[mount_target].life_cycle_state = state
+
+
+def a_mount_target_of_a_file_system_in_use(aws) -> tuple[str, str, str, ImageUse]:
+    """(file system, mount target, subnet, the task definition in use mounting it), the mount target
+    in a subnet of its own."""
+    efs, ec2 = aws.get_client("efs"), aws.get_client("ec2")
+    subnet = ec2.create_subnet(VpcId=aws.topology.vpc_id, CidrBlock="10.0.200.0/24")["Subnet"]["SubnetId"]
+    data = efs.create_file_system(CreationToken="webordinary-data")["FileSystemId"]
+    mounted = efs.create_mount_target(FileSystemId=data, SubnetId=subnet)["MountTargetId"]
+    use = ImageUse(task_definition=f"arn:aws:ecs:{aws.targets.region}:1:task-definition/webordinary-edit-task:3",
+                   why="the stable service deploys it", image=aws.topology.initial_image, file_systems=(data,))
+    return data, mounted, subnet, use
+
+
+def test_a_mount_target_being_created_is_a_holder_said_as_being_created(aws):
+    """EFS is creating a mount target of a file system in use: the tasks mount through it once it is
+    available, and its subnet is taken already. Held, and said as what it is."""
+    data, mounted, subnet, use = a_mount_target_of_a_file_system_in_use(aws)
+    in_state(aws, mounted, "creating")
+    network = {found.resource: found.user for found in mount_targets_in_use(aws.get_client("efs"), [use])}
+    assert network[mounted] == (f"a mount target being created in subnet {subnet} of the EFS file system {data}, "
+                                "which task definition webordinary-edit-task:3 mounts, the stable service deploys it"), \
+        network
+    assert subnet in network, network
+
+
+def test_a_mount_target_being_created_whose_security_groups_efs_does_not_tell_yet_says_so(aws):
+    """EFS answers DescribeMountTargetSecurityGroups with IncorrectMountTargetState until the mount
+    target it is creating is available: the run stopped saying they "could not be read", as if EFS
+    had failed. Said as what it is: a stack holding one of them cannot be judged before, and when."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    data, mounted, _, use = a_mount_target_of_a_file_system_in_use(aws)
+    in_state(aws, mounted, "creating")
+    efs = aws.get_client("efs")
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "IncorrectMountTargetState",
+                                     "Message": f"Mount target '{mounted}' is not in the correct state"}},
+                          "DescribeMountTargetSecurityGroups")
+
+    with on_operation(efs, "before-call", refused, operation="DescribeMountTargetSecurityGroups"), \
+            pytest.raises(InUseUnknown) as stopped:
+        mount_targets_in_use(efs, [use])
+    said = str(stopped.value)
+    assert said.startswith(f"EFS is creating the mount target {mounted} of the EFS file system {data}, which task "
+                           "definition webordinary-edit-task:3 mounts, the stable service deploys it, and tells its "
+                           "security groups once it is available (within minutes): a stack holding one of them "
+                           "cannot be judged before; run cleanup again then"), said
+    assert "could not be read" not in said, said
+
+
+@pytest.mark.parametrize("state", ["deleting", "deleted"])
+def test_a_mount_target_being_deleted_holds_nothing(aws, state):
+    """EFS is deleting a mount target (or has): no task mounts through it any more, and its subnet and
+    security groups are freed once it is gone. Its security groups were read (EFS may refuse: the run
+    stopped, "could not be read") and a stack holding its subnet was kept as production's."""
+    from rollway.cleanup import Holding, StackState
+
+    from tests.botocore_events import on_operation
+
+    _, mounted, subnet, use = a_mount_target_of_a_file_system_in_use(aws)
+    in_state(aws, mounted, state)
+    efs = aws.get_client("efs")
+    asked = []
+    with on_operation(efs, "before-call", lambda **_: asked.append(1), operation="DescribeMountTargetSecurityGroups"):
+        network = mount_targets_in_use(efs, [use])
+    assert not asked and network == (), network
+    old = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(mounted, subnet),
+                     holdings=(Holding(type="AWS::EFS::MountTarget"), Holding(type="AWS::EC2::Subnet")))
+    planned = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
+                           stacks={"webordinary-old-stack": old}, in_use=[use], images=(), network=network)
+    assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals, planned.refusals
