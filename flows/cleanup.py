@@ -194,9 +194,9 @@ class _Reads:
 
     def network(self, in_use: Sequence[ImageUse],
                 nothing: str | None = steps.NOTHING_DELETED) -> tuple[NetworkUse, ...]:
-        """The VPC, subnets, security groups and certificates production runs in, and the mount targets
-        of the EFS file systems ``in_use`` mounts, with their subnets and security groups (none read
-        when it mounts none)."""
+        """The VPC, subnets and security groups production's tasks and load balancer are in, the
+        certificates its load balancer serves, and the mount targets of the EFS file systems ``in_use``
+        mounts, with their VPCs, subnets and security groups (none read when it mounts none)."""
         network = steps.network_in_use(self._reads("ecs"), self._reads("elbv2"), self._targets, self.seconds,
                                        nothing=nothing)
         if not any(use.file_systems for use in in_use):
