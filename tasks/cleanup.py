@@ -150,10 +150,11 @@ def open_rollout_needs(ledger: Any, targets: Targets, seconds: float,
 @task(name="network-in-use", **_READ)
 def network_in_use(ecs: Any, elbv2: Any, targets: Targets, seconds: float,
                    nothing: str | None = NOTHING_DELETED) -> tuple[NetworkUse, ...]:
-    """The VPC, subnets and security groups the services and the load balancer are in."""
+    """The VPC, subnets and security groups the services and the load balancer are in, and the
+    certificates its listeners serve."""
     with named_denials(_POLICY, targets=targets):
-        return bounded(seconds, "the network production runs in", lambda _say: read_network_in_use(ecs, elbv2, targets),
-                       nothing=nothing)
+        return bounded(seconds, "the network production's tasks and load balancer are in, and the certificates its "
+                       "load balancer serves", lambda _say: read_network_in_use(ecs, elbv2, targets), nothing=nothing)
 
 
 @task(name="mount-targets-in-use", **_READ)

@@ -41,3 +41,24 @@ def test_a_progress_line_begun_before_the_read_is_given_up_on_is_said_before_it_
     assert done.wait(10)
     release.set()
     assert said == ["a progress line", "given up"], said
+
+
+def test_the_read_of_productions_network_given_up_on_names_the_certificates_it_reads_too(monkeypatch):
+    """The read of the network (ECS's services, ELB's load balancer and its listeners' certificates)
+    said it was "read for the network production runs in", where production runs in no certificate."""
+    from rollway.targets import Targets
+
+    monkeypatch.setattr(cleanup, "get_run_logger", lambda: type("Log", (), {"info": staticmethod(print)})())
+    release = threading.Event()
+
+    class Unanswering:  # an ECS that does not answer within the bound
+        def describe_services(self, **_: object) -> None:
+            release.wait(10)
+
+    try:
+        with pytest.raises(CleanupReadUnanswered) as given_up:
+            cleanup.network_in_use.fn(Unanswering(), None, Targets(), 0.2)
+    finally:
+        release.set()
+    assert given_up.value.reading == ("the network production's tasks and load balancer are in, and the certificates "
+                                      "its load balancer serves"), given_up.value.reading
