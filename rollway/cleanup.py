@@ -1012,16 +1012,16 @@ def describe_use(use: ImageUse) -> str:
 def mounted_by(uses: Sequence[ImageUse]) -> str:
     """Which task definitions in use mount a file system (``uses``: each of them, a revision perhaps
     more than once), for a person: "task definition X mounts, why", or each of several with why it
-    is in use (``held_by``) and "mount". The first alone was named: the person deregistering it to
+    is in use (``holders_said``) and "mount". The first alone was named: the person deregistering it to
     let the file system go found the next one keeping it."""
     whys = _whys(uses)
     if len(whys) == 1:
         ((revision, why),) = whys.items()
         return f"task definition {revision} mounts, {why}"
-    return f"{held_by(uses)} mount"
+    return f"{holders_said(uses)} mount"
 
 
-def held_by(uses: Sequence[ImageUse]) -> str:
+def holders_said(uses: Sequence[ImageUse]) -> str:
     """The task definitions in use ``uses`` (a revision perhaps more than once), for a person: "task
     definition X, why", or "task definitions X (why), Y (why) and Z (why)", the first few
     (``FIRST_FEW``) and how many more past them. A role, a log group or a secret several share named
@@ -1371,7 +1371,7 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     # Every task definition holding each is named (how it holds it, then which): deregistering the
     # one named let the next keep the stack refused, unsaid.
     for identity, holds in shared.items():
-        said = "; ".join(f"{how} {held_by(uses)}" for how, uses in holds.items())
+        said = "; ".join(f"{how} {holders_said(uses)}" for how, uses in holds.items())
         named.setdefault(identity, f"{identity[-1]} ({said})")
     mounting: dict[str, list[ImageUse]] = defaultdict(list)
     for use in in_use:
@@ -1560,19 +1560,19 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
         return None
     if not held[1]:
         return held[0], _MAY_WRITE_TO
-    if custom or (identity[0] == _NAMED and kind is not None
-                  and kind not in (*_BARE_KINDS, *_OTHER_BARE_TYPES, LOG_GROUP_TYPE, ROLE_TYPE)
-                  and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)):
+    # A bare name, not an id saying its kind (fs-..., vpc-...): only the name ties it to production's.
+    by_name_only = identity[0] == _NAMED and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)
+    if custom or (by_name_only and kind is not None
+                  and kind not in (*_BARE_KINDS, *_OTHER_BARE_TYPES, LOG_GROUP_TYPE, ROLE_TYPE)):
         # Only its name ties it to production's resource of that name: a custom resource's handler or
         # a type cleanup knows nothing of may have made it, or configure it, or neither. Said as such:
         # "it holds <the cluster>" said the stack held the cluster itself. A custom resource's id is
         # whatever its handler answered, an ARN or an fs-... id as well: said so whatever it is.
         return f"{kind} {physical_id}, which may be or configure {held[0]}", _MAY_RUN_ON
-    if kind is None and identity[0] == _NAMED and not any((each, identity[1]) in production
-                                                          for each in _SELF_NAMED_KINDS):
-        # Its type was never read (a plan an older release saved, a listing without one): a bare name
-        # is all that ties it to production's resource of that name, which it may be, configure, or
-        # merely share a name with (a table named like the task role). Said as such, not as that resource.
+    if kind is None and by_name_only:
+        # Its type was never read (a plan an older release saved, a listing without one): it may be
+        # production's resource of its name, configure it, or merely share its name (a table named like
+        # the task role). Said as such, not as that resource.
         return f"{physical_id}, a resource of no known type, which may be or configure {held[0]}", _MAY_RUN_ON
     return held[0], _RUNS_ON
 
