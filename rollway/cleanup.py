@@ -707,7 +707,7 @@ def describe_network(network: Sequence[NetworkUse]) -> str:
     inside = [r for r in resources if r not in certificates and r not in mount_targets]
     said: list[tuple[bool, str]] = []  # (whether said of something of production's, what is said)
     if inside:
-        # A mount target's subnet and security groups are among them only when a file system is mounted.
+        # A mount target's VPC, subnet and security groups are among them only when a file system is mounted.
         users = ("tasks, its load balancer or the mount targets of the EFS file systems it mounts are" if mount_targets
                  else "tasks or its load balancer are")
         said.append((True, f"{users} in {', '.join(inside)}"))
@@ -911,7 +911,7 @@ def plan_cleanup(
         routing: the listener and rule production's traffic comes through (None: not read).
         network: the VPC, subnets and security groups the services and the load balancer use, the
             certificates its listeners serve, and the mount targets of the EFS file systems a task
-            definition in use mounts, with their subnets and security groups (``NetworkUse``).
+            definition in use mounts, with their VPCs, subnets and security groups (``NetworkUse``).
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
