@@ -549,17 +549,19 @@ def test_a_stack_holding_a_resource_of_no_type_known_named_as_a_role_or_log_grou
                  f"{resource}, a resource of no known type, which may be or configure {held}", "may run on it")
 
 
-@pytest.mark.parametrize("resource, held", [
+# Ids saying their kind themselves (an ARN, an fs-... id) and what each is of production's.
+SAYING_THEIR_KIND = pytest.mark.parametrize("resource, held", [
     (A.format("ecs", f"cluster/{T.cluster}"), f"{T.cluster} (Targets.cluster, the ECS cluster)"),
     ("fs-0123456789abcdef0",
      "fs-0123456789abcdef0 (an EFS file system task definition webordinary-edit-task:2 mounts, an ACTIVE revision)"),
 ], ids=["an ARN", "an id saying its kind"])
+
+
+@SAYING_THEIR_KIND
 def test_a_stack_holding_a_resource_of_no_type_known_whose_id_says_its_kind_holds_that_resource(resource, held):
     # An ARN, or an fs-... id, says what it is whatever type its listing had: no guess to own up to.
     uses = (IN_USE[1].model_copy(update={"file_systems": ("fs-0123456789abcdef0",)}),)
-    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
-    assert_holds(plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
-                              stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES), held)
+    assert_holds(old_stack_plan(resource, in_use=uses), held)
 
 
 @pytest.mark.parametrize("kind", ["Custom::Handler", "AWS::CloudFormation::CustomResource"])
@@ -579,11 +581,7 @@ def test_a_stack_holding_a_custom_resource_named_as_a_role_or_log_group_in_use_i
                  f"{kind} {resource}, which may be or configure {held}", "may run on it")
 
 
-@pytest.mark.parametrize("resource, held", [
-    (A.format("ecs", f"cluster/{T.cluster}"), f"{T.cluster} (Targets.cluster, the ECS cluster)"),
-    ("fs-0123456789abcdef0",
-     "fs-0123456789abcdef0 (an EFS file system task definition webordinary-edit-task:2 mounts, an ACTIVE revision)"),
-], ids=["an ARN", "an id saying its kind"])
+@SAYING_THEIR_KIND
 def test_a_stack_holding_a_custom_resource_answering_with_the_id_of_a_resource_in_use_says_what_it_may_be(
         resource, held):
     # A custom resource's physical id is whatever its handler returned, an ARN or an fs-... id as well
