@@ -93,6 +93,14 @@ class TestDynamoLedger(LedgerContract, RollbackClaimContract):
             ConditionExpression="attribute_exists(rollout_id)",
             ExpressionAttributeValues=_values({":answers": answers, ":head": head}))
 
+    def count_made_stale(self, ledger: DynamoLedger, rollout_id: str) -> None:
+        """The count's mark of the oldest answer kept removed, as a drop by a rollway from before the
+        count leaves it stale: ``_from_item`` reads the count as not known."""
+        from rollway.aws.ledger import COUNTED_HEAD
+
+        ledger._client.update_item(TableName=ledger._table, Key=_values({"service": SERVICE, "rollout_id": rollout_id}),
+                                   UpdateExpression=f"REMOVE {COUNTED_HEAD}")
+
     def test_a_refused_change_sends_no_request(self, ledger, dynamodb, watch_calls):
         started(ledger)
         calls = watch_calls(dynamodb)
