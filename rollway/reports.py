@@ -629,8 +629,14 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
 
 def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
     """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``): those recorded
-    after it (``refused_after``: by recording order, not by clocks that may disagree)."""
-    return [] if pause is None else [r for r in record.refused_answers if refused_after(record, r, pause)]
+    after it (``refused_after``: by recording order, not by clocks that may disagree), about its
+    stage. `rollway promote` records the stage of the pause it read, and its refusal may be recorded
+    once the run waits at the next one: said as this pause's, it read as answered and refused. One
+    recorded with no stage (no pause was recorded yet as it read the rollout) may be this pause's."""
+    if pause is None:
+        return []
+    return [r for r in record.refused_answers
+            if r.to_stage in (None, pause.to_stage) and refused_after(record, r, pause)]
 
 
 def _merged(history: Iterable[T], refused: Iterable[R]) -> tuple[T | R, ...]:
@@ -1215,10 +1221,13 @@ def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]
     was the last pause asked, about its stage. One given as the run's look rolled the rollout back
     is refused ("not applied"), and the pause reads as left without an answer taken."""
     pauses = [t for t in record.history if t.kind == "pause"]
-    # The newest pause recorded before it (``refused_after``): by recording order, not by the
-    # answer's clock, which may be another machine's, behind or ahead of the run's.
+    # The newest pause of its stage recorded before it (``refused_after``): by recording order, not
+    # by the answer's clock, which may be another machine's, behind or ahead of the run's. Of its
+    # stage: `rollway promote`'s refusal of an answer to this pause may be recorded once the run
+    # asks the next one, and the newest pause of any stage left this one "not answered".
     return [r for r in record.refused_answers if r.to_stage == pause.to_stage
-            and next((p for p in reversed(pauses) if refused_after(record, r, p)), None) is pause]
+            and next((p for p in reversed(pauses) if p.to_stage == r.to_stage and refused_after(record, r, p)),
+                     None) is pause]
 
 
 # What a ``not-applied`` answer was not applied for: written only when the run's look rolled back first.

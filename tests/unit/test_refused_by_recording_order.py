@@ -91,3 +91,35 @@ def test_an_answer_refused_after_the_last_one_taken_is_told_by_recording_order()
     ahead = recorded(RefusedAnswer(at=T0 + 700, actor="carl", action="hold", reason="timed out"), 2)
     said = " ".join(last_answer(record(history=history, refused_answers=(ahead,))).split())
     assert "carl" not in said and said.startswith("; its last pause was answered by ann at "), said
+
+
+def moved_on(*refused: RefusedAnswer):
+    """A rollout that left its 5% pause (asked at T0 + 120, the history's third entry) without an
+    answer, shifted to 25% and waits at its 25% pause (the fifth entry)."""
+    from rollway.phases import RolloutPhase
+    from tests.unit.test_reports import record, shift, started, w
+
+    return record([started(), shift(60, 5, 0), Transition(at=T0 + 120, kind="pause", actor="alice", to_stage=0,
+                                                          comment="approval pause: 5%: approval needed before 25%"),
+                   shift(300, 25, 1, 5), Transition(at=T0 + 900, kind="pause", actor="alice", to_stage=1,
+                                                    comment="approval pause: 25%: approval needed before 100%")],
+                  RolloutPhase.PROGRESSING, weights=w(25)).model_copy(update={"refused_answers": refused})
+
+
+def test_an_answer_to_an_earlier_stages_pause_recorded_after_the_next_pause_is_that_earlier_pauses():
+    """`rollway promote` read the 5% pause, and its refusal was recorded once the run waited at the
+    25% one: status and the report said the pause still open had been answered and refused, and
+    the 5% pause's row said "not answered" of the pause bob had answered."""
+    from tests.unit.test_refused_dropped_reports import approvals_row
+
+    late = recorded(RefusedAnswer(at=T0 + 310, actor="bob", action="approve", to_stage=0,
+                                  reason="given with `rollway promote`, not taken: the pause had ended"), 5)
+    rec = moved_on(late)
+    assert refused_at_pause(rec) == []
+    assert "answer was refused" not in outcome(rec), outcome(rec)
+    row = approvals_row(rec, T0 + 120)
+    assert "**no answer taken** (refused: approve by bob at " in row, row
+    # Given to the 25% pause, it is that one's.
+    now = recorded(late.model_copy(update={"to_stage": 1}), 5)
+    assert refused_at_pause(moved_on(now)) == [now]
+    assert "**not answered**" in approvals_row(moved_on(now), T0 + 120)
