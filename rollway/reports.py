@@ -16,10 +16,9 @@ definition, bound flags disabled, people notified); a step that failed leaves th
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -55,7 +54,6 @@ a paused run whose process had died, which nothing acted on)."""
 
 _MOVES = ("shift", "adopt")
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -578,14 +576,14 @@ def _as_asked_now(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]
 def as_listed(record: RolloutRecord) -> tuple[Transition, ...]:
     """The history as `rollway status` and the report's timeline list it: ``as_asked_now``, with
     the answers the rollout's runs refused (``RolloutRecord.refused_answers``) among its entries
-    by time, each a row of kind ``refused``. Only listed: whatever reads the rollout's state reads
-    the history alone, which a refused answer left as it was."""
+    in the order recorded (``_merged``), each a row of kind ``refused``. Only listed: whatever reads
+    the rollout's state reads the history alone, which a refused answer left as it was."""
     return _as_listed(record, waits_at(record))
 
 
 def _as_listed(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]:
-    listed = map(_page_as_read, _as_asked_now(record, waits))
-    return _merged(listed, [r.as_transition() for r in record.refused_answers])
+    listed = enumerate(map(_page_as_read, _as_asked_now(record, waits)))
+    return _merged(record, listed, RefusedAnswer.as_transition)
 
 
 def _page_as_read(entry: Transition) -> Transition:
@@ -639,10 +637,24 @@ def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[Refu
             if r.to_stage in (None, pause.to_stage) and refused_after(record, r, pause)]
 
 
-def _merged(history: Iterable[T], refused: Iterable[R]) -> tuple[T | R, ...]:
-    """``history``'s entries with ``refused`` (refused answers) among them, by time: at an equal
-    time after the entry (a refusal follows the pause it answered), each keeping its own order."""
-    return tuple(heapq.merge(history, refused, key=lambda t: t.at))
+def _merged(record: RolloutRecord, entries: Iterable[tuple[int, Transition]],
+            shown: Callable[[RefusedAnswer], R]) -> tuple[Transition | R, ...]:
+    """``entries`` (each an entry of ``record``'s history as listed, with its index there) with the
+    rollout's refused answers among them, each as ``shown``, in the order recorded: an answer after
+    the entries the history held as the ledger recorded it (``RefusedAnswer.recorded_after``), as
+    ``refused_after`` tells which pause it answered. By time, one stamped by a clock behind the run's
+    stood above the pause it answered. One recorded without it (before it was kept, or its list
+    rewritten by such a rollway) is placed by its time, as then: after an entry of an equal time (a
+    refusal follows the pause it answered). The answers keep the list's order, which is recording order."""
+    refused, taken = record.refused_answers, 0
+    merged: list[Transition | R] = []
+    for index, entry in entries:
+        while taken < len(refused) and (entry.at > refused[taken].at if refused[taken].recorded_after is None
+                                        else index >= refused[taken].recorded_after):
+            merged.append(shown(refused[taken]))
+            taken += 1
+        merged.append(entry)
+    return (*merged, *map(shown, refused[taken:]))
 
 
 def _waiting(record: RolloutRecord, waits: Waits) -> str:
@@ -1278,10 +1290,10 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     late = {id(read[id(pause)]): (pause, ended) for pause, ended in left if id(pause) in read}
     read_late = {id(pause) for pause, _ in late.values()}
     unanswered = {id(pause): ended for pause, ended in left if id(pause) not in read_late}
-    answers = _merged((t for t in record.history
-                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered
-                       or t.kind == NOT_APPLIED),
-                      record.refused_answers)
+    answers = _merged(record, ((i, t) for i, t in enumerate(record.history)
+                               if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered
+                               or t.kind == NOT_APPLIED),
+                      lambda r: r)
     if not answers:
         return ["No approval was asked for or answered."]
     rows = [f"| when{on} | waited{on} | who | answer | stage | comment | what was asked |",

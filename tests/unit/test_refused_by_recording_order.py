@@ -10,7 +10,7 @@ import pytest
 from rollway.approvals import taken_over_pause
 from rollway.decide import Pause
 from rollway.ledger import TAKEOVER, RefusedAnswer, Transition, refused_after
-from rollway.reports import refused_at_pause
+from rollway.reports import refused_at_pause, rollout_report
 from rollway.spec import Approvals
 from tests.unit.test_fake_ledger import recorded
 from tests.unit.test_refused_dropped_reports import answer, outcome, pause_line, rolled_back_at_a_pause, waiting
@@ -123,3 +123,39 @@ def test_an_answer_to_an_earlier_stages_pause_recorded_after_the_next_pause_is_t
     now = recorded(late.model_copy(update={"to_stage": 1}), 5)
     assert refused_at_pause(moved_on(now)) == [now]
     assert "**not answered**" in approvals_row(moved_on(now), T0 + 120)
+
+
+def kinds_listed(rec) -> list[str]:
+    """The report's timeline, each row's kind and who: as `rollway status` lists the history too."""
+    from rollway.reports import as_listed
+
+    timeline = rollout_report(rec).split("## Every recorded transition", 1)[1]
+    rows = [line.split(" | ")[1:3] for line in timeline.splitlines() if line.startswith("| 2027-")]
+    assert rows == [[t.kind, t.actor] for t in as_listed(rec)], rows
+    return [" ".join(row) for row in rows]
+
+
+@pytest.mark.parametrize("at, after, where", [
+    (100, 3, 3),   # its clock behind the run's: stamped before the pause, listed after it, as recorded
+    (130, 2, 2),   # its clock ahead: stamped after the pause, listed before it, as recorded
+    # Recorded before the order was kept (or its list rewritten by such a rollway): by its time, as then.
+    (100, None, 2),
+    (130, None, 3),
+])
+def test_the_timeline_lists_a_refused_answer_where_it_was_recorded(at, after, where):
+    """The report's timeline and `rollway status`'s history listed refused answers among the entries
+    by their times: one `rollway promote` gave the pause from a machine whose clock is behind the
+    run's stood above the pause it answered, and read as given before it was asked."""
+    listed = kinds_listed(waiting((recorded(answer(at), after),), 0))
+    assert listed.index("refused dana") == where, listed
+    assert listed[2 if where == 3 else 3] == "pause alice", listed
+
+
+def test_answers_refused_in_turn_are_listed_in_the_order_recorded():
+    """Two refusals recorded after the pause, the later one stamped first by a clock behind: listed
+    as recorded, and the Approvals table as the timeline."""
+    rec = waiting((recorded(answer(240, "erin"), 3), recorded(answer(100), 3)), 0)
+    assert kinds_listed(rec)[3:] == ["refused erin", "refused dana"]
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    rows = [line for line in approvals.splitlines() if "**refused**" in line or "waiting for an answer" in line]
+    assert ["waiting" in rows[0], "erin" in rows[1], "dana" in rows[2]] == [True] * 3, rows
