@@ -1707,9 +1707,33 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
 def _dropped_line(record: RolloutRecord) -> list[str]:
     """Under a table listing refused answers (the rollout report's Approvals, the incident report's
     timeline), after a blank line (right under it, it is read as one more row):
-    ``refusals_dropped_said``, or nothing."""
-    said = refusals_dropped_said(record)
-    return [] if said is None else ["", f"**{said}.**"]
+    ``refusals_dropped_said`` and ``refusals_by_time_said``, or nothing."""
+    return [line for said in (refusals_dropped_said(record), refusals_by_time_said(record)) if said is not None
+            for line in ("", f"**{said}.**")]
+
+
+def refusals_by_time_said(record: RolloutRecord) -> str | None:
+    """That refused answers kept without their place in the history (``recorded_after``: recorded
+    before it was kept, or their list rewritten by a release from before it, which drops it) are
+    placed among the entries, and matched to the pauses they answered, by their times (``_merged``,
+    ``refused_after``), or None when none is: listed with the others, placed where recorded, they
+    read as in the order recorded too."""
+    placed = sum(r.recorded_after is None for r in record.refused_answers)
+    if not placed or not record.history:
+        return None
+    if len(record.refused_answers) == 1:
+        return ("the refused answer kept is placed among the entries by its time, not where the ledger recorded it "
+                "(recorded, or its list rewritten, by a rollway that did not keep that): the time is its writer's "
+                "clock, which may be behind or ahead of the run's, so it may stand above the pause it answered, or "
+                "below a later entry, and be read as given to another pause")
+    which = (f"the {placed} refused answers kept are" if placed == len(record.refused_answers)
+             else f"{placed} of the {len(record.refused_answers)} refused answers kept are" if placed != 1
+             else f"1 of the {len(record.refused_answers)} refused answers kept is")
+    them = "their times, not where the ledger recorded them" if placed != 1 else "its time, not where the ledger recorded it"
+    return (f"{which} placed among the entries by {them} (recorded, or their list rewritten, by a rollway that did "
+            "not keep that): each time is its writer's clock, which may be behind or ahead of the run's, so "
+            f"{'one' if placed != 1 else 'it'} may stand above the pause it answered, or below a later entry, and "
+            "be read as given to another pause")
 
 
 def users_get(record: RolloutRecord, targets: Targets | None = None, unrestorable: str | None = None) -> list[str]:

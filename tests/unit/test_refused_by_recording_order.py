@@ -159,3 +159,46 @@ def test_answers_refused_in_turn_are_listed_in_the_order_recorded():
     approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     rows = [line for line in approvals.splitlines() if "**refused**" in line or "waiting for an answer" in line]
     assert ["waiting" in rows[0], "erin" in rows[1], "dana" in rows[2]] == [True] * 3, rows
+
+
+def test_answers_placed_by_time_are_said_to_be():
+    """An answer recorded without its place (before it was kept, or its list rewritten by a release
+    from before it) is listed by its time, its writer's clock: the report and `rollway status` said
+    nothing, and the list read as the order recorded, as the others' is."""
+    from rollway.reports import refusals_by_time_said
+
+    said = ("the refused answer kept is placed among the entries by its time, not where the ledger recorded it "
+            "(recorded, or its list rewritten, by a rollway that did not keep that): the time is its writer's clock, "
+            "which may be behind or ahead of the run's, so it may stand above the pause it answered, or below a "
+            "later entry, and be read as given to another pause")
+    rec = waiting((answer(100),), 0)
+    assert refusals_by_time_said(rec) == said
+    assert f"**{said}.**" in rollout_report(rec).split("## Approvals", 1)[1], rollout_report(rec)
+    mixed = waiting((answer(100), recorded(answer(240, "erin"), 3), answer(250, "fay")), 0)
+    assert refusals_by_time_said(mixed).startswith("2 of the 3 refused answers kept are placed among the entries by "
+                                                   "their times, not where the ledger recorded them (recorded, or "
+                                                   "their list rewritten, by a rollway that did not keep that): each "
+                                                   "time is its writer's clock"), refusals_by_time_said(mixed)
+    # Each placed where it was recorded: nothing to say.
+    assert refusals_by_time_said(waiting((recorded(answer(100), 3),), 0)) is None
+    assert "placed among the entries" not in rollout_report(waiting((recorded(answer(100), 3),), 0))
+
+
+def test_status_says_which_refused_answers_it_lists_by_time(capsys):
+    """`rollway status` lists the refused answers among the history as the report does, and says as
+    it does those placed by their times."""
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+    from rollway.model import Weights
+    from rollway.reports import refusals_by_time_said
+    from rollway.targets import Targets
+    from tests.unit.test_cli_ops import record
+
+    late = RefusedAnswer(at=1_799_999_050.0, actor="bob", action="hold", reason="answered first by ann")
+    for refused, said in (((late,), True), ((recorded(late, 2),), False)):
+        rec = record(refused_answers=refused)
+        print_status(SimpleNamespace(name="svc-canary", targets=Targets()), rec, Weights.canary_at(50), None, limit=5)
+        out = " ".join(capsys.readouterr().out.split())
+        assert ("the refused answer kept is placed among the entries by its time" in out) is said, out
+        assert (refusals_by_time_said(rec) is not None) is said
