@@ -467,7 +467,9 @@ class FakeLedger:
             if dropped is None and (least := (current.refused_dropped_least or 0) + len(current.refused_answers)
                                     + 1 - len(kept)):
                 update["refused_dropped_least"] = least  # as DynamoLedger: not known how many, at least these
-            if len(kept) <= len(current.refused_answers):  # some dropped: recorded before the history's next entry
+            if dropped is None:  # as DynamoLedger: written with a count alone, removed with it
+                update["refused_dropped_before"] = None
+            elif len(kept) <= len(current.refused_answers):  # some dropped: recorded before the history's next entry
                 update["refused_dropped_before"] = len(current.history)
             rollouts[index] = as_stored(current.model_copy(update=update))
             return rollouts[index]

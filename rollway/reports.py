@@ -16,10 +16,9 @@ definition, bound flags disabled, people notified); a step that failed leaves th
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -55,7 +54,6 @@ a paused run whose process had died, which nothing acted on)."""
 
 _MOVES = ("shift", "adopt")
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -578,14 +576,14 @@ def _as_asked_now(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]
 def as_listed(record: RolloutRecord) -> tuple[Transition, ...]:
     """The history as `rollway status` and the report's timeline list it: ``as_asked_now``, with
     the answers the rollout's runs refused (``RolloutRecord.refused_answers``) among its entries
-    by time, each a row of kind ``refused``. Only listed: whatever reads the rollout's state reads
-    the history alone, which a refused answer left as it was."""
+    in the order recorded (``_merged``), each a row of kind ``refused``. Only listed: whatever reads
+    the rollout's state reads the history alone, which a refused answer left as it was."""
     return _as_listed(record, waits_at(record))
 
 
 def _as_listed(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]:
-    listed = map(_page_as_read, _as_asked_now(record, waits))
-    return _merged(listed, [r.as_transition() for r in record.refused_answers])
+    listed = enumerate(map(_page_as_read, _as_asked_now(record, waits)))
+    return _merged(record, listed, RefusedAnswer.as_transition)
 
 
 def _page_as_read(entry: Transition) -> Transition:
@@ -629,14 +627,34 @@ def refusals_dropped_said(record: RolloutRecord) -> str | None:
 
 def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
     """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``): those recorded
-    after it (``refused_after``: by recording order, not by clocks that may disagree)."""
-    return [] if pause is None else [r for r in record.refused_answers if refused_after(record, r, pause)]
+    after it (``refused_after``: by recording order, not by clocks that may disagree), about its
+    stage. `rollway promote` records the stage of the pause it read, and its refusal may be recorded
+    once the run waits at the next one: said as this pause's, it read as answered and refused. One
+    recorded with no stage (no pause was recorded yet as it read the rollout) may be this pause's."""
+    if pause is None:
+        return []
+    return [r for r in record.refused_answers
+            if r.to_stage in (None, pause.to_stage) and refused_after(record, r, pause)]
 
 
-def _merged(history: Iterable[T], refused: Iterable[R]) -> tuple[T | R, ...]:
-    """``history``'s entries with ``refused`` (refused answers) among them, by time: at an equal
-    time after the entry (a refusal follows the pause it answered), each keeping its own order."""
-    return tuple(heapq.merge(history, refused, key=lambda t: t.at))
+def _merged(record: RolloutRecord, entries: Iterable[tuple[int, Transition]],
+            shown: Callable[[RefusedAnswer], R]) -> tuple[Transition | R, ...]:
+    """``entries`` (each an entry of ``record``'s history as listed, with its index there) with the
+    rollout's refused answers among them, each as ``shown``, in the order recorded: an answer after
+    the entries the history held as the ledger recorded it (``RefusedAnswer.recorded_after``), as
+    ``refused_after`` tells which pause it answered. By time, one stamped by a clock behind the run's
+    stood above the pause it answered. One recorded without it (before it was kept, or its list
+    rewritten by such a rollway) is placed by its time, as then: after an entry of an equal time (a
+    refusal follows the pause it answered). The answers keep the list's order, which is recording order."""
+    refused, taken = record.refused_answers, 0
+    merged: list[Transition | R] = []
+    for index, entry in entries:
+        while taken < len(refused) and (entry.at > refused[taken].at if refused[taken].recorded_after is None
+                                        else index >= refused[taken].recorded_after):
+            merged.append(shown(refused[taken]))
+            taken += 1
+        merged.append(entry)
+    return (*merged, *map(shown, refused[taken:]))
 
 
 def _waiting(record: RolloutRecord, waits: Waits) -> str:
@@ -1215,10 +1233,13 @@ def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]
     was the last pause asked, about its stage. One given as the run's look rolled the rollout back
     is refused ("not applied"), and the pause reads as left without an answer taken."""
     pauses = [t for t in record.history if t.kind == "pause"]
-    # The newest pause recorded before it (``refused_after``): by recording order, not by the
-    # answer's clock, which may be another machine's, behind or ahead of the run's.
+    # The newest pause of its stage recorded before it (``refused_after``): by recording order, not
+    # by the answer's clock, which may be another machine's, behind or ahead of the run's. Of its
+    # stage: `rollway promote`'s refusal of an answer to this pause may be recorded once the run
+    # asks the next one, and the newest pause of any stage left this one "not answered".
     return [r for r in record.refused_answers if r.to_stage == pause.to_stage
-            and next((p for p in reversed(pauses) if refused_after(record, r, p)), None) is pause]
+            and next((p for p in reversed(pauses) if p.to_stage == r.to_stage and refused_after(record, r, p)),
+                     None) is pause]
 
 
 # What a ``not-applied`` answer was not applied for: written only when the run's look rolled back first.
@@ -1269,10 +1290,10 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     late = {id(read[id(pause)]): (pause, ended) for pause, ended in left if id(pause) in read}
     read_late = {id(pause) for pause, _ in late.values()}
     unanswered = {id(pause): ended for pause, ended in left if id(pause) not in read_late}
-    answers = _merged((t for t in record.history
-                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered
-                       or t.kind == NOT_APPLIED),
-                      record.refused_answers)
+    answers = _merged(record, ((i, t) for i, t in enumerate(record.history)
+                               if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered
+                               or t.kind == NOT_APPLIED),
+                      lambda r: r)
     if not answers:
         return ["No approval was asked for or answered."]
     rows = [f"| when{on} | waited{on} | who | answer | stage | comment | what was asked |",
@@ -1686,9 +1707,33 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
 def _dropped_line(record: RolloutRecord) -> list[str]:
     """Under a table listing refused answers (the rollout report's Approvals, the incident report's
     timeline), after a blank line (right under it, it is read as one more row):
-    ``refusals_dropped_said``, or nothing."""
-    said = refusals_dropped_said(record)
-    return [] if said is None else ["", f"**{said}.**"]
+    ``refusals_dropped_said`` and ``refusals_by_time_said``, or nothing."""
+    return [line for said in (refusals_dropped_said(record), refusals_by_time_said(record)) if said is not None
+            for line in ("", f"**{said}.**")]
+
+
+def refusals_by_time_said(record: RolloutRecord) -> str | None:
+    """That refused answers kept without their place in the history (``recorded_after``: recorded
+    before it was kept, or their list rewritten by a release from before it, which drops it) are
+    placed among the entries, and matched to the pauses they answered, by their times (``_merged``,
+    ``refused_after``), or None when none is: listed with the others, placed where recorded, they
+    read as in the order recorded too."""
+    placed = sum(r.recorded_after is None for r in record.refused_answers)
+    if not placed or not record.history:
+        return None
+    if len(record.refused_answers) == 1:
+        return ("the refused answer kept is placed among the entries by its time, not where the ledger recorded it "
+                "(recorded, or its list rewritten, by a rollway that did not keep that): the time is its writer's "
+                "clock, which may be behind or ahead of the run's, so it may stand above the pause it answered, or "
+                "below a later entry, and be read as given to another pause")
+    which = (f"the {placed} refused answers kept are" if placed == len(record.refused_answers)
+             else f"{placed} of the {len(record.refused_answers)} refused answers kept are" if placed != 1
+             else f"1 of the {len(record.refused_answers)} refused answers kept is")
+    them = "their times, not where the ledger recorded them" if placed != 1 else "its time, not where the ledger recorded it"
+    return (f"{which} placed among the entries by {them} (recorded, or their list rewritten, by a rollway that did "
+            "not keep that): each time is its writer's clock, which may be behind or ahead of the run's, so "
+            f"{'one' if placed != 1 else 'it'} may stand above the pause it answered, or below a later entry, and "
+            "be read as given to another pause")
 
 
 def users_get(record: RolloutRecord, targets: Targets | None = None, unrestorable: str | None = None) -> list[str]:

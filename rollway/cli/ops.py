@@ -1184,7 +1184,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    from rollway.reports import as_listed, pause_notice_unsent, refusals_dropped_said, refused_at_pause
+    from rollway.reports import (as_listed, pause_notice_unsent, refusals_by_time_said, refusals_dropped_said,
+                                 refused_at_pause)
 
     if (unsent := pause_notice_unsent(record)) is not None:
         # SNS refused the pause's notice (or lost its answer): logged alone, nobody knew an answer
@@ -1201,6 +1202,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if (dropped := refusals_dropped_said(record)) is not None:
         # The history below lists the refused answers kept: without it, they read as all there were.
         console.print(dropped, markup=False)
+    if (by_time := refusals_by_time_said(record)) is not None:
+        # Listed below among the entries as the others are, they read as placed where recorded too.
+        console.print(by_time, markup=False)
 
     history = as_listed(record)
     if not history:

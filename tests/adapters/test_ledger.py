@@ -93,6 +93,14 @@ class TestDynamoLedger(LedgerContract, RollbackClaimContract):
             ConditionExpression="attribute_exists(rollout_id)",
             ExpressionAttributeValues=_values({":answers": answers, ":head": head}))
 
+    def count_made_stale(self, ledger: DynamoLedger, rollout_id: str) -> None:
+        """The count's mark of the oldest answer kept removed, as a drop by a rollway from before the
+        count leaves it stale: ``_from_item`` reads the count as not known."""
+        from rollway.aws.ledger import COUNTED_HEAD
+
+        ledger._client.update_item(TableName=ledger._table, Key=_values({"service": SERVICE, "rollout_id": rollout_id}),
+                                   UpdateExpression=f"REMOVE {COUNTED_HEAD}")
+
     def test_a_refused_change_sends_no_request(self, ledger, dynamodb, watch_calls):
         started(ledger)
         calls = watch_calls(dynamodb)
@@ -937,3 +945,35 @@ def test_a_count_that_no_longer_tells_every_drop_is_said_as_the_least_there_were
     item = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"]
     assert "refused_dropped" not in item, item  # never a count an earlier rollway reads as every drop
     assert refusals_dropped_said(after).startswith("at least 3 older refused answers were dropped"), after
+
+
+def test_a_refused_list_rewritten_without_recording_order_is_read_by_time_and_said_so(dynamodb, ledger_targets):
+    """A release from before ``recorded_after`` sets the list whole past the bound with its own form
+    of each answer, which leaves it out: those answers are matched to pauses and listed by their
+    times, as that release did, status and the report say they are, and answers recorded since
+    keep their place; the count stays known (its mark leaves the field out)."""
+    from rollway.ledger import RefusedAnswer, refused_after
+    from rollway.reports import as_listed, refusals_by_time_said, refusals_dropped_said
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    pause = step(START + 10, "pause", to_stage=0, comment="approval pause: 5%")
+    ledger.record(SERVICE, owner="run-1", now=START + 10, transition=pause)
+    # As that release wrote them, after the pause was recorded: one stamped by a clock behind the run's.
+    behind = RefusedAnswer(at=START + 5, actor="bob", action="hold", to_stage=0, reason="answered first by ann")
+    ahead = RefusedAnswer(at=START + 20, actor="cat", action="hold", to_stage=0, reason="answered first by ann")
+    TestDynamoLedger().refused_already(ledger, first.rollout_id, [a.model_dump(mode="json", exclude={"recorded_after"})
+                                                                  for a in (behind, ahead)])
+    held = ledger.get(SERVICE)
+    assert held.refused_answers == (behind, ahead) and held.refused_dropped == 0
+    assert [refused_after(held, r, held.history[0]) for r in held.refused_answers] == [False, True]
+    assert [(t.kind, t.actor) for t in as_listed(held)] == [("refused", "bob"), ("pause", "run-1"), ("refused", "cat")]
+    assert refusals_by_time_said(held).startswith("the 2 refused answers kept are placed among the entries by their "
+                                                  "times"), refusals_by_time_said(held)
+    # This release's next refusal keeps its place, stamped before the pause though it is.
+    later = RefusedAnswer(at=START + 3, actor="dan", action="hold", to_stage=0, reason="answered first by ann")
+    stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=later)
+    assert stored.refused_answers == (behind, ahead, later.model_copy(update={"recorded_after": 1}))
+    assert [(t.kind, t.actor) for t in as_listed(stored)][-1] == ("refused", "dan")
+    assert refusals_by_time_said(stored).startswith("2 of the 3 refused answers kept are placed"), stored
+    assert stored.refused_dropped == 0 and refusals_dropped_said(stored) is None

@@ -101,6 +101,16 @@ class LedgerContract:
         for answer in answers:
             ledger.refuse(SERVICE, rollout=rollout_id, answer=answer)
 
+    def count_made_stale(self, ledger, rollout_id: str) -> None:
+        """Rollout ``rollout_id``'s count of refused answers dropped no longer telling every drop, as a
+        rollway from before the count leaves it (dropping the oldest beside it, uncounted): read as
+        not known (None), those counted the least there were (``refused_dropped_least``)."""
+        rollouts = ledger._rollouts[SERVICE]
+        index = next(i for i, r in enumerate(rollouts) if r.rollout_id == rollout_id)
+        held = rollouts[index]
+        rollouts[index] = held.model_copy(update={"refused_dropped": None,
+                                                  "refused_dropped_least": held.refused_dropped or None})
+
     def test_a_service_without_rollouts_has_none(self, ledger):
         assert ledger.get(SERVICE) is None
         assert ledger.history(SERVICE) == []
@@ -200,6 +210,27 @@ class LedgerContract:
             ledger.acquire(SERVICE, owner="run-1", now=START + 2.5, lease_seconds=LEASE, refused_dropped=0)
         written = ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3))
         assert written.refused_answers == rotated.refused_answers and written.history[-1] == step(START + 3)
+
+    def test_a_drop_while_the_count_is_not_known_records_no_history_length_for_it(self, ledger, monkeypatch):
+        """How long the history was at the newest drop (``refused_dropped_before``) is written with a
+        count alone: while the count is not known, answers dropped uncounted may have been recorded
+        after any entry, and the ledger removes it. A fake that wrote it had a flow test read a pause
+        as given none of those dropped, which the ledger itself leaves any pause may have been."""
+        from rollway.ledger import RefusedAnswer
+
+        monkeypatch.setattr("rollway.ledger.REFUSED_KEPT", 2)
+        first = started(ledger)
+        for i in range(3):
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+                at=START + 1 + i, actor=f"p{i}", action="hold", reason="timed out"))
+        counted = ledger.get(SERVICE)
+        assert (counted.refused_dropped, counted.refused_dropped_before) == (1, 0)
+        self.count_made_stale(ledger, first.rollout_id)
+        ledger.record(SERVICE, owner="run-1", now=START + 5, transition=step(START + 5))
+        stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=RefusedAnswer(
+            at=START + 6, actor="p6", action="hold", reason="timed out"))
+        assert stored == ledger.get(SERVICE)
+        assert (stored.refused_dropped, stored.refused_dropped_least, stored.refused_dropped_before) == (None, 2, None)
 
     def test_refused_answers_with_long_comments_are_bounded_by_their_size_the_newest_kept(self, ledger):
         """200 answers with 2,000-character comments (3 bytes a character) take 1.2 MB: the count alone

@@ -10,7 +10,7 @@ import pytest
 from rollway.approvals import taken_over_pause
 from rollway.decide import Pause
 from rollway.ledger import TAKEOVER, RefusedAnswer, Transition, refused_after
-from rollway.reports import refused_at_pause
+from rollway.reports import refused_at_pause, rollout_report
 from rollway.spec import Approvals
 from tests.unit.test_fake_ledger import recorded
 from tests.unit.test_refused_dropped_reports import answer, outcome, pause_line, rolled_back_at_a_pause, waiting
@@ -91,3 +91,114 @@ def test_an_answer_refused_after_the_last_one_taken_is_told_by_recording_order()
     ahead = recorded(RefusedAnswer(at=T0 + 700, actor="carl", action="hold", reason="timed out"), 2)
     said = " ".join(last_answer(record(history=history, refused_answers=(ahead,))).split())
     assert "carl" not in said and said.startswith("; its last pause was answered by ann at "), said
+
+
+def moved_on(*refused: RefusedAnswer):
+    """A rollout that left its 5% pause (asked at T0 + 120, the history's third entry) without an
+    answer, shifted to 25% and waits at its 25% pause (the fifth entry)."""
+    from rollway.phases import RolloutPhase
+    from tests.unit.test_reports import record, shift, started, w
+
+    return record([started(), shift(60, 5, 0), Transition(at=T0 + 120, kind="pause", actor="alice", to_stage=0,
+                                                          comment="approval pause: 5%: approval needed before 25%"),
+                   shift(300, 25, 1, 5), Transition(at=T0 + 900, kind="pause", actor="alice", to_stage=1,
+                                                    comment="approval pause: 25%: approval needed before 100%")],
+                  RolloutPhase.PROGRESSING, weights=w(25)).model_copy(update={"refused_answers": refused})
+
+
+def test_an_answer_to_an_earlier_stages_pause_recorded_after_the_next_pause_is_that_earlier_pauses():
+    """`rollway promote` read the 5% pause, and its refusal was recorded once the run waited at the
+    25% one: status and the report said the pause still open had been answered and refused, and
+    the 5% pause's row said "not answered" of the pause bob had answered."""
+    from tests.unit.test_refused_dropped_reports import approvals_row
+
+    late = recorded(RefusedAnswer(at=T0 + 310, actor="bob", action="approve", to_stage=0,
+                                  reason="given with `rollway promote`, not taken: the pause had ended"), 5)
+    rec = moved_on(late)
+    assert refused_at_pause(rec) == []
+    assert "answer was refused" not in outcome(rec), outcome(rec)
+    row = approvals_row(rec, T0 + 120)
+    assert "**no answer taken** (refused: approve by bob at " in row, row
+    # Given to the 25% pause, it is that one's.
+    now = recorded(late.model_copy(update={"to_stage": 1}), 5)
+    assert refused_at_pause(moved_on(now)) == [now]
+    assert "**not answered**" in approvals_row(moved_on(now), T0 + 120)
+
+
+def kinds_listed(rec) -> list[str]:
+    """The report's timeline, each row's kind and who: as `rollway status` lists the history too."""
+    from rollway.reports import as_listed
+
+    timeline = rollout_report(rec).split("## Every recorded transition", 1)[1]
+    rows = [line.split(" | ")[1:3] for line in timeline.splitlines() if line.startswith("| 2027-")]
+    assert rows == [[t.kind, t.actor] for t in as_listed(rec)], rows
+    return [" ".join(row) for row in rows]
+
+
+@pytest.mark.parametrize("at, after, where", [
+    (100, 3, 3),   # its clock behind the run's: stamped before the pause, listed after it, as recorded
+    (130, 2, 2),   # its clock ahead: stamped after the pause, listed before it, as recorded
+    # Recorded before the order was kept (or its list rewritten by such a rollway): by its time, as then.
+    (100, None, 2),
+    (130, None, 3),
+])
+def test_the_timeline_lists_a_refused_answer_where_it_was_recorded(at, after, where):
+    """The report's timeline and `rollway status`'s history listed refused answers among the entries
+    by their times: one `rollway promote` gave the pause from a machine whose clock is behind the
+    run's stood above the pause it answered, and read as given before it was asked."""
+    listed = kinds_listed(waiting((recorded(answer(at), after),), 0))
+    assert listed.index("refused dana") == where, listed
+    assert listed[2 if where == 3 else 3] == "pause alice", listed
+
+
+def test_answers_refused_in_turn_are_listed_in_the_order_recorded():
+    """Two refusals recorded after the pause, the later one stamped first by a clock behind: listed
+    as recorded, and the Approvals table as the timeline."""
+    rec = waiting((recorded(answer(240, "erin"), 3), recorded(answer(100), 3)), 0)
+    assert kinds_listed(rec)[3:] == ["refused erin", "refused dana"]
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    rows = [line for line in approvals.splitlines() if "**refused**" in line or "waiting for an answer" in line]
+    assert ["waiting" in rows[0], "erin" in rows[1], "dana" in rows[2]] == [True] * 3, rows
+
+
+def test_answers_placed_by_time_are_said_to_be():
+    """An answer recorded without its place (before it was kept, or its list rewritten by a release
+    from before it) is listed by its time, its writer's clock: the report and `rollway status` said
+    nothing, and the list read as the order recorded, as the others' is."""
+    from rollway.reports import refusals_by_time_said
+
+    said = ("the refused answer kept is placed among the entries by its time, not where the ledger recorded it "
+            "(recorded, or its list rewritten, by a rollway that did not keep that): the time is its writer's clock, "
+            "which may be behind or ahead of the run's, so it may stand above the pause it answered, or below a "
+            "later entry, and be read as given to another pause")
+    rec = waiting((answer(100),), 0)
+    assert refusals_by_time_said(rec) == said
+    assert f"**{said}.**" in rollout_report(rec).split("## Approvals", 1)[1], rollout_report(rec)
+    mixed = waiting((answer(100), recorded(answer(240, "erin"), 3), answer(250, "fay")), 0)
+    assert refusals_by_time_said(mixed).startswith("2 of the 3 refused answers kept are placed among the entries by "
+                                                   "their times, not where the ledger recorded them (recorded, or "
+                                                   "their list rewritten, by a rollway that did not keep that): each "
+                                                   "time is its writer's clock"), refusals_by_time_said(mixed)
+    # Each placed where it was recorded: nothing to say.
+    assert refusals_by_time_said(waiting((recorded(answer(100), 3),), 0)) is None
+    assert "placed among the entries" not in rollout_report(waiting((recorded(answer(100), 3),), 0))
+
+
+def test_status_says_which_refused_answers_it_lists_by_time(capsys):
+    """`rollway status` lists the refused answers among the history as the report does, and says as
+    it does those placed by their times."""
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+    from rollway.model import Weights
+    from rollway.reports import refusals_by_time_said
+    from rollway.targets import Targets
+    from tests.unit.test_cli_ops import record
+
+    late = RefusedAnswer(at=1_799_999_050.0, actor="bob", action="hold", reason="answered first by ann")
+    for refused, said in (((late,), True), ((recorded(late, 2),), False)):
+        rec = record(refused_answers=refused)
+        print_status(SimpleNamespace(name="svc-canary", targets=Targets()), rec, Weights.canary_at(50), None, limit=5)
+        out = " ".join(capsys.readouterr().out.split())
+        assert ("the refused answer kept is placed among the entries by its time" in out) is said, out
+        assert (refusals_by_time_said(rec) is not None) is said

@@ -104,9 +104,9 @@ def rolled_back_at_a_pause(*refused: RefusedAnswer, dropped: int | None):
     return rec.model_copy(update={"refused_answers": refused, "refused_dropped": dropped})
 
 
-def approvals_row(rec) -> str:
+def approvals_row(rec, at: float = T0 + 200) -> str:
     approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
-    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(T0 + 200)} |")]
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(at)} |")]
     return row
 
 

@@ -2338,9 +2338,10 @@ def test_the_incident_reports_timeline_says_how_many_refused_answers_were_droppe
     from tests.unit.test_breach_incident import breach_standing
 
     rec = guardrail_rollback() if kind == "rollback" else breach_standing()
+    # Recorded after the history as it stands, as the ledger records it: not one placed by its time.
     rec = rec.model_copy(update={"refused_answers": (RefusedAnswer(
-        at=T0 + 300, actor="dana", action="approve", to_stage=0, reason="nothing waits for an answer"),),
-        "refused_dropped": 3})
+        at=T0 + 300, actor="dana", action="approve", to_stage=0, reason="nothing waits for an answer",
+        recorded_after=len(rec.history)),), "refused_dropped": 3})
 
     def timeline(text: str) -> str:
         return text.split("## Timeline", 1)[1].split("\n## ", 1)[0]
