@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,7 @@ from rollway.spec import Guardrails
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 GetClient = Callable[[str], Any]
+T = TypeVar("T")
 
 # Rule priority of the one weighted rule; the listener's default action answers 404.
 RULE_PRIORITY = 10
@@ -32,6 +33,11 @@ _VPC_CIDR = "10.0.0.0/16"
 _SUBNET_CIDRS = ("10.0.1.0/24", "10.0.2.0/24")
 # Host offset of the stable service's registered target IPs inside each subnet.
 _TARGET_HOST = 10
+
+
+class TopologyConflict(Exception):
+    """A resource provision was creating is in the account, but not as provision makes it (or
+    AWS said it was there and it is not): taking it would hand a rollout something else."""
 
 
 class _Balancer(BaseModel):
@@ -103,6 +109,8 @@ def provision(get_client: GetClient, targets: Targets) -> Topology:
         TargetNotFound: a target group given as an ARN does not exist (provision creates
             groups given by name only), or the tasks' security group, said by EC2 to exist when
             created, is not found.
+        TopologyConflict: a create was answered that what it makes exists (a resend of it, or
+            someone else's create since the look-up), and what exists is not what was asked for.
     """
     account_id = get_client("sts").get_caller_identity()["Account"]
     network = _network(get_client("ec2"), targets)
@@ -164,6 +172,44 @@ def provision(get_client: GetClient, targets: Targets) -> Topology:
 
 def _error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
+
+
+def _created(what: str, create: Callable[[], T], exists: str,
+             existing: Callable[[], tuple[T, dict[str, Any]] | None], asked: dict[str, Any]) -> T:
+    """``create()``'s answer; or, when AWS answers ``exists`` (a name already taken), what
+    ``existing()`` reads there (it and its fields named in ``asked``), if it is what was asked for.
+
+    botocore resends a create whose answer came after the client's read timeout (a loaded
+    machine), and the resend finds what the first attempt made: that is ours, and done. What
+    differs from ``asked`` was made by someone else, and is not taken.
+
+    Raises:
+        TopologyConflict: what exists differs from ``asked`` (named, with each field that
+            differs), or nothing is there to read.
+    """
+    try:
+        return create()
+    except ClientError as err:
+        if _error_code(err) != exists:
+            raise
+        found = existing()
+        if found is None:
+            raise TopologyConflict(f"{what} could not be created ({exists}), and none is there to take") from err
+        made, has = found
+        unlike = [f"its {field} is {has.get(field)!r}, not {value!r}" for field, value in asked.items()
+                  if has.get(field) != value]
+        if unlike:
+            raise TopologyConflict(f"{what} already exists, not as provision makes it: {'; '.join(unlike)}") from err
+        return made
+
+
+def _fields(found: dict[str, Any] | None, key: str,
+            **read: Callable[[dict[str, Any]], Any]) -> tuple[str, dict[str, Any]] | None:
+    """``found``'s ``key`` (its identifier) and each field ``read`` reads of it: what
+    ``_created``'s ``existing`` returns; None when nothing was found."""
+    if found is None:
+        return None
+    return str(found[key]), {field: reading(found) for field, reading in read.items()}
 
 
 def _tag(name: str) -> list[dict[str, str]]:
@@ -395,16 +441,28 @@ def _register_targets(elbv2: Any, group_arn: str, network: _Network, targets: Ta
 
 
 def _repository(ecr: Any, name: str) -> str:
+    found = _repository_named(ecr, name)
+    if found is not None:
+        return str(found["repositoryUri"])
+    scanning = {"scanOnPush": True}
+    return _created(
+        f"ECR repository {name!r}",
+        lambda: str(ecr.create_repository(repositoryName=name, imageScanningConfiguration=scanning)[
+            "repository"]["repositoryUri"]),
+        "RepositoryAlreadyExistsException",
+        lambda: _fields(_repository_named(ecr, name), "repositoryUri",
+                        imageScanningConfiguration=lambda r: r.get("imageScanningConfiguration")),
+        {"imageScanningConfiguration": scanning},
+    )
+
+
+def _repository_named(ecr: Any, name: str) -> dict[str, Any] | None:
     try:
-        return ecr.describe_repositories(repositoryNames=[name])["repositories"][0][
-            "repositoryUri"
-        ]
+        return dict(ecr.describe_repositories(repositoryNames=[name])["repositories"][0])
     except ClientError as err:
         if _error_code(err) != "RepositoryNotFoundException":
             raise
-    return ecr.create_repository(
-        repositoryName=name, imageScanningConfiguration={"scanOnPush": True}
-    )["repository"]["repositoryUri"]
+    return None
 
 
 def put_release_image(get_client: GetClient, targets: Targets, tag: str) -> str:

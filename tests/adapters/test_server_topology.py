@@ -259,40 +259,86 @@ def test_every_name_comes_from_targets(aws):
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Acme/Prod", alarm_metric("acme-errors")[0])
 
 
+def _answered_late(monkeypatch, embedded_aws, targets, backend, create: str, service: str, warm: str,
+                   named: str | None = None):
+    """provision's ``get_client`` on a reset account, whose ``service`` client waits 1 s per attempt
+    for an answer, and the ``create`` method of moto's ``backend`` answering its first call (for
+    ``named``, if given) 2.5 s after making what it makes: botocore sends the create again, as on
+    a loaded machine. Returns it and the list that fills with what that first call made."""
+    from blocks.credentials import client_factory, credentials_for_endpoint
+
+    made = getattr(backend, create)
+    answered_late: list = []
+
+    def made_but_answered_late(self, *args, **kwargs):
+        what = made(self, *args, **kwargs)
+        if not answered_late and (named is None or named in (*args, *kwargs.values())):
+            answered_late.append(what)
+            time.sleep(2.5)  # past the 1 s read timeout below: the client resends
+        return what
+
+    monkeypatch.setattr(backend, create, made_but_answered_late)
+    embedded_aws.reset()
+    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
+    clients = client_factory(credentials)
+    getattr(clients(service), warm)()  # moto builds the account's backend (slow) on its first request
+    # Two seconds shared by the service's calls and their one resend: 1 s per attempt.
+    late = client_factory(credentials, read_seconds=2.0)(service)
+    return (lambda name: late if name == service else clients(name)), answered_late
+
+
 def test_a_security_group_whose_create_answer_was_lost_is_taken_with_its_ingress(embedded_aws, targets, monkeypatch):
     """On a loaded machine moto's answer to CreateSecurityGroup came after the client's read timeout;
     botocore sent the create again, which found the group the first attempt had made
     (InvalidGroup.Duplicate), and `rollway up` stopped while provisioning. The group is ours."""
     from moto.ec2.models.security_groups import SecurityGroupBackend
 
-    from blocks.credentials import client_factory, credentials_for_endpoint
-
-    group_name = f"{targets.cluster}-tasks"
-    create = SecurityGroupBackend.create_security_group
-    answered_late: list[str] = []
-
-    def made_but_answered_late(self, name, *args, **kwargs):
-        group = create(self, name, *args, **kwargs)
-        if name == group_name and not answered_late:
-            answered_late.append(group.id)
-            time.sleep(2.5)  # past the 1 s read timeout below: the client resends
-        return group
-
-    monkeypatch.setattr(SecurityGroupBackend, "create_security_group", made_but_answered_late)
-    embedded_aws.reset()
-    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
-    clients = client_factory(credentials)
-    clients("ec2").describe_vpcs()  # moto builds the account's EC2 backend (slow) on its first request
-    # Two seconds shared by EC2's calls and their one resend: 1 s per attempt.
-    ec2 = client_factory(credentials, read_seconds=2.0)("ec2")
-
-    def get_client(service: str):
-        return ec2 if service == "ec2" else clients(service)
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, SecurityGroupBackend, "create_security_group", "ec2", "describe_vpcs",
+        named=f"{targets.cluster}-tasks")  # not the VPC's default group
 
     topology = provision(get_client, targets)
 
-    assert answered_late == [topology.security_group_id]
+    assert [group.id for group in answered_late] == [topology.security_group_id]
     group = get_client("ec2").describe_security_groups(GroupIds=[topology.security_group_id])["SecurityGroups"][0]
     assert sorted(p["FromPort"] for p in group["IpPermissions"]) == sorted(
         {targets.listener_port, targets.container_port})
     assert provision(get_client, targets) == topology  # `rollway up` again on the same account
+
+
+def test_a_repository_whose_create_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch):
+    """botocore's resend of a late-answered CreateRepository found the repository the first attempt
+    made (RepositoryAlreadyExistsException), and `rollway up` stopped while provisioning."""
+    from moto.ecr.models import ECRBackend
+
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, ECRBackend, "create_repository", "ecr", "describe_repositories")
+
+    topology = provision(get_client, targets)
+
+    assert [repository.uri for repository in answered_late] == [topology.repository_uri]
+    assert provision(get_client, targets) == topology
+
+
+def test_a_repository_made_otherwise_since_the_look_up_is_not_taken(embedded_aws, targets, independent_client):
+    """Someone else's repository of the same name, made between provision's look-up and its create,
+    is named in the error, with what differs: not taken as the one provision makes."""
+    from blocks.credentials import client_factory, credentials_for_endpoint
+
+    from rollway.sim.topology import TopologyConflict
+
+    embedded_aws.reset()
+    clients = client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, targets.region))
+
+    def someone_else_first(**_):
+        independent_client("ecr").create_repository(repositoryName=targets.ecr_repository)
+
+    clients("ecr").meta.events.register_first("before-call.ecr.CreateRepository", someone_else_first)
+    try:
+        with pytest.raises(TopologyConflict) as raised:
+            provision(clients, targets)
+    finally:
+        clients("ecr").meta.events.unregister("before-call.ecr.CreateRepository", someone_else_first)
+    assert str(raised.value) == (
+        f"ECR repository {targets.ecr_repository!r} already exists, not as provision makes it: "
+        "its imageScanningConfiguration is {'scanOnPush': False}, not {'scanOnPush': True}")
