@@ -14,10 +14,10 @@ import ipaddress
 import json
 from typing import Any, Callable, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
 from pydantic import BaseModel, ConfigDict
 
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import TargetNotFound, answer_lost, attempt_lost, on_event
 from rollway.spec import Guardrails
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -33,6 +33,9 @@ _VPC_CIDR = "10.0.0.0/16"
 _SUBNET_CIDRS = ("10.0.1.0/24", "10.0.2.0/24")
 # Host offset of the stable service's registered target IPs inside each subnet.
 _TARGET_HOST = 10
+# How many times ``_sent_once`` sends a create, each time after a lost answer whose look-up found
+# nothing made.
+_SENDS = 2
 
 
 class TopologyConflict(Exception):
@@ -212,6 +215,40 @@ def _fields(found: dict[str, Any] | None, key: str,
     return str(found[key]), {field: reading(found) for field, reading in read.items()}
 
 
+def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Callable[[], T | None]) -> T:
+    """``create()`` (``operation`` on ``client``), which botocore does not send again after an
+    attempt whose answer was lost (a read timeout, a dropped connection, a 5xx): ``made()`` looks
+    for what that attempt may have made, and the create is sent again only when it finds nothing.
+
+    For creates AWS makes a second of when sent twice and takes no client token for: botocore's
+    resend of a CreateVpc answered after the read timeout (a loaded machine) made a second VPC of
+    the same name. (On a real account a describe may not yet list what was made a moment ago.)
+    """
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    for send in range(1, _SENDS + 1):
+        try:
+            with on_event(client, event, _not_resent):
+                return create()
+        except (ClientError, HTTPClientError) as err:
+            if send == _SENDS or not answer_lost(err):
+                raise
+        found = made()
+        if found is not None:
+            return found
+    raise AssertionError("unreachable")
+
+
+def _not_resent(caught_exception: BaseException | None = None, response: Any = None, operation: Any = None,
+                **_: Any) -> None:
+    # Called before botocore's own retry handler (that one is on the service's event, this on the
+    # operation's): raising here ends the call with this attempt's error, not sent again.
+    if not attempt_lost(caught_exception, response):
+        return
+    if caught_exception is not None:
+        raise caught_exception
+    raise ClientError(response[1], operation.name)
+
+
 def _tag(name: str) -> list[dict[str, str]]:
     return [{"Key": "Name", "Value": name}]
 
@@ -221,14 +258,17 @@ def _tag(name: str) -> list[dict[str, str]]:
 
 def _network(ec2: Any, targets: Targets) -> _Network:
     vpc_name = f"{targets.cluster}-vpc"
-    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [vpc_name]}])["Vpcs"]
-    if found:
-        vpc_id = found[0]["VpcId"]
-    else:
-        vpc_id = ec2.create_vpc(
-            CidrBlock=_VPC_CIDR,
-            TagSpecifications=[{"ResourceType": "vpc", "Tags": _tag(vpc_name)}],
-        )["Vpc"]["VpcId"]
+    vpc_id = _vpc_named(ec2, vpc_name)
+    if vpc_id is None:
+        # Its name is a tag, which EC2 does not hold unique: a create sent twice makes two.
+        vpc_id = _sent_once(
+            ec2,
+            "CreateVpc",
+            lambda: str(ec2.create_vpc(
+                CidrBlock=_VPC_CIDR, TagSpecifications=[{"ResourceType": "vpc", "Tags": _tag(vpc_name)}]
+            )["Vpc"]["VpcId"]),
+            lambda: _vpc_named(ec2, vpc_name),
+        )
         # Fargate tasks in awsvpc mode need DNS hostnames; one attribute per call.
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
@@ -240,6 +280,11 @@ def _network(ec2: Any, targets: Targets) -> _Network:
         subnet_cidrs=tuple(s["CidrBlock"] for s in subnets),
         security_group_id=group_id,
     )
+
+
+def _vpc_named(ec2: Any, name: str) -> str | None:
+    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
+    return str(found[0]["VpcId"]) if found else None
 
 
 def _security_group(ec2: Any, targets: Targets, vpc_id: str) -> str:

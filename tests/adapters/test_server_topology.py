@@ -277,11 +277,12 @@ def _answered_late(monkeypatch, embedded_aws, targets, backend, create: str, ser
             time.sleep(2.5)  # past the 1 s read timeout below: the client resends
         return what
 
-    monkeypatch.setattr(backend, create, made_but_answered_late)
     embedded_aws.reset()
     credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
     clients = client_factory(credentials)
-    getattr(clients(service), warm)()  # moto builds the account's backend (slow) on its first request
+    # moto builds the account's backend (slow, and with a default VPC of its own) on its first request.
+    getattr(clients(service), warm)()
+    monkeypatch.setattr(backend, create, made_but_answered_late)
     # Two seconds shared by the service's calls and their one resend: 1 s per attempt.
     late = client_factory(credentials, read_seconds=2.0)(service)
     return (lambda name: late if name == service else clients(name)), answered_late
@@ -304,6 +305,24 @@ def test_a_security_group_whose_create_answer_was_lost_is_taken_with_its_ingress
     assert sorted(p["FromPort"] for p in group["IpPermissions"]) == sorted(
         {targets.listener_port, targets.container_port})
     assert provision(get_client, targets) == topology  # `rollway up` again on the same account
+
+
+def test_a_vpc_whose_create_answer_was_lost_is_made_once(embedded_aws, targets, monkeypatch):
+    """botocore's resend of a late-answered CreateVpc made a second VPC of the same name (EC2 holds
+    no name unique): the resend is not sent, and the VPC the first attempt made is looked up and taken."""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, VPCBackend, "create_vpc", "ec2", "describe_vpcs")
+
+    topology = provision(get_client, targets)
+
+    ec2 = get_client("ec2")
+    named = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{targets.cluster}-vpc"]}])["Vpcs"]
+    assert [vpc["VpcId"] for vpc in named] == [vpc.id for vpc in answered_late] == [topology.vpc_id]
+    attribute = ec2.describe_vpc_attribute(VpcId=topology.vpc_id, Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is True
+    assert provision(get_client, targets) == topology
 
 
 def test_a_repository_whose_create_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch):
