@@ -177,13 +177,14 @@ def _error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
 
 
-def _created(what: str, create: Callable[[], T], exists: str,
-             existing: Callable[[], tuple[T, dict[str, Any]] | None], asked: dict[str, Any]) -> T:
-    """``create()``'s answer; or, when AWS answers ``exists`` (a name already taken), what
-    ``existing()`` reads there (it and its fields named in ``asked``), if it is what was asked for.
+def _created(what: str, create: Callable[[], dict[str, Any]], exists: str,
+             existing: Callable[[], dict[str, Any] | None], asked: dict[str, Any]) -> dict[str, Any]:
+    """What ``create()`` made (AWS's description of it); or, when AWS answers ``exists`` (the
+    name is taken), what ``existing()`` reads there, if each of its fields named in ``asked`` is
+    as asked.
 
     botocore resends a create whose answer came after the client's read timeout (a loaded
-    machine), and the resend finds what the first attempt made: that is ours, and done. What
+    machine), and the resend finds what the first attempt made: that is ours, and done. One that
     differs from ``asked`` was made by someone else, and is not taken.
 
     Raises:
@@ -198,21 +199,11 @@ def _created(what: str, create: Callable[[], T], exists: str,
         found = existing()
         if found is None:
             raise TopologyConflict(f"{what} could not be created ({exists}), and none is there to take") from err
-        made, has = found
-        unlike = [f"its {field} is {has.get(field)!r}, not {value!r}" for field, value in asked.items()
-                  if has.get(field) != value]
+        unlike = [f"its {field} is {found.get(field)!r}, not {value!r}" for field, value in asked.items()
+                  if found.get(field) != value]
         if unlike:
             raise TopologyConflict(f"{what} already exists, not as provision makes it: {'; '.join(unlike)}") from err
-        return made
-
-
-def _fields(found: dict[str, Any] | None, key: str,
-            **read: Callable[[dict[str, Any]], Any]) -> tuple[str, dict[str, Any]] | None:
-    """``found``'s ``key`` (its identifier) and each field ``read`` reads of it: what
-    ``_created``'s ``existing`` returns; None when nothing was found."""
-    if found is None:
-        return None
-    return str(found[key]), {field: reading(found) for field, reading in read.items()}
+        return found
 
 
 def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Callable[[], T | None]) -> T:
@@ -352,11 +343,24 @@ def _subnets(ec2: Any, vpc_id: str, region: str) -> list[dict[str, Any]]:
         ]
         # An ALB needs subnets in two different availability zones.
         for cidr in missing:
-            zone = zones[_SUBNET_CIDRS.index(cidr) % len(zones)]
-            existing[cidr] = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)[
-                "Subnet"
-            ]
+            existing[cidr] = _subnet(ec2, vpc_id, cidr, zones[_SUBNET_CIDRS.index(cidr) % len(zones)])
     return [existing[cidr] for cidr in _SUBNET_CIDRS]
+
+
+def _subnet(ec2: Any, vpc_id: str, cidr: str, zone: str) -> dict[str, Any]:
+    # A VPC's subnets do not overlap: a create sent twice finds the first one's (InvalidSubnet.Conflict).
+    def at_cidr() -> dict[str, Any] | None:
+        found = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                              {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
+        return dict(found[0]) if found else None
+
+    return _created(
+        f"subnet {cidr} of {vpc_id}",
+        lambda: dict(ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]),
+        "InvalidSubnet.Conflict",
+        at_cidr,
+        {"AvailabilityZone": zone},
+    )
 
 
 # --- load balancer ---------------------------------------------------------------------
@@ -379,19 +383,34 @@ def _balancer(elbv2: Any, targets: Targets, network: _Network) -> _Balancer:
 
 
 def _load_balancer(elbv2: Any, name: str, network: _Network) -> dict[str, Any]:
+    asked = {"Scheme": "internet-facing", "Type": "application", "IpAddressType": "ipv4",
+             "SecurityGroups": [network.security_group_id]}
+    # AWS answers a second create of the same name with the first load balancer, or refuses it
+    # (DuplicateLoadBalancerName); moto makes a second one: the create is not sent again.
+    return _load_balancer_named(elbv2, name) or _sent_once(
+        elbv2,
+        "CreateLoadBalancer",
+        lambda: _created(
+            f"load balancer {name!r}",
+            lambda: dict(elbv2.create_load_balancer(Name=name, Subnets=list(network.subnet_ids), **asked)[
+                "LoadBalancers"][0]),
+            "DuplicateLoadBalancerName",
+            lambda: _load_balancer_named(elbv2, name),
+            {**asked, "Subnets": sorted(network.subnet_ids)},
+        ),
+        lambda: _load_balancer_named(elbv2, name),
+    )
+
+
+def _load_balancer_named(elbv2: Any, name: str) -> dict[str, Any] | None:
+    """The load balancer ``name``, with ``Subnets``: its subnets' IDs, sorted."""
     try:
-        return elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
+        found = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
     except ClientError as err:
         if _error_code(err) != "LoadBalancerNotFound":
             raise
-    return elbv2.create_load_balancer(
-        Name=name,
-        Subnets=list(network.subnet_ids),
-        SecurityGroups=[network.security_group_id],
-        Scheme="internet-facing",
-        Type="application",
-        IpAddressType="ipv4",
-    )["LoadBalancers"][0]
+        return None
+    return {**found, "Subnets": sorted(zone["SubnetId"] for zone in found["AvailabilityZones"])}
 
 
 def _target_group(elbv2: Any, ref: str, targets: Targets, vpc_id: str) -> str:
@@ -402,68 +421,103 @@ def _target_group(elbv2: Any, ref: str, targets: Targets, vpc_id: str) -> str:
             ]
         except ClientError as err:
             raise TargetNotFound("target group", ref, _error_code(err)) from err
+    asked = {"Protocol": "HTTP", "Port": targets.container_port, "VpcId": vpc_id, "TargetType": "ip"}
+    group = _target_group_named(elbv2, ref) or _created(
+        f"target group {ref!r}",
+        lambda: dict(elbv2.create_target_group(Name=ref, **asked, **_HEALTH_CHECK)["TargetGroups"][0]),
+        "DuplicateTargetGroupName",
+        lambda: _target_group_named(elbv2, ref),
+        asked,
+    )
+    return str(group["TargetGroupArn"])
+
+
+def _target_group_named(elbv2: Any, name: str) -> dict[str, Any] | None:
     try:
-        return elbv2.describe_target_groups(Names=[ref])["TargetGroups"][0]["TargetGroupArn"]
+        return dict(elbv2.describe_target_groups(Names=[name])["TargetGroups"][0])
     except ClientError as err:
         if _error_code(err) != "TargetGroupNotFound":
             raise
-    return elbv2.create_target_group(
-        Name=ref,
-        Protocol="HTTP",
-        Port=targets.container_port,
-        VpcId=vpc_id,
-        TargetType="ip",
-        HealthCheckProtocol="HTTP",
-        HealthCheckPath=HEALTH_PATH,
-        HealthCheckIntervalSeconds=15,
-        HealthyThresholdCount=2,
-        UnhealthyThresholdCount=3,
-        Matcher={"HttpCode": "200"},
-    )["TargetGroups"][0]["TargetGroupArn"]
+    return None
+
+
+# How a target group made by provision checks its targets.
+_HEALTH_CHECK: dict[str, Any] = {
+    "HealthCheckProtocol": "HTTP",
+    "HealthCheckPath": HEALTH_PATH,
+    "HealthCheckIntervalSeconds": 15,
+    "HealthyThresholdCount": 2,
+    "UnhealthyThresholdCount": 3,
+    "Matcher": {"HttpCode": "200"},
+}
 
 
 def _listener(elbv2: Any, lb_arn: str, port: int) -> str:
-    for listener in elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:
-        if listener["Port"] == port:
-            return listener["ListenerArn"]
-    return elbv2.create_listener(
-        LoadBalancerArn=lb_arn,
-        Protocol="HTTP",
-        Port=port,
-        DefaultActions=[
-            {
-                "Type": "fixed-response",
-                "FixedResponseConfig": {
-                    "StatusCode": "404",
-                    "ContentType": "text/plain",
-                    "MessageBody": "not found",
-                },
-            }
-        ],
-    )["Listeners"][0]["ListenerArn"]
+    asked = {"Protocol": "HTTP", "Port": port, "DefaultActions": [{
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "not found"},
+    }]}
+    # As a load balancer's: moto makes a second listener on the port, so it is not sent again.
+    listener = _listener_on(elbv2, lb_arn, port) or _sent_once(
+        elbv2,
+        "CreateListener",
+        lambda: _created(
+            f"listener on port {port} of {lb_arn}",
+            lambda: dict(elbv2.create_listener(LoadBalancerArn=lb_arn, **asked)["Listeners"][0]),
+            "DuplicateListener",
+            lambda: _listener_on(elbv2, lb_arn, port),
+            asked,
+        ),
+        lambda: _listener_on(elbv2, lb_arn, port),
+    )
+    return str(listener["ListenerArn"])
+
+
+def _listener_on(elbv2: Any, lb_arn: str, port: int) -> dict[str, Any] | None:
+    listeners = elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]
+    return next((dict(listener) for listener in listeners if listener["Port"] == port), None)
 
 
 def _rule(elbv2: Any, listener_arn: str, path: str, stable_arn: str, canary_arn: str) -> str:
+    conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}]
+    rule = _rule_at(elbv2, listener_arn) or _created(
+        f"rule of priority {RULE_PRIORITY} on listener {listener_arn}",
+        lambda: dict(elbv2.create_rule(
+            ListenerArn=listener_arn,
+            Priority=RULE_PRIORITY,
+            Conditions=conditions,
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": stable_arn, "Weight": 100},
+                            {"TargetGroupArn": canary_arn, "Weight": 0},
+                        ],
+                        "TargetGroupStickinessConfig": {"Enabled": False},
+                    },
+                }
+            ],
+        )["Rules"][0]),
+        "PriorityInUse",
+        lambda: _rule_at(elbv2, listener_arn),
+        # Its weights are the rollout's to move: what makes it the one asked for is where it
+        # sends which requests.
+        {"PathPatterns": [path], "TargetGroupArns": sorted((stable_arn, canary_arn))},
+    )
+    return str(rule["RuleArn"])
+
+
+def _rule_at(elbv2: Any, listener_arn: str) -> dict[str, Any] | None:
+    """The listener's rule of priority ``RULE_PRIORITY``, with ``PathPatterns`` (its path
+    conditions' patterns) and ``TargetGroupArns`` (the groups it forwards to, sorted)."""
     for rule in elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]:
         if rule["Priority"] == str(RULE_PRIORITY):
-            return rule["RuleArn"]
-    return elbv2.create_rule(
-        ListenerArn=listener_arn,
-        Priority=RULE_PRIORITY,
-        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}],
-        Actions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": stable_arn, "Weight": 100},
-                        {"TargetGroupArn": canary_arn, "Weight": 0},
-                    ],
-                    "TargetGroupStickinessConfig": {"Enabled": False},
-                },
-            }
-        ],
-    )["Rules"][0]["RuleArn"]
+            patterns = [v for c in rule["Conditions"] for v in c.get("PathPatternConfig", {}).get("Values", [])]
+            groups = [g["TargetGroupArn"] for a in rule["Actions"]
+                      for g in a.get("ForwardConfig", {}).get("TargetGroups", [])]
+            return {**rule, "PathPatterns": patterns, "TargetGroupArns": sorted(groups)}
+    return None
 
 
 def _register_targets(elbv2: Any, group_arn: str, network: _Network, targets: Targets) -> None:
@@ -486,19 +540,15 @@ def _register_targets(elbv2: Any, group_arn: str, network: _Network, targets: Ta
 
 
 def _repository(ecr: Any, name: str) -> str:
-    found = _repository_named(ecr, name)
-    if found is not None:
-        return str(found["repositoryUri"])
     scanning = {"scanOnPush": True}
-    return _created(
+    repository = _repository_named(ecr, name) or _created(
         f"ECR repository {name!r}",
-        lambda: str(ecr.create_repository(repositoryName=name, imageScanningConfiguration=scanning)[
-            "repository"]["repositoryUri"]),
+        lambda: dict(ecr.create_repository(repositoryName=name, imageScanningConfiguration=scanning)["repository"]),
         "RepositoryAlreadyExistsException",
-        lambda: _fields(_repository_named(ecr, name), "repositoryUri",
-                        imageScanningConfiguration=lambda r: r.get("imageScanningConfiguration")),
+        lambda: _repository_named(ecr, name),
         {"imageScanningConfiguration": scanning},
     )
+    return str(repository["repositoryUri"])
 
 
 def _repository_named(ecr: Any, name: str) -> dict[str, Any] | None:
@@ -549,16 +599,28 @@ def _roles(iam: Any, targets: Targets) -> tuple[str, str]:
             ],
         }
     )
-    arns = []
-    for suffix in ("execution", "task"):
-        name = f"{targets.task_family}-{suffix}"
-        try:
-            arns.append(iam.get_role(RoleName=name)["Role"]["Arn"])
-        except ClientError as err:
-            if _error_code(err) != "NoSuchEntity":
-                raise
-            arns.append(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
-    return arns[0], arns[1]
+    execution, task = (_role(iam, f"{targets.task_family}-{suffix}", trust) for suffix in ("execution", "task"))
+    return execution, task
+
+
+def _role(iam: Any, name: str, trust: str) -> str:
+    role = _role_named(iam, name) or _created(
+        f"IAM role {name!r}",
+        lambda: dict(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]),
+        "EntityAlreadyExists",
+        lambda: _role_named(iam, name),
+        {"AssumeRolePolicyDocument": json.loads(trust)},  # boto3 reads the document back as JSON
+    )
+    return str(role["Arn"])
+
+
+def _role_named(iam: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(iam.get_role(RoleName=name)["Role"])
+    except ClientError as err:
+        if _error_code(err) != "NoSuchEntity":
+            raise
+    return None
 
 
 def _cluster(ecs: Any, name: str) -> str:
@@ -704,11 +766,9 @@ def _service(
 
 
 def _table(dynamodb: Any, spec: TableSpec) -> str:
-    try:
-        return dynamodb.describe_table(TableName=spec.name)["Table"]["TableArn"]
-    except ClientError as err:
-        if _error_code(err) != "ResourceNotFoundException":
-            raise
+    found = _table_named(dynamodb, spec.name)
+    if found is not None:
+        return str(found["TableArn"])
     keys = [(spec.hash_key, "HASH")] + ([(spec.range_key, "RANGE")] if spec.range_key else [])
     index_keys = {index: index_attribute(index) for index in spec.indexes}
     attributes = dict.fromkeys([k for k, _ in keys] + list(index_keys.values()))
@@ -727,7 +787,26 @@ def _table(dynamodb: Any, spec: TableSpec) -> str:
             }
             for index, attribute in index_keys.items()
         ]
-    return dynamodb.create_table(**arguments)["TableDescription"]["TableArn"]
+    table = _created(
+        f"DynamoDB table {spec.name!r}",
+        lambda: dict(dynamodb.create_table(**arguments)["TableDescription"]),
+        "ResourceInUseException",
+        lambda: _table_named(dynamodb, spec.name),
+        {"KeySchema": arguments["KeySchema"], "IndexKeys": dict(index_keys)},
+    )
+    return str(table["TableArn"])
+
+
+def _table_named(dynamodb: Any, name: str) -> dict[str, Any] | None:
+    """The table ``name``, with ``IndexKeys``: the hash key of each of its GSIs by name."""
+    try:
+        table = dynamodb.describe_table(TableName=name)["Table"]
+    except ClientError as err:
+        if _error_code(err) != "ResourceNotFoundException":
+            raise
+        return None
+    indexes = table.get("GlobalSecondaryIndexes", [])
+    return {**table, "IndexKeys": {i["IndexName"]: i["KeySchema"][0]["AttributeName"] for i in indexes}}
 
 
 def index_attribute(index: str) -> str:

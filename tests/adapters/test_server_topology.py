@@ -339,6 +339,38 @@ def test_a_repository_whose_create_answer_was_lost_is_taken(embedded_aws, target
     assert provision(get_client, targets) == topology
 
 
+@pytest.mark.parametrize(("backend", "create", "service", "warm", "made_id", "taken"), [
+    ("moto.ec2.models.subnets.SubnetBackend", "create_subnet", "ec2", "describe_vpcs", "id",
+     lambda top: top.subnet_ids[0]),
+    ("moto.iam.models.IAMBackend", "create_role", "iam", "list_roles", "arn", lambda top: top.execution_role_arn),
+    ("moto.dynamodb.models.DynamoDBBackend", "create_table", "dynamodb", "list_tables", "table_arn",
+     lambda top: top.flags_table_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_load_balancer", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.load_balancer_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_target_group", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.stable_target_group_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_listener", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.listener_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_rule", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.rule_arn),
+], ids=["subnet", "role", "table", "load-balancer", "target-group", "listener", "rule"])
+def test_a_create_by_name_whose_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch, backend, create,
+                                                         service, warm, made_id, taken):
+    """botocore's resend of a late-answered create found what the first attempt made (the name, or
+    a subnet's CIDR, taken: EntityAlreadyExists, ResourceInUseException, DuplicateListener...), and
+    `rollway up` stopped while provisioning. What the first attempt made is taken."""
+    import importlib
+
+    module, name = backend.rsplit(".", 1)
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, getattr(importlib.import_module(module), name), create, service, warm)
+
+    topology = provision(get_client, targets)
+
+    assert [getattr(made, made_id) for made in answered_late] == [taken(topology)]
+    assert provision(get_client, targets) == topology
+
+
 def test_a_repository_made_otherwise_since_the_look_up_is_not_taken(embedded_aws, targets, independent_client):
     """Someone else's repository of the same name, made between provision's look-up and its create,
     is named in the error, with what differs: not taken as the one provision makes."""
