@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import uuid
 from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import ClientError, HTTPClientError
@@ -634,17 +635,24 @@ def _cluster(ecs: Any, name: str) -> str:
 
 
 def _task_definition(ecs: Any, targets: Targets, image: str, roles: tuple[str, str]) -> str:
+    # Each registration is a revision of its own: one sent twice makes two, so it is not resent.
+    return _latest_revision(ecs, targets.task_family) or _sent_once(
+        ecs,
+        "RegisterTaskDefinition",
+        lambda: str(ecs.register_task_definition(**task_definition_input(targets, image, roles))[
+            "taskDefinition"]["taskDefinitionArn"]),
+        lambda: _latest_revision(ecs, targets.task_family),
+    )
+
+
+def _latest_revision(ecs: Any, family: str) -> str | None:
+    """The ARN of ``family``'s latest ACTIVE revision; None when it has none."""
     try:
-        # The family's latest ACTIVE revision.
-        return ecs.describe_task_definition(taskDefinition=targets.task_family)["taskDefinition"][
-            "taskDefinitionArn"
-        ]
+        return str(ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskDefinitionArn"])
     except ClientError as err:
         if _error_code(err) not in ("ClientException", "ResourceNotFoundException"):
             raise
-    return ecs.register_task_definition(**task_definition_input(targets, image, roles))[
-        "taskDefinition"
-    ]["taskDefinitionArn"]
+    return None
 
 
 def task_definition_input(targets: Targets, image: str, roles: tuple[str, str]) -> dict[str, Any]:
@@ -753,6 +761,9 @@ def _service(
             "minimumHealthyPercent": 100,
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         },
+        # botocore's resend carries the same token, which ECS answers with the service the first
+        # attempt made: without one, a second create of the name is refused ("not idempotent").
+        clientToken=str(uuid.uuid4()),
     )["service"]["serviceArn"]
     if desired:
         # Restating the desired count changes nothing on AWS; moto (which starts no tasks)

@@ -371,6 +371,42 @@ def test_a_create_by_name_whose_answer_was_lost_is_taken(embedded_aws, targets, 
     assert provision(get_client, targets) == topology
 
 
+def test_a_task_definition_whose_registration_answer_was_lost_is_registered_once(embedded_aws, targets, monkeypatch):
+    """botocore's resend of a late-answered RegisterTaskDefinition registered a second revision: the
+    resend is not sent, and the revision the first attempt registered is taken."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    get_client, answered_late = _answered_late(monkeypatch, embedded_aws, targets, EC2ContainerServiceBackend,
+                                               "register_task_definition", "ecs", "list_clusters")
+
+    topology = provision(get_client, targets)
+
+    revisions = get_client("ecs").list_task_definitions(familyPrefix=targets.task_family)["taskDefinitionArns"]
+    assert revisions == [revision.arn for revision in answered_late] == [topology.task_definition_arn]
+    assert provision(get_client, targets) == topology
+
+
+def test_a_service_create_resent_carries_its_first_attempts_client_token(embedded_aws, targets, monkeypatch):
+    """A CreateService of a name ECS has is refused ("Creation of service was not idempotent")
+    unless it carries the client token of the create that made it: botocore's resend of a
+    late-answered create stopped `rollway up` on AWS (moto makes the service again in place)."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, EC2ContainerServiceBackend, "create_service", "ecs", "list_clusters")
+    tokens: list[str | None] = []
+
+    def sent(request, **_):
+        tokens.append(json.loads(request.body).get("clientToken"))
+
+    get_client("ecs").meta.events.register("before-send.ecs.CreateService", sent)
+    topology = provision(get_client, targets)
+
+    assert [service.arn for service in answered_late] == [topology.stable_service_arn]
+    first, resent, canary = tokens  # the stable service's create, its resend, the canary's create
+    assert first is not None and resent == first and canary not in (None, first)
+
+
 def test_a_repository_made_otherwise_since_the_look_up_is_not_taken(embedded_aws, targets, independent_client):
     """Someone else's repository of the same name, made between provision's look-up and its create,
     is named in the error, with what differs: not taken as the one provision makes."""
