@@ -4,7 +4,11 @@
 cluster/services/task definition, ECR repository, DynamoDB tables, SQS queues with DLQs, an
 SNS topic, CloudWatch alarms and a dashboard — taking every name from ``Targets``. It is
 idempotent: each resource is looked up before it is created, so a second run makes no write
-call and returns the same identifiers.
+call and returns the same identifiers. A create botocore sends again (its answer came past the
+read timeout) makes nothing twice either: an "already exists" answer is taken when what exists
+is what was asked for (``_created``), a service's create carries a client token, and a create
+AWS (or moto) would make twice (a VPC, a task definition's revision; on moto a load balancer
+or a listener) is not resent (``_sent_once``).
 """
 
 from __future__ import annotations
