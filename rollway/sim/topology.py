@@ -218,7 +218,8 @@ def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Calla
 
     For creates AWS makes a second of when sent twice and takes no client token for: botocore's
     resend of a CreateVpc answered after the read timeout (a loaded machine) made a second VPC of
-    the same name. (On a real account a describe may not yet list what was made a moment ago.)
+    the same name. On a real account a describe may not yet list what was made a moment ago: the
+    create is then sent again, as botocore would have, and a lost answer can still leave two.
     """
     event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
     for send in range(1, _SENDS + 1):
