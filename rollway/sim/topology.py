@@ -4,7 +4,11 @@
 cluster/services/task definition, ECR repository, DynamoDB tables, SQS queues with DLQs, an
 SNS topic, CloudWatch alarms and a dashboard — taking every name from ``Targets``. It is
 idempotent: each resource is looked up before it is created, so a second run makes no write
-call and returns the same identifiers.
+call and returns the same identifiers. A create botocore sends again (its answer came past the
+read timeout) makes nothing twice either: an "already exists" answer is taken when what exists
+is what was asked for (``_created``), a service's create carries a client token, and a create
+AWS (or moto) would make twice (a VPC, a task definition's revision; on moto a load balancer
+or a listener) is not resent (``_sent_once``).
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from typing import Any, Callable
+import uuid
+from typing import Any, Callable, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
 from pydantic import BaseModel, ConfigDict
 
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import TargetNotFound, answer_lost, attempt_lost, on_event
 from rollway.spec import Guardrails
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 GetClient = Callable[[str], Any]
+T = TypeVar("T")
 
 # Rule priority of the one weighted rule; the listener's default action answers 404.
 RULE_PRIORITY = 10
@@ -32,6 +38,14 @@ _VPC_CIDR = "10.0.0.0/16"
 _SUBNET_CIDRS = ("10.0.1.0/24", "10.0.2.0/24")
 # Host offset of the stable service's registered target IPs inside each subnet.
 _TARGET_HOST = 10
+# How many times ``_sent_once`` sends a create, each time after a lost answer whose look-up found
+# nothing made.
+_SENDS = 2
+
+
+class TopologyConflict(Exception):
+    """A resource provision was creating is in the account, but not as provision makes it (or
+    AWS said it was there and it is not): taking it would hand a rollout something else."""
 
 
 class _Balancer(BaseModel):
@@ -103,6 +117,8 @@ def provision(get_client: GetClient, targets: Targets) -> Topology:
         TargetNotFound: a target group given as an ARN does not exist (provision creates
             groups given by name only), or the tasks' security group, said by EC2 to exist when
             created, is not found.
+        TopologyConflict: a create was answered that what it makes exists (a resend of it, or
+            someone else's create since the look-up), and what exists is not what was asked for.
     """
     account_id = get_client("sts").get_caller_identity()["Account"]
     network = _network(get_client("ec2"), targets)
@@ -166,6 +182,70 @@ def _error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
 
 
+def _created(what: str, create: Callable[[], dict[str, Any]], exists: str,
+             existing: Callable[[], dict[str, Any] | None], asked: dict[str, Any]) -> dict[str, Any]:
+    """What ``create()`` made (AWS's description of it); or, when AWS answers ``exists`` (the
+    name is taken), what ``existing()`` reads there, if each of its fields named in ``asked`` is
+    as asked.
+
+    botocore resends a create whose answer came after the client's read timeout (a loaded
+    machine), and the resend finds what the first attempt made: that is ours, and done. One that
+    differs from ``asked`` was made by someone else, and is not taken.
+
+    Raises:
+        TopologyConflict: what exists differs from ``asked`` (named, with each field that
+            differs), or nothing is there to read.
+    """
+    try:
+        return create()
+    except ClientError as err:
+        if _error_code(err) != exists:
+            raise
+        found = existing()
+        if found is None:
+            raise TopologyConflict(f"{what} could not be created ({exists}), and none is there to take") from err
+        unlike = [f"its {field} is {found.get(field)!r}, not {value!r}" for field, value in asked.items()
+                  if found.get(field) != value]
+        if unlike:
+            raise TopologyConflict(f"{what} already exists, not as provision makes it: {'; '.join(unlike)}") from err
+        return found
+
+
+def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Callable[[], T | None]) -> T:
+    """``create()`` (``operation`` on ``client``), which botocore does not send again after an
+    attempt whose answer was lost (a read timeout, a dropped connection, a 5xx): ``made()`` looks
+    for what that attempt may have made, and the create is sent again only when it finds nothing.
+
+    For creates AWS makes a second of when sent twice and takes no client token for: botocore's
+    resend of a CreateVpc answered after the read timeout (a loaded machine) made a second VPC of
+    the same name. On a real account a describe may not yet list what was made a moment ago: the
+    create is then sent again, as botocore would have, and a lost answer can still leave two.
+    """
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    for send in range(1, _SENDS + 1):
+        try:
+            with on_event(client, event, _not_resent):
+                return create()
+        except (ClientError, HTTPClientError) as err:
+            if send == _SENDS or not answer_lost(err):
+                raise
+        found = made()
+        if found is not None:
+            return found
+    raise AssertionError("unreachable")
+
+
+def _not_resent(caught_exception: BaseException | None = None, response: Any = None, operation: Any = None,
+                **_: Any) -> None:
+    # Called before botocore's own retry handler (that one is on the service's event, this on the
+    # operation's): raising here ends the call with this attempt's error, not sent again.
+    if not attempt_lost(caught_exception, response):
+        return
+    if caught_exception is not None:
+        raise caught_exception
+    raise ClientError(response[1], operation.name)
+
+
 def _tag(name: str) -> list[dict[str, str]]:
     return [{"Key": "Name", "Value": name}]
 
@@ -175,14 +255,17 @@ def _tag(name: str) -> list[dict[str, str]]:
 
 def _network(ec2: Any, targets: Targets) -> _Network:
     vpc_name = f"{targets.cluster}-vpc"
-    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [vpc_name]}])["Vpcs"]
-    if found:
-        vpc_id = found[0]["VpcId"]
-    else:
-        vpc_id = ec2.create_vpc(
-            CidrBlock=_VPC_CIDR,
-            TagSpecifications=[{"ResourceType": "vpc", "Tags": _tag(vpc_name)}],
-        )["Vpc"]["VpcId"]
+    vpc_id = _vpc_named(ec2, vpc_name)
+    if vpc_id is None:
+        # Its name is a tag, which EC2 does not hold unique: a create sent twice makes two.
+        vpc_id = _sent_once(
+            ec2,
+            "CreateVpc",
+            lambda: str(ec2.create_vpc(
+                CidrBlock=_VPC_CIDR, TagSpecifications=[{"ResourceType": "vpc", "Tags": _tag(vpc_name)}]
+            )["Vpc"]["VpcId"]),
+            lambda: _vpc_named(ec2, vpc_name),
+        )
         # Fargate tasks in awsvpc mode need DNS hostnames; one attribute per call.
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
@@ -194,6 +277,11 @@ def _network(ec2: Any, targets: Targets) -> _Network:
         subnet_cidrs=tuple(s["CidrBlock"] for s in subnets),
         security_group_id=group_id,
     )
+
+
+def _vpc_named(ec2: Any, name: str) -> str | None:
+    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
+    return str(found[0]["VpcId"]) if found else None
 
 
 def _security_group(ec2: Any, targets: Targets, vpc_id: str) -> str:
@@ -261,11 +349,24 @@ def _subnets(ec2: Any, vpc_id: str, region: str) -> list[dict[str, Any]]:
         ]
         # An ALB needs subnets in two different availability zones.
         for cidr in missing:
-            zone = zones[_SUBNET_CIDRS.index(cidr) % len(zones)]
-            existing[cidr] = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)[
-                "Subnet"
-            ]
+            existing[cidr] = _subnet(ec2, vpc_id, cidr, zones[_SUBNET_CIDRS.index(cidr) % len(zones)])
     return [existing[cidr] for cidr in _SUBNET_CIDRS]
+
+
+def _subnet(ec2: Any, vpc_id: str, cidr: str, zone: str) -> dict[str, Any]:
+    # A VPC's subnets do not overlap: a create sent twice finds the first one's (InvalidSubnet.Conflict).
+    def at_cidr() -> dict[str, Any] | None:
+        found = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                              {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
+        return dict(found[0]) if found else None
+
+    return _created(
+        f"subnet {cidr} of {vpc_id}",
+        lambda: dict(ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]),
+        "InvalidSubnet.Conflict",
+        at_cidr,
+        {"AvailabilityZone": zone},
+    )
 
 
 # --- load balancer ---------------------------------------------------------------------
@@ -288,19 +389,34 @@ def _balancer(elbv2: Any, targets: Targets, network: _Network) -> _Balancer:
 
 
 def _load_balancer(elbv2: Any, name: str, network: _Network) -> dict[str, Any]:
+    asked = {"Scheme": "internet-facing", "Type": "application", "IpAddressType": "ipv4",
+             "SecurityGroups": [network.security_group_id]}
+    # AWS answers a second create of the same name with the first load balancer, or refuses it
+    # (DuplicateLoadBalancerName); moto makes a second one: the create is not sent again.
+    return _load_balancer_named(elbv2, name) or _sent_once(
+        elbv2,
+        "CreateLoadBalancer",
+        lambda: _created(
+            f"load balancer {name!r}",
+            lambda: dict(elbv2.create_load_balancer(Name=name, Subnets=list(network.subnet_ids), **asked)[
+                "LoadBalancers"][0]),
+            "DuplicateLoadBalancerName",
+            lambda: _load_balancer_named(elbv2, name),
+            {**asked, "Subnets": sorted(network.subnet_ids)},
+        ),
+        lambda: _load_balancer_named(elbv2, name),
+    )
+
+
+def _load_balancer_named(elbv2: Any, name: str) -> dict[str, Any] | None:
+    """The load balancer ``name``, with ``Subnets``: its subnets' IDs, sorted."""
     try:
-        return elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
+        found = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
     except ClientError as err:
         if _error_code(err) != "LoadBalancerNotFound":
             raise
-    return elbv2.create_load_balancer(
-        Name=name,
-        Subnets=list(network.subnet_ids),
-        SecurityGroups=[network.security_group_id],
-        Scheme="internet-facing",
-        Type="application",
-        IpAddressType="ipv4",
-    )["LoadBalancers"][0]
+        return None
+    return {**found, "Subnets": sorted(zone["SubnetId"] for zone in found["AvailabilityZones"])}
 
 
 def _target_group(elbv2: Any, ref: str, targets: Targets, vpc_id: str) -> str:
@@ -311,68 +427,103 @@ def _target_group(elbv2: Any, ref: str, targets: Targets, vpc_id: str) -> str:
             ]
         except ClientError as err:
             raise TargetNotFound("target group", ref, _error_code(err)) from err
+    asked = {"Protocol": "HTTP", "Port": targets.container_port, "VpcId": vpc_id, "TargetType": "ip"}
+    group = _target_group_named(elbv2, ref) or _created(
+        f"target group {ref!r}",
+        lambda: dict(elbv2.create_target_group(Name=ref, **asked, **_HEALTH_CHECK)["TargetGroups"][0]),
+        "DuplicateTargetGroupName",
+        lambda: _target_group_named(elbv2, ref),
+        asked,
+    )
+    return str(group["TargetGroupArn"])
+
+
+def _target_group_named(elbv2: Any, name: str) -> dict[str, Any] | None:
     try:
-        return elbv2.describe_target_groups(Names=[ref])["TargetGroups"][0]["TargetGroupArn"]
+        return dict(elbv2.describe_target_groups(Names=[name])["TargetGroups"][0])
     except ClientError as err:
         if _error_code(err) != "TargetGroupNotFound":
             raise
-    return elbv2.create_target_group(
-        Name=ref,
-        Protocol="HTTP",
-        Port=targets.container_port,
-        VpcId=vpc_id,
-        TargetType="ip",
-        HealthCheckProtocol="HTTP",
-        HealthCheckPath=HEALTH_PATH,
-        HealthCheckIntervalSeconds=15,
-        HealthyThresholdCount=2,
-        UnhealthyThresholdCount=3,
-        Matcher={"HttpCode": "200"},
-    )["TargetGroups"][0]["TargetGroupArn"]
+    return None
+
+
+# How a target group made by provision checks its targets.
+_HEALTH_CHECK: dict[str, Any] = {
+    "HealthCheckProtocol": "HTTP",
+    "HealthCheckPath": HEALTH_PATH,
+    "HealthCheckIntervalSeconds": 15,
+    "HealthyThresholdCount": 2,
+    "UnhealthyThresholdCount": 3,
+    "Matcher": {"HttpCode": "200"},
+}
 
 
 def _listener(elbv2: Any, lb_arn: str, port: int) -> str:
-    for listener in elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:
-        if listener["Port"] == port:
-            return listener["ListenerArn"]
-    return elbv2.create_listener(
-        LoadBalancerArn=lb_arn,
-        Protocol="HTTP",
-        Port=port,
-        DefaultActions=[
-            {
-                "Type": "fixed-response",
-                "FixedResponseConfig": {
-                    "StatusCode": "404",
-                    "ContentType": "text/plain",
-                    "MessageBody": "not found",
-                },
-            }
-        ],
-    )["Listeners"][0]["ListenerArn"]
+    asked = {"Protocol": "HTTP", "Port": port, "DefaultActions": [{
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "not found"},
+    }]}
+    # As a load balancer's: moto makes a second listener on the port, so it is not sent again.
+    listener = _listener_on(elbv2, lb_arn, port) or _sent_once(
+        elbv2,
+        "CreateListener",
+        lambda: _created(
+            f"listener on port {port} of {lb_arn}",
+            lambda: dict(elbv2.create_listener(LoadBalancerArn=lb_arn, **asked)["Listeners"][0]),
+            "DuplicateListener",
+            lambda: _listener_on(elbv2, lb_arn, port),
+            asked,
+        ),
+        lambda: _listener_on(elbv2, lb_arn, port),
+    )
+    return str(listener["ListenerArn"])
+
+
+def _listener_on(elbv2: Any, lb_arn: str, port: int) -> dict[str, Any] | None:
+    listeners = elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]
+    return next((dict(listener) for listener in listeners if listener["Port"] == port), None)
 
 
 def _rule(elbv2: Any, listener_arn: str, path: str, stable_arn: str, canary_arn: str) -> str:
+    conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}]
+    rule = _rule_at(elbv2, listener_arn) or _created(
+        f"rule of priority {RULE_PRIORITY} on listener {listener_arn}",
+        lambda: dict(elbv2.create_rule(
+            ListenerArn=listener_arn,
+            Priority=RULE_PRIORITY,
+            Conditions=conditions,
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": stable_arn, "Weight": 100},
+                            {"TargetGroupArn": canary_arn, "Weight": 0},
+                        ],
+                        "TargetGroupStickinessConfig": {"Enabled": False},
+                    },
+                }
+            ],
+        )["Rules"][0]),
+        "PriorityInUse",
+        lambda: _rule_at(elbv2, listener_arn),
+        # Its weights are the rollout's to move: what makes it the one asked for is where it
+        # sends which requests.
+        {"PathPatterns": [path], "TargetGroupArns": sorted((stable_arn, canary_arn))},
+    )
+    return str(rule["RuleArn"])
+
+
+def _rule_at(elbv2: Any, listener_arn: str) -> dict[str, Any] | None:
+    """The listener's rule of priority ``RULE_PRIORITY``, with ``PathPatterns`` (its path
+    conditions' patterns) and ``TargetGroupArns`` (the groups it forwards to, sorted)."""
     for rule in elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]:
         if rule["Priority"] == str(RULE_PRIORITY):
-            return rule["RuleArn"]
-    return elbv2.create_rule(
-        ListenerArn=listener_arn,
-        Priority=RULE_PRIORITY,
-        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}],
-        Actions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": stable_arn, "Weight": 100},
-                        {"TargetGroupArn": canary_arn, "Weight": 0},
-                    ],
-                    "TargetGroupStickinessConfig": {"Enabled": False},
-                },
-            }
-        ],
-    )["Rules"][0]["RuleArn"]
+            patterns = [v for c in rule["Conditions"] for v in c.get("PathPatternConfig", {}).get("Values", [])]
+            groups = [g["TargetGroupArn"] for a in rule["Actions"]
+                      for g in a.get("ForwardConfig", {}).get("TargetGroups", [])]
+            return {**rule, "PathPatterns": patterns, "TargetGroupArns": sorted(groups)}
+    return None
 
 
 def _register_targets(elbv2: Any, group_arn: str, network: _Network, targets: Targets) -> None:
@@ -395,16 +546,24 @@ def _register_targets(elbv2: Any, group_arn: str, network: _Network, targets: Ta
 
 
 def _repository(ecr: Any, name: str) -> str:
+    scanning = {"scanOnPush": True}
+    repository = _repository_named(ecr, name) or _created(
+        f"ECR repository {name!r}",
+        lambda: dict(ecr.create_repository(repositoryName=name, imageScanningConfiguration=scanning)["repository"]),
+        "RepositoryAlreadyExistsException",
+        lambda: _repository_named(ecr, name),
+        {"imageScanningConfiguration": scanning},
+    )
+    return str(repository["repositoryUri"])
+
+
+def _repository_named(ecr: Any, name: str) -> dict[str, Any] | None:
     try:
-        return ecr.describe_repositories(repositoryNames=[name])["repositories"][0][
-            "repositoryUri"
-        ]
+        return dict(ecr.describe_repositories(repositoryNames=[name])["repositories"][0])
     except ClientError as err:
         if _error_code(err) != "RepositoryNotFoundException":
             raise
-    return ecr.create_repository(
-        repositoryName=name, imageScanningConfiguration={"scanOnPush": True}
-    )["repository"]["repositoryUri"]
+    return None
 
 
 def put_release_image(get_client: GetClient, targets: Targets, tag: str) -> str:
@@ -446,16 +605,28 @@ def _roles(iam: Any, targets: Targets) -> tuple[str, str]:
             ],
         }
     )
-    arns = []
-    for suffix in ("execution", "task"):
-        name = f"{targets.task_family}-{suffix}"
-        try:
-            arns.append(iam.get_role(RoleName=name)["Role"]["Arn"])
-        except ClientError as err:
-            if _error_code(err) != "NoSuchEntity":
-                raise
-            arns.append(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
-    return arns[0], arns[1]
+    execution, task = (_role(iam, f"{targets.task_family}-{suffix}", trust) for suffix in ("execution", "task"))
+    return execution, task
+
+
+def _role(iam: Any, name: str, trust: str) -> str:
+    role = _role_named(iam, name) or _created(
+        f"IAM role {name!r}",
+        lambda: dict(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]),
+        "EntityAlreadyExists",
+        lambda: _role_named(iam, name),
+        {"AssumeRolePolicyDocument": json.loads(trust)},  # boto3 reads the document back as JSON
+    )
+    return str(role["Arn"])
+
+
+def _role_named(iam: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(iam.get_role(RoleName=name)["Role"])
+    except ClientError as err:
+        if _error_code(err) != "NoSuchEntity":
+            raise
+    return None
 
 
 def _cluster(ecs: Any, name: str) -> str:
@@ -469,17 +640,24 @@ def _cluster(ecs: Any, name: str) -> str:
 
 
 def _task_definition(ecs: Any, targets: Targets, image: str, roles: tuple[str, str]) -> str:
+    # Each registration is a revision of its own: one sent twice makes two, so it is not resent.
+    return _latest_revision(ecs, targets.task_family) or _sent_once(
+        ecs,
+        "RegisterTaskDefinition",
+        lambda: str(ecs.register_task_definition(**task_definition_input(targets, image, roles))[
+            "taskDefinition"]["taskDefinitionArn"]),
+        lambda: _latest_revision(ecs, targets.task_family),
+    )
+
+
+def _latest_revision(ecs: Any, family: str) -> str | None:
+    """The ARN of ``family``'s latest ACTIVE revision; None when it has none."""
     try:
-        # The family's latest ACTIVE revision.
-        return ecs.describe_task_definition(taskDefinition=targets.task_family)["taskDefinition"][
-            "taskDefinitionArn"
-        ]
+        return str(ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskDefinitionArn"])
     except ClientError as err:
         if _error_code(err) not in ("ClientException", "ResourceNotFoundException"):
             raise
-    return ecs.register_task_definition(**task_definition_input(targets, image, roles))[
-        "taskDefinition"
-    ]["taskDefinitionArn"]
+    return None
 
 
 def task_definition_input(targets: Targets, image: str, roles: tuple[str, str]) -> dict[str, Any]:
@@ -588,6 +766,9 @@ def _service(
             "minimumHealthyPercent": 100,
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         },
+        # botocore's resend carries the same token, which ECS answers with the service the first
+        # attempt made: without one, a second create of the name is refused ("not idempotent").
+        clientToken=str(uuid.uuid4()),
     )["service"]["serviceArn"]
     if desired:
         # Restating the desired count changes nothing on AWS; moto (which starts no tasks)
@@ -601,11 +782,9 @@ def _service(
 
 
 def _table(dynamodb: Any, spec: TableSpec) -> str:
-    try:
-        return dynamodb.describe_table(TableName=spec.name)["Table"]["TableArn"]
-    except ClientError as err:
-        if _error_code(err) != "ResourceNotFoundException":
-            raise
+    found = _table_named(dynamodb, spec.name)
+    if found is not None:
+        return str(found["TableArn"])
     keys = [(spec.hash_key, "HASH")] + ([(spec.range_key, "RANGE")] if spec.range_key else [])
     index_keys = {index: index_attribute(index) for index in spec.indexes}
     attributes = dict.fromkeys([k for k, _ in keys] + list(index_keys.values()))
@@ -624,7 +803,26 @@ def _table(dynamodb: Any, spec: TableSpec) -> str:
             }
             for index, attribute in index_keys.items()
         ]
-    return dynamodb.create_table(**arguments)["TableDescription"]["TableArn"]
+    table = _created(
+        f"DynamoDB table {spec.name!r}",
+        lambda: dict(dynamodb.create_table(**arguments)["TableDescription"]),
+        "ResourceInUseException",
+        lambda: _table_named(dynamodb, spec.name),
+        {"KeySchema": arguments["KeySchema"], "IndexKeys": dict(index_keys)},
+    )
+    return str(table["TableArn"])
+
+
+def _table_named(dynamodb: Any, name: str) -> dict[str, Any] | None:
+    """The table ``name``, with ``IndexKeys``: the hash key of each of its GSIs by name."""
+    try:
+        table = dynamodb.describe_table(TableName=name)["Table"]
+    except ClientError as err:
+        if _error_code(err) != "ResourceNotFoundException":
+            raise
+        return None
+    indexes = table.get("GlobalSecondaryIndexes", [])
+    return {**table, "IndexKeys": {i["IndexName"]: i["KeySchema"][0]["AttributeName"] for i in indexes}}
 
 
 def index_attribute(index: str) -> str:

@@ -259,40 +259,173 @@ def test_every_name_comes_from_targets(aws):
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Acme/Prod", alarm_metric("acme-errors")[0])
 
 
+def _answered_late(monkeypatch, embedded_aws, targets, backend, create: str, service: str, warm: str,
+                   named: str | None = None):
+    """provision's ``get_client`` on a reset account, whose ``service`` client waits 1 s per attempt
+    for an answer, and the ``create`` method of moto's ``backend`` answering its first call (for
+    ``named``, if given) 2.5 s after making what it makes: botocore sends the create again, as on
+    a loaded machine. Returns it and the list that fills with what that first call made."""
+    from blocks.credentials import client_factory, credentials_for_endpoint
+
+    made = getattr(backend, create)
+    answered_late: list = []
+
+    def made_but_answered_late(self, *args, **kwargs):
+        what = made(self, *args, **kwargs)
+        if not answered_late and (named is None or named in (*args, *kwargs.values())):
+            answered_late.append(what)
+            time.sleep(2.5)  # past the 1 s read timeout below: the client resends
+        return what
+
+    embedded_aws.reset()
+    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
+    clients = client_factory(credentials)
+    # moto builds the account's backend (slow, and with a default VPC of its own) on its first request.
+    getattr(clients(service), warm)()
+    monkeypatch.setattr(backend, create, made_but_answered_late)
+    # Two seconds shared by the service's calls and their one resend: 1 s per attempt.
+    late = client_factory(credentials, read_seconds=2.0)(service)
+    return (lambda name: late if name == service else clients(name)), answered_late
+
+
 def test_a_security_group_whose_create_answer_was_lost_is_taken_with_its_ingress(embedded_aws, targets, monkeypatch):
     """On a loaded machine moto's answer to CreateSecurityGroup came after the client's read timeout;
     botocore sent the create again, which found the group the first attempt had made
     (InvalidGroup.Duplicate), and `rollway up` stopped while provisioning. The group is ours."""
     from moto.ec2.models.security_groups import SecurityGroupBackend
 
-    from blocks.credentials import client_factory, credentials_for_endpoint
-
-    group_name = f"{targets.cluster}-tasks"
-    create = SecurityGroupBackend.create_security_group
-    answered_late: list[str] = []
-
-    def made_but_answered_late(self, name, *args, **kwargs):
-        group = create(self, name, *args, **kwargs)
-        if name == group_name and not answered_late:
-            answered_late.append(group.id)
-            time.sleep(2.5)  # past the 1 s read timeout below: the client resends
-        return group
-
-    monkeypatch.setattr(SecurityGroupBackend, "create_security_group", made_but_answered_late)
-    embedded_aws.reset()
-    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
-    clients = client_factory(credentials)
-    clients("ec2").describe_vpcs()  # moto builds the account's EC2 backend (slow) on its first request
-    # Two seconds shared by EC2's calls and their one resend: 1 s per attempt.
-    ec2 = client_factory(credentials, read_seconds=2.0)("ec2")
-
-    def get_client(service: str):
-        return ec2 if service == "ec2" else clients(service)
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, SecurityGroupBackend, "create_security_group", "ec2", "describe_vpcs",
+        named=f"{targets.cluster}-tasks")  # not the VPC's default group
 
     topology = provision(get_client, targets)
 
-    assert answered_late == [topology.security_group_id]
+    assert [group.id for group in answered_late] == [topology.security_group_id]
     group = get_client("ec2").describe_security_groups(GroupIds=[topology.security_group_id])["SecurityGroups"][0]
     assert sorted(p["FromPort"] for p in group["IpPermissions"]) == sorted(
         {targets.listener_port, targets.container_port})
     assert provision(get_client, targets) == topology  # `rollway up` again on the same account
+
+
+def test_a_vpc_whose_create_answer_was_lost_is_made_once(embedded_aws, targets, monkeypatch):
+    """botocore's resend of a late-answered CreateVpc made a second VPC of the same name (EC2 holds
+    no name unique): the resend is not sent, and the VPC the first attempt made is looked up and taken."""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, VPCBackend, "create_vpc", "ec2", "describe_vpcs")
+
+    topology = provision(get_client, targets)
+
+    ec2 = get_client("ec2")
+    named = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{targets.cluster}-vpc"]}])["Vpcs"]
+    assert [vpc["VpcId"] for vpc in named] == [vpc.id for vpc in answered_late] == [topology.vpc_id]
+    attribute = ec2.describe_vpc_attribute(VpcId=topology.vpc_id, Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is True
+    assert provision(get_client, targets) == topology
+
+
+def test_a_repository_whose_create_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch):
+    """botocore's resend of a late-answered CreateRepository found the repository the first attempt
+    made (RepositoryAlreadyExistsException), and `rollway up` stopped while provisioning."""
+    from moto.ecr.models import ECRBackend
+
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, ECRBackend, "create_repository", "ecr", "describe_repositories")
+
+    topology = provision(get_client, targets)
+
+    assert [repository.uri for repository in answered_late] == [topology.repository_uri]
+    assert provision(get_client, targets) == topology
+
+
+@pytest.mark.parametrize(("backend", "create", "service", "warm", "made_id", "taken"), [
+    ("moto.ec2.models.subnets.SubnetBackend", "create_subnet", "ec2", "describe_vpcs", "id",
+     lambda top: top.subnet_ids[0]),
+    ("moto.iam.models.IAMBackend", "create_role", "iam", "list_roles", "arn", lambda top: top.execution_role_arn),
+    ("moto.dynamodb.models.DynamoDBBackend", "create_table", "dynamodb", "list_tables", "table_arn",
+     lambda top: top.flags_table_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_load_balancer", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.load_balancer_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_target_group", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.stable_target_group_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_listener", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.listener_arn),
+    ("moto.elbv2.models.ELBv2Backend", "create_rule", "elbv2", "describe_load_balancers", "arn",
+     lambda top: top.rule_arn),
+], ids=["subnet", "role", "table", "load-balancer", "target-group", "listener", "rule"])
+def test_a_create_by_name_whose_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch, backend, create,
+                                                         service, warm, made_id, taken):
+    """botocore's resend of a late-answered create found what the first attempt made (the name, or
+    a subnet's CIDR, taken: EntityAlreadyExists, ResourceInUseException, DuplicateListener...), and
+    `rollway up` stopped while provisioning. What the first attempt made is taken."""
+    import importlib
+
+    module, name = backend.rsplit(".", 1)
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, getattr(importlib.import_module(module), name), create, service, warm)
+
+    topology = provision(get_client, targets)
+
+    assert [getattr(made, made_id) for made in answered_late] == [taken(topology)]
+    assert provision(get_client, targets) == topology
+
+
+def test_a_task_definition_whose_registration_answer_was_lost_is_registered_once(embedded_aws, targets, monkeypatch):
+    """botocore's resend of a late-answered RegisterTaskDefinition registered a second revision: the
+    resend is not sent, and the revision the first attempt registered is taken."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    get_client, answered_late = _answered_late(monkeypatch, embedded_aws, targets, EC2ContainerServiceBackend,
+                                               "register_task_definition", "ecs", "list_clusters")
+
+    topology = provision(get_client, targets)
+
+    revisions = get_client("ecs").list_task_definitions(familyPrefix=targets.task_family)["taskDefinitionArns"]
+    assert revisions == [revision.arn for revision in answered_late] == [topology.task_definition_arn]
+    assert provision(get_client, targets) == topology
+
+
+def test_a_service_create_resent_carries_its_first_attempts_client_token(embedded_aws, targets, monkeypatch):
+    """A CreateService of a name ECS has is refused ("Creation of service was not idempotent")
+    unless it carries the client token of the create that made it: botocore's resend of a
+    late-answered create stopped `rollway up` on AWS (moto makes the service again in place)."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    get_client, answered_late = _answered_late(
+        monkeypatch, embedded_aws, targets, EC2ContainerServiceBackend, "create_service", "ecs", "list_clusters")
+    tokens: list[str | None] = []
+
+    def sent(request, **_):
+        tokens.append(json.loads(request.body).get("clientToken"))
+
+    get_client("ecs").meta.events.register("before-send.ecs.CreateService", sent)
+    topology = provision(get_client, targets)
+
+    assert [service.arn for service in answered_late] == [topology.stable_service_arn]
+    first, resent, canary = tokens  # the stable service's create, its resend, the canary's create
+    assert first is not None and resent == first and canary not in (None, first)
+
+
+def test_a_repository_made_otherwise_since_the_look_up_is_not_taken(embedded_aws, targets, independent_client):
+    """Someone else's repository of the same name, made between provision's look-up and its create,
+    is named in the error, with what differs: not taken as the one provision makes."""
+    from blocks.credentials import client_factory, credentials_for_endpoint
+
+    from rollway.sim.topology import TopologyConflict
+
+    embedded_aws.reset()
+    clients = client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, targets.region))
+
+    def someone_else_first(**_):
+        independent_client("ecr").create_repository(repositoryName=targets.ecr_repository)
+
+    clients("ecr").meta.events.register_first("before-call.ecr.CreateRepository", someone_else_first)
+    try:
+        with pytest.raises(TopologyConflict) as raised:
+            provision(clients, targets)
+    finally:
+        clients("ecr").meta.events.unregister("before-call.ecr.CreateRepository", someone_else_first)
+    assert str(raised.value) == (
+        f"ECR repository {targets.ecr_repository!r} already exists, not as provision makes it: "
+        "its imageScanningConfiguration is {'scanOnPush': False}, not {'scanOnPush': True}")
