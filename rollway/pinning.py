@@ -49,8 +49,8 @@ it matches meets them all, as far as that condition goes. Read as a header whose
 not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
 
 SESSION_ID = "…"
-"""Where a ``CheckRequest``'s path holds the message check's session id, any text (``_sent``): no
-path as sent holds it (it is not ASCII, and would be percent-encoded). Read as ``*``, a real ``*``
+"""Where a ``CheckRequest``'s path or query holds the message check's session id, any text (``_sent``): no
+path or query as sent holds it (it is not ASCII, and would be percent-encoded). Read as ``*``, a real ``*``
 in a check's URL (/he*lth) was taken for a session id: a rule on /health was said perhaps to meet it."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -70,7 +70,8 @@ class CheckRequest:
     """As sent, percent-encoded, ``SESSION_ID`` where it holds what is not known before the check
     (the message check's session id); any ``*`` or ``?`` in it is that character, as sent."""
     query: str = field(default="", repr=False)
-    """As sent, without its ``?``; never shown (it may carry a token)."""
+    """As sent, without its ``?``, ``SESSION_ID`` where it holds the session id, as ``path``; never
+    shown (it may carry a token)."""
 
 
 def header_parts(text: str) -> tuple[str, str]:
@@ -559,8 +560,8 @@ def _condition_reaches(rule: Mapping[str, Any], check: CheckRequest) -> list[tup
                                    "the port their Host header carries, which a host-header condition may be "
                                    "compared with or not"))
         elif kind == "query-string":
-            reaches.append(_either((_query_reach(condition, check.query, str), []),
-                                   (_query_reach(condition, check.query, unquote_plus), []),
+            reaches.append(_either(_query_reach(condition, check.query, str),
+                                   _query_reach(condition, check.query, unquote_plus),
                                    "a percent-encoded query string, which the load balancer may read decoded or not"))
     return reaches
 
@@ -595,27 +596,44 @@ def _pattern_reach(condition: Mapping[str, Any], text: Sequence[Any], fold: Any)
     return (_MAYBE, why) if why else (_NONE, [])
 
 
-def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> int:
-    """Whether the query string ``query``, each key and value read by ``decode``, meets a
-    query-string ``condition``: one of its values, a key and value or a value alone (patterns, a
-    backslash escaping ``*`` and ``?``, without regard to case), found among the query's items."""
-    items = [(decode(key), decode(item)) if eq else (None, decode(key))
+def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> tuple[int, list[str]]:
+    """Whether the query string ``query`` (``CheckRequest.query``'s: ``SESSION_ID`` where it holds
+    the message check's session id), each key and value read by ``decode``, meets a query-string
+    ``condition``: one of its values, a key and value or a value alone (patterns, a backslash
+    escaping ``*`` and ``?``, without regard to case), found among the query's items, whatever
+    the session id (surely), for some (may, with why), or for none. Read with the stand-in the
+    query was built with for the id, a rule on session=a* was said to meet none of them."""
+    # A session id is percent-encoded (``messages_url``): it holds no & or =, and splits no item.
+    items = [(_sent(key, _folded(decode)), _sent(item, _folded(decode))) if eq else (None, _sent(key, _folded(decode)))
              for key, eq, item in (part.partition("=") for part in query.split("&") if part)]
+    met = _NONE
     for wanted in _config(condition).get("Values") or condition.get("Values") or []:
-        key, value = wanted.get("Key"), wanted.get("Value", "")
-        if any((key is None or (k is not None and _query_matches(key, k))) and _query_matches(value, v)
-               for k, v in items):
-            return _SURELY
-    return _NONE
+        key = None if wanted.get("Key") is None else _query_pattern(wanted["Key"])
+        value = _query_pattern(wanted.get("Value", ""))
+        for k, v in items:
+            if key is not None and k is None:
+                continue
+            if (key is None or _pattern_covers(key, k)) and _pattern_covers(value, v):
+                return _SURELY, []
+            if (key is None or _patterns_meet(key, k)) and _patterns_meet(value, v):
+                met = _MAYBE
+    return (met, ["a session id in the message check's query string, which is not known before the check"]
+            if met == _MAYBE else [])
 
 
-def _query_matches(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches a query-string condition's ``pattern``: ``*`` any characters, ``?``
-    one, each itself after a backslash, without regard to case."""
-    parts = re.findall(r"\\[*?]|[*?]|[^*?\\]+|\\", pattern)
-    regex = "".join(re.escape(p[1]) if p.startswith("\\") and len(p) == 2 else ".*" if p == "*" else "." if p == "?"
-                    else re.escape(p) for p in parts)
-    return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL) is not None
+def _folded(decode: Any) -> Any:
+    """``decode``, then lower case: query-string conditions match without regard to case."""
+    return lambda text: decode(text).lower()
+
+
+def _query_pattern(pattern: str) -> list[Any]:
+    """A query-string condition's ``pattern`` as ``_pattern_covers`` and ``_patterns_meet`` read it,
+    lower case: ``*`` as ``_ANY``, ``?`` as ``_ONE``, each itself after a backslash (a ``*`` the
+    character, as a check's own is), every other character itself."""
+    parts = re.findall(r"\\[*?]|[*?]|[^*?\\]+|\\", pattern.lower())
+    return [token for p in parts
+            for token in ([p[1]] if p.startswith("\\") and len(p) == 2 else [_ANY] if p == "*" else [_ONE] if p == "?"
+                          else list(p))]
 
 
 def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[str]:
@@ -1275,18 +1293,18 @@ def _patterns_meet(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return False
 
 
-def _pattern_covers(wide: str, narrow: Sequence[Any]) -> bool:
+def _pattern_covers(wide: str | Sequence[Any], narrow: Sequence[Any]) -> bool:
     """Whether every text the pattern ``narrow`` (``_wild``'s or ``_sent``'s) matches, the pattern
-    ``wide`` matches (``*``: any characters, ``?``: one). ``narrow``'s wildcards are met only by what
+    ``wide`` matches (``*``: any characters, ``?``: one; or read already, ``_query_pattern``'s). ``narrow``'s wildcards are met only by what
     matches anything they may stand for: its ``_ANY`` by a ``*`` of ``wide``, its ``_ONE`` by a ``?``
     or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
     narrower one taken."""
     ends: set[int] = {0}  # how much of ``narrow`` the part of ``wide`` read so far can stand for
-    for w in wide:
-        if w == "*":
+    for w in _wild(wide) if isinstance(wide, str) else wide:
+        if w is _ANY:
             ends = set(range(min(ends), len(narrow) + 1)) if ends else ends
         else:
-            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] is not _ANY)}
+            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w is not _ONE else narrow[i] is not _ANY)}
     return len(narrow) in ends
 
 

@@ -1332,3 +1332,38 @@ def test_a_rule_ahead_of_the_pin_on_checks_inside_and_outside_the_weighted_rule_
     assert "sends those it meets among the checks' to arn:tg/other" in said, said
     assert "give it a path-pattern or host-header none of the checks' requests match" in said, said
     assert "weighted rule's requests match" not in said, said
+
+
+def query(key: str | None, value: str) -> dict:
+    return {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": key, "Value": value} if key else
+                                                                      {"Value": value}]}}
+
+
+IN_QUERY = check_requests(ValidationSpec(messages_path="/messages?session={session_id}&lang=en",
+                                         api_base_url="https://api.example.com"))
+"""The checks' requests with the message check's session id in its query string."""
+
+
+@pytest.mark.parametrize("condition", [query("session", "a*"), query(None, "session*"), query("session", "sessionx")])
+def test_a_rule_ahead_of_the_pin_on_some_session_ids_in_the_query_may_meet_the_message_check_and_is_not_known(
+        condition):
+    """Read with the stand-in the query was built with (``session``, ``sessionx``) for the id, a rule
+    on session=a* was said to meet none of them, and one on session=sessionx surely to meet one."""
+    said = found_by(IN_QUERY, rule("ids", "3", [path("/messages"), condition], STABLE), PIN)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's query "
+                            "string, which is not known before the check"), said
+
+
+@pytest.mark.parametrize("condition, pinned", [
+    (query("session", "*"), False),   # any session id: the message check surely meets it
+    (query("lang", "EN"), False),     # the query's own, without regard to case
+    (query("session", "*%*"), None),  # percent-encoded or not, as sent or decoded: not known
+    (query("lang", "fr"), True),      # none of them
+])
+def test_a_rule_ahead_of_the_pin_on_the_message_checks_query_is_judged_by_what_it_sends(condition, pinned):
+    said = found_by(IN_QUERY, rule("q", "3", [path("/messages"), condition], STABLE), PIN)
+    if pinned:
+        assert isinstance(said, Pin), said
+    else:
+        assert isinstance(said, Unpinned) and (said.unknown is None) == (pinned is False), (said, said.unknown)
