@@ -17,6 +17,7 @@ which the rollout already may).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -140,6 +141,10 @@ class Pin:
     """The rules (ARN, priority, the headers) ahead of a pin rule, forwarding elsewhere, that the
     checks would meet but for a header condition on one they do not send (``_unsent_ahead``): taken
     to meet none of them, which holds unless a proxy on their way adds it, as ``said`` tells."""
+    sourced: tuple[tuple[str, str, str], ...] = ()
+    """The pin rules (ARN, priority, its addresses said) with a source-ip condition, each matching
+    every address the weighted rule's does (``_sources_cover``): the checks sent from elsewhere meet
+    neither rule, and are not pinned, as ``said`` tells."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
@@ -155,7 +160,8 @@ class Pin:
             by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of {whose} requests and together on " \
                  "every one"
         where = "one of them" if self.together else "it"
-        ahead = (_sending_there(self.headed, f"ahead of {where} on the header")
+        ahead = (_sourced_said(self.sourced, alone=not self.together)
+                 + _sending_there(self.headed, f"ahead of {where} on the header")
                  + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone")
                  + _unsent_said(self.unsent, where))
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
@@ -181,6 +187,14 @@ def _unsent_said(rules: Sequence[tuple[str, str, tuple[str, ...]]], where: str) 
             f"the checks do not send, {'is' if one else 'are'} taken to meet none of them, as "
             f"{'it does' if one else 'they do'} unless a proxy between them and the load balancer adds "
             f"{'it' if single else 'those'}")
+
+
+def _sourced_said(rules: Sequence[tuple[str, str, str]], *, alone: bool) -> str:
+    """``Pin.said``'s "; it meets only requests sent from 10.0.0.0/8, among which are all the weighted
+    rule takes: ..." of ``Pin.sourced``, each pin rule named unless it is the one (``alone``); empty for none."""
+    return "".join(f"; {'it' if alone else f'rule {arn} (priority {priority})'} meets only requests sent from "
+                   f"{sources}, among which are all the weighted rule takes: a check sent from elsewhere meets neither"
+                   for arn, priority, sources in rules)
 
 
 def _sending_there(rules: Sequence[tuple[str, str]], how: str) -> str:
@@ -242,7 +256,8 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
     source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
-    are the pin rules (``_misses``), and a rule ahead on none of the weighted rule's requests but
+    are the pin rules (``_misses``), but for a source-ip condition matching every address the
+    weighted rule's does (``_sources_cover``: the checks it would take meet it), and a rule ahead on none of the weighted rule's requests but
     some of theirs is named (``_meets_some``): a check the weighted rule does not match (/health
     beside /edit/*) is still sent, and met first by whichever rule ahead it meets.
     Without them (the infrastructure's checklist, which knows the header alone), by the weighted
@@ -280,7 +295,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
             unsent = tuple((r["RuleArn"], str(r["Priority"]), tuple(_unsent(r, name)))
                            for r in _unsent_ahead(rules, weighted, name, value, canary_arn, checks)
                            if _priority(r) < last)
-            return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed),
+            # A pin rule on addresses of its own takes no check sent from elsewhere (``_sources_cover``):
+            # said pinned without them, such a check read as pinned too.
+            by_arn = {r.get("RuleArn"): r for r in rules}
+            sourced = tuple((arn, priority, _said_values(c)) for arn, priority in pins
+                            for c in by_arn[arn].get("Conditions", []) if c.get("Field") == "source-ip")
+            return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed), sourced=sourced,
                            unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
                                           if _priority(r) < last), unsent=unsent)
         # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
@@ -649,7 +669,7 @@ def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[
 
 def _source_said(condition: Mapping[str, Any]) -> str:
     """A source-ip ``condition`` as why a rule may meet the checks."""
-    return f"a source-ip condition on {on_one_line(', '.join(_values(condition)))}, where the checks are sent from " \
+    return f"a source-ip condition on {_said_values(condition)}, where the checks are sent from " \
            "not being known"
 
 
@@ -1042,7 +1062,7 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
     said to let requests pass it by. A path-pattern or host-header given as regular expressions is
     not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
     if checks:
-        return _checks_miss(rule, checks)
+        return _checks_miss(_shielded(rule, weighted), checks)
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -1064,6 +1084,32 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
         else:
             said.append((f"a {field} condition the weighted rule does not have", True))
     return said
+
+
+def _sources_cover(condition: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
+    """Whether ``condition`` is a source-ip one matching every address ``weighted``'s own source-ip
+    condition matches (the same, or wider networks): every request the weighted rule takes meets
+    it, wherever the checks are sent from; one sent from elsewhere meets neither rule. Read as
+    "may not meet" the checks, a pin copying the weighted rule's condition was refused."""
+    theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == "source-ip"]
+    if condition.get("Field") != "source-ip" or not theirs:
+        return False
+    try:
+        wide = [ipaddress.ip_network(v, strict=False) for v in _values(condition)]
+        narrow = [ipaddress.ip_network(v, strict=False) for c in theirs for v in _values(c)]
+    except ValueError:
+        return False  # not an address AWS would take: not known to match any
+    return bool(narrow) and all(any(n.version == w.version and n.subnet_of(w) for w in wide)  # type: ignore[arg-type]
+                                for n in narrow)
+
+
+def _shielded(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``rule`` as a check the weighted rule takes meets it: without its source-ip condition when
+    that matches every address the weighted rule's does (``_sources_cover``). A pin is judged by
+    the checks the weighted rule would take; where they are sent from is not known, but they are
+    sent from its addresses, or it takes none of them."""
+    kept = [c for c in rule.get("Conditions", []) if not _sources_cover(c, weighted)]
+    return rule if len(kept) == len(rule.get("Conditions", [])) else {**rule, "Conditions": kept}
 
 
 def _checks_miss(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[tuple[str, bool]]:
@@ -1097,6 +1143,7 @@ def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Map
     own = {_condition_key(c) for c in weighted.get("Conditions", [])}
     return [condition for condition in rule.get("Conditions", [])
             if condition.get("Field") != "http-header" and _condition_key(condition) not in own
+            and not _sources_cover(condition, weighted)
             and not (condition.get("Field") in _PATTERNED
                      and any(_covers(condition, c) for c in _matched(str(condition.get("Field")), weighted)))]
 
@@ -1131,7 +1178,7 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
     if checks:
-        return _checks_pinned_together(header_rules, name, value, canary_arn, checks)
+        return _checks_pinned_together(header_rules, weighted, name, value, canary_arn, checks)
     counted: dict[str, list[tuple[Mapping[str, Any], list[str]]]] = {}  # field -> (rule, values counted)
     for rule in header_rules:
         if not is_pin_rule(rule, canary_arn):
@@ -1165,8 +1212,8 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     return []
 
 
-def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], name: str, value: str, canary_arn: str,
-                            checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
+def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                            value: str, canary_arn: str, checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
     """``_pinned_together`` judged by the checks' requests: pin rules of ``header_rules``, in
     priority order, each the first surely meeting some of them (its header surely met, its other
     conditions by ``_reach``), that together surely meet every one; empty when one alone does
@@ -1181,7 +1228,7 @@ def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], name: str
             return []
         if not _header_met(rule, name, value):
             continue  # by a regular expression: those it meets reach the canary group all the same
-        met = [check for check in checks if _reach(rule, check) == _SURELY]
+        met = [check for check in checks if _reach(_shielded(rule, weighted), check) == _SURELY]
         if len(met) == len(checks):
             return []  # it alone meets every one
         if any(check in left for check in met):
@@ -1222,6 +1269,11 @@ def _values(condition: Mapping[str, Any], key: str = "Values") -> list[str]:
 def _regexes(condition: Mapping[str, Any]) -> list[str]:
     """A path-pattern's, host-header's or http-header's regular expressions (``RegexValues``)."""
     return _values(condition, "RegexValues")
+
+
+def _said_values(condition: Mapping[str, Any]) -> str:
+    """A condition's values, on one line, as a text names them."""
+    return on_one_line(", ".join(_values(condition)))
 
 
 def _said(condition: Mapping[str, Any]) -> str:

@@ -1367,3 +1367,30 @@ def test_a_rule_ahead_of_the_pin_on_the_message_checks_query_is_judged_by_what_i
         assert isinstance(said, Pin), said
     else:
         assert isinstance(said, Unpinned) and (said.unknown is None) == (pinned is False), (said, said.unknown)
+
+
+FROM_VPC = rule("weighted", "10", [PATH, SOURCE_IP], STABLE, CANARY)
+"""A weighted rule on requests from 10.0.0.0/8 alone."""
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+@pytest.mark.parametrize("source", [["10.0.0.0/8"], ["10.0.0.0/8", "192.168.0.0/16"], ["0.0.0.0/0"]])
+def test_a_pin_on_the_weighted_rules_own_source_address_or_a_wider_one_pins_the_checks_it_takes(checks, source):
+    """Every check the weighted rule takes comes from its address, which the pin's source-ip matches
+    too: where the checks are sent from is not known, but it need not be. Read as "may not meet"
+    them, the pin copying the weighted rule's condition was refused once the checks were known."""
+    pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": source}}],
+                                CANARY), weighted=FROM_VPC)
+    assert isinstance(pin, Pin), pin
+    # Said of the checks sent from elsewhere, which the weighted rule does not take either.
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          f"5, ahead of the weighted rule's 10; it meets only requests sent from {', '.join(source)}, "
+                          "among which are all the weighted rule takes: a check sent from elsewhere meets neither)"
+                          ), pin.said()
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused_as_not_known(checks):
+    pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": ["10.1.0.0/16"]}}],
+                                CANARY), weighted=FROM_VPC)
+    assert isinstance(pin, Unpinned), pin
