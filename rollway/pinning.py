@@ -269,8 +269,11 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
-    header_rules = _header_rules_ahead(rules, weighted, name, value, canary_arn, checks)
-    every_unheaded = _unheaded_ahead(rules, weighted, name, value, checks)
+    # A rule every check it may meet reaches a pin rule ahead of it first takes none of them (``_shielded_by_pins``).
+    header_rules = [r for r in _header_rules_ahead(rules, weighted, name, value, canary_arn, checks)
+                    if is_pin_rule(r, canary_arn) or not _shielded_by_pins(r, rules, name, value, canary_arn, checks)]
+    every_unheaded = [r for r in _unheaded_ahead(rules, weighted, name, value, checks)
+                      if not _shielded_by_pins(r, rules, name, value, canary_arn, checks)]
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group, checks)
@@ -320,6 +323,20 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
                   f"{need}, {_unheaded_meets(first, weighted, header, name, checks)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
     return Unpinned(found, turns_on)
+
+
+def _shielded_by_pins(rule: Mapping[str, Any], rules: Sequence[Mapping[str, Any]], name: str, value: str,
+                      canary_arn: str, checks: Sequence[CheckRequest]) -> bool:
+    """Whether each of the checks' requests (known: ``checks``) that may meet ``rule`` surely meets
+    a pin rule ahead of it first (its header surely met, its other conditions by ``_reach``): then
+    ``rule`` takes none of them, wherever it sends what it meets. Judged as taking them, a rule on
+    /health behind a pin on /health and ahead of the pin on every path had the checks refused,
+    though every one reached the canary group alone."""
+    if not checks:
+        return False
+    pins = [r for r in rules if not r.get("IsDefault") and _priority(r) < _priority(rule)
+            and is_pin_rule(r, canary_arn) and _header_met(r, name, value)]
+    return all(any(_reach(pin, check) == _SURELY for pin in pins) for check in checks if _reach(rule, check) != _NONE)
 
 
 def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],

@@ -1394,3 +1394,20 @@ def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused_as_not_
     pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": ["10.1.0.0/16"]}}],
                                 CANARY), weighted=FROM_VPC)
     assert isinstance(pin, Unpinned), pin
+
+
+@pytest.mark.parametrize("between", [
+    rule("x", "3", [header("canary"), path("/health")], STABLE),  # on the header, to the stable version
+    rule("x", "3", [path("/health")], STABLE),                    # on no header
+])
+def test_a_rule_between_two_pins_that_the_first_shields_every_check_from_leaves_them_pinned(between):
+    """Every check rule x may meet (the health check, on /health) meets the pin on /health ahead of
+    it first: x takes none of them. Judged as taking them, the checks were refused, though every one
+    of them reached the canary group alone."""
+    health = rule("health", "2", [header("canary"), path("/health")], CANARY)
+    pin = found_by(CHECKS, health, between, PIN)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert "rule health (priority 2), ahead of it on the header, sends those it meets there itself" in pin.said(), pin
+    # Where the first pin does not meet all of them (/health alone, x on /health and /sessions*), x takes some.
+    wider = {**between, "Conditions": [*between["Conditions"][:-1], path("/health", "/sessions*")]}
+    assert isinstance(found_by(CHECKS, health, wider, PIN), Unpinned)
