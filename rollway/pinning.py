@@ -756,8 +756,9 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
 
 def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str,
                     checks: Sequence[CheckRequest]) -> str:
-    """What of the weighted rule's requests an ``_unheaded_ahead`` rule meets: with which conditions,
-    its share of them (every one, some, or some that may be), as a refusal names it."""
+    """What of the weighted rule's requests (``checks``: of the checks', as it is judged) an
+    ``_unheaded_ahead`` rule meets: with which conditions, its share of them (every one, some, or
+    some that may be), as a refusal names it."""
     others = _unsure_headers(rule, name)
     # A User-Agent the checks' own matches (``_unheaded_ahead`` keeps no other): said "with no
     # http-header condition", the rule read as one without it.
@@ -765,18 +766,21 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     with_ = (f"with an http-header condition on another header than {name}" if others else
              f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
              f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
-    outside = _outside(rule, weighted, checks)
-    theirs = "the checks' requests" if outside else "the weighted rule's requests"
+    # Judged by the checks' requests when known (``_reach``), said of theirs: "some of the weighted
+    # rule's", with a condition missing some of those, named what the refusal was not about.
+    theirs = "the checks' requests" if checks else "the weighted rule's requests"
     if others or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks):
         why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else []),
                *(f"by {reason}" for reason in (_reach_why(rule, checks) if _reach_unsure(rule, checks) else []))]
         return f"{with_}, may meet some of {theirs} carrying `{header}` ({'; '.join(dict.fromkeys(why))})"
-    if outside:
-        # None of them go through the weighted rule: its weights and conditions say nothing of them.
+    if checks:
         missed = _beyond(rule, weighted, checks)
+        # None of them going through the weighted rule, its weights say nothing of them.
+        gets = (", none of which the weighted rule matches" if _outside(rule, weighted, checks) else
+                "" if missed else " (the weighted rule, behind it, gets none of them, whatever its weights)")
         return (f"{with_}, meets {'some' if missed else 'every one'} of the checks' requests, carrying `{header}` or "
-                "not, none of which the weighted rule matches" + (f" (it has {' and '.join(missed)})" if missed else ""))
+                f"not{gets}" + (f" (it has {' and '.join(missed)})" if missed else ""))
     beyond = _beyond(rule, weighted)
     if agent:
         # Those of the checks alone: other requests carry another User-Agent, or none.

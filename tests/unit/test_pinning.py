@@ -1089,10 +1089,18 @@ def test_a_rule_ahead_of_the_pin_that_no_check_meets_leaves_it_when_the_checks_r
     [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "PROBE", "Value": "?"}]}}],  # any case
 ])
 def test_a_rule_ahead_of_the_pin_that_a_check_meets_is_still_refused_as_known(conditions):
+    """Said as judged, by the checks' requests: "some of the weighted rule's requests", with a
+    condition missing some of those, named what the refusal was not about."""
     said = found_by(CHECKS, rule("admin", "3", conditions, STABLE), PIN)
     assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
-                           "requests"), said
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the checks' "
+                           "requests, carrying `X-Rollway-Target: canary` or not (it has a "), said
+    assert "that does not match every one of the checks' requests), and sends those it meets to" in said, said
+    # Every one of them: the weighted rule, behind it, gets none.
+    said = found_by(CHECKS, rule("admin", "3", [path("/*")], STABLE), PIN)
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets every one of the checks' "
+                           "requests, carrying `X-Rollway-Target: canary` or not (the weighted rule, behind it, gets "
+                           "none of them, whatever its weights), and sends"), said
 
 
 def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_and_is_not_known():
@@ -1110,7 +1118,8 @@ def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
                             "the checks are sent from not being known"), said
-    assert said.startswith("rule ip (priority 3), with no http-header condition, may meet some of the weighted rule's "
+    whose = "the checks'" if checks else "the weighted rule's"
+    assert said.startswith(f"rule ip (priority 3), with no http-header condition, may meet some of {whose} "
                            "requests carrying `X-Rollway-Target: canary` (by a source-ip condition on 10.0.0.0/8, "
                            "where the checks are sent from not being known), and sends those it meets to "
                            "arn:tg/stable"), said
@@ -1146,7 +1155,7 @@ def test_a_rule_ahead_of_the_pin_on_the_checks_internationalised_host_is_read_as
     said = found_by(checks, rule("host", "3", [{"Field": "host-header", "Values": ["xn--bcher-kva.example"]}], STABLE),
                     PIN, weighted=EDIT_WEIGHTED)
     assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert said.startswith("rule host (priority 3), with no http-header condition, meets some of the weighted rule's "
+    assert said.startswith("rule host (priority 3), with no http-header condition, meets every one of the checks' "
                            "requests"), said
     # An IPv6 address as the Host header carries it: in brackets, beside its port.
     health, _, _ = check_requests(ValidationSpec(health_url="https://[::1]:8443/health"))
@@ -1207,8 +1216,8 @@ def test_a_real_star_in_a_checks_path_is_read_as_that_character_not_as_a_session
     # A rule's ? matches the one character it is: that rule surely takes the health check.
     said = found_by(STARRED, rule("health", "3", [path("/he?lth")], STABLE), PIN)
     assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the weighted "
-                           "rule's requests"), said
+    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the checks' "
+                           "requests"), said
     # Percent-encoded (%2A), it may be read decoded: a rule on /he?lth may meet it, for that alone.
     encoded = check_requests(ValidationSpec(health_url="https://api.example.com/he%2Alth",
                                             api_base_url="https://api.example.com"))
