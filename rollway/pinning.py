@@ -393,7 +393,8 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
                                   wider)
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
-                f"requests carrying `{header}` anywhere: {create}")
+                f"requests carrying `{header}` anywhere: "
+                f"{_behind_said(rules, weighted, name, value, canary_arn, canary_group, before, wider, checks)}{create}")
     first = ahead[0]
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
@@ -414,6 +415,26 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
         return _taking_said(taking, first, header, name, value, canary_group, bool(checks))
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
+
+
+def _behind_said(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                 canary_arn: str, canary_group: str, before: Mapping[str, Any] | None, wider: str,
+                 checks: Sequence[CheckRequest]) -> str:
+    """The first pin rule behind ``weighted`` on the header (surely met), named as meeting none of
+    its requests, and moved ahead of ``before`` (or of ``weighted``), with ``wider`` conditions too
+    where it misses some of them: "rule late (priority 11), ... is behind it ...: give rule late a
+    priority number below 10, or "; empty for none. Unnamed, a person told to create one found the
+    rule they had, with no word of why it did not count."""
+    late = next((r for r in sorted(rules, key=_priority) if not r.get("IsDefault")
+                 and _priority(r) > _priority(weighted) and is_pin_rule(r, canary_arn) and _header_met(r, name, value)),
+                None)
+    if late is None:
+        return ""
+    also = f" and {wider}" if _beyond(late, weighted, checks) else ""
+    return (f"rule {late['RuleArn']} (priority {late['Priority']}), which sends those it meets to {canary_group} alone, "
+            "is behind it, and meets none of the requests the weighted rule matches (a listener meets its rules in "
+            "priority order): "
+            f"give rule {late['RuleArn']} a priority number below {(before or weighted)['Priority']}{also}, or ")
 
 
 def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,

@@ -1420,3 +1420,24 @@ def test_a_rule_between_two_pins_that_the_first_shields_every_check_from_leaves_
     # Where the first pin does not meet all of them (/health alone, x on /health and /sessions*), x takes some.
     wider = {**between, "Conditions": [*between["Conditions"][:-1], path("/health", "/sessions*")]}
     assert isinstance(found_by(CHECKS, health, wider, PIN), Unpinned)
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_pin_behind_the_weighted_rule_is_named_as_pinning_none_of_its_requests(checks):
+    """A listener meets its rules in priority order: behind the weighted rule, the pin meets none of
+    the requests that rule matches. Told only to create one, a person looked and found the rule
+    they had, with no word of why it did not count."""
+    said = found_by(checks, rule("late", "11", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said == ("no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+                    "`X-Rollway-Target: canary` anywhere: rule late (priority 11), which sends those it meets to "
+                    "canary-tg alone, is behind it, and meets none of the requests the weighted rule matches (a "
+                    "listener meets its rules in priority order): give rule late a priority number below 10, or create one on the "
+                    "weighted rule's listener with a priority number below 10, the http-header condition "
+                    "X-Rollway-Target = canary beside the weighted rule's own conditions (or none), and one action "
+                    "forwarding to canary-tg alone; or clear spec.canary_header"), said
+    # On part of the weighted rule's requests, moving it is not enough: said so.
+    said = found_by(checks, rule("late", "11", [header("canary"), path("/health")], CANARY))
+    assert ": give rule late a priority number below 10 and the weighted rule's own conditions, wider ones" in said, said
+    # Done as told, it pins.
+    assert isinstance(found_by(checks, rule("late", "9", [header("canary")], CANARY)), Pin)
