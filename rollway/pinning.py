@@ -257,9 +257,11 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     then judged by what they send (``_reach``), one none of them meets left out, one with a
     source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
     are the pin rules (``_misses``), but for a source-ip condition matching every address the
-    weighted rule's does (``_sources_cover``: the checks it would take meet it), and a rule ahead on none of the weighted rule's requests but
-    some of theirs is named (``_meets_some``): a check the weighted rule does not match (/health
-    beside /edit/*) is still sent, and met first by whichever rule ahead it meets.
+    weighted rule's does (``_sources_cover``: the checks it would take meet it); a rule ahead on
+    none of the weighted rule's requests but some of theirs is named (``_meets_some``): a check the
+    weighted rule does not match (/health beside /edit/*) is still sent, and met first by whichever
+    rule ahead it meets; one whose checks all meet a pin rule ahead of it first is left out
+    (``_shielded_by_pins``).
     Without them (the infrastructure's checklist, which knows the header alone), by the weighted
     rule's requests; a source address still "may meet" them: where they are sent from is not known.
     """
@@ -392,9 +394,9 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks,
                                   wider)
     if not ahead:
+        behind = _behind_said(rules, weighted, name, value, canary_arn, canary_group, before, wider, checks)
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
-                f"requests carrying `{header}` anywhere: "
-                f"{_behind_said(rules, weighted, name, value, canary_arn, canary_group, before, wider, checks)}{create}")
+                f"requests carrying `{header}` anywhere: {behind}{create}")
     first = ahead[0]
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
@@ -431,8 +433,8 @@ def _behind_said(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any]
     if late is None:
         return ""
     also = f" and {wider}" if _beyond(late, weighted, checks) else ""
-    return (f"rule {late['RuleArn']} (priority {late['Priority']}), which sends those it meets to {canary_group} alone, "
-            "is behind it, and meets none of the requests the weighted rule matches (a listener meets its rules in "
+    return (f"rule {late['RuleArn']} (priority {late['Priority']}), which sends those it meets to {canary_group} "
+            "alone, is behind it, and meets none of the requests the weighted rule matches (a listener meets its rules in "
             "priority order): "
             f"give rule {late['RuleArn']} a priority number below {(before or weighted)['Priority']}{also}, or ")
 
@@ -1389,16 +1391,17 @@ def _patterns_meet(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 def _pattern_covers(wide: str | Sequence[Any], narrow: Sequence[Any]) -> bool:
     """Whether every text the pattern ``narrow`` (``_wild``'s or ``_sent``'s) matches, the pattern
-    ``wide`` matches (``*``: any characters, ``?``: one; or read already, ``_query_pattern``'s). ``narrow``'s wildcards are met only by what
-    matches anything they may stand for: its ``_ANY`` by a ``*`` of ``wide``, its ``_ONE`` by a ``?``
-    or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
+    ``wide`` matches (``*``: any characters, ``?``: one; or read already, ``_query_pattern``'s).
+    ``narrow``'s wildcards are met only by what matches anything they may stand for: its ``_ANY``
+    by a ``*`` of ``wide``, its ``_ONE`` by a ``?`` or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
     narrower one taken."""
     ends: set[int] = {0}  # how much of ``narrow`` the part of ``wide`` read so far can stand for
     for w in _wild(wide) if isinstance(wide, str) else wide:
         if w is _ANY:
             ends = set(range(min(ends), len(narrow) + 1)) if ends else ends
         else:
-            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w is not _ONE else narrow[i] is not _ANY)}
+            ends = {i + 1 for i in ends
+                    if i < len(narrow) and (narrow[i] == w if w is not _ONE else narrow[i] is not _ANY)}
     return len(narrow) in ends
 
 
