@@ -1274,10 +1274,12 @@ def _pinned(canary_header: str | None,
 
 
 def _same_header(one: str, other: str) -> bool:
-    """Whether two ``Name: value`` lines are one header: its name in any case, as HTTP and a
-    listener rule read it."""
+    """Whether two ``Name: value`` lines are one header to a listener rule: its name in any case, as
+    HTTP reads it, and its value too, as an http-header condition compares values (without regard to
+    case: a rule matching one matches the other). Compared case by case, ``canary`` and ``Canary``
+    were refused as two headers, which every pin rule meets alike."""
     (name, value), (other_name, other_value) = header_parts(one), header_parts(other)
-    return name.lower() == other_name.lower() and value == other_value
+    return name.lower() == other_name.lower() and value.lower() == other_value.lower()
 
 
 def _still_reading(message: str) -> None:

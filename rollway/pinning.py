@@ -17,6 +17,7 @@ which the rollout already may).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -49,8 +50,8 @@ it matches meets them all, as far as that condition goes. Read as a header whose
 not compared, a rule on ``*bot*`` made their pinning "not known", and they were not sent."""
 
 SESSION_ID = "…"
-"""Where a ``CheckRequest``'s path holds the message check's session id, any text (``_sent``): no
-path as sent holds it (it is not ASCII, and would be percent-encoded). Read as ``*``, a real ``*``
+"""Where a ``CheckRequest``'s path or query holds the message check's session id, any text (``_sent``): no
+path or query as sent holds it (it is not ASCII, and would be percent-encoded). Read as ``*``, a real ``*``
 in a check's URL (/he*lth) was taken for a session id: a rule on /health was said perhaps to meet it."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -70,7 +71,8 @@ class CheckRequest:
     """As sent, percent-encoded, ``SESSION_ID`` where it holds what is not known before the check
     (the message check's session id); any ``*`` or ``?`` in it is that character, as sent."""
     query: str = field(default="", repr=False)
-    """As sent, without its ``?``; never shown (it may carry a token)."""
+    """As sent, without its ``?``, ``SESSION_ID`` where it holds the session id, as ``path``; never
+    shown (it may carry a token)."""
 
 
 def header_parts(text: str) -> tuple[str, str]:
@@ -139,6 +141,10 @@ class Pin:
     """The rules (ARN, priority, the headers) ahead of a pin rule, forwarding elsewhere, that the
     checks would meet but for a header condition on one they do not send (``_unsent_ahead``): taken
     to meet none of them, which holds unless a proxy on their way adds it, as ``said`` tells."""
+    sourced: tuple[tuple[str, str, str], ...] = ()
+    """The pin rules (ARN, priority, its addresses said) with a source-ip condition, each matching
+    every address the weighted rule's does (``_sources_cover``): the checks sent from elsewhere meet
+    neither rule, and are not pinned, as ``said`` tells."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
@@ -154,7 +160,8 @@ class Pin:
             by = f"rules {', '.join(named[:-1])} and {named[-1]}, each on part of {whose} requests and together on " \
                  "every one"
         where = "one of them" if self.together else "it"
-        ahead = (_sending_there(self.headed, f"ahead of {where} on the header")
+        ahead = (_sourced_said(self.sourced, alone=not self.together)
+                 + _sending_there(self.headed, f"ahead of {where} on the header")
                  + _sending_there(self.unheaded, f"ahead of {where} and not met by the header alone")
                  + _unsent_said(self.unsent, where))
         return (f"pinned to target group {self.target_group} by header `{self.header}` ({by}, ahead of the weighted "
@@ -180,6 +187,14 @@ def _unsent_said(rules: Sequence[tuple[str, str, tuple[str, ...]]], where: str) 
             f"the checks do not send, {'is' if one else 'are'} taken to meet none of them, as "
             f"{'it does' if one else 'they do'} unless a proxy between them and the load balancer adds "
             f"{'it' if single else 'those'}")
+
+
+def _sourced_said(rules: Sequence[tuple[str, str, str]], *, alone: bool) -> str:
+    """``Pin.said``'s "; it meets only requests sent from 10.0.0.0/8, among which are all the weighted
+    rule takes: ..." of ``Pin.sourced``, each pin rule named unless it is the one (``alone``); empty for none."""
+    return "".join(f"; {'it' if alone else f'rule {arn} (priority {priority})'} meets only requests sent from "
+                   f"{sources}, among which are all the weighted rule takes: a check sent from elsewhere meets neither"
+                   for arn, priority, sources in rules)
 
 
 def _sending_there(rules: Sequence[tuple[str, str]], how: str) -> str:
@@ -241,9 +256,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
     source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
-    are the pin rules (``_misses``), and a rule ahead on none of the weighted rule's requests but
-    some of theirs is named (``_meets_some``): a check the weighted rule does not match (/health
-    beside /edit/*) is still sent, and met first by whichever rule ahead it meets.
+    are the pin rules (``_misses``), but for a source-ip condition matching every address the
+    weighted rule's does (``_sources_cover``: the checks it would take meet it); a rule ahead on
+    none of the weighted rule's requests but some of theirs is named (``_meets_some``): a check the
+    weighted rule does not match (/health beside /edit/*) is still sent, and met first by whichever
+    rule ahead it meets; one whose checks all meet a pin rule ahead of it first is left out
+    (``_shielded_by_pins``).
     Without them (the infrastructure's checklist, which knows the header alone), by the weighted
     rule's requests; a source address still "may meet" them: where they are sent from is not known.
     """
@@ -253,8 +271,11 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return Unpinned(f"the weighted rule {weighted_arn} is not among the listener's rules")
     # Read once, in priority order: the pin, each refusal and whether it turns on regular expressions
     # are all judged from these rules.
-    header_rules = _header_rules_ahead(rules, weighted, name, value, canary_arn, checks)
-    every_unheaded = _unheaded_ahead(rules, weighted, name, value, checks)
+    # A rule every check it may meet reaches a pin rule ahead of it first takes none of them (``_shielded_by_pins``).
+    header_rules = [r for r in _header_rules_ahead(rules, weighted, name, value, canary_arn, checks)
+                    if is_pin_rule(r, canary_arn) or not _shielded_by_pins(r, rules, name, value, canary_arn, checks)]
+    every_unheaded = [r for r in _unheaded_ahead(rules, weighted, name, value, checks)
+                      if not _shielded_by_pins(r, rules, name, value, canary_arn, checks)]
     # Those forwarding to the canary group alone send the checks they meet where the pin would.
     unheaded = [rule for rule in every_unheaded if not forwards_alone(rule, canary_arn)]
     found = _found(rules, header_rules, unheaded, weighted, header, name, value, canary_arn, canary_group, checks)
@@ -279,7 +300,12 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
             unsent = tuple((r["RuleArn"], str(r["Priority"]), tuple(_unsent(r, name)))
                            for r in _unsent_ahead(rules, weighted, name, value, canary_arn, checks)
                            if _priority(r) < last)
-            return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed),
+            # A pin rule on addresses of its own takes no check sent from elsewhere (``_sources_cover``):
+            # said pinned without them, such a check read as pinned too.
+            by_arn = {r.get("RuleArn"): r for r in rules}
+            sourced = tuple((arn, priority, _said_values(c)) for arn, priority in pins
+                            for c in by_arn[arn].get("Conditions", []) if c.get("Field") == "source-ip")
+            return replace(found, headed=tuple((r["RuleArn"], str(r["Priority"])) for r in headed), sourced=sourced,
                            unheaded=tuple((r["RuleArn"], str(r["Priority"])) for r in every_unheaded
                                           if _priority(r) < last), unsent=unsent)
         # Asked of those taking some alone, a pin by ^canary$ ahead of them went unread, and the
@@ -299,6 +325,20 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
                   f"{need}, {_unheaded_meets(first, weighted, header, name, checks)}, and sends those it meets to "
                   f"{_unheaded_goes(first, weighted, canary_arn)}")
     return Unpinned(found, turns_on)
+
+
+def _shielded_by_pins(rule: Mapping[str, Any], rules: Sequence[Mapping[str, Any]], name: str, value: str,
+                      canary_arn: str, checks: Sequence[CheckRequest]) -> bool:
+    """Whether each of the checks' requests (known: ``checks``) that may meet ``rule`` surely meets
+    a pin rule ahead of it first (its header surely met, its other conditions by ``_reach``): then
+    ``rule`` takes none of them, wherever it sends what it meets. Judged as taking them, a rule on
+    /health behind a pin on /health and ahead of the pin on every path had the checks refused,
+    though every one reached the canary group alone."""
+    if not checks:
+        return False
+    pins = [r for r in rules if not r.get("IsDefault") and _priority(r) < _priority(rule)
+            and is_pin_rule(r, canary_arn) and _header_met(r, name, value)]
+    return all(any(_reach(pin, check) == _SURELY for pin in pins) for check in checks if _reach(rule, check) != _NONE)
 
 
 def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[str, Any]],
@@ -354,8 +394,9 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks,
                                   wider)
     if not ahead:
+        behind = _behind_said(rules, weighted, name, value, canary_arn, canary_group, before, wider, checks)
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
-                f"requests carrying `{header}` anywhere: {create}")
+                f"requests carrying `{header}` anywhere: {behind}{create}")
     first = ahead[0]
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
@@ -376,6 +417,26 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
         return _taking_said(taking, first, header, name, value, canary_group, bool(checks))
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
+
+
+def _behind_said(rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
+                 canary_arn: str, canary_group: str, before: Mapping[str, Any] | None, wider: str,
+                 checks: Sequence[CheckRequest]) -> str:
+    """The first pin rule behind ``weighted`` on the header (surely met), named as meeting none of
+    its requests, and moved ahead of ``before`` (or of ``weighted``), with ``wider`` conditions too
+    where it misses some of them: "rule late (priority 11), ... is behind it ...: give rule late a
+    priority number below 10, or "; empty for none. Unnamed, a person told to create one found the
+    rule they had, with no word of why it did not count."""
+    late = next((r for r in sorted(rules, key=_priority) if not r.get("IsDefault")
+                 and _priority(r) > _priority(weighted) and is_pin_rule(r, canary_arn) and _header_met(r, name, value)),
+                None)
+    if late is None:
+        return ""
+    also = f" and {wider}" if _beyond(late, weighted, checks) else ""
+    return (f"rule {late['RuleArn']} (priority {late['Priority']}), which sends those it meets to {canary_group} "
+            "alone, is behind it, and meets none of the requests the weighted rule matches (a listener meets its rules in "
+            "priority order): "
+            f"give rule {late['RuleArn']} a priority number below {(before or weighted)['Priority']}{also}, or ")
 
 
 def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str, value: str,
@@ -559,8 +620,8 @@ def _condition_reaches(rule: Mapping[str, Any], check: CheckRequest) -> list[tup
                                    "the port their Host header carries, which a host-header condition may be "
                                    "compared with or not"))
         elif kind == "query-string":
-            reaches.append(_either((_query_reach(condition, check.query, str), []),
-                                   (_query_reach(condition, check.query, unquote_plus), []),
+            reaches.append(_either(_query_reach(condition, check.query, str),
+                                   _query_reach(condition, check.query, unquote_plus),
                                    "a percent-encoded query string, which the load balancer may read decoded or not"))
     return reaches
 
@@ -595,27 +656,44 @@ def _pattern_reach(condition: Mapping[str, Any], text: Sequence[Any], fold: Any)
     return (_MAYBE, why) if why else (_NONE, [])
 
 
-def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> int:
-    """Whether the query string ``query``, each key and value read by ``decode``, meets a
-    query-string ``condition``: one of its values, a key and value or a value alone (patterns, a
-    backslash escaping ``*`` and ``?``, without regard to case), found among the query's items."""
-    items = [(decode(key), decode(item)) if eq else (None, decode(key))
+def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> tuple[int, list[str]]:
+    """Whether the query string ``query`` (``CheckRequest.query``'s: ``SESSION_ID`` where it holds
+    the message check's session id), each key and value read by ``decode``, meets a query-string
+    ``condition``: one of its values, a key and value or a value alone (patterns, a backslash
+    escaping ``*`` and ``?``, without regard to case), found among the query's items, whatever
+    the session id (surely), for some (may, with why), or for none. Read with the stand-in the
+    query was built with for the id, a rule on session=a* was said to meet none of them."""
+    # A session id is percent-encoded (``messages_url``): it holds no & or =, and splits no item.
+    items = [(_sent(key, _folded(decode)), _sent(item, _folded(decode))) if eq else (None, _sent(key, _folded(decode)))
              for key, eq, item in (part.partition("=") for part in query.split("&") if part)]
+    met = _NONE
     for wanted in _config(condition).get("Values") or condition.get("Values") or []:
-        key, value = wanted.get("Key"), wanted.get("Value", "")
-        if any((key is None or (k is not None and _query_matches(key, k))) and _query_matches(value, v)
-               for k, v in items):
-            return _SURELY
-    return _NONE
+        key = None if wanted.get("Key") is None else _query_pattern(wanted["Key"])
+        value = _query_pattern(wanted.get("Value", ""))
+        for k, v in items:
+            if key is not None and k is None:
+                continue
+            if (key is None or _pattern_covers(key, k)) and _pattern_covers(value, v):
+                return _SURELY, []
+            if (key is None or _patterns_meet(key, k)) and _patterns_meet(value, v):
+                met = _MAYBE
+    return (met, ["a session id in the message check's query string, which is not known before the check"]
+            if met == _MAYBE else [])
 
 
-def _query_matches(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches a query-string condition's ``pattern``: ``*`` any characters, ``?``
-    one, each itself after a backslash, without regard to case."""
-    parts = re.findall(r"\\[*?]|[*?]|[^*?\\]+|\\", pattern)
-    regex = "".join(re.escape(p[1]) if p.startswith("\\") and len(p) == 2 else ".*" if p == "*" else "." if p == "?"
-                    else re.escape(p) for p in parts)
-    return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL) is not None
+def _folded(decode: Any) -> Any:
+    """``decode``, then lower case: query-string conditions match without regard to case."""
+    return lambda text: decode(text).lower()
+
+
+def _query_pattern(pattern: str) -> list[Any]:
+    """A query-string condition's ``pattern`` as ``_pattern_covers`` and ``_patterns_meet`` read it,
+    lower case: ``*`` as ``_ANY``, ``?`` as ``_ONE``, each itself after a backslash (a ``*`` the
+    character, as a check's own is), every other character itself."""
+    parts = re.findall(r"\\[*?]|[*?]|[^*?\\]+|\\", pattern.lower())
+    return [token for p in parts
+            for token in ([p[1]] if p.startswith("\\") and len(p) == 2 else [_ANY] if p == "*" else [_ONE] if p == "?"
+                          else list(p))]
 
 
 def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[str]:
@@ -631,7 +709,7 @@ def _reach_why(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[
 
 def _source_said(condition: Mapping[str, Any]) -> str:
     """A source-ip ``condition`` as why a rule may meet the checks."""
-    return f"a source-ip condition on {on_one_line(', '.join(_values(condition)))}, where the checks are sent from " \
+    return f"a source-ip condition on {_said_values(condition)}, where the checks are sent from " \
            "not being known"
 
 
@@ -701,8 +779,9 @@ def _unsure_said(unsure: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any
 
 def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header: str, name: str,
                     checks: Sequence[CheckRequest]) -> str:
-    """What of the weighted rule's requests an ``_unheaded_ahead`` rule meets: with which conditions,
-    its share of them (every one, some, or some that may be), as a refusal names it."""
+    """What of the weighted rule's requests (``checks``: of the checks', as it is judged) an
+    ``_unheaded_ahead`` rule meets: with which conditions, its share of them (every one, some, or
+    some that may be), as a refusal names it."""
     others = _unsure_headers(rule, name)
     # A User-Agent the checks' own matches (``_unheaded_ahead`` keeps no other): said "with no
     # http-header condition", the rule read as one without it.
@@ -710,18 +789,21 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     with_ = (f"with an http-header condition on another header than {name}" if others else
              f"with an http-header condition on User-Agent ({_said(agent[0])}) that the checks' own, "
              f"{CHECK_USER_AGENT}, matches" if agent else "with no http-header condition")
-    outside = _outside(rule, weighted, checks)
-    theirs = "the checks' requests" if outside else "the weighted rule's requests"
+    # Judged by the checks' requests when known (``_reach``), said of theirs: "some of the weighted
+    # rule's", with a condition missing some of those, named what the refusal was not about.
+    theirs = "the checks' requests" if checks else "the weighted rule's requests"
     if others or _unheaded_regex(rule, weighted, name) or _reach_unsure(rule, checks):
         why = [*(f"those carrying {_header_name(c)} as it asks: {_said(c)}" for c in others),
                *(["by regular expressions that are not compared"] if _unheaded_regex(rule, weighted, name) else []),
                *(f"by {reason}" for reason in (_reach_why(rule, checks) if _reach_unsure(rule, checks) else []))]
         return f"{with_}, may meet some of {theirs} carrying `{header}` ({'; '.join(dict.fromkeys(why))})"
-    if outside:
-        # None of them go through the weighted rule: its weights and conditions say nothing of them.
+    if checks:
         missed = _beyond(rule, weighted, checks)
+        # None of them going through the weighted rule, its weights say nothing of them.
+        gets = (", none of which the weighted rule matches" if _outside(rule, weighted, checks) else
+                "" if missed else " (the weighted rule, behind it, gets none of them, whatever its weights)")
         return (f"{with_}, meets {'some' if missed else 'every one'} of the checks' requests, carrying `{header}` or "
-                "not, none of which the weighted rule matches" + (f" (it has {' and '.join(missed)})" if missed else ""))
+                f"not{gets}" + (f" (it has {' and '.join(missed)})" if missed else ""))
     beyond = _beyond(rule, weighted)
     if agent:
         # Those of the checks alone: other requests carry another User-Agent, or none.
@@ -1024,7 +1106,7 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
     said to let requests pass it by. A path-pattern or host-header given as regular expressions is
     not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
     if checks:
-        return _checks_miss(rule, checks)
+        return _checks_miss(_shielded(rule, weighted), checks)
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -1046,6 +1128,32 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
         else:
             said.append((f"a {field} condition the weighted rule does not have", True))
     return said
+
+
+def _sources_cover(condition: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
+    """Whether ``condition`` is a source-ip one matching every address ``weighted``'s own source-ip
+    condition matches (the same, or wider networks): every request the weighted rule takes meets
+    it, wherever the checks are sent from; one sent from elsewhere meets neither rule. Read as
+    "may not meet" the checks, a pin copying the weighted rule's condition was refused."""
+    theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == "source-ip"]
+    if condition.get("Field") != "source-ip" or not theirs:
+        return False
+    try:
+        wide = [ipaddress.ip_network(v, strict=False) for v in _values(condition)]
+        narrow = [ipaddress.ip_network(v, strict=False) for c in theirs for v in _values(c)]
+    except ValueError:
+        return False  # not an address AWS would take: not known to match any
+    return bool(narrow) and all(any(n.version == w.version and n.subnet_of(w) for w in wide)  # type: ignore[arg-type]
+                                for n in narrow)
+
+
+def _shielded(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``rule`` as a check the weighted rule takes meets it: without its source-ip condition when
+    that matches every address the weighted rule's does (``_sources_cover``). A pin is judged by
+    the checks the weighted rule would take; where they are sent from is not known, but they are
+    sent from its addresses, or it takes none of them."""
+    kept = [c for c in rule.get("Conditions", []) if not _sources_cover(c, weighted)]
+    return rule if len(kept) == len(rule.get("Conditions", [])) else {**rule, "Conditions": kept}
 
 
 def _checks_miss(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[tuple[str, bool]]:
@@ -1079,6 +1187,7 @@ def _narrowing(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[Map
     own = {_condition_key(c) for c in weighted.get("Conditions", [])}
     return [condition for condition in rule.get("Conditions", [])
             if condition.get("Field") != "http-header" and _condition_key(condition) not in own
+            and not _sources_cover(condition, weighted)
             and not (condition.get("Field") in _PATTERNED
                      and any(_covers(condition, c) for c in _matched(str(condition.get("Field")), weighted)))]
 
@@ -1113,7 +1222,7 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
     if checks:
-        return _checks_pinned_together(header_rules, name, value, canary_arn, checks)
+        return _checks_pinned_together(header_rules, weighted, name, value, canary_arn, checks)
     counted: dict[str, list[tuple[Mapping[str, Any], list[str]]]] = {}  # field -> (rule, values counted)
     for rule in header_rules:
         if not is_pin_rule(rule, canary_arn):
@@ -1147,8 +1256,8 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     return []
 
 
-def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], name: str, value: str, canary_arn: str,
-                            checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
+def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
+                            value: str, canary_arn: str, checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
     """``_pinned_together`` judged by the checks' requests: pin rules of ``header_rules``, in
     priority order, each the first surely meeting some of them (its header surely met, its other
     conditions by ``_reach``), that together surely meet every one; empty when one alone does
@@ -1163,7 +1272,7 @@ def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], name: str
             return []
         if not _header_met(rule, name, value):
             continue  # by a regular expression: those it meets reach the canary group all the same
-        met = [check for check in checks if _reach(rule, check) == _SURELY]
+        met = [check for check in checks if _reach(_shielded(rule, weighted), check) == _SURELY]
         if len(met) == len(checks):
             return []  # it alone meets every one
         if any(check in left for check in met):
@@ -1204,6 +1313,11 @@ def _values(condition: Mapping[str, Any], key: str = "Values") -> list[str]:
 def _regexes(condition: Mapping[str, Any]) -> list[str]:
     """A path-pattern's, host-header's or http-header's regular expressions (``RegexValues``)."""
     return _values(condition, "RegexValues")
+
+
+def _said_values(condition: Mapping[str, Any]) -> str:
+    """A condition's values, on one line, as a text names them."""
+    return on_one_line(", ".join(_values(condition)))
 
 
 def _said(condition: Mapping[str, Any]) -> str:
@@ -1275,18 +1389,19 @@ def _patterns_meet(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return False
 
 
-def _pattern_covers(wide: str, narrow: Sequence[Any]) -> bool:
+def _pattern_covers(wide: str | Sequence[Any], narrow: Sequence[Any]) -> bool:
     """Whether every text the pattern ``narrow`` (``_wild``'s or ``_sent``'s) matches, the pattern
-    ``wide`` matches (``*``: any characters, ``?``: one). ``narrow``'s wildcards are met only by what
-    matches anything they may stand for: its ``_ANY`` by a ``*`` of ``wide``, its ``_ONE`` by a ``?``
-    or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
+    ``wide`` matches (``*``: any characters, ``?``: one; or read already, ``_query_pattern``'s).
+    ``narrow``'s wildcards are met only by what matches anything they may stand for: its ``_ANY``
+    by a ``*`` of ``wide``, its ``_ONE`` by a ``?`` or a ``*``. Sound, not complete: a pattern this does not prove wider is refused, never a
     narrower one taken."""
     ends: set[int] = {0}  # how much of ``narrow`` the part of ``wide`` read so far can stand for
-    for w in wide:
-        if w == "*":
+    for w in _wild(wide) if isinstance(wide, str) else wide:
+        if w is _ANY:
             ends = set(range(min(ends), len(narrow) + 1)) if ends else ends
         else:
-            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] is not _ANY)}
+            ends = {i + 1 for i in ends
+                    if i < len(narrow) and (narrow[i] == w if w is not _ONE else narrow[i] is not _ANY)}
     return len(narrow) in ends
 
 

@@ -459,7 +459,7 @@ class ValidationSpec(BaseModel):
 def check_requests(spec: ValidationSpec) -> tuple[CheckRequest, ...]:
     """The requests the health, session and message checks send (``rollway.http_checks``), as a
     listener rule's conditions see them (``rollway.pinning.find_pin``): each URL as httpx sends it,
-    the message's session id, not known before the check, as ``SESSION_ID``.
+    the message's session id, not known before the check, as ``SESSION_ID`` (in its path or query).
 
     Raises:
         ValueError: a URL httpx will not send (``ValidationSpec`` refuses such a spec as it is built).
@@ -487,7 +487,9 @@ def _check_request(method: str, url: str, session: str | None = None) -> CheckRe
     # a rule on xn--bcher-kva.example was compared with bücher.example and met none of them.
     path, _, query = sent.raw_path.decode("ascii").partition("?")
     if session is not None:
-        path = path.replace(session, SESSION_ID)
+        # In the query too (messages_path may put it there): left as the stand-in, the query was
+        # judged as if every session id were that word.
+        path, query = path.replace(session, SESSION_ID), query.replace(session, SESSION_ID)
     return CheckRequest(method=method, host=sent.netloc.decode("ascii").lower(), path=path or "/", query=query)
 
 

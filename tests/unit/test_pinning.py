@@ -1089,10 +1089,18 @@ def test_a_rule_ahead_of_the_pin_that_no_check_meets_leaves_it_when_the_checks_r
     [{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "PROBE", "Value": "?"}]}}],  # any case
 ])
 def test_a_rule_ahead_of_the_pin_that_a_check_meets_is_still_refused_as_known(conditions):
+    """Said as judged, by the checks' requests: "some of the weighted rule's requests", with a
+    condition missing some of those, named what the refusal was not about."""
     said = found_by(CHECKS, rule("admin", "3", conditions, STABLE), PIN)
     assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the weighted rule's "
-                           "requests"), said
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets some of the checks' "
+                           "requests, carrying `X-Rollway-Target: canary` or not (it has a "), said
+    assert "that does not match every one of the checks' requests), and sends those it meets to" in said, said
+    # Every one of them: the weighted rule, behind it, gets none.
+    said = found_by(CHECKS, rule("admin", "3", [path("/*")], STABLE), PIN)
+    assert said.startswith("rule admin (priority 3), with no http-header condition, meets every one of the checks' "
+                           "requests, carrying `X-Rollway-Target: canary` or not (the weighted rule, behind it, gets "
+                           "none of them, whatever its weights), and sends"), said
 
 
 def test_a_rule_ahead_of_the_pin_on_some_session_ids_may_meet_the_message_check_and_is_not_known():
@@ -1110,7 +1118,8 @@ def test_a_rule_ahead_of_the_pin_on_a_source_address_may_meet_the_checks_and_is_
     assert isinstance(said, Unpinned), said
     assert said.unknown == ("which of them rule ip (priority 3) meets, by a source-ip condition on 10.0.0.0/8, where "
                             "the checks are sent from not being known"), said
-    assert said.startswith("rule ip (priority 3), with no http-header condition, may meet some of the weighted rule's "
+    whose = "the checks'" if checks else "the weighted rule's"
+    assert said.startswith(f"rule ip (priority 3), with no http-header condition, may meet some of {whose} "
                            "requests carrying `X-Rollway-Target: canary` (by a source-ip condition on 10.0.0.0/8, "
                            "where the checks are sent from not being known), and sends those it meets to "
                            "arn:tg/stable"), said
@@ -1146,7 +1155,7 @@ def test_a_rule_ahead_of_the_pin_on_the_checks_internationalised_host_is_read_as
     said = found_by(checks, rule("host", "3", [{"Field": "host-header", "Values": ["xn--bcher-kva.example"]}], STABLE),
                     PIN, weighted=EDIT_WEIGHTED)
     assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert said.startswith("rule host (priority 3), with no http-header condition, meets some of the weighted rule's "
+    assert said.startswith("rule host (priority 3), with no http-header condition, meets every one of the checks' "
                            "requests"), said
     # An IPv6 address as the Host header carries it: in brackets, beside its port.
     health, _, _ = check_requests(ValidationSpec(health_url="https://[::1]:8443/health"))
@@ -1207,8 +1216,8 @@ def test_a_real_star_in_a_checks_path_is_read_as_that_character_not_as_a_session
     # A rule's ? matches the one character it is: that rule surely takes the health check.
     said = found_by(STARRED, rule("health", "3", [path("/he?lth")], STABLE), PIN)
     assert isinstance(said, Unpinned) and said.unknown is None, said
-    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the weighted "
-                           "rule's requests"), said
+    assert said.startswith("rule health (priority 3), with no http-header condition, meets some of the checks' "
+                           "requests"), said
     # Percent-encoded (%2A), it may be read decoded: a rule on /he?lth may meet it, for that alone.
     encoded = check_requests(ValidationSpec(health_url="https://api.example.com/he%2Alth",
                                             api_base_url="https://api.example.com"))
@@ -1332,3 +1341,103 @@ def test_a_rule_ahead_of_the_pin_on_checks_inside_and_outside_the_weighted_rule_
     assert "sends those it meets among the checks' to arn:tg/other" in said, said
     assert "give it a path-pattern or host-header none of the checks' requests match" in said, said
     assert "weighted rule's requests match" not in said, said
+
+
+def query(key: str | None, value: str) -> dict:
+    return {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": key, "Value": value} if key else
+                                                                      {"Value": value}]}}
+
+
+IN_QUERY = check_requests(ValidationSpec(messages_path="/messages?session={session_id}&lang=en",
+                                         api_base_url="https://api.example.com"))
+"""The checks' requests with the message check's session id in its query string."""
+
+
+@pytest.mark.parametrize("condition", [query("session", "a*"), query(None, "session*"), query("session", "sessionx")])
+def test_a_rule_ahead_of_the_pin_on_some_session_ids_in_the_query_may_meet_the_message_check_and_is_not_known(
+        condition):
+    """Read with the stand-in the query was built with (``session``, ``sessionx``) for the id, a rule
+    on session=a* was said to meet none of them, and one on session=sessionx surely to meet one."""
+    said = found_by(IN_QUERY, rule("ids", "3", [path("/messages"), condition], STABLE), PIN)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == ("which of them rule ids (priority 3) meets, by a session id in the message check's query "
+                            "string, which is not known before the check"), said
+
+
+@pytest.mark.parametrize("condition, pinned", [
+    (query("session", "*"), False),   # any session id: the message check surely meets it
+    (query("lang", "EN"), False),     # the query's own, without regard to case
+    (query("session", "*%*"), None),  # percent-encoded or not, as sent or decoded: not known
+    (query("lang", "fr"), True),      # none of them
+])
+def test_a_rule_ahead_of_the_pin_on_the_message_checks_query_is_judged_by_what_it_sends(condition, pinned):
+    said = found_by(IN_QUERY, rule("q", "3", [path("/messages"), condition], STABLE), PIN)
+    if pinned:
+        assert isinstance(said, Pin), said
+    else:
+        assert isinstance(said, Unpinned) and (said.unknown is None) == (pinned is False), (said, said.unknown)
+
+
+FROM_VPC = rule("weighted", "10", [PATH, SOURCE_IP], STABLE, CANARY)
+"""A weighted rule on requests from 10.0.0.0/8 alone."""
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+@pytest.mark.parametrize("source", [["10.0.0.0/8"], ["10.0.0.0/8", "192.168.0.0/16"], ["0.0.0.0/0"]])
+def test_a_pin_on_the_weighted_rules_own_source_address_or_a_wider_one_pins_the_checks_it_takes(checks, source):
+    """Every check the weighted rule takes comes from its address, which the pin's source-ip matches
+    too: where the checks are sent from is not known, but it need not be. Read as "may not meet"
+    them, the pin copying the weighted rule's condition was refused once the checks were known."""
+    pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": source}}],
+                                CANARY), weighted=FROM_VPC)
+    assert isinstance(pin, Pin), pin
+    # Said of the checks sent from elsewhere, which the weighted rule does not take either.
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          f"5, ahead of the weighted rule's 10; it meets only requests sent from {', '.join(source)}, "
+                          "among which are all the weighted rule takes: a check sent from elsewhere meets neither)"
+                          ), pin.said()
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused_as_not_known(checks):
+    pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": ["10.1.0.0/16"]}}],
+                                CANARY), weighted=FROM_VPC)
+    assert isinstance(pin, Unpinned), pin
+
+
+@pytest.mark.parametrize("between", [
+    rule("x", "3", [header("canary"), path("/health")], STABLE),  # on the header, to the stable version
+    rule("x", "3", [path("/health")], STABLE),                    # on no header
+])
+def test_a_rule_between_two_pins_that_the_first_shields_every_check_from_leaves_them_pinned(between):
+    """Every check rule x may meet (the health check, on /health) meets the pin on /health ahead of
+    it first: x takes none of them. Judged as taking them, the checks were refused, though every one
+    of them reached the canary group alone."""
+    health = rule("health", "2", [header("canary"), path("/health")], CANARY)
+    pin = found_by(CHECKS, health, between, PIN)
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+    assert "rule health (priority 2), ahead of it on the header, sends those it meets there itself" in pin.said(), pin
+    # Where the first pin does not meet all of them (/health alone, x on /health and /sessions*), x takes some.
+    wider = {**between, "Conditions": [*between["Conditions"][:-1], path("/health", "/sessions*")]}
+    assert isinstance(found_by(CHECKS, health, wider, PIN), Unpinned)
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_pin_behind_the_weighted_rule_is_named_as_pinning_none_of_its_requests(checks):
+    """A listener meets its rules in priority order: behind the weighted rule, the pin meets none of
+    the requests that rule matches. Told only to create one, a person looked and found the rule
+    they had, with no word of why it did not count."""
+    said = found_by(checks, rule("late", "11", [header("canary")], CANARY))
+    assert isinstance(said, Unpinned) and said.unknown is None, said
+    assert said == ("no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+                    "`X-Rollway-Target: canary` anywhere: rule late (priority 11), which sends those it meets to "
+                    "canary-tg alone, is behind it, and meets none of the requests the weighted rule matches (a "
+                    "listener meets its rules in priority order): give rule late a priority number below 10, or create one on the "
+                    "weighted rule's listener with a priority number below 10, the http-header condition "
+                    "X-Rollway-Target = canary beside the weighted rule's own conditions (or none), and one action "
+                    "forwarding to canary-tg alone; or clear spec.canary_header"), said
+    # On part of the weighted rule's requests, moving it is not enough: said so.
+    said = found_by(checks, rule("late", "11", [header("canary"), path("/health")], CANARY))
+    assert ": give rule late a priority number below 10 and the weighted rule's own conditions, wider ones" in said, said
+    # Done as told, it pins.
+    assert isinstance(found_by(checks, rule("late", "9", [header("canary")], CANARY)), Pin)
