@@ -191,21 +191,30 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
         self.no_answer, self.server_side = no_answer, server_side
         named = f" ({bound})" if bound else ""
-        if answered is not None and server_side:
-            # Not "refused the read for now": AWS's own side failed it (InternalFailure, a 5xx).
-            said = f"{what} could not be read back: {service} failed the read with an error on its own side ({answered})"
-        elif answered is not None:
+        if answered is not None or no_answer is not None:
             # No bound named: a read refused for now is read again twice at most (``within_bound``),
             # and three throttles end the read-back seconds into a bound of a minute. "Within 30 s
             # (verify_timeout_seconds)" sent people to raise a setting that does not read it longer.
-            said = f"{what} could not be read back: {service} refused the read for now ({answered})"
-        elif no_answer is not None:
-            # Nor here: a read whose connection failed is read again twice at most too, and ends the
-            # read-back as soon; it was not refused either (no answer came to refuse it with).
-            said = f"{what} could not be read back: {service} did not answer ({no_answer})"
+            # Nor for a read whose connection failed: it is read again twice at most too.
+            said = (f"{what} could not be read back: {service} {self.read_went('the read')} "
+                    f"({answered if answered is not None else no_answer})")
         else:
             said = f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer"
         super().__init__(said)
+
+    def read_went(self, read: str) -> str:
+        """What ``service`` did with ``read``, the last read of ``what`` (in the caller's words: "the
+        read", "its read-back"), as every message about the read-back words it: this error's own, and
+        a rollback's page and claim of a move not read back. Said in one place, the three had
+        drifted apart in which answer each called what."""
+        if self.answered is None:
+            # No answer at all (a connection dropped or refused), or none by the bound: "refused"
+            # would be untrue, nothing answered.
+            return f"did not answer {read}"
+        if self.server_side:
+            # Not "refused ... for now": AWS's own side failed it (InternalFailure, a 5xx).
+            return f"failed {read} with an error on its own side"
+        return f"refused {read} for now"
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""

@@ -74,7 +74,7 @@ def test_a_lost_answer_whose_read_back_cannot_connect_is_not_known_to_have_lande
     unknown = _read_back_after_a_lost_answer(monkeypatch, unconnected)
     assert isinstance(unknown, ReadBackUnanswered) and unknown.answered is None, unknown
     assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing did not answer "
-                            f'(EndpointConnectionError: Could not connect to the endpoint URL: "{ENDPOINT}")'), unknown
+                            f'the read (EndpointConnectionError: Could not connect to the endpoint URL: "{ENDPOINT}")'), unknown
 
 
 @pytest.mark.parametrize(("code", "status"), [("InternalFailure", 500), ("ServiceUnavailable", 503)])
