@@ -358,7 +358,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
 
     ``tries`` > 1 (a rollback's move to stable): a write that did not land is sent again, up to
     that many times in all, 1 s and then 2 s apart, unless the load balancer refused it for good
-    (``undoable.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
+    (``traffic.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
     a canary being rolled back over one throttled or lost ModifyRule is not. While a send is left,
     a lost answer is read back for ``LOST_ANSWER_READ_BACK_SECONDS`` at most, not ``timeout_seconds``,
     and the read-back's error names that bound (``LOST_ANSWER_BOUND``).
@@ -422,7 +422,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                     get_run_logger().warning(
                         "try %d of %d read the weights back as %s, not %s: the earlier try %s, so it is not the one "
                         "failed on", attempt, tries, read_back_of(err), target, _not_held(earlier))
-                if attempt == tries or undoable.final_for_elb(err):
+                if attempt == tries or traffic.final_for_elb(err):
                     _fail_unread_if_taken(sent, landed, err, target, tries)
                     if landed is None or landed is err:
                         raise
@@ -443,7 +443,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             # not read back), is raised as it is.
             if sent and isinstance(err, (WeightMismatch, ReadBackUnanswered)):
                 raise
-            if undoable.final_for_elb(err):
+            if traffic.final_for_elb(err):
                 _fail_unread_if_taken(sent, landed, err, target, tries)
             if landed is None:
                 raise
@@ -457,10 +457,10 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
     says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
-    A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
+    A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
     any other failure is logged and ``landed`` raised: a bug (neither AWS's error nor rollway's
     refusal) with its own traceback, which raising ``landed`` leaves off."""
-    if undoable.final_for_elb(err):
+    if traffic.final_for_elb(err):
         raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
               if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")

@@ -94,6 +94,28 @@ _ELB = "Elastic Load Balancing"
 _WEIGHTS = "the load balancer's weights"
 
 
+# The load balancer's answers that a second ask gets again: no such listener, rule or target
+# group, a rule or parameter it refuses, a permission refused. Throttling, an internal error and
+# a dropped connection are worth another try; asking three times what is refused for good only
+# delays the undos after this one (Prefect runs them in turn, in one hook each).
+_FINAL_ELB = frozenset({
+    "AccessDenied", "AccessDeniedException", "ValidationError", "InvalidConfigurationRequest",
+    "ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound", "OperationNotPermitted",
+    "IncompatibleProtocols", "TooManyTargetGroups", "TargetGroupAssociationLimit", "UnrecognizedClientException",
+    "InvalidClientTokenId",
+})
+
+
+def final_for_elb(err: BaseException) -> bool:
+    """Whether the load balancer would answer another ask as it answered ``err`` (the weight undo's
+    ``final``, when a move with sends to spare stops sending it again, and whether a read-back it
+    ended is refused for good, ``unknown_after``): an adapter's own refusal (a rule it will not
+    touch, a name not found) or a code above."""
+    if isinstance(err, (AdapterError, ValueError)):
+        return True
+    return isinstance(err, ClientError) and error_code(err) in _FINAL_ELB
+
+
 def refused_for_now(err: ClientError, seconds: float, bound: str) -> ReadBackUnanswered:
     """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on a read the
     load balancer refused for now (``err``: a throttle), or failed on its own side (an internal
