@@ -95,14 +95,16 @@ _WEIGHTS = "the load balancer's weights"
 
 
 # The load balancer's answers that a second ask gets again: no such listener, rule or target
-# group, a rule or parameter it refuses, a permission refused. Throttling, an internal error and
-# a dropped connection are worth another try; asking three times what is refused for good only
-# delays the undos after this one (Prefect runs them in turn, in one hook each).
-_FINAL_ELB = frozenset({
-    "AccessDenied", "AccessDeniedException", "ValidationError", "InvalidConfigurationRequest",
-    "ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound", "OperationNotPermitted",
-    "IncompatibleProtocols", "TooManyTargetGroups", "TargetGroupAssociationLimit", "UnrecognizedClientException",
-    "InvalidClientTokenId",
+# group, a rule or parameter it refuses, and what any AWS API refuses every ask of the same keys
+# with (``REFUSED_CODES``: a permission refused, keys it does not know, a signature it cannot
+# check). Throttling, an internal error and a dropped connection are worth another try; asking
+# three times what is refused for good only delays the undos after this one (Prefect runs them in
+# turn, in one hook each), and a move's read-back refused so after a send the load balancer took
+# had the move sent again, logged as a setting that "failed", to be refused the same way.
+_FINAL_ELB = REFUSED_CODES | frozenset({
+    "ValidationError", "InvalidConfigurationRequest", "ListenerNotFound", "RuleNotFound", "TargetGroupNotFound",
+    "LoadBalancerNotFound", "OperationNotPermitted", "IncompatibleProtocols", "TooManyTargetGroups",
+    "TargetGroupAssociationLimit",
 })
 
 

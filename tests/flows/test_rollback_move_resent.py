@@ -702,3 +702,39 @@ def test_a_move_taken_whose_check_read_fails_is_paged_as_one_that_may_have_lande
     assert (f"The load balancer took the move to {stable} but {read_back}: the traffic may be on {stable} "
             "already, or not") in flat, flat
     assert f"all the traffic to {stable} (the load balancer took it; not read back)" in flat, flat
+
+
+@pytest.mark.parametrize("code", ["SignatureDoesNotMatch", "IncompleteSignature"])
+def test_a_move_taken_whose_check_read_is_refused_for_good_is_not_sent_again_as_failed(aws, watch_calls, caplog,
+                                                                                        code):
+    """The load balancer takes the first ModifyRule, and refuses every read of its weights after it with
+    an answer the keys get again (a signature it cannot check: a secret key not the access key's, a clock
+    minutes off). The run logged that setting the weights "failed" and sent the move again, to the last
+    send, whose read was refused the same way: the move was taken, and no read after it can say so until
+    the refusal is put right. It stops at the first, saying the move was taken and its read-back refused."""
+    env, elbv2 = on_moto(aws)
+    sends = {"calls": 0}
+    refused = answering(aws, code, times=10 ** 6)
+
+    def send(**_):
+        sends["calls"] += 1
+
+    def read(**kwargs):
+        return refused(**kwargs) if sends["calls"] else None
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", send), on_operation(elbv2, "before-call", read, operation="DescribeRules"), \
+            pytest.raises(flows.engine.TakenNotReadBack) as failed:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 1, calls  # taken: not sent again
+    assert env.router.get_weights() == ALL_STABLE  # the move landed
+    assert code in str(failed.value.refused), failed.value
+    resent = [r.getMessage() for r in caplog.records if "sending it again" in r.getMessage()]
+    assert not resent, resent
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
+    assert (f"The load balancer took the move to {stable}, but its read-back was refused: the traffic may be on "
+            f"{stable} already, or not.") in flat, flat
+    assert "until then AWS refuses the move's read-back the same way" in flat, flat
