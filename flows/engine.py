@@ -382,8 +382,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     read-back was refused for good (the rule deleted in between: ``taken``); with no earlier send in
     doubt, that send is raised as ``TakenNotReadBack``.
 
-    A send AWS took whose check read then got no answer, or was refused for now (a throttle), to
-    its last look (``traffic.unknown_after``) landed as far as AWS said, and is not read back: on
+    A send AWS took whose check read then got no answer, or an answer short of a refusal for good (a
+    throttle, AWS's own side failing), to its last look (``traffic.unknown_after``) landed as far as
+    AWS said, and is not read back: on
     the last try, that ReadBackUnanswered is raised (from the read's error), as a check read not
     answered by its bound is; before it, the move is sent again, and if the sends after it fail,
     it is the one raised, as a send whose lost answer was not read back is. Raised as the read's

@@ -204,8 +204,9 @@ class MoveNotReadBack(ReadBackUnanswered):
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
-                 no_answer: str | None = None, taken: bool = False, server_side: bool = False) -> None:
-        super().__init__(what, seconds, service, bound, answered, no_answer, server_side)
+                 no_answer: str | None = None, taken: bool = False, server_side: bool = False,
+                 for_now: bool = True) -> None:
+        super().__init__(what, seconds, service, bound, answered, no_answer, server_side, for_now)
         self.lost, self.refused, self.taken = lost, refused, taken
         said = self.args[0]
         if lost is not None:
@@ -222,7 +223,7 @@ class MoveNotReadBack(ReadBackUnanswered):
            refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
                    None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken,
-                   unanswered.server_side)
+                   unanswered.server_side, unanswered.for_now)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):

@@ -173,23 +173,28 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         seconds: the wait's bound.
         bound: the parameter that sets it ("verify_timeout_seconds"), or None when not known.
         service: who did not answer ("Elastic Load Balancing").
-        answered: what ``service`` answered the last read instead, a refusal for now (a throttle),
-            when it answered one: it did not say what it holds either; None when it did not answer.
+        answered: what ``service`` answered the last read instead, when it answered an error short of
+            a refusal for good (a throttle, its own failure, a code of no known kind: ``for_now``): it
+            did not say what it holds either; None when it did not answer.
         no_answer: how the last read failed with no answer from ``service`` (botocore's words: a
             connection dropped or refused, a client timeout before the bound), when it did; None
             when it was not answered by the bound, or was refused.
         server_side: ``answered`` is ``service`` failing on its own side (an internal error, a 5xx),
             not a refusal for now: it answered, with its own failure.
+        for_now: ``answered`` is a refusal for now (a throttle) or ``server_side``; False: an error
+            of no kind known (neither those nor a refusal for good), said as an error, no more.
     """
 
     answered: str | None = None  # a class default: one pickled before the field existed did not answer
     no_answer: str | None = None  # as ``answered``: one pickled before it existed ran out its bound
     server_side = False  # as ``answered``: one pickled before it existed was refused for now
+    for_now = True  # as ``server_side``
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 answered: str | None = None, no_answer: str | None = None, server_side: bool = False) -> None:
+                 answered: str | None = None, no_answer: str | None = None, server_side: bool = False,
+                 for_now: bool = True) -> None:
         self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
-        self.no_answer, self.server_side = no_answer, server_side
+        self.no_answer, self.server_side, self.for_now = no_answer, server_side, for_now
         named = f" ({bound})" if bound else ""
         if answered is not None or no_answer is not None:
             # No bound named: a read refused for now is read again twice at most (``within_bound``),
@@ -214,12 +219,16 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         if self.server_side:
             # Not "refused ... for now": AWS's own side failed it (InternalFailure, a 5xx).
             return f"failed {read} with an error on its own side"
+        if not self.for_now:
+            # Neither a throttle nor AWS's own failure, nor a refusal for good (raised as it is): a code
+            # not known to be any of them, of which "refused for now" claimed what it did not say.
+            return f"answered {read} with an error"
         return f"refused {read} for now"
 
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""
         return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered, self.no_answer,
-                                  self.server_side)
+                                  self.server_side, self.for_now)
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,
