@@ -145,7 +145,8 @@ def unknown_after(err: BaseException, seconds: float, bound: str) -> ReadBackUna
     own side failing, a code of no known kind: ``answered_with``). Each leaves what the load balancer
     holds not known. None for any other error: a read refused for good (``final_for_elb``: a
     permission, keys it refuses, a request it holds invalid) is raised as it is, its refusal what to
-    fix; said "refused for now", a ValidationError had a rollback send its move again to no end."""
+    fix; said "refused for now", a ValidationError had a rollback send its taken move again, to be
+    refused the same way."""
     if isinstance(err, (HTTPClientError, NoConnection)):
         return not_answered(err, seconds, bound)
     if isinstance(err, ClientError) and not final_for_elb(err):
