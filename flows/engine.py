@@ -428,7 +428,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                     if landed is None or landed is err:
                         raise
                     _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
-                failed = f"failed ({err})"
+                # The send itself was taken when its read-back failed (before reaching AWS: credentials
+                # not renewed): "setting the weights failed" was untrue of it.
+                failed = f"was taken, but its read-back failed ({err})" if sent else f"failed ({err})"
             get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
                                      target, failed, delay, attempt + 1, tries)
             time.sleep(delay)

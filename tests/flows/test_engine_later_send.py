@@ -259,3 +259,22 @@ def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_
            "denied": "once the permission the error above names is granted",
            "invalid": "once what the refusal above says is put right"}[refusal]
     assert fix in page, page
+
+
+def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as_a_failed_setting(caplog):
+    """The load balancer takes the first send, and its read-back fails before it reaches AWS (the
+    credentials could not be renewed for the read): the move is sent again, and the log said setting the
+    weights "failed", of a ModifyRule the load balancer took. It says the send was taken, and its
+    read-back failed."""
+    from botocore.exceptions import CredentialRetrievalError
+
+    env = fake_environment()
+    unread = CredentialRetrievalError(provider="assume-role", error_msg="the source profile could not be read")
+    env.router = Scripted([TAKEN] * 3, lambda sent: unread if sent == 1 else None)
+    with caplog.at_level(logging.INFO):
+        rollback_on(env)
+    assert env.router.sent == 2 and env.router.get_weights() == ALL_STABLE, env.router.sent
+    resent = [r.getMessage() for r in caplog.records if "sending it again" in r.getMessage()]
+    assert resent, caplog.text
+    assert all("was taken, but its read-back failed (" in m and " failed (" not in m.split("taken")[0]
+               for m in resent), resent
