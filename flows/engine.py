@@ -358,7 +358,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
 
     ``tries`` > 1 (a rollback's move to stable): a write that did not land is sent again, up to
     that many times in all, 1 s and then 2 s apart, unless the load balancer refused it for good
-    (``undoable.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
+    (``traffic.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
     a canary being rolled back over one throttled or lost ModifyRule is not. While a send is left,
     a lost answer is read back for ``LOST_ANSWER_READ_BACK_SECONDS`` at most, not ``timeout_seconds``,
     and the read-back's error names that bound (``LOST_ANSWER_BOUND``).
@@ -382,8 +382,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     read-back was refused for good (the rule deleted in between: ``taken``); with no earlier send in
     doubt, that send is raised as ``TakenNotReadBack``.
 
-    A send AWS took whose check read then got no answer, or was refused for now (a throttle), to
-    its last look (``traffic.unknown_after``) landed as far as AWS said, and is not read back: on
+    A send AWS took whose check read then got no answer, or an answer short of a refusal for good (a
+    throttle, AWS's own side failing), to its last look (``traffic.unknown_after``) landed as far as
+    AWS said, and is not read back: on
     the last try, that ReadBackUnanswered is raised (from the read's error), as a check read not
     answered by its bound is; before it, the move is sent again, and if the sends after it fail,
     it is the one raised, as a send whose lost answer was not read back is. Raised as the read's
@@ -422,12 +423,14 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                     get_run_logger().warning(
                         "try %d of %d read the weights back as %s, not %s: the earlier try %s, so it is not the one "
                         "failed on", attempt, tries, read_back_of(err), target, _not_held(earlier))
-                if attempt == tries or undoable.final_for_elb(err):
+                if attempt == tries or traffic.final_for_elb(err):
                     _fail_unread_if_taken(sent, landed, err, target, tries)
                     if landed is None or landed is err:
                         raise
                     _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
-                failed = f"failed ({err})"
+                # The send itself was taken when its read-back failed (before reaching AWS: credentials
+                # not renewed): "setting the weights failed" was untrue of it.
+                failed = f"was taken, but its read-back failed ({err})" if sent else f"failed ({err})"
             get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
                                      target, failed, delay, attempt + 1, tries)
             time.sleep(delay)
@@ -443,7 +446,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             # not read back), is raised as it is.
             if sent and isinstance(err, (WeightMismatch, ReadBackUnanswered)):
                 raise
-            if undoable.final_for_elb(err):
+            if traffic.final_for_elb(err):
                 _fail_unread_if_taken(sent, landed, err, target, tries)
             if landed is None:
                 raise
@@ -457,10 +460,10 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
     says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
-    A refusal for good (``undoable.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
+    A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
     any other failure is logged and ``landed`` raised: a bug (neither AWS's error nor rollway's
     refusal) with its own traceback, which raising ``landed`` leaves off."""
-    if undoable.final_for_elb(err):
+    if traffic.final_for_elb(err):
         raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
               if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")

@@ -204,8 +204,9 @@ class MoveNotReadBack(ReadBackUnanswered):
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
-                 no_answer: str | None = None, taken: bool = False, server_side: bool = False) -> None:
-        super().__init__(what, seconds, service, bound, answered, no_answer, server_side)
+                 no_answer: str | None = None, taken: bool = False, server_side: bool = False,
+                 for_now: bool = True) -> None:
+        super().__init__(what, seconds, service, bound, answered, no_answer, server_side, for_now)
         self.lost, self.refused, self.taken = lost, refused, taken
         said = self.args[0]
         if lost is not None:
@@ -222,7 +223,7 @@ class MoveNotReadBack(ReadBackUnanswered):
            refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
                    None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken,
-                   unanswered.server_side)
+                   unanswered.server_side, unanswered.for_now)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -327,11 +328,9 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # stable was never the trouble, and the traffic may be on it already. Sent again, the move is harmless.
         sent = (f"the answer to the move to {stable} was lost and the load balancer" if err.lost is not None
                 else f"the load balancer took the move to {stable} but")
-        # A read-back refused for now (throttled) was answered, though not with the weights; one
-        # failed on AWS's side (an internal error) was not refused.
-        sent += (" did not answer when its weights were read back" if err.answered is None
-                 else " failed the read-back of its weights with an error on its own side" if err.server_side
-                 else " refused the read-back of its weights for now")
+        # How the read-back went (not answered, refused for now, failed on AWS's side) in the words
+        # the error itself says it in.
+        sent += f" {err.read_went('the read-back of its weights')}"
         if err.refused is not None:
             # The move sent again was refused for good: waiting for the load balancer to answer does
             # not get past a permission denied; what the refusal names must be put right first. Any
@@ -2292,9 +2291,7 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
                 read = ("took it, but refused its read-back" if isinstance(unread, TakenNotReadBack)
-                        else "did not answer its read-back" if unread.answered is None
-                        else "failed its read-back with an error on its own side" if unread.server_side
-                        else "refused its read-back for now")
+                        else unread.read_went("its read-back"))
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
                        f"({err}). It paged nobody. {then}")
             else:

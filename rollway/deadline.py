@@ -173,44 +173,62 @@ class ReadBackUnanswered(PicklableError, Unanswered):
         seconds: the wait's bound.
         bound: the parameter that sets it ("verify_timeout_seconds"), or None when not known.
         service: who did not answer ("Elastic Load Balancing").
-        answered: what ``service`` answered the last read instead, a refusal for now (a throttle),
-            when it answered one: it did not say what it holds either; None when it did not answer.
+        answered: what ``service`` answered the last read instead, when it answered an error short of
+            a refusal for good (a throttle, its own failure, a code of no known kind: ``for_now``): it
+            did not say what it holds either; None when it did not answer.
         no_answer: how the last read failed with no answer from ``service`` (botocore's words: a
             connection dropped or refused, a client timeout before the bound), when it did; None
             when it was not answered by the bound, or was refused.
         server_side: ``answered`` is ``service`` failing on its own side (an internal error, a 5xx),
             not a refusal for now: it answered, with its own failure.
+        for_now: ``answered`` is a refusal for now (a throttle) or ``server_side``; False: an error
+            of no kind known (neither those nor a refusal for good), said as an error, no more.
     """
 
     answered: str | None = None  # a class default: one pickled before the field existed did not answer
     no_answer: str | None = None  # as ``answered``: one pickled before it existed ran out its bound
     server_side = False  # as ``answered``: one pickled before it existed was refused for now
+    for_now = True  # as ``server_side``
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
-                 answered: str | None = None, no_answer: str | None = None, server_side: bool = False) -> None:
+                 answered: str | None = None, no_answer: str | None = None, server_side: bool = False,
+                 for_now: bool = True) -> None:
         self.what, self.seconds, self.service, self.bound, self.answered = what, seconds, service, bound, answered
-        self.no_answer, self.server_side = no_answer, server_side
+        self.no_answer, self.server_side, self.for_now = no_answer, server_side, for_now
         named = f" ({bound})" if bound else ""
-        if answered is not None and server_side:
-            # Not "refused the read for now": AWS's own side failed it (InternalFailure, a 5xx).
-            said = f"{what} could not be read back: {service} failed the read with an error on its own side ({answered})"
-        elif answered is not None:
+        if answered is not None or no_answer is not None:
             # No bound named: a read refused for now is read again twice at most (``within_bound``),
             # and three throttles end the read-back seconds into a bound of a minute. "Within 30 s
             # (verify_timeout_seconds)" sent people to raise a setting that does not read it longer.
-            said = f"{what} could not be read back: {service} refused the read for now ({answered})"
-        elif no_answer is not None:
-            # Nor here: a read whose connection failed is read again twice at most too, and ends the
-            # read-back as soon; it was not refused either (no answer came to refuse it with).
-            said = f"{what} could not be read back: {service} did not answer ({no_answer})"
+            # Nor for a read whose connection failed: it is read again twice at most too.
+            said = (f"{what} could not be read back: {service} {self.read_went('the read')} "
+                    f"({answered if answered is not None else no_answer})")
         else:
             said = f"{what} could not be read back within {seconds_said(seconds)}{named}: {service} did not answer"
         super().__init__(said)
 
+    def read_went(self, read: str) -> str:
+        """What ``service`` did with ``read``, the last read of ``what`` (in the caller's words: "the
+        read", "its read-back"), as every message about the read-back words it: this error's own, and
+        a rollback's page and claim of a move not read back. Said in one place, the three had
+        drifted apart in which answer each called what."""
+        if self.answered is None:
+            # No answer at all (a connection dropped or refused), or none by the bound: "refused"
+            # would be untrue, nothing answered.
+            return f"did not answer {read}"
+        if self.server_side:
+            # Not "refused ... for now": AWS's own side failed it (InternalFailure, a 5xx).
+            return f"failed {read} with an error on its own side"
+        if not self.for_now:
+            # Neither a throttle nor AWS's own failure, nor a refusal for good (raised as it is): a code
+            # not known to be any of them, of which "refused for now" claimed what it did not say.
+            return f"answered {read} with an error"
+        return f"refused {read} for now"
+
     def named(self, bound: str) -> ReadBackUnanswered:
         """The same error, naming the parameter ``bound`` that set the wait's bound."""
         return ReadBackUnanswered(self.what, self.seconds, self.service, bound, self.answered, self.no_answer,
-                                  self.server_side)
+                                  self.server_side, self.for_now)
 
 
 def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from rollway.aws.errors import (REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch, aws_message,
-                                error_code, server_side)
+                                error_code, failed_in_passing, server_side)
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -94,13 +94,39 @@ _ELB = "Elastic Load Balancing"
 _WEIGHTS = "the load balancer's weights"
 
 
-def refused_for_now(err: ClientError, seconds: float, bound: str) -> ReadBackUnanswered:
+# The load balancer's answers that a second ask gets again: no such listener, rule or target
+# group, a rule or parameter it refuses, and what any AWS API refuses every ask of the same keys
+# with (``REFUSED_CODES``: a permission refused, keys it does not know, a signature it cannot
+# check). Throttling, an internal error and a dropped connection are worth another try; asking
+# three times what is refused for good only delays the undos after this one (Prefect runs them in
+# turn, in one hook each), and a move's read-back refused so after a send the load balancer took
+# had the move sent again, logged as a setting that "failed", to be refused the same way.
+_FINAL_ELB = REFUSED_CODES | frozenset({
+    "ValidationError", "InvalidConfigurationRequest", "ListenerNotFound", "RuleNotFound", "TargetGroupNotFound",
+    "LoadBalancerNotFound", "OperationNotPermitted", "IncompatibleProtocols", "TooManyTargetGroups",
+    "TargetGroupAssociationLimit",
+})
+
+
+def final_for_elb(err: BaseException) -> bool:
+    """Whether the load balancer would answer another ask as it answered ``err`` (the weight undo's
+    ``final``, when a move with sends to spare stops sending it again, and whether a read-back it
+    ended is refused for good, ``unknown_after``): an adapter's own refusal (a rule it will not
+    touch, a name not found) or a code above."""
+    if isinstance(err, (AdapterError, ValueError)):
+        return True
+    return isinstance(err, ClientError) and error_code(err) in _FINAL_ELB
+
+
+def answered_with(err: ClientError, seconds: float, bound: str) -> ReadBackUnanswered:
     """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on a read the
-    load balancer refused for now (``err``: a throttle), or failed on its own side (an internal
-    error, a 5xx: ``server_side``, not said "refused for now"), at its bound or after the last of its
+    load balancer answered with ``err``, no refusal for good, at its bound or after the last of its
     reads (``within_bound``): what it holds is not known, as when it did not answer, and the error
-    says which it was."""
-    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err), server_side=server_side(err))
+    says what the answer was: a refusal for now (a throttle, ``failed_in_passing``), AWS's own side
+    failing (an internal error, a 5xx: ``server_side``), or an error of no kind rollway knows,
+    which says no more than that ("refused for now" was untrue of it)."""
+    return ReadBackUnanswered(_WEIGHTS, seconds, _ELB, bound, aws_message(err), server_side=server_side(err),
+                              for_now=failed_in_passing(err))
 
 
 def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered:
@@ -115,13 +141,16 @@ def not_answered(err: BaseException, seconds: float, bound: str) -> ReadBackUnan
 def unknown_after(err: BaseException, seconds: float, bound: str) -> ReadBackUnanswered | None:
     """A read-back of the weights (bounded at ``seconds``, set by ``bound``) that ended on ``err``, the
     last of its reads, as the ReadBackUnanswered it says as much as: no answer at all (a connection
-    dropped or refused, ``not_answered``) or a read refused for now (a throttle) or failed on AWS's
-    side (an internal error: ``refused_for_now``). Each leaves what the load balancer holds not known. None for any other error: a read refused
-    for good (a permission) is raised as it is, its refusal what to fix."""
+    dropped or refused, ``not_answered``), or an answer that is no refusal for good (a throttle, AWS's
+    own side failing, a code of no known kind: ``answered_with``). Each leaves what the load balancer
+    holds not known. None for any other error: a read refused for good (``final_for_elb``: a
+    permission, keys it refuses, a request it holds invalid) is raised as it is, its refusal what to
+    fix; said "refused for now", a ValidationError had a rollback send its taken move again, to be
+    refused the same way."""
     if isinstance(err, (HTTPClientError, NoConnection)):
         return not_answered(err, seconds, bound)
-    if isinstance(err, ClientError) and retry.again(err, denied=REFUSED_CODES):
-        return refused_for_now(err, seconds, bound)
+    if isinstance(err, ClientError) and not final_for_elb(err):
+        return answered_with(err, seconds, bound)
     return None
 
 
@@ -162,7 +191,7 @@ def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str
                                     bound=bound)
         except Exception as err:
             if (look == _LOOKS or not retry.again(err, ReadBackUnanswered, TargetNotFound, *final,
-                                                  denied=REFUSED_CODES)
+                                                  denied=_FINAL_ELB)
                     or until - time.monotonic() < LOOK_AGAIN_SECONDS):
                 raise
             get_run_logger().warning("%s could not be read (%s); reading them again in %g s (%d of %d)", what, err,

@@ -286,7 +286,7 @@ def _restore_weights(txn) -> None:
         log.info("no shift to %s to undo: its write was %s", written, not_applied)
         return
     sleep = _sleep_of(txn)
-    now = _patiently("reading the weights", router.get_weights, final=final_for_elb, sleep=sleep)
+    now = _patiently("reading the weights", router.get_weights, final=traffic.final_for_elb, sleep=sleep)
     if now not in (written, previous):
         # Someone else moved the traffic since this shift (a rollback by hand, say): putting
         # the old weights back would undo their change, not ours. Reading the weights from
@@ -301,7 +301,7 @@ def _restore_weights(txn) -> None:
         log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
-    final = _KeptVerdict(final_for_elb)
+    final = _KeptVerdict(traffic.final_for_elb)
     try:
         _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous),
                    final=final, said=True, sleep=sleep)
@@ -314,27 +314,6 @@ def _restore_weights(txn) -> None:
                      "roll the rollout back (`rollway abort`), which moves all the traffic to stable, once the load "
                      "balancer takes the call")
         raise
-
-
-# The load balancer's answers that a second ask gets again: no such listener, rule or target
-# group, a rule or parameter it refuses, a permission refused. Throttling, an internal error and
-# a dropped connection are worth another try; asking three times what is refused for good only
-# delays the undos after this one (Prefect runs them in turn, in one hook each).
-_FINAL_ELB = frozenset({
-    "AccessDenied", "AccessDeniedException", "ValidationError", "InvalidConfigurationRequest",
-    "ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound", "OperationNotPermitted",
-    "IncompatibleProtocols", "TooManyTargetGroups", "TargetGroupAssociationLimit", "UnrecognizedClientException",
-    "InvalidClientTokenId",
-})
-
-
-def final_for_elb(err: BaseException) -> bool:
-    """Whether the load balancer would answer another ask as it answered ``err`` (the weight undo's
-    ``final``, and when a rollback's move to stable stops sending it again): an adapter's own
-    refusal (a rule it will not touch, a name not found) or a code above."""
-    if isinstance(err, (AdapterError, ValueError)):
-        return True
-    return isinstance(err, ClientError) and error_code(err) in _FINAL_ELB
 
 
 # No task retries: RegisterTaskDefinition makes a new revision on every call, so a retry after a

@@ -284,7 +284,7 @@ def test_an_abort_whose_rollback_could_not_read_the_weights_back_says_the_rollba
     # Not "once <stable> can take the traffic": the load balancer took the move, and may show it by now.
     assert "can take the traffic" not in flat, err
     assert (f"It is not recorded as finished (the rollback flow's log says what was done): the load balancer took the "
-            f"move to {t.stable_service} but did not answer when its weights were read back: the traffic may be on "
+            f"move to {t.stable_service} but did not answer the read-back of its weights: the traffic may be on "
             f"{t.stable_service} already, or not. Run `rollway abort` again once the load balancer answers (moving the "
             "traffic to stable again does no harm if it is there); `rollway status` shows the split it holds once it "
             "answers." in flat), err

@@ -233,14 +233,18 @@ def test_a_move_taken_whose_read_back_shows_other_weights_is_paged_as_sent(caplo
             "took it; its read-back showed 75/25).") in page, page
 
 
-@pytest.mark.parametrize("refusal", ["gone", "denied"])
+@pytest.mark.parametrize("refusal", ["gone", "denied", "invalid"])
 def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_not_moved_back(caplog, refusal):
     """The first send is taken, and its read-back is refused for good (the rule deleted in between, or
     DescribeRules denied), no earlier send in doubt: the read's own error was raised, and the page said
     the traffic "could NOT be moved back" and "Done before it failed: nothing" of a move the load
     balancer took. It says the move was taken and not read back, and what to put right first."""
+    # "invalid": a request the load balancer refuses (ValidationError), every time: it was said "refused
+    # the read for now", as of a throttle, and the move sent again.
+    code = {"denied": "AccessDenied", "invalid": "ValidationError"}.get(refusal)
     failure = (TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up") if refusal == "gone"
-               else ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeRules"))
+               else ClientError({"Error": {"Code": code, "Message": "not authorized" if refusal == "denied"
+                                           else "the rule ARN is not valid"}}, "DescribeRules"))
     router = Scripted([TAKEN] * 3, lambda sent: failure if sent else None)
     err, page = failed_rollback(router, Exception, caplog)
     assert router.sent == 1, router.sent
@@ -251,6 +255,26 @@ def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_
             in page), page
     assert ("The load balancer took the move to webordinary-edit-service, but its read-back was refused: the traffic "
             "may be on webordinary-edit-service already, or not.") in page, page
-    fix = ("once what the error above says of the listener rule is put right" if refusal == "gone"
-           else "once the permission the error above names is granted")
+    fix = {"gone": "once what the error above says of the listener rule is put right",
+           "denied": "once the permission the error above names is granted",
+           "invalid": "once what the refusal above says is put right"}[refusal]
     assert fix in page, page
+
+
+def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as_a_failed_setting(caplog):
+    """The load balancer takes the first send, and its read-back fails before it reaches AWS (the
+    credentials could not be renewed for the read): the move is sent again, and the log said setting the
+    weights "failed", of a ModifyRule the load balancer took. It says the send was taken, and its
+    read-back failed."""
+    from botocore.exceptions import CredentialRetrievalError
+
+    env = fake_environment()
+    unread = CredentialRetrievalError(provider="assume-role", error_msg="the source profile could not be read")
+    env.router = Scripted([TAKEN] * 3, lambda sent: unread if sent == 1 else None)
+    with caplog.at_level(logging.INFO):
+        rollback_on(env)
+    assert env.router.sent == 2 and env.router.get_weights() == ALL_STABLE, env.router.sent
+    resent = [r.getMessage() for r in caplog.records if "sending it again" in r.getMessage()]
+    assert resent, caplog.text
+    assert all("was taken, but its read-back failed (" in m and " failed (" not in m.split("taken")[0]
+               for m in resent), resent

@@ -48,7 +48,7 @@ def test_the_page_of_a_move_not_read_back_says_it_may_have_landed_and_to_run_aga
     assert (f"The traffic may NOT be back on {stable}: the move was sent and not read back. It failed: the load "
             "balancer's weights could not be read back within 1 s (verify_timeout_seconds): Elastic Load Balancing did "
             "not answer" in flat), page
-    assert (f"The load balancer took the move to {stable} but did not answer when its weights were read back: the "
+    assert (f"The load balancer took the move to {stable} but did not answer the read-back of its weights: the "
             f"traffic may be on {stable} already, or not. Run the rollback again" in flat), page
     assert ("once the load balancer answers (moving the traffic to stable again does no harm if it is there); "
             "`rollway status` shows the split it holds once it answers." in flat), page
@@ -85,8 +85,8 @@ def test_a_move_whose_answer_was_lost_and_not_read_back_is_paged_as_one_that_may
             "Balancing did not answer" in flat), page
     assert (f"Done before it failed: sent the move of all the traffic to {stable} (its answer lost; not read back)."
             in flat), page
-    assert (f"The answer to the move to {stable} was lost and the load balancer did not answer when its weights were "
-            f"read back: the traffic may be on {stable} already, or not. Run the rollback again" in flat), page
+    assert (f"The answer to the move to {stable} was lost and the load balancer did not answer the read-back of its "
+            f"weights: the traffic may be on {stable} already, or not. Run the rollback again" in flat), page
 
 
 class LostThenThrottled(SilentAfterWrite):

@@ -616,11 +616,11 @@ def test_a_move_whose_lost_answer_is_read_back_on_a_dropped_connection_is_paged_
     said, flat = _read_back_failed_after_a_lost_answer(aws, env, elbv2, watch_calls, read_back_dropped_once,
                                                         recorded_rollback_on)
     assert ("the load balancer's weights could not be read back: Elastic Load Balancing did not answer "
-            "(ConnectionClosedError: Connection was closed before we received a valid response") in said, said
+            "the read (ConnectionClosedError: Connection was closed before we received a valid response") in said, said
     assert "refused" not in said and "verify_timeout_seconds" not in said, said  # no bound reached: it failed at once
     stable = aws.targets.stable_service
-    assert (f"The answer to the move to {stable} was lost and the load balancer did not answer when its weights were "
-            f"read back: the traffic may be on {stable} already, or not") in flat, flat
+    assert (f"The answer to the move to {stable} was lost and the load balancer did not answer the read-back of its "
+            f"weights: the traffic may be on {stable} already, or not") in flat, flat
     end = env.ledger.get(aws.targets.canary_service).history[-1]
     assert end.kind == "rollback-stopped", end
     assert f"sent the move of all the traffic to {stable} (its answer lost; not read back)" in end.comment, end
@@ -691,14 +691,50 @@ def test_a_move_taken_whose_check_read_fails_is_paged_as_one_that_may_have_lande
     assert env.router.get_weights() == ALL_STABLE  # the move landed
     said = " ".join(str(failed.value).split())
     answer = ("refused the read for now (Throttling: Throttling from the load balancer)" if how == "throttled"
-              else "did not answer (ConnectionClosedError")
+              else "did not answer the read (ConnectionClosedError")
     assert f"the load balancer's weights could not be read back: Elastic Load Balancing {answer}" in said, said
     (_, page), = env.notifier.messages
     flat = " ".join(page.split())
     stable = aws.targets.stable_service
     assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
     read_back = ("refused the read-back of its weights for now" if how == "throttled"
-                 else "did not answer when its weights were read back")
+                 else "did not answer the read-back of its weights")
     assert (f"The load balancer took the move to {stable} but {read_back}: the traffic may be on {stable} "
             "already, or not") in flat, flat
     assert f"all the traffic to {stable} (the load balancer took it; not read back)" in flat, flat
+
+
+@pytest.mark.parametrize("code", ["SignatureDoesNotMatch", "IncompleteSignature"])
+def test_a_move_taken_whose_check_read_is_refused_for_good_is_not_sent_again_as_failed(aws, watch_calls, caplog,
+                                                                                        code):
+    """The load balancer takes the first ModifyRule, and refuses every read of its weights after it with
+    an answer the keys get again (a signature it cannot check: a secret key not the access key's, a clock
+    minutes off). The run logged that setting the weights "failed" and sent the move again, to the last
+    send, whose read was refused the same way: the move was taken, and no read after it can say so until
+    the refusal is put right. It stops at the first, saying the move was taken and its read-back refused."""
+    env, elbv2 = on_moto(aws)
+    sends = {"calls": 0}
+    refused = answering(aws, code, times=10 ** 6)
+
+    def send(**_):
+        sends["calls"] += 1
+
+    def read(**kwargs):
+        return refused(**kwargs) if sends["calls"] else None
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", send), on_operation(elbv2, "before-call", read, operation="DescribeRules"), \
+            pytest.raises(flows.engine.TakenNotReadBack) as failed:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 1, calls  # taken: not sent again
+    assert env.router.get_weights() == ALL_STABLE  # the move landed
+    assert code in str(failed.value.refused), failed.value
+    resent = [r.getMessage() for r in caplog.records if "sending it again" in r.getMessage()]
+    assert not resent, resent
+    (_, page), = env.notifier.messages
+    flat = " ".join(page.split())
+    stable = aws.targets.stable_service
+    assert "could NOT be moved back" not in flat and f"The traffic may NOT be back on {stable}" in flat, page
+    assert (f"The load balancer took the move to {stable}, but its read-back was refused: the traffic may be on "
+            f"{stable} already, or not.") in flat, flat
+    assert "until then AWS refuses the move's read-back the same way" in flat, flat

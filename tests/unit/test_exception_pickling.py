@@ -109,6 +109,8 @@ CASES: list[BaseException] = [
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds",
                        "InternalFailure: An internal error occurred", server_side=True),
+    ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                       "SomethingNew: a new answer", for_now=False),
     # A rejected run's failure is read back from its stored result by `rollway abort` (``_run_failure``):
     # it must come back as the move that may have landed, not as a read that moved nothing.
     MoveNotReadBack("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),

@@ -74,7 +74,7 @@ def test_a_lost_answer_whose_read_back_cannot_connect_is_not_known_to_have_lande
     unknown = _read_back_after_a_lost_answer(monkeypatch, unconnected)
     assert isinstance(unknown, ReadBackUnanswered) and unknown.answered is None, unknown
     assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing did not answer "
-                            f'(EndpointConnectionError: Could not connect to the endpoint URL: "{ENDPOINT}")'), unknown
+                            f'the read (EndpointConnectionError: Could not connect to the endpoint URL: "{ENDPOINT}")'), unknown
 
 
 @pytest.mark.parametrize(("code", "status"), [("InternalFailure", 500), ("ServiceUnavailable", 503)])
@@ -87,3 +87,35 @@ def test_a_lost_answer_whose_read_back_fails_on_aws_side_is_not_said_refused_for
     assert isinstance(unknown, ReadBackUnanswered) and unknown.server_side, unknown
     assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing failed the "
                             f"read with an error on its own side ({code}: An internal error occurred)"), unknown
+
+
+def test_a_lost_answer_whose_read_back_is_refused_as_invalid_raises_the_refusal_once(monkeypatch):
+    """The load balancer answered each read ValidationError: a request it refuses, which every read gets
+    again. The read-back read it three times and said the load balancer "refused the read for now", as
+    of a throttle. The refusal is raised as it is, after one read: it is what to put right."""
+    log = logging.getLogger("lost-answer-test")
+    monkeypatch.setattr(tasks.undoable, "get_run_logger", lambda: log)
+    monkeypatch.setattr(tasks.traffic, "get_run_logger", lambda: log)
+    monkeypatch.setattr(tasks.traffic, "LOOK_AGAIN_SECONDS", 0.01)
+    invalid = ClientError({"Error": {"Code": "ValidationError", "Message": "'rule' is not a valid listener rule ARN"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeRules")
+    router = FailingReads(invalid)
+    with pytest.raises(ClientError) as failed:
+        tasks.undoable.landed_although_lost(router, Weights(stable=100, canary=0), ReadTimeoutError(endpoint_url=ENDPOINT),
+                                            30.0)
+    assert failed.value is invalid and router.reads == 1, router.reads
+    assert tasks.traffic.unknown_after(invalid, 30.0, "verify_timeout_seconds") is None
+
+
+def test_a_read_back_ended_on_an_answer_of_no_known_kind_says_it_answered_with_an_error():
+    """The last read was answered with a code rollway knows neither as a refusal for now (a throttle),
+    nor as AWS's own side failing, nor as a refusal for good: the read-back's error said the load
+    balancer "refused the read for now", which its answer did not say. It says it answered with an error."""
+    odd = ClientError({"Error": {"Code": "SomethingNew", "Message": "a new answer"},
+                       "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeRules")
+    unknown = tasks.traffic.unknown_after(odd, 30.0, "verify_timeout_seconds")
+    assert isinstance(unknown, ReadBackUnanswered) and unknown.answered == "SomethingNew: a new answer", unknown
+    assert str(unknown) == ("the load balancer's weights could not be read back: Elastic Load Balancing answered the "
+                            "read with an error (SomethingNew: a new answer)"), unknown
+    assert unknown.read_went("its read-back") == "answered its read-back with an error"
+    assert str(unknown.named("lost_answer_read_back_seconds")) == str(unknown)
