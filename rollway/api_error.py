@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import httpx
 
-from blocks.saved import passwords_hidden
 from rollway.errors_pickle import PicklableError
+from rollway.url_passwords import passwords_hidden
 
 
 class ApiError(PicklableError, Exception):
