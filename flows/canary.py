@@ -57,6 +57,7 @@ from rollway.preflight_checks import (account_refusal, attachment_refusal, dead_
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import Approvals, RolloutSpec, default_phases
 from rollway.targets import Targets
+from rollway.url_passwords import passwords_hidden
 from tasks import ecs, flags, metrics, traffic, undoable
 
 
@@ -440,8 +441,9 @@ def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLI
                 "let it finish or cancel it, then start this one; nothing was changed"
             ) from err
         except Exception as err:
+            # httpx's words quote the URL asked: PREFECT_API_URL's password with it, behind basic auth.
             raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
-                                 f"that keeps one canary run per service: {err}") from err
+                                 f"that keeps one canary run per service: {passwords_hidden(str(err))}") from err
         slot.start()
         if run_id is not None:
             try:

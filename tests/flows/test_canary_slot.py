@@ -320,6 +320,24 @@ def second_run_refused() -> str:
     return str(refused.value)
 
 
+def test_a_limit_that_cannot_be_taken_is_refused_without_the_password_of_the_api_url(monkeypatch):
+    """httpx's error quotes the URL asked: a PREFECT_API_URL behind basic auth
+    (``https://<user>:<password>@host/api``) put its password in the refusal, the run's state."""
+    import flows.canary
+
+    def refused(name: str) -> None:
+        request = httpx.Request("GET", f"https://ops:s3cr3t@prefect.internal/api/v2/concurrency_limits/filter/{name}")
+        raise httpx.HTTPStatusError(f"Server error '503 Service Unavailable' for url '{request.url}'",
+                                    request=request, response=httpx.Response(503, request=request))
+
+    monkeypatch.setattr(flows.canary, "_create_slot", refused)
+    with pytest.raises(RolloutRefused) as refused_run:
+        with one_canary_run(TARGETS, policy=QUICK):
+            pass
+    said = str(refused_run.value)
+    assert "s3cr3t" not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
+
+
 def test_a_failed_runs_slot_is_held_through_its_hook_and_freed_after_it():
     name = canary_slot_name(TARGETS)
     seen: dict = {}
