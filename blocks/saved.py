@@ -8,7 +8,8 @@ the blocks to find the one meant.
 from __future__ import annotations
 
 import difflib
-import re
+
+from rollway.url_passwords import passwords_hidden
 
 
 def saved_block_names(block_type: str) -> list[str] | None:
@@ -53,14 +54,3 @@ def without_password(url: str | None) -> str | None:
     terminal and in a failed run's state."""
     return passwords_hidden(url) if url else url
 
-
-# ``scheme://user:password@``, wherever it is quoted in a text (an HTTP client's error names the URL it
-# asked). The password runs to the host's ``@``, the last before the path: an unencoded ``@`` in it
-# is the password's too, as urlsplit reads it.
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*):[^\s/]*@")
-
-
-def passwords_hidden(text: str) -> str:
-    """``text`` with the password of every URL in it said as ``***`` (a message that quotes the
-    Prefect API's address, or an error that does)."""
-    return _USERINFO.sub(r"\1:***@", text)

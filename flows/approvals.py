@@ -57,7 +57,7 @@ from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, 
                                answered_dead, late_timeout, timed_out, unanswered_by,
                                waiting_prefix)
 # duration_said: imported from here by the engine and the progressive flow too.
-from rollway.bounds import duration_said, wait_said, whole_minutes
+from rollway.bounds import duration_said, seconds_said, wait_said, whole_minutes
 from rollway.decide import Pause
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import end_said
@@ -243,8 +243,8 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
             if down_since is None:
                 down_since, said_at, gap = now, now, OUTAGE_SAID_FIRST_SECONDS
                 get_run_logger().warning(
-                    "the Prefect API cannot be reached (%s): %s; trying again every %g s; once it answers, %s%s",
-                    err, doing, poll_interval, then, _giving_up(give_up_at, now))
+                    "the Prefect API cannot be reached (%s): %s; trying again every %s; once it answers, %s%s",
+                    err, doing, seconds_said(poll_interval), then, _giving_up(give_up_at, now))
             elif now - said_at >= gap:
                 said_at, gap = now, min(gap * 2, OUTAGE_SAID_MOST_SECONDS)
                 get_run_logger().warning(
@@ -771,7 +771,7 @@ def _gave_up(response: httpx.Response, elapsed: float) -> PrefectHTTPStatusError
 
 def _given(most: float) -> str:
     """How long a request was given, as its error ends (``_tried_once``: one try)."""
-    return f"one request is given at most {most:g} s" if most > 0 else "this request is tried once"
+    return f"one request is given at most {seconds_said(most)}" if most > 0 else "this request is tried once"
 
 
 def bounded_client() -> SyncPrefectClient:

@@ -33,9 +33,9 @@ from flows.journal import artifact_key, stage_table
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback, rollback_healthy_seconds, sleep_wall
-from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, record_lease, take_back
+from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, lease_said, record_lease, take_back
 from rollway.approvals import ApprovalAnswer, Approver
-from rollway.bounds import duration_words
+from rollway.bounds import duration_words, seconds_said
 from rollway.clock import ClockSettings
 from rollway.decide import Pause, StageState
 from rollway.failure_words import failures_writable
@@ -57,6 +57,7 @@ from rollway.preflight_checks import (account_refusal, attachment_refusal, dead_
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import Approvals, RolloutSpec, default_phases
 from rollway.targets import Targets
+from rollway.url_passwords import passwords_hidden
 from tasks import ecs, flags, metrics, traffic, undoable
 
 
@@ -168,11 +169,11 @@ def latency_unpublished_said(env: Environment, spec: RolloutSpec, seen: Observat
     if unseen is not None:
         t = env.targets
         get_run_logger().warning(
-            "the load balancer counted %d requests to %s in the %d s before the last %g s (metrics_delay_seconds: "
+            "the load balancer counted %d requests to %s in the %d s before the last %s (metrics_delay_seconds: "
             "periods still filling in are not read), but namespace %r holds none of the application's latency "
             "metrics (%s, %s) for it: the slow-request and p99 guardrails will measure nothing. Check the "
             "targets' metrics_namespace and that the application publishes them", unseen, t.stable_service,
-            2 * interval, delay, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
+            2 * interval, seconds_said(delay), t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
 
 
 def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, canary: ServiceState) -> str | None:
@@ -436,12 +437,13 @@ def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLI
         except SlotTaken as err:
             raise RolloutRefused(
                 f"another canary run of {targets.canary_service} is under way (it holds the Prefect concurrency "
-                f"limit {name!r}; a run that died frees it within {policy.lease_seconds / 60:g} minutes): "
+                f"limit {name!r}; a run that died frees it within {lease_said(policy)}): "
                 "let it finish or cancel it, then start this one; nothing was changed"
             ) from err
         except Exception as err:
+            # httpx's words quote the URL asked: PREFECT_API_URL's password with it, behind basic auth.
             raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
-                                 f"that keeps one canary run per service: {err}") from err
+                                 f"that keeps one canary run per service: {passwords_hidden(str(err))}") from err
         slot.start()
         if run_id is not None:
             try:
@@ -449,7 +451,7 @@ def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLI
             except Exception as err:  # noqa: BLE001 - the slot is held; only a hook elsewhere misses it
                 log.warning("could not record the lease on the Prefect concurrency slot %r on this flow run (%s): a "
                             "hook in another process (after a crash, or the UI's Cancel) will roll back without the "
-                            "slot, which frees itself within %g minutes", name, err, policy.lease_seconds / 60)
+                            "slot, which frees itself within %s", name, err, lease_said(policy))
     try:
         yield
     except GeneratorExit:

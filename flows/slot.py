@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -46,6 +47,7 @@ from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.context import get_settings_context
 from prefect.logging import get_logger
 
+from rollway.bounds import duration_said, seconds_said
 from rollway.lease import RenewalPolicy
 
 # What the API answers a renewal of a lease it no longer has: 410 Gone in Prefect 3.9 (it ran out and
@@ -61,6 +63,13 @@ class SlotTaken(Exception):
 
 class SlotMissing(Exception):
     """The concurrency limit does not exist, so taking it would guard nothing."""
+
+
+def lease_said(policy: RenewalPolicy) -> str:
+    """How long a slot left to its lease may stay held, as "frees itself within" says it: "5 min",
+    "1 min 40 s" (``duration_said``), where ``%g`` minutes said a 100 s lease "1.66667 minutes" and
+    the API's shortest "1 minutes". To the second above, as a bound is: never less than the lease."""
+    return duration_said(math.ceil(policy.lease_seconds))
 
 
 def _sync_client() -> AbstractContextManager[Any]:
@@ -151,9 +160,9 @@ class HeldSlot:
             now = self._clock()
             if not self._renewing(now):
                 self._log.warning(
-                    "no state hook took over the Prefect concurrency slot %r in the %g s since its run ended: renewals "
-                    "stop, and it frees itself within %g minutes, when its lease runs out", self.name,
-                    self.policy.handover_seconds, self.policy.lease_seconds / 60)
+                    "no state hook took over the Prefect concurrency slot %r in the %s since its run ended: renewals "
+                    "stop, and it frees itself within %s, when its lease runs out", self.name,
+                    seconds_said(self.policy.handover_seconds), lease_said(self.policy))
                 _forget(self)
                 return
             try:
@@ -186,12 +195,12 @@ class HeldSlot:
         if left > 0:
             self._log.warning(
                 "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
-                "%.0f s of the lease left; trying again in %g s", self.name, failures, err, left, retry)
+                "%.0f s of the lease left; trying again in %s", self.name, failures, err, left, seconds_said(retry))
         else:
             self._log.error(
                 "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
                 "the lease ran out %.0f s ago unless the API still has it, and another canary run may take the slot; "
-                "trying again in %g s", self.name, failures, err, max(0.0, -left), retry)
+                "trying again in %s", self.name, failures, err, max(0.0, -left), seconds_said(retry))
 
     def _retake(self, gone: Exception) -> bool:
         """The API no longer has the lease (it ran out while renewals failed): take the slot again
@@ -273,8 +282,8 @@ class HeldSlot:
             with self._client() as api:
                 api.release_concurrency_slots_with_lease(lease_id)
         except Exception as err:  # noqa: BLE001 - whatever failed, the lease ends it
-            self._log.error("could not release the Prefect concurrency slot %r (%s): it frees itself within %g "
-                            "minutes, when its lease runs out", self.name, err, self.policy.lease_seconds / 60)
+            self._log.error("could not release the Prefect concurrency slot %r (%s): it frees itself within %s, "
+                            "when its lease runs out", self.name, err, lease_said(self.policy))
 
 
 def _increment(client: ClientFactory, name: str, policy: RenewalPolicy, flow_run_id: UUID | None) -> UUID:

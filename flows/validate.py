@@ -54,6 +54,7 @@ from rollway.aws.denied import ROLLOUT_POLICY, named_denials
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError, quoted
+from rollway.bounds import as_given, seconds_said
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, Hushable, Unanswered, answered
 from rollway.errors_pickle import PicklableError
@@ -105,16 +106,19 @@ def validate_deployment(
     services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
     # The per-request bound is said up front: a person watching a check that hangs could not tell
     # from this line how long it may wait (each attempt up to it, then the delay between attempts).
-    log.info("validating %d checks (%s), each request given at most %g s (spec.timeout_seconds), %d attempt(s) per "
-             "check %g s apart (a SuccessRate read without data read again %g s later), each HTTP check at most %g s "
-             "in all (spec.http_check_limit_seconds), the targets check at most %g s in all "
+    # The settings as given (seconds_said, as_given): %g said 7.1234567 s "7.12346 s", and a floor
+    # of 99.99999 % "100 %", one no SuccessRate below 100 % passes.
+    log.info("validating %d checks (%s), each request given at most %s (spec.timeout_seconds), %d attempt(s) per "
+             "check %s apart (a SuccessRate read without data read again %s later), each HTTP check at most %s "
+             "in all (spec.http_check_limit_seconds), the targets check at most %s in all "
              "(spec.targets_check_limit_seconds), the SuccessRate check at most %s in all, the whole run at most about "
-             "%s: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%)",
-             len(CHECKS), ", ".join(CHECKS), spec.timeout_seconds, spec.attempts, spec.retry_delay_seconds,
-             spec.success_rate_retry_delay_seconds, spec.http_check_limit_seconds, spec.targets_check_limit_seconds,
+             "%s: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %s%%)",
+             len(CHECKS), ", ".join(CHECKS), seconds_said(spec.timeout_seconds), spec.attempts,
+             seconds_said(spec.retry_delay_seconds), seconds_said(spec.success_rate_retry_delay_seconds),
+             seconds_said(spec.http_check_limit_seconds), seconds_said(spec.targets_check_limit_seconds),
              said_seconds(success_rate_check_seconds(spec)), said_seconds(validation_seconds(spec)),
              shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
-             spec.success_rate_window_minutes, spec.success_rate_floor)
+             spec.success_rate_window_minutes, as_given(spec.success_rate_floor))
     log.info("%s", f"the health, session and message requests carry `{spec.canary_header}` (spec.canary_header), "
                    "to be pinned to the canary target group by the listener rule read before them"
              if spec.canary_header else "the health, session and message requests are not pinned to a target group "
@@ -398,8 +402,8 @@ def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, wa
             return False  # the last attempt's result stands, said with why it is the last
         earlier.append(result.seconds)
         # Said as the wait starts: a run quiet for a minute read as stuck.
-        get_run_logger().info("%s did not pass on attempt %d of %d (%s); waiting %g s before attempt %d%s",
-                              result.name, result.attempts, spec.attempts, result.reason, wait,
+        get_run_logger().info("%s did not pass on attempt %d of %d (%s); waiting %s before attempt %d%s",
+                              result.name, result.attempts, spec.attempts, result.reason, seconds_said(wait),
                               result.attempts + 1, f" ({waiting_for})" if waiting_for else "")
         return True
 

@@ -13,12 +13,13 @@ from contextlib import contextmanager
 
 import httpx
 
-from blocks.saved import passwords_hidden
 from rollway.errors_pickle import PicklableError
+from rollway.url_passwords import passwords_hidden
 
 
 class ApiError(PicklableError, Exception):
-    """An HTTP API refused a request, or did not answer it; its ``str`` is the httpx error's.
+    """An HTTP API refused a request, or did not answer it; its ``str`` is the httpx error's, the URL
+    it quotes without its query and its password.
 
     Attributes:
         status_code: what the API answered (None: no answer, the connection failed or timed out).
@@ -36,15 +37,19 @@ class ApiError(PicklableError, Exception):
     @classmethod
     def of(cls, err: httpx.HTTPError) -> "ApiError":
         """``err`` without its request or response."""
+        message = str(err)
         try:
             request = err.request
         except RuntimeError:  # httpx raises it for an error made without a request
             method, url = "", ""
         else:
             method, url = request.method, str(request.url.copy_with(query=None, userinfo=b""))
+            if request.url.query:
+                # httpx's words quote the URL asked, query and all (a token sent as a parameter).
+                message = message.replace(str(request.url), str(request.url.copy_with(query=None)))
         status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
-        # httpx's words quote the URL asked, password and all.
-        return cls(passwords_hidden(str(err)), status_code=status, method=method, url=url)
+        # ...and password and all.
+        return cls(passwords_hidden(message), status_code=status, method=method, url=url)
 
 
 @contextmanager

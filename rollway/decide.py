@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from rollway.bounds import seconds_said
 from rollway.ledger import TAKEOVER, PassedLooks, held_by_timeout
 from rollway.model import Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
@@ -326,11 +327,11 @@ def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: f
             if now < end + bound:
                 left = math.ceil((end + bound - now) / FINAL_READ_RETRY_SECONDS)
                 return Hold(reason=f"{stage.weight}%: {verdict.reason}; the stage's final look, read again in "
-                                   f"{FINAL_READ_RETRY_SECONDS:g} s ({left} more read{'s' if left != 1 else ''}; a "
+                                   f"{seconds_said(FINAL_READ_RETRY_SECONDS)} ({left} more read{'s' if left != 1 else ''}; a "
                                    "person is asked if the last still fails)",
                             until=min(now + FINAL_READ_RETRY_SECONDS, end + bound))
             return Pause(reason=f"{stage.weight}%: {verdict.reason} (the stage's final look, read "
-                                f"{FINAL_READ_RETRIES + 1} times over {bound:g} s)",
+                                f"{FINAL_READ_RETRIES + 1} times over {seconds_said(bound)})",
                          cause="metrics", stage_index=state.stage_index)
         return Hold(reason=f"{stage.weight}%: {verdict.reason}; retrying", until=next_tick)
     if verdict.phase is Phase.SUCCESSFUL and elapsed >= stage.earliest_pass_seconds:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus
 import httpx
 from pydantic import SecretStr
 
-from rollway.bounds import seconds_said
+from rollway.bounds import seconds_said, whole_seconds
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
 from rollway.one_line import shown
@@ -248,8 +248,8 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
             # default 10 s bound, "after 10 s of 10 s" came in the instant before the timeout.
             def waiting(elapsed: float) -> None:
                 if say is not None and elapsed < spec.timeout_seconds - 1:
-                    say(f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
-                        f"{seconds_said(spec.timeout_seconds)} (spec.timeout_seconds)")
+                    say(f"still waiting for the answer to {method} {shown_url(url)} after {whole_seconds(elapsed)} s "
+                        f"of {seconds_said(spec.timeout_seconds)} (spec.timeout_seconds)")
             # With nobody to tell, the wait is one join, not a wake-up every 10 s for nothing.
             response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check",
                               waiting=waiting if say is not None else None)

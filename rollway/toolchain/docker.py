@@ -67,8 +67,11 @@ class DockerError(ToolError):
 # Where the docker CLI looks for its daemon when no DOCKER_HOST is handed to it (on Linux).
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # A password in a daemon's address (scheme://user:password@host): up to the host's @, the last one,
-# a / included (a generated password holds one; no daemon's address has a path with an @ after it).
-_HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):.*@", re.DOTALL)
+# a / included (a generated password holds one). Not a port and the path after it: tcp://'s path
+# is the API's base path, and an @ in it (tcp://127.0.0.1:2375/build@1) read as a password, the
+# address refused and said "tcp://127.0.0.1:****@1". A host in brackets (an IPv6 address) is
+# the host's, its colons included. unix:// and npipe:// have no host: their path has no colon before it.
+_HOST_PASSWORD = re.compile(r"^([a-z]+://(?:\[[^\]/@]*\]|[^/:@\[])*):(?!\d*(?:/|$)).*@", re.DOTALL)
 
 
 def host_said(host: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from rollway import deadline
-from rollway.bounds import seconds_said
+from rollway.bounds import seconds_said, whole_seconds
 from rollway.cleanup import check_git_tag_name
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 
@@ -94,7 +94,7 @@ class GitCli:
         said, waiting = self._on_line, None
         if said is not None and waiting_for is not None:
             def waiting(elapsed: float, _silent: float) -> None:
-                said(f"still waiting for {waiting_for} after {elapsed:.0f} s of {seconds_said(self._timeout)}")
+                said(f"still waiting for {waiting_for} after {whole_seconds(elapsed)} s of {seconds_said(self._timeout)}")
         return run_tool([self._git, *args], timeout_seconds=self._timeout, cwd=self._dir, env=self._env,
                         on_line=None if quiet else said, on_quiet=waiting, quiet_seconds=self._waiting_every)
 

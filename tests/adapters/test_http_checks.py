@@ -228,6 +228,10 @@ def test_a_check_with_nobody_to_tell_is_not_woken_every_10_s_to_say_it_still_wai
     assert callable(handed[1])
     handed[1](3.0)  # what a person reads while the answer is awaited
     assert said == [f"still waiting for the answer to GET {app.url}/health after 3 s of 10 s (spec.timeout_seconds)"]
+    # A half second up, as every span measured: ``:.0f`` took 2.5 s to the even "2 s".
+    said.clear()
+    handed[1](2.5)
+    assert said == [f"still waiting for the answer to GET {app.url}/health after 3 s of 10 s (spec.timeout_seconds)"]
 
 
 def test_a_post_that_reached_the_service_says_why_it_had_one_try_of_several(app):

@@ -58,9 +58,10 @@ class Clock:
 class FakeApi:
     """Answers each renewal with ``answer(now)``: None renews, an exception fails it."""
 
-    def __init__(self, clock: Clock, answer) -> None:
+    def __init__(self, clock: Clock, answer, policy: RenewalPolicy = POLICY) -> None:
         self.clock = clock
         self.answer = answer
+        self.policy = policy
         self.renewed: list[float] = []
         self.failed: list[float] = []
         self.released = 0
@@ -70,7 +71,7 @@ class FakeApi:
         yield self
 
     def renew_concurrency_lease(self, lease_id, lease_duration):
-        assert lease_duration == POLICY.lease_seconds
+        assert lease_duration == self.policy.lease_seconds
         error = self.answer(self.clock.now)
         if error is not None:
             self.failed.append(self.clock.now)
@@ -154,6 +155,50 @@ def test_a_slot_handed_over_and_taken_by_no_hook_stops_being_renewed_so_its_leas
     assert clock.now < 1000.0 + POLICY.handover_seconds + POLICY.renew_every + 1, "the loop ended"
     assert claim_handed_over(run) is None, "a hook that comes this late finds nothing to release"
     assert any("no state hook took over" in r.getMessage() for r in caplog.records)
+
+
+# A lease of 100 s, its other waits as no %g says them: "1.66667 minutes", "12.3457 s".
+ODD = RenewalPolicy(lease_seconds=100, handover_seconds=12.3456789, first_retry_seconds=12.3456789,
+                    max_retry_seconds=20)
+
+
+def test_a_renewal_failed_says_its_next_try_as_the_policy_gives_it(caplog):
+    clock = Clock(until=40.0)
+    api = FakeApi(clock, lambda now: httpx.ConnectError("down") if now < 30 else None, policy=ODD)
+    caplog.set_level(logging.INFO, logger=LOG.name)
+
+    HeldSlot("rollway-canary:test:fake", uuid4(), ODD, taken_at=clock(), client=api, clock=clock,
+             logger=LOG).renew_until_released(clock.wait)
+
+    assert api.failed == [25.0] and api.renewed == [25.0 + 12.3456789], (api.failed, api.renewed)
+    (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned.endswith("75 s of the lease left; trying again in 12.3456789 s"), warned
+
+
+def test_a_slot_no_hook_took_over_says_the_wait_and_the_lease_as_the_policy_gives_them(caplog):
+    clock = Clock(until=100_000.0)
+    slot = HeldSlot("rollway-canary:test:fake", uuid4(), ODD, taken_at=clock(), client=FakeApi(clock, lambda now: None),
+                    clock=clock, logger=LOG)
+    hand_over(uuid4(), slot)
+
+    slot.renew_until_released(clock.wait)
+
+    (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned.endswith("in the 12.3456789 s since its run ended: renewals stop, and it frees itself within "
+                           "1 min 40 s, when its lease runs out"), warned
+
+
+def test_a_slot_not_released_says_its_lease_in_minutes_and_seconds(caplog):
+    class Unreleased(FakeApi):
+        def release_concurrency_slots_with_lease(self, lease_id):
+            raise httpx.ConnectError("Prefect API unreachable")
+
+    clock = Clock(until=0.0)
+    slot = HeldSlot("rollway-canary:test:fake", uuid4(), ODD, taken_at=clock(), client=Unreleased(clock, None, ODD),
+                    clock=clock, logger=LOG)
+    slot.release()
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert said.endswith("(Prefect API unreachable): it frees itself within 1 min 40 s, when its lease runs out"), said
 
 
 def test_a_slot_a_hook_took_over_is_renewed_until_the_hook_releases_it():
@@ -320,6 +365,24 @@ def second_run_refused() -> str:
     return str(refused.value)
 
 
+def test_a_limit_that_cannot_be_taken_is_refused_without_the_password_of_the_api_url(monkeypatch):
+    """httpx's error quotes the URL asked: a PREFECT_API_URL behind basic auth
+    (``https://<user>:<password>@host/api``) put its password in the refusal, the run's state."""
+    import flows.canary
+
+    def refused(name: str) -> None:
+        request = httpx.Request("GET", f"https://ops:s3cr3t@prefect.internal/api/v2/concurrency_limits/filter/{name}")
+        raise httpx.HTTPStatusError(f"Server error '503 Service Unavailable' for url '{request.url}'",
+                                    request=request, response=httpx.Response(503, request=request))
+
+    monkeypatch.setattr(flows.canary, "_create_slot", refused)
+    with pytest.raises(RolloutRefused) as refused_run:
+        with one_canary_run(TARGETS, policy=QUICK):
+            pass
+    said = str(refused_run.value)
+    assert "s3cr3t" not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
+
+
 def test_a_failed_runs_slot_is_held_through_its_hook_and_freed_after_it():
     name = canary_slot_name(TARGETS)
     seen: dict = {}
@@ -339,7 +402,8 @@ def test_a_failed_runs_slot_is_held_through_its_hook_and_freed_after_it():
 
     assert state.is_failed()
     assert seen.get("slots") == 1, f"the slot was free while the hook rolled back: {seen}"
-    assert "is under way" in seen["second"]
+    # The API's shortest lease, 60 s: "1 minutes" as %g said it.
+    assert "is under way" in seen["second"] and "a run that died frees it within 1 min)" in seen["second"], seen
     assert active_slots(name) == 0
     with one_canary_run(TARGETS, policy=QUICK):
         assert active_slots(name) == 1

@@ -114,3 +114,21 @@ def test_the_next_weekly_phase_warns_that_no_latency_metrics_are_published_as_th
     assert second.outcome == "holding", second.reason
     (warned,) = unseen(caplog)
     assert env.targets.stable_service in warned and "SlowRequestCount" in warned, warned
+
+
+def test_the_warning_says_the_metrics_delay_as_given(monkeypatch):
+    """``%g`` said a metrics_delay_seconds of 12.3456789 "the last 12.3457 s", a figure nobody gave."""
+    from types import SimpleNamespace
+
+    import flows.canary
+    from rollway.spec import Analysis
+
+    said: list[str] = []
+    monkeypatch.setattr(flows.canary, "get_run_logger", lambda: SimpleNamespace(warning=lambda m, *a: said.append(m % a)))
+    env = env_with_ledger()
+    env.metrics.behaviour = no_latency_published()
+    env.clock.sleep(600)
+    spec = SPEC.model_copy(update={"analysis": Analysis(metrics_delay_seconds=12.3456789)})
+    flows.canary.latency_unpublished_said(env, spec)
+    (warned,) = said
+    assert "requests to " in warned and " s before the last 12.3456789 s (metrics_delay_seconds: " in warned, warned

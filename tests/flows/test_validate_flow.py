@@ -358,6 +358,21 @@ def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws
     assert re.fullmatch(r"the validation took \d+ s, of at most about 1 min 31 s", took), took
 
 
+def test_the_opening_line_and_a_wait_say_the_settings_as_given(aws, app, blocks, caplog):
+    """``%g`` kept six digits: a timeout of 7.1234567 s read "7.12346 s", a wait of 0.1234567 s
+    "0.123457 s", and a floor of 99.99999 % "100 %", one no SuccessRate short of 100 % passes."""
+    state = validate_deployment(spec=spec(app, attempts=2, timeout_seconds=7.1234567, success_rate_floor=99.99999,
+                                          success_rate_retry_delay_seconds=0.1234567),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()  # no SuccessRate published
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    assert "each request given at most 7.1234567 s (spec.timeout_seconds)" in opening, opening
+    assert "a SuccessRate read without data read again 0.1234567 s later" in opening, opening
+    assert opening.endswith("(floor 99.99999%)"), opening
+    (wait,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("success_rate did not pass")]
+    assert "; waiting 0.1234567 s before attempt 2 " in wait, wait
+
+
 def test_a_success_rate_without_data_is_read_again_after_its_own_wait_each_said(aws, app, blocks, caplog):
     """"no SuccessRate data" was read again after the HTTP checks' delay, seconds, where CloudWatch
     takes a minute or two to show a minute's datapoints; nothing said the run was waiting on it."""

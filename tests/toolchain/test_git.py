@@ -172,6 +172,26 @@ def test_reading_the_working_tree_writes_nothing_to_the_checkout(repo: Path):
     assert (index.stat().st_mtime_ns, index.read_bytes()) == before
 
 
+def test_a_remote_waited_for_says_the_seconds_waited_a_half_up(repo: Path, monkeypatch):
+    """Python's ``:.0f`` took a half second to the even whole: 2.5 s waited read "2 s", where every
+    other span measured reads "3 s"."""
+    import rollway.toolchain.git as git_module
+
+    said: list[str] = []
+    real = git_module.run_tool
+
+    def waits_said(argv, **options):
+        if options.get("on_quiet") is not None:
+            for elapsed in (2.5, 3.5, 9.4):
+                options["on_quiet"](elapsed, elapsed)
+        return real(argv, **options)
+
+    monkeypatch.setattr(git_module, "run_tool", waits_said)
+    cli = GitCli(repo, on_line=said.append)
+    cli._run("status", quiet=True, waiting_for="remote 'origin' to answer")
+    assert said == [f"still waiting for remote 'origin' to answer after {n} s of 120 s" for n in (3, 4, 9)], said
+
+
 def test_a_remote_slow_to_answer_is_said_to_be_waited_for_while_git_prints_nothing(repo: Path, tmp_path: Path):
     slow_remote(repo, tmp_path, 1.2)
     said: list[str] = []

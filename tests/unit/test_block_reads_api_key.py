@@ -65,6 +65,18 @@ def test_the_password_a_prefect_api_url_carries_is_kept_out_of_the_error(monkeyp
     assert "for url 'https://ops:***@prefect.internal/api/block_documents/name/edit-targets'" in str(err), str(err)
 
 
+def test_a_token_in_the_query_of_the_url_asked_is_kept_out_of_the_error():
+    """The error's ``url`` was said without its query, its message with it: a token sent as a query
+    parameter (a presigned URL's signature) was kept in the run's persisted error all the same."""
+    request = httpx.Request("GET", f"https://ops:{KEY}@prefect.internal/api/flow_runs/1?token={KEY}#top")
+    err = ApiError.of(httpx.HTTPStatusError(f"Client error '403 Forbidden' for url '{request.url}'",
+                                            request=request, response=httpx.Response(403, request=request)))
+    assert KEY.encode() not in cloudpickle.dumps(err)
+    assert err.url == "https://prefect.internal/api/flow_runs/1#top", err.url
+    assert str(err) == "Client error '403 Forbidden' for url 'https://ops:***@prefect.internal/api/flow_runs/1#top'", \
+        str(err)
+
+
 @pytest.mark.parametrize("block, names", [(RollwayTargets, ("edit-targets", None)), (AwsCredentials, (None, "edit-aws"))],
                          ids=["targets", "credentials"])
 def test_a_command_whose_block_read_the_api_refuses_says_the_api_not_a_traceback(monkeypatch, capsys, block, names):

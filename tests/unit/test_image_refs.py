@@ -199,6 +199,7 @@ def test_a_refused_docker_host_is_quoted_without_its_password(tmp_path, docker_h
 @pytest.mark.parametrize(("docker_host", "without"), [
     ("ssh://deploy:s3cr3t@build-arm.internal", "ssh://deploy@build-arm.internal"),
     ("tcp://deploy:s3cr3t@127.0.0.1:2375", "tcp://127.0.0.1:2375"),
+    ("tcp://deploy:2375@127.0.0.1:2375/build", "tcp://127.0.0.1:2375/build"),  # all digits, but not a port
     # A password with a slash in it (a generated one, base64) was taken for the address's path:
     # not refused, and quoted unmasked wherever the address was said.
     ("ssh://deploy:s3cr3t/x+y@build-arm.internal", "ssh://deploy@build-arm.internal"),
@@ -216,6 +217,18 @@ def test_a_docker_host_holding_a_password_is_refused_before_anything_is_built(tm
         # Refused in the run: its parameters were kept with the password before it was read.
         assert "this run's parameters hold it already: change that password" in said, said
     assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=without).docker_host == without
+
+
+@pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375/build@1", "tcp://[::1]:2375/build@1",
+                                         "unix:///run/user@1/docker.sock"])
+def test_a_docker_host_with_an_at_in_its_path_is_not_taken_for_a_password(tmp_path, docker_host):
+    # A port then a path with an @ (tcp://'s path is the API's base path, unix://'s the socket's) read
+    # as user:password@: refused as holding a password, and said masked, "tcp://127.0.0.1:****@1".
+    from rollway.toolchain.docker import host_said
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host).docker_host == docker_host
+    assert host_said(docker_host) == docker_host
 
 
 @pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375",
