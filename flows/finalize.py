@@ -598,8 +598,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # run's lease lapsed: that stops the run here (``_told``).
         lease = _under(env, held)
         with progress.trying("notify", after):
+            # Its subject says it may repeat one, as every such notice's does: people read a mail client's subjects.
             message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
-                env.notifier, f"Finalized: {t.stable_service}",
+                env.notifier, f"{metrics.REPEAT if idle else ''}Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "

@@ -56,7 +56,8 @@ def notify_or_repeat(notifier: Notifier, subject: str, message: str) -> str:
     out), its subject and first line saying it may repeat the one before: a notice a run stops
     without (one before any write) is not given up for one lost answer, and people who got both
     read the second as the first's repeat. The notify task does not send it again itself: its
-    retries read as new notices.
+    retries read as new notices. A ``subject`` that says it may repeat one already (``REPEAT``) is
+    kept as it is: "May repeat: May repeat: " read as a stammer.
 
     Raises:
         AnswerLost: the second's answer was lost too, or SNS refused it (the first may have gone out).
@@ -74,7 +75,7 @@ def notify_or_repeat(notifier: Notifier, subject: str, message: str) -> str:
         get_run_logger().warning("SNS's answer to the notice %r was lost (%s): it may have gone out; sending it once "
                                  "more, saying it may repeat it", subject, err)
     try:
-        return notify(notifier, f"{REPEAT}{subject}",
+        return notify(notifier, subject if subject.startswith(REPEAT) else f"{REPEAT}{subject}",
                       f"This may repeat a notice sent just before it, whose answer SNS did not give.\n\n{message}")
     except Exception as err:  # noqa: BLE001 - the first may have gone out: not "not sent", whatever SNS says now
         if answer_lost(err):
