@@ -66,7 +66,7 @@ from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
-    UNANSWERED_WHY, lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
+    UNANSWERED_WHY, lost_before, notice_failed_said, notice_lost, notice_owed, owed_as_well, owed_notice,
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
@@ -694,10 +694,12 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
             f"ready for the next rollout.\n\n{_which(record.rollout_id)}, finalized by {done.actor} at {utc(done.at)}; "
             f"this notice sent by {actor}'s finalize run.")
+    # After a send that may have gone out its subject says it may repeat one, as its first line does (``late_said``)
+    # and every other notice that may repeat one: a mail client shows subjects.
+    subject = f"{metrics.REPEAT if notice_lost(record) is not None else ''}Finalized (late): {t.stable_service}"
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
         message_id, refused, lost, gave_up = _told(t, lambda: _written(
-            f"SNS (topic {t.alert_topic!r})", write_seconds,
-            lambda: metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body)))
+            f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(env.notifier, subject, body)))
     if refused is not None:
         # After a send that lost its answer, not said as if nobody may have had the notice.
         progress.not_sent(refused, late=True, lost=lost, gave_up=gave_up, before=before)

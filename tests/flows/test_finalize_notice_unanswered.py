@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from rollway.finalize import finalized_said, is_finalized, notice_not_sent
 from rollway.ledger import NOTICE_FAILED, NOTIFIED
+from tasks.metrics import REPEAT
 from tests.flows.test_finalize import finalize_bounded, promoted_on_fakes
 
 UNANSWERED = ('whether the "Finalized" notice was sent is not known (finalize stopped waiting for SNS\'s answer: '
@@ -83,7 +84,9 @@ def test_a_late_send_given_up_on_is_recorded_as_a_wait_stopped_not_a_lost_answer
     again = finalize_bounded(env, write_seconds=5)
     assert again.outcome == "already_finalized" and again.notification_id, again
     subject, late = env.notifier.messages[-1]
-    assert subject.startswith("Finalized (late)") and late.startswith("This notice is late, and may repeat one: "), late
+    assert late.startswith("This notice is late, and may repeat one: "), late
+    # Its subject says so too, as every notice's that may repeat one does: a mail client shows subjects.
+    assert subject == f"{REPEAT}Finalized (late): {env.targets.stable_service}", subject
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
 
 
@@ -114,7 +117,8 @@ def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_send
 
     again = finalize_bounded(env, write_seconds=5)
     assert again.outcome == "already_finalized" and again.notification_id and again.notice_refused is None, again
-    (late,) = [message for subject, message in env.notifier.messages if subject.startswith("Finalized (late)")]
+    (late,) = [message for subject, message in env.notifier.messages
+               if subject == f"{REPEAT}Finalized (late): {env.targets.stable_service}"]
     assert late.startswith(f"This notice is late, and may repeat one: {UNANSWERED}"), late
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
 
