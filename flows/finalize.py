@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
@@ -92,7 +93,7 @@ DNS lookup takes no timeout), and the run stopped at it says where things stand.
 
 
 def _written(what: str, seconds: float, work: Callable[[], T], *,
-             lease: tuple[Callable[[], float], float] | None = None) -> T:
+             lease: tuple[Callable[[], float], float] | None = None, stopped: threading.Event | None = None) -> T:
     """``work()``, a write to ``what`` ("ECS (UpdateService on 'x')"), said every 10 s while it
     lasts (a throttled or silent AWS held finalize minutes without a word) and given up on after
     ``seconds``.
@@ -101,6 +102,9 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
     under it: never sent once the lease has lapsed, nor waited on past it. The lease (``ROOM``
     beyond the waits, 300 s) is shorter than ``seconds``: a write waited on past it ran while
     another finalize, which took the lapsed lease over, made the same moves and told people again.
+
+    ``stopped``: set once the run stops waiting for ``work`` (or sends it not at all), which goes on
+    in its thread: ``work`` reads it to send nothing more after (a notice's resend).
 
     Raises:
         Unanswered: "<what> did not answer within N s; the write may still land, ...", or
@@ -113,6 +117,8 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
         wall, lapses = lease
         left = lapses - wall()
         if left <= 0:
+            if stopped is not None:
+                stopped.set()
             raise Unanswered(f"{what} was not sent: this run's lease of the rollout lapsed at {utc(lapses)}, and "
                              "another finalize may have taken the rollout over since; finalize reads what it finds "
                              "when run again")
@@ -125,6 +131,8 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
                       waiting=lambda elapsed: log.info("still waiting for %s after %d s of %s", what,
                                                        whole_seconds(elapsed), said))
     except Unanswered:
+        if stopped is not None:
+            stopped.set()
         if bound < seconds:
             raise Unanswered(f"{what} did not answer within {said}, what was left of this run's lease of the "
                              f"rollout (it lapses at {utc(lapses)}): finalize stops rather than wait past it, when "
@@ -595,8 +603,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # One whose answer was lost is sent once more at once, saying it may repeat it (``notify_or_repeat``):
         # the finalize is done by now, and stopping there failed it for a notice SNS may have delivered.
         # One the run stopped waiting for is recorded as not known, as that repeat lost is, unless this
-        # run's lease lapsed: that stops the run here (``_told``).
-        lease = _under(env, held)
+        # run's lease lapsed: that stops the run here (``_told``). Not sent once more once the run stopped
+        # waiting (``stopped``): it has said by then that nobody knows whether the notice went out, and a
+        # finalize run again sends it late, saying it may repeat one.
+        lease, stopped = _under(env, held), threading.Event()
         with progress.trying("notify", after):
             # Its subject says it may repeat one, as every such notice's does: people read a mail client's subjects.
             message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
@@ -606,7 +616,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
-            ), lease=lease), lease=lease)
+                waited=lambda: not stopped.is_set(),
+            ), lease=lease, stopped=stopped), lease=lease)
         unrecorded_why = ""  # why the ledger could not record the notice owed ("": recorded, or none owed)
         if refused is None:
             progress.done("notified")
