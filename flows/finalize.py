@@ -1042,7 +1042,8 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
             # Under the lease, as every other write: sent after it lapsed, it moved the traffic of a
             # rollout another finalize may have taken over meanwhile.
             weights = _written(f"Elastic Load Balancing (ModifyRule, the traffic to {ALL_STABLE} stable/canary)",
-                               write_seconds, lambda: set_and_verify(env, ALL_STABLE, verify_timeout_seconds),
+                               write_seconds, lambda: set_and_verify(env, ALL_STABLE, verify_timeout_seconds,
+                                                                     moving="finalize's move of the traffic"),
                                lease=_under(env, record))
         except WeightMismatch as err:
             raise _not_read_back(progress, err, live, verify_timeout_seconds, during()) from err
