@@ -608,7 +608,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # finalize run again sends it late, saying it may repeat one.
         lease, stopped = _under(env, held), threading.Event()
         with progress.trying("notify", after):
-            # Its subject says it may repeat one, as every such notice's does: people read a mail client's subjects.
+            # One that may repeat an earlier run's (``idle``) says so in its subject too, as every notice that may
+            # repeat one does: a mail client shows subjects.
             message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
                 env.notifier, f"{metrics.REPEAT if idle else ''}Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
