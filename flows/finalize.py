@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
@@ -66,7 +67,7 @@ from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, NOTICE, UNRECORDED_ACCEPT, already_finalized, entry_words, finalized_said, START, FinalizeIncomplete, FinalizePlan,
     FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, accepted_breach, finalize_unfinished, is_finalized, late_said,
-    UNANSWERED_WHY, lost_before, notice_failed_said, notice_owed, owed_as_well, owed_notice,
+    UNANSWERED_WHY, lost_before, notice_failed_said, notice_lost, notice_owed, owed_as_well, owed_notice,
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
@@ -92,7 +93,7 @@ DNS lookup takes no timeout), and the run stopped at it says where things stand.
 
 
 def _written(what: str, seconds: float, work: Callable[[], T], *,
-             lease: tuple[Callable[[], float], float] | None = None) -> T:
+             lease: tuple[Callable[[], float], float] | None = None, stopped: threading.Event | None = None) -> T:
     """``work()``, a write to ``what`` ("ECS (UpdateService on 'x')"), said every 10 s while it
     lasts (a throttled or silent AWS held finalize minutes without a word) and given up on after
     ``seconds``.
@@ -101,6 +102,9 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
     under it: never sent once the lease has lapsed, nor waited on past it. The lease (``ROOM``
     beyond the waits, 300 s) is shorter than ``seconds``: a write waited on past it ran while
     another finalize, which took the lapsed lease over, made the same moves and told people again.
+
+    ``stopped``: set once the run stops waiting for ``work`` (or sends it not at all), which goes on
+    in its thread: ``work`` reads it to send nothing more after (a notice's resend).
 
     Raises:
         Unanswered: "<what> did not answer within N s; the write may still land, ...", or
@@ -113,6 +117,8 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
         wall, lapses = lease
         left = lapses - wall()
         if left <= 0:
+            if stopped is not None:
+                stopped.set()
             raise Unanswered(f"{what} was not sent: this run's lease of the rollout lapsed at {utc(lapses)}, and "
                              "another finalize may have taken the rollout over since; finalize reads what it finds "
                              "when run again")
@@ -125,6 +131,8 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
                       waiting=lambda elapsed: log.info("still waiting for %s after %d s of %s", what,
                                                        whole_seconds(elapsed), said))
     except Unanswered:
+        if stopped is not None:
+            stopped.set()
         if bound < seconds:
             raise Unanswered(f"{what} did not answer within {said}, what was left of this run's lease of the "
                              f"rollout (it lapses at {utc(lapses)}): finalize stops rather than wait past it, when "
@@ -595,17 +603,22 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # One whose answer was lost is sent once more at once, saying it may repeat it (``notify_or_repeat``):
         # the finalize is done by now, and stopping there failed it for a notice SNS may have delivered.
         # One the run stopped waiting for is recorded as not known, as that repeat lost is, unless this
-        # run's lease lapsed: that stops the run here (``_told``).
-        lease = _under(env, held)
+        # run's lease lapsed: that stops the run here (``_told``). Not sent once more once the run stopped
+        # waiting (``stopped``): it has said by then that nobody knows whether the notice went out, and a
+        # finalize run again sends it late, saying it may repeat one.
+        lease, stopped = _under(env, held), threading.Event()
         with progress.trying("notify", after):
+            # One that may repeat an earlier run's (``idle``) says so in its subject too, as every notice that may
+            # repeat one does: a mail client shows subjects.
             message_id, refused, lost, gave_up = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify_or_repeat(
-                env.notifier, f"Finalized: {t.stable_service}",
+                env.notifier, f"{metrics.REPEAT if idle else ''}Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
-            ), lease=lease), lease=lease)
+                waited=lambda: not stopped.is_set(),
+            ), lease=lease, stopped=stopped), lease=lease)
         unrecorded_why = ""  # why the ledger could not record the notice owed ("": recorded, or none owed)
         if refused is None:
             progress.done("notified")
@@ -693,10 +706,12 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
             f"ready for the next rollout.\n\n{_which(record.rollout_id)}, finalized by {done.actor} at {utc(done.at)}; "
             f"this notice sent by {actor}'s finalize run.")
+    # After a send that may have gone out its subject says it may repeat one, as its first line does (``late_said``)
+    # and every other notice that may repeat one: a mail client shows subjects.
+    subject = f"{metrics.REPEAT if notice_lost(record) is not None else ''}Finalized (late): {t.stable_service}"
     with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
         message_id, refused, lost, gave_up = _told(t, lambda: _written(
-            f"SNS (topic {t.alert_topic!r})", write_seconds,
-            lambda: metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body)))
+            f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(env.notifier, subject, body)))
     if refused is not None:
         # After a send that lost its answer, not said as if nobody may have had the notice.
         progress.not_sent(refused, late=True, lost=lost, gave_up=gave_up, before=before)
@@ -1028,7 +1043,8 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
             # Under the lease, as every other write: sent after it lapsed, it moved the traffic of a
             # rollout another finalize may have taken over meanwhile.
             weights = _written(f"Elastic Load Balancing (ModifyRule, the traffic to {ALL_STABLE} stable/canary)",
-                               write_seconds, lambda: set_and_verify(env, ALL_STABLE, verify_timeout_seconds),
+                               write_seconds, lambda: set_and_verify(env, ALL_STABLE, verify_timeout_seconds,
+                                                                     moving="finalize's move of the traffic"),
                                lease=_under(env, record))
         except WeightMismatch as err:
             raise _not_read_back(progress, err, live, verify_timeout_seconds, during()) from err

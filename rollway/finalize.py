@@ -19,7 +19,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollway.bounds import duration_words
+from rollway.bounds import duration_words, seconds_said
 from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
@@ -867,7 +867,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
             f"monitoring window ended at {utc(promoted + spec.monitor_seconds)}, "
             f"{duration_words(spec.monitor_seconds, given=True)} later "
             f"(rollout clock). The run watching it judges the window's last period once CloudWatch has published "
-            f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
+            f"it (about {seconds_said(analysis.metrics_delay_seconds)} late), then closes the window: run finalize again "
             f"after {utc(settles)}{on_the_wall(speed, settles, now)}. Nothing was changed"
         )
     if ended:

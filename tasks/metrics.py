@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -51,15 +51,22 @@ REPEAT = "May repeat: "
 """Before the subject of a notice sent once more after SNS's answer to it was lost (``notify_or_repeat``)."""
 
 
-def notify_or_repeat(notifier: Notifier, subject: str, message: str) -> str:
+def notify_or_repeat(notifier: Notifier, subject: str, message: str, *,
+                     waited: Callable[[], bool] = lambda: True) -> str:
     """``notify``, and once more when SNS's answer to it was lost (``answer_lost``: it may have gone
     out), its subject and first line saying it may repeat the one before: a notice a run stops
     without (one before any write) is not given up for one lost answer, and people who got both
     read the second as the first's repeat. The notify task does not send it again itself: its
-    retries read as new notices.
+    retries read as new notices. A ``subject`` that says it may repeat one already (``REPEAT``) is
+    kept as it is: "May repeat: May repeat: " read as a stammer.
+
+    ``waited``: whether the caller still waits for this send. One it gave up waiting on goes on in
+    its thread, and the caller has said what came of it (not known whether it went out): its answer
+    lost after that, it is not sent once more, which reached people with no run to log or record it.
 
     Raises:
-        AnswerLost: the second's answer was lost too, or SNS refused it (the first may have gone out).
+        AnswerLost: the second's answer was lost too, or SNS refused it (the first may have gone out);
+            or the first's, the caller no longer waiting.
         Exception: SNS refused the first (``notify``'s errors).
     """
     from prefect import get_run_logger
@@ -71,10 +78,14 @@ def notify_or_repeat(notifier: Notifier, subject: str, message: str) -> str:
     except Exception as err:  # noqa: BLE001 - a lost answer is sent again, anything else raised as it is
         if not answer_lost(err):
             raise
+        if not waited():
+            get_run_logger().warning("SNS's answer to the notice %r was lost (%s) after the run stopped waiting for "
+                                     "it: not sent once more", subject, err)
+            raise
         get_run_logger().warning("SNS's answer to the notice %r was lost (%s): it may have gone out; sending it once "
                                  "more, saying it may repeat it", subject, err)
     try:
-        return notify(notifier, f"{REPEAT}{subject}",
+        return notify(notifier, subject if subject.startswith(REPEAT) else f"{REPEAT}{subject}",
                       f"This may repeat a notice sent just before it, whose answer SNS did not give.\n\n{message}")
     except Exception as err:  # noqa: BLE001 - the first may have gone out: not "not sent", whatever SNS says now
         if answer_lost(err):

@@ -33,6 +33,7 @@ from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
+from tasks.metrics import REPEAT
 from tests.flows.moto_env import HEALTHY, SPEED, inbox, paced_environment, saved_blocks  # other test_finalize_* import saved_blocks here
 from tests.flows.test_canary_moto import read_back
 from tests.flows.iam import allowed, denied, iam_actions, iam_requests
@@ -1305,6 +1306,31 @@ def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it
                for step in result.steps), result.steps
     subject, body = env.notifier.messages[-1]
     assert "This notice may repeat one the finalize begun at " in body, body
+    # Its subject says so as every notice that may repeat one does: a mail client shows subjects alone.
+    assert subject == f"{REPEAT}Finalized: {t.stable_service}", subject
+
+
+def test_a_notice_that_may_repeat_an_earlier_runs_sent_once_more_after_a_lost_answer_says_so_once_in_its_subject():
+    """Sent once more after SNS lost its answer (``notify_or_repeat``), "May repeat: " is not said twice."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from rollway.aws.errors import AnswerLost
+
+    env, release, sent = stopped_on_a_lost_answer(Targets().canary_service)
+    t, real = env.targets, env.notifier.notify
+    lost: list[str] = []
+
+    def answer_lost_once(subject, message):
+        message_id = real(subject, message)
+        if not lost:
+            lost.append(subject)
+            raise AnswerLost("SNS Publish", ReadTimeoutError(endpoint_url="https://sns"))
+        return message_id
+
+    env.notifier.notify = answer_lost_once
+    result = finalize_bounded(env)
+    assert result.outcome == "finalized" and result.notification_id and result.notice_refused is None, result
+    assert [subject for subject, _ in env.notifier.messages] == [f"{REPEAT}Finalized: {t.stable_service}"] * 2
 
 
 class SilentUnlessBounded(HangingLedger):

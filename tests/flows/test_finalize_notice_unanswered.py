@@ -15,10 +15,12 @@ import threading
 from contextlib import contextmanager
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
+from rollway.aws.errors import AnswerLost
 from rollway.finalize import finalized_said, is_finalized, notice_not_sent
 from rollway.ledger import NOTICE_FAILED, NOTIFIED
+from tasks.metrics import REPEAT
 from tests.flows.test_finalize import finalize_bounded, promoted_on_fakes
 
 UNANSWERED = ('whether the "Finalized" notice was sent is not known (finalize stopped waiting for SNS\'s answer: '
@@ -83,7 +85,9 @@ def test_a_late_send_given_up_on_is_recorded_as_a_wait_stopped_not_a_lost_answer
     again = finalize_bounded(env, write_seconds=5)
     assert again.outcome == "already_finalized" and again.notification_id, again
     subject, late = env.notifier.messages[-1]
-    assert subject.startswith("Finalized (late)") and late.startswith("This notice is late, and may repeat one: "), late
+    assert late.startswith("This notice is late, and may repeat one: "), late
+    # Its subject says so too, as every notice's that may repeat one does: a mail client shows subjects.
+    assert subject == f"{REPEAT}Finalized (late): {env.targets.stable_service}", subject
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
 
 
@@ -114,9 +118,41 @@ def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_send
 
     again = finalize_bounded(env, write_seconds=5)
     assert again.outcome == "already_finalized" and again.notification_id and again.notice_refused is None, again
-    (late,) = [message for subject, message in env.notifier.messages if subject.startswith("Finalized (late)")]
+    (late,) = [message for subject, message in env.notifier.messages
+               if subject == f"{REPEAT}Finalized (late): {env.targets.stable_service}"]
     assert late.startswith(f"This notice is late, and may repeat one: {UNANSWERED}"), late
     assert env.ledger.get(env.targets.canary_service).history[-1].kind == NOTIFIED
+
+
+def test_a_first_send_given_up_on_whose_answer_is_lost_after_is_not_sent_once_more_behind_the_runs_back():
+    """The run stopped waiting for its publish, recorded the notice as not known and ended; the publish
+    went on in its thread, lost its answer there, and ``notify_or_repeat`` sent it once more ("May
+    repeat: ...") after the run had said what came of it, a send no run logged or recorded. Not sent
+    again once the run stopped waiting: a finalize run again sends it late, saying it may repeat one."""
+    env, _ = promoted_on_fakes()
+    t, answering, real = env.targets, threading.Event(), env.notifier.notify
+
+    def lost_past_the_bound(subject, message):
+        real(subject, message)
+        answering.wait(5)
+        raise AnswerLost("SNS Publish", ReadTimeoutError(endpoint_url="https://sns.us-west-2.amazonaws.com"))
+
+    env.notifier.notify = lost_past_the_bound
+    try:
+        result = finalize_bounded(env, write_seconds=0.3)
+    finally:
+        answering.set()
+    for publishing in [th for th in threading.enumerate() if th.name == "rollway-write"]:
+        publishing.join(10)
+    env.notifier.notify = real
+    assert result.outcome == "finalized" and result.notice_unanswered, result
+    assert [subject for subject, _ in env.notifier.messages] == [f"Finalized: {t.stable_service}"]
+
+    again = finalize_bounded(env, write_seconds=5)
+    assert again.outcome == "already_finalized" and again.notification_id, again
+    subject, late = env.notifier.messages[-1]
+    assert subject == f"{REPEAT}Finalized (late): {t.stable_service}", subject
+    assert late.startswith(f"This notice is late, and may repeat one: {UNANSWERED}"), late
 
 
 def test_a_notice_not_sent_as_the_runs_lease_lapsed_stops_the_run_at_it_not_said_as_perhaps_sent(monkeypatch):

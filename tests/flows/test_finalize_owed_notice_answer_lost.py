@@ -46,7 +46,7 @@ def test_a_late_notice_sent_again_after_a_lost_answer_says_it_may_repeat_one(aws
 
     again = finalize_on(env, actor="carol")
     assert again.outcome == "already_finalized" and again.notification_id, again
-    (late,) = _finalized(aws, url, late=True)
+    (late,) = _finalized(aws, url, late=True, repeats=True)
     assert late.startswith("This notice is late, and may repeat one: "), late
     assert NOT_KNOWN in late and "bob's run" in late, late
     record = env.ledger.get(aws.targets.canary_service)

@@ -68,10 +68,12 @@ def test_a_finalize_stopped_at_its_record_with_the_canary_at_0_still_holds_the_n
     preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
 
 
-def _promoted(promoted_at: float) -> RolloutRecord:
-    """A rollout promoted at ``promoted_at`` whose one-hour monitoring window no run has closed."""
+def _promoted(promoted_at: float, **analysis) -> RolloutRecord:
+    """A rollout promoted at ``promoted_at`` whose one-hour monitoring window no run has closed
+    (``analysis``: its spec's analysis settings, the defaults' otherwise)."""
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=5), Stage(weight=100)], monitor_seconds=3600,
-                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
+                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)],
+                       **({"analysis": analysis} if analysis else {}))
     return RolloutRecord(service="svc", rollout_id="20260101T000000Z-00000000", image=spec.image,
                          spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED,
                          weights=Weights(stable=0, canary=100), canary_task_definition="app:2", stable_desired=2,
@@ -108,6 +110,13 @@ def test_a_window_in_its_final_wait_is_closing_not_abandoned():
     # Once the last look and its record are overdue, the window is named as abandoned: the last
     # look waits for the end of the period the window ends in (up to 60 s after it), then 60 s.
     assert "no run closed it" in _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 180)
+
+
+def test_a_window_in_its_final_wait_says_the_metrics_delay_as_given():
+    """``:g`` said a metrics_delay_seconds of 150.0625 "150.062", a figure nobody gave."""
+    promoted_at = time.time() - 3600 - 30
+    message = _finalize_refusal(_promoted(promoted_at, metrics_delay_seconds=150.0625), promoted_at + 3600 + 30)
+    assert "judges the window's last period once CloudWatch has published it (about 150.0625 s late)" in message, message
 
 
 @pytest.mark.parametrize(("recorded", "said"), [
