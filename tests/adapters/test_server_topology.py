@@ -372,6 +372,18 @@ def test_a_vpc_create_answered_throttled_is_sent_again_by_botocore(embedded_aws,
     assert [vpc["VpcId"] for vpc in named["Vpcs"]] == [topology.vpc_id]
 
 
+def test_a_vpc_create_answered_by_a_proxys_502_is_looked_up_then_sent_again(embedded_aws, targets):
+    """A 5xx is an answer lost (the call may have gone through), whatever its code: a proxy's 502
+    names none of AWS's. botocore's resend was stopped, and the error raised as it came, with no
+    look-up and no second send: `rollway up` stopped where botocore alone would have sent it again."""
+    get_client = _vpc_creates_answered(embedded_aws, targets, (502, b"<html><body>Bad Gateway</body></html>"))
+
+    topology = provision(get_client, targets)
+
+    named = get_client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{targets.cluster}-vpc"]}])
+    assert [vpc["VpcId"] for vpc in named["Vpcs"]] == [topology.vpc_id]
+
+
 def test_a_repository_whose_create_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch):
     """botocore's resend of a late-answered CreateRepository found the repository the first attempt
     made (RepositoryAlreadyExistsException), and `rollway up` stopped while provisioning."""
