@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 from botocore.exceptions import ClientError, HTTPClientError
 from pydantic import BaseModel, ConfigDict
 
-from rollway.aws.errors import TargetNotFound, answer_lost, attempt_lost, on_event
+from rollway.aws.errors import THROTTLED_CODES, TargetNotFound, attempt_lost, on_event
 from rollway.spec import Guardrails
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -213,8 +213,9 @@ def _created(what: str, create: Callable[[], dict[str, Any]], exists: str,
 
 def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Callable[[], T | None]) -> T:
     """``create()`` (``operation`` on ``client``), which botocore does not send again after an
-    attempt whose answer was lost (a read timeout, a dropped connection, a 5xx): ``made()`` looks
-    for what that attempt may have made, and the create is sent again only when it finds nothing.
+    attempt whose answer was lost (a read timeout, a dropped connection, a 5xx other than a
+    throttled call's): ``made()`` looks for what that attempt may have made, and the create is sent
+    again only when it finds nothing.
 
     For creates AWS makes a second of when sent twice and takes no client token for: botocore's
     resend of a CreateVpc answered after the read timeout (a loaded machine) made a second VPC of
@@ -223,11 +224,14 @@ def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Calla
     """
     event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
     for send in range(1, _SENDS + 1):
+        # Whether the error is that of an attempt ``_not_resent`` stopped: read from the error, a
+        # 5xx whose code names no failure of AWS's (a proxy's 502) was raised as a refusal.
+        stopped: list[bool] = []
         try:
-            with on_event(client, event, _not_resent):
+            with on_event(client, event, lambda **kwargs: _not_resent(stopped, **kwargs)):
                 return create()
-        except (ClientError, HTTPClientError) as err:
-            if send == _SENDS or not answer_lost(err):
+        except (ClientError, HTTPClientError):
+            if send == _SENDS or not stopped:
                 raise
         found = made()
         if found is not None:
@@ -235,12 +239,18 @@ def _sent_once(client: Any, operation: str, create: Callable[[], T], made: Calla
     raise AssertionError("unreachable")
 
 
-def _not_resent(caught_exception: BaseException | None = None, response: Any = None, operation: Any = None,
-                **_: Any) -> None:
+def _not_resent(stopped: list[bool], caught_exception: BaseException | None = None, response: Any = None,
+                operation: Any = None, **_: Any) -> None:
     # Called before botocore's own retry handler (that one is on the service's event, this on the
-    # operation's): raising here ends the call with this attempt's error, not sent again.
+    # operation's): raising here ends the call with this attempt's error, not sent again, and
+    # ``stopped`` says so.
     if not attempt_lost(caught_exception, response):
         return
+    if response is not None and response[1].get("Error", {}).get("Code") in THROTTLED_CODES:
+        # EC2 answers a throttled call 503 RequestLimitExceeded: AWS made nothing, and botocore's
+        # resend after its backoff is what gets the call through.
+        return
+    stopped.append(True)
     if caught_exception is not None:
         raise caught_exception
     raise ClientError(response[1], operation.name)

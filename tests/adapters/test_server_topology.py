@@ -325,6 +325,65 @@ def test_a_vpc_whose_create_answer_was_lost_is_made_once(embedded_aws, targets, 
     assert provision(get_client, targets) == topology
 
 
+def _vpc_creates_answered(embedded_aws, targets, *answers: tuple[int, bytes]):
+    """provision's ``get_client`` on a reset account, with a real account's retries (the embedded
+    AWS's allow one resend), whose first CreateVpc attempts are answered ``answers`` (HTTP status,
+    body) without reaching moto, as AWS or a proxy in front of it would; later attempts reach it."""
+    from botocore.awsrequest import AWSResponse
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    from blocks.credentials import client_factory
+
+    embedded_aws.reset()
+    clients = client_factory(AwsCredentials(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=targets.region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=embedded_aws.endpoint_url)))
+    left = list(answers)
+
+    class Body:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_):
+            yield self.body
+
+    def answered(request, **_):
+        if left:
+            status, body = left.pop(0)
+            return AWSResponse(request.url, status, {}, Body(body))
+        return None
+
+    clients("ec2").meta.events.register_first("before-send.ec2.CreateVpc", answered)
+    return clients
+
+
+def test_a_vpc_create_answered_throttled_is_sent_again_by_botocore(embedded_aws, targets):
+    """EC2 answers a throttled call 503 RequestLimitExceeded: AWS made nothing, and botocore's
+    resend after a backoff is what gets it through. Stopped as an answer lost, the create was sent
+    once more at once, throttled again, and `rollway up` stopped while provisioning."""
+    throttled = (503, b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+                      b"</Message></Error></Errors><RequestID>1</RequestID></Response>")
+    get_client = _vpc_creates_answered(embedded_aws, targets, throttled, throttled)
+
+    topology = provision(get_client, targets)
+
+    named = get_client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{targets.cluster}-vpc"]}])
+    assert [vpc["VpcId"] for vpc in named["Vpcs"]] == [topology.vpc_id]
+
+
+def test_a_vpc_create_answered_by_a_proxys_502_is_looked_up_then_sent_again(embedded_aws, targets):
+    """A 5xx is an answer lost (the call may have gone through), whatever its code: a proxy's 502
+    names none of AWS's. botocore's resend was stopped, and the error raised as it came, with no
+    look-up and no second send: `rollway up` stopped where botocore alone would have sent it again."""
+    get_client = _vpc_creates_answered(embedded_aws, targets, (502, b"<html><body>Bad Gateway</body></html>"))
+
+    topology = provision(get_client, targets)
+
+    named = get_client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{targets.cluster}-vpc"]}])
+    assert [vpc["VpcId"] for vpc in named["Vpcs"]] == [topology.vpc_id]
+
+
 def test_a_repository_whose_create_answer_was_lost_is_taken(embedded_aws, targets, monkeypatch):
     """botocore's resend of a late-answered CreateRepository found the repository the first attempt
     made (RepositoryAlreadyExistsException), and `rollway up` stopped while provisioning."""
