@@ -1347,6 +1347,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     named: dict[_Identity, str] = {}
     # A role, a log group or a secret -> how each task definition holding it holds it -> those holding it so.
     shared: dict[_Identity, dict[str, list[ImageUse]]] = defaultdict(lambda: defaultdict(list))
+    # A FireLens log group template -> the task definitions sending their logs to it.
+    sending: dict[str, list[ImageUse]] = defaultdict(list)
     for use in in_use:
         family_revision = _short(use.task_definition)
         if ":" in family_revision:
@@ -1361,14 +1363,7 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         if use.log_group:
             shared[(_LOG_GROUP, use.log_group)]["the log group of"].append(use)
         for template in use.log_group_templates:
-            sent = f"FireLens sends the logs of task definition {family_revision} to ({use.why})"
-            # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
-            # no suspicion of the group it fits, only no way to tell, which is what it says.
-            named.setdefault((_TEMPLATE, template), (
-                f"the log group template {template!r} that {sent} is made only of placeholders: cleanup cannot "
-                "tell which log groups it writes to, and keeps every log group that fits it"
-                if only_placeholders(template) else
-                f"perhaps: the log group template {template!r} {sent}, which cleanup cannot resolve"))
+            sending[template].append(use)
         for value in use.secrets:
             identity = _secret_identity(value)
             if identity is not None:
@@ -1378,6 +1373,17 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     for identity, holds in shared.items():
         said = "; ".join(f"{how} {holders_said(uses)}" for how, uses in holds.items())
         named.setdefault(identity, f"{identity[-1]} ({said})")
+    for template, uses in sending.items():
+        whys = _whys(uses)
+        sent = (f"FireLens sends the logs of task definition {next(iter(whys))} to ({uses[0].why})" if len(whys) == 1
+                else f"FireLens sends the logs of {holders_said(uses)} to")
+        # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
+        # no suspicion of the group it fits, only no way to tell, which is what it says.
+        named[(_TEMPLATE, template)] = (
+            f"the log group template {template!r} that {sent} is made only of placeholders: cleanup cannot "
+            "tell which log groups it writes to, and keeps every log group that fits it"
+            if only_placeholders(template) else
+            f"perhaps: the log group template {template!r} {sent}, which cleanup cannot resolve")
     mounting: dict[str, list[ImageUse]] = defaultdict(list)
     for use in in_use:
         for volume in use.file_systems:

@@ -515,6 +515,23 @@ def test_a_role_one_task_definition_runs_as_its_task_role_and_another_as_its_exe
                  "deploys it; the task execution role of task definition webordinary-edit-task:1, an ACTIVE revision)")
 
 
+@pytest.mark.parametrize("template, said", [
+    ("webordinary-$(ecs_task_id)", "perhaps: the log group template 'webordinary-$(ecs_task_id)' FireLens sends the logs "
+                                   "of {holders} to, which cleanup cannot resolve"),
+    ("${service}/${task}", "the log group template '${service}/${task}' that FireLens sends the logs of {holders} to is "
+                           "made only of placeholders: cleanup cannot tell which log groups it writes to, and keeps "
+                           "every log group that fits it"),
+], ids=["template", "only placeholders"])
+def test_a_log_group_template_several_task_definitions_in_use_share_names_each_of_them(template, said):
+    # The first alone was named: the person deregistering it to let the log group go found the stack
+    # refused again, for the next one.
+    holders = ("task definitions webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+               "ACTIVE revision) and webordinary-edit-task:1 (an ACTIVE revision)")
+    group = "webordinary-0123" if "-" in template else "webordinary/0123"  # a group the template fits
+    assert_holds(old_stack_plan(group, in_use=sharing(3, log_group_templates=(template,)), kind="AWS::Logs::LogGroup"),
+                 f"{group} ({said.replace('{holders}', holders)})", "may write to it")
+
+
 @pytest.mark.parametrize("revisions, holders", [
     (2, "task definitions webordinary-edit-task:2 (the stable service deploys it) and webordinary-edit-task:1 (an "
         "ACTIVE revision) mount"),
