@@ -1219,6 +1219,13 @@ def test_the_plans_line_on_the_network_says_what_production_does_with_each_kind_
     assert describe_network(network[:2]) == "production's tasks or its load balancer are in subnet-1, sg-1"
     assert describe_network(network[3:4]) == f"production's load balancer serves {certificate}"
     assert describe_network([]) == "production's network: nothing read"
+    # The subnet of a mount target EFS is deleting (the mount target itself no longer listed) is not
+    # one the tasks or the load balancer are in.
+    leaving = NetworkUse(resource="subnet-3", user="the subnet of the mount target fsmt-3, which EFS is deleting,",
+                         leaving=True)
+    assert describe_network([*network[:2], leaving]) == (
+        "production's tasks, its load balancer or the mount targets of the EFS file systems it mounts are in "
+        "subnet-1, sg-1, subnet-3")
 
 
 def test_a_nested_stacks_resource_named_like_its_sibling_does_not_hide_that_siblings_resources_under_the_root():
