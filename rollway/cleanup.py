@@ -1639,8 +1639,11 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         found = None if scaled is None else f"the Application Auto Scaling {what} that scales {index_of}{scaled}"
     elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
-        # characters Secrets Manager appends to the name in its full ARN.
-        found = production.get(identity) or production.get(("secret", _SECRET_SUFFIX.sub("", identity[1])))
+        # characters Secrets Manager appends to the name in its full ARN: one naming it so and another
+        # by its full ARN are each said (the first alone was, and deregistering it left the other).
+        partial = ("secret", _SECRET_SUFFIX.sub("", identity[1]))
+        said = [production[each] for each in dict.fromkeys((identity, partial)) if each in production]
+        found = ", also named ".join(said) or None
     else:
         found = production.get(identity)
     return None if found is None else (found, True)

@@ -653,6 +653,17 @@ def test_a_stack_holding_a_secret_or_file_system_of_a_task_definition_in_use_is_
     assert_holds(old_stack_plan(physical_id, in_use=uses, kind=kind), held)
 
 
+def test_a_secret_task_definitions_in_use_name_by_its_full_and_its_partial_arn_names_each_of_them():
+    # One names it by its full ARN, the other without the random suffix: each was keyed apart, and the
+    # first found alone was named; deregistering it left the stack refused, for the other.
+    partial = SECRET_ARN.removesuffix("-AbC123")
+    full, without = sharing(2, secrets=(SECRET_ARN,))[0], sharing(2, secrets=(partial,))[1]
+    assert_holds(old_stack_plan(SECRET_ARN, in_use=(full, without)), (
+        "webordinary/api-key-AbC123 (a secret of task definition webordinary-edit-task:2, the stable service deploys "
+        "it), also named webordinary/api-key (a secret of task definition webordinary-edit-task:1, an ACTIVE "
+        "revision)"))
+
+
 LISTENER = A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2")
 RULE = A.format("elasticloadbalancing",
                 "listener-rule/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee")
