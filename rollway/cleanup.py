@@ -695,6 +695,9 @@ class NetworkUse(BaseModel):
 
     resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., fsmt-..., or an ACM certificate's ARN")
     user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
+    leaving: bool = Field(default=False, description=(
+        "it is the VPC, subnet or a security group of a mount target EFS is deleting: no task mounts through it, "
+        "but CloudFormation cannot delete what its network interface is in until it is gone"))
 
 
 def describe_network(network: Sequence[NetworkUse]) -> str:
@@ -708,8 +711,8 @@ def describe_network(network: Sequence[NetworkUse]) -> str:
     said: list[tuple[bool, str]] = []  # (whether said of something of production's, what is said)
     if inside:
         # A mount target's VPC, subnet and security groups are among them only when a file system is mounted.
-        users = ("tasks, its load balancer or the mount targets of the EFS file systems it mounts are" if mount_targets
-                 else "tasks or its load balancer are")
+        users = ("tasks, its load balancer or the mount targets of the EFS file systems it mounts are"
+                 if mount_targets or any(use.leaving for use in network) else "tasks or its load balancer are")
         said.append((True, f"{users} in {', '.join(inside)}"))
     if certificates:
         said.append((True, f"load balancer serves {', '.join(certificates)}"))
@@ -1242,6 +1245,8 @@ _Identity = tuple[str, ...]
 _NAMED = "name"
 _CLUSTER, _REPOSITORY, _TABLE, _ALARM, _DASHBOARD = "cluster", "repository", "table", "alarm", "dashboard"
 _PARAMETER, _FILE_SYSTEM, _NETWORK = "parameter", "file-system", "network"
+# The VPC, subnet or a security group only a mount target EFS is deleting is in (``NetworkUse.leaving``).
+_LEAVING = "network-until-gone"
 # The kind of production's resource a bare physical id of each CloudFormation resource type is, or
 # configures under that resource's name: a table named like the cluster was kept as the cluster, and
 # the cluster's capacity provider associations (its name their physical id) are the cluster's: deleted,
@@ -1263,7 +1268,7 @@ _OTHER_BARE_TYPES = frozenset({"AWS::S3::Bucket", "AWS::Lambda::Function", "AWS:
                                "AWS::IAM::Group"})
 # Kinds whose ids say their kind themselves (fs-..., fsap-..., fsmt-..., vpc-..., subnet-..., sg-...), as an ARN
 # does: matched whatever the listing's type, which no name-alike shares.
-_SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK)
+_SELF_NAMED_KINDS = (_FILE_SYSTEM, _NETWORK, _LEAVING)
 # A log group's identity, by its name: the physical id of a table or a role is its bare name as a log
 # group's is, an awslogs-group in use names a log group only, and a log group is held by nothing else
 # (``_held``).
@@ -1342,6 +1347,8 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     named: dict[_Identity, str] = {}
     # A role, a log group or a secret -> how each task definition holding it holds it -> those holding it so.
     shared: dict[_Identity, dict[str, list[ImageUse]]] = defaultdict(lambda: defaultdict(list))
+    # A FireLens log group template -> the task definitions sending their logs to it.
+    sending: dict[str, list[ImageUse]] = defaultdict(list)
     for use in in_use:
         family_revision = _short(use.task_definition)
         if ":" in family_revision:
@@ -1356,14 +1363,7 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         if use.log_group:
             shared[(_LOG_GROUP, use.log_group)]["the log group of"].append(use)
         for template in use.log_group_templates:
-            sent = f"FireLens sends the logs of task definition {family_revision} to ({use.why})"
-            # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
-            # no suspicion of the group it fits, only no way to tell, which is what it says.
-            named.setdefault((_TEMPLATE, template), (
-                f"the log group template {template!r} that {sent} is made only of placeholders: cleanup cannot "
-                "tell which log groups it writes to, and keeps every log group that fits it"
-                if only_placeholders(template) else
-                f"perhaps: the log group template {template!r} {sent}, which cleanup cannot resolve"))
+            sending[template].append(use)
         for value in use.secrets:
             identity = _secret_identity(value)
             if identity is not None:
@@ -1373,6 +1373,17 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     for identity, holds in shared.items():
         said = "; ".join(f"{how} {holders_said(uses)}" for how, uses in holds.items())
         named.setdefault(identity, f"{identity[-1]} ({said})")
+    for template, uses in sending.items():
+        whys = _whys(uses)
+        sent = (f"FireLens sends the logs of task definition {next(iter(whys))} to ({uses[0].why})" if len(whys) == 1
+                else f"FireLens sends the logs of {holders_said(uses)} to")
+        # Made only of placeholders (``${service}/${task}``), it fits nearly any name: cleanup has
+        # no suspicion of the group it fits, only no way to tell, which is what it says.
+        named[(_TEMPLATE, template)] = (
+            f"the log group template {template!r} that {sent} is made only of placeholders: cleanup cannot "
+            "tell which log groups it writes to, and keeps every log group that fits it"
+            if only_placeholders(template) else
+            f"perhaps: the log group template {template!r} {sent}, which cleanup cannot resolve")
     mounting: dict[str, list[ImageUse]] = defaultdict(list)
     for use in in_use:
         for volume in use.file_systems:
@@ -1408,8 +1419,11 @@ def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
     for use in network:
         if use.user not in users.setdefault(use.resource, []):
             users[use.resource].append(use.user)
+    # One only a mount target EFS is deleting is in is held until it is gone (``_LEAVING``).
+    staying = {use.resource for use in network if not use.leaving}
     # A bare id (vpc-..., subnet-..., sg-..., fsmt-...) is of the network's kind; a certificate's ARN names its own.
-    return {(_NETWORK, identity[1]) if identity[0] == _NAMED else identity: f"{resource} ({'; '.join(who)})"
+    return {(_NETWORK if resource in staying else _LEAVING, identity[1]) if identity[0] == _NAMED else identity:
+            f"{resource} ({'; '.join(who)})"
             for resource, who in users.items() for identity in [resource_identity(resource)] if identity is not None}
 
 
@@ -1522,7 +1536,10 @@ def _templates(production: Mapping[_Identity, str]) -> _Templates:
 # name is that of one of production's, or a custom resource answering with one's id (it may be that
 # resource, or configure it), and a log group that fits a log group template in use.
 _RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO = "runs on it", "may run on it", "may write to it"
-_SUREST = (_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO)
+# Last, what production no longer uses but CloudFormation cannot delete yet: the VPC, subnet or a
+# security group of a mount target EFS is deleting (``_LEAVING``), said as such in the refusal.
+_UNTIL_GONE = "until gone"
+_SUREST = (_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO, _UNTIL_GONE)
 
 
 def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
@@ -1560,6 +1577,8 @@ def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Tem
         return None
     if not held[1]:
         return held[0], _MAY_WRITE_TO
+    if identity[0] == _NAMED and production.get((_LEAVING, identity[1])) == held[0]:
+        return held[0], _UNTIL_GONE
     # A bare name, not an id saying its kind (fs-..., vpc-...): only the name ties it to production's.
     by_name_only = identity[0] == _NAMED and not any((each, identity[1]) in production for each in _SELF_NAMED_KINDS)
     if custom or (by_name_only and kind is not None
@@ -1620,8 +1639,11 @@ def _held_as_other(identity: _Identity, production: Mapping[_Identity, str],
         found = None if scaled is None else f"the Application Auto Scaling {what} that scales {index_of}{scaled}"
     elif identity[0] == "secret":
         # A task definition may name a secret by its partial ARN, without the 6 random
-        # characters Secrets Manager appends to the name in its full ARN.
-        found = production.get(identity) or production.get(("secret", _SECRET_SUFFIX.sub("", identity[1])))
+        # characters Secrets Manager appends to the name in its full ARN: one naming it so and another
+        # by its full ARN are each said (the first alone was, and deregistering it left the other).
+        partial = ("secret", _SECRET_SUFFIX.sub("", identity[1]))
+        said = [production[each] for each in dict.fromkeys((identity, partial)) if each in production]
+        found = ", also named ".join(said) or None
     else:
         found = production.get(identity)
     return None if found is None else (found, True)
@@ -1729,8 +1751,11 @@ def _plan_stacks(
             # A log group only fitting a template in use is not known to be production's, nor is what
             # only its name ties to it: the surest of them is said.
             uses = min(found.values(), key=_SUREST.index)
-            refusals.append(Refusal(kind="stack", name=name, reason=(
-                f"it holds {'; '.join(held)}: deleting the stack deletes it, and production {uses}")))
+            why = (f"deleting the stack deletes it, and production {uses}" if uses != _UNTIL_GONE else
+                   "CloudFormation cannot delete it while that mount target's network interface is in it, and would "
+                   "end DELETE_FAILED after deleting the rest of the stack; run cleanup again once EFS has deleted the "
+                   "mount target (within minutes)")
+            refusals.append(Refusal(kind="stack", name=name, reason=f"it holds {'; '.join(held)}: {why}"))
         elif importers:
             exports = sorted(export for export, by in state.imported_by.items() if set(by) & set(importers))
             live_importers = [stack for stack in importers if stack.lower() in live_by_lower]

@@ -517,12 +517,13 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
     interface is in them (CloudFormation ends DELETE_FAILED on them, after deleting the rest of their stack).
     One DescribeMountTargets for each file system in use (it has one mount target per availability
     zone at most; a page holds ten), and one DescribeMountTargetSecurityGroups for each mount target.
-    One EFS is creating counts (the tasks mount through it once it is available); one it is deleting,
-    or has deleted, does not (no task mounts through it, and it frees what it is in once gone).
+    One EFS is creating counts (the tasks mount through it once it is available); one it has deleted
+    does not; one it is deleting does not, but its VPC, subnet and security groups count until it is
+    gone (``NetworkUse.leaving``).
 
     Raises:
         InUseUnknown: the mount targets of a file system, or the security groups of one, cannot be read
-            (or not yet: those of one EFS is creating, until it is available).
+            (or not yet, or no more: those of one EFS is creating or deleting).
     """
     mounting: dict[str, list[ImageUse]] = {}
     for use in in_use:
@@ -543,32 +544,35 @@ def mount_targets_in_use(efs: Any, in_use: Sequence[ImageUse]) -> tuple[NetworkU
         of = f"of the EFS file system {file_system}, {who}"
         for target in targets:
             mount_target, subnet, state = target["MountTargetId"], target.get("SubnetId"), target.get("LifeCycleState")
-            if state in _MOUNT_TARGET_LEAVING:
-                # EFS is deleting it (or has): no task mounts through it any more, and its subnet and
-                # security groups are freed once it is gone, within minutes. Reading its groups may be
-                # refused (IncorrectMountTargetState), which stopped the run as "could not be read".
-                continue
+            if state == _MOUNT_TARGET_DELETED:
+                continue  # gone: nothing mounts through it, and what it was in is free
+            # One EFS is deleting: no task mounts through it any more, but its network interface stays in
+            # its subnet, VPC and security groups until it is gone (within minutes). A stack holding one was
+            # planned: CloudFormation deleted the rest of it, then ended DELETE_FAILED there. Held until then
+            # (``leaving``); the mount target itself holds nothing.
+            leaving = state == _MOUNT_TARGET_DELETING
+            target_said = f"the mount target {mount_target}" + (", which EFS is deleting," if leaving else "")
             in_subnet = f"in subnet {subnet or '?'}"
-            # One being created is production's already: the tasks mount through it once it is available.
-            being = " being created" if state == _MOUNT_TARGET_CREATING else ""
-            found.append(NetworkUse(resource=mount_target, user=f"a mount target{being} {in_subnet} {of}"))
+            if not leaving:
+                # One being created is production's already: the tasks mount through it once it is available.
+                being = " being created" if state == _MOUNT_TARGET_CREATING else ""
+                found.append(NetworkUse(resource=mount_target, user=f"a mount target{being} {in_subnet} {of}"))
             if subnet:
-                found.append(NetworkUse(resource=subnet, user=f"the subnet of the mount target {mount_target} {of}"))
+                found.append(NetworkUse(resource=subnet, user=f"the subnet of {target_said} {of}", leaving=leaving))
             if target.get("VpcId"):
                 # Its VPC may be none the tasks or the load balancer are in (reached over peering): a
                 # stack holding it (its routes, not the subnet) deleted the routes, then ended
                 # DELETE_FAILED on the VPC the subnet is still in.
-                found.append(NetworkUse(resource=target["VpcId"],
-                                        user=f"the VPC of the mount target {mount_target} {in_subnet} {of}"))
-            found += [NetworkUse(resource=group,
-                                 user=f"a security group of the mount target {mount_target} {in_subnet} {of}")
+                found.append(NetworkUse(resource=target["VpcId"], user=f"the VPC of {target_said} {in_subnet} {of}",
+                                        leaving=leaving))
+            found += [NetworkUse(resource=group, user=f"a security group of {target_said} {in_subnet} {of}",
+                                 leaving=leaving)
                       for group in _mount_target_groups(efs, mount_target, file_system, state, of)]
     return tuple(found)
 
 
-# A mount target's LifeCycleState while EFS makes it, and once it is deleting it or has.
-_MOUNT_TARGET_CREATING = "creating"
-_MOUNT_TARGET_LEAVING = frozenset({"deleting", "deleted"})
+# A mount target's LifeCycleState while EFS makes it, while it deletes it, and once it has.
+_MOUNT_TARGET_CREATING, _MOUNT_TARGET_DELETING, _MOUNT_TARGET_DELETED = "creating", "deleting", "deleted"
 
 
 def _mount_target_groups(efs: Any, mount_target: str, file_system: str, state: str | None, of: str) -> list[str]:
@@ -576,8 +580,8 @@ def _mount_target_groups(efs: Any, mount_target: str, file_system: str, state: s
     stack holds it in them); ``of``: which file system it is of, and who mounts it.
 
     Raises:
-        InUseUnknown: they cannot be read, or not yet: EFS tells those of a mount target it is creating
-            once it is available.
+        InUseUnknown: they cannot be read, or not yet, or no more: EFS tells those of a mount target it
+            is creating once it is available, and may no longer tell those of one it is deleting.
     """
     try:
         return list(efs.describe_mount_target_security_groups(MountTargetId=mount_target).get("SecurityGroups")
@@ -591,6 +595,12 @@ def _mount_target_groups(efs: Any, mount_target: str, file_system: str, state: s
                 f"EFS is creating the mount target {mount_target} {of}, and tells its security groups once it is "
                 "available (within minutes): a stack holding one of them cannot be judged before; run cleanup again "
                 f"then ({aws_message(err, call=True)})") from err
+        if error_code(err) == "IncorrectMountTargetState" and state == _MOUNT_TARGET_DELETING:
+            # Not a failed read either: its groups are held until it is gone, and EFS no longer tells them.
+            raise InUseUnknown(
+                f"EFS is deleting the mount target {mount_target} {of}, and no longer tells its security groups, "
+                "which it is in until it is gone (within minutes): a stack holding one of them cannot be judged "
+                f"before; run cleanup again then ({aws_message(err, call=True)})") from err
         raise _unread(f"the security groups of mount target {mount_target} of EFS file system {file_system}",
                       err) from err
 

@@ -968,16 +968,27 @@ def test_a_mount_target_being_created_is_a_holder_said_as_being_created(aws):
     assert subnet in network, network
 
 
-def test_a_mount_target_being_created_whose_security_groups_efs_does_not_tell_yet_says_so(aws):
+@pytest.mark.parametrize("state, said", [
+    ("creating", "EFS is creating the mount target {mounted} of the EFS file system {data}, which task definition "
+                 "webordinary-edit-task:3 mounts, the stable service deploys it, and tells its security groups once it "
+                 "is available (within minutes): a stack holding one of them cannot be judged before; run cleanup "
+                 "again then"),
+    ("deleting", "EFS is deleting the mount target {mounted} of the EFS file system {data}, which task definition "
+                 "webordinary-edit-task:3 mounts, the stable service deploys it, and no longer tells its security "
+                 "groups, which it is in until it is gone (within minutes): a stack holding one of them cannot be "
+                 "judged before; run cleanup again then"),
+])
+def test_a_mount_target_in_transition_whose_security_groups_efs_does_not_tell_says_so(aws, state, said):
     """EFS answers DescribeMountTargetSecurityGroups with IncorrectMountTargetState until the mount
-    target it is creating is available: the run stopped saying they "could not be read", as if EFS
-    had failed. Said as what it is: a stack holding one of them cannot be judged before, and when."""
+    target it is creating is available, and may while it deletes one (its network interface still in
+    them): the run stopped saying they "could not be read", as if EFS had failed. Said as what it is:
+    a stack holding one of them cannot be judged before, and when."""
     from botocore.exceptions import ClientError
 
     from tests.botocore_events import on_operation
 
     data, mounted, _, use = a_mount_target_of_a_file_system_in_use(aws)
-    in_state(aws, mounted, "creating")
+    in_state(aws, mounted, state)
     efs = aws.get_client("efs")
 
     def refused(**_):
@@ -988,25 +999,20 @@ def test_a_mount_target_being_created_whose_security_groups_efs_does_not_tell_ye
     with on_operation(efs, "before-call", refused, operation="DescribeMountTargetSecurityGroups"), \
             pytest.raises(InUseUnknown) as stopped:
         mount_targets_in_use(efs, [use])
-    said = str(stopped.value)
-    assert said.startswith(f"EFS is creating the mount target {mounted} of the EFS file system {data}, which task "
-                           "definition webordinary-edit-task:3 mounts, the stable service deploys it, and tells its "
-                           "security groups once it is available (within minutes): a stack holding one of them "
-                           "cannot be judged before; run cleanup again then"), said
-    assert "could not be read" not in said, said
+    assert str(stopped.value).startswith(said.format(mounted=mounted, data=data)), str(stopped.value)
+    assert "could not be read" not in str(stopped.value), str(stopped.value)
 
 
-@pytest.mark.parametrize("state", ["deleting", "deleted"])
-def test_a_mount_target_being_deleted_holds_nothing(aws, state):
-    """EFS is deleting a mount target (or has): no task mounts through it any more, and its subnet and
-    security groups are freed once it is gone. Its security groups were read (EFS may refuse: the run
-    stopped, "could not be read") and a stack holding its subnet was kept as production's."""
+def test_a_mount_target_deleted_holds_nothing(aws):
+    """EFS has deleted a mount target: no task mounts through it, and its subnet and security groups
+    are free. Its security groups were read (EFS may refuse: the run stopped, "could not be read") and
+    a stack holding its subnet was kept as production's."""
     from rollway.cleanup import Holding, StackState
 
     from tests.botocore_events import on_operation
 
     _, mounted, subnet, use = a_mount_target_of_a_file_system_in_use(aws)
-    in_state(aws, mounted, state)
+    in_state(aws, mounted, "deleted")
     efs = aws.get_client("efs")
     asked = []
     with on_operation(efs, "before-call", lambda **_: asked.append(1), operation="DescribeMountTargetSecurityGroups"):
@@ -1017,3 +1023,32 @@ def test_a_mount_target_being_deleted_holds_nothing(aws, state):
     planned = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
                            stacks={"webordinary-old-stack": old}, in_use=[use], images=(), network=network)
     assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals, planned.refusals
+
+
+def test_a_stack_holding_the_subnet_of_a_mount_target_being_deleted_is_refused_until_it_is_gone(aws):
+    """EFS is deleting a mount target: no task mounts through it any more, but its network interface
+    stays in its subnet, VPC and security groups until it is gone. A stack holding its subnet was planned
+    for deletion: CloudFormation deleted the rest of the stack, then ended DELETE_FAILED on the subnet.
+    Refused, said as held by a mount target EFS is deleting, and when to run cleanup again; the mount
+    target itself holds nothing any more (the stack holding it may go)."""
+    from rollway.cleanup import Holding, StackState
+
+    data, mounted, subnet, use = a_mount_target_of_a_file_system_in_use(aws)
+    in_state(aws, mounted, "deleting")
+    network = mount_targets_in_use(aws.get_client("efs"), [use])
+    assert mounted not in {found.resource for found in network}, network
+
+    def plan(*held: tuple[str, str]):
+        state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=tuple(r for r, _ in held),
+                           holdings=tuple(Holding(type=kind) for _, kind in held))
+        return plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
+                            stacks={"webordinary-old-stack": state}, in_use=[use], images=(), network=network)
+
+    (refusal,) = plan((subnet, "AWS::EC2::Subnet")).refusals
+    assert refusal.reason == (
+        f"it holds {subnet} (the subnet of the mount target {mounted}, which EFS is deleting, of the EFS file system "
+        f"{data}, which task definition webordinary-edit-task:3 mounts, the stable service deploys it): CloudFormation "
+        "cannot delete it while that mount target's network interface is in it, and would end DELETE_FAILED after "
+        "deleting the rest of the stack; run cleanup again once EFS has deleted the mount target (within minutes)"), \
+        refusal.reason
+    assert plan((mounted, "AWS::EFS::MountTarget")).delete_stacks == ("webordinary-old-stack",)

@@ -515,6 +515,23 @@ def test_a_role_one_task_definition_runs_as_its_task_role_and_another_as_its_exe
                  "deploys it; the task execution role of task definition webordinary-edit-task:1, an ACTIVE revision)")
 
 
+@pytest.mark.parametrize("template, said", [
+    ("webordinary-$(ecs_task_id)", "perhaps: the log group template 'webordinary-$(ecs_task_id)' FireLens sends the logs "
+                                   "of {holders} to, which cleanup cannot resolve"),
+    ("${service}/${task}", "the log group template '${service}/${task}' that FireLens sends the logs of {holders} to is "
+                           "made only of placeholders: cleanup cannot tell which log groups it writes to, and keeps "
+                           "every log group that fits it"),
+], ids=["template", "only placeholders"])
+def test_a_log_group_template_several_task_definitions_in_use_share_names_each_of_them(template, said):
+    # The first alone was named: the person deregistering it to let the log group go found the stack
+    # refused again, for the next one.
+    holders = ("task definitions webordinary-edit-task:3 (the stable service deploys it), webordinary-edit-task:2 (an "
+               "ACTIVE revision) and webordinary-edit-task:1 (an ACTIVE revision)")
+    group = "webordinary-0123" if "-" in template else "webordinary/0123"  # a group the template fits
+    assert_holds(old_stack_plan(group, in_use=sharing(3, log_group_templates=(template,)), kind="AWS::Logs::LogGroup"),
+                 f"{group} ({said.replace('{holders}', holders)})", "may write to it")
+
+
 @pytest.mark.parametrize("revisions, holders", [
     (2, "task definitions webordinary-edit-task:2 (the stable service deploys it) and webordinary-edit-task:1 (an "
         "ACTIVE revision) mount"),
@@ -634,6 +651,17 @@ def test_a_stack_holding_a_secret_or_file_system_of_a_task_definition_in_use_is_
     # A parameter's physical id is its bare name: its type says it is one.
     kind = None if physical_id.startswith(("arn:", "fs")) else "AWS::SSM::Parameter"
     assert_holds(old_stack_plan(physical_id, in_use=uses, kind=kind), held)
+
+
+def test_a_secret_task_definitions_in_use_name_by_its_full_and_its_partial_arn_names_each_of_them():
+    # One names it by its full ARN, the other without the random suffix: each was keyed apart, and the
+    # first found alone was named; deregistering it left the stack refused, for the other.
+    partial = SECRET_ARN.removesuffix("-AbC123")
+    full, without = sharing(2, secrets=(SECRET_ARN,))[0], sharing(2, secrets=(partial,))[1]
+    assert_holds(old_stack_plan(SECRET_ARN, in_use=(full, without)), (
+        "webordinary/api-key-AbC123 (a secret of task definition webordinary-edit-task:2, the stable service deploys "
+        "it), also named webordinary/api-key (a secret of task definition webordinary-edit-task:1, an ACTIVE "
+        "revision)"))
 
 
 LISTENER = A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2")
@@ -1202,6 +1230,13 @@ def test_the_plans_line_on_the_network_says_what_production_does_with_each_kind_
     assert describe_network(network[:2]) == "production's tasks or its load balancer are in subnet-1, sg-1"
     assert describe_network(network[3:4]) == f"production's load balancer serves {certificate}"
     assert describe_network([]) == "production's network: nothing read"
+    # The subnet of a mount target EFS is deleting (the mount target itself no longer listed) is not
+    # one the tasks or the load balancer are in.
+    leaving = NetworkUse(resource="subnet-3", user="the subnet of the mount target fsmt-3, which EFS is deleting,",
+                         leaving=True)
+    assert describe_network([*network[:2], leaving]) == (
+        "production's tasks, its load balancer or the mount targets of the EFS file systems it mounts are in "
+        "subnet-1, sg-1, subnet-3")
 
 
 def test_a_nested_stacks_resource_named_like_its_sibling_does_not_hide_that_siblings_resources_under_the_root():
