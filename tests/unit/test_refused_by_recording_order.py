@@ -161,6 +161,18 @@ def test_answers_refused_in_turn_are_listed_in_the_order_recorded():
     assert ["waiting" in rows[0], "erin" in rows[1], "dana" in rows[2]] == [True] * 3, rows
 
 
+def test_an_answer_recorded_after_one_placed_by_its_time_keeps_its_place():
+    """dana's answer, kept without its place (its list rewritten by a release from before it), is
+    stamped by a clock ahead of the run's past the 25% shift; erin's, recorded after it while the
+    history held the 5% pause, stood below the shift too, as if given after it, and only dana's was
+    said to be placed by its time. dana's was recorded before erin's, so before the shift as well."""
+    from rollway.reports import refusals_by_time_said
+
+    rec = moved_on(answer(400), recorded(answer(130, "erin"), 3))
+    assert kinds_listed(rec)[3:] == ["refused dana", "refused erin", "shift alice", "pause alice"]
+    assert refusals_by_time_said(rec).startswith("1 of the 2 refused answers kept is placed"), refusals_by_time_said(rec)
+
+
 def test_answers_placed_by_time_are_said_to_be():
     """An answer recorded without its place (before it was kept, or its list rewritten by a release
     from before it) is listed by its time, its writer's clock: the report and `rollway status` said
