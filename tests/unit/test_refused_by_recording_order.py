@@ -155,13 +155,14 @@ def test_the_timeline_lists_a_refused_answer_where_it_was_recorded(at, after, wh
 
 
 def test_answers_refused_in_turn_are_listed_in_the_order_recorded():
-    """Two refusals recorded after the pause, the later one stamped first by a clock behind: listed
-    as recorded, and the Approvals table as the timeline."""
-    rec = waiting((recorded(answer(240, "erin"), 3), recorded(answer(100), 3)), 0)
-    assert kinds_listed(rec)[3:] == ["refused erin", "refused dana"]
+    """Two refusals recorded after the 5% pause and before the 25% shift, the first stamped after
+    the shift by a clock ahead, the second before the pause by one behind: listed as recorded, and
+    the Approvals table as the timeline. By time, the shift stood above the first."""
+    rec = moved_on(recorded(answer(350, "erin"), 3), recorded(answer(100), 3))
+    assert kinds_listed(rec)[3:] == ["refused erin", "refused dana", "shift alice", "pause alice"]
     approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     rows = [line for line in approvals.splitlines() if "**refused**" in line or "waiting for an answer" in line]
-    assert ["waiting" in rows[0], "erin" in rows[1], "dana" in rows[2]] == [True] * 3, rows
+    assert ["erin" in rows[0], "dana" in rows[1], "waiting" in rows[2]] == [True] * 3, rows
 
 
 def test_an_answer_recorded_after_one_placed_by_its_time_keeps_its_place():
