@@ -645,12 +645,21 @@ def _merged(record: RolloutRecord, entries: Iterable[tuple[int, Transition]],
     ``refused_after`` tells which pause it answered. By time, one stamped by a clock behind the run's
     stood above the pause it answered. One recorded without it (before it was kept, or its list
     rewritten by such a rollway) is placed by its time, as then: after an entry of an equal time (a
-    refusal follows the pause it answered). The answers keep the list's order, which is recording order."""
+    refusal follows the pause it answered), and before the entries the next answer kept with its
+    place was recorded before (it was recorded earlier still: by its time alone, a clock ahead of the
+    run's put it below them, and every answer after it with it). The answers keep the list's order, which is recording order."""
     refused, taken = record.refused_answers, 0
+    # Where each answer goes at the latest: its own place, else that of the next answer that has one.
+    latest: list[int | None] = []
+    bound = None
+    for answer in reversed(refused):
+        bound = bound if answer.recorded_after is None else answer.recorded_after
+        latest.append(bound)
+    latest.reverse()
     merged: list[Transition | R] = []
     for index, entry in entries:
-        while taken < len(refused) and (entry.at > refused[taken].at if refused[taken].recorded_after is None
-                                        else index >= refused[taken].recorded_after):
+        while taken < len(refused) and ((latest[taken] is not None and index >= latest[taken])
+                                        or (refused[taken].recorded_after is None and entry.at > refused[taken].at)):
             merged.append(shown(refused[taken]))
             taken += 1
         merged.append(entry)

@@ -123,6 +123,9 @@ def test_an_answer_to_an_earlier_stages_pause_recorded_after_the_next_pause_is_t
     now = recorded(late.model_copy(update={"to_stage": 1}), 5)
     assert refused_at_pause(moved_on(now)) == [now]
     assert "**not answered**" in approvals_row(moved_on(now), T0 + 120)
+    # Given with no stage (the command read no pause), recorded after the 25% pause: it may be that one's.
+    unstaged = recorded(late.model_copy(update={"to_stage": None}), 5)
+    assert refused_at_pause(moved_on(unstaged)) == [unstaged]
 
 
 def kinds_listed(rec) -> list[str]:
@@ -152,13 +155,26 @@ def test_the_timeline_lists_a_refused_answer_where_it_was_recorded(at, after, wh
 
 
 def test_answers_refused_in_turn_are_listed_in_the_order_recorded():
-    """Two refusals recorded after the pause, the later one stamped first by a clock behind: listed
-    as recorded, and the Approvals table as the timeline."""
-    rec = waiting((recorded(answer(240, "erin"), 3), recorded(answer(100), 3)), 0)
-    assert kinds_listed(rec)[3:] == ["refused erin", "refused dana"]
+    """Two refusals recorded after the 5% pause and before the 25% shift, the first stamped after
+    the shift by a clock ahead, the second before the pause by one behind: listed as recorded, and
+    the Approvals table as the timeline. By time, the shift stood above the first."""
+    rec = moved_on(recorded(answer(350, "erin"), 3), recorded(answer(100), 3))
+    assert kinds_listed(rec)[3:] == ["refused erin", "refused dana", "shift alice", "pause alice"]
     approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     rows = [line for line in approvals.splitlines() if "**refused**" in line or "waiting for an answer" in line]
-    assert ["waiting" in rows[0], "erin" in rows[1], "dana" in rows[2]] == [True] * 3, rows
+    assert ["erin" in rows[0], "dana" in rows[1], "waiting" in rows[2]] == [True] * 3, rows
+
+
+def test_an_answer_recorded_after_one_placed_by_its_time_keeps_its_place():
+    """dana's answer, kept without its place (its list rewritten by a release from before it), is
+    stamped by a clock ahead of the run's past the 25% shift; erin's, recorded after it while the
+    history held the 5% pause, stood below the shift too, as if given after it, and only dana's was
+    said to be placed by its time. dana's was recorded before erin's, so before the shift as well."""
+    from rollway.reports import refusals_by_time_said
+
+    rec = moved_on(answer(400), recorded(answer(130, "erin"), 3))
+    assert kinds_listed(rec)[3:] == ["refused dana", "refused erin", "shift alice", "pause alice"]
+    assert refusals_by_time_said(rec).startswith("1 of the 2 refused answers kept is placed"), refusals_by_time_said(rec)
 
 
 def test_answers_placed_by_time_are_said_to_be():
