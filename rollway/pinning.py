@@ -256,8 +256,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
     source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
-    are the pin rules (``_misses``), but for a source-ip condition matching every address the
-    weighted rule's does (``_sources_cover``: the checks it would take meet it); a rule ahead on
+    are the rules on the header, pin rules or not (``_misses``), but for a source-ip condition
+    matching every address the weighted rule's does (``_sources_cover``: the checks it would take
+    meet it); a rule ahead on
     none of the weighted rule's requests but some of theirs is named (``_meets_some``): a check the
     weighted rule does not match (/health beside /edit/*) is still sent, and met first by whichever
     rule ahead it meets; one whose checks all meet a pin rule ahead of it first is left out
@@ -462,8 +463,11 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
             unheaded = not _header_met(rule, name, value, maybe=True)  # ``_unheaded_ahead``'s
             surely_unheaded = unheaded and not _unheaded_unsure(rule, weighted, name, checks)
             # One on the header whose meeting the checks turns on a source address, or a session id,
-            # may let them by as one on another header may.
-            surely_met = met and not _regex_between(rule, weighted) and not _reach_unsure(rule, checks)
+            # may let them by as one on another header may; on the weighted rule's addresses
+            # (``_shielded``), it meets every check that rule takes, as ``_found`` says: read as unsure,
+            # the refusal said it met them first and that whether it did was not known.
+            surely_met = (met and not _regex_between(rule, weighted)
+                          and not _reach_unsure(_shielded(rule, weighted), checks))
             if surely_met or surely_unheaded:
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)

@@ -1405,6 +1405,17 @@ def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused_as_not_
     assert isinstance(pin, Unpinned), pin
 
 
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_rule_on_the_header_and_the_weighted_rules_source_address_ahead_of_the_pin_surely_takes_the_checks(checks):
+    """As the pin on the weighted rule's address meets every check that rule takes, so does a rule
+    sending them elsewhere on that address: refused as meeting them first, the checks' pinning was
+    also said not to be known for where they are sent from, and the text said both."""
+    said = found_by(checks, rule("x", "3", [header("canary"), SOURCE_IP], STABLE), PIN, weighted=FROM_VPC)
+    assert isinstance(said, Unpinned) and said.unknown is None, (said, said.unknown)
+    assert said.startswith("rule x (priority 3) meets requests carrying `X-Rollway-Target: canary` first, and sends "
+                           "them to arn:tg/stable"), said
+
+
 @pytest.mark.parametrize("between", [
     rule("x", "3", [header("canary"), path("/health")], STABLE),  # on the header, to the stable version
     rule("x", "3", [path("/health")], STABLE),                    # on no header
