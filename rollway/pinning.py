@@ -143,8 +143,9 @@ class Pin:
     to meet none of them, which holds unless a proxy on their way adds it, as ``said`` tells."""
     sourced: tuple[tuple[str, str, str], ...] = ()
     """The pin rules (ARN, priority, its addresses said) with a source-ip condition, each matching
-    every address the weighted rule's does (``_sources_cover``): the checks sent from elsewhere meet
-    neither rule, and are not pinned, as ``said`` tells."""
+    every address the weighted rule's does (``_sources_cover``): a check sent from elsewhere meets
+    neither that rule nor the weighted rule, as ``said`` tells, and no more: "not pinned" would be
+    untrue of one another pin rule behind them meets."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
