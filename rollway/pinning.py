@@ -143,8 +143,9 @@ class Pin:
     to meet none of them, which holds unless a proxy on their way adds it, as ``said`` tells."""
     sourced: tuple[tuple[str, str, str], ...] = ()
     """The pin rules (ARN, priority, its addresses said) with a source-ip condition, each matching
-    every address the weighted rule's does (``_sources_cover``): the checks sent from elsewhere meet
-    neither rule, and are not pinned, as ``said`` tells."""
+    every address the weighted rule's does (``_sources_cover``): a check sent from elsewhere meets
+    neither that rule nor the weighted rule, as ``said`` tells, and no more: "not pinned" would be
+    untrue of one another pin rule behind them meets."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
@@ -256,8 +257,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
     source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
-    are the pin rules (``_misses``), but for a source-ip condition matching every address the
-    weighted rule's does (``_sources_cover``: the checks it would take meet it); a rule ahead on
+    are the rules on the header, pin rules or not (``_misses``), but for a source-ip condition
+    matching every address the weighted rule's does (``_sources_cover``: the checks it would take
+    meet it); a rule ahead on
     none of the weighted rule's requests but some of theirs is named (``_meets_some``): a check the
     weighted rule does not match (/health beside /edit/*) is still sent, and met first by whichever
     rule ahead it meets; one whose checks all meet a pin rule ahead of it first is left out
@@ -462,8 +464,11 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
             unheaded = not _header_met(rule, name, value, maybe=True)  # ``_unheaded_ahead``'s
             surely_unheaded = unheaded and not _unheaded_unsure(rule, weighted, name, checks)
             # One on the header whose meeting the checks turns on a source address, or a session id,
-            # may let them by as one on another header may.
-            surely_met = met and not _regex_between(rule, weighted) and not _reach_unsure(rule, checks)
+            # may let them by as one on another header may; on the weighted rule's addresses
+            # (``_shielded``), it meets every check that rule takes, as ``_found`` says: read as unsure,
+            # the refusal said it met them first and that whether it did was not known.
+            surely_met = (met and not _regex_between(rule, weighted)
+                          and not _reach_unsure(_shielded(rule, weighted), checks))
             if surely_met or surely_unheaded:
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)

@@ -1399,10 +1399,26 @@ def test_a_pin_on_the_weighted_rules_own_source_address_or_a_wider_one_pins_the_
 
 
 @pytest.mark.parametrize("checks", [(), CHECKS])
-def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused_as_not_known(checks):
+def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused(checks):
+    """Some of the weighted rule's requests (from 10.2.0.0/16) miss it: refused by the weighted rule's
+    requests; by the checks', not known (where they are sent from is not)."""
     pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": ["10.1.0.0/16"]}}],
                                 CANARY), weighted=FROM_VPC)
     assert isinstance(pin, Unpinned), pin
+    assert pin.unknown == ("which of them rule pin (priority 5) meets, by a source-ip condition on 10.1.0.0/16, where "
+                           "the checks are sent from not being known" if checks else None), pin.unknown
+    assert "rule pin (priority 5) matches the header with a source-ip condition " in pin, pin
+
+
+@pytest.mark.parametrize("checks", [(), CHECKS])
+def test_a_rule_on_the_header_and_the_weighted_rules_source_address_ahead_of_the_pin_surely_takes_the_checks(checks):
+    """As the pin on the weighted rule's address meets every check that rule takes, so does a rule
+    sending them elsewhere on that address: refused as meeting them first, the checks' pinning was
+    also said not to be known for where they are sent from, and the text said both."""
+    said = found_by(checks, rule("x", "3", [header("canary"), SOURCE_IP], STABLE), PIN, weighted=FROM_VPC)
+    assert isinstance(said, Unpinned) and said.unknown is None, (said, said.unknown)
+    assert said.startswith("rule x (priority 3) meets requests carrying `X-Rollway-Target: canary` first, and sends "
+                           "them to arn:tg/stable"), said
 
 
 @pytest.mark.parametrize("between", [
