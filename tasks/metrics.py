@@ -62,7 +62,9 @@ def notify_or_repeat(notifier: Notifier, subject: str, message: str, *,
 
     ``waited``: whether the caller still waits for this send. One it gave up waiting on goes on in
     its thread, and the caller has said what came of it (not known whether it went out): its answer
-    lost after that, it is not sent once more, which reached people with no run to log or record it.
+    lost after that, it is not sent once more. That send reached people after the run had stopped
+    waiting for it, its log saying only that it was being sent, and nothing said or recorded what came
+    of it.
 
     Raises:
         AnswerLost: the second's answer was lost too, or SNS refused it (the first may have gone out);

@@ -127,8 +127,9 @@ def test_a_first_send_given_up_on_records_the_finalize_done_and_a_run_again_send
 def test_a_first_send_given_up_on_whose_answer_is_lost_after_is_not_sent_once_more_behind_the_runs_back():
     """The run stopped waiting for its publish, recorded the notice as not known and ended; the publish
     went on in its thread, lost its answer there, and ``notify_or_repeat`` sent it once more ("May
-    repeat: ...") after the run had said what came of it, a send no run logged or recorded. Not sent
-    again once the run stopped waiting: a finalize run again sends it late, saying it may repeat one."""
+    repeat: ...") after the run had said what came of it, a send whose outcome nothing logged or
+    recorded. Not sent again once the run stopped waiting: a finalize run again sends it late, saying
+    it may repeat one."""
     env, _ = promoted_on_fakes()
     t, answering, real = env.targets, threading.Event(), env.notifier.notify
 
