@@ -488,12 +488,19 @@ def _fail_unread_if_taken(sent: bool, landed: BaseException | None, err: BaseExc
 class TakenNotReadBack(PicklableError, RuntimeError):
     """A send of the weights ``target`` the load balancer took (its ModifyRule answered), whose
     read-back was then refused for good (``refused``: the rule deleted in between, DescribeRules
-    denied), no earlier send in doubt: the move may have landed, and is not known to have.
+    denied), or failed before AWS answered it (a BotoCoreError: credentials not renewed for the
+    read), no earlier send in doubt: the move may have landed, and is not known to have.
     Raised from ``refused``."""
 
     def __init__(self, target: Weights, refused: BaseException) -> None:
         self.target, self.refused = target, refused
-        super().__init__(f"the load balancer took the weights {target}, but their read-back was refused: {refused}")
+        super().__init__(f"the load balancer took the weights {target}, but their read-back {self.went}: {refused}")
+
+    @property
+    def went(self) -> str:
+        """How its read-back ended, as every message of it says it: "was refused" was untrue of a read
+        that failed before AWS answered it (nothing refused it; what its error says is to put right)."""
+        return "failed" if isinstance(self.refused, BotoCoreError) else "was refused"
 
 
 def _how_sent(landed: BaseException) -> str:

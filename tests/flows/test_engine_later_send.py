@@ -10,7 +10,7 @@ import logging
 from typing import Callable
 
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, CredentialRetrievalError, ReadTimeoutError
 
 import flows.engine
 import flows.rollback
@@ -261,16 +261,18 @@ def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_
     assert fix in page, page
 
 
+def not_renewed() -> CredentialRetrievalError:
+    """A read that fails before it reaches AWS: the credentials could not be renewed for it."""
+    return CredentialRetrievalError(provider="assume-role", error_msg="the source profile could not be read")
+
+
 def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as_a_failed_setting(caplog):
     """The load balancer takes the first send, and its read-back fails before it reaches AWS (the
     credentials could not be renewed for the read): the move is sent again, and the log said setting the
     weights "failed", of a ModifyRule the load balancer took. It says the send was taken, and its
     read-back failed."""
-    from botocore.exceptions import CredentialRetrievalError
-
     env = fake_environment()
-    unread = CredentialRetrievalError(provider="assume-role", error_msg="the source profile could not be read")
-    env.router = Scripted([TAKEN] * 3, lambda sent: unread if sent == 1 else None)
+    env.router = Scripted([TAKEN] * 3, lambda sent: not_renewed() if sent == 1 else None)
     with caplog.at_level(logging.INFO):
         rollback_on(env)
     assert env.router.sent == 2 and env.router.get_weights() == ALL_STABLE, env.router.sent
@@ -278,3 +280,19 @@ def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as
     assert resent, caplog.text
     assert all("was taken, but its read-back failed (" in m and " failed (" not in m.split("taken")[0]
                for m in resent), resent
+
+
+def test_a_move_taken_whose_read_backs_fail_before_reaching_aws_is_not_said_refused(caplog):
+    """Each send is taken, and each read-back after it fails before it reaches AWS (the credentials could
+    not be renewed for the read): the error and the page said the read-back "was refused", and to run the
+    rollback again once "the refusal" is put right, "until then AWS refuses the move's read-back the same
+    way", of reads AWS never saw. They say it failed, and to put right what its error says."""
+    err, page = failed_rollback(Scripted([TAKEN] * 3, lambda sent: not_renewed() if sent else None),
+                                flows.engine.TakenNotReadBack, caplog)
+    assert "refused" not in str(err) and "refused" not in page, page
+    assert ("the load balancer took the weights 100/0, but their read-back failed: Error when retrieving credentials "
+            "from assume-role: the source profile could not be read") in str(err), err
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("The load balancer took the move to webordinary-edit-service, but its read-back failed: the traffic may be "
+            "on webordinary-edit-service already, or not.") in page, page
+    assert "once what the error above says is put right. `rollway status` shows" in page, page
