@@ -296,3 +296,35 @@ def test_a_move_taken_whose_read_backs_fail_before_reaching_aws_is_not_said_refu
     assert ("The load balancer took the move to webordinary-edit-service, but its read-back failed: the traffic may be "
             "on webordinary-edit-service already, or not.") in page, page
     assert "once what the error above says is put right. `rollway status` shows" in page, page
+
+
+@pytest.mark.parametrize("later", ["throttled", "not renewed", "denied"])
+def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sent_when_the_sends_after_it_fail(
+        caplog, later):
+    """The first send is taken, and its read-back fails before it reaches AWS (the credentials could not be
+    renewed for the read); each send after it fails (throttled, the credentials still not renewed, or
+    ModifyRule denied). The taken send was forgotten: the last send's error was raised, and the page said
+    the traffic "could NOT be moved back" and "Done before it failed: nothing" of a move the load balancer
+    took. It says the move was taken and not read back, and the log names the later failure."""
+    def fails(router):
+        if later == "throttled":
+            raise throttled("ModifyRule")
+        if later == "denied":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ModifyRule")
+        raise not_renewed()
+
+    router = Scripted([TAKEN, fails, fails], lambda sent: not_renewed() if sent else None)
+    err, page = failed_rollback(router, flows.engine.TakenNotReadBack, caplog)
+    assert router.sent == (2 if later == "denied" else 3), router.sent
+    assert str(err).startswith("the load balancer took the weights 100/0, but their read-back failed: Error when "
+                               "retrieving credentials"), err
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
+            in page), page
+    assert ("The load balancer took the move to webordinary-edit-service, but its read-back failed: the traffic may be "
+            "on webordinary-edit-service already, or not.") in page, page
+    said = " ".join(caplog.text.split())
+    assert (f"setting the weights to 100/0 failed on try {router.sent} of 3 (") in said, caplog.text
+    assert ("an earlier try that the load balancer took was not read back, so it may have landed: failing on that one "
+            "(the load balancer took the weights 100/0, but their read-back failed") in said, caplog.text
