@@ -471,8 +471,8 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
     says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
     A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``, unless
     ``landed`` was taken and its read-back failed (``TakenNotReadBack``: no read-back to name beside
-    the refusal); any other failure, and that one, is logged and ``landed`` raised: a bug (neither
-    AWS's error nor rollway's refusal) with its own traceback, which raising ``landed`` leaves off."""
+    the refusal); any other failure, and that one, is logged and ``landed`` raised, a bug (neither
+    AWS's error nor rollway's refusal) logged with its own traceback, which raising ``landed`` leaves off."""
     if traffic.final_for_elb(err) and not isinstance(landed, TakenNotReadBack):
         raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
