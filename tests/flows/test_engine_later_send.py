@@ -84,6 +84,19 @@ def failed_rollback(router: FakeRouter, raises: type[BaseException], caplog) -> 
     return failed.value, " ".join(page.split())
 
 
+def paged_as_taken_not_read_back(err: BaseException, page: str, went: str) -> None:
+    """``err`` and the ``page`` (on one line) of a rollback whose move the load balancer took and did
+    not read back, its read-back having ``went`` so ("was refused", "failed"): not paged as a move that
+    "could NOT be moved back", nor as one never sent."""
+    assert f"the load balancer took the weights 100/0, but their read-back {went}" in str(err), err
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
+            in page), page
+    assert (f"The load balancer took the move to webordinary-edit-service, but its read-back {went}: the traffic may be "
+            "on webordinary-edit-service already, or not.") in page, page
+
+
 def lost_then(later, reads_after_the_later: Callable[[], BaseException | None] = lambda: None) -> Scripted:
     """The first ModifyRule lands with its answer lost, and its read-back's connection drops to the
     last look (it may have landed); the second does what ``later`` says, and the reads after it fail
@@ -248,13 +261,7 @@ def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_
     router = Scripted([TAKEN] * 3, lambda sent: failure if sent else None)
     err, page = failed_rollback(router, Exception, caplog)
     assert router.sent == 1, router.sent
-    assert "the load balancer took the weights 100/0, but their read-back was refused" in str(err), err
-    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
-    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
-    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
-            in page), page
-    assert ("The load balancer took the move to webordinary-edit-service, but its read-back was refused: the traffic "
-            "may be on webordinary-edit-service already, or not.") in page, page
+    paged_as_taken_not_read_back(err, page, "was refused")
     fix = {"gone": "once what the error above says of the listener rule is put right",
            "denied": "once the permission the error above names is granted",
            "invalid": "once what the refusal above says is put right"}[refusal]
@@ -290,11 +297,9 @@ def test_a_move_taken_whose_read_backs_fail_before_reaching_aws_is_not_said_refu
     err, page = failed_rollback(Scripted([TAKEN] * 3, lambda sent: not_renewed() if sent else None),
                                 flows.engine.TakenNotReadBack, caplog)
     assert "refused" not in str(err) and "refused" not in page, page
+    paged_as_taken_not_read_back(err, page, "failed")
     assert ("the load balancer took the weights 100/0, but their read-back failed: Error when retrieving credentials "
             "from assume-role: the source profile could not be read") in str(err), err
-    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
-    assert ("The load balancer took the move to webordinary-edit-service, but its read-back failed: the traffic may be "
-            "on webordinary-edit-service already, or not.") in page, page
     assert "once what the error above says is put right. `rollway status` shows" in page, page
 
 
@@ -316,14 +321,9 @@ def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sen
     router = Scripted([TAKEN, fails, fails], lambda sent: not_renewed() if sent else None)
     err, page = failed_rollback(router, flows.engine.TakenNotReadBack, caplog)
     assert router.sent == (2 if later == "denied" else 3), router.sent
+    paged_as_taken_not_read_back(err, page, "failed")
     assert str(err).startswith("the load balancer took the weights 100/0, but their read-back failed: Error when "
                                "retrieving credentials"), err
-    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
-    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
-    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
-            in page), page
-    assert ("The load balancer took the move to webordinary-edit-service, but its read-back failed: the traffic may be "
-            "on webordinary-edit-service already, or not.") in page, page
     said = " ".join(caplog.text.split())
     assert (f"setting the weights to 100/0 failed on try {router.sent} of 3 (") in said, caplog.text
     assert ("an earlier try that the load balancer took was not read back, so it may have landed: failing on that one "
