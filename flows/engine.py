@@ -389,6 +389,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     answered by its bound is; before it, the move is sent again, and if the sends after it fail,
     it is the one raised, as a send whose lost answer was not read back is. Raised as the read's
     own error, it had a rollback page "could NOT be moved back" of a move the load balancer took.
+    So had one whose read-back failed before AWS answered it (credentials not renewed for the read):
+    before the last try it is sent again, and if the sends after it fail, it is raised as the
+    ``TakenNotReadBack`` it is on the last.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
@@ -428,9 +431,15 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                     if landed is None or landed is err:
                         raise
                     _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
-                # The send itself was taken when its read-back failed (before reaching AWS: credentials
-                # not renewed): "setting the weights failed" was untrue of it.
-                failed = f"was taken, but its read-back failed ({err})" if sent else f"failed ({err})"
+                failed = f"failed ({err})"
+                if sent:
+                    # The send was taken, and its read-back failed before AWS answered it (credentials
+                    # not renewed for the read): "setting the weights failed" was untrue of it, and it
+                    # may have landed. Forgotten, the sends after it that failed raised their own error,
+                    # and a rollback paged "could NOT be moved back" of a move the load balancer took.
+                    landed = TakenNotReadBack(target, err)
+                    landed.__cause__ = err
+                    failed = f"was taken, but its read-back failed ({err})"
             get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
                                      target, failed, delay, attempt + 1, tries)
             time.sleep(delay)
@@ -460,10 +469,11 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
     says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
-    A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``;
-    any other failure is logged and ``landed`` raised: a bug (neither AWS's error nor rollway's
-    refusal) with its own traceback, which raising ``landed`` leaves off."""
-    if traffic.final_for_elb(err):
+    A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``, unless
+    ``landed`` was taken and its read-back failed (``TakenNotReadBack``: no read-back to name beside
+    the refusal); any other failure, and that one, is logged and ``landed`` raised, a bug (neither
+    AWS's error nor rollway's refusal) logged with its own traceback, which raising ``landed`` leaves off."""
+    if traffic.final_for_elb(err) and not isinstance(landed, TakenNotReadBack):
         raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
               if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")
@@ -478,29 +488,42 @@ def _fail_unread_if_taken(sent: bool, landed: BaseException | None, err: BaseExc
                           tries: int) -> None:
     """Raise ``TakenNotReadBack`` when ``err``, the last failure of a move with sends to spare
     (``tries`` > 1, a rollback's), failed the read-back of a send the load balancer took (``sent``),
-    no earlier send in doubt (``landed`` None): raised as the read's own error, it was paged as a
-    move that "could NOT be moved back" and "Done before it failed: nothing". A move sent once (a
-    shift, a finalize) raises the read's own error, which its callers say as they did."""
-    if sent and landed is None and tries > 1:
+    no earlier send in doubt (``landed`` None, or an earlier one taken whose read-back failed as well,
+    which this later one takes over): raised as the read's own error, it was paged as a move that
+    "could NOT be moved back" and "Done before it failed: nothing". A move sent once (a shift, a
+    finalize) raises the read's own error, which its callers say as they did."""
+    if sent and (landed is None or isinstance(landed, TakenNotReadBack)) and tries > 1:
         raise TakenNotReadBack(target, err) from err
 
 
 class TakenNotReadBack(PicklableError, RuntimeError):
     """A send of the weights ``target`` the load balancer took (its ModifyRule answered), whose
     read-back was then refused for good (``refused``: the rule deleted in between, DescribeRules
-    denied), no earlier send in doubt: the move may have landed, and is not known to have.
+    denied), or failed before AWS answered it (a BotoCoreError: credentials not renewed for the
+    read), no earlier send in doubt: the move may have landed, and is not known to have.
     Raised from ``refused``."""
 
     def __init__(self, target: Weights, refused: BaseException) -> None:
         self.target, self.refused = target, refused
-        super().__init__(f"the load balancer took the weights {target}, but their read-back was refused: {refused}")
+        super().__init__(f"the load balancer took the weights {target}, but their read-back {self.went}: {refused}")
+
+    @property
+    def went(self) -> str:
+        """How its read-back ended, as every message of it says it: "was refused" was untrue of a read
+        that failed before AWS answered it (nothing refused it; what its error says is to put right)."""
+        return "failed" if isinstance(self.refused, BotoCoreError) else "was refused"
 
 
 def _how_sent(landed: BaseException) -> str:
     """How the earlier send ``landed`` went, for the log ("the earlier try whose answer was lost"):
     AWS took it (its check read failed without an answer: ``landed`` is that read's
-    ReadBackUnanswered), or its answer was lost."""
-    return "that the load balancer took" if isinstance(landed, ReadBackUnanswered) else "whose answer was lost"
+    ReadBackUnanswered; or before AWS answered it: a TakenNotReadBack), or its answer was lost."""
+    return "that the load balancer took" if _taken(landed) else "whose answer was lost"
+
+
+def _taken(landed: BaseException) -> bool:
+    """Whether the earlier send ``landed`` was taken by the load balancer (``_how_sent``)."""
+    return isinstance(landed, (ReadBackUnanswered, TakenNotReadBack))
 
 
 def _not_held(earlier: BaseException) -> str:
@@ -508,7 +531,7 @@ def _not_held(earlier: BaseException) -> str:
     whose answer was lost did not land (or was moved since); one the load balancer took landed as
     far as AWS said, so the weights were moved since, or the load balancer does not show them yet
     ("did not land" was untrue of it)."""
-    if isinstance(earlier, ReadBackUnanswered):
+    if _taken(earlier):
         return f"{_how_sent(earlier)} is not what it holds now (moved since, or not shown yet)"
     return f"{_how_sent(earlier)} did not land (or was moved since)"
 

@@ -348,7 +348,7 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
     if isinstance(err, TakenNotReadBack):
         # Not "once <stable> can take the traffic": it took it, as far as the load balancer said, and
         # the read-back's refusal is what fails the next run the same way until it is put right.
-        return _refused_for_good(f"the load balancer took the move to {stable}, but its read-back was refused",
+        return _refused_for_good(f"the load balancer took the move to {stable}, but its read-back {err.went}",
                                  err.refused, True, stable, run)
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
@@ -361,9 +361,13 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
 
 def _refused_for_good(said: str, refused: BaseException, read_back: bool, stable: str, run: str) -> str:
     """``when_again``'s line for a move that may have landed (``said``: how it went) whose send again,
-    or whose read-back (``read_back``), was refused for good (``refused``): what to put right first."""
+    or whose read-back (``read_back``), was refused for good, or failed before AWS answered it
+    (``refused``): what to put right first."""
+    # A read-back that failed before AWS answered it (credentials not renewed for the read) was refused
+    # by nobody: "AWS refuses the move's read-back" was untrue of it.
     fix = _put_right_first(refused, run) or (
-        f"{run} once what the refusal above says is put right: until then AWS refuses "
+        f"{run} once what the error above says is put right." if isinstance(refused, BotoCoreError)
+        else f"{run} once what the refusal above says is put right: until then AWS refuses "
         + ("the move's read-back" if read_back else "the move") + " the same way.")
     return (f"{said}: the traffic may be on {stable} already, or not. {fix[:1].upper()}{fix[1:]} `rollway status` "
             "shows the split the load balancer holds once it answers.")
@@ -2290,7 +2294,7 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                 # The load balancer took the move (or lost its answer) and did not answer its read-back,
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
-                read = ("took it, but refused its read-back" if isinstance(unread, TakenNotReadBack)
+                read = (f"took it, but its read-back {unread.went}" if isinstance(unread, TakenNotReadBack)
                         else unread.read_went("its read-back"))
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
                        f"({err}). It paged nobody. {then}")

@@ -10,7 +10,7 @@ import logging
 from typing import Callable
 
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, CredentialRetrievalError, ReadTimeoutError
 
 import flows.engine
 import flows.rollback
@@ -82,6 +82,19 @@ def failed_rollback(router: FakeRouter, raises: type[BaseException], caplog) -> 
         rollback_on(env)
     (_, page), = env.notifier.messages
     return failed.value, " ".join(page.split())
+
+
+def paged_as_taken_not_read_back(err: BaseException, page: str, went: str) -> None:
+    """``err`` and the ``page`` (on one line) of a rollback whose move the load balancer took and did
+    not read back, its read-back having ``went`` so ("was refused", "failed"): not paged as a move that
+    "could NOT be moved back", nor as one never sent."""
+    assert f"the load balancer took the weights 100/0, but their read-back {went}" in str(err), err
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
+            in page), page
+    assert (f"The load balancer took the move to webordinary-edit-service, but its read-back {went}: the traffic may be "
+            "on webordinary-edit-service already, or not.") in page, page
 
 
 def lost_then(later, reads_after_the_later: Callable[[], BaseException | None] = lambda: None) -> Scripted:
@@ -248,17 +261,16 @@ def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_
     router = Scripted([TAKEN] * 3, lambda sent: failure if sent else None)
     err, page = failed_rollback(router, Exception, caplog)
     assert router.sent == 1, router.sent
-    assert "the load balancer took the weights 100/0, but their read-back was refused" in str(err), err
-    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
-    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
-    assert ("sent the move of all the traffic to webordinary-edit-service (the load balancer took it; not read back)"
-            in page), page
-    assert ("The load balancer took the move to webordinary-edit-service, but its read-back was refused: the traffic "
-            "may be on webordinary-edit-service already, or not.") in page, page
+    paged_as_taken_not_read_back(err, page, "was refused")
     fix = {"gone": "once what the error above says of the listener rule is put right",
            "denied": "once the permission the error above names is granted",
            "invalid": "once what the refusal above says is put right"}[refusal]
     assert fix in page, page
+
+
+def not_renewed() -> CredentialRetrievalError:
+    """A read that fails before it reaches AWS: the credentials could not be renewed for it."""
+    return CredentialRetrievalError(provider="assume-role", error_msg="the source profile could not be read")
 
 
 def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as_a_failed_setting(caplog):
@@ -266,11 +278,8 @@ def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as
     credentials could not be renewed for the read): the move is sent again, and the log said setting the
     weights "failed", of a ModifyRule the load balancer took. It says the send was taken, and its
     read-back failed."""
-    from botocore.exceptions import CredentialRetrievalError
-
     env = fake_environment()
-    unread = CredentialRetrievalError(provider="assume-role", error_msg="the source profile could not be read")
-    env.router = Scripted([TAKEN] * 3, lambda sent: unread if sent == 1 else None)
+    env.router = Scripted([TAKEN] * 3, lambda sent: not_renewed() if sent == 1 else None)
     with caplog.at_level(logging.INFO):
         rollback_on(env)
     assert env.router.sent == 2 and env.router.get_weights() == ALL_STABLE, env.router.sent
@@ -278,3 +287,44 @@ def test_a_move_taken_whose_read_back_fails_before_reaching_aws_is_not_logged_as
     assert resent, caplog.text
     assert all("was taken, but its read-back failed (" in m and " failed (" not in m.split("taken")[0]
                for m in resent), resent
+
+
+def test_a_move_taken_whose_read_backs_fail_before_reaching_aws_is_not_said_refused(caplog):
+    """Each send is taken, and each read-back after it fails before it reaches AWS (the credentials could
+    not be renewed for the read): the error and the page said the read-back "was refused", and to run the
+    rollback again once "the refusal" is put right, "until then AWS refuses the move's read-back the same
+    way", of reads AWS never saw. They say it failed, and to put right what its error says."""
+    err, page = failed_rollback(Scripted([TAKEN] * 3, lambda sent: not_renewed() if sent else None),
+                                flows.engine.TakenNotReadBack, caplog)
+    assert "refused" not in str(err) and "refused" not in page, page
+    paged_as_taken_not_read_back(err, page, "failed")
+    assert ("the load balancer took the weights 100/0, but their read-back failed: Error when retrieving credentials "
+            "from assume-role: the source profile could not be read") in str(err), err
+    assert "once what the error above says is put right. `rollway status` shows" in page, page
+
+
+@pytest.mark.parametrize("later", ["throttled", "not renewed", "denied"])
+def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sent_when_the_sends_after_it_fail(
+        caplog, later):
+    """The first send is taken, and its read-back fails before it reaches AWS (the credentials could not be
+    renewed for the read); each send after it fails (throttled, the credentials still not renewed, or
+    ModifyRule denied). The taken send was forgotten: the last send's error was raised, and the page said
+    the traffic "could NOT be moved back" and "Done before it failed: nothing" of a move the load balancer
+    took. It says the move was taken and not read back, and the log names the later failure."""
+    def fails(router):
+        if later == "throttled":
+            raise throttled("ModifyRule")
+        if later == "denied":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ModifyRule")
+        raise not_renewed()
+
+    router = Scripted([TAKEN, fails, fails], lambda sent: not_renewed() if sent else None)
+    err, page = failed_rollback(router, flows.engine.TakenNotReadBack, caplog)
+    assert router.sent == (2 if later == "denied" else 3), router.sent
+    paged_as_taken_not_read_back(err, page, "failed")
+    assert str(err).startswith("the load balancer took the weights 100/0, but their read-back failed: Error when "
+                               "retrieving credentials"), err
+    said = " ".join(caplog.text.split())
+    assert (f"setting the weights to 100/0 failed on try {router.sent} of 3 (") in said, caplog.text
+    assert ("an earlier try that the load balancer took was not read back, so it may have landed: failing on that one "
+            "(the load balancer took the weights 100/0, but their read-back failed") in said, caplog.text

@@ -596,7 +596,7 @@ def test_a_traffic_move_taken_whose_read_back_is_denied_says_it_was_sent_back(mo
     said = sent_back(records)
     t = env.targets
     assert (f"this run sent it back to {t.stable_service}, which may or may not hold it: the load balancer took it, "
-            "but refused its read-back (the load balancer took the weights 100/0, but their read-back was refused"
+            "but its read-back was refused (the load balancer took the weights 100/0, but their read-back was refused"
             in said), said
     assert pages(env) == []
 
