@@ -47,7 +47,7 @@ from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.context import get_settings_context
 from prefect.logging import get_logger
 
-from rollway.bounds import duration_said, seconds_said
+from rollway.bounds import duration_said, seconds_said, whole_seconds
 from rollway.lease import RenewalPolicy
 from rollway.url_passwords import passwords_hidden
 
@@ -194,15 +194,17 @@ class HeldSlot:
         left = self.policy.left(self._renewed_at, self._clock())
         retry = self.policy.next_wait(failures)
         said = passwords_hidden(str(err))  # httpx's words quote the URL asked, PREFECT_API_URL's password with it
+        # The seconds a half up (whole_seconds), as every span measured: %.0f took 76.5 s to the even 76.
         if left > 0:
             self._log.warning(
                 "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
-                "%.0f s of the lease left; trying again in %s", self.name, failures, said, left, seconds_said(retry))
+                "%d s of the lease left; trying again in %s", self.name, failures, said, whole_seconds(left),
+                seconds_said(retry))
         else:
             self._log.error(
                 "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
-                "the lease ran out %.0f s ago unless the API still has it, and another canary run may take the slot; "
-                "trying again in %s", self.name, failures, said, max(0.0, -left), seconds_said(retry))
+                "the lease ran out %d s ago unless the API still has it, and another canary run may take the slot; "
+                "trying again in %s", self.name, failures, said, whole_seconds(max(0.0, -left)), seconds_said(retry))
 
     def _retake(self, gone: Exception) -> bool:
         """The API no longer has the lease (it ran out while renewals failed): take the slot again

@@ -175,6 +175,24 @@ def test_a_renewal_failed_says_its_next_try_as_the_policy_gives_it(caplog):
     assert warned.endswith("75 s of the lease left; trying again in 12.3456789 s"), warned
 
 
+def test_renewals_failing_say_the_lease_left_and_the_time_since_it_ran_out_a_half_second_up(caplog):
+    """``%.0f`` took a half second to the even whole: 76.5 s left read "76 s", where every span
+    measured reads "77 s" (whole_seconds)."""
+    policy = RenewalPolicy(lease_seconds=102, first_retry_seconds=25, max_retry_seconds=25)  # renewed at 25.5 s
+    clock = Clock(until=160.0)
+    api = FakeApi(clock, lambda now: httpx.ConnectError("down"), policy=policy)
+
+    HeldSlot("rollway-canary:test:fake", uuid4(), policy, taken_at=clock(), client=api, clock=clock,
+             logger=LOG).renew_until_released(clock.wait)
+
+    assert api.failed == [25.5, 50.5, 75.5, 100.5, 125.5, 150.5], api.failed
+    left = [m.split("): ")[1].split(";")[0] for m in said_at(caplog, logging.WARNING)]
+    assert left == ["77 s of the lease left", "52 s of the lease left", "27 s of the lease left",
+                    "2 s of the lease left"], left
+    ago = [m.split("): ")[1].split(" unless")[0] for m in said_at(caplog, logging.ERROR)]
+    assert ago == ["the lease ran out 24 s ago", "the lease ran out 49 s ago"], ago
+
+
 def test_a_slot_no_hook_took_over_says_the_wait_and_the_lease_as_the_policy_gives_them(caplog):
     clock = Clock(until=100_000.0)
     slot = HeldSlot("rollway-canary:test:fake", uuid4(), ODD, taken_at=clock(), client=FakeApi(clock, lambda now: None),
