@@ -66,6 +66,7 @@ from rollway.flags import NAME_PATTERN
 from rollway.ledger import utc
 from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
+from rollway.url_passwords import passwords_hidden
 
 T = TypeVar("T")
 
@@ -240,16 +241,18 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
             now = clock()
             if not _unreachable(err) or now >= give_up_at:
                 raise
+            # httpx's words for a 5xx quote the URL asked: PREFECT_API_URL's password with it, behind basic auth.
             if down_since is None:
                 down_since, said_at, gap = now, now, OUTAGE_SAID_FIRST_SECONDS
                 get_run_logger().warning(
                     "the Prefect API cannot be reached (%s): %s; trying again every %s; once it answers, %s%s",
-                    err, doing, seconds_said(poll_interval), then, _giving_up(give_up_at, now))
+                    passwords_hidden(str(err)), doing, seconds_said(poll_interval), then, _giving_up(give_up_at, now))
             elif now - said_at >= gap:
                 said_at, gap = now, min(gap * 2, OUTAGE_SAID_MOST_SECONDS)
                 get_run_logger().warning(
                     "the Prefect API still cannot be reached, %s after it went away (%s): %s; once it answers, %s%s",
-                    _said_to_the_minute(now - down_since), err, doing, then, _giving_up(give_up_at, now))
+                    _said_to_the_minute(now - down_since), passwords_hidden(str(err)), doing, then,
+                    _giving_up(give_up_at, now))
             if meanwhile is not None:
                 meanwhile()
             sleep(max(0.0, min(poll_interval, give_up_at - clock())))

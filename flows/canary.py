@@ -451,7 +451,7 @@ def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLI
             except Exception as err:  # noqa: BLE001 - the slot is held; only a hook elsewhere misses it
                 log.warning("could not record the lease on the Prefect concurrency slot %r on this flow run (%s): a "
                             "hook in another process (after a crash, or the UI's Cancel) will roll back without the "
-                            "slot, which frees itself within %s", name, err, lease_said(policy))
+                            "slot, which frees itself within %s", name, passwords_hidden(str(err)), lease_said(policy))
     try:
         yield
     except GeneratorExit:

@@ -47,8 +47,9 @@ from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.context import get_settings_context
 from prefect.logging import get_logger
 
-from rollway.bounds import duration_said, seconds_said
+from rollway.bounds import duration_said, seconds_said, whole_seconds
 from rollway.lease import RenewalPolicy
+from rollway.url_passwords import passwords_hidden
 
 # What the API answers a renewal of a lease it no longer has: 410 Gone in Prefect 3.9 (it ran out and
 # the server revoked it, or it was released); 404 from servers that say it that way.
@@ -192,15 +193,18 @@ class HeldSlot:
     def _failed(self, err: Exception, failures: int) -> None:
         left = self.policy.left(self._renewed_at, self._clock())
         retry = self.policy.next_wait(failures)
+        said = passwords_hidden(str(err))  # httpx's words quote the URL asked, PREFECT_API_URL's password with it
+        # The seconds a half up (whole_seconds), as every span measured: %.0f took 76.5 s to the even 76.
         if left > 0:
             self._log.warning(
                 "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
-                "%.0f s of the lease left; trying again in %s", self.name, failures, err, left, seconds_said(retry))
+                "%d s of the lease left; trying again in %s", self.name, failures, said, whole_seconds(left),
+                seconds_said(retry))
         else:
             self._log.error(
                 "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
-                "the lease ran out %.0f s ago unless the API still has it, and another canary run may take the slot; "
-                "trying again in %s", self.name, failures, err, max(0.0, -left), seconds_said(retry))
+                "the lease ran out %d s ago unless the API still has it, and another canary run may take the slot; "
+                "trying again in %s", self.name, failures, said, whole_seconds(max(0.0, -left)), seconds_said(retry))
 
     def _retake(self, gone: Exception) -> bool:
         """The API no longer has the lease (it ran out while renewals failed): take the slot again
@@ -219,13 +223,13 @@ class HeldSlot:
             return False
         self._log.error(
             "the lease on the Prefect concurrency slot %r ran out while renewals failed (%s); no other run had taken "
-            "the slot, and this run holds it again under a new lease", self.name, gone)
+            "the slot, and this run holds it again under a new lease", self.name, passwords_hidden(str(gone)))
         if self.flow_run_id is not None:
             try:
                 record_lease(self.flow_run_id, self, client=self._client)
             except Exception as err:  # noqa: BLE001 - only a hook in another process misses the new lease
                 self._log.warning("could not record the new lease on the flow run (%s): a hook in another process "
-                                  "would not find it", err)
+                                  "would not find it", passwords_hidden(str(err)))
         return True
 
     def _lost(self, gone: Exception, retaking: Exception) -> None:
@@ -234,7 +238,8 @@ class HeldSlot:
         self._log.error(
             "the Prefect concurrency slot %r is no longer held: the API no longer has its lease (%s), so it ran out "
             "while renewals failed, and it could not be taken again (%s): another run may be driving the same "
-            "service. This run goes on without it", self.name, gone, retaking)
+            "service. This run goes on without it", self.name, passwords_hidden(str(gone)),
+            passwords_hidden(str(retaking)))
 
     # -- hand-over to the failure hook, and release ---------------------------------------------
 
@@ -283,7 +288,7 @@ class HeldSlot:
                 api.release_concurrency_slots_with_lease(lease_id)
         except Exception as err:  # noqa: BLE001 - whatever failed, the lease ends it
             self._log.error("could not release the Prefect concurrency slot %r (%s): it frees itself within %s, "
-                            "when its lease runs out", self.name, err, lease_said(self.policy))
+                            "when its lease runs out", self.name, passwords_hidden(str(err)), lease_said(self.policy))
 
 
 def _increment(client: ClientFactory, name: str, policy: RenewalPolicy, flow_run_id: UUID | None) -> UUID:
@@ -377,7 +382,7 @@ def adopt_recorded(flow_run_id: UUID, policy: RenewalPolicy, *, client: ClientFa
                      "slot again, until its rollback ends", name)
     except Exception as err:  # noqa: BLE001 - the rollback matters more than the slot
         log.warning("could not read or hold a Prefect concurrency slot the run recorded (%s): this hook rolls "
-                    "back without it", err)
+                    "back without it", passwords_hidden(str(err)))
         return None
     slot.claim()
     slot.start()

@@ -43,6 +43,7 @@ from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
 from rollway.one_line import on_one_line, shown
 from rollway.targets import Targets
+from rollway.url_passwords import passwords_hidden
 from rollway.window_page import window_page_refused
 from rollway.window_said import acceptance_said, breach_said
 
@@ -204,7 +205,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
 
 def _block_not_loaded(err: Exception, option: str, name: str | None, block_type: str) -> str:
     """Why the block ``name`` given as ``option`` did not load, and what to pass instead."""
-    from blocks.saved import passwords_hidden, unsaved_block
+    from blocks.saved import unsaved_block
     from prefect.settings import PREFECT_API_URL
 
     unsaved = unsaved_block(name, block_type, option, meant=f"{option} {{}}")
@@ -232,8 +233,6 @@ def not_a_prefect_api() -> str | None:
         unhealthy = client.api_healthcheck()
     if unhealthy is None:
         return None
-    from blocks.saved import passwords_hidden
-
     said = " ".join(str(unhealthy).split(" - For more information")[0].split())
     # Said on the terminal: a server behind basic auth is reached as https://<user>:<password>@host/api.
     return passwords_hidden(f"PREFECT_API_URL {PREFECT_API_URL.value()} does not answer as a Prefect API ({said}): "
@@ -1346,8 +1345,6 @@ def api_unreachable(err: Exception) -> str:
     """What to say when the Prefect API could not be reached (or refused the request)."""
     from prefect.settings import PREFECT_API_URL
 
-    from blocks.saved import passwords_hidden
-
     return passwords_hidden(f"cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): {err}; is "
                             "`rollway up` running, and PREFECT_API_URL set to the URL it printed?")
 
@@ -2239,8 +2236,6 @@ def abort(
                   "...", markup=False)
     import httpx
 
-    from blocks.saved import passwords_hidden
-
     try:
         finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
     except (TimeoutError, httpx.HTTPError) as late:
@@ -2360,7 +2355,6 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     """
     import httpx
 
-    from blocks.saved import passwords_hidden
     from flows.approvals import bounded_client
 
     if owner is None:
@@ -2397,7 +2391,6 @@ def abort_clock(record: RolloutRecord) -> ClockSettings:
     be reached stamps them on real time, with a warning, as for an owning run's clock."""
     import httpx
 
-    from blocks.saved import passwords_hidden
     from flows.approvals import bounded_client
 
     owner = owner_run_id(record)
@@ -2583,7 +2576,6 @@ def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> str | None:
     import httpx
     from prefect.states import Cancelling
 
-    from blocks.saved import passwords_hidden
     from flows.approvals import bounded_client
 
     # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.

@@ -19,8 +19,8 @@ import pytest
 from prefect import flow, get_client
 
 from flows.canary import RolloutRefused, _create_slot, canary_slot_name, one_canary_run
-from flows.slot import (HeldSlot, SlotMissing, SlotTaken, claim_handed_over, hand_over, record_lease, recorded_lease,
-                        releases_handed_over_slot)
+from flows.slot import (HeldSlot, SlotMissing, SlotTaken, adopt_recorded, claim_handed_over, hand_over, record_lease,
+                        recorded_lease, releases_handed_over_slot)
 from rollway.lease import RenewalPolicy
 from rollway.sim.topology import put_release_image
 from rollway.spec import RolloutSpec, Stage
@@ -175,6 +175,24 @@ def test_a_renewal_failed_says_its_next_try_as_the_policy_gives_it(caplog):
     assert warned.endswith("75 s of the lease left; trying again in 12.3456789 s"), warned
 
 
+def test_renewals_failing_say_the_lease_left_and_the_time_since_it_ran_out_a_half_second_up(caplog):
+    """``%.0f`` took a half second to the even whole: 76.5 s left read "76 s", where every span
+    measured reads "77 s" (whole_seconds)."""
+    policy = RenewalPolicy(lease_seconds=102, first_retry_seconds=25, max_retry_seconds=25)  # renewed at 25.5 s
+    clock = Clock(until=160.0)
+    api = FakeApi(clock, lambda now: httpx.ConnectError("down"), policy=policy)
+
+    HeldSlot("rollway-canary:test:fake", uuid4(), policy, taken_at=clock(), client=api, clock=clock,
+             logger=LOG).renew_until_released(clock.wait)
+
+    assert api.failed == [25.5, 50.5, 75.5, 100.5, 125.5, 150.5], api.failed
+    left = [m.split("): ")[1].split(";")[0] for m in said_at(caplog, logging.WARNING)]
+    assert left == ["77 s of the lease left", "52 s of the lease left", "27 s of the lease left",
+                    "2 s of the lease left"], left
+    ago = [m.split("): ")[1].split(" unless")[0] for m in said_at(caplog, logging.ERROR)]
+    assert ago == ["the lease ran out 24 s ago", "the lease ran out 49 s ago"], ago
+
+
 def test_a_slot_no_hook_took_over_says_the_wait_and_the_lease_as_the_policy_gives_them(caplog):
     clock = Clock(until=100_000.0)
     slot = HeldSlot("rollway-canary:test:fake", uuid4(), ODD, taken_at=clock(), client=FakeApi(clock, lambda now: None),
@@ -199,6 +217,89 @@ def test_a_slot_not_released_says_its_lease_in_minutes_and_seconds(caplog):
     slot.release()
     (said,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert said.endswith("(Prefect API unreachable): it frees itself within 1 min 40 s, when its lease runs out"), said
+
+
+# httpx's words quote the URL asked: a PREFECT_API_URL behind basic auth, its password with it.
+API_PASSWORD = "s3cr3t"
+
+
+def refused_at(path: str, status: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", f"https://ops:{API_PASSWORD}@prefect.internal/api/v2/{path}")
+    return httpx.HTTPStatusError(f"Server error '{status}' for url '{request.url}'", request=request,
+                                 response=httpx.Response(status, request=request))
+
+
+def said_at(caplog, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+def test_renewals_failing_say_the_api_error_without_the_password_of_the_api_url(caplog):
+    clock = Clock(until=400.0)
+    api = FakeApi(clock, lambda now: refused_at("concurrency_limits/leases/x/renew", 503))
+    caplog.set_level(logging.INFO, logger=LOG.name)
+
+    held(api, clock).renew_until_released(clock.wait)
+
+    warned, erred = said_at(caplog, logging.WARNING), said_at(caplog, logging.ERROR)
+    assert warned and erred, (warned, erred)  # the lease left, then the lease ran out
+    for said in (*warned, *erred):
+        assert API_PASSWORD not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
+
+
+def test_a_lease_lost_says_the_api_errors_without_the_password_of_the_api_url(caplog):
+    class Taken(FakeApi):
+        def increment_concurrency_slots_with_lease(self, names, slots, mode, lease_duration, holder):
+            raise refused_at("concurrency_limits/increment-with-lease", 503)
+
+    clock = Clock(until=2000.0)
+    slot = held(Taken(clock, lambda now: refused_at("concurrency_limits/leases/x/renew", 410)), clock)
+    slot.renew_until_released(clock.wait)
+
+    (lost,) = said_at(caplog, logging.ERROR)
+    assert slot.lost and "is no longer held" in lost, lost
+    assert API_PASSWORD not in lost and lost.count("https://ops:***@prefect.internal/api/v2/") == 2, lost
+
+
+def test_a_lease_taken_again_but_not_recorded_says_the_api_errors_without_the_password_of_the_api_url(caplog):
+    class Retaken(FakeApi):
+        def increment_concurrency_slots_with_lease(self, names, slots, mode, lease_duration, holder):
+            limit = {"id": str(uuid4()), "name": names[0], "limit": 1}
+            return httpx.Response(200, json={"lease_id": str(uuid4()), "limits": [limit]})
+
+        def read_flow_run(self, flow_run_id):
+            raise refused_at(f"flow_runs/{flow_run_id}", 503)
+
+    clock = Clock(until=160.0)
+    api = Retaken(clock, lambda now: refused_at("concurrency_limits/leases/x/renew", 410) if now < 100 else None)
+    HeldSlot("rollway-canary:test:fake", uuid4(), POLICY, taken_at=clock(), client=api, clock=clock, logger=LOG,
+             flow_run_id=uuid4()).renew_until_released(clock.wait)
+
+    (retaken,), (unrecorded,) = said_at(caplog, logging.ERROR), said_at(caplog, logging.WARNING)
+    assert "holds it again" in retaken and "could not record the new lease" in unrecorded, (retaken, unrecorded)
+    for said in (retaken, unrecorded):
+        assert API_PASSWORD not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
+
+
+def test_a_slot_not_released_says_the_api_error_without_the_password_of_the_api_url(caplog):
+    class Unreleased(FakeApi):
+        def release_concurrency_slots_with_lease(self, lease_id):
+            raise refused_at("concurrency_limits/leases/x/release", 503)
+
+    clock = Clock(until=0.0)
+    held(Unreleased(clock, None), clock).release()
+    (said,) = said_at(caplog, logging.ERROR)
+    assert API_PASSWORD not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
+
+
+def test_a_hook_that_cannot_read_the_recorded_slot_says_why_without_the_password_of_the_api_url(caplog):
+    class Unread(FakeApi):
+        def read_flow_run(self, flow_run_id):
+            raise refused_at(f"flow_runs/{flow_run_id}", 503)
+
+    clock = Clock(until=0.0)
+    assert adopt_recorded(uuid4(), POLICY, client=Unread(clock, None), clock=clock, logger=LOG) is None
+    (said,) = said_at(caplog, logging.WARNING)
+    assert API_PASSWORD not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
 
 
 def test_a_slot_a_hook_took_over_is_renewed_until_the_hook_releases_it():
@@ -562,6 +663,25 @@ def test_a_canary_run_records_its_live_lease_on_its_flow_run():
             return recorded[0], renewed.status_code
 
     assert canary_like() == (canary_slot_name(targets), 204)
+
+
+def test_a_lease_not_recorded_on_the_run_says_why_without_the_password_of_the_api_url(monkeypatch, caplog):
+    import flows.canary
+
+    def unrecorded(run_id, slot):
+        raise refused_at(f"flow_runs/{run_id}", 503)
+
+    monkeypatch.setattr(flows.canary, "record_lease", unrecorded)
+    targets = Targets(cluster="slot-tests", canary_service="slot-unrecorded")
+
+    @flow
+    def canary_like():
+        with one_canary_run(targets, policy=QUICK):
+            pass
+
+    canary_like()
+    (said,) = [m for m in said_at(caplog, logging.WARNING) if "could not record the lease" in m]
+    assert API_PASSWORD not in said and "for url 'https://ops:***@prefect.internal/api/v2/flow_runs/" in said, said
 
 
 def test_tags_that_are_not_a_lease_are_not_read_as_one():

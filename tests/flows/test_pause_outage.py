@@ -247,6 +247,34 @@ def test_an_outage_that_lasts_is_said_again_now_and_then_with_how_long_what_goes
     assert said[-1] == "the Prefect API answers again after 20 min", said
 
 
+def test_an_outage_answered_by_a_proxy_is_said_without_the_password_of_the_api_url(caplog):
+    """A 503 from a proxy in front of the API is an outage ridden out; httpx's words for it quote
+    the URL asked, and a PREFECT_API_URL behind basic auth its password with it, into the run's log."""
+    import logging
+
+    now = {"s": 0.0}
+
+    def proxy_away_for_2_minutes():
+        if now["s"] < 120:
+            request = httpx.Request("GET", "https://ops:s3cr3t@prefect.internal/api/flow_runs/1")
+            raise httpx.HTTPStatusError(f"Server error '503 Service Unavailable' for url '{request.url}'",
+                                        request=request, response=httpx.Response(503, request=request))
+        return "answered"
+
+    @flow(name="an-outage-behind-a-proxy")
+    def rides_it_out() -> str:
+        return flows.approvals._through_outages(
+            proxy_away_for_2_minutes, give_up_at=3600.0, poll_interval=30, clock=lambda: now["s"],
+            sleep=lambda s: now.update(s=now["s"] + s))
+
+    with caplog.at_level(logging.INFO):
+        assert rides_it_out() == "answered"
+    said = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert len(said) == 2 and "still cannot be reached" in said[1], said
+    assert all("s3cr3t" not in m and "for url 'https://ops:***@prefect.internal/api/flow_runs/1'" in m
+               for m in said), said
+
+
 def test_the_approver_says_through_a_long_outage_that_it_judges_the_canary_and_takes_the_answer_after(
         monkeypatch, caplog):
     """A pause whose canary is judged meanwhile (its watch) rides out a 20-minute outage, answered

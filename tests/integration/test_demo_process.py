@@ -48,7 +48,7 @@ def test_a_demo_after_up_and_after_a_killed_demo_runs_on_its_own_api_and_frees_t
     A demo killed outright during a scenario (SIGKILL, the OOM killer) left the canary flow's
     Prefect concurrency slot taken in the Prefect home's database: the ephemeral API that held its
     lease died with it, and none frees a lease it never held. Every later demo in that home was
-    refused ("another canary run ... is under way ... a run that died frees it within 5 minutes")
+    refused ("another canary run ... is under way ... a run that died frees it within 5 min")
     for good. With no `rollway up` on the home, the demo frees such a slot and runs."""
     # Made on the home's own database, as the killed demo's ephemeral API made it.
     killed_run_left = (
