@@ -1542,6 +1542,18 @@ _UNTIL_GONE = "until gone"
 _SUREST = (_RUNS_ON, _MAY_RUN_ON, _MAY_WRITE_TO, _UNTIL_GONE)
 
 
+def _held_until_gone(*, several: bool) -> str:
+    """Why a stack holding only what mount targets EFS is deleting still hold stays (``_UNTIL_GONE``):
+    "it ... that mount target" said of a list of several (subnets in two zones) pointed at none."""
+    if not several:
+        return ("CloudFormation cannot delete it while that mount target's network interface is in it, and would end "
+                "DELETE_FAILED after deleting the rest of the stack; run cleanup again once EFS has deleted the mount "
+                "target (within minutes)")
+    return ("CloudFormation cannot delete them while the network interface of a mount target EFS is deleting is in "
+            "each, and would end DELETE_FAILED after deleting the rest of the stack; run cleanup again once EFS has "
+            "deleted the mount targets named (within minutes)")
+
+
 def _held(physical_id: str, production: Mapping[_Identity, str], templates: _Templates, *,
           kind: str | None = None) -> tuple[str, str] | None:
     """What of ``production`` the resource ``physical_id`` is, and how production uses it (``_SUREST``:
@@ -1752,9 +1764,7 @@ def _plan_stacks(
             # only its name ties to it: the surest of them is said.
             uses = min(found.values(), key=_SUREST.index)
             why = (f"deleting the stack deletes it, and production {uses}" if uses != _UNTIL_GONE else
-                   "CloudFormation cannot delete it while that mount target's network interface is in it, and would "
-                   "end DELETE_FAILED after deleting the rest of the stack; run cleanup again once EFS has deleted the "
-                   "mount target (within minutes)")
+                   _held_until_gone(several=len(held) > 1))
             refusals.append(Refusal(kind="stack", name=name, reason=f"it holds {'; '.join(held)}: {why}"))
         elif importers:
             exports = sorted(export for export, by in state.imported_by.items() if set(by) & set(importers))

@@ -1052,3 +1052,31 @@ def test_a_stack_holding_the_subnet_of_a_mount_target_being_deleted_is_refused_u
         "deleting the rest of the stack; run cleanup again once EFS has deleted the mount target (within minutes)"), \
         refusal.reason
     assert plan((mounted, "AWS::EFS::MountTarget")).delete_stacks == ("webordinary-old-stack",)
+
+
+def test_a_stack_holding_the_subnets_of_two_mount_targets_being_deleted_says_them_not_it(aws):
+    """Two mount targets of a file system in use, one per zone, both being deleted, and a stack holding
+    both their subnets: the refusal listed both and went on "cannot delete it while that mount
+    target's network interface is in it", pointing at neither."""
+    from rollway.cleanup import Holding, StackState
+
+    data, mounted, subnet, use = a_mount_target_of_a_file_system_in_use(aws)
+    ec2, efs = aws.get_client("ec2"), aws.get_client("efs")
+    zone = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["AvailabilityZone"]
+    other_zone = next(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]
+                      if z["ZoneName"] != zone)
+    second = ec2.create_subnet(VpcId=aws.topology.vpc_id, CidrBlock="10.0.201.0/24",
+                               AvailabilityZone=other_zone)["Subnet"]["SubnetId"]
+    other = efs.create_mount_target(FileSystemId=data, SubnetId=second)["MountTargetId"]
+    in_state(aws, mounted, "deleting")
+    in_state(aws, other, "deleting")
+    network = mount_targets_in_use(efs, [use])
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(subnet, second),
+                       holdings=(Holding(type="AWS::EC2::Subnet"), Holding(type="AWS::EC2::Subnet")))
+    (refusal,) = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), aws.targets,
+                              stacks={"webordinary-old-stack": state}, in_use=[use], images=(), network=network).refusals
+    assert mounted in refusal.reason and other in refusal.reason, refusal.reason
+    assert refusal.reason.endswith(
+        ": CloudFormation cannot delete them while the network interface of a mount target EFS is deleting is in "
+        "each, and would end DELETE_FAILED after deleting the rest of the stack; run cleanup again once EFS has "
+        "deleted the mount targets named (within minutes)"), refusal.reason
