@@ -601,7 +601,7 @@ def main(
         serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
     except RegistrationCut as cut:
         # A server not started yet, a wrong port, or one lost part way: httpx's traceback ran a hundred lines.
-        from blocks.saved import passwords_hidden
+        from rollway.url_passwords import passwords_hidden
 
         # The address as a person sees it: a server behind basic auth is reached with its password in it.
         print(f"error: {passwords_hidden(unreachable(PREFECT_API_URL.value(), cut))}", file=sys.stderr)

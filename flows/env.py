@@ -17,7 +17,7 @@ from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import SessionClients, client_factory, credentials_named, in_block
-from blocks.saved import passwords_hidden, unsaved_block
+from blocks.saved import unsaved_block
 from blocks.targets import RollwayTargets
 from flows.parameter_errors import say_parameter_errors
 from flows.untraced import without_traceback
@@ -31,6 +31,7 @@ from rollway.failure_words import error_said
 from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc, wall_utc
 from rollway.preflight_checks import account_refusal
 from rollway.targets import Targets
+from rollway.url_passwords import passwords_hidden
 
 
 # Every flow module imports this one: each run's parameter errors say what was given (flows.parameter_errors).

@@ -49,7 +49,6 @@ from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 import prefect.runtime as prefect_runtime
 from prefect import flow, get_run_logger
 
-from blocks.saved import passwords_hidden
 from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
@@ -80,6 +79,7 @@ from rollway.report import markdown_cell
 from rollway.reports import wants_incident
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
+from rollway.url_passwords import passwords_hidden
 from rollway.window_page import unsent
 from tasks import ecs, metrics, traffic
 
