@@ -57,7 +57,7 @@ from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, 
                                answered_dead, late_timeout, timed_out, unanswered_by,
                                waiting_prefix)
 # duration_said: imported from here by the engine and the progressive flow too.
-from rollway.bounds import duration_said, seconds_said, wait_said, whole_minutes
+from rollway.bounds import duration_said, seconds_said, wait_said, whole_minutes, whole_seconds
 from rollway.decide import Pause
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import end_said
@@ -766,9 +766,13 @@ def _gave_up(response: httpx.Response, elapsed: float) -> PrefectHTTPStatusError
     maintenance = " (down for maintenance)" if response.headers.get("Prefect-Maintenance") == "true" else ""
     request = response.request
     # Prefect's own class, as its client raises for a status once its retries are spent.
+    # The URL without its query (a token sent as a parameter) or password (an API behind basic auth):
+    # this text reaches the run's log and state message as it is.
+    asked = passwords_hidden(str(request.url.copy_with(query=None)))
     return PrefectHTTPStatusError(
-        f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {request.url} for "
-        f"{elapsed:.0f} s of tries; gave up, as {_given(request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS))}",
+        f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {asked} for "
+        f"{whole_seconds(elapsed)} s of tries; gave up, as "
+        f"{_given(request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS))}",
         request=request, response=response)
 
 
