@@ -705,8 +705,8 @@ def _request_sent(request: httpx.Request) -> None:
         if isinstance(answered, httpx.Response):
             raise _gave_up(answered, now - first)
         raise RequestGaveUp(
-            f"the Prefect API did not answer {request.method} {request.url} in {now - first:.0f} s of tries; gave up, "
-            f"as {_given(most)}", request=request)
+            f"the Prefect API did not answer {request.method} {_asked(request)} in {whole_seconds(now - first)} s of "
+            f"tries; gave up, as {_given(most)}", request=request)
     request.extensions.pop(_LAST_ANSWER, None)  # said only of the try right before (this one may go unanswered)
     timeout = request.extensions.get("timeout")
     if isinstance(timeout, dict):  # httpx's per-request timeouts (connect, read, write, pool); None: no limit
@@ -766,14 +766,17 @@ def _gave_up(response: httpx.Response, elapsed: float) -> PrefectHTTPStatusError
     maintenance = " (down for maintenance)" if response.headers.get("Prefect-Maintenance") == "true" else ""
     request = response.request
     # Prefect's own class, as its client raises for a status once its retries are spent.
-    # The URL without its query (a token sent as a parameter) or password (an API behind basic auth):
-    # this text reaches the run's log and state message as it is.
-    asked = passwords_hidden(str(request.url.copy_with(query=None)))
     return PrefectHTTPStatusError(
-        f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {asked} for "
+        f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {_asked(request)} for "
         f"{whole_seconds(elapsed)} s of tries; gave up, as "
         f"{_given(request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS))}",
         request=request, response=response)
+
+
+def _asked(request: httpx.Request) -> str:
+    """The URL a request given up on asked, without its query (a token sent as a parameter) or its
+    password (an API behind basic auth): the error's text reaches the run's log and state message."""
+    return passwords_hidden(str(request.url.copy_with(query=None)))
 
 
 def _given(most: float) -> str:
