@@ -145,7 +145,9 @@ class Pin:
     """The pin rules (ARN, priority, its addresses said) with a source-ip condition, each matching
     every address the weighted rule's does (``_sources_cover``): a check sent from elsewhere meets
     neither that rule nor the weighted rule, as ``said`` tells, and no more: "not pinned" would be
-    untrue of one another pin rule behind them meets."""
+    untrue of one another pin rule behind them meets. Only judged by the weighted rule's requests
+    (the checklist given the header alone): judged by the checks', sent from an address not known,
+    such a rule is not known to meet them (``_sourced_only``)."""
 
     def said(self) -> str:
         """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)";
@@ -257,15 +259,17 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     ``checks``: the checks' own requests, when known (the validation's): a rule ahead of the pin is
     then judged by what they send (``_reach``), one none of them meets left out, one with a
     source-ip condition or that only some may meet (a session id in a path) "may meet" them; so
-    are the rules on the header, pin rules or not (``_misses``), but for a source-ip condition
-    matching every address the weighted rule's does (``_sources_cover``: the checks it would take
-    meet it); a rule ahead on
+    are the rules on the header, pin rules or not (``_misses``), whatever addresses a source-ip
+    condition matches: a check sent from outside those of a pin rule covering the weighted rule's
+    meets neither rule, and is answered by whatever the listener does next (``_answered_by``);
+    a rule ahead on
     none of the weighted rule's requests but some of theirs is named (``_meets_some``): a check the
     weighted rule does not match (/health beside /edit/*) is still sent, and met first by whichever
     rule ahead it meets; one whose checks all meet a pin rule ahead of it first is left out
     (``_shielded_by_pins``).
     Without them (the infrastructure's checklist, which knows the header alone), by the weighted
-    rule's requests; a source address still "may meet" them: where they are sent from is not known.
+    rule's requests: a source-ip condition matching every address the weighted rule's does
+    (``_sources_cover``) meets every one, any other "may meet" them: where they are sent from is not known.
     """
     name, value = header_parts(header)
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
@@ -390,8 +394,8 @@ def _found(rules: Sequence[Mapping[str, Any]], header_rules: Sequence[Mapping[st
               f"none), and one action forwarding to {canary_group} alone; or clear spec.canary_header")
     if not ahead and matching:
         # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
-        return _partly_said(matching, regex, before, weighted, header, name, canary_arn, canary_group, create, checks,
-                            wider)
+        return _partly_said(rules, matching, regex, before, weighted, header, name, value, canary_arn, canary_group,
+                            create, checks, wider)
     if not ahead and regex:
         return _regex_header_said(regex, weighted, header, name, value, canary_arn, canary_group, create, checks,
                                   wider)
@@ -464,11 +468,12 @@ def _turns_on(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, 
             unheaded = not _header_met(rule, name, value, maybe=True)  # ``_unheaded_ahead``'s
             surely_unheaded = unheaded and not _unheaded_unsure(rule, weighted, name, checks)
             # One on the header whose meeting the checks turns on a source address, or a session id,
-            # may let them by as one on another header may; on the weighted rule's addresses
-            # (``_shielded``), it meets every check that rule takes, as ``_found`` says: read as unsure,
-            # the refusal said it met them first and that whether it did was not known.
+            # may let them by as one on another header may. Judged by the weighted rule's requests, one
+            # on that rule's addresses (``_shielded``) meets every one, as ``_found`` says: read as
+            # unsure, the refusal said it met them first and that whether it did was not known. The
+            # checks' own are sent from an address not known: it may let them by, as ``_found`` says.
             surely_met = (met and not _regex_between(rule, weighted)
-                          and not _reach_unsure(_shielded(rule, weighted), checks))
+                          and not _reach_unsure(rule if checks else _shielded(rule, weighted), checks))
             if surely_met or surely_unheaded:
                 return None  # some of them go elsewhere, whatever the regular expressions
             unsure.append(rule)
@@ -872,10 +877,10 @@ _CHECKS_MEET = "conditions every one of the checks' requests meets"
 """The conditions a pin rule may take when some of the checks' requests are not the weighted rule's."""
 
 
-def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[str, Any]],
-                 elsewhere: Mapping[str, Any] | None, weighted: Mapping[str, Any], header: str, name: str,
-                 canary_arn: str, canary_group: str, create: str, checks: Sequence[CheckRequest],
-                 wider: str) -> str:
+def _partly_said(rules: Sequence[Mapping[str, Any]], matching: Sequence[Mapping[str, Any]],
+                 regex: Sequence[Mapping[str, Any]], elsewhere: Mapping[str, Any] | None, weighted: Mapping[str, Any],
+                 header: str, name: str, value: str, canary_arn: str, canary_group: str, create: str,
+                 checks: Sequence[CheckRequest], wider: str) -> str:
     """Why the rules of ``matching`` (those matching ``header`` ahead of ``weighted``, each on part of
     its requests: ``_beyond``) do not pin them all: each rule with the conditions it misses requests
     by and where it sends those it meets, and each of ``regex`` (those of ``_header_rules_ahead`` that
@@ -884,8 +889,13 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     regular expression unnamed, the rule to create was asked below a priority nothing said was taken.
     ``elsewhere``: ``_found``'s ``before``, the first rule ahead of the weighted rule that may send
     some of them elsewhere (one of these, or one with no condition on the header). ``wider``: the
-    conditions the rule changed is told to take (``_WIDER``, or ``_CHECKS_MEET``'s)."""
+    conditions the rule changed is told to take (``_WIDER``, or ``_CHECKS_MEET``'s). A pin rule every
+    check would meet but for its source-ip condition on the weighted rule's addresses
+    (``_sourced_only``) is said with what answers one sent from elsewhere (``_answered_by``, of the
+    listener's ``rules``) and told to drop that condition: told to take conditions every check
+    meets, a person saw none it lacked."""
     said = sorted([*matching, *regex], key=_priority)
+    sourced = [r for r in matching if is_pin_rule(r, canary_arn) and _sourced_only(r, weighted, checks)]
 
     def state(r: Mapping[str, Any]) -> str:
         # A rule on the same conditions as one ahead of it meets none of them: said to send "those
@@ -897,6 +907,13 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
         goes = _sent_to(r, canary_arn, canary_group)
         if r in regex:
             return _regex_stated(r, weighted, name, goes, checks)
+        if r in sourced:
+            addresses = ", ".join(_said_values(c) for c in r.get("Conditions", []) if _sources_cover(c, weighted))
+            return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with a source-ip condition on "
+                    f"{addresses}, matching every address the weighted rule's does, and sends those it meets to "
+                    f"{goes}, but the checks are sent from an address the run does not know: one sent from outside "
+                    f"{addresses} meets neither rule {r['RuleArn']} nor the weighted rule, and is answered by "
+                    f"{_answered_by(rules, (r, weighted), weighted, name, value, canary_arn, checks)}")
         return (f"rule {r['RuleArn']} (priority {r['Priority']}) matches the header with "
                 f"{' and '.join(_beyond(r, weighted, checks))}, and sends those it meets to {goes}")
 
@@ -910,6 +927,10 @@ def _partly_said(matching: Sequence[Mapping[str, Any]], regex: Sequence[Mapping[
     which = "it" if len(matching) == 1 and not regex else f"rule {changed['RuleArn']}"
     change = f"give {which} {ahead}{wider}" + (
         "" if is_pin_rule(changed, canary_arn) else f", and make it forward to {canary_group} alone")
+    if changed in sourced:
+        whose = "its" if which == "it" else f"{which}'s"
+        change = (f"remove {whose} source-ip condition (the header alone narrows what it meets)"
+                  + (f" and give it a priority number below {elsewhere['Priority']}" if ahead else ""))
     # "Meets" only when each rule surely misses some of them: one whose path a regular expression
     # decides (``_misses``) may meet them all, and "meets" denied it after "is not known" (``_turns_on``).
     known = not regex and all(any(surely for _, surely in _misses(r, weighted, checks)) for r in matching)
@@ -1111,7 +1132,7 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
     said to let requests pass it by. A path-pattern or host-header given as regular expressions is
     not known to fail any, the weighted rule's or every path or host (``^/.*`` may match them all)."""
     if checks:
-        return _checks_miss(_shielded(rule, weighted), checks)
+        return _checks_miss(rule, checks)
     said: list[tuple[str, bool]] = []
     for condition in _narrowing(rule, weighted):
         field = str(condition.get("Field"))
@@ -1138,8 +1159,9 @@ def _misses(rule: Mapping[str, Any], weighted: Mapping[str, Any],
 def _sources_cover(condition: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
     """Whether ``condition`` is a source-ip one matching every address ``weighted``'s own source-ip
     condition matches (the same, or wider networks): every request the weighted rule takes meets
-    it, wherever the checks are sent from; one sent from elsewhere meets neither rule. Read as
-    "may not meet" the checks, a pin copying the weighted rule's condition was refused."""
+    it; one sent from elsewhere meets neither rule. Not the checks, then, whose address is not
+    known (``_sourced_only``); read as narrowing the weighted rule's requests, a pin on its own
+    networks and more was refused."""
     theirs = [c for c in weighted.get("Conditions", []) if c.get("Field") == "source-ip"]
     if condition.get("Field") != "source-ip" or not theirs:
         return False
@@ -1153,12 +1175,37 @@ def _sources_cover(condition: Mapping[str, Any], weighted: Mapping[str, Any]) ->
 
 
 def _shielded(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``rule`` as a check the weighted rule takes meets it: without its source-ip condition when
-    that matches every address the weighted rule's does (``_sources_cover``). A pin is judged by
-    the checks the weighted rule would take; where they are sent from is not known, but they are
-    sent from its addresses, or it takes none of them."""
+    """``rule`` as a request the weighted rule takes meets it: without its source-ip condition when
+    that matches every address the weighted rule's does (``_sources_cover``), as each such request is
+    sent from one of them. Never the checks' own: where they are sent from is not known, and one
+    sent from elsewhere meets neither rule (``_sourced_only``)."""
     kept = [c for c in rule.get("Conditions", []) if not _sources_cover(c, weighted)]
     return rule if len(kept) == len(rule.get("Conditions", [])) else {**rule, "Conditions": kept}
+
+
+def _sourced_only(rule: Mapping[str, Any], weighted: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:
+    """Whether every one of the checks' requests (``checks``, known) would meet ``rule`` but for a
+    source-ip condition of its matching every address the weighted rule's does (``_sources_cover``):
+    sent from an address not known, a check may meet neither."""
+    return (bool(checks) and any(_sources_cover(c, weighted) for c in rule.get("Conditions", []))
+            and not _checks_miss(_shielded(rule, weighted), checks))
+
+
+def _answered_by(rules: Sequence[Mapping[str, Any]], passed: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any],
+                 name: str, value: str, canary_arn: str, checks: Sequence[CheckRequest]) -> str:
+    """What answers a check meeting none of ``passed`` (a pin rule and the weighted rule, for the
+    address it is sent from): the listener's default action, said with where it sends it, when no
+    other rule of ``rules`` may meet any of the checks (``_meets_no_check``, or a condition on
+    ``name`` another value); else "another rule or the listener's default action"."""
+    others = [r for r in rules if not r.get("IsDefault") and r not in passed and _name_may_match(r, name, value)
+              and not _meets_no_check(r, name, checks)]
+    default = next((r for r in rules if r.get("IsDefault")), None)
+    if others or default is None:
+        return "another rule or the listener's default action"
+    if _forwarded(default):
+        return f"the listener's default action, which sends it to {_unheaded_goes(default, weighted, canary_arn)}"
+    kinds = ", ".join(str(a.get("Type")) for a in default.get("Actions", []))
+    return "the listener's default action" + (f" ({kinds})" if kinds else "")
 
 
 def _checks_miss(rule: Mapping[str, Any], checks: Sequence[CheckRequest]) -> list[tuple[str, bool]]:
@@ -1227,7 +1274,7 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     rule ahead of that one it may meet is a pin rule too. Any other pin rule pins those it meets
     (or may) and lets the rest by."""
     if checks:
-        return _checks_pinned_together(header_rules, weighted, name, value, canary_arn, checks)
+        return _checks_pinned_together(header_rules, name, value, canary_arn, checks)
     counted: dict[str, list[tuple[Mapping[str, Any], list[str]]]] = {}  # field -> (rule, values counted)
     for rule in header_rules:
         if not is_pin_rule(rule, canary_arn):
@@ -1261,8 +1308,8 @@ def _pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mappin
     return []
 
 
-def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any], name: str,
-                            value: str, canary_arn: str, checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
+def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], name: str, value: str, canary_arn: str,
+                            checks: Sequence[CheckRequest]) -> list[Mapping[str, Any]]:
     """``_pinned_together`` judged by the checks' requests: pin rules of ``header_rules``, in
     priority order, each the first surely meeting some of them (its header surely met, its other
     conditions by ``_reach``), that together surely meet every one; empty when one alone does
@@ -1277,7 +1324,7 @@ def _checks_pinned_together(header_rules: Sequence[Mapping[str, Any]], weighted:
             return []
         if not _header_met(rule, name, value):
             continue  # by a regular expression: those it meets reach the canary group all the same
-        met = [check for check in checks if _reach(_shielded(rule, weighted), check) == _SURELY]
+        met = [check for check in checks if _reach(rule, check) == _SURELY]
         if len(met) == len(checks):
             return []  # it alone meets every one
         if any(check in left for check in met):

@@ -1382,13 +1382,16 @@ FROM_VPC = rule("weighted", "10", [PATH, SOURCE_IP], STABLE, CANARY)
 """A weighted rule on requests from 10.0.0.0/8 alone."""
 
 
-@pytest.mark.parametrize("checks", [(), CHECKS])
-@pytest.mark.parametrize("source", [["10.0.0.0/8"], ["10.0.0.0/8", "192.168.0.0/16"], ["0.0.0.0/0"]])
-def test_a_pin_on_the_weighted_rules_own_source_address_or_a_wider_one_pins_the_checks_it_takes(checks, source):
-    """Every check the weighted rule takes comes from its address, which the pin's source-ip matches
-    too: where the checks are sent from is not known, but it need not be. Read as "may not meet"
-    them, the pin copying the weighted rule's condition was refused once the checks were known."""
-    pin = found_by(checks, rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": source}}],
+SOURCES = [["10.0.0.0/8"], ["10.0.0.0/8", "192.168.0.0/16"], ["0.0.0.0/0"]]
+"""A source-ip condition's addresses matching every one the weighted rule's (``FROM_VPC``) does."""
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_pin_on_the_weighted_rules_own_source_address_or_a_wider_one_pins_every_request_that_rule_takes(source):
+    """Judged by the weighted rule's requests (the checklist given the header alone): each comes from
+    its address, which the pin's source-ip matches too. Read as narrowing them, a pin on the weighted
+    rule's networks and more was refused."""
+    pin = found_by((), rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": source}}],
                                 CANARY), weighted=FROM_VPC)
     assert isinstance(pin, Pin), pin
     # Said of the checks sent from elsewhere, which the weighted rule does not take either.
@@ -1410,15 +1413,57 @@ def test_a_pin_on_part_of_the_weighted_rules_source_addresses_is_refused(checks)
     assert "rule pin (priority 5) matches the header with a source-ip condition " in pin, pin
 
 
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_pin_on_the_weighted_rules_source_address_is_not_known_to_meet_the_checks_and_says_what_answers_the_rest(
+        source):
+    """Where the checks are sent from is never known: one sent from outside the pin's addresses meets
+    neither the pin nor the weighted rule, and is answered by whatever the listener does next (here
+    its default action, the stable version). Taken as pinning every check, the validation passed the
+    canary on the stable version's answers."""
+    pin = rule("pin", "5", [header("canary"), {**SOURCE_IP, "SourceIpConfig": {"Values": source}}], CANARY)
+    stable = {**DEFAULT, "Actions": rule("d", "0", [], STABLE)["Actions"]}
+    said = find_pin([pin, FROM_VPC, stable], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg", checks=CHECKS)
+    sources = ", ".join(source)
+    assert isinstance(said, Unpinned), said
+    assert said.unknown == (f"which of them rule pin (priority 5) meets, by a source-ip condition on {sources}, where "
+                            "the checks are sent from not being known"), said.unknown
+    assert said == ("no listener rule ahead of the weighted rule weighted (priority 10) is known to meet every one of "
+                    "the checks' requests carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the header "
+                    f"with a source-ip condition on {sources}, matching every address the weighted rule's does, and "
+                    "sends those it meets to canary-tg alone, but the checks are sent from an address the run does not "
+                    f"know: one sent from outside {sources} meets neither rule pin nor the weighted rule, and is "
+                    "answered by the listener's default action, which sends it to arn:tg/stable (the stable version "
+                    "alone, whatever the weights), so some of them may pass it by: remove its source-ip condition (the "
+                    "header alone narrows what it meets), or create one on the weighted rule's listener with a "
+                    "priority number below 10, the http-header condition X-Rollway-Target = canary beside conditions "
+                    "every one of the checks' requests meets (or none), and one action forwarding to canary-tg alone; "
+                    "or clear spec.canary_header"), said
+    # Another rule the checks may meet (behind the weighted rule, on every path) may answer them instead.
+    behind = rule("other", "20", [PATH], OTHER)
+    said = found_by(CHECKS, pin, behind, weighted=FROM_VPC)
+    assert ("meets neither rule pin nor the weighted rule, and is answered by another rule or the listener's default "
+            "action, so some") in said, said
+    # Done as told, it pins.
+    assert isinstance(found_by(CHECKS, PIN, weighted=FROM_VPC), Pin)
+
+
 @pytest.mark.parametrize("checks", [(), CHECKS])
-def test_a_rule_on_the_header_and_the_weighted_rules_source_address_ahead_of_the_pin_surely_takes_the_checks(checks):
-    """As the pin on the weighted rule's address meets every check that rule takes, so does a rule
-    sending them elsewhere on that address: refused as meeting them first, the checks' pinning was
-    also said not to be known for where they are sent from, and the text said both."""
+def test_a_rule_on_the_header_and_the_weighted_rules_source_address_ahead_of_the_pin_is_said_once(checks):
+    """Judged by the weighted rule's requests, it meets every one first, as the pin on that address
+    would; judged by the checks', which of them it meets turns on where they are sent from, as for
+    the pin: said to meet them first, a check sent from elsewhere met the pin behind it. Either way
+    said one way only: the refusal once said it met them first and that whether it did was not known."""
     said = found_by(checks, rule("x", "3", [header("canary"), SOURCE_IP], STABLE), PIN, weighted=FROM_VPC)
-    assert isinstance(said, Unpinned) and said.unknown is None, (said, said.unknown)
-    assert said.startswith("rule x (priority 3) meets requests carrying `X-Rollway-Target: canary` first, and sends "
-                           "them to arn:tg/stable"), said
+    assert isinstance(said, Unpinned), said
+    if not checks:
+        assert said.unknown is None, said.unknown
+        assert said.startswith("rule x (priority 3) meets requests carrying `X-Rollway-Target: canary` first, and "
+                               "sends them to arn:tg/stable"), said
+    else:
+        assert said.unknown == ("which of them rule x (priority 3) meets, by a source-ip condition on 10.0.0.0/8, "
+                                "where the checks are sent from not being known"), said.unknown
+        assert "first" not in said, said
 
 
 @pytest.mark.parametrize("between", [
