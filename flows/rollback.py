@@ -346,10 +346,12 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
                 "split it holds once it answers.")
     if isinstance(err, TakenNotReadBack):
-        # Not "once <stable> can take the traffic": it took it, as far as the load balancer said, and
-        # the read-back's refusal is what fails the next run the same way until it is put right.
-        return _refused_for_good(f"the load balancer took the move to {stable}, but its read-back {err.went}",
-                                 err.refused, True, stable, run)
+        # Not "once <stable> can take the traffic": it took it, as far as the load balancer said (or its
+        # answer was lost), and the read-back's refusal is what fails the next run the same way until
+        # it is put right.
+        sent = (f"the load balancer took the move to {stable}, but" if err.lost is None
+                else f"the answer to the move to {stable} was lost, and")
+        return _refused_for_good(f"{sent} its read-back {err.went}", err.refused, True, stable, run)
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
     if weights is not None and weights == err.expected:
@@ -652,11 +654,12 @@ def execute_rollback(
                          + "; not read back)")
             raise moved from failed
         except TakenNotReadBack as taken:
-            # The load balancer took the move, and its read-back was refused for good: the refusal
-            # said as any other (a permission as the statement granting it).
-            steps.append(f"sent the move of all the traffic to {t.stable_service} (the load balancer took it; not "
-                         "read back)")
-            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t)) from taken
+            # The load balancer took the move (or its answer was lost), and its read-back was refused for
+            # good: the refusal said as any other (a permission as the statement granting it).
+            steps.append(f"sent the move of all the traffic to {t.stable_service} ("
+                         + ("the load balancer took it" if taken.lost is None else "its answer lost")
+                         + "; not read back)")
+            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t), lost=taken.lost) from taken
         except WeightMismatch as shown:
             # Raised only after a send the load balancer took (its ModifyRule answered) whose read-back
             # showed other weights to its bound: "Done before it failed: nothing" said it was not sent.
@@ -2294,8 +2297,9 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                 # The load balancer took the move (or lost its answer) and did not answer its read-back,
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
-                read = (f"took it, but its read-back {unread.went}" if isinstance(unread, TakenNotReadBack)
-                        else unread.read_went("its read-back"))
+                read = (unread.read_went("its read-back") if not isinstance(unread, TakenNotReadBack)
+                        else f"took it, but its read-back {unread.went}" if unread.lost is None
+                        else f"may have taken it (its answer was lost), and its read-back {unread.went}")
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
                        f"({err}). It paged nobody. {then}")
             else:

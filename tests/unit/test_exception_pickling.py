@@ -132,6 +132,10 @@ CASES: list[BaseException] = [
                            REFUSED),
     # Taken, its read-back refused, no earlier send in doubt: it comes back as the move taken.
     TakenNotReadBack(Weights(stable=100, canary=0), REFUSED),
+    # Its answer lost, its read-back refused, no earlier send in doubt: it comes back as a move whose
+    # answer was lost, not one the load balancer took.
+    TakenNotReadBack(Weights(stable=100, canary=0), REFUSED,
+                     lost=ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/")),
     # Sent again and taken, its read-back refused: it comes back as a move taken, not one refused.
     RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
                            REFUSED, taken=True),
