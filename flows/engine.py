@@ -438,7 +438,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                     _fail_unread_if_taken(sent, landed, err, target, tries, lost=lost_answer)
                     if landed is None or landed is err:
                         raise
-                    _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
+                    _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent,
+                                            again_lost=lost_answer is not None)
                 failed = f"failed ({err})"
                 if sent or lost_answer is not None:
                     # The send was taken (or its answer lost), and its read-back failed before AWS answered
@@ -468,24 +469,27 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                 _fail_unread_if_taken(sent, landed, err, target, tries, lost=answer[0] if answer else None)
             if landed is None:
                 raise
-            _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
+            _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent, again_lost=bool(answer))
     raise AssertionError("unreachable")
 
 
 def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: Weights, attempt: int,
-                            tries: int, *, taken: bool = False) -> NoReturn:
+                            tries: int, *, taken: bool = False, again_lost: bool = False) -> NoReturn:
     """End the move on ``err``, the failure of try ``attempt`` of ``tries``, after the earlier send
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
-    says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
+    says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back;
+    ``again_lost``: try ``attempt``'s answer was lost too, and ``err`` failed its read-back.
     A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``, unless
     ``landed`` was taken and its read-back failed (``TakenNotReadBack``: no read-back to name beside
     the refusal); any other failure, and that one, is logged and ``landed`` raised, a bug (neither
     AWS's error nor rollway's refusal) logged with its own traceback, which raising ``landed`` leaves off."""
     if traffic.final_for_elb(err) and not isinstance(landed, TakenNotReadBack):
-        raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
+        raise RefusedAfterLostAnswer(landed, err, taken=taken, again_lost=again_lost) from landed
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
-              if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")
+              if taken else f"try {attempt} of {tries} setting the weights to {target} had its answer lost, and "
+              "reading them back failed" if again_lost
+              else f"setting the weights to {target} failed on try {attempt} of {tries}")
     bug = not isinstance(err, (BotoCoreError, ClientError, AdapterError))
     get_run_logger().error(
         "%s (%s); an earlier try %s was not read back, so it may have landed: failing on that one (%s)", failed, err,
@@ -581,20 +585,26 @@ class RefusedAfterLostAnswer(PicklableError, RuntimeError):
     that ReadBackUnanswered): the earlier one may have landed, and sending again will not, until
     what the refusal names is put right. Or (``taken``) the send again was taken by the load balancer,
     and its read-back refused for good (a rule deleted in between, DescribeRules denied): it may have
-    landed too, and "the weights were refused" was untrue of it. Raised from ``lost``.
+    landed too, and "the weights were refused" was untrue of it. So was it of a send again whose answer
+    was lost too (``again_lost``), its read-back refused for good. Raised from ``lost``.
 
     Attributes:
         lost: the earlier send's error; or, of a send AWS took whose check read got no answer or
             was refused for now, that read's ReadBackUnanswered.
         refused: the refusal (of the send again, or, ``taken``, of its read-back).
         taken: the load balancer took the send again; ``refused`` failed its read-back.
+        again_lost: the send again's answer was lost too; ``refused`` failed its read-back.
     """
 
     taken: bool = False  # a class default: one pickled before the field existed was a send refused
+    again_lost = False  # as ``taken``
 
-    def __init__(self, lost: BaseException, refused: BaseException, *, taken: bool = False) -> None:
-        self.lost, self.refused, self.taken = lost, refused, taken
-        again = "the weights were taken but could not be read back" if taken else "the weights were refused"
+    def __init__(self, lost: BaseException, refused: BaseException, *, taken: bool = False,
+                 again_lost: bool = False) -> None:
+        self.lost, self.refused, self.taken, self.again_lost = lost, refused, taken, again_lost
+        again = ("the weights were taken but could not be read back" if taken
+                 else "its answer was lost too and the weights could not be read back" if again_lost
+                 else "the weights were refused")
         super().__init__(f"{lost}; sent again, {again}: {refused}")
 
 

@@ -201,29 +201,33 @@ class MoveNotReadBack(ReadBackUnanswered):
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
     refused: BaseException | None = None
     taken: bool = False  # as ``lost``: one pickled before it existed was refused when sent again
+    again_lost = False  # as ``taken``
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
                  no_answer: str | None = None, taken: bool = False, server_side: bool = False,
-                 for_now: bool = True) -> None:
+                 for_now: bool = True, again_lost: bool = False) -> None:
         super().__init__(what, seconds, service, bound, answered, no_answer, server_side, for_now)
-        self.lost, self.refused, self.taken = lost, refused, taken
+        self.lost, self.refused, self.taken, self.again_lost = lost, refused, taken, again_lost
         said = self.args[0]
         if lost is not None:
             said = f"the answer to the move was lost ({lost}); {said}"
         if refused is not None:
             # ``taken``: the load balancer took the move sent again, and its read-back was refused
-            # (the rule deleted in between): "the move was refused" was untrue of it.
-            again = "the move was taken but could not be read back" if taken else "the move was refused"
+            # (the rule deleted in between): "the move was refused" was untrue of it, as of one sent again
+            # whose answer was lost too (``again_lost``), its read-back refused.
+            again = ("the move was taken but could not be read back" if taken
+                     else "its answer was lost too and the move could not be read back" if again_lost
+                     else "the move was refused")
             said = f"{said}; sent again, {again}: {refused}"
         self.args = (said,)
 
     @classmethod
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
-           refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
+           refused: BaseException | None = None, taken: bool = False, again_lost: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
                    None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken,
-                   unanswered.server_side, unanswered.for_now)
+                   unanswered.server_side, unanswered.for_now, again_lost)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -339,8 +343,10 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # Rollway's own refusal (a rule gone, another service's rule on the path) is said as when
             # it refuses a first send: AWS never saw the move it refused. Taken, the move sent again
             # had its read-back refused (``taken``), which fails the same way.
-            again = "was taken but could not be read back" if err.taken else "was refused"
-            return _refused_for_good(f"{sent}, and the move sent again {again}", err.refused, err.taken, stable, run)
+            again = ("was taken but could not be read back" if err.taken
+                     else ", its answer lost too, could not be read back" if err.again_lost else "was refused")
+            return _refused_for_good(f"{sent}, and the move sent again{'' if err.again_lost else ' '}{again}",
+                                     err.refused, err.taken or err.again_lost, stable, run)
         return (f"{sent}: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
@@ -647,10 +653,13 @@ def execute_rollback(
                 raise
             # Sent again and taken, its read-back refused for good (the rule deleted in between).
             taken = isinstance(failed, RefusedAfterLostAnswer) and failed.taken
-            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused, taken)
+            again_lost = isinstance(failed, RefusedAfterLostAnswer) and failed.again_lost
+            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused, taken, again_lost)
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
                          + ("the load balancer took it" if moved.lost is None
-                            else "its answer lost, then taken when sent again" if taken else "its answer lost")
+                            else "its answer lost, then taken when sent again" if taken
+                            else "its answer lost, and lost again when sent again" if again_lost
+                            else "its answer lost")
                          + "; not read back)")
             raise moved from failed
         except TakenNotReadBack as taken:

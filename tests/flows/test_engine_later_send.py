@@ -384,3 +384,20 @@ def test_a_move_whose_answer_was_lost_and_whose_read_back_failed_before_aws_is_p
     assert "setting the weights to 100/0 had its answer lost (Read timeout" in said, caplog.text
     assert ("an earlier try whose answer was lost was not read back, so it may have landed: failing on that one (the "
             "answer to setting the weights 100/0 was lost") in said, caplog.text
+
+
+def test_a_move_sent_again_whose_answer_was_lost_too_and_whose_read_back_is_refused_is_not_said_refused(caplog):
+    """The first send's answer is lost and its read-back unanswered; the second's answer is lost too, and
+    its read-back is refused for good (DescribeRules denied). The error and the page said "sent again, the
+    move was refused", of a move whose answer was lost and which may have landed: its read-back was refused."""
+    router = Scripted([LOST] * 3, lambda sent: dropped() if sent == 1 else refused_for_good("denied"))
+    err, page = failed_rollback(router, ReadBackUnanswered, caplog)
+    assert router.sent == 2, router.sent
+    said = " ".join(str(err).split())
+    assert "the move was refused" not in said and "the move sent again was refused" not in page, page
+    assert "sent again, its answer was lost too and the move could not be read back" in said, said
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("the move sent again, its answer lost too, could not be read back: the traffic may be on "
+            "webordinary-edit-service already, or not") in page, page
+    assert "(its answer lost, and lost again when sent again; not read back)" in page, page
+    assert FIX_FIRST["denied"] in page, page

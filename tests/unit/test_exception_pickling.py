@@ -142,6 +142,12 @@ CASES: list[BaseException] = [
     MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
                     lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
                     refused=REFUSED, taken=True),
+    # Sent again, its answer lost too and its read-back refused: it comes back as such, not as a move refused.
+    RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
+                           REFUSED, again_lost=True),
+    MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
+                    refused=REFUSED, again_lost=True),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),
