@@ -43,7 +43,7 @@ from rollway.decide import (
     stage_over,
     window_looked,
 )
-from rollway.aws.errors import AdapterError, WeightMismatch
+from rollway.aws.errors import AdapterError, WeightMismatch, answer_lost
 from rollway.bounds import seconds_said
 from rollway.deadline import ReadBackUnanswered, within
 from rollway.environment import Environment
@@ -391,7 +391,11 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     own error, it had a rollback page "could NOT be moved back" of a move the load balancer took.
     So had one whose read-back failed before AWS answered it (credentials not renewed for the read):
     before the last try it is sent again, and if the sends after it fail, it is raised as the
-    ``TakenNotReadBack`` it is on the last.
+    ``TakenNotReadBack`` it is on the last. A send whose answer was lost and whose read-back was then
+    refused for good (the rule deleted, DescribeRules denied, a ValidationError), or failed before AWS
+    answered it, may have landed as well, and goes the same way, its ``lost`` the send's error: raised
+    as the read's own error, a rollback paged "could NOT be moved back" and "Done before it failed:
+    nothing" of it.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
@@ -405,8 +409,11 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
         # setting that does not set this wait.
         bound = "verify_timeout_seconds" if lost == timeout_seconds else LOST_ANSWER_BOUND
         sent = False  # the send answered, or its lost answer was read back: what fails after is the read-back's
+        # The send's own error, when its answer was lost and its read-back then failed on an error of its
+        # own (refused for good, or before AWS answered it): it may have landed, as a send taken may.
+        answer: list[BaseException] = []
         try:
-            read = _send_once(env, writer, target, lost, first, bound, moving)
+            read = _send_once(env, writer, target, lost, first, bound, moving, answer)
             sent = True
             return read if read is not None else traffic.verify_weights(env.router, target, timeout_seconds)
         except (BotoCoreError, ClientError) as err:
@@ -415,6 +422,7 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             # error, it was taken for a send that did not land, and a rollback paged "could NOT be
             # moved back" of a move the load balancer took. A read refused for good is raised below.
             unread = traffic.unknown_after(err, timeout_seconds, "verify_timeout_seconds") if sent else None
+            lost_answer = answer[0] if answer else None
             if unread is not None:
                 landed, unread.__cause__ = unread, err  # a later failed send raises it from the read's error
                 if attempt == tries:
@@ -427,19 +435,21 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
                         "try %d of %d read the weights back as %s, not %s: the earlier try %s, so it is not the one "
                         "failed on", attempt, tries, read_back_of(err), target, _not_held(earlier))
                 if attempt == tries or traffic.final_for_elb(err):
-                    _fail_unread_if_taken(sent, landed, err, target, tries)
+                    _fail_unread_if_taken(sent, landed, err, target, tries, lost=lost_answer)
                     if landed is None or landed is err:
                         raise
-                    _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
+                    _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent,
+                                            again_lost=lost_answer is not None)
                 failed = f"failed ({err})"
-                if sent:
-                    # The send was taken, and its read-back failed before AWS answered it (credentials
-                    # not renewed for the read): "setting the weights failed" was untrue of it, and it
-                    # may have landed. Forgotten, the sends after it that failed raised their own error,
-                    # and a rollback paged "could NOT be moved back" of a move the load balancer took.
-                    landed = TakenNotReadBack(target, err)
+                if sent or lost_answer is not None:
+                    # The send was taken (or its answer lost), and its read-back failed before AWS answered
+                    # it (credentials not renewed for the read): "setting the weights failed" was untrue of
+                    # it, and it may have landed. Forgotten, the sends after it that failed raised their own
+                    # error, and a rollback paged "could NOT be moved back" of a move that may have landed.
+                    landed = TakenNotReadBack(target, err, lost=lost_answer)
                     landed.__cause__ = err
-                    failed = f"was taken, but its read-back failed ({err})"
+                    failed = (f"was taken, but its read-back failed ({err})" if sent else
+                              f"had its answer lost ({lost_answer}), and its read-back failed ({err})")
             get_run_logger().warning("setting the weights to %s %s; sending it again in %g s (try %d of %d)",
                                      target, failed, delay, attempt + 1, tries)
             time.sleep(delay)
@@ -456,27 +466,30 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             if sent and isinstance(err, (WeightMismatch, ReadBackUnanswered)):
                 raise
             if traffic.final_for_elb(err):
-                _fail_unread_if_taken(sent, landed, err, target, tries)
+                _fail_unread_if_taken(sent, landed, err, target, tries, lost=answer[0] if answer else None)
             if landed is None:
                 raise
-            _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent)
+            _fail_after_lost_answer(landed, err, target, attempt, tries, taken=sent, again_lost=bool(answer))
     raise AssertionError("unreachable")
 
 
 def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: Weights, attempt: int,
-                            tries: int, *, taken: bool = False) -> NoReturn:
+                            tries: int, *, taken: bool = False, again_lost: bool = False) -> NoReturn:
     """End the move on ``err``, the failure of try ``attempt`` of ``tries``, after the earlier send
     ``landed`` whose answer was lost, or that AWS took (``landed``: its check read's
     ReadBackUnanswered), not read back: it may have landed, which what is raised
-    says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back.
+    says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back;
+    ``again_lost``: try ``attempt``'s answer was lost too, and ``err`` failed its read-back.
     A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``, unless
     ``landed`` was taken and its read-back failed (``TakenNotReadBack``: no read-back to name beside
     the refusal); any other failure, and that one, is logged and ``landed`` raised, a bug (neither
     AWS's error nor rollway's refusal) logged with its own traceback, which raising ``landed`` leaves off."""
     if traffic.final_for_elb(err) and not isinstance(landed, TakenNotReadBack):
-        raise RefusedAfterLostAnswer(landed, err, taken=taken) from landed
+        raise RefusedAfterLostAnswer(landed, err, taken=taken, again_lost=again_lost) from landed
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
-              if taken else f"setting the weights to {target} failed on try {attempt} of {tries}")
+              if taken else f"try {attempt} of {tries} setting the weights to {target} had its answer lost, and "
+              "reading them back failed" if again_lost
+              else f"setting the weights to {target} failed on try {attempt} of {tries}")
     bug = not isinstance(err, (BotoCoreError, ClientError, AdapterError))
     get_run_logger().error(
         "%s (%s); an earlier try %s was not read back, so it may have landed: failing on that one (%s)", failed, err,
@@ -485,27 +498,34 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
 
 
 def _fail_unread_if_taken(sent: bool, landed: BaseException | None, err: BaseException, target: Weights,
-                          tries: int) -> None:
+                          tries: int, *, lost: BaseException | None = None) -> None:
     """Raise ``TakenNotReadBack`` when ``err``, the last failure of a move with sends to spare
     (``tries`` > 1, a rollback's), failed the read-back of a send the load balancer took (``sent``),
-    no earlier send in doubt (``landed`` None, or an earlier one taken whose read-back failed as well,
-    which this later one takes over): raised as the read's own error, it was paged as a move that
-    "could NOT be moved back" and "Done before it failed: nothing". A move sent once (a shift, a
-    finalize) raises the read's own error, which its callers say as they did."""
-    if sent and (landed is None or isinstance(landed, TakenNotReadBack)) and tries > 1:
-        raise TakenNotReadBack(target, err) from err
+    or of one whose answer was lost (``lost``: the send's own error, its read-back then refused for
+    good or failed before AWS answered it), no earlier send in doubt (``landed`` None, or an earlier
+    one whose read-back failed as well, which this later one takes over): raised as the read's own
+    error, it was paged as a move that "could NOT be moved back" and "Done before it failed:
+    nothing", of a move that may have landed. A move sent once (a shift, a finalize) raises the
+    read's own error, which its callers say as they did."""
+    if (sent or lost is not None) and (landed is None or isinstance(landed, TakenNotReadBack)) and tries > 1:
+        raise TakenNotReadBack(target, err, lost=lost) from err
 
 
 class TakenNotReadBack(PicklableError, RuntimeError):
-    """A send of the weights ``target`` the load balancer took (its ModifyRule answered), whose
-    read-back was then refused for good (``refused``: the rule deleted in between, DescribeRules
-    denied), or failed before AWS answered it (a BotoCoreError: credentials not renewed for the
-    read), no earlier send in doubt: the move may have landed, and is not known to have.
-    Raised from ``refused``."""
+    """A send of the weights ``target`` the load balancer took (its ModifyRule answered), or whose
+    answer was lost (``lost``: the send's own error, in words), whose read-back was then refused for
+    good (``refused``: the rule deleted in between, DescribeRules denied), or failed before AWS
+    answered it (a BotoCoreError: credentials not renewed for the read), no earlier send in doubt:
+    the move may have landed, and is not known to have. Raised from ``refused``. "The load balancer
+    took" was untrue of a send whose answer was lost: it may not have."""
 
-    def __init__(self, target: Weights, refused: BaseException) -> None:
-        self.target, self.refused = target, refused
-        super().__init__(f"the load balancer took the weights {target}, but their read-back {self.went}: {refused}")
+    lost: str | None = None  # a class default: one pickled before the field existed was taken
+
+    def __init__(self, target: Weights, refused: BaseException, *, lost: BaseException | str | None = None) -> None:
+        self.target, self.refused, self.lost = target, refused, None if lost is None else str(lost)
+        sent = (f"the load balancer took the weights {target}, but" if self.lost is None
+                else f"the answer to setting the weights {target} was lost ({self.lost}), and")
+        super().__init__(f"{sent} their read-back {self.went}: {refused}")
 
     @property
     def went(self) -> str:
@@ -523,7 +543,9 @@ def _how_sent(landed: BaseException) -> str:
 
 def _taken(landed: BaseException) -> bool:
     """Whether the earlier send ``landed`` was taken by the load balancer (``_how_sent``)."""
-    return isinstance(landed, (ReadBackUnanswered, TakenNotReadBack))
+    if isinstance(landed, TakenNotReadBack):
+        return landed.lost is None  # one whose answer was lost is not known to have been taken
+    return isinstance(landed, ReadBackUnanswered)
 
 
 def _not_held(earlier: BaseException) -> str:
@@ -563,20 +585,26 @@ class RefusedAfterLostAnswer(PicklableError, RuntimeError):
     that ReadBackUnanswered): the earlier one may have landed, and sending again will not, until
     what the refusal names is put right. Or (``taken``) the send again was taken by the load balancer,
     and its read-back refused for good (a rule deleted in between, DescribeRules denied): it may have
-    landed too, and "the weights were refused" was untrue of it. Raised from ``lost``.
+    landed too, and "the weights were refused" was untrue of it. So was it of a send again whose answer
+    was lost too (``again_lost``), its read-back refused for good. Raised from ``lost``.
 
     Attributes:
         lost: the earlier send's error; or, of a send AWS took whose check read got no answer or
             was refused for now, that read's ReadBackUnanswered.
         refused: the refusal (of the send again, or, ``taken``, of its read-back).
         taken: the load balancer took the send again; ``refused`` failed its read-back.
+        again_lost: the send again's answer was lost too; ``refused`` failed its read-back.
     """
 
     taken: bool = False  # a class default: one pickled before the field existed was a send refused
+    again_lost = False  # as ``taken``
 
-    def __init__(self, lost: BaseException, refused: BaseException, *, taken: bool = False) -> None:
-        self.lost, self.refused, self.taken = lost, refused, taken
-        again = "the weights were taken but could not be read back" if taken else "the weights were refused"
+    def __init__(self, lost: BaseException, refused: BaseException, *, taken: bool = False,
+                 again_lost: bool = False) -> None:
+        self.lost, self.refused, self.taken, self.again_lost = lost, refused, taken, again_lost
+        again = ("the weights were taken but could not be read back" if taken
+                 else "its answer was lost too and the weights could not be read back" if again_lost
+                 else "the weights were refused")
         super().__init__(f"{lost}; sent again, {again}: {refused}")
 
 
@@ -597,9 +625,11 @@ look (one a minute for hours) was a fifth of a stage's orchestration overhead.""
 
 
 def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_timeout_seconds: float,
-               first: FirstRead, bound: str, moving: str) -> Weights | None:
+               first: FirstRead, bound: str, moving: str, answer: list[BaseException]) -> Weights | None:
     """Send ``target`` once: None when the load balancer answered (its read-back is the caller's),
-    else the weights a lost answer was read back as (``undoable.landed_although_lost``)."""
+    else the weights a lost answer was read back as (``undoable.landed_although_lost``). A lost
+    answer whose read-back failed on its own error (refused for good, or before AWS answered it)
+    raises that error, the send's own put in ``answer``: the send may have landed."""
     log = get_run_logger()
 
     def waiting(elapsed: float) -> None:
@@ -615,8 +645,17 @@ def _send_once(env: Environment, writer: TrafficRouter, target: Weights, lost_ti
                               waiting=waiting))
     except Exception as err:
         # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
-        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound,
-                                             moving=moving)
+        try:
+            return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds, bound=bound,
+                                                 moving=moving)
+        except Exception as read_err:
+            if read_err is not err and answer_lost(err):
+                # The read-back's own error, after an answer that may have been lost (not a send that
+                # never reached AWS: credentials not renewed): told apart from the send's, it was taken
+                # for a send that did not land, and a rollback paged "could NOT be moved back" of one
+                # that may have.
+                answer.append(err)
+            raise
     return None
 
 

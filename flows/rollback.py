@@ -201,29 +201,33 @@ class MoveNotReadBack(ReadBackUnanswered):
     lost: str | None = None  # a class default: one pickled before the field existed was a move taken
     refused: BaseException | None = None
     taken: bool = False  # as ``lost``: one pickled before it existed was refused when sent again
+    again_lost = False  # as ``taken``
 
     def __init__(self, what: str, seconds: float, service: str, bound: str | None = None,
                  lost: str | None = None, refused: BaseException | None = None, answered: str | None = None,
                  no_answer: str | None = None, taken: bool = False, server_side: bool = False,
-                 for_now: bool = True) -> None:
+                 for_now: bool = True, again_lost: bool = False) -> None:
         super().__init__(what, seconds, service, bound, answered, no_answer, server_side, for_now)
-        self.lost, self.refused, self.taken = lost, refused, taken
+        self.lost, self.refused, self.taken, self.again_lost = lost, refused, taken, again_lost
         said = self.args[0]
         if lost is not None:
             said = f"the answer to the move was lost ({lost}); {said}"
         if refused is not None:
             # ``taken``: the load balancer took the move sent again, and its read-back was refused
-            # (the rule deleted in between): "the move was refused" was untrue of it.
-            again = "the move was taken but could not be read back" if taken else "the move was refused"
+            # (the rule deleted in between): "the move was refused" was untrue of it, as of one sent again
+            # whose answer was lost too (``again_lost``), its read-back refused.
+            again = ("the move was taken but could not be read back" if taken
+                     else "its answer was lost too and the move could not be read back" if again_lost
+                     else "the move was refused")
             said = f"{said}; sent again, {again}: {refused}"
         self.args = (said,)
 
     @classmethod
     def of(cls, unanswered: ReadBackUnanswered, lost: BaseException | None = None,
-           refused: BaseException | None = None, taken: bool = False) -> MoveNotReadBack:
+           refused: BaseException | None = None, taken: bool = False, again_lost: bool = False) -> MoveNotReadBack:
         return cls(unanswered.what, unanswered.seconds, unanswered.service, unanswered.bound,
                    None if lost is None else str(lost), refused, unanswered.answered, unanswered.no_answer, taken,
-                   unanswered.server_side, unanswered.for_now)
+                   unanswered.server_side, unanswered.for_now, again_lost)
 
 
 class TrafficMoveFailed(PicklableError, RuntimeError):
@@ -339,17 +343,21 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # Rollway's own refusal (a rule gone, another service's rule on the path) is said as when
             # it refuses a first send: AWS never saw the move it refused. Taken, the move sent again
             # had its read-back refused (``taken``), which fails the same way.
-            again = "was taken but could not be read back" if err.taken else "was refused"
-            return _refused_for_good(f"{sent}, and the move sent again {again}", err.refused, err.taken, stable, run)
+            again = ("was taken but could not be read back" if err.taken
+                     else ", its answer lost too, could not be read back" if err.again_lost else "was refused")
+            return _refused_for_good(f"{sent}, and the move sent again{'' if err.again_lost else ' '}{again}",
+                                     err.refused, err.taken or err.again_lost, stable, run)
         return (f"{sent}: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
                 "answers (moving the traffic to stable again does no harm if it is there); `rollway status` shows the "
                 "split it holds once it answers.")
     if isinstance(err, TakenNotReadBack):
-        # Not "once <stable> can take the traffic": it took it, as far as the load balancer said, and
-        # the read-back's refusal is what fails the next run the same way until it is put right.
-        return _refused_for_good(f"the load balancer took the move to {stable}, but its read-back {err.went}",
-                                 err.refused, True, stable, run)
+        # Not "once <stable> can take the traffic": it took it, as far as the load balancer said (or its
+        # answer was lost), and the read-back's refusal is what fails the next run the same way until
+        # it is put right.
+        sent = (f"the load balancer took the move to {stable}, but" if err.lost is None
+                else f"the answer to the move to {stable} was lost, and")
+        return _refused_for_good(f"{sent} its read-back {err.went}", err.refused, True, stable, run)
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
     if weights is not None and weights == err.expected:
@@ -645,18 +653,22 @@ def execute_rollback(
                 raise
             # Sent again and taken, its read-back refused for good (the rule deleted in between).
             taken = isinstance(failed, RefusedAfterLostAnswer) and failed.taken
-            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused, taken)
+            again_lost = isinstance(failed, RefusedAfterLostAnswer) and failed.again_lost
+            moved = MoveNotReadBack.of(unanswered, None if lost is unanswered else lost, refused, taken, again_lost)
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
                          + ("the load balancer took it" if moved.lost is None
-                            else "its answer lost, then taken when sent again" if taken else "its answer lost")
+                            else "its answer lost, then taken when sent again" if taken
+                            else "its answer lost, and lost again when sent again" if again_lost
+                            else "its answer lost")
                          + "; not read back)")
             raise moved from failed
         except TakenNotReadBack as taken:
-            # The load balancer took the move, and its read-back was refused for good: the refusal
-            # said as any other (a permission as the statement granting it).
-            steps.append(f"sent the move of all the traffic to {t.stable_service} (the load balancer took it; not "
-                         "read back)")
-            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t)) from taken
+            # The load balancer took the move (or its answer was lost), and its read-back was refused for
+            # good: the refusal said as any other (a permission as the statement granting it).
+            steps.append(f"sent the move of all the traffic to {t.stable_service} ("
+                         + ("the load balancer took it" if taken.lost is None else "its answer lost")
+                         + "; not read back)")
+            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t), lost=taken.lost) from taken
         except WeightMismatch as shown:
             # Raised only after a send the load balancer took (its ModifyRule answered) whose read-back
             # showed other weights to its bound: "Done before it failed: nothing" said it was not sent.
@@ -2294,8 +2306,9 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
                 # The load balancer took the move (or lost its answer) and did not answer its read-back,
                 # or refused it for now (a throttle, which "did not answer" was untrue of): "could NOT
                 # move it back" said it had not, beside its step "sent the move".
-                read = (f"took it, but its read-back {unread.went}" if isinstance(unread, TakenNotReadBack)
-                        else unread.read_went("its read-back"))
+                read = (unread.read_went("its read-back") if not isinstance(unread, TakenNotReadBack)
+                        else f"took it, but its read-back {unread.went}" if unread.lost is None
+                        else f"may have taken it (its answer was lost), and its read-back {unread.went}")
                 did = (f"this run sent it back to {stable}, which may or may not hold it: the load balancer {read} "
                        f"({err}). It paged nobody. {then}")
             else:

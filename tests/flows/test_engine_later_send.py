@@ -246,6 +246,22 @@ def test_a_move_taken_whose_read_back_shows_other_weights_is_paged_as_sent(caplo
             "took it; its read-back showed 75/25).") in page, page
 
 
+def refused_for_good(refusal: str) -> BaseException:
+    """A read-back's refusal for good: the rule deleted in between ("gone"), DescribeRules denied
+    ("denied"), or a request the load balancer refuses every time ("invalid", a ValidationError)."""
+    if refusal == "gone":
+        return TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up")
+    code, said = {"denied": ("AccessDenied", "not authorized"), "invalid": ("ValidationError", "the rule ARN is not "
+                                                                           "valid")}[refusal]
+    return ClientError({"Error": {"Code": code, "Message": said}}, "DescribeRules")
+
+
+# What the page says to put right before the rollback is run again, for each ``refused_for_good``.
+FIX_FIRST = {"gone": "once what the error above says of the listener rule is put right",
+             "denied": "once the permission the error above names is granted",
+             "invalid": "once what the refusal above says is put right"}
+
+
 @pytest.mark.parametrize("refusal", ["gone", "denied", "invalid"])
 def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_not_moved_back(caplog, refusal):
     """The first send is taken, and its read-back is refused for good (the rule deleted in between, or
@@ -254,18 +270,12 @@ def test_a_first_move_taken_whose_read_back_is_refused_for_good_is_not_paged_as_
     balancer took. It says the move was taken and not read back, and what to put right first."""
     # "invalid": a request the load balancer refuses (ValidationError), every time: it was said "refused
     # the read for now", as of a throttle, and the move sent again.
-    code = {"denied": "AccessDenied", "invalid": "ValidationError"}.get(refusal)
-    failure = (TargetNotFound("listener rule", RULE, "it was deleted since this run looked it up") if refusal == "gone"
-               else ClientError({"Error": {"Code": code, "Message": "not authorized" if refusal == "denied"
-                                           else "the rule ARN is not valid"}}, "DescribeRules"))
+    failure = refused_for_good(refusal)
     router = Scripted([TAKEN] * 3, lambda sent: failure if sent else None)
     err, page = failed_rollback(router, Exception, caplog)
     assert router.sent == 1, router.sent
     paged_as_taken_not_read_back(err, page, "was refused")
-    fix = {"gone": "once what the error above says of the listener rule is put right",
-           "denied": "once the permission the error above names is granted",
-           "invalid": "once what the refusal above says is put right"}[refusal]
-    assert fix in page, page
+    assert FIX_FIRST[refusal] in page, page
 
 
 def not_renewed() -> CredentialRetrievalError:
@@ -328,3 +338,66 @@ def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sen
     assert (f"setting the weights to 100/0 failed on try {router.sent} of 3 (") in said, caplog.text
     assert ("an earlier try that the load balancer took was not read back, so it may have landed: failing on that one "
             "(the load balancer took the weights 100/0, but their read-back failed") in said, caplog.text
+
+
+@pytest.mark.parametrize("refusal", ["gone", "denied", "invalid"])
+def test_a_move_whose_answer_was_lost_and_whose_read_back_is_refused_for_good_is_paged_as_one_that_may_have_landed(
+        caplog, refusal):
+    """The first send's answer is lost (it may have landed), and its read-back is refused for good (the
+    rule deleted in between, DescribeRules denied, a request the load balancer holds invalid): the read's
+    own error was raised, and the page said the traffic "could NOT be moved back" and "Done before it
+    failed: nothing" of a move that may have landed. It says the move was sent, its answer lost, and not
+    read back, and what to put right first."""
+    failure = refused_for_good(refusal)
+    router = Scripted([LOST] * 3, lambda sent: failure if sent else None)
+    err, page = failed_rollback(router, Exception, caplog)
+    assert router.sent == 1, router.sent  # refused for good: not sent again
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert ("The traffic may NOT be back on webordinary-edit-service: the move was sent and not read back. It failed: "
+            "the answer to setting the weights 100/0 was lost (Read timeout on endpoint URL") in page, page
+    assert "the load balancer took" not in page.lower(), page  # not known to have: its answer was lost
+    assert "sent the move of all the traffic to webordinary-edit-service (its answer lost; not read back)" in page, page
+    assert ("The answer to the move to webordinary-edit-service was lost, and its read-back was refused: the "
+            "traffic may be on webordinary-edit-service already, or not.") in page, page
+    assert isinstance(err, flows.engine.TakenNotReadBack) and err.lost is not None, err
+    assert FIX_FIRST[refusal] in page, page
+
+
+def test_a_move_whose_answer_was_lost_and_whose_read_back_failed_before_aws_is_paged_as_sent_after_later_sends_fail(
+        caplog):
+    """The first send's answer is lost, and its read-back fails before it reaches AWS (the credentials
+    could not be renewed for the read); the sends after it are throttled. The first send was logged as a
+    setting that "failed" and forgotten: the last throttle was raised, and the page said "Done before it
+    failed: nothing" of a move that may have landed (and, the page's own read failing too, that the
+    traffic "could NOT be moved back"). It says the move was sent, its answer lost, and not read back."""
+    def refused(router):
+        raise throttled("ModifyRule")
+
+    router = Scripted([LOST, refused, refused], lambda sent: not_renewed() if sent == 1 else None)
+    err, page = failed_rollback(router, flows.engine.TakenNotReadBack, caplog)
+    assert router.sent == 3 and err.lost is not None, router.sent
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert "sent the move of all the traffic to webordinary-edit-service (its answer lost; not read back)" in page, page
+    assert ("The answer to the move to webordinary-edit-service was lost, and its read-back failed: the traffic may be "
+            "on webordinary-edit-service already, or not. Run the rollback again") in page, page
+    said = " ".join(caplog.text.split())
+    assert "setting the weights to 100/0 had its answer lost (Read timeout" in said, caplog.text
+    assert ("an earlier try whose answer was lost was not read back, so it may have landed: failing on that one (the "
+            "answer to setting the weights 100/0 was lost") in said, caplog.text
+
+
+def test_a_move_sent_again_whose_answer_was_lost_too_and_whose_read_back_is_refused_is_not_said_refused(caplog):
+    """The first send's answer is lost and its read-back unanswered; the second's answer is lost too, and
+    its read-back is refused for good (DescribeRules denied). The error and the page said "sent again, the
+    move was refused", of a move whose answer was lost and which may have landed: its read-back was refused."""
+    router = Scripted([LOST] * 3, lambda sent: dropped() if sent == 1 else refused_for_good("denied"))
+    err, page = failed_rollback(router, ReadBackUnanswered, caplog)
+    assert router.sent == 2, router.sent
+    said = " ".join(str(err).split())
+    assert "the move was refused" not in said and "the move sent again was refused" not in page, page
+    assert "sent again, its answer was lost too and the move could not be read back" in said, said
+    assert "The traffic may NOT be back on webordinary-edit-service" in page, page
+    assert ("the move sent again, its answer lost too, could not be read back: the traffic may be on "
+            "webordinary-edit-service already, or not") in page, page
+    assert "(its answer lost, and lost again when sent again; not read back)" in page, page
+    assert FIX_FIRST["denied"] in page, page

@@ -132,12 +132,22 @@ CASES: list[BaseException] = [
                            REFUSED),
     # Taken, its read-back refused, no earlier send in doubt: it comes back as the move taken.
     TakenNotReadBack(Weights(stable=100, canary=0), REFUSED),
+    # Its answer lost, its read-back refused, no earlier send in doubt: it comes back as a move whose
+    # answer was lost, not one the load balancer took.
+    TakenNotReadBack(Weights(stable=100, canary=0), REFUSED,
+                     lost=ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/")),
     # Sent again and taken, its read-back refused: it comes back as a move taken, not one refused.
     RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
                            REFUSED, taken=True),
     MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
                     lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
                     refused=REFUSED, taken=True),
+    # Sent again, its answer lost too and its read-back refused: it comes back as such, not as a move refused.
+    RefusedAfterLostAnswer(ReadTimeoutError(endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com/"),
+                           REFUSED, again_lost=True),
+    MoveNotReadBack("the load balancer's weights", 5.0, "Elastic Load Balancing", "verify_timeout_seconds",
+                    lost='Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"',
+                    refused=REFUSED, again_lost=True),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
     Unanswered("CloudWatch did not answer within 30 s"),
