@@ -481,11 +481,15 @@ def _fail_after_lost_answer(landed: BaseException, err: BaseException, target: W
     says. ``taken``: try ``attempt`` was taken by the load balancer, and ``err`` failed its read-back;
     ``again_lost``: try ``attempt``'s answer was lost too, and ``err`` failed its read-back.
     A refusal for good (``traffic.final_for_elb``) is raised as ``RefusedAfterLostAnswer``, unless
-    ``landed`` was taken and its read-back failed (``TakenNotReadBack``: no read-back to name beside
-    the refusal); any other failure, and that one, is logged and ``landed`` raised, a bug (neither
+    ``landed`` was taken (or its answer lost) and its read-back failed (``TakenNotReadBack``: raised
+    again with the refusal as its ``again``); any other failure is logged and ``landed`` raised, a bug (neither
     AWS's error nor rollway's refusal) logged with its own traceback, which raising ``landed`` leaves off."""
     if traffic.final_for_elb(err) and not isinstance(landed, TakenNotReadBack):
         raise RefusedAfterLostAnswer(landed, err, taken=taken, again_lost=again_lost) from landed
+    if traffic.final_for_elb(err) and not (taken or again_lost):
+        # The move sent again was refused for good after one taken (or lost) whose read-back failed:
+        # raised as that one, with the refusal beside it, which the next run meets first.
+        raise TakenNotReadBack(landed.target, landed.refused, lost=landed.lost, again=err) from landed.__cause__  # type: ignore[attr-defined]
     failed = (f"try {attempt} of {tries} setting the weights to {target} was taken, and reading them back failed"
               if taken else f"try {attempt} of {tries} setting the weights to {target} had its answer lost, and "
               "reading them back failed" if again_lost
@@ -520,12 +524,18 @@ class TakenNotReadBack(PicklableError, RuntimeError):
     took" was untrue of a send whose answer was lost: it may not have."""
 
     lost: str | None = None  # a class default: one pickled before the field existed was taken
+    again: BaseException | None = None  # likewise: none was sent again and refused
 
-    def __init__(self, target: Weights, refused: BaseException, *, lost: BaseException | str | None = None) -> None:
-        self.target, self.refused, self.lost = target, refused, None if lost is None else str(lost)
+    def __init__(self, target: Weights, refused: BaseException, *, lost: BaseException | str | None = None,
+                 again: BaseException | None = None) -> None:
+        self.target, self.refused, self.lost, self.again = target, refused, None if lost is None else str(lost), again
         sent = (f"the load balancer took the weights {target}, but" if self.lost is None
                 else f"the answer to setting the weights {target} was lost ({self.lost}), and")
-        super().__init__(f"{sent} their read-back {self.went}: {refused}")
+        # ``again``: the move sent after it, refused for good (the rule deleted, ModifyRule denied), which
+        # fails the next run the same way: said only in the log, the page sent people to put right the
+        # read-back's error alone.
+        refused_again = "" if again is None else f"; sent again, the move was refused: {again}"
+        super().__init__(f"{sent} their read-back {self.went}: {refused}{refused_again}")
 
     @property
     def went(self) -> str:

@@ -357,6 +357,10 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
         # it is put right.
         sent = (f"the load balancer took the move to {stable}, but" if err.lost is None
                 else f"the answer to the move to {stable} was lost, and")
+        if err.again is not None:
+            # The move sent again was refused for good: that refusal fails the next run first.
+            return _refused_for_good(f"{sent} its read-back {err.went}, and the move sent again was refused",
+                                     err.again, False, stable, run)
         return _refused_for_good(f"{sent} its read-back {err.went}", err.refused, True, stable, run)
     if not isinstance(err, WeightMismatch):
         return f"{run} once {stable} can take the traffic."
@@ -668,7 +672,8 @@ def execute_rollback(
             steps.append(f"sent the move of all the traffic to {t.stable_service} ("
                          + ("the load balancer took it" if taken.lost is None else "its answer lost")
                          + "; not read back)")
-            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t), lost=taken.lost) from taken
+            raise TakenNotReadBack(taken.target, rollout_said(taken.refused, t), lost=taken.lost,
+                                   again=None if taken.again is None else rollout_said(taken.again, t)) from taken
         except WeightMismatch as shown:
             # Raised only after a send the load balancer took (its ModifyRule answered) whose read-back
             # showed other weights to its bound: "Done before it failed: nothing" said it was not sent.

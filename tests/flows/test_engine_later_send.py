@@ -313,7 +313,7 @@ def test_a_move_taken_whose_read_backs_fail_before_reaching_aws_is_not_said_refu
     assert "once what the error above says is put right. `rollway status` shows" in page, page
 
 
-@pytest.mark.parametrize("later", ["throttled", "not renewed", "denied"])
+@pytest.mark.parametrize("later", ["throttled", "not renewed"])
 def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sent_when_the_sends_after_it_fail(
         caplog, later):
     """The first send is taken, and its read-back fails before it reaches AWS (the credentials could not be
@@ -324,13 +324,11 @@ def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sen
     def fails(router):
         if later == "throttled":
             raise throttled("ModifyRule")
-        if later == "denied":
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ModifyRule")
         raise not_renewed()
 
     router = Scripted([TAKEN, fails, fails], lambda sent: not_renewed() if sent else None)
     err, page = failed_rollback(router, flows.engine.TakenNotReadBack, caplog)
-    assert router.sent == (2 if later == "denied" else 3), router.sent
+    assert router.sent == 3, router.sent
     paged_as_taken_not_read_back(err, page, "failed")
     assert str(err).startswith("the load balancer took the weights 100/0, but their read-back failed: Error when "
                                "retrieving credentials"), err
@@ -338,6 +336,32 @@ def test_a_move_taken_whose_read_back_failed_before_reaching_aws_is_paged_as_sen
     assert (f"setting the weights to 100/0 failed on try {router.sent} of 3 (") in said, caplog.text
     assert ("an earlier try that the load balancer took was not read back, so it may have landed: failing on that one "
             "(the load balancer took the weights 100/0, but their read-back failed") in said, caplog.text
+
+
+@pytest.mark.parametrize("first", [TAKEN, LOST])
+@pytest.mark.parametrize("refusal", ["gone", "denied", "invalid"])
+def test_a_move_sent_again_refused_for_good_after_one_not_read_back_is_named_on_the_page(caplog, refusal, first):
+    """The first send is taken (or its answer lost), and its read-back fails before it reaches AWS (the
+    credentials could not be renewed for the read); the send after it is refused for good (the rule
+    deleted, ModifyRule denied, a request the load balancer holds invalid). The page said to run the
+    rollback again "once what the error above says is put right", the credentials' error, and named the
+    refusal nowhere: put right, the next run failed the same way on it. The page names the refusal and
+    what to put right for it, and the move is still said to be one that may have landed."""
+    failure = refused_for_good(refusal)
+
+    def refused(router):
+        raise failure
+
+    router = Scripted([first, refused, refused], lambda sent: not_renewed() if sent == 1 else None)
+    err, page = failed_rollback(router, flows.engine.TakenNotReadBack, caplog)
+    assert router.sent == 2, router.sent  # refused for good: not sent a third time
+    assert "could NOT be moved back" not in page and "Done before it failed: nothing" not in page, page
+    assert err.again is not None and f"; sent again, the move was refused: {err.again}" in str(err), err
+    sent = ("The load balancer took the move to webordinary-edit-service, but" if first == TAKEN
+            else "The answer to the move to webordinary-edit-service was lost, and")
+    assert (f"{sent} its read-back failed, and the move sent again was refused: the traffic may be on "
+            "webordinary-edit-service already, or not.") in page, page
+    assert FIX_FIRST[refusal] in page, page
 
 
 @pytest.mark.parametrize("refusal", ["gone", "denied", "invalid"])
