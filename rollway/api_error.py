@@ -66,4 +66,6 @@ def request_left_out() -> Iterator[None]:
     try:
         yield
     except httpx.HTTPError as err:
-        raise ApiError.of(err) from err
+        # Not chained: Prefect logs a failed run's error with its causes, httpx's words among them,
+        # which quote the URL asked (PREFECT_API_URL's password with it); ApiError says them without.
+        raise ApiError.of(err) from None
