@@ -175,3 +175,22 @@ def test_an_artifact_the_api_refuses_is_said_without_the_password_of_the_api_url
         assert summarises() is None
     (said,) = [m for m in _warned(caplog) if "artifact could not be created" in m]
     said_without_the_password(said)
+
+
+def test_other_runs_unread_on_the_api_are_said_without_the_password_in_the_error_or_its_causes(monkeypatch):
+    """A finalize stops on it (FinalizeIncomplete raised from it): the run's log prints it with its causes."""
+    import traceback
+
+    import flows.finalize
+    from flows.finalize import PrefectApiFailed, runs_within
+    from rollway.targets import Targets
+
+    def refused(*args, **kwargs):
+        raise refused_at("flow_runs/filter")
+
+    monkeypatch.setattr(flows.finalize, "unfinished_runs", refused)
+    with pytest.raises(PrefectApiFailed) as failed:
+        runs_within("finalize", Targets(cluster="c", canary_service="s"), 30, starting_within_seconds=60)
+    logged = "".join(traceback.format_exception(failed.value))
+    assert API_PASSWORD not in logged and "'https://rollway:***@prefect.internal/api/flow_runs/filter'" in logged, \
+        logged
