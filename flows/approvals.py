@@ -501,7 +501,7 @@ class _Waiting:
                 self.client.create_flow_run_input(self.run_id, key, json.dumps(
                     {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
         except httpx.HTTPError as err:
-            get_run_logger().debug("could not say the run still waits (%s)", err)
+            get_run_logger().debug("could not say the run still waits (%s)", passwords_hidden(str(err)))
             if _may_have_landed(err):
                 # Stored, its reply lost (the connection dropped after the write): deleted as any
                 # earlier saying (a 404 if it was not). Forgotten, each such loss left one more for
@@ -521,7 +521,8 @@ class _Waiting:
             except httpx.HTTPError as err:
                 # A 404: gone already (an earlier try landed, its answer lost).
                 if not isinstance(err, httpx.HTTPStatusError) or err.response.status_code != 404:
-                    get_run_logger().debug("could not delete an earlier saying that the run waits (%s)", err)
+                    get_run_logger().debug("could not delete an earlier saying that the run waits (%s)",
+                                           passwords_hidden(str(err)))
                     return
             self.stale.pop(0)
 
@@ -561,11 +562,13 @@ def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval
             get_run_logger().warning(
                 "the Prefect API did not take the run's note that it read its answer (%s): the run tries it again "
                 "for up to %s before acting on the answer, as without it `rollway status` may take the answer for "
-                "one given after the run had died", err, duration_said(WHOLE_REQUEST_MOST_SECONDS))
+                "one given after the run had died", passwords_hidden(str(err)),
+                duration_said(WHOLE_REQUEST_MOST_SECONDS))
         _store(client, run_id, key, said)  # a first try that landed, its answer lost, is kept (409)
     except httpx.HTTPError as err:
         get_run_logger().warning("could not say on the run that it read its answer (%s): after a Prefect outage, "
-                                 "`rollway status` may take the answer for one given after the run had died", err)
+                                 "`rollway status` may take the answer for one given after the run had died",
+                                 passwords_hidden(str(err)))
 
 
 def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, float] | None:
@@ -1335,7 +1338,7 @@ def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float |
         # ValueError: a 2xx body that is not JSON (a proxy's page) or lacks the input's fields
         # (pydantic's ValidationError is one); the answer itself was read, and stands without it.
         get_run_logger().warning("could not read when the answer was stored (%s): the ledger records it as not "
-                                 "applied without the time it was given", err)
+                                 "applied without the time it was given", passwords_hidden(str(err)))
         return None
     return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 

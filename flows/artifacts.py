@@ -8,6 +8,7 @@ from uuid import UUID
 from prefect import artifacts, get_run_logger
 
 from rollway.failure_words import writable
+from rollway.url_passwords import passwords_hidden
 
 T = TypeVar("T")
 
@@ -37,5 +38,6 @@ def for_people(what: str, make: Callable[[], T]) -> T | None:
     try:
         return make()
     except Exception as err:  # noqa: BLE001 - see above
-        get_run_logger().warning("the run's %s artifact could not be created: %s", what, err)
+        # httpx's words quote the URL asked: PREFECT_API_URL's password with it, behind basic auth.
+        get_run_logger().warning("the run's %s artifact could not be created: %s", what, passwords_hidden(str(err)))
         return None

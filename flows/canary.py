@@ -34,6 +34,7 @@ from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback, rollback_healthy_seconds, sleep_wall
 from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, lease_said, record_lease, take_back
+from rollway.api_error import as_cause
 from rollway.approvals import ApprovalAnswer, Approver
 from rollway.bounds import duration_words, seconds_said
 from rollway.clock import ClockSettings
@@ -441,9 +442,11 @@ def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLI
                 "let it finish or cancel it, then start this one; nothing was changed"
             ) from err
         except Exception as err:
-            # httpx's words quote the URL asked: PREFECT_API_URL's password with it, behind basic auth.
+            # httpx's words quote the URL asked: PREFECT_API_URL's password with it, behind basic auth
+            # (the run's log prints the refusal's cause too).
             raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
-                                 f"that keeps one canary run per service: {passwords_hidden(str(err))}") from err
+                                 f"that keeps one canary run per service: {passwords_hidden(str(err))}"
+                                 ) from as_cause(err)
         slot.start()
         if run_id is not None:
             try:
@@ -666,8 +669,9 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
     except Exception as err:
         raise FinalizeRefused(
             f"{spec.image} was promoted and its window passed, but this run could not tag itself as finalizing on the "
-            f"Prefect API ({err}), so it did not finalize. Nothing was changed: run {UNRECORDED_AGAIN}"
-        ) from err
+            f"Prefect API ({passwords_hidden(str(err))}), so it did not finalize. Nothing was changed: run "
+            f"{UNRECORDED_AGAIN}"
+        ) from as_cause(err)
     try:
         # A finalize started by hand meanwhile (`rollway finalize --unrecorded`) refuses while this
         # run has not ended; this one refuses while that one has not: two at once would each move

@@ -100,6 +100,7 @@ from rollway.toolchain.docker import (
     DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, host_said, retry_reason,
 )
 from rollway.toolchain.process import ToolMissing
+from rollway.url_passwords import passwords_hidden
 from tasks import container as steps
 
 ARTIFACT_KEY = "publish-container"
@@ -204,7 +205,7 @@ class _Run:
                          f"**{what}**\n\n{said}**Where things stand:** {state}.\n\n"
                          f"**To go on:** {advice}.\n\n## Steps done\n\n{done}\n")
         except Exception as err:  # noqa: BLE001 - the error raised says all of this too
-            self.log.warning("publish: could not write the artifact: %s", err)
+            self.log.warning("publish: could not write the artifact: %s", passwords_hidden(str(err)))
 
 
 @flow(name="publish_container", log_prints=True)
@@ -290,7 +291,7 @@ def _record_refusal(version: str, refused: Exception) -> None:
             markdown=f"# Container release `{shown}` refused\n\n**Why:** {refused}\n\n"
                      "**Nothing was built, pushed or registered.** Fix the cause above and run again.\n")
     except Exception as err:  # noqa: BLE001 - the PublishRefused raised says all of this too
-        get_run_logger().warning("publish: could not write the artifact: %s", err)
+        get_run_logger().warning("publish: could not write the artifact: %s", passwords_hidden(str(err)))
 
 
 def _record_failure(version: str, err: Exception) -> None:

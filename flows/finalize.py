@@ -55,6 +55,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
 from flows.reports import publish_incident
+from rollway.api_error import as_cause
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
@@ -1201,9 +1202,12 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     except httpx.TimeoutException:
         raise Unanswered(f"{api} did not answer within {seconds_said(seconds)}") from None
     except httpx.HTTPStatusError as err:
-        raise PrefectApiFailed(f"{api} answered {err.response.status_code} {err.response.reason_phrase}") from err
+        # Chained as ApiError says it: the run's log prints a failure's causes, and httpx's words
+        # quote the URL asked, PREFECT_API_URL's password with it.
+        raise PrefectApiFailed(f"{api} answered {err.response.status_code} {err.response.reason_phrase}"
+                               ) from as_cause(err)
     except httpx.TransportError as err:
-        raise PrefectApiFailed(f"{api} could not be reached: {error_said(err)}") from err
+        raise PrefectApiFailed(f"{api} could not be reached: {error_said(err)}") from as_cause(err)
 
 
 class PrefectApiFailed(RuntimeError):

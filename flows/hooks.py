@@ -21,6 +21,7 @@ from flows.parameter_errors import HEADING
 from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
 from rollway.failure_words import end_said
+from rollway.url_passwords import passwords_hidden
 
 if TYPE_CHECKING:
     from rollway.spec import RolloutSpec
@@ -247,7 +248,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             finalizing = began_finalizing(flow_run)
         except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
             log.warning("could not ask the Prefect API whether run %s was finalizing (%s): treating it as a run that "
-                        "was not", flow_run.name, err)
+                        "was not", flow_run.name, passwords_hidden(str(err)))
     # The rollout the run held: its rollback must be that one's, never the next rollout's, which
     # may have begun (someone else's) once the run's own ended. The canary flow keeps no ledger.
     rollout = None
@@ -256,7 +257,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             rollout = run_rollout(flow_run)
         except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
             log.warning("could not ask the Prefect API which rollout run %s held (%s): rolling back the newest "
-                        "rollout, if it is open", flow_run.name, err)
+                        "rollout, if it is open", flow_run.name, passwords_hidden(str(err)))
     exc = _exception(state)
     try:
         why_not = leave_alone(state, params, finalizing, rollout, exc)

@@ -32,6 +32,7 @@ from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import MAX_LEASE_SECONDS, Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
+from rollway.api_error import as_cause
 from rollway.approvals import (
     COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_said, unheard_transitions,
 )
@@ -69,6 +70,7 @@ from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
 from rollway.reports import PHASE_ENDS, waiting_pause
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
+from rollway.url_passwords import passwords_hidden
 from tasks import ecs, flags, metrics, traffic, undoable
 
 
@@ -604,7 +606,7 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     except Exception as err:  # noqa: BLE001 - see above
         asked = record.open_pause
         log.warning("could not read whether flow run %s, which held %s's rollout, was answered %s (%s): any such "
-                    "answer is not in the ledger%s", run_id, record.service, UNHEARD_AFTER, err,
+                    "answer is not in the ledger%s", run_id, record.service, UNHEARD_AFTER, passwords_hidden(str(err)),
                     "" if asked is None else ", and the pause it waited at is asked anew with a new deadline"
                     if asked.answers_unread is None else ", and the pause it waited at keeps the deadline it was "
                     "asked anew with once already")
@@ -674,10 +676,10 @@ def hold_rollout(env: Environment, record: RolloutRecord, *, owner: str) -> None
         except Exception as release_err:  # the refusal must still reach the hooks as one
             released = f"the rollout's lease could not be given back ({release_err}) and lapses on its own"
         raise RolloutRefused(
-            f"could not tag this run with rollout {record.rollout_id} on the Prefect API ({err}), which its "
-            f"rollback hooks need: nothing was changed on AWS and {released}; run again to resume it (or roll "
-            "it back with `rollway abort`)"
-        ) from err
+            f"could not tag this run with rollout {record.rollout_id} on the Prefect API "
+            f"({passwords_hidden(str(err))}), which its rollback hooks need: nothing was changed on AWS and "
+            f"{released}; run again to resume it (or roll it back with `rollway abort`)"
+        ) from as_cause(err)
 
 
 @names_rollout_denials
@@ -1613,7 +1615,7 @@ def schedule_zone_note(weekly_timezone: str, *, deployment: str | None, rollout:
         return  # run outside a deployment, or none deployed under that name: no schedule to compare
     except Exception as err:  # noqa: BLE001 - a check for a warning stops no rollout
         log.info("could not read the advance_phase schedule to compare its time zone with %s's weekly_timezone "
-                 "%s (%s)", rollout, weekly_timezone, err)
+                 "%s (%s)", rollout, weekly_timezone, passwords_hidden(str(err)))
         return
     for mismatch in said:
         log.warning("%s (%s). Give the schedule the rollout's zone: serve.py --weekly-timezone %s (`rollway up` takes "

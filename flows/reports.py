@@ -43,6 +43,7 @@ from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_of, incident_report, ran_ahead, rollout_report as render_rollout, wants_incident
 from rollway.targets import Targets
+from rollway.url_passwords import passwords_hidden
 from tasks.ledger import rollout_history
 
 CLOCK_READ_SECONDS = READ_SECONDS
@@ -182,7 +183,7 @@ def report_clock(record: RolloutRecord, now: float) -> ClockSettings | None:
         clock = answered("the Prefect API", CLOCK_READ_SECONDS, lambda: recorded_clock(record), log.info)
     except Exception as err:  # noqa: BLE001 - the report reads the clock for its wall times alone
         log.warning("could not read from the Prefect API which clock rollout %s ran on (%s): its incident report's "
-                    "times stay the rollout clock's", record.rollout_id, err)
+                    "times stay the rollout clock's", record.rollout_id, passwords_hidden(str(err)))
         return None
     # Real time, said of a rollout whose times ran ahead of the wall: its runs are not the ones read.
     return clock if clock.speed != 1.0 else None

@@ -52,6 +52,13 @@ class ApiError(PicklableError, Exception):
         return cls(passwords_hidden(message), status_code=status, method=method, url=url)
 
 
+def as_cause(err: BaseException) -> BaseException:
+    """``err`` as an error raised from it keeps it: an httpx error as ``ApiError.of`` says it, any
+    other as it is. Prefect logs a failed run's error with its causes, and httpx's words quote the
+    URL asked: a PREFECT_API_URL behind basic auth, its password with it."""
+    return ApiError.of(err) if isinstance(err, httpx.HTTPError) else err
+
+
 @contextmanager
 def request_left_out() -> Iterator[None]:
     """Raises an httpx error from inside as ``ApiError``: one that escaped failed the run with the
@@ -59,4 +66,6 @@ def request_left_out() -> Iterator[None]:
     try:
         yield
     except httpx.HTTPError as err:
-        raise ApiError.of(err) from err
+        # Not chained: Prefect logs a failed run's error with its causes, httpx's words among them,
+        # which quote the URL asked (PREFECT_API_URL's password with it); ApiError says them without.
+        raise ApiError.of(err) from None

@@ -2448,13 +2448,16 @@ def _prefect_error_behind(err: BaseException) -> Exception | None:
 
     Prefect's flow engine says an API gone as a flow starts as a RuntimeError ("Failed to reach API
     at ...") raised from the connection's error: taken for a failed rollback step, the abort told
-    on-call to wait for the stable service, which had nothing to do with it."""
+    on-call to wait for the stable service, which had nothing to do with it. An ``ApiError`` is one
+    too: it stands for the httpx error it is raised instead of (``rollway.api_error``)."""
     import httpx
+
+    from rollway.api_error import ApiError
 
     seen: set[int] = set()
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, httpx.HTTPError):
+        if isinstance(cause, (httpx.HTTPError, ApiError)):
             return cause
         seen.add(id(cause))
         cause = cause.__cause__  # raised from: not an error merely handled on the way (__context__)

@@ -482,6 +482,9 @@ def test_a_limit_that_cannot_be_taken_is_refused_without_the_password_of_the_api
             pass
     said = str(refused_run.value)
     assert "s3cr3t" not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
+    # Prefect logs a failed run's error with its cause.
+    cause = str(refused_run.value.__cause__)
+    assert "s3cr3t" not in cause and "for url 'https://ops:***@prefect.internal/api/v2/" in cause, cause
 
 
 def test_a_failed_runs_slot_is_held_through_its_hook_and_freed_after_it():

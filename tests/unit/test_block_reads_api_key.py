@@ -8,6 +8,8 @@ its result storage when results are persisted.
 
 from __future__ import annotations
 
+import traceback
+
 import cloudpickle
 import httpx
 import pytest
@@ -63,6 +65,9 @@ def test_the_password_a_prefect_api_url_carries_is_kept_out_of_the_error(monkeyp
     assert KEY.encode() not in cloudpickle.dumps(err)
     assert err.url == "https://prefect.internal/api/block_documents/name/edit-targets", err.url
     assert "for url 'https://ops:***@prefect.internal/api/block_documents/name/edit-targets'" in str(err), str(err)
+    # As a failed run's log prints it: the error with its causes.
+    logged = "".join(traceback.format_exception(err))
+    assert KEY not in logged and "https://ops:***@prefect.internal/" in logged, logged
 
 
 def test_a_token_in_the_query_of_the_url_asked_is_kept_out_of_the_error():
