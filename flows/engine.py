@@ -417,7 +417,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
             sent = True
             return read if read is not None else traffic.verify_weights(env.router, target, timeout_seconds)
         except (BotoCoreError, ClientError) as err:
-            # A send AWS took whose check read got no answer, or was refused for now (a throttle), to
+            # A send AWS took whose check read got no answer, or one short of a refusal for good (a
+            # throttle, AWS's own side failing, a code of no known kind: ``traffic.unknown_after``), to
             # the last: the move landed as far as AWS said, not read back. Raised as the read's own
             # error, it was taken for a send that did not land, and a rollback paged "could NOT be
             # moved back" of a move the load balancer took. A read refused for good is raised below.
@@ -599,8 +600,8 @@ class RefusedAfterLostAnswer(PicklableError, RuntimeError):
     was lost too (``again_lost``), its read-back refused for good. Raised from ``lost``.
 
     Attributes:
-        lost: the earlier send's error; or, of a send AWS took whose check read got no answer or
-            was refused for now, that read's ReadBackUnanswered.
+        lost: the earlier send's error; or, of a send AWS took whose check read got no answer or one
+            short of a refusal for good (``traffic.unknown_after``), that read's ReadBackUnanswered.
         refused: the refusal (of the send again, or, ``taken``, of its read-back).
         taken: the load balancer took the send again; ``refused`` failed its read-back.
         again_lost: the send again's answer was lost too; ``refused`` failed its read-back.
