@@ -47,6 +47,7 @@ from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.context import get_settings_context
 from prefect.logging import get_logger
 
+from rollway.api_error import as_cause
 from rollway.bounds import duration_said, seconds_said, whole_seconds
 from rollway.lease import RenewalPolicy
 from rollway.url_passwords import passwords_hidden
@@ -300,7 +301,10 @@ def _increment(client: ClientFactory, name: str, policy: RenewalPolicy, flow_run
                 names=[name], slots=1, mode="concurrency", lease_duration=policy.lease_seconds, holder=holder)
         except httpx.HTTPStatusError as err:
             if err.response.status_code == 423:
-                raise SlotTaken(f"another holder has the slot of the Prefect concurrency limit {name!r}") from err
+                # From the error as ApiError says it: httpx's words quote the URL asked, PREFECT_API_URL's
+                # password with it, and Prefect logs the run's refusal with its causes.
+                raise SlotTaken(
+                    f"another holder has the slot of the Prefect concurrency limit {name!r}") from as_cause(err)
             raise
         granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
         if not any(limit.name == name for limit in granted.limits):

@@ -246,6 +246,28 @@ def test_renewals_failing_say_the_api_error_without_the_password_of_the_api_url(
         assert API_PASSWORD not in said and "for url 'https://ops:***@prefect.internal/api/v2/" in said, said
 
 
+def test_a_slot_taken_is_raised_from_the_api_error_without_the_password_of_the_api_url():
+    """A second canary run meets the slot held: the API answers 423, and SlotTaken (then the run's
+    refusal) was raised from httpx's error, whose words quote the URL asked, password and all: Prefect
+    logs a failed run's error with its causes."""
+    import flows.slot
+
+    class Locked:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def increment_concurrency_slots_with_lease(self, **asked):
+            raise refused_at("concurrency_limits/increment-with-lease", 423)
+
+    with pytest.raises(SlotTaken) as taken:
+        flows.slot._increment(Locked, "rollway-canary:test:fake", ODD, None)
+    cause = str(taken.value.__cause__)
+    assert API_PASSWORD not in cause and "for url 'https://ops:***@prefect.internal/api/v2/" in cause, cause
+
+
 def test_a_lease_lost_says_the_api_errors_without_the_password_of_the_api_url(caplog):
     class Taken(FakeApi):
         def increment_concurrency_slots_with_lease(self, names, slots, mode, lease_duration, holder):
