@@ -85,7 +85,7 @@ from rollway.infra import (
     resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
-from rollway.pinning import CheckRequest, header_line, header_parts
+from rollway.pinning import CheckRequest, header_line
 from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment, app_settings_problem, check_cdk_executable
@@ -1262,7 +1262,10 @@ def _pinned(canary_header: str | None,
         raise InfraRefused(f"canary_header `{header}` is given, but validation_spec's checks carry no header (its "
                            f"canary_header is not set): they are not pinned; set its canary_header to `{header}`, or "
                            "leave canary_header out (then no listener rule is checked)")
-    if header is not None and spec_header is not None and not _same_header(header, spec_header):
+    # One header to a listener rule when the lines differ in case alone: HTTP reads its name in any case,
+    # and an http-header condition compares values without regard to case (both lines are
+    # ``header_line``'s "Name: value", so the whole lines compare as their parts would).
+    if header is not None and spec_header is not None and header.lower() != spec_header.lower():
         raise InfraRefused(f"canary_header `{header}` is not the header validation_spec's checks are pinned by: they "
                            f"carry `{spec_header}`; give the same in both, or leave canary_header out (validation_spec's "
                            "is taken)")
@@ -1271,15 +1274,6 @@ def _pinned(canary_header: str | None,
     # A spec whose checks' URLs could not be sent is refused with the flow's parameters
     # (``ValidationSpec`` runs check_requests as it is built).
     return spec_header, check_requests(validation_spec)
-
-
-def _same_header(one: str, other: str) -> bool:
-    """Whether two ``Name: value`` lines are one header to a listener rule: its name in any case, as
-    HTTP reads it, and its value too, as an http-header condition compares values (without regard to
-    case: a rule matching one matches the other). Compared case by case, ``canary`` and ``Canary``
-    were refused as two headers, which every pin rule meets alike."""
-    (name, value), (other_name, other_value) = header_parts(one), header_parts(other)
-    return name.lower() == other_name.lower() and value.lower() == other_value.lower()
 
 
 def _still_reading(message: str) -> None:
