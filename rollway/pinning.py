@@ -557,12 +557,6 @@ def _meets_some(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str,
     return (bool(checks) or not _apart(rule, weighted)) and not _meets_no_check(rule, name, checks)
 
 
-def _outside(rule: Mapping[str, Any], weighted: Mapping[str, Any], checks: Sequence[CheckRequest]) -> bool:
-    """Whether ``rule``, kept for the checks' requests it meets (``_meets_some``), meets none of the
-    weighted rule's (``_apart``): said to meet "some of the weighted rule's requests", it was not."""
-    return bool(checks) and _apart(rule, weighted)
-
-
 def _unsent(rule: Mapping[str, Any], name: str) -> list[str]:
     """The headers of ``rule``'s http-header conditions that the checks do not send (neither ``name``
     nor one of ``CHECK_HEADERS``), each once, as the rule spells it."""
@@ -674,7 +668,8 @@ def _query_reach(condition: Mapping[str, Any], query: str, decode: Any) -> tuple
     the session id (surely), for some (may, with why), or for none. Read with the stand-in the
     query was built with for the id, a rule on session=a* was said to meet none of them."""
     # A session id is percent-encoded (``messages_url``): it holds no & or =, and splits no item.
-    items = [(_sent(key, _folded(decode)), _sent(item, _folded(decode))) if eq else (None, _sent(key, _folded(decode)))
+    read = _folded(decode)
+    items = [(_sent(key, read), _sent(item, read)) if eq else (None, _sent(key, read))
              for key, eq, item in (part.partition("=") for part in query.split("&") if part)]
     met = _NONE
     for wanted in _config(condition).get("Values") or condition.get("Values") or []:
@@ -810,7 +805,7 @@ def _unheaded_meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], header
     if checks:
         missed = _beyond(rule, weighted, checks)
         # None of them going through the weighted rule, its weights say nothing of them.
-        gets = (", none of which the weighted rule matches" if _outside(rule, weighted, checks) else
+        gets = (", none of which the weighted rule matches" if _apart(rule, weighted) else
                 "" if missed else " (the weighted rule, behind it, gets none of them, whatever its weights)")
         return (f"{with_}, meets {'some' if missed else 'every one'} of the checks' requests, carrying `{header}` or "
                 f"not{gets}" + (f" (it has {' and '.join(missed)})" if missed else ""))
