@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 from botocore.exceptions import ClientError, HTTPClientError
 from pydantic import BaseModel, ConfigDict
 
-from rollway.aws.errors import THROTTLED_CODES, TargetNotFound, attempt_lost, on_event
+from rollway.aws.errors import THROTTLED_CODES, TargetNotFound, attempt_lost, error_code, on_event
 from rollway.spec import Guardrails
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -178,10 +178,6 @@ def provision(get_client: GetClient, targets: Targets) -> Topology:
     )
 
 
-def _error_code(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Code", "")
-
-
 def _created(what: str, create: Callable[[], dict[str, Any]], exists: str,
              existing: Callable[[], dict[str, Any] | None], asked: dict[str, Any]) -> dict[str, Any]:
     """What ``create()`` made (AWS's description of it); or, when AWS answers ``exists`` (the
@@ -199,7 +195,7 @@ def _created(what: str, create: Callable[[], dict[str, Any]], exists: str,
     try:
         return create()
     except ClientError as err:
-        if _error_code(err) != exists:
+        if error_code(err) != exists:
             raise
         found = existing()
         if found is None:
@@ -312,7 +308,7 @@ def _security_group(ec2: Any, targets: Targets, vpc_id: str) -> str:
     except ClientError as err:
         # A create whose answer came after the read timeout (a loaded machine) is sent again by
         # botocore, and the resend finds the group the first attempt made, its rules not yet added.
-        if _error_code(err) != "InvalidGroup.Duplicate":
+        if error_code(err) != "InvalidGroup.Duplicate":
             raise
         made = _group_named(ec2, vpc_id, name)
         if made is None:
@@ -325,7 +321,7 @@ def _security_group(ec2: Any, targets: Targets, vpc_id: str) -> str:
         try:
             ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=missing)
         except ClientError as err:
-            if _error_code(err) != "InvalidPermission.Duplicate":  # a resend, as above
+            if error_code(err) != "InvalidPermission.Duplicate":  # a resend, as above
                 raise
     return str(group_id)
 
@@ -423,7 +419,7 @@ def _load_balancer_named(elbv2: Any, name: str) -> dict[str, Any] | None:
     try:
         found = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
     except ClientError as err:
-        if _error_code(err) != "LoadBalancerNotFound":
+        if error_code(err) != "LoadBalancerNotFound":
             raise
         return None
     return {**found, "Subnets": sorted(zone["SubnetId"] for zone in found["AvailabilityZones"])}
@@ -436,7 +432,7 @@ def _target_group(elbv2: Any, ref: str, targets: Targets, vpc_id: str) -> str:
                 "TargetGroupArn"
             ]
         except ClientError as err:
-            raise TargetNotFound("target group", ref, _error_code(err)) from err
+            raise TargetNotFound("target group", ref, error_code(err)) from err
     asked = {"Protocol": "HTTP", "Port": targets.container_port, "VpcId": vpc_id, "TargetType": "ip"}
     group = _target_group_named(elbv2, ref) or _created(
         f"target group {ref!r}",
@@ -452,7 +448,7 @@ def _target_group_named(elbv2: Any, name: str) -> dict[str, Any] | None:
     try:
         return dict(elbv2.describe_target_groups(Names=[name])["TargetGroups"][0])
     except ClientError as err:
-        if _error_code(err) != "TargetGroupNotFound":
+        if error_code(err) != "TargetGroupNotFound":
             raise
     return None
 
@@ -571,7 +567,7 @@ def _repository_named(ecr: Any, name: str) -> dict[str, Any] | None:
     try:
         return dict(ecr.describe_repositories(repositoryNames=[name])["repositories"][0])
     except ClientError as err:
-        if _error_code(err) != "RepositoryNotFoundException":
+        if error_code(err) != "RepositoryNotFoundException":
             raise
     return None
 
@@ -596,7 +592,7 @@ def put_release_image(get_client: GetClient, targets: Targets, tag: str) -> str:
     try:
         ecr.put_image(repositoryName=targets.ecr_repository, imageManifest=manifest, imageTag=tag)
     except ClientError as err:
-        if _error_code(err) != "ImageAlreadyExistsException":  # put before: the same image
+        if error_code(err) != "ImageAlreadyExistsException":  # put before: the same image
             raise
     return f"{repository_uri}:{tag}"
 
@@ -634,7 +630,7 @@ def _role_named(iam: Any, name: str) -> dict[str, Any] | None:
     try:
         return dict(iam.get_role(RoleName=name)["Role"])
     except ClientError as err:
-        if _error_code(err) != "NoSuchEntity":
+        if error_code(err) != "NoSuchEntity":
             raise
     return None
 
@@ -665,7 +661,7 @@ def _latest_revision(ecs: Any, family: str) -> str | None:
     try:
         return str(ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskDefinitionArn"])
     except ClientError as err:
-        if _error_code(err) not in ("ClientException", "ResourceNotFoundException"):
+        if error_code(err) not in ("ClientException", "ResourceNotFoundException"):
             raise
     return None
 
@@ -828,7 +824,7 @@ def _table_named(dynamodb: Any, name: str) -> dict[str, Any] | None:
     try:
         table = dynamodb.describe_table(TableName=name)["Table"]
     except ClientError as err:
-        if _error_code(err) != "ResourceNotFoundException":
+        if error_code(err) != "ResourceNotFoundException":
             raise
         return None
     indexes = table.get("GlobalSecondaryIndexes", [])
@@ -848,7 +844,7 @@ def _queue_url(sqs: Any, name: str) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as err:
-        if _error_code(err) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        if error_code(err) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             raise
     return None
 
@@ -935,7 +931,7 @@ def _dashboard(cloudwatch: Any, targets: Targets, balancer: _Balancer) -> None:
         cloudwatch.get_dashboard(DashboardName=targets.dashboard)
         return
     except ClientError as err:
-        if _error_code(err) != "ResourceNotFound":
+        if error_code(err) != "ResourceNotFound":
             raise
     widgets = [
         _widget(
