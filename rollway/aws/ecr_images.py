@@ -589,18 +589,14 @@ def _mount_target_groups(efs: Any, mount_target: str, file_system: str, state: s
     except ClientError as err:
         if error_code(err) == "MountTargetNotFound":
             return []
-        if error_code(err) == "IncorrectMountTargetState" and state == _MOUNT_TARGET_CREATING:
-            # Not a failed read: EFS has not given them yet. A group a stack holds may be one of them.
+        if error_code(err) == "IncorrectMountTargetState" and state in (_MOUNT_TARGET_CREATING, _MOUNT_TARGET_DELETING):
+            # Not a failed read: EFS has not given them yet, or no longer does (its groups are held
+            # until it is gone). A group a stack holds may be one of them.
+            tells = ("tells its security groups once it is available" if state == _MOUNT_TARGET_CREATING
+                     else "no longer tells its security groups, which it is in until it is gone")
             raise InUseUnknown(
-                f"EFS is creating the mount target {mount_target} {of}, and tells its security groups once it is "
-                "available (within minutes): a stack holding one of them cannot be judged before; run cleanup again "
-                f"then ({aws_message(err, call=True)})") from err
-        if error_code(err) == "IncorrectMountTargetState" and state == _MOUNT_TARGET_DELETING:
-            # Not a failed read either: its groups are held until it is gone, and EFS no longer tells them.
-            raise InUseUnknown(
-                f"EFS is deleting the mount target {mount_target} {of}, and no longer tells its security groups, "
-                "which it is in until it is gone (within minutes): a stack holding one of them cannot be judged "
-                f"before; run cleanup again then ({aws_message(err, call=True)})") from err
+                f"EFS is {state} the mount target {mount_target} {of}, and {tells} (within minutes): a stack holding "
+                f"one of them cannot be judged before; run cleanup again then ({aws_message(err, call=True)})") from err
         raise _unread(f"the security groups of mount target {mount_target} of EFS file system {file_system}",
                       err) from err
 
