@@ -104,8 +104,8 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
     beyond the waits, 300 s) is shorter than ``seconds``: a write waited on past it ran while
     another finalize, which took the lapsed lease over, made the same moves and told people again.
 
-    ``stopped``: set once the run stops waiting for ``work`` (or sends it not at all), which goes on
-    in its thread: ``work`` reads it to send nothing more after (a notice's resend).
+    ``stopped``: set once the run stops waiting for ``work``, which goes on in its thread: ``work``
+    reads it to send nothing more after (a notice's resend).
 
     Raises:
         Unanswered: "<what> did not answer within N s; the write may still land, ...", or
@@ -118,8 +118,6 @@ def _written(what: str, seconds: float, work: Callable[[], T], *,
         wall, lapses = lease
         left = lapses - wall()
         if left <= 0:
-            if stopped is not None:
-                stopped.set()
             raise Unanswered(f"{what} was not sent: this run's lease of the rollout lapsed at {utc(lapses)}, and "
                              "another finalize may have taken the rollout over since; finalize reads what it finds "
                              "when run again")

@@ -343,9 +343,9 @@ def when_again(err: BaseException | None, stable: str, run: str, weights: Weight
             # Rollway's own refusal (a rule gone, another service's rule on the path) is said as when
             # it refuses a first send: AWS never saw the move it refused. Taken, the move sent again
             # had its read-back refused (``taken``), which fails the same way.
-            again = ("was taken but could not be read back" if err.taken
-                     else ", its answer lost too, could not be read back" if err.again_lost else "was refused")
-            return _refused_for_good(f"{sent}, and the move sent again{'' if err.again_lost else ' '}{again}",
+            again = (" was taken but could not be read back" if err.taken
+                     else ", its answer lost too, could not be read back" if err.again_lost else " was refused")
+            return _refused_for_good(f"{sent}, and the move sent again{again}",
                                      err.refused, err.taken or err.again_lost, stable, run)
         return (f"{sent}: "
                 f"the traffic may be on {stable} already, or not. {run[:1].upper()}{run[1:]} once the load balancer "
